@@ -1,0 +1,241 @@
+// Loads a definitions file (YAML), validates it (schema, then cross references), and compiles it
+// to the typed form the engine uses. Every error names the file, the line, the field path and
+// what is allowed.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { isMap, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
+import type { ZodIssue } from 'zod';
+import { TesseraError } from '../errors.ts';
+import { formatDuration, parseDuration } from './duration.ts';
+import {
+  type Definitions,
+  type DefinitionsParsed,
+  definitionsSchema,
+  type EntityDef,
+  type FeatureDef,
+  NUMERIC_AGGREGATIONS,
+  type SourceDef,
+  type ViewDef,
+} from './schema.ts';
+
+type Path = (string | number)[];
+
+interface Problem {
+  path: Path;
+  message: string;
+}
+
+/** Default tile per window when a tiled feature declares none (the same steps as Chronon's). */
+export function defaultTileMs(windowMs: number): number {
+  const hour = 3_600_000;
+  if (windowMs < 12 * hour) return 5 * 60_000;
+  if (windowMs < 12 * 24 * hour) return hour;
+  return 24 * hour;
+}
+
+export function loadDefinitionsFile(file: string, overrides: CompileOptions = {}): Definitions {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new TesseraError('DEFINITIONS_INVALID', `cannot read definitions file ${file}: check TESSERA_DEFINITIONS`, {
+      cause,
+      context: { file },
+    });
+  }
+  return parseDefinitions(text, file, overrides);
+}
+
+export interface CompileOptions {
+  /** Force every feature into one mode (benchmarks and tests compare both modes on one file). */
+  mode?: 'exact' | 'tiled';
+}
+
+export function parseDefinitions(text: string, file = '<inline>', options: CompileOptions = {}): Definitions {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const first = doc.errors[0]!;
+    const pos = first.linePos?.[0];
+    throw new TesseraError(
+      'DEFINITIONS_INVALID',
+      `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: not valid YAML: ${first.message.split('\n')[0]}`,
+      { context: { file } },
+    );
+  }
+  const parsed = definitionsSchema.safeParse(doc.toJS());
+  if (!parsed.success) {
+    throw definitionsError(file, doc, lineCounter, parsed.error.issues.map(issueToProblem));
+  }
+  const problems: Problem[] = [];
+  const compiled = compile(parsed.data, file, problems, options);
+  if (problems.length > 0) throw definitionsError(file, doc, lineCounter, problems);
+  return compiled;
+}
+
+function issueToProblem(issue: ZodIssue): Problem {
+  let message = issue.message;
+  if (issue.code === 'invalid_enum_value') message = `must be one of ${issue.options.join(', ')}`;
+  if (issue.code === 'unrecognized_keys') message = `unknown field(s) ${issue.keys.join(', ')}`;
+  return { path: issue.path, message };
+}
+
+function definitionsError(file: string, doc: Document, lines: LineCounter, problems: Problem[]): TesseraError {
+  const described = problems.map((p) => {
+    const line = lineOf(doc, lines, p.path);
+    return `${file}${line ? `:${line}` : ''}: ${formatPath(p.path)}: ${p.message}`;
+  });
+  return new TesseraError('DEFINITIONS_INVALID', `invalid feature definitions:\n  ${described.join('\n  ')}`, {
+    context: { file, problems },
+  });
+}
+
+function formatPath(path: Path): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('') || '<root>';
+}
+
+/** The line of the deepest node of `path` that exists in the document. */
+function lineOf(doc: Document, lines: LineCounter, path: Path): number | undefined {
+  for (let depth = path.length; depth >= 0; depth--) {
+    const node = doc.getIn(path.slice(0, depth), true) as { range?: [number, number, number] } | undefined;
+    if (node && (isMap(node) || isSeq(node) || node.range)) {
+      const offset = node.range?.[0];
+      if (offset !== undefined) return lines.linePos(offset).line;
+    }
+  }
+  return undefined;
+}
+
+function compile(
+  input: DefinitionsParsed,
+  file: string,
+  problems: Problem[],
+  options: CompileOptions,
+): Definitions {
+  const entities = new Map<string, EntityDef>();
+  input.entities.forEach((e, i) => {
+    if (entities.has(e.name)) problems.push({ path: ['entities', i, 'name'], message: `duplicate entity ${e.name}` });
+    entities.set(e.name, { name: e.name, joinKey: e.join_key, keyType: e.type });
+  });
+
+  const sources = new Map<string, SourceDef>();
+  input.sources.forEach((s, i) => {
+    const at = (field: string): Path => ['sources', i, field];
+    if (sources.has(s.name)) problems.push({ path: at('name'), message: `duplicate source ${s.name}` });
+    const keyType = s.schema[s.key_field];
+    if (keyType !== 'int64' && keyType !== 'string') {
+      problems.push({ path: at('key_field'), message: `${s.key_field} must be a column of schema with type int64 or string` });
+    }
+    if (s.schema[s.timestamp_field] !== 'timestamp') {
+      problems.push({ path: at('timestamp_field'), message: `${s.timestamp_field} must be a column of schema with type timestamp` });
+    }
+    if (s.format !== 'json' && !s.avro_schema && s.format === 'avro') {
+      problems.push({ path: at('avro_schema'), message: 'format avro needs avro_schema (path of an .avsc file)' });
+    }
+    sources.set(s.name, {
+      name: s.name,
+      topic: s.topic,
+      format: s.format,
+      keyField: s.key_field,
+      timestampField: s.timestamp_field,
+      timestampFormat: s.timestamp_format,
+      ...(s.avro_schema ? { avroSchema: s.avro_schema } : {}),
+      schema: s.schema,
+    });
+  });
+
+  const views: ViewDef[] = [];
+  const refs = new Set<string>();
+  input.views.forEach((v, vi) => {
+    const at = (...rest: Path): Path => ['views', vi, ...rest];
+    if (views.some((other) => other.name === v.name)) problems.push({ path: at('name'), message: `duplicate view ${v.name}` });
+    const entity = entities.get(v.entity);
+    const source = sources.get(v.source);
+    if (!entity) problems.push({ path: at('entity'), message: `unknown entity ${v.entity}; declared: ${[...entities.keys()].join(', ')}` });
+    if (!source) problems.push({ path: at('source'), message: `unknown source ${v.source}; declared: ${[...sources.keys()].join(', ')}` });
+    if (!entity || !source) return;
+    if (source.keyField !== entity.joinKey) {
+      problems.push({ path: at('source'), message: `source ${source.name} is keyed by ${source.keyField}, entity ${entity.name} by ${entity.joinKey}` });
+    }
+    if (source.schema[source.keyField] !== entity.keyType) {
+      problems.push({ path: at('entity'), message: `entity ${entity.name} has type ${entity.keyType} but ${source.name}.${source.keyField} is ${source.schema[source.keyField]}` });
+    }
+    const lateness = parseDuration(v.allowed_lateness) as number;
+    const features: FeatureDef[] = [];
+    v.features.forEach((f, fi) => {
+      const fat = (field: string): Path => at('features', fi, field);
+      if (features.some((other) => other.name === f.name)) problems.push({ path: fat('name'), message: `duplicate feature ${f.name}` });
+      const needsColumn = f.aggregation !== 'count';
+      if (needsColumn && !f.column) problems.push({ path: fat('column'), message: `${f.aggregation} needs a column` });
+      if (!needsColumn && f.column) problems.push({ path: fat('column'), message: 'count takes no column' });
+      const columnType = f.column ? source.schema[f.column] : undefined;
+      if (f.column && !columnType) {
+        problems.push({ path: fat('column'), message: `unknown column ${f.column}; ${source.name} has ${Object.keys(source.schema).join(', ')}` });
+      }
+      if (columnType && NUMERIC_AGGREGATIONS.has(f.aggregation) && columnType !== 'int64' && columnType !== 'double') {
+        problems.push({ path: fat('column'), message: `${f.aggregation} needs a numeric column (int64 or double); ${f.column} is ${columnType}` });
+      }
+      const windowMs = parseDuration(f.window) as number;
+      const mode = options.mode ?? f.mode ?? v.mode;
+      const tileMs = mode === 'tiled' ? (f.tile ? (parseDuration(f.tile) as number) : defaultTileMs(windowMs)) : 0;
+      if (mode === 'tiled' && tileMs > windowMs) {
+        problems.push({ path: fat('tile'), message: `tile ${formatDuration(tileMs)} is longer than the window ${f.window}` });
+      }
+      if (f.n !== undefined && f.aggregation !== 'last_n') problems.push({ path: fat('n'), message: 'n is only for last_n' });
+      if (f.precision !== undefined && f.aggregation !== 'approx_count_distinct') {
+        problems.push({ path: fat('precision'), message: 'precision is only for approx_count_distinct' });
+      }
+      if ((f.aggregation === 'count' || f.aggregation === 'sum' || f.aggregation === 'count_distinct' || f.aggregation === 'approx_count_distinct') && f.default !== undefined && f.default !== 0) {
+        problems.push({ path: fat('default'), message: `${f.aggregation} of an empty window is always 0; remove default` });
+      }
+      const ref = `${v.name}:${f.name}`;
+      refs.add(ref);
+      features.push({
+        name: f.name,
+        ref,
+        aggregation: f.aggregation,
+        column: f.column ?? null,
+        windowMs,
+        mode,
+        tileMs,
+        default: f.default ?? null,
+        n: f.n ?? 10,
+        precision: f.precision ?? 12,
+      });
+    });
+    const longest = Math.max(...features.map((f) => f.windowMs + f.tileMs));
+    const ttlMs = v.ttl ? (parseDuration(v.ttl) as number) : longest + lateness;
+    if (ttlMs < longest + lateness) {
+      problems.push({ path: at('ttl'), message: `ttl must be at least the longest window plus allowed_lateness (${formatDuration(longest + lateness)})` });
+    }
+    views.push({
+      name: v.name,
+      entity,
+      source,
+      allowedLatenessMs: lateness,
+      ttlMs,
+      maxEventsPerEntity: v.max_events_per_entity,
+      maxAgeMs: v.max_age ? (parseDuration(v.max_age) as number) : null,
+      features,
+    });
+  });
+
+  const featureServices = new Map<string, string[]>();
+  input.feature_services.forEach((s, si) => {
+    s.features.forEach((ref, ri) => {
+      if (!refs.has(ref)) problems.push({ path: ['feature_services', si, 'features', ri], message: `unknown feature ${ref}; use view:feature` });
+    });
+    featureServices.set(s.name, s.features);
+  });
+
+  const hash = createHash('sha256').update(JSON.stringify({ ...input, mode: options.mode ?? null })).digest('hex').slice(0, 16);
+  return {
+    project: input.project,
+    hash,
+    file,
+    entities: [...entities.values()],
+    sources: [...sources.values()],
+    views,
+    featureServices,
+  };
+}

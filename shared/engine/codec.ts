@@ -1,0 +1,291 @@
+// Compact binary form of an entity's state (what the ingestor stores in Redis). Times are
+// delta-encoded varints, numbers use the shortest exact form (integer, cents, or float64), and
+// strings go through a per-state dictionary. The header carries the plan fingerprint, so state
+// written under other definitions is refused instead of misread. Layout: docs/state-format.md.
+import type { Acc, Positioned, StoredEvent, Value } from './acc.ts';
+import { ByteReader, ByteWriter, corrupt } from './bytes.ts';
+import type { FeaturePlan, ViewPlan } from './plan.ts';
+import type { EntityState, Tile } from './state.ts';
+import { floorTo } from './window.ts';
+
+const FORMAT_VERSION = 1;
+const TAG_NULL = 0;
+const TAG_UINT = 1;
+const TAG_NEG_INT = 2;
+const TAG_CENTS = 3;
+const TAG_F64 = 4;
+const TAG_STRING = 5;
+
+class Dictionary {
+  readonly index = new Map<string, number>();
+  readonly strings: string[] = [];
+  id(s: string): number {
+    let i = this.index.get(s);
+    if (i === undefined) {
+      i = this.strings.push(s) - 1;
+      this.index.set(s, i);
+    }
+    return i;
+  }
+}
+
+function writeValue(w: ByteWriter, dict: Dictionary, v: Value | null): void {
+  if (v === null) return w.u8(TAG_NULL);
+  if (typeof v === 'string') {
+    w.u8(TAG_STRING);
+    return w.varint(dict.id(v));
+  }
+  if (Number.isSafeInteger(v) && !Object.is(v, -0)) {
+    w.u8(v >= 0 ? TAG_UINT : TAG_NEG_INT);
+    return w.varint(Math.abs(v));
+  }
+  const cents = Math.round(v * 100);
+  if (Number.isSafeInteger(cents) && cents / 100 === v && !Object.is(v, -0)) {
+    w.u8(TAG_CENTS);
+    return w.zigzag(cents);
+  }
+  w.u8(TAG_F64);
+  w.f64(v);
+}
+
+function readValue(r: ByteReader, strings: string[]): Value | null {
+  const tag = r.u8();
+  switch (tag) {
+    case TAG_NULL:
+      return null;
+    case TAG_UINT:
+      return r.varint();
+    case TAG_NEG_INT:
+      return -r.varint();
+    case TAG_CENTS:
+      return r.zigzag() / 100;
+    case TAG_F64:
+      return r.f64();
+    case TAG_STRING: {
+      const s = strings[r.varint()];
+      if (s === undefined) throw corrupt('string index out of range');
+      return s;
+    }
+    default:
+      throw corrupt(`unknown value tag ${tag}`);
+  }
+}
+
+function readNumber(r: ByteReader, strings: string[]): number {
+  const v = readValue(r, strings);
+  if (typeof v !== 'number') throw corrupt('expected a number');
+  return v;
+}
+
+export function encodeState(plan: ViewPlan, state: EntityState): Uint8Array {
+  const dict = new Dictionary();
+  const body = new ByteWriter();
+  const clock = state.clock ?? 0;
+  body.varint(state.dropped);
+  body.varint(state.offsets.size);
+  for (const [partition, offset] of state.offsets) {
+    body.varint(partition);
+    body.varint(offset);
+  }
+  body.varint(state.events.length);
+  let prevTs = clock;
+  let prevOffset = 0;
+  state.events.forEach((e, i) => {
+    body.varint(i === 0 ? clock - e.ts : e.ts - prevTs);
+    prevTs = e.ts;
+    if (plan.needsOrder) {
+      body.varint(e.p);
+      body.zigzag(e.o - prevOffset);
+      prevOffset = e.o;
+    }
+    for (let c = 0; c < plan.columns.length; c++) writeValue(body, dict, e.v[c] ?? null);
+  });
+  plan.tileGroups.forEach((group, g) => {
+    const tiles = state.tiles[g]!;
+    body.varint(tiles.length);
+    let prev = floorTo(clock, group.tileMs);
+    tiles.forEach((tile, i) => {
+      body.varint(Math.abs(tile.start - prev) / group.tileMs);
+      if (i === 0 && tile.start > prev) throw corrupt('tile after the state clock');
+      prev = tile.start;
+      group.features.forEach((f, slot) => writeAcc(body, dict, f, tile.accs[slot]!, clock));
+    });
+  });
+
+  const out = new ByteWriter();
+  out.u8(FORMAT_VERSION);
+  out.u32(plan.fingerprint);
+  out.u8(state.clock === null ? 0 : 1);
+  out.varint(clock);
+  out.varint(dict.strings.length);
+  const encoder = new TextEncoder();
+  for (const s of dict.strings) {
+    const bytes = encoder.encode(s);
+    out.varint(bytes.length);
+    out.bytes(bytes);
+  }
+  out.bytes(body.finish());
+  return out.finish();
+}
+
+function writePositioned(w: ByteWriter, dict: Dictionary, item: Positioned, clock: number): void {
+  w.zigzag(clock - item.ts);
+  w.varint(item.p);
+  w.varint(item.o);
+  writeValue(w, dict, item.val);
+}
+
+function writeAcc(w: ByteWriter, dict: Dictionary, feature: FeaturePlan, acc: Acc, clock: number): void {
+  switch (acc.k) {
+    case 'count':
+      return w.varint(acc.n);
+    case 'sum':
+      w.varint(acc.n);
+      return writeNumbers(w, dict, acc.s);
+    case 'moments':
+      w.varint(acc.n);
+      writeNumbers(w, dict, acc.s);
+      return writeNumbers(w, dict, acc.q);
+    case 'min':
+    case 'max':
+      w.varint(acc.n);
+      if (acc.n > 0) writeValue(w, dict, acc.v);
+      return;
+    case 'distinct':
+      w.varint(acc.set.size);
+      for (const v of acc.set.keys()) writeValue(w, dict, v);
+      return;
+    case 'hll':
+      w.varint(acc.regs.size);
+      for (const [index, rank] of acc.regs) {
+        w.varint(index);
+        w.u8(rank);
+      }
+      return;
+    case 'first':
+    case 'last':
+      w.u8(acc.e ? 1 : 0);
+      if (acc.e) writePositioned(w, dict, acc.e, clock);
+      return;
+    case 'last_n':
+      w.varint(acc.items.length);
+      for (const item of acc.items) writePositioned(w, dict, item, clock);
+      return;
+  }
+  void feature;
+}
+
+function writeNumbers(w: ByteWriter, dict: Dictionary, values: number[]): void {
+  w.varint(values.length);
+  for (const v of values) writeValue(w, dict, v);
+}
+
+export function decodeState(plan: ViewPlan, bytes: Uint8Array): EntityState {
+  const r = new ByteReader(bytes);
+  const version = r.u8();
+  if (version !== FORMAT_VERSION) throw corrupt(`format version ${version}, expected ${FORMAT_VERSION}`);
+  const fingerprint = r.u32();
+  if (fingerprint !== plan.fingerprint) {
+    throw corrupt(`written for another layout of view ${plan.view.name} (fingerprint ${fingerprint.toString(16)}, now ${plan.fingerprint.toString(16)})`);
+  }
+  const hasClock = r.u8() === 1;
+  const clock = r.varint();
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const strings: string[] = [];
+  const nStrings = r.varint();
+  for (let i = 0; i < nStrings; i++) strings.push(decoder.decode(r.bytes(r.varint())));
+
+  const dropped = r.varint();
+  const offsets = new Map<number, number>();
+  const nOffsets = r.varint();
+  for (let i = 0; i < nOffsets; i++) offsets.set(r.varint(), r.varint());
+  const nEvents = r.varint();
+  const events: StoredEvent[] = new Array(nEvents);
+  let prevTs = clock;
+  let prevOffset = 0;
+  for (let i = 0; i < nEvents; i++) {
+    const ts = i === 0 ? clock - r.varint() : prevTs + r.varint();
+    prevTs = ts;
+    let p = 0;
+    let o = 0;
+    if (plan.needsOrder) {
+      p = r.varint();
+      o = prevOffset + r.zigzag();
+      prevOffset = o;
+    }
+    const v: (Value | null)[] = new Array(plan.columns.length);
+    for (let c = 0; c < plan.columns.length; c++) v[c] = readValue(r, strings);
+    events[i] = { ts, p, o, v };
+  }
+  const tiles = plan.tileGroups.map((group): Tile[] => {
+    const n = r.varint();
+    const list: Tile[] = new Array(n);
+    let prev = floorTo(clock, group.tileMs);
+    for (let i = 0; i < n; i++) {
+      const step = r.varint() * group.tileMs;
+      const start = i === 0 ? prev - step : prev + step;
+      prev = start;
+      list[i] = { start, accs: group.features.map((f) => readAcc(r, strings, f, clock)) };
+    }
+    return list;
+  });
+  if (!r.done()) throw corrupt('trailing bytes');
+  return { clock: hasClock ? clock : null, events, tiles, offsets, dropped };
+}
+
+function readPositioned(r: ByteReader, strings: string[], clock: number): Positioned {
+  const ts = clock - r.zigzag();
+  const p = r.varint();
+  const o = r.varint();
+  const val = readValue(r, strings);
+  if (val === null) throw corrupt('null in first/last');
+  return { ts, p, o, val };
+}
+
+function readNumbers(r: ByteReader, strings: string[]): number[] {
+  const n = r.varint();
+  const out: number[] = new Array(n);
+  for (let i = 0; i < n; i++) out[i] = readNumber(r, strings);
+  return out;
+}
+
+function readAcc(r: ByteReader, strings: string[], feature: FeaturePlan, clock: number): Acc {
+  switch (feature.acc) {
+    case 'count':
+      return { k: 'count', n: r.varint() };
+    case 'sum':
+      return { k: 'sum', n: r.varint(), s: readNumbers(r, strings) };
+    case 'moments':
+      return { k: 'moments', n: r.varint(), s: readNumbers(r, strings), q: readNumbers(r, strings) };
+    case 'min':
+    case 'max': {
+      const n = r.varint();
+      return { k: feature.acc, n, v: n > 0 ? readNumber(r, strings) : 0 };
+    }
+    case 'distinct': {
+      const set = new Map<Value, number>();
+      const n = r.varint();
+      for (let i = 0; i < n; i++) {
+        const v = readValue(r, strings);
+        if (v === null) throw corrupt('null in distinct set');
+        set.set(v, 1);
+      }
+      return { k: 'distinct', set };
+    }
+    case 'hll': {
+      const regs = new Map<number, number>();
+      const n = r.varint();
+      for (let i = 0; i < n; i++) regs.set(r.varint(), r.u8());
+      return { k: 'hll', regs };
+    }
+    case 'first':
+    case 'last':
+      return { k: feature.acc, e: r.u8() === 1 ? readPositioned(r, strings, clock) : null };
+    case 'last_n': {
+      const n = r.varint();
+      const items: Positioned[] = [];
+      for (let i = 0; i < n; i++) items.push(readPositioned(r, strings, clock));
+      return { k: 'last_n', items };
+    }
+  }
+}

@@ -1,0 +1,60 @@
+// Exactly rounded floating-point sums (Shewchuk's non-overlapping partials, as in Python's
+// math.fsum). The rounded total depends only on the multiset of values added, never on their
+// order or grouping, so a sum computed event by event online, tile by tile, or by a sliding
+// window offline is bit-identical. Removing a value (adding its negation) is exact too.
+
+/** Adds `x` to the partials in place; returns the same array. */
+export function addExact(partials: number[], x: number): number[] {
+  let count = 0;
+  for (let j = 0; j < partials.length; j++) {
+    let y = partials[j] as number;
+    if (Math.abs(x) < Math.abs(y)) {
+      const swap = x;
+      x = y;
+      y = swap;
+    }
+    const hi = x + y;
+    const lo = y - (hi - x);
+    if (lo !== 0) partials[count++] = lo;
+    x = hi;
+  }
+  partials.length = count;
+  partials.push(x);
+  return partials;
+}
+
+/** Merges `other` into `into` (exact). */
+export function mergeExact(into: number[], other: readonly number[]): number[] {
+  for (const x of other) addExact(into, x);
+  return into;
+}
+
+/** The correctly rounded (half-even) value of the exact sum held in `partials`. */
+export function roundExact(partials: readonly number[]): number {
+  let n = partials.length;
+  if (n === 0) return 0;
+  n -= 1;
+  let hi = partials[n] as number;
+  let lo = 0;
+  while (n > 0) {
+    const x = hi;
+    n -= 1;
+    const y = partials[n] as number;
+    hi = x + y;
+    const yr = hi - x;
+    lo = y - yr;
+    if (lo !== 0) break;
+  }
+  // If the rest of the partials push the total across a rounding boundary that `hi + lo` sits
+  // exactly on (a tie), correct the rounding of hi in lo's direction.
+  if (n > 0) {
+    const next = partials[n - 1] as number;
+    if ((lo < 0 && next < 0) || (lo > 0 && next > 0)) {
+      const y = lo * 2;
+      const x = hi + y;
+      const yr = x - hi;
+      if (y === yr) hi = x;
+    }
+  }
+  return hi;
+}

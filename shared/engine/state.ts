@@ -1,0 +1,219 @@
+// Per-entity state and the two operations the services call: apply an event, read features as
+// of a time. Pure: no I/O, no clock (the caller passes `now`). Raw events are kept as far back
+// as reads can need them; tiled features also fold every event into tiles, which serve the part
+// of a window older than the raw horizon.
+import { TesseraError } from '../errors.ts';
+import { type Acc, addEvent, compareEvents, emptyAcc, type FeatureValue, finalize, mergeAcc, type StoredEvent, type Value } from './acc.ts';
+import type { FeaturePlan, ViewPlan } from './plan.ts';
+import { floorTo, windowStart } from './window.ts';
+
+/** An event as the engine takes it: its values follow `plan.columns`. */
+export interface EngineEvent {
+  ts: number;
+  partition: number;
+  offset: number;
+  values: (Value | null)[];
+}
+
+export interface Tile {
+  start: number;
+  accs: Acc[];
+}
+
+export interface EntityState {
+  /** Newest time the state has seen: max(event times applied, `now` passed to apply); null when new. */
+  clock: number | null;
+  /** Raw events, ascending by (ts, partition, offset). */
+  events: StoredEvent[];
+  /** Per tile group of the plan: tiles ascending by start; accs follow the group's features. */
+  tiles: Tile[][];
+  /** Last applied offset per source partition: a redelivered record is a no-op. */
+  offsets: Map<number, number>;
+  /** Events dropped because the entity exceeded max_events_per_entity (reads are then partial). */
+  dropped: number;
+}
+
+export type ApplyOutcome = 'applied' | 'duplicate';
+
+export interface ApplyResult {
+  outcome: ApplyOutcome;
+  /** Events this apply dropped to respect max_events_per_entity (0 almost always). */
+  dropped: number;
+}
+
+export function emptyState(plan: ViewPlan): EntityState {
+  return { clock: null, events: [], tiles: plan.tileGroups.map(() => []), offsets: new Map(), dropped: 0 };
+}
+
+/** The oldest time a read can be answered exactly at: allowed lateness before the clock. */
+export function readFloor(plan: ViewPlan, state: EntityState): number {
+  return state.clock === null ? Number.NEGATIVE_INFINITY : state.clock - plan.latenessMs;
+}
+
+/**
+ * Raw events at or after this time are kept for tiled features: a read as of t >= readFloor takes
+ * whole tiles up to its own tile, floorTo(t, tile), and raw events from there to t.
+ */
+export function rawFloor(plan: ViewPlan, state: EntityState): number {
+  if (state.clock === null || plan.tileGroups.length === 0) return Number.NEGATIVE_INFINITY;
+  const reachable = state.clock - plan.latenessMs;
+  return Math.min(...plan.tileGroups.map((g) => floorTo(reachable, g.tileMs)));
+}
+
+export function lateEventError(plan: ViewPlan, state: EntityState, event: EngineEvent): TesseraError {
+  return new TesseraError(
+    'EVENT_LATE',
+    `event at ${new Date(event.ts).toISOString()} is older than the allowed lateness of view ${plan.view.name} ` +
+      `(state clock ${new Date(state.clock ?? 0).toISOString()}); raise allowed_lateness to accept it`,
+    { context: { reason: 'late', view: plan.view.name, ts: event.ts, partition: event.partition, offset: event.offset } },
+  );
+}
+
+/**
+ * Applies one event. Returns 'duplicate' (and changes nothing) for a record at or below the last
+ * applied offset of its partition. Throws EVENT_LATE (context.reason 'late') for an event older
+ * than max(clock, now) - allowed lateness.
+ */
+export function applyEvent(plan: ViewPlan, state: EntityState, event: EngineEvent, now?: number): ApplyResult {
+  const last = state.offsets.get(event.partition);
+  if (last !== undefined && event.offset <= last) return { outcome: 'duplicate', dropped: 0 };
+  let clock = state.clock ?? event.ts;
+  if (now !== undefined && now > clock) clock = now;
+  if (event.ts < clock - plan.latenessMs) throw lateEventError(plan, state, event);
+  state.offsets.set(event.partition, event.offset);
+
+  const stored: StoredEvent = { ts: event.ts, p: event.partition, o: event.offset, v: event.values };
+  insertSorted(state.events, stored);
+  for (let g = 0; g < plan.tileGroups.length; g++) {
+    const group = plan.tileGroups[g]!;
+    const tile = tileFor(state.tiles[g]!, floorTo(event.ts, group.tileMs), group.features);
+    for (let i = 0; i < group.features.length; i++) addEvent(tile.accs[i]!, group.features[i]!, stored);
+  }
+  if (event.ts > clock) clock = event.ts;
+  if (clock !== state.clock) {
+    state.clock = clock;
+    prune(plan, state);
+  }
+  let dropped = 0;
+  if (state.events.length > plan.maxEvents) {
+    dropped = state.events.length - plan.maxEvents;
+    state.events.splice(0, dropped);
+    state.dropped += dropped;
+  }
+  return { outcome: 'applied', dropped };
+}
+
+/** Moves the clock forward to `now` (never back) and drops what no read can need any more. */
+export function advanceClock(plan: ViewPlan, state: EntityState, now: number): void {
+  if (state.clock !== null && now > state.clock) {
+    state.clock = now;
+    prune(plan, state);
+  }
+}
+
+/** Feature values as of `t` (window [start(t), t)), in plan order. */
+export function readFeatures(plan: ViewPlan, state: EntityState, t: number): FeatureValue[] {
+  if (t < readFloor(plan, state)) {
+    throw new TesseraError(
+      'AS_OF_OUT_OF_RANGE',
+      `cannot read view ${plan.view.name} as of ${new Date(t).toISOString()}: state only answers back to ` +
+        `${new Date(readFloor(plan, state)).toISOString()} (allowed_lateness before its newest event)`,
+      { context: { view: plan.view.name, t } },
+    );
+  }
+  const out = new Array<FeatureValue>(plan.features.length);
+  for (const feature of plan.exactFeatures) out[feature.index] = readExact(feature, state.events, t);
+  // After the newest event every stored event is before t, so whole tiles answer the read.
+  const afterAll = state.clock === null || t > state.clock;
+  for (let g = 0; g < plan.tileGroups.length; g++) {
+    for (const feature of plan.tileGroups[g]!.features) {
+      out[feature.index] = readTiled(feature, state.tiles[g]!, state.events, afterAll, t);
+    }
+  }
+  return out;
+}
+
+function readExact(feature: FeaturePlan, events: StoredEvent[], t: number): FeatureValue {
+  const lo = lowerBoundTs(events, windowStart(t, feature));
+  const hi = lowerBoundTs(events, t, lo);
+  const acc = emptyAcc(feature.acc);
+  if (acc.k === 'count') acc.n = hi - lo;
+  else for (let i = lo; i < hi; i++) addEvent(acc, feature, events[i]!);
+  return finalize(feature, acc);
+}
+
+function readTiled(feature: FeaturePlan, tiles: Tile[], events: StoredEvent[], afterAll: boolean, t: number): FeatureValue {
+  const start = windowStart(t, feature);
+  const split = afterAll ? Number.POSITIVE_INFINITY : floorTo(t, feature.tileMs);
+  const acc = emptyAcc(feature.acc);
+  // [start, split): whole tiles (start is a tile boundary; every applied event is in a tile).
+  for (let i = lowerBoundStart(tiles, start); i < tiles.length && tiles[i]!.start < split; i++) {
+    mergeAcc(acc, tiles[i]!.accs[feature.slot]!, feature);
+  }
+  // [split, t): raw events of t's own tile, exact up to t.
+  if (!afterAll) {
+    const lo = lowerBoundTs(events, split);
+    const hi = lowerBoundTs(events, t, lo);
+    if (acc.k === 'count') acc.n += hi - lo;
+    else for (let i = lo; i < hi; i++) addEvent(acc, feature, events[i]!);
+  }
+  return finalize(feature, acc);
+}
+
+function prune(plan: ViewPlan, state: EntityState): void {
+  const clock = state.clock as number;
+  const reachable = clock - plan.latenessMs;
+  let keepFrom = Number.POSITIVE_INFINITY;
+  if (plan.exactFeatures.length > 0) keepFrom = reachable - plan.exactKeepMs;
+  if (plan.tileGroups.length > 0) keepFrom = Math.min(keepFrom, rawFloor(plan, state));
+  const events = state.events;
+  if (events.length > 0 && events[0]!.ts < keepFrom) events.splice(0, lowerBoundTs(events, keepFrom));
+  for (let g = 0; g < plan.tileGroups.length; g++) {
+    const group = plan.tileGroups[g]!;
+    const tiles = state.tiles[g]!;
+    const cutoff = floorTo(reachable - group.keepMs, group.tileMs);
+    if (tiles.length > 0 && tiles[0]!.start < cutoff) tiles.splice(0, lowerBoundStart(tiles, cutoff));
+  }
+}
+
+function insertSorted(events: StoredEvent[], event: StoredEvent): void {
+  let i = events.length;
+  if (i === 0 || compareEvents(events[i - 1]!, event) <= 0) {
+    events.push(event);
+    return;
+  }
+  while (i > 0 && compareEvents(events[i - 1]!, event) > 0) i--;
+  events.splice(i, 0, event);
+}
+
+function tileFor(tiles: Tile[], start: number, features: FeaturePlan[]): Tile {
+  let i = tiles.length;
+  while (i > 0 && tiles[i - 1]!.start > start) i--;
+  const existing = tiles[i - 1];
+  if (existing && existing.start === start) return existing;
+  const tile: Tile = { start, accs: features.map((f) => emptyAcc(f.acc)) };
+  tiles.splice(i, 0, tile);
+  return tile;
+}
+
+export function lowerBoundTs(events: StoredEvent[], bound: number, from = 0): number {
+  let lo = from;
+  let hi = events.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (events[mid]!.ts < bound) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function lowerBoundStart(tiles: Tile[], bound: number): number {
+  let lo = 0;
+  let hi = tiles.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (tiles[mid]!.start < bound) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
