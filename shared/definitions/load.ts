@@ -3,7 +3,7 @@
 // what is allowed.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { isMap, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
+import { type Document, isMap, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { ZodIssue } from 'zod';
 import { TesseraError } from '../errors.ts';
 import { formatDuration, parseDuration } from './duration.ts';
@@ -38,10 +38,14 @@ export function loadDefinitionsFile(file: string, overrides: CompileOptions = {}
   try {
     text = readFileSync(file, 'utf8');
   } catch (cause) {
-    throw new TesseraError('DEFINITIONS_INVALID', `cannot read definitions file ${file}: check TESSERA_DEFINITIONS`, {
-      cause,
-      context: { file },
-    });
+    throw new TesseraError(
+      'DEFINITIONS_INVALID',
+      `cannot read definitions file ${file}: check TESSERA_DEFINITIONS`,
+      {
+        cause,
+        context: { file },
+      },
+    );
   }
   return parseDefinitions(text, file, overrides);
 }
@@ -80,14 +84,23 @@ function issueToProblem(issue: ZodIssue): Problem {
   return { path: issue.path, message };
 }
 
-function definitionsError(file: string, doc: Document, lines: LineCounter, problems: Problem[]): TesseraError {
+function definitionsError(
+  file: string,
+  doc: Document,
+  lines: LineCounter,
+  problems: Problem[],
+): TesseraError {
   const described = problems.map((p) => {
     const line = lineOf(doc, lines, p.path);
     return `${file}${line ? `:${line}` : ''}: ${formatPath(p.path)}: ${p.message}`;
   });
-  return new TesseraError('DEFINITIONS_INVALID', `invalid feature definitions:\n  ${described.join('\n  ')}`, {
-    context: { file, problems },
-  });
+  return new TesseraError(
+    'DEFINITIONS_INVALID',
+    `invalid feature definitions:\n  ${described.join('\n  ')}`,
+    {
+      context: { file, problems },
+    },
+  );
 }
 
 function formatPath(path: Path): string {
@@ -114,7 +127,8 @@ function compile(
 ): Definitions {
   const entities = new Map<string, EntityDef>();
   input.entities.forEach((e, i) => {
-    if (entities.has(e.name)) problems.push({ path: ['entities', i, 'name'], message: `duplicate entity ${e.name}` });
+    if (entities.has(e.name))
+      problems.push({ path: ['entities', i, 'name'], message: `duplicate entity ${e.name}` });
     entities.set(e.name, { name: e.name, joinKey: e.join_key, keyType: e.type });
   });
 
@@ -124,13 +138,22 @@ function compile(
     if (sources.has(s.name)) problems.push({ path: at('name'), message: `duplicate source ${s.name}` });
     const keyType = s.schema[s.key_field];
     if (keyType !== 'int64' && keyType !== 'string') {
-      problems.push({ path: at('key_field'), message: `${s.key_field} must be a column of schema with type int64 or string` });
+      problems.push({
+        path: at('key_field'),
+        message: `${s.key_field} must be a column of schema with type int64 or string`,
+      });
     }
     if (s.schema[s.timestamp_field] !== 'timestamp') {
-      problems.push({ path: at('timestamp_field'), message: `${s.timestamp_field} must be a column of schema with type timestamp` });
+      problems.push({
+        path: at('timestamp_field'),
+        message: `${s.timestamp_field} must be a column of schema with type timestamp`,
+      });
     }
     if (s.format !== 'json' && !s.avro_schema && s.format === 'avro') {
-      problems.push({ path: at('avro_schema'), message: 'format avro needs avro_schema (path of an .avsc file)' });
+      problems.push({
+        path: at('avro_schema'),
+        message: 'format avro needs avro_schema (path of an .avsc file)',
+      });
     }
     sources.set(s.name, {
       name: s.name,
@@ -148,45 +171,88 @@ function compile(
   const refs = new Set<string>();
   input.views.forEach((v, vi) => {
     const at = (...rest: Path): Path => ['views', vi, ...rest];
-    if (views.some((other) => other.name === v.name)) problems.push({ path: at('name'), message: `duplicate view ${v.name}` });
+    if (views.some((other) => other.name === v.name))
+      problems.push({ path: at('name'), message: `duplicate view ${v.name}` });
     const entity = entities.get(v.entity);
     const source = sources.get(v.source);
-    if (!entity) problems.push({ path: at('entity'), message: `unknown entity ${v.entity}; declared: ${[...entities.keys()].join(', ')}` });
-    if (!source) problems.push({ path: at('source'), message: `unknown source ${v.source}; declared: ${[...sources.keys()].join(', ')}` });
+    if (!entity)
+      problems.push({
+        path: at('entity'),
+        message: `unknown entity ${v.entity}; declared: ${[...entities.keys()].join(', ')}`,
+      });
+    if (!source)
+      problems.push({
+        path: at('source'),
+        message: `unknown source ${v.source}; declared: ${[...sources.keys()].join(', ')}`,
+      });
     if (!entity || !source) return;
     if (source.keyField !== entity.joinKey) {
-      problems.push({ path: at('source'), message: `source ${source.name} is keyed by ${source.keyField}, entity ${entity.name} by ${entity.joinKey}` });
+      problems.push({
+        path: at('source'),
+        message: `source ${source.name} is keyed by ${source.keyField}, entity ${entity.name} by ${entity.joinKey}`,
+      });
     }
     if (source.schema[source.keyField] !== entity.keyType) {
-      problems.push({ path: at('entity'), message: `entity ${entity.name} has type ${entity.keyType} but ${source.name}.${source.keyField} is ${source.schema[source.keyField]}` });
+      problems.push({
+        path: at('entity'),
+        message: `entity ${entity.name} has type ${entity.keyType} but ${source.name}.${source.keyField} is ${source.schema[source.keyField]}`,
+      });
     }
     const lateness = parseDuration(v.allowed_lateness) as number;
     const features: FeatureDef[] = [];
     v.features.forEach((f, fi) => {
       const fat = (field: string): Path => at('features', fi, field);
-      if (features.some((other) => other.name === f.name)) problems.push({ path: fat('name'), message: `duplicate feature ${f.name}` });
+      if (features.some((other) => other.name === f.name))
+        problems.push({ path: fat('name'), message: `duplicate feature ${f.name}` });
       const needsColumn = f.aggregation !== 'count';
-      if (needsColumn && !f.column) problems.push({ path: fat('column'), message: `${f.aggregation} needs a column` });
+      if (needsColumn && !f.column)
+        problems.push({ path: fat('column'), message: `${f.aggregation} needs a column` });
       if (!needsColumn && f.column) problems.push({ path: fat('column'), message: 'count takes no column' });
       const columnType = f.column ? source.schema[f.column] : undefined;
       if (f.column && !columnType) {
-        problems.push({ path: fat('column'), message: `unknown column ${f.column}; ${source.name} has ${Object.keys(source.schema).join(', ')}` });
+        problems.push({
+          path: fat('column'),
+          message: `unknown column ${f.column}; ${source.name} has ${Object.keys(source.schema).join(', ')}`,
+        });
       }
-      if (columnType && NUMERIC_AGGREGATIONS.has(f.aggregation) && columnType !== 'int64' && columnType !== 'double') {
-        problems.push({ path: fat('column'), message: `${f.aggregation} needs a numeric column (int64 or double); ${f.column} is ${columnType}` });
+      if (
+        columnType &&
+        NUMERIC_AGGREGATIONS.has(f.aggregation) &&
+        columnType !== 'int64' &&
+        columnType !== 'double'
+      ) {
+        problems.push({
+          path: fat('column'),
+          message: `${f.aggregation} needs a numeric column (int64 or double); ${f.column} is ${columnType}`,
+        });
       }
       const windowMs = parseDuration(f.window) as number;
       const mode = options.mode ?? f.mode ?? v.mode;
-      const tileMs = mode === 'tiled' ? (f.tile ? (parseDuration(f.tile) as number) : defaultTileMs(windowMs)) : 0;
+      const tileMs =
+        mode === 'tiled' ? (f.tile ? (parseDuration(f.tile) as number) : defaultTileMs(windowMs)) : 0;
       if (mode === 'tiled' && tileMs > windowMs) {
-        problems.push({ path: fat('tile'), message: `tile ${formatDuration(tileMs)} is longer than the window ${f.window}` });
+        problems.push({
+          path: fat('tile'),
+          message: `tile ${formatDuration(tileMs)} is longer than the window ${f.window}`,
+        });
       }
-      if (f.n !== undefined && f.aggregation !== 'last_n') problems.push({ path: fat('n'), message: 'n is only for last_n' });
+      if (f.n !== undefined && f.aggregation !== 'last_n')
+        problems.push({ path: fat('n'), message: 'n is only for last_n' });
       if (f.precision !== undefined && f.aggregation !== 'approx_count_distinct') {
         problems.push({ path: fat('precision'), message: 'precision is only for approx_count_distinct' });
       }
-      if ((f.aggregation === 'count' || f.aggregation === 'sum' || f.aggregation === 'count_distinct' || f.aggregation === 'approx_count_distinct') && f.default !== undefined && f.default !== 0) {
-        problems.push({ path: fat('default'), message: `${f.aggregation} of an empty window is always 0; remove default` });
+      if (
+        (f.aggregation === 'count' ||
+          f.aggregation === 'sum' ||
+          f.aggregation === 'count_distinct' ||
+          f.aggregation === 'approx_count_distinct') &&
+        f.default !== undefined &&
+        f.default !== 0
+      ) {
+        problems.push({
+          path: fat('default'),
+          message: `${f.aggregation} of an empty window is always 0; remove default`,
+        });
       }
       const ref = `${v.name}:${f.name}`;
       refs.add(ref);
@@ -206,7 +272,10 @@ function compile(
     const longest = Math.max(...features.map((f) => f.windowMs + f.tileMs));
     const ttlMs = v.ttl ? (parseDuration(v.ttl) as number) : longest + lateness;
     if (ttlMs < longest + lateness) {
-      problems.push({ path: at('ttl'), message: `ttl must be at least the longest window plus allowed_lateness (${formatDuration(longest + lateness)})` });
+      problems.push({
+        path: at('ttl'),
+        message: `ttl must be at least the longest window plus allowed_lateness (${formatDuration(longest + lateness)})`,
+      });
     }
     views.push({
       name: v.name,
@@ -223,12 +292,19 @@ function compile(
   const featureServices = new Map<string, string[]>();
   input.feature_services.forEach((s, si) => {
     s.features.forEach((ref, ri) => {
-      if (!refs.has(ref)) problems.push({ path: ['feature_services', si, 'features', ri], message: `unknown feature ${ref}; use view:feature` });
+      if (!refs.has(ref))
+        problems.push({
+          path: ['feature_services', si, 'features', ri],
+          message: `unknown feature ${ref}; use view:feature`,
+        });
     });
     featureServices.set(s.name, s.features);
   });
 
-  const hash = createHash('sha256').update(JSON.stringify({ ...input, mode: options.mode ?? null })).digest('hex').slice(0, 16);
+  const hash = createHash('sha256')
+    .update(JSON.stringify({ ...input, mode: options.mode ?? null }))
+    .digest('hex')
+    .slice(0, 16);
   return {
     project: input.project,
     hash,

@@ -20,7 +20,14 @@ export const AGGREGATIONS = [
 export type Aggregation = (typeof AGGREGATIONS)[number];
 
 /** Aggregations over a numeric column; the others accept any column type. */
-export const NUMERIC_AGGREGATIONS: ReadonlySet<Aggregation> = new Set(['sum', 'avg', 'min', 'max', 'stddev', 'variance']);
+export const NUMERIC_AGGREGATIONS: ReadonlySet<Aggregation> = new Set([
+  'sum',
+  'avg',
+  'min',
+  'max',
+  'stddev',
+  'variance',
+]);
 
 export const COLUMN_TYPES = ['int64', 'double', 'string', 'timestamp', 'bool'] as const;
 export type ColumnType = (typeof COLUMN_TYPES)[number];
@@ -99,9 +106,7 @@ export const definitionsSchema = z
       )
       .min(1),
     views: z.array(viewSchema).min(1),
-    feature_services: z
-      .array(z.object({ name, features: z.array(z.string()).min(1) }).strict())
-      .default([]),
+    feature_services: z.array(z.object({ name, features: z.array(z.string()).min(1) }).strict()).default([]),
   })
   .strict();
 

@@ -2,8 +2,8 @@
 // what a read builds), and the one `finalize` that turns an accumulator into a feature value.
 // Every accumulator is order-independent (exact sums, set unions, maxima, ordered by
 // (ts, partition, offset) for first/last), which is what makes online == offline bit for bit.
-import { addExact, mergeExact, roundExact } from './exact-sum.ts';
-import { hllAdd, hllEstimate, hllMerge, type HllRegisters } from './hll.ts';
+import { addExact, addExactSquare, exactVariance, mergeExact, roundExact } from './exact-sum.ts';
+import { type HllRegisters, hllAdd, hllEstimate, hllMerge } from './hll.ts';
 import type { AccKind, FeaturePlan } from './plan.ts';
 
 export type Value = number | string;
@@ -36,7 +36,10 @@ export type Acc =
   | { k: 'last_n'; items: Positioned[] };
 
 /** Total order of events: time, then partition, then offset. */
-export function compareEvents(a: { ts: number; p: number; o: number }, b: { ts: number; p: number; o: number }): number {
+export function compareEvents(
+  a: { ts: number; p: number; o: number },
+  b: { ts: number; p: number; o: number },
+): number {
   return a.ts - b.ts || a.p - b.p || a.o - b.o;
 }
 
@@ -79,7 +82,7 @@ export function addEvent(acc: Acc, feature: FeaturePlan, event: StoredEvent): vo
     case 'moments':
       acc.n++;
       addExact(acc.s, val as number);
-      addExact(acc.q, (val as number) * (val as number));
+      addExactSquare(acc.q, val as number);
       return;
     case 'min':
       if (acc.n === 0 || (val as number) < acc.v) acc.v = val as number;
@@ -145,7 +148,8 @@ export function mergeAcc(into: Acc, other: Acc, feature: FeaturePlan): void {
       return;
     }
     case 'distinct':
-      for (const [val, count] of (other as typeof into).set) into.set.set(val, (into.set.get(val) ?? 0) + count);
+      for (const [val, count] of (other as typeof into).set)
+        into.set.set(val, (into.set.get(val) ?? 0) + count);
       return;
     case 'hll':
       hllMerge(into.regs, (other as typeof into).regs);
@@ -174,8 +178,7 @@ export function finalize(feature: FeaturePlan, acc: Acc): FeatureValue {
       return acc.n === 0 ? fallback : roundExact(acc.s) / acc.n;
     case 'moments': {
       if (acc.n < 2) return fallback;
-      const sum = roundExact(acc.s);
-      const variance = Math.max(0, (roundExact(acc.q) - (sum * sum) / acc.n) / (acc.n - 1));
+      const variance = exactVariance(acc.n, acc.s, acc.q);
       return feature.def.aggregation === 'stddev' ? Math.sqrt(variance) : variance;
     }
     case 'min':

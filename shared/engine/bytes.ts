@@ -118,7 +118,11 @@ export class ByteReader {
 }
 
 export function corrupt(detail: string): TesseraError {
-  return new TesseraError('STATE_CORRUPT', `entity state cannot be decoded (${detail}); delete the key to rebuild it from Kafka or a backfill`, {
-    context: { detail },
-  });
+  return new TesseraError(
+    'STATE_CORRUPT',
+    `entity state cannot be decoded (${detail}); delete the key to rebuild it from Kafka or a backfill`,
+    {
+      context: { detail },
+    },
+  );
 }

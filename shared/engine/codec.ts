@@ -30,19 +30,25 @@ class Dictionary {
 }
 
 function writeValue(w: ByteWriter, dict: Dictionary, v: Value | null): void {
-  if (v === null) return w.u8(TAG_NULL);
+  if (v === null) {
+    w.u8(TAG_NULL);
+    return;
+  }
   if (typeof v === 'string') {
     w.u8(TAG_STRING);
-    return w.varint(dict.id(v));
+    w.varint(dict.id(v));
+    return;
   }
   if (Number.isSafeInteger(v) && !Object.is(v, -0)) {
     w.u8(v >= 0 ? TAG_UINT : TAG_NEG_INT);
-    return w.varint(Math.abs(v));
+    w.varint(Math.abs(v));
+    return;
   }
   const cents = Math.round(v * 100);
   if (Number.isSafeInteger(cents) && cents / 100 === v && !Object.is(v, -0)) {
     w.u8(TAG_CENTS);
-    return w.zigzag(cents);
+    w.zigzag(cents);
+    return;
   }
   w.u8(TAG_F64);
   w.f64(v);
@@ -108,7 +114,7 @@ export function encodeState(plan: ViewPlan, state: EntityState): Uint8Array {
       body.varint(Math.abs(tile.start - prev) / group.tileMs);
       if (i === 0 && tile.start > prev) throw corrupt('tile after the state clock');
       prev = tile.start;
-      group.features.forEach((f, slot) => writeAcc(body, dict, f, tile.accs[slot]!, clock));
+      for (const acc of tile.accs) writeAcc(body, dict, acc, clock);
     });
   });
 
@@ -135,17 +141,20 @@ function writePositioned(w: ByteWriter, dict: Dictionary, item: Positioned, cloc
   writeValue(w, dict, item.val);
 }
 
-function writeAcc(w: ByteWriter, dict: Dictionary, feature: FeaturePlan, acc: Acc, clock: number): void {
+function writeAcc(w: ByteWriter, dict: Dictionary, acc: Acc, clock: number): void {
   switch (acc.k) {
     case 'count':
-      return w.varint(acc.n);
+      w.varint(acc.n);
+      return;
     case 'sum':
       w.varint(acc.n);
-      return writeNumbers(w, dict, acc.s);
+      writeNumbers(w, dict, acc.s);
+      return;
     case 'moments':
       w.varint(acc.n);
       writeNumbers(w, dict, acc.s);
-      return writeNumbers(w, dict, acc.q);
+      writeNumbers(w, dict, acc.q);
+      return;
     case 'min':
     case 'max':
       w.varint(acc.n);
@@ -172,7 +181,6 @@ function writeAcc(w: ByteWriter, dict: Dictionary, feature: FeaturePlan, acc: Ac
       for (const item of acc.items) writePositioned(w, dict, item, clock);
       return;
   }
-  void feature;
 }
 
 function writeNumbers(w: ByteWriter, dict: Dictionary, values: number[]): void {
@@ -186,7 +194,9 @@ export function decodeState(plan: ViewPlan, bytes: Uint8Array): EntityState {
   if (version !== FORMAT_VERSION) throw corrupt(`format version ${version}, expected ${FORMAT_VERSION}`);
   const fingerprint = r.u32();
   if (fingerprint !== plan.fingerprint) {
-    throw corrupt(`written for another layout of view ${plan.view.name} (fingerprint ${fingerprint.toString(16)}, now ${plan.fingerprint.toString(16)})`);
+    throw corrupt(
+      `written for another layout of view ${plan.view.name} (fingerprint ${fingerprint.toString(16)}, now ${plan.fingerprint.toString(16)})`,
+    );
   }
   const hasClock = r.u8() === 1;
   const clock = r.varint();

@@ -58,3 +58,46 @@ export function roundExact(partials: readonly number[]): number {
   }
   return hi;
 }
+
+const SPLITTER = 134217729; // 2^27 + 1: splits a double into two 26-bit halves (Veltkamp)
+
+/** a * b as hi + lo exactly (Dekker's product; JS has no fused multiply-add). */
+function twoProduct(a: number, b: number): [number, number] {
+  const p = a * b;
+  const ca = SPLITTER * a;
+  const ah = ca - (ca - a);
+  const al = a - ah;
+  const cb = SPLITTER * b;
+  const bh = cb - (cb - b);
+  const bl = b - bh;
+  return [p, al * bl - (p - ah * bh - al * bh - ah * bl)];
+}
+
+/** Adds sign * x^2 exactly (both halves of the product). */
+export function addExactSquare(partials: number[], x: number, sign: 1 | -1 = 1): number[] {
+  const [hi, lo] = twoProduct(x, x);
+  addExact(partials, sign * hi);
+  if (lo !== 0) addExact(partials, sign * lo);
+  return partials;
+}
+
+/**
+ * Sample variance from exact sums: (n * sum(x^2) - (sum x)^2) / (n (n - 1)), with the numerator
+ * computed exactly, so there is no cancellation and the result is order-independent.
+ */
+export function exactVariance(n: number, sum: readonly number[], sumSquares: readonly number[]): number {
+  const numerator: number[] = [];
+  for (const q of sumSquares) {
+    const [hi, lo] = twoProduct(q, n);
+    addExact(numerator, hi);
+    if (lo !== 0) addExact(numerator, lo);
+  }
+  for (const a of sum) {
+    for (const b of sum) {
+      const [hi, lo] = twoProduct(a, b);
+      addExact(numerator, -hi);
+      if (lo !== 0) addExact(numerator, -lo);
+    }
+  }
+  return Math.max(0, roundExact(numerator)) / (n * (n - 1));
+}

@@ -2,12 +2,12 @@
 // backfill and the verifier all call, so online and offline can never disagree.
 export type { Acc, FeatureValue, StoredEvent, Value } from './acc.ts';
 export { decodeState, encodeState } from './codec.ts';
-export { planView, type FeaturePlan, type ViewPlan } from './plan.ts';
+export { type FeaturePlan, planView, type ViewPlan } from './plan.ts';
 export { featuresBeforeEach, featuresBeforeEachByEntity } from './sliding.ts';
 export {
+  type ApplyResult,
   advanceClock,
   applyEvent,
-  type ApplyResult,
   type EngineEvent,
   type EntityState,
   emptyState,

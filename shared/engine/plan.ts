@@ -4,7 +4,17 @@ import type { Aggregation, FeatureDef, ViewDef } from '../definitions/schema.ts'
 import type { WindowSpec } from './window.ts';
 
 /** The intermediate-result kind an aggregation needs (what a tile stores). */
-export type AccKind = 'count' | 'sum' | 'moments' | 'min' | 'max' | 'distinct' | 'hll' | 'first' | 'last' | 'last_n';
+export type AccKind =
+  | 'count'
+  | 'sum'
+  | 'moments'
+  | 'min'
+  | 'max'
+  | 'distinct'
+  | 'hll'
+  | 'first'
+  | 'last'
+  | 'last_n';
 
 const ACC_OF: Record<Aggregation, AccKind> = {
   count: 'count',
@@ -79,7 +89,9 @@ export function planView(view: ViewDef): ViewPlan {
     };
   });
   const exactFeatures = features.filter((f) => f.tileMs === 0);
-  const tileSizes = [...new Set(features.filter((f) => f.tileMs > 0).map((f) => f.tileMs))].sort((a, b) => a - b);
+  const tileSizes = [...new Set(features.filter((f) => f.tileMs > 0).map((f) => f.tileMs))].sort(
+    (a, b) => a - b,
+  );
   const tileGroups = tileSizes.map((tileMs): TileGroupPlan => {
     const members = features.filter((f) => f.tileMs === tileMs);
     members.forEach((f, slot) => {
@@ -87,7 +99,10 @@ export function planView(view: ViewDef): ViewPlan {
     });
     return { tileMs, features: members, keepMs: Math.max(...members.map((f) => f.windowMs)) + tileMs };
   });
-  const layout = JSON.stringify([columns, features.map((f) => [f.acc, f.column, f.tileMs, f.n, f.precision])]);
+  const layout = JSON.stringify([
+    columns,
+    features.map((f) => [f.acc, f.column, f.tileMs, f.n, f.precision]),
+  ]);
   return {
     view,
     columns,

@@ -2,8 +2,16 @@
 // (window [start(ts), ts), over the entity's whole event log). One sweep in time order with two
 // pointers per feature, so a year of history costs O(n log n), not O(n^2). Values go through the
 // same accumulators and `finalize` as online reads, and exact sums make the results bit-identical.
-import { type Acc, compareEvents, emptyAcc, type FeatureValue, finalize, type Positioned, type StoredEvent, type Value } from './acc.ts';
-import { addExact } from './exact-sum.ts';
+import {
+  type Acc,
+  emptyAcc,
+  type FeatureValue,
+  finalize,
+  type Positioned,
+  type StoredEvent,
+  type Value,
+} from './acc.ts';
+import { addExact, addExactSquare } from './exact-sum.ts';
 import { hllAdd } from './hll.ts';
 import type { FeaturePlan, ViewPlan } from './plan.ts';
 import type { EngineEvent } from './state.ts';
@@ -33,7 +41,11 @@ export function featuresBeforeEach(plan: ViewPlan, events: readonly EngineEvent[
 }
 
 /** Features before each event, for events of many entities (keys[i] is the entity of events[i]). */
-export function featuresBeforeEachByEntity(plan: ViewPlan, keys: readonly string[], events: readonly EngineEvent[]): FeatureValue[][] {
+export function featuresBeforeEachByEntity(
+  plan: ViewPlan,
+  keys: readonly string[],
+  events: readonly EngineEvent[],
+): FeatureValue[][] {
   const groups = new Map<string, number[]>();
   keys.forEach((key, i) => {
     const rows = groups.get(key);
@@ -103,7 +115,7 @@ class Slider {
       case 'moments':
         acc.n++;
         addExact(acc.s, val as number);
-        addExact(acc.q, (val as number) * (val as number));
+        addExactSquare(acc.q, val as number);
         return;
       case 'min':
       case 'max': {
@@ -143,7 +155,7 @@ class Slider {
       case 'moments':
         acc.n--;
         addExact(acc.s, -(val as number));
-        addExact(acc.q, -((val as number) * (val as number)));
+        addExactSquare(acc.q, val as number, -1);
         return;
       case 'min':
       case 'max':

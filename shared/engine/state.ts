@@ -3,7 +3,17 @@
 // as reads can need them; tiled features also fold every event into tiles, which serve the part
 // of a window older than the raw horizon.
 import { TesseraError } from '../errors.ts';
-import { type Acc, addEvent, compareEvents, emptyAcc, type FeatureValue, finalize, mergeAcc, type StoredEvent, type Value } from './acc.ts';
+import {
+  type Acc,
+  addEvent,
+  compareEvents,
+  emptyAcc,
+  type FeatureValue,
+  finalize,
+  mergeAcc,
+  type StoredEvent,
+  type Value,
+} from './acc.ts';
 import type { FeaturePlan, ViewPlan } from './plan.ts';
 import { floorTo, windowStart } from './window.ts';
 
@@ -65,7 +75,15 @@ export function lateEventError(plan: ViewPlan, state: EntityState, event: Engine
     'EVENT_LATE',
     `event at ${new Date(event.ts).toISOString()} is older than the allowed lateness of view ${plan.view.name} ` +
       `(state clock ${new Date(state.clock ?? 0).toISOString()}); raise allowed_lateness to accept it`,
-    { context: { reason: 'late', view: plan.view.name, ts: event.ts, partition: event.partition, offset: event.offset } },
+    {
+      context: {
+        reason: 'late',
+        view: plan.view.name,
+        ts: event.ts,
+        partition: event.partition,
+        offset: event.offset,
+      },
+    },
   );
 }
 
@@ -74,7 +92,12 @@ export function lateEventError(plan: ViewPlan, state: EntityState, event: Engine
  * applied offset of its partition. Throws EVENT_LATE (context.reason 'late') for an event older
  * than max(clock, now) - allowed lateness.
  */
-export function applyEvent(plan: ViewPlan, state: EntityState, event: EngineEvent, now?: number): ApplyResult {
+export function applyEvent(
+  plan: ViewPlan,
+  state: EntityState,
+  event: EngineEvent,
+  now?: number,
+): ApplyResult {
   const last = state.offsets.get(event.partition);
   if (last !== undefined && event.offset <= last) return { outcome: 'duplicate', dropped: 0 };
   let clock = state.clock ?? event.ts;
@@ -142,7 +165,13 @@ function readExact(feature: FeaturePlan, events: StoredEvent[], t: number): Feat
   return finalize(feature, acc);
 }
 
-function readTiled(feature: FeaturePlan, tiles: Tile[], events: StoredEvent[], afterAll: boolean, t: number): FeatureValue {
+function readTiled(
+  feature: FeaturePlan,
+  tiles: Tile[],
+  events: StoredEvent[],
+  afterAll: boolean,
+  t: number,
+): FeatureValue {
   const start = windowStart(t, feature);
   const split = afterAll ? Number.POSITIVE_INFINITY : floorTo(t, feature.tileMs);
   const acc = emptyAcc(feature.acc);

@@ -52,7 +52,8 @@ export function generateFraudEvents(options: FraudStreamOptions): FraudEvent[] {
   const usual = new Map<number, string[]>();
   const history = new Map<number, number[]>();
   const drafts: { user: number; ts: number; amount: number; merchant: string }[] = [];
-  const amountOf = (scale: number): number => Math.round(Math.exp(rng.next() * 2 + Math.log(scale)) * 100) / 100;
+  const amountOf = (scale: number): number =>
+    Math.round(Math.exp(rng.next() * 2 + Math.log(scale)) * 100) / 100;
 
   while (drafts.length < n) {
     const user = pickUser();
@@ -74,14 +75,18 @@ export function generateFraudEvents(options: FraudStreamOptions): FraudEvent[] {
     const burst = roll > 0.985 ? 3 + rng.int(15) : 1; // card-testing burst: rapid small payments
     for (let b = 0; b < burst && drafts.length < n; b++) {
       const t = ts + b * (1 + rng.int(20_000));
-      const merchant = burst > 1 || rng.next() < 0.15 ? `m_${pickMerchant()}` : (mine[rng.int(mine.length)] as string);
+      const merchant =
+        burst > 1 || rng.next() < 0.15 ? `m_${pickMerchant()}` : (mine[rng.int(mine.length)] as string);
       drafts.push({ user: userId, ts: t, amount: burst > 1 ? amountOf(1) : amountOf(20), merchant });
       past.push(t);
     }
   }
 
   // Arrival order: by time, except a fraction that arrives up to maxDelay later.
-  const arrivals = drafts.map((d, i) => ({ i, at: d.ts + (rng.next() < lateFraction ? rng.int(maxDelay) : 0) }));
+  const arrivals = drafts.map((d, i) => ({
+    i,
+    at: d.ts + (rng.next() < lateFraction ? rng.int(maxDelay) : 0),
+  }));
   arrivals.sort((a, b) => a.at - b.at || a.i - b.i);
   const nextOffset = new Array<number>(partitions).fill(0);
   return arrivals.map(({ i }) => {
@@ -89,13 +94,21 @@ export function generateFraudEvents(options: FraudStreamOptions): FraudEvent[] {
     const partition = d.user % partitions;
     const offset = nextOffset[partition]!;
     nextOffset[partition] = offset + 1;
-    return { user_id: d.user, event_timestamp: d.ts, amount: d.amount, merchant_id: d.merchant, partition, offset };
+    return {
+      user_id: d.user,
+      event_timestamp: d.ts,
+      amount: d.amount,
+      merchant_id: d.merchant,
+      partition,
+      offset,
+    };
   });
 }
 
 /** CSV in the oracle's interchange format (test/oracle/README.md). */
 export function fraudEventsToCsv(events: readonly FraudEvent[]): string {
   const lines = ['user_id,event_timestamp,amount,merchant_id,partition,offset'];
-  for (const e of events) lines.push(`${e.user_id},${e.event_timestamp},${e.amount},${e.merchant_id},${e.partition},${e.offset}`);
+  for (const e of events)
+    lines.push(`${e.user_id},${e.event_timestamp},${e.amount},${e.merchant_id},${e.partition},${e.offset}`);
   return `${lines.join('\n')}\n`;
 }

@@ -1,0 +1,52 @@
+// Client options for kafkajs, ioredis and the S3 SDK derived from Config, so every service and
+// test talks to Kafka/Redis/S3 the same way. Pure: builds options, opens nothing.
+
+import type { S3ClientConfig } from '@aws-sdk/client-s3';
+import type { RedisOptions } from 'ioredis';
+import { type KafkaConfig, logLevel } from 'kafkajs';
+import type { Config } from './schema.ts';
+
+export function kafkaOptions(config: Config, clientId: string): KafkaConfig {
+  return {
+    clientId,
+    brokers: [...config.kafkaBrokers],
+    connectionTimeout: 3000,
+    requestTimeout: 10_000,
+    retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 2000 },
+    logLevel: logLevel.WARN,
+  };
+}
+
+export function redisOptions(config: Config): RedisOptions {
+  const url = new URL(config.redisUrl);
+  const db = url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0;
+  return {
+    host: url.hostname,
+    port: url.port === '' ? 6379 : Number(url.port),
+    ...(url.username === '' ? {} : { username: decodeURIComponent(url.username) }),
+    ...(url.password === '' ? {} : { password: decodeURIComponent(url.password) }),
+    db: Number.isInteger(db) ? db : 0,
+    ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
+    connectTimeout: 3000,
+    maxRetriesPerRequest: 3,
+  };
+}
+
+export function s3Options(config: Config): S3ClientConfig {
+  return {
+    endpoint: config.s3Endpoint,
+    region: config.s3Region,
+    forcePathStyle: config.s3ForcePathStyle,
+    credentials: { accessKeyId: config.s3AccessKeyId, secretAccessKey: config.s3SecretAccessKey },
+    // Newer SDKs add CRC checksums and aws-chunked trailers by default; S3-compatible servers
+    // (S3Proxy included) do not all accept them, so only send them when an API requires them.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts: 3,
+  };
+}
+
+/** Full Kafka topic name for a base name, with the configured prefix. */
+export function topicName(config: Config, base: string): string {
+  return config.topicPrefix + base;
+}

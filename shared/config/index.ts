@@ -1,0 +1,118 @@
+// Tessera's configuration: read from TESSERA_* environment variables and --flags (flags win),
+// validated at start, printable without secrets. Defaults and docs live in defaults.ts.
+
+import { TesseraError } from '../errors.ts';
+import { CONFIG_KEYS, type ConfigKey, DEFAULTS, ENV_NAMES, flagName, SECRET_KEYS } from './defaults.ts';
+import { type Config, configSchema, type RawConfig } from './schema.ts';
+
+export { CONFIG_KEYS, DEFAULTS, ENV_NAMES, flagName, LOG_LEVELS, type LogLevel } from './defaults.ts';
+export type { Config } from './schema.ts';
+
+export interface LoadConfigOptions {
+  /** Environment to read; defaults to process.env. */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Command-line arguments to read; defaults to process.argv.slice(2). Non-flag arguments are ignored. */
+  argv?: readonly string[];
+}
+
+/**
+ * Reads and validates the configuration. Throws a TesseraError with code CONFIG_INVALID whose
+ * message names every bad variable or flag. An empty environment variable counts as unset.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const argv = options.argv ?? process.argv.slice(2);
+  const raw: RawConfig = {};
+  const source: Partial<Record<ConfigKey, string>> = {};
+  for (const key of CONFIG_KEYS) {
+    const value = env[ENV_NAMES[key]];
+    if (value !== undefined && value !== '') {
+      raw[key] = value;
+      source[key] = ENV_NAMES[key];
+    }
+  }
+  for (const [key, value] of Object.entries(parseFlags(argv)) as [ConfigKey, string][]) {
+    raw[key] = value;
+    source[key] = flagName(key);
+  }
+  const result = configSchema.safeParse(raw);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const key = issue.path[0] as ConfigKey;
+    const name = source[key] ?? `${ENV_NAMES[key]} (default)`;
+    const shown = SECRET_KEYS.has(key) ? '' : ` = ${JSON.stringify(raw[key] ?? DEFAULTS[key])}`;
+    return { name, message: `${name}${shown}: ${issue.message}` };
+  });
+  throw new TesseraError(
+    'CONFIG_INVALID',
+    `invalid configuration:\n  ${problems.map((p) => p.message).join('\n  ')}`,
+    { context: { invalid: problems.map((p) => p.name) } },
+  );
+}
+
+/** Parses `--name=value` and `--name value`; unknown flags are an error listing the known ones. */
+export function parseFlags(argv: readonly string[]): RawConfig {
+  const byFlag = new Map(CONFIG_KEYS.map((key) => [flagName(key), key]));
+  const out: RawConfig = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (!arg.startsWith('--')) continue;
+    const eq = arg.indexOf('=');
+    const name = eq === -1 ? arg : arg.slice(0, eq);
+    const key = byFlag.get(name);
+    if (key === undefined) {
+      throw new TesseraError(
+        'CONFIG_INVALID',
+        `unknown flag ${name}; known flags: ${[...byFlag.keys()].join(' ')}`,
+        { context: { invalid: [name] } },
+      );
+    }
+    let value: string | undefined;
+    if (eq !== -1) {
+      value = arg.slice(eq + 1);
+    } else {
+      value = argv[i + 1];
+      i++;
+    }
+    if (value === undefined) {
+      throw new TesseraError('CONFIG_INVALID', `flag ${name} needs a value: ${name}=<value>`, {
+        context: { invalid: [name] },
+      });
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+const REDACTED = '<redacted>';
+
+/** The config as plain data with secrets replaced and passwords removed from URLs. */
+export function redactConfig(config: Config): Record<ConfigKey, unknown> {
+  const out = { ...config } as Record<ConfigKey, unknown>;
+  for (const key of SECRET_KEYS) {
+    out[key] = config[key] === '' ? '' : REDACTED;
+  }
+  out.redisUrl = redactUrl(config.redisUrl);
+  out.s3Endpoint = redactUrl(config.s3Endpoint);
+  return out;
+}
+
+/** One line per option, `TESSERA_X = value`, secrets redacted: for start-up logs. */
+export function renderConfig(config: Config): string {
+  const shown = redactConfig(config);
+  return CONFIG_KEYS.map((key) => {
+    const v = shown[key];
+    return `${ENV_NAMES[key]} = ${Array.isArray(v) ? v.join(',') : String(v)}`;
+  }).join('\n');
+}
+
+function redactUrl(value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.password === '') return value;
+    url.password = REDACTED;
+    return url.toString();
+  } catch {
+    return value;
+  }
+}

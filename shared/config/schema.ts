@@ -1,0 +1,92 @@
+// zod schema that turns raw strings (from env or flags) into a typed Config, with the rules that
+// span several options. Raw input: one optional string per option; undefined means "default".
+
+import { z } from 'zod';
+import { type ConfigKey, DEFAULTS, LOG_LEVELS, type LogLevel } from './defaults.ts';
+
+const PORT_MAX = 65535;
+
+const port = z
+  .string()
+  .regex(/^\d+$/, 'expected an integer port 0..65535')
+  .transform(Number)
+  .pipe(z.number().max(PORT_MAX, 'expected an integer port 0..65535'));
+
+const hostPort = z.string().refine((s) => {
+  const m = /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):(\d{1,5})$/.exec(s);
+  return m !== null && Number(m[2]) > 0 && Number(m[2]) <= PORT_MAX;
+}, 'expected host:port');
+
+const brokers = z
+  .string()
+  .transform((s) => s.split(',').map((b) => b.trim()))
+  .pipe(z.array(hostPort).min(1, 'expected at least one host:port'));
+
+function urlWithProtocol(protocols: readonly string[]) {
+  return z.string().refine(
+    (s) => {
+      try {
+        return protocols.includes(new URL(s).protocol);
+      } catch {
+        return false;
+      }
+    },
+    `expected a URL starting with ${protocols.map((p) => p + '//').join(' or ')}`,
+  );
+}
+
+const bool = z.enum(['true', 'false', '1', '0']).transform((s) => s === 'true' || s === '1');
+
+// S3 bucket naming rules (3-63 chars, lower case, digits, dots, hyphens).
+const bucket = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name (3-63 of a-z 0-9 . -)');
+
+// Kafka topic names allow [a-zA-Z0-9._-]; the prefix leaves room for the base name (max 249).
+const topicPrefix = z.string().regex(/^[a-zA-Z0-9._-]{0,100}$/, 'expected up to 100 of a-z A-Z 0-9 . _ -');
+
+function withDefault<T>(schema: z.ZodType<T, z.ZodTypeDef, string>, fallback: T) {
+  return schema.optional().transform((v): T => (v === undefined ? fallback : v));
+}
+
+export const configSchema = z
+  .object({
+    kafkaBrokers: withDefault(brokers, DEFAULTS.kafkaBrokers),
+    redisUrl: withDefault(urlWithProtocol(['redis:', 'rediss:']), DEFAULTS.redisUrl),
+    s3Endpoint: withDefault(urlWithProtocol(['http:', 'https:']), DEFAULTS.s3Endpoint),
+    s3Region: withDefault(
+      z.string().regex(/^[a-z0-9-]+$/, 'expected a region like us-east-1'),
+      DEFAULTS.s3Region,
+    ),
+    s3AccessKeyId: withDefault(z.string(), DEFAULTS.s3AccessKeyId),
+    s3SecretAccessKey: withDefault(z.string(), DEFAULTS.s3SecretAccessKey),
+    s3Bucket: withDefault(bucket, DEFAULTS.s3Bucket),
+    s3ForcePathStyle: withDefault(bool, DEFAULTS.s3ForcePathStyle),
+    definitions: withDefault(z.string(), DEFAULTS.definitions),
+    logLevel: withDefault(z.enum(LOG_LEVELS), DEFAULTS.logLevel as LogLevel),
+    httpPort: withDefault(port, DEFAULTS.httpPort),
+    metricsPort: withDefault(port, DEFAULTS.metricsPort),
+    topicPrefix: withDefault(topicPrefix, DEFAULTS.topicPrefix),
+    authToken: withDefault(z.string(), DEFAULTS.authToken),
+  })
+  .superRefine((c, ctx) => {
+    if (c.httpPort !== 0 && c.httpPort === c.metricsPort) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['metricsPort'],
+        message: `must differ from the HTTP port (${c.httpPort}): both servers listen at once`,
+      });
+    }
+    // The local stack's well-known credentials must never be sent to a real S3. Real S3 services
+    // are reached over https; the local stack and compose network use plain http.
+    if (c.s3Endpoint.startsWith('https:') && c.s3SecretAccessKey === DEFAULTS.s3SecretAccessKey) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['s3SecretAccessKey'],
+        message: `is the local-stack default but the S3 endpoint ${c.s3Endpoint} is a real (https) one; set real credentials`,
+      });
+    }
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type RawConfig = Partial<Record<ConfigKey, string>>;

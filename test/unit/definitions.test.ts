@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { loadDefinitionsFile, parseDefinitions } from '../../shared/definitions/load.ts';
+import { isTesseraError } from '../../shared/errors.ts';
+
+const fraud = readFileSync('definitions/fraud.yaml', 'utf8');
+const invalid = (text: string, pattern: RegExp) =>
+  assert.throws(
+    () => parseDefinitions(text, 'fraud.yaml'),
+    (e: unknown) => isTesseraError(e, 'DEFINITIONS_INVALID') && pattern.test(e.message),
+  );
+
+describe('feature definitions', () => {
+  it('loads the six reference features of the fraud model', () => {
+    const defs = loadDefinitionsFile('definitions/fraud.yaml');
+    const view = defs.views[0]!;
+    assert.equal(view.entity.joinKey, 'user_id');
+    assert.equal(view.entity.keyType, 'int64');
+    assert.deepEqual(
+      view.features.map((f) => [f.name, f.aggregation, f.column, f.windowMs, f.default]),
+      [
+        ['transaction_count_1h', 'count', null, 3_600_000, null],
+        ['transaction_count_24h', 'count', null, 86_400_000, null],
+        ['avg_transaction_amount_7d', 'avg', 'amount', 604_800_000, 0],
+        ['avg_transaction_amount_30d', 'avg', 'amount', 2_592_000_000, 0],
+        ['max_transaction_amount_7d', 'max', 'amount', 604_800_000, 0],
+        ['distinct_merchant_count_7d', 'count_distinct', 'merchant_id', 604_800_000, null],
+      ],
+    );
+    assert.equal(view.ttlMs, 30 * 86_400_000 + 3_600_000, 'ttl defaults to the longest window plus lateness');
+    assert.deepEqual(defs.featureServices.get('fraud_model_v1')?.length, 6);
+  });
+
+  it('identifies a definitions version by a content hash that ignores comments', () => {
+    const a = parseDefinitions(fraud).hash;
+    assert.equal(parseDefinitions(`# a comment\n${fraud}`).hash, a);
+    assert.notEqual(parseDefinitions(fraud.replace('window: 1h\n', 'window: 2h\n')).hash, a);
+    assert.match(a, /^[0-9a-f]{16}$/);
+  });
+
+  it('names the file, line, field and what is allowed', () => {
+    invalid(
+      fraud.replace('aggregation: max', 'aggregation: maximum'),
+      /fraud\.yaml:\d+: views\[0\]\.features\[4\]\.aggregation: must be one of count, sum/,
+    );
+    invalid(
+      fraud.replace(
+        'window: 7d\n        tile: 1h\n        default: 0.0\n      - name: avg',
+        'window: 7 days\n        tile: 1h\n        default: 0.0\n      - name: avg',
+      ),
+      /features\[2\]\.window: must be a duration such as/,
+    );
+    invalid(
+      fraud.replace('column: merchant_id', 'column: merchant'),
+      /features\[5\]\.column: unknown column merchant; transactions has user_id, event_timestamp, amount, merchant_id/,
+    );
+    invalid(fraud.replace('entity: user', 'entity: customer'), /views\[0\]\.entity: unknown entity customer/);
+    invalid(
+      fraud.replace(
+        '- name: transaction_count_24h\n        aggregation: count',
+        '- name: transaction_count_24h\n        aggregation: avg\n        column: merchant_id',
+      ),
+      /avg needs a numeric column/,
+    );
+    invalid(
+      fraud.replace('user_transaction_features:transaction_count_1h', 'user_transaction_features:nope'),
+      /feature_services\[0\]\.features\[0\]: unknown feature/,
+    );
+    invalid(`${fraud}\nextra_field: 1\n`, /unknown field\(s\) extra_field/);
+    invalid('version: 1\nproject: [unclosed', /not valid YAML/);
+  });
+
+  it('reports the line of the offending field', () => {
+    const text = fraud.replace('aggregation: max', 'aggregation: maximum');
+    const line = text.split('\n').findIndex((l) => l.includes('maximum')) + 1;
+    assert.throws(() => parseDefinitions(text, 'fraud.yaml'), new RegExp(`fraud\\.yaml:${line}:`));
+  });
+
+  it('fills tiles like Chronon when a tiled feature declares none', () => {
+    const text = fraud.replace(/\n\s+tile: \w+/g, '').replace('mode: exact', 'mode: tiled');
+    const tiles = parseDefinitions(text).views[0]!.features.map((f) => f.tileMs / 60_000);
+    assert.deepEqual(tiles, [5, 60, 60, 1440, 60, 60]);
+  });
+});
