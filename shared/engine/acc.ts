@@ -169,29 +169,49 @@ export function mergeAcc(into: Acc, other: Acc, feature: FeaturePlan): void {
 /** The feature value of an accumulator. Empty windows give 0 for counts and sums, otherwise the
  * feature's declared default (null when none): never NaN. */
 export function finalize(feature: FeaturePlan, acc: Acc): FeatureValue {
-  const fallback = feature.def.default;
   switch (acc.k) {
     case 'count':
       return acc.n;
     case 'sum':
-      if (feature.def.aggregation === 'sum') return acc.n === 0 ? 0 : roundExact(acc.s);
-      return acc.n === 0 ? fallback : roundExact(acc.s) / acc.n;
-    case 'moments': {
-      if (acc.n < 2) return fallback;
-      const variance = exactVariance(acc.n, acc.s, acc.q);
-      return feature.def.aggregation === 'stddev' ? Math.sqrt(variance) : variance;
-    }
+      return sumResult(feature, acc.n, roundExact(acc.s));
+    case 'moments':
+      return momentsResult(feature, acc.n, acc.s, acc.q);
     case 'min':
     case 'max':
-      return acc.n === 0 ? fallback : acc.v;
+      return extremeResult(feature, acc.n, acc.v);
     case 'distinct':
       return acc.set.size;
     case 'hll':
       return hllEstimate(acc.regs, feature.precision);
     case 'first':
     case 'last':
-      return acc.e === null ? fallback : acc.e.val;
+      return acc.e === null ? feature.def.default : acc.e.val;
     case 'last_n':
       return acc.items.map((item) => item.val);
   }
+}
+
+// Results from the raw parts of an accumulator; the offline sweep calls these directly.
+
+/** sum (0 when empty) or avg (the default when empty) of `n` values whose exactly rounded total is `total`. */
+export function sumResult(feature: FeaturePlan, n: number, total: number): FeatureValue {
+  if (feature.def.aggregation === 'sum') return n === 0 ? 0 : total;
+  return n === 0 ? feature.def.default : total / n;
+}
+
+/** Sample stddev or variance; the default below two values. */
+export function momentsResult(
+  feature: FeaturePlan,
+  n: number,
+  sum: readonly number[],
+  squares: readonly number[],
+): FeatureValue {
+  if (n < 2) return feature.def.default;
+  const variance = exactVariance(n, sum, squares);
+  return feature.def.aggregation === 'stddev' ? Math.sqrt(variance) : variance;
+}
+
+/** min or max `v` of `n` values; the default when empty. */
+export function extremeResult(feature: FeaturePlan, n: number, v: number): FeatureValue {
+  return n === 0 ? feature.def.default : v;
 }

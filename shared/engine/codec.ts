@@ -93,10 +93,10 @@ export function encodeState(plan: ViewPlan, state: EntityState): Uint8Array {
     body.varint(partition);
     body.varint(offset);
   }
-  body.varint(state.events.length);
+  body.varint(state.events.length - state.head);
   let prevTs = clock;
   let prevOffset = 0;
-  state.events.forEach((e, i) => {
+  state.events.slice(state.head).forEach((e, i) => {
     body.varint(i === 0 ? clock - e.ts : e.ts - prevTs);
     prevTs = e.ts;
     if (plan.needsOrder) {
@@ -240,7 +240,7 @@ export function decodeState(plan: ViewPlan, bytes: Uint8Array): EntityState {
     return list;
   });
   if (!r.done()) throw corrupt('trailing bytes');
-  return { clock: hasClock ? clock : null, events, tiles, offsets, dropped };
+  return { clock: hasClock ? clock : null, events, head: 0, tiles, offsets, dropped };
 }
 
 function readPositioned(r: ByteReader, strings: string[], clock: number): Positioned {

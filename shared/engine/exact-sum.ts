@@ -6,7 +6,8 @@
 /** Adds `x` to the partials in place; returns the same array. */
 export function addExact(partials: number[], x: number): number[] {
   let count = 0;
-  for (let j = 0; j < partials.length; j++) {
+  const n = partials.length;
+  for (let j = 0; j < n; j++) {
     let y = partials[j] as number;
     if (Math.abs(x) < Math.abs(y)) {
       const swap = x;
@@ -18,8 +19,13 @@ export function addExact(partials: number[], x: number): number[] {
     if (lo !== 0) partials[count++] = lo;
     x = hi;
   }
-  partials.length = count;
-  partials.push(x);
+  // Write in place; only shrink the array when partials cancelled out (rare).
+  if (count < n) {
+    partials[count] = x;
+    partials.length = count + 1;
+  } else {
+    partials.push(x);
+  }
   return partials;
 }
 
@@ -29,9 +35,9 @@ export function mergeExact(into: number[], other: readonly number[]): number[] {
   return into;
 }
 
-/** The correctly rounded (half-even) value of the exact sum held in `partials`. */
-export function roundExact(partials: readonly number[]): number {
-  let n = partials.length;
+/** The correctly rounded (half-even) value of the exact sum held in `partials` (its first `count`). */
+export function roundExact(partials: ArrayLike<number>, count = partials.length): number {
+  let n = count;
   if (n === 0) return 0;
   n -= 1;
   let hi = partials[n] as number;
@@ -100,4 +106,42 @@ export function exactVariance(n: number, sum: readonly number[], sumSquares: rea
     }
   }
   return Math.max(0, roundExact(numerator)) / (n * (n - 1));
+}
+
+/**
+ * The same exact sum in a fixed typed buffer, for the offline sweep's hot loop (no array growth or
+ * shrinking). Non-overlapping partials of doubles number at most about 2098 / 53 < 48.
+ */
+export class ExactAccumulator {
+  readonly partials = new Float64Array(48);
+  count = 0;
+
+  add(value: number): void {
+    const p = this.partials;
+    let x = value;
+    let k = 0;
+    for (let j = 0; j < this.count; j++) {
+      let y = p[j] as number;
+      if (Math.abs(x) < Math.abs(y)) {
+        const swap = x;
+        x = y;
+        y = swap;
+      }
+      const hi = x + y;
+      const lo = y - (hi - x);
+      if (lo !== 0) p[k++] = lo;
+      x = hi;
+    }
+    p[k] = x;
+    this.count = k + 1;
+  }
+
+  /** The partials as a plain array (for the shared result functions). */
+  value(): number {
+    return roundExact(this.partials, this.count);
+  }
+
+  clear(): void {
+    this.count = 0;
+  }
 }

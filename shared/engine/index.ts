@@ -3,7 +3,16 @@
 export type { Acc, FeatureValue, StoredEvent, Value } from './acc.ts';
 export { decodeState, encodeState } from './codec.ts';
 export { type FeaturePlan, planView, type ViewPlan } from './plan.ts';
-export { featuresBeforeEach, featuresBeforeEachByEntity } from './sliding.ts';
+export {
+  type ColumnData,
+  type EventColumns,
+  type FeatureColumn,
+  featuresBeforeEach,
+  featuresBeforeEachByEntity,
+  featuresBeforeEachColumnar,
+  featuresBeforeEachColumns,
+  toEventColumns,
+} from './sliding.ts';
 export {
   type ApplyResult,
   advanceClock,
@@ -11,6 +20,7 @@ export {
   type EngineEvent,
   type EntityState,
   emptyState,
+  eventCount,
   readFeatures,
   readFloor,
 } from './state.ts';

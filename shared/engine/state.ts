@@ -33,8 +33,10 @@ export interface Tile {
 export interface EntityState {
   /** Newest time the state has seen: max(event times applied, `now` passed to apply); null when new. */
   clock: number | null;
-  /** Raw events, ascending by (ts, partition, offset). */
+  /** Raw events, ascending by (ts, partition, offset); the live ones start at `head`. */
   events: StoredEvent[];
+  /** Index of the first live event: pruning moves it (O(1)); the array is compacted now and then. */
+  head: number;
   /** Per tile group of the plan: tiles ascending by start; accs follow the group's features. */
   tiles: Tile[][];
   /** Last applied offset per source partition: a redelivered record is a no-op. */
@@ -52,7 +54,14 @@ export interface ApplyResult {
 }
 
 export function emptyState(plan: ViewPlan): EntityState {
-  return { clock: null, events: [], tiles: plan.tileGroups.map(() => []), offsets: new Map(), dropped: 0 };
+  return {
+    clock: null,
+    events: [],
+    head: 0,
+    tiles: plan.tileGroups.map(() => []),
+    offsets: new Map(),
+    dropped: 0,
+  };
 }
 
 /** The oldest time a read can be answered exactly at: allowed lateness before the clock. */
@@ -67,7 +76,9 @@ export function readFloor(plan: ViewPlan, state: EntityState): number {
 export function rawFloor(plan: ViewPlan, state: EntityState): number {
   if (state.clock === null || plan.tileGroups.length === 0) return Number.NEGATIVE_INFINITY;
   const reachable = state.clock - plan.latenessMs;
-  return Math.min(...plan.tileGroups.map((g) => floorTo(reachable, g.tileMs)));
+  let floor = Number.POSITIVE_INFINITY;
+  for (const group of plan.tileGroups) floor = Math.min(floor, floorTo(reachable, group.tileMs));
+  return floor;
 }
 
 export function lateEventError(plan: ViewPlan, state: EntityState, event: EngineEvent): TesseraError {
@@ -106,7 +117,7 @@ export function applyEvent(
   state.offsets.set(event.partition, event.offset);
 
   const stored: StoredEvent = { ts: event.ts, p: event.partition, o: event.offset, v: event.values };
-  insertSorted(state.events, stored);
+  insertSorted(state.events, state.head, stored);
   for (let g = 0; g < plan.tileGroups.length; g++) {
     const group = plan.tileGroups[g]!;
     const tile = tileFor(state.tiles[g]!, floorTo(event.ts, group.tileMs), group.features);
@@ -118,9 +129,10 @@ export function applyEvent(
     prune(plan, state);
   }
   let dropped = 0;
-  if (state.events.length > plan.maxEvents) {
-    dropped = state.events.length - plan.maxEvents;
-    state.events.splice(0, dropped);
+  const live = state.events.length - state.head;
+  if (live > plan.maxEvents) {
+    dropped = live - plan.maxEvents;
+    dropFront(state, state.head + dropped);
     state.dropped += dropped;
   }
   return { outcome: 'applied', dropped };
@@ -145,19 +157,20 @@ export function readFeatures(plan: ViewPlan, state: EntityState, t: number): Fea
     );
   }
   const out = new Array<FeatureValue>(plan.features.length);
-  for (const feature of plan.exactFeatures) out[feature.index] = readExact(feature, state.events, t);
+  for (const feature of plan.exactFeatures)
+    out[feature.index] = readExact(feature, state.events, state.head, t);
   // After the newest event every stored event is before t, so whole tiles answer the read.
   const afterAll = state.clock === null || t > state.clock;
   for (let g = 0; g < plan.tileGroups.length; g++) {
     for (const feature of plan.tileGroups[g]!.features) {
-      out[feature.index] = readTiled(feature, state.tiles[g]!, state.events, afterAll, t);
+      out[feature.index] = readTiled(feature, state.tiles[g]!, state.events, state.head, afterAll, t);
     }
   }
   return out;
 }
 
-function readExact(feature: FeaturePlan, events: StoredEvent[], t: number): FeatureValue {
-  const lo = lowerBoundTs(events, windowStart(t, feature));
+function readExact(feature: FeaturePlan, events: StoredEvent[], head: number, t: number): FeatureValue {
+  const lo = lowerBoundTs(events, windowStart(t, feature), head);
   const hi = lowerBoundTs(events, t, lo);
   const acc = emptyAcc(feature.acc);
   if (acc.k === 'count') acc.n = hi - lo;
@@ -169,6 +182,7 @@ function readTiled(
   feature: FeaturePlan,
   tiles: Tile[],
   events: StoredEvent[],
+  head: number,
   afterAll: boolean,
   t: number,
 ): FeatureValue {
@@ -181,7 +195,7 @@ function readTiled(
   }
   // [split, t): raw events of t's own tile, exact up to t.
   if (!afterAll) {
-    const lo = lowerBoundTs(events, split);
+    const lo = lowerBoundTs(events, split, head);
     const hi = lowerBoundTs(events, t, lo);
     if (acc.k === 'count') acc.n += hi - lo;
     else for (let i = lo; i < hi; i++) addEvent(acc, feature, events[i]!);
@@ -196,7 +210,8 @@ function prune(plan: ViewPlan, state: EntityState): void {
   if (plan.exactFeatures.length > 0) keepFrom = reachable - plan.exactKeepMs;
   if (plan.tileGroups.length > 0) keepFrom = Math.min(keepFrom, rawFloor(plan, state));
   const events = state.events;
-  if (events.length > 0 && events[0]!.ts < keepFrom) events.splice(0, lowerBoundTs(events, keepFrom));
+  if (events.length > state.head && events[state.head]!.ts < keepFrom)
+    dropFront(state, lowerBoundTs(events, keepFrom, state.head));
   for (let g = 0; g < plan.tileGroups.length; g++) {
     const group = plan.tileGroups[g]!;
     const tiles = state.tiles[g]!;
@@ -205,13 +220,28 @@ function prune(plan: ViewPlan, state: EntityState): void {
   }
 }
 
-function insertSorted(events: StoredEvent[], event: StoredEvent): void {
+/** Live events of the state. */
+export function eventCount(state: EntityState): number {
+  return state.events.length - state.head;
+}
+
+/** Drops the live events before index `until`. Moving `head` is O(1); compacting the array (a
+ * copy) happens only once the dead prefix outweighs the live part, so pruning is O(1) amortized. */
+function dropFront(state: EntityState, until: number): void {
+  state.head = until;
+  if (state.head > 64 && state.head * 2 > state.events.length) {
+    state.events = state.events.slice(state.head);
+    state.head = 0;
+  }
+}
+
+function insertSorted(events: StoredEvent[], head: number, event: StoredEvent): void {
   let i = events.length;
-  if (i === 0 || compareEvents(events[i - 1]!, event) <= 0) {
+  if (i === head || compareEvents(events[i - 1]!, event) <= 0) {
     events.push(event);
     return;
   }
-  while (i > 0 && compareEvents(events[i - 1]!, event) > 0) i--;
+  while (i > head && compareEvents(events[i - 1]!, event) > 0) i--;
   events.splice(i, 0, event);
 }
 

@@ -38,7 +38,8 @@ const EDGES = [HOUR, 24 * HOUR, 7 * 24 * HOUR, 30 * 24 * HOUR];
 export function generateFraudEvents(options: FraudStreamOptions): FraudEvent[] {
   const n = options.events;
   const rng = seededRng(options.seed ?? 42);
-  const users = options.users ?? Math.max(10, Math.ceil(n / 50));
+  // About 10 transactions per user per month on average, Zipf-skewed: a few very busy users.
+  const users = options.users ?? Math.max(10, Math.ceil(n / 10));
   const merchants = options.merchants ?? Math.max(20, Math.ceil(users / 5));
   const start = options.start ?? Date.UTC(2026, 0, 1);
   const span = options.spanMs ?? 35 * 24 * HOUR;
