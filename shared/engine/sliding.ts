@@ -9,7 +9,7 @@ import { addExact, addExactSquare, ExactAccumulator } from './exact-sum.ts';
 import { hllAdd, hllEstimate } from './hll.ts';
 import type { FeaturePlan, ViewPlan } from './plan.ts';
 import type { EngineEvent } from './state.ts';
-import { windowStart } from './window.ts';
+import { type WindowSpec, windowStart } from './window.ts';
 
 /** A numeric column (NaN = null) or a dictionary-encoded string column (-1 = null). */
 export type ColumnData =
@@ -95,45 +95,35 @@ export function featuresBeforeEachColumnar(plan: ViewPlan, input: EventColumns):
   );
   const { perm, groupStart } = sortRows(input);
 
-  // Gather the sorted log; drop repeated records (adjacent once sorted).
-  const keep = new Uint8Array(n);
-  let kept = 0;
-  for (let j = 0; j < n; j++) {
-    const r = perm[j]!;
-    const p = j > 0 ? perm[j - 1]! : -1;
-    const repeat =
-      p >= 0 &&
-      input.entity[p] === input.entity[r] &&
-      input.ts[p] === input.ts[r] &&
-      input.partition[p] === input.partition[r] &&
-      input.offset[p] === input.offset[r];
-    if (!repeat) {
-      keep[j] = 1;
-      kept++;
-    }
-  }
-  const logTs = new Float64Array(kept);
+  // Gather the sorted log in one pass; drop repeated records (adjacent once sorted).
+  const logTs = new Float64Array(n);
   const logStart = new Int32Array(input.entities + 1);
   const logCols: ColumnData[] = input.columns.map((c) =>
     c.kind === 'num'
-      ? { kind: 'num', values: new Float64Array(kept) }
-      : { kind: 'str', ids: new Int32Array(kept), dict: c.dict },
+      ? { kind: 'num', values: new Float64Array(n) }
+      : { kind: 'str', ids: new Int32Array(n), dict: c.dict },
   );
-  let g = 0;
-  for (let j = 0, k = 0; j < n; j++) {
-    while (g < input.entities && groupStart[g + 1]! <= j) logStart[++g] = k;
-    if (!keep[j]) continue;
-    const r = perm[j]!;
-    logTs[k] = input.ts[r]!;
-    for (let c = 0; c < logCols.length; c++) {
-      const src = input.columns[c]!;
-      const dst = logCols[c]!;
-      if (src.kind === 'num') (dst as { values: Float64Array }).values[k] = src.values[r]!;
-      else (dst as { ids: Int32Array }).ids[k] = src.ids[r]!;
+  const { ts, partition, offset } = input;
+  let k = 0;
+  for (let e = 0; e < input.entities; e++) {
+    logStart[e] = k;
+    let prev = -1;
+    for (let j = groupStart[e]!; j < groupStart[e + 1]!; j++) {
+      const r = perm[j]!;
+      if (prev >= 0 && ts[prev] === ts[r] && partition[prev] === partition[r] && offset[prev] === offset[r])
+        continue;
+      prev = r;
+      logTs[k] = ts[r]!;
+      for (let c = 0; c < logCols.length; c++) {
+        const src = input.columns[c]!;
+        const dst = logCols[c]!;
+        if (src.kind === 'num') (dst as { values: Float64Array }).values[k] = src.values[r]!;
+        else (dst as { ids: Int32Array }).ids[k] = src.ids[r]!;
+      }
+      k++;
     }
-    k++;
   }
-  while (g < input.entities) logStart[++g] = kept;
+  logStart[input.entities] = k;
 
   const sliders = plan.features.map(
     (f, i) => new Slider(f, logTs, f.column >= 0 ? logCols[f.column]! : null, out[i]!),
@@ -234,7 +224,9 @@ function sortRows(input: EventColumns): { perm: Int32Array; groupStart: Int32Arr
 }
 
 /** One feature's window sliding forward over one entity's time-ordered log: [lo, hi) is the window. */
-class Slider {
+class Slider implements WindowSpec {
+  readonly windowMs: number;
+  readonly tileMs: number;
   private lo = 0;
   private hi = 0;
   private end = 0;
@@ -265,6 +257,8 @@ class Slider {
     column: ColumnData | null,
     out: FeatureColumn,
   ) {
+    this.windowMs = feature.windowMs;
+    this.tileMs = feature.tileMs;
     this.numOut = out instanceof Float64Array ? out : null;
     this.anyOut = out instanceof Float64Array ? null : out;
     this.isCount = feature.acc === 'count';
@@ -299,7 +293,7 @@ class Slider {
       if (counted) this.add(this.hi);
       this.hi++;
     }
-    const start = windowStart(t, this.feature);
+    const start = windowStart(t, this);
     while (this.lo < this.hi && ts[this.lo]! < start) {
       if (counted) this.remove(this.lo);
       this.lo++;
