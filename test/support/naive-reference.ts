@@ -38,10 +38,12 @@ export function naiveValue(events: readonly NaiveEvent[], f: NaiveFeature, t: nu
     case 'count_distinct':
     case 'approx_count_distinct':
       return new Set(values).size;
-    case 'stddev': {
+    case 'stddev':
+    case 'variance': {
       if (nums.length < 2) return f.default;
       const mean = total / nums.length;
-      return Math.sqrt(nums.reduce((a, x) => a + (x - mean) ** 2, 0) / (nums.length - 1));
+      const variance = nums.reduce((a, x) => a + (x - mean) ** 2, 0) / (nums.length - 1);
+      return f.aggregation === 'stddev' ? Math.sqrt(variance) : variance;
     }
     case 'first':
     case 'last':
@@ -65,7 +67,7 @@ export function sameValue(aggregation: string, engine: unknown, naive: unknown):
   if (
     typeof engine === 'number' &&
     typeof naive === 'number' &&
-    ['sum', 'avg', 'stddev'].includes(aggregation)
+    ['sum', 'avg', 'stddev', 'variance'].includes(aggregation)
   ) {
     return Math.abs(engine - naive) <= 1e-9 * Math.max(1, Math.abs(naive));
   }

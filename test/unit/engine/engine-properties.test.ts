@@ -33,6 +33,7 @@ const FEATURES = `
 - { name: ln, aggregation: last_n, column: merchant, window: 1h, n: 3 }
 - { name: sd, aggregation: stddev, column: amount, window: 1h, mode: tiled, tile: 15m }
 - { name: c2h_t, aggregation: count, window: 2h, mode: tiled, tile: 1h }
+- { name: var, aggregation: variance, column: amount, window: 45m }
 `;
 const LATENESS = 20 * MIN;
 const plan: ViewPlan = planOf(FEATURES, 'allowed_lateness: 20m');

@@ -245,3 +245,21 @@ describe('numerics', () => {
     assert.ok(Math.abs(sd - 1.75 / Math.SQRT2) < 1e-12, `stddev ${sd}`);
   });
 });
+
+describe('approx_count_distinct', () => {
+  it('estimates within four standard errors of the truth, and exactly for a few values', () => {
+    const plan = planOf('- { name: hll, aggregation: approx_count_distinct, column: merchant, window: 7d }');
+    const state = emptyState(plan);
+    for (let i = 0; i < 20_000; i++)
+      applyEvent(plan, state, ev(plan, T0 + i, { merchant: `merchant-${i % 10_000}` }));
+    const [estimate] = readFeatures(plan, state, T0 + DAY) as [number];
+    const standardError = 1.04 / Math.sqrt(2 ** 12);
+    assert.ok(
+      Math.abs(estimate - 10_000) / 10_000 < 4 * standardError,
+      `estimate ${estimate} for 10000 distinct`,
+    );
+    const small = emptyState(plan);
+    for (const m of ['a', 'b', 'c', 'a']) applyEvent(plan, small, ev(plan, T0, { merchant: m }));
+    assert.deepEqual(readFeatures(plan, small, T0 + 1), [3]);
+  });
+});
