@@ -1,0 +1,62 @@
+# Java and Maven: the JVM services (Kafka, S3Proxy) run from jars resolved out of Maven
+# Central into a per-version cache dir, so nothing is downloaded twice. Sourced by scripts/stack.
+
+ensure_java() {
+  local v
+  if command -v java >/dev/null 2>&1; then
+    v="$(java -version 2>&1 | awk -F'"' '/version/ { split($2, a, "."); print a[1]; exit }')"
+    if [[ "${v:-0}" -ge 17 ]]; then return 0; fi
+    warn "java $v found; Kafka 4 and S3Proxy need 17+"
+  fi
+  apt_install openjdk-17-jre-headless
+}
+
+ensure_maven() {
+  command -v mvn >/dev/null 2>&1 || apt_install maven
+}
+
+# resolve_jars <key> <dependencies xml>: copies the dependencies and all their runtime
+# dependencies into $TESSERA_CACHE/jars/<key>/libs once; later calls return at once.
+resolve_jars() {
+  local key="$1" deps="$2"
+  local dir="$TESSERA_CACHE/jars/$key"
+  if [[ -f "$dir/.complete" ]]; then
+    log "jars $key: cached ($(find "$dir/libs" -name '*.jar' | wc -l) jars in $dir/libs)"
+    return 0
+  fi
+  ensure_java
+  ensure_maven
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  cat >"$dir/pom.xml" <<POM
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.tessera.stack</groupId>
+  <artifactId>$key</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+$deps
+  </dependencies>
+</project>
+POM
+  log "jars $key: resolving from Maven Central (first time only; progress every 10s)"
+  local mvnlog="$dir/mvn.log" rc=0
+  (cd "$dir" && mvn -B -Dmaven.repo.local="$TESSERA_CACHE/m2" \
+    org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$dir/libs" >"$mvnlog" 2>&1) &
+  local mvnpid=$! ticks=0
+  while kill -0 "$mvnpid" 2>/dev/null; do
+    sleep 1
+    ticks=$((ticks + 1))
+    if ((ticks % 10 == 0)) && kill -0 "$mvnpid" 2>/dev/null; then
+      log "jars $key: still resolving, $(grep -c 'Downloaded from' "$mvnlog" || true) files downloaded so far"
+    fi
+  done
+  wait "$mvnpid" || rc=$?
+  if [[ "$rc" != 0 ]]; then
+    fail_service "jars $key" "mvn dependency:copy-dependencies exited with $rc" "$mvnlog"
+  fi
+  touch "$dir/.complete"
+  log "jars $key: $(find "$dir/libs" -name '*.jar' | wc -l) jars in $dir/libs"
+}
