@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { z } from 'zod';
+import { DEFAULTS, ENV_NAMES, loadConfig } from '../../shared/config/index.ts';
+
+// docker-compose.yml cannot run here (no Docker engine): this keeps it honest against the config
+// schema and the versions scripts/stack runs.
+const text = readFileSync(new URL('../../docker-compose.yml', import.meta.url), 'utf8');
+const compose = z
+  .object({
+    'x-tessera-env': z.record(z.string(), z.union([z.string(), z.number()])),
+    services: z.record(
+      z.string(),
+      z.object({
+        image: z.string().optional(),
+        command: z.array(z.string()).optional(),
+        environment: z.record(z.string(), z.union([z.string(), z.number()])).optional(),
+        ports: z.array(z.string()).optional(),
+      }),
+    ),
+  })
+  .parse(parse(text));
+
+function hostPort(service: string, containerPort: number): number {
+  const spec = compose.services[service]?.ports?.find((p) => p.endsWith(`:${containerPort}`));
+  assert.ok(spec, `${service} publishes container port ${containerPort}`);
+  const [ip, host] = spec.split(':');
+  assert.equal(ip, '127.0.0.1', `${service} is published on 127.0.0.1 only`);
+  return Number(host);
+}
+
+describe('docker-compose.yml', () => {
+  it('describes kafka, redis and s3 with the versions the scripts run', () => {
+    assert.deepEqual(Object.keys(compose.services).sort(), ['kafka', 'redis', 's3']);
+    assert.equal(compose.services.kafka?.image, 'apache/kafka:4.1.1');
+    assert.match(compose.services.redis?.image ?? '', /^redis:7/);
+    assert.equal(compose.services.s3?.image, 'andrewgaul/s3proxy:s3proxy-2.6.0');
+  });
+
+  it('publishes each service on the port the config defaults point at', () => {
+    assert.equal(hostPort('kafka', 9092), Number(DEFAULTS.kafkaBrokers[0]?.split(':')[1]));
+    assert.equal(hostPort('redis', 6379), Number(new URL(DEFAULTS.redisUrl).port));
+    assert.equal(hostPort('s3', 80), Number(new URL(DEFAULTS.s3Endpoint).port));
+  });
+
+  it('runs redis with AOF and noeviction', () => {
+    const cmd = (compose.services.redis?.command ?? []).join(' ');
+    assert.match(cmd, /--appendonly yes/);
+    assert.match(cmd, /--appendfsync everysec/);
+    assert.match(cmd, /--maxmemory-policy noeviction/);
+  });
+
+  it('gives S3Proxy the credentials the config defaults use', () => {
+    const env = compose.services.s3?.environment ?? {};
+    assert.equal(env.S3PROXY_IDENTITY, DEFAULTS.s3AccessKeyId);
+    assert.equal(env.S3PROXY_CREDENTIAL, DEFAULTS.s3SecretAccessKey);
+    assert.equal(env.JCLOUDS_PROVIDER, 'filesystem');
+  });
+
+  it('mentions only TESSERA_* variables the config schema knows', () => {
+    const known = new Set(Object.values(ENV_NAMES));
+    const mentioned = new Set(text.match(/\bTESSERA_[A-Z0-9_]+/g) ?? []);
+    assert.ok(mentioned.size >= 5, 'the shared tessera env block is present');
+    for (const name of mentioned) assert.ok(known.has(name), `${name} is not a config variable`);
+  });
+
+  it('points the shared tessera env block at the compose services', () => {
+    const env = compose['x-tessera-env'];
+    assert.equal(env.TESSERA_KAFKA_BROKERS, 'kafka:19092');
+    assert.match(String(env.TESSERA_KAFKA_BROKERS), /^kafka:/);
+    assert.equal(new URL(String(env.TESSERA_REDIS_URL)).hostname, 'redis');
+    assert.equal(new URL(String(env.TESSERA_S3_ENDPOINT)).hostname, 's3');
+    assert.match(compose.services.kafka?.environment?.KAFKA_ADVERTISED_LISTENERS as string, /kafka:19092/);
+  });
+
+  it('gives the Tessera services an environment the config module accepts', () => {
+    const env = Object.fromEntries(Object.entries(compose['x-tessera-env']).map(([k, v]) => [k, String(v)]));
+    const config = loadConfig({ env, argv: [] });
+    assert.deepEqual(config.kafkaBrokers, ['kafka:19092']);
+    assert.equal(config.s3Bucket, DEFAULTS.s3Bucket);
+  });
+});

@@ -1,0 +1,190 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { kafkaOptions, redisOptions, s3Options, topicName } from '../../shared/config/clients.ts';
+import {
+  CONFIG_KEYS,
+  DEFAULTS,
+  ENV_NAMES,
+  flagName,
+  loadConfig,
+  parseFlags,
+  redactConfig,
+  renderConfig,
+} from '../../shared/config/index.ts';
+import { isTesseraError } from '../../shared/errors.ts';
+
+function load(env: Record<string, string> = {}, argv: string[] = []) {
+  return loadConfig({ env, argv });
+}
+
+function configError(fn: () => unknown): { message: string; invalid: unknown } {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(isTesseraError(e, 'CONFIG_INVALID'), `expected CONFIG_INVALID, got ${String(e)}`);
+    assert.equal(e.retriable, false);
+    return { message: e.message, invalid: e.context.invalid };
+  }
+  assert.fail('expected a CONFIG_INVALID error');
+}
+
+describe('config', () => {
+  it('defaults to the local stack when nothing is set', () => {
+    const c = load();
+    assert.deepEqual(c.kafkaBrokers, ['127.0.0.1:9092']);
+    assert.equal(c.redisUrl, 'redis://127.0.0.1:6379');
+    assert.equal(c.s3Endpoint, 'http://127.0.0.1:8333');
+    assert.equal(c.s3Region, 'us-east-1');
+    assert.equal(c.s3Bucket, 'tessera-offline');
+    assert.equal(c.s3ForcePathStyle, true);
+    assert.equal(c.definitions, 'definitions/fraud.yaml');
+    assert.equal(c.logLevel, 'info');
+    assert.equal(c.httpPort, 8080);
+    assert.equal(c.metricsPort, 9400);
+    assert.equal(c.topicPrefix, '');
+    assert.deepEqual(Object.keys(c).sort(), Object.keys(DEFAULTS).sort());
+  });
+
+  it('reads every option from its TESSERA_* variable', () => {
+    const c = load({
+      TESSERA_KAFKA_BROKERS: 'k1:9092, k2:9093',
+      TESSERA_REDIS_URL: 'redis://:pw@r:6380/2',
+      TESSERA_S3_ENDPOINT: 'http://localhost:9000',
+      TESSERA_S3_REGION: 'eu-west-1',
+      TESSERA_S3_ACCESS_KEY_ID: 'AK',
+      TESSERA_S3_SECRET_ACCESS_KEY: 'SK',
+      TESSERA_S3_BUCKET: 'my.bucket-1',
+      TESSERA_S3_FORCE_PATH_STYLE: 'false',
+      TESSERA_DEFINITIONS: 'defs/x.yaml',
+      TESSERA_LOG_LEVEL: 'debug',
+      TESSERA_HTTP_PORT: '18080',
+      TESSERA_METRICS_PORT: '19400',
+      TESSERA_TOPIC_PREFIX: 'dev.',
+      TESSERA_AUTH_TOKEN: 'tok',
+    });
+    assert.deepEqual(c.kafkaBrokers, ['k1:9092', 'k2:9093']);
+    assert.equal(c.redisUrl, 'redis://:pw@r:6380/2');
+    assert.equal(c.s3Bucket, 'my.bucket-1');
+    assert.equal(c.s3ForcePathStyle, false);
+    assert.equal(c.httpPort, 18080);
+    assert.equal(c.metricsPort, 19400);
+    assert.equal(c.logLevel, 'debug');
+    assert.equal(c.topicPrefix, 'dev.');
+    assert.equal(c.authToken, 'tok');
+  });
+
+  it('lets a flag override the environment variable', () => {
+    const c = load({ TESSERA_KAFKA_BROKERS: 'env:1' }, ['--kafka-brokers=flag:2', '--http-port', '81']);
+    assert.deepEqual(c.kafkaBrokers, ['flag:2']);
+    assert.equal(c.httpPort, 81);
+  });
+
+  it('treats an empty variable as unset', () => {
+    assert.equal(load({ TESSERA_HTTP_PORT: '' }).httpPort, 8080);
+  });
+
+  it('derives each flag from its variable name', () => {
+    assert.equal(flagName('kafkaBrokers'), '--kafka-brokers');
+    assert.equal(flagName('s3SecretAccessKey'), '--s3-secret-access-key');
+    for (const key of CONFIG_KEYS) assert.match(ENV_NAMES[key], /^TESSERA_[A-Z0-9_]+$/);
+  });
+
+  it('names the variable when a port is not a number', () => {
+    const e = configError(() => load({ TESSERA_HTTP_PORT: 'eighty' }));
+    assert.match(e.message, /TESSERA_HTTP_PORT = "eighty": expected an integer port/);
+    assert.deepEqual(e.invalid, ['TESSERA_HTTP_PORT']);
+  });
+
+  it('names the flag when the bad value came from a flag', () => {
+    const e = configError(() => load({}, ['--metrics-port=70000']));
+    assert.match(e.message, /--metrics-port = "70000"/);
+  });
+
+  it('reports every bad variable at once', () => {
+    const e = configError(() =>
+      load({ TESSERA_KAFKA_BROKERS: 'nohost', TESSERA_REDIS_URL: 'http://x', TESSERA_LOG_LEVEL: 'loud' }),
+    );
+    assert.deepEqual(e.invalid, ['TESSERA_KAFKA_BROKERS', 'TESSERA_REDIS_URL', 'TESSERA_LOG_LEVEL']);
+    assert.match(e.message, /TESSERA_KAFKA_BROKERS = "nohost": expected host:port/);
+    assert.match(
+      e.message,
+      /TESSERA_REDIS_URL = "http:\/\/x": expected a URL starting with redis:\/\/ or rediss:\/\//,
+    );
+  });
+
+  it('rejects bucket names S3 would reject', () => {
+    const e = configError(() => load({ TESSERA_S3_BUCKET: 'Upper_Case' }));
+    assert.deepEqual(e.invalid, ['TESSERA_S3_BUCKET']);
+  });
+
+  it('rejects a topic prefix Kafka would reject', () => {
+    const e = configError(() => load({ TESSERA_TOPIC_PREFIX: 'a/b' }));
+    assert.deepEqual(e.invalid, ['TESSERA_TOPIC_PREFIX']);
+  });
+
+  it('rejects the same port for the HTTP API and metrics', () => {
+    const e = configError(() => load({ TESSERA_HTTP_PORT: '9000', TESSERA_METRICS_PORT: '9000' }));
+    assert.match(e.message, /TESSERA_METRICS_PORT = "9000": must differ from the HTTP port \(9000\)/);
+    assert.equal(load({ TESSERA_HTTP_PORT: '0', TESSERA_METRICS_PORT: '0' }).httpPort, 0);
+  });
+
+  it('refuses the local-stack S3 secret against an https endpoint, without echoing it', () => {
+    const e = configError(() => load({ TESSERA_S3_ENDPOINT: 'https://s3.eu-west-1.amazonaws.com' }));
+    assert.match(e.message, /TESSERA_S3_SECRET_ACCESS_KEY \(default\): is the local-stack default/);
+    assert.ok(!e.message.includes(DEFAULTS.s3SecretAccessKey));
+    const ok = load({
+      TESSERA_S3_ENDPOINT: 'https://s3.amazonaws.com',
+      TESSERA_S3_SECRET_ACCESS_KEY: 'real',
+    });
+    assert.equal(ok.s3SecretAccessKey, 'real');
+  });
+
+  it('never puts a secret value in an error message', () => {
+    const e = configError(() => load({ TESSERA_S3_SECRET_ACCESS_KEY: 'hunter2', TESSERA_S3_ENDPOINT: 'x' }));
+    assert.ok(!e.message.includes('hunter2'));
+  });
+
+  it('rejects unknown flags and lists the known ones', () => {
+    const e = configError(() => parseFlags(['--kafka-broker=x']));
+    assert.match(e.message, /unknown flag --kafka-broker; known flags: .*--kafka-brokers/);
+  });
+
+  it('rejects a flag without a value', () => {
+    const e = configError(() => parseFlags(['--http-port']));
+    assert.match(e.message, /flag --http-port needs a value/);
+  });
+
+  it('ignores positional arguments', () => {
+    assert.deepEqual(parseFlags(['serve', '--log-level=warn']), { logLevel: 'warn' });
+  });
+
+  it('renders without secrets or URL passwords', () => {
+    const c = load({
+      TESSERA_S3_SECRET_ACCESS_KEY: 'sk-123',
+      TESSERA_AUTH_TOKEN: 'tok-456',
+      TESSERA_REDIS_URL: 'redis://user:pw-789@r:6379',
+    });
+    const text = renderConfig(c);
+    for (const secret of ['sk-123', 'tok-456', 'pw-789'])
+      assert.ok(!text.includes(secret), `leaked ${secret}`);
+    assert.match(text, /^TESSERA_S3_SECRET_ACCESS_KEY = <redacted>$/m);
+    assert.match(text, /^TESSERA_REDIS_URL = redis:\/\/user:%3Credacted%3E@r:6379$/m);
+    assert.match(text, /^TESSERA_KAFKA_BROKERS = 127\.0\.0\.1:9092$/m);
+    assert.equal(text.split('\n').length, CONFIG_KEYS.length);
+    assert.equal(redactConfig(load()).authToken, '');
+  });
+
+  it('builds client options from the config', () => {
+    const c = load({ TESSERA_REDIS_URL: 'redis://u:p%40ss@h:6390/3', TESSERA_TOPIC_PREFIX: 'ci.' });
+    const r = redisOptions(c);
+    assert.equal(r.host, 'h');
+    assert.equal(r.port, 6390);
+    assert.equal(r.db, 3);
+    assert.equal(r.password, 'p@ss');
+    const s = s3Options(c);
+    assert.equal(s.forcePathStyle, true);
+    assert.equal(s.endpoint, 'http://127.0.0.1:8333');
+    assert.deepEqual(kafkaOptions(c, 'x').brokers, ['127.0.0.1:9092']);
+    assert.equal(topicName(c, 'transactions'), 'ci.transactions');
+  });
+});
