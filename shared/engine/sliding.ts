@@ -125,16 +125,27 @@ export function featuresBeforeEachColumnar(plan: ViewPlan, input: EventColumns):
   }
   logStart[input.entities] = k;
 
+  // Sweep in sorted order writing sorted-order columns (sequential writes), then put each column
+  // back in input order one at a time (one random-access stream instead of one per feature).
+  const sorted = plan.features.map(
+    (f): FeatureColumn => (alwaysNumber(f) ? new Float64Array(n) : new Array<FeatureValue>(n)),
+  );
   const sliders = plan.features.map(
-    (f, i) => new Slider(f, logTs, f.column >= 0 ? logCols[f.column]! : null, out[i]!),
+    (f, i) => new Slider(f, logTs, f.column >= 0 ? logCols[f.column]! : null, sorted[i]!),
   );
   for (let e = 0; e < input.entities; e++) {
     for (const s of sliders) s.reset(logStart[e]!, logStart[e + 1]!);
     for (let j = groupStart[e]!; j < groupStart[e + 1]!; j++) {
-      const r = perm[j]!;
-      const t = input.ts[r]!;
-      for (let f = 0; f < sliders.length; f++) sliders[f]!.emit(t, r);
+      const t = ts[perm[j]!]!;
+      for (let f = 0; f < sliders.length; f++) sliders[f]!.emit(t, j);
     }
+  }
+  for (let f = 0; f < out.length; f++) {
+    const from = sorted[f]!;
+    const to = out[f]!;
+    if (from instanceof Float64Array && to instanceof Float64Array)
+      for (let j = 0; j < n; j++) to[perm[j]!] = from[j]!;
+    else for (let j = 0; j < n; j++) (to as FeatureValue[])[perm[j]!] = (from as FeatureValue[])[j]!;
   }
   return out;
 }
