@@ -1,0 +1,259 @@
+// The producer's core, callable from the CLI, tests and benchmarks: synthetic fraud events ->
+// encoded Kafka messages keyed by user_id -> the topic, at a chosen rate, with optional bad
+// messages mixed in.
+import { type Admin, Kafka, logLevel, type Message, Partitioners, type Producer } from 'kafkajs';
+import { createEncoder, type Encoder } from '../../shared/codecs/index.ts';
+import { kafkaOptions } from '../../shared/config/clients.ts';
+import type { Config } from '../../shared/config/index.ts';
+import type { SourceDef } from '../../shared/definitions/schema.ts';
+import { TesseraError } from '../../shared/errors.ts';
+import { type FraudEvent, generateFraudEvents } from '../../shared/synth/fraud-events.ts';
+import { seededRng } from '../../shared/synth/random.ts';
+import {
+  type BadKind,
+  badKindsFor,
+  badMessage,
+  type EventRecord,
+  EXPECTED_REASON,
+  type ExpectedReason,
+  type OutgoingMessage,
+} from './bad-messages.ts';
+import { createTokenBucket } from './token-bucket.ts';
+
+const FRAUD_COLUMNS = ['user_id', 'event_timestamp', 'amount', 'merchant_id'];
+const DAY = 86_400_000;
+
+export interface MessagePlanOptions {
+  /** The source to write, with the format to use (the CLI's --format overrides the file's). */
+  source: SourceDef;
+  /** Directory of the definitions file (avro_schema paths are relative to it). */
+  definitionsDir: string;
+  /** avro-confluent: schema id written in each frame. Default 1. */
+  schemaId?: number;
+  /** avro-confluent: directory of <id>.avsc files; the id's file is used when present. */
+  schemaDir?: string;
+  events: number;
+  seed: number;
+  /** Fraction of extra bad messages mixed in (0..1). Default 0. */
+  badFraction?: number;
+  /** Shift every event time so the stream ends at the wall clock. Default false. */
+  nowBased?: boolean;
+  /** How much older than its neighbours a `late` bad message is, ms. Default 7 days. */
+  lateByMs?: number;
+  /** Wall clock for nowBased (tests). */
+  now?: () => number;
+}
+
+export interface MessagePlan {
+  /** The good events, timestamps already shifted when nowBased. */
+  events: FraudEvent[];
+  shiftMs: number;
+  /** Messages in send order: good ones and bad ones interleaved. */
+  messages(): Generator<OutgoingMessage & { bad?: ExpectedReason }>;
+}
+
+/** Generates the events and the (lazy) message sequence; no I/O. */
+export function planMessages(options: MessagePlanOptions): MessagePlan {
+  const { source } = options;
+  const missing = FRAUD_COLUMNS.filter((c) => source.schema[c] === undefined);
+  const extra = Object.keys(source.schema).filter((c) => !FRAUD_COLUMNS.includes(c));
+  if (
+    missing.length > 0 ||
+    extra.length > 0 ||
+    source.keyField !== 'user_id' ||
+    source.timestampField !== 'event_timestamp'
+  ) {
+    throw new TesseraError(
+      'CONFIG_INVALID',
+      `source ${source.name} does not have the fraud generator's columns (${FRAUD_COLUMNS.join(', ')}, keyed by user_id); pick another --source`,
+      { context: { source: source.name, missing, extra } },
+    );
+  }
+  const badFraction = options.badFraction ?? 0;
+  if (!(badFraction >= 0 && badFraction <= 1)) {
+    throw new TesseraError('CONFIG_INVALID', `--bad-fraction must be between 0 and 1, got ${badFraction}`);
+  }
+  const encoder: Encoder = createEncoder(source, {
+    definitionsDir: options.definitionsDir,
+    schemaId: options.schemaId ?? 1,
+    ...(options.schemaDir === undefined ? {} : { schemaDir: options.schemaDir }),
+  });
+  const generated = generateFraudEvents({ events: options.events, seed: options.seed });
+  let shiftMs = 0;
+  if (options.nowBased && generated.length > 0) {
+    const last = generated.reduce((max, e) => Math.max(max, e.event_timestamp), -Infinity);
+    shiftMs = (options.now ?? Date.now)() - last;
+  }
+  const events =
+    shiftMs === 0
+      ? generated
+      : generated.map((e) => ({ ...e, event_timestamp: e.event_timestamp + shiftMs }));
+  const kinds = badKindsFor(source.format);
+  const lateByMs = options.lateByMs ?? 7 * DAY;
+
+  function* messages(): Generator<OutgoingMessage & { bad?: ExpectedReason }> {
+    // Its own stream of randomness so the good events do not depend on --bad-fraction.
+    const rng = seededRng((options.seed ^ 0x5bd1e995) >>> 0);
+    let badCount = 0;
+    for (const e of events) {
+      const record: EventRecord = {
+        user_id: e.user_id,
+        event_timestamp: e.event_timestamp,
+        amount: e.amount,
+        merchant_id: e.merchant_id,
+      };
+      if (badFraction > 0 && rng.next() < badFraction) {
+        const kind = kinds[badCount % kinds.length] as BadKind;
+        badCount++;
+        yield { ...badMessage(kind, record, encoder, lateByMs), bad: EXPECTED_REASON[kind] };
+      }
+      yield { key: Buffer.from(String(e.user_id)), value: encoder.encode(record) };
+    }
+  }
+  return { events, shiftMs, messages };
+}
+
+export interface ProduceOptions extends MessagePlanOptions {
+  config: Config;
+  /** Full topic name (prefix already applied). */
+  topic: string;
+  /** Messages per second; 0 = as fast as possible. */
+  rate: number;
+  /** Messages per send request. Default 500 (fewer at low rates so sends stay smooth). */
+  batchSize?: number;
+  /** Create the topic first (no error if it exists). */
+  createTopic?: boolean;
+  /** Partitions of a created topic. Default 6. */
+  partitions?: number;
+  /** Stops after the batch in flight; what was sent is flushed. */
+  signal?: AbortSignal;
+  /** Called about every progressIntervalMs and once at the end. */
+  onProgress?: (progress: ProduceProgress) => void;
+  progressIntervalMs?: number;
+  clientId?: string;
+}
+
+export interface ProduceProgress {
+  sent: number;
+  total: number;
+  /** Messages per second over the last interval. */
+  ratePerSec: number;
+  elapsedMs: number;
+}
+
+export interface ProduceSummary {
+  topic: string;
+  format: SourceDef['format'];
+  /** Messages acknowledged by Kafka (good + bad). */
+  sent: number;
+  good: number;
+  bad: Partial<Record<ExpectedReason, number>>;
+  elapsedMs: number;
+  ratePerSec: number;
+  shiftMs: number;
+  /** True when stopped by the signal before the end. */
+  aborted: boolean;
+}
+
+export async function produceEvents(options: ProduceOptions): Promise<ProduceSummary> {
+  const plan = planMessages(options);
+  // kafkajs warns at every connect that bounded retries weaken idempotence; we keep them bounded on
+  // purpose (a dead broker fails the run loudly instead of hanging), so only errors are logged.
+  const kafka = new Kafka({
+    ...kafkaOptions(options.config, options.clientId ?? 'tessera-producer'),
+    logLevel: logLevel.ERROR,
+  });
+  if (options.createTopic) {
+    const admin: Admin = kafka.admin();
+    await admin.connect();
+    try {
+      await admin.createTopics({
+        topics: [{ topic: options.topic, numPartitions: options.partitions ?? 6 }],
+        waitForLeaders: true,
+      });
+    } finally {
+      await admin.disconnect();
+    }
+  }
+  // Idempotent: broker-side dedup of retried sends, so a retry never writes an event twice.
+  const producer: Producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner, // murmur2 on the key, as the Java client
+  });
+  await producer.connect();
+
+  const badFraction = options.badFraction ?? 0;
+  const total = Math.round(plan.events.length * (1 + badFraction));
+  const batchSize = Math.max(
+    1,
+    Math.min(options.batchSize ?? 500, options.rate > 0 ? Math.ceil(options.rate / 20) : Infinity),
+  );
+  const bucket = createTokenBucket(options.rate, Math.max(batchSize, options.rate / 10));
+  const started = performance.now();
+  let sent = 0;
+  let good = 0;
+  const bad: Partial<Record<ExpectedReason, number>> = {};
+  let lastTick = { at: started, sent: 0 };
+  const progress = (): ProduceProgress => {
+    const at = performance.now();
+    const ratePerSec = at > lastTick.at ? ((sent - lastTick.sent) * 1000) / (at - lastTick.at) : 0;
+    lastTick = { at, sent };
+    return { sent, total: Math.max(total, sent), ratePerSec, elapsedMs: at - started };
+  };
+  const timer = options.onProgress
+    ? setInterval(() => options.onProgress?.(progress()), options.progressIntervalMs ?? 1000)
+    : undefined;
+  timer?.unref();
+
+  let aborted = false;
+  try {
+    let batch: Message[] = [];
+    let batchGood = 0;
+    let batchBad: ExpectedReason[] = [];
+    const flush = async () => {
+      if (batch.length === 0) return;
+      await bucket.take(batch.length, options.signal);
+      await producer.send({ topic: options.topic, acks: -1, messages: batch });
+      sent += batch.length;
+      good += batchGood;
+      for (const r of batchBad) bad[r] = (bad[r] ?? 0) + 1;
+      batch = [];
+      batchGood = 0;
+      batchBad = [];
+    };
+    for (const m of plan.messages()) {
+      if (options.signal?.aborted) {
+        aborted = true;
+        break;
+      }
+      batch.push({ key: m.key, value: m.value, ...(m.headers ? { headers: m.headers } : {}) });
+      if (m.bad === undefined) batchGood++;
+      else batchBad.push(m.bad);
+      if (batch.length >= batchSize) await flush();
+    }
+    // Even when aborted, what is already built is sent: Ctrl-C loses at most nothing but time.
+    await flush();
+  } finally {
+    if (timer) clearInterval(timer);
+    await producer.disconnect();
+  }
+  const elapsedMs = performance.now() - started;
+  options.onProgress?.({
+    sent,
+    total: Math.max(total, sent),
+    ratePerSec: (sent * 1000) / Math.max(elapsedMs, 1),
+    elapsedMs,
+  });
+  return {
+    topic: options.topic,
+    format: options.source.format,
+    sent,
+    good,
+    bad,
+    elapsedMs,
+    ratePerSec: (sent * 1000) / Math.max(elapsedMs, 1),
+    shiftMs: plan.shiftMs,
+    aborted,
+  };
+}

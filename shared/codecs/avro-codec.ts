@@ -1,0 +1,190 @@
+// Avro bodies through avsc: one writer schema -> a codec that reads and writes record bodies.
+// Longs use our own long type: avsc's built-in one goes through floating point for the zigzag
+// step and silently corrupts negative values below -2^52 (found by the property test), and it
+// refuses anything beyond 2^53. Ours works on the 8 bytes and keeps such values as exact strings.
+import { readFileSync } from 'node:fs';
+import avro from 'avsc';
+import type { SourceDef } from '../definitions/schema.ts';
+import { TesseraError } from '../errors.ts';
+import { int64Value, toInt64BigInt } from './int64.ts';
+import { describe, formatTimestamp, type TimestampUnit } from './timestamp.ts';
+import { type DecodeError, type EncodableRecord, failure } from './types.ts';
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+export type AvroRead = { ok: true; raw: Record<string, unknown> } | DecodeError;
+
+export interface AvroCodec {
+  /** Where the schema came from (file path or `schema id 7`), for messages. */
+  origin: string;
+  /** How the writer stores the source's event time. */
+  timestampUnit: TimestampUnit;
+  /** Decodes one body that must fill `bytes` from `start` to the end exactly. */
+  read(bytes: Buffer, start: number): AvroRead;
+  /** Encodes a record given in the decoded shape (timestamps in epoch ms). */
+  write(record: EncodableRecord): Buffer;
+  /** Field names of the writer schema. */
+  fields: readonly string[];
+}
+
+// Read as numbers while exact, canonical strings beyond; written from bigint, safe integers or
+// canonical strings. avsc hands over the long as 8 little-endian two's-complement bytes.
+const preciseLong = avro.types.LongType.__with({
+  fromBuffer: (buf: Buffer) => {
+    // hi * 2^32 is exact; the sum is exact whenever the true value is a safe integer.
+    const v = buf.readInt32LE(4) * 4294967296 + buf.readUInt32LE(0);
+    return Number.isSafeInteger(v) ? v : int64Value(buf.readBigInt64LE(0));
+  },
+  toBuffer: (value: unknown) => {
+    const buf = Buffer.alloc(8);
+    buf.writeBigInt64LE(toInt64BigInt(value) ?? 0n);
+    return buf;
+  },
+  fromJSON: (value: unknown) =>
+    typeof value === 'number' || typeof value === 'string' ? value : String(value),
+  toJSON: (value: unknown) => (typeof value === 'string' ? Number(value) : value),
+  isValid: (value: unknown) => toInt64BigInt(value) !== undefined,
+  compare: (a: unknown, b: unknown) => {
+    const x = toInt64BigInt(a) ?? 0n;
+    const y = toInt64BigInt(b) ?? 0n;
+    return x < y ? -1 : x > y ? 1 : 0;
+  },
+});
+
+/** Reads and compiles an .avsc file; a missing or invalid file is a TesseraError naming it. */
+export function loadAvroSchemaFile(file: string, source: SourceDef): AvroCodec {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new TesseraError(
+      'DEFINITIONS_INVALID',
+      `cannot read Avro schema file ${file} (source ${source.name})`,
+      {
+        cause,
+        context: { file, source: source.name },
+      },
+    );
+  }
+  return compileAvroSchema(text, file, source);
+}
+
+/** Compiles schema text (JSON); throws a DEFINITIONS_INVALID TesseraError naming `origin` when invalid. */
+export function compileAvroSchema(text: string, origin: string, source: SourceDef): AvroCodec {
+  let schema: Json;
+  let type: avro.Type;
+  try {
+    schema = JSON.parse(text) as Json;
+    type = avro.Type.forSchema(schema as avro.Schema, { registry: { long: preciseLong } });
+  } catch (cause) {
+    throw new TesseraError(
+      'DEFINITIONS_INVALID',
+      `${origin}: not a valid Avro schema: ${(cause as Error).message}`,
+      {
+        cause,
+        context: { origin, source: source.name },
+      },
+    );
+  }
+  if (!(type instanceof avro.types.RecordType)) {
+    throw new TesseraError(
+      'DEFINITIONS_INVALID',
+      `${origin}: the Avro schema must be a record, got ${type.typeName}`,
+      {
+        context: { origin, source: source.name },
+      },
+    );
+  }
+  const fields = type.fields.map((f) => f.name);
+  const timestampUnit = unitOf(schema, source);
+  return {
+    origin,
+    timestampUnit,
+    fields,
+    read: (bytes, start) => readBody(type, bytes, start),
+    write: (record) => writeBody(type, source, timestampUnit, record),
+  };
+}
+
+function readBody(type: avro.Type, bytes: Buffer, start: number): AvroRead {
+  let decoded: { value: unknown; offset: number };
+  try {
+    decoded = type.decode(bytes, start);
+  } catch (error) {
+    return failure('undecodable', `not an Avro body of this schema: ${(error as Error).message}`);
+  }
+  if (decoded.offset < 0) {
+    return failure(
+      'undecodable',
+      `Avro body truncated: ${bytes.length - start} bytes are too few for the schema`,
+    );
+  }
+  if (decoded.offset !== bytes.length) {
+    return failure(
+      'undecodable',
+      `Avro body has ${bytes.length - decoded.offset} trailing bytes after the record: wrong schema?`,
+    );
+  }
+  return { ok: true, raw: decoded.value as Record<string, unknown> };
+}
+
+function writeBody(type: avro.Type, source: SourceDef, unit: TimestampUnit, record: EncodableRecord): Buffer {
+  const value: Record<string, unknown> = { ...record };
+  const time = record[source.timestampField];
+  if (typeof time === 'number') {
+    value[source.timestampField] =
+      unit === 'millis'
+        ? time
+        : unit === 'micros'
+          ? time * 1000
+          : unit === 'seconds'
+            ? time / 1000
+            : formatTimestamp(time, source.timestampFormat);
+  }
+  if (type.isValid(value)) return type.toBuffer(value);
+  const bad: string[] = [];
+  type.isValid(value, { errorHook: (path, v) => bad.push(`${path.join('.')} = ${describe(v)}`) });
+  throw new TesseraError(
+    'EVENT_INVALID',
+    `cannot encode record for source ${source.name} as Avro: ${bad.join(', ')}`,
+    {
+      context: { source: source.name, fields: bad },
+    },
+  );
+}
+
+/** How the writer schema stores the event time: its logical type, else the field's Avro type. */
+function unitOf(schema: Json, source: SourceDef): TimestampUnit {
+  if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) return 'format';
+  const fields = schema.fields;
+  if (!Array.isArray(fields)) return 'format';
+  const field = fields.find(
+    (f): f is { [key: string]: Json } =>
+      typeof f === 'object' && f !== null && !Array.isArray(f) && f.name === source.timestampField,
+  );
+  if (field === undefined) return 'format';
+  let type = field.type;
+  // ["null", T] and friends: the non-null branch decides.
+  if (Array.isArray(type)) type = type.find((t) => t !== 'null') ?? null;
+  const logical =
+    typeof type === 'object' && type !== null && !Array.isArray(type) ? type.logicalType : undefined;
+  if (logical === 'timestamp-millis' || logical === 'local-timestamp-millis') return 'millis';
+  if (logical === 'timestamp-micros' || logical === 'local-timestamp-micros') return 'micros';
+  const base = typeof type === 'object' && type !== null && !Array.isArray(type) ? type.type : type;
+  if (base === 'long' || base === 'int' || base === 'double' || base === 'float') {
+    return source.timestampFormat === 'epoch_s' ? 'seconds' : 'millis';
+  }
+  return 'format';
+}
+
+/** Fails construction when the writer schema lacks a column the source needs. */
+export function assertCoversSource(codec: AvroCodec, source: SourceDef): void {
+  const missing = Object.keys(source.schema).filter((c) => !codec.fields.includes(c));
+  if (missing.length > 0) {
+    throw new TesseraError(
+      'DEFINITIONS_INVALID',
+      `${codec.origin}: Avro schema has no field ${missing.join(', ')} that source ${source.name} declares`,
+      { context: { origin: codec.origin, source: source.name, missing } },
+    );
+  }
+}

@@ -1,0 +1,149 @@
+// The decoder of one source: bytes of a Kafka message -> validated record or a refusal reason.
+// JSON and raw Avro decode synchronously; Confluent Avro is synchronous once its schema id is
+// cached, and fetches an unseen id once (concurrent messages share the fetch).
+import { resolve } from 'node:path';
+import type { SourceDef } from '../definitions/schema.ts';
+import { TesseraError } from '../errors.ts';
+import { type AvroCodec, assertCoversSource, compileAvroSchema, loadAvroSchemaFile } from './avro-codec.ts';
+import { CONFLUENT_HEADER_BYTES, parseConfluentFrame } from './confluent-frame.ts';
+import { parseJsonValue } from './json-codec.ts';
+import { chainLookups, directoryLookup, registryLookup, type SchemaLookup } from './schema-registry.ts';
+import { type DecodeResult, failure, type KafkaMessageLike } from './types.ts';
+import { createValidator } from './validate.ts';
+
+export interface DecoderOptions {
+  /** Directory of the definitions file: `avro_schema` paths are relative to it. */
+  definitionsDir: string;
+  /** Confluent schema registry base URL (GET <url>/schemas/ids/<id>). */
+  schemaRegistryUrl?: string;
+  /** Directory of `<id>.avsc` files; consulted before the registry. */
+  schemaDir?: string;
+  /** Registry request timeout, ms. Default 5000. */
+  registryTimeoutMs?: number;
+  /** How long an unknown schema id is remembered before asking again, ms. Default 30000. */
+  unknownIdTtlMs?: number;
+}
+
+export interface Decoder {
+  readonly source: SourceDef;
+  /** Never throws on bad input; rejects only when a schema store is unreachable (retriable). */
+  decode(message: KafkaMessageLike): DecodeResult | Promise<DecodeResult>;
+  /** Decodes a batch, resolving all unseen schema ids of the batch at once. */
+  decodeBatch(messages: readonly KafkaMessageLike[]): Promise<DecodeResult[]>;
+}
+
+type CachedSchema = { codec: AvroCodec } | { unusable: string; until: number };
+
+export function createDecoder(source: SourceDef, options: DecoderOptions): Decoder {
+  const validate = createValidator(source);
+  const keyOf = (m: KafkaMessageLike) => (m.key === null ? null : m.key.toString('utf8'));
+
+  if (source.format === 'json') {
+    const decode = (m: KafkaMessageLike): DecodeResult => {
+      const parsed = parseJsonValue(m.value);
+      return parsed.ok ? validate(parsed.raw, keyOf(m)) : parsed;
+    };
+    return { source, decode, decodeBatch: async (messages) => messages.map(decode) };
+  }
+
+  if (source.format === 'avro') {
+    const codec = loadAvroSchemaFile(avroSchemaPath(source, options.definitionsDir), source);
+    assertCoversSource(codec, source);
+    const decode = (m: KafkaMessageLike): DecodeResult => {
+      if (m.value === null || m.value.length === 0)
+        return failure('undecodable', 'message has no value (tombstone or empty)');
+      const read = codec.read(m.value, 0);
+      return read.ok ? validate(read.raw, keyOf(m), codec.timestampUnit) : read;
+    };
+    return { source, decode, decodeBatch: async (messages) => messages.map(decode) };
+  }
+
+  const lookups: SchemaLookup[] = [];
+  if (options.schemaDir !== undefined) lookups.push(directoryLookup(options.schemaDir));
+  if (options.schemaRegistryUrl !== undefined) {
+    lookups.push(registryLookup(options.schemaRegistryUrl, options.registryTimeoutMs));
+  }
+  if (lookups.length === 0) {
+    throw new TesseraError(
+      'CONFIG_INVALID',
+      `source ${source.name} has format avro-confluent: set schemaRegistryUrl or schemaDir to resolve schema ids`,
+      { context: { source: source.name } },
+    );
+  }
+  const lookup = chainLookups(lookups);
+  const unknownTtl = options.unknownIdTtlMs ?? 30_000;
+  const cache = new Map<number, CachedSchema>();
+  const pending = new Map<number, Promise<void>>();
+
+  const usable = (id: number): CachedSchema | undefined => {
+    const entry = cache.get(id);
+    if (entry !== undefined && 'unusable' in entry && entry.until < Date.now()) {
+      cache.delete(id);
+      return undefined;
+    }
+    return entry;
+  };
+
+  const load = (id: number): Promise<void> => {
+    let p = pending.get(id);
+    if (p === undefined) {
+      p = (async () => {
+        const text = await lookup(id);
+        if (text === undefined) {
+          cache.set(id, { unusable: `unknown schema id ${id}`, until: Date.now() + unknownTtl });
+          return;
+        }
+        try {
+          cache.set(id, { codec: compileAvroSchema(text, `schema id ${id}`, source) });
+        } catch (error) {
+          cache.set(id, { unusable: (error as Error).message, until: Date.now() + unknownTtl });
+        }
+      })().finally(() => pending.delete(id));
+      pending.set(id, p);
+    }
+    return p;
+  };
+
+  const decodeWith = (entry: CachedSchema, m: KafkaMessageLike & { value: Buffer }): DecodeResult => {
+    if ('unusable' in entry) return failure('undecodable', entry.unusable);
+    const read = entry.codec.read(m.value, CONFLUENT_HEADER_BYTES);
+    return read.ok ? validate(read.raw, keyOf(m), entry.codec.timestampUnit) : read;
+  };
+
+  const decode = (m: KafkaMessageLike): DecodeResult | Promise<DecodeResult> => {
+    const frame = parseConfluentFrame(m.value);
+    if (!frame.ok) return frame;
+    const message = m as KafkaMessageLike & { value: Buffer };
+    const entry = usable(frame.schemaId);
+    if (entry !== undefined) return decodeWith(entry, message);
+    return load(frame.schemaId).then(() => decodeWith(usable(frame.schemaId)!, message));
+  };
+
+  const decodeBatch = async (messages: readonly KafkaMessageLike[]): Promise<DecodeResult[]> => {
+    const unseen = new Set<number>();
+    for (const m of messages) {
+      const frame = parseConfluentFrame(m.value);
+      if (frame.ok && usable(frame.schemaId) === undefined) unseen.add(frame.schemaId);
+    }
+    await Promise.all([...unseen].map(load));
+    const out: DecodeResult[] = [];
+    for (const m of messages) {
+      const result = decode(m);
+      out.push(result instanceof Promise ? await result : result);
+    }
+    return out;
+  };
+
+  return { source, decode, decodeBatch };
+}
+
+export function avroSchemaPath(source: SourceDef, definitionsDir: string): string {
+  if (source.avroSchema === undefined) {
+    throw new TesseraError(
+      'DEFINITIONS_INVALID',
+      `source ${source.name} has format ${source.format} but no avro_schema (path of an .avsc file)`,
+      { context: { source: source.name } },
+    );
+  }
+  return resolve(definitionsDir, source.avroSchema);
+}

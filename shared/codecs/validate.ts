@@ -1,0 +1,151 @@
+// Turns a decoded record (plain JS values from JSON or Avro) into the typed record the engine
+// takes, or into a refusal with a fixed reason. Format-independent: both codecs end here.
+import type { ColumnType, SourceDef } from '../definitions/schema.ts';
+import { int64FromCanonical, int64Value, isCanonicalInt64String, looksLikeInteger } from './int64.ts';
+import { describe, parseTimestamp, type TimestampUnit } from './timestamp.ts';
+import { type ColumnValue, type DecodeResult, failure } from './types.ts';
+
+const NUMERIC = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+type Checked =
+  | { ok: true; value: ColumnValue }
+  | { ok: false; reason: 'schema_mismatch' | 'non_numeric' | 'bad_timestamp'; problem: string };
+
+export type RecordValidator = (
+  raw: Readonly<Record<string, unknown>>,
+  messageKey: string | null,
+  timestampUnit?: TimestampUnit,
+) => DecodeResult;
+
+interface Column {
+  name: string;
+  type: ColumnType;
+  role: 'key' | 'time' | 'value';
+}
+
+/** Builds the validator of one source; columns are resolved once, not per message. */
+export function createValidator(source: SourceDef): RecordValidator {
+  const columns: Column[] = Object.entries(source.schema).map(([name, type]) => ({
+    name,
+    type,
+    role: name === source.keyField ? 'key' : name === source.timestampField ? 'time' : 'value',
+  }));
+  // Key first, then time, then the rest: the most specific reason wins when several fields are bad.
+  const rank = { key: 0, time: 1, value: 2 } as const;
+  columns.sort((a, b) => rank[a.role] - rank[b.role]);
+  const format = source.timestampFormat;
+
+  return (raw, messageKey, timestampUnit = 'format') => {
+    const record: Record<string, ColumnValue> = {};
+    let key = '';
+    let ts = 0;
+    for (const column of columns) {
+      const value = raw[column.name];
+      const { name } = column;
+      if (value === undefined || value === null) {
+        if (column.role === 'key') return failure('missing_key', `field ${name}: the key is missing`, name);
+        if (column.role === 'time') {
+          return failure('missing_timestamp', `field ${name}: the event timestamp is missing`, name);
+        }
+        return failure('missing_field', `field ${name}: missing (${column.type} expected)`, name);
+      }
+      if (column.type === 'timestamp') {
+        const parsed = parseTimestamp(value, format, column.role === 'time' ? timestampUnit : 'format');
+        if (!parsed.ok) return failure('bad_timestamp', `field ${name}: ${parsed.problem}`, name);
+        record[name] = parsed.ms;
+        if (column.role === 'time') ts = parsed.ms;
+        continue;
+      }
+      const checked = checkColumn(column.type, value);
+      if (!checked.ok) return failure(checked.reason, `field ${name}: ${checked.problem}`, name);
+      if (column.role === 'key') {
+        if (checked.value === '')
+          return failure('missing_key', `field ${name}: the key is an empty string`, name);
+        key = String(checked.value);
+      }
+      record[name] = checked.value;
+    }
+    return { ok: true, key, ts, record, messageKey };
+  };
+}
+
+function checkColumn(type: Exclude<ColumnType, 'timestamp'>, value: unknown): Checked {
+  switch (type) {
+    case 'int64':
+      return checkInt64(value);
+    case 'double':
+      return checkDouble(value);
+    case 'string':
+      return typeof value === 'string'
+        ? { ok: true, value }
+        : { ok: false, reason: 'schema_mismatch', problem: `expected a string, got ${describe(value)}` };
+    case 'bool':
+      return typeof value === 'boolean'
+        ? { ok: true, value }
+        : { ok: false, reason: 'schema_mismatch', problem: `expected a boolean, got ${describe(value)}` };
+  }
+}
+
+function checkInt64(value: unknown): Checked {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) {
+      return { ok: false, reason: 'non_numeric', problem: `expected a finite integer, got ${value}` };
+    }
+    if (!Number.isInteger(value)) {
+      return { ok: false, reason: 'schema_mismatch', problem: `expected an integer (int64), got ${value}` };
+    }
+    if (!Number.isSafeInteger(value)) {
+      return {
+        ok: false,
+        reason: 'schema_mismatch',
+        problem: `integer ${value} is beyond 2^53 and may have lost digits; send int64 ids above 2^53 as decimal strings`,
+      };
+    }
+    return { ok: true, value: value === 0 ? 0 : value };
+  }
+  if (typeof value === 'bigint') {
+    if (value < -(2n ** 63n) || value >= 2n ** 63n) {
+      return { ok: false, reason: 'schema_mismatch', problem: `${value} is outside the int64 range` };
+    }
+    return { ok: true, value: int64Value(value) };
+  }
+  if (typeof value === 'string') {
+    if (isCanonicalInt64String(value)) return { ok: true, value: int64FromCanonical(value) };
+    if (looksLikeInteger(value)) {
+      return {
+        ok: false,
+        reason: 'schema_mismatch',
+        problem: `expected an int64 decimal string without sign '+' or leading zeros, got ${describe(value)}`,
+      };
+    }
+    if (NUMERIC.test(value) && Number.isFinite(Number(value))) {
+      return {
+        ok: false,
+        reason: 'schema_mismatch',
+        problem: `expected an integer (int64), got ${describe(value)}`,
+      };
+    }
+    return { ok: false, reason: 'non_numeric', problem: `expected an integer, got ${describe(value)}` };
+  }
+  return {
+    ok: false,
+    reason: 'schema_mismatch',
+    problem: `expected an integer (int64), got ${describe(value)}`,
+  };
+}
+
+function checkDouble(value: unknown): Checked {
+  if (typeof value === 'number') {
+    return Number.isFinite(value)
+      ? { ok: true, value }
+      : { ok: false, reason: 'non_numeric', problem: `expected a finite number, got ${value}` };
+  }
+  if (typeof value === 'bigint') return { ok: true, value: Number(value) };
+  if (typeof value === 'string') {
+    const n = Number(value);
+    return NUMERIC.test(value) && Number.isFinite(n)
+      ? { ok: true, value: n }
+      : { ok: false, reason: 'non_numeric', problem: `expected a finite number, got ${describe(value)}` };
+  }
+  return { ok: false, reason: 'schema_mismatch', problem: `expected a number, got ${describe(value)}` };
+}

@@ -1,0 +1,240 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  createDecoder,
+  createEncoder,
+  DECODE_FAILURES,
+  type DecodeFailure,
+  type DecodeResult,
+} from '../../../shared/codecs/index.ts';
+import { parseIsoTimestamp } from '../../../shared/codecs/timestamp.ts';
+import { DEFINITIONS_DIR, KNOWN_RECORD, SCHEMA_DIR, transactions } from './support.ts';
+
+const json = createDecoder(transactions('json'), { definitionsDir: DEFINITIONS_DIR });
+const good = {
+  user_id: 1042,
+  event_timestamp: '2026-01-01T12:30:00.250Z',
+  amount: 12.34,
+  merchant_id: 'm_7',
+};
+const decodeJson = (value: unknown): DecodeResult =>
+  json.decode({
+    key: null,
+    value: Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)),
+  }) as DecodeResult;
+
+function refused(result: DecodeResult, reason: DecodeFailure, message?: RegExp): void {
+  assert.equal(result.ok, false, `expected a refusal (${reason}), got ${JSON.stringify(result)}`);
+  if (result.ok) return;
+  assert.equal(result.reason, reason, result.message);
+  if (message) assert.match(result.message, message);
+}
+
+describe('decode failures', () => {
+  it('undecodable: bytes that are not JSON', () => {
+    refused(decodeJson('{"user_id": 1042, "amount":'), 'undecodable', /not JSON/);
+    refused(json.decode({ key: null, value: null }) as DecodeResult, 'undecodable', /no value/);
+  });
+
+  it('undecodable: a truncated raw Avro body', () => {
+    const source = transactions('avro');
+    const bytes = createEncoder(source, { definitionsDir: DEFINITIONS_DIR }).encode(KNOWN_RECORD);
+    const decoder = createDecoder(source, { definitionsDir: DEFINITIONS_DIR });
+    refused(
+      decoder.decode({ key: null, value: bytes.subarray(0, bytes.length - 3) }) as DecodeResult,
+      'undecodable',
+      /truncated/,
+    );
+    refused(
+      decoder.decode({ key: null, value: Buffer.concat([bytes, Buffer.from([1, 2])]) }) as DecodeResult,
+      'undecodable',
+      /2 trailing bytes/,
+    );
+  });
+
+  it('undecodable: a Confluent frame with a wrong magic byte or an unknown schema id', async () => {
+    const source = transactions('avro-confluent');
+    const bytes = createEncoder(source, { definitionsDir: DEFINITIONS_DIR, schemaId: 7 }).encode(
+      KNOWN_RECORD,
+    );
+    const decoder = createDecoder(source, { definitionsDir: DEFINITIONS_DIR, schemaDir: SCHEMA_DIR });
+    const wrongMagic = Buffer.from(bytes);
+    wrongMagic[0] = 1;
+    refused(await decoder.decode({ key: null, value: wrongMagic }), 'undecodable', /first byte is 0x01/);
+    const unknownId = Buffer.from(bytes);
+    unknownId.writeUInt32BE(12345, 1);
+    refused(await decoder.decode({ key: null, value: unknownId }), 'undecodable', /unknown schema id 12345/);
+    refused(await decoder.decode({ key: null, value: Buffer.from([0, 0, 0]) }), 'undecodable', /truncated/);
+  });
+
+  it('non_numeric: amount "abc", "12,5", NaN and Infinity', async () => {
+    refused(
+      decodeJson({ ...good, amount: 'abc' }),
+      'non_numeric',
+      /^field amount: expected a finite number, got "abc"$/,
+    );
+    refused(decodeJson({ ...good, amount: '12,5' }), 'non_numeric', /field amount/);
+    refused(decodeJson({ ...good, amount: 'NaN' }), 'non_numeric', /field amount/);
+    refused(decodeJson({ ...good, amount: 'Infinity' }), 'non_numeric', /field amount/);
+    refused(decodeJson({ ...good, user_id: 'abc' }), 'non_numeric', /field user_id/);
+    // Avro doubles can carry NaN itself.
+    const source = transactions('avro');
+    const bytes = createEncoder(source, { definitionsDir: DEFINITIONS_DIR }).encode({
+      ...KNOWN_RECORD,
+      amount: Number.NaN,
+    });
+    refused(
+      createDecoder(source, { definitionsDir: DEFINITIONS_DIR }).decode({
+        key: null,
+        value: bytes,
+      }) as DecodeResult,
+      'non_numeric',
+      /field amount: expected a finite number, got NaN/,
+    );
+  });
+
+  it('accepts a numeric string amount and drops extra fields', () => {
+    const out = decodeJson({ ...good, amount: '12.5', country: 'FR' });
+    assert.ok(out.ok);
+    assert.deepEqual(out.record, { ...KNOWN_RECORD, amount: 12.5 });
+  });
+
+  it('schema_mismatch: a field of the wrong type', () => {
+    refused(
+      decodeJson({ ...good, merchant_id: 42 }),
+      'schema_mismatch',
+      /field merchant_id: expected a string, got 42/,
+    );
+    refused(
+      decodeJson({ ...good, amount: true }),
+      'schema_mismatch',
+      /field amount: expected a number, got true/,
+    );
+    refused(decodeJson([good]), 'schema_mismatch', /not an object/);
+  });
+
+  it('schema_mismatch: user_id 1.5 is not an int64', () => {
+    refused(
+      decodeJson({ ...good, user_id: 1.5 }),
+      'schema_mismatch',
+      /field user_id: expected an integer \(int64\), got 1.5/,
+    );
+    refused(decodeJson({ ...good, user_id: '1.5' }), 'schema_mismatch', /field user_id/);
+  });
+
+  it('schema_mismatch: int64 strings that are not canonical, and JSON integers that lost digits', () => {
+    refused(decodeJson({ ...good, user_id: '01042' }), 'schema_mismatch', /leading zeros/);
+    refused(decodeJson({ ...good, user_id: '+1042' }), 'schema_mismatch');
+    refused(decodeJson({ ...good, user_id: '9223372036854775808' }), 'schema_mismatch');
+    refused(
+      decodeJson(
+        '{"user_id": 9007199254740993, "event_timestamp": "2026-01-01T00:00:00Z", "amount": 1, "merchant_id": "m"}',
+      ),
+      'schema_mismatch',
+      /beyond 2\^53/,
+    );
+  });
+
+  it('keeps 9007199254740993 given as a string key exact', () => {
+    const out = decodeJson({ ...good, user_id: '9007199254740993' });
+    assert.ok(out.ok);
+    assert.equal(out.key, '9007199254740993');
+    assert.equal(out.record.user_id, '9007199254740993');
+    const min = decodeJson({ ...good, user_id: '-9223372036854775808' });
+    assert.ok(min.ok);
+    assert.equal(min.key, '-9223372036854775808');
+  });
+
+  it('missing_key: user_id absent, null or an empty string key', () => {
+    const { user_id: _, ...noKey } = good;
+    refused(decodeJson(noKey), 'missing_key', /field user_id/);
+    refused(decodeJson({ ...good, user_id: null }), 'missing_key', /field user_id/);
+    const stringKeyed = createDecoder(
+      transactions('json', { schema: { ...transactions().schema, user_id: 'string' } }),
+      {
+        definitionsDir: DEFINITIONS_DIR,
+      },
+    );
+    refused(
+      stringKeyed.decode({
+        key: null,
+        value: Buffer.from(JSON.stringify({ ...good, user_id: '' })),
+      }) as DecodeResult,
+      'missing_key',
+    );
+  });
+
+  it('missing_timestamp: event_timestamp absent or null', () => {
+    const { event_timestamp: _, ...noTime } = good;
+    refused(decodeJson(noTime), 'missing_timestamp', /field event_timestamp/);
+    refused(decodeJson({ ...good, event_timestamp: null }), 'missing_timestamp');
+  });
+
+  it('bad_timestamp: a zone-less ISO time is ambiguous and refused', () => {
+    refused(
+      decodeJson({ ...good, event_timestamp: '2026-01-01T12:30:00' }),
+      'bad_timestamp',
+      /field event_timestamp: expected an ISO-8601 time with a zone/,
+    );
+    refused(decodeJson({ ...good, event_timestamp: 'yesterday' }), 'bad_timestamp');
+    refused(
+      decodeJson({ ...good, event_timestamp: '2026-02-30T00:00:00Z' }),
+      'bad_timestamp',
+      /not a valid date-time/,
+    );
+    refused(decodeJson({ ...good, event_timestamp: 1767270600250 }), 'bad_timestamp', /ISO-8601 string/);
+  });
+
+  it('bad_timestamp: epoch numbers that are not finite or out of range', () => {
+    const epoch = createDecoder(transactions('json', { timestampFormat: 'epoch_ms' }), {
+      definitionsDir: DEFINITIONS_DIR,
+    });
+    const at = (t: unknown) =>
+      epoch.decode({
+        key: null,
+        value: Buffer.from(JSON.stringify({ ...good, event_timestamp: t })),
+      }) as DecodeResult;
+    refused(at('Infinity'), 'bad_timestamp');
+    refused(at('soon'), 'bad_timestamp');
+    refused(at(1e300), 'bad_timestamp', /outside the representable time range/);
+    const ok = at('1767270600250');
+    assert.ok(ok.ok);
+    assert.equal(ok.ts, 1767270600250);
+  });
+
+  it('missing_field: a column of the source schema is absent', () => {
+    const { merchant_id: _, ...noMerchant } = good;
+    refused(decodeJson(noMerchant), 'missing_field', /^field merchant_id: missing/);
+    refused(decodeJson({ ...good, amount: null }), 'missing_field', /field amount/);
+  });
+
+  it('the tests above cover every failure reason', () => {
+    // Keeps this file honest when a reason is added to the list.
+    assert.deepEqual([...DECODE_FAILURES].sort(), [
+      'bad_timestamp',
+      'missing_field',
+      'missing_key',
+      'missing_timestamp',
+      'non_numeric',
+      'schema_mismatch',
+      'undecodable',
+    ]);
+  });
+});
+
+describe('ISO-8601 parsing', () => {
+  it('honours explicit offsets and fractional seconds', () => {
+    assert.deepEqual(parseIsoTimestamp('2026-01-01T13:30:00.250+01:00'), {
+      ok: true,
+      ms: Date.UTC(2026, 0, 1, 12, 30, 0, 250),
+    });
+    assert.deepEqual(parseIsoTimestamp('2026-01-01 12:30:00.250123Z'), {
+      ok: true,
+      ms: Date.UTC(2026, 0, 1, 12, 30, 0, 250),
+    });
+    assert.deepEqual(parseIsoTimestamp('0050-06-01T00:00:00-0530'), {
+      ok: true,
+      ms: Date.parse('0050-06-01T05:30:00Z'),
+    });
+  });
+});
