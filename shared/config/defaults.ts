@@ -31,6 +31,22 @@ export const DEFAULTS = {
   topicPrefix: '',
   /** Bearer token the online API requires; empty = no auth (local dev only). Secret. Env TESSERA_AUTH_TOKEN. */
   authToken: '',
+  /** Kafka consumer group of the ingestors (all replicas share it). Env TESSERA_INGESTOR_GROUP. */
+  ingestorGroup: 'tessera-ingestor',
+  /** Prefix of every Redis key Tessera writes (`<prefix>:{<view>:<entity>}`). Env TESSERA_REDIS_KEY_PREFIX. */
+  redisKeyPrefix: 'tessera',
+  /**
+   * Clock the ingestor judges lateness by: `wall` (an event older than now - allowed_lateness is
+   * late; events more than 5 minutes in the future are refused) or `event` (only each entity's own
+   * newest event time counts: for replaying history). Env TESSERA_INGEST_CLOCK.
+   */
+  ingestClock: 'wall' as 'wall' | 'event',
+  /** Consumer session timeout: a dead ingestor's partitions move after this. Env TESSERA_KAFKA_SESSION_TIMEOUT_MS. */
+  kafkaSessionTimeoutMs: 30_000,
+  /** Consumer heartbeat interval; must be under a third of the session timeout. Env TESSERA_KAFKA_HEARTBEAT_MS. */
+  kafkaHeartbeatMs: 3_000,
+  /** Also PUBLISH fresh feature vectors on Redis channel `<prefix>:updates:<view>`. Env TESSERA_PUBLISH_UPDATES. */
+  publishUpdates: false,
 };
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -54,6 +70,12 @@ export const ENV_NAMES: Readonly<Record<ConfigKey, string>> = {
   metricsPort: 'TESSERA_METRICS_PORT',
   topicPrefix: 'TESSERA_TOPIC_PREFIX',
   authToken: 'TESSERA_AUTH_TOKEN',
+  ingestorGroup: 'TESSERA_INGESTOR_GROUP',
+  redisKeyPrefix: 'TESSERA_REDIS_KEY_PREFIX',
+  ingestClock: 'TESSERA_INGEST_CLOCK',
+  publishUpdates: 'TESSERA_PUBLISH_UPDATES',
+  kafkaSessionTimeoutMs: 'TESSERA_KAFKA_SESSION_TIMEOUT_MS',
+  kafkaHeartbeatMs: 'TESSERA_KAFKA_HEARTBEAT_MS',
 };
 
 /** Options whose values are never printed or put in error messages. */

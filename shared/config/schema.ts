@@ -35,6 +35,12 @@ function urlWithProtocol(protocols: readonly string[]) {
   );
 }
 
+const millis = z
+  .string()
+  .regex(/^\d+$/, 'expected a whole number of milliseconds')
+  .transform(Number)
+  .pipe(z.number().min(100, 'expected at least 100 ms').max(3_600_000, 'expected at most 3600000 ms (1 h)'));
+
 const bool = z.enum(['true', 'false', '1', '0']).transform((s) => s === 'true' || s === '1');
 
 // S3 bucket naming rules (3-63 chars, lower case, digits, dots, hyphens).
@@ -68,8 +74,27 @@ export const configSchema = z
     metricsPort: withDefault(port, DEFAULTS.metricsPort),
     topicPrefix: withDefault(topicPrefix, DEFAULTS.topicPrefix),
     authToken: withDefault(z.string(), DEFAULTS.authToken),
+    ingestorGroup: withDefault(
+      z.string().regex(/^[a-zA-Z0-9._-]{1,200}$/, 'expected a group id of a-z A-Z 0-9 . _ -'),
+      DEFAULTS.ingestorGroup,
+    ),
+    redisKeyPrefix: withDefault(
+      z.string().regex(/^[a-zA-Z0-9._-]{1,100}$/, 'expected up to 100 of a-z A-Z 0-9 . _ -'),
+      DEFAULTS.redisKeyPrefix,
+    ),
+    ingestClock: withDefault(z.enum(['wall', 'event']), DEFAULTS.ingestClock),
+    publishUpdates: withDefault(bool, DEFAULTS.publishUpdates),
+    kafkaSessionTimeoutMs: withDefault(millis, DEFAULTS.kafkaSessionTimeoutMs),
+    kafkaHeartbeatMs: withDefault(millis, DEFAULTS.kafkaHeartbeatMs),
   })
   .superRefine((c, ctx) => {
+    if (c.kafkaHeartbeatMs * 3 > c.kafkaSessionTimeoutMs) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['kafkaHeartbeatMs'],
+        message: `must be at most a third of the session timeout (${c.kafkaSessionTimeoutMs} ms), or the group drops live members`,
+      });
+    }
     if (c.httpPort !== 0 && c.httpPort === c.metricsPort) {
       ctx.addIssue({
         code: z.ZodIssueCode.custom,

@@ -1,6 +1,7 @@
 // The aggregation engine: one pure module (no I/O) that the ingestor, the server, the flusher,
 // backfill and the verifier all call, so online and offline can never disagree.
 export type { Acc, FeatureValue, StoredEvent, Value } from './acc.ts';
+export { BeforeEventReader } from './before-reader.ts';
 export { decodeState, encodeState } from './codec.ts';
 export { type FeaturePlan, planView, type ViewPlan } from './plan.ts';
 export {

@@ -234,8 +234,11 @@ function sortRows(input: EventColumns): { perm: Int32Array; groupStart: Int32Arr
   return { perm, groupStart };
 }
 
-/** One feature's window sliding forward over one entity's time-ordered log: [lo, hi) is the window. */
-class Slider implements WindowSpec {
+/**
+ * One feature's window sliding forward over one entity's time-ordered log: [lo, hi) is the window.
+ * Reads must come at non-decreasing times; the log may grow at its end (`extend`).
+ */
+export class Slider implements WindowSpec {
   readonly windowMs: number;
   readonly tileMs: number;
   private lo = 0;
@@ -249,7 +252,7 @@ class Slider implements WindowSpec {
   private deque: number[] = [];
   private head = 0;
   /** count_distinct over a string column: occurrences per dictionary id, and how many are > 0. */
-  private readonly idCounts: Int32Array | null;
+  private idCounts: Int32Array | null;
   private distinct = 0;
   /** count_distinct over numbers, and approx_count_distinct: occurrences per value. */
   private readonly valueCounts = new Map<Value, number>();
@@ -294,6 +297,11 @@ class Slider implements WindowSpec {
     this.head = 0;
     this.distinct = 0;
     this.valueCounts.clear();
+  }
+
+  /** The log now ends at `end` (events appended after the last one). */
+  extend(end: number): void {
+    this.end = end;
   }
 
   /** Moves the window to [start(t), t) and writes the feature value of output row `row`. */
@@ -363,6 +371,12 @@ class Slider implements WindowSpec {
       case 'distinct':
         if (this.idCounts) {
           const id = (this.ids as Int32Array)[i]!;
+          if (id >= this.idCounts.length) {
+            // The dictionary grew (online reader): widen the counts.
+            const wider = new Int32Array(Math.max(id + 1, this.idCounts.length * 2));
+            wider.set(this.idCounts);
+            this.idCounts = wider;
+          }
           if (id >= 0 && this.idCounts[id]!++ === 0) this.distinct++;
           return;
         }

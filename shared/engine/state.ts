@@ -146,8 +146,11 @@ export function advanceClock(plan: ViewPlan, state: EntityState, now: number): v
   }
 }
 
-/** Feature values as of `t` (window [start(t), t)), in plan order. */
-export function readFeatures(plan: ViewPlan, state: EntityState, t: number): FeatureValue[] {
+/**
+ * Feature values as of `t` (window [start(t), t)), in plan order. `only: 'tiled'` leaves the exact
+ * features out (undefined), for callers that compute those another way (BeforeEventReader).
+ */
+export function readFeatures(plan: ViewPlan, state: EntityState, t: number, only?: 'tiled'): FeatureValue[] {
   if (t < readFloor(plan, state)) {
     throw new TesseraError(
       'AS_OF_OUT_OF_RANGE',

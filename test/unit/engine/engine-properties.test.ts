@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import {
   applyEvent,
+  BeforeEventReader,
   decodeState,
   type EngineEvent,
   emptyState,
@@ -139,6 +140,24 @@ describe('engine properties', () => {
         });
         const t = Math.max(T0, ...events.map((e) => e.ts)) + after;
         assert.deepEqual(readFeatures(plan, decoded, t), readFeatures(plan, state, t));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('the online before-event reader equals a plain read before every event', () => {
+    fc.assert(
+      fc.property(streamArb, fc.integer({ min: 0, max: 5 }), (events, extra) => {
+        const state = emptyState(plan);
+        const reader = new BeforeEventReader(plan, state, extra);
+        events.forEach((e, i) => {
+          if (e.ts >= readFloor(plan, state)) {
+            assert.deepEqual(reader.read(e.ts), readFeatures(plan, state, e.ts), `before event ${i}`);
+          }
+          applyEvent(plan, state, toEngine(e));
+          if (i % 3 === 0) applyEvent(plan, state, toEngine(e)); // a redelivery: no change
+          reader.synced();
+        });
       }),
       { numRuns: 300 },
     );

@@ -1,0 +1,242 @@
+// The ingestor's core step for one Kafka batch (one partition): group decoded events by entity,
+// load every touched entity's state in one Redis round trip, apply the events in offset order with
+// the engine (recording each event's "features before it"), and write the states back in one
+// compare-and-set round trip. Losing a compare-and-set (another ingestor wrote the entity during a
+// rebalance) reloads that entity and re-applies: the engine skips already-applied offsets.
+
+import {
+  applyEvent,
+  BeforeEventReader,
+  type EngineEvent,
+  type EntityState,
+  type FeatureValue,
+  readFeatures,
+  readFloor,
+  toEngineEvent,
+  type ViewPlan,
+} from '../../shared/engine/index.ts';
+import { isTesseraError } from '../../shared/errors.ts';
+import type { LoadedState, SaveRequest } from '../../shared/state-store/redis-state-store.ts';
+
+/** Events whose time is more than this ahead of the wall clock are refused (reason `future`). */
+export const MAX_FUTURE_MS = 5 * 60_000;
+const MAX_CAS_ATTEMPTS = 8;
+
+export interface StateStore {
+  loadMany(entities: readonly string[]): Promise<Map<string, LoadedState>>;
+  saveMany(requests: readonly SaveRequest[]): Promise<{ conflicts: string[]; versions: Map<string, number> }>;
+}
+
+export interface ViewRuntime {
+  plan: ViewPlan;
+  store: StateStore;
+}
+
+/** A decoded, validated source event, with its Kafka position. */
+export interface IncomingEvent {
+  index: number;
+  partition: number;
+  offset: number;
+  entity: string;
+  ts: number;
+  record: Readonly<Record<string, unknown>>;
+}
+
+export interface Rejection {
+  index: number;
+  reason: 'late' | 'future';
+  message: string;
+}
+
+export interface TrainingRow {
+  view: string;
+  entity: string;
+  ts: number;
+  partition: number;
+  offset: number;
+  /** Features as of the event's own time, before it: the training value of this event. */
+  values: FeatureValue[];
+}
+
+export interface FeatureUpdate {
+  view: string;
+  entity: string;
+  /** Read as of the entity's newest event time + 1 ms: the vector includes that event. */
+  asOf: number;
+  values: FeatureValue[];
+}
+
+export interface BatchResult {
+  rejected: Rejection[];
+  rows: TrainingRow[];
+  updates: FeatureUpdate[];
+  applied: Map<string, number>;
+  duplicates: Map<string, number>;
+  cappedDrops: Map<string, number>;
+  conflicts: number;
+  newestEventTime: Map<string, number>;
+}
+
+export interface ClockOptions {
+  mode: 'wall' | 'event';
+  now: number;
+}
+
+export async function applyBatch(
+  views: readonly ViewRuntime[],
+  events: readonly IncomingEvent[],
+  clock: ClockOptions,
+): Promise<BatchResult> {
+  const result: BatchResult = {
+    rejected: [],
+    rows: [],
+    updates: [],
+    applied: new Map(),
+    duplicates: new Map(),
+    cappedDrops: new Map(),
+    conflicts: 0,
+    newestEventTime: new Map(),
+  };
+  const rejected = new Set<number>();
+  const accepted: IncomingEvent[] = [];
+  for (const e of events) {
+    if (clock.mode === 'wall' && e.ts > clock.now + MAX_FUTURE_MS) {
+      rejected.add(e.index);
+      result.rejected.push({
+        index: e.index,
+        reason: 'future',
+        message: `event time ${new Date(e.ts).toISOString()} is more than ${MAX_FUTURE_MS / 60_000} minutes ahead of the ingestor clock; check the producer's clock`,
+      });
+    } else {
+      accepted.push(e);
+    }
+  }
+  const byEntity = new Map<string, IncomingEvent[]>();
+  for (const e of accepted) {
+    const list = byEntity.get(e.entity);
+    if (list) list.push(e);
+    else byEntity.set(e.entity, [e]);
+  }
+  for (const list of byEntity.values()) list.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
+
+  for (const view of views) {
+    let pending = [...byEntity.keys()];
+    for (let attempt = 1; pending.length > 0; attempt++) {
+      if (attempt > MAX_CAS_ATTEMPTS) {
+        throw new Error(
+          `gave up after ${MAX_CAS_ATTEMPTS} compare-and-set conflicts on ${pending.length} entities of view ${view.plan.view.name}`,
+        );
+      }
+      const loaded = await view.store.loadMany(pending);
+      const outcomes = new Map<string, EntityOutcome>();
+      const saves: SaveRequest[] = [];
+      for (const entity of pending) {
+        const current = loaded.get(entity)!;
+        const outcome = applyEntity(view.plan, current.state, byEntity.get(entity)!, clock);
+        outcomes.set(entity, outcome);
+        if (outcome.applied > 0) saves.push({ entity, version: current.version, state: current.state });
+      }
+      const { conflicts } = saves.length > 0 ? await view.store.saveMany(saves) : { conflicts: [] };
+      const lost = new Set(conflicts);
+      result.conflicts += conflicts.length;
+      for (const [entity, outcome] of outcomes) {
+        if (lost.has(entity)) continue;
+        collect(result, view.plan, entity, outcome, rejected);
+      }
+      pending = conflicts;
+    }
+  }
+  return result;
+}
+
+interface EntityOutcome {
+  applied: number;
+  duplicates: number;
+  dropped: number;
+  late: Rejection[];
+  rows: TrainingRow[];
+  state: EntityState;
+  newest: number;
+}
+
+function applyEntity(
+  plan: ViewPlan,
+  state: EntityState,
+  events: readonly IncomingEvent[],
+  clock: ClockOptions,
+): EntityOutcome {
+  const outcome: EntityOutcome = {
+    applied: 0,
+    duplicates: 0,
+    dropped: 0,
+    late: [],
+    rows: [],
+    state,
+    newest: Number.NEGATIVE_INFINITY,
+  };
+  const now = clock.mode === 'wall' ? clock.now : undefined;
+  // Incremental reads: a busy entity's before-event values cost O(1) each, not a window scan.
+  const reader = new BeforeEventReader(plan, state, events.length);
+  for (const e of events) {
+    const engineEvent: EngineEvent = toEngineEvent(plan, e.record, e.ts, e.partition, e.offset);
+    // "Features before this event": only answerable (and only needed) when the event is not late.
+    const before = e.ts >= readFloor(plan, state) ? reader.read(e.ts) : null;
+    try {
+      const { outcome: kind, dropped } = applyEvent(plan, state, engineEvent, now);
+      reader.synced();
+      if (kind === 'duplicate') {
+        outcome.duplicates++;
+        continue;
+      }
+      outcome.applied++;
+      outcome.dropped += dropped;
+      outcome.newest = Math.max(outcome.newest, e.ts);
+      if (before)
+        outcome.rows.push({
+          view: plan.view.name,
+          entity: e.entity,
+          ts: e.ts,
+          partition: e.partition,
+          offset: e.offset,
+          values: before,
+        });
+    } catch (error) {
+      if (!isTesseraError(error, 'EVENT_LATE')) throw error;
+      outcome.late.push({ index: e.index, reason: 'late', message: error.message });
+    }
+  }
+  return outcome;
+}
+
+function collect(
+  result: BatchResult,
+  plan: ViewPlan,
+  entity: string,
+  outcome: EntityOutcome,
+  rejected: Set<number>,
+): void {
+  const view = plan.view.name;
+  for (const r of outcome.late) {
+    if (rejected.has(r.index)) continue;
+    rejected.add(r.index);
+    result.rejected.push(r);
+  }
+  result.rows.push(...outcome.rows);
+  bump(result.applied, view, outcome.applied);
+  bump(result.duplicates, view, outcome.duplicates);
+  bump(result.cappedDrops, view, outcome.dropped);
+  if (outcome.applied > 0) {
+    // As of just after the entity's newest event (from this batch or an earlier one).
+    const latest = outcome.state.events[outcome.state.events.length - 1]?.ts ?? outcome.newest;
+    const asOf = Math.max(latest, outcome.newest) + 1;
+    result.updates.push({ view, entity, asOf, values: readFeatures(plan, outcome.state, asOf) });
+    result.newestEventTime.set(
+      view,
+      Math.max(result.newestEventTime.get(view) ?? Number.NEGATIVE_INFINITY, outcome.newest),
+    );
+  }
+}
+
+function bump(map: Map<string, number>, key: string, by: number): void {
+  if (by > 0) map.set(key, (map.get(key) ?? 0) + by);
+}

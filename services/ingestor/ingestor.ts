@@ -1,0 +1,292 @@
+// The ingestor process core: a kafkajs consumer group over the definitions' source topics. Per
+// batch (one partition): decode and validate every record, apply the good ones with the engine to
+// Redis state (apply-batch.ts), send bad and late ones to `<topic>.dlq` with their original bytes,
+// push fresh feature vectors and per-event training rows, and only then commit the offsets.
+// A failure anywhere before the commit makes kafkajs redeliver the batch; the engine's per-partition
+// offsets make the redelivery a no-op for state, so nothing is lost or counted twice.
+import { dirname } from 'node:path';
+import type { Redis } from 'ioredis';
+import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import type { Logger } from 'pino';
+import { createDecoder } from '../../shared/codecs/decode.ts';
+import type { DecodeResult } from '../../shared/codecs/types.ts';
+import { topicName } from '../../shared/config/clients.ts';
+import type { Config } from '../../shared/config/index.ts';
+import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts';
+import { type FeatureValue, planView } from '../../shared/engine/index.ts';
+import { RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
+import { applyBatch, type IncomingEvent, type ViewRuntime } from './apply-batch.ts';
+import type { IngestorMetrics } from './metrics.ts';
+
+export const UPDATES_TOPIC = 'features.updates';
+export const ROWS_TOPIC = 'features.rows';
+
+export interface IngestorDeps {
+  config: Config;
+  definitions: Definitions;
+  kafka: Kafka;
+  redis: Redis;
+  logger: Logger;
+  metrics: IngestorMetrics;
+  /** Wall clock (tests may pin it). */
+  now?: () => number;
+}
+
+interface SourceRuntime {
+  source: SourceDef;
+  topic: string;
+  views: ViewRuntime[];
+  decode: (messages: KafkaMessage[]) => Promise<DecodeResult[]>;
+}
+
+export interface Ingestor {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  readiness(): Promise<string[]>;
+}
+
+export function createIngestor(deps: IngestorDeps): Ingestor {
+  const { config, definitions, kafka, redis, logger, metrics } = deps;
+  const now = deps.now ?? Date.now;
+  const sources = new Map<string, SourceRuntime>();
+  for (const source of definitions.sources) {
+    const views = definitions.views.filter((v) => v.source.name === source.name);
+    if (views.length === 0) continue;
+    const decoder = createDecoder(source, { definitionsDir: dirname(definitions.file) });
+    const topic = topicName(config, source.topic);
+    sources.set(topic, {
+      source,
+      topic,
+      views: views.map((view) => {
+        const plan = planView(view);
+        return { plan, store: new RedisStateStore(redis, plan, config.redisKeyPrefix) };
+      }),
+      decode: (messages) =>
+        decoder.decodeBatch(messages.map((m) => ({ key: m.key ?? null, value: m.value ?? null }))),
+    });
+  }
+  const consumer: Consumer = kafka.consumer({
+    groupId: config.ingestorGroup,
+    allowAutoTopicCreation: false,
+    sessionTimeout: config.kafkaSessionTimeoutMs,
+    heartbeatInterval: config.kafkaHeartbeatMs,
+  });
+  const producer: Producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+  });
+  const dlqLog = rateLimitedLog(logger, 10_000);
+  let running = false;
+
+  async function ensureTopics(): Promise<void> {
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const existing = new Set(await admin.listTopics());
+      const wanted = [...sources.keys()].flatMap((t) => [`${t}.dlq`]);
+      wanted.push(topicName(config, UPDATES_TOPIC), topicName(config, ROWS_TOPIC));
+      const missing = wanted.filter((t) => !existing.has(t));
+      if (missing.length > 0) {
+        await admin.createTopics({
+          waitForLeaders: true,
+          topics: missing.map((topic) => ({ topic, numPartitions: 6 })),
+        });
+        logger.info({ topics: missing }, 'created topics');
+      }
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  async function handleBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
+    if (batch.messages.length === 0) return;
+    const runtime = sources.get(batch.topic);
+    if (!runtime) throw new Error(`no source is defined for topic ${batch.topic}`);
+    const started = performance.now();
+    const decoded = await runtime.decode(batch.messages);
+    const incoming: IncomingEvent[] = [];
+    const dlq: { message: KafkaMessage; reason: string; detail: string }[] = [];
+    decoded.forEach((d, i) => {
+      const message = batch.messages[i]!;
+      if (d.ok) {
+        incoming.push({
+          index: i,
+          partition: batch.partition,
+          offset: Number(message.offset),
+          entity: d.key,
+          ts: d.ts,
+          record: d.record,
+        });
+      } else {
+        dlq.push({ message, reason: d.reason, detail: d.message });
+      }
+    });
+
+    let result: Awaited<ReturnType<typeof applyBatch>>;
+    try {
+      result = await applyBatch(runtime.views, incoming, { mode: config.ingestClock, now: now() });
+    } catch (error) {
+      metrics.redisErrors.inc();
+      throw error;
+    }
+    const redisAckedAt = Date.now();
+    for (const r of result.rejected)
+      dlq.push({ message: batch.messages[r.index]!, reason: r.reason, detail: r.message });
+    dlq.sort((a, b) => Number(BigInt(a.message.offset) - BigInt(b.message.offset))); // source order
+
+    // Dead letters first: if the DLQ is down this throws, nothing is committed, and the batch comes
+    // back (the partition waits instead of dropping the event).
+    if (dlq.length > 0) {
+      await producer.send({
+        topic: `${batch.topic}.dlq`,
+        messages: dlq.map(({ message, reason, detail }) => ({
+          key: message.key ?? null,
+          value: message.value ?? null,
+          headers: dlqHeaders(message.headers, {
+            reason,
+            detail,
+            topic: batch.topic,
+            partition: batch.partition,
+            offset: message.offset,
+          }),
+        })),
+      });
+      for (const d of dlq) {
+        metrics.dlq.inc({ topic: batch.topic, reason: d.reason });
+        dlqLog(
+          d.reason,
+          { topic: batch.topic, partition: batch.partition, offset: d.message.offset, reason: d.reason },
+          d.detail,
+        );
+      }
+    }
+    await publish(result);
+
+    const last = batch.messages[batch.messages.length - 1]!;
+    await consumer.commitOffsets([
+      { topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() },
+    ]);
+    payload.resolveOffset(last.offset);
+
+    // Metrics after the commit: what they count has really happened.
+    for (const [view, n] of result.applied) metrics.events.inc({ view, outcome: 'applied' }, n);
+    for (const [view, n] of result.duplicates) metrics.events.inc({ view, outcome: 'duplicate' }, n);
+    for (const [view, n] of result.cappedDrops) metrics.capped.inc({ view }, n);
+    for (const view of runtime.views)
+      if (dlq.length > 0) metrics.events.inc({ view: view.plan.view.name, outcome: 'dlq' }, dlq.length);
+    for (const [view, t] of result.newestEventTime) metrics.freshness.set({ view }, t / 1000);
+    metrics.conflicts.inc(result.conflicts);
+    for (const m of batch.messages)
+      metrics.eventToRedisSeconds.observe(Math.max(0, redisAckedAt - Number(m.timestamp)) / 1000);
+    metrics.lag.set(
+      { topic: batch.topic, partition: String(batch.partition) },
+      Math.max(0, Number(batch.highWatermark) - Number(last.offset) - 1),
+    );
+    metrics.batchSeconds.observe((performance.now() - started) / 1000);
+  }
+
+  async function publish(result: Awaited<ReturnType<typeof applyBatch>>): Promise<void> {
+    const names = new Map(
+      [...sources.values()].flatMap((s) =>
+        s.views.map((v) => [v.plan.view.name, v.plan.features.map((f) => f.def.name)] as const),
+      ),
+    );
+    const vector = (view: string, values: FeatureValue[]) =>
+      Object.fromEntries((names.get(view) ?? []).map((n, i) => [n, values[i]]));
+    const updates = result.updates.map((u) => ({
+      key: u.entity,
+      value: JSON.stringify({
+        view: u.view,
+        entity: u.entity,
+        as_of: new Date(u.asOf).toISOString(),
+        features: vector(u.view, u.values),
+        definitions_hash: definitions.hash,
+      }),
+    }));
+    const rows = result.rows.map((r) => ({
+      key: r.entity,
+      value: JSON.stringify({
+        view: r.view,
+        entity: r.entity,
+        event_timestamp: new Date(r.ts).toISOString(),
+        partition: r.partition,
+        offset: r.offset,
+        features: vector(r.view, r.values),
+        definitions_hash: definitions.hash,
+      }),
+    }));
+    const topicMessages = [];
+    if (updates.length > 0)
+      topicMessages.push({ topic: topicName(config, UPDATES_TOPIC), messages: updates });
+    if (rows.length > 0) topicMessages.push({ topic: topicName(config, ROWS_TOPIC), messages: rows });
+    if (topicMessages.length > 0) await producer.sendBatch({ topicMessages });
+    if (config.publishUpdates && updates.length > 0) {
+      const pipeline = redis.pipeline();
+      for (const u of result.updates)
+        pipeline.publish(
+          `${config.redisKeyPrefix}:updates:${u.view}`,
+          JSON.stringify({ entity: u.entity, values: u.values }),
+        );
+      await pipeline.exec();
+    }
+  }
+
+  return {
+    async start() {
+      await ensureTopics();
+      await producer.connect();
+      await consumer.connect();
+      for (const topic of sources.keys()) await consumer.subscribe({ topic, fromBeginning: true });
+      await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: handleBatch });
+      running = true;
+      logger.info({ topics: [...sources.keys()], group: config.ingestorGroup }, 'ingestor consuming');
+    },
+    async stop() {
+      running = false;
+      // kafkajs lets the batch in progress finish (and commit) before it leaves the group.
+      await consumer.disconnect();
+      await producer.disconnect();
+    },
+    async readiness() {
+      const problems: string[] = [];
+      if (!running) problems.push('consumer not running');
+      try {
+        await redis.ping();
+      } catch (error) {
+        problems.push(`redis: ${String(error)}`);
+      }
+      return problems;
+    },
+  };
+}
+
+function dlqHeaders(
+  original: IHeaders | undefined,
+  info: { reason: string; detail: string; topic: string; partition: number; offset: string },
+): IHeaders {
+  return {
+    ...(original ?? {}),
+    'tessera-reason': info.reason,
+    'tessera-message': info.detail.slice(0, 1000),
+    'tessera-source-topic': info.topic,
+    'tessera-source-partition': String(info.partition),
+    'tessera-source-offset': info.offset,
+  };
+}
+
+/** Logs the first event of each kind at once, then at most once per interval with a count. */
+function rateLimitedLog(logger: Logger, intervalMs: number) {
+  const last = new Map<string, { at: number; suppressed: number }>();
+  return (kind: string, context: Record<string, unknown>, message: string) => {
+    const t = Date.now();
+    const entry = last.get(kind);
+    if (entry && t - entry.at < intervalMs) {
+      entry.suppressed++;
+      return;
+    }
+    logger.warn({ ...context, suppressed: entry?.suppressed ?? 0 }, `dead-lettered: ${message}`);
+    last.set(kind, { at: t, suppressed: 0 });
+  };
+}

@@ -1,0 +1,65 @@
+// `npx tsx services/ingestor/main.ts [--flags]`: runs one ingestor (run several for scale-out;
+// they share partitions through the consumer group). Configuration: shared/config (env or flags).
+import { Redis } from 'ioredis';
+import { Kafka } from 'kafkajs';
+import { pino } from 'pino';
+import { kafkaOptions, redisOptions } from '../../shared/config/clients.ts';
+import { loadConfig, renderConfig } from '../../shared/config/index.ts';
+import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
+import { isTesseraError } from '../../shared/errors.ts';
+import { startOpsServer } from './http.ts';
+import { createIngestor } from './ingestor.ts';
+import { createIngestorMetrics } from './metrics.ts';
+
+async function main(): Promise<void> {
+  const config = loadConfig({ argv: process.argv.slice(2) });
+  const logger = pino({ level: config.logLevel, base: { service: 'ingestor', pid: process.pid } });
+  logger.info(`configuration:\n${renderConfig(config)}`);
+  const definitions = loadDefinitionsFile(config.definitions);
+  logger.info(
+    { file: definitions.file, hash: definitions.hash, views: definitions.views.map((v) => v.name) },
+    'definitions loaded',
+  );
+
+  const metrics = createIngestorMetrics();
+  const redis = new Redis({ ...redisOptions(config), maxRetriesPerRequest: 2 });
+  redis.on('error', (error) => logger.warn({ err: error.message }, 'redis connection error'));
+  const kafka = new Kafka(kafkaOptions(config, `tessera-ingestor-${process.pid}`));
+  const ingestor = createIngestor({ config, definitions, kafka, redis, logger, metrics });
+  const ops = await startOpsServer({
+    port: config.metricsPort,
+    registry: metrics.registry,
+    readiness: () => ingestor.readiness(),
+  });
+  logger.info({ port: ops.port }, 'health/ready/metrics listening');
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping: finishing the current batch, committing, leaving the group');
+    const timer = setTimeout(() => {
+      logger.error('graceful stop took over 30 s; exiting');
+      process.exit(1);
+    }, 30_000);
+    try {
+      await ingestor.stop();
+      redis.disconnect();
+      ops.server.close();
+    } finally {
+      clearTimeout(timer);
+    }
+    logger.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  await ingestor.start();
+  // Printed for supervisors and tests that wait for it.
+  console.log(`ingestor ready (metrics on 127.0.0.1:${ops.port})`);
+}
+
+main().catch((error: unknown) => {
+  console.error(isTesseraError(error) ? `${error.code}: ${error.message}` : error);
+  process.exit(1);
+});

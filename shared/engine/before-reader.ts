@@ -1,0 +1,116 @@
+// "Features before this event", online: the ingestor reads every event's features as of its own
+// time just before applying it. A plain read scans the window (O(events in it)), which is
+// quadratic for a busy entity in exact mode; this reader keeps the offline sweep's sliders over a
+// typed mirror of the entity's events, so in-order events cost O(1) amortized. An event inserted
+// out of order (or a compaction of the state's array) rebuilds the mirror at the next read.
+import type { FeatureValue, StoredEvent } from './acc.ts';
+import type { ViewPlan } from './plan.ts';
+import { type ColumnData, Slider } from './sliding.ts';
+import { type EntityState, readFeatures } from './state.ts';
+
+export class BeforeEventReader {
+  private ts = new Float64Array(0);
+  private columns: ColumnData[] = [];
+  private dicts: Map<string, number>[] = [];
+  private sliders: { slider: Slider; index: number; out: Float64Array | FeatureValue[] }[] = [];
+  /** Index in state.events of mirror position 0, the array mirrored, and how many are mirrored. */
+  private base = 0;
+  private array: StoredEvent[] | null = null;
+  private length = 0;
+  private lastMirrored: StoredEvent | undefined;
+  private lastT = Number.NEGATIVE_INFINITY;
+  private dirty = true;
+
+  constructor(
+    private readonly plan: ViewPlan,
+    private readonly state: EntityState,
+    /** Room for this many appended events before the mirror is rebuilt bigger. */
+    private readonly extra: number,
+  ) {}
+
+  /** Feature values as of t, before any event at t: the same values as readFeatures(plan, state, t). */
+  read(t: number): FeatureValue[] {
+    const values =
+      this.plan.tileGroups.length > 0
+        ? readFeatures(this.plan, this.state, t, 'tiled')
+        : new Array<FeatureValue>(this.plan.features.length);
+    if (this.plan.exactFeatures.length === 0) return values;
+    if (this.dirty || t < this.lastT) this.rebuild();
+    this.lastT = t;
+    for (const { slider, index, out } of this.sliders) {
+      slider.emit(t, 0);
+      values[index] = out[0] as FeatureValue;
+    }
+    return values;
+  }
+
+  /** Call after every applyEvent on the state: mirrors an appended event, or marks a rebuild. */
+  synced(): void {
+    if (this.dirty) return;
+    const events = this.state.events;
+    const end = this.base + this.length;
+    if (events === this.array && events.length === end) return; // nothing applied (duplicate)
+    const appended =
+      events === this.array && events.length === end + 1 && events[end - 1] === this.lastMirrored;
+    if (!appended || this.length >= this.ts.length) {
+      this.dirty = true;
+      return;
+    }
+    this.mirror(events[end]!, this.length);
+    this.length++;
+    this.lastMirrored = events[end];
+    for (const { slider } of this.sliders) slider.extend(this.length);
+  }
+
+  private rebuild(): void {
+    const events = this.state.events;
+    this.array = events;
+    this.base = this.state.head;
+    this.length = events.length - this.base;
+    const capacity = this.length + this.extra + 16;
+    this.ts = new Float64Array(capacity);
+    this.dicts = this.plan.columns.map(() => new Map());
+    this.columns = this.plan.columns.map(
+      (name): ColumnData =>
+        ['int64', 'double', 'timestamp'].includes(this.plan.view.source.schema[name] ?? '')
+          ? { kind: 'num', values: new Float64Array(capacity) }
+          : { kind: 'str', ids: new Int32Array(capacity), dict: [] },
+    );
+    for (let i = 0; i < this.length; i++) this.mirror(events[this.base + i]!, i);
+    this.lastMirrored = events[events.length - 1];
+    this.sliders = this.plan.exactFeatures.map((feature) => {
+      const out = new Array<FeatureValue>(1);
+      const slider = new Slider(
+        feature,
+        this.ts,
+        feature.column >= 0 ? this.columns[feature.column]! : null,
+        out,
+      );
+      slider.reset(0, this.length);
+      return { slider, index: feature.index, out };
+    });
+    this.lastT = Number.NEGATIVE_INFINITY;
+    this.dirty = false;
+  }
+
+  private mirror(event: StoredEvent, i: number): void {
+    this.ts[i] = event.ts;
+    for (let c = 0; c < this.columns.length; c++) {
+      const column = this.columns[c]!;
+      const v = event.v[c];
+      if (column.kind === 'num') {
+        column.values[i] = typeof v === 'number' ? v : Number.NaN;
+      } else if (typeof v === 'string') {
+        const dict = this.dicts[c]!;
+        let id = dict.get(v);
+        if (id === undefined) {
+          id = column.dict.push(v) - 1;
+          dict.set(v, id);
+        }
+        column.ids[i] = id;
+      } else {
+        column.ids[i] = -1;
+      }
+    }
+  }
+}

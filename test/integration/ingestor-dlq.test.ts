@@ -1,0 +1,171 @@
+// Bad input never crashes the ingestor and is never lost: each bad record lands in
+// `<topic>.dlq` with its original bytes and a reason, is counted in a metric, and the ingestor keeps
+// applying the good records around it. Also checks the continuous push (features.updates) and the
+// per-event training rows (features.rows).
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { KafkaMessage } from 'kafkajs';
+import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
+import { planView, readFeatures } from '../../shared/engine/index.ts';
+import { RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
+import {
+  cleanupRun,
+  newTestRun,
+  startIngestor,
+  type TestRun,
+  waitForCaughtUp,
+} from '../support/ingestor-process.ts';
+
+const MIN = 60_000;
+
+async function readTopic(
+  run: TestRun,
+  topic: string,
+  count: number,
+  timeoutMs = 30_000,
+): Promise<KafkaMessage[]> {
+  const consumer = run.kafka.consumer({ groupId: `${run.id}-reader-${topic}` });
+  const got: KafkaMessage[] = [];
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`only ${got.length} of ${count} messages on ${topic}`)),
+      timeoutMs,
+    );
+    void consumer.run({
+      eachMessage: async ({ message }) => {
+        got.push(message);
+        if (got.length >= count) {
+          clearTimeout(timer);
+          resolve();
+        }
+      },
+    });
+  });
+  await consumer.disconnect();
+  return got;
+}
+
+describe('ingestor: dead letters, push and training rows', { timeout: 120_000 }, () => {
+  const run = newTestRun({ TESSERA_INGEST_CLOCK: 'wall' });
+  const now = Date.now();
+  const good = (user: number, dt: number, amount: number, merchant: string) =>
+    JSON.stringify({
+      user_id: user,
+      event_timestamp: new Date(now + dt).toISOString(),
+      amount,
+      merchant_id: merchant,
+    });
+  const bad: { value: string; reason: string }[] = [
+    { value: '{not json', reason: 'undecodable' },
+    {
+      value: JSON.stringify({ event_timestamp: new Date(now).toISOString(), amount: 1, merchant_id: 'm' }),
+      reason: 'missing_key',
+    },
+    {
+      value: JSON.stringify({
+        user_id: 1,
+        event_timestamp: new Date(now).toISOString(),
+        amount: 'abc',
+        merchant_id: 'm',
+      }),
+      reason: 'non_numeric',
+    },
+    {
+      value: JSON.stringify({
+        user_id: 1,
+        event_timestamp: '2026-01-01T10:00:00',
+        amount: 1,
+        merchant_id: 'm',
+      }),
+      reason: 'bad_timestamp',
+    },
+    { value: good(1, -2 * 60 * MIN, 5, 'late-merchant'), reason: 'late' },
+    { value: good(1, 60 * MIN, 5, 'future-merchant'), reason: 'future' },
+  ];
+
+  before(async () => {
+    const admin = run.kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: run.topic, numPartitions: 1 }] });
+    await admin.disconnect();
+  });
+  after(async () => cleanupRun(run));
+
+  it('dead-letters each bad record with its bytes and reason, and applies the good ones', async () => {
+    const producer = run.kafka.producer();
+    await producer.connect();
+    await producer.send({
+      topic: run.topic,
+      messages: [
+        { key: '1', value: good(1, -10 * MIN, 10, 'a') },
+        ...bad.map((b) => ({ key: '1', value: b.value })),
+        { key: '1', value: good(1, -5 * MIN, 20, 'b') },
+      ],
+    });
+    const ingestor = startIngestor(run);
+    await ingestor.ready;
+    await waitForCaughtUp(run, run.topic, 30_000);
+    // Still alive and still applying after the bad input.
+    await producer.send({ topic: run.topic, messages: [{ key: '1', value: good(1, -1 * MIN, 30, 'a') }] });
+    await waitForCaughtUp(run, run.topic, 30_000);
+    await producer.disconnect();
+
+    const dead = await readTopic(run, `${run.topic}.dlq`, bad.length);
+    assert.deepEqual(
+      dead.map((m) => m.headers?.['tessera-reason']?.toString()),
+      bad.map((b) => b.reason),
+    );
+    dead.forEach((m, i) => {
+      assert.equal(m.value?.toString(), bad[i]!.value, 'original bytes');
+      assert.equal(m.headers?.['tessera-source-topic']?.toString(), run.topic);
+      assert.equal(m.headers?.['tessera-source-offset']?.toString(), String(i + 1));
+      assert.ok(
+        (m.headers?.['tessera-message']?.toString() ?? '').length > 10,
+        'a message says what was wrong',
+      );
+    });
+
+    const port = /metrics on 127\.0\.0\.1:(\d+)/.exec(ingestor.output())?.[1];
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    for (const reason of ['undecodable', 'missing_key', 'non_numeric', 'bad_timestamp', 'late', 'future']) {
+      assert.match(
+        metrics,
+        new RegExp(
+          `tessera_ingestor_dlq_events_total\\{topic="${run.topic.replaceAll('.', '\\.')}",reason="${reason}"\\} 1`,
+        ),
+      );
+    }
+    assert.match(
+      metrics,
+      /tessera_ingestor_events_total\{view="user_transaction_features",outcome="applied"\} 3/,
+    );
+    assert.equal((await fetch(`http://127.0.0.1:${port}/ready`)).status, 200);
+
+    const plan = planView(loadDefinitionsFile(run.config.definitions).views[0]!);
+    const state = (await new RedisStateStore(run.redis, plan, run.config.redisKeyPrefix).loadMany(['1'])).get(
+      '1',
+    )!;
+    const values = readFeatures(plan, state.state, now);
+    assert.deepEqual(values, [3, 3, 20, 20, 30, 2], 'three good events: avg 20, max 30, merchants a and b');
+
+    const rows = await readTopic(run, `${run.id}.features.rows`, 3);
+    const parsed = rows.map((m) => JSON.parse(m.value!.toString()) as { features: Record<string, number> });
+    assert.deepEqual(
+      parsed.map((r) => r.features.transaction_count_1h),
+      [0, 1, 2],
+      'each training row holds the features before its event',
+    );
+    const updates = await readTopic(run, `${run.id}.features.updates`, 2);
+    const lastUpdate = JSON.parse(updates[updates.length - 1]!.value!.toString()) as {
+      features: Record<string, number>;
+      definitions_hash: string;
+    };
+    assert.equal(lastUpdate.features.transaction_count_1h, 3);
+    assert.match(lastUpdate.definitions_hash, /^[0-9a-f]{16}$/);
+
+    ingestor.child.kill('SIGTERM');
+    assert.equal(await ingestor.exited, 0);
+  });
+});
