@@ -160,8 +160,10 @@ export function readFeatures(plan: ViewPlan, state: EntityState, t: number, only
     );
   }
   const out = new Array<FeatureValue>(plan.features.length);
-  for (const feature of plan.exactFeatures)
-    out[feature.index] = readExact(feature, state.events, state.head, t);
+  if (only !== 'tiled') {
+    for (const feature of plan.exactFeatures)
+      out[feature.index] = readExact(feature, state.events, state.head, t);
+  }
   // After the newest event every stored event is before t, so whole tiles answer the read.
   const afterAll = state.clock === null || t > state.clock;
   for (let g = 0; g < plan.tileGroups.length; g++) {
