@@ -6,7 +6,7 @@
 // offsets make the redelivery a no-op for state, so nothing is lost or counted twice.
 import { dirname } from 'node:path';
 import type { Redis } from 'ioredis';
-import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { createDecoder } from '../../shared/codecs/decode.ts';
 import type { DecodeResult } from '../../shared/codecs/types.ts';
@@ -139,9 +139,10 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     // Dead letters first: if the DLQ is down this throws, nothing is committed, and the batch comes
     // back (the partition waits instead of dropping the event).
     if (dlq.length > 0) {
-      await producer.send({
-        topic: `${batch.topic}.dlq`,
-        messages: dlq.map(({ message, reason, detail }) => ({
+      await sendChunked(
+        producer,
+        `${batch.topic}.dlq`,
+        dlq.map(({ message, reason, detail }) => ({
           key: message.key ?? null,
           value: message.value ?? null,
           headers: dlqHeaders(message.headers, {
@@ -152,7 +153,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
             offset: message.offset,
           }),
         })),
-      });
+      );
       for (const d of dlq) {
         metrics.dlq.inc({ topic: batch.topic, reason: d.reason });
         dlqLog(
@@ -217,11 +218,8 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         definitions_hash: definitions.hash,
       }),
     }));
-    const topicMessages = [];
-    if (updates.length > 0)
-      topicMessages.push({ topic: topicName(config, UPDATES_TOPIC), messages: updates });
-    if (rows.length > 0) topicMessages.push({ topic: topicName(config, ROWS_TOPIC), messages: rows });
-    if (topicMessages.length > 0) await producer.sendBatch({ topicMessages });
+    await sendChunked(producer, topicName(config, UPDATES_TOPIC), updates);
+    await sendChunked(producer, topicName(config, ROWS_TOPIC), rows);
     if (config.publishUpdates && updates.length > 0) {
       const pipeline = redis.pipeline();
       for (const u of result.updates)
@@ -260,6 +258,34 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       return problems;
     },
   };
+}
+
+/** Bytes per produce request: under the broker's default message.max.bytes (1 MiB) with room. */
+const MAX_SEND_BYTES = 512 * 1024;
+
+/**
+ * Sends messages in requests of at most MAX_SEND_BYTES: kafkajs does not split a large batch, and
+ * the broker refuses a record batch over message.max.bytes (a catch-up batch of thousands of rows).
+ */
+async function sendChunked(producer: Producer, topic: string, messages: Message[]): Promise<void> {
+  let chunk: Message[] = [];
+  let bytes = 0;
+  for (const m of messages) {
+    const size = byteLength(m.key) + byteLength(m.value) + 64;
+    if (chunk.length > 0 && bytes + size > MAX_SEND_BYTES) {
+      await producer.send({ topic, messages: chunk });
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(m);
+    bytes += size;
+  }
+  if (chunk.length > 0) await producer.send({ topic, messages: chunk });
+}
+
+function byteLength(v: Message['key'] | Message['value']): number {
+  if (v === null || v === undefined) return 0;
+  return typeof v === 'string' ? Buffer.byteLength(v) : v.length;
 }
 
 function dlqHeaders(
