@@ -12,6 +12,8 @@ import { createIngestor } from './ingestor.ts';
 import { createIngestorMetrics } from './metrics.ts';
 
 async function main(): Promise<void> {
+  // kafkajs warns about its v2 partitioner change on every producer; ours is keyed by entity.
+  process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
   const config = loadConfig({ argv: process.argv.slice(2) });
   const logger = pino({ level: config.logLevel, base: { service: 'ingestor', pid: process.pid } });
   logger.info(`configuration:\n${renderConfig(config)}`);
