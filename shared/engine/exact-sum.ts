@@ -3,12 +3,15 @@
 // order or grouping, so a sum computed event by event online, tile by tile, or by a sliding
 // window offline is bit-identical. Removing a value (adding its negation) is exact too.
 
-/** Adds `x` to the partials in place; returns the same array. */
-export function addExact(partials: number[], x: number): number[] {
-  let count = 0;
-  const n = partials.length;
-  for (let j = 0; j < n; j++) {
-    let y = partials[j] as number;
+/**
+ * The core step: adds `x` to the first `count` partials of `p` in place and returns the new count
+ * (at most count + 1). Works on plain arrays and on typed buffers alike.
+ */
+function accumulate(p: { [i: number]: number }, count: number, value: number): number {
+  let x = value;
+  let k = 0;
+  for (let j = 0; j < count; j++) {
+    let y = p[j] as number;
     if (Math.abs(x) < Math.abs(y)) {
       const swap = x;
       x = y;
@@ -16,16 +19,17 @@ export function addExact(partials: number[], x: number): number[] {
     }
     const hi = x + y;
     const lo = y - (hi - x);
-    if (lo !== 0) partials[count++] = lo;
+    if (lo !== 0) p[k++] = lo;
     x = hi;
   }
-  // Write in place; only shrink the array when partials cancelled out (rare).
-  if (count < n) {
-    partials[count] = x;
-    partials.length = count + 1;
-  } else {
-    partials.push(x);
-  }
+  p[k] = x;
+  return k + 1;
+}
+
+/** Adds `x` to the partials in place; returns the same array. */
+export function addExact(partials: number[], x: number): number[] {
+  const count = accumulate(partials, partials.length, x);
+  if (count < partials.length) partials.length = count; // partials cancelled out (rare)
   return partials;
 }
 
@@ -117,26 +121,10 @@ export class ExactAccumulator {
   count = 0;
 
   add(value: number): void {
-    const p = this.partials;
-    let x = value;
-    let k = 0;
-    for (let j = 0; j < this.count; j++) {
-      let y = p[j] as number;
-      if (Math.abs(x) < Math.abs(y)) {
-        const swap = x;
-        x = y;
-        y = swap;
-      }
-      const hi = x + y;
-      const lo = y - (hi - x);
-      if (lo !== 0) p[k++] = lo;
-      x = hi;
-    }
-    p[k] = x;
-    this.count = k + 1;
+    this.count = accumulate(this.partials, this.count, value);
   }
 
-  /** The partials as a plain array (for the shared result functions). */
+  /** The correctly rounded sum. */
   value(): number {
     return roundExact(this.partials, this.count);
   }

@@ -10,6 +10,7 @@ import { planView, readFeatures } from '../../shared/engine/index.ts';
 import { RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
 import {
   cleanupRun,
+  createSourceTopic,
   newTestRun,
   startIngestor,
   type TestRun,
@@ -85,12 +86,7 @@ describe('ingestor: dead letters, push and training rows', { timeout: 120_000 },
     { value: good(1, 60 * MIN, 5, 'future-merchant'), reason: 'future' },
   ];
 
-  before(async () => {
-    const admin = run.kafka.admin();
-    await admin.connect();
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: run.topic, numPartitions: 1 }] });
-    await admin.disconnect();
-  });
+  before(async () => createSourceTopic(run, 1));
   after(async () => cleanupRun(run));
 
   it('dead-letters each bad record with its bytes and reason, and applies the good ones', async () => {

@@ -2,19 +2,12 @@
 // middle (a rebalance) and another joins; the result must still equal the offline engine exactly.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
-import {
-  applyEvent,
-  type EntityState,
-  emptyState,
-  planView,
-  readFeatures,
-  toEngineEvent,
-} from '../../shared/engine/index.ts';
-import { RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
 import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import {
   cleanupRun,
+  createSourceTopic,
+  differencesFromOffline,
+  fraudMessages,
   newTestRun,
   startIngestor,
   type TestRun,
@@ -27,12 +20,7 @@ describe('three ingestors on six partitions, with a rebalance in the middle', { 
   const run: TestRun = newTestRun({ TESSERA_INGEST_CLOCK: 'event' });
   const events = generateFraudEvents({ events: EVENTS, seed: 5 });
 
-  before(async () => {
-    const admin = run.kafka.admin();
-    await admin.connect();
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: run.topic, numPartitions: 6 }] });
-    await admin.disconnect();
-  });
+  before(async () => createSourceTopic(run, 6));
   after(async () => cleanupRun(run));
 
   it('matches the offline engine for every entity', async () => {
@@ -45,15 +33,7 @@ describe('three ingestors on six partitions, with a rebalance in the middle', { 
       for (let i = from; i < to; i += 2000) {
         await producer.send({
           topic: run.topic,
-          messages: events.slice(i, Math.min(to, i + 2000)).map((e) => ({
-            key: String(e.user_id),
-            value: JSON.stringify({
-              user_id: e.user_id,
-              event_timestamp: new Date(e.event_timestamp).toISOString(),
-              amount: e.amount,
-              merchant_id: e.merchant_id,
-            }),
-          })),
+          messages: fraudMessages(events.slice(i, Math.min(to, i + 2000))),
         });
       }
     };
@@ -69,33 +49,7 @@ describe('three ingestors on six partitions, with a rebalance in the middle', { 
     for (const i of [ingestors[1]!, ingestors[2]!, joiner]) i.child.kill('SIGTERM');
     await Promise.all([ingestors[1]!, ingestors[2]!, joiner].map((i) => i.exited));
 
-    const plan = planView(loadDefinitionsFile(run.config.definitions).views[0]!);
-    const offline = new Map<string, EntityState>();
-    events.forEach((e, i) => {
-      const key = String(e.user_id);
-      let state = offline.get(key);
-      if (!state) {
-        state = emptyState(plan);
-        offline.set(key, state);
-      }
-      applyEvent(
-        plan,
-        state,
-        toEngineEvent(plan, e as unknown as Record<string, unknown>, e.event_timestamp, 0, i),
-      );
-    });
-    const t = events.reduce((m, e) => Math.max(m, e.event_timestamp), 0) + 1;
-    const store = new RedisStateStore(run.redis, plan, run.config.redisKeyPrefix);
-    const entities = [...offline.keys()];
-    let differences = 0;
-    for (let i = 0; i < entities.length; i += 1000) {
-      const chunk = entities.slice(i, i + 1000);
-      const online = await store.loadMany(chunk);
-      for (const entity of chunk) {
-        const want = JSON.stringify(readFeatures(plan, offline.get(entity)!, t));
-        if (JSON.stringify(readFeatures(plan, online.get(entity)!.state, t)) !== want) differences++;
-      }
-    }
-    assert.equal(differences, 0, `${differences} of ${entities.length} entities differ`);
+    const { entities, differences } = await differencesFromOffline(run, events);
+    assert.deepEqual(differences, [], `first differences among ${entities} entities`);
   });
 });

@@ -6,6 +6,17 @@ import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
 import { kafkaOptions, redisOptions } from '../../shared/config/clients.ts';
 import { type Config, loadConfig } from '../../shared/config/index.ts';
+import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
+import {
+  applyEvent,
+  type EntityState,
+  emptyState,
+  planView,
+  readFeatures,
+  toEngineEvent,
+} from '../../shared/engine/index.ts';
+import { RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
+import type { FraudEvent } from '../../shared/synth/fraud-events.ts';
 
 export interface TestRun {
   id: string;
@@ -107,4 +118,72 @@ export async function cleanupRun(run: TestRun): Promise<void> {
   const keys = await run.redis.keys(`${run.id}:*`);
   for (let i = 0; i < keys.length; i += 1000) await run.redis.del(...keys.slice(i, i + 1000));
   run.redis.disconnect();
+}
+
+/** Creates this run's source topic. */
+export async function createSourceTopic(run: TestRun, partitions: number): Promise<void> {
+  const admin = run.kafka.admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [{ topic: run.topic, numPartitions: partitions }],
+    });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** The generated events as JSON Kafka messages of the reference source, keyed by user_id. */
+export function fraudMessages(events: readonly FraudEvent[]): { key: string; value: string }[] {
+  return events.map((e) => ({
+    key: String(e.user_id),
+    value: JSON.stringify({
+      user_id: e.user_id,
+      event_timestamp: new Date(e.event_timestamp).toISOString(),
+      amount: e.amount,
+      merchant_id: e.merchant_id,
+    }),
+  }));
+}
+
+/**
+ * Compares every entity's features in Redis with the engine run offline over the same events (in
+ * produce order), as of just after the last event. Returns up to 10 differences, and the count.
+ */
+export async function differencesFromOffline(
+  run: TestRun,
+  events: readonly FraudEvent[],
+): Promise<{ entities: number; differences: string[] }> {
+  const plan = planView(loadDefinitionsFile(run.config.definitions).views[0]!);
+  const offline = new Map<string, EntityState>();
+  events.forEach((e, i) => {
+    const key = String(e.user_id);
+    let state = offline.get(key);
+    if (!state) {
+      state = emptyState(plan);
+      offline.set(key, state);
+    }
+    applyEvent(
+      plan,
+      state,
+      toEngineEvent(plan, e as unknown as Record<string, unknown>, e.event_timestamp, 0, i),
+    );
+  });
+  const t = events.reduce((m, e) => Math.max(m, e.event_timestamp), 0) + 1;
+  const store = new RedisStateStore(run.redis, plan, run.config.redisKeyPrefix);
+  const entities = [...offline.keys()];
+  const differences: string[] = [];
+  for (let i = 0; i < entities.length; i += 1000) {
+    const chunk = entities.slice(i, i + 1000);
+    const online = await store.loadMany(chunk);
+    for (const entity of chunk) {
+      const got = online.get(entity)!;
+      const want = JSON.stringify(readFeatures(plan, offline.get(entity)!, t));
+      const have = got.version === 0 ? 'no state' : JSON.stringify(readFeatures(plan, got.state, t));
+      if (have !== want && differences.length < 10)
+        differences.push(`user ${entity}: online ${have}, offline ${want}`);
+    }
+  }
+  return { entities: entities.length, differences };
 }
