@@ -218,8 +218,10 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         definitions_hash: definitions.hash,
       }),
     }));
-    await sendChunked(producer, topicName(config, UPDATES_TOPIC), updates);
-    await sendChunked(producer, topicName(config, ROWS_TOPIC), rows);
+    await Promise.all([
+      sendChunked(producer, topicName(config, UPDATES_TOPIC), updates),
+      sendChunked(producer, topicName(config, ROWS_TOPIC), rows),
+    ]);
     if (config.publishUpdates && updates.length > 0) {
       const pipeline = redis.pipeline();
       for (const u of result.updates)
@@ -237,7 +239,14 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       await producer.connect();
       await consumer.connect();
       for (const topic of sources.keys()) await consumer.subscribe({ topic, fromBeginning: true });
-      await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: handleBatch });
+      // Partitions are independent (keyed by entity; the compare-and-set guards the rest), so
+      // several batches wait on Redis and Kafka at once instead of one after another.
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: 6,
+        eachBatch: handleBatch,
+      });
       running = true;
       logger.info({ topics: [...sources.keys()], group: config.ingestorGroup }, 'ingestor consuming');
     },

@@ -1,0 +1,162 @@
+// Ingest benchmark on the local stack: one ingestor process, broker and Redis on this machine.
+//  1. throughput: N events pre-loaded on a 6-partition topic, consumed by Kafka's own consumer perf
+//     tool (org.apache.kafka.tools.ConsumerPerformance) and then by the ingestor, same topic, same run;
+//  2. freshness: produce at a fixed rate while the ingestor runs; produce -> Redis-acknowledged latency
+//     from the ingestor's histogram (p50/p99, interpolated within buckets like histogram_quantile);
+//  3. memory (--rss-minutes M): the ingestor's RSS sampled every 30 s while producing at the fixed rate.
+//
+//   eval "$(scripts/stack env)"; npx tsx loadtest/ingest-bench.ts [--events 300000] [--rate 10000]
+//     [--fresh-seconds 30] [--rss-minutes 0]
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadDefinitionsFile } from '../shared/definitions/load.ts';
+import { produceEvents } from '../services/producer/produce.ts';
+import { cleanupRun, newTestRun, startIngestor, type TestRun, waitForCaughtUp } from '../test/support/ingestor-process.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    events: { type: 'string', default: '300000' },
+    rate: { type: 'string', default: '10000' },
+    'fresh-seconds': { type: 'string', default: '30' },
+    'rss-minutes': { type: 'string', default: '0' },
+  },
+});
+const N = Number(args.events);
+const RATE = Number(args.rate);
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+const kafkaJars = `${process.env.TESSERA_CACHE ?? `${process.env.HOME}/.cache/tessera`}/jars/kafka-4.1.1-log4j-2.25.3/libs`;
+
+async function produce(run: TestRun, events: number, rate: number, seed: number) {
+  const definitions = loadDefinitionsFile(run.config.definitions);
+  return produceEvents({
+    config: run.config,
+    source: definitions.sources[0]!,
+    definitionsDir: dirname(definitions.file),
+    topic: run.topic,
+    events,
+    seed,
+    rate,
+    createTopic: true,
+    partitions: 6,
+  });
+}
+
+async function metricsText(output: string): Promise<string> {
+  const port = /metrics on 127\.0\.0\.1:(\d+)/.exec(output)?.[1];
+  return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+}
+
+/** Quantile from a Prometheus histogram's cumulative buckets, linear within the bucket. */
+function histogramQuantile(text: string, name: string, q: number): { value: number; count: number } {
+  const buckets = [...text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`, 'gm'))].map((m) => ({
+    le: m[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(m[1]),
+    count: Number(m[2]),
+  }));
+  const total = buckets[buckets.length - 1]?.count ?? 0;
+  const rank = q * total;
+  let prevLe = 0;
+  let prevCount = 0;
+  for (const b of buckets) {
+    if (b.count >= rank) {
+      if (!Number.isFinite(b.le)) return { value: prevLe, count: total };
+      return { value: prevLe + ((b.le - prevLe) * (rank - prevCount)) / Math.max(1, b.count - prevCount), count: total };
+    }
+    prevLe = b.le;
+    prevCount = b.count;
+  }
+  return { value: Number.NaN, count: total };
+}
+
+function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+// 1. Throughput.
+{
+  const run = newTestRun({ TESSERA_INGEST_CLOCK: 'event' });
+  try {
+    log(`producing ${fmt(N)} events ...`);
+    await produce(run, N, 0, 1);
+    log('broker consumer perf tool ...');
+    const perf = execFileSync(
+      'java',
+      ['-Xmx512m', '-cp', `${kafkaJars}/*`, 'org.apache.kafka.tools.ConsumerPerformance', '--bootstrap-server', run.config.kafkaBrokers[0]!, '--topic', run.topic, '--messages', String(N), '--timeout', '60000'],
+      { encoding: 'utf8' },
+    );
+    const row = perf.trim().split('\n').pop()!.split(',').map((c) => c.trim());
+    const brokerRate = Number(row[9]); // fetch.nMsg.sec: excludes the group join, like ours below
+    log('ingestor ...');
+    const ingestor = startIngestor(run);
+    await ingestor.ready;
+    const admin = run.kafka.admin();
+    await admin.connect();
+    // Time from the first committed batch to lag 0 (the group join is excluded, as for the tool).
+    let firstAt = 0;
+    let firstDone = 0;
+    for (;;) {
+      const [c] = await admin.fetchOffsets({ groupId: run.config.ingestorGroup, topics: [run.topic] });
+      const done = (c?.partitions ?? []).reduce((s, p) => s + Math.max(0, Number(p.offset)), 0);
+      if (done > 0 && firstAt === 0) {
+        firstAt = performance.now();
+        firstDone = done;
+      }
+      if (done >= N) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const seconds = (performance.now() - firstAt) / 1000;
+    await admin.disconnect();
+    const oursRate = (N - firstDone) / seconds;
+    ingestor.child.kill('SIGTERM');
+    await ingestor.exited;
+    console.log(`\nIngest throughput, ${fmt(N)} JSON events, 6 partitions, one process, reference view (6 features, exact)`);
+    console.log(`  Kafka ConsumerPerformance (fetch only):       ${fmt(brokerRate)} msg/s`);
+    console.log(`  Tessera ingestor (decode, apply, Redis, push): ${fmt(oursRate)} events/s`);
+    console.log(`  ratio ingestor / broker tool: ${(oursRate / brokerRate).toFixed(2)}  (goal >= 0.5; goal >= 100k events/s)`);
+  } finally {
+    await cleanupRun(run);
+  }
+}
+
+// 2. Freshness (and 3. memory).
+{
+  const run = newTestRun({ TESSERA_INGEST_CLOCK: 'event' });
+  try {
+    const admin = run.kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: run.topic, numPartitions: 6 }] });
+    await admin.disconnect();
+    const ingestor = startIngestor(run);
+    await ingestor.ready;
+    await new Promise((r) => setTimeout(r, 3000)); // group join
+    const seconds = Number(args['fresh-seconds']);
+    log(`producing at ${fmt(RATE)}/s for ${seconds} s ...`);
+    await produce(run, RATE * seconds, RATE, 2);
+    await waitForCaughtUp(run, run.topic, 60_000);
+    const text = await metricsText(ingestor.output());
+    const p50 = histogramQuantile(text, 'tessera_ingestor_event_to_redis_seconds', 0.5);
+    const p99 = histogramQuantile(text, 'tessera_ingestor_event_to_redis_seconds', 0.99);
+    console.log(`\nFreshness at ${fmt(RATE)} events/s for ${seconds} s (${fmt(p99.count)} events): produce -> Redis acknowledged`);
+    console.log(`  p50 ${(p50.value * 1000).toFixed(1)} ms, p99 ${(p99.value * 1000).toFixed(1)} ms  (goal p99 < 50 ms)`);
+
+    const minutes = Number(args['rss-minutes']);
+    if (minutes > 0) {
+      const pid = ingestor.child.pid!;
+      const samples: string[] = [];
+      const sampler = setInterval(() => samples.push(rssMiB(pid).toFixed(0)), 30_000);
+      samples.push(rssMiB(pid).toFixed(0));
+      log(`producing at ${fmt(RATE)}/s for ${minutes} min, sampling RSS every 30 s ...`);
+      await produce(run, RATE * 60 * minutes, RATE, 3);
+      clearInterval(sampler);
+      samples.push(rssMiB(pid).toFixed(0));
+      console.log(`\nIngestor RSS (MiB) every 30 s over ${minutes} min at ${fmt(RATE)} events/s: ${samples.join(' ')}`);
+    }
+    ingestor.child.kill('SIGTERM');
+    await ingestor.exited;
+  } finally {
+    await cleanupRun(run);
+  }
+}
