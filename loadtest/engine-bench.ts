@@ -24,6 +24,7 @@ import {
   type ViewPlan,
 } from '../shared/engine/index.ts';
 import { fraudEventsToCsv, generateFraudEvents } from '../shared/synth/fraud-events.ts';
+import { runOracle } from '../test/support/oracle.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -210,6 +211,35 @@ if (!args['no-baselines']) {
     `  Tessera apply (exact) events/s vs 1M/s goal: ${(figures.exact!.applyPerS / 1e6).toFixed(2)}x`,
   );
   results.ratio_training_vs_pandas = ourRate / pandasRate;
+
+  // The independent oracle (test/oracle/oracle.py) on the first 100k events, engine on the same.
+  const sample = events.slice(0, Math.min(N, 100_000));
+  log(`oracle on ${fmt(sample.length)} events ...`);
+  const oracle = runOracle(plan, sample);
+  const sampleKeys = sample.map((e) => String(e.user_id));
+  const sampleColumns = toEventColumns(
+    plan,
+    sampleKeys,
+    sample.map((e) =>
+      toEngineEvent(plan, e as unknown as Record<string, unknown>, e.event_timestamp, e.partition, e.offset),
+    ),
+  );
+  featuresBeforeEachColumnar(plan, sampleColumns);
+  const [sampleRows, engineMs] = timed(() => featuresBeforeEachColumnar(plan, sampleColumns));
+  let same = 0;
+  oracle.rows.forEach((row, i) => {
+    if (row.every((v, f) => v === sampleRows[f]![i] || (v === null && sampleRows[f]![i] === null))) same++;
+  });
+  console.log(
+    `  oracle (naive loop, numpy) on ${fmt(sample.length)} events: ${oracle.seconds.toFixed(1)} s; engine: ${(engineMs / 1000).toFixed(3)} s; ` +
+      `ratio ${fmt(Math.round((oracle.seconds * 1000) / engineMs))}x; rows identical: ${fmt(same)} / ${fmt(sample.length)}`,
+  );
+  results.oracle = {
+    events: sample.length,
+    oracle_seconds: oracle.seconds,
+    engine_seconds: engineMs / 1000,
+    rows_identical: same,
+  };
   results.values_identical_to_pandas = differing === 0;
 }
 console.log(`\n${JSON.stringify(results)}`);
