@@ -11,9 +11,15 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadDefinitionsFile } from '../shared/definitions/load.ts';
 import { produceEvents } from '../services/producer/produce.ts';
-import { cleanupRun, newTestRun, startIngestor, type TestRun, waitForCaughtUp } from '../test/support/ingestor-process.ts';
+import { loadDefinitionsFile } from '../shared/definitions/load.ts';
+import {
+  cleanupRun,
+  newTestRun,
+  startIngestor,
+  type TestRun,
+  waitForCaughtUp,
+} from '../test/support/ingestor-process.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -51,10 +57,12 @@ async function metricsText(output: string): Promise<string> {
 
 /** Quantile from a Prometheus histogram's cumulative buckets, linear within the bucket. */
 function histogramQuantile(text: string, name: string, q: number): { value: number; count: number } {
-  const buckets = [...text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`, 'gm'))].map((m) => ({
-    le: m[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(m[1]),
-    count: Number(m[2]),
-  }));
+  const buckets = [...text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`, 'gm'))].map(
+    (m) => ({
+      le: m[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(m[1]),
+      count: Number(m[2]),
+    }),
+  );
   const total = buckets[buckets.length - 1]?.count ?? 0;
   const rank = q * total;
   let prevLe = 0;
@@ -62,7 +70,10 @@ function histogramQuantile(text: string, name: string, q: number): { value: numb
   for (const b of buckets) {
     if (b.count >= rank) {
       if (!Number.isFinite(b.le)) return { value: prevLe, count: total };
-      return { value: prevLe + ((b.le - prevLe) * (rank - prevCount)) / Math.max(1, b.count - prevCount), count: total };
+      return {
+        value: prevLe + ((b.le - prevLe) * (rank - prevCount)) / Math.max(1, b.count - prevCount),
+        count: total,
+      };
     }
     prevLe = b.le;
     prevCount = b.count;
@@ -84,10 +95,28 @@ function rssMiB(pid: number): number {
     log('broker consumer perf tool ...');
     const perf = execFileSync(
       'java',
-      ['-Xmx512m', '-cp', `${kafkaJars}/*`, 'org.apache.kafka.tools.ConsumerPerformance', '--bootstrap-server', run.config.kafkaBrokers[0]!, '--topic', run.topic, '--messages', String(N), '--timeout', '60000'],
+      [
+        '-Xmx512m',
+        '-cp',
+        `${kafkaJars}/*`,
+        'org.apache.kafka.tools.ConsumerPerformance',
+        '--bootstrap-server',
+        run.config.kafkaBrokers[0]!,
+        '--topic',
+        run.topic,
+        '--messages',
+        String(N),
+        '--timeout',
+        '60000',
+      ],
       { encoding: 'utf8' },
     );
-    const row = perf.trim().split('\n').pop()!.split(',').map((c) => c.trim());
+    const row = perf
+      .trim()
+      .split('\n')
+      .pop()!
+      .split(',')
+      .map((c) => c.trim());
     const brokerRate = Number(row[9]); // fetch.nMsg.sec: excludes the group join, like ours below
     log('ingestor ...');
     const ingestor = startIngestor(run);
@@ -112,10 +141,14 @@ function rssMiB(pid: number): number {
     const oursRate = (N - firstDone) / seconds;
     ingestor.child.kill('SIGTERM');
     await ingestor.exited;
-    console.log(`\nIngest throughput, ${fmt(N)} JSON events, 6 partitions, one process, reference view (6 features, exact)`);
+    console.log(
+      `\nIngest throughput, ${fmt(N)} JSON events, 6 partitions, one process, reference view (6 features, exact)`,
+    );
     console.log(`  Kafka ConsumerPerformance (fetch only):       ${fmt(brokerRate)} msg/s`);
     console.log(`  Tessera ingestor (decode, apply, Redis, push): ${fmt(oursRate)} events/s`);
-    console.log(`  ratio ingestor / broker tool: ${(oursRate / brokerRate).toFixed(2)}  (goal >= 0.5; goal >= 100k events/s)`);
+    console.log(
+      `  ratio ingestor / broker tool: ${(oursRate / brokerRate).toFixed(2)}  (goal >= 0.5; goal >= 100k events/s)`,
+    );
   } finally {
     await cleanupRun(run);
   }
@@ -139,8 +172,12 @@ function rssMiB(pid: number): number {
     const text = await metricsText(ingestor.output());
     const p50 = histogramQuantile(text, 'tessera_ingestor_event_to_redis_seconds', 0.5);
     const p99 = histogramQuantile(text, 'tessera_ingestor_event_to_redis_seconds', 0.99);
-    console.log(`\nFreshness at ${fmt(RATE)} events/s for ${seconds} s (${fmt(p99.count)} events): produce -> Redis acknowledged`);
-    console.log(`  p50 ${(p50.value * 1000).toFixed(1)} ms, p99 ${(p99.value * 1000).toFixed(1)} ms  (goal p99 < 50 ms)`);
+    console.log(
+      `\nFreshness at ${fmt(RATE)} events/s for ${seconds} s (${fmt(p99.count)} events): produce -> Redis acknowledged`,
+    );
+    console.log(
+      `  p50 ${(p50.value * 1000).toFixed(1)} ms, p99 ${(p99.value * 1000).toFixed(1)} ms  (goal p99 < 50 ms)`,
+    );
 
     const minutes = Number(args['rss-minutes']);
     if (minutes > 0) {
@@ -152,7 +189,9 @@ function rssMiB(pid: number): number {
       await produce(run, RATE * 60 * minutes, RATE, 3);
       clearInterval(sampler);
       samples.push(rssMiB(pid).toFixed(0));
-      console.log(`\nIngestor RSS (MiB) every 30 s over ${minutes} min at ${fmt(RATE)} events/s: ${samples.join(' ')}`);
+      console.log(
+        `\nIngestor RSS (MiB) every 30 s over ${minutes} min at ${fmt(RATE)} events/s: ${samples.join(' ')}`,
+      );
     }
     ingestor.child.kill('SIGTERM');
     await ingestor.exited;
