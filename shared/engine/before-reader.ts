@@ -5,7 +5,7 @@
 // out of order (or a compaction of the state's array) rebuilds the mirror at the next read.
 import type { FeatureValue, StoredEvent } from './acc.ts';
 import type { ViewPlan } from './plan.ts';
-import { type ColumnData, Slider } from './sliding.ts';
+import { type ColumnData, newColumns, Slider, setColumnValue } from './sliding.ts';
 import { type EntityState, readFeatures } from './state.ts';
 
 export class BeforeEventReader {
@@ -70,12 +70,7 @@ export class BeforeEventReader {
     const capacity = this.length + this.extra + 16;
     this.ts = new Float64Array(capacity);
     this.dicts = this.plan.columns.map(() => new Map());
-    this.columns = this.plan.columns.map(
-      (name): ColumnData =>
-        ['int64', 'double', 'timestamp'].includes(this.plan.view.source.schema[name] ?? '')
-          ? { kind: 'num', values: new Float64Array(capacity) }
-          : { kind: 'str', ids: new Int32Array(capacity), dict: [] },
-    );
+    this.columns = newColumns(this.plan, capacity);
     for (let i = 0; i < this.length; i++) this.mirror(events[this.base + i]!, i);
     this.lastMirrored = events[events.length - 1];
     this.sliders = this.plan.exactFeatures.map((feature) => {
@@ -95,22 +90,7 @@ export class BeforeEventReader {
 
   private mirror(event: StoredEvent, i: number): void {
     this.ts[i] = event.ts;
-    for (let c = 0; c < this.columns.length; c++) {
-      const column = this.columns[c]!;
-      const v = event.v[c];
-      if (column.kind === 'num') {
-        column.values[i] = typeof v === 'number' ? v : Number.NaN;
-      } else if (typeof v === 'string') {
-        const dict = this.dicts[c]!;
-        let id = dict.get(v);
-        if (id === undefined) {
-          id = column.dict.push(v) - 1;
-          dict.set(v, id);
-        }
-        column.ids[i] = id;
-      } else {
-        column.ids[i] = -1;
-      }
-    }
+    for (let c = 0; c < this.columns.length; c++)
+      setColumnValue(this.columns[c]!, this.dicts[c]!, i, event.v[c]);
   }
 }

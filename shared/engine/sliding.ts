@@ -44,12 +44,7 @@ export function toEventColumns(
   const ts = new Float64Array(n);
   const partition = new Int32Array(n);
   const offset = new Float64Array(n);
-  const columns = plan.columns.map(
-    (name): ColumnData =>
-      NUMERIC_TYPES.has(plan.view.source.schema[name] ?? '')
-        ? { kind: 'num', values: new Float64Array(n) }
-        : { kind: 'str', ids: new Int32Array(n), dict: [] },
-  );
+  const columns = newColumns(plan, n);
   const dicts = columns.map(() => new Map<string, number>());
   for (let i = 0; i < n; i++) {
     const e = events[i]!;
@@ -62,25 +57,40 @@ export function toEventColumns(
     ts[i] = e.ts;
     partition[i] = e.partition;
     offset[i] = e.offset;
-    for (let c = 0; c < columns.length; c++) {
-      const col = columns[c]!;
-      const v = e.values[c];
-      if (col.kind === 'num') {
-        col.values[i] = typeof v === 'number' ? v : Number.NaN;
-      } else if (typeof v === 'string') {
-        const dict = dicts[c]!;
-        let code = dict.get(v);
-        if (code === undefined) {
-          code = col.dict.push(v) - 1;
-          dict.set(v, code);
-        }
-        col.ids[i] = code;
-      } else {
-        col.ids[i] = -1;
-      }
-    }
+    for (let c = 0; c < columns.length; c++) setColumnValue(columns[c]!, dicts[c]!, i, e.values[c]);
   }
   return { n, entities: ids.size, entity, ts, partition, offset, columns };
+}
+
+/** Empty typed columns for the plan's columns: numeric schema types as numbers, the rest as strings. */
+export function newColumns(plan: ViewPlan, capacity: number): ColumnData[] {
+  return plan.columns.map(
+    (name): ColumnData =>
+      NUMERIC_TYPES.has(plan.view.source.schema[name] ?? '')
+        ? { kind: 'num', values: new Float64Array(capacity) }
+        : { kind: 'str', ids: new Int32Array(capacity), dict: [] },
+  );
+}
+
+/** Stores value `v` at row i (NaN / -1 for null or a value of another type); `dict` indexes column.dict. */
+export function setColumnValue(
+  column: ColumnData,
+  dict: Map<string, number>,
+  i: number,
+  v: Value | null | undefined,
+): void {
+  if (column.kind === 'num') {
+    column.values[i] = typeof v === 'number' ? v : Number.NaN;
+  } else if (typeof v === 'string') {
+    let code = dict.get(v);
+    if (code === undefined) {
+      code = column.dict.push(v) - 1;
+      dict.set(v, code);
+    }
+    column.ids[i] = code;
+  } else {
+    column.ids[i] = -1;
+  }
 }
 
 /**
