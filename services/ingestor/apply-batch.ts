@@ -15,7 +15,7 @@ import {
   toEngineEvent,
   type ViewPlan,
 } from '../../shared/engine/index.ts';
-import { isTesseraError } from '../../shared/errors.ts';
+import { isTesseraError, TesseraError } from '../../shared/errors.ts';
 import type { LoadedState, SaveRequest } from '../../shared/state-store/redis-state-store.ts';
 
 /** Events whose time is more than this ahead of the wall clock are refused (reason `future`). */
@@ -123,8 +123,11 @@ export async function applyBatch(
     let pending = [...byEntity.keys()];
     for (let attempt = 1; pending.length > 0; attempt++) {
       if (attempt > MAX_CAS_ATTEMPTS) {
-        throw new Error(
-          `gave up after ${MAX_CAS_ATTEMPTS} compare-and-set conflicts on ${pending.length} entities of view ${view.plan.view.name}`,
+        // Retriable: the batch is redelivered and tried again once the other writer is gone.
+        throw new TesseraError(
+          'SERVICE_UNAVAILABLE',
+          `gave up after ${MAX_CAS_ATTEMPTS} compare-and-set conflicts on ${pending.length} entities of view ${view.plan.view.name}: is another ingestor writing the same entities under another consumer group?`,
+          { retriable: true, context: { view: view.plan.view.name, entities: pending.slice(0, 10) } },
         );
       }
       const loaded = await view.store.loadMany(pending);
