@@ -10,7 +10,6 @@ import {
   type EngineEvent,
   type EntityState,
   type FeatureValue,
-  readFeatures,
   readFloor,
   toEngineEvent,
   type ViewPlan,
@@ -160,6 +159,8 @@ interface EntityOutcome {
   rows: TrainingRow[];
   state: EntityState;
   newest: number;
+  /** The fresh vector to push, when anything was applied. */
+  update: { asOf: number; values: FeatureValue[] } | null;
 }
 
 function applyEntity(
@@ -176,6 +177,7 @@ function applyEntity(
     rows: [],
     state,
     newest: Number.NEGATIVE_INFINITY,
+    update: null,
   };
   const now = clock.mode === 'wall' ? clock.now : undefined;
   // Incremental reads: a busy entity's before-event values cost O(1) each, not a window scan.
@@ -208,6 +210,13 @@ function applyEntity(
       outcome.late.push({ index: e.index, reason: 'late', message: error.message });
     }
   }
+  if (outcome.applied > 0) {
+    // As of just after the entity's newest event (from this batch or an earlier one), read with the
+    // same reader: its windows only move forward from the last event, no window scan.
+    const latest = state.events[state.events.length - 1]?.ts ?? outcome.newest;
+    const asOf = Math.max(latest, outcome.newest) + 1;
+    outcome.update = { asOf, values: reader.read(asOf) };
+  }
   return outcome;
 }
 
@@ -229,10 +238,7 @@ function collect(
   bump(result.duplicates, view, outcome.duplicates);
   bump(result.cappedDrops, view, outcome.dropped);
   if (outcome.applied > 0) {
-    // As of just after the entity's newest event (from this batch or an earlier one).
-    const latest = outcome.state.events[outcome.state.events.length - 1]?.ts ?? outcome.newest;
-    const asOf = Math.max(latest, outcome.newest) + 1;
-    result.updates.push({ view, entity, asOf, values: readFeatures(plan, outcome.state, asOf) });
+    result.updates.push({ view, entity, ...outcome.update! });
     result.newestEventTime.set(
       view,
       Math.max(result.newestEventTime.get(view) ?? Number.NEGATIVE_INFINITY, outcome.newest),

@@ -77,6 +77,12 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     allowAutoTopicCreation: false,
   });
   const dlqLog = rateLimitedLog(logger, 10_000);
+  // Feature names per view, for the JSON vectors pushed after each batch (built once).
+  const names = new Map(
+    [...sources.values()].flatMap((s) =>
+      s.views.map((v) => [v.plan.view.name, v.plan.features.map((f) => f.def.name)] as const),
+    ),
+  );
   let running = false;
 
   async function ensureTopics(): Promise<void> {
@@ -189,11 +195,6 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
   }
 
   async function publish(result: Awaited<ReturnType<typeof applyBatch>>): Promise<void> {
-    const names = new Map(
-      [...sources.values()].flatMap((s) =>
-        s.views.map((v) => [v.plan.view.name, v.plan.features.map((f) => f.def.name)] as const),
-      ),
-    );
     const vector = (view: string, values: FeatureValue[]) =>
       Object.fromEntries((names.get(view) ?? []).map((n, i) => [n, values[i]]));
     const updates = result.updates.map((u) => ({
