@@ -81,10 +81,19 @@ export interface ClockOptions {
   now: number;
 }
 
+/**
+ * Called with the training rows of the entities about to be written, before their compare-and-set.
+ * The ingestor produces them to `features.rows` here: once a state is saved its events are
+ * duplicates and would yield no row again, so the rows must be durable first (at-least-once; the
+ * offline writer keeps one row per source offset).
+ */
+export type BeforeSave = (rows: readonly TrainingRow[]) => Promise<void>;
+
 export async function applyBatch(
   views: readonly ViewRuntime[],
   events: readonly IncomingEvent[],
   clock: ClockOptions,
+  beforeSave: BeforeSave = async () => {},
 ): Promise<BatchResult> {
   const result: BatchResult = {
     rejected: [],
@@ -138,6 +147,8 @@ export async function applyBatch(
         outcomes.set(entity, outcome);
         if (outcome.applied > 0) saves.push({ entity, version: current.version, state: current.state });
       }
+      const rows = [...outcomes.values()].flatMap((o) => o.rows);
+      if (rows.length > 0) await beforeSave(rows);
       const { conflicts } = saves.length > 0 ? await view.store.saveMany(saves) : { conflicts: [] };
       const lost = new Set(conflicts);
       result.conflicts += conflicts.length;

@@ -15,7 +15,7 @@ import type { Config } from '../../shared/config/index.ts';
 import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts';
 import { type FeatureValue, planView } from '../../shared/engine/index.ts';
 import { RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
-import { applyBatch, type IncomingEvent, type ViewRuntime } from './apply-batch.ts';
+import { applyBatch, type IncomingEvent, type TrainingRow, type ViewRuntime } from './apply-batch.ts';
 import type { IngestorMetrics } from './metrics.ts';
 
 export const UPDATES_TOPIC = 'features.updates';
@@ -132,7 +132,9 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
 
     let result: Awaited<ReturnType<typeof applyBatch>>;
     try {
-      result = await applyBatch(runtime.views, incoming, { mode: config.ingestClock, now: now() });
+      result = await applyBatch(runtime.views, incoming, { mode: config.ingestClock, now: now() }, (rows) =>
+        sendChunked(producer, topicName(config, ROWS_TOPIC), rowMessages(batch.topic, rows)),
+      );
     } catch (error) {
       metrics.redisErrors.inc();
       throw error;
@@ -194,9 +196,27 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     metrics.batchSeconds.observe((performance.now() - started) / 1000);
   }
 
+  const vector = (view: string, values: FeatureValue[]) =>
+    Object.fromEntries((names.get(view) ?? []).map((n, i) => [n, values[i]]));
+
+  /** One `features.rows` record per applied event, keyed by entity; unique by source offset. */
+  function rowMessages(sourceTopic: string, rows: readonly TrainingRow[]): Message[] {
+    return rows.map((r) => ({
+      key: r.entity,
+      value: JSON.stringify({
+        view: r.view,
+        entity: r.entity,
+        event_timestamp: new Date(r.ts).toISOString(),
+        source_topic: sourceTopic,
+        partition: r.partition,
+        offset: r.offset,
+        features: vector(r.view, r.values),
+        definitions_hash: definitions.hash,
+      }),
+    }));
+  }
+
   async function publish(result: Awaited<ReturnType<typeof applyBatch>>): Promise<void> {
-    const vector = (view: string, values: FeatureValue[]) =>
-      Object.fromEntries((names.get(view) ?? []).map((n, i) => [n, values[i]]));
     const updates = result.updates.map((u) => ({
       key: u.entity,
       value: JSON.stringify({
@@ -207,22 +227,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         definitions_hash: definitions.hash,
       }),
     }));
-    const rows = result.rows.map((r) => ({
-      key: r.entity,
-      value: JSON.stringify({
-        view: r.view,
-        entity: r.entity,
-        event_timestamp: new Date(r.ts).toISOString(),
-        partition: r.partition,
-        offset: r.offset,
-        features: vector(r.view, r.values),
-        definitions_hash: definitions.hash,
-      }),
-    }));
-    await Promise.all([
-      sendChunked(producer, topicName(config, UPDATES_TOPIC), updates),
-      sendChunked(producer, topicName(config, ROWS_TOPIC), rows),
-    ]);
+    await sendChunked(producer, topicName(config, UPDATES_TOPIC), updates);
     if (config.publishUpdates && updates.length > 0) {
       const pipeline = redis.pipeline();
       for (const u of result.updates)

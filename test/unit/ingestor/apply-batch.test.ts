@@ -1,0 +1,112 @@
+// applyBatch with an in-memory state store (a pure unit: the Redis path is covered by the
+// integration tests). Proves the order that keeps training rows from being lost: rows are delivered
+// before the state that makes their events duplicates is written.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  applyBatch,
+  type IncomingEvent,
+  type StateStore,
+  type ViewRuntime,
+} from '../../../services/ingestor/apply-batch.ts';
+import { decodeState, emptyState, encodeState } from '../../../shared/engine/index.ts';
+import type { LoadedState, SaveRequest } from '../../../shared/state-store/redis-state-store.ts';
+import { fraudPlan, HOUR, T0 } from '../../support/engine-fixtures.ts';
+
+const plan = fraudPlan('exact');
+
+/** Stores encoded blobs like Redis does, so a reload decodes what was saved. */
+function memoryStore(): StateStore & { blobs: Map<string, { version: number; blob: Buffer }> } {
+  const blobs = new Map<string, { version: number; blob: Buffer }>();
+  return {
+    blobs,
+    async loadMany(entities) {
+      const out = new Map<string, LoadedState>();
+      for (const e of entities) {
+        const saved = blobs.get(e);
+        out.set(
+          e,
+          saved
+            ? { version: saved.version, state: decodeState(plan, saved.blob) }
+            : { version: 0, state: emptyState(plan) },
+        );
+      }
+      return out;
+    },
+    async saveMany(requests: readonly SaveRequest[]) {
+      const conflicts: string[] = [];
+      const versions = new Map<string, number>();
+      for (const r of requests) {
+        const current = blobs.get(r.entity)?.version ?? 0;
+        if (current !== r.version) {
+          conflicts.push(r.entity);
+          continue;
+        }
+        blobs.set(r.entity, { version: current + 1, blob: Buffer.from(encodeState(plan, r.state)) });
+        versions.set(r.entity, current + 1);
+      }
+      return { conflicts, versions };
+    },
+  };
+}
+
+function events(): IncomingEvent[] {
+  const out: IncomingEvent[] = [];
+  for (let i = 0; i < 40; i++)
+    out.push({
+      index: i,
+      partition: 0,
+      offset: 100 + i,
+      entity: String(i % 3),
+      ts: T0 + i * 0.25 * HOUR,
+      record: {
+        user_id: i % 3,
+        event_timestamp: T0 + i * 0.25 * HOUR,
+        amount: 10 + i,
+        merchant_id: `m${i % 5}`,
+      },
+    });
+  return out;
+}
+
+const clock = { mode: 'event' as const, now: 0 };
+
+test('training rows are handed over before any state is written, and a failed hand-over writes nothing', async () => {
+  const store = memoryStore();
+  const views: ViewRuntime[] = [{ plan, store }];
+  await assert.rejects(
+    applyBatch(views, events(), clock, async () => {
+      throw new Error('rows topic down');
+    }),
+    /rows topic down/,
+  );
+  assert.equal(store.blobs.size, 0, 'no state may be saved when its rows were not delivered');
+
+  const seen: number[] = [];
+  const result = await applyBatch(views, events(), clock, async (rows) => {
+    assert.equal(store.blobs.size, 0, 'rows come before the compare-and-set');
+    for (const r of rows) seen.push(r.offset);
+  });
+  assert.equal(result.applied.get(plan.view.name), 40);
+  assert.deepEqual(
+    seen.sort((a, b) => a - b),
+    events().map((e) => e.offset),
+  );
+  assert.equal(store.blobs.size, 3);
+});
+
+test('a redelivered batch after the state was saved changes nothing and yields no second row', async () => {
+  const store = memoryStore();
+  const views: ViewRuntime[] = [{ plan, store }];
+  await applyBatch(views, events(), clock);
+  const saved = new Map([...store.blobs].map(([k, v]) => [k, v.blob.toString('hex')]));
+  let rowsAgain = 0;
+  const again = await applyBatch(views, events(), clock, async (rows) => {
+    rowsAgain += rows.length;
+  });
+  assert.equal(again.applied.get(plan.view.name) ?? 0, 0);
+  assert.equal(again.duplicates.get(plan.view.name), 40);
+  assert.equal(rowsAgain, 0);
+  assert.deepEqual(new Map([...store.blobs].map(([k, v]) => [k, v.blob.toString('hex')])), saved);
+  assert.equal(again.updates.length, 0, 'nothing new to push for an all-duplicate batch');
+});
