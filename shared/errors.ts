@@ -8,6 +8,10 @@ export const ERROR_CODES = [
   'EVENT_LATE',
   'STATE_CORRUPT',
   'AS_OF_OUT_OF_RANGE',
+  /** A caller passed something unusable (a request field, a parquet column): fix the input. */
+  'INVALID_ARGUMENT',
+  /** An object or key that was expected to exist does not (e.g. an offline-store object). */
+  'NOT_FOUND',
   'SERVICE_UNAVAILABLE',
   'INTERNAL',
 ] as const;
