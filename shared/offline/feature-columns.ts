@@ -1,0 +1,78 @@
+// The columns of the offline tables, derived from the definitions in one place: the flusher's
+// features.parquet, the raw event log and point-in-time output all use these names and types, so
+// pandas, pyarrow and Feast see the same schema everywhere.
+import type {
+  FeatureDef,
+  ColumnType as SourceColumnType,
+  SourceDef,
+  ViewDef,
+} from '../definitions/schema.ts';
+import type { ColumnSpec, ColumnType } from './parquet.ts';
+
+/** Name of the event-time column in every offline table (Feast's default timestamp field). */
+export const EVENT_TIMESTAMP = 'event_timestamp';
+/** Kafka position of the source record a row came from: unique per row with the topic. */
+export const SOURCE_PARTITION = 'source_partition';
+export const SOURCE_OFFSET = 'source_offset';
+
+/** The parquet type of one feature's values. */
+export function featureColumnType(feature: FeatureDef, source: SourceDef): ColumnType {
+  switch (feature.aggregation) {
+    case 'count':
+    case 'count_distinct':
+    case 'approx_count_distinct':
+      return 'int64';
+    case 'sum':
+    case 'avg':
+    case 'stddev':
+    case 'variance':
+      return 'double';
+    case 'last_n':
+      return 'string'; // a JSON array: parquet lists are not read the same by every tool
+    default: {
+      // min, max, first, last keep the column's own type.
+      const column = feature.column ? source.schema[feature.column] : undefined;
+      return column ? sourceColumnType(column) : 'double';
+    }
+  }
+}
+
+function sourceColumnType(type: SourceColumnType): ColumnType {
+  switch (type) {
+    case 'int64':
+      // Aggregates of int64 columns are computed as doubles by the engine (avg of ints, etc.);
+      // min/max/first/last of them are whole numbers, kept as int64 for readers.
+      return 'int64';
+    case 'double':
+      return 'double';
+    case 'timestamp':
+      return 'timestamp_ms';
+    case 'bool':
+      return 'bool';
+    case 'string':
+      return 'string';
+  }
+}
+
+/** features.parquet of a view: join key, event_timestamp, the features, the source position. */
+export function featureTableColumns(view: ViewDef): ColumnSpec[] {
+  return [
+    { name: view.entity.joinKey, type: view.entity.keyType },
+    { name: EVENT_TIMESTAMP, type: 'timestamp_ms' },
+    ...view.features.map((f) => ({ name: f.name, type: featureColumnType(f, view.source) })),
+    { name: SOURCE_PARTITION, type: 'int32' },
+    { name: SOURCE_OFFSET, type: 'int64' },
+  ];
+}
+
+/**
+ * The raw event log of a source: its declared fields (the timestamp field as TIMESTAMP(ms, UTC)),
+ * then the Kafka position of each record.
+ */
+export function rawEventColumns(source: SourceDef): ColumnSpec[] {
+  return [
+    ...Object.entries(source.schema).map(([name, type]) => ({ name, type: sourceColumnType(type) })),
+    { name: SOURCE_PARTITION, type: 'int32' },
+    { name: SOURCE_OFFSET, type: 'int64' },
+  ];
+}
