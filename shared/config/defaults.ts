@@ -29,8 +29,23 @@ export const DEFAULTS = {
   metricsPort: 9400,
   /** Prefix put before every Kafka topic name, to share one cluster. Env TESSERA_TOPIC_PREFIX. */
   topicPrefix: '',
-  /** Bearer token the online API requires; empty = no auth (local dev only). Secret. Env TESSERA_AUTH_TOKEN. */
+  /**
+   * Bearer tokens the online API accepts, comma-separated (secret). The server refuses to start
+   * without a token unless `devNoAuth` is set. Env TESSERA_AUTH_TOKEN.
+   */
   authToken: '',
+  /** File with more accepted bearer tokens, one per line (`#` comments); empty = none. Env TESSERA_AUTH_TOKENS_FILE. */
+  authTokensFile: '',
+  /** Serve the online API without auth: local development only, and only on a loopback address. Env TESSERA_DEV_NO_AUTH. */
+  devNoAuth: false,
+  /** Address services/server listens on; 0.0.0.0 in containers. Env TESSERA_HTTP_HOST. */
+  httpHost: '127.0.0.1',
+  /** Most entity rows one /get-online-features request may ask for. Env TESSERA_SERVER_MAX_ENTITIES. */
+  serverMaxEntities: 1000,
+  /** Largest request body the server reads, in bytes (413 beyond). Env TESSERA_SERVER_BODY_LIMIT_BYTES. */
+  serverBodyLimitBytes: 1_048_576,
+  /** A Redis read slower than this fails the request with 503 instead of hanging. Env TESSERA_REDIS_TIMEOUT_MS. */
+  redisTimeoutMs: 1000,
   /** Kafka consumer group of the ingestors (all replicas share it). Env TESSERA_INGESTOR_GROUP. */
   ingestorGroup: 'tessera-ingestor',
   /** Prefix of every Redis key Tessera writes (`<prefix>:{<view>:<entity>}`). Env TESSERA_REDIS_KEY_PREFIX. */
@@ -47,6 +62,29 @@ export const DEFAULTS = {
   kafkaHeartbeatMs: 3_000,
   /** Also PUBLISH fresh feature vectors on Redis channel `<prefix>:updates:<view>`. Env TESSERA_PUBLISH_UPDATES. */
   publishUpdates: false,
+  /**
+   * Offline store the flusher writes (docs/offline-store.md): `s3://<bucket>[/<prefix>]` on the
+   * S3 endpoint above, or a local directory (`file:///abs/path` or a plain path). Empty = the
+   * bucket TESSERA_S3_BUCKET. Env TESSERA_OFFLINE_STORE, flag --offline-store.
+   */
+  offlineStore: '',
+  /** Kafka consumer group of the flusher (one flusher per offline store). Env TESSERA_FLUSHER_GROUP. */
+  flusherGroup: 'tessera-flusher',
+  /** Time between two flushes to the offline store, ms (also flushed on SIGTERM and when the buffer is full). Env TESSERA_FLUSH_INTERVAL_MS. */
+  flushIntervalMs: 300_000,
+  /** Kafka records (raw events + feature rows) the flusher holds before it pauses consuming and flushes. Env TESSERA_FLUSH_MAX_BUFFERED_ROWS. */
+  flushMaxBufferedRows: 500_000,
+  /** Feature versions (and entity snapshots) kept per view; older ones are deleted. 0 = keep all. Env TESSERA_RETENTION_VERSIONS. */
+  retentionVersions: 0,
+  /** Write an entity snapshot of Redis state with every new version (docs/offline-store.md#restore). Env TESSERA_FLUSH_SNAPSHOTS. */
+  flushSnapshots: true,
+  /**
+   * Bound of the ingestor's decoded-state cache per view, in stored events plus tiles summed over
+   * the cached entities (about 150 bytes each, with the before-event reader kept beside the state);
+   * 0 turns the cache off. A cached state is used only when Redis still holds the version this
+   * process saved. Env TESSERA_STATE_CACHE_EVENTS.
+   */
+  stateCacheEvents: 1_000_000,
 };
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -70,12 +108,25 @@ export const ENV_NAMES: Readonly<Record<ConfigKey, string>> = {
   metricsPort: 'TESSERA_METRICS_PORT',
   topicPrefix: 'TESSERA_TOPIC_PREFIX',
   authToken: 'TESSERA_AUTH_TOKEN',
+  authTokensFile: 'TESSERA_AUTH_TOKENS_FILE',
+  devNoAuth: 'TESSERA_DEV_NO_AUTH',
+  httpHost: 'TESSERA_HTTP_HOST',
+  serverMaxEntities: 'TESSERA_SERVER_MAX_ENTITIES',
+  serverBodyLimitBytes: 'TESSERA_SERVER_BODY_LIMIT_BYTES',
+  redisTimeoutMs: 'TESSERA_REDIS_TIMEOUT_MS',
   ingestorGroup: 'TESSERA_INGESTOR_GROUP',
   redisKeyPrefix: 'TESSERA_REDIS_KEY_PREFIX',
   ingestClock: 'TESSERA_INGEST_CLOCK',
   publishUpdates: 'TESSERA_PUBLISH_UPDATES',
+  offlineStore: 'TESSERA_OFFLINE_STORE',
+  flusherGroup: 'TESSERA_FLUSHER_GROUP',
+  flushIntervalMs: 'TESSERA_FLUSH_INTERVAL_MS',
+  flushMaxBufferedRows: 'TESSERA_FLUSH_MAX_BUFFERED_ROWS',
+  retentionVersions: 'TESSERA_RETENTION_VERSIONS',
+  flushSnapshots: 'TESSERA_FLUSH_SNAPSHOTS',
   kafkaSessionTimeoutMs: 'TESSERA_KAFKA_SESSION_TIMEOUT_MS',
   kafkaHeartbeatMs: 'TESSERA_KAFKA_HEARTBEAT_MS',
+  stateCacheEvents: 'TESSERA_STATE_CACHE_EVENTS',
 };
 
 /** Options whose values are never printed or put in error messages. */

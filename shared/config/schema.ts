@@ -51,6 +51,14 @@ const bucket = z
 // Kafka topic names allow [a-zA-Z0-9._-]; the prefix leaves room for the base name (max 249).
 const topicPrefix = z.string().regex(/^[a-zA-Z0-9._-]{0,100}$/, 'expected up to 100 of a-z A-Z 0-9 . _ -');
 
+function wholeNumber(min: number, max: number) {
+  return z
+    .string()
+    .regex(/^\d+$/, `expected a whole number ${min}..${max}`)
+    .transform(Number)
+    .pipe(z.number().min(min, `expected at least ${min}`).max(max, `expected at most ${max}`));
+}
+
 function withDefault<T>(schema: z.ZodType<T, z.ZodTypeDef, string>, fallback: T) {
   return schema.optional().transform((v): T => (v === undefined ? fallback : v));
 }
@@ -74,6 +82,15 @@ export const configSchema = z
     metricsPort: withDefault(port, DEFAULTS.metricsPort),
     topicPrefix: withDefault(topicPrefix, DEFAULTS.topicPrefix),
     authToken: withDefault(z.string(), DEFAULTS.authToken),
+    authTokensFile: withDefault(z.string(), DEFAULTS.authTokensFile),
+    devNoAuth: withDefault(bool, DEFAULTS.devNoAuth),
+    httpHost: withDefault(
+      z.string().regex(/^[A-Za-z0-9.:-]{1,253}$/, 'expected a host name or IP address'),
+      DEFAULTS.httpHost,
+    ),
+    serverMaxEntities: withDefault(wholeNumber(1, 100_000), DEFAULTS.serverMaxEntities),
+    serverBodyLimitBytes: withDefault(wholeNumber(1024, 256 * 1024 * 1024), DEFAULTS.serverBodyLimitBytes),
+    redisTimeoutMs: withDefault(wholeNumber(10, 60_000), DEFAULTS.redisTimeoutMs),
     ingestorGroup: withDefault(
       z.string().regex(/^[a-zA-Z0-9._-]{1,200}$/, 'expected a group id of a-z A-Z 0-9 . _ -'),
       DEFAULTS.ingestorGroup,
@@ -84,8 +101,42 @@ export const configSchema = z
     ),
     ingestClock: withDefault(z.enum(['wall', 'event']), DEFAULTS.ingestClock),
     publishUpdates: withDefault(bool, DEFAULTS.publishUpdates),
+    offlineStore: withDefault(
+      z
+        .string()
+        .refine((s) => !s.startsWith('s3://') || /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(s), {
+          message: 'expected s3://<bucket>[/<prefix>], file:///<path> or a directory path',
+        }),
+      DEFAULTS.offlineStore,
+    ),
+    flusherGroup: withDefault(
+      z.string().regex(/^[a-zA-Z0-9._-]{1,200}$/, 'expected a group id of a-z A-Z 0-9 . _ -'),
+      DEFAULTS.flusherGroup,
+    ),
+    flushIntervalMs: withDefault(millis, DEFAULTS.flushIntervalMs),
+    flushMaxBufferedRows: withDefault(
+      z
+        .string()
+        .regex(/^\d+$/, 'expected a whole number of records')
+        .transform(Number)
+        .pipe(z.number().min(100, 'expected at least 100').max(50_000_000, 'expected at most 50000000')),
+      DEFAULTS.flushMaxBufferedRows,
+    ),
+    retentionVersions: withDefault(
+      z.string().regex(/^\d+$/, 'expected a whole number of versions (0 = keep all)').transform(Number),
+      DEFAULTS.retentionVersions,
+    ),
+    flushSnapshots: withDefault(bool, DEFAULTS.flushSnapshots),
     kafkaSessionTimeoutMs: withDefault(millis, DEFAULTS.kafkaSessionTimeoutMs),
     kafkaHeartbeatMs: withDefault(millis, DEFAULTS.kafkaHeartbeatMs),
+    stateCacheEvents: withDefault(
+      z
+        .string()
+        .regex(/^\d+$/, 'expected a whole number of events (0 = no cache)')
+        .transform(Number)
+        .pipe(z.number().max(100_000_000, 'expected at most 100000000 (about 10 GB)')),
+      DEFAULTS.stateCacheEvents,
+    ),
   })
   .superRefine((c, ctx) => {
     if (c.kafkaHeartbeatMs * 3 > c.kafkaSessionTimeoutMs) {

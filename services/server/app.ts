@@ -1,0 +1,187 @@
+// The online server's HTTP surface (fastify): routes, auth, request ids, error mapping. No process
+// wiring here (that is main.ts), so tests build the app around their own Redis and definitions.
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Definitions } from '../../shared/definitions/schema.ts';
+import { isTesseraError, TesseraError } from '../../shared/errors.ts';
+import type { Authenticator } from './auth.ts';
+import { OnlineReader } from './lookup.ts';
+import type { ServerMetrics } from './metrics.ts';
+import { openApiDocument } from './openapi.ts';
+import type { Pusher } from './push.ts';
+import { parseOnlineRequest } from './request.ts';
+
+export interface AppOptions {
+  definitions: Definitions;
+  redis: Redis;
+  redisKeyPrefix: string;
+  /** null = auth off (dev flag, loopback only; enforced by createAuthenticator). */
+  authenticate: Authenticator | null;
+  metrics: ServerMetrics;
+  logger: Logger;
+  maxEntities: number;
+  bodyLimitBytes: number;
+  /** /push is served only with a producer. */
+  pusher?: Pusher;
+  clock?: () => number;
+}
+
+/** Routes open without a token: probes, metrics scrapes and the API document. */
+const PUBLIC_ROUTES = new Set(['/health', '/ready', '/metrics', '/openapi.json']);
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function buildApp(options: AppOptions): FastifyInstance {
+  const { definitions, metrics, logger } = options;
+  const clock = options.clock ?? Date.now;
+  const reader = new OnlineReader(options.redis, definitions, options.redisKeyPrefix);
+  const openapi = JSON.stringify(openApiDocument(definitions, options.maxEntities));
+
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    // One log line per request would cost more than the lookup at thousands of QPS; errors are logged.
+    disableRequestLogging: true,
+    bodyLimit: options.bodyLimitBytes,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    const path = request.url.split('?')[0]!;
+    if (
+      options.authenticate &&
+      !PUBLIC_ROUTES.has(path) &&
+      !options.authenticate(request.headers.authorization)
+    ) {
+      metrics.authFailures.inc();
+      reply.header('www-authenticate', 'Bearer');
+      return reply
+        .code(401)
+        .send(
+          errorBody(
+            request,
+            'UNAUTHENTICATED',
+            'missing or wrong bearer token: send "Authorization: Bearer <token>"',
+          ),
+        );
+    }
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.requestSeconds.observe({ route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+
+  app.setErrorHandler((error: FastifyError | TesseraError, request, reply) => {
+    if (isTesseraError(error)) {
+      const status = statusOf(error);
+      if (status >= 500)
+        request.log.warn({ err: error.message, code: error.code, reqId: request.id }, 'request failed');
+      const field = typeof error.context?.field === 'string' ? error.context.field : undefined;
+      return reply.code(status).send(errorBody(request, error.code, error.message, field));
+    }
+    // fastify's own refusals (malformed JSON, body too large, wrong content type) carry a 4xx status.
+    const status = typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500;
+    if (status < 500) {
+      const code =
+        status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'INVALID_ARGUMENT';
+      const message =
+        status === 413
+          ? `request body over ${options.bodyLimitBytes} bytes (TESSERA_SERVER_BODY_LIMIT_BYTES); ask for fewer entities per request`
+          : status === 415
+            ? 'send the body as JSON with "Content-Type: application/json"'
+            : `body: ${error.message}`;
+      return reply.code(status).send(errorBody(request, code, message, 'body'));
+    }
+    // Never a stack trace to the client: the log has it, the client gets the request id.
+    request.log.error({ err: error, reqId: request.id }, 'unexpected error');
+    return reply
+      .code(500)
+      .send(
+        errorBody(
+          request,
+          'INTERNAL',
+          'internal error; the server log has the details under this request id',
+        ),
+      );
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .code(404)
+      .send(
+        errorBody(request, 'NOT_FOUND', `no route ${request.method} ${request.url}; see GET /openapi.json`),
+      ),
+  );
+
+  app.post('/get-online-features', async (request, reply) => {
+    const parsed = parseOnlineRequest(request.body, definitions, options.maxEntities);
+    metrics.entitiesPerRequest.observe(parsed.rows);
+    let result: Awaited<ReturnType<OnlineReader['lookup']>>;
+    try {
+      result = await reader.lookup(parsed, clock());
+    } catch (error) {
+      if (isTesseraError(error, 'SERVICE_UNAVAILABLE')) metrics.redisErrors.inc();
+      throw error;
+    }
+    for (const { view, ms } of result.stats.ages) metrics.featureAgeSeconds.observe({ view }, ms / 1000);
+    if (result.stats.clamped > 0) metrics.clampedReads.inc(result.stats.clamped);
+    return reply.header('content-type', 'application/json').send(JSON.stringify(result.response));
+  });
+
+  app.post('/push', async (request) => {
+    if (!options.pusher)
+      throw new TesseraError('SERVICE_UNAVAILABLE', 'this server was started without Kafka, so /push is off');
+    const result = await options.pusher.push(request.body);
+    metrics.pushedRows.inc({ source: result.source }, result.rows);
+    return { status: 'ok', ...result };
+  });
+
+  app.get('/health', async () => ({ status: 'ok' }));
+
+  app.get('/ready', async (_request, reply) => {
+    const problems: string[] = [];
+    try {
+      await options.redis.ping();
+    } catch (error) {
+      problems.push(`redis: ${String((error as Error).message ?? error)}`);
+    }
+    if (definitions.views.length === 0) problems.push('definitions: no feature views loaded');
+    return reply
+      .code(problems.length === 0 ? 200 : 503)
+      .send({ ready: problems.length === 0, problems, definitions: definitions.hash });
+  });
+
+  app.get('/metrics', async (_request, reply) =>
+    reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics()),
+  );
+
+  app.get('/openapi.json', async (_request, reply) =>
+    reply.header('content-type', 'application/json').send(openapi),
+  );
+
+  return app;
+}
+
+function statusOf(error: TesseraError): number {
+  switch (error.code) {
+    case 'INVALID_ARGUMENT':
+    case 'AS_OF_OUT_OF_RANGE':
+      return 400;
+    case 'NOT_FOUND':
+      return 404;
+    case 'SERVICE_UNAVAILABLE':
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+function errorBody(request: FastifyRequest, code: string, message: string, field?: string) {
+  return { error: { code, message, ...(field === undefined ? {} : { field }) }, request_id: request.id };
+}

@@ -1,0 +1,188 @@
+// The OpenAPI 3.1 document of the online API, served at GET /openapi.json. Feature and service
+// names are filled in from the loaded definitions, so the document lists what this server serves.
+import type { Definitions } from '../../shared/definitions/schema.ts';
+
+export function openApiDocument(definitions: Definitions, maxEntities: number): Record<string, unknown> {
+  const featureRefs = definitions.views.flatMap((v) => v.features.map((f) => f.ref));
+  const joinKeys = [...new Set(definitions.views.map((v) => v.entity.joinKey))];
+  const error = { $ref: '#/components/schemas/Error' };
+  const errorResponse = (description: string) => ({
+    description,
+    content: { 'application/json': { schema: error } },
+  });
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Tessera online feature server',
+      version: '1',
+      description:
+        "Feast-compatible online feature lookups. Values are computed at read time from each entity's state in Redis: window [t - W, t). " +
+        `Definitions ${definitions.hash} (${definitions.file}).`,
+    },
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      schemas: {
+        Error: {
+          type: 'object',
+          required: ['error', 'request_id'],
+          properties: {
+            error: {
+              type: 'object',
+              required: ['code', 'message'],
+              properties: {
+                code: {
+                  type: 'string',
+                  examples: ['INVALID_ARGUMENT', 'UNAUTHENTICATED', 'SERVICE_UNAVAILABLE'],
+                },
+                message: { type: 'string', description: 'What was wrong, naming the field.' },
+                field: { type: 'string' },
+              },
+            },
+            request_id: { type: 'string' },
+          },
+        },
+        GetOnlineFeaturesRequest: {
+          type: 'object',
+          required: ['entities'],
+          additionalProperties: false,
+          properties: {
+            features: {
+              type: 'array',
+              items: { type: 'string', enum: featureRefs },
+              description: '`view:feature` references.',
+            },
+            feature_service: { type: 'string', enum: [...definitions.featureServices.keys()] },
+            entities: {
+              type: 'object',
+              description: `Entity columns (${joinKeys.join(', ')}), one value per row; at most ${maxEntities} rows.`,
+              additionalProperties: {
+                type: 'array',
+                maxItems: maxEntities,
+                items: { type: ['integer', 'string'] },
+              },
+            },
+            full_feature_names: {
+              type: 'boolean',
+              default: false,
+              description: 'Name results `view__feature`.',
+            },
+            as_of: {
+              type: ['string', 'integer'],
+              description:
+                'Tessera extension for debugging: read as of this time (ISO 8601 or epoch ms) instead of now.',
+            },
+            include_feature_view_version_metadata: {
+              type: 'boolean',
+              description: 'Accepted for Feast clients; ignored.',
+            },
+          },
+        },
+        GetOnlineFeaturesResponse: {
+          type: 'object',
+          required: ['metadata', 'results'],
+          properties: {
+            metadata: {
+              type: 'object',
+              properties: { feature_names: { type: 'array', items: { type: 'string' } } },
+            },
+            results: {
+              type: 'array',
+              description:
+                'Column-major: one entry per name in metadata.feature_names (entity columns first), one value per entity row.',
+              items: {
+                type: 'object',
+                properties: {
+                  values: { type: 'array', items: {} },
+                  statuses: {
+                    type: 'array',
+                    items: {
+                      type: 'string',
+                      enum: ['PRESENT', 'NULL_VALUE', 'NOT_FOUND', 'OUTSIDE_MAX_AGE'],
+                    },
+                  },
+                  event_timestamps: { type: 'array', items: { type: 'string', format: 'date-time' } },
+                },
+              },
+            },
+          },
+        },
+        PushRequest: {
+          type: 'object',
+          required: ['push_source_name', 'df'],
+          properties: {
+            push_source_name: { type: 'string', enum: definitions.sources.map((s) => s.name) },
+            df: {
+              type: 'object',
+              additionalProperties: { type: 'array' },
+              description: 'Columns of rows, as Feast sends them.',
+            },
+            to: {
+              type: 'string',
+              enum: ['online', 'offline', 'online_and_offline'],
+              description: 'Accepted; pushes always reach both stores through Kafka.',
+            },
+          },
+        },
+      },
+    },
+    security: [{ bearer: [] }],
+    paths: {
+      '/get-online-features': {
+        post: {
+          summary: 'Feature values of entities as of now (or as_of)',
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': { schema: { $ref: '#/components/schemas/GetOnlineFeaturesRequest' } },
+            },
+          },
+          responses: {
+            200: {
+              description: 'Values',
+              content: {
+                'application/json': { schema: { $ref: '#/components/schemas/GetOnlineFeaturesResponse' } },
+              },
+            },
+            400: errorResponse('Bad request: the message names the field'),
+            401: errorResponse('Missing or wrong bearer token'),
+            413: errorResponse('Body over the size limit'),
+            503: errorResponse('Redis unavailable; retry'),
+          },
+        },
+      },
+      '/push': {
+        post: {
+          summary: "Validate rows and produce them to the source's Kafka topic",
+          requestBody: {
+            required: true,
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/PushRequest' } } },
+          },
+          responses: {
+            200: { description: 'Produced' },
+            400: errorResponse('A row does not fit the source schema'),
+            401: errorResponse('Missing or wrong bearer token'),
+            503: errorResponse('Kafka unavailable; nothing was written'),
+          },
+        },
+      },
+      '/health': { get: { summary: 'Liveness', security: [], responses: { 200: { description: 'Alive' } } } },
+      '/ready': {
+        get: {
+          summary: 'Readiness: Redis answers and definitions are loaded',
+          security: [],
+          responses: { 200: { description: 'Ready' }, 503: { description: 'Not ready, with the reasons' } },
+        },
+      },
+      '/metrics': {
+        get: {
+          summary: 'Prometheus metrics',
+          security: [],
+          responses: { 200: { description: 'Text format' } },
+        },
+      },
+      '/openapi.json': {
+        get: { summary: 'This document', security: [], responses: { 200: { description: 'OpenAPI 3.1' } } },
+      },
+    },
+  };
+}

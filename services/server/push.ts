@@ -1,0 +1,104 @@
+// POST /push in Feast's shape: rows are validated with the same validator the ingestor uses, then
+// produced to the source's Kafka topic, so a pushed event takes exactly the path of any other event
+// (ingestor -> Redis, flusher -> offline store) and can never skew the two.
+import type { Producer } from 'kafkajs';
+import { z } from 'zod';
+import { createEncoder, type Encoder } from '../../shared/codecs/index.ts';
+import { createValidator, type RecordValidator } from '../../shared/codecs/validate.ts';
+import { topicName } from '../../shared/config/clients.ts';
+import type { Config } from '../../shared/config/index.ts';
+import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts';
+import { TesseraError } from '../../shared/errors.ts';
+
+const pushSchema = z
+  .object({
+    push_source_name: z.string(),
+    df: z.record(z.array(z.unknown())),
+    // Every pushed event reaches both stores through Kafka; the field is accepted for Feast clients.
+    to: z.enum(['online', 'offline', 'online_and_offline']).optional(),
+    allow_registry_cache: z.boolean().optional(),
+    transform_on_write: z.boolean().optional(),
+  })
+  .strict();
+
+export interface PushResult {
+  source: string;
+  topic: string;
+  rows: number;
+}
+
+interface SourceCodec {
+  source: SourceDef;
+  validate: RecordValidator;
+  encoder: Encoder;
+}
+
+export class Pusher {
+  private readonly codecs = new Map<string, SourceCodec>();
+
+  constructor(
+    private readonly producer: Producer,
+    private readonly config: Config,
+    definitions: Definitions,
+    definitionsDir: string,
+  ) {
+    for (const source of definitions.sources)
+      if (source.format !== 'avro-confluent')
+        this.codecs.set(source.name, {
+          source,
+          validate: createValidator(source),
+          encoder: createEncoder(source, { definitionsDir }),
+        });
+  }
+
+  /** Validates every row first: one bad row refuses the whole push (400), nothing is produced. */
+  async push(body: unknown): Promise<PushResult> {
+    const parsed = pushSchema.safeParse(body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const path = issue.path.join('.') || 'body';
+      throw invalid(`${path}: ${issue.message}`, path);
+    }
+    const { push_source_name: name, df } = parsed.data;
+    const codec = this.codecs.get(name);
+    if (!codec)
+      throw invalid(
+        `push_source_name: unknown or unpushable source "${name}"; pushable sources: ${[...this.codecs.keys()].join(', ') || 'none'} (avro-confluent sources need a schema registry id)`,
+        'push_source_name',
+      );
+    const columns = Object.entries(df);
+    const rows = columns[0]?.[1].length ?? 0;
+    if (rows === 0) throw invalid('df: give at least one row, as {"column": [values...]}', 'df');
+    for (const [column, values] of columns)
+      if (values.length !== rows)
+        throw invalid(
+          `df.${column}: has ${values.length} values, the first column has ${rows}`,
+          `df.${column}`,
+        );
+
+    const messages: { key: string; value: Buffer }[] = [];
+    for (let row = 0; row < rows; row++) {
+      const raw: Record<string, unknown> = {};
+      for (const [column, values] of columns) raw[column] = values[row];
+      const result = codec.validate(raw, null);
+      if (!result.ok)
+        throw invalid(`df row ${row}: ${result.message} (${result.reason})`, `df.${result.field ?? ''}`);
+      messages.push({ key: result.key, value: codec.encoder.encode(result.record) });
+    }
+    const topic = topicName(this.config, codec.source.topic);
+    try {
+      await this.producer.send({ topic, messages });
+    } catch (cause) {
+      throw new TesseraError(
+        'SERVICE_UNAVAILABLE',
+        `Kafka did not accept the push to ${topic}; nothing was written, retry (check TESSERA_KAFKA_BROKERS)`,
+        { retriable: true, cause },
+      );
+    }
+    return { source: name, topic, rows };
+  }
+}
+
+function invalid(message: string, field: string): TesseraError {
+  return new TesseraError('INVALID_ARGUMENT', message, { context: { field } });
+}

@@ -1,0 +1,200 @@
+// Validates a Feast-shaped /get-online-features body against the loaded definitions and resolves it
+// into what the lookup needs: the requested features grouped by view, and canonical entity keys.
+// Every refusal names the field, so a client can fix its request without reading our code.
+import { z } from 'zod';
+import { toInt64BigInt } from '../../shared/codecs/int64.ts';
+import type { Definitions, FeatureDef, ViewDef } from '../../shared/definitions/schema.ts';
+import { TesseraError } from '../../shared/errors.ts';
+
+const bodySchema = z
+  .object({
+    features: z.array(z.string()).optional(),
+    feature_service: z.string().optional(),
+    entities: z.record(z.array(z.unknown())),
+    full_feature_names: z.boolean().optional(),
+    /** Tessera extension, for debugging: read as of this time (ISO 8601 or epoch ms) instead of now. */
+    as_of: z.union([z.string(), z.number()]).optional(),
+    // Sent by Feast's SDK; accepted and ignored (no feature view versions here).
+    include_feature_view_version_metadata: z.boolean().optional(),
+  })
+  .strict();
+
+export interface RequestedFeature {
+  def: FeatureDef;
+  /** Position of the feature in its view's plan (what the engine returns). */
+  index: number;
+  /** Name in the response: `feature` or `view__feature` with full_feature_names. */
+  outputName: string;
+}
+
+export interface ViewRequest {
+  view: ViewDef;
+  features: RequestedFeature[];
+  /** Canonical entity key per entity row (the Redis key part). */
+  keys: string[];
+}
+
+export interface OnlineRequest {
+  /** Entity columns in request order, with the values as the client sent them (echoed back). */
+  entityColumns: { name: string; values: unknown[] }[];
+  rows: number;
+  /** Features in request order; each points into `views`. */
+  order: { view: number; feature: number }[];
+  views: ViewRequest[];
+  /** Read time, epoch ms; undefined = now. */
+  asOf: number | undefined;
+}
+
+/** Throws INVALID_ARGUMENT naming the field; the server answers 400 with the message. */
+export function parseOnlineRequest(
+  body: unknown,
+  definitions: Definitions,
+  maxEntities: number,
+): OnlineRequest {
+  const parsed = bodySchema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const path = issue.path.join('.') || 'body';
+    const hint =
+      issue.code === 'unrecognized_keys'
+        ? `unknown field(s) ${issue.keys.join(', ')}; allowed: features, feature_service, entities, full_feature_names, as_of`
+        : issue.message;
+    throw invalid(`${path}: ${hint}`, path);
+  }
+  const input = parsed.data;
+  const refs = resolveFeatureRefs(input.features, input.feature_service, definitions);
+  const fullNames = input.full_feature_names ?? false;
+
+  const views: ViewRequest[] = [];
+  const viewIndex = new Map<string, number>();
+  const order: OnlineRequest['order'] = [];
+  const seenOutput = new Map<string, string>();
+  refs.forEach((ref, i) => {
+    const field = input.feature_service === undefined ? `features[${i}]` : `feature_service(${ref})`;
+    const colon = ref.indexOf(':');
+    if (colon <= 0 || colon === ref.length - 1)
+      throw invalid(`${field}: "${ref}" is not a feature reference; use "<view>:<feature>"`, field);
+    const viewName = ref.slice(0, colon);
+    const featureName = ref.slice(colon + 1);
+    const view = definitions.views.find((v) => v.name === viewName);
+    if (!view)
+      throw invalid(
+        `${field}: unknown feature view "${viewName}"; defined views: ${definitions.views.map((v) => v.name).join(', ')}`,
+        field,
+      );
+    const index = view.features.findIndex((f) => f.name === featureName);
+    if (index < 0)
+      throw invalid(
+        `${field}: view ${viewName} has no feature "${featureName}"; it has ${view.features.map((f) => f.name).join(', ')}`,
+        field,
+      );
+    const outputName = fullNames ? `${viewName}__${featureName}` : featureName;
+    const clash = seenOutput.get(outputName);
+    if (clash !== undefined)
+      throw invalid(
+        `${field}: "${ref}" and "${clash}" would both be returned as ${outputName}; set full_feature_names to true or ask for one of them`,
+        field,
+      );
+    seenOutput.set(outputName, ref);
+    let v = viewIndex.get(viewName);
+    if (v === undefined) {
+      v = views.length;
+      viewIndex.set(viewName, v);
+      views.push({ view, features: [], keys: [] });
+    }
+    const viewRequest = views[v]!;
+    order.push({ view: v, feature: viewRequest.features.length });
+    viewRequest.features.push({ def: view.features[index]!, index, outputName });
+  });
+
+  const entityColumns = Object.entries(input.entities).map(([name, values]) => ({ name, values }));
+  if (entityColumns.length === 0)
+    throw invalid('entities: give at least one entity column, e.g. {"user_id": [1001]}', 'entities');
+  const rows = entityColumns[0]!.values.length;
+  for (const column of entityColumns) {
+    if (column.values.length !== rows)
+      throw invalid(
+        `entities.${column.name}: has ${column.values.length} values but entities.${entityColumns[0]!.name} has ${rows}; every entity column needs one value per row`,
+        `entities.${column.name}`,
+      );
+    if (!views.some((v) => v.view.entity.joinKey === column.name))
+      throw invalid(
+        `entities.${column.name}: no requested feature view is keyed by ${column.name}; the requested views use ${[...new Set(views.map((v) => v.view.entity.joinKey))].join(', ')}`,
+        `entities.${column.name}`,
+      );
+  }
+  if (rows === 0) throw invalid('entities: give at least one entity row', 'entities');
+  if (rows > maxEntities)
+    throw invalid(
+      `entities: ${rows} entity rows is over the limit of ${maxEntities} per request (TESSERA_SERVER_MAX_ENTITIES); split the request`,
+      'entities',
+    );
+
+  for (const request of views) {
+    const { joinKey, keyType } = request.view.entity;
+    const column = entityColumns.find((c) => c.name === joinKey);
+    if (!column)
+      throw invalid(
+        `entities: view ${request.view.name} is keyed by ${joinKey}, which the request does not give`,
+        'entities',
+      );
+    request.keys = column.values.map((value, i) => canonicalKey(value, keyType, `entities.${joinKey}[${i}]`));
+  }
+
+  return { entityColumns, rows, order, views, asOf: parseAsOf(input.as_of) };
+}
+
+function resolveFeatureRefs(
+  features: string[] | undefined,
+  service: string | undefined,
+  definitions: Definitions,
+): string[] {
+  if (service !== undefined && features !== undefined && features.length > 0)
+    throw invalid('feature_service: give either features or feature_service, not both', 'feature_service');
+  if (service !== undefined) {
+    const refs = definitions.featureServices.get(service);
+    if (!refs)
+      throw invalid(
+        `feature_service: unknown feature service "${service}"; defined: ${[...definitions.featureServices.keys()].join(', ') || 'none'}`,
+        'feature_service',
+      );
+    return refs;
+  }
+  if (!features || features.length === 0)
+    throw invalid('features: ask for at least one "<view>:<feature>", or name a feature_service', 'features');
+  return features;
+}
+
+/** The entity key as the ingestor stores it: int64 as a canonical decimal string. */
+function canonicalKey(value: unknown, type: 'int64' | 'string', field: string): string {
+  if (type === 'int64') {
+    const n = toInt64BigInt(value);
+    if (n === undefined)
+      throw invalid(
+        `${field}: ${JSON.stringify(value)} is not an int64; send a JSON integer (or a decimal string beyond 2^53)`,
+        field,
+      );
+    return n.toString();
+  }
+  if (typeof value !== 'string' || value.length === 0)
+    throw invalid(
+      `${field}: ${JSON.stringify(value)} is not a non-empty string, which this entity's key is`,
+      field,
+    );
+  return value;
+}
+
+function parseAsOf(value: string | number | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = typeof value === 'number' ? value : Date.parse(value);
+  if (!Number.isFinite(ms) || (typeof value === 'number' && !Number.isInteger(ms)))
+    throw invalid(
+      `as_of: ${JSON.stringify(value)} is not a time; use ISO 8601 (2026-01-10T12:00:00Z) or epoch milliseconds`,
+      'as_of',
+    );
+  return ms;
+}
+
+function invalid(message: string, field: string): TesseraError {
+  return new TesseraError('INVALID_ARGUMENT', message, { context: { field } });
+}

@@ -1,0 +1,359 @@
+// The online server against real Redis, with state written by the real ingestor from real Kafka:
+// values equal an independent naive reference at read time (windows decay without new events),
+// Feast's response layout and statuses, auth on by default, bad requests named, /push through Kafka.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
+import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
+import {
+  cleanupRun,
+  createSourceTopic,
+  fraudMessages,
+  type IngestorProcess,
+  newTestRun,
+  startIngestor,
+  waitForCaughtUp,
+} from '../support/ingestor-process.ts';
+import { type NaiveEvent, naiveValue, sameValue } from '../support/naive-reference.ts';
+import { type ServerProcess, startServer } from '../support/server-process.ts';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const TOKEN = 'test-token-0123456789abcdef';
+const VIEW = 'user_transaction_features';
+
+interface FeastResponse {
+  metadata: { feature_names: string[] };
+  results: { values: unknown[]; statuses: string[]; event_timestamps: string[] }[];
+}
+
+describe('online server', { timeout: 180_000 }, () => {
+  const run = newTestRun({ TESSERA_INGEST_CLOCK: 'event' });
+  const definitions = loadDefinitionsFile(run.config.definitions);
+  const view = definitions.views.find((v) => v.name === VIEW)!;
+  const now = Date.now();
+  // 40 users over the last 20 days, the newest event a minute ago.
+  const events = generateFraudEvents({
+    events: 3000,
+    users: 40,
+    seed: 7,
+    start: now - 20 * DAY,
+    spanMs: 20 * DAY - 60_000,
+    partitions: 3,
+  });
+  // The generator also puts events at window edges after its span: move all so the newest is a minute ago.
+  const shift = now - 60_000 - Math.max(...events.map((e) => e.event_timestamp));
+  for (const e of events) e.event_timestamp += shift;
+  const users = [...new Set(events.map((e) => e.user_id))].sort((a, b) => a - b);
+  let ingestor: IngestorProcess;
+  let server: ServerProcess;
+  let url: string;
+
+  const post = async (path: string, body: unknown, token: string | null = TOKEN, headers = {}) => {
+    const res = await fetch(`${url}${path}`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        ...(token === null ? {} : { authorization: `Bearer ${token}` }),
+        ...headers,
+      },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    return { status: res.status, headers: res.headers, json: (await res.json()) as Record<string, unknown> };
+  };
+
+  const expected = (user: number, featureName: string, t: number): unknown => {
+    const feature = view.features.find((f) => f.name === featureName)!;
+    const own: NaiveEvent[] = events
+      .filter((e) => e.user_id === user)
+      .map((e) => ({
+        ts: e.event_timestamp,
+        partition: 0,
+        offset: e.offset,
+        amount: e.amount,
+        merchant: e.merchant_id,
+      }));
+    return naiveValue(
+      own,
+      {
+        aggregation: feature.aggregation,
+        column: feature.column === 'amount' ? 'amount' : feature.column === 'merchant_id' ? 'merchant' : null,
+        windowMs: feature.windowMs,
+        tileMs: feature.mode === 'tiled' ? feature.tileMs : 0,
+        default: feature.default as number | string | null,
+        n: feature.n,
+      },
+      t,
+    );
+  };
+
+  before(async () => {
+    await createSourceTopic(run, 3);
+    const producer = run.kafka.producer();
+    await producer.connect();
+    await producer.send({ topic: run.topic, messages: fraudMessages(events) });
+    await producer.disconnect();
+    ingestor = startIngestor(run);
+    await ingestor.ready;
+    await waitForCaughtUp(run, run.topic, 60_000);
+    server = startServer({ ...run.env, TESSERA_AUTH_TOKEN: TOKEN });
+    url = await server.url;
+  });
+
+  after(async () => {
+    ingestor?.child.kill('SIGTERM');
+    await ingestor?.exited;
+    await server?.stop();
+    await cleanupRun(run);
+  });
+
+  it('answers every user and feature equal to the naive reference, in Feast layout', async () => {
+    const t = now; // as_of pins the read time, so the expectation cannot race the clock
+    const refs = view.features.map((f) => f.ref);
+    const { status, json, headers } = await post('/get-online-features', {
+      features: refs,
+      entities: { user_id: users },
+      as_of: new Date(t).toISOString(),
+    });
+    assert.equal(status, 200, JSON.stringify(json));
+    assert.ok(headers.get('x-request-id'));
+    const body = json as unknown as FeastResponse;
+    assert.deepEqual(body.metadata.feature_names, ['user_id', ...view.features.map((f) => f.name)]);
+    assert.deepEqual(body.results[0]!.values, users, 'entity column echoed first');
+    let compared = 0;
+    const newestOf = (user: number) =>
+      Math.max(...events.filter((e) => e.user_id === user).map((e) => e.event_timestamp));
+    view.features.forEach((f, fi) => {
+      const column = body.results[fi + 1]!;
+      users.forEach((user, row) => {
+        if (newestOf(user) < t - view.maxAgeMs!) {
+          assert.equal(column.statuses[row], 'OUTSIDE_MAX_AGE', `${f.name} of user ${user}`);
+          assert.equal(column.values[row], null);
+          return;
+        }
+        assert.equal(column.statuses[row], 'PRESENT', `${f.name} of user ${user}`);
+        const want = expected(user, f.name, t);
+        assert.ok(
+          sameValue(f.aggregation, column.values[row], want),
+          `${f.name} of user ${user}: server ${column.values[row]}, reference ${want}`,
+        );
+        compared++;
+      });
+    });
+    assert.ok(compared >= (users.length * view.features.length) / 2, `only ${compared} values were PRESENT`);
+    // event_timestamps: the user's newest event, RFC 3339 like Feast.
+    const newest = Math.max(...events.filter((e) => e.user_id === users[0]).map((e) => e.event_timestamp));
+    assert.equal(Date.parse(body.results[1]!.event_timestamps[0]!), newest);
+  });
+
+  it('evaluates windows at read time: the 1h count decays to 0 with no new event', async () => {
+    const user = users[0]!;
+    const last = Math.max(...events.filter((e) => e.user_id === user).map((e) => e.event_timestamp));
+    const ask = async (t: number) => {
+      const { json } = await post('/get-online-features', {
+        features: [`${VIEW}:transaction_count_1h`, `${VIEW}:transaction_count_24h`],
+        entities: { user_id: [user] },
+        as_of: t,
+      });
+      const body = json as unknown as FeastResponse;
+      return [body.results[1]!.values[0], body.results[2]!.values[0]];
+    };
+    const [soon1h] = await ask(last + 1);
+    assert.ok((soon1h as number) >= 1, 'the last event counts right after it');
+    const [later1h, later24h] = await ask(last + 2 * HOUR);
+    assert.equal(later1h, 0);
+    assert.equal(later24h, expected(user, 'transaction_count_24h', last + 2 * HOUR));
+    assert.ok((later24h as number) >= 1);
+  });
+
+  it('serves a feature service, full feature names, and NOT_FOUND for unknown users', async () => {
+    const { status, json } = await post('/get-online-features', {
+      feature_service: 'fraud_model_v1',
+      entities: { user_id: [users[1], 999_999_999] },
+      full_feature_names: true,
+    });
+    assert.equal(status, 200);
+    const body = json as unknown as FeastResponse;
+    assert.equal(body.metadata.feature_names[1], `${VIEW}__transaction_count_1h`);
+    for (const column of body.results.slice(1)) {
+      assert.equal(column.statuses[0], 'PRESENT');
+      assert.equal(column.statuses[1], 'NOT_FOUND');
+      assert.equal(column.values[1], null);
+      assert.equal(column.event_timestamps[1], '1970-01-01T00:00:00Z');
+    }
+  });
+
+  it('answers OUTSIDE_MAX_AGE when the newest event is older than the view max_age', async () => {
+    const user = users[2]!;
+    const last = Math.max(...events.filter((e) => e.user_id === user).map((e) => e.event_timestamp));
+    const { json } = await post('/get-online-features', {
+      features: [`${VIEW}:transaction_count_24h`],
+      entities: { user_id: [user] },
+      as_of: last + (view.maxAgeMs ?? 0) + HOUR,
+    });
+    const body = json as unknown as FeastResponse;
+    assert.equal(body.results[1]!.statuses[0], 'OUTSIDE_MAX_AGE');
+    assert.equal(body.results[1]!.values[0], null);
+  });
+
+  it('refuses requests without the right bearer token, and keeps probes open', async () => {
+    const body = { features: [`${VIEW}:transaction_count_1h`], entities: { user_id: [users[0]] } };
+    for (const token of [null, 'wrong-token-0123456789abcdef', TOKEN.slice(0, -1)]) {
+      const res = await post('/get-online-features', body, token);
+      assert.equal(res.status, 401, `token ${token}`);
+      assert.equal((res.json.error as { code: string }).code, 'UNAUTHENTICATED');
+      assert.ok(typeof res.json.request_id === 'string');
+    }
+    for (const path of ['/health', '/ready', '/metrics', '/openapi.json']) {
+      const res = await fetch(`${url}${path}`);
+      assert.equal(res.status, 200, path);
+    }
+    const doc = (await (await fetch(`${url}/openapi.json`)).json()) as { openapi: string; paths: object };
+    assert.equal(doc.openapi, '3.1.0');
+    assert.ok('/get-online-features' in doc.paths);
+  });
+
+  it('answers 400 naming the field for bad requests, with no stack trace', async () => {
+    const cases: { body: unknown; field: RegExp }[] = [
+      { body: '{"features": [', field: /^body/ },
+      {
+        body: { features: [`${VIEW}:nope`], entities: { user_id: [1] } },
+        field: /features\[0\].*no feature "nope"/,
+      },
+      { body: { features: ['nope:x'], entities: { user_id: [1] } }, field: /unknown feature view "nope"/ },
+      {
+        body: { features: [`${VIEW}:transaction_count_1h`], entities: { user_id: ['abc'] } },
+        field: /entities\.user_id\[0\].*not an int64/,
+      },
+      {
+        body: { features: [`${VIEW}:transaction_count_1h`], entities: { merchant: [1] } },
+        field: /entities\.merchant/,
+      },
+      {
+        body: {
+          features: [`${VIEW}:transaction_count_1h`],
+          entities: { user_id: Array.from({ length: 1001 }, (_, i) => i) },
+        },
+        field: /over the limit of 1000/,
+      },
+      { body: { entities: { user_id: [1] } }, field: /^features/ },
+      {
+        body: { features: [`${VIEW}:transaction_count_1h`], entities: { user_id: [1] }, bogus: 1 },
+        field: /unknown field/,
+      },
+      {
+        body: { features: [`${VIEW}:transaction_count_1h`], entities: { user_id: [1] }, as_of: 'yesterday' },
+        field: /as_of/,
+      },
+    ];
+    for (const c of cases) {
+      const res = await post('/get-online-features', c.body);
+      const text = JSON.stringify(res.json);
+      assert.equal(res.status, 400, text);
+      assert.match((res.json.error as { message: string }).message, c.field);
+      assert.doesNotMatch(text, /at .*\.ts:\d+/, 'no stack trace');
+    }
+    const big = await post('/get-online-features', {
+      features: [],
+      entities: { user_id: ['x'.repeat(2_000_000)] },
+    });
+    assert.equal(big.status, 413);
+  });
+
+  it('takes a Feast push, validates it, and its rows reach Redis through Kafka and the ingestor', async () => {
+    const user = 77_777_001;
+    const ts = now - 30 * 60_000;
+    const bad = await post('/push', {
+      push_source_name: 'transactions',
+      df: {
+        user_id: [user],
+        event_timestamp: [new Date(ts).toISOString()],
+        amount: ['lots'],
+        merchant_id: ['m'],
+      },
+    });
+    assert.equal(bad.status, 400);
+    assert.match((bad.json.error as { message: string }).message, /row 0.*amount/);
+    const ok = await post('/push', {
+      push_source_name: 'transactions',
+      df: {
+        user_id: [user, user],
+        event_timestamp: [new Date(ts).toISOString(), new Date(ts + 1000).toISOString()],
+        amount: [12.5, 7.5],
+        merchant_id: ['m1', 'm2'],
+      },
+      to: 'online_and_offline',
+    });
+    assert.equal(ok.status, 200, JSON.stringify(ok.json));
+    assert.equal(ok.json.rows, 2);
+    await waitForCaughtUp(run, run.topic, 30_000);
+    const { json } = await post('/get-online-features', {
+      features: [`${VIEW}:transaction_count_1h`, `${VIEW}:avg_transaction_amount_7d`],
+      entities: { user_id: [user] },
+      as_of: ts + 2000,
+    });
+    const body = json as unknown as FeastResponse;
+    assert.deepEqual([body.results[1]!.values[0], body.results[2]!.values[0]], [2, 10]);
+  });
+
+  it("gives Feast's own Python SDK (remote online store) the reference values", async () => {
+    const python = process.env.TESSERA_PYTHON;
+    assert.ok(
+      python,
+      'TESSERA_PYTHON is not set: run `eval "$(scripts/stack env)"` (scripts/stack install makes the venv)',
+    );
+    const fresh = users.filter(
+      (u) =>
+        Math.max(...events.filter((e) => e.user_id === u).map((e) => e.event_timestamp)) > now - 20 * DAY,
+    );
+    const sample = fresh.slice(0, 6);
+    assert.ok(sample.length >= 3);
+    const t1 = Date.now();
+    const out = execFileSync(
+      python,
+      ['test/compat/feast_online_client.py', url, 'TESSERA_FEAST_TOKEN', sample.join(',')],
+      { env: { ...process.env, TESSERA_FEAST_TOKEN: TOKEN }, encoding: 'utf8', timeout: 120_000 },
+    );
+    const t2 = Date.now();
+    const sdk = JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown[]>;
+    assert.deepEqual(sdk.user_id, sample);
+    for (const f of view.features) {
+      sample.forEach((user, row) => {
+        // The SDK read "now" somewhere in [t1, t2]: either end's reference value is right.
+        const got = sdk[f.name]![row];
+        const ok = [t1, t2].some((t) => sameValue(f.aggregation, got, expected(user, f.name, t)));
+        assert.ok(
+          ok,
+          `${f.name} of user ${user}: Feast SDK got ${got}, reference ${expected(user, f.name, t1)}`,
+        );
+      });
+    }
+  });
+
+  it('refuses to start without a token unless the dev flag is set on loopback', async () => {
+    const noToken = startServer({ ...run.env, TESSERA_AUTH_TOKEN: '' });
+    assert.notEqual(await noToken.exited, 0);
+    assert.match(noToken.output(), /requires bearer-token auth/);
+    const devOutside = startServer({
+      ...run.env,
+      TESSERA_AUTH_TOKEN: '',
+      TESSERA_DEV_NO_AUTH: 'true',
+      TESSERA_HTTP_HOST: '0.0.0.0',
+    });
+    assert.notEqual(await devOutside.exited, 0);
+    assert.match(devOutside.output(), /only allowed on a loopback address/);
+    const dev = startServer({ ...run.env, TESSERA_AUTH_TOKEN: '', TESSERA_DEV_NO_AUTH: 'true' });
+    const devUrl = await dev.url;
+    const res = await fetch(`${devUrl}/get-online-features`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        features: [`${VIEW}:transaction_count_24h`],
+        entities: { user_id: [users[0]] },
+      }),
+    });
+    assert.equal(res.status, 200);
+    await dev.stop();
+  });
+});
