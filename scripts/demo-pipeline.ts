@@ -1,7 +1,9 @@
 // The README demo, part 2: the real pipeline so far. Generated fraud-like transactions (shifted so
 // the stream ends now) go to Kafka through the producer, a real ingestor process applies them with
-// the engine to Redis, and a few users' six reference features are read back from Redis as of now.
-import { spawn } from 'node:child_process';
+// the engine to Redis, a few users' six reference features are read back from Redis, and the online
+// server answers the same users over HTTP (curl).
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
 import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
@@ -93,9 +95,68 @@ async function main(): Promise<void> {
     say(`  user_id ${user} (last at ${new Date(last).toISOString()}): ${shown.join(', ')}`);
   }
   redis.disconnect();
+  await queryServer(busiest);
   say(
     `state stays in Redis under ${runId}:* (TTL ${(plan.view.ttlMs / 86_400_000).toFixed(1)} days); topics ${runId}.*`,
   );
+}
+
+/** Starts the online server on the same state and asks it, with curl, what a model would ask. */
+async function queryServer(users: string[]): Promise<void> {
+  const token = randomBytes(24).toString('hex');
+  const server = spawn(process.execPath, ['--import', 'tsx', 'services/server/main.ts'], {
+    env: { ...process.env, ...env, TESSERA_HTTP_PORT: '0', TESSERA_AUTH_TOKEN: token },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      server.stdout.on('data', (b: Buffer) => {
+        out += b.toString();
+        const m = /server listening on (\S+)/.exec(out);
+        if (m) resolve(m[1]!);
+      });
+      server.once('exit', (code) => reject(new Error(`the server exited (${code}) before listening`)));
+    });
+    const body = JSON.stringify({
+      feature_service: 'fraud_model_v1',
+      entities: { user_id: users.map(Number) },
+    });
+    const args = [
+      '-sS',
+      '-X',
+      'POST',
+      `${url}/get-online-features`,
+      '-H',
+      'content-type: application/json',
+      '-H',
+      `authorization: Bearer ${token}`,
+      '-d',
+      body,
+    ];
+    say(`the online server answers on ${url} (token in TESSERA_AUTH_TOKEN); asking it with curl:`);
+    console.log(
+      `  $ curl ${args.map((a) => (a === `authorization: Bearer ${token}` ? "'authorization: Bearer $TOKEN'" : /[\s{"]/.test(a) ? `'${a}'` : a)).join(' ')}`,
+    );
+    const answer = JSON.parse(execFileSync('curl', args, { encoding: 'utf8' })) as {
+      metadata: { feature_names: string[] };
+      results: { values: unknown[]; statuses: string[] }[];
+    };
+    console.log(`  ${JSON.stringify(answer).slice(0, 400)}...`);
+    say(
+      'the same answer as a table (Feast layout: one result per feature, one value per user). Values are as of now: ' +
+        "a user whose last transaction is days old has decayed windows, unlike the 'just after' values above",
+    );
+    answer.metadata.feature_names.forEach((name, i) => {
+      const r = answer.results[i]!;
+      console.log(
+        `  ${name.padEnd(28)} ${r.values.map((v, j) => `${typeof v === 'number' ? Number(v.toFixed(2)) : v} (${r.statuses[j]})`).join('  ')}`,
+      );
+    });
+  } finally {
+    server.kill('SIGTERM');
+    await new Promise((r) => server.once('exit', r));
+  }
 }
 
 main().catch((e: unknown) => {

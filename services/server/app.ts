@@ -1,7 +1,13 @@
 // The online server's HTTP surface (fastify): routes, auth, request ids, error mapping. No process
 // wiring here (that is main.ts), so tests build the app around their own Redis and definitions.
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Definitions } from '../../shared/definitions/schema.ts';
@@ -41,7 +47,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // One log line per request would cost more than the lookup at thousands of QPS; errors are logged.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimitBytes,
     requestIdHeader: false,
     genReqId: (req) => {
