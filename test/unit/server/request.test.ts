@@ -1,0 +1,130 @@
+// Request parsing of /get-online-features (pure): feature references, entity keys in the form the
+// ingestor stores them, and refusals that name the field.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { feastTimestamp } from '../../../services/server/lookup.ts';
+import { parseOnlineRequest } from '../../../services/server/request.ts';
+import { loadDefinitionsFile, parseDefinitions } from '../../../shared/definitions/load.ts';
+import { isTesseraError } from '../../../shared/errors.ts';
+
+const fraud = loadDefinitionsFile('definitions/fraud.yaml');
+const VIEW = 'user_transaction_features';
+
+function refusal(body: unknown, defs = fraud, max = 1000): string {
+  try {
+    parseOnlineRequest(body, defs, max);
+  } catch (error) {
+    assert.ok(isTesseraError(error, 'INVALID_ARGUMENT'), String(error));
+    return error.message;
+  }
+  assert.fail('expected a refusal');
+}
+
+describe('parseOnlineRequest', () => {
+  it('resolves a feature service in its declared order and canonicalizes int64 keys', () => {
+    const r = parseOnlineRequest(
+      { feature_service: 'fraud_model_v1', entities: { user_id: [7, '9007199254740993', -3] } },
+      fraud,
+      1000,
+    );
+    assert.equal(r.views.length, 1);
+    assert.deepEqual(r.views[0]!.keys, ['7', '9007199254740993', '-3']);
+    assert.deepEqual(
+      r.order.map((o) => r.views[o.view]!.features[o.feature]!.outputName),
+      fraud.featureServices.get('fraud_model_v1')!.map((ref) => ref.split(':')[1]),
+    );
+    assert.equal(r.asOf, undefined);
+  });
+
+  it('keeps request order, full names, and parses as_of in both forms', () => {
+    const r = parseOnlineRequest(
+      {
+        features: [`${VIEW}:max_transaction_amount_7d`, `${VIEW}:transaction_count_1h`],
+        entities: { user_id: [1] },
+        full_feature_names: true,
+        as_of: '2026-01-10T12:00:00Z',
+      },
+      fraud,
+      1000,
+    );
+    assert.deepEqual(
+      r.views[0]!.features.map((f) => [f.outputName, f.index]),
+      [
+        [`${VIEW}__max_transaction_amount_7d`, 4],
+        [`${VIEW}__transaction_count_1h`, 0],
+      ],
+    );
+    assert.equal(r.asOf, Date.UTC(2026, 0, 10, 12));
+    const ms = parseOnlineRequest(
+      { features: [`${VIEW}:transaction_count_1h`], entities: { user_id: [1] }, as_of: 1_768_046_400_000 },
+      fraud,
+      1000,
+    );
+    assert.equal(ms.asOf, 1_768_046_400_000);
+  });
+
+  it('refuses rounded, fractional and non-canonical int64 keys, naming the row', () => {
+    for (const bad of [9007199254740993, 1.5, '007', '', null, true])
+      assert.match(
+        refusal({ features: [`${VIEW}:transaction_count_1h`], entities: { user_id: [1, bad] } }),
+        /entities\.user_id\[1\]: .* is not an int64/,
+      );
+  });
+
+  it('refuses a name clash unless full_feature_names, and both features and a service', () => {
+    const two = parseDefinitions(
+      `
+version: 1
+project: t
+entities: [{ name: user, join_key: user_id, type: string }]
+sources:
+  - { name: tx, topic: tx, format: json, key_field: user_id, timestamp_field: ts, schema: { user_id: string, ts: timestamp, amount: double } }
+views:
+  - { name: a, entity: user, source: tx, features: [{ name: n, aggregation: count, window: 1h }] }
+  - { name: b, entity: user, source: tx, features: [{ name: n, aggregation: count, window: 2h }] }
+`,
+      'inline.yaml',
+    );
+    assert.match(
+      refusal({ features: ['a:n', 'b:n'], entities: { user_id: ['x'] } }, two),
+      /features\[1\].*would both be returned as n; set full_feature_names/,
+    );
+    const ok = parseOnlineRequest(
+      { features: ['a:n', 'b:n'], entities: { user_id: ['x'] }, full_feature_names: true },
+      two,
+      10,
+    );
+    assert.equal(ok.views.length, 2);
+    assert.match(refusal({ features: ['a:n'], entities: { user_id: [5] } }, two), /not a non-empty string/);
+    assert.match(
+      refusal({
+        features: [`${VIEW}:transaction_count_1h`],
+        feature_service: 'fraud_model_v1',
+        entities: { user_id: [1] },
+      }),
+      /either features or feature_service/,
+    );
+  });
+
+  it('refuses mismatched entity columns and too many rows', () => {
+    assert.match(
+      refusal({ features: [`${VIEW}:transaction_count_1h`], entities: { user_id: [1, 2], other: [1] } }),
+      /entities\.other: has 1 values/,
+    );
+    assert.match(
+      refusal({ features: [`${VIEW}:transaction_count_1h`], entities: { user_id: [1, 2, 3] } }, fraud, 2),
+      /3 entity rows is over the limit of 2/,
+    );
+    assert.match(
+      refusal({ features: [`${VIEW}:transaction_count_1h`], entities: { user_id: [] } }),
+      /at least one entity row/,
+    );
+  });
+});
+
+describe('feastTimestamp', () => {
+  it("follows Feast's precision: no fraction on whole seconds, else milliseconds", () => {
+    assert.equal(feastTimestamp(Date.UTC(2026, 0, 10, 12)), '2026-01-10T12:00:00Z');
+    assert.equal(feastTimestamp(Date.UTC(2026, 0, 10, 12) + 5), '2026-01-10T12:00:00.005Z');
+  });
+});
