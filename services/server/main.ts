@@ -45,10 +45,7 @@ async function main(): Promise<void> {
   });
 
   // Listen once Redis answers (or after 10 s anyway: /ready then says why lookups fail).
-  await Promise.race([
-    once(redis, 'ready'),
-    new Promise((resolve) => setTimeout(resolve, 10_000).unref()),
-  ]);
+  await Promise.race([once(redis, 'ready'), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
 
   let producer: Producer | undefined;
   let pusher: Pusher | undefined;
