@@ -9,6 +9,7 @@ import {
   BeforeEventReader,
   type EngineEvent,
   type EntityState,
+  eventCount,
   type FeatureValue,
   readFloor,
   toEngineEvent,
@@ -29,6 +30,13 @@ export interface StateStore {
 export interface ViewRuntime {
   plan: ViewPlan;
   store: StateStore;
+  /**
+   * The before-event reader of each state object, kept while the store keeps the state (a cached
+   * state comes back as the same object): the reader's typed mirror then carries over to the next
+   * batch instead of being rebuilt from the whole state, so a busy entity costs O(new events) per
+   * batch. A state reloaded from Redis is a new object and gets a new reader.
+   */
+  readers?: WeakMap<EntityState, BeforeEventReader>;
 }
 
 /** A decoded, validated source event, with its Kafka position. */
@@ -74,6 +82,8 @@ export interface BatchResult {
   cappedDrops: Map<string, number>;
   conflicts: number;
   newestEventTime: Map<string, number>;
+  /** Wall time of each stage, summed over views and compare-and-set attempts (the stage breakdown). */
+  stageMs: { load: number; apply: number; rows: number; save: number };
 }
 
 export interface ClockOptions {
@@ -89,11 +99,25 @@ export interface ClockOptions {
  */
 export type BeforeSave = (rows: readonly TrainingRow[]) => Promise<void>;
 
+/**
+ * Longest stretch of engine work before applyBatch yields to the event loop: far below any session
+ * timeout, and long enough that the partitions' batches do not interleave finely (which would make
+ * their produce round trips start together while the CPU idles).
+ */
+const SLICE_MS = 1000;
+
+/**
+ * `pause`: awaited after every SLICE_MS of engine work (the ingestor heartbeats the group there).
+ * A large catch-up batch is seconds of synchronous work; without yielding, the other partitions'
+ * batches and the consumer's heartbeats wait behind it, and a member silent for a whole session
+ * timeout is dropped from the group (seen: an ingestor rejoining forever, never committing).
+ */
 export async function applyBatch(
   views: readonly ViewRuntime[],
   events: readonly IncomingEvent[],
   clock: ClockOptions,
   beforeSave: BeforeSave = async () => {},
+  pause: () => Promise<void> = () => new Promise((resolve) => setImmediate(resolve)),
 ): Promise<BatchResult> {
   const result: BatchResult = {
     rejected: [],
@@ -104,7 +128,9 @@ export async function applyBatch(
     cappedDrops: new Map(),
     conflicts: 0,
     newestEventTime: new Map(),
+    stageMs: { load: 0, apply: 0, rows: 0, save: 0 },
   };
+  const ms = result.stageMs;
   const rejected = new Set<number>();
   const accepted: IncomingEvent[] = [];
   for (const e of events) {
@@ -138,18 +164,31 @@ export async function applyBatch(
           { retriable: true, context: { view: view.plan.view.name, entities: pending.slice(0, 10) } },
         );
       }
+      let t = performance.now();
       const loaded = await view.store.loadMany(pending);
+      ms.load += performance.now() - t;
+      t = performance.now();
       const outcomes = new Map<string, EntityOutcome>();
       const saves: SaveRequest[] = [];
+      let slice = t;
       for (const entity of pending) {
+        if (performance.now() - slice > SLICE_MS) {
+          await pause();
+          slice = performance.now();
+        }
         const current = loaded.get(entity)!;
-        const outcome = applyEntity(view.plan, current.state, byEntity.get(entity)!, clock);
+        const outcome = applyEntity(view, current.state, byEntity.get(entity)!, clock);
         outcomes.set(entity, outcome);
         if (outcome.applied > 0) saves.push({ entity, version: current.version, state: current.state });
       }
       const rows = [...outcomes.values()].flatMap((o) => o.rows);
+      ms.apply += performance.now() - t;
+      t = performance.now();
       if (rows.length > 0) await beforeSave(rows);
+      ms.rows += performance.now() - t;
+      t = performance.now();
       const { conflicts } = saves.length > 0 ? await view.store.saveMany(saves) : { conflicts: [] };
+      ms.save += performance.now() - t;
       const lost = new Set(conflicts);
       result.conflicts += conflicts.length;
       for (const [entity, outcome] of outcomes) {
@@ -175,11 +214,12 @@ interface EntityOutcome {
 }
 
 function applyEntity(
-  plan: ViewPlan,
+  view: ViewRuntime,
   state: EntityState,
   events: readonly IncomingEvent[],
   clock: ClockOptions,
 ): EntityOutcome {
+  const plan = view.plan;
   const outcome: EntityOutcome = {
     applied: 0,
     duplicates: 0,
@@ -191,8 +231,14 @@ function applyEntity(
     update: null,
   };
   const now = clock.mode === 'wall' ? clock.now : undefined;
-  // Incremental reads: a busy entity's before-event values cost O(1) each, not a window scan.
-  const reader = new BeforeEventReader(plan, state, events.length);
+  // Incremental reads: a busy entity's before-event values cost O(1) each, not a window scan. Room
+  // for as many appended events as the state holds, so a reader kept across batches is rebuilt
+  // (bigger) only after the entity has doubled, and a small entity's mirror stays small.
+  let reader = view.readers?.get(state);
+  if (!reader) {
+    reader = new BeforeEventReader(plan, state, Math.max(events.length, eventCount(state), 16));
+    view.readers?.set(state, reader);
+  }
   for (const e of events) {
     const engineEvent: EngineEvent = toEngineEvent(plan, e.record, e.ts, e.partition, e.offset);
     // "Features before this event": only answerable (and only needed) when the event is not late.

@@ -13,10 +13,12 @@ import type { DecodeResult } from '../../shared/codecs/types.ts';
 import { topicName } from '../../shared/config/clients.ts';
 import type { Config } from '../../shared/config/index.ts';
 import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts';
-import { type FeatureValue, planView } from '../../shared/engine/index.ts';
-import { RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
+import { planView } from '../../shared/engine/index.ts';
+import { type LoadStats, RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
+import { StateCache } from '../../shared/state-store/state-cache.ts';
 import { applyBatch, type IncomingEvent, type TrainingRow, type ViewRuntime } from './apply-batch.ts';
 import type { IngestorMetrics } from './metrics.ts';
+import { createPushEncoder } from './push-json.ts';
 
 export const UPDATES_TOPIC = 'features.updates';
 export const ROWS_TOPIC = 'features.rows';
@@ -35,7 +37,12 @@ export interface IngestorDeps {
 interface SourceRuntime {
   source: SourceDef;
   topic: string;
-  views: ViewRuntime[];
+  views: (ViewRuntime & {
+    store: RedisStateStore;
+    cache: StateCache;
+    /** The store's load totals already added to the metric (batches of partitions overlap). */
+    reported: LoadStats;
+  })[];
   decode: (messages: KafkaMessage[]) => Promise<DecodeResult[]>;
 }
 
@@ -59,7 +66,14 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       topic,
       views: views.map((view) => {
         const plan = planView(view);
-        return { plan, store: new RedisStateStore(redis, plan, config.redisKeyPrefix) };
+        const cache = new StateCache(config.stateCacheEvents);
+        return {
+          plan,
+          cache,
+          store: new RedisStateStore(redis, plan, config.redisKeyPrefix, cache),
+          readers: new WeakMap(),
+          reported: { cached: 0, fetched: 0 },
+        };
       }),
       decode: (messages) =>
         decoder.decodeBatch(messages.map((m) => ({ key: m.key ?? null, value: m.value ?? null }))),
@@ -83,6 +97,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       s.views.map((v) => [v.plan.view.name, v.plan.features.map((f) => f.def.name)] as const),
     ),
   );
+  const json = createPushEncoder(names, definitions.hash);
   let running = false;
 
   async function ensureTopics(): Promise<void> {
@@ -111,6 +126,11 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     const runtime = sources.get(batch.topic);
     if (!runtime) throw new Error(`no source is defined for topic ${batch.topic}`);
     const started = performance.now();
+    const stage = (name: string, since: number) => {
+      const t = performance.now();
+      metrics.stageSeconds.inc({ stage: name }, (t - since) / 1000);
+      return t;
+    };
     const decoded = await runtime.decode(batch.messages);
     const incoming: IncomingEvent[] = [];
     const dlq: { message: KafkaMessage; reason: string; detail: string }[] = [];
@@ -130,16 +150,35 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       }
     });
 
+    let t = stage('decode', started);
     let result: Awaited<ReturnType<typeof applyBatch>>;
     try {
-      result = await applyBatch(runtime.views, incoming, { mode: config.ingestClock, now: now() }, (rows) =>
-        sendChunked(producer, topicName(config, ROWS_TOPIC), rowMessages(batch.topic, rows)),
+      // kafkajs heartbeats only between batches unless asked; a catch-up batch on a busy machine can
+      // outlast the session timeout, and the group then drops this member (its commits fail, and
+      // the consumer was seen to stall). heartbeat() is a no-op until the interval has passed.
+      await payload.heartbeat();
+      result = await applyBatch(
+        runtime.views,
+        incoming,
+        { mode: config.ingestClock, now: now() },
+        async (rows) => {
+          await payload.heartbeat();
+          await sendChunked(producer, topicName(config, ROWS_TOPIC), rowMessages(batch.topic, rows));
+          await payload.heartbeat();
+        },
+        async () => {
+          await new Promise((resolve) => setImmediate(resolve));
+          await payload.heartbeat();
+        },
       );
     } catch (error) {
       metrics.redisErrors.inc();
       throw error;
     }
     const redisAckedAt = Date.now();
+    t = performance.now();
+    for (const [name, ms] of Object.entries(result.stageMs))
+      metrics.stageSeconds.inc({ stage: name }, ms / 1000);
     for (const r of result.rejected)
       dlq.push({ message: batch.messages[r.index]!, reason: r.reason, detail: r.message });
     dlq.sort((a, b) => Number(BigInt(a.message.offset) - BigInt(b.message.offset))); // source order
@@ -171,13 +210,17 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         );
       }
     }
+    t = stage('dlq', t);
+    await payload.heartbeat();
     await publish(result);
+    t = stage('updates', t);
 
     const last = batch.messages[batch.messages.length - 1]!;
     await consumer.commitOffsets([
       { topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() },
     ]);
     payload.resolveOffset(last.offset);
+    stage('commit', t);
 
     // Metrics after the commit: what they count has really happened.
     for (const [view, n] of result.applied) metrics.events.inc({ view, outcome: 'applied' }, n);
@@ -187,6 +230,13 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       if (dlq.length > 0) metrics.events.inc({ view: view.plan.view.name, outcome: 'dlq' }, dlq.length);
     for (const [view, t] of result.newestEventTime) metrics.freshness.set({ view }, t / 1000);
     metrics.conflicts.inc(result.conflicts);
+    for (const v of runtime.views) {
+      const view = v.plan.view.name;
+      metrics.stateLoads.inc({ view, source: 'cache' }, v.store.stats.cached - v.reported.cached);
+      metrics.stateLoads.inc({ view, source: 'redis' }, v.store.stats.fetched - v.reported.fetched);
+      v.reported = { ...v.store.stats };
+      metrics.stateCacheEvents.set({ view }, v.cache.weight);
+    }
     for (const m of batch.messages)
       metrics.eventToRedisSeconds.observe(Math.max(0, redisAckedAt - Number(m.timestamp)) / 1000);
     metrics.lag.set(
@@ -196,37 +246,13 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     metrics.batchSeconds.observe((performance.now() - started) / 1000);
   }
 
-  const vector = (view: string, values: FeatureValue[]) =>
-    Object.fromEntries((names.get(view) ?? []).map((n, i) => [n, values[i]]));
-
   /** One `features.rows` record per applied event, keyed by entity; unique by source offset. */
   function rowMessages(sourceTopic: string, rows: readonly TrainingRow[]): Message[] {
-    return rows.map((r) => ({
-      key: r.entity,
-      value: JSON.stringify({
-        view: r.view,
-        entity: r.entity,
-        event_timestamp: new Date(r.ts).toISOString(),
-        source_topic: sourceTopic,
-        partition: r.partition,
-        offset: r.offset,
-        features: vector(r.view, r.values),
-        definitions_hash: definitions.hash,
-      }),
-    }));
+    return rows.map((r) => ({ key: r.entity, value: json.row(sourceTopic, r) }));
   }
 
   async function publish(result: Awaited<ReturnType<typeof applyBatch>>): Promise<void> {
-    const updates = result.updates.map((u) => ({
-      key: u.entity,
-      value: JSON.stringify({
-        view: u.view,
-        entity: u.entity,
-        as_of: new Date(u.asOf).toISOString(),
-        features: vector(u.view, u.values),
-        definitions_hash: definitions.hash,
-      }),
-    }));
+    const updates = result.updates.map((u) => ({ key: u.entity, value: json.update(u) }));
     await sendChunked(producer, topicName(config, UPDATES_TOPIC), updates);
     if (config.publishUpdates && updates.length > 0) {
       const pipeline = redis.pipeline();

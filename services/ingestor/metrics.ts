@@ -27,7 +27,7 @@ export function createIngestorMetrics() {
     eventToRedisSeconds: new Histogram({
       name: 'tessera_ingestor_event_to_redis_seconds',
       help: 'From the Kafka record timestamp (produce time) to its state being acknowledged by Redis.',
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers: [registry],
     }),
     lag: new Gauge({
@@ -55,6 +55,24 @@ export function createIngestorMetrics() {
     capped: new Counter({
       name: 'tessera_ingestor_entity_cap_dropped_events_total',
       help: 'Events dropped from exact-mode state because an entity exceeded max_events_per_entity.',
+      labelNames: ['view'] as const,
+      registers: [registry],
+    }),
+    stageSeconds: new Counter({
+      name: 'tessera_ingestor_stage_seconds_total',
+      help: 'Time spent per batch stage (decode, load, apply, rows, save, dlq, updates, commit), summed over batches; concurrent batches overlap.',
+      labelNames: ['stage'] as const,
+      registers: [registry],
+    }),
+    stateLoads: new Counter({
+      name: 'tessera_ingestor_state_loads_total',
+      help: 'Entity states a batch needed, by where they came from: cache (version checked, not fetched) or redis (fetched and decoded).',
+      labelNames: ['view', 'source'] as const,
+      registers: [registry],
+    }),
+    stateCacheEvents: new Gauge({
+      name: 'tessera_ingestor_state_cache_events',
+      help: 'Stored events and tiles held by the decoded-state cache (bounded by TESSERA_STATE_CACHE_EVENTS).',
       labelNames: ['view'] as const,
       registers: [registry],
     }),

@@ -81,10 +81,11 @@ export const DEFAULTS = {
   /**
    * Bound of the ingestor's decoded-state cache per view, in stored events plus tiles summed over
    * the cached entities (about 150 bytes each, with the before-event reader kept beside the state);
-   * 0 turns the cache off. A cached state is used only when Redis still holds the version this
-   * process saved. Env TESSERA_STATE_CACHE_EVENTS.
+   * 0 (the default) turns the cache off: the catch-up benchmark ran 30-40 % slower with it, most
+   * likely from GC of the retained heap (docs/benchmarks.md). A cached state is used only when
+   * Redis still holds the version this process saved. Env TESSERA_STATE_CACHE_EVENTS.
    */
-  stateCacheEvents: 1_000_000,
+  stateCacheEvents: 0,
 };
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

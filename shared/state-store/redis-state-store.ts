@@ -1,10 +1,14 @@
 // Per-entity engine state in Redis: one hash per (view, entity), hash-tagged on the entity so each
 // update is single-slot (Redis Cluster works), with a TTL of the view's ttl. Reads are one
-// pipelined HMGET per batch; writes are one pipelined compare-and-set (cas-state.lua) per batch.
+// pipelined round trip per batch; writes are one pipelined compare-and-set (cas-state.lua) per batch.
+// With a StateCache, a read fetches only the version of an entity this process saved last and
+// reuses the decoded state when Redis still holds that version (the common case for a partition
+// this process owns); the bytes are fetched and decoded only for the others.
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { decodeState, type EntityState, emptyState, encodeState, type ViewPlan } from '../engine/index.ts';
 import { TesseraError } from '../errors.ts';
+import { StateCache } from './state-cache.ts';
 
 const CAS_SCRIPT = readFileSync(new URL('./cas-state.lua', import.meta.url), 'utf8');
 
@@ -26,7 +30,15 @@ export interface SaveRequest {
 }
 
 interface CasRedis extends Redis {
-  tesseraCasState(key: string, version: number, blob: Buffer, ttlMs: number): Promise<number>;
+  tesseraCasState(key: string, version: number, blob: Buffer, ttlMs: number, first: number): Promise<number>;
+}
+
+/** Running totals over every loadMany of this store, for metrics. */
+export interface LoadStats {
+  /** Entities whose cached state was current: no bytes fetched, nothing decoded. */
+  cached: number;
+  /** Entities fetched and decoded (not cached, or cached at an older version). */
+  fetched: number;
 }
 
 /** The Redis key of an entity's state: `<prefix>:{<view>:<entity>}`. */
@@ -36,11 +48,14 @@ export function stateKey(prefix: string, view: string, entity: string): string {
 
 export class RedisStateStore {
   private readonly redis: CasRedis;
+  readonly stats: LoadStats = { cached: 0, fetched: 0 };
 
   constructor(
     redis: Redis,
     private readonly plan: ViewPlan,
     private readonly prefix: string,
+    /** Decoded states saved by this process; none by default (every load fetches and decodes). */
+    private readonly cache: StateCache = new StateCache(0),
   ) {
     if (!('tesseraCasState' in redis))
       redis.defineCommand('tesseraCasState', { numberOfKeys: 1, lua: CAS_SCRIPT });
@@ -51,36 +66,68 @@ export class RedisStateStore {
     return stateKey(this.prefix, this.plan.view.name, entity);
   }
 
-  /** Loads the states of many entities in one round trip; missing entities get an empty state. */
+  /**
+   * Loads the states of many entities (missing ones get an empty state): one round trip, plus one
+   * for cached entities that another writer changed meanwhile. The caller owns the returned states:
+   * a cached one leaves the cache until saveMany() stores it again, so a batch that fails halfway
+   * cannot leave a half-applied state behind.
+   */
   async loadMany(entities: readonly string[]): Promise<Map<string, LoadedState>> {
-    const pipeline = this.redis.pipeline();
-    for (const entity of entities) pipeline.hmgetBuffer(this.key(entity), 'v', 's');
-    const replies = (await pipeline.exec()) ?? [];
     const out = new Map<string, LoadedState>();
+    const cached = new Map<string, LoadedState>();
+    const pipeline = this.redis.pipeline();
+    for (const entity of entities) {
+      const hit = this.cache.take(entity);
+      if (hit) {
+        cached.set(entity, hit);
+        pipeline.hget(this.key(entity), 'v');
+      } else {
+        pipeline.hmgetBuffer(this.key(entity), 'v', 's');
+      }
+    }
+    const replies = (await pipeline.exec()) ?? [];
+    const stale: string[] = [];
     entities.forEach((entity, i) => {
       const [error, value] = replies[i] ?? [new Error('no reply'), null];
       if (error) throw redisError('read', error, entity);
-      const [v, s] = value as [Buffer | null, Buffer | null];
-      if (v === null || s === null) {
-        out.set(entity, { version: 0, state: emptyState(this.plan) });
+      const hit = cached.get(entity);
+      if (hit) {
+        // Redis' version is the truth: any other writer since our save makes the copy stale.
+        if (Number(value ?? 0) === hit.version) out.set(entity, hit);
+        else stale.push(entity);
         return;
       }
-      let state: EntityState;
-      try {
-        state = decodeState(this.plan, new Uint8Array(s.buffer, s.byteOffset, s.byteLength));
-      } catch (cause) {
-        throw new TesseraError(
-          'STATE_CORRUPT',
-          `state of ${this.key(entity)} cannot be decoded: delete the key to rebuild it`,
-          {
-            cause,
-            context: { key: this.key(entity) },
-          },
-        );
-      }
-      out.set(entity, { version: Number(v.toString()), state });
+      const [v, s] = value as [Buffer | null, Buffer | null];
+      out.set(entity, this.decode(entity, v, s));
     });
+    if (stale.length > 0) {
+      const again = this.redis.pipeline();
+      for (const entity of stale) again.hmgetBuffer(this.key(entity), 'v', 's');
+      const fresh = (await again.exec()) ?? [];
+      stale.forEach((entity, i) => {
+        const [error, value] = fresh[i] ?? [new Error('no reply'), null];
+        if (error) throw redisError('read', error, entity);
+        const [v, s] = value as [Buffer | null, Buffer | null];
+        out.set(entity, this.decode(entity, v, s));
+      });
+    }
+    this.stats.cached += cached.size - stale.length;
+    this.stats.fetched += entities.length - (cached.size - stale.length);
     return out;
+  }
+
+  private decode(entity: string, v: Buffer | null, s: Buffer | null): LoadedState {
+    if (v === null || s === null) return { version: 0, state: emptyState(this.plan) };
+    try {
+      const state = decodeState(this.plan, new Uint8Array(s.buffer, s.byteOffset, s.byteLength));
+      return { version: Number(v.toString()), state };
+    } catch (cause) {
+      throw new TesseraError(
+        'STATE_CORRUPT',
+        `state of ${this.key(entity)} cannot be decoded: delete the key to rebuild it`,
+        { cause, context: { key: this.key(entity) } },
+      );
+    }
   }
 
   /** Compare-and-set many states in one round trip; returns the entities whose write lost a race. */
@@ -88,7 +135,7 @@ export class RedisStateStore {
     requests: readonly SaveRequest[],
   ): Promise<{ conflicts: string[]; versions: Map<string, number> }> {
     const pipeline = this.redis.pipeline() as unknown as {
-      tesseraCasState(key: string, version: number, blob: Buffer, ttlMs: number): void;
+      tesseraCasState(key: string, version: number, blob: Buffer, ttlMs: number, first: number): void;
       exec(): Promise<[Error | null, unknown][] | null>;
     };
     for (const r of requests) {
@@ -97,6 +144,7 @@ export class RedisStateStore {
         r.version,
         Buffer.from(encodeState(this.plan, r.state)),
         this.plan.view.ttlMs,
+        1 + Math.floor(Math.random() * 1e12),
       );
     }
     const replies = (await pipeline.exec()) ?? [];
@@ -105,8 +153,12 @@ export class RedisStateStore {
     requests.forEach((r, i) => {
       const [error, value] = replies[i] ?? [new Error('no reply'), null];
       if (error) throw redisError('write', error, r.entity);
-      if (value === ScriptResult.VersionConflict) conflicts.push(r.entity);
-      else versions.set(r.entity, Number(value));
+      if (value === ScriptResult.VersionConflict) {
+        conflicts.push(r.entity);
+      } else {
+        versions.set(r.entity, Number(value));
+        this.cache.put(r.entity, Number(value), r.state);
+      }
     });
     return { conflicts, versions };
   }

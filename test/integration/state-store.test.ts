@@ -7,6 +7,7 @@ import { redisOptions } from '../../shared/config/clients.ts';
 import { loadConfig } from '../../shared/config/index.ts';
 import { applyEvent, readFeatures } from '../../shared/engine/index.ts';
 import { RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
+import { StateCache } from '../../shared/state-store/state-cache.ts';
 import { ev, fraudPlan, T0 } from '../support/engine-fixtures.ts';
 
 const config = loadConfig({ argv: [] });
@@ -29,9 +30,10 @@ describe('redis state store (cas-state.lua)', { timeout: 30_000 }, () => {
     applyEvent(plan, loaded.state, ev(plan, T0, { amount: 12.5, merchant_id: 'm1' }, 1));
     const { conflicts, versions } = await store.saveMany([{ entity: '42', version: 0, state: loaded.state }]);
     assert.deepEqual(conflicts, []);
-    assert.equal(versions.get('42'), 1);
+    const version = versions.get('42')!;
+    assert.ok(version > 0 && Number.isSafeInteger(version), `version ${version}`);
     const again = (await store.loadMany(['42'])).get('42')!;
-    assert.equal(again.version, 1);
+    assert.equal(again.version, version);
     assert.deepEqual(readFeatures(plan, again.state, T0 + 1), readFeatures(plan, loaded.state, T0 + 1));
     assert.equal(store.key('42'), `${prefix}:{user_transaction_features:42}`);
     const ttl = await redis.pttl(store.key('42'));
@@ -49,6 +51,57 @@ describe('redis state store (cas-state.lua)', { timeout: 30_000 }, () => {
     ]);
     const stored = (await store.loadMany(['7'])).get('7')!;
     assert.equal(readFeatures(plan, stored.state, T0 + 1)[4], 1, 'the first write stays');
+  });
+
+  it('a new key starts at a random version, so a deleted and rewritten key does not repeat versions', async () => {
+    const seen = new Set<number>();
+    for (let i = 0; i < 5; i++) {
+      const loaded = (await store.loadMany(['reborn'])).get('reborn')!;
+      assert.equal(loaded.version, 0);
+      const { versions } = await store.saveMany([{ entity: 'reborn', version: 0, state: loaded.state }]);
+      seen.add(versions.get('reborn')!);
+      await redis.del(store.key('reborn'));
+    }
+    assert.equal(seen.size, 5);
+  });
+
+  it('reuses a cached state only while Redis holds the version this store saved', async () => {
+    const cached = new RedisStateStore(redis, plan, prefix, new StateCache(1000));
+    const other = new RedisStateStore(redis, plan, prefix);
+    const first = (await cached.loadMany(['c'])).get('c')!;
+    applyEvent(plan, first.state, ev(plan, T0, { amount: 5, merchant_id: 'a' }, 1));
+    const { versions } = await cached.saveMany([{ entity: 'c', version: 0, state: first.state }]);
+
+    const hit = (await cached.loadMany(['c'])).get('c')!;
+    assert.deepEqual(cached.stats, { cached: 1, fetched: 1 }, 'the first load fetched, this one did not');
+    assert.equal(hit.state, first.state, 'the very object saved, not a decoded copy');
+    assert.equal(hit.version, versions.get('c'));
+    await cached.saveMany([{ entity: 'c', version: hit.version, state: hit.state }]);
+
+    // Another writer (an ingestor that owned the partition meanwhile) saves a newer state.
+    const theirs = (await other.loadMany(['c'])).get('c')!;
+    applyEvent(plan, theirs.state, ev(plan, T0 + 1, { amount: 50, merchant_id: 'b' }, 2));
+    assert.deepEqual(
+      (await other.saveMany([{ entity: 'c', version: theirs.version, state: theirs.state }])).conflicts,
+      [],
+    );
+
+    const reloaded = (await cached.loadMany(['c'])).get('c')!;
+    assert.deepEqual(cached.stats, { cached: 1, fetched: 2 }, 'the stale copy was not used');
+    assert.equal(readFeatures(plan, reloaded.state, T0 + 2)[4], 50, "the other writer's event is there");
+  });
+
+  it('a state taken by a batch that then fails is fetched again, not reused half-applied', async () => {
+    const cached = new RedisStateStore(redis, plan, prefix, new StateCache(1000));
+    const first = (await cached.loadMany(['f'])).get('f')!;
+    applyEvent(plan, first.state, ev(plan, T0, { amount: 5, merchant_id: 'a' }, 1));
+    await cached.saveMany([{ entity: 'f', version: 0, state: first.state }]);
+    const taken = (await cached.loadMany(['f'])).get('f')!;
+    applyEvent(plan, taken.state, ev(plan, T0 + 1, { amount: 99, merchant_id: 'z' }, 2)); // never saved
+    const again = (await cached.loadMany(['f'])).get('f')!;
+    assert.deepEqual(cached.stats, { cached: 1, fetched: 2 });
+    assert.notEqual(again.state, taken.state);
+    assert.equal(readFeatures(plan, again.state, T0 + 2)[4], 5);
   });
 
   it('refuses to misread state written under another layout', async () => {

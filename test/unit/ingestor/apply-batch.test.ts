@@ -9,8 +9,15 @@ import {
   type StateStore,
   type ViewRuntime,
 } from '../../../services/ingestor/apply-batch.ts';
-import { decodeState, emptyState, encodeState } from '../../../shared/engine/index.ts';
+import {
+  type BeforeEventReader,
+  decodeState,
+  type EntityState,
+  emptyState,
+  encodeState,
+} from '../../../shared/engine/index.ts';
 import type { LoadedState, SaveRequest } from '../../../shared/state-store/redis-state-store.ts';
+import { seededRng } from '../../../shared/synth/random.ts';
 import { fraudPlan, HOUR, T0 } from '../../support/engine-fixtures.ts';
 
 const plan = fraudPlan('exact');
@@ -109,4 +116,64 @@ test('a redelivered batch after the state was saved changes nothing and yields n
   assert.equal(rowsAgain, 0);
   assert.deepEqual(new Map([...store.blobs].map(([k, v]) => [k, v.blob.toString('hex')])), saved);
   assert.equal(again.updates.length, 0, 'nothing new to push for an all-duplicate batch');
+});
+
+/** Keeps the saved state objects themselves, as the ingestor's state cache does. */
+function objectStore(): StateStore {
+  const states = new Map<string, { version: number; state: EntityState }>();
+  return {
+    async loadMany(entities) {
+      const out = new Map<string, LoadedState>();
+      for (const e of entities) {
+        const kept = states.get(e);
+        states.delete(e); // owned by the batch until saved, like StateCache.take
+        out.set(e, kept ?? { version: 0, state: emptyState(plan) });
+      }
+      return out;
+    },
+    async saveMany(requests: readonly SaveRequest[]) {
+      const versions = new Map<string, number>();
+      for (const r of requests) {
+        states.set(r.entity, { version: r.version + 1, state: r.state });
+        versions.set(r.entity, r.version + 1);
+      }
+      return { conflicts: [], versions };
+    },
+  };
+}
+
+test('a before-event reader kept with a cached state across batches gives the same rows and updates as a fresh one', async () => {
+  const rng = seededRng(7);
+  const fresh: ViewRuntime[] = [{ plan, store: memoryStore() }];
+  const kept: ViewRuntime[] = [
+    { plan, store: objectStore(), readers: new WeakMap<EntityState, BeforeEventReader>() },
+  ];
+  let offset = 0;
+  let t = T0;
+  for (let batch = 0; batch < 30; batch++) {
+    const list: IncomingEvent[] = [];
+    for (let i = 0; i < 1 + rng.int(40); i++) {
+      t += rng.int(20) * 60_000;
+      // One in ten arrives out of order (within the allowed lateness), which rebuilds the mirror.
+      const ts = rng.next() < 0.1 ? t - rng.int(50) * 60_000 : t;
+      const entity = String(rng.int(4));
+      list.push({
+        index: i,
+        partition: 0,
+        offset: offset++,
+        entity,
+        ts,
+        record: {
+          user_id: Number(entity),
+          event_timestamp: ts,
+          amount: rng.int(10_000) / 100,
+          merchant_id: `m${rng.int(6)}`,
+        },
+      });
+    }
+    const a = await applyBatch(fresh, list, clock);
+    const b = await applyBatch(kept, list, clock);
+    assert.deepEqual(b.rows, a.rows, `rows of batch ${batch}`);
+    assert.deepEqual(b.updates, a.updates, `updates of batch ${batch}`);
+  }
 });

@@ -1,0 +1,78 @@
+// The ingestor's decoded entity states, kept between batches so a busy entity is not fetched and
+// decoded again for every batch. Redis stays the truth: an entry is only used when its version
+// equals the one Redis holds (checked each batch), and an entry is taken out while a batch works on
+// it and put back only once the compare-and-set saved it, so a failed batch can never leave a
+// half-applied state behind. Least recently used entries go first; the bound counts stored events
+// and tiles, which is what a state's memory grows with.
+import type { EntityState } from '../engine/index.ts';
+
+interface Entry {
+  version: number;
+  state: EntityState;
+  weight: number;
+}
+
+export class StateCache {
+  /** Map iteration order is insertion order: the first key is the least recently used. */
+  private readonly entries = new Map<string, Entry>();
+  private total = 0;
+
+  /** `capacity`: at most this many stored events and tiles summed over the entries; 0 disables. */
+  constructor(private readonly capacity: number) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Stored events and tiles held now. */
+  get weight(): number {
+    return this.total;
+  }
+
+  /** The cached version of an entity (without taking it out), or undefined. */
+  version(entity: string): number | undefined {
+    return this.entries.get(entity)?.version;
+  }
+
+  /** Removes and returns the entity's state: the caller owns it until it calls put(). */
+  take(entity: string): { version: number; state: EntityState } | undefined {
+    const entry = this.entries.get(entity);
+    if (!entry) return undefined;
+    this.entries.delete(entity);
+    this.total -= entry.weight;
+    return { version: entry.version, state: entry.state };
+  }
+
+  /** Keeps a state that Redis holds at `version` (just saved or just loaded). */
+  put(entity: string, version: number, state: EntityState): void {
+    this.drop(entity);
+    const weight = stateWeight(state);
+    if (weight > this.capacity) return;
+    this.entries.set(entity, { version, state, weight });
+    this.total += weight;
+    for (const [key, entry] of this.entries) {
+      if (this.total <= this.capacity) break;
+      this.entries.delete(key);
+      this.total -= entry.weight;
+    }
+  }
+
+  drop(entity: string): void {
+    const entry = this.entries.get(entity);
+    if (!entry) return;
+    this.entries.delete(entity);
+    this.total -= entry.weight;
+  }
+
+  clear(): void {
+    this.entries.clear();
+    this.total = 0;
+  }
+}
+
+/** What a state's memory grows with: its event array (dead prefix included) and its tiles, plus one. */
+function stateWeight(state: EntityState): number {
+  let tiles = 0;
+  for (const group of state.tiles) tiles += group.length;
+  return 1 + state.events.length + tiles;
+}

@@ -1,0 +1,48 @@
+// The decoded-state cache: bounded by stored events, least recently used out first, and a state
+// is out of the cache while a batch owns it.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { applyEvent, emptyState } from '../../../shared/engine/index.ts';
+import { StateCache } from '../../../shared/state-store/state-cache.ts';
+import { ev, fraudPlan, T0 } from '../../support/engine-fixtures.ts';
+
+const plan = fraudPlan('exact');
+
+function stateWith(events: number) {
+  const state = emptyState(plan);
+  for (let i = 0; i < events; i++)
+    applyEvent(plan, state, ev(plan, T0 + i, { amount: i, merchant_id: 'm' }, i));
+  return state;
+}
+
+test('a taken state is gone until it is put back, so a failed batch cannot leave a half-applied state', () => {
+  const cache = new StateCache(100);
+  cache.put('a', 7, stateWith(2));
+  const taken = cache.take('a');
+  assert.equal(taken?.version, 7);
+  assert.equal(cache.take('a'), undefined);
+  assert.equal(cache.version('a'), undefined);
+  cache.put('a', 8, taken!.state);
+  assert.equal(cache.version('a'), 8);
+});
+
+test('evicts the least recently saved states once the stored events exceed the bound', () => {
+  const cache = new StateCache(10);
+  cache.put('a', 1, stateWith(3)); // weight 4
+  cache.put('b', 1, stateWith(3));
+  cache.put('a', 2, cache.take('a')!.state); // a is now the most recent
+  cache.put('c', 1, stateWith(3)); // 12 > 10: b goes
+  assert.equal(cache.version('b'), undefined);
+  assert.equal(cache.version('a'), 2);
+  assert.equal(cache.version('c'), 1);
+  assert.equal(cache.weight, 8);
+  cache.put('huge', 1, stateWith(20)); // larger than the whole bound: not kept, nothing evicted
+  assert.equal(cache.version('huge'), undefined);
+  assert.equal(cache.size, 2);
+});
+
+test('a zero bound caches nothing', () => {
+  const cache = new StateCache(0);
+  cache.put('a', 1, emptyState(plan));
+  assert.equal(cache.size, 0);
+});
