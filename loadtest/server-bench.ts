@@ -1,0 +1,1013 @@
+// Online-server benchmark (issue #6): Tessera's server (services/server) beside Feast's own Python
+// feature server (`feast serve`, Redis online store), same users, same six features, same request
+// bodies, loaded from a separate autocannon process on loopback, alternating servers in one run.
+// Prints QPS at saturation, p50/p99 at fixed rates, single entity and batches of 100, the ratios,
+// and a value check of both servers against the engine for a sample of users.
+//
+//   eval "$(scripts/stack env)"; npx tsx loadtest/server-bench.ts [--users 100000] [--duration 15]
+//     [--rate 5000] [--batch-rate 200] [--feast-workers 1,2] [--rounds 2] [--sweep 4,8,64]
+//     [--server-cpu-prof DIR]
+//
+// Data: seeded fraud events for ~100k users, run through the engine offline (exact mode, as the
+// ingestor does) and saved with RedisStateStore.saveMany under a unique key prefix; Feast gets the
+// engine's feature values as of the load time, written with write_to_online_store into Redis db 1
+// under a unique project. Tessera computes at read time, so event times are chosen to leave no
+// window boundary crossed for --valid-minutes after the load: both servers must answer the same.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
+import { homedir, tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const { values: args } = parseArgs({
+  options: {
+    users: { type: 'string', default: '100000' },
+    seed: { type: 'string', default: '1' },
+    // Zipf exponent of user activity: 0.8 gives ~10 events per user with a few thousand for the
+    // busiest (1.1, the engine bench's default, leaves a third of 100k ids without any event).
+    skew: { type: 'string', default: '0.8' },
+    'events-per-user': { type: 'string', default: '11' },
+    duration: { type: 'string', default: '15' },
+    warmup: { type: 'string', default: '3' },
+    rate: { type: 'string', default: '5000' },
+    'batch-rate': { type: 'string', default: '200' },
+    batch: { type: 'string', default: '100' },
+    connections: { type: 'string', default: '32' },
+    'rate-connections': { type: 'string', default: '8' },
+    'feast-rate': { type: 'string' },
+    'feast-batch-rate': { type: 'string' },
+    'feast-workers': { type: 'string', default: '1,2' },
+    // Saturation QPS at these connection counts too (closed loop), both servers alternating.
+    sweep: { type: 'string', default: '' },
+    rounds: { type: 'string', default: '2' },
+    sample: { type: 'string', default: '200' },
+    'valid-minutes': { type: 'string', default: '40' },
+    'server-cpu-prof': { type: 'string' },
+    python: { type: 'string', default: process.env.TESSERA_PYTHON ?? 'python3' },
+    'redis-url': { type: 'string', default: process.env.TESSERA_REDIS_URL ?? 'redis://127.0.0.1:6379' },
+    'feast-redis-db': { type: 'string', default: '1' },
+    // Internal: run one autocannon load from a spec file and print its figures (the load process).
+    'autocannon-child': { type: 'string' },
+  },
+});
+
+const log = (msg: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '-');
+
+/** One load run as the child process takes it. */
+interface LoadSpec {
+  url: string;
+  headers: Record<string, string>;
+  bodiesFile: string;
+  connections: number;
+  duration: number;
+  /** Requests per second over all connections; absent = as fast as the server answers. */
+  overallRate?: number;
+}
+
+interface LoadFigures {
+  requests: number;
+  seconds: number;
+  rps: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  /** CPU seconds the server's processes used during the run (set by the orchestrator). */
+  serverCpu?: number;
+}
+
+if (args['autocannon-child']) {
+  await runLoadChild(args['autocannon-child']);
+  process.exit(0);
+}
+
+// The orchestrator's imports are loaded only here so the load process stays small.
+const { Redis } = await import('ioredis');
+const { loadDefinitionsFile } = await import('../shared/definitions/load.ts');
+const { applyEvent, emptyState, planView, readFeatures, toEngineEvent } = await import(
+  '../shared/engine/index.ts'
+);
+const { RedisStateStore } = await import('../shared/state-store/redis-state-store.ts');
+const { generateFraudEvents } = await import('../shared/synth/fraud-events.ts');
+const { seededRng } = await import('../shared/synth/random.ts');
+type EntityState = import('../shared/engine/index.ts').EntityState;
+type FeatureValue = import('../shared/engine/index.ts').FeatureValue;
+
+const MIN = 60_000;
+const DAY = 24 * 60 * MIN;
+const USERS = Number(args.users);
+const BATCH = Number(args.batch);
+const DURATION = Number(args.duration);
+const VALID_MS = Number(args['valid-minutes']) * MIN;
+if (VALID_MS >= 55 * MIN)
+  throw new Error('--valid-minutes must stay under 55 (the 1h window must keep events)');
+
+const venvBin = dirname(args.python);
+const runId = `sbench-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+const feastProject = `sbench_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+const workDir = mkdtempSync(join(tmpdir(), 'tessera-server-bench-'));
+const token = randomBytes(24).toString('hex');
+const definitionsFile = 'definitions/fraud.yaml';
+const plan = planView(loadDefinitionsFile(definitionsFile).views[0]!);
+const featureRefs = plan.features.map((f) => `${plan.view.name}:${f.def.name}`);
+const isCount = plan.features.map(
+  (f) => f.def.aggregation === 'count' || f.def.aggregation === 'count_distinct',
+);
+const children: ChildProcess[] = [];
+const redis = new Redis(args['redis-url']);
+const feastRedis = new Redis(args['redis-url'], { db: Number(args['feast-redis-db']) });
+
+// ---------------------------------------------------------------------------------------------
+// Data: events, engine states in Redis (Tessera), the same values as of now (Feast).
+// ---------------------------------------------------------------------------------------------
+
+/** Seeded events whose read-time values stay constant from `t0` to `t0 + VALID_MS`. */
+function stableEvents(t0: number) {
+  const windows = [...new Set(plan.features.map((f) => f.windowMs))];
+  // ~15% more ids than wanted: Zipf leaves the rarest ids without events; we keep USERS of them.
+  const raw = generateFraudEvents({
+    events: Math.round(USERS * Number(args['events-per-user'])),
+    users: Math.ceil(USERS * 1.15),
+    userSkew: Number(args.skew),
+    seed: Number(args.seed),
+    start: t0 - 29 * DAY, // inside max_age (30d) for everyone: no OUTSIDE_MAX_AGE to disagree on
+    spanMs: 29 * DAY - 2 * MIN,
+  });
+  // A value changes when a read time t passes ts + W. Dropping events with ts in
+  // [t0 - W - 1 min, t0 - W + VALID + 1 min] for every window W (and any ts >= t0 - 1 min, e.g. the
+  // generator's edge events pushed past now) leaves every read in [t0, t0 + VALID] equal.
+  const events = raw.filter(
+    (e) =>
+      e.event_timestamp < t0 - MIN &&
+      !windows.some((w) => e.event_timestamp >= t0 - w - MIN && e.event_timestamp <= t0 - w + VALID_MS + MIN),
+  );
+  const ids = [...new Set(events.map((e) => e.user_id))].sort((a, b) => a - b).slice(0, USERS);
+  const keep = new Set(ids);
+  return { events: events.filter((e) => keep.has(e.user_id)), ids, generated: raw.length };
+}
+
+interface Loaded {
+  t0: number;
+  ids: number[];
+  events: number;
+  expected: Map<number, FeatureValue[]>;
+  valuesCsv: string;
+  stateBytes: { p50: number; p99: number; max: number; total: number };
+  saveSeconds: number;
+}
+
+async function loadData(): Promise<Loaded> {
+  const t0 = Date.now();
+  log(`generating events for ${fmt(USERS)} users (seed ${args.seed}) ...`);
+  const { events, ids } = stableEvents(t0);
+  // Apply in arrival order, per user, exactly as the ingestor would (exact mode, no `now`).
+  const states = new Map<number, EntityState>();
+  for (const e of events) {
+    let state = states.get(e.user_id);
+    if (!state) {
+      state = emptyState(plan);
+      states.set(e.user_id, state);
+    }
+    applyEvent(
+      plan,
+      state,
+      toEngineEvent(plan, e as unknown as Record<string, unknown>, e.event_timestamp, e.partition, e.offset),
+    );
+  }
+  log(`${fmt(events.length)} events applied; saving ${fmt(states.size)} states under ${runId}: ...`);
+  const store = new RedisStateStore(redis, plan, runId);
+  const started = performance.now();
+  const entries = [...states.entries()];
+  for (let i = 0; i < entries.length; i += 2000) {
+    const chunk = entries
+      .slice(i, i + 2000)
+      .map(([id, state]) => ({ entity: String(id), version: 0, state }));
+    const { conflicts } = await store.saveMany(chunk);
+    if (conflicts.length > 0)
+      throw new Error(`unexpected CAS conflicts on fresh keys: ${conflicts.slice(0, 3)}`);
+  }
+  const saveSeconds = (performance.now() - started) / 1000;
+  // What Redis holds per entity (the server reads and decodes all of it on every lookup).
+  const sizes: number[] = [];
+  const probe = redis.pipeline();
+  for (const id of ids) probe.hstrlen(store.key(String(id)), 's');
+  for (const [, n] of (await probe.exec()) ?? []) sizes.push(Number(n));
+  sizes.sort((a, b) => a - b);
+  const expected = new Map<number, FeatureValue[]>();
+  const lines = [`user_id,event_timestamp,${plan.features.map((f) => f.def.name).join(',')}`];
+  for (const [id, state] of states) {
+    const values = readFeatures(plan, state, t0);
+    expected.set(id, values);
+    const newest = state.events[state.events.length - 1]!.ts;
+    lines.push(`${id},${newest},${values.map((v) => (v === null ? '' : String(v))).join(',')}`);
+  }
+  return {
+    t0,
+    ids,
+    events: events.length,
+    expected,
+    valuesCsv: `${lines.join('\n')}\n`,
+    stateBytes: {
+      p50: quantile(sizes, 0.5),
+      p99: quantile(sizes, 0.99),
+      max: sizes[sizes.length - 1] ?? 0,
+      total: sizes.reduce((s, n) => s + n, 0),
+    },
+    saveSeconds,
+  };
+}
+
+function quantile(sorted: ArrayLike<number>, q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers.
+// ---------------------------------------------------------------------------------------------
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+interface Server {
+  name: string;
+  url: string;
+  child: ChildProcess;
+  logFile: string;
+}
+
+/** Starts a process in its own group (so its workers stop with it), output to a file, not a pipe. */
+function startProcess(name: string, cmd: string, argv: string[], env: Record<string, string>, cwd?: string) {
+  const logFile = join(workDir, `${name}.log`);
+  const fd = openSync(logFile, 'a');
+  const child = spawn(cmd, argv, {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', fd, fd],
+    detached: true,
+    ...(cwd ? { cwd } : {}),
+  });
+  closeSync(fd);
+  children.push(child);
+  return { child, logFile };
+}
+
+async function waitReady(server: Server, path: string, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (server.child.exitCode !== null)
+      throw new Error(`${server.name} exited (${server.child.exitCode}): ${tail(server.logFile)}`);
+    try {
+      const res = await fetch(`${server.url}${path}`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(250);
+  }
+  throw new Error(`${server.name} not ready after ${timeoutMs} ms: ${tail(server.logFile)}`);
+}
+
+async function stopServer(server: Server): Promise<void> {
+  const child = server.child;
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  try {
+    process.kill(-child.pid!, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const timer = setTimeout(() => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }, 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/**
+ * CPU seconds (user + system) used so far by the live processes of a process group (a server and
+ * its workers). On a shared machine wall-clock rates move with other people's load; CPU per request
+ * moves much less, so it is the steadier basis for a ratio.
+ */
+function groupCpuSeconds(pgid: number): number {
+  let ticks = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) === pgid) ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks / 100; // USER_HZ, 100 on Linux
+}
+
+const cpuPerRequest = (f: LoadFigures) => ((1000 * (f.serverCpu ?? Number.NaN)) / f.requests).toFixed(3);
+
+const tail = (file: string) => readFileSync(file, 'utf8').slice(-2000);
+const sleep = (n: number) => new Promise((r) => setTimeout(r, n));
+
+async function startTessera(): Promise<Server> {
+  const port = await freePort();
+  const nodeArgs = ['--import', 'tsx'];
+  if (args['server-cpu-prof']) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${args['server-cpu-prof']}`);
+  const { child, logFile } = startProcess(
+    'tessera',
+    process.execPath,
+    [...nodeArgs, 'services/server/main.ts'],
+    {
+      TESSERA_HTTP_PORT: String(port),
+      TESSERA_REDIS_URL: args['redis-url'],
+      TESSERA_REDIS_KEY_PREFIX: runId,
+      TESSERA_DEFINITIONS: definitionsFile,
+      TESSERA_AUTH_TOKEN: token,
+    },
+  );
+  const server = { name: 'tessera', url: `http://127.0.0.1:${port}`, child, logFile };
+  await waitReady(server, '/ready');
+  return server;
+}
+
+function feastRedisConnection(): string {
+  const u = new URL(args['redis-url']);
+  return `${u.hostname}:${u.port || 6379},db=${args['feast-redis-db']}`;
+}
+
+// Feast's Redis client (feast[redis]) lives beside the shared venv, on PYTHONPATH for Feast only.
+const feastDeps = join(
+  process.env.TESSERA_CACHE ?? join(homedir(), '.cache', 'tessera'),
+  'feast-server-bench-deps',
+);
+const feastEnv = { PYTHONPATH: feastDeps };
+
+function ensureFeastDeps(): void {
+  const probe = spawnSync(args.python, ['-c', 'import redis, hiredis'], {
+    env: { ...process.env, ...feastEnv },
+  });
+  if (probe.status === 0) return;
+  log(`installing feast[redis]'s client into ${feastDeps} (pip --target) ...`);
+  const requirements = fileURLToPath(new URL('./baselines/feast_server/requirements.txt', import.meta.url));
+  const pip = spawnSync(
+    join(venvBin, 'pip'),
+    [
+      'install',
+      '--disable-pip-version-check',
+      '--progress-bar',
+      'off',
+      '--target',
+      feastDeps,
+      '-r',
+      requirements,
+    ],
+    { encoding: 'utf8', timeout: 600_000 },
+  );
+  if (pip.status !== 0) throw new Error(`pip install of ${requirements} failed: ${pip.stderr.slice(-2000)}`);
+}
+
+function runFeastCli(repo: string, argv: string[]): void {
+  const run = spawnSync(join(venvBin, 'feast'), ['-c', repo, ...argv], {
+    encoding: 'utf8',
+    timeout: 300_000,
+    env: { ...process.env, ...feastEnv },
+  });
+  if (run.status !== 0) throw new Error(`feast ${argv.join(' ')} failed: ${run.stderr.slice(-2000)}`);
+}
+
+function runPython(argv: string[]): Record<string, unknown> {
+  const run = spawnSync(args.python, argv, {
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+    timeout: 900_000,
+    env: { ...process.env, ...feastEnv },
+  });
+  if (run.status !== 0)
+    throw new Error(
+      `${argv[0]} failed: ${run.stderr?.slice(-3000) || run.error?.message}. Set TESSERA_PYTHON (scripts/stack env).`,
+    );
+  return JSON.parse(run.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
+}
+
+const feastRepo = join(workDir, 'feast_repo');
+const feastScript = fileURLToPath(new URL('./baselines/feast_server/feast_repo.py', import.meta.url));
+
+async function loadFeast(valuesCsv: string): Promise<{ applySeconds: number; writeSeconds: number }> {
+  ensureFeastDeps();
+  const csv = join(workDir, 'values.csv');
+  writeFileSync(csv, valuesCsv);
+  runPython([
+    feastScript,
+    'prepare',
+    '--repo',
+    feastRepo,
+    '--project',
+    feastProject,
+    '--redis',
+    feastRedisConnection(),
+    '--values',
+    csv,
+  ]);
+  const started = performance.now();
+  runFeastCli(feastRepo, ['apply']);
+  const applySeconds = (performance.now() - started) / 1000;
+  log(`feast apply done; writing ${fmt(USERS)} rows with write_to_online_store ...`);
+  const written = runPython([feastScript, 'write', '--repo', feastRepo]);
+  return { applySeconds, writeSeconds: Number(written.seconds) };
+}
+
+/** `feast serve` flags: no access log and no worker recycling, so Feast is not slowed by either. */
+function feastServeArgs(port: number, workers: number): string[] {
+  return [
+    '-c',
+    feastRepo,
+    'serve',
+    '-p',
+    String(port),
+    '--workers',
+    String(workers),
+    '--no-access-log',
+    '--max-requests',
+    '0',
+    '--registry_ttl_sec',
+    '3600',
+  ];
+}
+
+async function startFeast(workers: number): Promise<Server> {
+  const port = await freePort();
+  const argv = feastServeArgs(port, workers);
+  const { child, logFile } = startProcess(`feast-w${workers}`, join(venvBin, 'feast'), argv, feastEnv);
+  const server = { name: `feast-w${workers}`, url: `http://127.0.0.1:${port}`, child, logFile };
+  await waitReady(server, '/health');
+  return server;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values: the same sample of users from both servers and from the engine.
+// ---------------------------------------------------------------------------------------------
+
+interface FeastShapedResponse {
+  metadata: { feature_names: string[] };
+  results: { values: unknown[]; statuses: string[] }[];
+}
+
+async function lookup(server: Server, ids: number[]): Promise<FeastShapedResponse> {
+  const res = await fetch(`${server.url}/get-online-features`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ features: featureRefs, entities: { user_id: ids } }),
+  });
+  if (!res.ok) throw new Error(`${server.name} answered ${res.status}: ${(await res.text()).slice(0, 500)}`);
+  return (await res.json()) as FeastShapedResponse;
+}
+
+interface Comparison {
+  values: number;
+  tesseraVsFeast: number;
+  tesseraVsEngine: number;
+  feastVsEngine: number;
+  notPresent: number;
+  /** Largest relative difference of doubles: Tessera vs Feast, Tessera vs engine, Feast vs engine. */
+  maxRelative: [number, number, number];
+  firstDiffs: string[];
+}
+
+function same(a: unknown, b: unknown, count: boolean): { ok: boolean; rel: number } {
+  if (a === null || b === null || a === undefined || b === undefined)
+    return { ok: (a ?? null) === (b ?? null), rel: 0 };
+  const x = Number(a);
+  const y = Number(b);
+  if (count) return { ok: x === y, rel: x === y ? 0 : Number.POSITIVE_INFINITY };
+  const rel = Math.abs(x - y) / Math.max(Math.abs(x), Math.abs(y), Number.MIN_VALUE);
+  return { ok: x === y || rel <= 1e-9, rel: x === y ? 0 : rel };
+}
+
+async function compareValues(
+  tessera: Server,
+  feast: Server,
+  sample: number[],
+  loaded: Loaded,
+): Promise<Comparison> {
+  const out: Comparison = {
+    values: 0,
+    tesseraVsFeast: 0,
+    tesseraVsEngine: 0,
+    feastVsEngine: 0,
+    notPresent: 0,
+    maxRelative: [0, 0, 0],
+    firstDiffs: [],
+  };
+  for (let lo = 0; lo < sample.length; lo += BATCH) {
+    const ids = sample.slice(lo, lo + BATCH);
+    const [t, f] = await Promise.all([lookup(tessera, ids), lookup(feast, ids)]);
+    plan.features.forEach((feature, k) => {
+      const name = feature.def.name;
+      const tc = t.results[t.metadata.feature_names.indexOf(name)];
+      const fc = f.results[f.metadata.feature_names.indexOf(name)];
+      if (!tc || !fc) throw new Error(`feature ${name} missing from a response`);
+      ids.forEach((id, row) => {
+        const engine = loaded.expected.get(id)![k] ?? null;
+        const tv = tc.values[row] ?? null;
+        const fv = fc.values[row] ?? null;
+        out.values++;
+        if (tc.statuses[row] !== 'PRESENT' || fc.statuses[row] !== 'PRESENT') out.notPresent++;
+        const tf = same(tv, fv, isCount[k]!);
+        const te = same(tv, engine, isCount[k]!);
+        const fe = same(fv, engine, isCount[k]!);
+        [tf, te, fe].forEach((d, i) => {
+          if (Number.isFinite(d.rel)) out.maxRelative[i] = Math.max(out.maxRelative[i]!, d.rel);
+        });
+        if (!tf.ok) out.tesseraVsFeast++;
+        if (!te.ok) out.tesseraVsEngine++;
+        if (!fe.ok) out.feastVsEngine++;
+        if ((!tf.ok || !te.ok || !fe.ok) && out.firstDiffs.length < 5)
+          out.firstDiffs.push(`user ${id} ${name}: tessera ${tv} feast ${fv} engine ${engine}`);
+      });
+    });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load: one autocannon process per run.
+// ---------------------------------------------------------------------------------------------
+
+/** Request bodies, identical for both servers: uniform random loaded users. */
+function writeBodies(ids: number[], perRequest: number, count: number, seed: number): string {
+  const rng = seededRng(seed);
+  const bodies: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const users = new Set<number>();
+    while (users.size < perRequest) users.add(ids[rng.int(ids.length)]!);
+    bodies.push(JSON.stringify({ features: featureRefs, entities: { user_id: [...users] } }));
+  }
+  const file = join(workDir, `bodies-${perRequest}.json`);
+  writeFileSync(file, JSON.stringify(bodies));
+  return file;
+}
+
+/** The autocannon command line equivalent to a spec (bodies vary per request in our runs). */
+function cliLine(spec: LoadSpec): string {
+  const rate = spec.overallRate ? ` -R ${spec.overallRate}` : '';
+  return (
+    `npx autocannon -m POST -H 'content-type: application/json' -H 'authorization: Bearer <token>' ` +
+    `-c ${spec.connections}${rate} -d ${spec.duration} -b '<a body of ${spec.bodiesFile}>' ${spec.url}/get-online-features`
+  );
+}
+
+const commandLines = new Set<string>();
+
+async function load(spec: LoadSpec): Promise<LoadFigures> {
+  const specFile = join(workDir, `spec-${Date.now()}-${Math.random().toString(36).slice(2)}.json`);
+  writeFileSync(specFile, JSON.stringify(spec));
+  commandLines.add(
+    cliLine({ ...spec, url: 'http://127.0.0.1:<port>', bodiesFile: basename(spec.bodiesFile) }),
+  );
+  const self = fileURLToPath(import.meta.url);
+  const { child, logFile } = startProcess(
+    'autocannon',
+    process.execPath,
+    ['--import', 'tsx', self, '--autocannon-child', specFile],
+    {},
+  );
+  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  children.splice(children.indexOf(child), 1);
+  const text = readFileSync(logFile, 'utf8');
+  rmSync(logFile);
+  const line = text.trim().split('\n').pop() ?? '';
+  if (code !== 0 || !line.startsWith('{'))
+    throw new Error(`load process failed (${code}): ${text.slice(-2000)}`);
+  return JSON.parse(line) as LoadFigures;
+}
+
+async function runLoadChild(specFile: string): Promise<void> {
+  const spec = JSON.parse(readFileSync(specFile, 'utf8')) as LoadSpec;
+  const bodies = JSON.parse(readFileSync(spec.bodiesFile, 'utf8')) as string[];
+  interface Instance {
+    on(event: 'response', fn: (client: unknown, status: number, bytes: number, ms: number) => void): void;
+  }
+  interface Result {
+    requests: { total: number };
+    duration: number;
+    non2xx: number;
+    errors: number;
+    timeouts: number;
+  }
+  const autocannon = createRequire(import.meta.url)('autocannon') as (
+    opts: Record<string, unknown>,
+    cb: (err: Error | null, result: Result) => void,
+  ) => Instance;
+  let next = 0;
+  // autocannon's own histogram keeps whole milliseconds; sub-millisecond p50/p99 need the raw times.
+  const latencies: number[] = [];
+  const result = await new Promise<Result>((resolve, reject) => {
+    const instance = autocannon(
+      {
+        url: `${spec.url}/get-online-features`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...spec.headers },
+        connections: spec.connections,
+        duration: spec.duration,
+        ...(spec.overallRate ? { overallRate: spec.overallRate } : {}),
+        requests: [
+          {
+            setupRequest: (req: Record<string, unknown>) => {
+              req.body = bodies[next++ % bodies.length];
+              return req;
+            },
+          },
+        ],
+      },
+      (err, res) => (err ? reject(err) : resolve(res)),
+    );
+    instance.on('response', (_client, status, _bytes, took) => {
+      if (status >= 200 && status < 300) latencies.push(took);
+    });
+  });
+  const sorted = Float64Array.from(latencies).sort();
+  const figures: LoadFigures = {
+    requests: result.requests.total,
+    seconds: result.duration,
+    rps: sorted.length / result.duration,
+    p50: quantile(sorted, 0.5),
+    p90: quantile(sorted, 0.9),
+    p99: quantile(sorted, 0.99),
+    p999: quantile(sorted, 0.999),
+    max: sorted[sorted.length - 1] ?? Number.NaN,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+  };
+  console.log(JSON.stringify(figures));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cleanup.
+// ---------------------------------------------------------------------------------------------
+
+async function deleteByPattern(client: InstanceType<typeof Redis>, pattern: string): Promise<number> {
+  let cursor = '0';
+  let deleted = 0;
+  do {
+    const [nextCursor, keys] = await client.scanBuffer(cursor, 'MATCH', pattern, 'COUNT', 2000);
+    cursor = String(nextCursor);
+    if (keys.length > 0) deleted += await client.unlink(...keys);
+  } while (cursor !== '0');
+  return deleted;
+}
+
+let cleaned = false;
+async function cleanup(): Promise<void> {
+  if (cleaned) return;
+  cleaned = true;
+  for (const child of [...children])
+    await stopServer({ name: 'child', url: '', child, logFile: '' }).catch(() => undefined);
+  try {
+    runFeastCli(feastRepo, ['teardown']);
+  } catch (error) {
+    log(`feast teardown: ${String(error).slice(0, 300)} (deleting the project's keys directly)`);
+  }
+  // Feast's keys end with the project name; ours start with the run's prefix. Nothing else is touched.
+  const feastLeft = await deleteByPattern(feastRedis, `*${feastProject}`).catch(() => -1);
+  const oursLeft = await deleteByPattern(redis, `${runId}:*`).catch(() => -1);
+  log(`cleanup: ${oursLeft} Tessera keys and ${feastLeft} leftover Feast keys deleted`);
+  redis.disconnect();
+  feastRedis.disconnect();
+  rmSync(workDir, { recursive: true, force: true });
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const)
+  process.once(signal, () => {
+    log(`${signal}: cleaning up`);
+    void cleanup().finally(() => process.exit(130));
+  });
+
+// ---------------------------------------------------------------------------------------------
+// The run.
+// ---------------------------------------------------------------------------------------------
+
+interface Cell {
+  server: string;
+  scenario: 'single' | 'batch';
+  mode: 'saturation' | number;
+  figures: LoadFigures[];
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
+try {
+  const loaded = await loadData();
+  log(
+    `Tessera: ${fmt(loaded.ids.length)} users, ${fmt(loaded.events)} events, saved in ${loaded.saveSeconds.toFixed(1)} s; ` +
+      `state bytes p50 ${fmt(loaded.stateBytes.p50)}, p99 ${fmt(loaded.stateBytes.p99)}, max ${fmt(loaded.stateBytes.max)}`,
+  );
+  log(`Feast: project ${feastProject}, Redis ${feastRedisConnection()} ...`);
+  const feastLoad = await loadFeast(loaded.valuesCsv);
+  log(
+    `feast apply ${feastLoad.applySeconds.toFixed(1)} s, write_to_online_store ${feastLoad.writeSeconds.toFixed(1)} s`,
+  );
+
+  const workersList = args['feast-workers'].split(',').map(Number);
+  const tessera = await startTessera();
+  let feast = await startFeast(workersList[0]!);
+  const rng = seededRng(Number(args.seed) + 7);
+  const sample = Array.from({ length: Number(args.sample) }, () => loaded.ids[rng.int(loaded.ids.length)]!);
+  const before = await compareValues(tessera, feast, sample, loaded);
+  log(`values: ${before.tesseraVsFeast} of ${before.values} differ between the servers`);
+
+  const singleBodies = writeBodies(loaded.ids, 1, 50_000, Number(args.seed) + 1);
+  const batchBodies = writeBodies(loaded.ids, BATCH, 2_000, Number(args.seed) + 2);
+  const headers = { authorization: `Bearer ${token}` };
+  const bodiesOf = { single: singleBodies, batch: batchBodies };
+  const cells: Cell[] = [];
+  const record = (server: string, scenario: Cell['scenario'], mode: Cell['mode'], f: LoadFigures) => {
+    let cell = cells.find((c) => c.server === server && c.scenario === scenario && c.mode === mode);
+    if (!cell) {
+      cell = { server, scenario, mode, figures: [] };
+      cells.push(cell);
+    }
+    cell.figures.push(f);
+    const label = mode === 'saturation' ? `saturation, ${args.connections} connections` : `${fmt(mode)}/s`;
+    log(
+      `  ${server.padEnd(9)} ${scenario.padEnd(6)} ${label.padEnd(26)} ${fmt(f.rps).padStart(7)} req/s  ` +
+        `p50 ${ms(f.p50)} p99 ${ms(f.p99)} max ${ms(f.max)} ms  server cpu/req ${cpuPerRequest(f)} ms  non2xx ${f.non2xx} errors ${f.errors}`,
+    );
+  };
+  const run = async (server: Server, scenario: Cell['scenario'], mode: Cell['mode']) => {
+    const spec: LoadSpec = {
+      url: server.url,
+      headers,
+      bodiesFile: bodiesOf[scenario],
+      connections: mode === 'saturation' ? Number(args.connections) : Number(args['rate-connections']),
+      duration: DURATION,
+      ...(mode === 'saturation' ? {} : { overallRate: mode }),
+    };
+    record(server.name, scenario, mode, await measured(server, spec));
+  };
+  const measured = async (server: Server, spec: LoadSpec): Promise<LoadFigures> => {
+    const cpu0 = groupCpuSeconds(server.child.pid!);
+    const f = await load(spec);
+    return { ...f, serverCpu: groupCpuSeconds(server.child.pid!) - cpu0 };
+  };
+  const satOf = (server: string, scenario: Cell['scenario']) =>
+    median(
+      cells
+        .find((c) => c.server === server && c.scenario === scenario && c.mode === 'saturation')
+        ?.figures.map((f) => f.rps) ?? [],
+    );
+
+  // Warm-up: JIT for Tessera, imports and connections for Feast; not recorded.
+  log('warm-up ...');
+  for (const server of [tessera, feast])
+    await load({
+      url: server.url,
+      headers,
+      bodiesFile: singleBodies,
+      connections: 8,
+      duration: Number(args.warmup),
+    });
+
+  const rounds = Number(args.rounds);
+  const feastRates: Record<Cell['scenario'], number> = { single: 0, batch: 0 };
+  for (let round = 0; round < rounds; round++) {
+    log(`round ${round + 1} of ${rounds}`);
+    for (const scenario of ['single', 'batch'] as const) {
+      // Saturation first (it sets the rate Feast can sustain), alternating servers.
+      await run(tessera, scenario, 'saturation');
+      await run(feast, scenario, 'saturation');
+      const ours = scenario === 'single' ? Number(args.rate) : Number(args['batch-rate']);
+      const given = args[scenario === 'single' ? 'feast-rate' : 'feast-batch-rate'];
+      // A rate Feast sustains: half its saturation QPS, fixed after round 1 so rounds are comparable.
+      if (feastRates[scenario] === 0)
+        feastRates[scenario] = given
+          ? Number(given)
+          : Math.max(1, Math.round(satOf(feast.name, scenario) / 2 / 10) * 10 || 1);
+      await run(tessera, scenario, ours);
+      await run(feast, scenario, feastRates[scenario]);
+      await run(feast, scenario, ours);
+      if (feastRates[scenario] < ours) await run(tessera, scenario, feastRates[scenario]);
+    }
+  }
+  const sweep: { server: string; scenario: Cell['scenario']; connections: number; f: LoadFigures }[] = [];
+  for (const connections of args.sweep.split(',').filter(Boolean).map(Number)) {
+    for (const scenario of ['single', 'batch'] as const) {
+      for (const server of [tessera, feast]) {
+        const f = await measured(server, {
+          url: server.url,
+          headers,
+          bodiesFile: bodiesOf[scenario],
+          connections,
+          duration: DURATION,
+        });
+        sweep.push({ server: server.name, scenario, connections, f });
+        log(
+          `  sweep ${server.name.padEnd(9)} ${scenario.padEnd(6)} ${connections} connections ${fmt(f.rps)} req/s p50 ${ms(f.p50)} p99 ${ms(f.p99)} cpu/req ${cpuPerRequest(f)}`,
+        );
+      }
+    }
+  }
+  // More Feast workers once (2 cores: the machine has no room for more), saturation and its rates.
+  for (const workers of workersList.slice(1)) {
+    await stopServer(feast);
+    feast = await startFeast(workers);
+    await load({
+      url: feast.url,
+      headers,
+      bodiesFile: singleBodies,
+      connections: 8,
+      duration: Number(args.warmup),
+    });
+    for (const scenario of ['single', 'batch'] as const) {
+      await run(feast, scenario, 'saturation');
+      await run(feast, scenario, feastRates[scenario]);
+    }
+  }
+
+  const stillValid = Date.now() < loaded.t0 + VALID_MS;
+  const after = stillValid ? await compareValues(tessera, feast, sample, loaded) : null;
+  await stopServer(tessera);
+  await stopServer(feast);
+
+  // ------------------------------------------------------------------ report
+  const fig = (server: string, scenario: Cell['scenario'], mode: Cell['mode']) => {
+    const c = cells.find((x) => x.server === server && x.scenario === scenario && x.mode === mode);
+    if (!c) return null;
+    return {
+      rps: median(c.figures.map((f) => f.rps)),
+      p50: median(c.figures.map((f) => f.p50)),
+      p99: median(c.figures.map((f) => f.p99)),
+      bad: c.figures.reduce((s, f) => s + f.non2xx + f.errors + f.timeouts, 0),
+    };
+  };
+  const cellText = (server: string, scenario: Cell['scenario'], mode: Cell['mode']) => {
+    const f = fig(server, scenario, mode);
+    if (!f) return '-';
+    const bad = f.bad > 0 ? ` (${fmt(f.bad)} failed)` : '';
+    return `${ms(f.p50)} / ${ms(f.p99)} ms @ ${fmt(f.rps)}/s${bad}`;
+  };
+  const servers = [tessera.name, ...workersList.map((w) => `feast-w${w}`)];
+  const rate = Number(args.rate);
+  const batchRate = Number(args['batch-rate']);
+  console.log(
+    `\nOnline server, ${fmt(loaded.ids.length)} users (${fmt(loaded.events)} events), 6 features, loopback, ` +
+      `load from a separate autocannon process, ${DURATION} s per run, ${rounds} round(s), median`,
+  );
+  console.log(
+    `state per entity in Redis: p50 ${fmt(loaded.stateBytes.p50)} B, p99 ${fmt(loaded.stateBytes.p99)} B, ` +
+      `max ${fmt(loaded.stateBytes.max)} B (exact mode keeps raw events)`,
+  );
+  console.log(
+    `\nserver    | QPS at saturation (single / batch ${BATCH}) | single: p50 / p99 at fixed rate (achieved) | batch ${BATCH}: p50 / p99 at fixed rate (achieved)`,
+  );
+  for (const server of servers) {
+    const rates = [...new Set([rate, feastRates.single].filter((r) => fig(server, 'single', r)))].sort(
+      (a, b) => b - a,
+    );
+    const batchRates = [
+      ...new Set([batchRate, feastRates.batch].filter((r) => fig(server, 'batch', r))),
+    ].sort((a, b) => b - a);
+    const lines = Math.max(rates.length, batchRates.length, 1);
+    for (let i = 0; i < lines; i++) {
+      const sat = i === 0 ? `${fmt(satOf(server, 'single'))} / ${fmt(satOf(server, 'batch'))}` : '';
+      const single =
+        rates[i] !== undefined ? `${fmt(rates[i]!)}/s: ${cellText(server, 'single', rates[i]!)}` : '';
+      const batch =
+        batchRates[i] !== undefined
+          ? `${fmt(batchRates[i]!)}/s: ${cellText(server, 'batch', batchRates[i]!)}`
+          : '';
+      console.log(
+        `${(i === 0 ? server : '').padEnd(9)} | ${sat.padEnd(38)} | ${single.padEnd(42)} | ${batch}`,
+      );
+    }
+  }
+  const cpuOf = (server: string, scenario: Cell['scenario']) => {
+    const c = cells.find((x) => x.server === server && x.scenario === scenario && x.mode === 'saturation');
+    return median(c?.figures.map((f) => (1000 * (f.serverCpu ?? Number.NaN)) / f.requests) ?? []);
+  };
+  console.log(
+    '\nServer CPU per request at saturation (user + system of all its processes; steadier than wall-clock rates on a shared machine):',
+  );
+  for (const server of servers)
+    console.log(
+      `  ${server.padEnd(9)} single ${cpuOf(server, 'single').toFixed(3)} ms, batch ${BATCH} ${cpuOf(server, 'batch').toFixed(3)} ms`,
+    );
+  console.log('\nRatios, Tessera / Feast (same run):');
+  for (const server of servers.slice(1)) {
+    console.log(
+      `  vs ${server}: requests per CPU-second single ${(cpuOf(server, 'single') / cpuOf(tessera.name, 'single')).toFixed(1)}x, ` +
+        `batch ${BATCH} ${(cpuOf(server, 'batch') / cpuOf(tessera.name, 'batch')).toFixed(1)}x`,
+    );
+    const single = satOf(tessera.name, 'single') / satOf(server, 'single');
+    const batch = satOf(tessera.name, 'batch') / satOf(server, 'batch');
+    console.log(
+      `  vs ${server}: QPS at saturation single ${single.toFixed(1)}x, batch ${BATCH} ${batch.toFixed(1)}x  (goal >= 10x)`,
+    );
+    for (const [scenario, r] of [
+      ['single', feastRates.single],
+      ['single', rate],
+      ['batch', feastRates.batch],
+      ['batch', batchRate],
+    ] as const) {
+      const t = fig(tessera.name, scenario, r);
+      const f = fig(server, scenario, r);
+      if (t && f)
+        console.log(
+          `    ${scenario} offered ${fmt(r)}/s: p99 Tessera ${ms(t.p99)} ms vs Feast ${ms(f.p99)} ms (Feast / Tessera ${(f.p99 / t.p99).toFixed(1)}x)`,
+        );
+    }
+  }
+  const goalSingle = fig(tessera.name, 'single', rate);
+  const goalBatch = fig(tessera.name, 'batch', batchRate);
+  console.log(
+    `\nGoals: single entity p99 < 2 ms at ${fmt(rate)} QPS: ${ms(goalSingle?.p99 ?? Number.NaN)} ms ` +
+      `(achieved ${fmt(goalSingle?.rps ?? 0)}/s) ${goalSingle && goalSingle.p99 < 2 && goalSingle.rps > rate * 0.97 ? 'met' : 'NOT met'}; ` +
+      `batch ${BATCH} p99 < 10 ms at ${fmt(batchRate)}/s: ${ms(goalBatch?.p99 ?? Number.NaN)} ms ${goalBatch && goalBatch.p99 < 10 ? 'met' : 'NOT met'}`,
+  );
+  if (sweep.length > 0) {
+    console.log('\nSaturation by connection count (closed loop): req/s, p50 / p99 ms');
+    for (const scenario of ['single', 'batch'] as const)
+      for (const server of [tessera.name, `feast-w${workersList[0]}`]) {
+        const row = sweep
+          .filter((x) => x.server === server && x.scenario === scenario)
+          .map((x) => `c=${x.connections}: ${fmt(x.f.rps)} (${ms(x.f.p50)} / ${ms(x.f.p99)})`);
+        console.log(`  ${server.padEnd(9)} ${scenario.padEnd(6)} ${row.join('  ')}`);
+      }
+  }
+  const show = (label: string, c: Comparison | null) => {
+    if (!c) {
+      console.log(`${label}: skipped (more than --valid-minutes after the load; values may have decayed)`);
+      return;
+    }
+    console.log(
+      `${label}: ${sample.length} users x 6 features = ${c.values} values; Tessera vs Feast ${c.tesseraVsFeast} differ, ` +
+        `Tessera vs engine ${c.tesseraVsEngine}, Feast vs engine ${c.feastVsEngine} (counts exact, doubles 1e-9 relative; ` +
+        `max relative differences ${c.maxRelative.map((r) => r.toExponential(1)).join(' / ')}); not PRESENT: ${c.notPresent}`,
+    );
+    for (const d of c.firstDiffs) console.log(`    ${d}`);
+  };
+  console.log('');
+  show('Values before the load', before);
+  show('Values after the load', after);
+  console.log(
+    `\nFeast ${feastProject}: feature repo from loadtest/baselines/feast_server/repo_template, Redis ${feastRedisConnection()}, ` +
+      `apply ${feastLoad.applySeconds.toFixed(1)} s, write_to_online_store of ${fmt(loaded.ids.length)} rows ${feastLoad.writeSeconds.toFixed(1)} s`,
+  );
+  console.log(
+    `  feast ${feastServeArgs(0, 1)
+      .join(' ')
+      .replace(/-p 0/, '-p <port>')
+      .replace(/--workers 1/, '--workers <1|2>')}`,
+  );
+  console.log('Load commands (our runs send a different body per request from the file, via the API):');
+  for (const line of commandLines) console.log(`  ${line}`);
+  console.log(
+    `  a body of bodies-1.json: ${JSON.stringify({ features: featureRefs, entities: { user_id: [loaded.ids[0]] } })}; ` +
+      `bodies-${BATCH}.json: the same with ${BATCH} distinct users`,
+  );
+  console.log(
+    `  fixed rates: autocannon's overallRate (each connection sends its share of the second back to back, then waits); ` +
+      `${args['rate-connections']} connections; latencies from each response's own time, not autocannon's whole-ms histogram`,
+  );
+  console.log(
+    `\n${JSON.stringify({
+      users: loaded.ids.length,
+      events: loaded.events,
+      state_bytes: loaded.stateBytes,
+      feast_write_seconds: feastLoad.writeSeconds,
+      cells: cells.map((c) => ({ server: c.server, scenario: c.scenario, mode: c.mode, figures: c.figures })),
+      values_before: before,
+      values_after: after,
+      sweep,
+    })}`,
+  );
+} finally {
+  await cleanup();
+}
