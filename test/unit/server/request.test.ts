@@ -64,7 +64,7 @@ describe('parseOnlineRequest', () => {
   });
 
   it('refuses rounded, fractional and non-canonical int64 keys, naming the row', () => {
-    for (const bad of [9007199254740993, 1.5, '007', '', null, true])
+    for (const bad of [Number.MAX_SAFE_INTEGER + 2, 1.5, '007', '', null, true])
       assert.match(
         refusal({ features: [`${VIEW}:transaction_count_1h`], entities: { user_id: [1, bad] } }),
         /entities\.user_id\[1\]: .* is not an int64/,
