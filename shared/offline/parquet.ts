@@ -6,7 +6,7 @@ import * as wasm from 'parquet-wasm';
 import { TesseraError } from '../errors.ts';
 
 /** Column types of the offline store, each mapped to one parquet logical type. */
-export type ColumnType = 'int64' | 'int32' | 'double' | 'string' | 'timestamp_ms' | 'bool';
+export type ColumnType = 'int64' | 'int32' | 'double' | 'string' | 'timestamp_ms' | 'bool' | 'binary';
 
 export interface ColumnSpec {
   name: string;
@@ -24,7 +24,8 @@ export type ColumnValues =
   | BigInt64Array
   | readonly (number | null)[]
   | readonly (string | null)[]
-  | readonly (boolean | null)[];
+  | readonly (boolean | null)[]
+  | readonly (Uint8Array | null)[];
 
 export interface ColumnInput {
   values: ColumnValues;
@@ -37,7 +38,11 @@ export interface WriteOptions {
   rowGroupSize?: number;
   /** Default zstd: small files, fast to read. */
   compression?: 'zstd' | 'snappy' | 'none';
-  /** Key-value metadata stored in the file footer (e.g. the definitions hash). */
+  /**
+   * Key-value metadata stored in the file footer (e.g. the definitions hash). With several keys
+   * their order in the footer varies from run to run (a hash map in parquet-wasm): use one key
+   * when the bytes must be reproducible.
+   */
   metadata?: Readonly<Record<string, string>>;
 }
 
@@ -115,6 +120,15 @@ function toVector(spec: ColumnSpec, input: ColumnInput, rows: number): arrow.Vec
         );
       const type = spec.type === 'string' ? new arrow.Utf8() : new arrow.Bool();
       return arrow.vectorFromArray(values as unknown[], type as arrow.DataType);
+    }
+    case 'binary': {
+      // Opaque bytes (e.g. encoded entity state in snapshots): parquet BYTE_ARRAY, no logical type.
+      if (!Array.isArray(values))
+        throw new TesseraError(
+          'INVALID_ARGUMENT',
+          `parquet column ${spec.name} (binary) needs a plain array`,
+        );
+      return arrow.vectorFromArray(values as (Uint8Array | null)[], new arrow.Binary());
     }
     case 'double':
       return numeric(spec, input, rows, new arrow.Float64(), Float64Array, (v) => v);

@@ -1,0 +1,148 @@
+// Flush benchmark: rows/s of the reference view's features.parquet, the flusher's hot path, on the
+// local stack's S3 server. Stages, each timed over the same N rows (goal: >= 500k rows/s written):
+//   encode  typed columns -> parquet bytes (shared/offline/parquet.ts, apache-arrow + parquet-wasm)
+//   upload  encode + PUT to S3 (one object per file, as the flusher writes them)
+//   flush   JSON row messages (as on `features.rows`) -> parse -> columns -> parquet -> S3: the
+//           flusher's whole per-row path for features.parquet
+//   eval "$(scripts/stack env)"; npx tsx loadtest/flush-bench.ts [--rows 1000000] [--files 4] [--repeat 3]
+//     [--compression zstd|snappy|none]
+// Figures and the writer comparison: docs/decisions/0002-parquet-writer.md.
+import { parseArgs } from 'node:util';
+import { compareRows, type FeatureRow, featureColumns, parseRow } from '../services/flusher/feature-rows.ts';
+import { loadConfig } from '../shared/config/index.ts';
+import { loadDefinitionsFile } from '../shared/definitions/load.ts';
+import { openConfiguredStore } from '../shared/offline/configured-store.ts';
+import { writeParquet } from '../shared/offline/parquet.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    rows: { type: 'string', default: '1000000' },
+    files: { type: 'string', default: '4' },
+    repeat: { type: 'string', default: '3' },
+    compression: { type: 'string', default: 'snappy' },
+  },
+});
+const N = Number(args.rows);
+const FILES = Number(args.files);
+const REPEAT = Number(args.repeat);
+const COMPRESSION = args.compression as 'zstd' | 'snappy' | 'none';
+const config = loadConfig({ argv: [] });
+const view = loadDefinitionsFile(config.definitions).views[0]!;
+const store = openConfiguredStore({
+  ...config,
+  offlineStore: `s3://${config.s3Bucket}/bench-flush-${Date.now()}`,
+});
+const hash = 'bench';
+
+/** Training rows shaped like the ingestor's for the reference view (values in realistic ranges). */
+function makeRows(n: number): FeatureRow[] {
+  let seed = 12345;
+  const rnd = () => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed / 0x7fffffff;
+  };
+  const start = Date.UTC(2026, 0, 1);
+  return Array.from({ length: n }, (_, i) => {
+    const ts = start + i * 100;
+    return {
+      view: view.name,
+      entity: String(1 + Math.floor(rnd() * 100_000)),
+      event_timestamp: new Date(ts).toISOString(),
+      ts,
+      source_topic: 'transactions',
+      partition: i % 6,
+      offset: Math.floor(i / 6),
+      features: {
+        transaction_count_1h: Math.floor(rnd() * 5),
+        transaction_count_24h: Math.floor(rnd() * 30),
+        avg_transaction_amount_7d: Math.round(rnd() * 50_000) / 100,
+        avg_transaction_amount_30d: Math.round(rnd() * 50_000) / 100,
+        max_transaction_amount_7d: Math.round(rnd() * 200_000) / 100,
+        distinct_merchant_count_7d: Math.floor(rnd() * 12),
+      },
+      definitions_hash: hash,
+    };
+  });
+}
+
+function best(times: number[]): number {
+  return Math.min(...times);
+}
+
+async function main(): Promise<void> {
+  const rows = makeRows(N);
+  const per = Math.ceil(N / FILES);
+  const chunks = Array.from({ length: FILES }, (_, f) => rows.slice(f * per, (f + 1) * per));
+  const columns = chunks.map((c) => featureColumns(view, c));
+  const messages = rows.map((r) => {
+    const { ts: _ts, ...wire } = r;
+    return Buffer.from(JSON.stringify(wire));
+  });
+  const results: Record<string, number> = {};
+  let bytes = 0;
+
+  const encodeTimes: number[] = [];
+  for (let r = 0; r < REPEAT; r++) {
+    const t = performance.now();
+    bytes = 0;
+    for (let f = 0; f < FILES; f++)
+      bytes += writeParquet(columns[f]!.specs, columns[f]!.columns, chunks[f]!.length, {
+        compression: COMPRESSION,
+      }).length;
+    encodeTimes.push(performance.now() - t);
+  }
+  results.encode = N / (best(encodeTimes) / 1000);
+
+  const uploadTimes: number[] = [];
+  for (let r = 0; r < REPEAT; r++) {
+    const t = performance.now();
+    for (let f = 0; f < FILES; f++)
+      await store.put(
+        `upload/${r}/part-${f}.parquet`,
+        writeParquet(columns[f]!.specs, columns[f]!.columns, chunks[f]!.length, { compression: COMPRESSION }),
+      );
+    uploadTimes.push(performance.now() - t);
+  }
+  results.upload = N / (best(uploadTimes) / 1000);
+
+  const flushTimes: number[] = [];
+  for (let r = 0; r < REPEAT; r++) {
+    const t = performance.now();
+    const parsed: FeatureRow[] = [];
+    for (const m of messages) {
+      const p = parseRow(m);
+      if (p.ok) parsed.push(p.row);
+    }
+    parsed.sort(compareRows);
+    for (let f = 0; f < FILES; f++) {
+      const part = parsed.slice(f * per, (f + 1) * per);
+      const { specs, columns: cols } = featureColumns(view, part);
+      await store.put(
+        `flush/${r}/part-${f}.parquet`,
+        writeParquet(specs, cols, part.length, { compression: COMPRESSION }),
+      );
+    }
+    flushTimes.push(performance.now() - t);
+  }
+  results.flush = N / (best(flushTimes) / 1000);
+
+  await store.delete((await store.list('')).map((o) => o.key));
+  const fmt = (x: number) => `${Math.round(x / 1000)}k rows/s`;
+  console.log(
+    JSON.stringify({
+      rows: N,
+      files: FILES,
+      compression: COMPRESSION,
+      parquet_mb: +(bytes / 1e6).toFixed(1),
+      encode: fmt(results.encode),
+      encode_upload: fmt(results.upload),
+      json_to_s3: fmt(results.flush),
+      best_of: REPEAT,
+    }),
+  );
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

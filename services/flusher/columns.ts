@@ -1,0 +1,77 @@
+// Turns loosely typed values (decoded JSON, Avro records) into the typed column inputs the parquet
+// writer takes, one declared type per column; int64 keeps every digit (decimal strings -> BigInt).
+import { TesseraError } from '../../shared/errors.ts';
+import type { ColumnInput, ColumnSpec } from '../../shared/offline/parquet.ts';
+
+export function columnFromValues(spec: ColumnSpec, values: readonly unknown[]): ColumnInput {
+  const n = values.length;
+  const valid = new Uint8Array(n);
+  let nulls = 0;
+  const bad = (i: number, v: unknown): never => {
+    throw new TesseraError(
+      'INVALID_ARGUMENT',
+      `column ${spec.name} (${spec.type}) row ${i}: ${JSON.stringify(v)} does not fit the column type`,
+      { context: { column: spec.name } },
+    );
+  };
+  switch (spec.type) {
+    case 'int64':
+    case 'timestamp_ms': {
+      const out = new BigInt64Array(n);
+      // Safe integers are written as two 32-bit halves (little-endian, as every platform Node runs on):
+      // no BigInt allocated per value.
+      const words = new Uint32Array(out.buffer);
+      for (let i = 0; i < n; i++) {
+        let v = values[i];
+        if (v === null || v === undefined) {
+          nulls++;
+          continue;
+        }
+        valid[i] = 1;
+        if (typeof v === 'string' && v.length <= 15 && /^-?\d+$/.test(v)) v = Number(v);
+        if (typeof v === 'number' && Number.isSafeInteger(v)) {
+          const lo = v % 0x1_0000_0000;
+          const hi = Math.floor(v / 0x1_0000_0000);
+          words[2 * i] = lo >>> 0;
+          words[2 * i + 1] = hi >>> 0;
+        } else if (typeof v === 'string' && /^-?\d+$/.test(v)) out[i] = BigInt(v);
+        else if (typeof v === 'bigint') out[i] = v;
+        else bad(i, v);
+      }
+      return nulls > 0 ? { values: out, valid } : { values: out };
+    }
+    case 'int32':
+    case 'double': {
+      const out = spec.type === 'int32' ? new Int32Array(n) : new Float64Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = values[i];
+        if (v === null || v === undefined) {
+          nulls++;
+          continue;
+        }
+        valid[i] = 1;
+        if (typeof v === 'number') out[i] = v;
+        else bad(i, v);
+      }
+      return nulls > 0 ? { values: out, valid } : { values: out };
+    }
+    case 'string':
+      return {
+        values: values.map((v) =>
+          v === null || v === undefined ? null : typeof v === 'string' ? v : JSON.stringify(v),
+        ),
+      };
+    case 'bool':
+      return {
+        values: values.map((v, i) =>
+          v === null || v === undefined ? null : typeof v === 'boolean' ? v : bad(i, v),
+        ),
+      };
+    case 'binary':
+      return {
+        values: values.map((v, i) =>
+          v === null || v === undefined ? null : v instanceof Uint8Array ? v : bad(i, v),
+        ),
+      };
+  }
+}

@@ -1,0 +1,112 @@
+// Entity snapshots: every entity's engine state in Redis at flush time, with its feature values as
+// of that time, so Redis can be rebuilt from the offline store (services/flusher/restore.ts,
+// docs/offline-store.md#restore). The state bytes are the `s` field of `<prefix>:{<view>:<entity>}`
+// unchanged (docs/state-format.md).
+import type { Redis } from 'ioredis';
+import type { ViewDef } from '../../shared/definitions/schema.ts';
+import { decodeState, planView, readFeatures, type ViewPlan } from '../../shared/engine/index.ts';
+import { featureColumnType } from '../../shared/offline/feature-columns.ts';
+import { type ColumnInput, type ColumnSpec, writeParquet } from '../../shared/offline/parquet.ts';
+import { stateKey } from '../../shared/state-store/redis-state-store.ts';
+import { columnFromValues } from './columns.ts';
+
+export const SNAPSHOT_STATE = 'state';
+export const SNAPSHOT_STATE_VERSION = 'state_version';
+export const SNAPSHOT_AS_OF = 'as_of';
+
+export function snapshotColumns(view: ViewDef): ColumnSpec[] {
+  return [
+    { name: view.entity.joinKey, type: view.entity.keyType },
+    { name: SNAPSHOT_AS_OF, type: 'timestamp_ms' },
+    ...view.features.map((f) => ({ name: f.name, type: featureColumnType(f, view.source) })),
+    { name: SNAPSHOT_STATE_VERSION, type: 'int64' },
+    { name: SNAPSHOT_STATE, type: 'binary' },
+  ];
+}
+
+export interface Snapshot {
+  body: Uint8Array;
+  entities: number;
+  /** Entities whose state did not decode (logged and left out). */
+  corrupt: string[];
+}
+
+/** Scans the view's keys (SCAN, 1000 at a time, pipelined HMGET) and encodes them as parquet. */
+export async function takeSnapshot(
+  redis: Redis,
+  view: ViewDef,
+  prefix: string,
+  asOf: number,
+  metadata: Readonly<Record<string, string>>,
+): Promise<Snapshot> {
+  const plan: ViewPlan = planView(view);
+  const head = stateKey(prefix, view.name, '');
+  const pattern = `${escapeGlob(head.slice(0, -1))}*}`;
+  const entities: string[] = [];
+  const versions: number[] = [];
+  const states: Uint8Array[] = [];
+  const values: unknown[][] = view.features.map(() => []);
+  const corrupt: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length === 0) continue;
+    const pipeline = redis.pipeline();
+    for (const key of keys) pipeline.hmgetBuffer(key, 'v', 's');
+    const replies = (await pipeline.exec()) ?? [];
+    keys.forEach((key, i) => {
+      const [error, reply] = replies[i] ?? [new Error('no reply'), null];
+      if (error) throw error;
+      const [v, s] = reply as [Buffer | null, Buffer | null];
+      if (v === null || s === null) return; // expired between SCAN and HMGET
+      const entity = key.slice(head.length - 1, -1);
+      const bytes = new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
+      let features: unknown[];
+      try {
+        features = readFeatures(plan, decodeState(plan, bytes), asOf);
+      } catch {
+        corrupt.push(entity);
+        return;
+      }
+      entities.push(entity);
+      versions.push(Number(v.toString()));
+      states.push(bytes);
+      features.forEach((f, j) => {
+        values[j]!.push(Array.isArray(f) ? JSON.stringify(f) : f);
+      });
+    });
+  } while (cursor !== '0');
+
+  // Sorted by entity so the file is the same whatever order SCAN returned the keys in.
+  const order = entities.map((_, i) => i).sort((a, b) => compareEntities(entities[a]!, entities[b]!));
+  const pick = <T>(list: readonly T[]) => order.map((i) => list[i]!);
+  const specs = snapshotColumns(view);
+  const columns: Record<string, ColumnInput> = {};
+  for (const spec of specs) {
+    let col: unknown[];
+    if (spec.name === view.entity.joinKey) col = pick(entities);
+    else if (spec.name === SNAPSHOT_AS_OF) col = order.map(() => asOf);
+    else if (spec.name === SNAPSHOT_STATE_VERSION) col = pick(versions);
+    else if (spec.name === SNAPSHOT_STATE) col = pick(states);
+    else col = pick(values[view.features.findIndex((f) => f.name === spec.name)]!);
+    columns[spec.name] = columnFromValues(spec, col);
+  }
+  return {
+    body: writeParquet(specs, columns, order.length, { metadata, compression: 'snappy' }),
+    entities: order.length,
+    corrupt,
+  };
+}
+
+function compareEntities(a: string, b: string): number {
+  if (a.length !== b.length && /^-?\d+$/.test(a) && /^-?\d+$/.test(b)) {
+    const d = BigInt(a) - BigInt(b);
+    return d < 0n ? -1 : d > 0n ? 1 : 0;
+  }
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function escapeGlob(s: string): string {
+  return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}

@@ -1,0 +1,113 @@
+// The training rows the ingestor publishes on `features.rows` (services/ingestor/ingestor.ts
+// rowMessages): parsed and validated at the boundary, then laid out as the columns of a view's
+// features.parquet (shared/offline/feature-columns.ts) in a deterministic order.
+import type { ViewDef } from '../../shared/definitions/schema.ts';
+import {
+  EVENT_TIMESTAMP,
+  featureTableColumns,
+  SOURCE_OFFSET,
+  SOURCE_PARTITION,
+} from '../../shared/offline/feature-columns.ts';
+import type { ColumnInput, ColumnSpec } from '../../shared/offline/parquet.ts';
+import { columnFromValues } from './columns.ts';
+
+export interface FeatureRow {
+  view: string;
+  entity: string;
+  event_timestamp: string;
+  /** event_timestamp in epoch milliseconds. */
+  ts: number;
+  source_topic: string;
+  partition: number;
+  offset: number;
+  features: Record<string, FeatureValueJson>;
+  definitions_hash: string;
+}
+
+export type FeatureValueJson = number | string | null | (number | string)[];
+
+export type ParsedRow = { ok: true; row: FeatureRow } | { ok: false; reason: string };
+
+/**
+ * Parses and validates one row message. Hand-written checks rather than a zod schema: this runs
+ * once per training row and zod's generic walk was 25x slower than the whole parquet write
+ * (loadtest/flush-bench.ts).
+ */
+export function parseRow(value: Buffer | null): ParsedRow {
+  if (value === null) return { ok: false, reason: 'empty' };
+  let json: unknown;
+  try {
+    json = JSON.parse(value.toString('utf8'));
+  } catch {
+    return { ok: false, reason: 'not_json' };
+  }
+  if (typeof json !== 'object' || json === null) return { ok: false, reason: 'bad_row' };
+  const r = json as Record<string, unknown>;
+  const ts = typeof r.event_timestamp === 'string' ? Date.parse(r.event_timestamp) : Number.NaN;
+  if (
+    typeof r.view !== 'string' ||
+    typeof r.entity !== 'string' ||
+    !Number.isFinite(ts) ||
+    typeof r.source_topic !== 'string' ||
+    !isOffset(r.partition) ||
+    !isOffset(r.offset) ||
+    typeof r.features !== 'object' ||
+    r.features === null ||
+    Array.isArray(r.features) ||
+    typeof r.definitions_hash !== 'string'
+  )
+    return { ok: false, reason: 'bad_row' };
+  for (const v of Object.values(r.features as Record<string, unknown>))
+    if (!isFeatureValue(v)) return { ok: false, reason: 'bad_row' };
+  return {
+    ok: true,
+    row: {
+      view: r.view,
+      entity: r.entity,
+      event_timestamp: r.event_timestamp as string,
+      ts,
+      source_topic: r.source_topic,
+      partition: r.partition as number,
+      offset: r.offset as number,
+      features: r.features as Record<string, FeatureValueJson>,
+      definitions_hash: r.definitions_hash,
+    },
+  };
+}
+
+function isOffset(v: unknown): boolean {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+function isFeatureValue(v: unknown): boolean {
+  if (v === null || typeof v === 'string') return true;
+  if (typeof v === 'number') return Number.isFinite(v);
+  return (
+    Array.isArray(v) && v.every((x) => typeof x === 'string' || (typeof x === 'number' && Number.isFinite(x)))
+  );
+}
+
+/** Source position order: the same rows always give the same file, whatever order they came in. */
+export function compareRows(a: FeatureRow, b: FeatureRow): number {
+  if (a.source_topic !== b.source_topic) return a.source_topic < b.source_topic ? -1 : 1;
+  return a.partition - b.partition || a.offset - b.offset;
+}
+
+/** The columns of features.parquet for rows of one view (already deduplicated and sorted). */
+export function featureColumns(
+  view: ViewDef,
+  rows: readonly FeatureRow[],
+): { specs: ColumnSpec[]; columns: Record<string, ColumnInput> } {
+  const specs = featureTableColumns(view);
+  const columns: Record<string, ColumnInput> = {};
+  for (const spec of specs) {
+    let values: unknown[];
+    if (spec.name === view.entity.joinKey) values = rows.map((r) => r.entity);
+    else if (spec.name === EVENT_TIMESTAMP) values = rows.map((r) => r.ts);
+    else if (spec.name === SOURCE_PARTITION) values = rows.map((r) => r.partition);
+    else if (spec.name === SOURCE_OFFSET) values = rows.map((r) => r.offset);
+    else values = rows.map((r) => r.features[spec.name] ?? null);
+    columns[spec.name] = columnFromValues(spec, values);
+  }
+  return { specs, columns };
+}

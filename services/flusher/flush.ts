@@ -1,0 +1,326 @@
+// One flush: everything buffered below a cut goes to the offline store, in an order that makes a
+// crash at any point harmless (docs/offline-store.md "Exactly once"):
+//   1. the intent (version name + cut) is saved in the flusher state, before any data object;
+//   2. raw event files, each view's version directory (metadata.json last), snapshots, latest/
+//      (latest/_VERSION last) are written under names that depend only on the intent;
+//   3. the state records the new positions and written offsets and clears the intent.
+// A restart with an intent pending waits until the buffer holds the same cut and redoes the flush:
+// same records, same names, same bytes. Only then does the caller commit the Kafka offsets.
+import type { Logger } from 'pino';
+import type { Decoder } from '../../shared/codecs/decode.ts';
+import type { Definitions, SourceDef, ViewDef } from '../../shared/definitions/schema.ts';
+import type { ObjectStore } from '../../shared/offline/object-store.ts';
+import { writeParquet } from '../../shared/offline/parquet.ts';
+import { compareRows, type FeatureRow, featureColumns, parseRow } from './feature-rows.ts';
+import {
+  type FlusherState,
+  type FlushIntent,
+  type Positions,
+  parseVersion,
+  saveState,
+  writtenRanges,
+} from './flusher-state.ts';
+import { OffsetRanges, type Range } from './offset-ranges.ts';
+import { buildRawFiles } from './raw-files.ts';
+import type { RecordBuffer } from './record-buffer.ts';
+import { columnStats, schemaJson, toCsv } from './version-files.ts';
+
+export const VERSION_FILES = ['features.parquet', 'features.csv', 'schema.json', 'metadata.json'] as const;
+export const LATEST_MARKER = 'latest/_VERSION';
+/** Snappy, not zstd: 4x faster to encode for 30 % more bytes (docs/decisions/0002-parquet-writer.md). */
+export const COMPRESSION = 'snappy' as const;
+
+export interface FlushContext {
+  store: ObjectStore;
+  definitions: Definitions;
+  /** Consumed source topics (with the topic prefix) and their decoders. */
+  sources: ReadonlyMap<string, { source: SourceDef; decoder: Decoder }>;
+  rowsTopic: string;
+  retentionVersions: number;
+  codeVersion: string;
+  logger: Logger;
+  /** Writes an entity snapshot of a view for a version; absent = snapshots off. */
+  snapshot?: (view: ViewDef, version: string, asOf: number) => Promise<void>;
+}
+
+export interface FlushReport {
+  version: string;
+  rawEvents: Map<string, number>;
+  rows: Map<string, number>;
+  duplicateRows: Map<string, number>;
+  invalid: Map<string, number>;
+  objects: number;
+}
+
+/** Runs (or redoes) the flush of `intent`. Mutates `state` only once everything is written. */
+export async function runFlush(
+  ctx: FlushContext,
+  state: FlusherState,
+  buffer: RecordBuffer,
+  intent: FlushIntent,
+): Promise<FlushReport> {
+  const { store, logger } = ctx;
+  const report: FlushReport = {
+    version: intent.version,
+    rawEvents: new Map(),
+    rows: new Map(),
+    duplicateRows: new Map(),
+    invalid: new Map(),
+    objects: 0,
+  };
+  if (state.pending?.version !== intent.version) {
+    await saveState(store, { ...state, pending: intent });
+    state.pending = intent;
+  }
+  logger.info({ version: intent.version, cut: intent.cut }, 'flush writing');
+  const fileMeta = footer({ definitions_hash: ctx.definitions.hash, flush: intent.version });
+  const rawOptions = { metadata: fileMeta, compression: COMPRESSION };
+
+  for (const [topic, { source, decoder }] of ctx.sources) {
+    const { files, invalid } = await buildRawFiles(
+      source,
+      decoder,
+      buffer.take(topic, intent.cut),
+      rawOptions,
+    );
+    await putAll(
+      store,
+      files.map((f) => [f.key, f.body, 'application/vnd.apache.parquet']),
+    );
+    report.objects += files.length;
+    report.rawEvents.set(
+      source.name,
+      files.reduce((n, f) => n + f.rows, 0),
+    );
+    for (const [reason, n] of invalid) report.invalid.set(`${topic}:${reason}`, n);
+  }
+
+  // Rows: parse, keep the first copy of each source offset not written before, per view.
+  const fresh = new Map<string, FeatureRow[]>();
+  const seen = new Map<string, OffsetRanges>(); // `${topic}\0${partition}` -> offsets taken in this flush
+  const views = new Map(ctx.definitions.views.map((v) => [v.name, v]));
+  for (const [, records] of [...buffer.take(ctx.rowsTopic, intent.cut)].sort((a, b) => a[0] - b[0])) {
+    for (const r of records) {
+      const parsed = parseRow(r.value);
+      if (!parsed.ok) {
+        report.invalid.set(
+          `${ctx.rowsTopic}:${parsed.reason}`,
+          (report.invalid.get(`${ctx.rowsTopic}:${parsed.reason}`) ?? 0) + 1,
+        );
+        continue;
+      }
+      const row = parsed.row;
+      if (!views.has(row.view)) {
+        report.invalid.set(
+          `${ctx.rowsTopic}:unknown_view`,
+          (report.invalid.get(`${ctx.rowsTopic}:unknown_view`) ?? 0) + 1,
+        );
+        continue;
+      }
+      const id = `${row.view}\0${row.source_topic}\0${row.partition}`;
+      let taken = seen.get(id);
+      if (!taken) {
+        taken = new OffsetRanges();
+        seen.set(id, taken);
+      }
+      if (
+        writtenRanges(state, viewTopic(row.view, row.source_topic), row.partition).has(row.offset) ||
+        taken.has(row.offset)
+      ) {
+        report.duplicateRows.set(row.view, (report.duplicateRows.get(row.view) ?? 0) + 1);
+        continue;
+      }
+      taken.add(row.offset);
+      let list = fresh.get(row.view);
+      if (!list) {
+        list = [];
+        fresh.set(row.view, list);
+      }
+      list.push(row);
+    }
+  }
+
+  const versionsWritten: ViewDef[] = [];
+  for (const [name, rows] of fresh) {
+    const view = views.get(name)!;
+    rows.sort(compareRows);
+    await writeVersion(ctx, view, intent, rows);
+    report.objects += VERSION_FILES.length * 2 + 1;
+    report.rows.set(name, rows.length);
+    versionsWritten.push(view);
+  }
+
+  // Success: record what is now in the store, then clear the intent.
+  for (const [id, taken] of seen) {
+    const [view, topic, partition] = id.split('\0') as [string, string, string];
+    const ranges = writtenRanges(state, viewTopic(view, topic), Number(partition));
+    for (const [a, b] of taken.toJSON()) ranges.addRange(a, b);
+  }
+  state.positions = mergePositions(state.positions, intent.cut);
+  state.lastVersion = intent.version;
+  state.flushes += 1;
+  state.pending = null;
+  await saveState(store, state);
+
+  if (ctx.retentionVersions > 0)
+    for (const view of versionsWritten)
+      await applyRetention(ctx, view.name).catch((error: unknown) =>
+        logger.warn(
+          { err: String(error), view: view.name },
+          'retention failed; old versions are deleted at the next flush',
+        ),
+      );
+  return report;
+}
+
+/** Written offsets are tracked per view and source topic: two views of one source each get a row. */
+function viewTopic(view: string, topic: string): string {
+  return `${view}/${topic}`;
+}
+
+async function writeVersion(
+  ctx: FlushContext,
+  view: ViewDef,
+  intent: FlushIntent,
+  rows: FeatureRow[],
+): Promise<void> {
+  const { store } = ctx;
+  const dir = `${view.name}/${intent.version}`;
+  const { specs, columns } = featureColumns(view, rows);
+  const parquet = writeParquet(specs, columns, rows.length, {
+    metadata: footer({ view: view.name, version: intent.version, definitions_hash: ctx.definitions.hash }),
+    compression: COMPRESSION,
+  });
+  const covered = new Map<string, Map<number, OffsetRanges>>();
+  let tsMin = Number.POSITIVE_INFINITY;
+  let tsMax = Number.NEGATIVE_INFINITY;
+  const hashes = new Set<string>();
+  for (const r of rows) {
+    let parts = covered.get(r.source_topic);
+    if (!parts) {
+      parts = new Map();
+      covered.set(r.source_topic, parts);
+    }
+    let ranges = parts.get(r.partition);
+    if (!ranges) {
+      ranges = new OffsetRanges();
+      parts.set(r.partition, ranges);
+    }
+    ranges.add(r.offset);
+    if (r.ts < tsMin) tsMin = r.ts;
+    if (r.ts > tsMax) tsMax = r.ts;
+    hashes.add(r.definitions_hash);
+  }
+  const sourceOffsets: Record<string, Record<string, Range[]>> = {};
+  for (const [topic, parts] of covered) {
+    sourceOffsets[topic] = {};
+    for (const [p, ranges] of [...parts].sort((a, b) => a[0] - b[0]))
+      sourceOffsets[topic][String(p)] = ranges.toJSON();
+  }
+  const stats: Record<string, unknown> = {};
+  for (const f of view.features) {
+    const spec = specs.find((s) => s.name === f.name)!;
+    stats[f.name] = columnStats(spec, columns[f.name]!, rows.length);
+  }
+  const schema = schemaJson(specs, {
+    view: view.name,
+    entity: view.entity.name,
+    join_key: view.entity.joinKey,
+    timestamp_field: 'event_timestamp',
+    definitions_hash: ctx.definitions.hash,
+    features: view.features.map((f) => ({
+      name: f.name,
+      aggregation: f.aggregation,
+      column: f.column,
+      window_ms: f.windowMs,
+      mode: f.mode,
+      tile_ms: f.tileMs,
+      default: f.default,
+    })),
+  });
+  const metadata = {
+    view: view.name,
+    version: intent.version,
+    row_count: rows.length,
+    event_time_min: new Date(tsMin).toISOString(),
+    event_time_max: new Date(tsMax).toISOString(),
+    source_offsets: sourceOffsets,
+    rows_topic: { topic: ctx.rowsTopic, cut: intent.cut[ctx.rowsTopic] ?? {} },
+    feature_stats: stats,
+    definitions_hash: ctx.definitions.hash,
+    row_definitions_hashes: [...hashes].sort(),
+    code_version: ctx.codeVersion,
+    flush_started_at: intent.startedAt,
+  };
+  const files: [string, Uint8Array | string, string][] = [
+    ['features.parquet', parquet, 'application/vnd.apache.parquet'],
+    ['features.csv', toCsv(specs, columns, rows.length), 'text/csv'],
+    ['schema.json', JSON.stringify(schema, null, 2), 'application/json'],
+    ['metadata.json', JSON.stringify(metadata, null, 2), 'application/json'],
+  ];
+  // Data files in parallel, metadata.json after them: a version directory with metadata.json is complete.
+  await putAll(
+    store,
+    files.slice(0, -1).map(([name, body, type]) => [`${dir}/${name}`, body, type]),
+  );
+  await store.put(`${dir}/metadata.json`, files.at(-1)![1], 'application/json');
+  if (ctx.snapshot) await ctx.snapshot(view, intent.version, Date.parse(intent.startedAt));
+  // latest/: copies for tools that want one fixed path, then the marker readers trust.
+  await putAll(
+    store,
+    files.map(([name, body, type]) => [`${view.name}/latest/${name}`, body, type]),
+  );
+  await store.put(`${view.name}/${LATEST_MARKER}`, `${intent.version}\n`, 'text/plain');
+}
+
+/** Deletes versions (and their snapshots) older than the newest `retentionVersions`. */
+async function applyRetention(ctx: FlushContext, view: string): Promise<void> {
+  const objects = await ctx.store.list(`${view}/v_`);
+  const versions = [...new Set(objects.map((o) => o.key.split('/')[1]!))]
+    .filter((v) => parseVersion(v) !== null)
+    .sort();
+  const drop = new Set(versions.slice(0, Math.max(0, versions.length - ctx.retentionVersions)));
+  if (drop.size === 0) return;
+  const snapshots = await ctx.store.list(`${view}/snapshots/v_`);
+  const keys = [
+    ...objects.filter((o) => drop.has(o.key.split('/')[1]!)),
+    ...snapshots.filter((o) => drop.has(o.key.split('/')[2]!)),
+  ].map((o) => o.key);
+  // metadata.json first: a half-deleted version is no longer "complete" to readers.
+  keys.sort((a, b) => Number(b.endsWith('/metadata.json')) - Number(a.endsWith('/metadata.json')));
+  await ctx.store.delete(keys);
+  ctx.logger.info({ view, deleted: [...drop] }, 'retention: deleted old versions');
+}
+
+export function mergePositions(into: Positions, cut: Positions): Positions {
+  const out: Positions = structuredClone(into);
+  for (const [topic, parts] of Object.entries(cut)) {
+    out[topic] ??= {};
+    for (const [p, end] of Object.entries(parts)) out[topic][p] = Math.max(out[topic][p] ?? 0, end);
+  }
+  return out;
+}
+
+/** Uploads objects a few at a time (each PUT is atomic; their order does not matter). */
+async function putAll(
+  store: ObjectStore,
+  items: [string, Uint8Array | string, string][],
+  concurrency = 8,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const [key, body, type] = items[next++]!;
+      await store.put(key, body, type);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+}
+
+/**
+ * Parquet footer metadata as ONE key (`tessera`, a JSON object): parquet-wasm stores several keys in
+ * a hash map whose order changes between runs, and a redone flush must write identical bytes.
+ */
+export function footer(fields: Record<string, string>): Record<string, string> {
+  return { tessera: JSON.stringify(fields) };
+}

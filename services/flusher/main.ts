@@ -1,0 +1,94 @@
+// `npx tsx services/flusher/main.ts [--flags]`: runs the flusher (one per offline store), which
+// writes the raw event log and each view's training rows to S3 or a local directory
+// (docs/offline-store.md). Configuration: shared/config (env or flags).
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { Kafka } from 'kafkajs';
+import { pino } from 'pino';
+import { kafkaOptions, redisOptions } from '../../shared/config/clients.ts';
+import { loadConfig, renderConfig } from '../../shared/config/index.ts';
+import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
+import { isTesseraError } from '../../shared/errors.ts';
+import { openConfiguredStore } from '../../shared/offline/configured-store.ts';
+// The ops endpoint is the same for every service; it lives with the ingestor that came first.
+import { startOpsServer } from '../../shared/ops-server.ts';
+import { createFlusher } from './flusher.ts';
+import { createFlusherMetrics } from './metrics.ts';
+
+/** Package version plus the git commit when run from a checkout (recorded in metadata.json). */
+function codeVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  try {
+    const sha = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 2000,
+    })
+      .toString()
+      .trim();
+    return `${pkg.version}+${sha}`;
+  } catch {
+    return pkg.version;
+  }
+}
+
+async function main(): Promise<void> {
+  process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
+  const config = loadConfig({ argv: process.argv.slice(2) });
+  const logger = pino({ level: config.logLevel, base: { service: 'flusher', pid: process.pid } });
+  logger.info(`configuration:\n${renderConfig(config)}`);
+  const definitions = loadDefinitionsFile(config.definitions);
+  const store = openConfiguredStore(config);
+  const metrics = createFlusherMetrics();
+  const redis = new Redis({ ...redisOptions(config), maxRetriesPerRequest: 2 });
+  redis.on('error', (error) => logger.warn({ err: error.message }, 'redis connection error'));
+  const kafka = new Kafka(kafkaOptions(config, `tessera-flusher-${process.pid}`));
+  const flusher = createFlusher({
+    config,
+    definitions,
+    kafka,
+    redis,
+    store,
+    logger,
+    metrics,
+    codeVersion: codeVersion(),
+  });
+  const ops = await startOpsServer({
+    host: config.httpHost,
+    port: config.metricsPort,
+    registry: metrics.registry,
+    readiness: () => flusher.readiness(),
+  });
+  logger.info({ port: ops.port, store: store.location }, 'health/ready/metrics listening');
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping: flushing what is buffered, committing, leaving the group');
+    const timer = setTimeout(() => {
+      logger.error('graceful stop took over 60 s; exiting (the next start redoes the flush)');
+      process.exit(1);
+    }, 60_000);
+    try {
+      await flusher.stop();
+      redis.disconnect();
+      ops.server.close();
+    } finally {
+      clearTimeout(timer);
+    }
+    logger.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  await flusher.start();
+  console.log(`flusher ready (metrics on 127.0.0.1:${ops.port})`);
+}
+
+main().catch((error: unknown) => {
+  console.error(isTesseraError(error) ? `${error.code}: ${error.message}` : error);
+  process.exit(1);
+});

@@ -1,0 +1,75 @@
+// `npx tsx services/flusher/restore.ts --view <view> [--version v_...]`: rebuilds a view's Redis
+// state from an entity snapshot in the offline store (docs/offline-store.md#restore-redis-from-snapshots).
+// Stop the ingestors first. Each key gets its state bytes and a fresh random version (as a new key
+// does, so no process trusts a cached state), with the view's TTL; then reset the ingestor group to
+// the offsets printed at the end and start the ingestors. Store, Redis and prefix: TESSERA_* env.
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { redisOptions } from '../../shared/config/clients.ts';
+import { loadConfig } from '../../shared/config/index.ts';
+import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
+import { isTesseraError, TesseraError } from '../../shared/errors.ts';
+import { openConfiguredStore } from '../../shared/offline/configured-store.ts';
+import { readParquet } from '../../shared/offline/parquet.ts';
+import { stateKey } from '../../shared/state-store/redis-state-store.ts';
+import { SNAPSHOT_STATE } from './entity-snapshot.ts';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { view: { type: 'string' }, version: { type: 'string' } } });
+  const config = loadConfig({ argv: [] });
+  const definitions = loadDefinitionsFile(config.definitions);
+  const view = definitions.views.find((v) => v.name === values.view);
+  if (!view)
+    throw new TesseraError(
+      'INVALID_ARGUMENT',
+      `--view ${values.view ?? '(missing)'} is not a view; one of: ${definitions.views.map((v) => v.name).join(', ')}`,
+    );
+  const store = openConfiguredStore(config);
+  let version = values.version;
+  if (!version) {
+    const keys = (await store.list(`${view.name}/snapshots/`)).map((o) => o.key);
+    version = keys
+      .filter((k) => k.endsWith('/entities.parquet'))
+      .map((k) => k.split('/')[2]!)
+      .sort()
+      .at(-1);
+    if (!version) throw new TesseraError('NOT_FOUND', `no snapshot of ${view.name} in ${store.location}`);
+  }
+  const dir = `${view.name}/snapshots/${version}`;
+  const meta = JSON.parse(Buffer.from(await store.get(`${dir}/metadata.json`)).toString('utf8')) as {
+    ingestor_offsets: Record<string, string>;
+    definitions_hash: string;
+  };
+  if (meta.definitions_hash !== definitions.hash)
+    console.warn(
+      `warning: snapshot made with definitions ${meta.definitions_hash}, current ${definitions.hash}`,
+    );
+  const table = readParquet(await store.get(`${dir}/entities.parquet`));
+  const entities = table.getChild(view.entity.joinKey);
+  const states = table.getChild(SNAPSHOT_STATE);
+  if (!entities || !states)
+    throw new TesseraError('STATE_CORRUPT', `${dir}/entities.parquet lacks its columns`);
+  const redis = new Redis(redisOptions(config));
+  try {
+    for (let i = 0; i < table.numRows; i += 1000) {
+      const pipeline = redis.pipeline();
+      for (let j = i; j < Math.min(table.numRows, i + 1000); j++) {
+        const key = stateKey(config.redisKeyPrefix, view.name, String(entities.get(j)));
+        const bytes = states.get(j) as Uint8Array;
+        pipeline.hset(key, 'v', 1 + Math.floor(Math.random() * 1e12), 's', Buffer.from(bytes));
+        pipeline.pexpire(key, view.ttlMs);
+      }
+      await pipeline.exec();
+    }
+  } finally {
+    redis.disconnect();
+  }
+  console.log(`restored ${table.numRows} entities of ${view.name} from ${store.location}/${dir}`);
+  console.log(`now reset group ${config.ingestorGroup} on ${config.topicPrefix}${view.source.topic} to:`);
+  for (const [p, offset] of Object.entries(meta.ingestor_offsets)) console.log(`  partition ${p}: ${offset}`);
+}
+
+main().catch((error: unknown) => {
+  console.error(isTesseraError(error) ? `${error.code}: ${error.message}` : error);
+  process.exit(1);
+});

@@ -1,0 +1,140 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { columnFromValues } from '../../../services/flusher/columns.ts';
+import { parseRow } from '../../../services/flusher/feature-rows.ts';
+import { parseVersion, versionName } from '../../../services/flusher/flusher-state.ts';
+import { RecordBuffer } from '../../../services/flusher/record-buffer.ts';
+import { columnStats, toCsv } from '../../../services/flusher/version-files.ts';
+
+const rec = (offset: number) => ({ offset, key: null, value: Buffer.from(String(offset)) });
+
+describe('RecordBuffer', () => {
+  it('drops records below the written position and already-buffered re-fetches', () => {
+    const b = new RecordBuffer(() => ({ t: { '0': 10 } }));
+    assert.equal(b.append('t', 0, [rec(8), rec(9), rec(10), rec(11)]), 2);
+    assert.equal(b.append('t', 0, [rec(10), rec(11), rec(12)]), 1); // a rebalance re-fetch
+    assert.equal(b.size, 3);
+    assert.deepEqual(b.cut(), { t: { '0': 13 } });
+  });
+
+  it('takes and releases exactly the records below a cut', () => {
+    const b = new RecordBuffer(() => ({}));
+    b.append('t', 0, [rec(0), rec(1), rec(2), rec(3)]);
+    b.append('t', 1, [rec(0)]);
+    const cut = { t: { '0': 2, '1': 1 } };
+    assert.ok(b.reaches(cut));
+    assert.deepEqual(
+      [...b.take('t', cut)].map(([p, l]) => [p, l.map((r) => r.offset)]),
+      [
+        [0, [0, 1]],
+        [1, [0]],
+      ],
+    );
+    b.release(cut);
+    assert.equal(b.size, 2);
+    assert.equal(b.reaches({ t: { '0': 5 } }), false);
+  });
+});
+
+describe('version names', () => {
+  it('are v_YYYYMMDDTHHMMSS in UTC and strictly increase within one second', () => {
+    const t = Date.UTC(2026, 10, 26, 1, 2, 3, 456);
+    const a = versionName(t, null);
+    assert.equal(a, 'v_20261126T010203');
+    const b = versionName(t, a);
+    assert.equal(b, 'v_20261126T010204');
+    assert.equal(parseVersion(b), Date.UTC(2026, 10, 26, 1, 2, 4));
+    assert.equal(parseVersion('latest'), null);
+  });
+});
+
+describe('parseRow', () => {
+  const good = {
+    view: 'v',
+    entity: '42',
+    event_timestamp: '2026-01-02T03:04:05.006Z',
+    source_topic: 'transactions',
+    partition: 1,
+    offset: 7,
+    features: { a: 1, b: null, c: [1, 'x'] },
+    definitions_hash: 'h',
+  };
+  it('accepts the ingestor row contract and reads the timestamp', () => {
+    const r = parseRow(Buffer.from(JSON.stringify(good)));
+    assert.ok(r.ok);
+    assert.equal(r.row.ts, Date.UTC(2026, 0, 2, 3, 4, 5, 6));
+  });
+  it('refuses malformed rows with a reason instead of throwing', () => {
+    assert.deepEqual(parseRow(Buffer.from('{')), { ok: false, reason: 'not_json' });
+    assert.deepEqual(parseRow(null), { ok: false, reason: 'empty' });
+    for (const bad of [
+      { offset: -1 },
+      { partition: 1.5 },
+      { event_timestamp: 'yesterday' },
+      { features: { a: {} } },
+    ])
+      assert.deepEqual(parseRow(Buffer.from(JSON.stringify({ ...good, ...bad }))), {
+        ok: false,
+        reason: 'bad_row',
+      });
+  });
+});
+
+describe('columnFromValues', () => {
+  it('writes int64 exactly, negative, beyond 2^32 and as decimal strings beyond 2^53', () => {
+    const values = [
+      0,
+      -1,
+      2 ** 32 + 3,
+      -(2 ** 40),
+      Number.MAX_SAFE_INTEGER,
+      '9223372036854775807',
+      '-12',
+      null,
+    ];
+    const col = columnFromValues({ name: 'x', type: 'int64' }, values);
+    assert.deepEqual([...(col.values as BigInt64Array)].map(String), [
+      '0',
+      '-1',
+      '4294967299',
+      '-1099511627776',
+      '9007199254740991',
+      '9223372036854775807',
+      '-12',
+      '0',
+    ]);
+    assert.deepEqual([...col.valid!], [1, 1, 1, 1, 1, 1, 1, 0]);
+  });
+  it('refuses a value that does not fit, naming the column', () => {
+    assert.throws(() => columnFromValues({ name: 'n', type: 'double' }, ['x']), /column n \(double\) row 0/);
+  });
+});
+
+describe('features.csv and stats', () => {
+  const specs = [
+    { name: 'id', type: 'int64' as const },
+    { name: 'event_timestamp', type: 'timestamp_ms' as const },
+    { name: 'avg', type: 'double' as const },
+    { name: 'tag', type: 'string' as const },
+  ];
+  const columns = {
+    id: columnFromValues(specs[0]!, [1, 2]),
+    event_timestamp: columnFromValues(specs[1]!, [0, 1000]),
+    avg: columnFromValues(specs[2]!, [1.5, null]),
+    tag: columnFromValues(specs[3]!, ['a,"b"', null]),
+  };
+  it('quotes as RFC 4180, ISO timestamps, null as empty', () => {
+    assert.equal(
+      toCsv(specs, columns, 2),
+      'id,event_timestamp,avg,tag\n1,1970-01-01T00:00:00.000Z,1.5,"a,""b"""\n2,1970-01-01T00:00:01.000Z,,\n',
+    );
+  });
+  it('computes null rate, mean, min and max', () => {
+    assert.deepEqual(columnStats(specs[2]!, columns.avg, 2), {
+      null_rate: 0.5,
+      mean: 1.5,
+      min: 1.5,
+      max: 1.5,
+    });
+  });
+});
