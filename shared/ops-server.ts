@@ -1,10 +1,12 @@
-// The small HTTP endpoint every service exposes: /health (the process is alive), /ready (its
-// dependencies answer), /metrics (Prometheus text format).
+// The small HTTP endpoint the background services (ingestor, flusher) expose: /health (the process
+// is alive), /ready (its dependencies answer), /metrics (Prometheus text format).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 
 export interface OpsServerOptions {
+  /** Listen address: loopback by default, 0.0.0.0 in containers so probes and scrapes reach it. */
+  host: string;
   port: number;
   registry: Registry;
   /** Resolves to the reasons the service is not ready (empty = ready). */
@@ -42,7 +44,7 @@ export async function startOpsServer(options: OpsServerOptions): Promise<{ serve
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, '127.0.0.1', resolve);
+    server.listen(options.port, options.host, resolve);
   });
   return { server, port: (server.address() as AddressInfo).port };
 }

@@ -7,7 +7,7 @@ import { kafkaOptions, redisOptions } from '../../shared/config/clients.ts';
 import { loadConfig, renderConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { isTesseraError } from '../../shared/errors.ts';
-import { startOpsServer } from './http.ts';
+import { startOpsServer } from '../../shared/ops-server.ts';
 import { createIngestor } from './ingestor.ts';
 import { createIngestorMetrics } from './metrics.ts';
 
@@ -29,6 +29,7 @@ async function main(): Promise<void> {
   const kafka = new Kafka(kafkaOptions(config, `tessera-ingestor-${process.pid}`));
   const ingestor = createIngestor({ config, definitions, kafka, redis, logger, metrics });
   const ops = await startOpsServer({
+    host: config.httpHost,
     port: config.metricsPort,
     registry: metrics.registry,
     readiness: () => ingestor.readiness(),

@@ -38,7 +38,7 @@ export const DEFAULTS = {
   authTokensFile: '',
   /** Serve the online API without auth: local development only, and only on a loopback address. Env TESSERA_DEV_NO_AUTH. */
   devNoAuth: false,
-  /** Address services/server listens on; 0.0.0.0 in containers. Env TESSERA_HTTP_HOST. */
+  /** Address every service's HTTP endpoints (API, health, metrics) listen on; 0.0.0.0 in containers. Env TESSERA_HTTP_HOST. */
   httpHost: '127.0.0.1',
   /** Most entity rows one /get-online-features request may ask for. Env TESSERA_SERVER_MAX_ENTITIES. */
   serverMaxEntities: 1000,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { z } from 'zod';
@@ -21,7 +21,7 @@ const compose = z
       }),
     ),
   })
-  .parse(parse(text));
+  .parse(parse(text, { merge: true })); // compose applies YAML merge keys (<<: *anchor)
 
 function hostPort(service: string, containerPort: number): number {
   const spec = compose.services[service]?.ports?.find((p) => p.endsWith(`:${containerPort}`));
@@ -33,7 +33,7 @@ function hostPort(service: string, containerPort: number): number {
 
 describe('docker-compose.yml', () => {
   it('describes kafka, redis and s3 with the versions the scripts run', () => {
-    assert.deepEqual(Object.keys(compose.services).sort(), ['kafka', 'redis', 's3']);
+    for (const name of ['kafka', 'redis', 's3']) assert.ok(compose.services[name], `${name} service`);
     assert.equal(compose.services.kafka?.image, 'apache/kafka:4.1.1');
     assert.match(compose.services.redis?.image ?? '', /^redis:7/);
     assert.equal(compose.services.s3?.image, 'andrewgaul/s3proxy:s3proxy-2.6.0');
@@ -73,6 +73,23 @@ describe('docker-compose.yml', () => {
     assert.equal(new URL(String(env.TESSERA_REDIS_URL)).hostname, 'redis');
     assert.equal(new URL(String(env.TESSERA_S3_ENDPOINT)).hostname, 's3');
     assert.match(compose.services.kafka?.environment?.KAFKA_ADVERTISED_LISTENERS as string, /kafka:19092/);
+  });
+
+  it('runs each Tessera service from the repository with the shared tessera environment', () => {
+    for (const name of ['ingestor', 'server', 'flusher']) {
+      const service = compose.services[name];
+      assert.ok(service, `${name} service`);
+      assert.deepEqual(service.command, ['node', '--import', 'tsx', `services/${name}/main.ts`]);
+      assert.ok(existsSync(`services/${name}/main.ts`));
+      const env = service.environment as Record<string, unknown>;
+      for (const [key, value] of Object.entries(compose['x-tessera-env']))
+        assert.equal(env[key], value, `${name} ${key}`);
+    }
+    assert.equal(hostPort('server', 8080), DEFAULTS.httpPort);
+    assert.match(
+      String((compose.services.server?.environment as Record<string, unknown>).TESSERA_AUTH_TOKEN),
+      /^\$\{TESSERA_AUTH_TOKEN:\?/,
+    );
   });
 
   it('gives the Tessera services an environment the config module accepts', () => {

@@ -1,0 +1,72 @@
+// Keeps deploy/ true to the code: every TESSERA_* variable in the manifests is a config option,
+// every command runs a file that exists, and every tessera_* metric an alert uses is defined by a
+// service. (No cluster here: this checks what can drift, not that Kubernetes accepts it.)
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { parseAllDocuments } from 'yaml';
+import { ENV_NAMES } from '../../shared/config/defaults.ts';
+
+const known = new Set(Object.values(ENV_NAMES));
+const manifests = readdirSync('deploy/k8s')
+  .filter((f) => f.endsWith('.yaml'))
+  .map((f) => join('deploy/k8s', f));
+
+/** Metric names the services define (`name: 'tessera_...'` in services/<name>/metrics.ts). */
+function definedMetrics(): Set<string> {
+  const names = new Set<string>();
+  for (const service of readdirSync('services')) {
+    const file = join('services', service, 'metrics.ts');
+    if (!existsSync(file)) continue;
+    for (const m of readFileSync(file, 'utf8').matchAll(/name: '(tessera_[a-z0-9_]+)'/g)) names.add(m[1]!);
+  }
+  return names;
+}
+
+describe('deploy/', () => {
+  it('k8s manifests parse and mention only TESSERA_* variables the config knows', () => {
+    assert.ok(manifests.length >= 3);
+    for (const file of manifests) {
+      const text = readFileSync(file, 'utf8');
+      for (const doc of parseAllDocuments(text)) assert.deepEqual(doc.errors, [], file);
+      for (const [name] of text.matchAll(/TESSERA_[A-Z0-9_]+/g))
+        assert.ok(known.has(name), `${file}: ${name} is not a config variable`);
+    }
+  });
+
+  it('k8s and the Dockerfile run files that exist', () => {
+    for (const file of [...manifests, 'deploy/docker/Dockerfile']) {
+      for (const [path] of readFileSync(file, 'utf8').matchAll(/services\/[a-z-]+\/[a-z-]+\.ts/g))
+        assert.ok(existsSync(path), `${file} runs ${path}, which does not exist`);
+    }
+    for (const [, path] of readFileSync('deploy/docker/Dockerfile', 'utf8').matchAll(/^COPY (\S+)/gm))
+      for (const p of path!.split(' '))
+        assert.ok(existsSync(p), `Dockerfile copies ${p}, which does not exist`);
+  });
+
+  it('alert rules use only metrics that a service defines', () => {
+    const defined = definedMetrics();
+    const rules = parseAllDocuments(readFileSync('deploy/prometheus/alerts.yml', 'utf8'))[0]!.toJS() as {
+      groups: { rules: { alert: string; expr: string }[] }[];
+    };
+    const alerts = rules.groups.flatMap((g) => g.rules);
+    assert.ok(alerts.length >= 4);
+    for (const rule of alerts)
+      for (const [name] of rule.expr.matchAll(/tessera_[a-z0-9_]+/g)) {
+        // Histograms are scraped as _bucket/_count/_sum series of the defined name.
+        const base = name.replace(/_(bucket|count|sum)$/, '');
+        assert.ok(defined.has(name) || defined.has(base), `${rule.alert}: ${name} is defined by no service`);
+      }
+    for (const seed of [
+      'TesseraStaleFeatures',
+      'TesseraServingSlow',
+      'TesseraRedisMemoryHigh',
+      'TesseraIngestorRedisErrors',
+    ])
+      assert.ok(
+        alerts.some((a) => a.alert === seed),
+        `${seed} is missing`,
+      );
+  });
+});
