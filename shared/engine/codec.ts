@@ -5,7 +5,8 @@
 import type { Acc, Positioned, StoredEvent, Value } from './acc.ts';
 import { ByteReader, ByteWriter, corrupt } from './bytes.ts';
 import type { FeaturePlan, ViewPlan } from './plan.ts';
-import type { EntityState, Tile } from './state.ts';
+import type { EntityState } from './state.ts';
+import { TileSeries } from './tile-series.ts';
 import { floorTo } from './window.ts';
 
 const FORMAT_VERSION = 1;
@@ -110,12 +111,14 @@ export function encodeState(plan: ViewPlan, state: EntityState): Uint8Array {
     const tiles = state.tiles[g]!;
     body.varint(tiles.length);
     let prev = floorTo(clock, group.tileMs);
-    tiles.forEach((tile, i) => {
-      body.varint(Math.abs(tile.start - prev) / group.tileMs);
-      if (i === 0 && tile.start > prev) throw corrupt('tile after the state clock');
-      prev = tile.start;
-      for (const acc of tile.accs) writeAcc(body, dict, acc, clock);
-    });
+    for (let i = 0; i < tiles.length; i++) {
+      const start = tiles.startOf(i);
+      body.varint(Math.abs(start - prev) / group.tileMs);
+      if (i === 0 && start > prev) throw corrupt('tile after the state clock');
+      prev = start;
+      for (let slot = 0; slot < group.features.length; slot++)
+        writeAcc(body, dict, tiles.accOf(i, slot), clock);
+    }
   });
 
   const out = new ByteWriter();
@@ -227,17 +230,20 @@ export function decodeState(plan: ViewPlan, bytes: Uint8Array): EntityState {
     for (let c = 0; c < plan.columns.length; c++) v[c] = readValue(r, strings);
     events[i] = { ts, p, o, v };
   }
-  const tiles = plan.tileGroups.map((group): Tile[] => {
+  const tiles = plan.tileGroups.map((group): TileSeries => {
     const n = r.varint();
-    const list: Tile[] = new Array(n);
+    const series = new TileSeries(group.features);
     let prev = floorTo(clock, group.tileMs);
     for (let i = 0; i < n; i++) {
       const step = r.varint() * group.tileMs;
       const start = i === 0 ? prev - step : prev + step;
       prev = start;
-      list[i] = { start, accs: group.features.map((f) => readAcc(r, strings, f, clock)) };
+      series.pushTile(
+        start,
+        group.features.map((f) => readAcc(r, strings, f, clock)),
+      );
     }
-    return list;
+    return series;
   });
   if (!r.done()) throw corrupt('trailing bytes');
   return { clock: hasClock ? clock : null, events, head: 0, tiles, offsets, dropped };

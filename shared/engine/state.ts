@@ -4,17 +4,16 @@
 // of a window older than the raw horizon.
 import { TesseraError } from '../errors.ts';
 import {
-  type Acc,
   addEvent,
   compareEvents,
   emptyAcc,
   type FeatureValue,
   finalize,
-  mergeAcc,
   type StoredEvent,
   type Value,
 } from './acc.ts';
 import type { FeaturePlan, ViewPlan } from './plan.ts';
+import { TileSeries } from './tile-series.ts';
 import { floorTo, windowStart } from './window.ts';
 
 /** An event as the engine takes it: its values follow `plan.columns`. */
@@ -25,11 +24,6 @@ export interface EngineEvent {
   values: (Value | null)[];
 }
 
-export interface Tile {
-  start: number;
-  accs: Acc[];
-}
-
 export interface EntityState {
   /** Newest time the state has seen: max(event times applied, `now` passed to apply); null when new. */
   clock: number | null;
@@ -37,8 +31,8 @@ export interface EntityState {
   events: StoredEvent[];
   /** Index of the first live event: pruning moves it (O(1)); the array is compacted now and then. */
   head: number;
-  /** Per tile group of the plan: tiles ascending by start; accs follow the group's features. */
-  tiles: Tile[][];
+  /** Per tile group of the plan: its tiles ascending by start, packed (tile-series.ts). */
+  tiles: TileSeries[];
   /** Last applied offset per source partition: a redelivered record is a no-op. */
   offsets: Map<number, number>;
   /** Events dropped because the entity exceeded max_events_per_entity (reads are then partial). */
@@ -58,7 +52,7 @@ export function emptyState(plan: ViewPlan): EntityState {
     clock: null,
     events: [],
     head: 0,
-    tiles: plan.tileGroups.map(() => []),
+    tiles: plan.tileGroups.map((group) => new TileSeries(group.features)),
     offsets: new Map(),
     dropped: 0,
   };
@@ -120,8 +114,7 @@ export function applyEvent(
   insertSorted(state.events, state.head, stored);
   for (let g = 0; g < plan.tileGroups.length; g++) {
     const group = plan.tileGroups[g]!;
-    const tile = tileFor(state.tiles[g]!, floorTo(event.ts, group.tileMs), group.features);
-    for (let i = 0; i < group.features.length; i++) addEvent(tile.accs[i]!, group.features[i]!, stored);
+    state.tiles[g]!.add(floorTo(event.ts, group.tileMs), stored);
   }
   if (event.ts > clock) clock = event.ts;
   if (clock !== state.clock) {
@@ -185,7 +178,7 @@ function readExact(feature: FeaturePlan, events: StoredEvent[], head: number, t:
 
 function readTiled(
   feature: FeaturePlan,
-  tiles: Tile[],
+  tiles: TileSeries,
   events: StoredEvent[],
   head: number,
   afterAll: boolean,
@@ -195,9 +188,7 @@ function readTiled(
   const split = afterAll ? Number.POSITIVE_INFINITY : floorTo(t, feature.tileMs);
   const acc = emptyAcc(feature.acc);
   // [start, split): whole tiles (start is a tile boundary; every applied event is in a tile).
-  for (let i = lowerBoundStart(tiles, start); i < tiles.length && tiles[i]!.start < split; i++) {
-    mergeAcc(acc, tiles[i]!.accs[feature.slot]!, feature);
-  }
+  tiles.mergeRange(acc, feature.slot, start, split);
   // [split, t): raw events of t's own tile, exact up to t.
   if (!afterAll) {
     const lo = lowerBoundTs(events, split, head);
@@ -219,9 +210,7 @@ function prune(plan: ViewPlan, state: EntityState): void {
     dropFront(state, lowerBoundTs(events, keepFrom, state.head));
   for (let g = 0; g < plan.tileGroups.length; g++) {
     const group = plan.tileGroups[g]!;
-    const tiles = state.tiles[g]!;
-    const cutoff = floorTo(reachable - group.keepMs, group.tileMs);
-    if (tiles.length > 0 && tiles[0]!.start < cutoff) tiles.splice(0, lowerBoundStart(tiles, cutoff));
+    state.tiles[g]!.dropBefore(floorTo(reachable - group.keepMs, group.tileMs));
   }
 }
 
@@ -250,33 +239,12 @@ function insertSorted(events: StoredEvent[], head: number, event: StoredEvent): 
   events.splice(i, 0, event);
 }
 
-function tileFor(tiles: Tile[], start: number, features: FeaturePlan[]): Tile {
-  let i = tiles.length;
-  while (i > 0 && tiles[i - 1]!.start > start) i--;
-  const existing = tiles[i - 1];
-  if (existing && existing.start === start) return existing;
-  const tile: Tile = { start, accs: features.map((f) => emptyAcc(f.acc)) };
-  tiles.splice(i, 0, tile);
-  return tile;
-}
-
 export function lowerBoundTs(events: StoredEvent[], bound: number, from = 0): number {
   let lo = from;
   let hi = events.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     if (events[mid]!.ts < bound) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-function lowerBoundStart(tiles: Tile[], bound: number): number {
-  let lo = 0;
-  let hi = tiles.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (tiles[mid]!.start < bound) lo = mid + 1;
     else hi = mid;
   }
   return lo;

@@ -35,6 +35,9 @@ const FEATURES = `
 - { name: sd, aggregation: stddev, column: amount, window: 1h, mode: tiled, tile: 15m }
 - { name: c2h_t, aggregation: count, window: 2h, mode: tiled, tile: 1h }
 - { name: var, aggregation: variance, column: amount, window: 45m }
+- { name: mxe, aggregation: max, column: amount, window: 20m, default: 0.0 }
+- { name: mnt, aggregation: min, column: amount, window: 1h, mode: tiled, tile: 10m, default: 0.0 }
+- { name: se, aggregation: sum, column: amount, window: 15m }
 `;
 const LATENESS = 20 * MIN;
 const plan: ViewPlan = planOf(FEATURES, 'allowed_lateness: 20m');

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { addExact, mergeExact, roundExact } from '../../../shared/engine/exact-sum.ts';
+import { addExact, ExactAccumulator, mergeExact, roundExact } from '../../../shared/engine/exact-sum.ts';
 
 const sum = (xs: number[]): number => roundExact(xs.reduce((p, x) => addExact(p, x), [] as number[]));
 const finite = fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e15, max: 1e15 });
@@ -56,6 +56,22 @@ describe('exact sums', () => {
         const pa = a.reduce((p, x) => addExact(p, x), [] as number[]);
         const pb = b.reduce((p, x) => addExact(p, x), [] as number[]);
         assert.equal(roundExact(mergeExact(pa, pb)), sum([...a, ...b]));
+      }),
+    );
+  });
+
+  it('the typed accumulator of the offline sweep equals the partials functions, removals included', () => {
+    fc.assert(
+      fc.property(fc.array(finite, { maxLength: 40 }), fc.array(finite, { maxLength: 40 }), (keep, drop) => {
+        const typed = new ExactAccumulator();
+        const partials: number[] = [];
+        for (const x of [...keep, ...drop]) {
+          typed.add(x);
+          addExact(partials, x);
+          assert.ok(typed.value() === roundExact(partials));
+        }
+        for (const x of drop) typed.add(-x);
+        assert.ok(typed.value() === sum(keep), `${typed.value()} !== ${sum(keep)}`);
       }),
     );
   });

@@ -1,0 +1,386 @@
+// One entity's tiles of one tile size, packed: tile after tile in one flat array of numbers (the
+// start, then each feature's numeric fields: counts, a sum's first partial, extremes) and, for
+// features that need them, one flat array of references (a sum's partials from its second
+// value on, a distinct set, other accumulators). Every event lands in a tile and most events open
+// a new one: appending a tile pushes a few numbers next to the previous tile's (one or two cache
+// lines, no objects), and dropping old tiles moves a head index. Reads merge tiles into the
+// accumulators of acc.ts; the codec reads and writes tiles as those accumulators (toAcc /
+// pushTile), so the bytes are the same as when tiles were objects.
+import { type Acc, addEvent, emptyAcc, mergeAcc, type StoredEvent, type Value } from './acc.ts';
+import { addExact, mergeExact } from './exact-sum.ts';
+import type { FeaturePlan } from './plan.ts';
+
+/** What a tile's reference field holds (null until needed). */
+type TileRef = number[] | Value | Value[] | Set<Value> | Acc | null;
+
+/**
+ * One feature's accumulator inside a packed tile: `numFields` numbers at num[n..] and `refFields`
+ * references at ref[r..], where n and r locate the tile and the feature's fields in it.
+ */
+abstract class TileColumn {
+  /** Offsets of this feature's fields inside a tile (set by the series). */
+  numAt = 0;
+  refAt = 0;
+  abstract readonly numFields: number;
+  abstract readonly refFields: number;
+  abstract add(num: number[], ref: TileRef[], n: number, r: number, event: StoredEvent): void;
+  abstract mergeInto(acc: Acc, num: number[], ref: TileRef[], n: number, r: number): void;
+  abstract toAcc(num: number[], ref: TileRef[], n: number, r: number): Acc;
+  /** Fills an empty tile's fields from a decoded accumulator. */
+  abstract fromAcc(acc: Acc, num: number[], ref: TileRef[], n: number, r: number): void;
+}
+
+class CountColumn extends TileColumn {
+  readonly numFields = 1;
+  readonly refFields = 0;
+  add(num: number[], _ref: TileRef[], n: number): void {
+    num[n]!++;
+  }
+  mergeInto(acc: Acc, num: number[], _ref: TileRef[], n: number): void {
+    (acc as { n: number }).n += num[n]!;
+  }
+  toAcc(num: number[], _ref: TileRef[], n: number): Acc {
+    return { k: 'count', n: num[n]! };
+  }
+  fromAcc(acc: Acc, num: number[], _ref: TileRef[], n: number): void {
+    num[n] = (acc as { n: number }).n;
+  }
+}
+
+/**
+ * sum and avg: fields [count, first value], and the exact partials from the second value on. Most
+ * tiles hold one value, which is its own single partial, so they need no array.
+ */
+class SumColumn extends TileColumn {
+  readonly numFields = 2;
+  readonly refFields = 1;
+  constructor(private readonly column: number) {
+    super();
+  }
+  add(num: number[], ref: TileRef[], n: number, r: number, event: StoredEvent): void {
+    const v = event.v[this.column];
+    if (typeof v !== 'number') return;
+    if (num[n]!++ === 0) {
+      num[n + 1] = v;
+      return;
+    }
+    let parts = ref[r] as number[] | null;
+    if (parts === null) {
+      parts = [num[n + 1]!];
+      ref[r] = parts;
+    }
+    addExact(parts, v);
+  }
+  mergeInto(acc: Acc, num: number[], ref: TileRef[], n: number, r: number): void {
+    if (num[n] === 0) return;
+    const a = acc as { n: number; s: number[] };
+    a.n += num[n]!;
+    const parts = ref[r] as number[] | null;
+    if (parts) mergeExact(a.s, parts);
+    else addExact(a.s, num[n + 1]!);
+  }
+  toAcc(num: number[], ref: TileRef[], n: number, r: number): Acc {
+    const parts = (ref[r] as number[] | null) ?? (num[n] === 0 ? [] : [num[n + 1]!]);
+    return { k: 'sum', n: num[n]!, s: parts };
+  }
+  fromAcc(acc: Acc, num: number[], ref: TileRef[], n: number, r: number): void {
+    const a = acc as { n: number; s: number[] };
+    num[n] = a.n;
+    if (a.n > 0 && a.s.length === 1) num[n + 1] = a.s[0]!;
+    else if (a.n > 0) ref[r] = a.s;
+  }
+}
+
+/** min and max: fields [count, extreme]. */
+class ExtremeColumn extends TileColumn {
+  readonly numFields = 2;
+  readonly refFields = 0;
+  private readonly isMax: boolean;
+  constructor(
+    private readonly kind: 'min' | 'max',
+    private readonly column: number,
+  ) {
+    super();
+    this.isMax = kind === 'max';
+  }
+  add(num: number[], _ref: TileRef[], n: number, _r: number, event: StoredEvent): void {
+    const v = event.v[this.column];
+    if (typeof v !== 'number') return;
+    if (num[n] === 0 || (this.isMax ? v > num[n + 1]! : v < num[n + 1]!)) num[n + 1] = v;
+    num[n]!++;
+  }
+  mergeInto(acc: Acc, num: number[], _ref: TileRef[], n: number): void {
+    const count = num[n]!;
+    if (count === 0) return;
+    const a = acc as { n: number; v: number };
+    const v = num[n + 1]!;
+    if (a.n === 0 || (this.isMax ? v > a.v : v < a.v)) a.v = v;
+    a.n += count;
+  }
+  toAcc(num: number[], _ref: TileRef[], n: number): Acc {
+    return { k: this.kind, n: num[n]!, v: num[n + 1]! };
+  }
+  fromAcc(acc: Acc, num: number[], _ref: TileRef[], n: number): void {
+    const a = acc as { n: number; v: number };
+    num[n] = a.n;
+    num[n + 1] = a.v;
+  }
+}
+
+const SMALL_SET = 16;
+
+/** A distinct field's values: none (null), one (the value itself), a short array, or a Set. */
+function* valuesOf(set: TileRef): Iterable<Value> {
+  if (set === null) return;
+  if (typeof set === 'string' || typeof set === 'number') yield set;
+  else yield* set as Value[] | Set<Value>;
+}
+
+/** count_distinct: the set of values the tile saw (one value, the usual case, needs no object). */
+class DistinctColumn extends TileColumn {
+  readonly numFields = 0;
+  readonly refFields = 1;
+  constructor(private readonly column: number) {
+    super();
+  }
+  add(_num: number[], ref: TileRef[], _n: number, r: number, event: StoredEvent): void {
+    const v = event.v[this.column];
+    if (v === null || v === undefined) return;
+    const set = ref[r] as Value | Value[] | Set<Value> | null;
+    if (set === null) ref[r] = v;
+    else if (typeof set === 'string' || typeof set === 'number') {
+      if (set !== v) ref[r] = [set, v];
+    } else if (set instanceof Set) set.add(v);
+    else if (!set.includes(v)) {
+      if (set.length < SMALL_SET) set.push(v);
+      else ref[r] = new Set([...set, v]);
+    }
+  }
+  mergeInto(acc: Acc, _num: number[], ref: TileRef[], _n: number, r: number): void {
+    const into = (acc as { set: Map<Value, number> }).set;
+    const set = ref[r]!;
+    if (typeof set === 'string' || typeof set === 'number') into.set(set, (into.get(set) ?? 0) + 1);
+    else for (const v of valuesOf(set)) into.set(v, (into.get(v) ?? 0) + 1);
+  }
+  toAcc(_num: number[], ref: TileRef[], _n: number, r: number): Acc {
+    const set = new Map<Value, number>();
+    for (const v of valuesOf(ref[r]!)) set.set(v, 1);
+    return { k: 'distinct', set };
+  }
+  fromAcc(acc: Acc, _num: number[], ref: TileRef[], _n: number, r: number): void {
+    const values = [...(acc as { set: Map<Value, number> }).set.keys()];
+    if (values.length === 1) ref[r] = values[0]!;
+    else if (values.length > 1) ref[r] = values.length <= SMALL_SET ? values : new Set(values);
+  }
+}
+
+/** Every other kind (moments, hll, first, last, last_n): an accumulator object, made on first use. */
+class AccColumn extends TileColumn {
+  readonly numFields = 0;
+  readonly refFields = 1;
+  constructor(private readonly feature: FeaturePlan) {
+    super();
+  }
+  add(_num: number[], ref: TileRef[], _n: number, r: number, event: StoredEvent): void {
+    let acc = ref[r] as Acc | null;
+    if (acc === null) {
+      acc = emptyAcc(this.feature.acc);
+      ref[r] = acc;
+    }
+    addEvent(acc, this.feature, event);
+  }
+  mergeInto(acc: Acc, _num: number[], ref: TileRef[], _n: number, r: number): void {
+    const own = ref[r] as Acc | null;
+    if (own) mergeAcc(acc, own, this.feature);
+  }
+  toAcc(_num: number[], ref: TileRef[], _n: number, r: number): Acc {
+    return (ref[r] as Acc | null) ?? emptyAcc(this.feature.acc);
+  }
+  fromAcc(acc: Acc, _num: number[], ref: TileRef[], _n: number, r: number): void {
+    ref[r] = acc;
+  }
+}
+
+function tileColumn(feature: FeaturePlan): TileColumn {
+  switch (feature.acc) {
+    case 'count':
+      return new CountColumn();
+    case 'sum':
+      return new SumColumn(feature.column);
+    case 'min':
+    case 'max':
+      return new ExtremeColumn(feature.acc, feature.column);
+    case 'distinct':
+      return new DistinctColumn(feature.column);
+    default:
+      return new AccColumn(feature);
+  }
+}
+
+interface TileLayout {
+  columns: readonly TileColumn[];
+  numStride: number;
+  refStride: number;
+}
+
+/** Tile layouts by tile group (one per plan group, shared by every entity's series: kept in cache). */
+const layouts = new WeakMap<readonly FeaturePlan[], TileLayout>();
+
+function layoutOf(features: readonly FeaturePlan[]): TileLayout {
+  let layout = layouts.get(features);
+  if (!layout) {
+    const columns = features.map(tileColumn);
+    let numAt = 1;
+    let refAt = 0;
+    for (const column of columns) {
+      column.numAt = numAt;
+      column.refAt = refAt;
+      numAt += column.numFields;
+      refAt += column.refFields;
+    }
+    layout = { columns, numStride: numAt, refStride: refAt };
+    layouts.set(features, layout);
+  }
+  return layout;
+}
+
+/**
+ * The tiles of one size, ascending by start. Tile k (counted from the array's beginning) has its
+ * start at num[k * numStride] and its features' fields after it, and its references at
+ * ref[k * refStride ..]. Tiles before `head` are dropped; the arrays are compacted once the dead
+ * prefix outweighs the live part, so pruning is O(1) amortized.
+ */
+export class TileSeries {
+  private num: number[] = [];
+  private ref: TileRef[] = [];
+  private head = 0;
+  private tiles = 0;
+  private readonly columns: readonly TileColumn[];
+  private readonly numStride: number;
+  private readonly refStride: number;
+
+  constructor(features: readonly FeaturePlan[]) {
+    const layout = layoutOf(features);
+    this.columns = layout.columns;
+    this.numStride = layout.numStride;
+    this.refStride = layout.refStride;
+  }
+
+  /** Live tiles. */
+  get length(): number {
+    return this.tiles - this.head;
+  }
+
+  /** Start of the k-th live tile. */
+  startOf(k: number): number {
+    return this.num[(this.head + k) * this.numStride]!;
+  }
+
+  /** Adds an event to the tile starting at `start` (opened if new) for every feature of the group. */
+  add(start: number, event: StoredEvent): void {
+    let k = this.tiles - 1;
+    if (k < this.head || this.startAt(k) < start) {
+      // The usual case: the event opens the newest tile.
+      this.appendEmpty(start);
+      k = this.tiles - 1;
+    } else {
+      while (k >= this.head && this.startAt(k) > start) k--;
+      if (k < this.head || this.startAt(k) !== start) {
+        k++;
+        this.insertEmpty(k, start);
+      }
+    }
+    const num = this.num;
+    const ref = this.ref;
+    const n = k * this.numStride;
+    const r = k * this.refStride;
+    const columns = this.columns;
+    for (let c = 0; c < columns.length; c++) {
+      const column = columns[c]!;
+      column.add(num, ref, n + column.numAt, r + column.refAt, event);
+    }
+  }
+
+  /** Merges into `acc` the feature `slot` of every tile with a start in [from, to). */
+  mergeRange(acc: Acc, slot: number, from: number, to: number): void {
+    const column = this.columns[slot]!;
+    for (let k = this.lowerBound(from); k < this.tiles && this.startAt(k) < to; k++) {
+      column.mergeInto(
+        acc,
+        this.num,
+        this.ref,
+        k * this.numStride + column.numAt,
+        k * this.refStride + column.refAt,
+      );
+    }
+  }
+
+  /** Drops the tiles that start before `cutoff`. */
+  dropBefore(cutoff: number): void {
+    if (this.head === this.tiles || this.startAt(this.head) >= cutoff) return;
+    this.head = this.lowerBound(cutoff);
+    if (this.head > 8 && this.head * 2 > this.tiles) {
+      this.num.splice(0, this.head * this.numStride);
+      this.ref.splice(0, this.head * this.refStride);
+      this.tiles -= this.head;
+      this.head = 0;
+    }
+  }
+
+  /** The k-th live tile's accumulator of feature `slot` (serialization). */
+  accOf(k: number, slot: number): Acc {
+    const column = this.columns[slot]!;
+    const tile = this.head + k;
+    return column.toAcc(
+      this.num,
+      this.ref,
+      tile * this.numStride + column.numAt,
+      tile * this.refStride + column.refAt,
+    );
+  }
+
+  /** Appends a tile after the last one, with its accumulators in the group's order (decoding). */
+  pushTile(start: number, accs: readonly Acc[]): void {
+    this.appendEmpty(start);
+    const n = (this.tiles - 1) * this.numStride;
+    const r = (this.tiles - 1) * this.refStride;
+    this.columns.forEach((column, slot) => {
+      column.fromAcc(accs[slot]!, this.num, this.ref, n + column.numAt, r + column.refAt);
+    });
+  }
+
+  private startAt(k: number): number {
+    return this.num[k * this.numStride]!;
+  }
+
+  private appendEmpty(start: number): void {
+    const num = this.num;
+    let at = this.tiles * this.numStride;
+    num[at] = start;
+    for (let end = at + this.numStride; ++at < end; ) num[at] = 0;
+    const ref = this.ref;
+    for (let i = this.tiles * this.refStride, end = i + this.refStride; i < end; i++) ref[i] = null;
+    this.tiles++;
+  }
+
+  /** Opens an empty tile at position k (an event older than the newest tile: rare). */
+  private insertEmpty(k: number, start: number): void {
+    const fields = new Array<number>(this.numStride).fill(0);
+    fields[0] = start;
+    this.num.splice(k * this.numStride, 0, ...fields);
+    this.ref.splice(k * this.refStride, 0, ...new Array<TileRef>(this.refStride).fill(null));
+    this.tiles++;
+  }
+
+  /** Index of the first live tile whose start is >= bound (this.tiles if none). */
+  private lowerBound(bound: number): number {
+    let lo = this.head;
+    let hi = this.tiles;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.startAt(mid) < bound) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
