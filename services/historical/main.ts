@@ -1,0 +1,112 @@
+// `tessera historical`: builds a point-in-time training set from the raw event log in the offline
+// store (docs/offline-retrieval.md). Flags below; S3 endpoint and credentials come from the usual
+// TESSERA_S3_* variables (shared/config), the definitions from --definitions or TESSERA_DEFINITIONS.
+//
+//   npx tsx services/historical/main.ts --entities labels.csv --out train.parquet \
+//     [--store s3://bucket/prefix | /local/dir] [--view name] [--features view:f,...]
+import { parseArgs } from 'node:util';
+import { s3Options } from '../../shared/config/clients.ts';
+import { loadConfig } from '../../shared/config/index.ts';
+import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
+import { isTesseraError, TesseraError } from '../../shared/errors.ts';
+import { offlineStoreUri } from '../../shared/offline/configured-store.ts';
+import { openObjectStore } from '../../shared/offline/object-store.ts';
+import { retrieveHistorical } from '../../shared/pit/retrieve.ts';
+
+const USAGE = `usage: tessera historical --entities <file.csv|file.parquet> --out <file.parquet|file.csv>
+         [--store s3://bucket/prefix | /local/dir] [--view <name>] [--features view:f,...]
+         [--definitions definitions/fraud.yaml] [--mode exact|tiled] [--shard-events 4000000]
+         [--temp-dir DIR] [--quiet]
+
+  --entities      entity dataframe: ${'<join key>'},event_timestamp[,label...] (other columns pass through);
+                  timestamps ISO-8601 (no zone = UTC) or epoch milliseconds
+  --out           training set to write (.parquet or .csv), rows in input order
+  --store         offline store holding raw/<source>/date=YYYY-MM-DD/*.parquet
+                  (default $TESSERA_OFFLINE_STORE, else s3://$TESSERA_S3_BUCKET)
+  --view          feature view (default: the view of --features, or the only view)
+  --features      comma-separated view:feature or feature names (default: all of the view)
+  --mode          force every feature into one window mode (default: as declared)
+  --shard-events  target raw events per in-memory shard: the memory bound (default 4000000)
+  --temp-dir      where shard spill files go (default the OS temp dir)
+  --quiet         no progress on stderr`;
+
+async function main(): Promise<number> {
+  let args: ReturnType<typeof parse>;
+  try {
+    args = parse();
+  } catch (error) {
+    process.stderr.write(`tessera historical: ${(error as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (!args.entities || !args.out) {
+    process.stderr.write(`tessera historical: --entities and --out are required\n${USAGE}\n`);
+    return 2;
+  }
+  // Environment only: this command's own flags are not configuration options.
+  const config = loadConfig({ argv: [] });
+  const mode = args.mode;
+  if (mode !== undefined && mode !== 'exact' && mode !== 'tiled')
+    throw new TesseraError('INVALID_ARGUMENT', `--mode ${mode}: use exact or tiled`);
+  const shardEvents = args['shard-events'] === undefined ? undefined : Number(args['shard-events']);
+  if (shardEvents !== undefined && !(Number.isInteger(shardEvents) && shardEvents > 0))
+    throw new TesseraError('INVALID_ARGUMENT', `--shard-events ${args['shard-events']}: a positive integer`);
+  const definitions = loadDefinitionsFile(args.definitions ?? config.definitions, mode ? { mode } : {});
+  const store = openObjectStore(args.store ?? offlineStoreUri(config), s3Options(config));
+  const summary = await retrieveHistorical({
+    store,
+    definitions,
+    entities: args.entities,
+    out: args.out,
+    ...(args.view ? { view: args.view } : {}),
+    ...(args.features
+      ? {
+          features: args.features
+            .split(',')
+            .map((f) => f.trim())
+            .filter(Boolean),
+        }
+      : {}),
+    ...(shardEvents ? { maxShardEvents: shardEvents } : {}),
+    ...(args['temp-dir'] ? { tempDir: args['temp-dir'] } : {}),
+    progress: !args.quiet,
+  });
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
+  return 0;
+}
+
+function parse() {
+  return parseArgs({
+    options: {
+      entities: { type: 'string' },
+      out: { type: 'string' },
+      store: { type: 'string' },
+      view: { type: 'string' },
+      features: { type: 'string' },
+      definitions: { type: 'string' },
+      mode: { type: 'string' },
+      'shard-events': { type: 'string' },
+      'temp-dir': { type: 'string' },
+      quiet: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  }).values;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    const message = isTesseraError(error)
+      ? `${error.code}: ${error.message}`
+      : String((error as Error)?.stack ?? error);
+    process.stderr.write(`tessera historical: ${message}\n`);
+    process.exitCode =
+      isTesseraError(error, 'INVALID_ARGUMENT') || isTesseraError(error, 'NOT_FOUND') ? 2 : 1;
+  },
+);

@@ -1,0 +1,271 @@
+// The raw event log in the offline store: `raw/<source>/date=YYYY-MM-DD/<name>.parquet`, one
+// folder per UTC day of event time, columns = rawEventColumns(source). Backfills and point-in-time
+// retrieval read it; the day folders let a reader skip every day outside the time range it needs.
+import type * as arrow from 'apache-arrow';
+import type { SourceDef } from '../definitions/schema.ts';
+import { TesseraError } from '../errors.ts';
+import { rawEventColumns, SOURCE_OFFSET, SOURCE_PARTITION } from './feature-columns.ts';
+import type { ObjectStore } from './object-store.ts';
+import {
+  type ColumnInput,
+  type ColumnValues,
+  readParquet,
+  type WriteOptions,
+  writeParquet,
+} from './parquet.ts';
+
+const DAY_MS = 86_400_000;
+
+/** `raw/<source>/`: every object of a source's raw log is under it. */
+export function rawLogPrefix(source: string): string {
+  return `raw/${source}/`;
+}
+
+/** The UTC day (YYYY-MM-DD) an epoch-millisecond time falls in. */
+export function utcDay(ms: number): string {
+  return new Date(Math.floor(ms / DAY_MS) * DAY_MS).toISOString().slice(0, 10);
+}
+
+/** Rows of a source's raw log as columns: the source's fields (its timestamp field in epoch ms),
+ * source_partition and source_offset, one value per row each. */
+export interface RawLogBatch {
+  rows: number;
+  columns: Readonly<Record<string, ColumnInput>>;
+}
+
+/**
+ * Writes a batch as one parquet object per UTC day of its timestamps, named `<name>.parquet` in
+ * that day's folder (an object with the same name is replaced). Returns the keys written.
+ */
+export async function writeRawLog(
+  store: ObjectStore,
+  source: SourceDef,
+  batch: RawLogBatch,
+  name: string,
+  options: WriteOptions = {},
+): Promise<string[]> {
+  const specs = rawEventColumns(source);
+  for (const spec of specs)
+    if (!batch.columns[spec.name])
+      throw new TesseraError(
+        'INVALID_ARGUMENT',
+        `raw log batch of source ${source.name} lacks column ${spec.name}; it needs ${specs.map((s) => s.name).join(', ')}`,
+      );
+  const ts = batch.columns[source.timestampField]!.values;
+  const byDay = new Map<string, number[]>();
+  for (let i = 0; i < batch.rows; i++) {
+    const t = Number(ts[i]);
+    if (!Number.isFinite(t))
+      throw new TesseraError(
+        'INVALID_ARGUMENT',
+        `raw log batch row ${i}: ${source.timestampField} is ${String(ts[i])}, not an epoch-ms time`,
+      );
+    const day = utcDay(t);
+    let rows = byDay.get(day);
+    if (!rows) {
+      rows = [];
+      byDay.set(day, rows);
+    }
+    rows.push(i);
+  }
+  const keys: string[] = [];
+  for (const [day, rows] of [...byDay].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const columns: Record<string, ColumnInput> = {};
+    for (const spec of specs) columns[spec.name] = pick(batch.columns[spec.name]!, rows);
+    const key = `${rawLogPrefix(source.name)}date=${day}/${name}.parquet`;
+    await store.put(
+      key,
+      writeParquet(specs, columns, rows.length, options),
+      'application/vnd.apache.parquet',
+    );
+    keys.push(key);
+  }
+  return keys;
+}
+
+/** One object of the raw log with the UTC day its folder names. */
+export interface RawLogObject {
+  key: string;
+  size: number;
+  day: string;
+  /** Epoch ms of the day's start: the object holds events in [dayStart, dayStart + 1 day). */
+  dayStart: number;
+}
+
+const DAY_FOLDER = /\/date=(\d{4}-\d{2}-\d{2})\/[^/]+\.parquet$/;
+
+/**
+ * The parquet objects of a source's raw log whose day can hold events in [from, to), sorted by
+ * key (so by day). Objects outside a `date=` folder are ignored.
+ */
+export async function listRawLog(
+  store: ObjectStore,
+  source: string,
+  range: { from: number; to: number } = { from: -Infinity, to: Infinity },
+): Promise<RawLogObject[]> {
+  const out: RawLogObject[] = [];
+  for (const object of await store.list(rawLogPrefix(source))) {
+    const m = DAY_FOLDER.exec(object.key);
+    if (!m) continue;
+    const dayStart = Date.parse(`${m[1]}T00:00:00Z`);
+    if (Number.isNaN(dayStart)) continue;
+    if (dayStart + DAY_MS <= range.from || dayStart >= range.to) continue;
+    out.push({ key: object.key, size: object.size, day: m[1]!, dayStart });
+  }
+  return out;
+}
+
+/** A decoded raw-log object: the Kafka position of every row as typed columns, and the table. */
+export interface RawEvents {
+  rows: number;
+  /** Event time, epoch ms (from the source's timestamp field). */
+  ts: Float64Array;
+  partition: Int32Array;
+  offset: Float64Array;
+  table: arrow.Table;
+}
+
+/** Decodes one raw-log object and checks that it has the columns a reader needs. */
+export function readRawLog(bytes: Uint8Array, source: SourceDef, where = 'raw log object'): RawEvents {
+  const table = readParquet(bytes);
+  for (const spec of rawEventColumns(source))
+    if (!table.getChild(spec.name))
+      throw new TesseraError(
+        'INVALID_ARGUMENT',
+        `${where} has no column ${spec.name}; the raw log of source ${source.name} needs ${rawEventColumns(
+          source,
+        )
+          .map((s) => s.name)
+          .join(', ')}`,
+      );
+  const ts = numericColumn(table, source.timestampField);
+  const partition = Int32Array.from(numericColumn(table, SOURCE_PARTITION));
+  return { rows: table.numRows, ts, partition, offset: numericColumn(table, SOURCE_OFFSET), table };
+}
+
+/**
+ * A numeric column (int32, int64, double, or a timestamp in epoch ms) as doubles, NaN for null.
+ * int64 values are read from their two 32-bit halves (no BigInt per row); they are exact up to 2^53.
+ */
+export function numericColumn(table: arrow.Table, name: string): Float64Array {
+  const vector = table.getChild(name);
+  if (!vector) throw new TesseraError('INVALID_ARGUMENT', `table has no column ${name}`);
+  const out = new Float64Array(table.numRows);
+  let at = 0;
+  for (const data of vector.data) {
+    const values = data.values as ArrayLike<number | bigint> & {
+      buffer: ArrayBufferLike;
+      byteOffset: number;
+    };
+    const n = data.length;
+    const unit = (data.type as { unit?: number }).unit;
+    if (values instanceof BigInt64Array || values instanceof BigUint64Array) {
+      // Timestamps: arrow's unit 0 = s, 1 = ms, 2 = us, 3 = ns; plain int64 has no unit.
+      const scale = unit === undefined ? 1 : [1000, 1, 1e-3, 1e-6][unit]!;
+      const words = new Int32Array(values.buffer, values.byteOffset + data.offset * 8, n * 2);
+      for (let i = 0; i < n; i++)
+        out[at + i] = (words[2 * i + 1]! * 4294967296 + (words[2 * i]! >>> 0)) * scale;
+    } else if (unit !== undefined) {
+      for (let i = 0; i < n; i++) out[at + i] = Number(vector.get(at + i));
+    } else {
+      for (let i = 0; i < n; i++) out[at + i] = Number(values[data.offset + i]);
+    }
+    if (data.nullCount > 0) for (let i = 0; i < n; i++) if (!data.getValid(i)) out[at + i] = Number.NaN;
+    at += n;
+  }
+  return out;
+}
+
+/** The rows `rows` of one column, in that order. */
+function pick(input: ColumnInput, rows: readonly number[]): ColumnInput {
+  const values = input.values;
+  let out: ColumnValues;
+  if (values instanceof Float64Array) out = Float64Array.from(rows, (r) => values[r]!);
+  else if (values instanceof Int32Array) out = Int32Array.from(rows, (r) => values[r]!);
+  else if (values instanceof BigInt64Array) {
+    const picked = new BigInt64Array(rows.length);
+    rows.forEach((r, i) => {
+      picked[i] = values[r]!;
+    });
+    out = picked;
+  } else out = rows.map((r) => (values as readonly unknown[])[r]) as ColumnValues;
+  return input.valid
+    ? { values: out, valid: Uint8Array.from(rows, (r) => input.valid![r]!) }
+    : { values: out };
+}
+
+/**
+ * A batch from decoded records (tests, benchmarks, small producers): each record carries the
+ * source's fields (the timestamp field in epoch ms) and its Kafka partition and offset.
+ */
+export function rawBatchFromRecords<R extends object>(
+  source: SourceDef,
+  records: readonly R[],
+  position: (record: R) => { partition: number; offset: number },
+): RawLogBatch {
+  const columns: Record<string, ColumnInput> = {};
+  for (const spec of rawEventColumns(source)) {
+    if (spec.name === SOURCE_PARTITION)
+      columns[spec.name] = { values: Int32Array.from(records, (r) => position(r).partition) };
+    else if (spec.name === SOURCE_OFFSET)
+      columns[spec.name] = { values: records.map((r) => position(r).offset) };
+    else
+      columns[spec.name] = {
+        values: records.map((r) => {
+          const v = (r as Readonly<Record<string, unknown>>)[spec.name];
+          return v === undefined ? null : v;
+        }) as ColumnValues,
+      };
+  }
+  return { rows: records.length, columns };
+}
+
+/**
+ * A string column as ids into a dictionary shared across objects (`codes` maps text to id, `dict`
+ * is the inverse; both grow), -1 for null. ASCII data is decoded once per chunk and cut with
+ * substring, which is many times faster than decoding each value.
+ */
+export function stringColumnIds(
+  table: arrow.Table,
+  name: string,
+  codes: Map<string, number>,
+  dict: string[],
+): Int32Array {
+  const vector = table.getChild(name);
+  if (!vector) throw new TesseraError('INVALID_ARGUMENT', `table has no column ${name}`);
+  const out = new Int32Array(table.numRows);
+  const idOf = (text: string): number => {
+    let id = codes.get(text);
+    if (id === undefined) {
+      id = dict.push(text) - 1;
+      codes.set(text, id);
+    }
+    return id;
+  };
+  let at = 0;
+  for (const data of vector.data) {
+    const n = data.length;
+    const offsets = data.valueOffsets as Int32Array | undefined;
+    const bytes = data.values as Uint8Array | undefined;
+    if (offsets instanceof Int32Array && bytes instanceof Uint8Array && isAscii(bytes)) {
+      const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+      for (let i = 0; i < n; i++) {
+        const k = data.offset + i;
+        out[at + i] =
+          data.nullCount > 0 && !data.getValid(i) ? -1 : idOf(text.substring(offsets[k]!, offsets[k + 1]!));
+      }
+    } else {
+      for (let i = 0; i < n; i++) {
+        const v = vector.get(at + i) as unknown;
+        out[at + i] = v === null || v === undefined ? -1 : idOf(String(v));
+      }
+    }
+    at += n;
+  }
+  return out;
+}
+
+function isAscii(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i]! >= 0x80) return false;
+  return true;
+}

@@ -1,0 +1,229 @@
+// The entity dataframe of a point-in-time query ("labels"): one row per (entity, time) to answer,
+// read from CSV or parquet, validated at the boundary (a bad timestamp or key names its row), with
+// every other column kept to be passed through to the output unchanged.
+import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import type * as arrow from 'apache-arrow';
+import type { EntityKeyType } from '../definitions/schema.ts';
+import { TesseraError } from '../errors.ts';
+import { EVENT_TIMESTAMP } from '../offline/feature-columns.ts';
+import { readParquet } from '../offline/parquet.ts';
+import { numericColumn } from '../offline/raw-log.ts';
+
+export type EntityKey = number | string;
+
+/** Columns passed through: kept as read (arrow vectors from parquet, text cells from CSV). */
+export type PassThrough =
+  | { kind: 'arrow'; name: string; vector: arrow.Vector }
+  | { kind: 'text'; name: string; cells: (string | null)[] };
+
+export interface LabelFrame {
+  n: number;
+  joinKey: string;
+  keyType: EntityKeyType;
+  keys: EntityKey[];
+  /** Query time of each row, epoch ms (fractional when the input had sub-ms precision). */
+  ts: Float64Array;
+  /** The other columns, in input order. */
+  extra: PassThrough[];
+}
+
+export async function readLabels(path: string, joinKey: string, keyType: EntityKeyType): Promise<LabelFrame> {
+  if (/\.parquet$/i.test(path)) return readParquetLabels(path, joinKey, keyType);
+  if (/\.csv$/i.test(path)) return readCsvLabels(path, joinKey, keyType);
+  throw new TesseraError(
+    'INVALID_ARGUMENT',
+    `--entities ${path}: use a .csv or .parquet file (columns ${joinKey},${EVENT_TIMESTAMP}[,...])`,
+  );
+}
+
+async function readParquetLabels(path: string, joinKey: string, keyType: EntityKeyType): Promise<LabelFrame> {
+  const table = readParquet(new Uint8Array(await readFile(path).catch((e) => notFound(path, e))));
+  const names = table.schema.fields.map((f) => f.name);
+  requireColumns(path, names, joinKey);
+  const n = table.numRows;
+  const keyVector = table.getChild(joinKey)!;
+  const keys = new Array<EntityKey>(n);
+  if (keyType === 'int64' && /^U?Int/.test(String(keyVector.type))) {
+    // Integer column: read the words directly (no BigInt per row); check the range per row.
+    const numbers = numericColumn(table, joinKey);
+    for (let i = 0; i < n; i++) {
+      const k = numbers[i]!;
+      keys[i] = Number.isSafeInteger(k) ? k : toKey(keyVector.get(i), keyType, path, i, joinKey);
+    }
+  } else for (let i = 0; i < n; i++) keys[i] = toKey(keyVector.get(i), keyType, path, i, joinKey);
+  const tsVector = table.getChild(EVENT_TIMESTAMP)!;
+  const typeId = String(tsVector.type);
+  let ts: Float64Array;
+  if (typeId.startsWith('Timestamp') || typeId.startsWith('Date')) {
+    ts = numericColumn(table, EVENT_TIMESTAMP);
+  } else {
+    // Text or integer timestamps: parsed like CSV cells.
+    ts = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const v = tsVector.get(i);
+      ts[i] = parseTime(v === null ? '' : String(v), path, i);
+    }
+  }
+  for (let i = 0; i < n; i++) if (!Number.isFinite(ts[i]!)) throw badTime(path, i, String(tsVector.get(i)));
+  const extra: PassThrough[] = names
+    .filter((name) => name !== joinKey && name !== EVENT_TIMESTAMP)
+    .map((name) => ({ kind: 'arrow', name, vector: table.getChild(name)! }));
+  return { n, joinKey, keyType, keys, ts, extra };
+}
+
+async function readCsvLabels(path: string, joinKey: string, keyType: EntityKeyType): Promise<LabelFrame> {
+  const input = createReadStream(path);
+  const opened = new Promise<void>((resolve, reject) => {
+    input.once('open', () => resolve());
+    input.once('error', (e) => reject(notFoundError(path, e)));
+  });
+  await opened;
+  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
+  let header: string[] | null = null;
+  let keyAt = -1;
+  let tsAt = -1;
+  const keys: EntityKey[] = [];
+  const ts: number[] = [];
+  let extraAt: number[] = [];
+  let extra: { kind: 'text'; name: string; cells: (string | null)[] }[] = [];
+  let row = 0;
+  for await (const line of lines) {
+    if (header === null) {
+      header = splitCsv(line.replace(/^\uFEFF/, '')).map((h) => h.trim());
+      requireColumns(path, header, joinKey);
+      keyAt = header.indexOf(joinKey);
+      tsAt = header.indexOf(EVENT_TIMESTAMP);
+      extraAt = header.map((_, i) => i).filter((i) => i !== keyAt && i !== tsAt);
+      extra = extraAt.map((i) => ({ kind: 'text', name: header![i]!, cells: [] }));
+      continue;
+    }
+    if (line.trim() === '') continue;
+    const cells = splitCsv(line);
+    if (cells.length !== header.length)
+      throw new TesseraError(
+        'INVALID_ARGUMENT',
+        `${path} row ${row + 1} (line ${row + 2}): ${cells.length} fields, the header has ${header.length}`,
+        { context: { path, row: row + 1 } },
+      );
+    keys.push(toKey(cells[keyAt]!.trim(), keyType, path, row, joinKey));
+    ts.push(parseTime(cells[tsAt]!, path, row));
+    for (let k = 0; k < extraAt.length; k++) {
+      const cell = cells[extraAt[k]!]!;
+      extra[k]!.cells.push(cell === '' ? null : cell);
+    }
+    row++;
+  }
+  if (header === null)
+    throw new TesseraError(
+      'INVALID_ARGUMENT',
+      `${path} is empty: it needs a header ${joinKey},${EVENT_TIMESTAMP}`,
+    );
+  return { n: row, joinKey, keyType, keys, ts: Float64Array.from(ts), extra };
+}
+
+/**
+ * A time cell: ISO-8601 (a missing zone means UTC, as Feast assumes for naive timestamps) or an
+ * integer of epoch milliseconds.
+ */
+export function parseTime(text: string, path: string, row: number): number {
+  const cell = text.trim();
+  if (/^-?\d+$/.test(cell)) return Number(cell);
+  const iso =
+    /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?))?\s*(Z|[+-]\d{2}:?\d{2}|UTC)?$/i.exec(
+      cell,
+    );
+  if (!iso) throw badTime(path, row, text);
+  const [, date, time = '00:00:00', zone = 'Z'] = iso;
+  const [whole, fraction = ''] = time.split('.');
+  const ms = Date.parse(`${date}T${whole}${zone.toUpperCase() === 'UTC' ? 'Z' : zone}`);
+  if (Number.isNaN(ms)) throw badTime(path, row, text);
+  if (!fraction) return ms;
+  // Whole milliseconds exactly; finer digits (micro-, nanoseconds) stay a fraction of a millisecond.
+  const whole3 = Number(fraction.slice(0, 3).padEnd(3, '0'));
+  return ms + whole3 + (fraction.length > 3 ? Number(`0.${fraction.slice(3)}`) : 0);
+}
+
+function badTime(path: string, row: number, text: string): TesseraError {
+  return new TesseraError(
+    'INVALID_ARGUMENT',
+    `${path} row ${row + 1}: bad ${EVENT_TIMESTAMP} ${JSON.stringify(text)}; use ISO-8601 (2026-01-05T10:00:00Z) or epoch milliseconds`,
+    { context: { path, row: row + 1 } },
+  );
+}
+
+function toKey(
+  value: unknown,
+  keyType: EntityKeyType,
+  path: string,
+  row: number,
+  joinKey: string,
+): EntityKey {
+  if (keyType === 'string') {
+    if (value === null || value === undefined || value === '')
+      throw new TesseraError('INVALID_ARGUMENT', `${path} row ${row + 1}: ${joinKey} is empty`, {
+        context: { path, row: row + 1 },
+      });
+    return String(value);
+  }
+  const n =
+    typeof value === 'bigint'
+      ? Number(value)
+      : typeof value === 'string' && /^-?\d+$/.test(value)
+        ? Number(value)
+        : typeof value === 'number' && Number.isInteger(value)
+          ? value
+          : Number.NaN;
+  if (!Number.isSafeInteger(n))
+    throw new TesseraError(
+      'INVALID_ARGUMENT',
+      `${path} row ${row + 1}: ${joinKey} ${JSON.stringify(String(value))} is not an int64 key (integers up to 2^53 are supported)`,
+      { context: { path, row: row + 1 } },
+    );
+  return n;
+}
+
+function requireColumns(path: string, names: readonly string[], joinKey: string): void {
+  const missing = [joinKey, EVENT_TIMESTAMP].filter((c) => !names.includes(c));
+  if (missing.length > 0)
+    throw new TesseraError(
+      'INVALID_ARGUMENT',
+      `${path} has no column ${missing.join(' or ')} (columns: ${names.join(', ')}); the entity dataframe needs ${joinKey},${EVENT_TIMESTAMP}[,label...]`,
+      { context: { path, missing } },
+    );
+}
+
+/** Splits one CSV line (RFC 4180 quotes; a quoted field cannot span lines here). */
+export function splitCsv(line: string): string[] {
+  if (!line.includes('"')) return line.split(',');
+  const out: string[] = [];
+  let cell = '';
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (quoted) {
+      if (c === '"' && line[i + 1] === '"') {
+        cell += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else cell += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') {
+      out.push(cell);
+      cell = '';
+    } else cell += c;
+  }
+  out.push(cell);
+  return out;
+}
+
+function notFoundError(path: string, cause: unknown): TesseraError {
+  return (cause as NodeJS.ErrnoException).code === 'ENOENT'
+    ? new TesseraError('NOT_FOUND', `--entities ${path} does not exist`, { cause })
+    : new TesseraError('INVALID_ARGUMENT', `cannot read --entities ${path}: ${String(cause)}`, { cause });
+}
+
+function notFound(path: string, cause: unknown): never {
+  throw notFoundError(path, cause);
+}

@@ -1,0 +1,174 @@
+// The training set a point-in-time run produces: the entity dataframe's rows in input order (join
+// key, event_timestamp as TIMESTAMP(ms, UTC), the pass-through columns unchanged) followed by one
+// column per feature, typed as in the offline store (feature-columns.ts). Parquet or CSV.
+import { createWriteStream } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import * as arrow from 'apache-arrow';
+import type { SourceDef } from '../definitions/schema.ts';
+import type { FeatureValue, ViewPlan } from '../engine/index.ts';
+import { TesseraError } from '../errors.ts';
+import { EVENT_TIMESTAMP, featureColumnType } from '../offline/feature-columns.ts';
+import { type ColumnSpec, type ColumnType, encodeTable, toArrowTable } from '../offline/parquet.ts';
+import type { LabelFrame, PassThrough } from './labels.ts';
+
+/** Feature values by output row: numbers unboxed (with a validity map), anything else boxed. */
+export class FeatureTable {
+  readonly specs: ColumnSpec[];
+  private readonly nums: (Float64Array | null)[];
+  private readonly valid: (Uint8Array | null)[];
+  private readonly other: (FeatureValue[] | null)[];
+
+  constructor(
+    plan: ViewPlan,
+    source: SourceDef,
+    readonly n: number,
+  ) {
+    this.specs = plan.features.map((f) => ({ name: f.def.name, type: featureColumnType(f.def, source) }));
+    const numeric = this.specs.map((s) => s.type === 'double' || s.type === 'int64');
+    this.nums = numeric.map((yes) => (yes ? new Float64Array(n) : null));
+    this.valid = numeric.map((yes) => (yes ? new Uint8Array(n) : null));
+    this.other = numeric.map((yes) => (yes ? null : new Array<FeatureValue>(n).fill(null)));
+  }
+
+  set(row: number, values: readonly FeatureValue[]): void {
+    for (let f = 0; f < values.length; f++) {
+      const v = values[f]!;
+      const nums = this.nums[f];
+      if (nums) {
+        if (typeof v === 'number') {
+          nums[row] = v;
+          this.valid[f]![row] = 1;
+        }
+      } else this.other[f]![row] = v;
+    }
+  }
+
+  /** Value of feature f at a row, for checks and CSV. */
+  get(f: number, row: number): FeatureValue {
+    const nums = this.nums[f];
+    if (nums) return this.valid[f]![row] ? nums[row]! : null;
+    return this.other[f]![row] ?? null;
+  }
+
+  /** Column f as parquet input. */
+  column(f: number): { values: BigInt64Array | Float64Array | readonly unknown[]; valid?: Uint8Array } {
+    const spec = this.specs[f]!;
+    const nums = this.nums[f];
+    if (nums) {
+      const valid = this.valid[f]!;
+      if (spec.type === 'int64') {
+        const out = new BigInt64Array(this.n);
+        for (let i = 0; i < this.n; i++) if (valid[i]) out[i] = BigInt(nums[i]!);
+        return { values: out, valid };
+      }
+      return { values: nums, valid };
+    }
+    const values = this.other[f]!;
+    return { values: values.map((v) => (Array.isArray(v) ? JSON.stringify(v) : v)) };
+  }
+}
+
+/** Writes the training set to `path` (.parquet or .csv). */
+export async function writeTrainingSet(
+  path: string,
+  labels: LabelFrame,
+  features: FeatureTable,
+): Promise<void> {
+  if (/\.parquet$/i.test(path)) return writeParquetOut(path, labels, features);
+  if (/\.csv$/i.test(path)) return writeCsvOut(path, labels, features);
+  throw new TesseraError('INVALID_ARGUMENT', `--out ${path}: use a .parquet or .csv file name`);
+}
+
+async function writeParquetOut(path: string, labels: LabelFrame, features: FeatureTable): Promise<void> {
+  const { n } = labels;
+  const specs: ColumnSpec[] = [
+    { name: labels.joinKey, type: labels.keyType },
+    { name: EVENT_TIMESTAMP, type: 'timestamp_ms' },
+  ];
+  const inputs: Record<string, { values: never; valid?: Uint8Array }> = {};
+  const keyValues =
+    labels.keyType === 'int64'
+      ? BigInt64Array.from(labels.keys as number[], (k) => BigInt(k))
+      : (labels.keys as string[]);
+  inputs[labels.joinKey] = { values: keyValues as never };
+  inputs[EVENT_TIMESTAMP] = {
+    values: BigInt64Array.from(labels.ts, (t) => BigInt(Math.floor(t))) as never,
+  };
+  const passText = labels.extra.filter((p) => p.kind === 'text');
+  for (const p of passText) {
+    const typed = typeText(p.cells);
+    specs.push({ name: p.name, type: typed.type });
+    inputs[p.name] = { values: typed.values as never };
+  }
+  features.specs.forEach((spec, f) => {
+    specs.push(spec);
+    inputs[spec.name] = features.column(f) as never;
+  });
+  const ours = toArrowTable(specs, inputs, n);
+  // Output order: key, timestamp, pass-through columns as in the input, then the features.
+  const columns: Record<string, arrow.Vector> = {};
+  columns[labels.joinKey] = ours.getChild(labels.joinKey)!;
+  columns[EVENT_TIMESTAMP] = ours.getChild(EVENT_TIMESTAMP)!;
+  for (const p of labels.extra) columns[p.name] = p.kind === 'arrow' ? p.vector : ours.getChild(p.name)!;
+  for (const spec of features.specs) columns[spec.name] = ours.getChild(spec.name)!;
+  await writeFile(path, encodeTable(new arrow.Table(columns)));
+}
+
+/** Types a text column for parquet: int64 when every cell is an integer, double when a number. */
+function typeText(cells: readonly (string | null)[]): { type: ColumnType; values: unknown[] } {
+  const present = cells.filter((c): c is string => c !== null);
+  if (present.length > 0 && present.every((c) => /^-?\d+$/.test(c.trim()) && Number.isSafeInteger(Number(c))))
+    return { type: 'int64', values: cells.map((c) => (c === null ? null : Number(c))) };
+  if (present.length > 0 && present.every((c) => c.trim() !== '' && Number.isFinite(Number(c))))
+    return { type: 'double', values: cells.map((c) => (c === null ? null : Number(c))) };
+  if (present.length > 0 && present.every((c) => /^(true|false)$/i.test(c.trim())))
+    return {
+      type: 'bool',
+      values: cells.map((c) => (c === null ? null : c.trim().toLowerCase() === 'true')),
+    };
+  return { type: 'string', values: [...cells] };
+}
+
+async function writeCsvOut(path: string, labels: LabelFrame, features: FeatureTable): Promise<void> {
+  const out = createWriteStream(path);
+  const done = new Promise<void>((resolve, reject) => {
+    out.on('error', reject);
+    out.on('finish', resolve);
+  });
+  const header = [
+    labels.joinKey,
+    EVENT_TIMESTAMP,
+    ...labels.extra.map((p) => p.name),
+    ...features.specs.map((s) => s.name),
+  ];
+  let chunk = `${header.map(csvCell).join(',')}\n`;
+  for (let i = 0; i < labels.n; i++) {
+    const cells = [String(labels.keys[i]), new Date(Math.floor(labels.ts[i]!)).toISOString()];
+    for (const p of labels.extra) cells.push(passCell(p, i));
+    for (let f = 0; f < features.specs.length; f++) cells.push(featureCell(features.get(f, i)));
+    chunk += `${cells.map(csvCell).join(',')}\n`;
+    if (chunk.length > 1 << 16) {
+      if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
+      chunk = '';
+    }
+  }
+  out.end(chunk);
+  await done;
+}
+
+function passCell(p: PassThrough, i: number): string {
+  if (p.kind === 'text') return p.cells[i] ?? '';
+  const v: unknown = p.vector.get(i);
+  if (v === null || v === undefined) return '';
+  if (String(p.vector.type).startsWith('Timestamp')) return new Date(Number(v)).toISOString();
+  return String(v);
+}
+
+function featureCell(v: FeatureValue): string {
+  if (v === null) return '';
+  return Array.isArray(v) ? JSON.stringify(v) : String(v);
+}
+
+function csvCell(text: string): string {
+  return /[",\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}

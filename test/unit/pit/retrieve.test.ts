@@ -1,0 +1,203 @@
+// Point-in-time retrieval over a raw log in a local directory: values equal the engine's own
+// training rows for labels at event times, never look ahead at arbitrary times, do not depend on
+// the number of shards, count duplicated records once, skip days out of range, and fail clearly.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { loadDefinitionsFile } from '../../../shared/definitions/load.ts';
+import type { Definitions } from '../../../shared/definitions/schema.ts';
+import {
+  applyEvent,
+  emptyState,
+  type FeatureValue,
+  featuresBeforeEachColumns,
+  planView,
+  readFeatures,
+  toEngineEvent,
+} from '../../../shared/engine/index.ts';
+import { isTesseraError } from '../../../shared/errors.ts';
+import { LocalObjectStore } from '../../../shared/offline/object-store.ts';
+import { readParquet } from '../../../shared/offline/parquet.ts';
+import { rawBatchFromRecords, writeRawLog } from '../../../shared/offline/raw-log.ts';
+import { retrieveHistorical } from '../../../shared/pit/retrieve.ts';
+import { type FraudEvent, generateFraudEvents } from '../../../shared/synth/fraud-events.ts';
+
+const HOUR = 3_600_000;
+
+describe('point-in-time retrieval (local raw log)', () => {
+  let dir: string;
+  let store: LocalObjectStore;
+  let definitions: Definitions;
+  let events: FraudEvent[];
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tessera-pit-unit-'));
+    store = new LocalObjectStore(join(dir, 'store'));
+    definitions = loadDefinitionsFile('definitions/fraud.yaml');
+    events = generateFraudEvents({ events: 6000, seed: 7, users: 300 });
+    const source = definitions.views[0]!.source;
+    const position = (r: FraudEvent) => ({ partition: r.partition, offset: r.offset });
+    // Two files; the second repeats 500 records of the first (a flush retried after a crash).
+    await writeRawLog(store, source, rawBatchFromRecords(source, events.slice(0, 4000), position), 'part-0');
+    await writeRawLog(
+      store,
+      source,
+      rawBatchFromRecords(source, [...events.slice(4000), ...events.slice(0, 500)], position),
+      'part-1',
+    );
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  function labelsCsv(rows: { user: number; t: number; label?: string }[]): string {
+    const path = join(dir, `labels-${Math.random().toString(36).slice(2)}.csv`);
+    const lines = ['user_id,event_timestamp,is_fraud'];
+    for (const r of rows) lines.push(`${r.user},${new Date(r.t).toISOString()},${r.label ?? '0'}`);
+    writeFileSync(path, `${lines.join('\n')}\n`);
+    return path;
+  }
+
+  async function run(entities: string, extra: { shards?: number; features?: string[]; mode?: 'tiled' } = {}) {
+    const out = join(dir, `out-${Math.random().toString(36).slice(2)}.parquet`);
+    const defs = extra.mode ? loadDefinitionsFile('definitions/fraud.yaml', { mode: 'tiled' }) : definitions;
+    const summary = await retrieveHistorical({
+      store,
+      definitions: defs,
+      entities,
+      out,
+      progress: false,
+      ...(extra.shards ? { shards: extra.shards } : {}),
+      ...(extra.features ? { features: extra.features } : {}),
+    });
+    return { summary, table: readParquet(new Uint8Array(readFileSync(out))) };
+  }
+
+  for (const mode of ['exact', 'tiled'] as const)
+    it(`equals the engine training rows when the labels are the transactions (${mode}, every shard count)`, async () => {
+      const plan = planView(loadDefinitionsFile('definitions/fraud.yaml', { mode }).views[0]!);
+      const expected = featuresBeforeEachColumns(
+        plan,
+        events.map((e) => String(e.user_id)),
+        events.map((e) =>
+          toEngineEvent(
+            plan,
+            e as unknown as Record<string, unknown>,
+            e.event_timestamp,
+            e.partition,
+            e.offset,
+          ),
+        ),
+      );
+      const sample = events.filter((_, i) => i % 3 === 0);
+      const entities = labelsCsv(
+        sample.map((e) => ({ user: e.user_id, t: e.event_timestamp, label: String(e.offset % 2) })),
+      );
+      const indexOf = new Map(events.map((e, i) => [e, i]));
+      for (const shards of [1, 4]) {
+        const { table, summary } = await run(entities, { shards, ...(mode === 'tiled' ? { mode } : {}) });
+        assert.equal(summary.rows, sample.length);
+        assert.equal(summary.shards, shards);
+        assert.equal(table.numRows, sample.length);
+        let mismatches = 0;
+        sample.forEach((e, row) => {
+          const i = indexOf.get(e)!;
+          assert.equal(Number(table.getChild('user_id')!.get(row)), e.user_id);
+          plan.features.forEach((f, k) => {
+            const got = table.getChild(f.def.name)!.get(row) as FeatureValue | bigint;
+            const want = expected[k]![i] as FeatureValue;
+            if ((typeof got === 'bigint' ? Number(got) : got) !== want) mismatches++;
+          });
+        });
+        assert.equal(mismatches, 0, `${mismatches} values differ with ${shards} shard(s), ${mode} mode`);
+        assert.equal(
+          String(table.getChild('is_fraud')!.type),
+          'Int64',
+          'label column passed through as int64',
+        );
+      }
+    });
+
+  it('never looks ahead: an arbitrary time sees exactly the events in [t - W, t)', async () => {
+    const plan = planView({ ...definitions.views[0]!, maxEventsPerEntity: Number.POSITIVE_INFINITY });
+    const busiest = events.filter((e) => e.user_id === events[0]!.user_id);
+    const times = busiest
+      .slice(0, 40)
+      .flatMap((e) => [e.event_timestamp, e.event_timestamp + 1, e.event_timestamp + HOUR]);
+    // Sparse labels with gaps longer than every window, and one after the whole log.
+    const lastTs = Math.max(...busiest.map((e) => e.event_timestamp));
+    times.push(lastTs - 33 * 24 * HOUR, lastTs - 2 * 24 * HOUR, lastTs + 40 * 24 * HOUR);
+    const { table } = await run(labelsCsv(times.map((t) => ({ user: events[0]!.user_id, t }))));
+    // Reference: a fresh state with only the events strictly before t, read as of t.
+    const seen = new Set<string>();
+    const unique = busiest.filter((e) => {
+      const k = `${e.partition}/${e.offset}`;
+      if (seen.has(k)) return false;
+      seen.add(k);
+      return true;
+    });
+    times.forEach((t, row) => {
+      const state = emptyState(plan);
+      const before = unique
+        .filter((e) => e.event_timestamp < t)
+        .sort((a, b) => a.event_timestamp - b.event_timestamp);
+      for (const e of before)
+        applyEvent(
+          plan,
+          state,
+          toEngineEvent(
+            plan,
+            e as unknown as Record<string, unknown>,
+            e.event_timestamp,
+            0,
+            state.offsets.get(0) === undefined ? 0 : state.offsets.get(0)! + 1,
+          ),
+        );
+      const want = readFeatures(plan, state, t);
+      plan.features.forEach((f, k) => {
+        const got = table.getChild(f.def.name)!.get(row) as number | bigint;
+        assert.equal(
+          typeof got === 'bigint' ? Number(got) : got,
+          want[k],
+          `row ${row} ${f.def.name} at ${new Date(t).toISOString()}`,
+        );
+      });
+    });
+  });
+
+  it('skips raw-log days that cannot be in any window, and answers tiled mode too', async () => {
+    const last = Math.max(...events.map((e) => e.event_timestamp));
+    const user = events.at(-1)!.user_id;
+    const { summary, table } = await run(labelsCsv([{ user, t: last - 2 * HOUR }]), {
+      features: ['user_transaction_features:transaction_count_1h'],
+    });
+    assert.ok(summary.objectsSkipped > 0, `skipped ${summary.objectsSkipped} objects`);
+    assert.deepEqual(summary.features, ['transaction_count_1h']);
+    assert.equal(table.numCols, 4, 'user_id, event_timestamp, is_fraud, one feature');
+    const tiled = await run(labelsCsv([{ user, t: last - 2 * HOUR }]), { mode: 'tiled' });
+    assert.equal(tiled.table.numRows, 1);
+  });
+
+  it('names the row of a bad timestamp, a missing column and an unknown feature', async () => {
+    const bad = join(dir, 'bad.csv');
+    writeFileSync(bad, 'user_id,event_timestamp\n1000,2026-01-02T00:00:00Z\n1001,yesterday\n');
+    await assert.rejects(
+      run(bad),
+      (e) =>
+        isTesseraError(e, 'INVALID_ARGUMENT') && /row 2: bad event_timestamp "yesterday"/.test(e.message),
+    );
+    const missing = join(dir, 'missing.csv');
+    writeFileSync(missing, 'user_id,ts\n1000,2026-01-02T00:00:00Z\n');
+    await assert.rejects(
+      run(missing),
+      (e) => isTesseraError(e, 'INVALID_ARGUMENT') && /no column event_timestamp/.test(e.message),
+    );
+    const ok = labelsCsv([{ user: 1000, t: Date.UTC(2026, 0, 5) }]);
+    await assert.rejects(
+      run(ok, { features: ['user_transaction_features:nope'] }),
+      (e) =>
+        isTesseraError(e, 'INVALID_ARGUMENT') &&
+        /unknown feature user_transaction_features:nope/.test(e.message),
+    );
+  });
+});
