@@ -1,9 +1,11 @@
 // The README demo, part 2: the real pipeline so far. Generated fraud-like transactions (shifted so
 // the stream ends now) go to Kafka through the producer, a real ingestor process applies them with
 // the engine to Redis, a few users' six reference features are read back from Redis, and the online
-// server answers the same users over HTTP (curl).
+// server answers the same users over HTTP (curl), and the flusher's offline store is listed on S3
+// and read back with pandas.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
@@ -12,6 +14,7 @@ import { kafkaOptions, redisOptions } from '../shared/config/clients.ts';
 import { loadConfig } from '../shared/config/index.ts';
 import { loadDefinitionsFile } from '../shared/definitions/load.ts';
 import { planView, readFeatures } from '../shared/engine/index.ts';
+import { openConfiguredStore } from '../shared/offline/configured-store.ts';
 import { RedisStateStore } from '../shared/state-store/redis-state-store.ts';
 
 const EVENTS = 20_000;
@@ -23,6 +26,9 @@ const env = {
   TESSERA_METRICS_PORT: '0',
   TESSERA_INGEST_CLOCK: 'event',
   TESSERA_LOG_LEVEL: 'warn',
+  TESSERA_FLUSHER_GROUP: `${runId}-flusher`,
+  TESSERA_FLUSH_INTERVAL_MS: '3000',
+  TESSERA_OFFLINE_STORE: `s3://${process.env.TESSERA_S3_BUCKET ?? 'tessera-offline'}/${runId}`,
 };
 const config = loadConfig({ argv: [], env: { ...process.env, ...env } });
 const say = (msg: string) => console.log(`demo: ${msg}`);
@@ -53,6 +59,12 @@ async function main(): Promise<void> {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   ingestor.stdout.on('data', (b: Buffer) => process.stdout.write(`  [ingestor] ${b}`));
+  // The flusher runs beside it: raw events and training rows to the offline store on S3.
+  const flusher = spawn(process.execPath, ['--import', 'tsx', 'services/flusher/main.ts'], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  flusher.stdout.on('data', (b: Buffer) => process.stdout.write(`  [flusher] ${b}`));
   const kafka = new Kafka({ ...kafkaOptions(config, runId), logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
   await admin.connect();
@@ -96,9 +108,65 @@ async function main(): Promise<void> {
   }
   redis.disconnect();
   await queryServer(busiest);
+  await showOfflineStore(flusher, kafka, topic, summary.sent);
   say(
     `state stays in Redis under ${runId}:* (TTL ${(plan.view.ttlMs / 86_400_000).toFixed(1)} days); topics ${runId}.*`,
   );
+}
+
+/** Waits for the flusher to pass the last event, stops it (it flushes on SIGTERM), lists S3, reads with pandas. */
+async function showOfflineStore(
+  flusher: ReturnType<typeof spawn>,
+  kafka: Kafka,
+  topic: string,
+  total: number,
+): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const started = Date.now();
+  for (;;) {
+    const [c] = await admin.fetchOffsets({ groupId: env.TESSERA_FLUSHER_GROUP, topics: [topic] });
+    const done = (c?.partitions ?? []).reduce((s, p) => s + Math.max(0, Number(p.offset)), 0);
+    if (done >= total) break;
+    if (Date.now() - started > 120_000)
+      throw new Error(`the flusher wrote only ${done} of ${total} events in 2 minutes`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  await admin.disconnect();
+  flusher.kill('SIGTERM');
+  await new Promise((r) => flusher.once('exit', r));
+  const store = openConfiguredStore(loadConfig({ argv: [], env: { ...process.env, ...env } }));
+  const view = 'user_transaction_features';
+  const latest = Buffer.from(await store.get(`${view}/latest/_VERSION`))
+    .toString()
+    .trim();
+  const version = latest.split(/\s/)[0]!;
+  say(
+    `the flusher wrote the offline store ${store.location} (versions are increments; latest/ names the newest):`,
+  );
+  const show = async (prefix: string) => {
+    for (const o of await store.list(prefix))
+      console.log(`  ${String(o.size).padStart(9)}  ${store.location}/${o.key}`);
+  };
+  await show(`${view}/${version}/`);
+  await show(`${view}/latest/`);
+  const raw = await store.list('raw/');
+  say(`and the raw event log: ${raw.length} parquet files under ${store.location}/raw/ (by source and day)`);
+  const python = process.env.TESSERA_PYTHON;
+  if (!python) throw new Error('TESSERA_PYTHON is not set: run the demo through scripts/demo');
+  const local = `/tmp/${runId}-features.parquet`;
+  writeFileSync(local, await store.get(`${view}/latest/features.parquet`));
+  say(`pandas reads ${view}/latest/features.parquet (a copy of ${version}):`);
+  const script = [
+    'import sys, pandas as pd',
+    'df = pd.read_parquet(sys.argv[1])',
+    'print(df.dtypes.to_string())',
+    'print(f"{len(df)} rows, event_timestamp {df.event_timestamp.min()} .. {df.event_timestamp.max()}")',
+    "print(df.sort_values('event_timestamp').tail(3).to_string(index=False))",
+  ].join('\n');
+  const out = execFileSync(python, ['-c', script, local], { encoding: 'utf8' });
+  for (const line of out.trimEnd().split('\n')) console.log(`  ${line}`);
+  rmSync(local, { force: true });
 }
 
 /** Starts the online server on the same state and asks it, with curl, what a model would ask. */

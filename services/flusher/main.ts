@@ -85,7 +85,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   await flusher.start();
-  console.log(`flusher ready (metrics on 127.0.0.1:${ops.port})`);
+  console.log(`flusher ready (metrics on ${config.httpHost}:${ops.port})`);
 }
 
 main().catch((error: unknown) => {

@@ -59,7 +59,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
   await ingestor.start();
   // Printed for supervisors and tests that wait for it.
-  console.log(`ingestor ready (metrics on 127.0.0.1:${ops.port})`);
+  console.log(`ingestor ready (metrics on ${config.httpHost}:${ops.port})`);
 }
 
 main().catch((error: unknown) => {
