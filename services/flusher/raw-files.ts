@@ -6,6 +6,7 @@ import type { Decoder } from '../../shared/codecs/decode.ts';
 import type { SourceDef } from '../../shared/definitions/schema.ts';
 import { rawEventColumns, SOURCE_OFFSET, SOURCE_PARTITION } from '../../shared/offline/feature-columns.ts';
 import { type ColumnInput, type WriteOptions, writeParquet } from '../../shared/offline/parquet.ts';
+import { rawObjectKey, utcDay } from '../../shared/offline/raw-log.ts';
 import { columnFromValues } from './columns.ts';
 import type { BufferedRecord } from './record-buffer.ts';
 
@@ -38,7 +39,7 @@ export function rawFileKey(
   first: number,
   last: number,
 ): string {
-  return `raw/${source}/date=${day}/part-p${partition}-${first}-${last}.parquet`;
+  return rawObjectKey(source, day, `part-p${partition}-${first}-${last}`);
 }
 
 export async function buildRawFiles(
@@ -58,7 +59,7 @@ export async function buildRawFiles(
         invalid.set(d.reason, (invalid.get(d.reason) ?? 0) + 1);
         return;
       }
-      const day = new Date(d.ts).toISOString().slice(0, 10);
+      const day = utcDay(d.ts);
       let events = byDay.get(day);
       if (!events) {
         events = [];

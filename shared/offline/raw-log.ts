@@ -21,6 +21,11 @@ export function rawLogPrefix(source: string): string {
   return `raw/${source}/`;
 }
 
+/** Object key of a raw-log file: `raw/<source>/date=<day>/<name>.parquet` (the one place of this layout). */
+export function rawObjectKey(source: string, day: string, name: string): string {
+  return `${rawLogPrefix(source)}date=${day}/${name}.parquet`;
+}
+
 /** The UTC day (YYYY-MM-DD) an epoch-millisecond time falls in. */
 export function utcDay(ms: number): string {
   return new Date(Math.floor(ms / DAY_MS) * DAY_MS).toISOString().slice(0, 10);
@@ -72,7 +77,7 @@ export async function writeRawLog(
   for (const [day, rows] of [...byDay].sort(([a], [b]) => (a < b ? -1 : 1))) {
     const columns: Record<string, ColumnInput> = {};
     for (const spec of specs) columns[spec.name] = pick(batch.columns[spec.name]!, rows);
-    const key = `${rawLogPrefix(source.name)}date=${day}/${name}.parquet`;
+    const key = rawObjectKey(source.name, day, name);
     await store.put(
       key,
       writeParquet(specs, columns, rows.length, options),
