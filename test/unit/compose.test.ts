@@ -87,7 +87,7 @@ describe('docker-compose.yml', () => {
     }
     assert.equal(hostPort('server', 8080), DEFAULTS.httpPort);
     assert.match(
-      String((compose.services.server?.environment ?? {}).TESSERA_AUTH_TOKEN),
+      String(compose.services.server?.environment?.TESSERA_AUTH_TOKEN),
       /^\$\{TESSERA_AUTH_TOKEN:\?/,
     );
   });
