@@ -63,9 +63,11 @@ export const DEFAULTS = {
   /** Also PUBLISH fresh feature vectors on Redis channel `<prefix>:updates:<view>`. Env TESSERA_PUBLISH_UPDATES. */
   publishUpdates: false,
   /**
-   * Offline store the flusher writes (docs/offline-store.md): `s3://<bucket>[/<prefix>]` on the
-   * S3 endpoint above, or a local directory (`file:///abs/path` or a plain path). Empty = the
-   * bucket TESSERA_S3_BUCKET. Env TESSERA_OFFLINE_STORE, flag --offline-store.
+   * Offline store the flusher writes and `historical` reads (docs/offline-store.md):
+   * `s3://<bucket>[/<prefix>]` on the S3 endpoint, or a local directory (`file:///abs/path` or a
+   * path). Empty: `s3://<TESSERA_S3_BUCKET>` when an S3 endpoint is configured (TESSERA_S3_ENDPOINT
+   * or its flag, as `scripts/stack env`, compose and k8s do), else the embedded local directory
+   * `offline-store/`. Env TESSERA_OFFLINE_STORE, flag --offline-store.
    */
   offlineStore: '',
   /** Kafka consumer group of the flusher (one flusher per offline store). Env TESSERA_FLUSHER_GROUP. */
@@ -87,6 +89,9 @@ export const DEFAULTS = {
    */
   stateCacheEvents: 0,
 };
+
+/** The offline store when neither TESSERA_OFFLINE_STORE nor an S3 endpoint is configured. */
+export const LOCAL_OFFLINE_STORE = 'offline-store';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];

@@ -2,7 +2,15 @@
 // validated at start, printable without secrets. Defaults and docs live in defaults.ts.
 
 import { TesseraError } from '../errors.ts';
-import { CONFIG_KEYS, type ConfigKey, DEFAULTS, ENV_NAMES, flagName, SECRET_KEYS } from './defaults.ts';
+import {
+  CONFIG_KEYS,
+  type ConfigKey,
+  DEFAULTS,
+  ENV_NAMES,
+  flagName,
+  LOCAL_OFFLINE_STORE,
+  SECRET_KEYS,
+} from './defaults.ts';
 import { type Config, configSchema, type RawConfig } from './schema.ts';
 
 export { CONFIG_KEYS, DEFAULTS, ENV_NAMES, flagName, LOG_LEVELS, type LogLevel } from './defaults.ts';
@@ -36,7 +44,13 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     source[key] = flagName(key);
   }
   const result = configSchema.safeParse(raw);
-  if (result.success) return result.data;
+  if (result.success) {
+    // No S3 configured at all: the offline store is an embedded local directory, not a guess at
+    // an S3 server on the default endpoint.
+    if (raw.offlineStore === undefined && raw.s3Endpoint === undefined)
+      return { ...result.data, offlineStore: LOCAL_OFFLINE_STORE };
+    return result.data;
+  }
   const problems = result.error.issues.map((issue) => {
     const key = issue.path[0] as ConfigKey;
     const name = source[key] ?? `${ENV_NAMES[key]} (default)`;

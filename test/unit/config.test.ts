@@ -188,3 +188,15 @@ describe('config', () => {
     assert.equal(topicName(c, 'transactions'), 'ci.transactions');
   });
 });
+
+describe('offline store default', () => {
+  it('is the S3 bucket when an S3 endpoint is configured, else the embedded local directory', () => {
+    assert.equal(loadConfig({ env: {}, argv: [] }).offlineStore, 'offline-store');
+    assert.equal(
+      loadConfig({ env: { TESSERA_S3_ENDPOINT: 'http://127.0.0.1:8333' }, argv: [] }).offlineStore,
+      '',
+    );
+    assert.equal(loadConfig({ env: {}, argv: ['--s3-endpoint=http://127.0.0.1:9000'] }).offlineStore, '');
+    assert.equal(loadConfig({ env: { TESSERA_OFFLINE_STORE: '/data/x' }, argv: [] }).offlineStore, '/data/x');
+  });
+});
