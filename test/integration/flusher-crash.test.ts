@@ -24,8 +24,11 @@ import { cleanupRun } from '../support/ingestor-process.ts';
 
 const PARTITIONS = 3;
 const KILLS = 5;
-/** Kills that must land inside a flush (intent saved, not finished); more kills (up to 9) until then. */
+/** Kills that must land inside a flush (intent saved, not finished); more kills (up to 12) until then. */
 const MID_FLUSH = 3;
+const MAX_KILLS = 12;
+/** Events per produce step (one step every 350 ms): small, so the stream outlasts the kills on a loaded machine. */
+const STEP = 250;
 let kills = 0;
 const run = newFlusherRun({
   TESSERA_FLUSH_INTERVAL_MS: '400',
@@ -41,7 +44,7 @@ const expected = expectedRows(run.view, events);
 const view = run.view.name;
 
 describe('flusher killed with SIGKILL mid-upload writes each source offset exactly once', {
-  timeout: 120_000,
+  timeout: 180_000,
 }, () => {
   const children: ChildProcess[] = [];
   const killedMidFlush: string[] = [];
@@ -65,8 +68,8 @@ describe('flusher killed with SIGKILL mid-upload writes each source offset exact
     const rows = [...expected.values()];
     let stopReader = false;
     const producing = (async () => {
-      for (let i = 0; i < events.length; i += 500) {
-        const chunk = events.slice(i, i + 500);
+      for (let i = 0; i < events.length; i += STEP) {
+        const chunk = events.slice(i, i + STEP);
         await producer.send({
           topic: run.topic,
           messages: chunk.map((e) => ({
@@ -80,7 +83,7 @@ describe('flusher killed with SIGKILL mid-upload writes each source offset exact
           .filter((r) => r !== undefined);
         // At-least-once rows: some earlier rows again (often after their first copy was flushed).
         const again = Array.from(
-          { length: 80 },
+          { length: 40 },
           () => rows[Math.floor(Math.random() * Math.min(rows.length, i + 1))]!,
         );
         await producer.send({
@@ -114,7 +117,7 @@ describe('flusher killed with SIGKILL mid-upload writes each source offset exact
       }
     })();
 
-    for (let k = 0; k < KILLS || (killedMidFlush.length < MID_FLUSH && k < 9); k++) {
+    for (let k = 0; k < KILLS || (killedMidFlush.length < MID_FLUSH && k < MAX_KILLS); k++) {
       kills = k + 1;
       const flusher = startFlusher(run);
       children.push(flusher.child);
