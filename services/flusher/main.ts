@@ -10,6 +10,7 @@ import { kafkaOptions, redisOptions } from '../../shared/config/clients.ts';
 import { loadConfig, renderConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { isTesseraError } from '../../shared/errors.ts';
+import { stopOnSignals } from '../../shared/graceful-stop.ts';
 import { openConfiguredStore } from '../../shared/offline/configured-store.ts';
 // The ops endpoint is the same for every service; it lives with the ingestor that came first.
 import { startOpsServer } from '../../shared/ops-server.ts';
@@ -63,27 +64,16 @@ async function main(): Promise<void> {
   });
   logger.info({ port: ops.port, store: store.location }, 'health/ready/metrics listening');
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping: flushing what is buffered, committing, leaving the group');
-    const timer = setTimeout(() => {
-      logger.error('graceful stop took over 60 s; exiting (the next start redoes the flush)');
-      process.exit(1);
-    }, 60_000);
-    try {
+  stopOnSignals(logger, {
+    stopping: 'stopping: flushing what is buffered, committing, leaving the group',
+    graceMs: 60_000,
+    late: 'graceful stop took over 60 s; exiting (the next start redoes the flush)',
+    stop: async () => {
       await flusher.stop();
       redis.disconnect();
       ops.server.close();
-    } finally {
-      clearTimeout(timer);
-    }
-    logger.info('stopped');
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+    },
+  });
   await flusher.start();
   console.log(`flusher ready (metrics on ${config.httpHost}:${ops.port})`);
 }

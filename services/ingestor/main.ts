@@ -7,6 +7,7 @@ import { kafkaOptions, redisOptions } from '../../shared/config/clients.ts';
 import { loadConfig, renderConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { isTesseraError } from '../../shared/errors.ts';
+import { stopOnSignals } from '../../shared/graceful-stop.ts';
 import { startOpsServer } from '../../shared/ops-server.ts';
 import { createIngestor } from './ingestor.ts';
 import { createIngestorMetrics } from './metrics.ts';
@@ -36,27 +37,16 @@ async function main(): Promise<void> {
   });
   logger.info({ port: ops.port }, 'health/ready/metrics listening');
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping: finishing the current batch, committing, leaving the group');
-    const timer = setTimeout(() => {
-      logger.error('graceful stop took over 30 s; exiting');
-      process.exit(1);
-    }, 30_000);
-    try {
+  stopOnSignals(logger, {
+    stopping: 'stopping: finishing the current batch, committing, leaving the group',
+    graceMs: 30_000,
+    late: 'graceful stop took over 30 s; exiting',
+    stop: async () => {
       await ingestor.stop();
       redis.disconnect();
       ops.server.close();
-    } finally {
-      clearTimeout(timer);
-    }
-    logger.info('stopped');
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+    },
+  });
   await ingestor.start();
   // Printed for supervisors and tests that wait for it.
   console.log(`ingestor ready (metrics on ${config.httpHost}:${ops.port})`);

@@ -10,6 +10,7 @@ import { kafkaOptions, redisOptions } from '../../shared/config/clients.ts';
 import { loadConfig, renderConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { isTesseraError } from '../../shared/errors.ts';
+import { stopOnSignals } from '../../shared/graceful-stop.ts';
 import { buildApp } from './app.ts';
 import { createAuthenticator, loadTokens } from './auth.ts';
 import { createServerMetrics } from './metrics.ts';
@@ -78,20 +79,16 @@ async function main(): Promise<void> {
   });
   const address = await app.listen({ host: config.httpHost, port: config.httpPort });
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping: finishing requests in flight');
-    const timer = setTimeout(() => process.exit(1), 10_000);
-    await app.close(); // stops accepting, waits for requests in flight
-    await producer?.disconnect().catch(() => {});
-    redis.disconnect();
-    clearTimeout(timer);
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  stopOnSignals(logger, {
+    stopping: 'stopping: finishing requests in flight',
+    graceMs: 10_000,
+    late: 'graceful stop took over 10 s; exiting',
+    stop: async () => {
+      await app.close(); // stops accepting, waits for requests in flight
+      await producer?.disconnect().catch(() => {});
+      redis.disconnect();
+    },
+  });
   // Printed for supervisors and tests that wait for it.
   console.log(`server listening on ${address}`);
 }
