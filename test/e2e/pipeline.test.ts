@@ -16,11 +16,17 @@ import {
   cleanupStore,
   newFlusherRun,
   placeEvents,
+  producePlacedEvents,
   readTables,
   startFlusher,
   waitForGroup,
 } from '../support/flusher-process.ts';
-import { cleanupRun, startIngestor, waitForCaughtUp } from '../support/ingestor-process.ts';
+import {
+  cleanupRun,
+  createSourceTopic,
+  startIngestor,
+  waitForCaughtUp,
+} from '../support/ingestor-process.ts';
 import { startServer } from '../support/server-process.ts';
 
 const exec = promisify(execFile);
@@ -58,25 +64,8 @@ describe('pipeline: Kafka -> ingestor/Redis + flusher/S3 -> server and historica
   const children: { kill(signal?: NodeJS.Signals): boolean }[] = [];
 
   before(async () => {
-    const admin = run.kafka.admin();
-    await admin.connect();
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [{ topic: run.topic, numPartitions: PARTITIONS }],
-    });
-    await admin.disconnect();
-    const producer = run.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-    await producer.connect();
-    for (let i = 0; i < events.length; i += 1000)
-      await producer.send({
-        topic: run.topic,
-        messages: events.slice(i, i + 1000).map((e) => ({
-          key: String(e.user_id),
-          partition: e.partition,
-          value: JSON.stringify({ ...e, event_timestamp: new Date(e.event_timestamp).toISOString() }),
-        })),
-      });
-    await producer.disconnect();
+    await createSourceTopic(run, PARTITIONS);
+    await producePlacedEvents(run, events);
 
     const ingestor = startIngestor(run);
     const flusher = startFlusher(run);

@@ -18,6 +18,7 @@ import {
   expectedRows,
   newFlusherRun,
   placeEvents,
+  producePlacedEvents,
   readTables,
   startFlusher,
   waitForGroup,
@@ -47,17 +48,9 @@ describe('flusher writes the offline store layout', { timeout: 90_000 }, () => {
 
   before(async () => {
     await createSourceTopic(run, PARTITIONS);
+    await producePlacedEvents(run, events);
     const producer = run.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
-    for (let i = 0; i < events.length; i += 1000)
-      await producer.send({
-        topic: run.topic,
-        messages: events.slice(i, i + 1000).map((e) => ({
-          key: String(e.user_id),
-          partition: e.partition,
-          value: JSON.stringify({ ...e, event_timestamp: new Date(e.event_timestamp).toISOString() }),
-        })),
-      });
     // Two records that do not decode: dead letters, never in the raw log.
     await producer.send({
       topic: run.topic,

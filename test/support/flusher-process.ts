@@ -24,7 +24,7 @@ import { openConfiguredStore } from '../../shared/offline/configured-store.ts';
 import type { ObjectStore } from '../../shared/offline/object-store.ts';
 import { readParquet } from '../../shared/offline/parquet.ts';
 import type { FraudEvent } from '../../shared/synth/fraud-events.ts';
-import { newTestRun, type TestRun } from './ingestor-process.ts';
+import { fraudMessages, newTestRun, type TestRun } from './ingestor-process.ts';
 
 export interface FlusherRun extends TestRun {
   store: ObjectStore;
@@ -116,6 +116,19 @@ export async function waitForGroup(
     }
   } finally {
     await admin.disconnect();
+  }
+}
+
+/** Produces events placed by placeEvents to their own partitions (JSON, keyed by user), acknowledged. */
+export async function producePlacedEvents(run: TestRun, events: readonly FraudEvent[]): Promise<void> {
+  const producer = run.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  try {
+    const messages = fraudMessages(events).map((m, i) => ({ ...m, partition: events[i]!.partition }));
+    for (let i = 0; i < messages.length; i += 1000)
+      await producer.send({ topic: run.topic, messages: messages.slice(i, i + 1000) });
+  } finally {
+    await producer.disconnect();
   }
 }
 
