@@ -7,6 +7,7 @@ import {
   decodeState,
   type EntityState,
   type FeatureValue,
+  newestEventTime,
   planView,
   readFeatures,
   readFloor,
@@ -150,19 +151,6 @@ function decode(plan: ViewPlan, blob: Buffer, entity: string, prefix: string): E
       },
     );
   }
-}
-
-/** Time of the entity's newest event: the last stored raw event, else the newest tile's start. */
-function newestEventTime(state: EntityState): number | null {
-  const last = state.events[state.events.length - 1];
-  if (last && state.events.length > state.head) return last.ts;
-  let newest: number | null = null;
-  for (const group of state.tiles) {
-    if (group.length === 0) continue;
-    const start = group.startOf(group.length - 1);
-    if (newest === null || start > newest) newest = start;
-  }
-  return newest;
 }
 
 /** RFC 3339 with Feast's precision rule: no fraction on whole seconds, else milliseconds. */

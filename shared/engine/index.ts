@@ -22,6 +22,7 @@ export {
   type EntityState,
   emptyState,
   eventCount,
+  newestEventTime,
   readFeatures,
   readFloor,
 } from './state.ts';

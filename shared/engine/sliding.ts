@@ -9,7 +9,7 @@
 // verification.
 import type { FeatureValue, Value } from './acc.ts';
 import type { FeaturePlan, ViewPlan } from './plan.ts';
-import { sortRows } from './row-order.ts';
+import { type RowOrderInput, sortRows } from './row-order.ts';
 import type { EngineEvent } from './state.ts';
 import { type WindowSpec, windowStart } from './window.ts';
 import { type ColumnData, type FeatureColumn, type WindowAgg, windowAgg } from './window-aggs.ts';
@@ -17,13 +17,7 @@ import { type ColumnData, type FeatureColumn, type WindowAgg, windowAgg } from '
 export type { ColumnData, FeatureColumn } from './window-aggs.ts';
 
 /** Events as typed columns; `columns` follow plan.columns, `entity` holds dense ids < entities. */
-export interface EventColumns {
-  n: number;
-  entities: number;
-  entity: Int32Array;
-  ts: Float64Array;
-  partition: Int32Array;
-  offset: Float64Array;
+export interface EventColumns extends RowOrderInput {
   columns: ColumnData[];
 }
 

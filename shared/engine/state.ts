@@ -214,6 +214,21 @@ function prune(plan: ViewPlan, state: EntityState): void {
   }
 }
 
+/**
+ * Time of the entity's newest event as the state knows it: its last live raw event, else the start
+ * of its newest tile (a lower bound, once raw events have been pruned); null for a new entity.
+ */
+export function newestEventTime(state: EntityState): number | null {
+  if (state.events.length > state.head) return state.events[state.events.length - 1]!.ts;
+  let newest: number | null = null;
+  for (const group of state.tiles) {
+    if (group.length === 0) continue;
+    const start = group.startOf(group.length - 1);
+    if (newest === null || start > newest) newest = start;
+  }
+  return newest;
+}
+
 /** Live events of the state. */
 export function eventCount(state: EntityState): number {
   return state.events.length - state.head;
