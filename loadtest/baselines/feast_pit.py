@@ -26,10 +26,12 @@ import os
 import sys
 import tempfile
 import time
-from datetime import timedelta
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "test", "compat"))
+from feast_offline import feast_historical, feast_store  # noqa: E402  (shared with the compat test)
 
 KEY = "user_id"
 TS = "event_timestamp"
@@ -45,37 +47,11 @@ NAMES = [name for name, _ in FEATURES]
 
 
 def run_feast(features_path: str, entity_df: pd.DataFrame) -> tuple[pd.DataFrame, float]:
+    # The same throwaway repo as the compatibility test; only the retrieval is timed.
+    specs = [{"name": n, "aggregation": "count" if k == "int" else "avg"} for n, k in FEATURES]
     with tempfile.TemporaryDirectory(prefix="tessera-feast-bench-") as repo:
-        return _run_feast(features_path, entity_df, repo)
-
-
-def _run_feast(features_path: str, entity_df: pd.DataFrame, repo: str) -> tuple[pd.DataFrame, float]:
-    from feast import Entity, FeatureStore, FeatureView, Field, FileSource, RepoConfig, ValueType
-    from feast.types import Float64, Int64
-
-    store = FeatureStore(config=RepoConfig(
-        project="tessera_pit_bench",
-        registry=os.path.join(repo, "registry.db"),
-        provider="local",
-        offline_store={"type": "file"},
-        online_store={"type": "sqlite", "path": os.path.join(repo, "online.db")},
-        entity_key_serialization_version=3,
-        repo_path=repo,
-    ))
-    user = Entity(name="user", join_keys=[KEY], value_type=ValueType.INT64)
-    view = FeatureView(
-        name="user_transaction_features",
-        entities=[user],
-        ttl=timedelta(0),
-        schema=[Field(name=n, dtype=Int64 if k == "int" else Float64) for n, k in FEATURES],
-        source=FileSource(path=features_path, timestamp_field=TS),
-    )
-    store.apply([user, view])
-    started = time.perf_counter()
-    out = store.get_historical_features(
-        entity_df=entity_df, features=[f"user_transaction_features:{n}" for n in NAMES]
-    ).to_df()
-    return out, time.perf_counter() - started
+        store = feast_store(features_path, specs, repo, project="tessera_pit_bench")
+        return feast_historical(store, entity_df, specs)
 
 
 def run_asof(features_path: str, entity_df: pd.DataFrame) -> tuple[pd.DataFrame, float]:

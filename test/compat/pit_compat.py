@@ -28,7 +28,6 @@ import os
 import sys
 import tempfile
 import time
-from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -37,6 +36,7 @@ import pyarrow.parquet as pq
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "oracle"))
 import oracle  # noqa: E402  (the seed's independent loop)
+from feast_offline import feast_historical, feast_store  # noqa: E402  (beside this file)
 
 KEY = "user_id"
 TS = "event_timestamp"
@@ -65,43 +65,6 @@ def check_dtypes(path: str, features: list[dict]) -> dict:
         "pandas_dtypes": {k: str(v) for k, v in df.dtypes.items()},
         "arrow_schema": {f.name: str(f.type) for f in arrow_schema},
     }
-
-
-def feast_store(features_path: str, features: list[dict], repo: str):
-    from feast import Entity, FeatureStore, FeatureView, Field, FileSource, RepoConfig, ValueType
-    from feast.types import Float64, Int64
-
-    config = RepoConfig(
-        project="tessera_pit_compat",
-        registry=os.path.join(repo, "registry.db"),
-        provider="local",
-        offline_store={"type": "file"},
-        online_store={"type": "sqlite", "path": os.path.join(repo, "online.db")},
-        entity_key_serialization_version=3,
-        repo_path=repo,
-    )
-    store = FeatureStore(config=config)
-    user = Entity(name="user", join_keys=[KEY], value_type=ValueType.INT64)
-    source = FileSource(path=features_path, timestamp_field=TS)
-    view = FeatureView(
-        name="user_transaction_features",
-        entities=[user],
-        ttl=timedelta(0),  # no TTL: the windows are the features' own business
-        schema=[
-            Field(name=f["name"], dtype=Int64 if f["aggregation"] in ("count", "count_distinct") else Float64)
-            for f in features
-        ],
-        source=source,
-    )
-    store.apply([user, view])
-    return store
-
-
-def feast_historical(store, entity_df: pd.DataFrame, features: list[dict]) -> tuple[pd.DataFrame, float]:
-    refs = [f"user_transaction_features:{f['name']}" for f in features]
-    started = time.perf_counter()
-    out = store.get_historical_features(entity_df=entity_df, features=refs).to_df()
-    return out, time.perf_counter() - started
 
 
 def compare(ours: pd.DataFrame, theirs: pd.DataFrame, features: list[dict]) -> dict:

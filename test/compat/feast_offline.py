@@ -1,0 +1,57 @@
+"""A throwaway Feast repo over a Tessera features.parquet, for the compatibility test
+(test/compat/pit_compat.py) and the point-in-time benchmark (loadtest/baselines/feast_pit.py):
+local registry, file offline store, entity user_id INT64, the view's features as a FileSource.
+
+`features` are dicts with "name" and "aggregation" (the oracle spec's shape); counts are Int64,
+everything else Float64.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+
+import pandas as pd
+
+KEY = "user_id"
+TS = "event_timestamp"
+
+
+def feast_store(features_path: str, features: list[dict], repo: str, project: str = "tessera_pit_compat"):
+    from feast import Entity, FeatureStore, FeatureView, Field, FileSource, RepoConfig, ValueType
+    from feast.types import Float64, Int64
+
+    config = RepoConfig(
+        project=project,
+        registry=os.path.join(repo, "registry.db"),
+        provider="local",
+        offline_store={"type": "file"},
+        online_store={"type": "sqlite", "path": os.path.join(repo, "online.db")},
+        entity_key_serialization_version=3,
+        repo_path=repo,
+    )
+    store = FeatureStore(config=config)
+    user = Entity(name="user", join_keys=[KEY], value_type=ValueType.INT64)
+    source = FileSource(path=features_path, timestamp_field=TS)
+    view = FeatureView(
+        name="user_transaction_features",
+        entities=[user],
+        ttl=timedelta(0),  # no TTL: the windows are the features' own business
+        schema=[
+            Field(name=f["name"], dtype=Int64 if f["aggregation"] in ("count", "count_distinct") else Float64)
+            for f in features
+        ],
+        source=source,
+    )
+    store.apply([user, view])
+    return store
+
+
+def feast_historical(store, entity_df: pd.DataFrame, features: list[dict]) -> tuple[pd.DataFrame, float]:
+    refs = [f"user_transaction_features:{f['name']}" for f in features]
+    started = time.perf_counter()
+    out = store.get_historical_features(entity_df=entity_df, features=refs).to_df()
+    return out, time.perf_counter() - started
+
+
