@@ -4,8 +4,6 @@
 import type { Redis } from 'ioredis';
 import type { Definitions } from '../../shared/definitions/schema.ts';
 import {
-  decodeState,
-  type EntityState,
   type FeatureValue,
   newestEventTime,
   planView,
@@ -14,7 +12,7 @@ import {
   type ViewPlan,
 } from '../../shared/engine/index.ts';
 import { TesseraError } from '../../shared/errors.ts';
-import { stateKey } from '../../shared/state-store/redis-state-store.ts';
+import { decodeStoredState, stateKey } from '../../shared/state-store/redis-state-store.ts';
 import type { OnlineRequest } from './request.ts';
 
 /** Feast's FieldStatus names, as its JSON responses spell them. */
@@ -86,7 +84,7 @@ export class OnlineReader {
           for (const c of columns) push(c, null, 'NOT_FOUND', EPOCH);
           continue;
         }
-        const state = decode(plan, blob, v.keys[row]!, this.prefix);
+        const state = decodeStoredState(plan, stateKey(this.prefix, v.view.name, v.keys[row]!), blob);
         const newest = newestEventTime(state);
         const stamp = newest === null ? EPOCH : feastTimestamp(newest);
         if (newest !== null && v.view.maxAgeMs !== null && newest < t - v.view.maxAgeMs) {
@@ -135,22 +133,6 @@ function push(c: FeatureVector, value: FeatureValue, status: FieldStatus, stamp:
   c.values.push(value);
   c.statuses.push(status);
   c.event_timestamps.push(stamp);
-}
-
-function decode(plan: ViewPlan, blob: Buffer, entity: string, prefix: string): EntityState {
-  try {
-    return decodeState(plan, new Uint8Array(blob.buffer, blob.byteOffset, blob.byteLength));
-  } catch (cause) {
-    const key = stateKey(prefix, plan.view.name, entity);
-    throw new TesseraError(
-      'STATE_CORRUPT',
-      `state of ${key} cannot be decoded: delete the key to rebuild it`,
-      {
-        cause,
-        context: { key },
-      },
-    );
-  }
 }
 
 /** RFC 3339 with Feast's precision rule: no fraction on whole seconds, else milliseconds. */

@@ -41,6 +41,22 @@ export interface LoadStats {
   fetched: number;
 }
 
+/** Decodes the `s` field of a state key; a blob that does not decode is STATE_CORRUPT, naming the key. */
+export function decodeStoredState(plan: ViewPlan, key: string, blob: Buffer): EntityState {
+  try {
+    return decodeState(plan, new Uint8Array(blob.buffer, blob.byteOffset, blob.byteLength));
+  } catch (cause) {
+    throw new TesseraError(
+      'STATE_CORRUPT',
+      `state of ${key} cannot be decoded: delete the key to rebuild it`,
+      {
+        cause,
+        context: { key },
+      },
+    );
+  }
+}
+
 /** The Redis key of an entity's state: `<prefix>:{<view>:<entity>}`. */
 export function stateKey(prefix: string, view: string, entity: string): string {
   return `${prefix}:{${view}:${entity}}`;
@@ -118,16 +134,7 @@ export class RedisStateStore {
 
   private decode(entity: string, v: Buffer | null, s: Buffer | null): LoadedState {
     if (v === null || s === null) return { version: 0, state: emptyState(this.plan) };
-    try {
-      const state = decodeState(this.plan, new Uint8Array(s.buffer, s.byteOffset, s.byteLength));
-      return { version: Number(v.toString()), state };
-    } catch (cause) {
-      throw new TesseraError(
-        'STATE_CORRUPT',
-        `state of ${this.key(entity)} cannot be decoded: delete the key to rebuild it`,
-        { cause, context: { key: this.key(entity) } },
-      );
-    }
+    return { version: Number(v.toString()), state: decodeStoredState(this.plan, this.key(entity), s) };
   }
 
   /** Compare-and-set many states in one round trip; returns the entities whose write lost a race. */
