@@ -27,11 +27,10 @@ import {
   featuresBeforeEachColumnar,
   planView,
   readFeatures,
-  toEngineEvent,
   toEventColumns,
   type ViewPlan,
 } from '../shared/engine/index.ts';
-import { fraudEventsToCsv, generateFraudEvents } from '../shared/synth/fraud-events.ts';
+import { fraudEngineEvent, fraudEventsToCsv, generateFraudEvents } from '../shared/synth/fraud-events.ts';
 import { runOracle } from '../test/support/oracle.ts';
 
 /** Median of 3 timed runs of the sweep after a warm-up run (so the JIT has compiled it). */
@@ -124,9 +123,7 @@ async function main(): Promise<void> {
 
   async function benchMode(mode: 'exact' | 'tiled'): Promise<ModeFigures> {
     const plan = referencePlan(mode);
-    const engineEvents = events.map((e) =>
-      toEngineEvent(plan, e as unknown as Record<string, unknown>, e.event_timestamp, e.partition, e.offset),
-    );
+    const engineEvents = events.map((e) => fraudEngineEvent(plan, e));
     // Apply every event (arrival order, out of order within lateness) into per-entity states.
     const [states, applyMs] = timed(() => {
       const map = new Map<string, EntityState>();
@@ -283,15 +280,7 @@ async function main(): Promise<void> {
     const sampleColumns = toEventColumns(
       plan,
       sampleKeys,
-      sample.map((e) =>
-        toEngineEvent(
-          plan,
-          e as unknown as Record<string, unknown>,
-          e.event_timestamp,
-          e.partition,
-          e.offset,
-        ),
-      ),
+      sample.map((e) => fraudEngineEvent(plan, e)),
     );
     featuresBeforeEachColumnar(plan, sampleColumns);
     const [sampleRows, engineMs] = timed(() => featuresBeforeEachColumnar(plan, sampleColumns));

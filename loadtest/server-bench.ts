@@ -94,11 +94,9 @@ if (args['autocannon-child']) {
 // The orchestrator's imports are loaded only here so the load process stays small.
 const { Redis } = await import('ioredis');
 const { loadDefinitionsFile } = await import('../shared/definitions/load.ts');
-const { applyEvent, emptyState, planView, readFeatures, toEngineEvent } = await import(
-  '../shared/engine/index.ts'
-);
+const { applyEvent, emptyState, planView, readFeatures } = await import('../shared/engine/index.ts');
 const { RedisStateStore } = await import('../shared/state-store/redis-state-store.ts');
-const { generateFraudEvents } = await import('../shared/synth/fraud-events.ts');
+const { fraudEngineEvent, generateFraudEvents } = await import('../shared/synth/fraud-events.ts');
 const { seededRng } = await import('../shared/synth/random.ts');
 type EntityState = import('../shared/engine/index.ts').EntityState;
 type FeatureValue = import('../shared/engine/index.ts').FeatureValue;
@@ -178,11 +176,7 @@ async function loadData(): Promise<Loaded> {
       state = emptyState(plan);
       states.set(e.user_id, state);
     }
-    applyEvent(
-      plan,
-      state,
-      toEngineEvent(plan, e as unknown as Record<string, unknown>, e.event_timestamp, e.partition, e.offset),
-    );
+    applyEvent(plan, state, fraudEngineEvent(plan, e));
   }
   log(`${fmt(events.length)} events applied; saving ${fmt(states.size)} states under ${runId}: ...`);
   const store = new RedisStateStore(redis, plan, runId);

@@ -1,6 +1,7 @@
 // Seeded generator of fraud-like transaction streams for tests, benchmarks and the demo producer:
 // Zipf-distributed users and merchants, bursts of rapid transactions, ties on one timestamp,
 // events exactly at window edges, out-of-order arrival within the allowed lateness, cent amounts.
+import { type EngineEvent, toEngineEvent, type ViewPlan } from '../engine/index.ts';
 import { seededRng, zipfSampler } from './random.ts';
 
 export interface FraudEvent {
@@ -112,4 +113,17 @@ export function fraudEventsToCsv(events: readonly FraudEvent[]): string {
   for (const e of events)
     lines.push(`${e.user_id},${e.event_timestamp},${e.amount},${e.merchant_id},${e.partition},${e.offset}`);
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * A generated event as the engine takes it, at its own Kafka position unless another is given
+ * (tests that replay one entity's events in a single sequence pass their own).
+ */
+export function fraudEngineEvent(
+  plan: ViewPlan,
+  e: FraudEvent,
+  partition = e.partition,
+  offset = e.offset,
+): EngineEvent {
+  return toEngineEvent(plan, e as unknown as Record<string, unknown>, e.event_timestamp, partition, offset);
 }

@@ -11,19 +11,16 @@ import {
   type FeatureValue,
   featuresBeforeEachByEntity,
   readFeatures,
-  toEngineEvent,
   type ViewPlan,
 } from '../../shared/engine/index.ts';
-import { type FraudEvent, generateFraudEvents } from '../../shared/synth/fraud-events.ts';
+import { type FraudEvent, fraudEngineEvent, generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import { fraudPlan } from '../support/engine-fixtures.ts';
 import { type OracleValue, runOracle } from '../support/oracle.ts';
 
 const EVENTS = Number(process.env.GOLDEN_EVENTS ?? 100_000);
 
 function engineEvents(plan: ViewPlan, events: readonly FraudEvent[]) {
-  return events.map((e) =>
-    toEngineEvent(plan, e as unknown as Record<string, unknown>, e.event_timestamp, e.partition, e.offset),
-  );
+  return events.map((e) => fraudEngineEvent(plan, e));
 }
 
 function assertRowsEqual(

@@ -18,12 +18,11 @@ import {
   planView,
   readFeatures,
   readFloor,
-  toEngineEvent,
 } from '../../shared/engine/index.ts';
 import { openConfiguredStore } from '../../shared/offline/configured-store.ts';
 import type { ObjectStore } from '../../shared/offline/object-store.ts';
 import { readParquet } from '../../shared/offline/parquet.ts';
-import type { FraudEvent } from '../../shared/synth/fraud-events.ts';
+import { type FraudEvent, fraudEngineEvent } from '../../shared/synth/fraud-events.ts';
 import { fraudMessages, newTestRun, type TestRun } from './ingestor-process.ts';
 
 export interface FlusherRun extends TestRun {
@@ -166,13 +165,7 @@ export function expectedRows(view: ViewDef, events: readonly FraudEvent[]): Map<
     }
     const before =
       e.event_timestamp >= readFloor(plan, state) ? readFeatures(plan, state, e.event_timestamp) : null;
-    const engineEvent = toEngineEvent(
-      plan,
-      e as unknown as Record<string, unknown>,
-      e.event_timestamp,
-      e.partition,
-      e.offset,
-    );
+    const engineEvent = fraudEngineEvent(plan, e);
     try {
       if (applyEvent(plan, state, engineEvent).outcome !== 'applied') continue;
     } catch {

@@ -13,10 +13,9 @@ import {
   emptyState,
   planView,
   readFeatures,
-  toEngineEvent,
 } from '../../shared/engine/index.ts';
 import { RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
-import type { FraudEvent } from '../../shared/synth/fraud-events.ts';
+import { type FraudEvent, fraudEngineEvent } from '../../shared/synth/fraud-events.ts';
 
 export interface TestRun {
   id: string;
@@ -164,11 +163,7 @@ export async function differencesFromOffline(
       state = emptyState(plan);
       offline.set(key, state);
     }
-    applyEvent(
-      plan,
-      state,
-      toEngineEvent(plan, e as unknown as Record<string, unknown>, e.event_timestamp, 0, i),
-    );
+    applyEvent(plan, state, fraudEngineEvent(plan, e, 0, i));
   });
   const t = events.reduce((m, e) => Math.max(m, e.event_timestamp), 0) + 1;
   const store = new RedisStateStore(run.redis, plan, run.config.redisKeyPrefix);

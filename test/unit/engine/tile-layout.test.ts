@@ -10,9 +10,8 @@ import {
   emptyState,
   encodeState,
   readFeatures,
-  toEngineEvent,
 } from '../../../shared/engine/index.ts';
-import { generateFraudEvents } from '../../../shared/synth/fraud-events.ts';
+import { fraudEngineEvent, generateFraudEvents } from '../../../shared/synth/fraud-events.ts';
 import { ev, fraudPlan, HOUR, planOf, T0 } from '../../support/engine-fixtures.ts';
 
 const MIN = 60_000;
@@ -32,8 +31,7 @@ describe('packed tiles', () => {
         state = emptyState(plan);
         states.set(e.user_id, state);
       }
-      const record = e as unknown as Record<string, unknown>;
-      applyEvent(plan, state, toEngineEvent(plan, record, e.event_timestamp, e.partition, e.offset));
+      applyEvent(plan, state, fraudEngineEvent(plan, e));
     }
     const hash = createHash('sha256');
     let bytes = 0;

@@ -15,14 +15,17 @@ import {
   featuresBeforeEachColumns,
   planView,
   readFeatures,
-  toEngineEvent,
 } from '../../../shared/engine/index.ts';
 import { isTesseraError } from '../../../shared/errors.ts';
 import { LocalObjectStore } from '../../../shared/offline/object-store.ts';
 import { readParquet } from '../../../shared/offline/parquet.ts';
 import { rawBatchFromRecords, writeRawLog } from '../../../shared/offline/raw-log.ts';
 import { retrieveHistorical } from '../../../shared/pit/retrieve.ts';
-import { type FraudEvent, generateFraudEvents } from '../../../shared/synth/fraud-events.ts';
+import {
+  type FraudEvent,
+  fraudEngineEvent,
+  generateFraudEvents,
+} from '../../../shared/synth/fraud-events.ts';
 
 const HOUR = 3_600_000;
 
@@ -79,15 +82,7 @@ describe('point-in-time retrieval (local raw log)', () => {
       const expected = featuresBeforeEachColumns(
         plan,
         events.map((e) => String(e.user_id)),
-        events.map((e) =>
-          toEngineEvent(
-            plan,
-            e as unknown as Record<string, unknown>,
-            e.event_timestamp,
-            e.partition,
-            e.offset,
-          ),
-        ),
+        events.map((e) => fraudEngineEvent(plan, e)),
       );
       const sample = events.filter((_, i) => i % 3 === 0);
       const entities = labelsCsv(
@@ -145,13 +140,7 @@ describe('point-in-time retrieval (local raw log)', () => {
         applyEvent(
           plan,
           state,
-          toEngineEvent(
-            plan,
-            e as unknown as Record<string, unknown>,
-            e.event_timestamp,
-            0,
-            state.offsets.get(0) === undefined ? 0 : state.offsets.get(0)! + 1,
-          ),
+          fraudEngineEvent(plan, e, 0, state.offsets.get(0) === undefined ? 0 : state.offsets.get(0)! + 1),
         );
       const want = readFeatures(plan, state, t);
       plan.features.forEach((f, k) => {
