@@ -245,7 +245,7 @@ function applyEntity(
     const before = e.ts >= readFloor(plan, state) ? reader.read(e.ts) : null;
     try {
       const { outcome: kind, dropped } = applyEvent(plan, state, engineEvent, now);
-      reader.synced();
+      reader.synced(engineEvent);
       if (kind === 'duplicate') {
         outcome.duplicates++;
         continue;

@@ -2,7 +2,10 @@
 // time just before applying it. A plain read scans the window (O(events in it)), which is
 // quadratic for a busy entity in exact mode; this reader keeps the offline sweep's sliders over a
 // typed mirror of the entity's events, so in-order events cost O(1) amortized. An event inserted
-// out of order (or a compaction of the state's array) rebuilds the mirror at the next read.
+// out of order (within the allowed lateness) is read by probing the sliders back in time and then
+// inserted into the mirror in place: O(events between it and the newest) for count, sums,
+// moments and distinct counts, O(window) for min, max and the ordered aggregations. Only a
+// compaction of the state's array, or a mirror grown full, rebuilds the mirror.
 import type { FeatureValue, StoredEvent } from './acc.ts';
 import type { ViewPlan } from './plan.ts';
 import { type ColumnData, newColumns, Slider, setColumnValue } from './sliding.ts';
@@ -35,31 +38,52 @@ export class BeforeEventReader {
         ? readFeatures(this.plan, this.state, t, 'tiled')
         : new Array<FeatureValue>(this.plan.features.length);
     if (this.plan.exactFeatures.length === 0) return values;
-    if (this.dirty || t < this.lastT) this.rebuild();
-    this.lastT = t;
+    if (this.dirty) this.rebuild();
+    const back = t < this.lastT;
+    if (!back) this.lastT = t;
     for (const { slider, index, out } of this.sliders) {
-      slider.emit(t, 0);
+      if (back) slider.probe(t, 0);
+      else slider.emit(t, 0);
       values[index] = out[0] as FeatureValue;
     }
     return values;
   }
 
-  /** Call after every applyEvent on the state: mirrors an appended event, or marks a rebuild. */
-  synced(): void {
+  /**
+   * Call after every applyEvent on the state, with the event applied: mirrors it when it was
+   * appended or inserted among the mirrored events, else marks a rebuild.
+   */
+  synced(event: { ts: number; partition: number; offset: number }): void {
     if (this.dirty) return;
     const events = this.state.events;
     const end = this.base + this.length;
     if (events === this.array && events.length === end) return; // nothing applied (duplicate)
-    const appended =
-      events === this.array && events.length === end + 1 && events[end - 1] === this.lastMirrored;
-    if (!appended || this.length >= this.ts.length) {
+    if (events !== this.array || events.length !== end + 1 || this.length >= this.ts.length) {
       this.dirty = true;
       return;
     }
-    this.mirror(events[end]!, this.length);
+    if (events[end - 1] === this.lastMirrored) {
+      this.mirror(events[end]!, this.length);
+      this.length++;
+      this.lastMirrored = events[end];
+      // Usually after every read (a no-op for the window); one read later in time may have come first.
+      for (const { slider } of this.sliders) slider.inserted(this.length - 1, event.ts);
+      return;
+    }
+    const at = insertedAt(events, this.base, end + 1, event);
+    if (at < 0 || events[end] !== this.lastMirrored) {
+      this.dirty = true;
+      return;
+    }
+    const k = at - this.base;
+    this.ts.copyWithin(k + 1, k, this.length);
+    for (const column of this.columns) {
+      if (column.kind === 'num') column.values.copyWithin(k + 1, k, this.length);
+      else column.ids.copyWithin(k + 1, k, this.length);
+    }
+    this.mirror(events[at]!, k);
     this.length++;
-    this.lastMirrored = events[end];
-    for (const { slider } of this.sliders) slider.extend(this.length);
+    for (const { slider } of this.sliders) slider.inserted(k, event.ts);
   }
 
   private rebuild(): void {
@@ -93,4 +117,29 @@ export class BeforeEventReader {
     for (let c = 0; c < this.columns.length; c++)
       setColumnValue(this.columns[c]!, this.dicts[c]!, i, event.v[c]);
   }
+}
+
+/** Position in events[from, to) of the stored event with this (ts, partition, offset), or -1. */
+function insertedAt(
+  events: readonly StoredEvent[],
+  from: number,
+  to: number,
+  event: { ts: number; partition: number; offset: number },
+): number {
+  let lo = from;
+  let hi = to;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const e = events[mid]!;
+    if (
+      e.ts < event.ts ||
+      (e.ts === event.ts && (e.p < event.partition || (e.p === event.partition && e.o < event.offset)))
+    )
+      lo = mid + 1;
+    else hi = mid;
+  }
+  const e = events[lo];
+  return e !== undefined && lo < to && e.ts === event.ts && e.p === event.partition && e.o === event.offset
+    ? lo
+    : -1;
 }

@@ -241,10 +241,14 @@ function alwaysNumber(f: FeaturePlan): boolean {
   }
 }
 
+/** Aggregations whose window can take or lose an event at any position (no order kept). */
+const ORDER_FREE = new Set(['count', 'sum', 'moments', 'distinct', 'hll']);
+
 /**
  * One feature's window sliding forward over one entity's time-ordered log (the online
- * before-event reader): [lo, hi) is the window. Reads must come at non-decreasing times; the log
- * may grow at its end (`extend`).
+ * before-event reader): [lo, hi) is the window as of the last emit. Emits come at non-decreasing
+ * times; `probe` reads at an earlier time without moving the window, and `inserted` takes an event
+ * placed inside the log (an out-of-order arrival) without starting over.
  */
 export class Slider implements WindowSpec {
   readonly windowMs: number;
@@ -252,17 +256,25 @@ export class Slider implements WindowSpec {
   private lo = 0;
   private hi = 0;
   private end = 0;
+  /** Time of the last emit: [lo, hi) holds the events in [start(last), last). */
+  private last = Number.NEGATIVE_INFINITY;
+  /** An order-keeping aggregate whose indices an insertion shifted: rebuilt at the next emit. */
+  private stale = false;
   private readonly agg: WindowAgg;
+  private readonly orderFree: boolean;
+  /** Order-keeping aggregations answer probes from a second aggregate over the probed window. */
+  private scratch: { agg: WindowAgg; lo: number; hi: number } | null = null;
 
   constructor(
-    feature: FeaturePlan,
+    private readonly feature: FeaturePlan,
     private readonly ts: Float64Array,
-    column: ColumnData | null,
+    private readonly column: ColumnData | null,
     private readonly out: FeatureColumn,
   ) {
     this.windowMs = feature.windowMs;
     this.tileMs = feature.tileMs;
     this.agg = windowAgg(feature, column);
+    this.orderFree = feature.acc === 'count' || column === null || ORDER_FREE.has(feature.acc);
   }
 
   reset(start: number, end: number): void {
@@ -270,19 +282,91 @@ export class Slider implements WindowSpec {
     this.lo = start;
     this.hi = start;
     this.end = end;
+    this.last = Number.NEGATIVE_INFINITY;
+    this.stale = false;
   }
 
-  /** The log now ends at `end` (events appended after the last one). */
-  extend(end: number): void {
-    this.end = end;
-  }
-
-  /** Moves the window to [start(t), t) and writes the feature value of output row `row`. */
+  /** Moves the window to [start(t), t) and writes the feature value of output row `row`; t >= the last emit. */
   emit(t: number, row: number): void {
     const ts = this.ts;
+    if (this.stale) {
+      this.agg.clear(this.lo, this.hi);
+      this.lo = lowerBound(ts, windowStart(t, this), 0, this.end);
+      this.hi = this.lo;
+      this.stale = false;
+    }
     while (this.hi < this.end && ts[this.hi]! < t) this.agg.add(this.hi++);
     const start = windowStart(t, this);
     while (this.lo < this.hi && ts[this.lo]! < start) this.agg.remove(this.lo++);
+    this.last = t;
     this.out[row] = this.agg.value() as number;
   }
+
+  /**
+   * Writes the value as of t, earlier than the last emit, and leaves the window where it was: an
+   * order-free aggregate steps back and forth over the events between the two windows (few, when
+   * t is within the allowed lateness of the last emit); the others aggregate [start(t), t) afresh.
+   */
+  probe(t: number, row: number): void {
+    const ts = this.ts;
+    const lo = lowerBound(ts, windowStart(t, this), 0, this.end);
+    const hi = lowerBound(ts, t, lo, this.end);
+    if (this.orderFree && !this.stale) {
+      const agg = this.agg;
+      // Adds first: an aggregate never passes through a negative count.
+      for (let i = lo; i < this.lo; i++) agg.add(i);
+      for (let i = hi; i < this.hi; i++) agg.remove(i);
+      this.out[row] = agg.value() as number;
+      for (let i = hi; i < this.hi; i++) agg.add(i);
+      for (let i = lo; i < this.lo; i++) agg.remove(i);
+      return;
+    }
+    let scratch = this.scratch;
+    if (scratch === null) {
+      scratch = { agg: windowAgg(this.feature, this.column), lo: 0, hi: 0 };
+      this.scratch = scratch;
+    }
+    scratch.agg.clear(scratch.lo, scratch.hi);
+    for (let i = lo; i < hi; i++) scratch.agg.add(i);
+    scratch.lo = lo;
+    scratch.hi = hi;
+    this.out[row] = scratch.agg.value() as number;
+  }
+
+  /**
+   * An event at time `t` was inserted at log position k (appended when k is the old end; else the
+   * log's typed columns already shifted one place right from k). The window keeps meaning [start(last), last): positions from k on
+   * moved by one, and the event joins the aggregate when it falls inside.
+   */
+  inserted(k: number, t: number): void {
+    this.end++;
+    const scratch = this.scratch;
+    if (scratch !== null) {
+      // Its indices may point at shifted events: make its next clear() a full one.
+      scratch.agg.clear(scratch.lo, Math.min(scratch.hi + 1, this.end));
+      scratch.lo = 0;
+      scratch.hi = 0;
+    }
+    if (t >= this.last) return; // at or after hi: the window's positions did not move
+    if (t < windowStart(this.last, this)) {
+      this.lo++;
+      this.hi++;
+    } else {
+      this.hi++;
+      if (this.orderFree) this.agg.add(k);
+    }
+    if (!this.orderFree) this.stale = true;
+  }
+}
+
+/** The first position in [from, to) whose time is >= bound (to when none). */
+function lowerBound(ts: Float64Array, bound: number, from: number, to: number): number {
+  let lo = from;
+  let hi = to;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ts[mid]! < bound) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

@@ -83,7 +83,7 @@ export function answerShard(
         // judge them: a sequence number keeps (ts, partition, offset) order and never repeats.
         const event: EngineEvent = { ts: ts[i]!, partition: 0, offset: seq++, values: values(i) };
         applyEvent(plan, state, event);
-        reader.synced();
+        reader.synced(event);
       }
       sink(queries.rows[query]!, reader.read(t));
     }

@@ -159,9 +159,39 @@ describe('engine properties', () => {
           }
           applyEvent(plan, state, toEngine(e));
           if (i % 3 === 0) applyEvent(plan, state, toEngine(e)); // a redelivery: no change
-          reader.synced();
+          reader.synced(e);
         });
       }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('the before-event reader also answers reads back in time, between applies', () => {
+    // Reads at any time the state can answer, earlier or later than the previous read (probes),
+    // interleaved with out-of-order inserts: every read equals a plain read of the state.
+    fc.assert(
+      fc.property(
+        streamArb,
+        fc.array(fc.integer({ min: -LATENESS, max: 40 * MIN }), { minLength: 1, maxLength: 200 }),
+        fc.integer({ min: 0, max: 5 }),
+        (events, shifts, extra) => {
+          const state = emptyState(plan);
+          const reader = new BeforeEventReader(plan, state, extra);
+          events.forEach((e, i) => {
+            for (let r = 0; r < 1 + (i % 3); r++) {
+              const t = e.ts + shifts[(i * 3 + r) % shifts.length]!;
+              if (t < readFloor(plan, state)) continue;
+              assert.deepEqual(
+                reader.read(t),
+                readFeatures(plan, state, t),
+                `read at ${t} before event ${i}`,
+              );
+            }
+            applyEvent(plan, state, toEngine(e));
+            reader.synced(e);
+          });
+        },
+      ),
       { numRuns: 300 },
     );
   });
