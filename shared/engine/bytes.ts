@@ -28,12 +28,21 @@ export class ByteWriter {
   /** Unsigned varint of a non-negative safe integer. */
   varint(value: number): void {
     this.ensure(8);
+    const buf = this.buf;
     let v = value;
-    while (v >= 0x80) {
-      this.buf[this.length++] = (v % 0x80) | 0x80;
-      v = Math.floor(v / 0x80);
+    if (v < 0x80000000) {
+      // Below 2^31 (nearly every value: deltas, counts, dictionary ids): integer shifts.
+      while (v >= 0x80) {
+        buf[this.length++] = (v & 0x7f) | 0x80;
+        v >>>= 7;
+      }
+    } else {
+      while (v >= 0x80) {
+        buf[this.length++] = (v % 0x80) | 0x80;
+        v = Math.floor(v / 0x80);
+      }
     }
-    this.buf[this.length++] = v;
+    buf[this.length++] = v;
   }
 
   zigzag(value: number): void {
@@ -52,8 +61,19 @@ export class ByteWriter {
     this.length += data.length;
   }
 
+  /** A copy of the bytes written. */
   finish(): Uint8Array {
     return this.buf.slice(0, this.length);
+  }
+
+  /** The bytes written, without a copy: valid until the writer is written to or reset. */
+  written(): Uint8Array {
+    return this.buf.subarray(0, this.length);
+  }
+
+  /** Starts over, keeping the buffer: a writer reused across calls allocates only when it grows. */
+  reset(): void {
+    this.length = 0;
   }
 }
 

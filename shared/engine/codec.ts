@@ -84,9 +84,17 @@ function readNumber(r: ByteReader, strings: string[]): number {
   return v;
 }
 
+// Reused by every encodeState call (encoding is synchronous): the output is copied out once, at
+// the end, instead of growing two fresh buffers per state and copying the body into the header's.
+const BODY = new ByteWriter();
+const OUT = new ByteWriter();
+const UTF8_ENCODER = new TextEncoder();
+const UTF8_DECODER = new TextDecoder('utf-8', { fatal: true });
+
 export function encodeState(plan: ViewPlan, state: EntityState): Uint8Array {
   const dict = new Dictionary();
-  const body = new ByteWriter();
+  const body = BODY;
+  body.reset();
   const clock = state.clock ?? 0;
   body.varint(state.dropped);
   body.varint(state.offsets.size);
@@ -97,16 +105,19 @@ export function encodeState(plan: ViewPlan, state: EntityState): Uint8Array {
   body.varint(state.events.length - state.head);
   let prevTs = clock;
   let prevOffset = 0;
-  state.events.slice(state.head).forEach((e, i) => {
-    body.varint(i === 0 ? clock - e.ts : e.ts - prevTs);
+  const events = state.events;
+  const columns = plan.columns.length;
+  for (let i = state.head; i < events.length; i++) {
+    const e = events[i]!;
+    body.varint(i === state.head ? clock - e.ts : e.ts - prevTs);
     prevTs = e.ts;
     if (plan.needsOrder) {
       body.varint(e.p);
       body.zigzag(e.o - prevOffset);
       prevOffset = e.o;
     }
-    for (let c = 0; c < plan.columns.length; c++) writeValue(body, dict, e.v[c] ?? null);
-  });
+    for (let c = 0; c < columns; c++) writeValue(body, dict, e.v[c] ?? null);
+  }
   plan.tileGroups.forEach((group, g) => {
     const tiles = state.tiles[g]!;
     body.varint(tiles.length);
@@ -121,19 +132,19 @@ export function encodeState(plan: ViewPlan, state: EntityState): Uint8Array {
     }
   });
 
-  const out = new ByteWriter();
+  const out = OUT;
+  out.reset();
   out.u8(FORMAT_VERSION);
   out.u32(plan.fingerprint);
   out.u8(state.clock === null ? 0 : 1);
   out.varint(clock);
   out.varint(dict.strings.length);
-  const encoder = new TextEncoder();
   for (const s of dict.strings) {
-    const bytes = encoder.encode(s);
+    const bytes = UTF8_ENCODER.encode(s);
     out.varint(bytes.length);
     out.bytes(bytes);
   }
-  out.bytes(body.finish());
+  out.bytes(body.written());
   return out.finish();
 }
 
@@ -203,10 +214,9 @@ export function decodeState(plan: ViewPlan, bytes: Uint8Array): EntityState {
   }
   const hasClock = r.u8() === 1;
   const clock = r.varint();
-  const decoder = new TextDecoder('utf-8', { fatal: true });
   const strings: string[] = [];
   const nStrings = r.varint();
-  for (let i = 0; i < nStrings; i++) strings.push(decoder.decode(r.bytes(r.varint())));
+  for (let i = 0; i < nStrings; i++) strings.push(UTF8_DECODER.decode(r.bytes(r.varint())));
 
   const dropped = r.varint();
   const offsets = new Map<number, number>();
