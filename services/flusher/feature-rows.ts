@@ -1,5 +1,5 @@
 // The training rows the ingestor publishes on `features.rows` (services/ingestor/ingestor.ts
-// rowMessages): parsed and validated at the boundary, then laid out as the columns of a view's
+// rowRecords): parsed and validated at the boundary, then laid out as the columns of a view's
 // features.parquet (shared/offline/feature-columns.ts) in a deterministic order.
 import type { ViewDef } from '../../shared/definitions/schema.ts';
 import {
@@ -29,15 +29,40 @@ export type FeatureValueJson = number | string | null | (number | string)[];
 export type ParsedRow = { ok: true; row: FeatureRow } | { ok: false; reason: string };
 
 /**
- * Parses and validates one row message. Hand-written checks rather than a zod schema: this runs
- * once per training row and zod's generic walk was 25x slower than the whole parquet write
- * (loadtest/flush-bench.ts).
+ * A `features.rows` record holds one row or several, one JSON object per line (JSON Lines): the
+ * ingestor packs a batch's rows into few records, since producing one record per row cost more
+ * than the rest of the batch. Each line is parsed and validated on its own.
  */
+export function parseRows(value: Buffer | null): ParsedRow[] {
+  if (value === null || value.length === 0) return [{ ok: false, reason: 'empty' }];
+  const out: ParsedRow[] = [];
+  for (const line of value.toString('utf8').split('\n')) if (line.length > 0) out.push(parseRowText(line));
+  return out;
+}
+
+/** Rows in a record (its lines), cheaply, without parsing: what the flusher's buffer bound counts. */
+export function rowsInRecord(value: Buffer | null): number {
+  if (value === null) return 1;
+  let n = 1;
+  for (let at = value.indexOf(10); at >= 0 && at < value.length - 1; at = value.indexOf(10, at + 1)) n++;
+  return n;
+}
+
+/** Parses one single-row record. */
 export function parseRow(value: Buffer | null): ParsedRow {
   if (value === null) return { ok: false, reason: 'empty' };
+  return parseRowText(value.toString('utf8'));
+}
+
+/**
+ * Parses and validates one row. Hand-written checks rather than a zod schema: this runs once per
+ * training row and zod's generic walk was 25x slower than the whole parquet write
+ * (loadtest/flush-bench.ts).
+ */
+function parseRowText(text: string): ParsedRow {
   let json: unknown;
   try {
-    json = JSON.parse(value.toString('utf8'));
+    json = JSON.parse(text);
   } catch {
     return { ok: false, reason: 'not_json' };
   }

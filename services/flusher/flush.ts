@@ -11,7 +11,7 @@ import type { Decoder } from '../../shared/codecs/decode.ts';
 import type { Definitions, SourceDef, ViewDef } from '../../shared/definitions/schema.ts';
 import type { ObjectStore } from '../../shared/offline/object-store.ts';
 import { writeParquet } from '../../shared/offline/parquet.ts';
-import { compareRows, type FeatureRow, featureColumns, parseRow } from './feature-rows.ts';
+import { compareRows, type FeatureRow, featureColumns, parseRows } from './feature-rows.ts';
 import {
   type FlusherState,
   type FlushIntent,
@@ -100,8 +100,7 @@ export async function runFlush(
   const seen = new Map<string, OffsetRanges>(); // `${topic}\0${partition}` -> offsets taken in this flush
   const views = new Map(ctx.definitions.views.map((v) => [v.name, v]));
   for (const [, records] of [...buffer.take(ctx.rowsTopic, intent.cut)].sort((a, b) => a[0] - b[0])) {
-    for (const r of records) {
-      const parsed = parseRow(r.value);
+    for (const parsed of records.flatMap((r) => parseRows(r.value))) {
       if (!parsed.ok) {
         report.invalid.set(
           `${ctx.rowsTopic}:${parsed.reason}`,

@@ -14,6 +14,7 @@ import type { Definitions, SourceDef, ViewDef } from '../../shared/definitions/s
 import { isTesseraError } from '../../shared/errors.ts';
 import type { ObjectStore } from '../../shared/offline/object-store.ts';
 import { takeSnapshot } from './entity-snapshot.ts';
+import { rowsInRecord } from './feature-rows.ts';
 import { type FlushContext, footer, runFlush } from './flush.ts';
 import { type FlusherState, type FlushIntent, loadState, saveState, versionName } from './flusher-state.ts';
 import type { FlusherMetrics } from './metrics.ts';
@@ -155,10 +156,13 @@ export function createFlusher(deps: FlusherDeps): Flusher {
       ? Number.POSITIVE_INFINITY
       : Math.max(0, config.flushMaxBufferedRows - buffer.size);
     const take = [];
+    let taken = 0;
     for (const m of batch.messages) {
       const offset = Number(m.offset);
-      if (offset >= end || take.length >= room) break;
-      take.push({ offset, key: m.key, value: m.value });
+      if (offset >= end || taken >= room) break;
+      const rows = batch.topic === rowsTopic ? rowsInRecord(m.value) : 1;
+      take.push({ offset, key: m.key, value: m.value, rows });
+      taken += rows;
     }
     const added = buffer.append(batch.topic, batch.partition, take);
     const last = take.at(-1);

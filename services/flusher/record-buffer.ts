@@ -8,7 +8,16 @@ export interface BufferedRecord {
   offset: number;
   key: Buffer | null;
   value: Buffer | null;
+  /** Rows the record carries (a `features.rows` record holds several); 1 when absent. */
+  rows?: number;
 }
+
+const weight = (r: BufferedRecord): number => r.rows ?? 1;
+const weightOf = (list: readonly BufferedRecord[], upTo: number): number => {
+  let n = 0;
+  for (let i = 0; i < upTo; i++) n += weight(list[i]!);
+  return n;
+};
 
 export class RecordBuffer {
   private readonly parts = new Map<string, Map<number, BufferedRecord[]>>();
@@ -18,6 +27,7 @@ export class RecordBuffer {
 
   constructor(private readonly written: () => Positions) {}
 
+  /** Rows buffered: records, with a multi-row record counted as its rows. */
   get size(): number {
     return this.count;
   }
@@ -42,10 +52,10 @@ export class RecordBuffer {
       list.push(r);
       at = r.offset + 1;
       added++;
+      this.count += weight(r);
     }
     if (!this.next.has(topic)) this.next.set(topic, new Map());
     this.next.get(topic)!.set(partition, at);
-    this.count += added;
     return added;
   }
 
@@ -84,8 +94,8 @@ export class RecordBuffer {
         const list = this.parts.get(topic)?.get(Number(p));
         if (!list) continue;
         const upTo = upperBound(list, end);
+        this.count -= weightOf(list, upTo);
         list.splice(0, upTo);
-        this.count -= upTo;
       }
     }
   }
@@ -93,7 +103,7 @@ export class RecordBuffer {
   /** Forgets a partition (revoked in a rebalance): it is re-read from the written position. */
   forget(topic: string, partition: number): void {
     const list = this.parts.get(topic)?.get(partition);
-    if (list) this.count -= list.length;
+    if (list) this.count -= weightOf(list, list.length);
     this.parts.get(topic)?.delete(partition);
     this.next.get(topic)?.delete(partition);
   }

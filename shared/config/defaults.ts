@@ -60,6 +60,14 @@ export const DEFAULTS = {
   kafkaSessionTimeoutMs: 30_000,
   /** Consumer heartbeat interval; must be under a third of the session timeout. Env TESSERA_KAFKA_HEARTBEAT_MS. */
   kafkaHeartbeatMs: 3_000,
+  /**
+   * How often the ingestor commits each partition's consumed offsets (0: after every batch). A
+   * commit is a round trip to the group coordinator in every batch's path; committing less often
+   * only means more redelivered records after a crash or rebalance, which the engine's offsets make
+   * no-ops (dead letters and pushed vectors are at-least-once either way). Stop commits everything.
+   * Env TESSERA_INGEST_COMMIT_INTERVAL_MS.
+   */
+  ingestCommitIntervalMs: 1_000,
   /** Also PUBLISH fresh feature vectors on Redis channel `<prefix>:updates:<view>`. Env TESSERA_PUBLISH_UPDATES. */
   publishUpdates: false,
   /**
@@ -82,12 +90,13 @@ export const DEFAULTS = {
   flushSnapshots: true,
   /**
    * Bound of the ingestor's decoded-state cache per view, in stored events plus tiles summed over
-   * the cached entities (about 150 bytes each, with the before-event reader kept beside the state);
-   * 0 (the default) turns the cache off: the catch-up benchmark ran 30-40 % slower with it, most
-   * likely from GC of the retained heap (docs/benchmarks.md). A cached state is used only when
-   * Redis still holds the version this process saved. Env TESSERA_STATE_CACHE_EVENTS.
+   * the cached entities (about 150 bytes each, with the before-event reader kept beside the state:
+   * the default holds about 150 MB). A cached state skips the load round trip and the decode, and
+   * its reader carries over to the next batch; the compare-and-set on its version refuses a copy
+   * another writer made stale, and the cache is emptied at every rebalance. 0 turns it off.
+   * Env TESSERA_STATE_CACHE_EVENTS.
    */
-  stateCacheEvents: 0,
+  stateCacheEvents: 1_000_000,
 };
 
 /** The offline store when neither TESSERA_OFFLINE_STORE nor an S3 endpoint is configured. */
@@ -132,6 +141,7 @@ export const ENV_NAMES: Readonly<Record<ConfigKey, string>> = {
   flushSnapshots: 'TESSERA_FLUSH_SNAPSHOTS',
   kafkaSessionTimeoutMs: 'TESSERA_KAFKA_SESSION_TIMEOUT_MS',
   kafkaHeartbeatMs: 'TESSERA_KAFKA_HEARTBEAT_MS',
+  ingestCommitIntervalMs: 'TESSERA_INGEST_COMMIT_INTERVAL_MS',
   stateCacheEvents: 'TESSERA_STATE_CACHE_EVENTS',
 };
 

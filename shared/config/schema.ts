@@ -129,6 +129,14 @@ export const configSchema = z
     flushSnapshots: withDefault(bool, DEFAULTS.flushSnapshots),
     kafkaSessionTimeoutMs: withDefault(millis, DEFAULTS.kafkaSessionTimeoutMs),
     kafkaHeartbeatMs: withDefault(millis, DEFAULTS.kafkaHeartbeatMs),
+    ingestCommitIntervalMs: withDefault(
+      z
+        .string()
+        .regex(/^\d+$/, 'expected a whole number of milliseconds (0 = commit after every batch)')
+        .transform(Number)
+        .pipe(z.number().max(60_000, 'expected at most 60000 ms: redelivery after a crash grows with it')),
+      DEFAULTS.ingestCommitIntervalMs,
+    ),
     stateCacheEvents: withDefault(
       z
         .string()

@@ -1,9 +1,9 @@
 // Per-entity engine state in Redis: one hash per (view, entity), hash-tagged on the entity so each
 // update is single-slot (Redis Cluster works), with a TTL of the view's ttl. Reads are one
 // pipelined round trip per batch; writes are one pipelined compare-and-set (cas-state.lua) per batch.
-// With a StateCache, a read fetches only the version of an entity this process saved last and
-// reuses the decoded state when Redis still holds that version (the common case for a partition
-// this process owns); the bytes are fetched and decoded only for the others.
+// With a StateCache, a read reuses the decoded state this process saved last without a round trip
+// (the common case for a partition this process owns); the compare-and-set on its version catches
+// a copy another writer made stale. Only the others are fetched and decoded.
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { decodeState, type EntityState, emptyState, encodeState, type ViewPlan } from '../engine/index.ts';
@@ -35,9 +35,9 @@ interface CasRedis extends Redis {
 
 /** Running totals over every loadMany of this store, for metrics. */
 export interface LoadStats {
-  /** Entities whose cached state was current: no bytes fetched, nothing decoded. */
+  /** Entities taken from the cache: no round trip, nothing decoded (a stale one then loses its write). */
   cached: number;
-  /** Entities fetched and decoded (not cached, or cached at an older version). */
+  /** Entities fetched from Redis and decoded. */
   fetched: number;
 }
 
@@ -83,52 +83,34 @@ export class RedisStateStore {
   }
 
   /**
-   * Loads the states of many entities (missing ones get an empty state): one round trip, plus one
-   * for cached entities that another writer changed meanwhile. The caller owns the returned states:
-   * a cached one leaves the cache until saveMany() stores it again, so a batch that fails halfway
-   * cannot leave a half-applied state behind.
+   * Loads the states of many entities (missing ones get an empty state) in at most one round trip.
+   * A cached state is used as is, without asking Redis: it carries the version this process saved,
+   * and the compare-and-set of saveMany() checks that version, so a copy made stale by another
+   * writer loses its write and is loaded afresh (applyBatch re-applies). The caller owns the
+   * returned states: a cached one leaves the cache until saveMany() stores it again, so a batch
+   * that fails halfway cannot leave a half-applied state behind.
    */
   async loadMany(entities: readonly string[]): Promise<Map<string, LoadedState>> {
     const out = new Map<string, LoadedState>();
-    const cached = new Map<string, LoadedState>();
-    const pipeline = this.redis.pipeline();
+    const missing: string[] = [];
     for (const entity of entities) {
       const hit = this.cache.take(entity);
-      if (hit) {
-        cached.set(entity, hit);
-        pipeline.hget(this.key(entity), 'v');
-      } else {
-        pipeline.hmgetBuffer(this.key(entity), 'v', 's');
-      }
+      if (hit) out.set(entity, hit);
+      else missing.push(entity);
     }
-    const replies = (await pipeline.exec()) ?? [];
-    const stale: string[] = [];
-    entities.forEach((entity, i) => {
-      const [error, value] = replies[i] ?? [new Error('no reply'), null];
-      if (error) throw redisError('read', error, entity);
-      const hit = cached.get(entity);
-      if (hit) {
-        // Redis' version is the truth: any other writer since our save makes the copy stale.
-        if (Number(value ?? 0) === hit.version) out.set(entity, hit);
-        else stale.push(entity);
-        return;
-      }
-      const [v, s] = value as [Buffer | null, Buffer | null];
-      out.set(entity, this.decode(entity, v, s));
-    });
-    if (stale.length > 0) {
-      const again = this.redis.pipeline();
-      for (const entity of stale) again.hmgetBuffer(this.key(entity), 'v', 's');
-      const fresh = (await again.exec()) ?? [];
-      stale.forEach((entity, i) => {
-        const [error, value] = fresh[i] ?? [new Error('no reply'), null];
+    if (missing.length > 0) {
+      const pipeline = this.redis.pipeline();
+      for (const entity of missing) pipeline.hmgetBuffer(this.key(entity), 'v', 's');
+      const replies = (await pipeline.exec()) ?? [];
+      missing.forEach((entity, i) => {
+        const [error, value] = replies[i] ?? [new Error('no reply'), null];
         if (error) throw redisError('read', error, entity);
         const [v, s] = value as [Buffer | null, Buffer | null];
         out.set(entity, this.decode(entity, v, s));
       });
     }
-    this.stats.cached += cached.size - stale.length;
-    this.stats.fetched += entities.length - (cached.size - stale.length);
+    this.stats.cached += entities.length - missing.length;
+    this.stats.fetched += missing.length;
     return out;
   }
 
@@ -149,7 +131,7 @@ export class RedisStateStore {
       pipeline.tesseraCasState(
         this.key(r.entity),
         r.version,
-        Buffer.from(encodeState(this.plan, r.state)),
+        asBuffer(encodeState(this.plan, r.state)),
         this.plan.view.ttlMs,
         1 + Math.floor(Math.random() * 1e12),
       );
@@ -169,6 +151,11 @@ export class RedisStateStore {
     });
     return { conflicts, versions };
   }
+}
+
+/** A Buffer over the same bytes (Buffer.from(Uint8Array) would copy them). */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function redisError(op: string, cause: unknown, entity: string): TesseraError {

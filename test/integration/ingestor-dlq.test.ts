@@ -24,20 +24,24 @@ async function readTopic(
   topic: string,
   count: number,
   timeoutMs = 30_000,
+  /** Items a message holds (a features.rows record packs several rows). */
+  items: (m: KafkaMessage) => number = () => 1,
 ): Promise<KafkaMessage[]> {
   const consumer = run.kafka.consumer({ groupId: `${run.id}-reader-${topic}` });
   const got: KafkaMessage[] = [];
+  let total = 0;
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(
-      () => reject(new Error(`only ${got.length} of ${count} messages on ${topic}`)),
+      () => reject(new Error(`only ${total} of ${count} items on ${topic}`)),
       timeoutMs,
     );
     void consumer.run({
       eachMessage: async ({ message }) => {
         got.push(message);
-        if (got.length >= count) {
+        total += items(message);
+        if (total >= count) {
           clearTimeout(timer);
           resolve();
         }
@@ -146,8 +150,11 @@ describe('ingestor: dead letters, push and training rows', { timeout: 120_000 },
     const values = readFeatures(plan, state.state, now);
     assert.deepEqual(values, [3, 3, 20, 20, 30, 2], 'three good events: avg 20, max 30, merchants a and b');
 
-    const rows = await readTopic(run, `${run.id}.features.rows`, 3);
-    const parsed = rows.map((m) => JSON.parse(m.value!.toString()) as { features: Record<string, number> });
+    const lines = (m: KafkaMessage) => m.value!.toString().split('\n');
+    const rows = await readTopic(run, `${run.id}.features.rows`, 3, 30_000, (m) => lines(m).length);
+    const parsed = rows
+      .flatMap(lines)
+      .map((line) => JSON.parse(line) as { features: Record<string, number> });
     assert.deepEqual(
       parsed.map((r) => r.features.transaction_count_1h),
       [0, 1, 2],

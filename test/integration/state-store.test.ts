@@ -65,7 +65,7 @@ describe('redis state store (cas-state.lua)', { timeout: 30_000 }, () => {
     assert.equal(seen.size, 5);
   });
 
-  it('reuses a cached state only while Redis holds the version this store saved', async () => {
+  it('reuses a cached state without a round trip; a stale copy loses its compare-and-set', async () => {
     const cached = new RedisStateStore(redis, plan, prefix, new StateCache(1000));
     const other = new RedisStateStore(redis, plan, prefix);
     const first = (await cached.loadMany(['c'])).get('c')!;
@@ -86,9 +86,18 @@ describe('redis state store (cas-state.lua)', { timeout: 30_000 }, () => {
       [],
     );
 
+    // The cached copy is stale: it is handed out, but writing it back conflicts and is refused.
+    const stale = (await cached.loadMany(['c'])).get('c')!;
+    assert.deepEqual(cached.stats, { cached: 2, fetched: 1 });
+    applyEvent(plan, stale.state, ev(plan, T0 + 2, { amount: 700, merchant_id: 'c' }, 3));
+    const { conflicts } = await cached.saveMany([
+      { entity: 'c', version: stale.version, state: stale.state },
+    ]);
+    assert.deepEqual(conflicts, ['c'], 'the stale write lost');
     const reloaded = (await cached.loadMany(['c'])).get('c')!;
-    assert.deepEqual(cached.stats, { cached: 1, fetched: 2 }, 'the stale copy was not used');
+    assert.deepEqual(cached.stats, { cached: 2, fetched: 2 }, 'after the conflict it is fetched again');
     assert.equal(readFeatures(plan, reloaded.state, T0 + 2)[4], 50, "the other writer's event is there");
+    assert.equal(readFeatures(plan, reloaded.state, T0 + 3)[4], 50, 'and the refused event is not');
   });
 
   it('a state taken by a batch that then fails is fetched again, not reused half-applied', async () => {

@@ -183,7 +183,7 @@ export function expectedRows(view: ViewDef, events: readonly FraudEvent[]): Map<
   return out;
 }
 
-/** The rows message the ingestor would send for an expected row (services/ingestor rowMessages). */
+/** A one-row `features.rows` record for an expected row (the ingestor packs several per record: services/ingestor rowRecords). */
 export function rowMessage(run: FlusherRun, hash: string, r: ExpectedRow): { key: string; value: string } {
   return {
     key: r.entity,

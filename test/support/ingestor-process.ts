@@ -59,7 +59,10 @@ export interface IngestorProcess {
 }
 
 export function startIngestor(run: TestRun): IngestorProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'services/ingestor/main.ts'], {
+  // TESSERA_INGESTOR_NODE_ARGS: extra node flags for the child, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof'
+  // (node refuses --cpu-prof in NODE_OPTIONS).
+  const extra = (process.env.TESSERA_INGESTOR_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...extra, '--import', 'tsx', 'services/ingestor/main.ts'], {
     env: { ...process.env, ...run.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { columnFromValues } from '../../../services/flusher/columns.ts';
-import { parseRow } from '../../../services/flusher/feature-rows.ts';
+import { parseRow, parseRows, rowsInRecord } from '../../../services/flusher/feature-rows.ts';
 import { parseVersion, versionName } from '../../../services/flusher/flusher-state.ts';
 import { RecordBuffer } from '../../../services/flusher/record-buffer.ts';
 import { columnStats, toCsv } from '../../../services/flusher/version-files.ts';
@@ -33,6 +33,20 @@ describe('RecordBuffer', () => {
     b.release(cut);
     assert.equal(b.size, 2);
     assert.equal(b.reaches({ t: { '0': 5 } }), false);
+  });
+
+  it('counts a multi-row record as its rows, in and out', () => {
+    const b = new RecordBuffer(() => ({}));
+    b.append('rows', 0, [
+      { ...rec(0), rows: 3 },
+      { ...rec(1), rows: 1 },
+      { ...rec(2), rows: 5 },
+    ]);
+    assert.equal(b.size, 9);
+    b.release({ rows: { '0': 2 } });
+    assert.equal(b.size, 5);
+    b.forget('rows', 0);
+    assert.equal(b.size, 0);
   });
 });
 
@@ -77,6 +91,35 @@ describe('parseRow', () => {
         ok: false,
         reason: 'bad_row',
       });
+  });
+});
+
+describe('parseRows', () => {
+  const row = (offset: number) =>
+    JSON.stringify({
+      view: 'v',
+      entity: '42',
+      event_timestamp: '2026-01-02T03:04:05.006Z',
+      source_topic: 'transactions',
+      partition: 0,
+      offset,
+      features: { note: 'two\nlines' }, // an escaped newline inside a value does not split the row
+      definitions_hash: 'h',
+    });
+  it('reads every line of a packed record, and a one-row record as before', () => {
+    const packed = Buffer.from([row(1), row(2), '{', row(3)].join('\n'));
+    const rows = parseRows(packed);
+    assert.deepEqual(
+      rows.map((r) => (r.ok ? r.row.offset : r.reason)),
+      [1, 2, 'not_json', 3],
+    );
+    assert.equal(rowsInRecord(packed), 4);
+    assert.equal(rowsInRecord(Buffer.from(row(1))), 1);
+    assert.deepEqual(
+      parseRows(Buffer.from(row(5))).map((r) => r.ok && r.row.offset),
+      [5],
+    );
+    assert.deepEqual(parseRows(null), [{ ok: false, reason: 'empty' }]);
   });
 });
 
