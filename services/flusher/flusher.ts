@@ -3,12 +3,11 @@
 // flushIntervalMs (or when the buffer is full, or on stop). Offsets are committed only after the
 // flush is recorded in the store. While the store is down the loop retries with backoff and the
 // consumer pauses once the buffer is full, so memory stays bounded; it resumes after a flush.
-import { dirname } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import { createDecoder, type Decoder } from '../../shared/codecs/decode.ts';
-import { topicName } from '../../shared/config/clients.ts';
+import { decoderOptions, topicName } from '../../shared/config/clients.ts';
 import type { Config } from '../../shared/config/index.ts';
 import type { Definitions, SourceDef, ViewDef } from '../../shared/definitions/schema.ts';
 import { isTesseraError } from '../../shared/errors.ts';
@@ -50,7 +49,7 @@ export function createFlusher(deps: FlusherDeps): Flusher {
     if (!definitions.views.some((v) => v.source.name === source.name)) continue;
     sources.set(topicName(config, source.topic), {
       source,
-      decoder: createDecoder(source, { definitionsDir: dirname(definitions.file) }),
+      decoder: createDecoder(source, decoderOptions(config, definitions.file)),
     });
   }
   const rowsTopic = topicName(config, ROWS_TOPIC);

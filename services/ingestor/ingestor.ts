@@ -4,13 +4,12 @@
 // push fresh feature vectors and per-event training rows, and only then commit the offsets.
 // A failure anywhere before the commit makes kafkajs redeliver the batch; the engine's per-partition
 // offsets make the redelivery a no-op for state, so nothing is lost or counted twice.
-import { dirname } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { createDecoder } from '../../shared/codecs/decode.ts';
 import type { DecodeResult } from '../../shared/codecs/types.ts';
-import { topicName } from '../../shared/config/clients.ts';
+import { decoderOptions, topicName } from '../../shared/config/clients.ts';
 import type { Config } from '../../shared/config/index.ts';
 import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts';
 import { planView } from '../../shared/engine/index.ts';
@@ -59,7 +58,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
   for (const source of definitions.sources) {
     const views = definitions.views.filter((v) => v.source.name === source.name);
     if (views.length === 0) continue;
-    const decoder = createDecoder(source, { definitionsDir: dirname(definitions.file) });
+    const decoder = createDecoder(source, decoderOptions(config, definitions.file));
     const topic = topicName(config, source.topic);
     sources.set(topic, {
       source,

@@ -1,6 +1,7 @@
 // Client options for kafkajs, ioredis and the S3 SDK derived from Config, so every service and
 // test talks to Kafka/Redis/S3 the same way. Pure: builds options, opens nothing.
 
+import { dirname } from 'node:path';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import type { RedisOptions } from 'ioredis';
 import { type KafkaConfig, logLevel } from 'kafkajs';
@@ -49,4 +50,19 @@ export function s3Options(config: Config): S3ClientConfig {
 /** Full Kafka topic name for a base name, with the configured prefix. */
 export function topicName(config: Config, base: string): string {
   return config.topicPrefix + base;
+}
+
+/**
+ * How a service's decoders find schemas: Avro schema paths relative to the definitions file, and
+ * for `avro-confluent` sources the configured schema directory and registry (directory first).
+ */
+export function decoderOptions(
+  config: Config,
+  definitionsFile: string,
+): { definitionsDir: string; schemaDir?: string; schemaRegistryUrl?: string } {
+  return {
+    definitionsDir: dirname(definitionsFile),
+    ...(config.schemaDir === '' ? {} : { schemaDir: config.schemaDir }),
+    ...(config.schemaRegistryUrl === '' ? {} : { schemaRegistryUrl: config.schemaRegistryUrl }),
+  };
 }

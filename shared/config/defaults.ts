@@ -21,6 +21,13 @@ export const DEFAULTS = {
   s3ForcePathStyle: true,
   /** Feature definitions file, relative to the working directory. Env TESSERA_DEFINITIONS. */
   definitions: 'definitions/fraud.yaml',
+  /**
+   * Confluent schema registry for sources in the `avro-confluent` format (schemas fetched by id:
+   * GET <url>/schemas/ids/<id>); empty: none. Env TESSERA_SCHEMA_REGISTRY_URL.
+   */
+  schemaRegistryUrl: '',
+  /** Directory of `<id>.avsc` files for `avro-confluent` sources, consulted before the registry; empty: none. Env TESSERA_SCHEMA_DIR. */
+  schemaDir: '',
   /** pino log level. Env TESSERA_LOG_LEVEL. */
   logLevel: 'info' as LogLevel,
   /** Port of services/server's HTTP API (0 = any free port). Env TESSERA_HTTP_PORT. */
@@ -118,6 +125,8 @@ export const ENV_NAMES: Readonly<Record<ConfigKey, string>> = {
   s3Bucket: 'TESSERA_S3_BUCKET',
   s3ForcePathStyle: 'TESSERA_S3_FORCE_PATH_STYLE',
   definitions: 'TESSERA_DEFINITIONS',
+  schemaRegistryUrl: 'TESSERA_SCHEMA_REGISTRY_URL',
+  schemaDir: 'TESSERA_SCHEMA_DIR',
   logLevel: 'TESSERA_LOG_LEVEL',
   httpPort: 'TESSERA_HTTP_PORT',
   metricsPort: 'TESSERA_METRICS_PORT',

@@ -77,6 +77,13 @@ export const configSchema = z
     s3Bucket: withDefault(bucket, DEFAULTS.s3Bucket),
     s3ForcePathStyle: withDefault(bool, DEFAULTS.s3ForcePathStyle),
     definitions: withDefault(z.string(), DEFAULTS.definitions),
+    schemaRegistryUrl: withDefault(
+      z.string().refine((s) => s === '' || /^https?:\/\/[^\s/]+(\/\S*)?$/.test(s), {
+        message: 'expected an http(s) URL of a Confluent schema registry, e.g. http://127.0.0.1:8081',
+      }),
+      DEFAULTS.schemaRegistryUrl,
+    ),
+    schemaDir: withDefault(z.string(), DEFAULTS.schemaDir),
     logLevel: withDefault(z.enum(LOG_LEVELS), DEFAULTS.logLevel as LogLevel),
     httpPort: withDefault(port, DEFAULTS.httpPort),
     metricsPort: withDefault(port, DEFAULTS.metricsPort),

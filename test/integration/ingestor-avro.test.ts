@@ -1,0 +1,123 @@
+// The ingestor on a source in the Confluent wire format (magic byte, schema id, Avro body): schemas
+// resolved from TESSERA_SCHEMA_DIR, or from a schema registry over HTTP (TESSERA_SCHEMA_REGISTRY_URL,
+// a small registry served here on loopback). Every entity must equal the engine run offline over the
+// same events, and a frame with a schema id nobody knows is a dead letter, not a crash.
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { produceEvents } from '../../services/producer/produce.ts';
+import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
+import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
+import {
+  cleanupRun,
+  createSourceTopic,
+  differencesFromOffline,
+  newTestRun,
+  startIngestor,
+  waitForCaughtUp,
+} from '../support/ingestor-process.ts';
+
+const EVENTS = 3000;
+const SEED = 17;
+const SCHEMA = readFileSync('definitions/schemas/transaction.avsc', 'utf8');
+
+describe('ingestor: avro-confluent sources', { timeout: 180_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-avro-'));
+  const schemaDir = join(dir, 'schemas');
+  const definitions = join(dir, 'fraud-confluent.yaml');
+  let registry: Server;
+  let registryUrl = '';
+  let registryRequests = 0;
+
+  before(async () => {
+    writeFileSync(
+      definitions,
+      readFileSync('definitions/fraud.yaml', 'utf8').replace('format: json', 'format: avro-confluent'),
+    );
+    mkdirSync(schemaDir);
+    writeFileSync(join(schemaDir, '1.avsc'), SCHEMA);
+    registry = createServer((req, res) => {
+      registryRequests++;
+      if (req.url === '/schemas/ids/1') {
+        res.writeHead(200, { 'content-type': 'application/vnd.schemaregistry.v1+json' });
+        res.end(JSON.stringify({ schema: SCHEMA }));
+      } else {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error_code: 40403, message: 'Schema not found' }));
+      }
+    });
+    await new Promise<void>((resolve) => registry.listen(0, '127.0.0.1', resolve));
+    registryUrl = `http://127.0.0.1:${(registry.address() as AddressInfo).port}`;
+  });
+
+  after(async () => {
+    await new Promise((resolve) => registry.close(resolve));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const where of ['schema directory', 'schema registry'] as const) {
+    it(`resolves schema ids from a ${where}; an unknown id is dead-lettered`, async () => {
+      const run = newTestRun({
+        TESSERA_DEFINITIONS: definitions,
+        TESSERA_INGEST_CLOCK: 'event',
+        ...(where === 'schema directory'
+          ? { TESSERA_SCHEMA_DIR: schemaDir }
+          : { TESSERA_SCHEMA_REGISTRY_URL: registryUrl }),
+      });
+      const requestsBefore = registryRequests;
+      try {
+        await createSourceTopic(run, 3);
+        const source = loadDefinitionsFile(definitions).sources[0]!;
+        assert.equal(source.format, 'avro-confluent');
+        const summary = await produceEvents({
+          config: run.config,
+          topic: run.topic,
+          source,
+          definitionsDir: dir,
+          schemaDir,
+          schemaId: 1,
+          events: EVENTS,
+          seed: SEED,
+          rate: 0,
+        });
+        assert.equal(summary.sent, EVENTS);
+        // A well-formed frame whose schema id (99) neither the directory nor the registry knows.
+        const producer = run.kafka.producer();
+        await producer.connect();
+        const frame = Buffer.alloc(5 + 4);
+        frame.writeUInt8(0, 0);
+        frame.writeUInt32BE(99, 1);
+        await producer.send({ topic: run.topic, messages: [{ key: '1', value: frame }] });
+        await producer.disconnect();
+
+        const ingestor = startIngestor(run);
+        await ingestor.ready;
+        await waitForCaughtUp(run, run.topic, 120_000);
+        const port = /metrics on 127\.0\.0\.1:(\d+)/.exec(ingestor.output())?.[1];
+        const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        ingestor.child.kill('SIGTERM');
+        assert.equal(await ingestor.exited, 0);
+
+        assert.match(
+          metrics,
+          /tessera_ingestor_dlq_events_total\{topic="[^"]+",reason="undecodable"\} 1\n/,
+          'the unknown schema id went to the DLQ',
+        );
+        const { entities, differences } = await differencesFromOffline(
+          run,
+          generateFraudEvents({ events: EVENTS, seed: SEED }),
+        );
+        assert.ok(entities > 100);
+        assert.deepEqual(differences, [], `first differences among ${entities} entities`);
+        if (where === 'schema registry')
+          assert.ok(registryRequests > requestsBefore, 'the registry was asked for the schema');
+      } finally {
+        await cleanupRun(run);
+      }
+    });
+  }
+});
