@@ -1,16 +1,20 @@
 // Bad input never crashes the ingestor and is never lost: each bad record lands in
 // `<topic>.dlq` with its original bytes and a reason, is counted in a metric, and the ingestor keeps
 // applying the good records around it. Also checks the continuous push (features.updates) and the
-// per-event training rows (features.rows).
+// per-event training rows (features.rows), and that a DLQ outage holds the partition back instead
+// of dropping the bad records.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { KafkaMessage } from 'kafkajs';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { planView, readFeatures } from '../../shared/engine/index.ts';
 import { RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
+import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import {
   cleanupRun,
   createSourceTopic,
+  differencesFromOffline,
+  fraudMessages,
   newTestRun,
   startIngestor,
   type TestRun,
@@ -170,5 +174,70 @@ describe('ingestor: dead letters, push and training rows', { timeout: 120_000 },
 
     ingestor.child.kill('SIGTERM');
     assert.equal(await ingestor.exited, 0);
+  });
+});
+
+describe('ingestor: a DLQ outage pauses instead of dropping', { timeout: 180_000 }, () => {
+  const run = newTestRun({ TESSERA_INGEST_CLOCK: 'event' });
+  const dlqTopic = `${run.topic}.dlq`;
+  before(async () => createSourceTopic(run, 2));
+  after(async () => cleanupRun(run));
+
+  it('keeps the bad records until the DLQ is back, then dead-letters each and loses no good one', async () => {
+    const ingestor = startIngestor(run);
+    await ingestor.ready; // it has created the DLQ topic
+    const admin = run.kafka.admin();
+    await admin.connect();
+    await admin.deleteTopics({ topics: [dlqTopic] });
+
+    const events = generateFraudEvents({ events: 400, seed: 23 });
+    const messages = fraudMessages(events);
+    const bad = [3, 150, 390].map((at) => ({ at, value: `{broken ${at}` }));
+    const producer = run.kafka.producer();
+    await producer.connect();
+    let sent = 0;
+    for (const b of bad) {
+      await producer.send({ topic: run.topic, messages: messages.slice(sent, b.at) });
+      await producer.send({ topic: run.topic, messages: [{ key: '1', value: b.value }] });
+      sent = b.at;
+    }
+    await producer.send({ topic: run.topic, messages: messages.slice(sent) });
+    await producer.disconnect();
+
+    // While the DLQ is gone, the batches holding bad records fail and come back: nothing commits
+    // past them, and nothing is counted as dead-lettered.
+    await new Promise((r) => setTimeout(r, 8000));
+    const port = /metrics on 127\.0\.0\.1:(\d+)/.exec(ingestor.output())?.[1];
+    const during = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    assert.doesNotMatch(
+      during,
+      /tessera_ingestor_dlq_events_total\{/,
+      'no dead letter counted during the outage',
+    );
+    const [committed] = await admin.fetchOffsets({ groupId: run.config.ingestorGroup, topics: [run.topic] });
+    const ends = await admin.fetchTopicOffsets(run.topic);
+    const lag = ends.reduce(
+      (sum, end) =>
+        sum +
+        Number(end.high) -
+        Math.max(0, Number(committed?.partitions.find((p) => p.partition === end.partition)?.offset ?? 0)),
+      0,
+    );
+    assert.ok(lag > 0, 'the partitions with bad records are held back');
+    assert.equal(ingestor.child.exitCode, null, 'the ingestor is still running');
+
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: dlqTopic, numPartitions: 6 }] });
+    await admin.disconnect();
+    await waitForCaughtUp(run, run.topic, 120_000);
+    const dead = await readTopic(run, dlqTopic, bad.length);
+    assert.deepEqual(
+      [...new Set(dead.map((m) => m.value!.toString()))].sort(),
+      bad.map((b) => b.value).sort(),
+      'every bad record reached the DLQ once it was back',
+    );
+    ingestor.child.kill('SIGTERM');
+    assert.equal(await ingestor.exited, 0);
+    const { entities, differences } = await differencesFromOffline(run, events);
+    assert.deepEqual(differences, [], `no good event lost or doubled among ${entities} entities`);
   });
 });
