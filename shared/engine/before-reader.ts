@@ -91,7 +91,9 @@ export class BeforeEventReader {
     this.array = events;
     this.base = this.state.head;
     this.length = events.length - this.base;
-    const capacity = this.length + this.extra + 16;
+    // Room to grow by at least its own size: a mirror that fills up is rebuilt, so growing by a
+    // constant would rebuild a busy entity's whole mirror every few events.
+    const capacity = this.length + Math.max(this.extra, this.length) + 16;
     this.ts = new Float64Array(capacity);
     this.dicts = this.plan.columns.map(() => new Map());
     this.columns = newColumns(this.plan, capacity);

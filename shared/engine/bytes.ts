@@ -1,6 +1,8 @@
 // Growable byte writer and bounds-checked reader: varints (up to 2^53), zigzag, f64 and UTF-8.
 import { TesseraError } from '../errors.ts';
 
+const UTF8 = new TextEncoder();
+
 export class ByteWriter {
   private buf = new Uint8Array(256);
   private view = new DataView(this.buf.buffer);
@@ -53,6 +55,28 @@ export class ByteWriter {
     this.ensure(8);
     this.view.setFloat64(this.length, value, true);
     this.length += 8;
+  }
+
+  /** A string as its UTF-8 length (varint) and bytes: ASCII copied directly, the rest encoded. */
+  utf8(s: string): void {
+    const n = s.length;
+    this.ensure(n + 8);
+    let ascii = true;
+    for (let i = 0; i < n; i++) {
+      if (s.charCodeAt(i) >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    if (!ascii) {
+      const encoded = UTF8.encode(s);
+      this.varint(encoded.length);
+      this.bytes(encoded);
+      return;
+    }
+    this.varint(n);
+    const buf = this.buf;
+    for (let i = 0; i < n; i++) buf[this.length++] = s.charCodeAt(i);
   }
 
   bytes(data: Uint8Array): void {

@@ -88,7 +88,6 @@ function readNumber(r: ByteReader, strings: string[]): number {
 // the end, instead of growing two fresh buffers per state and copying the body into the header's.
 const BODY = new ByteWriter();
 const OUT = new ByteWriter();
-const UTF8_ENCODER = new TextEncoder();
 const UTF8_DECODER = new TextDecoder('utf-8', { fatal: true });
 
 export function encodeState(plan: ViewPlan, state: EntityState): Uint8Array {
@@ -139,11 +138,7 @@ export function encodeState(plan: ViewPlan, state: EntityState): Uint8Array {
   out.u8(state.clock === null ? 0 : 1);
   out.varint(clock);
   out.varint(dict.strings.length);
-  for (const s of dict.strings) {
-    const bytes = UTF8_ENCODER.encode(s);
-    out.varint(bytes.length);
-    out.bytes(bytes);
-  }
+  for (const s of dict.strings) out.utf8(s);
   out.bytes(body.written());
   return out.finish();
 }

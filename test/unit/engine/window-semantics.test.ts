@@ -208,6 +208,27 @@ describe('tiled mode', () => {
   });
 });
 
+describe('state codec strings', () => {
+  it('round-trips ASCII and non-ASCII strings, and writes the UTF-8 bytes of each', () => {
+    const plan = fraudPlan('exact');
+    const state = emptyState(plan);
+    const merchants = ['m_1', 'café', '☕ shop', '𝔘nicode', ''];
+    merchants.forEach((m, i) => {
+      applyEvent(plan, state, ev(plan, T0 + i * MIN, { amount: 1 + i, merchant_id: m }, i + 1));
+    });
+    const bytes = encodeState(plan, state);
+    const decoded = decodeState(plan, bytes);
+    assert.deepEqual(
+      decoded.events.map((e) => e.v),
+      state.events.map((e) => e.v),
+    );
+    // Each dictionary string is stored as its UTF-8 bytes (a JS-string length would truncate).
+    const text = Buffer.from(bytes).toString('latin1');
+    for (const m of merchants.filter((x) => x !== ''))
+      assert.ok(text.includes(Buffer.from(m, 'utf8').toString('latin1')), `${m} stored as UTF-8`);
+  });
+});
+
 describe('features before each event (training rows)', () => {
   it('sees every earlier event of the entity, whatever order the rows come in, and not the row itself', () => {
     const plan = fraudPlan('exact');
