@@ -213,12 +213,14 @@ if (Number(args['fresh-seconds']) > 0) {
       await new Promise((r) => setTimeout(r, 3000)); // group join
       const seconds = Number(args['fresh-seconds']);
       log(`producing at ${fmt(RATE)}/s for ${seconds} s ...`);
+      const cpuBefore = cpuSeconds(ingestor.child.pid!);
       const produced = await produce(run, RATE * seconds, RATE, 2);
       // Generous: on a loaded machine a saturated ingestor still finishes, and the figures say so.
       await waitForCaughtUp(run, run.topic, 300_000).catch((error: unknown) => {
         log(`ingestor output (last 4000 chars):\n${ingestor.output().slice(-4000)}`);
         throw error;
       });
+      const cpuPerEventUs = ((cpuSeconds(ingestor.child.pid!) - cpuBefore) / (RATE * seconds)) * 1e6;
       const text = await metricsText(ingestor.output());
       const p50 = histogramQuantile(text, 'tessera_ingestor_event_to_redis_seconds', 0.5);
       const p99 = histogramQuantile(text, 'tessera_ingestor_event_to_redis_seconds', 0.99);
@@ -227,6 +229,9 @@ if (Number(args['fresh-seconds']) > 0) {
       );
       console.log(
         `  p50 ${(p50.value * 1000).toFixed(1)} ms, p99 ${(p99.value * 1000).toFixed(1)} ms  (goal p99 < 50 ms)`,
+      );
+      console.log(
+        `  ingestor CPU per event ${cpuPerEventUs.toFixed(1)} µs (${((cpuPerEventUs * RATE) / 1e4).toFixed(0)} % of one core at this rate)`,
       );
       console.log(`  producer achieved ${fmt(produced.ratePerSec)} events/s; ${stageBreakdown(text)}`);
 
