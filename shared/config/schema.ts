@@ -51,6 +51,15 @@ const bucket = z
 // Kafka topic names allow [a-zA-Z0-9._-]; the prefix leaves room for the base name (max 249).
 const topicPrefix = z.string().regex(/^[a-zA-Z0-9._-]{0,100}$/, 'expected up to 100 of a-z A-Z 0-9 . _ -');
 
+/** A whole number of `unit` up to `max`; `zero` says what 0 means when it is allowed (min 0). */
+function count(unit: string, min: number, max: number, zero?: string) {
+  return z
+    .string()
+    .regex(/^\d+$/, `expected a whole number of ${unit}${zero === undefined ? '' : ` (0 = ${zero})`}`)
+    .transform(Number)
+    .pipe(z.number().min(min, `expected at least ${min}`).max(max, `expected at most ${max} ${unit}`));
+}
+
 function wholeNumber(min: number, max: number) {
   return z
     .string()
@@ -78,9 +87,7 @@ export const configSchema = z
     s3ForcePathStyle: withDefault(bool, DEFAULTS.s3ForcePathStyle),
     definitions: withDefault(z.string(), DEFAULTS.definitions),
     schemaRegistryUrl: withDefault(
-      z.string().refine((s) => s === '' || /^https?:\/\/[^\s/]+(\/\S*)?$/.test(s), {
-        message: 'expected an http(s) URL of a Confluent schema registry, e.g. http://127.0.0.1:8081',
-      }),
+      z.literal('').or(urlWithProtocol(['http:', 'https:'])),
       DEFAULTS.schemaRegistryUrl,
     ),
     schemaDir: withDefault(z.string(), DEFAULTS.schemaDir),
@@ -121,37 +128,21 @@ export const configSchema = z
       DEFAULTS.flusherGroup,
     ),
     flushIntervalMs: withDefault(millis, DEFAULTS.flushIntervalMs),
-    flushMaxBufferedRows: withDefault(
-      z
-        .string()
-        .regex(/^\d+$/, 'expected a whole number of records')
-        .transform(Number)
-        .pipe(z.number().min(100, 'expected at least 100').max(50_000_000, 'expected at most 50000000')),
-      DEFAULTS.flushMaxBufferedRows,
-    ),
+    flushMaxBufferedRows: withDefault(count('records', 100, 50_000_000), DEFAULTS.flushMaxBufferedRows),
     retentionVersions: withDefault(
-      z.string().regex(/^\d+$/, 'expected a whole number of versions (0 = keep all)').transform(Number),
+      count('versions', 0, Number.MAX_SAFE_INTEGER, 'keep all'),
       DEFAULTS.retentionVersions,
     ),
     flushSnapshots: withDefault(bool, DEFAULTS.flushSnapshots),
     kafkaSessionTimeoutMs: withDefault(millis, DEFAULTS.kafkaSessionTimeoutMs),
     kafkaHeartbeatMs: withDefault(millis, DEFAULTS.kafkaHeartbeatMs),
+    // Up to a minute: what a crash redelivers grows with it.
     ingestCommitIntervalMs: withDefault(
-      z
-        .string()
-        .regex(/^\d+$/, 'expected a whole number of milliseconds (0 = commit after every batch)')
-        .transform(Number)
-        .pipe(z.number().max(60_000, 'expected at most 60000 ms: redelivery after a crash grows with it')),
+      count('milliseconds', 0, 60_000, 'commit after every fetch'),
       DEFAULTS.ingestCommitIntervalMs,
     ),
-    stateCacheEvents: withDefault(
-      z
-        .string()
-        .regex(/^\d+$/, 'expected a whole number of events (0 = no cache)')
-        .transform(Number)
-        .pipe(z.number().max(100_000_000, 'expected at most 100000000 (about 10 GB)')),
-      DEFAULTS.stateCacheEvents,
-    ),
+    // At most about 10 GB of decoded states.
+    stateCacheEvents: withDefault(count('events', 0, 100_000_000, 'no cache'), DEFAULTS.stateCacheEvents),
   })
   .superRefine((c, ctx) => {
     if (c.kafkaHeartbeatMs * 3 > c.kafkaSessionTimeoutMs) {

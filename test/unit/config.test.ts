@@ -112,6 +112,31 @@ describe('config', () => {
     );
   });
 
+  it('checks the ingestor options: schema registry URL, commit interval, state cache bound', () => {
+    const e = configError(() =>
+      load({
+        TESSERA_SCHEMA_REGISTRY_URL: 'ftp://registry',
+        TESSERA_INGEST_COMMIT_INTERVAL_MS: '90000',
+        TESSERA_STATE_CACHE_EVENTS: 'lots',
+      }),
+    );
+    assert.deepEqual(e.invalid, [
+      'TESSERA_SCHEMA_REGISTRY_URL',
+      'TESSERA_INGEST_COMMIT_INTERVAL_MS',
+      'TESSERA_STATE_CACHE_EVENTS',
+    ]);
+    assert.match(e.message, /expected a URL starting with http:\/\/ or https:\/\//);
+    assert.match(e.message, /expected at most 60000 milliseconds/);
+    assert.match(e.message, /expected a whole number of events \(0 = no cache\)/);
+    const ok = load({
+      TESSERA_SCHEMA_REGISTRY_URL: 'http://127.0.0.1:8081',
+      TESSERA_INGEST_COMMIT_INTERVAL_MS: '0',
+    });
+    assert.equal(ok.schemaRegistryUrl, 'http://127.0.0.1:8081');
+    assert.equal(ok.ingestCommitIntervalMs, 0);
+    assert.equal(load().stateCacheEvents, 1_000_000);
+  });
+
   it('rejects bucket names S3 would reject', () => {
     const e = configError(() => load({ TESSERA_S3_BUCKET: 'Upper_Case' }));
     assert.deepEqual(e.invalid, ['TESSERA_S3_BUCKET']);
