@@ -163,7 +163,11 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       if (list) list.push(p);
       else byTopic.set(p.batch.topic, [p]);
     }
-    await Promise.all([...byTopic].map(([topic, list]) => processBatches(topic, list)));
+    // All settled before failing: a topic still in progress must not overlap with its redelivery.
+    const outcomes = await Promise.allSettled(
+      [...byTopic].map(([topic, list]) => processBatches(topic, list)),
+    );
+    for (const o of outcomes) if (o.status === 'rejected') throw o.reason;
   }
 
   /** One source topic's batches of a fetch (one per partition): decode, apply, rows, DLQ, push, commit. */
