@@ -241,3 +241,51 @@ describe('ingestor: a DLQ outage pauses instead of dropping', { timeout: 180_000
     assert.deepEqual(differences, [], `no good event lost or doubled among ${entities} entities`);
   });
 });
+
+describe('ingestor: commits are periodic, and a graceful stop commits what is processed', {
+  timeout: 120_000,
+}, () => {
+  // A minute between commits: within the test only the first fetch's commit and the stop commit.
+  const run = newTestRun({ TESSERA_INGEST_CLOCK: 'event', TESSERA_INGEST_COMMIT_INTERVAL_MS: '60000' });
+  before(async () => createSourceTopic(run, 2));
+  after(async () => cleanupRun(run));
+
+  it('leaves the committed offsets behind while running and at the end after SIGTERM', async () => {
+    const events = generateFraudEvents({ events: 3000, seed: 29 });
+    const ingestor = startIngestor(run);
+    await ingestor.ready;
+    const producer = run.kafka.producer();
+    await producer.connect();
+    const port = /metrics on 127\.0\.0\.1:(\d+)/.exec(ingestor.output())?.[1];
+    const processed = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      return [...text.matchAll(/^tessera_ingestor_events_total\{[^}]*\} (\d+)/gm)].reduce(
+        (n, m) => n + Number(m[1]),
+        0,
+      );
+    };
+    const waitProcessed = async (n: number) => {
+      for (let i = 0; (await processed()) < n && i < 300; i++) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(await processed(), n);
+    };
+    // Two rounds: each partition's first fetch commits at once (its interval has passed), the
+    // second round's wait for the interval.
+    await producer.send({ topic: run.topic, messages: fraudMessages(events.slice(0, 1500)) });
+    await waitProcessed(1500);
+    await producer.send({ topic: run.topic, messages: fraudMessages(events.slice(1500)) });
+    await waitProcessed(events.length);
+    await producer.disconnect();
+
+    const admin = run.kafka.admin();
+    await admin.connect();
+    const committedSum = async () => {
+      const [c] = await admin.fetchOffsets({ groupId: run.config.ingestorGroup, topics: [run.topic] });
+      return (c?.partitions ?? []).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
+    };
+    assert.ok((await committedSum()) < events.length, 'the second round is processed but not committed yet');
+    ingestor.child.kill('SIGTERM');
+    assert.equal(await ingestor.exited, 0);
+    assert.equal(await committedSum(), events.length, 'the graceful stop committed everything processed');
+    await admin.disconnect();
+  });
+});
