@@ -6,7 +6,15 @@
 //
 //   eval "$(scripts/stack env)"; npx tsx loadtest/server-bench.ts [--users 100000] [--duration 15]
 //     [--rate 5000] [--batch-rate 200] [--feast-workers 1,2] [--rounds 2] [--sweep 4,8,64]
-//     [--server-cpu-prof DIR]
+//     [--server-cpu-prof DIR] [--server-node-args="--trace-gc ..."] [--server-logs DIR] [--no-feast]
+//     [--baseline DIR] [--baseline-node-args="..."] [--scenarios single,batch] [--paced]
+//
+// --baseline DIR runs a second Tessera server from another checkout (e.g. `git worktree add
+// /tmp/server-base HEAD`, with node_modules linked in, and the engine files of this tree copied in
+// when only the server should differ) beside this one, alternating in every cell, and checks that
+// both answer byte-identical responses: before/after figures from one run on a shared machine.
+// --paced runs every fixed rate again with evenly spaced arrivals (runPaced) instead of
+// autocannon's per-second bursts. --no-feast skips Feast (faster iterations; no Feast ratios).
 //
 // Data: seeded fraud events for ~100k users, run through the engine offline (exact mode, as the
 // ingestor does) and saved with RedisStateStore.saveMany under a unique key prefix; Feast gets the
@@ -18,7 +26,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { homedir, tmpdir } from 'node:os';
+import { homedir, loadavg, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -38,6 +46,8 @@ const { values: args } = parseArgs({
     batch: { type: 'string', default: '100' },
     connections: { type: 'string', default: '32' },
     'rate-connections': { type: 'string', default: '8' },
+    // Also run every fixed rate with evenly spaced arrivals (see LoadSpec.paced).
+    paced: { type: 'boolean', default: false },
     'feast-rate': { type: 'string' },
     'feast-batch-rate': { type: 'string' },
     'feast-workers': { type: 'string', default: '1,2' },
@@ -47,6 +57,15 @@ const { values: args } = parseArgs({
     sample: { type: 'string', default: '200' },
     'valid-minutes': { type: 'string', default: '40' },
     'server-cpu-prof': { type: 'string' },
+    // Extra node flags for Tessera's servers (space-separated), e.g. "--trace-gc" or "--heap-prof".
+    'server-node-args': { type: 'string', default: '' },
+    // The same for the --baseline server (e.g. --baseline . to compare node flags on one checkout).
+    'baseline-node-args': { type: 'string', default: '' },
+    // Keep the servers' output (e.g. --trace-gc lines) in this directory; default: deleted at the end.
+    'server-logs': { type: 'string' },
+    'no-feast': { type: 'boolean', default: false },
+    baseline: { type: 'string' },
+    scenarios: { type: 'string', default: 'single,batch' },
     python: { type: 'string', default: process.env.TESSERA_PYTHON ?? 'python3' },
     'redis-url': { type: 'string', default: process.env.TESSERA_REDIS_URL ?? 'redis://127.0.0.1:6379' },
     'feast-redis-db': { type: 'string', default: '1' },
@@ -68,6 +87,12 @@ interface LoadSpec {
   duration: number;
   /** Requests per second over all connections; absent = as fast as the server answers. */
   overallRate?: number;
+  /**
+   * Evenly spaced arrivals at overallRate (runPaced: an open-loop sender on up to `connections`
+   * sockets) instead of autocannon's per-second bursts. Latency counts from the timer tick that
+   * takes a request up, also while it waits for a free socket: a server that falls behind shows.
+   */
+  paced?: boolean;
 }
 
 interface LoadFigures {
@@ -84,6 +109,8 @@ interface LoadFigures {
   timeouts: number;
   /** CPU seconds the server's processes used during the run (set by the orchestrator). */
   serverCpu?: number;
+  /** The machine's 1-minute load average right after the run: other people's load shows here. */
+  load1?: number;
 }
 
 if (args['autocannon-child']) {
@@ -250,7 +277,10 @@ interface Server {
 
 /** Starts a process in its own group (so its workers stop with it), output to a file, not a pipe. */
 function startProcess(name: string, cmd: string, argv: string[], env: Record<string, string>, cwd?: string) {
-  const logFile = join(workDir, `${name}.log`);
+  const logFile = join(
+    name !== 'autocannon' && args['server-logs'] ? args['server-logs'] : workDir,
+    `${name}.log`,
+  );
   const fd = openSync(logFile, 'a');
   const child = spawn(cmd, argv, {
     env: { ...process.env, ...env },
@@ -325,12 +355,17 @@ const cpuPerRequest = (f: LoadFigures) => ((1000 * (f.serverCpu ?? Number.NaN)) 
 const tail = (file: string) => readFileSync(file, 'utf8').slice(-2000);
 const sleep = (n: number) => new Promise((r) => setTimeout(r, n));
 
-async function startTessera(): Promise<Server> {
+/** This checkout's server, or with `tree` the server of another checkout (--baseline). */
+async function startTessera(tree?: string): Promise<Server> {
   const port = await freePort();
-  const nodeArgs = ['--import', 'tsx'];
-  if (args['server-cpu-prof']) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${args['server-cpu-prof']}`);
+  const name = tree === undefined ? 'tessera' : 'tessera-base';
+  const extra = args[tree === undefined ? 'server-node-args' : 'baseline-node-args'];
+  const nodeArgs = ['--import', 'tsx', ...extra.split(' ').filter(Boolean)];
+  // One directory per server: with tsx, its loader thread writes a profile of its own beside main's.
+  if (args['server-cpu-prof'])
+    nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${join(args['server-cpu-prof'], name)}`);
   const { child, logFile } = startProcess(
-    'tessera',
+    name,
     process.execPath,
     [...nodeArgs, 'services/server/main.ts'],
     {
@@ -340,8 +375,9 @@ async function startTessera(): Promise<Server> {
       TESSERA_DEFINITIONS: definitionsFile,
       TESSERA_AUTH_TOKEN: token,
     },
+    tree,
   );
-  const server = { name: 'tessera', url: `http://127.0.0.1:${port}`, child, logFile };
+  const server = { name, url: `http://127.0.0.1:${port}`, child, logFile };
   await waitReady(server, '/ready');
   return server;
 }
@@ -468,24 +504,54 @@ interface FeastShapedResponse {
   results: { values: unknown[]; statuses: string[] }[];
 }
 
-async function lookup(server: Server, ids: number[]): Promise<FeastShapedResponse> {
+async function lookupText(server: Server, body: string): Promise<string> {
   const res = await fetch(`${server.url}/get-online-features`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({ features: featureRefs, entities: { user_id: ids } }),
+    body,
   });
-  if (!res.ok) throw new Error(`${server.name} answered ${res.status}: ${(await res.text()).slice(0, 500)}`);
-  return (await res.json()) as FeastShapedResponse;
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${server.name} answered ${res.status}: ${text.slice(0, 500)}`);
+  return text;
+}
+
+async function lookup(server: Server, ids: number[]): Promise<FeastShapedResponse> {
+  const body = JSON.stringify({ features: featureRefs, entities: { user_id: ids } });
+  return JSON.parse(await lookupText(server, body)) as FeastShapedResponse;
+}
+
+/**
+ * Same bodies to two Tessera servers at a pinned as_of, in the request shapes clients use: all
+ * bytes must be equal (a faster serializer must not change a single character).
+ */
+async function compareResponses(a: Server, b: Server, ids: number[], t0: number): Promise<string[]> {
+  const refs = featureRefs;
+  const unknown = 987_654_321_012; // no state: NOT_FOUND rows
+  const bodies = [
+    { features: refs, entities: { user_id: ids.slice(0, 1) } },
+    { features: refs, entities: { user_id: [...ids, unknown] }, as_of: t0 },
+    { features: [...refs].reverse(), entities: { user_id: ids }, full_feature_names: true, as_of: t0 },
+    { features: refs.slice(2, 4), entities: { user_id: ids.map(String) }, as_of: new Date(t0).toISOString() },
+    { feature_service: 'fraud_model_v1', entities: { user_id: ids.slice(0, 7) }, as_of: t0 + 123 },
+  ];
+  const differ: string[] = [];
+  for (const body of bodies) {
+    const text = JSON.stringify(body);
+    const [x, y] = await Promise.all([lookupText(a, text), lookupText(b, text)]);
+    if (x !== y) differ.push(`${text.slice(0, 120)}: ${x.slice(0, 200)} vs ${y.slice(0, 200)}`);
+  }
+  return differ;
 }
 
 interface Comparison {
   values: number;
-  tesseraVsFeast: number;
-  tesseraVsEngine: number;
-  feastVsEngine: number;
+  /** null without Feast (--no-feast). */
+  tesseraVsFeast: number | null;
+  /** Per server (Tessera, the baseline, Feast): values differing from the engine's. */
+  vsEngine: Record<string, number>;
   notPresent: number;
-  /** Largest relative difference of doubles: Tessera vs Feast, Tessera vs engine, Feast vs engine. */
-  maxRelative: [number, number, number];
+  /** Largest relative difference of doubles, per server against the engine. */
+  maxRelative: Record<string, number>;
   firstDiffs: string[];
 }
 
@@ -499,46 +565,52 @@ function same(a: unknown, b: unknown, count: boolean): { ok: boolean; rel: numbe
   return { ok: x === y || rel <= 1e-9, rel: x === y ? 0 : rel };
 }
 
+/** Every server's values for the sample against the engine's, and Tessera's against Feast's. */
 async function compareValues(
   tessera: Server,
-  feast: Server,
+  others: (Server | null)[],
+  feast: Server | null,
   sample: number[],
   loaded: Loaded,
 ): Promise<Comparison> {
+  const servers = [tessera, ...others, feast].filter((s): s is Server => s !== null);
   const out: Comparison = {
     values: 0,
-    tesseraVsFeast: 0,
-    tesseraVsEngine: 0,
-    feastVsEngine: 0,
+    tesseraVsFeast: feast ? 0 : null,
+    vsEngine: Object.fromEntries(servers.map((s) => [s.name, 0])),
     notPresent: 0,
-    maxRelative: [0, 0, 0],
+    maxRelative: Object.fromEntries(servers.map((s) => [s.name, 0])),
     firstDiffs: [],
   };
   for (let lo = 0; lo < sample.length; lo += BATCH) {
     const ids = sample.slice(lo, lo + BATCH);
-    const [t, f] = await Promise.all([lookup(tessera, ids), lookup(feast, ids)]);
+    const responses = await Promise.all(servers.map((s) => lookup(s, ids)));
     plan.features.forEach((feature, k) => {
       const name = feature.def.name;
-      const tc = t.results[t.metadata.feature_names.indexOf(name)];
-      const fc = f.results[f.metadata.feature_names.indexOf(name)];
-      if (!tc || !fc) throw new Error(`feature ${name} missing from a response`);
+      const columns = responses.map((r) => r.results[r.metadata.feature_names.indexOf(name)]);
+      if (columns.some((c) => !c)) throw new Error(`feature ${name} missing from a response`);
       ids.forEach((id, row) => {
         const engine = loaded.expected.get(id)![k] ?? null;
-        const tv = tc.values[row] ?? null;
-        const fv = fc.values[row] ?? null;
         out.values++;
-        if (tc.statuses[row] !== 'PRESENT' || fc.statuses[row] !== 'PRESENT') out.notPresent++;
-        const tf = same(tv, fv, isCount[k]!);
-        const te = same(tv, engine, isCount[k]!);
-        const fe = same(fv, engine, isCount[k]!);
-        [tf, te, fe].forEach((d, i) => {
-          if (Number.isFinite(d.rel)) out.maxRelative[i] = Math.max(out.maxRelative[i]!, d.rel);
+        if (columns.some((c) => c!.statuses[row] !== 'PRESENT')) out.notPresent++;
+        const got = columns.map((c) => c!.values[row] ?? null);
+        let bad = false;
+        servers.forEach((s, i) => {
+          const d = same(got[i], engine, isCount[k]!);
+          if (Number.isFinite(d.rel)) out.maxRelative[s.name] = Math.max(out.maxRelative[s.name]!, d.rel);
+          if (!d.ok) {
+            out.vsEngine[s.name]!++;
+            bad = true;
+          }
         });
-        if (!tf.ok) out.tesseraVsFeast++;
-        if (!te.ok) out.tesseraVsEngine++;
-        if (!fe.ok) out.feastVsEngine++;
-        if ((!tf.ok || !te.ok || !fe.ok) && out.firstDiffs.length < 5)
-          out.firstDiffs.push(`user ${id} ${name}: tessera ${tv} feast ${fv} engine ${engine}`);
+        if (feast && !same(got[0], got[got.length - 1], isCount[k]!).ok) {
+          out.tesseraVsFeast!++;
+          bad = true;
+        }
+        if (bad && out.firstDiffs.length < 5)
+          out.firstDiffs.push(
+            `user ${id} ${name}: ${servers.map((s, i) => `${s.name} ${got[i]}`).join(', ')}, engine ${engine}`,
+          );
       });
     });
   }
@@ -565,6 +637,8 @@ function writeBodies(ids: number[], perRequest: number, count: number, seed: num
 
 /** The autocannon command line equivalent to a spec (bodies vary per request in our runs). */
 function cliLine(spec: LoadSpec): string {
+  if (spec.paced)
+    return `(--paced: this file's own open-loop sender, ${spec.overallRate}/s evenly spaced over up to ${spec.connections} keep-alive sockets, ${spec.duration} s, bodies from ${spec.bodiesFile})`;
   const rate = spec.overallRate ? ` -R ${spec.overallRate}` : '';
   return (
     `npx autocannon -m POST -H 'content-type: application/json' -H 'authorization: Bearer <token>' ` +
@@ -600,6 +674,10 @@ async function load(spec: LoadSpec): Promise<LoadFigures> {
 async function runLoadChild(specFile: string): Promise<void> {
   const spec = JSON.parse(readFileSync(specFile, 'utf8')) as LoadSpec;
   const bodies = JSON.parse(readFileSync(spec.bodiesFile, 'utf8')) as string[];
+  if (spec.paced) {
+    console.log(JSON.stringify(await runPaced(spec, bodies)));
+    return;
+  }
   interface Instance {
     on(event: 'response', fn: (client: unknown, status: number, bytes: number, ms: number) => void): void;
   }
@@ -658,6 +736,134 @@ async function runLoadChild(specFile: string): Promise<void> {
   console.log(JSON.stringify(figures));
 }
 
+/**
+ * Open loop: request i is due at start + i / rate whatever came back, and leaves on the first idle
+ * keep-alive socket (or waits for one). Timers tick at millisecond resolution, so requests due
+ * within one millisecond leave together; latency counts from that tick (not from the due time, so
+ * the sender's own timer lateness is not charged to the server). Raw sockets and pre-built request
+ * bytes, because node:http's client could not send 5,000 requests/s here without falling behind.
+ */
+async function runPaced(spec: LoadSpec, bodies: string[]): Promise<LoadFigures> {
+  const { connect } = await import('node:net');
+  const target = new URL(spec.url);
+  const headerLines = Object.entries({ 'content-type': 'application/json', ...spec.headers })
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  const requests = bodies.map((body) =>
+    Buffer.from(
+      `POST /get-online-features HTTP/1.1\r\nhost: ${target.host}\r\n${headerLines}` +
+        `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    ),
+  );
+  const rate = spec.overallRate!;
+  const total = Math.round(rate * spec.duration);
+  const latencies: number[] = [];
+  let non2xx = 0;
+  let errors = 0;
+  let finished = 0;
+  let sent = 0;
+  const waiting: number[] = []; // take-up times of due requests without a free socket
+  interface Conn {
+    write(takenUp: number): void;
+    idle: boolean;
+  }
+  const idle: Conn[] = [];
+  let done: () => void = () => {};
+  const settle = () => {
+    if (++finished === total) done();
+  };
+  const open = (): Promise<Conn> =>
+    new Promise((resolveConn, rejectConn) => {
+      const socket = connect({ host: target.hostname, port: Number(target.port), noDelay: true });
+      let takenUp = 0;
+      let buffered: Buffer = Buffer.alloc(0);
+      let bodyLeft = -1;
+      let status = 0;
+      const conn: Conn = {
+        idle: true,
+        write(at) {
+          conn.idle = false;
+          takenUp = at;
+          socket.write(requests[sent % requests.length]!);
+        },
+      };
+      const release = () => {
+        const next = waiting.shift();
+        if (next !== undefined) {
+          conn.write(next);
+          sent++;
+        } else {
+          conn.idle = true;
+          idle.push(conn);
+        }
+      };
+      socket.on('data', (chunk: Buffer) => {
+        buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+        for (;;) {
+          if (bodyLeft < 0) {
+            const end = buffered.indexOf('\r\n\r\n');
+            if (end < 0) return;
+            const head = buffered.subarray(0, end).toString('latin1');
+            status = Number(head.slice(9, 12));
+            const length = /\r\ncontent-length: *(\d+)/i.exec(head);
+            if (!length) throw new Error(`paced sender: response without content-length: ${head}`);
+            bodyLeft = Number(length[1]);
+            buffered = buffered.subarray(end + 4);
+          }
+          if (buffered.length < bodyLeft) return;
+          buffered = buffered.subarray(bodyLeft);
+          bodyLeft = -1;
+          if (status >= 200 && status < 300) latencies.push(performance.now() - takenUp);
+          else non2xx++;
+          settle();
+          release();
+        }
+      });
+      socket.once('connect', () => resolveConn(conn));
+      socket.once('error', (error) => {
+        errors++;
+        if (!conn.idle) settle(); // its request is lost; the socket is not used again
+        rejectConn(error);
+      });
+    });
+  for (let i = 0; i < spec.connections; i++) idle.push(await open());
+  const start = performance.now() + 10;
+  await new Promise<void>((resolve) => {
+    done = resolve;
+    // A server that stops answering must not hang the benchmark: what is unanswered then is lost.
+    setTimeout(resolve, (spec.duration + 30) * 1000).unref();
+    const tick = () => {
+      const now = performance.now();
+      let due = waiting.length + sent;
+      while (due < total && start + (due * 1000) / rate <= now) {
+        const conn = idle.pop();
+        if (conn) {
+          conn.write(now);
+          sent++;
+        } else waiting.push(now);
+        due++;
+      }
+      if (due < total) setTimeout(tick, Math.max(0, start + (due * 1000) / rate - performance.now()));
+    };
+    setTimeout(tick, 10);
+  });
+  const seconds = (performance.now() - start) / 1000;
+  const sorted = Float64Array.from(latencies).sort();
+  return {
+    requests: total,
+    seconds,
+    rps: sorted.length / seconds,
+    p50: quantile(sorted, 0.5),
+    p90: quantile(sorted, 0.9),
+    p99: quantile(sorted, 0.99),
+    p999: quantile(sorted, 0.999),
+    max: sorted[sorted.length - 1] ?? Number.NaN,
+    non2xx,
+    errors,
+    timeouts: total - finished,
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Cleanup.
 // ---------------------------------------------------------------------------------------------
@@ -680,7 +886,7 @@ async function cleanup(): Promise<void> {
   for (const child of [...children])
     await stopServer({ name: 'child', url: '', child, logFile: '' }).catch(() => undefined);
   try {
-    runFeastCli(feastRepo, ['teardown']);
+    if (!args['no-feast']) runFeastCli(feastRepo, ['teardown']);
   } catch (error) {
     log(`feast teardown: ${String(error).slice(0, 300)} (deleting the project's keys directly)`);
   }
@@ -703,10 +909,14 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const)
 // The run.
 // ---------------------------------------------------------------------------------------------
 
+type Arrival = 'bursts' | 'paced';
+
 interface Cell {
   server: string;
   scenario: 'single' | 'batch';
   mode: 'saturation' | number;
+  /** autocannon's per-second bursts, or evenly spaced (--paced); saturation runs are bursts. */
+  arrival: Arrival;
   figures: LoadFigures[];
 }
 
@@ -723,39 +933,69 @@ try {
     `Tessera: ${fmt(loaded.ids.length)} users, ${fmt(loaded.events)} events, saved in ${loaded.saveSeconds.toFixed(1)} s; ` +
       `state bytes p50 ${fmt(loaded.stateBytes.p50)}, p99 ${fmt(loaded.stateBytes.p99)}, max ${fmt(loaded.stateBytes.max)}`,
   );
-  log(`Feast: project ${feastProject}, Redis ${feastRedisConnection()} ...`);
-  const feastLoad = await loadFeast(loaded.valuesCsv);
-  log(
-    `feast apply ${feastLoad.applySeconds.toFixed(1)} s, write_to_online_store ${feastLoad.writeSeconds.toFixed(1)} s`,
-  );
+  const withFeast = !args['no-feast'];
+  let feastLoad = { applySeconds: Number.NaN, writeSeconds: Number.NaN };
+  if (withFeast) {
+    log(`Feast: project ${feastProject}, Redis ${feastRedisConnection()} ...`);
+    feastLoad = await loadFeast(loaded.valuesCsv);
+    log(
+      `feast apply ${feastLoad.applySeconds.toFixed(1)} s, write_to_online_store ${feastLoad.writeSeconds.toFixed(1)} s`,
+    );
+  }
 
-  const workersList = args['feast-workers'].split(',').map(Number);
+  const workersList = withFeast ? args['feast-workers'].split(',').map(Number) : [];
   const tessera = await startTessera();
-  let feast = await startFeast(workersList[0]!);
+  const base = args.baseline ? await startTessera(args.baseline) : null;
+  // Ours first in every cell, then the baseline: alternating runs see the same machine.
+  const tesseras = base ? [tessera, base] : [tessera];
+  let feast = withFeast ? await startFeast(workersList[0]!) : null;
   const rng = seededRng(Number(args.seed) + 7);
   const sample = Array.from({ length: Number(args.sample) }, () => loaded.ids[rng.int(loaded.ids.length)]!);
-  const before = await compareValues(tessera, feast, sample, loaded);
-  log(`values: ${before.tesseraVsFeast} of ${before.values} differ between the servers`);
+  const before = await compareValues(tessera, [base], feast, sample, loaded);
+  log(
+    `values: ${JSON.stringify(before.vsEngine)} of ${before.values} differ from the engine; ` +
+      `Tessera vs Feast ${before.tesseraVsFeast ?? '-'}`,
+  );
+  const responseDiffs = base ? await compareResponses(tessera, base, sample.slice(0, 50), loaded.t0) : [];
+  if (base) log(`responses vs the baseline: ${responseDiffs.length} of 5 request shapes differ`);
 
   const singleBodies = writeBodies(loaded.ids, 1, 50_000, Number(args.seed) + 1);
   const batchBodies = writeBodies(loaded.ids, BATCH, 2_000, Number(args.seed) + 2);
   const headers = { authorization: `Bearer ${token}` };
   const bodiesOf = { single: singleBodies, batch: batchBodies };
   const cells: Cell[] = [];
-  const record = (server: string, scenario: Cell['scenario'], mode: Cell['mode'], f: LoadFigures) => {
-    let cell = cells.find((c) => c.server === server && c.scenario === scenario && c.mode === mode);
+  const findCell = (server: string, scenario: Cell['scenario'], mode: Cell['mode'], arrival: Arrival) =>
+    cells.find(
+      (c) => c.server === server && c.scenario === scenario && c.mode === mode && c.arrival === arrival,
+    );
+  const record = (
+    server: string,
+    scenario: Cell['scenario'],
+    mode: Cell['mode'],
+    arrival: Arrival,
+    f: LoadFigures,
+  ) => {
+    let cell = findCell(server, scenario, mode, arrival);
     if (!cell) {
-      cell = { server, scenario, mode, figures: [] };
+      cell = { server, scenario, mode, arrival, figures: [] };
       cells.push(cell);
     }
     cell.figures.push(f);
-    const label = mode === 'saturation' ? `saturation, ${args.connections} connections` : `${fmt(mode)}/s`;
+    const label =
+      mode === 'saturation'
+        ? `saturation, ${args.connections} connections`
+        : `${fmt(mode)}/s${arrival === 'paced' ? ' paced' : ''}`;
     log(
       `  ${server.padEnd(9)} ${scenario.padEnd(6)} ${label.padEnd(26)} ${fmt(f.rps).padStart(7)} req/s  ` +
-        `p50 ${ms(f.p50)} p99 ${ms(f.p99)} max ${ms(f.max)} ms  server cpu/req ${cpuPerRequest(f)} ms  non2xx ${f.non2xx} errors ${f.errors}`,
+        `p50 ${ms(f.p50)} p99 ${ms(f.p99)} max ${ms(f.max)} ms  server cpu/req ${cpuPerRequest(f)} ms  non2xx ${f.non2xx} errors ${f.errors}  load ${f.load1?.toFixed(1)}`,
     );
   };
-  const run = async (server: Server, scenario: Cell['scenario'], mode: Cell['mode']) => {
+  const run = async (
+    server: Server,
+    scenario: Cell['scenario'],
+    mode: Cell['mode'],
+    arrival: Arrival = 'bursts',
+  ) => {
     const spec: LoadSpec = {
       url: server.url,
       headers,
@@ -763,24 +1003,21 @@ try {
       connections: mode === 'saturation' ? Number(args.connections) : Number(args['rate-connections']),
       duration: DURATION,
       ...(mode === 'saturation' ? {} : { overallRate: mode }),
+      ...(arrival === 'paced' ? { paced: true } : {}),
     };
-    record(server.name, scenario, mode, await measured(server, spec));
+    record(server.name, scenario, mode, arrival, await measured(server, spec));
   };
   const measured = async (server: Server, spec: LoadSpec): Promise<LoadFigures> => {
     const cpu0 = groupCpuSeconds(server.child.pid!);
     const f = await load(spec);
-    return { ...f, serverCpu: groupCpuSeconds(server.child.pid!) - cpu0 };
+    return { ...f, serverCpu: groupCpuSeconds(server.child.pid!) - cpu0, load1: loadavg()[0] };
   };
   const satOf = (server: string, scenario: Cell['scenario']) =>
-    median(
-      cells
-        .find((c) => c.server === server && c.scenario === scenario && c.mode === 'saturation')
-        ?.figures.map((f) => f.rps) ?? [],
-    );
+    median(findCell(server, scenario, 'saturation', 'bursts')?.figures.map((f) => f.rps) ?? []);
 
   // Warm-up: JIT for Tessera, imports and connections for Feast; not recorded.
   log('warm-up ...');
-  for (const server of [tessera, feast])
+  for (const server of [...tesseras, ...(feast ? [feast] : [])])
     await load({
       url: server.url,
       headers,
@@ -790,30 +1027,46 @@ try {
     });
 
   const rounds = Number(args.rounds);
+  const scenarios = args.scenarios
+    .split(',')
+    .filter((x): x is Cell['scenario'] => x === 'single' || x === 'batch');
   const feastRates: Record<Cell['scenario'], number> = { single: 0, batch: 0 };
   for (let round = 0; round < rounds; round++) {
     log(`round ${round + 1} of ${rounds}`);
-    for (const scenario of ['single', 'batch'] as const) {
+    for (const scenario of scenarios) {
       // Saturation first (it sets the rate Feast can sustain), alternating servers.
-      await run(tessera, scenario, 'saturation');
-      await run(feast, scenario, 'saturation');
+      for (const t of tesseras) await run(t, scenario, 'saturation');
+      if (feast) await run(feast, scenario, 'saturation');
       const ours = scenario === 'single' ? Number(args.rate) : Number(args['batch-rate']);
       const given = args[scenario === 'single' ? 'feast-rate' : 'feast-batch-rate'];
       // A rate Feast sustains: half its saturation QPS, fixed after round 1 so rounds are comparable.
+      // Without Feast, only a rate given on the command line.
       if (feastRates[scenario] === 0)
         feastRates[scenario] = given
           ? Number(given)
-          : Math.max(1, Math.round(satOf(feast.name, scenario) / 2 / 10) * 10 || 1);
-      await run(tessera, scenario, ours);
-      await run(feast, scenario, feastRates[scenario]);
-      await run(feast, scenario, ours);
-      if (feastRates[scenario] < ours) await run(tessera, scenario, feastRates[scenario]);
+          : feast
+            ? Math.max(1, Math.round(satOf(feast.name, scenario) / 2 / 10) * 10 || 1)
+            : 0;
+      for (const t of tesseras) await run(t, scenario, ours);
+      if (feast) {
+        await run(feast, scenario, feastRates[scenario]);
+        await run(feast, scenario, ours);
+      }
+      if (feastRates[scenario] > 0 && feastRates[scenario] < ours)
+        for (const t of tesseras) await run(t, scenario, feastRates[scenario]);
+      if (args.paced) {
+        // Feast is not run paced at our rate: past its saturation an open loop only queues.
+        for (const t of tesseras) await run(t, scenario, ours, 'paced');
+        if (feast) await run(feast, scenario, feastRates[scenario], 'paced');
+        if (feastRates[scenario] > 0 && feastRates[scenario] < ours)
+          for (const t of tesseras) await run(t, scenario, feastRates[scenario], 'paced');
+      }
     }
   }
   const sweep: { server: string; scenario: Cell['scenario']; connections: number; f: LoadFigures }[] = [];
   for (const connections of args.sweep.split(',').filter(Boolean).map(Number)) {
-    for (const scenario of ['single', 'batch'] as const) {
-      for (const server of [tessera, feast]) {
+    for (const scenario of scenarios) {
+      for (const server of [...tesseras, ...(feast ? [feast] : [])]) {
         const f = await measured(server, {
           url: server.url,
           headers,
@@ -830,29 +1083,35 @@ try {
   }
   // More Feast workers once (2 cores: the machine has no room for more), saturation and its rates.
   for (const workers of workersList.slice(1)) {
-    await stopServer(feast);
-    feast = await startFeast(workers);
+    if (feast) await stopServer(feast);
+    const next = await startFeast(workers);
+    feast = next;
     await load({
-      url: feast.url,
+      url: next.url,
       headers,
       bodiesFile: singleBodies,
       connections: 8,
       duration: Number(args.warmup),
     });
-    for (const scenario of ['single', 'batch'] as const) {
-      await run(feast, scenario, 'saturation');
-      await run(feast, scenario, feastRates[scenario]);
+    for (const scenario of scenarios) {
+      await run(next, scenario, 'saturation');
+      await run(next, scenario, feastRates[scenario]);
     }
   }
 
   const stillValid = Date.now() < loaded.t0 + VALID_MS;
-  const after = stillValid ? await compareValues(tessera, feast, sample, loaded) : null;
-  await stopServer(tessera);
-  await stopServer(feast);
+  const after = stillValid ? await compareValues(tessera, [base], feast, sample, loaded) : null;
+  for (const t of tesseras) await stopServer(t);
+  if (feast) await stopServer(feast);
 
   // ------------------------------------------------------------------ report
-  const fig = (server: string, scenario: Cell['scenario'], mode: Cell['mode']) => {
-    const c = cells.find((x) => x.server === server && x.scenario === scenario && x.mode === mode);
+  const fig = (
+    server: string,
+    scenario: Cell['scenario'],
+    mode: Cell['mode'],
+    arrival: Arrival = 'bursts',
+  ) => {
+    const c = findCell(server, scenario, mode, arrival);
     if (!c) return null;
     return {
       rps: median(c.figures.map((f) => f.rps)),
@@ -861,13 +1120,13 @@ try {
       bad: c.figures.reduce((s, f) => s + f.non2xx + f.errors + f.timeouts, 0),
     };
   };
-  const cellText = (server: string, scenario: Cell['scenario'], mode: Cell['mode']) => {
-    const f = fig(server, scenario, mode);
+  const cellText = (server: string, scenario: Cell['scenario'], mode: Cell['mode'], arrival: Arrival) => {
+    const f = fig(server, scenario, mode, arrival);
     if (!f) return '-';
     const bad = f.bad > 0 ? ` (${fmt(f.bad)} failed)` : '';
     return `${ms(f.p50)} / ${ms(f.p99)} ms @ ${fmt(f.rps)}/s${bad}`;
   };
-  const servers = [tessera.name, ...workersList.map((w) => `feast-w${w}`)];
+  const servers = [...tesseras.map((t) => t.name), ...workersList.map((w) => `feast-w${w}`)];
   const rate = Number(args.rate);
   const batchRate = Number(args['batch-rate']);
   console.log(
@@ -878,32 +1137,41 @@ try {
     `state per entity in Redis: p50 ${fmt(loaded.stateBytes.p50)} B, p99 ${fmt(loaded.stateBytes.p99)} B, ` +
       `max ${fmt(loaded.stateBytes.max)} B (exact mode keeps raw events)`,
   );
-  console.log(
-    `\nserver    | QPS at saturation (single / batch ${BATCH}) | single: p50 / p99 at fixed rate (achieved) | batch ${BATCH}: p50 / p99 at fixed rate (achieved)`,
-  );
-  for (const server of servers) {
-    const rates = [...new Set([rate, feastRates.single].filter((r) => fig(server, 'single', r)))].sort(
-      (a, b) => b - a,
-    );
-    const batchRates = [
-      ...new Set([batchRate, feastRates.batch].filter((r) => fig(server, 'batch', r))),
-    ].sort((a, b) => b - a);
-    const lines = Math.max(rates.length, batchRates.length, 1);
-    for (let i = 0; i < lines; i++) {
-      const sat = i === 0 ? `${fmt(satOf(server, 'single'))} / ${fmt(satOf(server, 'batch'))}` : '';
-      const single =
-        rates[i] !== undefined ? `${fmt(rates[i]!)}/s: ${cellText(server, 'single', rates[i]!)}` : '';
-      const batch =
-        batchRates[i] !== undefined
-          ? `${fmt(batchRates[i]!)}/s: ${cellText(server, 'batch', batchRates[i]!)}`
-          : '';
+  const arrivals: Arrival[] = args.paced ? ['bursts', 'paced'] : ['bursts'];
+  for (const arrival of arrivals) {
+    if (arrival === 'paced')
       console.log(
-        `${(i === 0 ? server : '').padEnd(9)} | ${sat.padEnd(38)} | ${single.padEnd(42)} | ${batch}`,
+        `\nThe same rates with evenly spaced arrivals (open loop, up to ${args['rate-connections']} sockets, latency from the millisecond tick that sends or queues each request):`,
       );
+    console.log(
+      `\nserver    | QPS at saturation (single / batch ${BATCH}) | single: p50 / p99 at fixed rate (achieved) | batch ${BATCH}: p50 / p99 at fixed rate (achieved)`,
+    );
+    for (const server of servers) {
+      const rates = [
+        ...new Set([rate, feastRates.single].filter((r) => fig(server, 'single', r, arrival))),
+      ].sort((a, b) => b - a);
+      const batchRates = [
+        ...new Set([batchRate, feastRates.batch].filter((r) => fig(server, 'batch', r, arrival))),
+      ].sort((a, b) => b - a);
+      const lines = Math.max(rates.length, batchRates.length, 1);
+      for (let i = 0; i < lines; i++) {
+        const sat = i === 0 ? `${fmt(satOf(server, 'single'))} / ${fmt(satOf(server, 'batch'))}` : '';
+        const single =
+          rates[i] !== undefined
+            ? `${fmt(rates[i]!)}/s: ${cellText(server, 'single', rates[i]!, arrival)}`
+            : '';
+        const batch =
+          batchRates[i] !== undefined
+            ? `${fmt(batchRates[i]!)}/s: ${cellText(server, 'batch', batchRates[i]!, arrival)}`
+            : '';
+        console.log(
+          `${(i === 0 ? server : '').padEnd(9)} | ${sat.padEnd(38)} | ${single.padEnd(42)} | ${batch}`,
+        );
+      }
     }
   }
   const cpuOf = (server: string, scenario: Cell['scenario']) => {
-    const c = cells.find((x) => x.server === server && x.scenario === scenario && x.mode === 'saturation');
+    const c = findCell(server, scenario, 'saturation', 'bursts');
     return median(c?.figures.map((f) => (1000 * (f.serverCpu ?? Number.NaN)) / f.requests) ?? []);
   };
   console.log(
@@ -913,8 +1181,31 @@ try {
     console.log(
       `  ${server.padEnd(9)} single ${cpuOf(server, 'single').toFixed(3)} ms, batch ${BATCH} ${cpuOf(server, 'batch').toFixed(3)} ms`,
     );
-  console.log('\nRatios, Tessera / Feast (same run):');
-  for (const server of servers.slice(1)) {
+  if (base) {
+    console.log('\nThis checkout / the baseline (same run, alternating):');
+    for (const scenario of scenarios) {
+      const qps = satOf(tessera.name, scenario) / satOf(base.name, scenario);
+      const cpu = cpuOf(base.name, scenario) / cpuOf(tessera.name, scenario);
+      const rateOf = scenario === 'single' ? Number(args.rate) : Number(args['batch-rate']);
+      console.log(
+        `  ${scenario.padEnd(6)} QPS at saturation ${qps.toFixed(2)}x, requests per CPU-second ${cpu.toFixed(2)}x`,
+      );
+      for (const arrival of arrivals) {
+        const t = fig(tessera.name, scenario, rateOf, arrival);
+        const b = fig(base.name, scenario, rateOf, arrival);
+        if (t && b)
+          console.log(
+            `         at ${fmt(rateOf)}/s (${arrival}): p50 ${ms(t.p50)} vs ${ms(b.p50)} ms, p99 ${ms(t.p99)} vs ${ms(b.p99)} ms`,
+          );
+      }
+    }
+    console.log(
+      `  responses byte-identical to the baseline's: ${5 - responseDiffs.length} of 5 request shapes`,
+    );
+    for (const d of responseDiffs) console.log(`    ${d}`);
+  }
+  if (feast) console.log('\nRatios, Tessera / Feast (same run):');
+  for (const server of servers.filter((s) => s.startsWith('feast-'))) {
     console.log(
       `  vs ${server}: requests per CPU-second single ${(cpuOf(server, 'single') / cpuOf(tessera.name, 'single')).toFixed(1)}x, ` +
         `batch ${BATCH} ${(cpuOf(server, 'batch') / cpuOf(tessera.name, 'batch')).toFixed(1)}x`,
@@ -924,31 +1215,35 @@ try {
     console.log(
       `  vs ${server}: QPS at saturation single ${single.toFixed(1)}x, batch ${BATCH} ${batch.toFixed(1)}x  (goal >= 10x)`,
     );
-    for (const [scenario, r] of [
-      ['single', feastRates.single],
-      ['single', rate],
-      ['batch', feastRates.batch],
-      ['batch', batchRate],
-    ] as const) {
-      const t = fig(tessera.name, scenario, r);
-      const f = fig(server, scenario, r);
-      if (t && f)
-        console.log(
-          `    ${scenario} offered ${fmt(r)}/s: p99 Tessera ${ms(t.p99)} ms vs Feast ${ms(f.p99)} ms (Feast / Tessera ${(f.p99 / t.p99).toFixed(1)}x)`,
-        );
-    }
+    for (const arrival of arrivals)
+      for (const [scenario, r] of [
+        ['single', feastRates.single],
+        ['single', rate],
+        ['batch', feastRates.batch],
+        ['batch', batchRate],
+      ] as const) {
+        const t = fig(tessera.name, scenario, r, arrival);
+        const f = fig(server, scenario, r, arrival);
+        if (t && f)
+          console.log(
+            `    ${scenario} offered ${fmt(r)}/s (${arrival}): p99 Tessera ${ms(t.p99)} ms vs Feast ${ms(f.p99)} ms (Feast / Tessera ${(f.p99 / t.p99).toFixed(1)}x)`,
+          );
+      }
   }
-  const goalSingle = fig(tessera.name, 'single', rate);
-  const goalBatch = fig(tessera.name, 'batch', batchRate);
-  console.log(
-    `\nGoals: single entity p99 < 2 ms at ${fmt(rate)} QPS: ${ms(goalSingle?.p99 ?? Number.NaN)} ms ` +
-      `(achieved ${fmt(goalSingle?.rps ?? 0)}/s) ${goalSingle && goalSingle.p99 < 2 && goalSingle.rps > rate * 0.97 ? 'met' : 'NOT met'}; ` +
-      `batch ${BATCH} p99 < 10 ms at ${fmt(batchRate)}/s: ${ms(goalBatch?.p99 ?? Number.NaN)} ms ${goalBatch && goalBatch.p99 < 10 ? 'met' : 'NOT met'}`,
-  );
+  console.log('');
+  for (const arrival of arrivals) {
+    const goalSingle = fig(tessera.name, 'single', rate, arrival);
+    const goalBatch = fig(tessera.name, 'batch', batchRate, arrival);
+    console.log(
+      `Goals (${arrival}): single entity p99 < 2 ms at ${fmt(rate)} QPS: ${ms(goalSingle?.p99 ?? Number.NaN)} ms ` +
+        `(achieved ${fmt(goalSingle?.rps ?? 0)}/s) ${goalSingle && goalSingle.p99 < 2 && goalSingle.rps > rate * 0.97 ? 'met' : 'NOT met'}; ` +
+        `batch ${BATCH} p99 < 10 ms at ${fmt(batchRate)}/s: ${ms(goalBatch?.p99 ?? Number.NaN)} ms ${goalBatch && goalBatch.p99 < 10 ? 'met' : 'NOT met'}`,
+    );
+  }
   if (sweep.length > 0) {
     console.log('\nSaturation by connection count (closed loop): req/s, p50 / p99 ms');
     for (const scenario of ['single', 'batch'] as const)
-      for (const server of [tessera.name, `feast-w${workersList[0]}`]) {
+      for (const server of [...tesseras.map((t) => t.name), ...(feast ? [`feast-w${workersList[0]}`] : [])]) {
         const row = sweep
           .filter((x) => x.server === server && x.scenario === scenario)
           .map((x) => `c=${x.connections}: ${fmt(x.f.rps)} (${ms(x.f.p50)} / ${ms(x.f.p99)})`);
@@ -960,26 +1255,34 @@ try {
       console.log(`${label}: skipped (more than --valid-minutes after the load; values may have decayed)`);
       return;
     }
+    const vsEngine = Object.entries(c.vsEngine)
+      .map(([name, n]) => `${name} vs engine ${n}`)
+      .join(', ');
+    const maxRel = Object.entries(c.maxRelative)
+      .map(([name, r]) => `${name} ${r.toExponential(1)}`)
+      .join(', ');
     console.log(
-      `${label}: ${sample.length} users x 6 features = ${c.values} values; Tessera vs Feast ${c.tesseraVsFeast} differ, ` +
-        `Tessera vs engine ${c.tesseraVsEngine}, Feast vs engine ${c.feastVsEngine} (counts exact, doubles 1e-9 relative; ` +
-        `max relative differences ${c.maxRelative.map((r) => r.toExponential(1)).join(' / ')}); not PRESENT: ${c.notPresent}`,
+      `${label}: ${sample.length} users x 6 features = ${c.values} values; Tessera vs Feast ${c.tesseraVsFeast ?? '-'} differ, ` +
+        `${vsEngine} (counts exact, doubles 1e-9 relative; max relative differences from the engine: ${maxRel}); ` +
+        `not PRESENT: ${c.notPresent}`,
     );
     for (const d of c.firstDiffs) console.log(`    ${d}`);
   };
   console.log('');
   show('Values before the load', before);
   show('Values after the load', after);
-  console.log(
-    `\nFeast ${feastProject}: feature repo from loadtest/baselines/feast_server/repo_template, Redis ${feastRedisConnection()}, ` +
-      `apply ${feastLoad.applySeconds.toFixed(1)} s, write_to_online_store of ${fmt(loaded.ids.length)} rows ${feastLoad.writeSeconds.toFixed(1)} s`,
-  );
-  console.log(
-    `  feast ${feastServeArgs(0, 1)
-      .join(' ')
-      .replace(/-p 0/, '-p <port>')
-      .replace(/--workers 1/, '--workers <1|2>')}`,
-  );
+  if (feast)
+    console.log(
+      `\nFeast ${feastProject}: feature repo from loadtest/baselines/feast_server/repo_template, Redis ${feastRedisConnection()}, ` +
+        `apply ${feastLoad.applySeconds.toFixed(1)} s, write_to_online_store of ${fmt(loaded.ids.length)} rows ${feastLoad.writeSeconds.toFixed(1)} s`,
+    );
+  if (feast)
+    console.log(
+      `  feast ${feastServeArgs(0, 1)
+        .join(' ')
+        .replace(/-p 0/, '-p <port>')
+        .replace(/--workers 1/, '--workers <1|2>')}`,
+    );
   console.log('Load commands (our runs send a different body per request from the file, via the API):');
   for (const line of commandLines) console.log(`  ${line}`);
   console.log(
@@ -996,7 +1299,13 @@ try {
       events: loaded.events,
       state_bytes: loaded.stateBytes,
       feast_write_seconds: feastLoad.writeSeconds,
-      cells: cells.map((c) => ({ server: c.server, scenario: c.scenario, mode: c.mode, figures: c.figures })),
+      cells: cells.map((c) => ({
+        server: c.server,
+        scenario: c.scenario,
+        mode: c.mode,
+        arrival: c.arrival,
+        figures: c.figures,
+      })),
       values_before: before,
       values_after: after,
       sweep,

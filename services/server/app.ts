@@ -48,6 +48,9 @@ export function buildApp(options: AppOptions): FastifyInstance {
     loggerInstance: logger as FastifyBaseLogger,
     // One log line per request would cost more than the lookup at thousands of QPS; errors are logged.
     logController: new LogController({ disableRequestLogging: true }),
+    // No pino child per request (1.4 % of a lookup's CPU): request.log is the server's logger, and
+    // the few lines logged per request carry the request id themselves.
+    childLoggerFactory: (logger) => logger,
     bodyLimit: options.bodyLimitBytes,
     requestIdHeader: false,
     genReqId: (req) => {
@@ -56,9 +59,12 @@ export function buildApp(options: AppOptions): FastifyInstance {
     },
   });
 
-  app.addHook('onRequest', async (request, reply) => {
+  // Callback-style hooks: an async hook costs a promise per request and hook.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
-    const path = request.url.split('?')[0]!;
+    const url = request.url;
+    const query = url.indexOf('?');
+    const path = query < 0 ? url : url.slice(0, query);
     if (
       options.authenticate &&
       !PUBLIC_ROUTES.has(path) &&
@@ -66,7 +72,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     ) {
       metrics.authFailures.inc();
       reply.header('www-authenticate', 'Bearer');
-      return reply
+      reply
         .code(401)
         .send(
           errorBody(
@@ -75,12 +81,15 @@ export function buildApp(options: AppOptions): FastifyInstance {
             'missing or wrong bearer token: send "Authorization: Bearer <token>"',
           ),
         );
+      return;
     }
+    done();
   });
 
-  app.addHook('onResponse', async (request, reply) => {
-    const route = request.routeOptions.url ?? 'unmatched';
+  app.addHook('onResponse', (request, reply, done) => {
+    const route = request.is404 ? 'unmatched' : (request.routeOptions.url ?? 'unmatched');
     metrics.requestSeconds.observe({ route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    done();
   });
 
   app.setErrorHandler((error: FastifyError | TesseraError, request, reply) => {
@@ -135,9 +144,13 @@ export function buildApp(options: AppOptions): FastifyInstance {
       if (isTesseraError(error, 'SERVICE_UNAVAILABLE')) metrics.redisErrors.inc();
       throw error;
     }
-    for (const { view, ms } of result.stats.ages) metrics.featureAgeSeconds.observe({ view }, ms / 1000);
+    for (const { view, ms } of result.stats.ages) {
+      const labels = { view };
+      for (const age of ms) metrics.featureAgeSeconds.observe(labels, age / 1000);
+    }
     if (result.stats.clamped > 0) metrics.clampedReads.inc(result.stats.clamped);
-    return reply.header('content-type', 'application/json').send(JSON.stringify(result.response));
+    // Already JSON: fastify sends a string with a content type as it is.
+    return reply.header('content-type', 'application/json').send(result.body);
   });
 
   app.post('/push', async (request) => {

@@ -61,16 +61,29 @@ export function createAuthenticator(config: Config, tokens: readonly string[]): 
   }
   // Comparing fixed-size digests hides the token length; checking every token hides which matched.
   const digests = tokens.map(digest);
+  // Header values already accepted skip the SHA-256 (a client sends the same header on every
+  // request). Only accepted values are kept, so wrong guesses cannot fill the set, and a cache hit
+  // tells a caller only what the 200 already told it: that its header is right.
+  const accepted = new Set<string>();
   return (authorization) => {
     if (authorization === undefined) return false;
+    if (accepted.has(authorization)) return true;
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
     if (!match) return false;
     const presented = digest(match[1]!);
     let ok = false;
     for (const d of digests) ok = timingSafeEqual(d, presented) || ok;
+    if (ok) {
+      // Variants of a right header (spacing, the scheme's case) are bounded by the clients' own.
+      if (accepted.size >= MAX_ACCEPTED_HEADERS) accepted.clear();
+      accepted.add(authorization);
+    }
     return ok;
   };
 }
+
+/** Distinct accepted Authorization headers remembered; more clears the set (it refills itself). */
+const MAX_ACCEPTED_HEADERS = 1024;
 
 function digest(token: string): Buffer {
   return createHash('sha256').update(token).digest();

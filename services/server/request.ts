@@ -168,6 +168,8 @@ function resolveFeatureRefs(
 /** The entity key as the ingestor stores it: int64 as a canonical decimal string. */
 function canonicalKey(value: unknown, type: 'int64' | 'string', field: string): string {
   if (type === 'int64') {
+    // The common case without a BigInt: a safe integer's decimal form is already canonical.
+    if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
     const n = toInt64BigInt(value);
     if (n === undefined)
       throw invalid(

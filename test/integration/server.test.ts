@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import { StateReads } from '../../services/server/state-reads.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
+import { stateKey } from '../../shared/state-store/redis-state-store.ts';
 import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import {
   cleanupRun,
@@ -145,6 +147,17 @@ describe('online server', { timeout: 180_000 }, () => {
     // event_timestamps: the user's newest event, RFC 3339 like Feast.
     const newest = Math.max(...events.filter((e) => e.user_id === users[0]).map((e) => e.event_timestamp));
     assert.equal(Date.parse(body.results[1]!.event_timestamps[0]!), newest);
+  });
+
+  it("reads a batch with read-states.lua: each key's state bytes in order, null where missing", async () => {
+    const reads = new StateReads(run.redis);
+    const [a, b] = [users[0]!, users[1]!].map((user) => stateKey(run.id, VIEW, String(user)));
+    const missing = stateKey(run.id, VIEW, '999999999');
+    const direct = [await run.redis.hgetBuffer(a!, 's'), await run.redis.hgetBuffer(b!, 's')];
+    assert.ok(direct[0] && direct[0].length > 0 && direct[1], 'the ingestor wrote both states');
+    assert.deepEqual(await reads.read([a!, missing, b!]), [direct[0], null, direct[1]]);
+    assert.deepEqual(await reads.read([missing, missing]), [null, null]);
+    assert.deepEqual(await reads.read([b!]), [direct[1]]);
   });
 
   it('evaluates windows at read time: the 1h count decays to 0 with no new event', async () => {

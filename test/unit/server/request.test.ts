@@ -2,7 +2,6 @@
 // ingestor stores them, and refusals that name the field.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { feastTimestamp } from '../../../services/server/lookup.ts';
 import { parseOnlineRequest } from '../../../services/server/request.ts';
 import { loadDefinitionsFile, parseDefinitions } from '../../../shared/definitions/load.ts';
 import { isTesseraError } from '../../../shared/errors.ts';
@@ -119,12 +118,5 @@ views:
       refusal({ features: [`${VIEW}:transaction_count_1h`], entities: { user_id: [] } }),
       /at least one entity row/,
     );
-  });
-});
-
-describe('feastTimestamp', () => {
-  it("follows Feast's precision: no fraction on whole seconds, else milliseconds", () => {
-    assert.equal(feastTimestamp(Date.UTC(2026, 0, 10, 12)), '2026-01-10T12:00:00Z');
-    assert.equal(feastTimestamp(Date.UTC(2026, 0, 10, 12) + 5), '2026-01-10T12:00:00.005Z');
   });
 });
