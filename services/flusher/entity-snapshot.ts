@@ -1,13 +1,13 @@
 // Entity snapshots: every entity's engine state in Redis at flush time, with its feature values as
 // of that time, so Redis can be rebuilt from the offline store (services/flusher/restore.ts,
 // docs/offline-store.md#restore). The state bytes are the `s` field of `<prefix>:{<view>:<entity>}`
-// unchanged (docs/state-format.md).
+// unchanged, or re-encoded with the key's delta records folded in (docs/state-format.md).
 import type { Redis } from 'ioredis';
 import type { ViewDef } from '../../shared/definitions/schema.ts';
-import { decodeState, planView, readFeatures, type ViewPlan } from '../../shared/engine/index.ts';
+import { encodeState, planView, readFeatures, type ViewPlan } from '../../shared/engine/index.ts';
 import { featureColumnType } from '../../shared/offline/feature-columns.ts';
 import { type ColumnInput, type ColumnSpec, writeParquet } from '../../shared/offline/parquet.ts';
-import { stateKey } from '../../shared/state-store/redis-state-store.ts';
+import { decodeStoredState, STATE_FIELDS, stateKey } from '../../shared/state-store/redis-state-store.ts';
 import { columnFromValues } from './columns.ts';
 
 export const SNAPSHOT_STATE = 'state';
@@ -53,18 +53,21 @@ export async function takeSnapshot(
     cursor = next;
     if (keys.length === 0) continue;
     const pipeline = redis.pipeline();
-    for (const key of keys) pipeline.hmgetBuffer(key, 'v', 's');
+    for (const key of keys) pipeline.hmgetBuffer(key, ...STATE_FIELDS);
     const replies = (await pipeline.exec()) ?? [];
     keys.forEach((key, i) => {
       const [error, reply] = replies[i] ?? [new Error('no reply'), null];
       if (error) throw error;
-      const [v, s] = reply as [Buffer | null, Buffer | null];
+      const [v, s, d] = reply as [Buffer | null, Buffer | null, Buffer | null];
       if (v === null || s === null) return; // expired between SCAN and HMGET
       const entity = key.slice(head.length - 1, -1);
-      const bytes = new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
+      let bytes = new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
       let features: unknown[];
       try {
-        features = readFeatures(plan, decodeState(plan, bytes), asOf);
+        const state = decodeStoredState(plan, key, s, d);
+        // The snapshot holds full states only: delta records are folded in (restore writes `s`).
+        if (d !== null && d.length > 0) bytes = encodeState(plan, state);
+        features = readFeatures(plan, state, asOf);
       } catch {
         corrupt.push(entity);
         return;

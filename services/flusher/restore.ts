@@ -57,6 +57,7 @@ async function main(): Promise<void> {
         const key = stateKey(config.redisKeyPrefix, view.name, String(entities.get(j)));
         const bytes = states.get(j) as Uint8Array;
         pipeline.hset(key, 'v', 1 + Math.floor(Math.random() * 1e12), 's', Buffer.from(bytes));
+        pipeline.hdel(key, 'd'); // delta records of a state this replaces would replay onto it
         pipeline.pexpire(key, view.ttlMs);
       }
       await pipeline.exec();

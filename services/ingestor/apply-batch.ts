@@ -179,7 +179,15 @@ export async function applyBatch(
         const current = loaded.get(entity)!;
         const outcome = applyEntity(view, current.state, byEntity.get(entity)!, clock);
         outcomes.set(entity, outcome);
-        if (outcome.applied > 0) saves.push({ entity, version: current.version, state: current.state });
+        if (outcome.applied > 0)
+          saves.push({
+            entity,
+            version: current.version,
+            stored: current.stored,
+            state: current.state,
+            applied: outcome.appliedEvents,
+            now: clock.mode === 'wall' ? clock.now : undefined,
+          });
       }
       const rows = [...outcomes.values()].flatMap((o) => o.rows);
       ms.apply += performance.now() - t;
@@ -203,6 +211,8 @@ export async function applyBatch(
 
 interface EntityOutcome {
   applied: number;
+  /** The events applied, in order: the delta record a save may append instead of the full state. */
+  appliedEvents: EngineEvent[];
   duplicates: number;
   dropped: number;
   late: Rejection[];
@@ -222,6 +232,7 @@ function applyEntity(
   const plan = view.plan;
   const outcome: EntityOutcome = {
     applied: 0,
+    appliedEvents: [],
     duplicates: 0,
     dropped: 0,
     late: [],
@@ -251,6 +262,7 @@ function applyEntity(
         continue;
       }
       outcome.applied++;
+      outcome.appliedEvents.push(engineEvent);
       outcome.dropped += dropped;
       outcome.newest = Math.max(outcome.newest, e.ts);
       if (before)

@@ -71,7 +71,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
           cache,
           store: new RedisStateStore(redis, plan, config.redisKeyPrefix, cache),
           readers: new WeakMap(),
-          reported: { cached: 0, fetched: 0 },
+          reported: { cached: 0, fetched: 0, appended: 0, full: 0 },
         };
       }),
       decode: (messages) =>
@@ -285,6 +285,8 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       const view = v.plan.view.name;
       metrics.stateLoads.inc({ view, source: 'cache' }, v.store.stats.cached - v.reported.cached);
       metrics.stateLoads.inc({ view, source: 'redis' }, v.store.stats.fetched - v.reported.fetched);
+      metrics.stateWrites.inc({ view, kind: 'delta' }, v.store.stats.appended - v.reported.appended);
+      metrics.stateWrites.inc({ view, kind: 'full' }, v.store.stats.full - v.reported.full);
       v.reported = { ...v.store.stats };
       metrics.stateCacheEvents.set({ view }, v.cache.weight);
     }

@@ -70,6 +70,12 @@ export function createIngestorMetrics() {
       labelNames: ['view', 'source'] as const,
       registers: [registry],
     }),
+    stateWrites: new Counter({
+      name: 'tessera_ingestor_state_writes_total',
+      help: 'Entity state writes by kind: delta (the applied events appended as a delta record) or full (the whole state rewritten, folding the records in).',
+      labelNames: ['view', 'kind'] as const,
+      registers: [registry],
+    }),
     stateCacheEvents: new Gauge({
       name: 'tessera_ingestor_state_cache_events',
       help: 'Stored events and tiles held by the decoded-state cache (bounded by TESSERA_STATE_CACHE_EVENTS).',

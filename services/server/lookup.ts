@@ -67,14 +67,16 @@ export class OnlineReader {
       const ages: number[] = [];
       for (let row = 0; row < n; row++) {
         const key = keys[reply];
-        const blob = blobs[reply++] ?? null;
+        const blob = blobs[2 * reply] ?? null;
+        const delta = blobs[2 * reply + 1] ?? null;
+        reply++;
         rows.values[row] = null;
         if (blob === null) {
           rows.outcome[row] = NOT_FOUND;
           rows.stamps[row] = EPOCH;
           continue;
         }
-        const state = decodeStoredState(plan, key!, blob);
+        const state = decodeStoredState(plan, key!, blob, delta);
         const newest = newestEventTime(state);
         rows.stamps[row] = newest === null ? EPOCH : feastTimestamp(newest);
         if (newest !== null && v.view.maxAgeMs !== null && newest < t - v.view.maxAgeMs) {

@@ -17,7 +17,8 @@ const TAG_CENTS = 3;
 const TAG_F64 = 4;
 const TAG_STRING = 5;
 
-class Dictionary {
+/** Strings of one encoded unit, each written once; values refer to them by index. */
+export class Dictionary {
   readonly index = new Map<string, number>();
   readonly strings: string[] = [];
   id(s: string): number {
@@ -30,7 +31,7 @@ class Dictionary {
   }
 }
 
-function writeValue(w: ByteWriter, dict: Dictionary, v: Value | null): void {
+export function writeValue(w: ByteWriter, dict: Dictionary, v: Value | null): void {
   if (v === null) {
     w.u8(TAG_NULL);
     return;
@@ -55,7 +56,7 @@ function writeValue(w: ByteWriter, dict: Dictionary, v: Value | null): void {
   w.f64(v);
 }
 
-function readValue(r: ByteReader, strings: string[]): Value | null {
+export function readValue(r: ByteReader, strings: string[]): Value | null {
   const tag = r.u8();
   switch (tag) {
     case TAG_NULL:
@@ -88,7 +89,7 @@ function readNumber(r: ByteReader, strings: string[]): number {
 // the end, instead of growing two fresh buffers per state and copying the body into the header's.
 const BODY = new ByteWriter();
 const OUT = new ByteWriter();
-const UTF8_DECODER = new TextDecoder('utf-8', { fatal: true });
+export const UTF8_DECODER = new TextDecoder('utf-8', { fatal: true });
 
 export function encodeState(plan: ViewPlan, state: EntityState): Uint8Array {
   const dict = new Dictionary();

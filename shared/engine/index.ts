@@ -3,6 +3,7 @@
 export type { Acc, FeatureValue, StoredEvent, Value } from './acc.ts';
 export { BeforeEventReader } from './before-reader.ts';
 export { decodeState, encodeState } from './codec.ts';
+export { applyDeltas, encodeDelta } from './delta.ts';
 export { type FeaturePlan, planView, type ViewPlan } from './plan.ts';
 export {
   type ColumnData,

@@ -1,16 +1,42 @@
 // Per-entity engine state in Redis: one hash per (view, entity), hash-tagged on the entity so each
 // update is single-slot (Redis Cluster works), with a TTL of the view's ttl. Reads are one
 // pipelined round trip per batch; writes are one pipelined compare-and-set (cas-state.lua) per batch.
+// A save appends the events it applied as a delta record (shared/engine/delta.ts) while the
+// records stay small next to the full state, and writes the full state again (folding them in)
+// otherwise: a busy entity's save costs its new events, not its whole history.
 // With a StateCache, a read reuses the decoded state this process saved last without a round trip
 // (the common case for a partition this process owns); the compare-and-set on its version catches
 // a copy another writer made stale. Only the others are fetched and decoded.
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
-import { decodeState, type EntityState, emptyState, encodeState, type ViewPlan } from '../engine/index.ts';
+import {
+  applyDeltas,
+  decodeState,
+  type EngineEvent,
+  type EntityState,
+  emptyState,
+  encodeDelta,
+  encodeState,
+  type ViewPlan,
+} from '../engine/index.ts';
 import { TesseraError } from '../errors.ts';
-import { StateCache } from './state-cache.ts';
+import { NOTHING_STORED, StateCache, type StoredSize } from './state-cache.ts';
+
+export type { StoredSize } from './state-cache.ts';
 
 const CAS_SCRIPT = readFileSync(new URL('./cas-state.lua', import.meta.url), 'utf8');
+
+/** The hash fields of a state key: version, full state, appended delta records. */
+export const STATE_FIELDS = ['v', 's', 'd'] as const;
+
+/**
+ * When a save appends: while the key holds fewer than MAX_DELTA_RECORDS records and the records
+ * stay within max(MIN_DELTA_BUDGET, full state / 4) bytes. Readers replay the records, so both
+ * bounds cap what a read pays for a writer's saving; the full rewrite they force costs at most
+ * a quarter of the appended bytes' worth of re-encoding per appended byte.
+ */
+export const MAX_DELTA_RECORDS = 32;
+const MIN_DELTA_BUDGET = 512;
 
 /** Negative results of the Lua scripts, mapped in one place. */
 export enum ScriptResult {
@@ -21,30 +47,72 @@ export interface LoadedState {
   /** 0 when the entity had no state. */
   version: number;
   state: EntityState;
+  /** How Redis holds it (undefined: unknown, the next save writes the full state). */
+  stored?: StoredSize;
 }
 
 export interface SaveRequest {
   entity: string;
+  /** As loaded. */
   version: number;
+  /** As loaded: with `applied`, lets the save append a delta record instead of the full state. */
+  stored?: StoredSize;
+  /** The state after `applied`. */
   state: EntityState;
+  /** The events applied to the loaded state, in order, each with `now` (what a delta records). */
+  applied?: readonly EngineEvent[];
+  now?: number;
 }
 
 interface CasRedis extends Redis {
-  tesseraCasState(key: string, version: number, blob: Buffer, ttlMs: number, first: number): Promise<number>;
+  tesseraCasState(
+    key: string,
+    version: number,
+    bytes: Buffer,
+    ttlMs: number,
+    first: number,
+    mode: 'full' | 'append',
+  ): Promise<number>;
 }
 
-/** Running totals over every loadMany of this store, for metrics. */
+/** Running totals over every loadMany and saveMany of this store, for metrics. */
 export interface LoadStats {
   /** Entities taken from the cache: no round trip, nothing decoded (a stale one then loses its write). */
   cached: number;
   /** Entities fetched from Redis and decoded. */
   fetched: number;
+  /** Saves that appended a delta record. */
+  appended: number;
+  /** Saves that wrote the full state. */
+  full: number;
 }
 
-/** Decodes the `s` field of a state key; a blob that does not decode is STATE_CORRUPT, naming the key. */
-export function decodeStoredState(plan: ViewPlan, key: string, blob: Buffer): EntityState {
+/**
+ * The state a key holds: field `s` decoded, then the delta records of field `d` (if any) replayed.
+ * Bytes that do not decode are STATE_CORRUPT, naming the key.
+ */
+export function decodeStoredState(
+  plan: ViewPlan,
+  key: string,
+  base: Buffer,
+  delta: Buffer | null,
+): EntityState {
+  return decodeStored(plan, key, base, delta).state;
+}
+
+function decodeStored(
+  plan: ViewPlan,
+  key: string,
+  base: Buffer,
+  delta: Buffer | null,
+): { state: EntityState; records: number } {
   try {
-    return decodeState(plan, new Uint8Array(blob.buffer, blob.byteOffset, blob.byteLength));
+    const state = decodeState(plan, new Uint8Array(base.buffer, base.byteOffset, base.byteLength));
+    const records =
+      delta === null || delta.length === 0
+        ? 0
+        : applyDeltas(plan, state, new Uint8Array(delta.buffer, delta.byteOffset, delta.byteLength));
+    return { state, records };
   } catch (cause) {
     throw new TesseraError(
       'STATE_CORRUPT',
@@ -64,7 +132,7 @@ export function stateKey(prefix: string, view: string, entity: string): string {
 
 export class RedisStateStore {
   private readonly redis: CasRedis;
-  readonly stats: LoadStats = { cached: 0, fetched: 0 };
+  readonly stats: LoadStats = { cached: 0, fetched: 0, appended: 0, full: 0 };
 
   constructor(
     redis: Redis,
@@ -100,13 +168,13 @@ export class RedisStateStore {
     }
     if (missing.length > 0) {
       const pipeline = this.redis.pipeline();
-      for (const entity of missing) pipeline.hmgetBuffer(this.key(entity), 'v', 's');
+      for (const entity of missing) pipeline.hmgetBuffer(this.key(entity), ...STATE_FIELDS);
       const replies = (await pipeline.exec()) ?? [];
       missing.forEach((entity, i) => {
         const [error, value] = replies[i] ?? [new Error('no reply'), null];
         if (error) throw redisError('read', error, entity);
-        const [v, s] = value as [Buffer | null, Buffer | null];
-        out.set(entity, this.decode(entity, v, s));
+        const [v, s, d] = value as [Buffer | null, Buffer | null, Buffer | null];
+        out.set(entity, this.decode(entity, v, s, d));
       });
     }
     this.stats.cached += entities.length - missing.length;
@@ -114,26 +182,38 @@ export class RedisStateStore {
     return out;
   }
 
-  private decode(entity: string, v: Buffer | null, s: Buffer | null): LoadedState {
-    if (v === null || s === null) return { version: 0, state: emptyState(this.plan) };
-    return { version: Number(v.toString()), state: decodeStoredState(this.plan, this.key(entity), s) };
+  private decode(entity: string, v: Buffer | null, s: Buffer | null, d: Buffer | null): LoadedState {
+    if (v === null || s === null) return { version: 0, state: emptyState(this.plan), stored: NOTHING_STORED };
+    const { state, records } = decodeStored(this.plan, this.key(entity), s, d);
+    return {
+      version: Number(v.toString()),
+      state,
+      stored: { base: s.length, delta: d?.length ?? 0, records },
+    };
   }
 
-  /** Compare-and-set many states in one round trip; returns the entities whose write lost a race. */
+  /**
+   * Compare-and-set many states in one round trip, each as a delta record or in full (see
+   * MAX_DELTA_RECORDS); returns the entities whose write lost a race and the new versions.
+   */
   async saveMany(
     requests: readonly SaveRequest[],
   ): Promise<{ conflicts: string[]; versions: Map<string, number> }> {
     const pipeline = this.redis.pipeline() as unknown as {
-      tesseraCasState(key: string, version: number, blob: Buffer, ttlMs: number, first: number): void;
+      tesseraCasState(...args: Parameters<CasRedis['tesseraCasState']>): void;
       exec(): Promise<[Error | null, unknown][] | null>;
     };
+    const written: StoredSize[] = [];
     for (const r of requests) {
+      const { mode, bytes, stored } = this.encode(r);
+      written.push(stored);
       pipeline.tesseraCasState(
         this.key(r.entity),
         r.version,
-        asBuffer(encodeState(this.plan, r.state)),
+        asBuffer(bytes),
         this.plan.view.ttlMs,
         1 + Math.floor(Math.random() * 1e12),
+        mode,
       );
     }
     const replies = (await pipeline.exec()) ?? [];
@@ -146,10 +226,25 @@ export class RedisStateStore {
         conflicts.push(r.entity);
       } else {
         versions.set(r.entity, Number(value));
-        this.cache.put(r.entity, Number(value), r.state);
+        this.cache.put(r.entity, Number(value), r.state, written[i]!);
       }
     });
     return { conflicts, versions };
+  }
+
+  /** A delta record while the stored records stay within bounds, else the full state. */
+  private encode(r: SaveRequest): { mode: 'full' | 'append'; bytes: Uint8Array; stored: StoredSize } {
+    const { base, delta, records } = r.stored ?? NOTHING_STORED;
+    if (r.version > 0 && base > 0 && records < MAX_DELTA_RECORDS && r.applied && r.applied.length > 0) {
+      const bytes = encodeDelta(this.plan, r.applied, r.now);
+      if (delta + bytes.length <= Math.max(MIN_DELTA_BUDGET, base / 4)) {
+        this.stats.appended++;
+        return { mode: 'append', bytes, stored: { base, delta: delta + bytes.length, records: records + 1 } };
+      }
+    }
+    const bytes = encodeState(this.plan, r.state);
+    this.stats.full++;
+    return { mode: 'full', bytes, stored: { base: bytes.length, delta: 0, records: 0 } };
   }
 }
 

@@ -6,9 +6,22 @@
 // and tiles, which is what a state's memory grows with.
 import type { EntityState } from '../engine/index.ts';
 
+/** How the entity's state is stored in Redis now: what decides whether the next save appends. */
+export interface StoredSize {
+  /** Bytes of the full state (field `s`); 0 when the entity has no state yet. */
+  base: number;
+  /** Bytes of the delta records appended since (field `d`). */
+  delta: number;
+  /** Number of those delta records. */
+  records: number;
+}
+
+export const NOTHING_STORED: StoredSize = { base: 0, delta: 0, records: 0 };
+
 interface Entry {
   version: number;
   state: EntityState;
+  stored: StoredSize;
   weight: number;
 }
 
@@ -35,20 +48,20 @@ export class StateCache {
   }
 
   /** Removes and returns the entity's state: the caller owns it until it calls put(). */
-  take(entity: string): { version: number; state: EntityState } | undefined {
+  take(entity: string): { version: number; state: EntityState; stored: StoredSize } | undefined {
     const entry = this.entries.get(entity);
     if (!entry) return undefined;
     this.entries.delete(entity);
     this.total -= entry.weight;
-    return { version: entry.version, state: entry.state };
+    return { version: entry.version, state: entry.state, stored: entry.stored };
   }
 
-  /** Keeps a state that Redis holds at `version` (just saved or just loaded). */
-  put(entity: string, version: number, state: EntityState): void {
+  /** Keeps a state that Redis holds at `version`, stored as `stored` (just saved or just loaded). */
+  put(entity: string, version: number, state: EntityState, stored: StoredSize): void {
     this.drop(entity);
     const weight = stateWeight(state);
     if (weight > this.capacity) return;
-    this.entries.set(entity, { version, state, weight });
+    this.entries.set(entity, { version, state, stored, weight });
     this.total += weight;
     for (const [key, entry] of this.entries) {
       if (this.total <= this.capacity) break;

@@ -149,15 +149,23 @@ describe('online server', { timeout: 180_000 }, () => {
     assert.equal(Date.parse(body.results[1]!.event_timestamps[0]!), newest);
   });
 
-  it("reads a batch with read-states.lua: each key's state bytes in order, null where missing", async () => {
+  it("reads a batch with read-states.lua: each key's state and delta bytes in order, null where missing", async () => {
     const reads = new StateReads(run.redis);
     const [a, b] = [users[0]!, users[1]!].map((user) => stateKey(run.id, VIEW, String(user)));
     const missing = stateKey(run.id, VIEW, '999999999');
-    const direct = [await run.redis.hgetBuffer(a!, 's'), await run.redis.hgetBuffer(b!, 's')];
-    assert.ok(direct[0] && direct[0].length > 0 && direct[1], 'the ingestor wrote both states');
-    assert.deepEqual(await reads.read([a!, missing, b!]), [direct[0], null, direct[1]]);
-    assert.deepEqual(await reads.read([missing, missing]), [null, null]);
-    assert.deepEqual(await reads.read([b!]), [direct[1]]);
+    // A delta record on b, so both fields are read: its bytes need not decode for this test.
+    await run.redis.hset(b!, 'd', Buffer.from([0xd1, 1, 2, 3]));
+    const [sa, da] = await run.redis.hmgetBuffer(a!, 's', 'd');
+    const [sb, db] = await run.redis.hmgetBuffer(b!, 's', 'd');
+    assert.ok(sa && sa.length > 0 && sb, 'the ingestor wrote both states');
+    assert.deepEqual(db, Buffer.from([0xd1, 1, 2, 3]));
+    try {
+      assert.deepEqual(await reads.read([a!, missing, b!]), [sa, da, null, null, sb, db]);
+      assert.deepEqual(await reads.read([missing, missing]), [null, null, null, null]);
+      assert.deepEqual(await reads.read([b!]), [sb, db]);
+    } finally {
+      await run.redis.hdel(b!, 'd');
+    }
   });
 
   it('evaluates windows at read time: the 1h count decays to 0 with no new event', async () => {

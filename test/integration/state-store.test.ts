@@ -5,13 +5,14 @@ import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { redisOptions } from '../../shared/config/clients.ts';
 import { loadConfig } from '../../shared/config/index.ts';
-import { applyEvent, readFeatures } from '../../shared/engine/index.ts';
-import { RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
+import { applyEvent, type EngineEvent, encodeState, readFeatures } from '../../shared/engine/index.ts';
+import { MAX_DELTA_RECORDS, RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
 import { StateCache } from '../../shared/state-store/state-cache.ts';
 import { ev, fraudPlan, T0 } from '../support/engine-fixtures.ts';
 
 const config = loadConfig({ argv: [] });
 const prefix = `tessera-test-${randomUUID().slice(0, 8)}`;
+const loads = (store: RedisStateStore) => ({ cached: store.stats.cached, fetched: store.stats.fetched });
 
 describe('redis state store (cas-state.lua)', { timeout: 30_000 }, () => {
   const redis = new Redis({ ...redisOptions(config), lazyConnect: false });
@@ -73,7 +74,7 @@ describe('redis state store (cas-state.lua)', { timeout: 30_000 }, () => {
     const { versions } = await cached.saveMany([{ entity: 'c', version: 0, state: first.state }]);
 
     const hit = (await cached.loadMany(['c'])).get('c')!;
-    assert.deepEqual(cached.stats, { cached: 1, fetched: 1 }, 'the first load fetched, this one did not');
+    assert.deepEqual(loads(cached), { cached: 1, fetched: 1 }, 'the first load fetched, this one did not');
     assert.equal(hit.state, first.state, 'the very object saved, not a decoded copy');
     assert.equal(hit.version, versions.get('c'));
     await cached.saveMany([{ entity: 'c', version: hit.version, state: hit.state }]);
@@ -88,14 +89,14 @@ describe('redis state store (cas-state.lua)', { timeout: 30_000 }, () => {
 
     // The cached copy is stale: it is handed out, but writing it back conflicts and is refused.
     const stale = (await cached.loadMany(['c'])).get('c')!;
-    assert.deepEqual(cached.stats, { cached: 2, fetched: 1 });
+    assert.deepEqual(loads(cached), { cached: 2, fetched: 1 });
     applyEvent(plan, stale.state, ev(plan, T0 + 2, { amount: 700, merchant_id: 'c' }, 3));
     const { conflicts } = await cached.saveMany([
       { entity: 'c', version: stale.version, state: stale.state },
     ]);
     assert.deepEqual(conflicts, ['c'], 'the stale write lost');
     const reloaded = (await cached.loadMany(['c'])).get('c')!;
-    assert.deepEqual(cached.stats, { cached: 2, fetched: 2 }, 'after the conflict it is fetched again');
+    assert.deepEqual(loads(cached), { cached: 2, fetched: 2 }, 'after the conflict it is fetched again');
     assert.equal(readFeatures(plan, reloaded.state, T0 + 2)[4], 50, "the other writer's event is there");
     assert.equal(readFeatures(plan, reloaded.state, T0 + 3)[4], 50, 'and the refused event is not');
   });
@@ -108,7 +109,7 @@ describe('redis state store (cas-state.lua)', { timeout: 30_000 }, () => {
     const taken = (await cached.loadMany(['f'])).get('f')!;
     applyEvent(plan, taken.state, ev(plan, T0 + 1, { amount: 99, merchant_id: 'z' }, 2)); // never saved
     const again = (await cached.loadMany(['f'])).get('f')!;
-    assert.deepEqual(cached.stats, { cached: 1, fetched: 2 });
+    assert.deepEqual(loads(cached), { cached: 1, fetched: 2 });
     assert.notEqual(again.state, taken.state);
     assert.equal(readFeatures(plan, again.state, T0 + 2)[4], 5);
   });
@@ -118,5 +119,40 @@ describe('redis state store (cas-state.lua)', { timeout: 30_000 }, () => {
     await store.saveMany([{ entity: '9', version: 0, state: loaded.state }]);
     const tiledStore = new RedisStateStore(redis, fraudPlan('tiled'), prefix);
     await assert.rejects(tiledStore.loadMany(['9']), /STATE_CORRUPT|cannot be decoded/);
+  });
+
+  it('appends the applied events as delta records, folds them into a full write, and every reader replays them', async () => {
+    const writer = new RedisStateStore(redis, plan, prefix, new StateCache(100_000));
+    const key = writer.key('d');
+    let offset = 0;
+    const batch = (n: number): EngineEvent[] =>
+      Array.from({ length: n }, () => {
+        offset++;
+        return ev(plan, T0 + offset * 1000, { amount: offset / 100, merchant_id: `m${offset % 7}` }, offset);
+      });
+    // A big first write, so the delta records that follow stay under a quarter of it.
+    const heavy = batch(1000);
+    for (let round = 0; round <= MAX_DELTA_RECORDS + 1; round++) {
+      const loaded = (await writer.loadMany(['d'])).get('d')!;
+      const applied = round === 0 ? heavy : batch(2);
+      for (const e of applied) applyEvent(plan, loaded.state, e);
+      const { conflicts } = await writer.saveMany([
+        { entity: 'd', version: loaded.version, stored: loaded.stored, state: loaded.state, applied },
+      ]);
+      assert.deepEqual(conflicts, []);
+      const [s, d] = await redis.hmgetBuffer(key, 's', 'd');
+      const records = round === 0 || round === MAX_DELTA_RECORDS + 1 ? 0 : round;
+      if (records === 0) assert.equal(d, null, `round ${round}: a full write drops the delta records`);
+      else
+        assert.ok(d && d.length > 0 && d.length < s!.length / 4, `round ${round}: ${d?.length} delta bytes`);
+      // A reader without the writer's cache (another ingestor, the server, the flusher) replays them.
+      const fresh = (await new RedisStateStore(redis, plan, prefix).loadMany(['d'])).get('d')!;
+      assert.equal(fresh.stored?.records, records, `round ${round}`);
+      assert.deepEqual(encodeState(plan, fresh.state), encodeState(plan, loaded.state), `round ${round}`);
+    }
+    assert.deepEqual(
+      { appended: writer.stats.appended, full: writer.stats.full },
+      { appended: MAX_DELTA_RECORDS, full: 2 },
+    );
   });
 });

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { applyEvent, emptyState } from '../../../shared/engine/index.ts';
-import { StateCache } from '../../../shared/state-store/state-cache.ts';
+import { NOTHING_STORED, StateCache } from '../../../shared/state-store/state-cache.ts';
 import { ev, fraudPlan, T0 } from '../../support/engine-fixtures.ts';
 
 const plan = fraudPlan('exact');
@@ -17,32 +17,32 @@ function stateWith(events: number) {
 
 test('a taken state is gone until it is put back, so a failed batch cannot leave a half-applied state', () => {
   const cache = new StateCache(100);
-  cache.put('a', 7, stateWith(2));
+  cache.put('a', 7, stateWith(2), NOTHING_STORED);
   const taken = cache.take('a');
   assert.equal(taken?.version, 7);
   assert.equal(cache.take('a'), undefined);
   assert.equal(cache.version('a'), undefined);
-  cache.put('a', 8, taken!.state);
+  cache.put('a', 8, taken!.state, NOTHING_STORED);
   assert.equal(cache.version('a'), 8);
 });
 
 test('evicts the least recently saved states once the stored events exceed the bound', () => {
   const cache = new StateCache(10);
-  cache.put('a', 1, stateWith(3)); // weight 4
-  cache.put('b', 1, stateWith(3));
-  cache.put('a', 2, cache.take('a')!.state); // a is now the most recent
-  cache.put('c', 1, stateWith(3)); // 12 > 10: b goes
+  cache.put('a', 1, stateWith(3), NOTHING_STORED); // weight 4
+  cache.put('b', 1, stateWith(3), NOTHING_STORED);
+  cache.put('a', 2, cache.take('a')!.state, NOTHING_STORED); // a is now the most recent
+  cache.put('c', 1, stateWith(3), NOTHING_STORED); // 12 > 10: b goes
   assert.equal(cache.version('b'), undefined);
   assert.equal(cache.version('a'), 2);
   assert.equal(cache.version('c'), 1);
   assert.equal(cache.weight, 8);
-  cache.put('huge', 1, stateWith(20)); // larger than the whole bound: not kept, nothing evicted
+  cache.put('huge', 1, stateWith(20), NOTHING_STORED); // larger than the whole bound: not kept, nothing evicted
   assert.equal(cache.version('huge'), undefined);
   assert.equal(cache.size, 2);
 });
 
 test('a zero bound caches nothing', () => {
   const cache = new StateCache(0);
-  cache.put('a', 1, emptyState(plan));
+  cache.put('a', 1, emptyState(plan), NOTHING_STORED);
   assert.equal(cache.size, 0);
 });
