@@ -6,7 +6,7 @@
 //  3. memory (--rss-minutes M): the ingestor's RSS sampled every 30 s while producing at the fixed rate.
 //
 //   eval "$(scripts/stack env)"; npx tsx loadtest/ingest-bench.ts [--events 300000] [--rate 10000]
-//     [--fresh-seconds 30] [--rss-minutes 0]
+//     [--fresh-seconds 30] [--rss-minutes 0] [--timeline]
 //   CPU profile of the ingestor: TESSERA_INGESTOR_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -28,6 +28,9 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '10000' },
     'fresh-seconds': { type: 'string', default: '30' },
     'rss-minutes': { type: 'string', default: '0' },
+    // Prints, per second of the freshness run, how many events reached Redis and how many of them
+    // took over 50 ms: where the slow ones are (start-up, a GC, a stall) rather than only how many.
+    timeline: { type: 'boolean', default: false },
   },
 });
 const N = Number(args.events);
@@ -39,6 +42,7 @@ const BENCH_ENV = {
   TESSERA_KAFKA_SESSION_TIMEOUT_MS: '30000',
   TESSERA_KAFKA_HEARTBEAT_MS: '3000',
 };
+const HISTOGRAM = 'tessera_ingestor_event_to_redis_seconds';
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const kafkaJars = `${process.env.TESSERA_CACHE ?? `${process.env.HOME}/.cache/tessera`}/jars/kafka-4.1.1-log4j-2.25.3/libs`;
 
@@ -62,14 +66,29 @@ async function metricsText(output: string): Promise<string> {
   return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
 }
 
+/** A Prometheus histogram's cumulative buckets. */
+function histogramBuckets(text: string, name: string): { le: number; count: number }[] {
+  return [...text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`, 'gm'))].map((m) => ({
+    le: m[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(m[1]),
+    count: Number(m[2]),
+  }));
+}
+
+/** Share of the histogram's observations at or below each bucket bound, e.g. "<=50ms 97.1%". */
+function histogramShares(text: string, name: string, bounds: number[]): string {
+  const buckets = histogramBuckets(text, name);
+  const total = buckets[buckets.length - 1]?.count ?? 0;
+  return bounds
+    .map((le) => {
+      const count = buckets.find((b) => b.le === le)?.count ?? Number.NaN;
+      return `<=${le * 1000}ms ${((100 * count) / Math.max(1, total)).toFixed(1)}%`;
+    })
+    .join(', ');
+}
+
 /** Quantile from a Prometheus histogram's cumulative buckets, linear within the bucket. */
 function histogramQuantile(text: string, name: string, q: number): { value: number; count: number } {
-  const buckets = [...text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`, 'gm'))].map(
-    (m) => ({
-      le: m[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(m[1]),
-      count: Number(m[2]),
-    }),
-  );
+  const buckets = histogramBuckets(text, name);
   const total = buckets[buckets.length - 1]?.count ?? 0;
   const rank = q * total;
   let prevLe = 0;
@@ -99,10 +118,12 @@ function stageBreakdown(text: string): string {
     .map(([stage, s]) => `${stage} ${s.toFixed(1)} s`)
     .join(', ');
   const loads = sum('tessera_ingestor_state_loads_total', 'source');
+  const writes = sum('tessera_ingestor_state_writes_total', 'kind');
   const batches = /^tessera_ingestor_batch_duration_seconds_count (\d+)/m.exec(text)?.[1];
   return (
     `per stage, summed over ${batches} batches: ${stages}\n` +
-    `  entity states from the cache ${fmt(loads.get('cache') ?? 0)}, fetched from Redis ${fmt(loads.get('redis') ?? 0)}`
+    `  entity states from the cache ${fmt(loads.get('cache') ?? 0)}, fetched from Redis ${fmt(loads.get('redis') ?? 0)}; ` +
+    `writes as delta records ${fmt(writes.get('delta') ?? 0)}, in full ${fmt(writes.get('full') ?? 0)}`
   );
 }
 
@@ -214,22 +235,41 @@ if (Number(args['fresh-seconds']) > 0) {
       const seconds = Number(args['fresh-seconds']);
       log(`producing at ${fmt(RATE)}/s for ${seconds} s ...`);
       const cpuBefore = cpuSeconds(ingestor.child.pid!);
+      const timeline: string[] = [];
+      let previous = { total: 0, fast: 0 };
+      const sampler = args.timeline
+        ? setInterval(async () => {
+            const buckets = histogramBuckets(await metricsText(ingestor.output()), HISTOGRAM);
+            const now = {
+              total: buckets.at(-1)?.count ?? 0,
+              fast: buckets.find((b) => b.le === 0.05)?.count ?? 0,
+            };
+            timeline.push(
+              `${now.total - previous.total}/${now.total - now.fast - (previous.total - previous.fast)}`,
+            );
+            previous = now;
+          }, 1000)
+        : undefined;
       const produced = await produce(run, RATE * seconds, RATE, 2);
       // Generous: on a loaded machine a saturated ingestor still finishes, and the figures say so.
       await waitForCaughtUp(run, run.topic, 300_000).catch((error: unknown) => {
         log(`ingestor output (last 4000 chars):\n${ingestor.output().slice(-4000)}`);
         throw error;
       });
+      clearInterval(sampler);
       const cpuPerEventUs = ((cpuSeconds(ingestor.child.pid!) - cpuBefore) / (RATE * seconds)) * 1e6;
       const text = await metricsText(ingestor.output());
-      const p50 = histogramQuantile(text, 'tessera_ingestor_event_to_redis_seconds', 0.5);
-      const p99 = histogramQuantile(text, 'tessera_ingestor_event_to_redis_seconds', 0.99);
+      const p50 = histogramQuantile(text, HISTOGRAM, 0.5);
+      const p99 = histogramQuantile(text, HISTOGRAM, 0.99);
       console.log(
         `\nFreshness at ${fmt(RATE)} events/s for ${seconds} s (${fmt(p99.count)} events): produce -> Redis acknowledged`,
       );
       console.log(
         `  p50 ${(p50.value * 1000).toFixed(1)} ms, p99 ${(p99.value * 1000).toFixed(1)} ms  (goal p99 < 50 ms)`,
       );
+      console.log(`  ${histogramShares(text, HISTOGRAM, [0.025, 0.05, 0.1, 0.25, 0.5, 1])}`);
+      if (args.timeline)
+        console.log(`  per second, events reaching Redis / of them over 50 ms: ${timeline.join(' ')}`);
       console.log(
         `  ingestor CPU per event ${cpuPerEventUs.toFixed(1)} µs (${((cpuPerEventUs * RATE) / 1e4).toFixed(0)} % of one core at this rate)`,
       );

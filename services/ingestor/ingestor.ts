@@ -134,6 +134,10 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
   // pipeline, one push for all of them, instead of those four round trips per partition with the
   // partitions' CPU work interleaved between them (a fetch cycle then lasted 100 ms at 10k events/s).
   let gathering: { payloads: EachBatchPayload[]; settled: Promise<void> } | null = null;
+  // The push of the last fetch, then its commit: they run while the next fetch is fetched and
+  // applied instead of holding it back (a push round trip was ~20 % of a fetch cycle at 10k
+  // events/s). One at a time, in fetch order, so an entity's vectors stay in order.
+  let pushing: Promise<void> = Promise.resolve();
 
   async function handleBatch(payload: EachBatchPayload): Promise<void> {
     if (payload.batch.messages.length === 0) return;
@@ -262,18 +266,36 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     }
     t = stage('dlq', t);
     await heartbeat();
-    await publish(result);
-    t = stage('updates', t);
 
     const done = payloads.map(({ batch, resolveOffset }) => {
       const last = batch.messages[batch.messages.length - 1]!;
       resolveOffset(last.offset);
       return { topic, partition: batch.partition, offset: last.offset };
     });
-    await commits.done(done);
-    stage('commit', t);
+    // At most one push behind: the previous one has almost always finished by now.
+    const previous = pushing;
+    await previous;
+    pushing = (async () => {
+      const t0 = performance.now();
+      try {
+        await publish(result);
+      } catch (error) {
+        // The states are saved, and a redelivery would find their events applied and push
+        // nothing: the push is lost either way. Say so; the entity's next event pushes a fresh
+        // vector, and a consumer can read the current one from the online server meanwhile.
+        metrics.pushErrors.inc({ topic });
+        logger.error({ err: error, topic, updates: result.updates.length }, 'feature update push failed');
+      }
+      const t1 = stage('updates', t0);
+      try {
+        await commits.done(done);
+      } catch (error) {
+        logger.warn({ err: error }, 'offset commit failed; a later batch or the timer commits again');
+      }
+      stage('commit', t1);
+    })();
 
-    // Metrics after the commit: what they count has really happened.
+    // Metrics once the states are saved: what they count has really happened.
     for (const [view, n] of result.applied) metrics.events.inc({ view, outcome: 'applied' }, n);
     for (const [view, n] of result.duplicates) metrics.events.inc({ view, outcome: 'duplicate' }, n);
     for (const [view, n] of result.cappedDrops) metrics.capped.inc({ view }, n);
@@ -384,6 +406,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         // is committed (commits are periodic) before the consumer leaves the group.
         consumer.pause([...sources.keys()].map((topic) => ({ topic })));
         if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
+        await pushing;
         try {
           await commits.flush();
         } catch (error) {

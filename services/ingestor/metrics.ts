@@ -47,6 +47,12 @@ export function createIngestorMetrics() {
       help: 'Redis failures (the batch is retried, nothing is committed).',
       registers: [registry],
     }),
+    pushErrors: new Counter({
+      name: 'tessera_ingestor_push_errors_total',
+      help: 'Fetches whose feature updates could not be produced to features.updates (after the producer retries); their states are saved.',
+      labelNames: ['topic'] as const,
+      registers: [registry],
+    }),
     conflicts: new Counter({
       name: 'tessera_ingestor_state_conflicts_total',
       help: 'Compare-and-set conflicts on entity state (another writer won; the ingestor re-applies).',
