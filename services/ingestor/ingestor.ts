@@ -69,7 +69,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         return {
           plan,
           cache,
-          store: new RedisStateStore(redis, plan, config.redisKeyPrefix, cache),
+          store: new RedisStateStore(redis, plan, config.redisKeyPrefix, cache, config.redisCluster),
           readers: new WeakMap(),
           reported: { cached: 0, fetched: 0, appended: 0, full: 0 },
         };

@@ -104,6 +104,12 @@ export const DEFAULTS = {
    * Env TESSERA_STATE_CACHE_EVENTS.
    */
   stateCacheEvents: 1_000_000,
+  /**
+   * Redis is a Redis Cluster: every script call then touches one entity's key (one hash slot).
+   * Off (one Redis server): the ingestor writes up to 128 entities' states per script call, which
+   * costs a fraction of one call per entity in client CPU. Env TESSERA_REDIS_CLUSTER.
+   */
+  redisCluster: false,
 };
 
 /** The offline store when neither TESSERA_OFFLINE_STORE nor an S3 endpoint is configured. */
@@ -152,6 +158,7 @@ export const ENV_NAMES: Readonly<Record<ConfigKey, string>> = {
   kafkaHeartbeatMs: 'TESSERA_KAFKA_HEARTBEAT_MS',
   ingestCommitIntervalMs: 'TESSERA_INGEST_COMMIT_INTERVAL_MS',
   stateCacheEvents: 'TESSERA_STATE_CACHE_EVENTS',
+  redisCluster: 'TESSERA_REDIS_CLUSTER',
 };
 
 /** Options whose values are never printed or put in error messages. */

@@ -143,6 +143,7 @@ export const configSchema = z
     ),
     // At most about 10 GB of decoded states.
     stateCacheEvents: withDefault(count('events', 0, 100_000_000, 'no cache'), DEFAULTS.stateCacheEvents),
+    redisCluster: withDefault(bool, DEFAULTS.redisCluster),
   })
   .superRefine((c, ctx) => {
     if (c.kafkaHeartbeatMs * 3 > c.kafkaSessionTimeoutMs) {

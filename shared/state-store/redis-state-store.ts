@@ -1,6 +1,7 @@
 // Per-entity engine state in Redis: one hash per (view, entity), hash-tagged on the entity so each
-// update is single-slot (Redis Cluster works), with a TTL of the view's ttl. Reads are one
-// pipelined round trip per batch; writes are one pipelined compare-and-set (cas-state.lua) per batch.
+// update can be single-slot (Redis Cluster, TESSERA_REDIS_CLUSTER), with a TTL of the view's ttl.
+// Reads are one pipelined round trip per batch; writes are one round trip of compare-and-set calls
+// (cas-state.lua), each for up to 128 entities on one Redis server or one entity on a cluster.
 // A save appends the events it applied as a delta record (shared/engine/delta.ts) while the
 // records stay small next to the full state, and writes the full state again (folding them in)
 // otherwise: a busy entity's save costs its new events, not its whole history.
@@ -64,16 +65,15 @@ export interface SaveRequest {
   now?: number;
 }
 
-interface CasRedis extends Redis {
-  tesseraCasState(
-    key: string,
-    version: number,
-    bytes: Buffer,
-    ttlMs: number,
-    first: number,
-    mode: 'full' | 'append',
-  ): Promise<number>;
-}
+/** `tesseraCasStates(numberOfKeys, ...keys, ttlMs, ...[version, bytes, first, mode] per key)`. */
+type CasArg = string | number | Buffer;
+
+/**
+ * Entities per cas-state.lua call on one Redis server. A call costs the client about as much as
+ * one command, so 128 entities cost a fraction of 128 calls; and a call blocks Redis while it
+ * runs (~1 ms for 128 appends), which bounds what it adds to a concurrent online read.
+ */
+const KEYS_PER_CALL = 128;
 
 /** Running totals over every loadMany and saveMany of this store, for metrics. */
 export interface LoadStats {
@@ -131,7 +131,8 @@ export function stateKey(prefix: string, view: string, entity: string): string {
 }
 
 export class RedisStateStore {
-  private readonly redis: CasRedis;
+  private readonly redis: Redis;
+  private readonly keysPerCall: number;
   readonly stats: LoadStats = { cached: 0, fetched: 0, appended: 0, full: 0 };
 
   constructor(
@@ -140,10 +141,12 @@ export class RedisStateStore {
     private readonly prefix: string,
     /** Decoded states saved by this process; none by default (every load fetches and decodes). */
     private readonly cache: StateCache = new StateCache(0),
+    /** Redis Cluster: one key per script call (each call then stays in one hash slot). */
+    cluster = false,
   ) {
-    if (!('tesseraCasState' in redis))
-      redis.defineCommand('tesseraCasState', { numberOfKeys: 1, lua: CAS_SCRIPT });
-    this.redis = redis as CasRedis;
+    if (!('tesseraCasStates' in redis)) redis.defineCommand('tesseraCasStates', { lua: CAS_SCRIPT });
+    this.redis = redis;
+    this.keysPerCall = cluster ? 1 : KEYS_PER_CALL;
   }
 
   key(entity: string): string {
@@ -194,39 +197,43 @@ export class RedisStateStore {
 
   /**
    * Compare-and-set many states in one round trip, each as a delta record or in full (see
-   * MAX_DELTA_RECORDS); returns the entities whose write lost a race and the new versions.
+   * MAX_DELTA_RECORDS), up to KEYS_PER_CALL per script call (one on Redis Cluster); returns the
+   * entities whose write lost a race and the new versions.
    */
   async saveMany(
     requests: readonly SaveRequest[],
   ): Promise<{ conflicts: string[]; versions: Map<string, number> }> {
     const pipeline = this.redis.pipeline() as unknown as {
-      tesseraCasState(...args: Parameters<CasRedis['tesseraCasState']>): void;
+      tesseraCasStates(numberOfKeys: number, ...args: CasArg[]): void;
       exec(): Promise<[Error | null, unknown][] | null>;
     };
     const written: StoredSize[] = [];
-    for (const r of requests) {
-      const { mode, bytes, stored } = this.encode(r);
-      written.push(stored);
-      pipeline.tesseraCasState(
-        this.key(r.entity),
-        r.version,
-        asBuffer(bytes),
-        this.plan.view.ttlMs,
-        1 + Math.floor(Math.random() * 1e12),
-        mode,
-      );
+    for (let from = 0; from < requests.length; from += this.keysPerCall) {
+      const chunk = requests.slice(from, from + this.keysPerCall);
+      const keys: string[] = [];
+      const args: CasArg[] = [this.plan.view.ttlMs];
+      for (const r of chunk) {
+        const { mode, bytes, stored } = this.encode(r);
+        written.push(stored);
+        keys.push(this.key(r.entity));
+        args.push(r.version, asBuffer(bytes), 1 + Math.floor(Math.random() * 1e12), mode);
+      }
+      pipeline.tesseraCasStates(keys.length, ...keys, ...args);
     }
     const replies = (await pipeline.exec()) ?? [];
     const conflicts: string[] = [];
     const versions = new Map<string, number>();
     requests.forEach((r, i) => {
-      const [error, value] = replies[i] ?? [new Error('no reply'), null];
+      const [error, value] = replies[Math.floor(i / this.keysPerCall)] ?? [new Error('no reply'), null];
       if (error) throw redisError('write', error, r.entity);
-      if (value === ScriptResult.VersionConflict) {
+      const version = Array.isArray(value) ? value[i % this.keysPerCall] : undefined;
+      if (typeof version !== 'number')
+        throw redisError('write', new Error(`cas-state.lua answered ${String(value)}`), r.entity);
+      if (version === ScriptResult.VersionConflict) {
         conflicts.push(r.entity);
       } else {
-        versions.set(r.entity, Number(value));
-        this.cache.put(r.entity, Number(value), r.state, written[i]!);
+        versions.set(r.entity, version);
+        this.cache.put(r.entity, version, r.state, written[i]!);
       }
     });
     return { conflicts, versions };

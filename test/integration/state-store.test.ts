@@ -155,4 +155,34 @@ describe('redis state store (cas-state.lua)', { timeout: 30_000 }, () => {
       { appended: MAX_DELTA_RECORDS, full: 2 },
     );
   });
+
+  for (const cluster of [false, true])
+    it(`writes 300 entities in ${cluster ? 'one call each (Redis Cluster)' : 'calls of up to 128 entities'}, each checked on its own version`, async () => {
+      const writer = new RedisStateStore(redis, plan, prefix, new StateCache(0), cluster);
+      const rival = new RedisStateStore(redis, plan, prefix);
+      const entities = Array.from({ length: 300 }, (_, i) => `many-${cluster}-${i}`);
+      const loaded = await writer.loadMany(entities);
+      // Another writer gets to every seventh entity first: those writes must conflict, alone.
+      const taken = entities.filter((_, i) => i % 7 === 3);
+      const theirs = await rival.loadMany(taken);
+      for (const [entity, l] of theirs) {
+        applyEvent(plan, l.state, ev(plan, T0, { amount: 1, merchant_id: 'rival' }, 1));
+        assert.deepEqual((await rival.saveMany([{ entity, version: 0, state: l.state }])).conflicts, []);
+      }
+      const requests = entities.map((entity, i) => {
+        const l = loaded.get(entity)!;
+        applyEvent(plan, l.state, ev(plan, T0, { amount: i, merchant_id: 'mine' }, 2));
+        return { entity, version: l.version, state: l.state };
+      });
+      const { conflicts, versions } = await writer.saveMany(requests);
+      assert.deepEqual(conflicts, taken);
+      assert.equal(versions.size, entities.length - taken.length);
+      const stored = await new RedisStateStore(redis, plan, prefix).loadMany(entities);
+      entities.forEach((entity, i) => {
+        const s = stored.get(entity)!;
+        const won = !taken.includes(entity);
+        if (won) assert.equal(s.version, versions.get(entity));
+        assert.equal(readFeatures(plan, s.state, T0 + 1)[4], won ? i : 1, entity);
+      });
+    });
 });
