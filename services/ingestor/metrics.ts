@@ -27,7 +27,10 @@ export function createIngestorMetrics() {
     eventToRedisSeconds: new Histogram({
       name: 'tessera_ingestor_event_to_redis_seconds',
       help: 'From the Kafka record timestamp (produce time) to its state being acknowledged by Redis.',
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      buckets: [
+        0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5,
+        10, 30, 60,
+      ],
       registers: [registry],
     }),
     lag: new Gauge({
