@@ -94,11 +94,21 @@ describe('online server', { timeout: 180_000 }, () => {
     await createSourceTopic(run, 3);
     const producer = run.kafka.producer();
     await producer.connect();
-    await producer.send({ topic: run.topic, messages: fraudMessages(events) });
-    await producer.disconnect();
     ingestor = startIngestor(run);
     await ingestor.ready;
-    await waitForCaughtUp(run, run.topic, 60_000);
+    // Most events first, then the rest in small rounds: the ingestor then appends delta records to
+    // the states it wrote in full, and the server must replay them.
+    const messages = fraudMessages(events);
+    for (const [from, to] of [
+      [0, 2400],
+      [2400, 2600],
+      [2600, 2800],
+      [2800, messages.length],
+    ]) {
+      await producer.send({ topic: run.topic, messages: messages.slice(from, to) });
+      await waitForCaughtUp(run, run.topic, 60_000);
+    }
+    await producer.disconnect();
     server = startServer({ ...run.env, TESSERA_AUTH_TOKEN: TOKEN });
     url = await server.url;
   });
@@ -108,6 +118,15 @@ describe('online server', { timeout: 180_000 }, () => {
     await ingestor?.exited;
     await server?.stop();
     await cleanupRun(run);
+  });
+
+  it('reads states the ingestor wrote as delta records', async () => {
+    const keys = users.map((user) => stateKey(run.id, VIEW, String(user)));
+    const withRecords = (await Promise.all(keys.map((k) => run.redis.hexists(k, 'd')))).filter(Boolean);
+    assert.ok(
+      withRecords.length >= 5,
+      `only ${withRecords.length} of ${keys.length} states hold delta records`,
+    );
   });
 
   it('answers every user and feature equal to the naive reference, in Feast layout', async () => {
@@ -153,7 +172,8 @@ describe('online server', { timeout: 180_000 }, () => {
     const reads = new StateReads(run.redis);
     const [a, b] = [users[0]!, users[1]!].map((user) => stateKey(run.id, VIEW, String(user)));
     const missing = stateKey(run.id, VIEW, '999999999');
-    // A delta record on b, so both fields are read: its bytes need not decode for this test.
+    // Delta bytes on b, so both fields are read (they need not decode here); b's own come back after.
+    const own = await run.redis.hgetBuffer(b!, 'd');
     await run.redis.hset(b!, 'd', Buffer.from([0xd1, 1, 2, 3]));
     const [sa, da] = await run.redis.hmgetBuffer(a!, 's', 'd');
     const [sb, db] = await run.redis.hmgetBuffer(b!, 's', 'd');
@@ -164,7 +184,8 @@ describe('online server', { timeout: 180_000 }, () => {
       assert.deepEqual(await reads.read([missing, missing]), [null, null, null, null]);
       assert.deepEqual(await reads.read([b!]), [sb, db]);
     } finally {
-      await run.redis.hdel(b!, 'd');
+      if (own === null) await run.redis.hdel(b!, 'd');
+      else await run.redis.hset(b!, 'd', own);
     }
   });
 
