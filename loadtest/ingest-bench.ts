@@ -1,6 +1,8 @@
 // Ingest benchmark on the local stack: one ingestor process, broker and Redis on this machine.
 //  1. throughput: N events pre-loaded on a 6-partition topic, consumed by Kafka's own consumer perf
-//     tool (org.apache.kafka.tools.ConsumerPerformance) and then by the ingestor, same topic, same run;
+//     tool (org.apache.kafka.tools.ConsumerPerformance), by a bare kafkajs consumer (fetch only, then
+//     also JSON.parse: the client's own ceiling, loadtest/kafkajs-ceiling.ts) and then by the
+//     ingestor, same topic, same run;
 //  2. freshness: produce at a fixed rate while the ingestor runs; produce -> Redis-acknowledged latency
 //     from the ingestor's histogram (p50/p99, interpolated within buckets like histogram_quantile);
 //  3. memory (--rss-minutes M): the ingestor's RSS sampled every 30 s while producing at the fixed rate.
@@ -189,6 +191,27 @@ function rssMiB(pid: number): number {
       .split(',')
       .map((c) => c.trim());
     const brokerRate = Number(row[9]); // fetch.nMsg.sec: excludes the group join, like ours below
+    // The Kafka client's own ceiling: kafkajs only fetching, then also JSON.parsing each value.
+    const ceiling = (parse: boolean) => {
+      log(`kafkajs consumer${parse ? ' + JSON.parse' : ''} ...`);
+      const out = execFileSync(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          'loadtest/kafkajs-ceiling.ts',
+          '--topic',
+          run.topic,
+          '--messages',
+          String(N),
+          ...(parse ? ['--parse'] : []),
+        ],
+        { encoding: 'utf8', env: { ...process.env, ...run.env }, timeout: 300_000 },
+      );
+      return JSON.parse(out.trim().split('\n').pop()!) as { rate: number; cpu_us_per_record: number };
+    };
+    const fetchOnly = ceiling(false);
+    const parseOnly = ceiling(true);
     log('ingestor ...');
     const ingestor = startIngestor(run);
     await ingestor.ready;
@@ -219,9 +242,16 @@ function rssMiB(pid: number): number {
       `\nIngest throughput, ${fmt(N)} JSON events, 6 partitions, one process, reference view (6 features, exact)`,
     );
     console.log(`  Kafka ConsumerPerformance (fetch only):       ${fmt(brokerRate)} msg/s`);
+    for (const [name, c] of [
+      ['kafkajs consumer (fetch only)', fetchOnly],
+      ['kafkajs consumer + JSON.parse', parseOnly],
+    ] as const)
+      console.log(
+        `  ${`${name}:`.padEnd(45)} ${fmt(c.rate)} msg/s (${c.cpu_us_per_record.toFixed(1)} µs CPU per record)`,
+      );
     console.log(`  Tessera ingestor (decode, apply, Redis, push): ${fmt(oursRate)} events/s`);
     console.log(
-      `  ratio ingestor / broker tool: ${(oursRate / brokerRate).toFixed(2)}  (goal >= 0.5; goal >= 100k events/s)`,
+      `  ratio ingestor / broker tool: ${(oursRate / brokerRate).toFixed(2)}  (goal >= 0.5; goal >= 100k events/s); ingestor / kafkajs fetch only: ${(oursRate / fetchOnly.rate).toFixed(2)}`,
     );
     console.log(
       `  ingestor CPU (user + system) per event: ${cpuPerEventUs.toFixed(1)} µs, i.e. ${fmt(1e6 / cpuPerEventUs)} events per CPU-second`,
