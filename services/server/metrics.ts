@@ -42,6 +42,11 @@ export function createServerMetrics(options: { processMetrics?: boolean } = {}) 
       help: "Reads at 'now' moved up to the oldest time the state answers exactly (event times ahead of this server's clock).",
       registers: [registry],
     }),
+    decodedReads: new Counter({
+      name: 'tessera_server_decoded_reads_total',
+      help: 'Found entities read by decoding their state (it holds delta records, or the view has a feature the byte reader does not cover) instead of straight from its bytes.',
+      registers: [registry],
+    }),
     pushedRows: new Counter({
       name: 'tessera_server_pushed_rows_total',
       help: 'Rows accepted by /push and produced to their source topic.',

@@ -9,13 +9,14 @@ import type { EntityState } from './state.ts';
 import { TileSeries } from './tile-series.ts';
 import { floorTo } from './window.ts';
 
-const FORMAT_VERSION = 1;
-const TAG_NULL = 0;
-const TAG_UINT = 1;
-const TAG_NEG_INT = 2;
-const TAG_CENTS = 3;
-const TAG_F64 = 4;
-const TAG_STRING = 5;
+/** Format version and value tags of the bytes (docs/state-format.md); fast-read.ts reads them too. */
+export const FORMAT_VERSION = 1;
+export const TAG_NULL = 0;
+export const TAG_UINT = 1;
+export const TAG_NEG_INT = 2;
+export const TAG_CENTS = 3;
+export const TAG_F64 = 4;
+export const TAG_STRING = 5;
 
 /** Strings of one encoded unit, each written once; values refer to them by index. */
 export class Dictionary {
