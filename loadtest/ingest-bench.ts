@@ -9,9 +9,10 @@
 //
 //   eval "$(scripts/stack env)"; npx tsx loadtest/ingest-bench.ts [--events 300000] [--rate 10000]
 //     [--fresh-seconds 30] [--warmup-seconds 5] [--rss-minutes 0] [--timeline] [--produce-batch 500]
+//     [--ingestor-log FILE]
 //   CPU profile of the ingestor: TESSERA_INGESTOR_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { produceEvents } from '../services/producer/produce.ts';
@@ -39,6 +40,9 @@ const { values: args } = parseArgs({
     // Produced at the rate before the measured seconds: a fresh process's first seconds (JIT,
     // first loads of every entity) are reported apart, as the cold-start figure.
     'warmup-seconds': { type: 'string', default: '5' },
+    // Writes the freshness run's ingestor output (its logs; with TESSERA_INGESTOR_NODE_ARGS=--trace-gc
+    // its GC lines) to this file.
+    'ingestor-log': { type: 'string' },
   },
 });
 const N = Number(args.events);
@@ -330,6 +334,7 @@ if (Number(args['fresh-seconds']) > 0) {
         `  ingestor CPU per event after the warm-up ${cpuPerEventUs.toFixed(1)} µs (${((cpuPerEventUs * RATE) / 1e4).toFixed(0)} % of one core at this rate)`,
       );
       console.log(`  producer achieved ${fmt(produced.ratePerSec)} events/s; ${stageBreakdown(text)}`);
+      if (args['ingestor-log']) writeFileSync(args['ingestor-log'], ingestor.output());
 
       const minutes = Number(args['rss-minutes']);
       if (minutes > 0) {
