@@ -272,10 +272,9 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       resolveOffset(last.offset);
       return { topic, partition: batch.partition, offset: last.offset };
     });
-    // At most one push behind: the previous one has almost always finished by now.
-    const previous = pushing;
-    await previous;
-    pushing = (async () => {
+    // At most one fetch's push behind: the previous one has almost always finished by now.
+    await pushing;
+    const push = (async () => {
       const t0 = performance.now();
       try {
         await publish(result);
@@ -294,6 +293,8 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       }
       stage('commit', t1);
     })();
+    // Another source topic of the same fetch may have started its push meanwhile: keep both.
+    pushing = Promise.all([pushing, push]).then(() => undefined);
 
     // Metrics once the states are saved: what they count has really happened.
     for (const [view, n] of result.applied) metrics.events.inc({ view, outcome: 'applied' }, n);
