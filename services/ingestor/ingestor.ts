@@ -15,7 +15,13 @@ import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts'
 import { planView } from '../../shared/engine/index.ts';
 import { type LoadStats, RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
 import { StateCache } from '../../shared/state-store/state-cache.ts';
-import { applyBatch, type IncomingEvent, type TrainingRow, type ViewRuntime } from './apply-batch.ts';
+import {
+  applyBatch,
+  type FeatureUpdate,
+  type IncomingEvent,
+  type TrainingRow,
+  type ViewRuntime,
+} from './apply-batch.ts';
 import type { IngestorMetrics } from './metrics.ts';
 import { createPushEncoder } from './push-json.ts';
 
@@ -274,25 +280,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     });
     // At most one fetch's push behind: the previous one has almost always finished by now.
     await pushing;
-    const push = (async () => {
-      const t0 = performance.now();
-      try {
-        await publish(result);
-      } catch (error) {
-        // The states are saved, and a redelivery would find their events applied and push
-        // nothing: the push is lost either way. Say so; the entity's next event pushes a fresh
-        // vector, and a consumer can read the current one from the online server meanwhile.
-        metrics.pushErrors.inc({ topic });
-        logger.error({ err: error, topic, updates: result.updates.length }, 'feature update push failed');
-      }
-      const t1 = stage('updates', t0);
-      try {
-        await commits.done(done);
-      } catch (error) {
-        logger.warn({ err: error }, 'offset commit failed; a later batch or the timer commits again');
-      }
-      stage('commit', t1);
-    })();
+    const push = pushThenCommit(topic, result.updates, done);
     // Another source topic of the same fetch may have started its push meanwhile: keep both.
     pushing = Promise.all([pushing, push]).then(() => undefined);
 
@@ -359,12 +347,43 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     return records;
   }
 
-  async function publish(result: Awaited<ReturnType<typeof applyBatch>>): Promise<void> {
-    const updates = result.updates.map((u) => ({ key: u.entity, value: json.update(u) }));
+  /**
+   * The push of one fetch's vectors, then the commit of its offsets. Made outside processBatches
+   * so that it holds only the vectors and offsets, not the fetch's records and training rows (a
+   * closure there would keep its whole scope alive into the next fetch, and into the old
+   * generation).
+   */
+  async function pushThenCommit(
+    topic: string,
+    vectors: readonly FeatureUpdate[],
+    done: readonly { topic: string; partition: number; offset: string }[],
+  ): Promise<void> {
+    const t0 = performance.now();
+    try {
+      await publish(vectors);
+    } catch (error) {
+      // The states are saved, and a redelivery would find their events applied and push nothing:
+      // the push is lost either way. Say so; the entity's next event pushes a fresh vector, and a
+      // consumer can read the current one from the online server meanwhile.
+      metrics.pushErrors.inc({ topic });
+      logger.error({ err: error, topic, updates: vectors.length }, 'feature update push failed');
+    }
+    const t1 = performance.now();
+    metrics.stageSeconds.inc({ stage: 'updates' }, (t1 - t0) / 1000);
+    try {
+      await commits.done(done);
+    } catch (error) {
+      logger.warn({ err: error }, 'offset commit failed; a later batch or the timer commits again');
+    }
+    metrics.stageSeconds.inc({ stage: 'commit' }, (performance.now() - t1) / 1000);
+  }
+
+  async function publish(vectors: readonly FeatureUpdate[]): Promise<void> {
+    const updates = vectors.map((u) => ({ key: u.entity, value: json.update(u) }));
     await sendChunked(producer, topicName(config, UPDATES_TOPIC), updates);
     if (config.publishUpdates && updates.length > 0) {
       const pipeline = redis.pipeline();
-      for (const u of result.updates)
+      for (const u of vectors)
         pipeline.publish(
           `${config.redisKeyPrefix}:updates:${u.view}`,
           JSON.stringify({ entity: u.entity, values: u.values }),
