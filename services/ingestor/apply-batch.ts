@@ -179,13 +179,13 @@ export async function applyBatch(
         const current = loaded.get(entity)!;
         const outcome = applyEntity(view, current.state, byEntity.get(entity)!, clock);
         outcomes.set(entity, outcome);
-        if (outcome.applied > 0)
+        if (outcome.applied.length > 0)
           saves.push({
             entity,
             version: current.version,
             stored: current.stored,
             state: current.state,
-            applied: outcome.appliedEvents,
+            applied: outcome.applied,
             now: clock.mode === 'wall' ? clock.now : undefined,
           });
       }
@@ -210,9 +210,8 @@ export async function applyBatch(
 }
 
 interface EntityOutcome {
-  applied: number;
   /** The events applied, in order: the delta record a save may append instead of the full state. */
-  appliedEvents: EngineEvent[];
+  applied: EngineEvent[];
   duplicates: number;
   dropped: number;
   late: Rejection[];
@@ -231,8 +230,7 @@ function applyEntity(
 ): EntityOutcome {
   const plan = view.plan;
   const outcome: EntityOutcome = {
-    applied: 0,
-    appliedEvents: [],
+    applied: [],
     duplicates: 0,
     dropped: 0,
     late: [],
@@ -261,8 +259,7 @@ function applyEntity(
         outcome.duplicates++;
         continue;
       }
-      outcome.applied++;
-      outcome.appliedEvents.push(engineEvent);
+      outcome.applied.push(engineEvent);
       outcome.dropped += dropped;
       outcome.newest = Math.max(outcome.newest, e.ts);
       if (before)
@@ -279,7 +276,7 @@ function applyEntity(
       outcome.late.push({ index: e.index, reason: 'late', message: error.message });
     }
   }
-  if (outcome.applied > 0) {
+  if (outcome.applied.length > 0) {
     // As of just after the entity's newest event (from this batch or an earlier one), read with the
     // same reader: its windows only move forward from the last event, no window scan.
     const latest = state.events[state.events.length - 1]?.ts ?? outcome.newest;
@@ -303,10 +300,10 @@ function collect(
     result.rejected.push(r);
   }
   result.rows.push(...outcome.rows);
-  bump(result.applied, view, outcome.applied);
+  bump(result.applied, view, outcome.applied.length);
   bump(result.duplicates, view, outcome.duplicates);
   bump(result.cappedDrops, view, outcome.dropped);
-  if (outcome.applied > 0) {
+  if (outcome.applied.length > 0) {
     result.updates.push({ view, entity, ...outcome.update! });
     result.newestEventTime.set(
       view,

@@ -107,11 +107,9 @@ function decodeStored(
   delta: Buffer | null,
 ): { state: EntityState; records: number } {
   try {
-    const state = decodeState(plan, new Uint8Array(base.buffer, base.byteOffset, base.byteLength));
-    const records =
-      delta === null || delta.length === 0
-        ? 0
-        : applyDeltas(plan, state, new Uint8Array(delta.buffer, delta.byteOffset, delta.byteLength));
+    // A Buffer is a Uint8Array over the same bytes: the engine reads it as is.
+    const state = decodeState(plan, base);
+    const records = delta === null || delta.length === 0 ? 0 : applyDeltas(plan, state, delta);
     return { state, records };
   } catch (cause) {
     throw new TesseraError(
