@@ -29,14 +29,13 @@ export interface StateStore {
 
 export interface ViewRuntime {
   plan: ViewPlan;
-  store: StateStore;
   /**
-   * The before-event reader of each state object, kept while the store keeps the state (a cached
-   * state comes back as the same object): the reader's typed mirror then carries over to the next
-   * batch instead of being rebuilt from the whole state, so a busy entity costs O(new events) per
-   * batch. A state reloaded from Redis is a new object and gets a new reader.
+   * A store that caches states gives each one back with the before-event reader the last batch
+   * built over it (LoadedState.reader, handed back with SaveRequest.reader): the reader's typed
+   * mirror then carries over instead of being rebuilt from the whole state, so a busy entity costs
+   * O(new events) per batch. A state loaded from Redis is a new object and gets a new reader.
    */
-  readers?: WeakMap<EntityState, BeforeEventReader>;
+  store: StateStore;
 }
 
 /** A decoded, validated source event, with its Kafka position. */
@@ -177,7 +176,7 @@ export async function applyBatch(
           slice = performance.now();
         }
         const current = loaded.get(entity)!;
-        const outcome = applyEntity(view, current.state, byEntity.get(entity)!, clock);
+        const outcome = applyEntity(view.plan, current, byEntity.get(entity)!, clock);
         outcomes.set(entity, outcome);
         if (outcome.applied.length > 0)
           saves.push({
@@ -187,6 +186,7 @@ export async function applyBatch(
             state: current.state,
             applied: outcome.applied,
             now: clock.mode === 'wall' ? clock.now : undefined,
+            reader: outcome.reader,
           });
       }
       const rows = [...outcomes.values()].flatMap((o) => o.rows);
@@ -217,18 +217,25 @@ interface EntityOutcome {
   late: Rejection[];
   rows: TrainingRow[];
   state: EntityState;
+  /** The reader over `state`, to keep with it. */
+  reader: BeforeEventReader;
   newest: number;
   /** The fresh vector to push, when anything was applied. */
   update: { asOf: number; values: FeatureValue[] } | null;
 }
 
 function applyEntity(
-  view: ViewRuntime,
-  state: EntityState,
+  plan: ViewPlan,
+  current: LoadedState,
   events: readonly IncomingEvent[],
   clock: ClockOptions,
 ): EntityOutcome {
-  const plan = view.plan;
+  const state = current.state;
+  // Incremental reads: a busy entity's before-event values cost O(1) each, not a window scan. Room
+  // for as many appended events as the state holds, so a reader kept across batches is rebuilt
+  // (bigger) only after the entity has doubled, and a small entity's mirror stays small.
+  const reader =
+    current.reader ?? new BeforeEventReader(plan, state, Math.max(events.length, eventCount(state), 16));
   const outcome: EntityOutcome = {
     applied: [],
     duplicates: 0,
@@ -236,18 +243,11 @@ function applyEntity(
     late: [],
     rows: [],
     state,
+    reader,
     newest: Number.NEGATIVE_INFINITY,
     update: null,
   };
   const now = clock.mode === 'wall' ? clock.now : undefined;
-  // Incremental reads: a busy entity's before-event values cost O(1) each, not a window scan. Room
-  // for as many appended events as the state holds, so a reader kept across batches is rebuilt
-  // (bigger) only after the entity has doubled, and a small entity's mirror stays small.
-  let reader = view.readers?.get(state);
-  if (!reader) {
-    reader = new BeforeEventReader(plan, state, Math.max(events.length, eventCount(state), 16));
-    view.readers?.set(state, reader);
-  }
   for (const e of events) {
     const engineEvent: EngineEvent = toEngineEvent(plan, e.record, e.ts, e.partition, e.offset);
     // "Features before this event": only answerable (and only needed) when the event is not late.

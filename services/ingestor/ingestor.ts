@@ -76,7 +76,6 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
           plan,
           cache,
           store: new RedisStateStore(redis, plan, config.redisKeyPrefix, cache, config.redisCluster),
-          readers: new WeakMap(),
           reported: { cached: 0, fetched: 0, appended: 0, full: 0 },
         };
       }),

@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import {
   applyDeltas,
+  type BeforeEventReader,
   decodeState,
   type EngineEvent,
   type EntityState,
@@ -50,6 +51,13 @@ export interface LoadedState {
   state: EntityState;
   /** How Redis holds it (undefined: unknown, the next save writes the full state). */
   stored?: StoredSize;
+  /**
+   * The before-event reader the last batch built over this very state object, kept with it in the
+   * cache (given back by saveMany's `reader`): its typed mirror carries over to the next batch.
+   * Kept beside the state rather than in a WeakMap keyed by it: a WeakMap of tens of thousands of
+   * entries is ephemeron work in every full GC's pause (seen: up to 7 ms of a 15 ms pause).
+   */
+  reader?: BeforeEventReader;
 }
 
 export interface SaveRequest {
@@ -63,6 +71,8 @@ export interface SaveRequest {
   /** The events applied to the loaded state, in order, each with `now` (what a delta records). */
   applied?: readonly EngineEvent[];
   now?: number;
+  /** The state's before-event reader, cached with it once saved (LoadedState.reader). */
+  reader?: BeforeEventReader;
 }
 
 /** `tesseraCasStates(numberOfKeys, ...keys, ttlMs, ...[version, bytes, first, mode] per key)`. */
@@ -231,7 +241,7 @@ export class RedisStateStore {
         conflicts.push(r.entity);
       } else {
         versions.set(r.entity, version);
-        this.cache.put(r.entity, version, r.state, written[i]!);
+        this.cache.put(r.entity, version, r.state, written[i]!, r.reader);
       }
     });
     return { conflicts, versions };

@@ -4,7 +4,7 @@
 // it and put back only once the compare-and-set saved it, so a failed batch can never leave a
 // half-applied state behind. Least recently used entries go first; the bound counts stored events
 // and tiles, which is what a state's memory grows with.
-import type { EntityState } from '../engine/index.ts';
+import type { BeforeEventReader, EntityState } from '../engine/index.ts';
 
 /** How the entity's state is stored in Redis now: what decides whether the next save appends. */
 export interface StoredSize {
@@ -22,6 +22,8 @@ interface Entry {
   version: number;
   state: EntityState;
   stored: StoredSize;
+  /** The state's before-event reader, kept with it (see LoadedState.reader). */
+  reader: BeforeEventReader | undefined;
   weight: number;
 }
 
@@ -48,20 +50,29 @@ export class StateCache {
   }
 
   /** Removes and returns the entity's state: the caller owns it until it calls put(). */
-  take(entity: string): { version: number; state: EntityState; stored: StoredSize } | undefined {
+  take(
+    entity: string,
+  ): { version: number; state: EntityState; stored: StoredSize; reader?: BeforeEventReader } | undefined {
     const entry = this.entries.get(entity);
     if (!entry) return undefined;
     this.entries.delete(entity);
     this.total -= entry.weight;
-    return { version: entry.version, state: entry.state, stored: entry.stored };
+    const { version, state, stored, reader } = entry;
+    return reader ? { version, state, stored, reader } : { version, state, stored };
   }
 
   /** Keeps a state that Redis holds at `version`, stored as `stored` (just saved or just loaded). */
-  put(entity: string, version: number, state: EntityState, stored: StoredSize): void {
+  put(
+    entity: string,
+    version: number,
+    state: EntityState,
+    stored: StoredSize,
+    reader?: BeforeEventReader,
+  ): void {
     this.drop(entity);
     const weight = stateWeight(state);
     if (weight > this.capacity) return;
-    this.entries.set(entity, { version, state, stored, weight });
+    this.entries.set(entity, { version, state, stored, reader, weight });
     this.total += weight;
     for (const [key, entry] of this.entries) {
       if (this.total <= this.capacity) break;

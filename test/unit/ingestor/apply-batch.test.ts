@@ -9,13 +9,7 @@ import {
   type StateStore,
   type ViewRuntime,
 } from '../../../services/ingestor/apply-batch.ts';
-import {
-  type BeforeEventReader,
-  decodeState,
-  type EntityState,
-  emptyState,
-  encodeState,
-} from '../../../shared/engine/index.ts';
+import { decodeState, emptyState, encodeState } from '../../../shared/engine/index.ts';
 import type { LoadedState, SaveRequest } from '../../../shared/state-store/redis-state-store.ts';
 import { seededRng } from '../../../shared/synth/random.ts';
 import { fraudPlan, HOUR, T0 } from '../../support/engine-fixtures.ts';
@@ -118,15 +112,17 @@ test('a redelivered batch after the state was saved changes nothing and yields n
   assert.equal(again.updates.length, 0, 'nothing new to push for an all-duplicate batch');
 });
 
-/** Keeps the saved state objects themselves, as the ingestor's state cache does. */
-function objectStore(): StateStore {
-  const states = new Map<string, { version: number; state: EntityState }>();
+/** Keeps the saved state objects themselves and their readers, as the ingestor's state cache does. */
+function objectStore(): StateStore & { readersReused: number } {
+  const states = new Map<string, LoadedState>();
   return {
+    readersReused: 0,
     async loadMany(entities) {
       const out = new Map<string, LoadedState>();
       for (const e of entities) {
         const kept = states.get(e);
         states.delete(e); // owned by the batch until saved, like StateCache.take
+        if (kept?.reader) this.readersReused++;
         out.set(e, kept ?? { version: 0, state: emptyState(plan) });
       }
       return out;
@@ -134,7 +130,11 @@ function objectStore(): StateStore {
     async saveMany(requests: readonly SaveRequest[]) {
       const versions = new Map<string, number>();
       for (const r of requests) {
-        states.set(r.entity, { version: r.version + 1, state: r.state });
+        states.set(r.entity, {
+          version: r.version + 1,
+          state: r.state,
+          ...(r.reader ? { reader: r.reader } : {}),
+        });
         versions.set(r.entity, r.version + 1);
       }
       return { conflicts: [], versions };
@@ -145,9 +145,8 @@ function objectStore(): StateStore {
 test('a before-event reader kept with a cached state across batches gives the same rows and updates as a fresh one', async () => {
   const rng = seededRng(7);
   const fresh: ViewRuntime[] = [{ plan, store: memoryStore() }];
-  const kept: ViewRuntime[] = [
-    { plan, store: objectStore(), readers: new WeakMap<EntityState, BeforeEventReader>() },
-  ];
+  const store = objectStore();
+  const kept: ViewRuntime[] = [{ plan, store }];
   let offset = 0;
   let t = T0;
   for (let batch = 0; batch < 30; batch++) {
@@ -176,4 +175,5 @@ test('a before-event reader kept with a cached state across batches gives the sa
     assert.deepEqual(b.rows, a.rows, `rows of batch ${batch}`);
     assert.deepEqual(b.updates, a.updates, `updates of batch ${batch}`);
   }
+  assert.ok(store.readersReused > 20, `readers kept with their states: ${store.readersReused}`);
 });

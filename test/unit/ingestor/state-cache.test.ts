@@ -2,7 +2,7 @@
 // is out of the cache while a batch owns it.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { applyEvent, emptyState } from '../../../shared/engine/index.ts';
+import { applyEvent, BeforeEventReader, emptyState } from '../../../shared/engine/index.ts';
 import { NOTHING_STORED, StateCache } from '../../../shared/state-store/state-cache.ts';
 import { ev, fraudPlan, T0 } from '../../support/engine-fixtures.ts';
 
@@ -24,6 +24,21 @@ test('a taken state is gone until it is put back, so a failed batch cannot leave
   assert.equal(cache.version('a'), undefined);
   cache.put('a', 8, taken!.state, NOTHING_STORED);
   assert.equal(cache.version('a'), 8);
+});
+
+test("a state's before-event reader comes back with it, and only with it", () => {
+  const cache = new StateCache(100);
+  const state = stateWith(2);
+  const reader = new BeforeEventReader(plan, state, 16);
+  cache.put('a', 1, state, NOTHING_STORED, reader);
+  cache.put('b', 1, stateWith(2), NOTHING_STORED);
+  const a = cache.take('a')!;
+  assert.equal(a.state, state);
+  assert.equal(a.reader, reader);
+  assert.equal(cache.take('b')!.reader, undefined);
+  // Saved again without it (a state reloaded after a lost compare-and-set): no stale reader.
+  cache.put('a', 2, stateWith(2), NOTHING_STORED);
+  assert.equal(cache.take('a')!.reader, undefined);
 });
 
 test('evicts the least recently saved states once the stored events exceed the bound', () => {
