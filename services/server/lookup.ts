@@ -1,8 +1,8 @@
 // Online lookups: every requested entity's state in ONE Redis round trip, then the engine
 // evaluates each window at read time (a 1h count decays to 0 an hour after the last event, with no
-// new event needed), and the answer is laid out the way Feast's serving proto does it. A state
-// without delta records is read straight from its bytes (shared/engine/fast-read.ts); the rest is
-// decoded into the engine's state first.
+// new event needed), and the answer is laid out the way Feast's serving proto does it. A state is
+// read straight from its bytes, its delta records replayed there (shared/engine/fast-read.ts);
+// what the byte reader does not cover or refuses is decoded into the engine's state instead.
 import type { Redis } from 'ioredis';
 import type { Definitions } from '../../shared/definitions/schema.ts';
 import { type StateBytesReader, stateBytesReader } from '../../shared/engine/fast-read.ts';
@@ -33,8 +33,9 @@ export interface LookupStats {
   ages: { view: string; ms: number[] }[];
   /** Reads that asked for a time before the state can answer and were moved up to it. */
   clamped: number;
-  /** Found entities decoded into engine state instead of read from their bytes (delta records, a
-   * view the byte reader does not cover, or bytes it refused: decoding then names the problem). */
+  /** Found entities decoded into engine state instead of read from their bytes (a view the byte
+   * reader does not cover, bytes or delta records it does not cover, or ones that do not decode:
+   * decoding then names the problem). */
   decoded: number;
 }
 
@@ -92,7 +93,7 @@ export class OnlineReader {
         }
         // The byte reader's scratch holds this entity from `load` to `read`: nothing awaits between.
         let state: EntityState | null = null;
-        if (fast === null || (delta !== null && delta.length > 0) || !loads(fast, blob)) {
+        if (fast === null || !loads(fast, blob, delta)) {
           state = decodeStoredState(plan, key!, blob, delta);
           stats.decoded++;
         }
@@ -125,12 +126,15 @@ export class OnlineReader {
   }
 }
 
-/** Loads a state into the byte reader; false (decode it instead) when not covered or not decodable. */
-function loads(reader: StateBytesReader, blob: Buffer): boolean {
+/**
+ * Loads a state and its delta records into the byte reader; false (decode them instead) when not
+ * covered, or not decodable.
+ */
+function loads(reader: StateBytesReader, blob: Buffer, delta: Buffer | null): boolean {
   try {
-    return reader.load(blob);
+    return reader.load(blob, delta);
   } catch {
-    return false; // decodeStoredState throws STATE_CORRUPT naming the key
+    return false; // decodeStoredState throws STATE_CORRUPT naming the key (and the record's problem)
   }
 }
 

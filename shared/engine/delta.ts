@@ -8,7 +8,7 @@ import { Dictionary, readValue, UTF8_DECODER, writeValue } from './codec.ts';
 import type { ViewPlan } from './plan.ts';
 import { applyEvent, type EngineEvent, type EntityState } from './state.ts';
 
-const DELTA_TAG = 0xd1;
+export const DELTA_TAG = 0xd1;
 
 // Reused by every encodeDelta call (encoding is synchronous), like the state codec's writers.
 const BODY = new ByteWriter();

@@ -3,15 +3,20 @@
 // are reused from entity to entity, and each feature's window is accumulated from them, as
 // readFeatures does over a decoded state. Decoding into EntityState made one object per event and
 // tile (a profile of a batch lookup: ~25 % of its CPU, and most of its garbage).
-// Answers equal readFeatures(plan, decodeState(plan, bytes), t) exactly (property-tested in
-// test/unit/engine/fast-read.test.ts). What it does not cover it refuses, and the caller decodes:
-// plans with hll, first, last or last_n features (`stateBytesReader` returns null), and bytes
-// whose strings sit in a numeric column or whose dictionary repeats a string (`load` returns
-// false). Bytes that do not decode make `load` throw; decodeState then names the problem.
+// The delta records stored beside the state (field `d`) are replayed into the same columns, step
+// for step as applyDeltas runs applyEvent on the decoded state: the ingestor appends records for
+// most active entities, so without them most lookups would decode.
+// Answers equal readFeatures(plan, decodeStoredState(plan, key, bytes, delta), t) exactly
+// (property-tested in test/unit/engine/fast-read.test.ts). What it does not cover it refuses, and
+// the caller decodes: plans with hll, first, last or last_n features (`stateBytesReader` returns
+// null), and bytes whose strings sit in a numeric column or whose dictionary repeats a string, or
+// an entity with offsets for more than 64 partitions (`load` returns false). Bytes that do not
+// decode, and records applyDeltas refuses, make `load` throw; decoding then names the problem.
 import type { FeatureValue } from './acc.ts';
 import { extremeResult, momentsResult, sumResult } from './acc.ts';
 import { corrupt } from './bytes.ts';
 import { FORMAT_VERSION, TAG_CENTS, TAG_F64, TAG_NEG_INT, TAG_NULL, TAG_STRING, TAG_UINT } from './codec.ts';
+import { DELTA_TAG } from './delta.ts';
 import { addExact, addExactSquare, ExactAccumulator } from './exact-sum.ts';
 import type { AccKind, FeaturePlan, ViewPlan } from './plan.ts';
 import { floorTo, lowerBound, windowStart } from './window.ts';
@@ -25,14 +30,38 @@ const COVERED: ReadonlySet<AccKind> = new Set<AccKind>(['count', 'sum', 'min', '
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
+/**
+ * Partitions whose last offsets a replay tracks (looked up by a linear scan). An entity's events
+ * come from one partition of its source, a few after repartitioning; more are decoded instead.
+ */
+const MAX_PARTITIONS = 64;
+
+/**
+ * Pool fields of a tile accumulator opened by a replay (layouts in `readAcc`), empty: sum and
+ * distinct keep room for their first value, which most tiles never exceed, so it is written in place.
+ */
+const EMPTY_FIELDS: Record<AccKind, number> = {
+  count: 1,
+  sum: 3,
+  moments: 3,
+  min: 2,
+  max: 2,
+  distinct: 3,
+  hll: 0,
+  first: 0,
+  last: 0,
+  last_n: 0,
+};
+
 /** A reader for one view, or null when the view has a feature kind the fast path does not cover. */
 export function stateBytesReader(plan: ViewPlan): StateBytesReader | null {
   return plan.features.every((f) => COVERED.has(f.acc)) ? new StateBytesReader(plan) : null;
 }
 
 /**
- * Reads one view's states from their bytes. Not reentrant: `load` then `newest`, `floor` and
- * `read` of that state, synchronously, before the next `load` (the scratch columns are shared).
+ * Reads one view's states from their bytes and delta records. Not reentrant: `load` then
+ * `newest`, `floor` and `read` of that state, synchronously, before the next `load` (the scratch
+ * columns are shared).
  */
 export class StateBytesReader {
   private readonly plan: ViewPlan;
@@ -43,28 +72,60 @@ export class StateBytesReader {
   /** Per feature: its tile group (-1 in exact mode). */
   private readonly groupOf: number[];
 
+  /** The bytes being parsed: the state's, then the delta records'. */
   private buf: Uint8Array = new Uint8Array(0);
   private pos = 0;
+  private stateBuf: Uint8Array = new Uint8Array(0);
+  private deltaBuf: Uint8Array = new Uint8Array(0);
   private hasClock = false;
   private clock = 0;
+  /**
+   * The dictionary: the state's strings, then those of the records that are new to it (so one
+   * string has one index across state and records), each in the bytes of `strSrc` (0 the state,
+   * 1 the records).
+   */
   private nStrings = 0;
   private strStart = new Int32Array(16);
   private strLen = new Int32Array(16);
   private strHash = new Int32Array(16);
+  private strSrc = new Uint8Array(16);
+  /** Strings a value's index may name: the state's, or the current record's own. */
+  private valueStrings = 0;
+  /** The current record's string i is dictionary string strMap[i]. */
+  private strMap = new Int32Array(16);
 
+  /** Events evHead..nEvents are live (a replay prunes and caps the front, as dropFront does). */
   private nEvents = 0;
+  private evHead = 0;
   private evTs = new Float64Array(64);
+  /** Event positions, for the sorted insert of a replay only (the state's own are 0, as decoded). */
+  private evP = new Float64Array(0);
+  private evO = new Float64Array(0);
   /** Event i's value of column c at i * columns + c: kind, and number or dictionary index. */
   private evKind = new Uint8Array(64);
   private evNum = new Float64Array(64);
+  /** The event a replay is applying: its values, as an event row. */
+  private readonly rowKind: Uint8Array;
+  private readonly rowNum: Float64Array;
 
-  /** Per tile group: live tiles, their starts, and where each (tile, slot) accumulator sits in `pool`. */
+  /** Last applied offset per partition (a replay refuses a duplicate, as applyDeltas does). */
+  private nOffsets = 0;
+  private offPartition = new Float64Array(4);
+  private offOffset = new Float64Array(4);
+
+  /**
+   * Per tile group: tiles (tileHead..tileCount live), their starts, and where each (tile, slot)
+   * accumulator sits in `pool`.
+   */
   private readonly tileCount: number[];
+  private readonly tileHead: number[];
   private readonly tileStart: Float64Array[];
   private readonly accAt: Int32Array[];
   /** Tile accumulators' fields, one after another (layouts in `readAcc`). */
   private pool = new Float64Array(256);
   private poolLen = 0;
+  /** Where the replay's own accumulators start in the pool (the state's come before). */
+  private openedAt = 0;
 
   // Accumulation scratch.
   private readonly exact = new ExactAccumulator();
@@ -74,6 +135,9 @@ export class StateBytesReader {
   private seenMark = 0;
   private readonly seenNumbers = new Set<number>();
   private readonly dupes = new Map<number, number>();
+  /** Exact partials of a tile accumulator a replay adds to. */
+  private readonly parts: number[] = [];
+  private readonly partSquares: number[] = [];
 
   constructor(plan: ViewPlan) {
     this.plan = plan;
@@ -84,19 +148,29 @@ export class StateBytesReader {
         this.numeric[f.column] = true;
     this.hasDistinct = plan.features.some((f) => f.acc === 'distinct');
     this.groupOf = plan.features.map((f) => plan.tileGroups.findIndex((g) => g.features.includes(f)));
+    this.rowKind = new Uint8Array(this.columns);
+    this.rowNum = new Float64Array(this.columns);
     this.tileCount = plan.tileGroups.map(() => 0);
+    this.tileHead = plan.tileGroups.map(() => 0);
     this.tileStart = plan.tileGroups.map(() => new Float64Array(16));
     this.accAt = plan.tileGroups.map((g) => new Int32Array(16 * g.features.length));
   }
 
   /**
-   * Parses a state's bytes into the scratch columns. False when the bytes hold something this
-   * reader does not cover (decode them instead); throws STATE_CORRUPT on bytes that do not decode.
+   * Parses a state's bytes, then replays its delta records (`delta`, concatenated; null or empty
+   * when none), into the scratch columns. False when they hold something this reader does not
+   * cover (decode them instead); throws STATE_CORRUPT on bytes that do not decode and on records
+   * applyDeltas refuses (another layout, a late or repeated event).
    */
-  load(bytes: Uint8Array): boolean {
+  load(bytes: Uint8Array, delta: Uint8Array | null = null): boolean {
     this.buf = bytes;
+    this.stateBuf = bytes;
     this.pos = 0;
     this.poolLen = 0;
+    this.evHead = 0;
+    this.nOffsets = 0;
+    for (let g = 0; g < this.tileHead.length; g++) this.tileHead[g] = 0;
+    const withDelta = delta !== null && delta.length > 0;
     const version = this.u8();
     if (version !== FORMAT_VERSION) throw corrupt(`format version ${version}, expected ${FORMAT_VERSION}`);
     if (this.u32() !== this.plan.fingerprint) throw corrupt('written for another layout');
@@ -104,14 +178,18 @@ export class StateBytesReader {
     const clock = this.varint();
     this.clock = clock;
     if (!this.strings()) return false;
-    this.varint(); // dropped
+    this.varint(); // dropped: reads do not use it
     const nOffsets = this.varint();
+    // Only a replay needs the offsets (to refuse a repeated event).
+    if (withDelta && nOffsets > MAX_PARTITIONS) return false;
     for (let i = 0; i < nOffsets; i++) {
-      this.varint();
-      this.varint();
+      const partition = this.varint();
+      const offset = this.varint();
+      if (withDelta) this.setOffset(this.offsetAt(partition), partition, offset);
     }
 
-    return this.events(clock) && this.tiles(clock);
+    if (!this.events(clock) || !this.tiles(clock)) return false;
+    return withDelta ? this.replay(delta) : true;
   }
 
   /** The events section into the event columns; false on a string in a numeric column. */
@@ -182,11 +260,11 @@ export class StateBytesReader {
 
   /** The loaded entity's newest event time, as newestEventTime gives it for the decoded state. */
   newest(): number | null {
-    if (this.nEvents > 0) return this.evTs[this.nEvents - 1]!;
+    if (this.nEvents > this.evHead) return this.evTs[this.nEvents - 1]!;
     let newest: number | null = null;
     for (let g = 0; g < this.tileCount.length; g++) {
       const count = this.tileCount[g]!;
-      if (count === 0) continue;
+      if (count === this.tileHead[g]) continue;
       const start = this.tileStart[g]![count - 1]!;
       if (newest === null || start > newest) newest = start;
     }
@@ -224,19 +302,20 @@ export class StateBytesReader {
     let slots = 0;
     let accAt: Int32Array | null = null;
     const g = this.groupOf[f.index]!;
+    const head = this.evHead;
     if (g < 0) {
-      lo = lowerBound(ts, windowStart(t, f), 0, n);
+      lo = lowerBound(ts, windowStart(t, f), head, n);
       hi = lowerBound(ts, t, lo, n);
     } else {
       // Whole tiles of [start, split), then raw events of [split, t) (state.ts readTiled).
       const split = afterAll ? Number.POSITIVE_INFINITY : floorTo(t, f.tileMs);
       const starts = this.tileStart[g]!;
       const count = this.tileCount[g]!;
-      kFrom = lowerBound(starts, windowStart(t, f), 0, count);
+      kFrom = lowerBound(starts, windowStart(t, f), this.tileHead[g]!, count);
       kTo = kFrom;
       while (kTo < count && starts[kTo]! < split) kTo++;
       if (!afterAll) {
-        lo = lowerBound(ts, split, 0, n);
+        lo = lowerBound(ts, split, head, n);
         hi = lowerBound(ts, t, lo, n);
       }
       slot = f.slot;
@@ -376,36 +455,46 @@ export class StateBytesReader {
     const n = this.varint();
     this.fits(n);
     this.nStrings = n;
+    this.valueStrings = n;
     if (this.strStart.length < n) {
       this.strStart = new Int32Array(grow(this.strStart.length, n));
       this.strLen = new Int32Array(this.strStart.length);
       this.strHash = new Int32Array(this.strStart.length);
+      this.strSrc = new Uint8Array(this.strStart.length);
     }
-    const buf = this.buf;
     let unique = true;
     for (let i = 0; i < n; i++) {
       const len = this.varint();
-      if (this.pos + len > buf.length) throw corrupt(`truncated at byte ${this.pos}`);
       const start = this.pos;
-      let h = 0x811c9dc5;
-      let ascii = true;
-      for (let j = start; j < start + len; j++) {
-        const b = buf[j]!;
-        if (b >= 0x80) ascii = false;
-        h = Math.imul(h ^ b, 0x01000193);
-      }
-      if (!ascii) {
-        UTF8.decode(buf.subarray(start, start + len)); // throws on malformed UTF-8
-        // The decoder drops a byte-order mark: two different byte strings, one string.
-        if (len >= 3 && buf[start] === 0xef && buf[start + 1] === 0xbb && buf[start + 2] === 0xbf)
-          unique = false;
-      }
+      const h = this.checkString(len);
+      // The decoder drops a byte-order mark: two different byte strings, one string.
+      if (hasBom(this.buf, start, len)) unique = false;
       this.strStart[i] = start;
       this.strLen[i] = len;
       this.strHash[i] = h;
-      this.pos += len;
+      this.strSrc[i] = 0;
     }
     return unique && (!this.hasDistinct || n < 2 || this.uniqueStrings());
+  }
+
+  /**
+   * The string of `len` bytes at `pos`, checked as UTF-8 like the decoders' fatal TextDecoder
+   * (throws on malformed bytes), and skipped; returns its hash (FNV-1a).
+   */
+  private checkString(len: number): number {
+    const buf = this.buf;
+    const start = this.pos;
+    if (start + len > buf.length) throw truncated(start);
+    let h = 0x811c9dc5;
+    let ascii = true;
+    for (let j = start; j < start + len; j++) {
+      const b = buf[j]!;
+      if (b >= 0x80) ascii = false;
+      h = Math.imul(h ^ b, 0x01000193);
+    }
+    if (!ascii) UTF8.decode(buf.subarray(start, start + len)); // throws on malformed UTF-8
+    this.pos = start + len;
+    return h;
   }
 
   private uniqueStrings(): boolean {
@@ -435,11 +524,393 @@ export class StateBytesReader {
   private sameString(i: number, j: number): boolean {
     const len = this.strLen[i]!;
     if (len !== this.strLen[j]) return false;
-    const buf = this.buf;
+    return this.sameBytes(i, this.strSrc[j] === 0 ? this.stateBuf : this.deltaBuf, this.strStart[j]!, len);
+  }
+
+  /** Dictionary string i equals the `len` bytes of `buf` at `from` (same length assumed). */
+  private sameBytes(i: number, buf: Uint8Array, from: number, len: number): boolean {
+    const own = this.strSrc[i] === 0 ? this.stateBuf : this.deltaBuf;
     const a = this.strStart[i]!;
-    const b = this.strStart[j]!;
-    for (let k = 0; k < len; k++) if (buf[a + k] !== buf[b + k]) return false;
+    for (let k = 0; k < len; k++) if (own[a + k] !== buf[from + k]) return false;
     return true;
+  }
+
+  /**
+   * Replays the delta records onto the loaded state, as applyDeltas does on the decoded one:
+   * throws where it throws, false where this reader does not cover what the records hold.
+   */
+  private replay(delta: Uint8Array): boolean {
+    // Covered plans never need tie order, so decodeState leaves the state's events at partition 0,
+    // offset 0: replayed events sort among them by (ts, partition, offset) exactly as there.
+    if (this.plan.needsOrder) return false;
+    const n0 = this.nEvents;
+    if (this.evP.length < this.evTs.length) {
+      this.evP = new Float64Array(this.evTs.length);
+      this.evO = new Float64Array(this.evTs.length);
+    }
+    this.evP.fill(0, 0, n0);
+    this.evO.fill(0, 0, n0);
+    this.buf = delta;
+    this.deltaBuf = delta;
+    this.pos = 0;
+    this.openedAt = this.poolLen;
+    const clock0 = this.clock;
+    const hadClock = this.hasClock;
+    const columns = this.columns;
+    const numeric = this.numeric;
+    const rowKind = this.rowKind;
+    const rowNum = this.rowNum;
+    for (let record = 0; this.pos < delta.length; record++) {
+      const tag = this.u8();
+      if (tag !== DELTA_TAG) throw corrupt(`delta record ${record} starts with byte ${tag}, not a delta`);
+      if (this.u32() !== this.plan.fingerprint)
+        throw corrupt(`delta record ${record} was written for another layout`);
+      // A record without `now` (event time) never moves the clock by it: -Infinity stands for none.
+      const now = this.u8() === 1 ? this.zigzag() : Number.NEGATIVE_INFINITY;
+      if (!this.recordStrings()) return false;
+      const n = this.varint();
+      this.fits(n);
+      let ts = 0;
+      let offset = 0;
+      for (let i = 0; i < n; i++) {
+        ts += this.zigzag();
+        const partition = this.varint();
+        offset += this.zigzag();
+        for (let c = 0; c < columns; c++) {
+          const kind = this.value();
+          if (kind === STR) {
+            if (numeric[c]) return false;
+            // Only count_distinct reads a string, by its dictionary index; without one the index
+            // is never read.
+            if (this.hasDistinct) this.num = this.strMap[this.num]!;
+          }
+          rowKind[c] = kind;
+          rowNum[c] = this.num;
+        }
+        if (!this.apply(record, ts, partition, offset, now)) return false;
+      }
+    }
+    if (this.clock !== clock0 || this.hasClock !== hadClock) this.prune();
+    this.buf = this.stateBuf;
+    return true;
+  }
+
+  /** A record's own dictionary: each string checked, and mapped to the loaded dictionary's index. */
+  private recordStrings(): boolean {
+    const n = this.varint();
+    this.fits(n);
+    if (this.strMap.length < n) this.strMap = new Int32Array(grow(this.strMap.length, n));
+    for (let i = 0; i < n; i++) {
+      const len = this.varint();
+      const start = this.pos;
+      const h = this.checkString(len);
+      if (!this.hasDistinct) continue;
+      if (hasBom(this.buf, start, len)) return false; // two byte strings, one string: see strings()
+      this.strMap[i] = this.intern(start, len, h);
+    }
+    this.valueStrings = n;
+    return true;
+  }
+
+  /** The dictionary index of the record string at `start` (added when the dictionary lacks it). */
+  private intern(start: number, len: number, h: number): number {
+    const n = this.nStrings;
+    const hash = this.strHash;
+    const lens = this.strLen;
+    for (let i = 0; i < n; i++)
+      if (hash[i] === h && lens[i] === len && this.sameBytes(i, this.deltaBuf, start, len)) return i;
+    if (this.strStart.length <= n) {
+      const size = grow(this.strStart.length, n + 1);
+      this.strStart = copyInto(new Int32Array(size), this.strStart, n);
+      this.strLen = copyInto(new Int32Array(size), this.strLen, n);
+      this.strHash = copyInto(new Int32Array(size), this.strHash, n);
+      this.strSrc = copyInto(new Uint8Array(size), this.strSrc, n);
+    }
+    this.strStart[n] = start;
+    this.strLen[n] = len;
+    this.strHash[n] = h;
+    this.strSrc[n] = 1;
+    this.nStrings = n + 1;
+    return n;
+  }
+
+  /**
+   * applyEvent of the event whose values are in the row, step for step: refused when a duplicate
+   * or late (throws, as applyDeltas does); the offset recorded; the event inserted in order and
+   * folded into its tiles; the clock moved; the cap applied. Pruning waits for the end of the
+   * replay (`prune`), which leaves the same live events and tiles: what applyEvent would have
+   * pruned earlier is older than every event applied since (those are not late) and than its own
+   * threshold, and the cap drops the oldest first.
+   */
+  private apply(record: number, ts: number, partition: number, offset: number, now: number): boolean {
+    const plan = this.plan;
+    const at = this.offsetAt(partition);
+    if (at >= 0 && offset <= this.offOffset[at]!)
+      throw corrupt(`delta record ${record} repeats partition ${partition} offset ${offset}`);
+    let clock = this.hasClock ? this.clock : ts;
+    if (now > clock) clock = now;
+    if (ts < clock - plan.latenessMs)
+      throw corrupt(`delta record ${record} holds an event the state refuses: late at ${ts}`);
+    if (at < 0 && this.nOffsets >= MAX_PARTITIONS) return false;
+    this.setOffset(at, partition, offset);
+
+    this.insertRow(ts, partition, offset);
+    const groups = plan.tileGroups;
+    for (let g = 0; g < groups.length; g++) this.foldTile(g, floorTo(ts, groups[g]!.tileMs));
+    if (ts > clock) clock = ts;
+    this.hasClock = true;
+    this.clock = clock;
+    const live = this.nEvents - this.evHead;
+    if (live > plan.maxEvents) this.evHead += live - plan.maxEvents;
+    return true;
+  }
+
+  /** Index of a partition's last offset, -1 when the entity has none. */
+  private offsetAt(partition: number): number {
+    for (let i = 0; i < this.nOffsets; i++) if (this.offPartition[i] === partition) return i;
+    return -1;
+  }
+
+  /** Sets the partition's last offset (at its index `at`, or a new entry when -1), as Map#set. */
+  private setOffset(at: number, partition: number, offset: number): void {
+    if (at >= 0) {
+      this.offOffset[at] = offset;
+      return;
+    }
+    const n = this.nOffsets;
+    if (this.offPartition.length <= n) {
+      const size = grow(this.offPartition.length, n + 1);
+      this.offPartition = copyInto(new Float64Array(size), this.offPartition, n);
+      this.offOffset = copyInto(new Float64Array(size), this.offOffset, n);
+    }
+    this.offPartition[n] = partition;
+    this.offOffset[n] = offset;
+    this.nOffsets = n + 1;
+  }
+
+  /** The row as a live event, after the last one not after it by (ts, partition, offset) (insertSorted). */
+  private insertRow(ts: number, partition: number, offset: number): void {
+    const n = this.nEvents;
+    const columns = this.columns;
+    this.ensureEvents(n + 1);
+    const times = this.evTs;
+    const parts = this.evP;
+    const offsets = this.evO;
+    let i = n;
+    // compareEvents(events[i - 1], event) > 0, the same expression.
+    while (
+      i > this.evHead &&
+      (times[i - 1]! - ts || parts[i - 1]! - partition || offsets[i - 1]! - offset) > 0
+    )
+      i--;
+    if (i < n) {
+      times.copyWithin(i + 1, i, n);
+      parts.copyWithin(i + 1, i, n);
+      offsets.copyWithin(i + 1, i, n);
+      this.evKind.copyWithin((i + 1) * columns, i * columns, n * columns);
+      this.evNum.copyWithin((i + 1) * columns, i * columns, n * columns);
+    }
+    times[i] = ts;
+    parts[i] = partition;
+    offsets[i] = offset;
+    this.evKind.set(this.rowKind, i * columns);
+    this.evNum.set(this.rowNum, i * columns);
+    this.nEvents = n + 1;
+  }
+
+  /** Room for n events, keeping the ones loaded. */
+  private ensureEvents(n: number): void {
+    const had = this.nEvents;
+    if (this.evTs.length < n) {
+      const size = grow(this.evTs.length, n);
+      this.evTs = copyInto(new Float64Array(size), this.evTs, had);
+      this.evP = copyInto(new Float64Array(size), this.evP, had);
+      this.evO = copyInto(new Float64Array(size), this.evO, had);
+    }
+    const columns = this.columns;
+    if (this.evKind.length < n * columns) {
+      const size = grow(this.evKind.length, n * columns);
+      this.evKind = copyInto(new Uint8Array(size), this.evKind, had * columns);
+      this.evNum = copyInto(new Float64Array(size), this.evNum, had * columns);
+    }
+  }
+
+  /** TileSeries#add of the row to group g's tile at `start`: found among the live tiles, or opened. */
+  private foldTile(g: number, start: number): void {
+    const count = this.tileCount[g]!;
+    const head = this.tileHead[g]!;
+    const starts = this.tileStart[g]!;
+    let k = count - 1;
+    if (k < head || starts[k]! < start) {
+      k = count;
+      this.openTile(g, k, start);
+    } else {
+      while (k >= head && starts[k]! > start) k--;
+      if (k < head || starts[k] !== start) {
+        k++;
+        this.openTile(g, k, start);
+      }
+    }
+    const features = this.plan.tileGroups[g]!.features;
+    for (let slot = 0; slot < features.length; slot++)
+      this.foldAcc(features[slot]!, g, k * features.length + slot);
+  }
+
+  /** Inserts an empty tile at index k of group g, its accumulators at the end of the pool. */
+  private openTile(g: number, k: number, start: number): void {
+    const features = this.plan.tileGroups[g]!.features;
+    const slots = features.length;
+    const count = this.tileCount[g]!;
+    if (this.tileStart[g]!.length <= count) {
+      const size = grow(this.tileStart[g]!.length, count + 1);
+      this.tileStart[g] = copyInto(new Float64Array(size), this.tileStart[g]!, count);
+      this.accAt[g] = copyInto(new Int32Array(size * slots), this.accAt[g]!, count * slots);
+    }
+    const starts = this.tileStart[g]!;
+    const accAt = this.accAt[g]!;
+    if (k < count) {
+      starts.copyWithin(k + 1, k, count);
+      accAt.copyWithin((k + 1) * slots, k * slots, count * slots);
+    }
+    starts[k] = start;
+    for (let slot = 0; slot < slots; slot++) {
+      const fields = EMPTY_FIELDS[features[slot]!.acc];
+      this.ensurePool(fields);
+      accAt[k * slots + slot] = this.poolLen;
+      for (let j = 0; j < fields; j++) this.pool[this.poolLen++] = 0;
+    }
+    this.tileCount[g] = count + 1;
+  }
+
+  /**
+   * The row into one tile accumulator, as the tile column's `add` does (tile-series.ts). Counts and
+   * extremes change in place; a list that grows (partials, a set) is written anew at the pool's
+   * end and the tile pointed at it.
+   */
+  private foldAcc(f: FeaturePlan, g: number, cell: number): void {
+    const accAt = this.accAt[g]!;
+    const at = accAt[cell]!;
+    const pool = this.pool;
+    // Accumulators from here on were written by the replay (openTile's layouts, room included).
+    const opened = this.openedAt;
+    if (f.acc === 'count') {
+      pool[at]!++;
+      return;
+    }
+    const kind = this.rowKind[f.column]!;
+    if (kind === NULL) return;
+    const v = this.rowNum[f.column]!;
+    switch (f.acc) {
+      case 'min':
+      case 'max': {
+        const n = pool[at]!;
+        if (n === 0 || (f.acc === 'max' ? v > pool[at + 1]! : v < pool[at + 1]!)) pool[at + 1] = v;
+        pool[at] = n + 1;
+        return;
+      }
+      case 'sum': {
+        // [n, partials as count then list]. An empty tile's stored partials are ignored, as
+        // SumColumn.fromAcc ignores them; a tile the replay opened has room for the first.
+        const n = pool[at]!;
+        if (n === 0 && at >= opened) {
+          pool[at] = 1;
+          pool[at + 1] = 1;
+          pool[at + 2] = v; // addExact([], v)
+          return;
+        }
+        const parts = this.parts;
+        parts.length = 0;
+        if (n !== 0) for (let j = 0, len = pool[at + 1]!; j < len; j++) parts.push(pool[at + 2 + j]!);
+        addExact(parts, v);
+        this.ensurePool(2 + parts.length);
+        accAt[cell] = this.poolLen;
+        this.pool[this.poolLen++] = n + 1;
+        this.pushList(parts);
+        return;
+      }
+      case 'moments': {
+        // [n, sums as count then list, squares as count then list], kept whatever n (AccColumn).
+        const n = pool[at]!;
+        const sums = this.parts;
+        const squares = this.partSquares;
+        sums.length = 0;
+        squares.length = 0;
+        let from = at + 1;
+        for (let j = 0, len = pool[from++]!; j < len; j++) sums.push(pool[from++]!);
+        for (let j = 0, len = pool[from++]!; j < len; j++) squares.push(pool[from++]!);
+        addExact(sums, v);
+        addExactSquare(squares, v);
+        this.ensurePool(3 + sums.length + squares.length);
+        accAt[cell] = this.poolLen;
+        this.pool[this.poolLen++] = n + 1;
+        this.pushList(sums);
+        this.pushList(squares);
+        return;
+      }
+      case 'distinct': {
+        // [size, (kind, number or index) per value]: a value already there changes nothing.
+        const len = pool[at]!;
+        if (len === 0 && at >= opened) {
+          pool[at] = 1;
+          pool[at + 1] = kind;
+          pool[at + 2] = v;
+          return;
+        }
+        for (let j = 0, e = at + 1; j < len; j++, e += 2) {
+          if (pool[e] !== kind) continue;
+          const x = pool[e + 1]!;
+          if (x === v || (Number.isNaN(x) && Number.isNaN(v))) return; // SameValueZero, as the set's
+        }
+        this.ensurePool(3 + 2 * len);
+        const to = this.poolLen;
+        this.pool.copyWithin(to, at, at + 1 + 2 * len);
+        this.pool[to] = len + 1;
+        this.pool[to + 1 + 2 * len] = kind;
+        this.pool[to + 2 + 2 * len] = v;
+        this.poolLen = to + 3 + 2 * len;
+        accAt[cell] = to;
+        return;
+      }
+      default:
+        throw new TypeError(`fast read does not cover ${f.acc}`);
+    }
+  }
+
+  /** A list of numbers at the pool's end: its length, then each (room already ensured). */
+  private pushList(values: readonly number[]): void {
+    const pool = this.pool;
+    pool[this.poolLen++] = values.length;
+    for (let j = 0; j < values.length; j++) pool[this.poolLen++] = values[j]!;
+  }
+
+  /**
+   * state.ts prune, once the clock moved: raw events before the oldest a read can need, tiles
+   * before their group's horizon. Reads at or after the floor never reach what it drops (nor does
+   * `newest`: the newest event is never late, so never pruned); it keeps the scratch to the live
+   * part, as the decoded state is.
+   */
+  private prune(): void {
+    const plan = this.plan;
+    const reachable = this.clock - plan.latenessMs;
+    let keepFrom = Number.POSITIVE_INFINITY;
+    if (plan.exactFeatures.length > 0) keepFrom = reachable - plan.exactKeepMs;
+    const groups = plan.tileGroups;
+    if (groups.length > 0) {
+      let rawFloor = Number.POSITIVE_INFINITY;
+      for (const group of groups) rawFloor = Math.min(rawFloor, floorTo(reachable, group.tileMs));
+      keepFrom = Math.min(keepFrom, rawFloor);
+    }
+    const n = this.nEvents;
+    if (n > this.evHead && this.evTs[this.evHead]! < keepFrom)
+      this.evHead = lowerBound(this.evTs, keepFrom, this.evHead, n);
+    for (let g = 0; g < groups.length; g++) {
+      const group = groups[g]!;
+      const cutoff = floorTo(reachable - group.keepMs, group.tileMs);
+      const head = this.tileHead[g]!;
+      const count = this.tileCount[g]!;
+      if (head < count && this.tileStart[g]![head]! < cutoff)
+        this.tileHead[g] = lowerBound(this.tileStart[g]!, cutoff, head, count);
+    }
   }
 
   /** Checks that `n` items (at least a byte each) can follow, before sizing scratch for them. */
@@ -542,13 +1013,19 @@ export class StateBytesReader {
       }
       case TAG_STRING: {
         const id = this.varint();
-        if (id >= this.nStrings) throw corrupt('string index out of range');
+        if (id >= this.valueStrings) throw corrupt('string index out of range');
         this.num = id;
         return STR;
       }
       default:
         throw corrupt(`unknown value tag ${tag}`);
     }
+  }
+
+  /** ByteReader#zigzag. */
+  private zigzag(): number {
+    const v = this.varint();
+    return v % 2 === 1 ? -(v + 1) / 2 : v / 2;
   }
 
   private u8(): number {
@@ -598,4 +1075,15 @@ function truncated(pos: number): Error {
 
 function grow(current: number, needed: number): number {
   return Math.max(needed, current * 2);
+}
+
+/** `to` with the first n elements of `from` copied in. */
+function copyInto<T extends Float64Array | Int32Array | Uint8Array>(to: T, from: T, n: number): T {
+  to.set(from.subarray(0, n));
+  return to;
+}
+
+/** The bytes start with a UTF-8 byte-order mark, which the decoders drop. */
+function hasBom(buf: Uint8Array, start: number, len: number): boolean {
+  return len >= 3 && buf[start] === 0xef && buf[start + 1] === 0xbb && buf[start + 2] === 0xbf;
 }

@@ -1,22 +1,26 @@
 // The server's read straight from state bytes (shared/engine/fast-read.ts) against the decoding
 // path it replaces: for random streams, both modes and random read times, its values, newest event
-// time and read floor equal readFeatures / newestEventTime / readFloor of the decoded state, and
-// it refuses (or throws on) every byte string decodeState refuses.
+// time and read floor equal readFeatures / newestEventTime / readFloor of the decoded state (with
+// its delta records replayed, as decodeStoredState does), and it refuses (or throws on) every byte
+// string decodeState refuses and every delta record applyDeltas refuses.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { stateBytesReader } from '../../../shared/engine/fast-read.ts';
+import { type StateBytesReader, stateBytesReader } from '../../../shared/engine/fast-read.ts';
 import {
   applyEvent,
   decodeState,
   type EngineEvent,
+  type EntityState,
   emptyState,
+  encodeDelta,
   encodeState,
   newestEventTime,
   readFeatures,
   readFloor,
   type ViewPlan,
 } from '../../../shared/engine/index.ts';
+import { decodeStoredState } from '../../../shared/state-store/redis-state-store.ts';
 import { DAY, fraudPlan, HOUR, planOf, T0 } from '../../support/engine-fixtures.ts';
 
 const MIN = 60_000;
@@ -77,26 +81,131 @@ const draftArb = (span: number) =>
 /** The state a writer builds from drafts arriving in time + delay order (late ones refused). */
 type Draft = ReturnType<typeof draftArb> extends fc.Arbitrary<infer D> ? D : never;
 
+/** Drafts as engine events, in the order they reach the writer (time + delay). */
+function arrivals(
+  plan: ViewPlan,
+  drafts: readonly Draft[],
+): { event: EngineEvent; now: number | undefined }[] {
+  const next = [0, 0];
+  return drafts
+    .map((d, i) => ({ ...d, at: d.ts + d.delay * plan.latenessMs, i }))
+    .sort((a, b) => a.at - b.at || a.i - b.i)
+    .map((d) => {
+      const ts = T0 + d.ts;
+      const event: EngineEvent = {
+        ts,
+        partition: d.partition,
+        offset: next[d.partition]!++,
+        values: plan.columns.map((c) => (c === 'amount' ? d.amount : d.merchant)),
+      };
+      return { event, now: d.now === null ? undefined : ts + d.now };
+    });
+}
+
+/** An event's values for `plan.columns` from named ones (amount, merchant, merchant_id). */
+function row(plan: ViewPlan, named: Record<string, number | string | null>): (number | string | null)[] {
+  return plan.columns.map((c) => named[c] ?? null);
+}
+
+/** applyEvent, with a late event refused as the ingestor refuses it; true when applied. */
+function apply(plan: ViewPlan, state: EntityState, event: EngineEvent, now: number | undefined): boolean {
+  try {
+    return applyEvent(plan, state, event, now).outcome === 'applied';
+  } catch {
+    return false; // late against an advanced clock
+  }
+}
+
+/** The state a writer builds from drafts arriving in time + delay order (late ones refused). */
 function buildState(plan: ViewPlan, drafts: readonly Draft[]) {
   const state = emptyState(plan);
-  const arrival = drafts
-    .map((d, i) => ({ ...d, at: d.ts + d.delay * plan.latenessMs, i }))
-    .sort((a, b) => a.at - b.at || a.i - b.i);
-  const next = [0, 0];
-  for (const d of arrival) {
-    const event: EngineEvent = {
-      ts: T0 + d.ts,
-      partition: d.partition,
-      offset: next[d.partition]!++,
-      values: plan.columns.map((c) => (c === 'amount' ? d.amount : d.merchant)),
-    };
-    try {
-      applyEvent(plan, state, event, d.now === null ? undefined : event.ts + d.now);
-    } catch {
-      // late against an advanced clock: refused, as the ingestor does
-    }
-  }
+  for (const { event, now } of arrivals(plan, drafts)) apply(plan, state, event, now);
   return state;
+}
+
+/** One save of the ingestor after the base: this many arrivals, applied with this wall clock. */
+const batchArb = fc.record({
+  size: fc.integer({ min: 1, max: 6 }),
+  /** The wall clock, relative to the batch's first event time; null on event time (no `now`). */
+  now: fc.option(fc.integer({ min: -HOUR, max: 2 * HOUR }), { freq: 2 }),
+});
+type Batch = ReturnType<typeof batchArb.generate>['value'];
+
+/**
+ * What Redis holds after the ingestor saved the first `share` of the arrivals in full and each
+ * later batch as a delta record of the events it applied (with the batch's wall clock, if any).
+ */
+function buildStored(plan: ViewPlan, drafts: readonly Draft[], share: number, batches: readonly Batch[]) {
+  const state = emptyState(plan);
+  const events = arrivals(plan, drafts);
+  const split = Math.floor(share * events.length);
+  for (const { event, now } of events.slice(0, split)) apply(plan, state, event, now);
+  const base = Buffer.from(encodeState(plan, state));
+  const records: Buffer[] = [];
+  for (let i = split, b = 0; i < events.length; b++) {
+    const batch = batches[b % batches.length]!;
+    const chunk = events.slice(i, i + batch.size).map((a) => a.event);
+    i += batch.size;
+    const now = batch.now === null ? undefined : chunk[0]!.ts + batch.now;
+    const applied = chunk.filter((event) => apply(plan, state, event, now));
+    records.push(Buffer.from(encodeDelta(plan, applied, now)));
+  }
+  return { base, records, delta: records.length > 0 ? Buffer.concat(records) : null };
+}
+
+/** Read times: random ones from the floor to past the newest event, and where windows turn. */
+function readTimes(plan: ViewPlan, state: EntityState, fractions: readonly number[], span: number): number[] {
+  const floor = readFloor(plan, state);
+  const newest = newestEventTime(state) ?? T0;
+  const base = Number.isFinite(floor) ? floor : T0;
+  const times = fractions.map((r) => Math.round(base + r * (newest - base + span)));
+  // Tile edges and event times, where windows open and close.
+  times.push(newest, newest + 1, Math.floor(newest / HOUR) * HOUR);
+  if (state.clock !== null)
+    times.push(floor, state.clock, state.clock + 1, Math.floor(state.clock / DAY) * DAY);
+  return times.map((t) => Math.max(floor, t));
+}
+
+/** The reader's newest, floor and reads (all features, then `subset`) equal the decoded state's. */
+function assertSameAnswers(
+  reader: StateBytesReader,
+  plan: ViewPlan,
+  state: EntityState,
+  times: readonly number[],
+  subset: readonly number[] = [],
+): void {
+  assert.equal(reader.newest(), newestEventTime(state), 'newest event time');
+  assert.equal(reader.floor(), readFloor(plan, state), 'read floor');
+  for (const t of times) {
+    const expected = readFeatures(plan, state, t);
+    assert.deepEqual(reader.read(t), expected, `as of ${t}`);
+    if (subset.length === 0) continue;
+    const some = reader.read(
+      t,
+      subset.map((index) => ({ index })),
+    );
+    for (const f of plan.features)
+      assert.deepEqual(some[f.index], subset.includes(f.index) ? expected[f.index] : undefined);
+  }
+}
+
+/** decodeStoredState, or null when it refuses the bytes (STATE_CORRUPT). */
+function decodeOrNull(plan: ViewPlan, base: Buffer, delta: Buffer | null): EntityState | null {
+  try {
+    return decodeStoredState(plan, 'k', base, delta);
+  } catch (error) {
+    assert.equal((error as { code?: string }).code, 'STATE_CORRUPT');
+    return null;
+  }
+}
+
+/** The reader's load, with a throw counted as a refusal (the caller then decodes). */
+function loadOrRefuse(reader: StateBytesReader, base: Uint8Array, delta: Uint8Array | null): boolean {
+  try {
+    return reader.load(base, delta);
+  } catch {
+    return false;
+  }
 }
 
 describe('fast read from state bytes', () => {
@@ -113,29 +222,27 @@ describe('fast read from state bytes', () => {
             const bytes = encodeState(plan, buildState(plan, drafts));
             const decoded = decodeState(plan, bytes);
             assert.equal(reader.load(bytes), true);
-            assert.equal(reader.newest(), newestEventTime(decoded));
-            assert.equal(reader.floor(), readFloor(plan, decoded));
-            const floor = readFloor(plan, decoded);
-            const newest = newestEventTime(decoded) ?? T0;
-            const base = Number.isFinite(floor) ? floor : T0;
-            const times = reads.map((r) => Math.max(floor, Math.round(base + r * (newest - base + span))));
-            // Tile edges and event times, where windows open and close.
-            times.push(
-              Math.max(floor, newest),
-              newest + 1,
-              Math.max(floor, Math.floor(newest / HOUR) * HOUR),
-            );
-            for (const t of times) {
-              if (t < floor) continue;
-              const expected = readFeatures(plan, decoded, t);
-              assert.deepEqual(reader.read(t), expected, `as of ${t}`);
-              const some = reader.read(
-                t,
-                subset.map((index) => ({ index })),
-              );
-              for (const f of plan.features)
-                assert.deepEqual(some[f.index], subset.includes(f.index) ? expected[f.index] : undefined);
-            }
+            assertSameAnswers(reader, plan, decoded, readTimes(plan, decoded, reads, span), subset);
+          },
+        ),
+        { numRuns: 300 },
+      );
+    });
+
+    it(`replays delta records as decodeStoredState does: ${name}`, () => {
+      const reader = stateBytesReader(plan)!;
+      fc.assert(
+        fc.property(
+          fc.array(draftArb(span), { maxLength: 80 }),
+          fc.double({ min: 0, max: 1, noNaN: true }),
+          fc.array(batchArb, { minLength: 1, maxLength: 8 }),
+          fc.array(fc.double({ min: -0.05, max: 1.05, noNaN: true }), { minLength: 1, maxLength: 8 }),
+          fc.subarray(plan.features.map((f) => f.index)),
+          (drafts, share, batches, reads, subset) => {
+            const { base, delta } = buildStored(plan, drafts, share, batches);
+            const decoded = decodeStoredState(plan, 'k', base, delta);
+            assert.equal(reader.load(base, delta), true, 'records the ingestor writes are covered');
+            assertSameAnswers(reader, plan, decoded, readTimes(plan, decoded, reads, span), subset);
           },
         ),
         { numRuns: 300 },
@@ -177,15 +284,283 @@ describe('fast read from state bytes', () => {
             return;
           }
           if (!loaded) return; // not covered: the caller decodes
-          assert.equal(reader.newest(), newestEventTime(decoded));
-          assert.equal(reader.floor(), readFloor(plan, decoded));
           const floor = readFloor(plan, decoded);
-          const t = Number.isFinite(floor) ? floor + 30 * MIN : T0;
-          assert.deepEqual(reader.read(t), readFeatures(plan, decoded, t));
+          assertSameAnswers(reader, plan, decoded, [Number.isFinite(floor) ? floor + 30 * MIN : T0]);
         },
       ),
       { numRuns: 2000 },
     );
+  });
+
+  for (const { name, plan, span } of [CASES[0]!, CASES[3]!]) {
+    it(`refuses delta records exactly when applyDeltas refuses them, and agrees on the rest: ${name}`, () => {
+      const reader = stateBytesReader(plan)!;
+      const foreign = CASES.find((c) => c.plan.fingerprint !== plan.fingerprint)!.plan;
+      const seen = { refused: 0, agreed: 0 };
+      fc.assert(
+        fc.property(
+          fc.array(draftArb(span), { minLength: 2, maxLength: 40 }),
+          fc.double({ min: 0, max: 0.8, noNaN: true }),
+          fc.array(batchArb, { minLength: 1, maxLength: 4 }),
+          fc.array(draftArb(span), { minLength: 1, maxLength: 10 }),
+          fc.constantFrom('edit', 'truncate', 'replay', 'foreign', 'reorder', 'other entity', 'older base'),
+          fc.array(fc.record({ at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) }), {
+            minLength: 1,
+            maxLength: 3,
+          }),
+          fc.nat(),
+          (drafts, share, batches, others, damage, edits, pick) => {
+            const stored = buildStored(plan, drafts, share, batches);
+            const { records } = stored;
+            let base = stored.base;
+            if (records.length === 0) return;
+            let delta = Buffer.concat(records);
+            const record = records[pick % records.length]!;
+            switch (damage) {
+              case 'edit':
+                delta = Buffer.from(delta);
+                for (const { at, byte } of edits) delta[at % delta.length] = byte;
+                break;
+              case 'truncate':
+                delta = delta.subarray(0, pick % delta.length);
+                break;
+              case 'replay':
+                delta = Buffer.concat([delta, record]);
+                break;
+              case 'foreign': {
+                const copy = Buffer.from(record);
+                copy.writeUInt32LE(foreign.fingerprint, 1);
+                delta = Buffer.concat([...records.slice(0, pick % records.length), copy]);
+                break;
+              }
+              case 'reorder':
+                delta = Buffer.concat([...records].reverse());
+                break;
+              case 'other entity':
+                // Records of another stream (its offsets and times are this entity's business only).
+                delta = Buffer.concat([
+                  delta,
+                  ...buildStored(plan, others, 0, [{ size: 2, now: null }]).records,
+                ]);
+                break;
+              case 'older base':
+                base = Buffer.from(encodeState(plan, emptyState(plan)));
+                break;
+            }
+            const decoded = decodeOrNull(plan, base, delta);
+            const loaded = loadOrRefuse(reader, base, delta);
+            if (decoded === null) {
+              assert.equal(loaded, false, `records applyDeltas refuses are refused (${damage})`);
+              seen.refused++;
+              return;
+            }
+            if (!loaded) return; // not covered: the caller decodes
+            seen.agreed++;
+            const floor = readFloor(plan, decoded);
+            const t = Number.isFinite(floor) ? floor : T0;
+            assertSameAnswers(reader, plan, decoded, [t, t + 30 * MIN, t + 2 * DAY]);
+          },
+        ),
+        { numRuns: 1500 },
+      );
+      // Both outcomes happened, so the comparison above was exercised both ways.
+      assert.ok(seen.refused > 100 && seen.agreed > 100, JSON.stringify(seen));
+    });
+  }
+
+  it('refuses a replayed record, a foreign one, a late event and a truncated record, as decoding does', () => {
+    const plan = fraudPlan('tiled');
+    const reader = stateBytesReader(plan)!;
+    const state = emptyState(plan);
+    const event = (i: number, ts: number): EngineEvent => ({
+      ts,
+      partition: 0,
+      offset: i,
+      values: plan.columns.map((c) => (c === 'amount' ? 10 + i : `m${i}`)),
+    });
+    applyEvent(plan, state, event(0, T0));
+    const base = Buffer.from(encodeState(plan, state));
+    const first = Buffer.from(encodeDelta(plan, [event(1, T0 + HOUR), event(2, T0 + 2 * HOUR)]));
+    assert.equal(reader.load(base, first), true);
+    assert.equal(reader.read(T0 + 4 * HOUR)[0], 0); // transaction_count_1h
+    assert.equal(reader.read(T0 + 2 * HOUR + 1)[0], 2); // tiled: the window opens at T0 + 1h
+    assertSameAnswers(reader, plan, decodeStoredState(plan, 'k', base, first), [
+      T0 + HOUR,
+      T0 + 2 * HOUR + 1,
+    ]);
+    const late = Buffer.from(encodeDelta(plan, [event(3, T0)]));
+    const foreign = Buffer.from(first);
+    foreign.writeUInt32LE(fraudPlan('exact').fingerprint, 1);
+    for (const [what, delta] of [
+      ['a replayed record', Buffer.concat([first, first])],
+      ['a late event', Buffer.concat([first, late])],
+      ['a record of another layout', foreign],
+      ['a truncated record', first.subarray(0, first.length - 1)],
+      ['bytes that are not a record', Buffer.from([0x01, ...first])],
+    ] as const) {
+      assert.throws(() => decodeStoredState(plan, 'k', base, delta), { code: 'STATE_CORRUPT' }, what);
+      assert.throws(() => reader.load(base, delta), { code: 'STATE_CORRUPT' }, what);
+    }
+  });
+
+  it('refuses an event one millisecond older than the lateness allows, by the clock or the wall clock', () => {
+    const plan = fraudPlan('exact');
+    const reader = stateBytesReader(plan)!;
+    const state = emptyState(plan);
+    applyEvent(plan, state, { ts: T0, partition: 0, offset: 0, values: row(plan, { amount: 1 }) });
+    const base = Buffer.from(encodeState(plan, state));
+    const at = (ts: number, now?: number) =>
+      Buffer.from(
+        encodeDelta(plan, [{ ts, partition: 0, offset: 1, values: row(plan, { amount: 2 }) }], now),
+      );
+    const L = plan.latenessMs;
+    for (const [delta, refused] of [
+      [at(T0 - L), false],
+      [at(T0 - L - 1), true],
+      [at(T0 + DAY - L, T0 + DAY), false],
+      [at(T0 + DAY - L - 1, T0 + DAY), true],
+    ] as const) {
+      const decoded = decodeOrNull(plan, base, delta);
+      assert.equal(decoded === null, refused);
+      assert.equal(loadOrRefuse(reader, base, delta), !refused);
+      if (decoded) {
+        const floor = readFloor(plan, decoded);
+        assertSameAnswers(reader, plan, decoded, [floor, floor + 1, T0 + 2 * DAY]);
+      }
+    }
+  });
+
+  it('keeps the sign of a zero extreme as the decoded state does, whatever the order of 0 and -0', () => {
+    for (const mode of ['exact', 'tiled'] as const) {
+      const plan = fraudPlan(mode);
+      const reader = stateBytesReader(plan)!;
+      for (const [first, second] of [
+        [0, -0],
+        [-0, 0],
+      ]) {
+        for (const gap of [0, 1, 10 * MIN]) {
+          for (const [p0, p1] of [
+            [0, 1],
+            [1, 0],
+          ]) {
+            const state = emptyState(plan);
+            applyEvent(plan, state, {
+              ts: T0 + gap,
+              partition: p0!,
+              offset: 5,
+              values: row(plan, { amount: first! }),
+            });
+            const base = Buffer.from(encodeState(plan, state));
+            const delta = Buffer.from(
+              encodeDelta(plan, [
+                { ts: T0, partition: p1!, offset: 5, values: row(plan, { amount: second! }) },
+              ]),
+            );
+            const decoded = decodeStoredState(plan, 'k', base, delta);
+            assert.equal(reader.load(base, delta), true);
+            assertSameAnswers(reader, plan, decoded, [T0 + gap + 1, T0 + HOUR, T0 + HOUR + 1, T0 + 7 * DAY]);
+          }
+        }
+      }
+    }
+  });
+
+  it("moves the clock to a record's wall clock, which prunes and moves the read floor", () => {
+    const plan = fraudPlan('exact');
+    const reader = stateBytesReader(plan)!;
+    const state = emptyState(plan);
+    applyEvent(plan, state, {
+      ts: T0,
+      partition: 0,
+      offset: 0,
+      values: row(plan, { amount: 5, merchant_id: 'a' }),
+    });
+    const base = Buffer.from(encodeState(plan, state));
+    const now = T0 + 40 * DAY;
+    const delta = Buffer.from(
+      encodeDelta(
+        plan,
+        [{ ts: now - 10, partition: 0, offset: 1, values: row(plan, { amount: 7, merchant_id: 'b' }) }],
+        now,
+      ),
+    );
+    const decoded = decodeStoredState(plan, 'k', base, delta);
+    assert.equal(reader.load(base, delta), true);
+    assert.equal(reader.floor(), now - plan.latenessMs);
+    assertSameAnswers(reader, plan, decoded, [now - plan.latenessMs, now, now + DAY]);
+  });
+
+  it('caps the events replayed at max_events_per_entity, as applyEvent does', () => {
+    const plan = planOf(
+      '- { name: c, aggregation: count, window: 1h }\n- { name: d, aggregation: count_distinct, column: merchant, window: 1h }',
+      'max_events_per_entity: 3',
+    );
+    const reader = stateBytesReader(plan)!;
+    const state = emptyState(plan);
+    const event = (i: number): EngineEvent => ({
+      ts: T0 + i,
+      partition: 0,
+      offset: i,
+      values: row(plan, { merchant: `m${i}` }),
+    });
+    applyEvent(plan, state, event(0));
+    applyEvent(plan, state, event(1));
+    const base = Buffer.from(encodeState(plan, state));
+    const delta = Buffer.concat([2, 3, 4].map((i) => Buffer.from(encodeDelta(plan, [event(i)]))));
+    assert.equal(reader.load(base, delta), true);
+    assert.deepEqual(reader.read(T0 + 10), [3, 3]);
+    assert.deepEqual(
+      reader.read(T0 + 10),
+      readFeatures(plan, decodeStoredState(plan, 'k', base, delta), T0 + 10),
+    );
+  });
+
+  it('counts a string of a record once when the state holds it too', () => {
+    const plan = planOf(
+      '- { name: d, aggregation: count_distinct, column: merchant, window: 1h, mode: tiled, tile: 5m }',
+    );
+    const reader = stateBytesReader(plan)!;
+    const state = emptyState(plan);
+    applyEvent(plan, state, { ts: T0, partition: 0, offset: 0, values: row(plan, { merchant: 'ünï' }) });
+    const base = Buffer.from(encodeState(plan, state));
+    const delta = Buffer.concat([
+      Buffer.from(
+        encodeDelta(plan, [{ ts: T0 + 1, partition: 0, offset: 1, values: row(plan, { merchant: 'x' }) }]),
+      ),
+      Buffer.from(
+        encodeDelta(plan, [{ ts: T0 + 2, partition: 0, offset: 2, values: row(plan, { merchant: 'ünï' }) }]),
+      ),
+      Buffer.from(
+        encodeDelta(plan, [{ ts: T0 + 3, partition: 0, offset: 3, values: row(plan, { merchant: 'x' }) }]),
+      ),
+    ]);
+    assert.equal(reader.load(base, delta), true);
+    assert.deepEqual(reader.read(T0 + 4), [2]); // from raw events of the open tile
+    assert.deepEqual(reader.read(T0 + 10 * MIN), [2]); // from the tile
+  });
+
+  it('leaves a record to decoding when its dictionary holds a byte-order mark or a numeric column a string', () => {
+    const plan = planOf(
+      '- { name: d, aggregation: count_distinct, column: merchant, window: 1h }\n- { name: s, aggregation: sum, column: amount, window: 1h }',
+    );
+    const reader = stateBytesReader(plan)!;
+    const state = emptyState(plan);
+    applyEvent(plan, state, {
+      ts: T0,
+      partition: 0,
+      offset: 0,
+      values: row(plan, { amount: 1, merchant: 'a' }),
+    });
+    const base = Buffer.from(encodeState(plan, state));
+    for (const named of [
+      { amount: 2, merchant: '\uFEFFa' }, // decoded as "a": one string to decoding, two byte strings
+      { amount: '2', merchant: 'b' },
+    ]) {
+      const values = row(plan, named);
+      const delta = Buffer.from(encodeDelta(plan, [{ ts: T0 + 1, partition: 0, offset: 1, values }]));
+      decodeStoredState(plan, 'k', base, delta); // decodes
+      assert.equal(reader.load(base, delta), false, JSON.stringify(named));
+    }
   });
 
   it('leaves plans with hll, first, last or last_n to the decoding path', () => {
