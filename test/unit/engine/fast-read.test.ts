@@ -107,6 +107,13 @@ function row(plan: ViewPlan, named: Record<string, number | string | null>): (nu
   return plan.columns.map((c) => named[c] ?? null);
 }
 
+/** The bytes of a state holding one event at T0 (partition 0, offset 0) with these values. */
+function oneEventState(plan: ViewPlan, named: Record<string, number | string | null>): Buffer {
+  const state = emptyState(plan);
+  applyEvent(plan, state, { ts: T0, partition: 0, offset: 0, values: row(plan, named) });
+  return Buffer.from(encodeState(plan, state));
+}
+
 /** applyEvent, with a late event refused as the ingestor refuses it; true when applied. */
 function apply(plan: ViewPlan, state: EntityState, event: EngineEvent, now: number | undefined): boolean {
   try {
@@ -468,14 +475,7 @@ describe('fast read from state bytes', () => {
   it("moves the clock to a record's wall clock, which prunes and moves the read floor", () => {
     const plan = fraudPlan('exact');
     const reader = stateBytesReader(plan)!;
-    const state = emptyState(plan);
-    applyEvent(plan, state, {
-      ts: T0,
-      partition: 0,
-      offset: 0,
-      values: row(plan, { amount: 5, merchant_id: 'a' }),
-    });
-    const base = Buffer.from(encodeState(plan, state));
+    const base = oneEventState(plan, { amount: 5, merchant_id: 'a' });
     const now = T0 + 40 * DAY;
     const delta = Buffer.from(
       encodeDelta(
@@ -544,14 +544,7 @@ describe('fast read from state bytes', () => {
       '- { name: d, aggregation: count_distinct, column: merchant, window: 1h }\n- { name: s, aggregation: sum, column: amount, window: 1h }',
     );
     const reader = stateBytesReader(plan)!;
-    const state = emptyState(plan);
-    applyEvent(plan, state, {
-      ts: T0,
-      partition: 0,
-      offset: 0,
-      values: row(plan, { amount: 1, merchant: 'a' }),
-    });
-    const base = Buffer.from(encodeState(plan, state));
+    const base = oneEventState(plan, { amount: 1, merchant: 'a' });
     for (const named of [
       { amount: 2, merchant: '\uFEFFa' }, // decoded as "a": one string to decoding, two byte strings
       { amount: '2', merchant: 'b' },
