@@ -130,7 +130,7 @@ describe('redis state store (cas-state.lua)', { timeout: 30_000 }, () => {
         offset++;
         return ev(plan, T0 + offset * 1000, { amount: offset / 100, merchant_id: `m${offset % 7}` }, offset);
       });
-    // A big first write, so the delta records that follow stay under an eighth of it.
+    // A big first write, so the delta records that follow stay under a quarter of it.
     const heavy = batch(4000);
     for (let round = 0; round <= MAX_DELTA_RECORDS + 1; round++) {
       const loaded = (await writer.loadMany(['d'])).get('d')!;
