@@ -19,7 +19,7 @@ import {
   applyBatch,
   type FeatureUpdate,
   type IncomingEvent,
-  type TrainingRow,
+  type RowSink,
   type ViewRuntime,
 } from './apply-batch.ts';
 import type { IngestorMetrics } from './metrics.ts';
@@ -224,11 +224,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         runtime.views,
         incoming,
         { mode: config.ingestClock, now: now() },
-        async (rows) => {
-          await heartbeat();
-          await sendChunked(rowsProducer, topicName(config, ROWS_TOPIC), rowRecords(topic, rows));
-          await heartbeat();
-        },
+        rowsSink(topic, heartbeat),
         async () => {
           await new Promise((resolve) => setImmediate(resolve));
           await heartbeat();
@@ -317,33 +313,41 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
    * Training rows packed as JSON Lines into records of up to ROWS_RECORD_BYTES, per source
    * partition, keyed `<source topic>/<partition>` (one source partition's rows stay in order in one
    * rows partition). One record per row cost more in kafkajs (encoding, partitioner, CRC per
-   * record) than the whole engine step. Unique by source offset.
+   * record) than the whole engine step. Unique by source offset. Each row is encoded as it is
+   * added (RowSink), so only its line is kept until the flush.
    */
-  function rowRecords(sourceTopic: string, rows: readonly TrainingRow[]): Message[] {
-    const byPartition = new Map<number, TrainingRow[]>();
-    for (const r of rows) {
-      const list = byPartition.get(r.partition);
-      if (list) list.push(r);
-      else byPartition.set(r.partition, [r]);
-    }
-    const records: Message[] = [];
-    for (const [partition, list] of byPartition) {
-      const key = `${sourceTopic}/${partition}`;
-      let lines: string[] = [];
-      let bytes = 0;
-      for (const r of list) {
-        const line = json.row(sourceTopic, r);
-        if (lines.length > 0 && bytes + line.length > ROWS_RECORD_BYTES) {
-          records.push({ key, value: lines.join('\n') });
-          lines = [];
-          bytes = 0;
+  function rowsSink(sourceTopic: string, heartbeat: () => Promise<void>): RowSink {
+    const open = new Map<number, { lines: string[]; bytes: number }>();
+    let records: Message[] = [];
+    const close = (partition: number, record: { lines: string[] }) => {
+      records.push({ key: `${sourceTopic}/${partition}`, value: record.lines.join('\n') });
+    };
+    return {
+      add(row) {
+        const line = json.row(sourceTopic, row);
+        let record = open.get(row.partition);
+        if (record && record.bytes + line.length > ROWS_RECORD_BYTES) {
+          close(row.partition, record);
+          record = undefined;
         }
-        lines.push(line);
-        bytes += line.length + 1;
-      }
-      if (lines.length > 0) records.push({ key, value: lines.join('\n') });
-    }
-    return records;
+        if (!record) {
+          record = { lines: [], bytes: 0 };
+          open.set(row.partition, record);
+        }
+        record.lines.push(line);
+        record.bytes += line.length + 1;
+      },
+      async flush() {
+        for (const [partition, record] of open) close(partition, record);
+        open.clear();
+        if (records.length === 0) return;
+        const sending = records;
+        records = [];
+        await heartbeat();
+        await sendChunked(rowsProducer, topicName(config, ROWS_TOPIC), sending);
+        await heartbeat();
+      },
+    };
   }
 
   /**

@@ -6,7 +6,9 @@ import { test } from 'node:test';
 import {
   applyBatch,
   type IncomingEvent,
+  type RowSink,
   type StateStore,
+  type TrainingRow,
   type ViewRuntime,
 } from '../../../services/ingestor/apply-batch.ts';
 import { decodeState, emptyState, encodeState } from '../../../shared/engine/index.ts';
@@ -76,18 +78,26 @@ test('training rows are handed over before any state is written, and a failed ha
   const store = memoryStore();
   const views: ViewRuntime[] = [{ plan, store }];
   await assert.rejects(
-    applyBatch(views, events(), clock, async () => {
-      throw new Error('rows topic down');
+    applyBatch(views, events(), clock, {
+      add() {},
+      async flush() {
+        throw new Error('rows topic down');
+      },
     }),
     /rows topic down/,
   );
   assert.equal(store.blobs.size, 0, 'no state may be saved when its rows were not delivered');
 
   const seen: number[] = [];
-  const result = await applyBatch(views, events(), clock, async (rows) => {
-    assert.equal(store.blobs.size, 0, 'rows come before the compare-and-set');
-    for (const r of rows) seen.push(r.offset);
+  const pending: number[] = [];
+  const result = await applyBatch(views, events(), clock, {
+    add: (r) => pending.push(r.offset),
+    async flush() {
+      assert.equal(store.blobs.size, 0, 'rows come before the compare-and-set');
+      seen.push(...pending.splice(0));
+    },
   });
+  assert.deepEqual(pending, [], 'every row was flushed');
   assert.equal(result.applied.get(plan.view.name), 40);
   assert.deepEqual(
     seen.sort((a, b) => a - b),
@@ -102,8 +112,9 @@ test('a redelivered batch after the state was saved changes nothing and yields n
   await applyBatch(views, events(), clock);
   const saved = new Map([...store.blobs].map(([k, v]) => [k, v.blob.toString('hex')]));
   let rowsAgain = 0;
-  const again = await applyBatch(views, events(), clock, async (rows) => {
-    rowsAgain += rows.length;
+  const again = await applyBatch(views, events(), clock, {
+    add: () => rowsAgain++,
+    async flush() {},
   });
   assert.equal(again.applied.get(plan.view.name) ?? 0, 0);
   assert.equal(again.duplicates.get(plan.view.name), 40);
@@ -111,6 +122,12 @@ test('a redelivered batch after the state was saved changes nothing and yields n
   assert.deepEqual(new Map([...store.blobs].map(([k, v]) => [k, v.blob.toString('hex')])), saved);
   assert.equal(again.updates.length, 0, 'nothing new to push for an all-duplicate batch');
 });
+
+/** A row sink keeping copies of the rows it is handed. */
+function collectRows(): RowSink & { rows: TrainingRow[] } {
+  const rows: TrainingRow[] = [];
+  return { rows, add: (r) => rows.push({ ...r, values: [...r.values] }), async flush() {} };
+}
 
 /** Keeps the saved state objects themselves and their readers, as the ingestor's state cache does. */
 function objectStore(): StateStore & { readersReused: number } {
@@ -170,9 +187,12 @@ test('a before-event reader kept with a cached state across batches gives the sa
         },
       });
     }
-    const a = await applyBatch(fresh, list, clock);
-    const b = await applyBatch(kept, list, clock);
-    assert.deepEqual(b.rows, a.rows, `rows of batch ${batch}`);
+    const rowsA = collectRows();
+    const rowsB = collectRows();
+    const a = await applyBatch(fresh, list, clock, rowsA);
+    const b = await applyBatch(kept, list, clock, rowsB);
+    assert.ok(rowsA.rows.length > 0);
+    assert.deepEqual(rowsB.rows, rowsA.rows, `rows of batch ${batch}`);
     assert.deepEqual(b.updates, a.updates, `updates of batch ${batch}`);
   }
   assert.ok(store.readersReused > 20, `readers kept with their states: ${store.readersReused}`);
