@@ -9,8 +9,6 @@ export type TimestampUnit = 'millis' | 'micros' | 'seconds' | 'format';
 /** Earliest/latest instants a JavaScript Date can hold. */
 const MAX_MS = 8.64e15;
 
-const ISO_WITH_ZONE =
-  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(?:([Zz])|([+-])(\d{2}):?(\d{2}))$/;
 const ISO_LOCAL = /^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}([.,]\d+)?)?)?$/;
 const NUMERIC = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
@@ -18,27 +16,87 @@ export type TimestampParse = { ok: true; ms: number } | { ok: false; problem: st
 
 const bad = (problem: string): TimestampParse => ({ ok: false, problem });
 
-/** Parses an ISO-8601 date-time with an explicit zone (Z or ±hh:mm); field-by-field, no Date.parse guessing. */
+const DAY_MS = 86_400_000;
+
+/**
+ * Parses an ISO-8601 date-time with an explicit zone (Z or ±hh:mm); field-by-field, no Date.parse
+ * guessing. The grammar: `YYYY-MM-DD` then `T`, `t` or a space, `hh:mm`, optionally `:ss` with an
+ * optional fraction of 1 to 9 digits after `.` or `,` (cut to whole milliseconds), then `Z`, `z`,
+ * `±hh:mm` or `±hhmm`. Scanned by character code: a regular expression allocated a match array and
+ * eleven strings per event, a tenth of what the ingestor allocated at 10k events/s.
+ */
 export function parseIsoTimestamp(text: string): TimestampParse {
-  const m = ISO_WITH_ZONE.exec(text);
-  if (m === null) {
-    if (ISO_LOCAL.test(text)) {
-      return bad(
-        `expected an ISO-8601 time with a zone (Z or ±hh:mm), got ${JSON.stringify(text)} without one`,
-      );
-    }
-    return bad(`expected an ISO-8601 time such as 2026-01-01T12:00:00Z, got ${JSON.stringify(text)}`);
+  const ms = scanIso(text);
+  if (ms === INVALID) return bad(`${JSON.stringify(text)} is not a valid date-time`);
+  if (!Number.isNaN(ms)) return { ok: true, ms };
+  if (ISO_LOCAL.test(text)) {
+    return bad(
+      `expected an ISO-8601 time with a zone (Z or ±hh:mm), got ${JSON.stringify(text)} without one`,
+    );
   }
-  const [year, month, day, hour, minute] = [m[1], m[2], m[3], m[4], m[5]].map(Number) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
-  const second = m[6] === undefined ? 0 : Number(m[6]);
-  const millis = m[7] === undefined ? 0 : Math.floor(Number(`0.${m[7]}`) * 1000 + 1e-6);
-  const offsetMin = m[8] !== undefined ? 0 : (m[9] === '-' ? -1 : 1) * (Number(m[10]) * 60 + Number(m[11]));
+  return bad(`expected an ISO-8601 time such as 2026-01-01T12:00:00Z, got ${JSON.stringify(text)}`);
+}
+
+/** scanIso's answer for text of the right shape whose fields are out of range (a 30 February). */
+const INVALID = Number.NEGATIVE_INFINITY;
+
+/** Epoch ms; NaN when the text is not of the grammar's shape, INVALID when a field is out of range. */
+function scanIso(text: string): number {
+  const n = text.length;
+  if (n < 17) return Number.NaN;
+  const year = digits(text, 0, 4);
+  const month = digits(text, 5, 2);
+  const day = digits(text, 8, 2);
+  const hour = digits(text, 11, 2);
+  const minute = digits(text, 14, 2);
+  if (
+    year < 0 ||
+    month < 0 ||
+    day < 0 ||
+    hour < 0 ||
+    minute < 0 ||
+    text.charCodeAt(4) !== 45 || // -
+    text.charCodeAt(7) !== 45 ||
+    text.charCodeAt(13) !== 58 // :
+  )
+    return Number.NaN;
+  const sep = text.charCodeAt(10);
+  if (sep !== 84 && sep !== 116 && sep !== 32) return Number.NaN; // T t space
+  let i = 16;
+  let second = 0;
+  let millis = 0;
+  if (text.charCodeAt(i) === 58) {
+    second = digits(text, i + 1, 2);
+    if (second < 0) return Number.NaN;
+    i += 3;
+    const mark = text.charCodeAt(i);
+    if (mark === 46 || mark === 44) {
+      // . or ,: 1 to 9 digits, of which the first three are the milliseconds.
+      const from = ++i;
+      while (i < n && i - from < 9 && isDigit(text.charCodeAt(i))) {
+        if (i - from < 3) millis += (text.charCodeAt(i) - 48) * (i === from ? 100 : i === from + 1 ? 10 : 1);
+        i++;
+      }
+      if (i === from) return Number.NaN;
+    }
+  }
+  let offsetMin = 0;
+  const zone = text.charCodeAt(i);
+  if (zone === 90 || zone === 122) {
+    // Z z
+    i++;
+  } else if (zone === 43 || zone === 45) {
+    // + -: hh:mm or hhmm
+    const hh = digits(text, i + 1, 2);
+    const colon = text.charCodeAt(i + 3) === 58 ? 1 : 0;
+    const mm = digits(text, i + 3 + colon, 2);
+    if (hh < 0 || mm < 0) return Number.NaN;
+    offsetMin = (zone === 45 ? -1 : 1) * (hh * 60 + mm);
+    i += 5 + colon;
+  } else {
+    return Number.NaN;
+  }
+  if (i !== n) return Number.NaN;
   if (
     month < 1 ||
     month > 12 ||
@@ -48,18 +106,44 @@ export function parseIsoTimestamp(text: string): TimestampParse {
     minute > 59 ||
     second > 59 ||
     Math.abs(offsetMin) > 18 * 60
-  ) {
-    return bad(`${JSON.stringify(text)} is not a valid date-time`);
+  )
+    return INVALID;
+  return (
+    daysFromCivil(year, month, day) * DAY_MS +
+    ((hour * 60 + minute - offsetMin) * 60 + second) * 1000 +
+    millis
+  );
+}
+
+function isDigit(code: number): boolean {
+  return code >= 48 && code <= 57;
+}
+
+/** The decimal number in text[at, at + count), or -1 when any of those characters is not a digit. */
+function digits(text: string, at: number, count: number): number {
+  let value = 0;
+  for (let i = at; i < at + count; i++) {
+    const code = text.charCodeAt(i); // NaN past the end: not a digit
+    if (!isDigit(code)) return -1;
+    value = value * 10 + code - 48;
   }
-  // Date.UTC maps years 0..99 to 1900..1999; setUTCFullYear does not.
-  const date = new Date(Date.UTC(2000, month - 1, day, hour, minute, second, millis));
-  date.setUTCFullYear(year);
-  return { ok: true, ms: date.getTime() - offsetMin * 60_000 };
+  return value;
+}
+
+/** Days from 1970-01-01 to a date of the proleptic Gregorian calendar (the calendar of Date.UTC). */
+function daysFromCivil(year: number, month: number, day: number): number {
+  // Count years from March, so the leap day ends its year; eras of 400 years repeat exactly.
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yearOfEra = y - era * 400;
+  const dayOfYear = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
+  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
+  return era * 146_097 + dayOfEra - 719_468;
 }
 
 function daysInMonth(year: number, month: number): number {
-  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
-  return [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1] as number;
+  if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
 }
 
 /** Parses an epoch number (or numeric string) in `unit` per second scale to integer ms. */
