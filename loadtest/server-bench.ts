@@ -8,6 +8,7 @@
 //     [--rate 5000] [--batch-rate 200] [--feast-workers 1,2] [--rounds 2] [--sweep 4,8,64]
 //     [--server-cpu-prof DIR] [--server-node-args="--trace-gc ..."] [--server-logs DIR] [--no-feast]
 //     [--baseline DIR] [--baseline-node-args="..."] [--scenarios single,batch] [--paced]
+//     [--loader autocannon,go,paced] [--go-connections 64] [--server-probe] [--delta-rounds 4]
 //
 // --baseline DIR runs a second Tessera server from another checkout (e.g. `git worktree add
 // /tmp/server-base HEAD`, with node_modules linked in, and the engine files of this tree copied in
@@ -15,15 +16,33 @@
 // both answer byte-identical responses: before/after figures from one run on a shared machine.
 // --paced runs every fixed rate again with evenly spaced arrivals (runPaced) instead of
 // autocannon's per-second bursts. --no-feast skips Feast (faster iterations; no Feast ratios).
+// --loader picks the load generators of the fixed-rate cells (for Tessera and Feast alike):
+// autocannon (per-second bursts), paced (this file's Node open-loop sender), go
+// (loadtest/loadgen: open loop, evenly spaced, latency from each request's due time, a compiled
+// sender that costs a fraction of a Node one; built with `go build` into ~/.cache/tessera/loadgen,
+// TESSERA_GO names the go binary). Every figure names its loader. --server-probe starts Tessera's
+// servers with TESSERA_SERVER_LATENCY_PROBE=true and prints, per cell, the server's own request
+// and Redis-read times, event-loop lateness and GC pauses beside what the client measured.
 //
 // Data: seeded fraud events for ~100k users, run through the engine offline (exact mode, as the
-// ingestor does) and saved with RedisStateStore.saveMany under a unique key prefix; Feast gets the
+// ingestor does) and saved with RedisStateStore.saveMany under a unique key prefix, the last tenth
+// in --delta-rounds rounds as the ingestor saves, so busy users hold delta records; Feast gets the
 // engine's feature values as of the load time, written with write_to_online_store into Redis db 1
 // under a unique project. Tessera computes at read time, so event times are chosen to leave no
 // window boundary crossed for --valid-minutes after the load: both servers must answer the same.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { homedir, loadavg, tmpdir } from 'node:os';
@@ -46,8 +65,18 @@ const { values: args } = parseArgs({
     batch: { type: 'string', default: '100' },
     connections: { type: 'string', default: '32' },
     'rate-connections': { type: 'string', default: '8' },
-    // Also run every fixed rate with evenly spaced arrivals (see LoadSpec.paced).
+    // The Go loader's pool at fixed rates: enough that a stall of the server queues requests on
+    // the server's sockets (where an open loop puts them) rather than behind 8 busy connections.
+    'go-connections': { type: 'string', default: '64' },
+    // Also run every fixed rate with evenly spaced arrivals (see LoadSpec.paced); = --loader +paced.
     paced: { type: 'boolean', default: false },
+    // Load generators for the fixed-rate cells, comma-separated: autocannon (per-second bursts),
+    // paced (this file's Node open-loop sender), go (loadtest/loadgen, open loop, compiled). The
+    // saturation cells use autocannon if listed, else go.
+    loader: { type: 'string', default: 'autocannon,go' },
+    // Start Tessera's servers with TESSERA_SERVER_LATENCY_PROBE=true and print, per cell, the
+    // server's own request time, Redis reads, event-loop lateness and GC pauses beside the client's.
+    'server-probe': { type: 'boolean', default: false },
     'feast-rate': { type: 'string' },
     'feast-batch-rate': { type: 'string' },
     'feast-workers': { type: 'string', default: '1,2' },
@@ -69,6 +98,11 @@ const { values: args } = parseArgs({
     python: { type: 'string', default: process.env.TESSERA_PYTHON ?? 'python3' },
     'redis-url': { type: 'string', default: process.env.TESSERA_REDIS_URL ?? 'redis://127.0.0.1:6379' },
     'feast-redis-db': { type: 'string', default: '1' },
+    // The last tenth of the events is saved in this many rounds after the rest, through the state
+    // store as the ingestor saves (a round appends a delta record where the store's bounds allow):
+    // busy users then hold delta records, as they do between two full writes in production. 0:
+    // every state written in full once.
+    'delta-rounds': { type: 'string', default: '4' },
     // Internal: run one autocannon load from a spec file and print its figures (the load process).
     'autocannon-child': { type: 'string' },
   },
@@ -93,6 +127,18 @@ interface LoadSpec {
    * takes a request up, also while it waits for a free socket: a server that falls behind shows.
    */
   paced?: boolean;
+  /** Run by loadtest/loadgen (Go) instead of a Node child: open loop at overallRate, else closed loop. */
+  go?: boolean;
+}
+
+/** The server's own view of a run (services/server/metrics.ts ProbeSnapshot), with --server-probe. */
+interface ServerProbe {
+  request: { count: number; p50: number; p90: number; p99: number; p999: number; max: number };
+  redis: { count: number; p50: number; p90: number; p99: number; p999: number; max: number };
+  loopDelay: { p50: number; p99: number; max: number };
+  gc: Record<'minor' | 'major' | 'other', { count: number; totalMs: number; maxMs: number }>;
+  cpuMs: number;
+  seconds: number;
 }
 
 interface LoadFigures {
@@ -111,6 +157,16 @@ interface LoadFigures {
   serverCpu?: number;
   /** The machine's 1-minute load average right after the run: other people's load shows here. */
   load1?: number;
+  /** CPU seconds the load generator itself used (its share of the 2 cores). */
+  loaderCpu?: number;
+  /** Go loader only: how late requests left their due time, p99 and max (ms): the sender's own delay. */
+  sendLagP99?: number;
+  sendLagMax?: number;
+  /** Go loader only: due time to leaving on a connection, p99 and max (ms): waits for a free one. */
+  queueP99?: number;
+  queueMax?: number;
+  /** With --server-probe, for Tessera's servers. */
+  server?: ServerProbe;
 }
 
 if (args['autocannon-child']) {
@@ -123,6 +179,7 @@ const { Redis } = await import('ioredis');
 const { loadDefinitionsFile } = await import('../shared/definitions/load.ts');
 const { applyEvent, emptyState, planView, readFeatures } = await import('../shared/engine/index.ts');
 const { RedisStateStore } = await import('../shared/state-store/redis-state-store.ts');
+const { StateCache } = await import('../shared/state-store/state-cache.ts');
 const { fraudEngineEvent, generateFraudEvents } = await import('../shared/synth/fraud-events.ts');
 const { seededRng } = await import('../shared/synth/random.ts');
 type EntityState = import('../shared/engine/index.ts').EntityState;
@@ -188,6 +245,8 @@ interface Loaded {
   expected: Map<number, FeatureValue[]>;
   valuesCsv: string;
   stateBytes: { p50: number; p99: number; max: number; total: number };
+  /** Users whose key holds delta records, and the records' share of the bytes read. */
+  deltas: { users: number; bytes: number };
   saveSeconds: number;
 }
 
@@ -195,9 +254,12 @@ async function loadData(): Promise<Loaded> {
   const t0 = Date.now();
   log(`generating events for ${fmt(USERS)} users (seed ${args.seed}) ...`);
   const { events, ids } = stableEvents(t0);
-  // Apply in arrival order, per user, exactly as the ingestor would (exact mode, no `now`).
+  // Apply in arrival order, per user, exactly as the ingestor would (exact mode, no `now`): nine
+  // tenths of the events, saved in full, then the rest in --delta-rounds rounds through the store.
+  const rounds = Number(args['delta-rounds']);
+  const cut = rounds > 0 ? Math.floor(events.length * 0.9) : events.length;
   const states = new Map<number, EntityState>();
-  for (const e of events) {
+  for (const e of events.slice(0, cut)) {
     let state = states.get(e.user_id);
     if (!state) {
       state = emptyState(plan);
@@ -205,25 +267,52 @@ async function loadData(): Promise<Loaded> {
     }
     applyEvent(plan, state, fraudEngineEvent(plan, e));
   }
-  log(`${fmt(events.length)} events applied; saving ${fmt(states.size)} states under ${runId}: ...`);
-  const store = new RedisStateStore(redis, plan, runId);
+  log(`${fmt(cut)} events applied; saving ${fmt(states.size)} states under ${runId}: ...`);
+  // A cache as the ingestor's: each round's loads come back as the objects saved (and `stored`).
+  const store = new RedisStateStore(redis, plan, runId, new StateCache(4 * events.length));
   const started = performance.now();
-  const entries = [...states.entries()];
-  for (let i = 0; i < entries.length; i += 2000) {
-    const chunk = entries
-      .slice(i, i + 2000)
-      .map(([id, state]) => ({ entity: String(id), version: 0, state }));
-    const { conflicts } = await store.saveMany(chunk);
-    if (conflicts.length > 0)
-      throw new Error(`unexpected CAS conflicts on fresh keys: ${conflicts.slice(0, 3)}`);
+  const save = async (requests: Parameters<typeof store.saveMany>[0]) => {
+    for (let i = 0; i < requests.length; i += 2000) {
+      const { conflicts } = await store.saveMany(requests.slice(i, i + 2000));
+      if (conflicts.length > 0) throw new Error(`unexpected CAS conflicts: ${conflicts.slice(0, 3)}`);
+    }
+  };
+  await save([...states.entries()].map(([id, state]) => ({ entity: String(id), version: 0, state })));
+  for (let round = 0; round < rounds; round++) {
+    const from = cut + Math.floor(((events.length - cut) * round) / rounds);
+    const to = cut + Math.floor(((events.length - cut) * (round + 1)) / rounds);
+    const byUser = new Map<string, typeof events>();
+    for (const e of events.slice(from, to)) {
+      const list = byUser.get(String(e.user_id));
+      if (list) list.push(e);
+      else byUser.set(String(e.user_id), [e]);
+    }
+    const loaded = await store.loadMany([...byUser.keys()]);
+    const requests = [...byUser].map(([entity, list]) => {
+      const current = loaded.get(entity)!;
+      const applied = list.map((e) => fraudEngineEvent(plan, e));
+      for (const e of applied) applyEvent(plan, current.state, e);
+      states.set(Number(entity), current.state);
+      return { entity, version: current.version, stored: current.stored, state: current.state, applied };
+    });
+    await save(requests);
   }
   const saveSeconds = (performance.now() - started) / 1000;
-  // What Redis holds per entity (the server reads and decodes all of it on every lookup).
+  // What Redis holds per entity (the server reads all of it on every lookup): state and records.
   const sizes: number[] = [];
+  const deltas = { users: 0, bytes: 0 };
   const probe = redis.pipeline();
-  for (const id of ids) probe.hstrlen(store.key(String(id)), 's');
-  for (const [, n] of (await probe.exec()) ?? []) sizes.push(Number(n));
+  for (const id of ids) probe.hstrlen(store.key(String(id)), 's').hstrlen(store.key(String(id)), 'd');
+  const lengths = ((await probe.exec()) ?? []).map(([, n]) => Number(n));
+  for (let i = 0; i < lengths.length; i += 2) {
+    sizes.push(lengths[i]! + lengths[i + 1]!);
+    if (lengths[i + 1]! > 0) deltas.users++;
+    deltas.bytes += lengths[i + 1]!;
+  }
   sizes.sort((a, b) => a - b);
+  log(
+    `${fmt(deltas.users)} users hold delta records (${((100 * deltas.bytes) / sizes.reduce((t, n) => t + n, 0)).toFixed(1)} % of the bytes)`,
+  );
   const expected = new Map<number, FeatureValue[]>();
   const lines = [`user_id,event_timestamp,${plan.features.map((f) => f.def.name).join(',')}`];
   for (const [id, state] of states) {
@@ -244,6 +333,7 @@ async function loadData(): Promise<Loaded> {
       max: sizes[sizes.length - 1] ?? 0,
       total: sizes.reduce((s, n) => s + n, 0),
     },
+    deltas,
     saveSeconds,
   };
 }
@@ -278,7 +368,7 @@ interface Server {
 /** Starts a process in its own group (so its workers stop with it), output to a file, not a pipe. */
 function startProcess(name: string, cmd: string, argv: string[], env: Record<string, string>, cwd?: string) {
   const logFile = join(
-    name !== 'autocannon' && args['server-logs'] ? args['server-logs'] : workDir,
+    name !== 'autocannon' && name !== 'loadgen' && args['server-logs'] ? args['server-logs'] : workDir,
     `${name}.log`,
   );
   const fd = openSync(logFile, 'a');
@@ -350,6 +440,17 @@ function groupCpuSeconds(pgid: number): number {
   return ticks / 100; // USER_HZ, 100 on Linux
 }
 
+/** One line of a server's probe: its own latency, Redis reads, event-loop lateness, GC pauses. */
+function probeText(p: ServerProbe): string {
+  const gc = (g: ServerProbe['gc']['minor']) => `${g.count} (max ${ms(g.maxMs)}, sum ${fmt(g.totalMs)})`;
+  return (
+    `server p50 ${ms(p.request.p50)} p99 ${ms(p.request.p99)} p99.9 ${ms(p.request.p999)} max ${ms(p.request.max)}; ` +
+    `redis p50 ${ms(p.redis.p50)} p99 ${ms(p.redis.p99)} max ${ms(p.redis.max)}; ` +
+    `loop delay p99 ${ms(p.loopDelay.p99)} max ${ms(p.loopDelay.max)}; ` +
+    `gc minor ${gc(p.gc.minor)} major ${gc(p.gc.major)}`
+  );
+}
+
 const cpuPerRequest = (f: LoadFigures) => ((1000 * (f.serverCpu ?? Number.NaN)) / f.requests).toFixed(3);
 
 const tail = (file: string) => readFileSync(file, 'utf8').slice(-2000);
@@ -374,6 +475,7 @@ async function startTessera(tree?: string): Promise<Server> {
       TESSERA_REDIS_KEY_PREFIX: runId,
       TESSERA_DEFINITIONS: definitionsFile,
       TESSERA_AUTH_TOKEN: token,
+      ...(args['server-probe'] ? { TESSERA_SERVER_LATENCY_PROBE: 'true' } : {}),
     },
     tree,
   );
@@ -387,11 +489,9 @@ function feastRedisConnection(): string {
   return `${u.hostname}:${u.port || 6379},db=${args['feast-redis-db']}`;
 }
 
+const cacheRoot = process.env.TESSERA_CACHE ?? join(homedir(), '.cache', 'tessera');
 // Feast's Redis client (feast[redis]) lives beside the shared venv, on PYTHONPATH for Feast only.
-const feastDeps = join(
-  process.env.TESSERA_CACHE ?? join(homedir(), '.cache', 'tessera'),
-  'feast-server-bench-deps',
-);
+const feastDeps = join(cacheRoot, 'feast-server-bench-deps');
 const feastEnv = { PYTHONPATH: feastDeps };
 
 function ensureFeastDeps(): void {
@@ -621,6 +721,49 @@ async function compareValues(
 // Load: one autocannon process per run.
 // ---------------------------------------------------------------------------------------------
 
+const loadgenSource = fileURLToPath(new URL('./loadgen/', import.meta.url));
+let loadgenBinary: string | undefined;
+
+/**
+ * The Go load generator, built once per version of its source into the cache (named by a hash of
+ * the source, so an edit rebuilds it and a stale binary is never used). Stdlib only: no network.
+ */
+function ensureLoadgen(): string {
+  if (loadgenBinary) return loadgenBinary;
+  const files = readdirSync(loadgenSource)
+    .filter((f) => f.endsWith('.go') || f === 'go.mod')
+    .sort();
+  const hash = createHash('sha256');
+  for (const f of files) hash.update(f).update(readFileSync(join(loadgenSource, f)));
+  const dir = join(cacheRoot, 'loadgen');
+  const name = `loadgen-${hash.digest('hex').slice(0, 16)}`;
+  const binary = join(dir, name);
+  if (!existsSync(binary)) {
+    mkdirSync(dir, { recursive: true });
+    const go = process.env.TESSERA_GO ?? (existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : 'go');
+    log(`building loadtest/loadgen with ${go} into ${binary} ...`);
+    // Into a temporary name first: a concurrent run never starts a half-written binary.
+    const partial = `${binary}.${process.pid}.tmp`;
+    const build = spawnSync(go, ['build', '-trimpath', '-o', partial, '.'], {
+      cwd: loadgenSource,
+      encoding: 'utf8',
+      timeout: 300_000,
+      // The local toolchain, never a download (go.mod's go line must not trigger one).
+      env: { ...process.env, GOTOOLCHAIN: 'local', CGO_ENABLED: '0' },
+    });
+    if (build.status !== 0)
+      throw new Error(
+        `go build of loadtest/loadgen failed (${build.error?.message ?? build.status}): ${build.stderr}. ` +
+          'Set TESSERA_GO to a Go >= 1.22 binary, or drop "go" from --loader.',
+      );
+    spawnSync('mv', ['-f', partial, binary]);
+    for (const old of readdirSync(dir))
+      if (old.startsWith('loadgen-') && old !== name) rmSync(join(dir, old), { force: true });
+  }
+  loadgenBinary = binary;
+  return binary;
+}
+
 /** Request bodies, identical for both servers: uniform random loaded users. */
 function writeBodies(ids: number[], perRequest: number, count: number, seed: number): string {
   const rng = seededRng(seed);
@@ -637,6 +780,12 @@ function writeBodies(ids: number[], perRequest: number, count: number, seed: num
 
 /** The autocannon command line equivalent to a spec (bodies vary per request in our runs). */
 function cliLine(spec: LoadSpec): string {
+  if (spec.go)
+    return (
+      `~/.cache/tessera/loadgen/loadgen-<hash> -url ${spec.url}/get-online-features -bodies ${spec.bodiesFile} ` +
+      `-rate ${spec.overallRate ?? 0} -duration ${spec.duration} -conns ${spec.connections} ` +
+      `-header 'authorization: Bearer <token>'  (built from loadtest/loadgen)`
+    );
   if (spec.paced)
     return `(--paced: this file's own open-loop sender, ${spec.overallRate}/s evenly spaced over up to ${spec.connections} keep-alive sockets, ${spec.duration} s, bodies from ${spec.bodiesFile})`;
   const rate = spec.overallRate ? ` -R ${spec.overallRate}` : '';
@@ -655,12 +804,31 @@ async function load(spec: LoadSpec): Promise<LoadFigures> {
     cliLine({ ...spec, url: 'http://127.0.0.1:<port>', bodiesFile: basename(spec.bodiesFile) }),
   );
   const self = fileURLToPath(import.meta.url);
-  const { child, logFile } = startProcess(
-    'autocannon',
-    process.execPath,
-    ['--import', 'tsx', self, '--autocannon-child', specFile],
-    {},
-  );
+  const { child, logFile } = spec.go
+    ? startProcess(
+        'loadgen',
+        ensureLoadgen(),
+        [
+          '-url',
+          `${spec.url}/get-online-features`,
+          '-bodies',
+          spec.bodiesFile,
+          '-rate',
+          String(spec.overallRate ?? 0),
+          '-duration',
+          String(spec.duration),
+          '-conns',
+          String(spec.connections),
+          ...Object.entries(spec.headers).flatMap(([k, v]) => ['-header', `${k}: ${v}`]),
+        ],
+        {},
+      )
+    : startProcess(
+        'autocannon',
+        process.execPath,
+        ['--import', 'tsx', self, '--autocannon-child', specFile],
+        {},
+      );
   const code = await new Promise<number | null>((r) => child.once('exit', r));
   children.splice(children.indexOf(child), 1);
   const text = readFileSync(logFile, 'utf8');
@@ -668,14 +836,20 @@ async function load(spec: LoadSpec): Promise<LoadFigures> {
   const line = text.trim().split('\n').pop() ?? '';
   if (code !== 0 || !line.startsWith('{'))
     throw new Error(`load process failed (${code}): ${text.slice(-2000)}`);
-  return JSON.parse(line) as LoadFigures;
+  // JSON has no NaN: the Go loader writes -1 for a quantile of no samples.
+  return JSON.parse(line, (_key, value) => (value === -1 ? Number.NaN : value)) as LoadFigures;
 }
 
 async function runLoadChild(specFile: string): Promise<void> {
   const spec = JSON.parse(readFileSync(specFile, 'utf8')) as LoadSpec;
   const bodies = JSON.parse(readFileSync(spec.bodiesFile, 'utf8')) as string[];
+  // The load process's own CPU: on 2 shared cores, what the sender takes the server cannot use.
+  const loaderCpu = () => {
+    const used = process.cpuUsage();
+    return (used.user + used.system) / 1e6;
+  };
   if (spec.paced) {
-    console.log(JSON.stringify(await runPaced(spec, bodies)));
+    console.log(JSON.stringify({ ...(await runPaced(spec, bodies)), loaderCpu: loaderCpu() }));
     return;
   }
   interface Instance {
@@ -732,6 +906,7 @@ async function runLoadChild(specFile: string): Promise<void> {
     non2xx: result.non2xx,
     errors: result.errors,
     timeouts: result.timeouts,
+    loaderCpu: loaderCpu(),
   };
   console.log(JSON.stringify(figures));
 }
@@ -909,13 +1084,35 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const)
 // The run.
 // ---------------------------------------------------------------------------------------------
 
-type Arrival = 'bursts' | 'paced';
+/** The load generator of a cell: autocannon's per-second bursts, the Node paced sender, or Go's. */
+type Arrival = 'bursts' | 'paced' | 'go';
+
+const LOADER_OF: Record<string, Arrival> = {
+  autocannon: 'bursts',
+  bursts: 'bursts',
+  paced: 'paced',
+  go: 'go',
+};
+/** How each loader is named in the figures. */
+const LOADER_LABEL: Record<Arrival, string> = { bursts: 'autocannon', paced: 'node-paced', go: 'go' };
+const loaders = [
+  ...new Set([
+    ...args.loader.split(',').map((name) => {
+      const loader = LOADER_OF[name.trim()];
+      if (!loader) throw new Error(`--loader ${name}: use autocannon, paced or go (comma-separated)`);
+      return loader;
+    }),
+    ...(args.paced ? (['paced'] as const) : []),
+  ]),
+];
+/** Closed-loop runs (saturation, --sweep) need a loader without a rate: autocannon, else Go. */
+const satLoader: Arrival = loaders.includes('bursts') || !loaders.includes('go') ? 'bursts' : 'go';
 
 interface Cell {
   server: string;
   scenario: 'single' | 'batch';
   mode: 'saturation' | number;
-  /** autocannon's per-second bursts, or evenly spaced (--paced); saturation runs are bursts. */
+  /** Which loader (--loader); saturation cells use satLoader. */
   arrival: Arrival;
   figures: LoadFigures[];
 }
@@ -928,6 +1125,8 @@ const median = (xs: number[]) => {
 };
 
 try {
+  // Built before anything is measured: a first build compiles the standard library for a minute.
+  if (loaders.includes('go') || satLoader === 'go') ensureLoadgen();
   const loaded = await loadData();
   log(
     `Tessera: ${fmt(loaded.ids.length)} users, ${fmt(loaded.events)} events, saved in ${loaded.saveSeconds.toFixed(1)} s; ` +
@@ -983,12 +1182,19 @@ try {
     cell.figures.push(f);
     const label =
       mode === 'saturation'
-        ? `saturation, ${args.connections} connections`
-        : `${fmt(mode)}/s${arrival === 'paced' ? ' paced' : ''}`;
+        ? `saturation, ${args.connections} conns, ${LOADER_LABEL[arrival]}`
+        : `${fmt(mode)}/s ${LOADER_LABEL[arrival]}`;
+    const lag =
+      f.sendLagP99 === undefined
+        ? ''
+        : `  send lag p99 ${ms(f.sendLagP99)} max ${ms(f.sendLagMax ?? Number.NaN)}, ` +
+          `conn wait p99 ${ms(f.queueP99 ?? Number.NaN)} max ${ms(f.queueMax ?? Number.NaN)}`;
     log(
-      `  ${server.padEnd(9)} ${scenario.padEnd(6)} ${label.padEnd(26)} ${fmt(f.rps).padStart(7)} req/s  ` +
-        `p50 ${ms(f.p50)} p99 ${ms(f.p99)} max ${ms(f.max)} ms  server cpu/req ${cpuPerRequest(f)} ms  non2xx ${f.non2xx} errors ${f.errors}  load ${f.load1?.toFixed(1)}`,
+      `  ${server.padEnd(12)} ${scenario.padEnd(6)} ${label.padEnd(34)} ${fmt(f.rps).padStart(7)} req/s  ` +
+        `p50 ${ms(f.p50)} p99 ${ms(f.p99)} p99.9 ${ms(f.p999)} max ${ms(f.max)} ms  cpu/req server ${cpuPerRequest(f)} ` +
+        `loader ${((1000 * (f.loaderCpu ?? Number.NaN)) / f.requests).toFixed(3)} ms${lag}  non2xx ${f.non2xx} errors ${f.errors}  load ${f.load1?.toFixed(1)}`,
     );
+    if (f.server) log(`  ${''.padEnd(12)} ${probeText(f.server)}`);
   };
   const run = async (
     server: Server,
@@ -1000,20 +1206,37 @@ try {
       url: server.url,
       headers,
       bodiesFile: bodiesOf[scenario],
-      connections: mode === 'saturation' ? Number(args.connections) : Number(args['rate-connections']),
+      connections:
+        mode === 'saturation'
+          ? Number(args.connections)
+          : Number(args[arrival === 'go' ? 'go-connections' : 'rate-connections']),
       duration: DURATION,
       ...(mode === 'saturation' ? {} : { overallRate: mode }),
       ...(arrival === 'paced' ? { paced: true } : {}),
+      ...(arrival === 'go' ? { go: true } : {}),
     };
     record(server.name, scenario, mode, arrival, await measured(server, spec));
   };
+  // The server's probe (--server-probe) is reset right before a run and read right after it.
+  const probe = async (server: Server, reset: boolean): Promise<ServerProbe | undefined> => {
+    if (!args['server-probe'] || !server.name.startsWith('tessera')) return undefined;
+    try {
+      const res = await fetch(`${server.url}/debug/latency${reset ? '?reset=1' : ''}`, { headers });
+      return res.ok ? ((await res.json()) as ServerProbe) : undefined;
+    } catch {
+      return undefined; // a server without the probe (an older baseline)
+    }
+  };
   const measured = async (server: Server, spec: LoadSpec): Promise<LoadFigures> => {
+    await probe(server, true);
     const cpu0 = groupCpuSeconds(server.child.pid!);
     const f = await load(spec);
-    return { ...f, serverCpu: groupCpuSeconds(server.child.pid!) - cpu0, load1: loadavg()[0] };
+    const serverCpu = groupCpuSeconds(server.child.pid!) - cpu0;
+    const seen = await probe(server, false);
+    return { ...f, serverCpu, load1: loadavg()[0], ...(seen ? { server: seen } : {}) };
   };
   const satOf = (server: string, scenario: Cell['scenario']) =>
-    median(findCell(server, scenario, 'saturation', 'bursts')?.figures.map((f) => f.rps) ?? []);
+    median(findCell(server, scenario, 'saturation', satLoader)?.figures.map((f) => f.rps) ?? []);
 
   // Warm-up: JIT for Tessera, imports and connections for Feast; not recorded.
   log('warm-up ...');
@@ -1035,8 +1258,8 @@ try {
     log(`round ${round + 1} of ${rounds}`);
     for (const scenario of scenarios) {
       // Saturation first (it sets the rate Feast can sustain), alternating servers.
-      for (const t of tesseras) await run(t, scenario, 'saturation');
-      if (feast) await run(feast, scenario, 'saturation');
+      for (const t of tesseras) await run(t, scenario, 'saturation', satLoader);
+      if (feast) await run(feast, scenario, 'saturation', satLoader);
       const ours = scenario === 'single' ? Number(args.rate) : Number(args['batch-rate']);
       const given = args[scenario === 'single' ? 'feast-rate' : 'feast-batch-rate'];
       // A rate Feast sustains: half its saturation QPS, fixed after round 1 so rounds are comparable.
@@ -1047,19 +1270,21 @@ try {
           : feast
             ? Math.max(1, Math.round(satOf(feast.name, scenario) / 2 / 10) * 10 || 1)
             : 0;
-      for (const t of tesseras) await run(t, scenario, ours);
-      if (feast) {
-        await run(feast, scenario, feastRates[scenario]);
-        await run(feast, scenario, ours);
-      }
-      if (feastRates[scenario] > 0 && feastRates[scenario] < ours)
-        for (const t of tesseras) await run(t, scenario, feastRates[scenario]);
-      if (args.paced) {
-        // Feast is not run paced at our rate: past its saturation an open loop only queues.
-        for (const t of tesseras) await run(t, scenario, ours, 'paced');
-        if (feast) await run(feast, scenario, feastRates[scenario], 'paced');
+      if (loaders.includes('bursts')) {
+        for (const t of tesseras) await run(t, scenario, ours);
+        if (feast) {
+          await run(feast, scenario, feastRates[scenario]);
+          await run(feast, scenario, ours);
+        }
         if (feastRates[scenario] > 0 && feastRates[scenario] < ours)
-          for (const t of tesseras) await run(t, scenario, feastRates[scenario], 'paced');
+          for (const t of tesseras) await run(t, scenario, feastRates[scenario]);
+      }
+      for (const open of loaders.filter((l) => l !== 'bursts')) {
+        // Feast is not run open loop at our rate: past its saturation an open loop only queues.
+        for (const t of tesseras) await run(t, scenario, ours, open);
+        if (feast) await run(feast, scenario, feastRates[scenario], open);
+        if (feastRates[scenario] > 0 && feastRates[scenario] < ours)
+          for (const t of tesseras) await run(t, scenario, feastRates[scenario], open);
       }
     }
   }
@@ -1073,6 +1298,7 @@ try {
           bodiesFile: bodiesOf[scenario],
           connections,
           duration: DURATION,
+          ...(satLoader === 'go' ? { go: true } : {}),
         });
         sweep.push({ server: server.name, scenario, connections, f });
         log(
@@ -1094,8 +1320,8 @@ try {
       duration: Number(args.warmup),
     });
     for (const scenario of scenarios) {
-      await run(next, scenario, 'saturation');
-      await run(next, scenario, feastRates[scenario]);
+      await run(next, scenario, 'saturation', satLoader);
+      await run(next, scenario, feastRates[scenario], loaders[0]);
     }
   }
 
@@ -1131,20 +1357,24 @@ try {
   const batchRate = Number(args['batch-rate']);
   console.log(
     `\nOnline server, ${fmt(loaded.ids.length)} users (${fmt(loaded.events)} events), 6 features, loopback, ` +
-      `load from a separate autocannon process, ${DURATION} s per run, ${rounds} round(s), median`,
+      `load from a separate process (${loaders.map((a) => LOADER_LABEL[a]).join(', ')}), ${DURATION} s per run, ${rounds} round(s), median`,
   );
   console.log(
     `state per entity in Redis: p50 ${fmt(loaded.stateBytes.p50)} B, p99 ${fmt(loaded.stateBytes.p99)} B, ` +
-      `max ${fmt(loaded.stateBytes.max)} B (exact mode keeps raw events)`,
+      `max ${fmt(loaded.stateBytes.max)} B (exact mode keeps raw events); ${fmt(loaded.deltas.users)} users hold delta records`,
   );
-  const arrivals: Arrival[] = args.paced ? ['bursts', 'paced'] : ['bursts'];
+  const arrivals: Arrival[] = loaders;
+  const loaderText: Record<Arrival, string> = {
+    bursts: `autocannon's overallRate on ${args['rate-connections']} connections (each sends its share of a second back to back)`,
+    paced: `the Node paced sender (open loop, up to ${args['rate-connections']} sockets, latency from the millisecond tick that sends or queues each request)`,
+    go: `loadtest/loadgen (Go, open loop, evenly spaced, ${args['go-connections']} keep-alive connections, latency from each request's due time)`,
+  };
   for (const arrival of arrivals) {
-    if (arrival === 'paced')
-      console.log(
-        `\nThe same rates with evenly spaced arrivals (open loop, up to ${args['rate-connections']} sockets, latency from the millisecond tick that sends or queues each request):`,
-      );
     console.log(
-      `\nserver    | QPS at saturation (single / batch ${BATCH}) | single: p50 / p99 at fixed rate (achieved) | batch ${BATCH}: p50 / p99 at fixed rate (achieved)`,
+      `\nFixed rates by ${loaderText[arrival]}; saturation by ${LOADER_LABEL[satLoader]} (closed loop, ${args.connections} connections):`,
+    );
+    console.log(
+      `server    | QPS at saturation (single / batch ${BATCH}) | single: p50 / p99 at fixed rate (achieved) | batch ${BATCH}: p50 / p99 at fixed rate (achieved)`,
     );
     for (const server of servers) {
       const rates = [
@@ -1171,7 +1401,7 @@ try {
     }
   }
   const cpuOf = (server: string, scenario: Cell['scenario']) => {
-    const c = findCell(server, scenario, 'saturation', 'bursts');
+    const c = findCell(server, scenario, 'saturation', satLoader);
     return median(c?.figures.map((f) => (1000 * (f.serverCpu ?? Number.NaN)) / f.requests) ?? []);
   };
   console.log(
@@ -1195,7 +1425,7 @@ try {
         const b = fig(base.name, scenario, rateOf, arrival);
         if (t && b)
           console.log(
-            `         at ${fmt(rateOf)}/s (${arrival}): p50 ${ms(t.p50)} vs ${ms(b.p50)} ms, p99 ${ms(t.p99)} vs ${ms(b.p99)} ms`,
+            `         at ${fmt(rateOf)}/s (${LOADER_LABEL[arrival]}): p50 ${ms(t.p50)} vs ${ms(b.p50)} ms, p99 ${ms(t.p99)} vs ${ms(b.p99)} ms`,
           );
       }
     }
@@ -1226,7 +1456,7 @@ try {
         const f = fig(server, scenario, r, arrival);
         if (t && f)
           console.log(
-            `    ${scenario} offered ${fmt(r)}/s (${arrival}): p99 Tessera ${ms(t.p99)} ms vs Feast ${ms(f.p99)} ms (Feast / Tessera ${(f.p99 / t.p99).toFixed(1)}x)`,
+            `    ${scenario} offered ${fmt(r)}/s (${LOADER_LABEL[arrival]}): p99 Tessera ${ms(t.p99)} ms vs Feast ${ms(f.p99)} ms (Feast / Tessera ${(f.p99 / t.p99).toFixed(1)}x)`,
           );
       }
   }
@@ -1235,10 +1465,25 @@ try {
     const goalSingle = fig(tessera.name, 'single', rate, arrival);
     const goalBatch = fig(tessera.name, 'batch', batchRate, arrival);
     console.log(
-      `Goals (${arrival}): single entity p99 < 2 ms at ${fmt(rate)} QPS: ${ms(goalSingle?.p99 ?? Number.NaN)} ms ` +
+      `Goals (${LOADER_LABEL[arrival]}): single entity p99 < 2 ms at ${fmt(rate)} QPS: ${ms(goalSingle?.p99 ?? Number.NaN)} ms ` +
         `(achieved ${fmt(goalSingle?.rps ?? 0)}/s) ${goalSingle && goalSingle.p99 < 2 && goalSingle.rps > rate * 0.97 ? 'met' : 'NOT met'}; ` +
         `batch ${BATCH} p99 < 10 ms at ${fmt(batchRate)}/s: ${ms(goalBatch?.p99 ?? Number.NaN)} ms ${goalBatch && goalBatch.p99 < 10 ? 'met' : 'NOT met'}`,
     );
+  }
+  if (args['server-probe']) {
+    console.log(
+      "\nWhere the tail comes from (--server-probe; every run, not medians): the client's latency beside the " +
+        "server's own (request event to response finish), its Redis reads, event-loop lateness and GC pauses, ms",
+    );
+    for (const c of cells)
+      for (const f of c.figures) {
+        if (!f.server || c.mode === 'saturation') continue;
+        console.log(
+          `  ${c.server.padEnd(12)} ${c.scenario.padEnd(6)} ${`${fmt(c.mode)}/s ${LOADER_LABEL[c.arrival]}`.padEnd(20)} ` +
+            `client p50 ${ms(f.p50)} p99 ${ms(f.p99)} p99.9 ${ms(f.p999)} | ${probeText(f.server)} | ` +
+            `cpu/req server ${cpuPerRequest(f)} loader ${((1000 * (f.loaderCpu ?? Number.NaN)) / f.requests).toFixed(3)}`,
+        );
+      }
   }
   if (sweep.length > 0) {
     console.log('\nSaturation by connection count (closed loop): req/s, p50 / p99 ms');
@@ -1298,6 +1543,7 @@ try {
       users: loaded.ids.length,
       events: loaded.events,
       state_bytes: loaded.stateBytes,
+      delta_records: loaded.deltas,
       feast_write_seconds: feastLoad.writeSeconds,
       cells: cells.map((c) => ({
         server: c.server,

@@ -14,7 +14,7 @@ import type { Definitions } from '../../shared/definitions/schema.ts';
 import { isTesseraError, TesseraError } from '../../shared/errors.ts';
 import type { Authenticator } from './auth.ts';
 import { OnlineReader } from './lookup.ts';
-import type { ServerMetrics } from './metrics.ts';
+import type { LatencyProbe, ServerMetrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
 import type { Pusher } from './push.ts';
 import { parseOnlineRequest } from './request.ts';
@@ -32,6 +32,8 @@ export interface AppOptions {
   /** /push is served only with a producer. */
   pusher?: Pusher;
   clock?: () => number;
+  /** Latency diagnostics (TESSERA_SERVER_LATENCY_PROBE): samples lookups, serves GET /debug/latency. */
+  probe?: LatencyProbe;
 }
 
 /** Routes open without a token: probes, metrics scrapes and the API document. */
@@ -39,9 +41,9 @@ const PUBLIC_ROUTES = new Set(['/health', '/ready', '/metrics', '/openapi.json']
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export function buildApp(options: AppOptions): FastifyInstance {
-  const { definitions, metrics, logger } = options;
+  const { definitions, metrics, logger, probe } = options;
   const clock = options.clock ?? Date.now;
-  const reader = new OnlineReader(options.redis, definitions, options.redisKeyPrefix);
+  const reader = new OnlineReader(options.redis, definitions, options.redisKeyPrefix, probe?.redis ?? null);
   const openapi = JSON.stringify(openApiDocument(definitions, options.maxEntities));
   // One bound histogram per view: an observe with a labels object rebuilt the label set and its
   // closure for every entity row (a batch observes 100 ages).
@@ -108,6 +110,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
       byStatus.set(status, histogram);
     }
     histogram.observe(reply.elapsedTime / 1000);
+    if (probe && route === '/get-online-features') probe.request(reply.elapsedTime);
     done();
   });
 
@@ -199,6 +202,18 @@ export function buildApp(options: AppOptions): FastifyInstance {
   app.get('/metrics', async (_request, reply) =>
     reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics()),
   );
+
+  if (probe) {
+    app.addHook('onClose', (_instance, done) => {
+      probe.stop();
+      done();
+    });
+    // Behind auth like lookups: ?reset=1 starts a new measurement window (one per benchmark cell).
+    app.get('/debug/latency', async (request) => {
+      const query = request.query as Record<string, string | undefined>;
+      return probe.snapshot(query.reset === '1');
+    });
+  }
 
   app.get('/openapi.json', async (_request, reply) =>
     reply.header('content-type', 'application/json').send(openapi),

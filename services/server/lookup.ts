@@ -45,17 +45,19 @@ export class OnlineReader {
   private readonly fast = new Map<string, StateBytesReader | null>();
   private readonly reads: StateReads;
 
+  /** `observeRead`: called with each Redis read's duration in ms (the latency probe). */
   constructor(
     redis: Redis,
     definitions: Definitions,
     private readonly prefix: string,
+    observeRead: ((ms: number) => void) | null = null,
   ) {
     for (const view of definitions.views) {
       const plan = planView(view);
       this.plans.set(view.name, plan);
       this.fast.set(view.name, stateBytesReader(plan));
     }
-    this.reads = new StateReads(redis);
+    this.reads = new StateReads(redis, observeRead);
   }
 
   /** The response body (Feast's JSON layout) and what the metrics need. */

@@ -13,7 +13,7 @@ import { isTesseraError } from '../../shared/errors.ts';
 import { stopOnSignals } from '../../shared/graceful-stop.ts';
 import { buildApp } from './app.ts';
 import { createAuthenticator, loadTokens } from './auth.ts';
-import { createServerMetrics } from './metrics.ts';
+import { createLatencyProbe, createServerMetrics } from './metrics.ts';
 import { Pusher } from './push.ts';
 
 async function main(): Promise<void> {
@@ -33,8 +33,10 @@ async function main(): Promise<void> {
     enableOfflineQueue: false,
     commandTimeout: config.redisTimeoutMs,
     maxRetriesPerRequest: 0,
-    // Concurrent lookups share socket writes (measured: a write per lookup was 15 % of the CPU).
-    enableAutoPipelining: true,
+    // No auto-pipelining: StateReads sends the single lookups of one event-loop turn as one
+    // command itself (a socket write per lookup was 15 % of the CPU), without the Pipeline object
+    // auto-pipelining makes per flush, whose garbage doubled the scavenge pauses.
+    enableAutoPipelining: false,
   });
   let redisDown = false;
   redis.on('error', (error) => {
@@ -76,6 +78,8 @@ async function main(): Promise<void> {
     maxEntities: config.serverMaxEntities,
     bodyLimitBytes: config.serverBodyLimitBytes,
     pusher,
+    // Diagnostics only (docs/server.md, server-bench --server-probe): a few µs per lookup.
+    ...(config.serverLatencyProbe ? { probe: createLatencyProbe() } : {}),
   });
   const address = await app.listen({ host: config.httpHost, port: config.httpPort });
 

@@ -51,6 +51,11 @@ export const DEFAULTS = {
   serverMaxEntities: 1000,
   /** Largest request body the server reads, in bytes (413 beyond). Env TESSERA_SERVER_BODY_LIMIT_BYTES. */
   serverBodyLimitBytes: 1_048_576,
+  /**
+   * Latency diagnostics for benchmarks: raw request and Redis times, event-loop lateness and GC
+   * pauses, served at GET /debug/latency (behind auth). Env TESSERA_SERVER_LATENCY_PROBE.
+   */
+  serverLatencyProbe: false,
   /** A Redis read slower than this fails the request with 503 instead of hanging. Env TESSERA_REDIS_TIMEOUT_MS. */
   redisTimeoutMs: 1000,
   /** Kafka consumer group of the ingestors (all replicas share it). Env TESSERA_INGESTOR_GROUP. */
@@ -143,6 +148,7 @@ export const ENV_NAMES: Readonly<Record<ConfigKey, string>> = {
   httpHost: 'TESSERA_HTTP_HOST',
   serverMaxEntities: 'TESSERA_SERVER_MAX_ENTITIES',
   serverBodyLimitBytes: 'TESSERA_SERVER_BODY_LIMIT_BYTES',
+  serverLatencyProbe: 'TESSERA_SERVER_LATENCY_PROBE',
   redisTimeoutMs: 'TESSERA_REDIS_TIMEOUT_MS',
   ingestorGroup: 'TESSERA_INGESTOR_GROUP',
   redisKeyPrefix: 'TESSERA_REDIS_KEY_PREFIX',

@@ -189,6 +189,84 @@ describe('online server', { timeout: 180_000 }, () => {
     }
   });
 
+  it('sends the single reads of one event-loop turn as one command, each answered with its own fields', async () => {
+    const reads = new StateReads(run.redis);
+    const keys = [
+      ...users.slice(0, 5).map((user) => stateKey(run.id, VIEW, String(user))),
+      stateKey(run.id, VIEW, '999999999'),
+    ];
+    const want = await Promise.all(keys.map((key) => run.redis.hmgetBuffer(key, 's', 'd')));
+    assert.ok(want.slice(0, 5).every(([state]) => state != null && state.length > 0));
+    // Count the commands this client sends while the reads run (instrumentation, not a stand-in).
+    const client = run.redis as unknown as Record<string, (...args: unknown[]) => unknown>;
+    const counted = { tesseraReadStatesBuffer: 0, hmgetBuffer: 0 };
+    const originals = new Map<string, (...args: unknown[]) => unknown>();
+    for (const name of Object.keys(counted) as (keyof typeof counted)[]) {
+      const original = client[name]!;
+      originals.set(name, original);
+      client[name] = (...args: unknown[]) => {
+        counted[name]++;
+        return original.apply(run.redis, args);
+      };
+    }
+    try {
+      assert.deepEqual(await Promise.all(keys.map((key) => reads.read([key]))), want);
+      assert.deepEqual(
+        counted,
+        { tesseraReadStatesBuffer: 1, hmgetBuffer: 0 },
+        'one script call for six reads',
+      );
+      assert.deepEqual(await reads.read([keys[0]!]), want[0], 'a lone read');
+      assert.deepEqual(counted, { tesseraReadStatesBuffer: 1, hmgetBuffer: 1 }, 'a lone read is one HMGET');
+    } finally {
+      for (const [name, original] of originals) client[name] = original;
+    }
+  });
+
+  it('serves the latency probe only when it is on, behind auth, counting the lookups it saw', async () => {
+    const off = await fetch(`${url}/debug/latency`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    assert.equal(off.status, 404, 'off by default');
+    const probed = startServer({
+      ...run.env,
+      TESSERA_AUTH_TOKEN: TOKEN,
+      TESSERA_SERVER_LATENCY_PROBE: 'true',
+    });
+    try {
+      const at = await probed.url;
+      const auth = { authorization: `Bearer ${TOKEN}` };
+      assert.equal((await fetch(`${at}/debug/latency`)).status, 401);
+      await fetch(`${at}/debug/latency?reset=1`, { headers: auth });
+      const body = JSON.stringify({
+        features: [`${VIEW}:transaction_count_1h`],
+        entities: { user_id: [users[0]] },
+      });
+      for (let i = 0; i < 7; i++) {
+        const res = await fetch(`${at}/get-online-features`, {
+          method: 'POST',
+          headers: { ...auth, 'content-type': 'application/json' },
+          body,
+        });
+        assert.equal(res.status, 200);
+        await res.arrayBuffer();
+      }
+      const snapshot = (await (await fetch(`${at}/debug/latency?reset=1`, { headers: auth })).json()) as {
+        request: { count: number; p50: number; max: number };
+        redis: { count: number };
+        cpuMs: number;
+      };
+      assert.equal(snapshot.request.count, 7);
+      assert.equal(snapshot.redis.count, 7);
+      assert.ok(snapshot.request.p50 > 0 && snapshot.request.max >= snapshot.request.p50);
+      assert.ok(snapshot.cpuMs > 0);
+      const after = (await (await fetch(`${at}/debug/latency`, { headers: auth })).json()) as {
+        request: { count: number };
+      };
+      assert.equal(after.request.count, 0, 'reset starts a new window');
+    } finally {
+      await probed.stop();
+    }
+  });
+
   it('evaluates windows at read time: the 1h count decays to 0 with no new event', async () => {
     const user = users[0]!;
     const last = Math.max(...events.filter((e) => e.user_id === user).map((e) => e.event_timestamp));

@@ -1,0 +1,3 @@
+module tessera/loadtest/loadgen
+
+go 1.22
