@@ -296,12 +296,7 @@ func openLoop(addr string, requests [][]byte, rate, duration float64, conns int,
 			for j := range jobs {
 				queued[j.index] = msSince(j.due)
 				status, err := k.roundTrip(requests[j.index%len(requests)])
-				switch {
-				case err != nil:
-					errs.Add(1)
-				case status < 200 || status > 299:
-					non2xx.Add(1)
-				default:
+				if succeeded(status, err, &errs, &non2xx) {
 					latency[j.index] = msSince(j.due)
 					answered[j.index] = true
 				}
@@ -364,12 +359,7 @@ func closedLoop(addr string, requests [][]byte, duration float64, conns int) *fi
 				n := next.Add(1) - 1
 				sent := time.Now()
 				status, err := k.roundTrip(requests[int(n)%len(requests)])
-				switch {
-				case err != nil:
-					errs.Add(1)
-				case status < 200 || status > 299:
-					non2xx.Add(1)
-				default:
+				if succeeded(status, err, &errs, &non2xx) {
 					per[i] = append(per[i], msSince(sent))
 				}
 			}
@@ -388,6 +378,19 @@ func closedLoop(addr string, requests [][]byte, duration float64, conns int) *fi
 }
 
 func msSince(t time.Time) float64 { return float64(time.Since(t).Nanoseconds()) / 1e6 }
+
+// succeeded counts a failed exchange (an error, or a status outside 2xx) and reports a good one.
+func succeeded(status int, err error, errs, non2xx *atomic.Int64) bool {
+	switch {
+	case err != nil:
+		errs.Add(1)
+	case status < 200 || status > 299:
+		non2xx.Add(1)
+	default:
+		return true
+	}
+	return false
+}
 
 func summarize(latencies []float64, elapsed float64) *figures {
 	slices.Sort(latencies)
