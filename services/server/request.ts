@@ -1,23 +1,30 @@
 // Validates a Feast-shaped /get-online-features body against the loaded definitions and resolves it
 // into what the lookup needs: the requested features grouped by view, and canonical entity keys.
 // Every refusal names the field, so a client can fix its request without reading our code.
-import { z } from 'zod';
 import { toInt64BigInt } from '../../shared/codecs/int64.ts';
 import type { Definitions, FeatureDef, ViewDef } from '../../shared/definitions/schema.ts';
 import { TesseraError } from '../../shared/errors.ts';
 
-const bodySchema = z
-  .object({
-    features: z.array(z.string()).optional(),
-    feature_service: z.string().optional(),
-    entities: z.record(z.array(z.unknown())),
-    full_feature_names: z.boolean().optional(),
-    /** Tessera extension, for debugging: read as of this time (ISO 8601 or epoch ms) instead of now. */
-    as_of: z.union([z.string(), z.number()]).optional(),
-    // Sent by Feast's SDK; accepted and ignored (no feature view versions here).
-    include_feature_view_version_metadata: z.boolean().optional(),
-  })
-  .strict();
+/** The request body's fields, checked by `checkBody`. */
+interface Body {
+  features?: string[];
+  feature_service?: string;
+  entities: Record<string, unknown[]>;
+  full_feature_names?: boolean;
+  /** Tessera extension, for debugging: read as of this time (ISO 8601 or epoch ms) instead of now. */
+  as_of?: string | number;
+  /** Sent by Feast's SDK; accepted and ignored (no feature view versions here). */
+  include_feature_view_version_metadata?: boolean;
+}
+
+const ALLOWED = new Set([
+  'features',
+  'feature_service',
+  'entities',
+  'full_feature_names',
+  'as_of',
+  'include_feature_view_version_metadata',
+]);
 
 export interface RequestedFeature {
   def: FeatureDef;
@@ -51,17 +58,7 @@ export function parseOnlineRequest(
   definitions: Definitions,
   maxEntities: number,
 ): OnlineRequest {
-  const parsed = bodySchema.safeParse(body);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const path = issue.path.join('.') || 'body';
-    const hint =
-      issue.code === 'unrecognized_keys'
-        ? `unknown field(s) ${issue.keys.join(', ')}; allowed: features, feature_service, entities, full_feature_names, as_of`
-        : issue.message;
-    throw invalid(`${path}: ${hint}`, path);
-  }
-  const input = parsed.data;
+  const input = checkBody(body);
   const refs = resolveFeatureRefs(input.features, input.feature_service, definitions);
   const fullNames = input.full_feature_names ?? false;
 
@@ -199,4 +196,54 @@ function parseAsOf(value: string | number | undefined): number | undefined {
 
 function invalid(message: string, field: string): TesseraError {
   return new TesseraError('INVALID_ARGUMENT', message, { context: { field } });
+}
+
+/**
+ * The body's shape, field by field, in the order of `Body`; then fields that are not ours. The
+ * first problem is refused as `<path>: <what was expected>` (the messages zod gave this server
+ * before: its per-request schema walk was a sixth of everything a lookup allocated).
+ */
+function checkBody(body: unknown): Body {
+  if (!isRecord(body)) throw mismatch('body', 'object', body);
+  const { features, feature_service, entities, full_feature_names, as_of } = body;
+  if (features !== undefined) {
+    if (!Array.isArray(features)) throw mismatch('features', 'array', features);
+    for (let i = 0; i < features.length; i++)
+      if (typeof features[i] !== 'string') throw mismatch(`features.${i}`, 'string', features[i]);
+  }
+  if (feature_service !== undefined && typeof feature_service !== 'string')
+    throw mismatch('feature_service', 'string', feature_service);
+  if (entities === undefined) throw invalid('entities: Required', 'entities');
+  if (!isRecord(entities)) throw mismatch('entities', 'object', entities);
+  for (const name in entities)
+    if (!Array.isArray(entities[name])) throw mismatch(`entities.${name}`, 'array', entities[name]);
+  if (full_feature_names !== undefined && typeof full_feature_names !== 'boolean')
+    throw mismatch('full_feature_names', 'boolean', full_feature_names);
+  if (as_of !== undefined && typeof as_of !== 'string' && typeof as_of !== 'number')
+    throw invalid('as_of: Invalid input', 'as_of');
+  const versions = body.include_feature_view_version_metadata;
+  if (versions !== undefined && typeof versions !== 'boolean')
+    throw mismatch('include_feature_view_version_metadata', 'boolean', versions);
+  const unknown = Object.keys(body).filter((key) => !ALLOWED.has(key));
+  if (unknown.length > 0)
+    throw invalid(
+      `body: unknown field(s) ${unknown.join(', ')}; allowed: features, feature_service, entities, full_feature_names, as_of`,
+      'body',
+    );
+  return body as unknown as Body;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function mismatch(path: string, expected: string, value: unknown): TesseraError {
+  return invalid(`${path}: Expected ${expected}, received ${kindOf(value)}`, path);
+}
+
+/** A JSON value's kind, as the messages name it. */
+function kindOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  return typeof value;
 }

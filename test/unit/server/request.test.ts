@@ -105,6 +105,46 @@ views:
     );
   });
 
+  it('refuses a body of the wrong shape, naming the field and what it expected', () => {
+    const f = [`${VIEW}:transaction_count_1h`];
+    const cases: [unknown, string][] = [
+      [[1], 'body: Expected object, received array'],
+      [null, 'body: Expected object, received null'],
+      [{ features: 'x', entities: { user_id: [1] } }, 'features: Expected array, received string'],
+      [{ features: [f[0], 3], entities: { user_id: [1] } }, 'features.1: Expected string, received number'],
+      [
+        { feature_service: 1, entities: { user_id: [1] } },
+        'feature_service: Expected string, received number',
+      ],
+      [{ features: f }, 'entities: Required'],
+      [{ features: f, entities: [1] }, 'entities: Expected object, received array'],
+      [{ features: f, entities: { user_id: 1 } }, 'entities.user_id: Expected array, received number'],
+      [
+        { features: f, entities: { user_id: [1] }, full_feature_names: 'yes' },
+        'full_feature_names: Expected boolean, received string',
+      ],
+      [{ features: f, entities: { user_id: [1] }, as_of: true }, 'as_of: Invalid input'],
+      [
+        { features: f, entities: { user_id: [1] }, include_feature_view_version_metadata: 1 },
+        'include_feature_view_version_metadata: Expected boolean, received number',
+      ],
+      [
+        { features: f, entities: { user_id: [1] }, bogus: 1, other: 2 },
+        'body: unknown field(s) bogus, other; allowed: features, feature_service, entities, full_feature_names, as_of',
+      ],
+      // A field of the wrong type is named before fields that are not ours.
+      [{ features: 1, entities: { user_id: [1] }, bogus: 1 }, 'features: Expected array, received number'],
+    ];
+    for (const [body, message] of cases) assert.equal(refusal(body), message, JSON.stringify(body));
+    // Feast's SDK sends this flag; it is accepted.
+    const ok = parseOnlineRequest(
+      { features: f, entities: { user_id: [1] }, include_feature_view_version_metadata: false },
+      fraud,
+      10,
+    );
+    assert.equal(ok.rows, 1);
+  });
+
   it('refuses mismatched entity columns and too many rows', () => {
     assert.match(
       refusal({ features: [`${VIEW}:transaction_count_1h`], entities: { user_id: [1, 2], other: [1] } }),
