@@ -9,8 +9,12 @@ import type { EntityState } from './state.ts';
 import { TileSeries } from './tile-series.ts';
 import { floorTo } from './window.ts';
 
-/** Format version and value tags of the bytes (docs/state-format.md); fast-read.ts reads them too. */
-export const FORMAT_VERSION = 1;
+/**
+ * Format version and value tags of the bytes (docs/state-format.md); fast-read.ts reads them too.
+ * Version 2: raw events and tiles hold disjoint sets of events (in version 1 every event was also
+ * in the tiles); a version-1 state would count some events twice, so it is refused.
+ */
+export const FORMAT_VERSION = 2;
 export const TAG_NULL = 0;
 export const TAG_UINT = 1;
 export const TAG_NEG_INT = 2;

@@ -3,9 +3,10 @@
 // are reused from entity to entity, and each feature's window is accumulated from them, as
 // readFeatures does over a decoded state. Decoding into EntityState made one object per event and
 // tile (a profile of a batch lookup: ~25 % of its CPU, and most of its garbage).
-// The delta records stored beside the state (field `d`) are replayed into the same columns, step
-// for step as applyDeltas runs applyEvent on the decoded state: the ingestor appends records for
-// most active entities, so without them most lookups would decode.
+// The delta records stored beside the state (field `d`) are replayed into the same columns as
+// raw events, as applyDeltas runs applyEvent on the decoded state (which may fold old ones into
+// tiles instead: the same values, every accumulator being exact): the ingestor appends records
+// for most active entities, so without them most lookups would decode.
 // Answers equal readFeatures(plan, decodeStoredState(plan, key, bytes, delta), t) exactly
 // (property-tested in test/unit/engine/fast-read.test.ts). What it does not cover it refuses, and
 // the caller decodes: plans with hll, first, last or last_n features (`stateBytesReader` returns
@@ -19,6 +20,7 @@ import { FORMAT_VERSION, TAG_CENTS, TAG_F64, TAG_NEG_INT, TAG_NULL, TAG_STRING, 
 import { DELTA_TAG } from './delta.ts';
 import { addExact, addExactSquare, ExactAccumulator } from './exact-sum.ts';
 import type { AccKind, FeaturePlan, ViewPlan } from './plan.ts';
+import { tileCutoff } from './state.ts';
 import { floorTo, lowerBound, windowStart } from './window.ts';
 
 /** What a scratch value cell holds: its kind, and the number (or dictionary index) in a parallel array. */
@@ -35,23 +37,6 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true });
  * come from one partition of its source, a few after repartitioning; more are decoded instead.
  */
 const MAX_PARTITIONS = 64;
-
-/**
- * Pool fields of a tile accumulator opened by a replay (layouts in `readAcc`), empty: sum and
- * distinct keep room for their first value, which most tiles never exceed, so it is written in place.
- */
-const EMPTY_FIELDS: Record<AccKind, number> = {
-  count: 1,
-  sum: 3,
-  moments: 3,
-  min: 2,
-  max: 2,
-  distinct: 3,
-  hll: 0,
-  first: 0,
-  last: 0,
-  last_n: 0,
-};
 
 /** A reader for one view, or null when the view has a feature kind the fast path does not cover. */
 export function stateBytesReader(plan: ViewPlan): StateBytesReader | null {
@@ -124,8 +109,6 @@ export class StateBytesReader {
   /** Tile accumulators' fields, one after another (layouts in `readAcc`). */
   private pool = new Float64Array(256);
   private poolLen = 0;
-  /** Where the replay's own accumulators start in the pool (the state's come before). */
-  private openedAt = 0;
 
   // Accumulation scratch.
   private readonly exact = new ExactAccumulator();
@@ -135,9 +118,6 @@ export class StateBytesReader {
   private seenMark = 0;
   private readonly seenNumbers = new Set<number>();
   private readonly dupes = new Map<number, number>();
-  /** Exact partials of a tile accumulator a replay adds to. */
-  private readonly parts: number[] = [];
-  private readonly partSquares: number[] = [];
 
   constructor(plan: ViewPlan) {
     this.plan = plan;
@@ -283,15 +263,14 @@ export class StateBytesReader {
   read(t: number, features: readonly { index: number }[] = this.plan.features): FeatureValue[] {
     if (t < this.floor()) throw new RangeError(`read at ${t} is before the state's floor ${this.floor()}`);
     const out = new Array<FeatureValue>(this.plan.features.length);
-    const afterAll = !this.hasClock || t > this.clock;
     for (let i = 0; i < features.length; i++) {
       const f = this.plan.features[features[i]!.index]!;
-      out[f.index] = this.feature(f, t, afterAll);
+      out[f.index] = this.feature(f, t);
     }
     return out;
   }
 
-  private feature(f: FeaturePlan, t: number, afterAll: boolean): FeatureValue {
+  private feature(f: FeaturePlan, t: number): FeatureValue {
     const n = this.nEvents;
     const ts = this.evTs;
     let lo = 0;
@@ -307,17 +286,14 @@ export class StateBytesReader {
       lo = lowerBound(ts, windowStart(t, f), head, n);
       hi = lowerBound(ts, t, lo, n);
     } else {
-      // Whole tiles of [start, split), then raw events of [split, t) (state.ts readTiled).
-      const split = afterAll ? Number.POSITIVE_INFINITY : floorTo(t, f.tileMs);
-      const starts = this.tileStart[g]!;
+      // The tiles from the window's start on (their events are all older than the floor, so
+      // before t), and the raw events of [start, t) (state.ts readTiled).
+      const start = windowStart(t, f);
       const count = this.tileCount[g]!;
-      kFrom = lowerBound(starts, windowStart(t, f), this.tileHead[g]!, count);
-      kTo = kFrom;
-      while (kTo < count && starts[kTo]! < split) kTo++;
-      if (!afterAll) {
-        lo = lowerBound(ts, split, head, n);
-        hi = lowerBound(ts, t, lo, n);
-      }
+      kFrom = lowerBound(this.tileStart[g]!, start, this.tileHead[g]!, count);
+      kTo = count;
+      lo = lowerBound(ts, start, head, n);
+      hi = lowerBound(ts, t, lo, n);
       slot = f.slot;
       slots = this.plan.tileGroups[g]!.features.length;
       accAt = this.accAt[g]!;
@@ -553,7 +529,6 @@ export class StateBytesReader {
     this.buf = delta;
     this.deltaBuf = delta;
     this.pos = 0;
-    this.openedAt = this.poolLen;
     const clock0 = this.clock;
     const hadClock = this.hasClock;
     const columns = this.columns;
@@ -635,12 +610,14 @@ export class StateBytesReader {
   }
 
   /**
-   * applyEvent of the event whose values are in the row, step for step: refused when a duplicate
-   * or late (throws, as applyDeltas does); the offset recorded; the event inserted in order and
-   * folded into its tiles; the clock moved; the cap applied. Pruning waits for the end of the
-   * replay (`prune`), which leaves the same live events and tiles: what applyEvent would have
-   * pruned earlier is older than every event applied since (those are not late) and than its own
-   * threshold, and the cap drops the oldest first.
+   * applyEvent of the event whose values are in the row: refused when a duplicate or late (throws,
+   * as applyDeltas does); the offset recorded; the event inserted in order; the clock moved; the
+   * cap applied. It stays a raw event even where applyEvent would fold older ones into tiles:
+   * every accumulator is exact, so where an event is held changes no value. A tiled plan's cap is
+   * not replayed (applyEvent caps what remains raw after folding, which the replay does not track):
+   * over it, the state is decoded instead. Pruning waits for the end of the replay (`prune`): what
+   * applyEvent would have pruned earlier is older than every event applied since (those are not
+   * late) and than its own threshold, and the cap drops the oldest first.
    */
   private apply(record: number, ts: number, partition: number, offset: number, now: number): boolean {
     const plan = this.plan;
@@ -655,13 +632,14 @@ export class StateBytesReader {
     this.setOffset(at, partition, offset);
 
     this.insertRow(ts, partition, offset);
-    const groups = plan.tileGroups;
-    for (let g = 0; g < groups.length; g++) this.foldTile(g, floorTo(ts, groups[g]!.tileMs));
     if (ts > clock) clock = ts;
     this.hasClock = true;
     this.clock = clock;
     const live = this.nEvents - this.evHead;
-    if (live > plan.maxEvents) this.evHead += live - plan.maxEvents;
+    if (live > plan.maxEvents) {
+      if (plan.tileGroups.length > 0) return false;
+      this.evHead += live - plan.maxEvents;
+    }
     return true;
   }
 
@@ -735,159 +713,10 @@ export class StateBytesReader {
     }
   }
 
-  /** TileSeries#add of the row to group g's tile at `start`: found among the live tiles, or opened. */
-  private foldTile(g: number, start: number): void {
-    const count = this.tileCount[g]!;
-    const head = this.tileHead[g]!;
-    const starts = this.tileStart[g]!;
-    let k = count - 1;
-    if (k < head || starts[k]! < start) {
-      k = count;
-      this.openTile(g, k, start);
-    } else {
-      while (k >= head && starts[k]! > start) k--;
-      if (k < head || starts[k] !== start) {
-        k++;
-        this.openTile(g, k, start);
-      }
-    }
-    const features = this.plan.tileGroups[g]!.features;
-    for (let slot = 0; slot < features.length; slot++)
-      this.foldAcc(features[slot]!, g, k * features.length + slot);
-  }
-
-  /** Inserts an empty tile at index k of group g, its accumulators at the end of the pool. */
-  private openTile(g: number, k: number, start: number): void {
-    const features = this.plan.tileGroups[g]!.features;
-    const slots = features.length;
-    const count = this.tileCount[g]!;
-    if (this.tileStart[g]!.length <= count) {
-      const size = grow(this.tileStart[g]!.length, count + 1);
-      this.tileStart[g] = copyInto(new Float64Array(size), this.tileStart[g]!, count);
-      this.accAt[g] = copyInto(new Int32Array(size * slots), this.accAt[g]!, count * slots);
-    }
-    const starts = this.tileStart[g]!;
-    const accAt = this.accAt[g]!;
-    if (k < count) {
-      starts.copyWithin(k + 1, k, count);
-      accAt.copyWithin((k + 1) * slots, k * slots, count * slots);
-    }
-    starts[k] = start;
-    for (let slot = 0; slot < slots; slot++) {
-      const fields = EMPTY_FIELDS[features[slot]!.acc];
-      this.ensurePool(fields);
-      accAt[k * slots + slot] = this.poolLen;
-      for (let j = 0; j < fields; j++) this.pool[this.poolLen++] = 0;
-    }
-    this.tileCount[g] = count + 1;
-  }
-
   /**
-   * The row into one tile accumulator, as the tile column's `add` does (tile-series.ts). Counts and
-   * extremes change in place; a list that grows (partials, a set) is written anew at the pool's
-   * end and the tile pointed at it.
-   */
-  private foldAcc(f: FeaturePlan, g: number, cell: number): void {
-    const accAt = this.accAt[g]!;
-    const at = accAt[cell]!;
-    const pool = this.pool;
-    // Accumulators from here on were written by the replay (openTile's layouts, room included).
-    const opened = this.openedAt;
-    if (f.acc === 'count') {
-      pool[at]!++;
-      return;
-    }
-    const kind = this.rowKind[f.column]!;
-    if (kind === NULL) return;
-    const v = this.rowNum[f.column]!;
-    switch (f.acc) {
-      case 'min':
-      case 'max': {
-        const n = pool[at]!;
-        if (n === 0 || (f.acc === 'max' ? v > pool[at + 1]! : v < pool[at + 1]!)) pool[at + 1] = v;
-        pool[at] = n + 1;
-        return;
-      }
-      case 'sum': {
-        // [n, partials as count then list]. An empty tile's stored partials are ignored, as
-        // SumColumn.fromAcc ignores them; a tile the replay opened has room for the first.
-        const n = pool[at]!;
-        if (n === 0 && at >= opened) {
-          pool[at] = 1;
-          pool[at + 1] = 1;
-          pool[at + 2] = v; // addExact([], v)
-          return;
-        }
-        const parts = this.parts;
-        parts.length = 0;
-        if (n !== 0) for (let j = 0, len = pool[at + 1]!; j < len; j++) parts.push(pool[at + 2 + j]!);
-        addExact(parts, v);
-        this.ensurePool(2 + parts.length);
-        accAt[cell] = this.poolLen;
-        this.pool[this.poolLen++] = n + 1;
-        this.pushList(parts);
-        return;
-      }
-      case 'moments': {
-        // [n, sums as count then list, squares as count then list], kept whatever n (AccColumn).
-        const n = pool[at]!;
-        const sums = this.parts;
-        const squares = this.partSquares;
-        sums.length = 0;
-        squares.length = 0;
-        let from = at + 1;
-        for (let j = 0, len = pool[from++]!; j < len; j++) sums.push(pool[from++]!);
-        for (let j = 0, len = pool[from++]!; j < len; j++) squares.push(pool[from++]!);
-        addExact(sums, v);
-        addExactSquare(squares, v);
-        this.ensurePool(3 + sums.length + squares.length);
-        accAt[cell] = this.poolLen;
-        this.pool[this.poolLen++] = n + 1;
-        this.pushList(sums);
-        this.pushList(squares);
-        return;
-      }
-      case 'distinct': {
-        // [size, (kind, number or index) per value]: a value already there changes nothing.
-        const len = pool[at]!;
-        if (len === 0 && at >= opened) {
-          pool[at] = 1;
-          pool[at + 1] = kind;
-          pool[at + 2] = v;
-          return;
-        }
-        for (let j = 0, e = at + 1; j < len; j++, e += 2) {
-          if (pool[e] !== kind) continue;
-          const x = pool[e + 1]!;
-          if (x === v || (Number.isNaN(x) && Number.isNaN(v))) return; // SameValueZero, as the set's
-        }
-        this.ensurePool(3 + 2 * len);
-        const to = this.poolLen;
-        this.pool.copyWithin(to, at, at + 1 + 2 * len);
-        this.pool[to] = len + 1;
-        this.pool[to + 1 + 2 * len] = kind;
-        this.pool[to + 2 + 2 * len] = v;
-        this.poolLen = to + 3 + 2 * len;
-        accAt[cell] = to;
-        return;
-      }
-      default:
-        throw new TypeError(`fast read does not cover ${f.acc}`);
-    }
-  }
-
-  /** A list of numbers at the pool's end: its length, then each (room already ensured). */
-  private pushList(values: readonly number[]): void {
-    const pool = this.pool;
-    pool[this.poolLen++] = values.length;
-    for (let j = 0; j < values.length; j++) pool[this.poolLen++] = values[j]!;
-  }
-
-  /**
-   * state.ts prune, once the clock moved: raw events before the oldest a read can need, tiles
-   * before their group's horizon. Reads at or after the floor never reach what it drops (nor does
-   * `newest`: the newest event is never late, so never pruned); it keeps the scratch to the live
-   * part, as the decoded state is.
+   * state.ts prune, once the clock moved: raw events and tiles older than any read can need. Reads
+   * at or after the floor never reach what it drops (nor does `newest`: the newest event is never
+   * late, so never pruned); it keeps the scratch to the live part, as the decoded state is.
    */
   private prune(): void {
     const plan = this.plan;
@@ -895,17 +724,12 @@ export class StateBytesReader {
     let keepFrom = Number.POSITIVE_INFINITY;
     if (plan.exactFeatures.length > 0) keepFrom = reachable - plan.exactKeepMs;
     const groups = plan.tileGroups;
-    if (groups.length > 0) {
-      let rawFloor = Number.POSITIVE_INFINITY;
-      for (const group of groups) rawFloor = Math.min(rawFloor, floorTo(reachable, group.tileMs));
-      keepFrom = Math.min(keepFrom, rawFloor);
-    }
+    for (const group of groups) keepFrom = Math.min(keepFrom, tileCutoff(group, reachable));
     const n = this.nEvents;
     if (n > this.evHead && this.evTs[this.evHead]! < keepFrom)
       this.evHead = lowerBound(this.evTs, keepFrom, this.evHead, n);
     for (let g = 0; g < groups.length; g++) {
-      const group = groups[g]!;
-      const cutoff = floorTo(reachable - group.keepMs, group.tileMs);
+      const cutoff = tileCutoff(groups[g]!, reachable);
       const head = this.tileHead[g]!;
       const count = this.tileCount[g]!;
       if (head < count && this.tileStart[g]![head]! < cutoff)

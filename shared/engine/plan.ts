@@ -62,11 +62,21 @@ export interface ViewPlan {
   exactKeepMs: number;
   latenessMs: number;
   maxEvents: number;
+  /**
+   * Tiled features fold an entity's oldest raw events into tiles once it holds more than this many
+   * (docs/state-format.md): FOLD_AT, or maxEvents when lower. It changes no value, only where
+   * events are held: below it an entity keeps raw events, which cost less than a tile of every
+   * size each.
+   */
+  foldAt: number;
   /** first/last/last_n need the (ts, partition, offset) order of ties to be stored. */
   needsOrder: boolean;
   /** Changes whenever the state layout changes; stored in serialized state. */
   fingerprint: number;
 }
+
+/** Raw events an entity holds before tiled features fold the oldest ones (ViewPlan.foldAt). */
+export const FOLD_AT = 256;
 
 export function planView(view: ViewDef): ViewPlan {
   const columns: string[] = [];
@@ -112,6 +122,8 @@ export function planView(view: ViewDef): ViewPlan {
     exactKeepMs: Math.max(0, ...exactFeatures.map((f) => f.windowMs)),
     latenessMs: view.allowedLatenessMs,
     maxEvents: view.maxEventsPerEntity,
+    // Folding what can fold before the cap is reached keeps the cap from dropping those events.
+    foldAt: Math.min(FOLD_AT, view.maxEventsPerEntity),
     needsOrder: features.some((f) => f.acc === 'first' || f.acc === 'last' || f.acc === 'last_n'),
     fingerprint: fnv32(layout),
   };

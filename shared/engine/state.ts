@@ -1,7 +1,10 @@
 // Per-entity state and the two operations the services call: apply an event, read features as
-// of a time. Pure: no I/O, no clock (the caller passes `now`). Raw events are kept as far back
-// as reads can need them; tiled features also fold every event into tiles, which serve the part
-// of a window older than the raw horizon.
+// of a time. Pure: no I/O, no clock (the caller passes `now`). Every applied event is held once:
+// as a raw event, or folded into the tiles of every tile size. Raw events stay as long as a read
+// can need them; tiled features fold the oldest ones into tiles only once an entity holds more than
+// `plan.foldAt` of them, so a sparse entity costs what it costs in exact mode and a busy one stays
+// bounded. Every accumulator is exact and order-independent, so where an event is held never
+// changes a value (docs/state-format.md, "Raw events and tiles").
 import { TesseraError } from '../errors.ts';
 import {
   addEvent,
@@ -12,7 +15,7 @@ import {
   type StoredEvent,
   type Value,
 } from './acc.ts';
-import type { FeaturePlan, ViewPlan } from './plan.ts';
+import type { FeaturePlan, TileGroupPlan, ViewPlan } from './plan.ts';
 import { TileSeries } from './tile-series.ts';
 import { floorTo, windowStart } from './window.ts';
 
@@ -31,7 +34,10 @@ export interface EntityState {
   events: StoredEvent[];
   /** Index of the first live event: pruning moves it (O(1)); the array is compacted now and then. */
   head: number;
-  /** Per tile group of the plan: its tiles ascending by start, packed (tile-series.ts). */
+  /**
+   * Per tile group of the plan: its tiles ascending by start, packed (tile-series.ts). They hold
+   * the folded events, all older than the read floor, and none of the raw ones.
+   */
   tiles: TileSeries[];
   /** Last applied offset per source partition: a redelivered record is a no-op. */
   offsets: Map<number, number>;
@@ -64,15 +70,11 @@ export function readFloor(plan: ViewPlan, state: EntityState): number {
 }
 
 /**
- * Raw events at or after this time are kept for tiled features: a read as of t >= readFloor takes
- * whole tiles up to its own tile, floorTo(t, tile), and raw events from there to t.
+ * Tiles of a group that start before this can never be read again: no window of a read as of
+ * t >= `reachable` (the read floor) starts before it.
  */
-export function rawFloor(plan: ViewPlan, state: EntityState): number {
-  if (state.clock === null || plan.tileGroups.length === 0) return Number.NEGATIVE_INFINITY;
-  const reachable = state.clock - plan.latenessMs;
-  let floor = Number.POSITIVE_INFINITY;
-  for (const group of plan.tileGroups) floor = Math.min(floor, floorTo(reachable, group.tileMs));
-  return floor;
+export function tileCutoff(group: TileGroupPlan, reachable: number): number {
+  return floorTo(reachable - group.keepMs, group.tileMs);
 }
 
 export function lateEventError(plan: ViewPlan, state: EntityState, event: EngineEvent): TesseraError {
@@ -112,15 +114,12 @@ export function applyEvent(
 
   const stored: StoredEvent = { ts: event.ts, p: event.partition, o: event.offset, v: event.values };
   insertSorted(state.events, state.head, stored);
-  for (let g = 0; g < plan.tileGroups.length; g++) {
-    const group = plan.tileGroups[g]!;
-    state.tiles[g]!.add(floorTo(event.ts, group.tileMs), stored);
-  }
   if (event.ts > clock) clock = event.ts;
   if (clock !== state.clock) {
     state.clock = clock;
     prune(plan, state);
   }
+  if (plan.tileGroups.length > 0 && state.events.length - state.head > plan.foldAt) fold(plan, state);
   let dropped = 0;
   const live = state.events.length - state.head;
   if (live > plan.maxEvents) {
@@ -157,11 +156,9 @@ export function readFeatures(plan: ViewPlan, state: EntityState, t: number, only
     for (const feature of plan.exactFeatures)
       out[feature.index] = readExact(feature, state.events, state.head, t);
   }
-  // After the newest event every stored event is before t, so whole tiles answer the read.
-  const afterAll = state.clock === null || t > state.clock;
   for (let g = 0; g < plan.tileGroups.length; g++) {
     for (const feature of plan.tileGroups[g]!.features) {
-      out[feature.index] = readTiled(feature, state.tiles[g]!, state.events, state.head, afterAll, t);
+      out[feature.index] = readTiled(feature, state.tiles[g]!, state.events, state.head, t);
     }
   }
   return out;
@@ -181,37 +178,69 @@ function readTiled(
   tiles: TileSeries,
   events: StoredEvent[],
   head: number,
-  afterAll: boolean,
   t: number,
 ): FeatureValue {
   const start = windowStart(t, feature);
-  const split = afterAll ? Number.POSITIVE_INFINITY : floorTo(t, feature.tileMs);
   const acc = emptyAcc(feature.acc);
-  // [start, split): whole tiles (start is a tile boundary; every applied event is in a tile).
-  tiles.mergeRange(acc, feature.slot, start, split);
-  // [split, t): raw events of t's own tile, exact up to t.
-  if (!afterAll) {
-    const lo = lowerBoundTs(events, split, head);
-    const hi = lowerBoundTs(events, t, lo);
-    if (acc.k === 'count') acc.n += hi - lo;
-    else for (let i = lo; i < hi; i++) addEvent(acc, feature, events[i]!);
-  }
+  // The folded events from `start` on: every one is older than the read floor, so before t.
+  tiles.mergeRange(acc, feature.slot, start, Number.POSITIVE_INFINITY);
+  // The raw events of [start, t).
+  const lo = lowerBoundTs(events, start, head);
+  const hi = lowerBoundTs(events, t, lo);
+  if (acc.k === 'count') acc.n += hi - lo;
+  else for (let i = lo; i < hi; i++) addEvent(acc, feature, events[i]!);
   return finalize(feature, acc);
 }
 
+/** The oldest time exact features read back to from `reachable` (+Infinity without any). */
+function exactKeepFrom(plan: ViewPlan, reachable: number): number {
+  return plan.exactFeatures.length > 0 ? reachable - plan.exactKeepMs : Number.POSITIVE_INFINITY;
+}
+
+/** Drops what no read as of the read floor or later can need: old raw events and old tiles. */
 function prune(plan: ViewPlan, state: EntityState): void {
-  const clock = state.clock as number;
-  const reachable = clock - plan.latenessMs;
-  let keepFrom = Number.POSITIVE_INFINITY;
-  if (plan.exactFeatures.length > 0) keepFrom = reachable - plan.exactKeepMs;
-  if (plan.tileGroups.length > 0) keepFrom = Math.min(keepFrom, rawFloor(plan, state));
+  const reachable = (state.clock as number) - plan.latenessMs;
+  let keepFrom = exactKeepFrom(plan, reachable);
+  if (plan.tileGroups.length > 0) {
+    let needed = Number.POSITIVE_INFINITY;
+    for (let g = 0; g < plan.tileGroups.length; g++) {
+      const cutoff = tileCutoff(plan.tileGroups[g]!, reachable);
+      state.tiles[g]!.dropBefore(cutoff);
+      if (cutoff < needed) needed = cutoff;
+    }
+    keepFrom = Math.min(keepFrom, needed);
+  }
   const events = state.events;
   if (events.length > state.head && events[state.head]!.ts < keepFrom)
     dropFront(state, lowerBoundTs(events, keepFrom, state.head));
+}
+
+/**
+ * Folds the oldest raw events into the tiles of every size once the entity holds more than
+ * `plan.foldAt`, leaving the newest half of that raw. Only events older than the read floor fold
+ * (a tile must hold nothing a read can find after its own time), and none an exact feature still
+ * reads; a tile that can never be read again is not opened.
+ */
+function fold(plan: ViewPlan, state: EntityState): void {
+  const events = state.events;
+  const reachable = (state.clock as number) - plan.latenessMs;
+  const bound = Math.min(
+    reachable,
+    exactKeepFrom(plan, reachable),
+    events[events.length - Math.max(1, plan.foldAt >> 1)]!.ts,
+  );
+  const until = lowerBoundTs(events, bound, state.head);
+  if (until === state.head) return;
   for (let g = 0; g < plan.tileGroups.length; g++) {
     const group = plan.tileGroups[g]!;
-    state.tiles[g]!.dropBefore(floorTo(reachable - group.keepMs, group.tileMs));
+    const cutoff = tileCutoff(group, reachable);
+    const series = state.tiles[g]!;
+    for (let i = state.head; i < until; i++) {
+      const start = floorTo(events[i]!.ts, group.tileMs);
+      if (start >= cutoff) series.add(start, events[i]!);
+    }
   }
+  dropFront(state, until);
 }
 
 /**

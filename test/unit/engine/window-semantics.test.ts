@@ -206,6 +206,33 @@ describe('tiled mode', () => {
     const t = T0 + 30 * DAY + 1;
     assert.deepEqual(readFeatures(plan, decodeState(plan, bytes), t), readFeatures(plan, state, t));
   });
+
+  it("a busy entity's tiled state stays bounded: 10,000 events in 30 days, folded into tiles", () => {
+    const states = (['exact', 'tiled'] as const).map((mode) => {
+      const plan = fraudPlan(mode);
+      const state = emptyState(plan);
+      for (let i = 0; i < 10_000; i++) {
+        applyEvent(
+          plan,
+          state,
+          ev(plan, T0 + Math.floor((i * 30 * DAY) / 10_000), {
+            amount: 10 + ((i * 37) % 500) / 100,
+            merchant_id: `m_${(i * 7) % 23}`,
+          }),
+        );
+      }
+      return { plan, state, bytes: encodeState(plan, state) };
+    });
+    const [exact, tiled] = states as [(typeof states)[0], (typeof states)[0]];
+    assert.ok(tiled.bytes.length <= 16 * 1024, `tiled state is ${tiled.bytes.length} bytes`);
+    assert.ok(tiled.bytes.length * 5 <= exact.bytes.length, `${tiled.bytes.length} vs ${exact.bytes.length}`);
+    assert.ok(eventCount(tiled.state) <= tiled.plan.foldAt, `${eventCount(tiled.state)} raw events`);
+    const t = T0 + 30 * DAY + 1;
+    assert.deepEqual(
+      readFeatures(tiled.plan, decodeState(tiled.plan, tiled.bytes), t),
+      readFeatures(tiled.plan, tiled.state, t),
+    );
+  });
 });
 
 describe('state codec strings', () => {
