@@ -5,7 +5,7 @@
 import type { Acc, Positioned, StoredEvent, Value } from './acc.ts';
 import { ByteReader, ByteWriter, corrupt } from './bytes.ts';
 import type { FeaturePlan, ViewPlan } from './plan.ts';
-import type { EntityState } from './state.ts';
+import { type EntityState, newState, offsetEntries, setLastOffset } from './state.ts';
 import { TileSeries } from './tile-series.ts';
 import { floorTo } from './window.ts';
 
@@ -102,8 +102,9 @@ export function encodeState(plan: ViewPlan, state: EntityState): Uint8Array {
   body.reset();
   const clock = state.clock ?? 0;
   body.varint(state.dropped);
-  body.varint(state.offsets.size);
-  for (const [partition, offset] of state.offsets) {
+  const offsets = offsetEntries(state);
+  body.varint(offsets.length);
+  for (const [partition, offset] of offsets) {
     body.varint(partition);
     body.varint(offset);
   }
@@ -220,9 +221,9 @@ export function decodeState(plan: ViewPlan, bytes: Uint8Array): EntityState {
   for (let i = 0; i < nStrings; i++) strings.push(UTF8_DECODER.decode(r.bytes(r.varint())));
 
   const dropped = r.varint();
-  const offsets = new Map<number, number>();
+  const offsets: [number, number][] = [];
   const nOffsets = r.varint();
-  for (let i = 0; i < nOffsets; i++) offsets.set(r.varint(), r.varint());
+  for (let i = 0; i < nOffsets; i++) offsets.push([r.varint(), r.varint()]);
   const nEvents = r.varint();
   const events: StoredEvent[] = new Array(nEvents);
   let prevTs = clock;
@@ -257,7 +258,9 @@ export function decodeState(plan: ViewPlan, bytes: Uint8Array): EntityState {
     return series;
   });
   if (!r.done()) throw corrupt('trailing bytes');
-  return { clock: hasClock ? clock : null, events, head: 0, tiles, offsets, dropped };
+  const state = newState(hasClock ? clock : null, events, tiles, dropped);
+  for (const [partition, offset] of offsets) setLastOffset(state, partition, offset);
+  return state;
 }
 
 function readPositioned(r: ByteReader, strings: string[], clock: number): Positioned {

@@ -23,6 +23,7 @@ export {
   type EntityState,
   emptyState,
   eventCount,
+  lastOffset,
   newestEventTime,
   readFeatures,
   readFloor,

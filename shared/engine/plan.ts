@@ -69,6 +69,11 @@ export interface ViewPlan {
    * size each.
    */
   foldAt: number;
+  /**
+   * No raw event is pruned before the clock passes its time plus this: lateness plus the longest
+   * horizon of exact features and tile sizes (a lower bound of state.ts rawPruneAt).
+   */
+  rawLifeMs: number;
   /** first/last/last_n need the (ts, partition, offset) order of ties to be stored. */
   needsOrder: boolean;
   /** Changes whenever the state layout changes; stored in serialized state. */
@@ -124,6 +129,12 @@ export function planView(view: ViewDef): ViewPlan {
     maxEvents: view.maxEventsPerEntity,
     // Folding what can fold before the cap is reached keeps the cap from dropping those events.
     foldAt: Math.min(FOLD_AT, view.maxEventsPerEntity),
+    rawLifeMs:
+      view.allowedLatenessMs +
+      Math.max(
+        exactFeatures.length > 0 ? Math.max(0, ...exactFeatures.map((f) => f.windowMs)) : 0,
+        ...tileGroups.map((g) => g.keepMs),
+      ),
     needsOrder: features.some((f) => f.acc === 'first' || f.acc === 'last' || f.acc === 'last_n'),
     fingerprint: fnv32(layout),
   };

@@ -39,10 +39,23 @@ export interface EntityState {
    * the folded events, all older than the read floor, and none of the raw ones.
    */
   tiles: TileSeries[];
-  /** Last applied offset per source partition: a redelivered record is a no-op. */
-  offsets: Map<number, number>;
+  /**
+   * Last applied offset per source partition: a redelivered record is a no-op. An entity's events
+   * come from one partition (sources are keyed by entity), whose offset is kept in the state itself
+   * (`partition` -1 until the first event); other partitions' (after a repartitioning) in
+   * `moreOffsets`. Read them with lastOffset / offsetEntries.
+   */
+  partition: number;
+  offset: number;
+  moreOffsets: Map<number, number> | null;
   /** Events dropped because the entity exceeded max_events_per_entity (reads are then partial). */
   dropped: number;
+  /**
+   * Pruning can drop nothing while the clock is below this: the earliest clock at which the oldest
+   * raw event or the oldest tile of a size leaves (a lower bound; -Infinity when unknown). Spares
+   * most applies a look at the oldest raw event and tiles, which are rarely in cache.
+   */
+  pruneAt: number;
 }
 
 export type ApplyOutcome = 'applied' | 'duplicate';
@@ -54,14 +67,48 @@ export interface ApplyResult {
 }
 
 export function emptyState(plan: ViewPlan): EntityState {
-  return {
-    clock: null,
-    events: [],
-    head: 0,
-    tiles: plan.tileGroups.map((group) => new TileSeries(group.features)),
-    offsets: new Map(),
-    dropped: 0,
-  };
+  return newState(
+    null,
+    [],
+    plan.tileGroups.map((group) => new TileSeries(group.features)),
+    0,
+    Number.POSITIVE_INFINITY,
+  );
+}
+
+/** A state from its parts, every field in one order (one object shape for every state). */
+export function newState(
+  clock: number | null,
+  events: StoredEvent[],
+  tiles: TileSeries[],
+  dropped: number,
+  pruneAt = Number.NEGATIVE_INFINITY,
+): EntityState {
+  return { clock, events, head: 0, tiles, partition: -1, offset: -1, moreOffsets: null, dropped, pruneAt };
+}
+
+/** The last applied offset of a source partition, undefined when none. */
+export function lastOffset(state: EntityState, partition: number): number | undefined {
+  if (partition === state.partition) return state.offset;
+  return state.moreOffsets?.get(partition);
+}
+
+/** Records the last applied offset of a source partition. */
+export function setLastOffset(state: EntityState, partition: number, offset: number): void {
+  if (partition === state.partition || state.partition < 0) {
+    state.partition = partition;
+    state.offset = offset;
+  } else {
+    state.moreOffsets ??= new Map();
+    state.moreOffsets.set(partition, offset);
+  }
+}
+
+/** Every partition's last applied offset, the first partition seen first. */
+export function offsetEntries(state: EntityState): [number, number][] {
+  const entries: [number, number][] = state.partition < 0 ? [] : [[state.partition, state.offset]];
+  if (state.moreOffsets) entries.push(...state.moreOffsets);
+  return entries;
 }
 
 /** The oldest time a read can be answered exactly at: allowed lateness before the clock. */
@@ -105,19 +152,22 @@ export function applyEvent(
   event: EngineEvent,
   now?: number,
 ): ApplyResult {
-  const last = state.offsets.get(event.partition);
+  const last = lastOffset(state, event.partition);
   if (last !== undefined && event.offset <= last) return { outcome: 'duplicate', dropped: 0 };
   let clock = state.clock ?? event.ts;
   if (now !== undefined && now > clock) clock = now;
   if (event.ts < clock - plan.latenessMs) throw lateEventError(plan, state, event);
-  state.offsets.set(event.partition, event.offset);
+  setLastOffset(state, event.partition, event.offset);
 
   const stored: StoredEvent = { ts: event.ts, p: event.partition, o: event.offset, v: event.values };
   insertSorted(state.events, state.head, stored);
+  // Usually not the oldest raw event, whose threshold is lower: only a lower bound is compared.
+  if (event.ts + plan.rawLifeMs < state.pruneAt)
+    state.pruneAt = Math.min(state.pruneAt, rawPruneAt(plan, event.ts));
   if (event.ts > clock) clock = event.ts;
   if (clock !== state.clock) {
     state.clock = clock;
-    prune(plan, state);
+    if (clock >= state.pruneAt) prune(plan, state);
   }
   if (plan.tileGroups.length > 0 && state.events.length - state.head > plan.foldAt) fold(plan, state);
   let dropped = 0;
@@ -134,7 +184,7 @@ export function applyEvent(
 export function advanceClock(plan: ViewPlan, state: EntityState, now: number): void {
   if (state.clock !== null && now > state.clock) {
     state.clock = now;
-    prune(plan, state);
+    if (now >= state.pruneAt) prune(plan, state);
   }
 }
 
@@ -213,6 +263,35 @@ function prune(plan: ViewPlan, state: EntityState): void {
   const events = state.events;
   if (events.length > state.head && events[state.head]!.ts < keepFrom)
     dropFront(state, lowerBoundTs(events, keepFrom, state.head));
+  state.pruneAt = pruneAtOf(plan, state);
+}
+
+/** The earliest clock at which prune drops a raw event at `ts`: when keepFrom passes it. */
+function rawPruneAt(plan: ViewPlan, ts: number): number {
+  // exact: reachable - exactKeepMs > ts; a tile size: tileCutoff > ts, i.e. reachable - keepMs >=
+  // the tile boundary after ts. keepFrom is the least of them, so all must hold.
+  let at = Number.NEGATIVE_INFINITY;
+  if (plan.exactFeatures.length > 0) at = ts + plan.latenessMs + plan.exactKeepMs;
+  for (const group of plan.tileGroups) {
+    const after = floorTo(ts, group.tileMs) + group.tileMs + plan.latenessMs + group.keepMs;
+    if (after > at) at = after;
+  }
+  return at;
+}
+
+/** state.pruneAt after a prune or a fold: the oldest raw event's threshold, or a tile size's. */
+function pruneAtOf(plan: ViewPlan, state: EntityState): number {
+  let at = Number.POSITIVE_INFINITY;
+  if (state.events.length > state.head) at = rawPruneAt(plan, state.events[state.head]!.ts);
+  for (let g = 0; g < plan.tileGroups.length; g++) {
+    const series = state.tiles[g]!;
+    if (series.length === 0) continue;
+    const group = plan.tileGroups[g]!;
+    // dropBefore(tileCutoff) drops the oldest tile once the cutoff passes its start.
+    const after = series.startOf(0) + group.tileMs + plan.latenessMs + group.keepMs;
+    if (after < at) at = after;
+  }
+  return at;
 }
 
 /**
@@ -241,6 +320,7 @@ function fold(plan: ViewPlan, state: EntityState): void {
     }
   }
   dropFront(state, until);
+  state.pruneAt = pruneAtOf(plan, state);
 }
 
 /**

@@ -13,6 +13,7 @@ import {
   emptyState,
   type FeatureValue,
   featuresBeforeEachColumns,
+  lastOffset,
   planView,
   readFeatures,
 } from '../../../shared/engine/index.ts';
@@ -137,11 +138,7 @@ describe('point-in-time retrieval (local raw log)', () => {
         .filter((e) => e.event_timestamp < t)
         .sort((a, b) => a.event_timestamp - b.event_timestamp);
       for (const e of before)
-        applyEvent(
-          plan,
-          state,
-          fraudEngineEvent(plan, e, 0, state.offsets.get(0) === undefined ? 0 : state.offsets.get(0)! + 1),
-        );
+        applyEvent(plan, state, fraudEngineEvent(plan, e, 0, (lastOffset(state, 0) ?? -1) + 1));
       const want = readFeatures(plan, state, t);
       plan.features.forEach((f, k) => {
         const got = table.getChild(f.def.name)!.get(row) as number | bigint;
