@@ -160,7 +160,10 @@ export function applyEvent(
   setLastOffset(state, event.partition, event.offset);
 
   const stored: StoredEvent = { ts: event.ts, p: event.partition, o: event.offset, v: event.values };
-  insertSorted(state.events, state.head, stored);
+  // Newer than the clock, so than every stored event: appended without reading the last one
+  // (rarely in cache for an entity that was idle).
+  if (state.clock === null || event.ts > state.clock) state.events.push(stored);
+  else insertSorted(state.events, state.head, stored);
   // Usually not the oldest raw event, whose threshold is lower: only a lower bound is compared.
   if (event.ts + plan.rawLifeMs < state.pruneAt)
     state.pruneAt = Math.min(state.pruneAt, rawPruneAt(plan, event.ts));
