@@ -61,10 +61,14 @@ export interface EntityState {
 export type ApplyOutcome = 'applied' | 'duplicate';
 
 export interface ApplyResult {
-  outcome: ApplyOutcome;
+  readonly outcome: ApplyOutcome;
   /** Events this apply dropped to respect max_events_per_entity (0 almost always). */
-  dropped: number;
+  readonly dropped: number;
 }
+
+// The usual results, shared: an apply then allocates nothing but the stored event.
+const APPLIED: ApplyResult = Object.freeze({ outcome: 'applied', dropped: 0 });
+const DUPLICATE: ApplyResult = Object.freeze({ outcome: 'duplicate', dropped: 0 });
 
 export function emptyState(plan: ViewPlan): EntityState {
   return newState(
@@ -153,7 +157,7 @@ export function applyEvent(
   now?: number,
 ): ApplyResult {
   const last = lastOffset(state, event.partition);
-  if (last !== undefined && event.offset <= last) return { outcome: 'duplicate', dropped: 0 };
+  if (last !== undefined && event.offset <= last) return DUPLICATE;
   let clock = state.clock ?? event.ts;
   if (now !== undefined && now > clock) clock = now;
   if (event.ts < clock - plan.latenessMs) throw lateEventError(plan, state, event);
@@ -173,13 +177,11 @@ export function applyEvent(
     if (clock >= state.pruneAt) prune(plan, state);
   }
   if (plan.tileGroups.length > 0 && state.events.length - state.head > plan.foldAt) fold(plan, state);
-  let dropped = 0;
   const live = state.events.length - state.head;
-  if (live > plan.maxEvents) {
-    dropped = live - plan.maxEvents;
-    dropFront(state, state.head + dropped);
-    state.dropped += dropped;
-  }
+  if (live <= plan.maxEvents) return APPLIED;
+  const dropped = live - plan.maxEvents;
+  dropFront(state, state.head + dropped);
+  state.dropped += dropped;
   return { outcome: 'applied', dropped };
 }
 
