@@ -319,10 +319,7 @@ function fold(plan: ViewPlan, state: EntityState): void {
     const group = plan.tileGroups[g]!;
     const cutoff = tileCutoff(group, reachable);
     const series = state.tiles[g]!;
-    for (let i = state.head; i < until; i++) {
-      const start = floorTo(events[i]!.ts, group.tileMs);
-      if (start >= cutoff) series.add(start, events[i]!);
-    }
+    for (let i = state.head; i < until; i++) series.add(events[i]!, group.tileMs, cutoff);
   }
   dropFront(state, until);
   state.pruneAt = pruneAtOf(plan, state);
