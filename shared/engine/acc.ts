@@ -9,19 +9,23 @@ import type { AccKind, FeaturePlan } from './plan.ts';
 export type Value = number | string;
 export type FeatureValue = number | string | Value[] | null;
 
-/** One event as the engine stores it: time, source position, and the plan's column values. */
+/**
+ * One event as the engine takes and stores it: time, source position, and the plan's column
+ * values in the order of `plan.columns`. applyEvent keeps the caller's object in the state (no
+ * copy): it must not change once applied.
+ */
 export interface StoredEvent {
   ts: number;
-  p: number;
-  o: number;
-  v: (Value | null)[];
+  partition: number;
+  offset: number;
+  values: (Value | null)[];
 }
 
 /** An event's value of one column, with its position for first/last/last_n ordering. */
 export interface Positioned {
   ts: number;
-  p: number;
-  o: number;
+  partition: number;
+  offset: number;
   val: Value;
 }
 
@@ -37,10 +41,10 @@ export type Acc =
 
 /** Total order of events: time, then partition, then offset. */
 export function compareEvents(
-  a: { ts: number; p: number; o: number },
-  b: { ts: number; p: number; o: number },
+  a: { ts: number; partition: number; offset: number },
+  b: { ts: number; partition: number; offset: number },
 ): number {
-  return a.ts - b.ts || a.p - b.p || a.o - b.o;
+  return a.ts - b.ts || a.partition - b.partition || a.offset - b.offset;
 }
 
 export function emptyAcc(kind: AccKind): Acc {
@@ -72,7 +76,7 @@ export function addEvent(acc: Acc, feature: FeaturePlan, event: StoredEvent): vo
     acc.n++;
     return;
   }
-  const val = event.v[feature.column];
+  const val = event.values[feature.column];
   if (val === null || val === undefined) return;
   switch (acc.k) {
     case 'sum':
@@ -101,7 +105,7 @@ export function addEvent(acc: Acc, feature: FeaturePlan, event: StoredEvent): vo
     case 'first':
     case 'last':
     case 'last_n':
-      addPositioned(acc, feature, { ts: event.ts, p: event.p, o: event.o, val });
+      addPositioned(acc, feature, { ts: event.ts, partition: event.partition, offset: event.offset, val });
       return;
   }
 }

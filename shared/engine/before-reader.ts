@@ -117,7 +117,7 @@ export class BeforeEventReader {
   private mirror(event: StoredEvent, i: number): void {
     this.ts[i] = event.ts;
     for (let c = 0; c < this.columns.length; c++)
-      setColumnValue(this.columns[c]!, this.dicts[c]!, i, event.v[c]);
+      setColumnValue(this.columns[c]!, this.dicts[c]!, i, event.values[c]);
   }
 }
 
@@ -135,13 +135,18 @@ function insertedAt(
     const e = events[mid]!;
     if (
       e.ts < event.ts ||
-      (e.ts === event.ts && (e.p < event.partition || (e.p === event.partition && e.o < event.offset)))
+      (e.ts === event.ts &&
+        (e.partition < event.partition || (e.partition === event.partition && e.offset < event.offset)))
     )
       lo = mid + 1;
     else hi = mid;
   }
   const e = events[lo];
-  return e !== undefined && lo < to && e.ts === event.ts && e.p === event.partition && e.o === event.offset
+  return e !== undefined &&
+    lo < to &&
+    e.ts === event.ts &&
+    e.partition === event.partition &&
+    e.offset === event.offset
     ? lo
     : -1;
 }

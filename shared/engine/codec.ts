@@ -118,11 +118,11 @@ export function encodeState(plan: ViewPlan, state: EntityState): Uint8Array {
     body.varint(i === state.head ? clock - e.ts : e.ts - prevTs);
     prevTs = e.ts;
     if (plan.needsOrder) {
-      body.varint(e.p);
-      body.zigzag(e.o - prevOffset);
-      prevOffset = e.o;
+      body.varint(e.partition);
+      body.zigzag(e.offset - prevOffset);
+      prevOffset = e.offset;
     }
-    for (let c = 0; c < columns; c++) writeValue(body, dict, e.v[c] ?? null);
+    for (let c = 0; c < columns; c++) writeValue(body, dict, e.values[c] ?? null);
   }
   plan.tileGroups.forEach((group, g) => {
     const tiles = state.tiles[g]!;
@@ -152,8 +152,8 @@ export function encodeState(plan: ViewPlan, state: EntityState): Uint8Array {
 
 function writePositioned(w: ByteWriter, dict: Dictionary, item: Positioned, clock: number): void {
   w.zigzag(clock - item.ts);
-  w.varint(item.p);
-  w.varint(item.o);
+  w.varint(item.partition);
+  w.varint(item.offset);
   writeValue(w, dict, item.val);
 }
 
@@ -238,9 +238,9 @@ export function decodeState(plan: ViewPlan, bytes: Uint8Array): EntityState {
       o = prevOffset + r.zigzag();
       prevOffset = o;
     }
-    const v: (Value | null)[] = new Array(plan.columns.length);
-    for (let c = 0; c < plan.columns.length; c++) v[c] = readValue(r, strings);
-    events[i] = { ts, p, o, v };
+    const values: (Value | null)[] = new Array(plan.columns.length);
+    for (let c = 0; c < plan.columns.length; c++) values[c] = readValue(r, strings);
+    events[i] = { ts, partition: p, offset: o, values };
   }
   const tiles = plan.tileGroups.map((group): TileSeries => {
     const n = r.varint();
@@ -269,7 +269,7 @@ function readPositioned(r: ByteReader, strings: string[], clock: number): Positi
   const o = r.varint();
   const val = readValue(r, strings);
   if (val === null) throw corrupt('null in first/last');
-  return { ts, p, o, val };
+  return { ts, partition: p, offset: o, val };
 }
 
 function readNumbers(r: ByteReader, strings: string[]): number[] {

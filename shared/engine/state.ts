@@ -19,13 +19,8 @@ import type { FeaturePlan, TileGroupPlan, ViewPlan } from './plan.ts';
 import { TileSeries } from './tile-series.ts';
 import { floorTo, windowStart } from './window.ts';
 
-/** An event as the engine takes it: its values follow `plan.columns`. */
-export interface EngineEvent {
-  ts: number;
-  partition: number;
-  offset: number;
-  values: (Value | null)[];
-}
+/** An event as the engine takes it (acc.ts StoredEvent): kept as it is, so never changed after. */
+export type EngineEvent = StoredEvent;
 
 export interface EntityState {
   /** Newest time the state has seen: max(event times applied, `now` passed to apply); null when new. */
@@ -163,11 +158,11 @@ export function applyEvent(
   if (event.ts < clock - plan.latenessMs) throw lateEventError(plan, state, event);
   setLastOffset(state, event.partition, event.offset);
 
-  const stored: StoredEvent = { ts: event.ts, p: event.partition, o: event.offset, v: event.values };
-  // Newer than the clock, so than every stored event: appended without reading the last one
-  // (rarely in cache for an entity that was idle).
-  if (state.clock === null || event.ts > state.clock) state.events.push(stored);
-  else insertSorted(state.events, state.head, stored);
+  // The caller's object is stored as it is (no copy per event). Newer than the clock, so than
+  // every stored event, it is appended without reading the last one (rarely in cache for an
+  // entity that was idle).
+  if (state.clock === null || event.ts > state.clock) state.events.push(event);
+  else insertSorted(state.events, state.head, event);
   // Usually not the oldest raw event, whose threshold is lower: only a lower bound is compared.
   if (event.ts + plan.rawLifeMs < state.pruneAt)
     state.pruneAt = Math.min(state.pruneAt, rawPruneAt(plan, event.ts));

@@ -118,7 +118,7 @@ class SumColumn extends TileColumn {
     super();
   }
   add(num: number[], ref: TileRef[], n: number, r: number, event: StoredEvent): void {
-    addSum(num, ref, n, r, event.v[this.column]);
+    addSum(num, ref, n, r, event.values[this.column]);
   }
   mergeInto(acc: Acc, num: number[], ref: TileRef[], n: number, r: number): void {
     if (num[n] === 0) return;
@@ -155,8 +155,8 @@ class ExtremeColumn extends TileColumn {
     this.code = this.isMax ? ADD_MAX : ADD_MIN;
   }
   add(num: number[], _ref: TileRef[], n: number, _r: number, event: StoredEvent): void {
-    if (this.isMax) addMax(num, n, event.v[this.column]);
-    else addMin(num, n, event.v[this.column]);
+    if (this.isMax) addMax(num, n, event.values[this.column]);
+    else addMin(num, n, event.values[this.column]);
   }
   mergeInto(acc: Acc, num: number[], _ref: TileRef[], n: number): void {
     const count = num[n]!;
@@ -194,7 +194,7 @@ class DistinctColumn extends TileColumn {
     super();
   }
   add(_num: number[], ref: TileRef[], _n: number, r: number, event: StoredEvent): void {
-    addDistinct(ref, r, event.v[this.column]);
+    addDistinct(ref, r, event.values[this.column]);
   }
   mergeInto(acc: Acc, _num: number[], ref: TileRef[], _n: number, r: number): void {
     const into = (acc as { set: Map<Value, number> }).set;
@@ -358,7 +358,7 @@ export class TileSeries {
     const n = k * this.numStride;
     const r = k * this.refStride;
     const { codes, numAt, refAt, eventColumn } = this.layout;
-    const values = event.v;
+    const values = event.values;
     for (let c = 0; c < codes.length; c++) {
       switch (codes[c]) {
         case ADD_COUNT:

@@ -80,7 +80,7 @@ function bruteForce(applied: readonly EngineEvent[], t: number): (number | null)
 function notRaw(applied: readonly EngineEvent[], state: EntityState): EngineEvent[] {
   const raw = new Map<string, number>();
   for (const e of state.events.slice(state.head)) {
-    const key = JSON.stringify([e.ts, e.v]);
+    const key = JSON.stringify([e.ts, e.values]);
     raw.set(key, (raw.get(key) ?? 0) + 1);
   }
   const rest = applied.filter((e) => {

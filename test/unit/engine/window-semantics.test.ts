@@ -246,8 +246,8 @@ describe('state codec strings', () => {
     const bytes = encodeState(plan, state);
     const decoded = decodeState(plan, bytes);
     assert.deepEqual(
-      decoded.events.map((e) => e.v),
-      state.events.map((e) => e.v),
+      decoded.events.map((e) => e.values),
+      state.events.map((e) => e.values),
     );
     // Each dictionary string is stored as its UTF-8 bytes (a JS-string length would truncate).
     const text = Buffer.from(bytes).toString('latin1');
