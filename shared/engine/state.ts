@@ -6,15 +6,7 @@
 // bounded. Every accumulator is exact and order-independent, so where an event is held never
 // changes a value (docs/state-format.md, "Raw events and tiles").
 import { TesseraError } from '../errors.ts';
-import {
-  addEvent,
-  compareEvents,
-  emptyAcc,
-  type FeatureValue,
-  finalize,
-  type StoredEvent,
-  type Value,
-} from './acc.ts';
+import { addEvent, compareEvents, emptyAcc, type FeatureValue, finalize, type StoredEvent } from './acc.ts';
 import type { FeaturePlan, TileGroupPlan, ViewPlan } from './plan.ts';
 import { TileSeries } from './tile-series.ts';
 import { floorTo, windowStart } from './window.ts';
@@ -300,8 +292,8 @@ function pruneAtOf(plan: ViewPlan, state: EntityState): number {
  * (a tile must hold nothing a read can find after its own time), and none an exact feature still
  * reads; a tile that can never be read again is not opened.
  */
-/** Written by fold's first pass so that the pass is not optimized away. */
-let foldTouched = 0;
+/** Written by fold's first pass so that the pass is not optimized away (never read). */
+let _foldTouched = 0;
 
 function fold(plan: ViewPlan, state: EntityState): void {
   const events = state.events;
@@ -318,7 +310,7 @@ function fold(plan: ViewPlan, state: EntityState): void {
   // updates below find them in cache instead of waiting for one at a time.
   let touched = 0;
   for (let i = state.head; i < until; i++) touched += events[i]!.values.length;
-  foldTouched = touched;
+  _foldTouched = touched;
   for (let g = 0; g < plan.tileGroups.length; g++) {
     const group = plan.tileGroups[g]!;
     const cutoff = tileCutoff(group, reachable);
