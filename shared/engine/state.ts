@@ -53,7 +53,7 @@ export interface ApplyResult {
   readonly dropped: number;
 }
 
-// The usual results, shared: an apply then allocates nothing but the stored event.
+// The usual results, shared: an apply then allocates nothing (the state keeps the caller's event).
 const APPLIED: ApplyResult = Object.freeze({ outcome: 'applied', dropped: 0 });
 const DUPLICATE: ApplyResult = Object.freeze({ outcome: 'duplicate', dropped: 0 });
 
@@ -286,15 +286,15 @@ function pruneAtOf(plan: ViewPlan, state: EntityState): number {
   return at;
 }
 
+/** Written by fold's first pass so that the pass is not optimized away (never read). */
+let _foldTouched = 0;
+
 /**
  * Folds the oldest raw events into the tiles of every size once the entity holds more than
  * `plan.foldAt`, leaving the newest half of that raw. Only events older than the read floor fold
  * (a tile must hold nothing a read can find after its own time), and none an exact feature still
  * reads; a tile that can never be read again is not opened.
  */
-/** Written by fold's first pass so that the pass is not optimized away (never read). */
-let _foldTouched = 0;
-
 function fold(plan: ViewPlan, state: EntityState): void {
   const events = state.events;
   const reachable = (state.clock as number) - plan.latenessMs;
