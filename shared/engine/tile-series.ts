@@ -75,13 +75,12 @@ abstract class TileColumn {
   /** Offsets of this feature's fields inside a tile (set by the series). */
   numAt = 0;
   refAt = 0;
-  /** How TileSeries#add adds an event (ADD_*): inline for the common kinds, else `add`. */
+  /** How TileSeries#add adds an event (ADD_*): a function below, or AccColumn#add. */
   abstract readonly code: number;
   /** The event column it reads (-1 for count). */
   readonly column: number = -1;
   abstract readonly numFields: number;
   abstract readonly refFields: number;
-  abstract add(num: number[], ref: TileRef[], n: number, r: number, event: StoredEvent): void;
   abstract mergeInto(acc: Acc, num: number[], ref: TileRef[], n: number, r: number): void;
   abstract toAcc(num: number[], ref: TileRef[], n: number, r: number): Acc;
   /** Fills an empty tile's fields from a decoded accumulator. */
@@ -92,9 +91,6 @@ class CountColumn extends TileColumn {
   readonly code = ADD_COUNT;
   readonly numFields = 1;
   readonly refFields = 0;
-  add(num: number[], _ref: TileRef[], n: number): void {
-    num[n]!++;
-  }
   mergeInto(acc: Acc, num: number[], _ref: TileRef[], n: number): void {
     (acc as { n: number }).n += num[n]!;
   }
@@ -116,9 +112,6 @@ class SumColumn extends TileColumn {
   readonly refFields = 1;
   constructor(override readonly column: number) {
     super();
-  }
-  add(num: number[], ref: TileRef[], n: number, r: number, event: StoredEvent): void {
-    addSum(num, ref, n, r, event.values[this.column]);
   }
   mergeInto(acc: Acc, num: number[], ref: TileRef[], n: number, r: number): void {
     if (num[n] === 0) return;
@@ -153,10 +146,6 @@ class ExtremeColumn extends TileColumn {
     super();
     this.isMax = kind === 'max';
     this.code = this.isMax ? ADD_MAX : ADD_MIN;
-  }
-  add(num: number[], _ref: TileRef[], n: number, _r: number, event: StoredEvent): void {
-    if (this.isMax) addMax(num, n, event.values[this.column]);
-    else addMin(num, n, event.values[this.column]);
   }
   mergeInto(acc: Acc, num: number[], _ref: TileRef[], n: number): void {
     const count = num[n]!;
@@ -193,9 +182,6 @@ class DistinctColumn extends TileColumn {
   constructor(override readonly column: number) {
     super();
   }
-  add(_num: number[], ref: TileRef[], _n: number, r: number, event: StoredEvent): void {
-    addDistinct(ref, r, event.values[this.column]);
-  }
   mergeInto(acc: Acc, _num: number[], ref: TileRef[], _n: number, r: number): void {
     const into = (acc as { set: Map<Value, number> }).set;
     const set = ref[r]!;
@@ -222,7 +208,7 @@ class AccColumn extends TileColumn {
   constructor(private readonly feature: FeaturePlan) {
     super();
   }
-  add(_num: number[], ref: TileRef[], _n: number, r: number, event: StoredEvent): void {
+  add(ref: TileRef[], r: number, event: StoredEvent): void {
     let acc = ref[r] as Acc | null;
     if (acc === null) {
       acc = emptyAcc(this.feature.acc);
@@ -377,7 +363,7 @@ export class TileSeries {
           addDistinct(ref, r + refAt[c]!, values[eventColumn[c]!]);
           break;
         default:
-          this.columns[c]!.add(num, ref, n + numAt[c]!, r + refAt[c]!, event);
+          (this.columns[c] as AccColumn).add(ref, r + refAt[c]!, event);
       }
     }
   }
