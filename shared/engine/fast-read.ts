@@ -20,7 +20,7 @@ import { FORMAT_VERSION, TAG_CENTS, TAG_F64, TAG_NEG_INT, TAG_NULL, TAG_STRING, 
 import { DELTA_TAG } from './delta.ts';
 import { addExact, addExactSquare, ExactAccumulator } from './exact-sum.ts';
 import type { AccKind, FeaturePlan, ViewPlan } from './plan.ts';
-import { tileCutoff } from './state.ts';
+import { rawKeepFrom, tileCutoff } from './state.ts';
 import { floorTo, lowerBound, windowStart } from './window.ts';
 
 /** What a scratch value cell holds: its kind, and the number (or dictionary index) in a parallel array. */
@@ -721,10 +721,8 @@ export class StateBytesReader {
   private prune(): void {
     const plan = this.plan;
     const reachable = this.clock - plan.latenessMs;
-    let keepFrom = Number.POSITIVE_INFINITY;
-    if (plan.exactFeatures.length > 0) keepFrom = reachable - plan.exactKeepMs;
+    const keepFrom = rawKeepFrom(plan, reachable);
     const groups = plan.tileGroups;
-    for (const group of groups) keepFrom = Math.min(keepFrom, tileCutoff(group, reachable));
     const n = this.nEvents;
     if (n > this.evHead && this.evTs[this.evHead]! < keepFrom)
       this.evHead = lowerBound(this.evTs, keepFrom, this.evHead, n);

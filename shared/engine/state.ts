@@ -240,18 +240,21 @@ function exactKeepFrom(plan: ViewPlan, reachable: number): number {
 }
 
 /** Drops what no read as of the read floor or later can need: old raw events and old tiles. */
+/**
+ * Raw events before this can never be read again from the read floor `reachable`: no exact window
+ * and no tile size's window reaches them. fast-read.ts prunes its replay with it too.
+ */
+export function rawKeepFrom(plan: ViewPlan, reachable: number): number {
+  let keepFrom = exactKeepFrom(plan, reachable);
+  for (const group of plan.tileGroups) keepFrom = Math.min(keepFrom, tileCutoff(group, reachable));
+  return keepFrom;
+}
+
 function prune(plan: ViewPlan, state: EntityState): void {
   const reachable = (state.clock as number) - plan.latenessMs;
-  let keepFrom = exactKeepFrom(plan, reachable);
-  if (plan.tileGroups.length > 0) {
-    let needed = Number.POSITIVE_INFINITY;
-    for (let g = 0; g < plan.tileGroups.length; g++) {
-      const cutoff = tileCutoff(plan.tileGroups[g]!, reachable);
-      state.tiles[g]!.dropBefore(cutoff);
-      if (cutoff < needed) needed = cutoff;
-    }
-    keepFrom = Math.min(keepFrom, needed);
-  }
+  for (let g = 0; g < plan.tileGroups.length; g++)
+    state.tiles[g]!.dropBefore(tileCutoff(plan.tileGroups[g]!, reachable));
+  const keepFrom = rawKeepFrom(plan, reachable);
   const events = state.events;
   if (events.length > state.head && events[state.head]!.ts < keepFrom)
     dropFront(state, lowerBoundTs(events, keepFrom, state.head));
