@@ -4,6 +4,10 @@
 REDIS_DIR="$TESSERA_STACK_DIR/redis"
 REDIS_PIDFILE="$REDIS_DIR/redis.pid"
 REDIS_LOG="$REDIS_DIR/redis.log"
+# Also a Unix socket, for clients on this host (TESSERA_REDIS_URL=unix://...; docs/server.md).
+# A socket path must fit sun_path (108 bytes): with a longer stack dir, TCP only.
+REDIS_SOCKET="$REDIS_DIR/redis.sock"
+if ((${#REDIS_SOCKET} > 100)); then REDIS_SOCKET=""; fi
 
 redis_install() {
   if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
@@ -38,6 +42,9 @@ save ""
 maxmemory 1gb
 maxmemory-policy noeviction
 CONF
+  if [[ -n "$REDIS_SOCKET" ]]; then
+    printf 'unixsocket %s\nunixsocketperm 700\n' "$REDIS_SOCKET" >>"$REDIS_DIR/redis.conf"
+  fi
   log "redis: starting on 127.0.0.1:$TESSERA_REDIS_PORT"
   redis-server "$REDIS_DIR/redis.conf" >>"$REDIS_LOG" 2>&1 || fail_service redis "redis-server exited with an error" "$REDIS_LOG"
   local i

@@ -20,17 +20,33 @@ export function kafkaOptions(config: Config, clientId: string): KafkaConfig {
 
 export function redisOptions(config: Config): RedisOptions {
   const url = new URL(config.redisUrl);
+  const common = { connectTimeout: 3000, maxRetriesPerRequest: 3 };
+  if (url.protocol === 'unix:') {
+    // `unix:///path/to/redis.sock[?db=N&username=U&password=P]`: a Redis on the same host over its
+    // Unix socket (the local stack opens one: docs/local-stack.md). A URL cannot carry credentials
+    // without a host, so they go in the query, as redis-py reads them.
+    const q = url.searchParams;
+    const db = Number(q.get('db') ?? '0');
+    return {
+      path: decodeURIComponent(url.pathname),
+      ...credentials(q.get('username') ?? '', q.get('password') ?? ''),
+      db: Number.isInteger(db) ? db : 0,
+      ...common,
+    };
+  }
   const db = url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0;
   return {
     host: url.hostname,
     port: url.port === '' ? 6379 : Number(url.port),
-    ...(url.username === '' ? {} : { username: decodeURIComponent(url.username) }),
-    ...(url.password === '' ? {} : { password: decodeURIComponent(url.password) }),
+    ...credentials(decodeURIComponent(url.username), decodeURIComponent(url.password)),
     db: Number.isInteger(db) ? db : 0,
     ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
-    connectTimeout: 3000,
-    maxRetriesPerRequest: 3,
+    ...common,
   };
+}
+
+function credentials(username: string, password: string): { username?: string; password?: string } {
+  return { ...(username === '' ? {} : { username }), ...(password === '' ? {} : { password }) };
 }
 
 export function s3Options(config: Config): S3ClientConfig {

@@ -5,7 +5,10 @@
 export const DEFAULTS = {
   /** Kafka bootstrap brokers, `host:port` list. Env TESSERA_KAFKA_BROKERS, flag --kafka-brokers. */
   kafkaBrokers: ['127.0.0.1:9092'] as readonly string[],
-  /** Redis holding the online state, `redis://[user:pass@]host:port[/db]`. Env TESSERA_REDIS_URL. */
+  /**
+   * Redis holding the online state, `redis://[user:pass@]host:port[/db]` (`rediss://` for TLS), or
+   * `unix:///path/to/redis.sock[?db=N&username=U&password=P]` for a Redis on the same host. Env TESSERA_REDIS_URL.
+   */
   redisUrl: 'redis://127.0.0.1:6379',
   /** S3 API endpoint of the offline store; empty-string-free URL. Env TESSERA_S3_ENDPOINT. */
   s3Endpoint: 'http://127.0.0.1:8333',

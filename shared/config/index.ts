@@ -123,8 +123,10 @@ export function renderConfig(config: Config): string {
 function redactUrl(value: string): string {
   try {
     const url = new URL(value);
-    if (url.password === '') return value;
-    url.password = REDACTED;
+    const inQuery = url.searchParams.has('password');
+    if (url.password === '' && !inQuery) return value;
+    if (url.password !== '') url.password = REDACTED;
+    if (inQuery) url.searchParams.set('password', REDACTED);
     return url.toString();
   } catch {
     return value;

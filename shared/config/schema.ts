@@ -75,7 +75,7 @@ function withDefault<T>(schema: z.ZodType<T, z.ZodTypeDef, string>, fallback: T)
 export const configSchema = z
   .object({
     kafkaBrokers: withDefault(brokers, DEFAULTS.kafkaBrokers),
-    redisUrl: withDefault(urlWithProtocol(['redis:', 'rediss:']), DEFAULTS.redisUrl),
+    redisUrl: withDefault(urlWithProtocol(['redis:', 'rediss:', 'unix:']), DEFAULTS.redisUrl),
     s3Endpoint: withDefault(urlWithProtocol(['http:', 'https:']), DEFAULTS.s3Endpoint),
     s3Region: withDefault(
       z.string().regex(/^[a-z0-9-]+$/, 'expected a region like us-east-1'),

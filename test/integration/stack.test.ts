@@ -147,6 +147,28 @@ describe('redis (ioredis)', { timeout: TEST_TIMEOUT }, () => {
     redis.disconnect();
   }, HOOK);
 
+  it("reaches the same Redis over the stack's Unix socket with a unix:// TESSERA_REDIS_URL", async () => {
+    // scripts/stack starts Redis with a socket beside its data (scripts/lib/redis.sh); Redis says where.
+    const [, path] = (await redis.config('GET', 'unixsocket')) as [string, string];
+    assert.ok(path, 'the stack Redis has no Unix socket: is the stack dir path over 100 bytes?');
+    await redis.set('via-tcp', 'seen over tcp');
+    const overSocket = new Redis({
+      ...redisOptions(
+        loadConfig({ env: { TESSERA_REDIS_URL: `unix://${path}?db=${redisOptions(config).db}` }, argv: [] }),
+      ),
+      keyPrefix: prefix,
+      lazyConnect: true,
+    });
+    try {
+      await overSocket.connect();
+      assert.equal(await overSocket.get('via-tcp'), 'seen over tcp');
+      // CLIENT INFO flags a Unix socket connection with U.
+      assert.match(String(await overSocket.client('INFO')), /\bflags=\S*U/);
+    } finally {
+      overSocket.disconnect();
+    }
+  });
+
   it('pipelines counter updates per user and reads them back', async () => {
     const pipeline = redis.pipeline();
     for (const user of [1, 1, 2, 1, 3]) pipeline.hincrby('counts', String(user), 1);

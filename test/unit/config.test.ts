@@ -212,6 +212,25 @@ describe('config', () => {
     assert.deepEqual(kafkaOptions(c, 'x').brokers, ['127.0.0.1:9092']);
     assert.equal(topicName(c, 'transactions'), 'ci.transactions');
   });
+
+  it('reads a Redis Unix socket URL, credentials in the query, and redacts its password', () => {
+    const c = load({
+      TESSERA_REDIS_URL: 'unix:///run/redis/redis%20x.sock?db=2&username=u&password=s%26cret',
+    });
+    const r = redisOptions(c);
+    assert.equal(r.path, '/run/redis/redis x.sock');
+    assert.equal(r.host, undefined);
+    assert.equal(r.db, 2);
+    assert.equal(r.username, 'u');
+    assert.equal(r.password, 's&cret');
+    assert.doesNotMatch(renderConfig(c), /cret/);
+    assert.match(
+      renderConfig(c),
+      /^TESSERA_REDIS_URL = unix:\/\/\/run\/redis\/redis%20x\.sock\?db=2&username=u&password=%3Credacted%3E$/m,
+    );
+    const bare = redisOptions(load({ TESSERA_REDIS_URL: 'unix:///tmp/r.sock' }));
+    assert.deepEqual([bare.path, bare.db, bare.password], ['/tmp/r.sock', 0, undefined]);
+  });
 });
 
 describe('offline store default', () => {
