@@ -9,6 +9,14 @@
 //     [--server-cpu-prof DIR] [--server-node-args="--trace-gc ..."] [--server-logs DIR] [--no-feast]
 //     [--baseline DIR] [--baseline-node-args="..."] [--scenarios single,batch] [--paced]
 //     [--loader autocannon,go,paced] [--go-connections 64] [--server-probe] [--delta-rounds 4]
+//     [--no-floor] [--server-redis-url URL] [--baseline-redis-url URL]
+//
+// The floor: a bare node:http server (loadtest/floor-server.ts) answering Tessera's own bytes for
+// one lookup without auth, Redis or features, loaded in every single-lookup cell right after
+// Tessera's. Its p99 is what this machine allows a Node server at that moment; it moves several
+// times over between identical runs on a shared VM, so Tessera's p99 is printed beside it.
+// --server-redis-url / --baseline-redis-url point one server at Redis another way than the data
+// load (e.g. the stack's Unix socket, unix:///.../redis.sock) to compare the two in one run.
 //
 // --baseline DIR runs a second Tessera server from another checkout (e.g. `git worktree add
 // /tmp/server-base HEAD`, with node_modules linked in, and the engine files of this tree copied in
@@ -93,11 +101,19 @@ const { values: args } = parseArgs({
     // Keep the servers' output (e.g. --trace-gc lines) in this directory; default: deleted at the end.
     'server-logs': { type: 'string' },
     'no-feast': { type: 'boolean', default: false },
+    // Skip the latency floor: a bare node:http server (loadtest/floor-server.ts) that answers
+    // Tessera's response bytes without auth, Redis or features, loaded beside Tessera in every
+    // single-lookup cell to show what the machine allows at that moment.
+    'no-floor': { type: 'boolean', default: false },
     baseline: { type: 'string' },
     scenarios: { type: 'string', default: 'single,batch' },
     python: { type: 'string', default: process.env.TESSERA_PYTHON ?? 'python3' },
     'redis-url': { type: 'string', default: process.env.TESSERA_REDIS_URL ?? 'redis://127.0.0.1:6379' },
     'feast-redis-db': { type: 'string', default: '1' },
+    // The Redis URL Tessera's server (and the --baseline server) read from, when not --redis-url:
+    // e.g. the same Redis over its Unix socket (unix:///.../redis.sock; scripts/stack prints it).
+    'server-redis-url': { type: 'string' },
+    'baseline-redis-url': { type: 'string' },
     // The last tenth of the events is saved in this many rounds after the rest, through the state
     // store as the ingestor saves (a round appends a delta record where the store's bounds allow):
     // busy users then hold delta records, as they do between two full writes in production. 0:
@@ -109,8 +125,9 @@ const { values: args } = parseArgs({
 });
 
 const log = (msg: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+const fmt = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
 const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '-');
+const ms3 = (n: number) => (Number.isFinite(n) ? n.toFixed(3) : '-');
 
 /** One load run as the child process takes it. */
 interface LoadSpec {
@@ -471,7 +488,8 @@ async function startTessera(tree?: string): Promise<Server> {
     [...nodeArgs, 'services/server/main.ts'],
     {
       TESSERA_HTTP_PORT: String(port),
-      TESSERA_REDIS_URL: args['redis-url'],
+      TESSERA_REDIS_URL:
+        args[tree === undefined ? 'server-redis-url' : 'baseline-redis-url'] ?? args['redis-url'],
       TESSERA_REDIS_KEY_PREFIX: runId,
       TESSERA_DEFINITIONS: definitionsFile,
       TESSERA_AUTH_TOKEN: token,
@@ -585,6 +603,20 @@ function feastServeArgs(port: number, workers: number): string[] {
     '3600',
   ];
 }
+
+/** The latency floor (loadtest/floor-server.ts), answering `response` to every lookup. */
+async function startFloor(response: string): Promise<Server> {
+  const port = await freePort();
+  const responseFile = join(workDir, 'floor-response.json');
+  writeFileSync(responseFile, response);
+  const script = fileURLToPath(new URL('./floor-server.ts', import.meta.url));
+  const argv = ['--import', 'tsx', script, String(port), responseFile];
+  const { child, logFile } = startProcess(FLOOR, process.execPath, argv, {});
+  const server = { name: FLOOR, url: `http://127.0.0.1:${port}`, child, logFile };
+  await waitReady(server, '/health');
+  return server;
+}
+const FLOOR = 'node-floor';
 
 async function startFeast(workers: number): Promise<Server> {
   const port = await freePort();
@@ -1157,6 +1189,14 @@ try {
   );
   const responseDiffs = base ? await compareResponses(tessera, base, sample.slice(0, 50), loaded.t0) : [];
   if (base) log(`responses vs the baseline: ${responseDiffs.length} of 5 request shapes differ`);
+  const floor = args['no-floor']
+    ? null
+    : await startFloor(
+        await lookupText(
+          tessera,
+          JSON.stringify({ features: featureRefs, entities: { user_id: [sample[0]!] } }),
+        ),
+      );
 
   const singleBodies = writeBodies(loaded.ids, 1, 50_000, Number(args.seed) + 1);
   const batchBodies = writeBodies(loaded.ids, BATCH, 2_000, Number(args.seed) + 2);
@@ -1240,7 +1280,7 @@ try {
 
   // Warm-up: JIT for Tessera, imports and connections for Feast; not recorded.
   log('warm-up ...');
-  for (const server of [...tesseras, ...(feast ? [feast] : [])])
+  for (const server of [...tesseras, ...(floor ? [floor] : []), ...(feast ? [feast] : [])])
     await load({
       url: server.url,
       headers,
@@ -1258,7 +1298,9 @@ try {
     log(`round ${round + 1} of ${rounds}`);
     for (const scenario of scenarios) {
       // Saturation first (it sets the rate Feast can sustain), alternating servers.
-      for (const t of tesseras) await run(t, scenario, 'saturation', satLoader);
+      // The floor only for single lookups: its fixed answer is one entity's.
+      const alongside = floor && scenario === 'single' ? [...tesseras, floor] : tesseras;
+      for (const t of alongside) await run(t, scenario, 'saturation', satLoader);
       if (feast) await run(feast, scenario, 'saturation', satLoader);
       const ours = scenario === 'single' ? Number(args.rate) : Number(args['batch-rate']);
       const given = args[scenario === 'single' ? 'feast-rate' : 'feast-batch-rate'];
@@ -1271,7 +1313,7 @@ try {
             ? Math.max(1, Math.round(satOf(feast.name, scenario) / 2 / 10) * 10 || 1)
             : 0;
       if (loaders.includes('bursts')) {
-        for (const t of tesseras) await run(t, scenario, ours);
+        for (const t of alongside) await run(t, scenario, ours);
         if (feast) {
           await run(feast, scenario, feastRates[scenario]);
           await run(feast, scenario, ours);
@@ -1281,7 +1323,7 @@ try {
       }
       for (const open of loaders.filter((l) => l !== 'bursts')) {
         // Feast is not run open loop at our rate: past its saturation an open loop only queues.
-        for (const t of tesseras) await run(t, scenario, ours, open);
+        for (const t of alongside) await run(t, scenario, ours, open);
         if (feast) await run(feast, scenario, feastRates[scenario], open);
         if (feastRates[scenario] > 0 && feastRates[scenario] < ours)
           for (const t of tesseras) await run(t, scenario, feastRates[scenario], open);
@@ -1329,6 +1371,7 @@ try {
   const after = stillValid ? await compareValues(tessera, [base], feast, sample, loaded) : null;
   for (const t of tesseras) await stopServer(t);
   if (feast) await stopServer(feast);
+  if (floor) await stopServer(floor);
 
   // ------------------------------------------------------------------ report
   const fig = (
@@ -1352,7 +1395,11 @@ try {
     const bad = f.bad > 0 ? ` (${fmt(f.bad)} failed)` : '';
     return `${ms(f.p50)} / ${ms(f.p99)} ms @ ${fmt(f.rps)}/s${bad}`;
   };
-  const servers = [...tesseras.map((t) => t.name), ...workersList.map((w) => `feast-w${w}`)];
+  const servers = [
+    ...tesseras.map((t) => t.name),
+    ...(floor ? [floor.name] : []),
+    ...workersList.map((w) => `feast-w${w}`),
+  ];
   const rate = Number(args.rate);
   const batchRate = Number(args['batch-rate']);
   console.log(
@@ -1409,7 +1456,7 @@ try {
   );
   for (const server of servers)
     console.log(
-      `  ${server.padEnd(9)} single ${cpuOf(server, 'single').toFixed(3)} ms, batch ${BATCH} ${cpuOf(server, 'batch').toFixed(3)} ms`,
+      `  ${server.padEnd(9)} single ${ms3(cpuOf(server, 'single'))} ms, batch ${BATCH} ${ms3(cpuOf(server, 'batch'))} ms`,
     );
   if (base) {
     console.log('\nThis checkout / the baseline (same run, alternating):');
@@ -1460,13 +1507,33 @@ try {
           );
       }
   }
+  if (floor && scenarios.includes('single')) {
+    console.log(
+      `\nThe floor (${FLOOR}: bare node:http, reads and parses each body, answers Tessera's bytes; no auth, Redis or features), single lookups, same run:`,
+    );
+    console.log(
+      `  CPU per request at saturation: Tessera ${ms3(cpuOf(tessera.name, 'single'))} ms, floor ${ms3(cpuOf(FLOOR, 'single'))} ms; ` +
+        `QPS at saturation ${fmt(satOf(tessera.name, 'single'))} vs ${fmt(satOf(FLOOR, 'single'))}`,
+    );
+    for (const arrival of arrivals) {
+      const t = fig(tessera.name, 'single', rate, arrival);
+      const f = fig(FLOOR, 'single', rate, arrival);
+      if (t && f)
+        console.log(
+          `  at ${fmt(rate)}/s (${LOADER_LABEL[arrival]}): p50 ${ms(t.p50)} vs ${ms(f.p50)} ms, p99 ${ms(t.p99)} vs ${ms(f.p99)} ms ` +
+            `(Tessera adds ${ms(t.p99 - f.p99)} ms at p99)`,
+        );
+    }
+  }
   console.log('');
   for (const arrival of arrivals) {
     const goalSingle = fig(tessera.name, 'single', rate, arrival);
     const goalBatch = fig(tessera.name, 'batch', batchRate, arrival);
+    const floorSingle = floor ? fig(FLOOR, 'single', rate, arrival) : null;
     console.log(
       `Goals (${LOADER_LABEL[arrival]}): single entity p99 < 2 ms at ${fmt(rate)} QPS: ${ms(goalSingle?.p99 ?? Number.NaN)} ms ` +
-        `(achieved ${fmt(goalSingle?.rps ?? 0)}/s) ${goalSingle && goalSingle.p99 < 2 && goalSingle.rps > rate * 0.97 ? 'met' : 'NOT met'}; ` +
+        `(achieved ${fmt(goalSingle?.rps ?? 0)}/s${floorSingle ? `; the floor's p99 ${ms(floorSingle.p99)} ms` : ''}) ` +
+        `${goalSingle && goalSingle.p99 < 2 && goalSingle.rps > rate * 0.97 ? 'met' : 'NOT met'}; ` +
         `batch ${BATCH} p99 < 10 ms at ${fmt(batchRate)}/s: ${ms(goalBatch?.p99 ?? Number.NaN)} ms ${goalBatch && goalBatch.p99 < 10 ? 'met' : 'NOT met'}`,
     );
   }
