@@ -11,7 +11,7 @@
 //     [--fresh-seconds 30] [--warmup-seconds 5] [--rss-minutes 0] [--timeline] [--produce-batch 500]
 //     [--ingestor-log FILE]
 //   CPU profile of the ingestor: TESSERA_INGESTOR_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,6 +19,7 @@ import { produceEvents } from '../services/producer/produce.ts';
 import { loadDefinitionsFile } from '../shared/definitions/load.ts';
 import {
   cleanupRun,
+  createSourceTopic,
   newTestRun,
   startIngestor,
   type TestRun,
@@ -43,6 +44,8 @@ const { values: args } = parseArgs({
     // Writes the freshness run's ingestor output (its logs; with TESSERA_INGESTOR_NODE_ARGS=--trace-gc
     // its GC lines) to this file.
     'ingestor-log': { type: 'string' },
+    // Skip the freshness floor (loadtest/freshness-floor.ts) run after the ingestor's freshness run.
+    'no-floor': { type: 'boolean', default: false },
   },
 });
 const N = Number(args.events);
@@ -270,10 +273,7 @@ function rssMiB(pid: number): number {
 if (Number(args['fresh-seconds']) > 0) {
   const run = newTestRun(BENCH_ENV);
   try {
-    const admin = run.kafka.admin();
-    await admin.connect();
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: run.topic, numPartitions: 6 }] });
-    await admin.disconnect();
+    await createSourceTopic(run, 6);
     const ingestor = startIngestor(run);
     try {
       await ingestor.ready;
@@ -354,6 +354,70 @@ if (Number(args['fresh-seconds']) > 0) {
       ingestor.child.kill('SIGTERM');
       await ingestor.exited;
     }
+    if (!args['no-floor'])
+      await freshnessFloor(Number(args['warmup-seconds']), Number(args['fresh-seconds']));
+  } finally {
+    await cleanupRun(run);
+  }
+}
+
+/**
+ * The same produce schedule again, consumed by loadtest/freshness-floor.ts instead of the ingestor:
+ * kafkajs, JSON.parse and one pipelined Redis SET per event, nothing else. Its p99 is what this
+ * machine allows right now, the ingestor's beside it.
+ */
+async function freshnessFloor(warmup: number, seconds: number): Promise<void> {
+  const run = newTestRun(BENCH_ENV);
+  try {
+    await createSourceTopic(run, 6);
+    const total = RATE * (warmup + seconds);
+    log(`the floor: the same ${fmt(RATE)}/s into loadtest/freshness-floor.ts ...`);
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'loadtest/freshness-floor.ts',
+        '--topic',
+        run.topic,
+        '--messages',
+        String(total),
+        '--skip',
+        String(RATE * warmup),
+      ],
+      { env: { ...process.env, ...run.env }, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const deadline = Date.now() + 60_000;
+    while (!out.includes('ready') && Date.now() < deadline && child.exitCode === null)
+      await new Promise((r) => setTimeout(r, 100));
+    if (!out.includes('ready')) throw new Error(`freshness-floor.ts did not join its group: ${out}`);
+    await new Promise((r) => setTimeout(r, 3000)); // as for the ingestor
+    await produce(run, total, RATE, 2, Number(args['produce-batch']));
+    const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 300_000))]);
+    if (code !== 0) {
+      child.kill('SIGKILL');
+      throw new Error(`freshness-floor.ts ended with ${String(code)}: ${out}`);
+    }
+    const f = JSON.parse(out.trim().split('\n').pop()!) as {
+      p50: number;
+      p99: number;
+      within_25ms: number;
+      within_50ms: number;
+      cpu_us_per_record: number;
+      count: number;
+    };
+    const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+    console.log(
+      `  the floor, right after (loadtest/freshness-floor.ts: kafkajs, JSON.parse, one pipelined Redis SET per event; ` +
+        `no state, features, produce or commit), same schedule, ${fmt(f.count)} events after the warm-up: ` +
+        `p50 ${f.p50.toFixed(1)} ms, p99 ${f.p99.toFixed(1)} ms, <=25ms ${pct(f.within_25ms)}, <=50ms ${pct(f.within_50ms)}, ` +
+        `${f.cpu_us_per_record.toFixed(1)} µs CPU per event`,
+    );
   } finally {
     await cleanupRun(run);
   }
