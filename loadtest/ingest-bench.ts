@@ -398,7 +398,14 @@ async function freshnessFloor(warmup: number, seconds: number): Promise<void> {
     if (!out.includes('ready')) throw new Error(`freshness-floor.ts did not join its group: ${out}`);
     await new Promise((r) => setTimeout(r, 3000)); // as for the ingestor
     await produce(run, total, RATE, 2, Number(args['produce-batch']));
-    const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 300_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    const code = await Promise.race([
+      exited,
+      new Promise((r) => {
+        timer = setTimeout(() => r('timeout'), 300_000);
+      }),
+    ]);
+    clearTimeout(timer);
     if (code !== 0) {
       child.kill('SIGKILL');
       throw new Error(`freshness-floor.ts ended with ${String(code)}: ${out}`);
