@@ -5,11 +5,13 @@
 //     ingestor, same topic, same run;
 //  2. freshness: produce at a fixed rate while the ingestor runs; produce -> Redis-acknowledged latency
 //     from the ingestor's histogram (p50/p99, interpolated within buckets like histogram_quantile);
+//     then the same schedule into the floor (loadtest/freshness-floor.ts: kafkajs, JSON.parse, one
+//     pipelined Redis SET per event, nothing else), printed beside the ingestor (--no-floor skips it);
 //  3. memory (--rss-minutes M): the ingestor's RSS sampled every 30 s while producing at the fixed rate.
 //
 //   eval "$(scripts/stack env)"; npx tsx loadtest/ingest-bench.ts [--events 300000] [--rate 10000]
 //     [--fresh-seconds 30] [--warmup-seconds 5] [--rss-minutes 0] [--timeline] [--produce-batch 500]
-//     [--ingestor-log FILE]
+//     [--ingestor-log FILE] [--no-floor]
 //   CPU profile of the ingestor: TESSERA_INGESTOR_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'.
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
