@@ -4,7 +4,7 @@
 REDIS_DIR="$TESSERA_STACK_DIR/redis"
 REDIS_PIDFILE="$REDIS_DIR/redis.pid"
 REDIS_LOG="$REDIS_DIR/redis.log"
-# Also a Unix socket, for clients on this host (TESSERA_REDIS_URL=unix://...; docs/server.md).
+# Also a Unix socket, for clients on this host (TESSERA_REDIS_URL=unix://...; docs/local-stack.md).
 # A socket path must fit sun_path (108 bytes): with a longer stack dir, TCP only.
 REDIS_SOCKET="$REDIS_DIR/redis.sock"
 if ((${#REDIS_SOCKET} > 100)); then REDIS_SOCKET=""; fi

@@ -24,12 +24,15 @@ export function redisOptions(config: Config): RedisOptions {
   if (url.protocol === 'unix:') {
     // `unix:///path/to/redis.sock[?db=N&username=U&password=P]`: a Redis on the same host over its
     // Unix socket (the local stack opens one: docs/local-stack.md). A URL cannot carry credentials
-    // without a host, so they go in the query, as redis-py reads them.
+    // without a host, so they go in the query, as redis-py reads them (or in `unix://u:p@localhost/…`).
     const q = url.searchParams;
     const db = Number(q.get('db') ?? '0');
     return {
       path: decodeURIComponent(url.pathname),
-      ...credentials(q.get('username') ?? '', q.get('password') ?? ''),
+      ...credentials(
+        q.get('username') ?? decodeURIComponent(url.username),
+        q.get('password') ?? decodeURIComponent(url.password),
+      ),
       db: Number.isInteger(db) ? db : 0,
       ...common,
     };

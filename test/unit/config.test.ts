@@ -230,6 +230,8 @@ describe('config', () => {
     );
     const bare = redisOptions(load({ TESSERA_REDIS_URL: 'unix:///tmp/r.sock' }));
     assert.deepEqual([bare.path, bare.db, bare.password], ['/tmp/r.sock', 0, undefined]);
+    const userinfo = redisOptions(load({ TESSERA_REDIS_URL: 'unix://:p%40ss@localhost/tmp/r.sock' }));
+    assert.deepEqual([userinfo.path, userinfo.password, userinfo.host], ['/tmp/r.sock', 'p@ss', undefined]);
   });
 });
 
