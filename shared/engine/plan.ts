@@ -114,6 +114,7 @@ export function planView(view: ViewDef): ViewPlan {
     });
     return { tileMs, features: members, keepMs: Math.max(...members.map((f) => f.windowMs)) + tileMs };
   });
+  const exactKeepMs = Math.max(0, ...exactFeatures.map((f) => f.windowMs));
   const layout = JSON.stringify([
     columns,
     features.map((f) => [f.acc, f.column, f.tileMs, f.n, f.precision]),
@@ -124,17 +125,13 @@ export function planView(view: ViewDef): ViewPlan {
     features,
     exactFeatures,
     tileGroups,
-    exactKeepMs: Math.max(0, ...exactFeatures.map((f) => f.windowMs)),
+    exactKeepMs,
     latenessMs: view.allowedLatenessMs,
     maxEvents: view.maxEventsPerEntity,
     // Folding what can fold before the cap is reached keeps the cap from dropping those events.
     foldAt: Math.min(FOLD_AT, view.maxEventsPerEntity),
-    rawLifeMs:
-      view.allowedLatenessMs +
-      Math.max(
-        exactFeatures.length > 0 ? Math.max(0, ...exactFeatures.map((f) => f.windowMs)) : 0,
-        ...tileGroups.map((g) => g.keepMs),
-      ),
+    // exactKeepMs is 0 without exact features.
+    rawLifeMs: view.allowedLatenessMs + Math.max(exactKeepMs, ...tileGroups.map((g) => g.keepMs)),
     needsOrder: features.some((f) => f.acc === 'first' || f.acc === 'last' || f.acc === 'last_n'),
     fingerprint: fnv32(layout),
   };

@@ -239,7 +239,6 @@ function exactKeepFrom(plan: ViewPlan, reachable: number): number {
   return plan.exactFeatures.length > 0 ? reachable - plan.exactKeepMs : Number.POSITIVE_INFINITY;
 }
 
-/** Drops what no read as of the read floor or later can need: old raw events and old tiles. */
 /**
  * Raw events before this can never be read again from the read floor `reachable`: no exact window
  * and no tile size's window reaches them. fast-read.ts prunes its replay with it too.
@@ -250,6 +249,7 @@ export function rawKeepFrom(plan: ViewPlan, reachable: number): number {
   return keepFrom;
 }
 
+/** Drops what no read as of the read floor or later can need: old raw events and old tiles. */
 function prune(plan: ViewPlan, state: EntityState): void {
   const reachable = (state.clock as number) - plan.latenessMs;
   for (let g = 0; g < plan.tileGroups.length; g++)
