@@ -2,91 +2,29 @@
 // itself when Redis is back. Runs against a private redis-server on its own port, so stopping it
 // disturbs nobody else.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { applyEvent, emptyState, planView, toEngineEvent } from '../../shared/engine/index.ts';
 import { RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
+import { PrivateRedis } from '../support/private-redis.ts';
 import { type ServerProcess, startServer } from '../support/server-process.ts';
 
 const TOKEN = 'outage-token-0123456789abcdef';
 const VIEW = 'user_transaction_features';
 
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  probe.listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as { port: number };
-  probe.close();
-  return port;
-}
-
-function startRedis(port: number, dir: string): ChildProcess {
-  // AOF with fsync always: the state written before the outage is there after the restart.
-  return spawn(
-    'redis-server',
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--dir',
-      dir,
-      '--appendonly',
-      'yes',
-      '--appendfsync',
-      'always',
-      '--save',
-      '',
-    ],
-    { stdio: 'ignore' },
-  );
-}
-
-async function waitForRedis(port: number): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const probe = new Redis({
-      port,
-      host: '127.0.0.1',
-      lazyConnect: true,
-      maxRetriesPerRequest: 0,
-      retryStrategy: () => null,
-    });
-    try {
-      await probe.connect();
-      await probe.ping();
-      probe.disconnect();
-      return;
-    } catch {
-      probe.disconnect();
-      if (Date.now() > deadline) throw new Error(`redis on ${port} did not start`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
 describe('online server during a Redis outage', { timeout: 90_000 }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tessera-outage-'));
-  let redis: ChildProcess | undefined;
+  let redis: PrivateRedis | undefined;
   let server: ServerProcess | undefined;
 
   after(async () => {
     await server?.stop();
-    redis?.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    await redis?.remove();
   });
 
   it('answers 503 quickly while Redis is down and recovers without a restart', async () => {
-    const port = await freePort();
-    redis = startRedis(port, dir);
-    await waitForRedis(port);
+    redis = await PrivateRedis.start();
+    const port = redis.port;
 
     const plan = planView(loadDefinitionsFile('definitions/fraud.yaml').views[0]!);
     const state = emptyState(plan);
@@ -127,8 +65,7 @@ describe('online server during a Redis outage', { timeout: 90_000 }, () => {
     assert.equal(up.status, 200);
     assert.deepEqual((up.body.results as { values: unknown[] }[])[1]!.values, [3]);
 
-    redis.kill('SIGKILL');
-    await once(redis, 'exit');
+    await redis.kill();
     const down = await ask();
     assert.equal(down.status, 503, JSON.stringify(down.body));
     assert.equal((down.body.error as { code: string }).code, 'SERVICE_UNAVAILABLE');
@@ -137,8 +74,7 @@ describe('online server during a Redis outage', { timeout: 90_000 }, () => {
     assert.equal(ready.status, 503);
     assert.match(JSON.stringify(await ready.json()), /redis/);
 
-    redis = startRedis(port, dir);
-    await waitForRedis(port);
+    await redis.restart();
     const deadline = Date.now() + 20_000;
     let back = await ask();
     while (back.status !== 200 && Date.now() < deadline) {
