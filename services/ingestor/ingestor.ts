@@ -109,6 +109,8 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
   );
   const json = createPushEncoder(names, definitions.hash);
   let running = false;
+  /** Why the consumer is not consuming now (it crashed and kafkajs is restarting it), or null. */
+  let consumerTrouble: string | null = null;
 
   async function ensureTopics(): Promise<void> {
     const admin = kafka.admin();
@@ -231,7 +233,8 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         },
       );
     } catch (error) {
-      metrics.redisErrors.inc();
+      // The rows are produced inside the batch too: a broker outage is not a Redis error.
+      (isKafkaError(error) ? metrics.kafkaErrors : metrics.redisErrors).inc();
       throw error;
     }
     const redisAckedAt = Date.now();
@@ -247,15 +250,26 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     // Dead letters first: if the DLQ is down this throws, nothing is committed, and the batches come
     // back (the partitions wait instead of dropping the event).
     if (dlq.length > 0) {
-      await sendChunked(
-        producer,
-        `${topic}.dlq`,
-        dlq.map(({ message, partition, reason, detail }) => ({
-          key: message.key ?? null,
-          value: message.value ?? null,
-          headers: dlqHeaders(message.headers, { reason, detail, topic, partition, offset: message.offset }),
-        })),
-      );
+      try {
+        await sendChunked(
+          producer,
+          `${topic}.dlq`,
+          dlq.map(({ message, partition, reason, detail }) => ({
+            key: message.key ?? null,
+            value: message.value ?? null,
+            headers: dlqHeaders(message.headers, {
+              reason,
+              detail,
+              topic,
+              partition,
+              offset: message.offset,
+            }),
+          })),
+        );
+      } catch (error) {
+        metrics.kafkaErrors.inc();
+        throw error;
+      }
       for (const d of dlq) {
         metrics.dlq.inc({ topic, reason: d.reason });
         dlqLog(
@@ -407,6 +421,14 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       consumer.on(consumer.events.GROUP_JOIN, () => {
         for (const s of sources.values()) for (const v of s.views) v.cache.clear();
         commits.forget();
+        consumerTrouble = null;
+      });
+      // kafkajs restarts a crashed consumer by itself (with the default restartOnFailure, always):
+      // until it has rejoined its group, nothing is consumed, and /ready says so.
+      consumer.on(consumer.events.CRASH, ({ payload }) => {
+        metrics.consumerCrashes.inc();
+        consumerTrouble = `kafka consumer crashed (${payload.error.message}); ${payload.restart ? 'kafkajs is restarting it' : 'kafkajs will not restart it: restart the ingestor'}`;
+        logger.warn({ err: payload.error.message, restart: payload.restart }, 'kafka consumer crashed');
       });
       for (const topic of sources.keys()) await consumer.subscribe({ topic, fromBeginning: true });
       // Partitions are independent (keyed by entity; the compare-and-set guards the rest), so
@@ -446,6 +468,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     async readiness() {
       const problems: string[] = [];
       if (!running) problems.push('consumer not running');
+      else if (consumerTrouble !== null) problems.push(consumerTrouble);
       try {
         await redis.ping();
       } catch (error) {
@@ -547,6 +570,14 @@ async function sendChunked(producer: Producer, topic: string, messages: Message[
     bytes += size;
   }
   if (chunk.length > 0) await producer.send({ topic, messages: chunk });
+}
+
+/**
+ * kafkajs' own errors (KafkaJSError and its subclasses), by name: kafkajs is CommonJS and its error
+ * classes are not visible as named ES exports.
+ */
+function isKafkaError(error: unknown): boolean {
+  return error instanceof Error && error.name.startsWith('KafkaJS');
 }
 
 function byteLength(v: Message['key'] | Message['value']): number {

@@ -47,7 +47,17 @@ export function createIngestorMetrics() {
     }),
     redisErrors: new Counter({
       name: 'tessera_ingestor_redis_errors_total',
-      help: 'Redis failures (the batch is retried, nothing is committed).',
+      help: 'Batches that failed on Redis, or on anything else than Kafka (the batch is retried, nothing is committed).',
+      registers: [registry],
+    }),
+    kafkaErrors: new Counter({
+      name: 'tessera_ingestor_kafka_errors_total',
+      help: 'Batches that failed because Kafka did not take their training rows or dead letters (the batch comes back, nothing is committed).',
+      registers: [registry],
+    }),
+    consumerCrashes: new Counter({
+      name: 'tessera_ingestor_consumer_crashes_total',
+      help: 'Times the Kafka consumer crashed (e.g. the brokers unreachable past its retries); kafkajs restarts it, /ready says not ready until it has rejoined its group.',
       registers: [registry],
     }),
     pushErrors: new Counter({

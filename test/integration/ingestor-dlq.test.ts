@@ -214,6 +214,7 @@ describe('ingestor: a DLQ outage pauses instead of dropping', { timeout: 180_000
       /tessera_ingestor_dlq_events_total\{/,
       'no dead letter counted during the outage',
     );
+    assert.match(during, /^tessera_ingestor_kafka_errors_total [1-9]/m, 'the failed DLQ sends are counted');
     const [committed] = await admin.fetchOffsets({ groupId: run.config.ingestorGroup, topics: [run.topic] });
     const ends = await admin.fetchTopicOffsets(run.topic);
     const lag = ends.reduce(
