@@ -1,6 +1,7 @@
 // Graceful shutdown shared by every service process: on the first SIGTERM or SIGINT, log why, run
 // the service's own stop (finish the batch, flush, close), then exit 0; a stop that outlasts its
-// grace period exits 1 so a supervisor is never left waiting.
+// grace period exits 1 so a supervisor is never left waiting. The returned function runs the same
+// stop for a fatal failure, and exits 1.
 import type { Logger } from 'pino';
 
 export interface StopOptions {
@@ -12,12 +13,12 @@ export interface StopOptions {
   stop: () => Promise<void>;
 }
 
-export function stopOnSignals(logger: Logger, options: StopOptions): void {
+export function stopOnSignals(logger: Logger, options: StopOptions): (reason: string) => void {
   let stopping = false;
-  const onSignal = async (signal: string) => {
+  const stop = async (context: Record<string, unknown>, exitCode: number) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, options.stopping);
+    logger.info(context, options.stopping);
     const timer = setTimeout(() => {
       logger.error(options.late);
       process.exit(1);
@@ -27,9 +28,12 @@ export function stopOnSignals(logger: Logger, options: StopOptions): void {
     } finally {
       clearTimeout(timer);
     }
-    logger.info('stopped');
-    process.exit(0);
+    logger.info({ exitCode }, 'stopped');
+    process.exit(exitCode);
   };
-  process.on('SIGTERM', () => void onSignal('SIGTERM'));
-  process.on('SIGINT', () => void onSignal('SIGINT'));
+  process.on('SIGTERM', () => void stop({ signal: 'SIGTERM' }, 0));
+  process.on('SIGINT', () => void stop({ signal: 'SIGINT' }, 0));
+  // The same stop from inside, for a failure the process cannot recover from: exit 1 so that a
+  // supervisor restarts it.
+  return (reason) => void stop({ reason }, 1);
 }

@@ -42,7 +42,7 @@ async function main(): Promise<void> {
   logger.info(`configuration:\n${renderConfig(config)}`);
   const definitions = loadDefinitionsFile(config.definitions);
   const store = openConfiguredStore(config);
-  const metrics = createFlusherMetrics();
+  const metrics = createFlusherMetrics({ processMetrics: true });
   const redis = new Redis({ ...redisOptions(config), maxRetriesPerRequest: 2 });
   redis.on('error', (error) => logger.warn({ err: error.message }, 'redis connection error'));
   const kafka = new Kafka(kafkaOptions(config, `tessera-flusher-${process.pid}`));

@@ -1,8 +1,11 @@
 // Prometheus metrics of the flusher (tessera_flusher_<thing>_<unit>), on their own registry.
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
-export function createFlusherMetrics() {
+export function createFlusherMetrics(options: { processMetrics?: boolean } = {}) {
   const registry = new Registry();
+  // The process's own (RSS, heap spaces, GC, event-loop lag), prefixed like the rest; off in tests
+  // that run several in one process.
+  if (options.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'tessera_flusher_' });
   return {
     registry,
     lastSuccess: new Gauge({

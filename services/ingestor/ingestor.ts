@@ -24,6 +24,7 @@ import {
 } from './apply-batch.ts';
 import type { IngestorMetrics } from './metrics.ts';
 import { createPushEncoder } from './push-json.ts';
+import { sendChunked } from './send-chunked.ts';
 
 export const UPDATES_TOPIC = 'features.updates';
 export const ROWS_TOPIC = 'features.rows';
@@ -37,6 +38,12 @@ export interface IngestorDeps {
   metrics: IngestorMetrics;
   /** Wall clock (tests may pin it). */
   now?: () => number;
+  /**
+   * Called when the consumer crashed and kafkajs will not restart it (e.g. the broker refused a
+   * request as too large): nothing more would be consumed. main.ts then stops the process with
+   * exit code 1, so that a supervisor restarts it instead of leaving it up and idle.
+   */
+  onFatal?: (error: Error) => void;
 }
 
 interface SourceRuntime {
@@ -429,6 +436,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         metrics.consumerCrashes.inc();
         consumerTrouble = `kafka consumer crashed (${payload.error.message}); ${payload.restart ? 'kafkajs is restarting it' : 'kafkajs will not restart it: restart the ingestor'}`;
         logger.warn({ err: payload.error.message, restart: payload.restart }, 'kafka consumer crashed');
+        if (!payload.restart) deps.onFatal?.(payload.error);
       });
       for (const topic of sources.keys()) await consumer.subscribe({ topic, fromBeginning: true });
       // Partitions are independent (keyed by entity; the compare-and-set guards the rest), so
@@ -549,40 +557,12 @@ function createCommitter(consumer: Consumer, intervalMs: number, logger: Logger)
 /** Size of a `features.rows` record (JSON characters; rows are ASCII unless names or values are not). */
 const ROWS_RECORD_BYTES = 64 * 1024;
 
-/** Bytes per produce request: under the broker's default message.max.bytes (1 MiB) with room. */
-const MAX_SEND_BYTES = 512 * 1024;
-
-/**
- * Sends messages in requests of at most MAX_SEND_BYTES: kafkajs does not split a large batch, and
- * the broker refuses a record batch over message.max.bytes (a catch-up batch of thousands of rows).
- */
-async function sendChunked(producer: Producer, topic: string, messages: Message[]): Promise<void> {
-  let chunk: Message[] = [];
-  let bytes = 0;
-  for (const m of messages) {
-    const size = byteLength(m.key) + byteLength(m.value) + 64;
-    if (chunk.length > 0 && bytes + size > MAX_SEND_BYTES) {
-      await producer.send({ topic, messages: chunk });
-      chunk = [];
-      bytes = 0;
-    }
-    chunk.push(m);
-    bytes += size;
-  }
-  if (chunk.length > 0) await producer.send({ topic, messages: chunk });
-}
-
 /**
  * kafkajs' own errors (KafkaJSError and its subclasses), by name: kafkajs is CommonJS and its error
  * classes are not visible as named ES exports.
  */
 function isKafkaError(error: unknown): boolean {
   return error instanceof Error && error.name.startsWith('KafkaJS');
-}
-
-function byteLength(v: Message['key'] | Message['value']): number {
-  if (v === null || v === undefined) return 0;
-  return typeof v === 'string' ? Buffer.byteLength(v) : v.length;
 }
 
 function dlqHeaders(

@@ -24,11 +24,26 @@ async function main(): Promise<void> {
     'definitions loaded',
   );
 
-  const metrics = createIngestorMetrics();
+  const metrics = createIngestorMetrics({ processMetrics: true });
   const redis = new Redis({ ...redisOptions(config), maxRetriesPerRequest: 2 });
   redis.on('error', (error) => logger.warn({ err: error.message }, 'redis connection error'));
   const kafka = new Kafka(kafkaOptions(config, `tessera-ingestor-${process.pid}`));
-  const ingestor = createIngestor({ config, definitions, kafka, redis, logger, metrics });
+  let stopForFailure: ((reason: string) => void) | undefined;
+  const ingestor = createIngestor({
+    config,
+    definitions,
+    kafka,
+    redis,
+    logger,
+    metrics,
+    onFatal: (error) => {
+      logger.error(
+        { err: error.message },
+        'the kafka consumer crashed and will not be restarted: stopping with exit code 1 so a supervisor restarts the ingestor (uncommitted records come back)',
+      );
+      stopForFailure?.('kafka consumer crashed for good');
+    },
+  });
   const ops = await startOpsServer({
     host: config.httpHost,
     port: config.metricsPort,
@@ -37,7 +52,7 @@ async function main(): Promise<void> {
   });
   logger.info({ port: ops.port }, 'health/ready/metrics listening');
 
-  stopOnSignals(logger, {
+  stopForFailure = stopOnSignals(logger, {
     stopping: 'stopping: finishing the current batch, committing, leaving the group',
     graceMs: 30_000,
     late: 'graceful stop took over 30 s; exiting',

@@ -1,9 +1,12 @@
 // Prometheus metrics of the ingestor (tessera_ingestor_<thing>_<unit>), on their own registry so
 // tests can run several ingestors in one process.
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
-export function createIngestorMetrics() {
+export function createIngestorMetrics(options: { processMetrics?: boolean } = {}) {
   const registry = new Registry();
+  // The process's own (RSS, heap spaces, GC, event-loop lag), prefixed like the rest; off in tests
+  // that run several in one process.
+  if (options.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'tessera_ingestor_' });
   const metrics = {
     registry,
     events: new Counter({

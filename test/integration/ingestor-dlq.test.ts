@@ -290,3 +290,45 @@ describe('ingestor: commits are periodic, and a graceful stop commits what is pr
     await admin.disconnect();
   });
 });
+
+describe('ingestor: a burst of dead letters larger than one produce request', { timeout: 120_000 }, () => {
+  const run = newTestRun({ TESSERA_INGEST_CLOCK: 'event' });
+  const dlqTopic = `${run.topic}.dlq`;
+  before(async () => createSourceTopic(run, 1));
+  after(async () => cleanupRun(run));
+
+  // Their headers (reason, message, source position) outweigh their values: a size estimate of
+  // keys and values alone put ~1.3 MB in one request, over the broker's 1 MiB limit, which crashed
+  // the consumer for good (found by the RSS benchmark, whose replayed stream is mostly late).
+  it('dead-letters 4,000 late events fetched together and keeps consuming', async () => {
+    const ingestor = startIngestor(run);
+    await ingestor.ready;
+    const t = Date.UTC(2026, 0, 20);
+    const event = (ts: number, amount: number) =>
+      JSON.stringify({ user_id: 1, event_timestamp: new Date(ts).toISOString(), amount, merchant_id: 'm1' });
+    const late = Array.from({ length: 4000 }, (_, i) => ({
+      key: '1',
+      value: event(t - 2 * 24 * 60 * MIN + i, i),
+    }));
+    const producer = run.kafka.producer();
+    await producer.connect();
+    await producer.send({ topic: run.topic, messages: [{ key: '1', value: event(t, 5) }] });
+    // One send: the ingestor fetches them in one batch.
+    await producer.send({ topic: run.topic, messages: late });
+    await producer.send({ topic: run.topic, messages: [{ key: '1', value: event(t + MIN, 7) }] });
+    await producer.disconnect();
+
+    await waitForCaughtUp(run, run.topic, 60_000);
+    assert.equal(ingestor.child.exitCode, null, `the ingestor exited:\n${ingestor.output()}`);
+    const dead = await readTopic(run, dlqTopic, late.length);
+    assert.equal(dead.length, late.length);
+    assert.ok(dead.every((m) => m.headers?.['tessera-reason']?.toString() === 'late'));
+    const plan = planView(loadDefinitionsFile(run.config.definitions).views[0]!);
+    const { state } = (
+      await new RedisStateStore(run.redis, plan, run.config.redisKeyPrefix).loadMany(['1'])
+    ).get('1')!;
+    assert.equal(readFeatures(plan, state, t + 2 * MIN)[0], 2, 'both in-time events applied, no late one');
+    ingestor.child.kill('SIGTERM');
+    assert.equal(await ingestor.exited, 0);
+  });
+});
