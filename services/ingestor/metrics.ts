@@ -100,7 +100,7 @@ export function createIngestorMetrics(options: { processMetrics?: boolean } = {}
     }),
     stateCacheEvents: new Gauge({
       name: 'tessera_ingestor_state_cache_events',
-      help: 'Stored events and tiles held by the decoded-state cache (bounded by TESSERA_STATE_CACHE_EVENTS).',
+      help: 'Weight held by the decoded-state cache, in units of ~260 bytes: stored events and tiles plus a share per state and per kept reader (bounded by TESSERA_STATE_CACHE_EVENTS).',
       labelNames: ['view'] as const,
       registers: [registry],
     }),

@@ -104,9 +104,10 @@ export const DEFAULTS = {
   /** Write an entity snapshot of Redis state with every new version (docs/offline-store.md#restore). Env TESSERA_FLUSH_SNAPSHOTS. */
   flushSnapshots: true,
   /**
-   * Bound of the ingestor's decoded-state cache per view, in stored events plus tiles summed over
-   * the cached entities (about 150 bytes each, with the before-event reader kept beside the state:
-   * the default holds about 150 MB). A cached state skips the load round trip and the decode, and
+   * Bound of the ingestor's decoded-state cache per view, in units of about 260 bytes: each cached
+   * entity counts its stored events and tiles, 2 for its state, and 4 per exact feature for the
+   * before-event reader kept beside it (state-cache.ts entryWeight; the default holds about
+   * 260 MB). A cached state skips the load round trip and the decode, and
    * its reader carries over to the next batch; the compare-and-set on its version refuses a copy
    * another writer made stale, and the cache is emptied at every rebalance. 0 turns it off.
    * Env TESSERA_STATE_CACHE_EVENTS.

@@ -31,6 +31,11 @@ export class BeforeEventReader {
     private readonly extra: number,
   ) {}
 
+  /** How many features this reader keeps a slider for (its memory grows with them). */
+  get exactFeatures(): number {
+    return this.plan.exactFeatures.length;
+  }
+
   /** Feature values as of t, before any event at t: the same values as readFeatures(plan, state, t). */
   read(t: number): FeatureValue[] {
     const values =

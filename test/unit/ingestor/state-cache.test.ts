@@ -1,5 +1,6 @@
-// The decoded-state cache: bounded by stored events, least recently used out first, and a state
-// is out of the cache while a batch owns it.
+// The decoded-state cache: bounded by what its entries hold (events, tiles, a share per state and
+// per kept reader), least recently used out first, and a state is out of the cache while a batch
+// owns it.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { applyEvent, BeforeEventReader, emptyState } from '../../../shared/engine/index.ts';
@@ -42,18 +43,35 @@ test("a state's before-event reader comes back with it, and only with it", () =>
 });
 
 test('evicts the least recently saved states once the stored events exceed the bound', () => {
-  const cache = new StateCache(10);
-  cache.put('a', 1, stateWith(3), NOTHING_STORED); // weight 4
+  const cache = new StateCache(12);
+  cache.put('a', 1, stateWith(3), NOTHING_STORED); // weight 5: 3 events + 2 for the state itself
   cache.put('b', 1, stateWith(3), NOTHING_STORED);
   cache.put('a', 2, cache.take('a')!.state, NOTHING_STORED); // a is now the most recent
-  cache.put('c', 1, stateWith(3), NOTHING_STORED); // 12 > 10: b goes
+  cache.put('c', 1, stateWith(3), NOTHING_STORED); // 15 > 12: b goes
   assert.equal(cache.version('b'), undefined);
   assert.equal(cache.version('a'), 2);
   assert.equal(cache.version('c'), 1);
-  assert.equal(cache.weight, 8);
+  assert.equal(cache.weight, 10);
   cache.put('huge', 1, stateWith(20), NOTHING_STORED); // larger than the whole bound: not kept, nothing evicted
   assert.equal(cache.version('huge'), undefined);
   assert.equal(cache.size, 2);
+});
+
+test("a kept reader weighs 4 per exact feature: its memory does not shrink with the entity's events", () => {
+  const cache = new StateCache(1000);
+  const state = stateWith(1);
+  cache.put('a', 1, state, NOTHING_STORED);
+  assert.equal(cache.weight, 3);
+  cache.put('a', 2, state, NOTHING_STORED, new BeforeEventReader(plan, state, 16));
+  assert.equal(plan.exactFeatures.length, 6);
+  assert.equal(cache.weight, 3 + 4 * 6);
+  // A bound that holds forty bare one-event states holds only four with their readers.
+  const small = new StateCache(120);
+  for (let i = 0; i < 40; i++) {
+    const s = stateWith(1);
+    small.put(`e${i}`, 1, s, NOTHING_STORED, new BeforeEventReader(plan, s, 16));
+  }
+  assert.equal(small.size, 4);
 });
 
 test('a zero bound caches nothing', () => {
