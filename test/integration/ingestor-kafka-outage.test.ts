@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import {
+  cleanupRun,
   createSourceTopic,
   differencesFromOffline,
   fraudMessages,
@@ -38,9 +39,7 @@ describe('ingestor during a Kafka broker outage', { timeout: 300_000 }, () => {
     await createSourceTopic(run, 3);
   });
   after(async () => {
-    const keys = await run.redis.keys(`${run.id}:*`);
-    for (let i = 0; i < keys.length; i += 1000) await run.redis.del(...keys.slice(i, i + 1000));
-    run.redis.disconnect();
+    await cleanupRun(run); // while the private broker still runs: it deletes the run's topics there too
     broker.remove();
   });
 
