@@ -29,6 +29,7 @@ import {
   startIngestor,
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
+import { scrapeMetrics } from '../support/ops-endpoint.ts';
 
 const PARTITIONS = 3;
 const run = newFlusherRun({ TESSERA_FLUSH_INTERVAL_MS: '1500' });
@@ -67,8 +68,7 @@ describe('flusher writes the offline store layout', { timeout: 90_000 }, () => {
     await flusher.ready;
     await waitForCaughtUp(run, run.topic, 60_000);
     await waitForGroup(run.kafka, run.flusherGroup, [run.topic, run.rowsTopic], 60_000);
-    const port = /metrics on 127\.0\.0\.1:(\d+)/.exec(flusher.output())?.[1];
-    metricsText = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    metricsText = await scrapeMetrics(flusher.output());
     ingestor.child.kill('SIGTERM');
     flusher.child.kill('SIGTERM');
     [exitCode] = await Promise.all([flusher.exited, ingestor.exited]);

@@ -25,6 +25,7 @@ import {
   waitForGroup,
 } from '../support/flusher-process.ts';
 import { cleanupRun } from '../support/ingestor-process.ts';
+import { opsUrl, scrapeMetrics } from '../support/ops-endpoint.ts';
 
 const PARTITIONS = 3;
 const LIMIT = 2000;
@@ -50,10 +51,7 @@ describe('flusher rides out an S3 outage with bounded memory and catches up', { 
   let lastSuccessBefore = 0;
   let expected: ReturnType<typeof expectedRows>;
 
-  const scrape = async () => {
-    const port = /metrics on 127\.0\.0\.1:(\d+)/.exec(flusher.output())?.[1];
-    return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  };
+  const scrape = () => scrapeMetrics(flusher.output());
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'flusher-s3-'));
@@ -119,9 +117,7 @@ describe('flusher rides out an S3 outage with bounded memory and catches up', { 
       'tessera_flusher_last_success_timestamp_seconds',
     ])
       during[name] = metric(text, name);
-    const ready = await fetch(
-      `http://127.0.0.1:${/metrics on 127\.0\.0\.1:(\d+)/.exec(flusher.output())?.[1]}/ready`,
-    );
+    const ready = await fetch(`${opsUrl(flusher.output())}/ready`);
     during.ready = ready.status;
 
     phase('S3 restarting');

@@ -20,6 +20,7 @@ import {
   startIngestor,
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
+import { scrapeMetrics } from '../support/ops-endpoint.ts';
 
 const EVENTS = 3000;
 const SEED = 17;
@@ -97,8 +98,7 @@ describe('ingestor: avro-confluent sources', { timeout: 180_000 }, () => {
         const ingestor = startIngestor(run);
         await ingestor.ready;
         await waitForCaughtUp(run, run.topic, 120_000);
-        const port = /metrics on 127\.0\.0\.1:(\d+)/.exec(ingestor.output())?.[1];
-        const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        const metrics = await scrapeMetrics(ingestor.output());
         ingestor.child.kill('SIGTERM');
         assert.equal(await ingestor.exited, 0);
 

@@ -20,6 +20,7 @@ import {
   type TestRun,
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
+import { assertStillUp, opsUrl, scrapeMetrics } from '../support/ops-endpoint.ts';
 
 const MIN = 60_000;
 
@@ -131,8 +132,7 @@ describe('ingestor: dead letters, push and training rows', { timeout: 120_000 },
       );
     });
 
-    const port = /metrics on 127\.0\.0\.1:(\d+)/.exec(ingestor.output())?.[1];
-    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const metrics = await scrapeMetrics(ingestor.output());
     for (const reason of ['undecodable', 'missing_key', 'non_numeric', 'bad_timestamp', 'late', 'future']) {
       assert.match(
         metrics,
@@ -145,7 +145,7 @@ describe('ingestor: dead letters, push and training rows', { timeout: 120_000 },
       metrics,
       /tessera_ingestor_events_total\{view="user_transaction_features",outcome="applied"\} 3/,
     );
-    assert.equal((await fetch(`http://127.0.0.1:${port}/ready`)).status, 200);
+    assert.equal((await fetch(`${opsUrl(ingestor.output())}/ready`)).status, 200);
 
     const plan = planView(loadDefinitionsFile(run.config.definitions).views[0]!);
     const state = (await new RedisStateStore(run.redis, plan, run.config.redisKeyPrefix).loadMany(['1'])).get(
@@ -207,8 +207,7 @@ describe('ingestor: a DLQ outage pauses instead of dropping', { timeout: 180_000
     // While the DLQ is gone, the batches holding bad records fail and come back: nothing commits
     // past them, and nothing is counted as dead-lettered.
     await new Promise((r) => setTimeout(r, 8000));
-    const port = /metrics on 127\.0\.0\.1:(\d+)/.exec(ingestor.output())?.[1];
-    const during = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const during = await scrapeMetrics(ingestor.output());
     assert.doesNotMatch(
       during,
       /tessera_ingestor_dlq_events_total\{/,
@@ -225,7 +224,7 @@ describe('ingestor: a DLQ outage pauses instead of dropping', { timeout: 180_000
       0,
     );
     assert.ok(lag > 0, 'the partitions with bad records are held back');
-    assert.equal(ingestor.child.exitCode, null, 'the ingestor is still running');
+    assertStillUp(ingestor, 'while the DLQ was down');
 
     await admin.createTopics({ waitForLeaders: true, topics: [{ topic: dlqTopic, numPartitions: 6 }] });
     await admin.disconnect();
@@ -257,9 +256,8 @@ describe('ingestor: commits are periodic, and a graceful stop commits what is pr
     await ingestor.ready;
     const producer = run.kafka.producer();
     await producer.connect();
-    const port = /metrics on 127\.0\.0\.1:(\d+)/.exec(ingestor.output())?.[1];
     const processed = async () => {
-      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const text = await scrapeMetrics(ingestor.output());
       return [...text.matchAll(/^tessera_ingestor_events_total\{[^}]*\} (\d+)/gm)].reduce(
         (n, m) => n + Number(m[1]),
         0,
@@ -319,7 +317,7 @@ describe('ingestor: a burst of dead letters larger than one produce request', { 
     await producer.disconnect();
 
     await waitForCaughtUp(run, run.topic, 60_000);
-    assert.equal(ingestor.child.exitCode, null, `the ingestor exited:\n${ingestor.output()}`);
+    assertStillUp(ingestor);
     const dead = await readTopic(run, dlqTopic, late.length);
     assert.equal(dead.length, late.length);
     assert.ok(dead.every((m) => m.headers?.['tessera-reason']?.toString() === 'late'));

@@ -15,6 +15,7 @@ import {
   type TestRun,
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
+import { assertStillUp, opsUrl } from '../support/ops-endpoint.ts';
 import { PrivateKafka } from '../support/private-kafka.ts';
 
 const EVENTS = 30_000;
@@ -46,11 +47,8 @@ describe('ingestor during a Kafka broker outage', { timeout: 300_000 }, () => {
   it('stays up while the broker is down, then applies every event exactly once', async () => {
     const ingestor = startIngestor(run);
     await ingestor.ready;
-    const port = /metrics on [^ ]+:(\d+)/.exec(ingestor.output())?.[1];
-    assert.ok(port, `no metrics port in the ingestor's output:\n${ingestor.output()}`);
-    const ops = `http://127.0.0.1:${port}`;
-    const stillUp = () =>
-      assert.equal(ingestor.child.exitCode, null, `the ingestor exited:\n${ingestor.output()}`);
+    const ops = opsUrl(ingestor.output());
+    const stillUp = () => assertStillUp(ingestor);
 
     const producer = run.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();

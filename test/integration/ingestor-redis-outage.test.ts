@@ -15,6 +15,7 @@ import {
   type TestRun,
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
+import { assertStillUp, opsUrl } from '../support/ops-endpoint.ts';
 import { PrivateRedis } from '../support/private-redis.ts';
 
 const EVENTS = 30_000;
@@ -49,15 +50,8 @@ describe('ingestor during a Redis outage', { timeout: 240_000 }, () => {
   it('stays up and not ready while Redis is down, then applies every event exactly once', async () => {
     const ingestor = startIngestor(run);
     await ingestor.ready;
-    const port = /metrics on [^ ]+:(\d+)/.exec(ingestor.output())?.[1];
-    assert.ok(port, `no metrics port in the ingestor's output:\n${ingestor.output()}`);
-    const ops = `http://127.0.0.1:${port}`;
-    const stillUp = () =>
-      assert.equal(
-        ingestor.child.exitCode,
-        null,
-        `the ingestor exited during the outage:\n${ingestor.output()}`,
-      );
+    const ops = opsUrl(ingestor.output());
+    const stillUp = () => assertStillUp(ingestor, 'during the outage');
 
     const producer = run.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
