@@ -7,10 +7,12 @@
 //     from the ingestor's histogram (p50/p99, interpolated within buckets like histogram_quantile);
 //     then the same schedule into the floor (loadtest/freshness-floor.ts: kafkajs, JSON.parse, one
 //     pipelined Redis SET per event, nothing else), printed beside the ingestor (--no-floor skips it);
-//  3. memory (--rss-minutes M): the ingestor's RSS sampled every 30 s while producing at the fixed rate.
+//  3. memory (--rss-minutes M): the ingestor's RSS sampled every 30 s while producing at the fixed rate,
+//     the same month of events (--rss-laps times, one after the other in event time): once the first
+//     lap has filled the windows, the states stop growing, so what still grows is the process's own.
 //
 //   eval "$(scripts/stack env)"; npx tsx loadtest/ingest-bench.ts [--events 300000] [--rate 10000]
-//     [--fresh-seconds 30] [--warmup-seconds 5] [--rss-minutes 0] [--timeline] [--produce-batch 500]
+//     [--fresh-seconds 30] [--warmup-seconds 5] [--rss-minutes 0] [--rss-laps 3] [--timeline] [--produce-batch 500]
 //     [--ingestor-log FILE] [--no-floor]
 //   CPU profile of the ingestor: TESSERA_INGESTOR_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'.
 import { execFileSync, spawn } from 'node:child_process';
@@ -19,6 +21,7 @@ import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { produceEvents } from '../services/producer/produce.ts';
 import { loadDefinitionsFile } from '../shared/definitions/load.ts';
+import { generateFraudEvents } from '../shared/synth/fraud-events.ts';
 import {
   cleanupRun,
   createSourceTopic,
@@ -27,6 +30,7 @@ import {
   type TestRun,
   waitForCaughtUp,
 } from '../test/support/ingestor-process.ts';
+import { scrapeMetrics } from '../test/support/ops-endpoint.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -34,6 +38,9 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '10000' },
     'fresh-seconds': { type: 'string', default: '30' },
     'rss-minutes': { type: 'string', default: '0' },
+    // The memory run replays one generated month this many times, each lap after the one before in
+    // event time (the last ends now). One lap would grow every state for the whole run.
+    'rss-laps': { type: 'string', default: '3' },
     // Prints, per second of the freshness run, how many events reached Redis and how many of them
     // took over 50 ms: where the slow ones are (start-up, a GC, a stall) rather than only how many.
     timeline: { type: 'boolean', default: false },
@@ -44,7 +51,7 @@ const { values: args } = parseArgs({
     // first loads of every entity) are reported apart, as the cold-start figure.
     'warmup-seconds': { type: 'string', default: '5' },
     // Writes the freshness run's ingestor output (its logs; with TESSERA_INGESTOR_NODE_ARGS=--trace-gc
-    // its GC lines) to this file.
+    // its GC lines) to this file once it has stopped, and the memory run's to FILE.memory.
     'ingestor-log': { type: 'string' },
     // Skip the freshness floor (loadtest/freshness-floor.ts) run after the ingestor's freshness run.
     'no-floor': { type: 'boolean', default: false },
@@ -69,7 +76,8 @@ async function produce(
   rate: number,
   seed: number,
   batchSize?: number,
-  nowBased = false,
+  /** Shift the generated event times so the stream's last event is at this time (ms). */
+  endAt?: number,
 ) {
   const definitions = loadDefinitionsFile(run.config.definitions);
   return produceEvents({
@@ -83,13 +91,8 @@ async function produce(
     createTopic: true,
     partitions: 6,
     ...(batchSize ? { batchSize } : {}),
-    nowBased,
+    ...(endAt === undefined ? {} : { nowBased: true, now: () => endAt }),
   });
-}
-
-async function metricsText(output: string): Promise<string> {
-  const port = /metrics on 127\.0\.0\.1:(\d+)/.exec(output)?.[1];
-  return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
 }
 
 type Buckets = { le: number; count: number }[];
@@ -240,7 +243,7 @@ function rssMiB(pid: number): number {
     let firstDone = 0;
     let firstCpu = 0;
     for (;;) {
-      const done = processedEvents(await metricsText(ingestor.output()));
+      const done = processedEvents(await scrapeMetrics(ingestor.output()));
       if (done > 0 && firstAt === 0) {
         firstAt = performance.now();
         firstDone = done;
@@ -252,7 +255,7 @@ function rssMiB(pid: number): number {
     const seconds = (performance.now() - firstAt) / 1000;
     const cpuPerEventUs = ((cpuSeconds(pid) - firstCpu) / (N - firstDone)) * 1e6;
     const oursRate = (N - firstDone) / seconds;
-    const stages = stageBreakdown(await metricsText(ingestor.output()));
+    const stages = stageBreakdown(await scrapeMetrics(ingestor.output()));
     ingestor.child.kill('SIGTERM');
     await ingestor.exited;
     console.log(
@@ -279,7 +282,7 @@ function rssMiB(pid: number): number {
   }
 }
 
-// 2. Freshness (and 3. memory); --fresh-seconds 0 skips them.
+// 2. Freshness; --fresh-seconds 0 skips it.
 if (Number(args['fresh-seconds']) > 0) {
   const run = newTestRun(BENCH_ENV);
   try {
@@ -296,7 +299,7 @@ if (Number(args['fresh-seconds']) > 0) {
       const snapshots: { at: number; buckets: Buckets }[] = [];
       const snapshot = async () => {
         const at = performance.now();
-        snapshots.push({ at, buckets: histogramBuckets(await metricsText(ingestor.output()), HISTOGRAM) });
+        snapshots.push({ at, buckets: histogramBuckets(await scrapeMetrics(ingestor.output()), HISTOGRAM) });
       };
       await snapshot();
       const started = performance.now();
@@ -314,7 +317,7 @@ if (Number(args['fresh-seconds']) > 0) {
       clearInterval(sampler);
       clearTimeout(warm);
       const cpuPerEventUs = ((cpuSeconds(ingestor.child.pid!) - cpuBefore) / (RATE * seconds)) * 1e6;
-      const text = await metricsText(ingestor.output());
+      const text = await scrapeMetrics(ingestor.output());
       const all = histogramBuckets(text, HISTOGRAM);
       const warmedUp =
         snapshots.find((s) => s.at >= started + warmup * 1000)?.buckets ?? snapshots[0]!.buckets;
@@ -344,31 +347,72 @@ if (Number(args['fresh-seconds']) > 0) {
         `  ingestor CPU per event after the warm-up ${cpuPerEventUs.toFixed(1)} µs (${((cpuPerEventUs * RATE) / 1e4).toFixed(0)} % of one core at this rate)`,
       );
       console.log(`  producer achieved ${fmt(produced.ratePerSec)} events/s; ${stageBreakdown(text)}`);
-      if (args['ingestor-log']) writeFileSync(args['ingestor-log'], ingestor.output());
-
-      const minutes = Number(args['rss-minutes']);
-      if (minutes > 0) {
-        const pid = ingestor.child.pid!;
-        const samples: string[] = [];
-        const sampler = setInterval(() => samples.push(rssMiB(pid).toFixed(0)), 30_000);
-        samples.push(rssMiB(pid).toFixed(0));
-        log(`producing at ${fmt(RATE)}/s for ${minutes} min, sampling RSS every 30 s ...`);
-        // Event times shifted to end now, after every earlier phase's (January 2026): the entities
-        // the freshness run touched take these events in order. The same generated January again
-        // was mostly older than their state clocks: dead letters, not applies.
-        await produce(run, RATE * 60 * minutes, RATE, 3, undefined, true);
-        clearInterval(sampler);
-        samples.push(rssMiB(pid).toFixed(0));
-        console.log(
-          `\nIngestor RSS (MiB) every 30 s over ${minutes} min at ${fmt(RATE)} events/s: ${samples.join(' ')}`,
-        );
-      }
     } finally {
       ingestor.child.kill('SIGTERM');
       await ingestor.exited;
+      if (args['ingestor-log']) writeFileSync(args['ingestor-log'], ingestor.output());
     }
     if (!args['no-floor'])
       await freshnessFloor(Number(args['warmup-seconds']), Number(args['fresh-seconds']));
+  } finally {
+    await cleanupRun(run);
+  }
+}
+
+// 3. Memory (--rss-minutes), on a run of its own: its event times need not follow the freshness run's.
+const minutes = Number(args['rss-minutes']);
+if (minutes > 0) {
+  const run = newTestRun(BENCH_ENV);
+  try {
+    await createSourceTopic(run, 6);
+    const ingestor = startIngestor(run);
+    try {
+      await ingestor.ready;
+      await new Promise((r) => setTimeout(r, 3000)); // group join
+      const pid = ingestor.child.pid!;
+      const samples: string[] = [];
+      const sampler = setInterval(() => samples.push(rssMiB(pid).toFixed(0)), 30_000);
+      samples.push(rssMiB(pid).toFixed(0));
+      // A stationary stream: the same generated month, `laps` times, each lap shifted one span
+      // later in event time than the one before and the last ending now. From the second lap on,
+      // each entity's windows hold one lap's events, as in a deployment whose windows are full;
+      // a single 10-minute month grew every state all through the run (sessions 4-8).
+      const laps = Math.max(1, Number(args['rss-laps']));
+      const perLap = Math.round((RATE * 60 * minutes) / laps);
+      const month = generateFraudEvents({ events: perLap, seed: 3 });
+      let first = Number.POSITIVE_INFINITY;
+      let last = Number.NEGATIVE_INFINITY;
+      for (const e of month) {
+        first = Math.min(first, e.event_timestamp);
+        last = Math.max(last, e.event_timestamp);
+      }
+      const lapMs = last - first + 2 * 3_600_000;
+      const end = Date.now();
+      log(
+        `memory: producing at ${fmt(RATE)}/s for ${minutes} min, ${laps} laps of ${fmt(perLap)} events ` +
+          `(${(lapMs / 86_400_000).toFixed(0)} days of event time each), RSS every 30 s ...`,
+      );
+      for (let lap = 0; lap < laps; lap++) {
+        await produce(run, perLap, RATE, 3, undefined, end - (laps - 1 - lap) * lapMs);
+        samples.push('|');
+      }
+      clearInterval(sampler);
+      samples.push(rssMiB(pid).toFixed(0));
+      const text = await scrapeMetrics(ingestor.output());
+      console.log(
+        `\nIngestor RSS (MiB) every 30 s over ${minutes} min at ${fmt(RATE)} events/s (| between laps): ${samples.join(' ')}`,
+      );
+      const dead = [...text.matchAll(/^tessera_ingestor_events_total\{[^}]*outcome="dlq"[^}]*\} (\d+)/gm)];
+      console.log(
+        `  events the ingestor finished by the end: ${fmt(processedEvents(text))} of ${fmt(perLap * laps)}, ` +
+          `${fmt(dead.reduce((n, m) => n + Number(m[1]), 0))} of them dead-lettered`,
+      );
+      console.log(`  ${stageBreakdown(text)}`);
+    } finally {
+      ingestor.child.kill('SIGTERM');
+      await ingestor.exited;
+      if (args['ingestor-log']) writeFileSync(`${args['ingestor-log']}.memory`, ingestor.output());
+    }
   } finally {
     await cleanupRun(run);
   }
