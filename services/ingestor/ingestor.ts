@@ -5,7 +5,16 @@
 // A failure anywhere before the commit makes kafkajs redeliver the batch; the engine's per-partition
 // offsets make the redelivery a no-op for state, so nothing is lost or counted twice.
 import type { Redis } from 'ioredis';
-import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
+import type {
+  Admin,
+  Consumer,
+  EachBatchPayload,
+  IHeaders,
+  Kafka,
+  KafkaMessage,
+  Message,
+  Producer,
+} from 'kafkajs';
 import type { Logger } from 'pino';
 import { createDecoder } from '../../shared/codecs/decode.ts';
 import type { DecodeResult } from '../../shared/codecs/types.ts';
@@ -128,9 +137,26 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       wanted.push(topicName(config, UPDATES_TOPIC), topicName(config, ROWS_TOPIC));
       const missing = wanted.filter((t) => !existing.has(t));
       if (missing.length > 0) {
+        // A dead letter is its record plus Tessera's headers (up to ~1.2 KB): a DLQ topic that
+        // took no more than its source would refuse a record near the source's limit, and that
+        // batch would then fail for ever. A DLQ created here takes its source's limit plus 64 KiB.
+        const dlqLimits = await dlqMessageLimits(
+          admin,
+          missing.filter((t) => t.endsWith('.dlq')).map((t) => t.slice(0, -'.dlq'.length)),
+          existing,
+        );
         await admin.createTopics({
           waitForLeaders: true,
-          topics: missing.map((topic) => ({ topic, numPartitions: 6 })),
+          topics: missing.map((topic) => {
+            const limit = dlqLimits.get(topic);
+            return limit === undefined
+              ? { topic, numPartitions: 6 }
+              : {
+                  topic,
+                  numPartitions: 6,
+                  configEntries: [{ name: 'max.message.bytes', value: String(limit) }],
+                };
+          }),
         });
         logger.info({ topics: missing }, 'created topics');
       }
@@ -563,6 +589,36 @@ const ROWS_RECORD_BYTES = 64 * 1024;
  */
 function isKafkaError(error: unknown): boolean {
   return error instanceof Error && error.name.startsWith('KafkaJS');
+}
+
+/** Kafka's config resource type of a topic (kafkajs' ConfigResourceTypes.TOPIC, not an ESM named export). */
+const TOPIC_RESOURCE = 2;
+/** Room for Tessera's dead-letter headers over the source record's own limit. */
+export const DLQ_HEADROOM_BYTES = 64 * 1024;
+
+/** max.message.bytes for each source's DLQ topic (keyed by the DLQ's name): the source's + headroom. */
+async function dlqMessageLimits(
+  admin: Admin,
+  sourceTopics: string[],
+  existing: ReadonlySet<string>,
+): Promise<Map<string, number>> {
+  // The broker's default message.max.bytes for a source that does not exist yet.
+  const limits = new Map(sourceTopics.map((t) => [`${t}.dlq`, 1_048_588 + DLQ_HEADROOM_BYTES]));
+  const described = sourceTopics.filter((t) => existing.has(t));
+  if (described.length === 0) return limits;
+  const { resources } = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: described.map((name) => ({
+      type: TOPIC_RESOURCE,
+      name,
+      configNames: ['max.message.bytes'],
+    })),
+  });
+  for (const r of resources) {
+    const value = Number(r.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue);
+    if (Number.isFinite(value) && value > 0) limits.set(`${r.resourceName}.dlq`, value + DLQ_HEADROOM_BYTES);
+  }
+  return limits;
 }
 
 function dlqHeaders(

@@ -330,3 +330,48 @@ describe('ingestor: a burst of dead letters larger than one produce request', { 
     assert.equal(await ingestor.exited, 0);
   });
 });
+
+describe('ingestor: a record at the size limit of its topic', { timeout: 120_000 }, () => {
+  const run = newTestRun({ TESSERA_INGEST_CLOCK: 'event' });
+  const dlqTopic = `${run.topic}.dlq`;
+  before(async () => createSourceTopic(run, 1));
+  after(async () => cleanupRun(run));
+
+  // The source topic takes a batch of up to 1,048,588 bytes (the broker's default); the same
+  // record with Tessera's dead-letter headers is ~300 bytes more. A DLQ topic with the default
+  // limit refused it, and the batch failed again after every restart.
+  it('dead-letters it whole: the DLQ topic the ingestor creates takes more than its source', async () => {
+    const ingestor = startIngestor(run);
+    await ingestor.ready;
+    const admin = run.kafka.admin();
+    await admin.connect();
+    const { resources } = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: [{ type: 2, name: dlqTopic, configNames: ['max.message.bytes'] }],
+    });
+    await admin.disconnect();
+    const limit = Number(resources[0]!.configEntries[0]!.configValue);
+    assert.ok(limit >= 1_048_588 + 64 * 1024, `the DLQ takes ${limit} bytes`);
+
+    const huge = Buffer.alloc(1_048_400, 'x'); // not JSON: undecodable
+    const good = JSON.stringify({
+      user_id: 2,
+      event_timestamp: new Date(Date.UTC(2026, 0, 20)).toISOString(),
+      amount: 3,
+      merchant_id: 'm1',
+    });
+    const producer = run.kafka.producer();
+    await producer.connect();
+    await producer.send({ topic: run.topic, messages: [{ key: '1', value: huge }] });
+    await producer.send({ topic: run.topic, messages: [{ key: '2', value: good }] });
+    await producer.disconnect();
+
+    await waitForCaughtUp(run, run.topic, 60_000);
+    assertStillUp(ingestor);
+    const [dead] = await readTopic(run, dlqTopic, 1);
+    assert.equal(dead!.headers?.['tessera-reason']?.toString(), 'undecodable');
+    assert.ok(dead!.value!.equals(huge), 'the original bytes, whole');
+    ingestor.child.kill('SIGTERM');
+    assert.equal(await ingestor.exited, 0);
+  });
+});
