@@ -259,7 +259,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         runtime.views,
         incoming,
         { mode: config.ingestClock, now: now() },
-        rowsSink(topic, heartbeat),
+        config.trainingRows ? rowsSink(topic, heartbeat) : null,
         async () => {
           await new Promise((resolve) => setImmediate(resolve));
           await heartbeat();
@@ -446,7 +446,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     async start() {
       await ensureTopics();
       await producer.connect();
-      await rowsProducer.connect();
+      if (config.trainingRows) await rowsProducer.connect();
       await consumer.connect();
       // A rebalance may hand a partition to another ingestor and back: its entities' cached states
       // may then be stale. The compare-and-set would refuse them, but only after the batch's rows
@@ -474,7 +474,10 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         eachBatch: handleBatch,
       });
       running = true;
-      logger.info({ topics: [...sources.keys()], group: config.ingestorGroup }, 'ingestor consuming');
+      logger.info(
+        { topics: [...sources.keys()], group: config.ingestorGroup, trainingRows: config.trainingRows },
+        'ingestor consuming',
+      );
     },
     async stop() {
       const wasRunning = running;
@@ -497,7 +500,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       }
       await consumer.disconnect();
       await producer.disconnect();
-      await rowsProducer.disconnect();
+      if (config.trainingRows) await rowsProducer.disconnect();
     },
     async readiness() {
       const problems: string[] = [];

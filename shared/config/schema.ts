@@ -116,6 +116,7 @@ export const configSchema = z
     ),
     ingestClock: withDefault(z.enum(['wall', 'event']), DEFAULTS.ingestClock),
     publishUpdates: withDefault(bool, DEFAULTS.publishUpdates),
+    trainingRows: withDefault(bool, DEFAULTS.trainingRows),
     offlineStore: withDefault(
       z
         .string()

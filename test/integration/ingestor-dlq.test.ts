@@ -375,3 +375,46 @@ describe('ingestor: a record at the size limit of its topic', { timeout: 120_000
     assert.equal(await ingestor.exited, 0);
   });
 });
+
+describe('ingestor: training rows off (TESSERA_TRAINING_ROWS=false)', { timeout: 120_000 }, () => {
+  const run = newTestRun({ TESSERA_INGEST_CLOCK: 'event', TESSERA_TRAINING_ROWS: 'false' });
+  const events = generateFraudEvents({ events: 3000, seed: 31 });
+  before(async () => createSourceTopic(run, 2));
+  after(async () => cleanupRun(run));
+
+  it('writes the same states and pushes vectors, but produces no row', async () => {
+    const producer = run.kafka.producer();
+    await producer.connect();
+    await producer.send({ topic: run.topic, messages: fraudMessages(events) });
+    await producer.disconnect();
+    const ingestor = startIngestor(run);
+    await ingestor.ready;
+    await waitForCaughtUp(run, run.topic, 60_000);
+    const { entities, differences } = await differencesFromOffline(run, events);
+    assert.deepEqual(differences, [], `first differences among ${entities} entities`);
+    const metrics = await scrapeMetrics(ingestor.output());
+    assert.match(
+      metrics,
+      new RegExp(
+        `tessera_ingestor_events_total\\{view="user_transaction_features",outcome="applied"\\} ${events.length}`,
+      ),
+    );
+    assert.ok((await readTopic(run, `${run.id}.features.updates`, entities)).length >= entities);
+    ingestor.child.kill('SIGTERM');
+    assert.equal(await ingestor.exited, 0, ingestor.output());
+
+    // The rows topic exists (the flusher subscribes to it) and stays empty.
+    const admin = run.kafka.admin();
+    await admin.connect();
+    try {
+      const offsets = await admin.fetchTopicOffsets(`${run.id}.features.rows`);
+      assert.deepEqual(
+        offsets.map((o) => o.high),
+        offsets.map(() => '0'),
+        'no training row was produced',
+      );
+    } finally {
+      await admin.disconnect();
+    }
+  });
+});
