@@ -1,8 +1,8 @@
 // Ingest benchmark on the local stack: one ingestor process, broker and Redis on this machine.
 //  1. throughput: N events pre-loaded on a 6-partition topic, consumed by Kafka's own consumer perf
 //     tool (org.apache.kafka.tools.ConsumerPerformance), by a bare kafkajs consumer (fetch only, then
-//     also JSON.parse: the client's own ceiling, loadtest/kafkajs-ceiling.ts) and then by the
-//     ingestor, same topic, same run;
+//     also JSON.parse: the client's own ceiling, loadtest/kafkajs-ceiling.ts), by the ingestor, and
+//     by the ingestor again with training rows off (TESSERA_TRAINING_ROWS=false), same topic, same run;
 //  2. freshness: produce at a fixed rate while the ingestor runs; produce -> Redis-acknowledged latency
 //     from the ingestor's histogram (p50/p99, interpolated within buckets like histogram_quantile);
 //     then the same schedule into the floor (loadtest/freshness-floor.ts: kafkajs, JSON.parse, one
@@ -15,6 +15,7 @@
 //     [--fresh-seconds 30] [--warmup-seconds 5] [--rss-minutes 0] [--rss-laps 3] [--timeline] [--produce-batch 500]
 //     [--ingestor-log FILE] [--no-floor]
 //   CPU profile of the ingestor: TESSERA_INGESTOR_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'.
+//   Every run with training rows off: TESSERA_TRAINING_ROWS=false in the environment.
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -25,6 +26,7 @@ import { generateFraudEvents } from '../shared/synth/fraud-events.ts';
 import {
   cleanupRun,
   createSourceTopic,
+  type IngestorProcess,
   newTestRun,
   startIngestor,
   type TestRun,
@@ -179,6 +181,63 @@ function rssMiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
 }
 
+/**
+ * Runs an ingestor over the run's whole topic (N events, already produced) and times it from its
+ * first processed batch to the last record (the group join is excluded, as for the broker's tool),
+ * from its own event counter (commits are periodic, so committed offsets lag by up to the commit
+ * interval); its CPU time over the same span from /proc.
+ */
+async function catchUp(run: TestRun): Promise<{ rate: number; cpuPerEventUs: number; stages: string }> {
+  const ingestor = startIngestor(run);
+  await ingestor.ready;
+  const pid = ingestor.child.pid!;
+  let firstAt = 0;
+  let firstDone = 0;
+  let firstCpu = 0;
+  for (;;) {
+    const done = processedEvents(await scrapeMetrics(ingestor.output()));
+    if (done > 0 && firstAt === 0) {
+      firstAt = performance.now();
+      firstDone = done;
+      firstCpu = cpuSeconds(pid);
+    }
+    if (done >= N) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const seconds = (performance.now() - firstAt) / 1000;
+  const cpuPerEventUs = ((cpuSeconds(pid) - firstCpu) / (N - firstDone)) * 1e6;
+  const stages = stageBreakdown(await scrapeMetrics(ingestor.output()));
+  ingestor.child.kill('SIGTERM');
+  await ingestor.exited;
+  return { rate: (N - firstDone) / seconds, cpuPerEventUs, stages };
+}
+
+/**
+ * A run of its own (topic, group, Redis prefix) with an ingestor that has joined its group: `body`
+ * gets both; then the ingestor is stopped (its output written to `logFile`) and the run removed.
+ */
+async function withIngestor(
+  logFile: string | undefined,
+  body: (run: TestRun, ingestor: IngestorProcess) => Promise<void>,
+): Promise<void> {
+  const run = newTestRun(BENCH_ENV);
+  try {
+    await createSourceTopic(run, 6);
+    const ingestor = startIngestor(run);
+    try {
+      await ingestor.ready;
+      await new Promise((r) => setTimeout(r, 3000)); // group join
+      await body(run, ingestor);
+    } finally {
+      ingestor.child.kill('SIGTERM');
+      await ingestor.exited;
+      if (logFile) writeFileSync(logFile, ingestor.output());
+    }
+  } finally {
+    await cleanupRun(run);
+  }
+}
+
 // 1. Throughput.
 {
   const run = newTestRun(BENCH_ENV);
@@ -233,31 +292,17 @@ function rssMiB(pid: number): number {
     const fetchOnly = ceiling(false);
     const parseOnly = ceiling(true);
     log('ingestor ...');
-    const ingestor = startIngestor(run);
-    await ingestor.ready;
-    // Time from the first processed batch to the last record (the group join is excluded, as for
-    // the tool), from the ingestor's own event counter (commits are periodic, so committed offsets
-    // lag by up to the commit interval); its CPU time over the same span from /proc.
-    const pid = ingestor.child.pid!;
-    let firstAt = 0;
-    let firstDone = 0;
-    let firstCpu = 0;
-    for (;;) {
-      const done = processedEvents(await scrapeMetrics(ingestor.output()));
-      if (done > 0 && firstAt === 0) {
-        firstAt = performance.now();
-        firstDone = done;
-        firstCpu = cpuSeconds(pid);
-      }
-      if (done >= N) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const seconds = (performance.now() - firstAt) / 1000;
-    const cpuPerEventUs = ((cpuSeconds(pid) - firstCpu) / (N - firstDone)) * 1e6;
-    const oursRate = (N - firstDone) / seconds;
-    const stages = stageBreakdown(await scrapeMetrics(ingestor.output()));
-    ingestor.child.kill('SIGTERM');
-    await ingestor.exited;
+    const ours = await catchUp(run);
+    // The same again with training rows off (TESSERA_TRAINING_ROWS=false), on states written afresh
+    // by a group of its own: what the rows cost.
+    log('ingestor, training rows off ...');
+    const keys = await run.redis.keys(`${run.id}:*`);
+    for (let i = 0; i < keys.length; i += 1000) await run.redis.del(...keys.slice(i, i + 1000));
+    const noRows = await catchUp({
+      ...run,
+      env: { ...run.env, TESSERA_INGESTOR_GROUP: `${run.id}-norows`, TESSERA_TRAINING_ROWS: 'false' },
+    });
+    const oursRate = ours.rate;
     console.log(
       `\nIngest throughput, ${fmt(N)} JSON events, 6 partitions, one process, reference view (6 features, exact)`,
     );
@@ -274,9 +319,14 @@ function rssMiB(pid: number): number {
       `  ratio ingestor / broker tool: ${(oursRate / brokerRate).toFixed(2)}  (goal >= 0.5; goal >= 100k events/s); ingestor / kafkajs fetch only: ${(oursRate / fetchOnly.rate).toFixed(2)}`,
     );
     console.log(
-      `  ingestor CPU (user + system) per event: ${cpuPerEventUs.toFixed(1)} µs, i.e. ${fmt(1e6 / cpuPerEventUs)} events per CPU-second`,
+      `  ingestor CPU (user + system) per event: ${ours.cpuPerEventUs.toFixed(1)} µs, i.e. ${fmt(1e6 / ours.cpuPerEventUs)} events per CPU-second`,
     );
-    console.log(`  ${stages}`);
+    console.log(`  ${ours.stages}`);
+    console.log(
+      `  the same with training rows off (TESSERA_TRAINING_ROWS=false): ${fmt(noRows.rate)} events/s ` +
+        `(${(noRows.rate / brokerRate).toFixed(2)} of the broker tool), ${noRows.cpuPerEventUs.toFixed(1)} µs CPU per event, ` +
+        `${(noRows.rate / oursRate).toFixed(2)}x with rows`,
+    );
   } finally {
     await cleanupRun(run);
   }
@@ -284,138 +334,111 @@ function rssMiB(pid: number): number {
 
 // 2. Freshness; --fresh-seconds 0 skips it.
 if (Number(args['fresh-seconds']) > 0) {
-  const run = newTestRun(BENCH_ENV);
-  try {
-    await createSourceTopic(run, 6);
-    const ingestor = startIngestor(run);
-    try {
-      await ingestor.ready;
-      await new Promise((r) => setTimeout(r, 3000)); // group join
-      const seconds = Number(args['fresh-seconds']);
-      const warmup = Number(args['warmup-seconds']);
-      log(`producing at ${fmt(RATE)}/s for ${warmup} s of warm-up, then ${seconds} s measured ...`);
-      // The histogram every second: the steady-state figures are what reached Redis after the
-      // warm-up, and the timeline shows where the slow events were.
-      const snapshots: { at: number; buckets: Buckets }[] = [];
-      const snapshot = async () => {
-        const at = performance.now();
-        snapshots.push({ at, buckets: histogramBuckets(await scrapeMetrics(ingestor.output()), HISTOGRAM) });
-      };
-      await snapshot();
-      const started = performance.now();
-      const sampler = setInterval(() => void snapshot(), 1000);
-      let cpuBefore = cpuSeconds(ingestor.child.pid!);
-      const warm = setTimeout(() => {
-        cpuBefore = cpuSeconds(ingestor.child.pid!);
-      }, warmup * 1000);
-      const produced = await produce(run, RATE * (warmup + seconds), RATE, 2, Number(args['produce-batch']));
-      // Generous: on a loaded machine a saturated ingestor still finishes, and the figures say so.
-      await waitForCaughtUp(run, run.topic, 300_000).catch((error: unknown) => {
-        log(`ingestor output (last 4000 chars):\n${ingestor.output().slice(-4000)}`);
-        throw error;
+  await withIngestor(args['ingestor-log'], async (run, ingestor) => {
+    const seconds = Number(args['fresh-seconds']);
+    const warmup = Number(args['warmup-seconds']);
+    log(`producing at ${fmt(RATE)}/s for ${warmup} s of warm-up, then ${seconds} s measured ...`);
+    // The histogram every second: the steady-state figures are what reached Redis after the
+    // warm-up, and the timeline shows where the slow events were.
+    const snapshots: { at: number; buckets: Buckets }[] = [];
+    const snapshot = async () => {
+      const at = performance.now();
+      snapshots.push({ at, buckets: histogramBuckets(await scrapeMetrics(ingestor.output()), HISTOGRAM) });
+    };
+    await snapshot();
+    const started = performance.now();
+    const sampler = setInterval(() => void snapshot(), 1000);
+    let cpuBefore = cpuSeconds(ingestor.child.pid!);
+    const warm = setTimeout(() => {
+      cpuBefore = cpuSeconds(ingestor.child.pid!);
+    }, warmup * 1000);
+    const produced = await produce(run, RATE * (warmup + seconds), RATE, 2, Number(args['produce-batch']));
+    // Generous: on a loaded machine a saturated ingestor still finishes, and the figures say so.
+    await waitForCaughtUp(run, run.topic, 300_000).catch((error: unknown) => {
+      log(`ingestor output (last 4000 chars):\n${ingestor.output().slice(-4000)}`);
+      throw error;
+    });
+    clearInterval(sampler);
+    clearTimeout(warm);
+    const cpuPerEventUs = ((cpuSeconds(ingestor.child.pid!) - cpuBefore) / (RATE * seconds)) * 1e6;
+    const text = await scrapeMetrics(ingestor.output());
+    const all = histogramBuckets(text, HISTOGRAM);
+    const warmedUp = snapshots.find((s) => s.at >= started + warmup * 1000)?.buckets ?? snapshots[0]!.buckets;
+    const steady = bucketsSince(all, warmedUp);
+    const ms = (q: { value: number }) => (q.value * 1000).toFixed(1);
+    console.log(
+      `\nFreshness at ${fmt(RATE)} events/s, ${args['produce-batch']} per produce request: produce -> Redis acknowledged`,
+    );
+    const p99 = histogramQuantile(steady, 0.99);
+    console.log(
+      `  after ${warmup} s of warm-up, ${seconds} s (${fmt(p99.count)} events): p50 ${ms(histogramQuantile(steady, 0.5))} ms, p99 ${ms(p99)} ms  (goal p99 < 50 ms)`,
+    );
+    console.log(`    ${histogramShares(steady, [0.025, 0.05, 0.1, 0.25, 0.5, 1])}`);
+    console.log(
+      `  whole run from a cold start (${fmt(histogramQuantile(all, 0.5).count)} events): p50 ${ms(histogramQuantile(all, 0.5))} ms, p99 ${ms(histogramQuantile(all, 0.99))} ms`,
+    );
+    if (args.timeline) {
+      const fast = (b: Buckets) => b.find((x) => x.le === 0.05)?.count ?? 0;
+      const line = snapshots.slice(1).map((s, i) => {
+        const d = bucketsSince(s.buckets, snapshots[i]!.buckets);
+        const total = d.at(-1)?.count ?? 0;
+        return `${total}/${total - fast(d)}`;
       });
-      clearInterval(sampler);
-      clearTimeout(warm);
-      const cpuPerEventUs = ((cpuSeconds(ingestor.child.pid!) - cpuBefore) / (RATE * seconds)) * 1e6;
-      const text = await scrapeMetrics(ingestor.output());
-      const all = histogramBuckets(text, HISTOGRAM);
-      const warmedUp =
-        snapshots.find((s) => s.at >= started + warmup * 1000)?.buckets ?? snapshots[0]!.buckets;
-      const steady = bucketsSince(all, warmedUp);
-      const ms = (q: { value: number }) => (q.value * 1000).toFixed(1);
-      console.log(
-        `\nFreshness at ${fmt(RATE)} events/s, ${args['produce-batch']} per produce request: produce -> Redis acknowledged`,
-      );
-      const p99 = histogramQuantile(steady, 0.99);
-      console.log(
-        `  after ${warmup} s of warm-up, ${seconds} s (${fmt(p99.count)} events): p50 ${ms(histogramQuantile(steady, 0.5))} ms, p99 ${ms(p99)} ms  (goal p99 < 50 ms)`,
-      );
-      console.log(`    ${histogramShares(steady, [0.025, 0.05, 0.1, 0.25, 0.5, 1])}`);
-      console.log(
-        `  whole run from a cold start (${fmt(histogramQuantile(all, 0.5).count)} events): p50 ${ms(histogramQuantile(all, 0.5))} ms, p99 ${ms(histogramQuantile(all, 0.99))} ms`,
-      );
-      if (args.timeline) {
-        const fast = (b: Buckets) => b.find((x) => x.le === 0.05)?.count ?? 0;
-        const line = snapshots.slice(1).map((s, i) => {
-          const d = bucketsSince(s.buckets, snapshots[i]!.buckets);
-          const total = d.at(-1)?.count ?? 0;
-          return `${total}/${total - fast(d)}`;
-        });
-        console.log(`  per second, events reaching Redis / of them over 50 ms: ${line.join(' ')}`);
-      }
-      console.log(
-        `  ingestor CPU per event after the warm-up ${cpuPerEventUs.toFixed(1)} µs (${((cpuPerEventUs * RATE) / 1e4).toFixed(0)} % of one core at this rate)`,
-      );
-      console.log(`  producer achieved ${fmt(produced.ratePerSec)} events/s; ${stageBreakdown(text)}`);
-    } finally {
-      ingestor.child.kill('SIGTERM');
-      await ingestor.exited;
-      if (args['ingestor-log']) writeFileSync(args['ingestor-log'], ingestor.output());
+      console.log(`  per second, events reaching Redis / of them over 50 ms: ${line.join(' ')}`);
     }
-    if (!args['no-floor'])
-      await freshnessFloor(Number(args['warmup-seconds']), Number(args['fresh-seconds']));
-  } finally {
-    await cleanupRun(run);
-  }
+    console.log(
+      `  ingestor CPU per event after the warm-up ${cpuPerEventUs.toFixed(1)} µs (${((cpuPerEventUs * RATE) / 1e4).toFixed(0)} % of one core at this rate)`,
+    );
+    console.log(`  producer achieved ${fmt(produced.ratePerSec)} events/s; ${stageBreakdown(text)}`);
+  });
+  if (!args['no-floor']) await freshnessFloor(Number(args['warmup-seconds']), Number(args['fresh-seconds']));
 }
 
 // 3. Memory (--rss-minutes), on a run of its own: its event times need not follow the freshness run's.
 const minutes = Number(args['rss-minutes']);
 if (minutes > 0) {
-  const run = newTestRun(BENCH_ENV);
-  try {
-    await createSourceTopic(run, 6);
-    const ingestor = startIngestor(run);
-    try {
-      await ingestor.ready;
-      await new Promise((r) => setTimeout(r, 3000)); // group join
-      const pid = ingestor.child.pid!;
-      const samples: string[] = [];
-      const sampler = setInterval(() => samples.push(rssMiB(pid).toFixed(0)), 30_000);
-      samples.push(rssMiB(pid).toFixed(0));
-      // A stationary stream: the same generated month, `laps` times, each lap shifted one span
-      // later in event time than the one before and the last ending now. From the second lap on,
-      // each entity's windows hold one lap's events, as in a deployment whose windows are full;
-      // a single 10-minute month grew every state all through the run (sessions 4-8).
-      const laps = Math.max(1, Number(args['rss-laps']));
-      const perLap = Math.round((RATE * 60 * minutes) / laps);
-      const month = generateFraudEvents({ events: perLap, seed: 3 });
-      let first = Number.POSITIVE_INFINITY;
-      let last = Number.NEGATIVE_INFINITY;
-      for (const e of month) {
-        first = Math.min(first, e.event_timestamp);
-        last = Math.max(last, e.event_timestamp);
-      }
-      const lapMs = last - first + 2 * 3_600_000;
-      const end = Date.now();
-      log(
-        `memory: producing at ${fmt(RATE)}/s for ${minutes} min, ${laps} laps of ${fmt(perLap)} events ` +
-          `(${(lapMs / 86_400_000).toFixed(0)} days of event time each), RSS every 30 s ...`,
-      );
-      for (let lap = 0; lap < laps; lap++) {
-        await produce(run, perLap, RATE, 3, undefined, end - (laps - 1 - lap) * lapMs);
-        samples.push('|');
-      }
-      clearInterval(sampler);
-      samples.push(rssMiB(pid).toFixed(0));
-      const text = await scrapeMetrics(ingestor.output());
-      console.log(
-        `\nIngestor RSS (MiB) every 30 s over ${minutes} min at ${fmt(RATE)} events/s (| between laps): ${samples.join(' ')}`,
-      );
-      const dead = [...text.matchAll(/^tessera_ingestor_events_total\{[^}]*outcome="dlq"[^}]*\} (\d+)/gm)];
-      console.log(
-        `  events the ingestor finished by the end: ${fmt(processedEvents(text))} of ${fmt(perLap * laps)}, ` +
-          `${fmt(dead.reduce((n, m) => n + Number(m[1]), 0))} of them dead-lettered`,
-      );
-      console.log(`  ${stageBreakdown(text)}`);
-    } finally {
-      ingestor.child.kill('SIGTERM');
-      await ingestor.exited;
-      if (args['ingestor-log']) writeFileSync(`${args['ingestor-log']}.memory`, ingestor.output());
+  const logFile = args['ingestor-log'] && `${args['ingestor-log']}.memory`;
+  await withIngestor(logFile, async (run, ingestor) => {
+    const pid = ingestor.child.pid!;
+    const samples: string[] = [];
+    const sampler = setInterval(() => samples.push(rssMiB(pid).toFixed(0)), 30_000);
+    samples.push(rssMiB(pid).toFixed(0));
+    // A stationary stream: the same generated month, `laps` times, each lap shifted one span
+    // later in event time than the one before and the last ending now. From the second lap on,
+    // each entity's windows hold one lap's events, as in a deployment whose windows are full;
+    // a single 10-minute month grew every state all through the run (sessions 4-8).
+    const laps = Math.max(1, Number(args['rss-laps']));
+    const perLap = Math.round((RATE * 60 * minutes) / laps);
+    const month = generateFraudEvents({ events: perLap, seed: 3 });
+    let first = Number.POSITIVE_INFINITY;
+    let last = Number.NEGATIVE_INFINITY;
+    for (const e of month) {
+      first = Math.min(first, e.event_timestamp);
+      last = Math.max(last, e.event_timestamp);
     }
-  } finally {
-    await cleanupRun(run);
-  }
+    const lapMs = last - first + 2 * 3_600_000;
+    const end = Date.now();
+    log(
+      `memory: producing at ${fmt(RATE)}/s for ${minutes} min, ${laps} laps of ${fmt(perLap)} events ` +
+        `(${(lapMs / 86_400_000).toFixed(0)} days of event time each), RSS every 30 s ...`,
+    );
+    for (let lap = 0; lap < laps; lap++) {
+      await produce(run, perLap, RATE, 3, undefined, end - (laps - 1 - lap) * lapMs);
+      samples.push('|');
+    }
+    clearInterval(sampler);
+    samples.push(rssMiB(pid).toFixed(0));
+    const text = await scrapeMetrics(ingestor.output());
+    console.log(
+      `\nIngestor RSS (MiB) every 30 s over ${minutes} min at ${fmt(RATE)} events/s (| between laps): ${samples.join(' ')}`,
+    );
+    const dead = [...text.matchAll(/^tessera_ingestor_events_total\{[^}]*outcome="dlq"[^}]*\} (\d+)/gm)];
+    console.log(
+      `  events the ingestor finished by the end: ${fmt(processedEvents(text))} of ${fmt(perLap * laps)}, ` +
+        `${fmt(dead.reduce((n, m) => n + Number(m[1]), 0))} of them dead-lettered`,
+    );
+    console.log(`  ${stageBreakdown(text)}`);
+  });
 }
 
 /**

@@ -167,10 +167,12 @@ export async function produceEvents(options: ProduceOptions): Promise<ProduceSum
     const admin: Admin = kafka.admin();
     await admin.connect();
     try {
-      await admin.createTopics({
-        topics: [{ topic: options.topic, numPartitions: options.partitions ?? 6 }],
-        waitForLeaders: true,
-      });
+      // Only when missing: kafkajs logs a refused CreateTopics (the topic exists) as an ERROR.
+      if (!(await admin.listTopics()).includes(options.topic))
+        await admin.createTopics({
+          topics: [{ topic: options.topic, numPartitions: options.partitions ?? 6 }],
+          waitForLeaders: true,
+        });
     } finally {
       await admin.disconnect();
     }
