@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   const metrics = createFlusherMetrics({ processMetrics: true });
   const redis = new Redis({ ...redisOptions(config), maxRetriesPerRequest: 2 });
   redis.on('error', (error) => logger.warn({ err: error.message }, 'redis connection error'));
-  const kafka = new Kafka(kafkaOptions(config, `tessera-flusher-${process.pid}`));
+  const kafka = new Kafka(kafkaOptions(config, `tessera-flusher-${process.pid}`, logger));
   const flusher = createFlusher({
     config,
     definitions,

@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   const metrics = createIngestorMetrics({ processMetrics: true });
   const redis = new Redis({ ...redisOptions(config), maxRetriesPerRequest: 2 });
   redis.on('error', (error) => logger.warn({ err: error.message }, 'redis connection error'));
-  const kafka = new Kafka(kafkaOptions(config, `tessera-ingestor-${process.pid}`));
+  const kafka = new Kafka(kafkaOptions(config, `tessera-ingestor-${process.pid}`, logger));
   let stopForFailure: ((reason: string) => void) | undefined;
   const ingestor = createIngestor({
     config,

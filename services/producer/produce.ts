@@ -2,6 +2,7 @@
 // encoded Kafka messages keyed by user_id -> the topic, at a chosen rate, with optional bad
 // messages mixed in.
 import { type Admin, Kafka, logLevel, type Message, Partitioners, type Producer } from 'kafkajs';
+import { pino } from 'pino';
 import { createEncoder, type Encoder } from '../../shared/codecs/index.ts';
 import { kafkaOptions } from '../../shared/config/clients.ts';
 import type { Config } from '../../shared/config/index.ts';
@@ -157,10 +158,12 @@ export interface ProduceSummary {
 
 export async function produceEvents(options: ProduceOptions): Promise<ProduceSummary> {
   const plan = planMessages(options);
-  // kafkajs warns at every connect that bounded retries weaken idempotence; we keep them bounded on
-  // purpose (a dead broker fails the run loudly instead of hanging), so only errors are logged.
+  // Only kafkajs' errors, as JSON lines on stderr (stdout carries the CLI's summary); the broker
+  // answers it retries by itself, e.g. a coordinator still loading right after a broker start, are
+  // not errors (kafkaLogCreator).
+  const logger = pino({ level: 'error', base: { service: 'producer' } }, process.stderr);
   const kafka = new Kafka({
-    ...kafkaOptions(options.config, options.clientId ?? 'tessera-producer'),
+    ...kafkaOptions(options.config, options.clientId ?? 'tessera-producer', logger),
     logLevel: logLevel.ERROR,
   });
   if (options.createTopic) {

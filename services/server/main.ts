@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   let producer: Producer | undefined;
   let pusher: Pusher | undefined;
   if (config.kafkaBrokers.length > 0) {
-    producer = new Kafka(kafkaOptions(config, `tessera-server-${process.pid}`)).producer({
+    producer = new Kafka(kafkaOptions(config, `tessera-server-${process.pid}`, logger)).producer({
       allowAutoTopicCreation: false,
     });
     pusher = new Pusher(producer, config, definitions, dirname(definitions.file));

@@ -4,10 +4,12 @@
 import { dirname } from 'node:path';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import type { RedisOptions } from 'ioredis';
-import { type KafkaConfig, logLevel } from 'kafkajs';
+import { type KafkaConfig, type LogEntry, logLevel } from 'kafkajs';
+import type { Logger } from 'pino';
 import type { Config } from './schema.ts';
 
-export function kafkaOptions(config: Config, clientId: string): KafkaConfig {
+/** With a logger, kafkajs' own lines go through it (kafkaLogCreator); without, to the console. */
+export function kafkaOptions(config: Config, clientId: string, logger?: Logger): KafkaConfig {
   return {
     clientId,
     brokers: [...config.kafkaBrokers],
@@ -15,6 +17,48 @@ export function kafkaOptions(config: Config, clientId: string): KafkaConfig {
     requestTimeout: 10_000,
     retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 2000 },
     logLevel: logLevel.WARN,
+    ...(logger ? { logCreator: () => kafkaLogCreator(logger) } : {}),
+  };
+}
+
+/**
+ * Broker answers kafkajs retries by itself, which it nevertheless logs as ERROR (`[Connection]
+ * Response ...`): a coordinator still loading after a broker start, a leader election, a group
+ * rebalancing. If the retries run out, the error reaches Tessera's code, which reports it; until
+ * then they are debug lines. kafkajs' messages for COORDINATOR_LOAD_IN_PROGRESS,
+ * COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, LEADER_NOT_AVAILABLE, NOT_LEADER_FOR_PARTITION and
+ * REBALANCE_IN_PROGRESS.
+ */
+const RETRIED_RESPONSES = new Set([
+  "The coordinator is loading and hence can't process requests for this group",
+  'The coordinator is not available',
+  'This is not the correct coordinator',
+  'There is no leader for this topic-partition as we are in the middle of a leadership election',
+  'This server is not the leader for that topic-partition',
+  'The group is rebalancing, so a rejoin is needed',
+]);
+
+/**
+ * kafkajs log entries as the service's own pino lines (one format per process), with kafkajs'
+ * namespace and fields. Retried broker answers (above) and the warning that bounded retries weaken
+ * idempotence (bounded on purpose: a dead broker fails loudly instead of hanging) go to debug.
+ */
+export function kafkaLogCreator(logger: Logger): (entry: LogEntry) => void {
+  const kafkaLogger = logger.child({ component: 'kafkajs' });
+  return ({ namespace, level, log }) => {
+    const { message, timestamp: _timestamp, logger: _logger, ...fields } = log;
+    const quiet =
+      (typeof fields.error === 'string' && RETRIED_RESPONSES.has(fields.error)) ||
+      message.startsWith('Limiting retries for the idempotent producer');
+    const method =
+      quiet || level >= logLevel.DEBUG
+        ? 'debug'
+        : level === logLevel.INFO
+          ? 'info'
+          : level === logLevel.WARN
+            ? 'warn'
+            : 'error';
+    kafkaLogger[method]({ namespace, ...fields }, message);
   };
 }
 
