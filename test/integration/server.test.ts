@@ -17,7 +17,7 @@ import {
   startIngestor,
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
-import { type NaiveEvent, naiveValue, sameValue } from '../support/naive-reference.ts';
+import { naiveFraudValue, sameValue } from '../support/naive-reference.ts';
 import { type ServerProcess, startServer } from '../support/server-process.ts';
 
 const HOUR = 3_600_000;
@@ -65,30 +65,8 @@ describe('online server', { timeout: 180_000 }, () => {
     return { status: res.status, headers: res.headers, json: (await res.json()) as Record<string, unknown> };
   };
 
-  const expected = (user: number, featureName: string, t: number): unknown => {
-    const feature = view.features.find((f) => f.name === featureName)!;
-    const own: NaiveEvent[] = events
-      .filter((e) => e.user_id === user)
-      .map((e) => ({
-        ts: e.event_timestamp,
-        partition: 0,
-        offset: e.offset,
-        amount: e.amount,
-        merchant: e.merchant_id,
-      }));
-    return naiveValue(
-      own,
-      {
-        aggregation: feature.aggregation,
-        column: feature.column === 'amount' ? 'amount' : feature.column === 'merchant_id' ? 'merchant' : null,
-        windowMs: feature.windowMs,
-        tileMs: feature.mode === 'tiled' ? feature.tileMs : 0,
-        default: feature.default as number | string | null,
-        n: feature.n,
-      },
-      t,
-    );
-  };
+  const expected = (user: number, featureName: string, t: number): unknown =>
+    naiveFraudValue(events, user, view.features.find((f) => f.name === featureName)!, t);
 
   before(async () => {
     await createSourceTopic(run, 3);

@@ -1,6 +1,9 @@
 // An independent, deliberately naive reference for the engine tests: for a read at t, filter the
 // events whose time lies in the window (rounding written out here, not imported) and aggregate them
 // with plain loops. Slow and obviously right.
+import type { FeatureDef } from '../../shared/definitions/schema.ts';
+import type { FraudEvent } from '../../shared/synth/fraud-events.ts';
+
 export interface NaiveEvent {
   ts: number;
   partition: number;
@@ -72,4 +75,34 @@ export function sameValue(aggregation: string, engine: unknown, naive: unknown):
     return Math.abs(engine - naive) <= 1e-9 * Math.max(1, Math.abs(naive));
   }
   return JSON.stringify(engine) === JSON.stringify(naive);
+}
+
+/** A declared feature of the fraud definitions, as of t, over one user's generated events. */
+export function naiveFraudValue(
+  events: readonly FraudEvent[],
+  user: number,
+  feature: FeatureDef,
+  t: number,
+): unknown {
+  const own: NaiveEvent[] = events
+    .filter((e) => e.user_id === user)
+    .map((e) => ({
+      ts: e.event_timestamp,
+      partition: e.partition,
+      offset: e.offset,
+      amount: e.amount,
+      merchant: e.merchant_id,
+    }));
+  return naiveValue(
+    own,
+    {
+      aggregation: feature.aggregation,
+      column: feature.column === 'amount' ? 'amount' : feature.column === 'merchant_id' ? 'merchant' : null,
+      windowMs: feature.windowMs,
+      tileMs: feature.mode === 'tiled' ? feature.tileMs : 0,
+      default: feature.default as number | string | null,
+      n: feature.n,
+    },
+    t,
+  );
 }
