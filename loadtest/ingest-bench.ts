@@ -325,7 +325,7 @@ async function withIngestor(
     console.log(
       `  the same with training rows off (TESSERA_TRAINING_ROWS=false): ${fmt(noRows.rate)} events/s ` +
         `(${(noRows.rate / brokerRate).toFixed(2)} of the broker tool), ${noRows.cpuPerEventUs.toFixed(1)} µs CPU per event, ` +
-        `${(noRows.rate / oursRate).toFixed(2)}x with rows`,
+        `${(noRows.rate / oursRate).toFixed(2)}x ${run.config.trainingRows ? 'with rows' : 'the run above (TESSERA_TRAINING_ROWS=false: no rows in either)'}`,
     );
   } finally {
     await cleanupRun(run);

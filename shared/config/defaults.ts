@@ -89,8 +89,8 @@ export const DEFAULTS = {
    * The ingestor produces each applied event's "features before this event" to `features.rows`,
    * from which the flusher writes the offline feature versions. false: no rows, and no
    * before-event reads (about a third less CPU per event); the offline store then holds the raw
-   * event log and entity snapshots only, and training sets come from point-in-time retrieval over
-   * the raw log (docs/offline-retrieval.md). Env TESSERA_TRAINING_ROWS.
+   * event log only (no feature versions, latest/ or entity snapshots), and training sets come from
+   * point-in-time retrieval over it (docs/offline-retrieval.md). Env TESSERA_TRAINING_ROWS.
    */
   trainingRows: true,
   /**
