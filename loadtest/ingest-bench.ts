@@ -26,6 +26,7 @@ import { generateFraudEvents } from '../shared/synth/fraud-events.ts';
 import {
   cleanupRun,
   createSourceTopic,
+  deleteRunKeys,
   type IngestorProcess,
   newTestRun,
   startIngestor,
@@ -302,8 +303,7 @@ async function withIngestor(
     // The same again with training rows off (TESSERA_TRAINING_ROWS=false), on states written afresh
     // by a group of its own: what the rows cost.
     log('ingestor, training rows off ...');
-    const keys = await run.redis.keys(`${run.id}:*`);
-    for (let i = 0; i < keys.length; i += 1000) await run.redis.del(...keys.slice(i, i + 1000));
+    await deleteRunKeys(run);
     const noRows = await catchUp({
       ...run,
       env: { ...run.env, TESSERA_INGESTOR_GROUP: `${run.id}-norows`, TESSERA_TRAINING_ROWS: 'false' },

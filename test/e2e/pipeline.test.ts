@@ -14,19 +14,13 @@ import { readParquet } from '../../shared/offline/parquet.ts';
 import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import {
   cleanupStore,
+  drainThroughIngestorAndFlusher,
   newFlusherRun,
   placeEvents,
   producePlacedEvents,
   readTables,
-  startFlusher,
-  waitForGroup,
 } from '../support/flusher-process.ts';
-import {
-  cleanupRun,
-  createSourceTopic,
-  startIngestor,
-  waitForCaughtUp,
-} from '../support/ingestor-process.ts';
+import { cleanupRun, createSourceTopic } from '../support/ingestor-process.ts';
 import { startServer } from '../support/server-process.ts';
 
 const exec = promisify(execFile);
@@ -67,15 +61,7 @@ describe('pipeline: Kafka -> ingestor/Redis + flusher/S3 -> server and historica
     await createSourceTopic(run, PARTITIONS);
     await producePlacedEvents(run, events);
 
-    const ingestor = startIngestor(run);
-    const flusher = startFlusher(run);
-    children.push(ingestor.child, flusher.child);
-    await Promise.all([ingestor.ready, flusher.ready]);
-    await waitForCaughtUp(run, run.topic, 90_000);
-    await waitForGroup(run.kafka, run.flusherGroup, [run.topic, run.rowsTopic], 90_000);
-    flusher.child.kill('SIGTERM');
-    ingestor.child.kill('SIGTERM');
-    await Promise.all([flusher.exited, ingestor.exited]);
+    await drainThroughIngestorAndFlusher(run, 90_000);
 
     // Every version's rows (latest/ is a copy of the newest one), keyed by source position.
     flusherRows = new Map();

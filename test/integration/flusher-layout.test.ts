@@ -3,7 +3,7 @@
 // rows computed offline from the same events, latest/ names the newest complete version, entity
 // snapshots exist, and pandas/pyarrow read every file with the right dtypes.
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -15,20 +15,14 @@ import { stateKey } from '../../shared/state-store/redis-state-store.ts';
 import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import {
   cleanupStore,
+  drainThroughIngestorAndFlusher,
   expectedRows,
   newFlusherRun,
   placeEvents,
   producePlacedEvents,
   readTables,
-  startFlusher,
-  waitForGroup,
 } from '../support/flusher-process.ts';
-import {
-  cleanupRun,
-  createSourceTopic,
-  startIngestor,
-  waitForCaughtUp,
-} from '../support/ingestor-process.ts';
+import { cleanupRun, createSourceTopic } from '../support/ingestor-process.ts';
 import { scrapeMetrics } from '../support/ops-endpoint.ts';
 
 const PARTITIONS = 3;
@@ -45,7 +39,6 @@ describe('flusher writes the offline store layout', { timeout: 90_000 }, () => {
   let metricsText = '';
   let exitCode: number | null = null;
   let output = '';
-  const children: ChildProcess[] = [];
 
   before(async () => {
     await createSourceTopic(run, PARTITIONS);
@@ -60,22 +53,13 @@ describe('flusher writes the offline store layout', { timeout: 90_000 }, () => {
     await producer.send({ topic: run.topic, messages: [{ key: 'y', partition: 1, value: 'not json' }] });
     await producer.disconnect();
 
-    const ingestor = startIngestor(run);
-    children.push(ingestor.child);
-    await ingestor.ready;
-    const flusher = startFlusher(run);
-    children.push(flusher.child);
-    await flusher.ready;
-    await waitForCaughtUp(run, run.topic, 60_000);
-    await waitForGroup(run.kafka, run.flusherGroup, [run.topic, run.rowsTopic], 60_000);
-    metricsText = await scrapeMetrics(flusher.output());
-    ingestor.child.kill('SIGTERM');
-    flusher.child.kill('SIGTERM');
-    [exitCode] = await Promise.all([flusher.exited, ingestor.exited]);
+    const { flusher, exits } = await drainThroughIngestorAndFlusher(run, 60_000, async (f) => {
+      metricsText = await scrapeMetrics(f.output());
+    });
+    exitCode = exits[1];
     output = flusher.output();
   });
   after(async () => {
-    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
     await cleanupStore(run);
     await cleanupRun(run);
   });

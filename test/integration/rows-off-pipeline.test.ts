@@ -13,19 +13,13 @@ import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import { seededRng } from '../../shared/synth/random.ts';
 import {
   cleanupStore,
+  drainThroughIngestorAndFlusher,
   newFlusherRun,
   placeEvents,
   producePlacedEvents,
   readTables,
-  startFlusher,
-  waitForGroup,
 } from '../support/flusher-process.ts';
-import {
-  cleanupRun,
-  createSourceTopic,
-  startIngestor,
-  waitForCaughtUp,
-} from '../support/ingestor-process.ts';
+import { cleanupRun, createSourceTopic } from '../support/ingestor-process.ts';
 import { naiveFraudValue, sameValue } from '../support/naive-reference.ts';
 
 const PARTITIONS = 3;
@@ -46,14 +40,8 @@ describe('training rows off: the offline store keeps the raw log, training sets 
     dir = mkdtempSync(join(tmpdir(), 'tessera-rows-off-'));
     await createSourceTopic(run, PARTITIONS);
     await producePlacedEvents(run, events);
-    const ingestor = startIngestor(run);
-    const flusher = startFlusher(run);
-    await Promise.all([ingestor.ready, flusher.ready]);
-    await waitForCaughtUp(run, run.topic, 60_000);
-    await waitForGroup(run.kafka, run.flusherGroup, [run.topic, run.rowsTopic], 60_000);
-    ingestor.child.kill('SIGTERM');
-    flusher.child.kill('SIGTERM');
-    const [ingestorExit, flusherExit] = await Promise.all([ingestor.exited, flusher.exited]);
+    const { ingestor, flusher, exits } = await drainThroughIngestorAndFlusher(run, 60_000);
+    const [ingestorExit, flusherExit] = exits;
     assert.equal(ingestorExit, 0, ingestor.output().slice(-3000));
     assert.equal(flusherExit, 0, flusher.output().slice(-3000));
   });

@@ -23,7 +23,14 @@ import { openConfiguredStore } from '../../shared/offline/configured-store.ts';
 import type { ObjectStore } from '../../shared/offline/object-store.ts';
 import { readParquet } from '../../shared/offline/parquet.ts';
 import { type FraudEvent, fraudEngineEvent } from '../../shared/synth/fraud-events.ts';
-import { fraudMessages, newTestRun, type TestRun } from './ingestor-process.ts';
+import {
+  fraudMessages,
+  type IngestorProcess,
+  newTestRun,
+  startIngestor,
+  type TestRun,
+  waitForCaughtUp,
+} from './ingestor-process.ts';
 
 export interface FlusherRun extends TestRun {
   store: ObjectStore;
@@ -116,6 +123,34 @@ export async function waitForGroup(
   } finally {
     await admin.disconnect();
   }
+}
+
+/**
+ * The real ingestor and flusher over the events already on the run's topic: both started, waited
+ * for until the ingestor has applied everything and the flusher's group has consumed the source and
+ * rows topics, then stopped with SIGTERM. `beforeStop` runs while both still run (e.g. a metrics
+ * scrape). If anything fails on the way, both are killed: no child outlives the test.
+ */
+export async function drainThroughIngestorAndFlusher(
+  run: FlusherRun,
+  timeoutMs: number,
+  beforeStop?: (flusher: ServiceProcess) => Promise<void>,
+): Promise<{ ingestor: IngestorProcess; flusher: ServiceProcess; exits: [number | null, number | null] }> {
+  const ingestor = startIngestor(run);
+  const flusher = startFlusher(run);
+  try {
+    await Promise.all([ingestor.ready, flusher.ready]);
+    await waitForCaughtUp(run, run.topic, timeoutMs);
+    await waitForGroup(run.kafka, run.flusherGroup, [run.topic, run.rowsTopic], timeoutMs);
+    await beforeStop?.(flusher);
+  } catch (error) {
+    for (const p of [ingestor, flusher]) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    throw error;
+  }
+  ingestor.child.kill('SIGTERM');
+  flusher.child.kill('SIGTERM');
+  const exits = await Promise.all([ingestor.exited, flusher.exited]);
+  return { ingestor, flusher, exits };
 }
 
 /** Produces events placed by placeEvents to their own partitions (JSON, keyed by user), acknowledged. */

@@ -117,9 +117,14 @@ export async function cleanupRun(run: TestRun): Promise<void> {
   } finally {
     await admin.disconnect();
   }
+  await deleteRunKeys(run);
+  run.redis.disconnect();
+}
+
+/** Deletes the run's Redis keys (its states), leaving its topics. */
+export async function deleteRunKeys(run: TestRun): Promise<void> {
   const keys = await run.redis.keys(`${run.id}:*`);
   for (let i = 0; i < keys.length; i += 1000) await run.redis.del(...keys.slice(i, i + 1000));
-  run.redis.disconnect();
 }
 
 /** Creates this run's source topic. */
