@@ -4,7 +4,8 @@
 //     also JSON.parse: the client's own ceiling, loadtest/kafkajs-ceiling.ts), by the ingestor, and
 //     by the ingestor again with training rows off (TESSERA_TRAINING_ROWS=false), same topic, same run;
 //  2. freshness: produce at a fixed rate while the ingestor runs; produce -> Redis-acknowledged latency
-//     from the ingestor's histogram (p50/p99, interpolated within buckets like histogram_quantile);
+//     from the ingestor's histogram (p50/p99, interpolated within buckets like histogram_quantile),
+//     and the ingestor's GC pauses over the same seconds (its nodejs_gc_duration_seconds);
 //     then the same schedule into the floor (loadtest/freshness-floor.ts: kafkajs, JSON.parse, one
 //     pipelined Redis SET per event, nothing else), printed beside the ingestor (--no-floor skips it);
 //  3. memory (--rss-minutes M): the ingestor's RSS sampled every 30 s while producing at the fixed rate,
@@ -162,6 +163,46 @@ function stageBreakdown(text: string): string {
     `  entity states from the cache ${fmt(loads.get('cache') ?? 0)}, fetched from Redis ${fmt(loads.get('redis') ?? 0)}; ` +
     `writes as delta records ${fmt(writes.get('delta') ?? 0)}, in full ${fmt(writes.get('full') ?? 0)}`
   );
+}
+
+type GcStats = Map<string, { count: number; seconds: number; over10ms: number }>;
+
+/**
+ * The main thread's GC pauses by kind (minor: scavenges; major: mark-compact; incremental: marking
+ * steps), from prom-client's nodejs_gc_duration_seconds histogram in the ingestor's metrics.
+ */
+function gcStats(text: string): GcStats {
+  const name = 'tessera_ingestor_nodejs_gc_duration_seconds';
+  const stats: GcStats = new Map();
+  const of = (kind: string) => {
+    let k = stats.get(kind);
+    if (!k) stats.set(kind, (k = { count: 0, seconds: 0, over10ms: 0 }));
+    return k;
+  };
+  const kindOf = (labels: string) => /kind="([^"]+)"/.exec(labels)?.[1] ?? '?';
+  for (const m of text.matchAll(new RegExp(`^${name}_(sum|count)\\{([^}]*)\\} ([\\d.e+-]+)`, 'gm'))) {
+    if (m[1] === 'sum') of(kindOf(m[2]!)).seconds = Number(m[3]);
+    else of(kindOf(m[2]!)).count = Number(m[3]);
+  }
+  // Pauses over 10 ms: all of a kind's pauses minus those in the le="0.01" bucket.
+  for (const m of text.matchAll(new RegExp(`^${name}_bucket\\{([^}]*le="0.01"[^}]*)\\} (\\d+)`, 'gm')))
+    of(kindOf(m[1]!)).over10ms = -Number(m[2]);
+  for (const k of stats.values()) k.over10ms += k.count;
+  return stats;
+}
+
+/** "minor 180 pauses, 1,420 ms (12 over 10 ms); ...": the pauses between two snapshots. */
+function gcSince(now: GcStats, then: GcStats, seconds: number): string {
+  let total = 0;
+  const kinds = [...now]
+    .map(([kind, n]) => {
+      const t = then.get(kind) ?? { count: 0, seconds: 0, over10ms: 0 };
+      const ms = (n.seconds - t.seconds) * 1000;
+      total += ms;
+      return `${kind} ${fmt(n.count - t.count)} pauses, ${fmt(ms)} ms (${fmt(n.over10ms - t.over10ms)} over 10 ms)`;
+    })
+    .filter((line) => !line.includes(' 0 pauses'));
+  return `${kinds.join('; ')}: ${((total / (seconds * 1000)) * 100).toFixed(1)} % of the time`;
 }
 
 /** Records the ingestor has finished with (applied, duplicate or dead-lettered), from its metrics. */
@@ -355,8 +396,12 @@ if (Number(args['fresh-seconds']) > 0) {
     const started = performance.now();
     const sampler = setInterval(() => void snapshot(), 1000);
     let cpuBefore = cpuSeconds(ingestor.child.pid!);
+    let gcBefore: GcStats = gcStats(await scrapeMetrics(ingestor.output()));
     const warm = setTimeout(() => {
       cpuBefore = cpuSeconds(ingestor.child.pid!);
+      void scrapeMetrics(ingestor.output()).then((text) => {
+        gcBefore = gcStats(text);
+      });
     }, warmup * 1000);
     const produced = await produce(run, RATE * (warmup + seconds), RATE, 2, Number(args['produce-batch']));
     // Generous: on a loaded machine a saturated ingestor still finishes, and the figures say so.
@@ -394,6 +439,9 @@ if (Number(args['fresh-seconds']) > 0) {
     }
     console.log(
       `  ingestor CPU per event after the warm-up ${cpuPerEventUs.toFixed(1)} µs (${((cpuPerEventUs * RATE) / 1e4).toFixed(0)} % of one core at this rate)`,
+    );
+    console.log(
+      `  ingestor GC after the warm-up (main thread): ${gcSince(gcStats(text), gcBefore, (performance.now() - started) / 1000 - warmup)}`,
     );
     console.log(`  producer achieved ${fmt(produced.ratePerSec)} events/s; ${stageBreakdown(text)}`);
   });
