@@ -176,7 +176,10 @@ function gcStats(text: string): GcStats {
   const stats: GcStats = new Map();
   const of = (kind: string) => {
     let k = stats.get(kind);
-    if (!k) stats.set(kind, (k = { count: 0, seconds: 0, over10ms: 0 }));
+    if (!k) {
+      k = { count: 0, seconds: 0, over10ms: 0 };
+      stats.set(kind, k);
+    }
     return k;
   };
   const kindOf = (labels: string) => /kind="([^"]+)"/.exec(labels)?.[1] ?? '?';
