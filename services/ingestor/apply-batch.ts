@@ -11,6 +11,7 @@ import {
   type EntityState,
   eventCount,
   type FeatureValue,
+  readFeatures,
   readFloor,
   toEngineEvent,
   type ViewPlan,
@@ -21,6 +22,8 @@ import type { LoadedState, SaveRequest } from '../../shared/state-store/redis-st
 /** Events whose time is more than this ahead of the wall clock are refused (reason `future`). */
 export const MAX_FUTURE_MS = 5 * 60_000;
 const MAX_CAS_ATTEMPTS = 8;
+/** States of at most this many events (with the batch's) are read without a BeforeEventReader. */
+export const DIRECT_READ_EVENTS = 32;
 
 export interface StateStore {
   loadMany(entities: readonly string[]): Promise<Map<string, LoadedState>>;
@@ -227,8 +230,8 @@ interface EntityOutcome {
   dropped: number;
   late: Rejection[];
   state: EntityState;
-  /** The reader over `state`, to keep with it. */
-  reader: BeforeEventReader;
+  /** The reader over `state`, to keep with it (none for a small state read directly). */
+  reader: BeforeEventReader | undefined;
   newest: number;
   /** The fresh vector to push, when anything was applied. */
   update: { asOf: number; values: FeatureValue[] } | null;
@@ -245,8 +248,15 @@ function applyEntity(
   // Incremental reads: a busy entity's before-event values cost O(1) each, not a window scan. Room
   // for as many appended events as the state holds, so a reader kept across batches is rebuilt
   // (bigger) only after the entity has doubled, and a small entity's mirror stays small.
-  const reader =
-    current.reader ?? new BeforeEventReader(plan, state, Math.max(events.length, eventCount(state), 16));
+  //
+  // A small state without a reader is read directly instead (readFeatures: the same values, a scan
+  // of its few events): a reader costs ~1 KB per exact feature, kept in the cache with the state,
+  // and most entities of a stream are small.
+  const direct = current.reader === undefined && eventCount(state) + events.length <= DIRECT_READ_EVENTS;
+  const reader = direct
+    ? undefined
+    : (current.reader ?? new BeforeEventReader(plan, state, Math.max(events.length, eventCount(state), 16)));
+  const read = (t: number) => (reader ? reader.read(t) : readFeatures(plan, state, t));
   const outcome: EntityOutcome = {
     applied: [],
     duplicates: 0,
@@ -261,10 +271,10 @@ function applyEntity(
   for (const e of events) {
     const engineEvent: EngineEvent = toEngineEvent(plan, e.record, e.ts, e.partition, e.offset);
     // "Features before this event": only answerable (and only needed) when the event is not late.
-    const before = rows && e.ts >= readFloor(plan, state) ? reader.read(e.ts) : null;
+    const before = rows && e.ts >= readFloor(plan, state) ? read(e.ts) : null;
     try {
       const { outcome: kind, dropped } = applyEvent(plan, state, engineEvent, now);
-      reader.synced(engineEvent);
+      reader?.synced(engineEvent);
       if (kind === 'duplicate') {
         outcome.duplicates++;
         continue;
@@ -291,7 +301,7 @@ function applyEntity(
     // same reader: its windows only move forward from the last event, no window scan.
     const latest = state.events[state.events.length - 1]?.ts ?? outcome.newest;
     const asOf = Math.max(latest, outcome.newest) + 1;
-    outcome.update = { asOf, values: reader.read(asOf) };
+    outcome.update = { asOf, values: read(asOf) };
   }
   return outcome;
 }
