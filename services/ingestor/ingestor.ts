@@ -22,6 +22,7 @@ import { decoderOptions, topicName } from '../../shared/config/clients.ts';
 import type { Config } from '../../shared/config/index.ts';
 import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts';
 import { planView } from '../../shared/engine/index.ts';
+import { keyHashPartitioner } from '../../shared/kafka-partitioner.ts';
 import { type LoadStats, RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
 import { StateCache } from '../../shared/state-store/state-cache.ts';
 import {
@@ -107,15 +108,20 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
   });
   // Dead letters and pushed vectors: idempotent, one request in flight, so a retry can neither
   // duplicate nor reorder them (a consumer of features.updates sees an entity's vectors in order).
+  // Partitions as kafkajs' default (murmur2 of the key), computed without its per-step Long objects.
   const producer: Producer = kafka.producer({
     idempotent: true,
     maxInFlightRequests: 1,
     allowAutoTopicCreation: false,
+    createPartitioner: keyHashPartitioner,
   });
   // Training rows sit in every batch's path before the compare-and-set; on the idempotent
   // producer the six partitions' row requests queued behind each other and behind the vectors.
   // Rows need neither: the offline writer keeps one row per source offset, in any order.
-  const rowsProducer: Producer = kafka.producer({ allowAutoTopicCreation: false });
+  const rowsProducer: Producer = kafka.producer({
+    allowAutoTopicCreation: false,
+    createPartitioner: keyHashPartitioner,
+  });
   const dlqLog = rateLimitedLog(logger, 10_000);
   // Feature names per view, for the JSON vectors pushed after each batch (built once).
   const names = new Map(

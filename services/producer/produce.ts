@@ -1,13 +1,14 @@
 // The producer's core, callable from the CLI, tests and benchmarks: synthetic fraud events ->
 // encoded Kafka messages keyed by user_id -> the topic, at a chosen rate, with optional bad
 // messages mixed in.
-import { type Admin, Kafka, logLevel, type Message, Partitioners, type Producer } from 'kafkajs';
+import { type Admin, Kafka, logLevel, type Message, type Producer } from 'kafkajs';
 import { pino } from 'pino';
 import { createEncoder, type Encoder } from '../../shared/codecs/index.ts';
 import { kafkaOptions } from '../../shared/config/clients.ts';
 import type { Config } from '../../shared/config/index.ts';
 import type { SourceDef } from '../../shared/definitions/schema.ts';
 import { TesseraError } from '../../shared/errors.ts';
+import { keyHashPartitioner } from '../../shared/kafka-partitioner.ts';
 import { type FraudEvent, generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import { seededRng } from '../../shared/synth/random.ts';
 import {
@@ -184,7 +185,8 @@ export async function produceEvents(options: ProduceOptions): Promise<ProduceSum
   const producer: Producer = kafka.producer({
     idempotent: true,
     maxInFlightRequests: 1,
-    createPartitioner: Partitioners.DefaultPartitioner, // murmur2 on the key, as the Java client
+    // murmur2 on the key, as the Java client and kafkajs' DefaultPartitioner (without its Long math).
+    createPartitioner: keyHashPartitioner,
   });
   await producer.connect();
 

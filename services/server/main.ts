@@ -11,6 +11,7 @@ import { loadConfig, renderConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { isTesseraError } from '../../shared/errors.ts';
 import { stopOnSignals } from '../../shared/graceful-stop.ts';
+import { keyHashPartitioner } from '../../shared/kafka-partitioner.ts';
 import { buildApp } from './app.ts';
 import { createAuthenticator, loadTokens } from './auth.ts';
 import { createLatencyProbe, createServerMetrics } from './metrics.ts';
@@ -57,6 +58,7 @@ async function main(): Promise<void> {
   if (config.kafkaBrokers.length > 0) {
     producer = new Kafka(kafkaOptions(config, `tessera-server-${process.pid}`, logger)).producer({
       allowAutoTopicCreation: false,
+      createPartitioner: keyHashPartitioner,
     });
     pusher = new Pusher(producer, config, definitions, dirname(definitions.file));
     // Kafka is only needed by /push: lookups must not wait for it or fail without it.
