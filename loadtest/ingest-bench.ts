@@ -197,14 +197,15 @@ function gcStats(text: string): GcStats {
 /** "minor 180 pauses, 1,420 ms (12 over 10 ms); ...": the pauses between two snapshots. */
 function gcSince(now: GcStats, then: GcStats, seconds: number): string {
   let total = 0;
+  const none = { count: 0, seconds: 0, over10ms: 0 };
   const kinds = [...now]
+    .filter(([kind, n]) => n.count > (then.get(kind) ?? none).count)
     .map(([kind, n]) => {
-      const t = then.get(kind) ?? { count: 0, seconds: 0, over10ms: 0 };
+      const t = then.get(kind) ?? none;
       const ms = (n.seconds - t.seconds) * 1000;
       total += ms;
       return `${kind} ${fmt(n.count - t.count)} pauses, ${fmt(ms)} ms (${fmt(n.over10ms - t.over10ms)} over 10 ms)`;
-    })
-    .filter((line) => !line.includes(' 0 pauses'));
+    });
   return `${kinds.join('; ')}: ${((total / (seconds * 1000)) * 100).toFixed(1)} % of the time`;
 }
 

@@ -244,6 +244,7 @@ test('rows and updates equal a naive loop over the events applied before them, r
       const result = await applyBatch([{ plan, store }], list, clock, sink);
       const rejected = new Set(result.rejected.map((r) => r.index));
       const rowAt = new Map(sink.rows.map((r) => [r.offset, r]));
+      assert.equal(sink.rows.length, list.length - rejected.size, 'a row for every applied event');
       for (const e of list) {
         if (rejected.has(e.index)) continue;
         const user = Number(e.entity);
