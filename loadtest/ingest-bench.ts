@@ -391,21 +391,19 @@ if (Number(args['fresh-seconds']) > 0) {
     log(`producing at ${fmt(RATE)}/s for ${warmup} s of warm-up, then ${seconds} s measured ...`);
     // The histogram every second: the steady-state figures are what reached Redis after the
     // warm-up, and the timeline shows where the slow events were.
-    const snapshots: { at: number; buckets: Buckets }[] = [];
+    // The GC pauses come from the same scrapes, so they cover the same seconds as the latencies.
+    const snapshots: { at: number; buckets: Buckets; gc: GcStats }[] = [];
     const snapshot = async () => {
       const at = performance.now();
-      snapshots.push({ at, buckets: histogramBuckets(await scrapeMetrics(ingestor.output()), HISTOGRAM) });
+      const text = await scrapeMetrics(ingestor.output());
+      snapshots.push({ at, buckets: histogramBuckets(text, HISTOGRAM), gc: gcStats(text) });
     };
     await snapshot();
     const started = performance.now();
     const sampler = setInterval(() => void snapshot(), 1000);
     let cpuBefore = cpuSeconds(ingestor.child.pid!);
-    let gcBefore: GcStats = gcStats(await scrapeMetrics(ingestor.output()));
     const warm = setTimeout(() => {
       cpuBefore = cpuSeconds(ingestor.child.pid!);
-      void scrapeMetrics(ingestor.output()).then((text) => {
-        gcBefore = gcStats(text);
-      });
     }, warmup * 1000);
     const produced = await produce(run, RATE * (warmup + seconds), RATE, 2, Number(args['produce-batch']));
     // Generous: on a loaded machine a saturated ingestor still finishes, and the figures say so.
@@ -418,8 +416,8 @@ if (Number(args['fresh-seconds']) > 0) {
     const cpuPerEventUs = ((cpuSeconds(ingestor.child.pid!) - cpuBefore) / (RATE * seconds)) * 1e6;
     const text = await scrapeMetrics(ingestor.output());
     const all = histogramBuckets(text, HISTOGRAM);
-    const warmedUp = snapshots.find((s) => s.at >= started + warmup * 1000)?.buckets ?? snapshots[0]!.buckets;
-    const steady = bucketsSince(all, warmedUp);
+    const warmedUp = snapshots.find((s) => s.at >= started + warmup * 1000) ?? snapshots[0]!;
+    const steady = bucketsSince(all, warmedUp.buckets);
     const ms = (q: { value: number }) => (q.value * 1000).toFixed(1);
     console.log(
       `\nFreshness at ${fmt(RATE)} events/s, ${args['produce-batch']} per produce request: produce -> Redis acknowledged`,
@@ -445,7 +443,7 @@ if (Number(args['fresh-seconds']) > 0) {
       `  ingestor CPU per event after the warm-up ${cpuPerEventUs.toFixed(1)} µs (${((cpuPerEventUs * RATE) / 1e4).toFixed(0)} % of one core at this rate)`,
     );
     console.log(
-      `  ingestor GC after the warm-up (main thread): ${gcSince(gcStats(text), gcBefore, (performance.now() - started) / 1000 - warmup)}`,
+      `  ingestor GC after the warm-up (main thread): ${gcSince(gcStats(text), warmedUp.gc, (performance.now() - warmedUp.at) / 1000)}`,
     );
     console.log(`  producer achieved ${fmt(produced.ratePerSec)} events/s; ${stageBreakdown(text)}`);
   });
