@@ -45,6 +45,35 @@ describe('deploy/', () => {
         assert.ok(existsSync(p), `Dockerfile copies ${p}, which does not exist`);
   });
 
+  it('the image has every package the services load: their imports and --import are runtime dependencies', () => {
+    // The Dockerfile installs with NODE_ENV=production, i.e. without devDependencies.
+    assert.match(
+      readFileSync('deploy/docker/Dockerfile', 'utf8'),
+      /NODE_ENV=production[\s\S]*npm ci --omit=dev/,
+    );
+    const runtime = new Set(Object.keys(JSON.parse(readFileSync('package.json', 'utf8')).dependencies));
+    const needed = new Map<string, string>();
+    for (const file of [...manifests, 'deploy/docker/Dockerfile', 'docker-compose.yml'])
+      for (const [, pkg] of readFileSync(file, 'utf8').matchAll(/--import[", ]+([a-z@][\w@/.-]*)/g))
+        needed.set(pkg!, file);
+    for (const dir of ['services', 'shared'])
+      for (const file of readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
+        if (!file.endsWith('.ts')) continue;
+        const text = readFileSync(join(dir, file), 'utf8');
+        // Value imports only: `import type` is erased, so it needs no package at run time.
+        for (const [, spec] of text.matchAll(/^import\s+(?!type\s)(?:[^;']*?\s+from\s+)?'([^'.][^']*)'/gm))
+          if (!spec!.startsWith('node:')) needed.set(spec!, join(dir, file));
+      }
+    assert.ok(
+      needed.has('tsx') && needed.has('kafkajs') && needed.has('fastify'),
+      [...needed.keys()].join(' '),
+    );
+    for (const [spec, file] of needed) {
+      const pkg = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!;
+      assert.ok(runtime.has(pkg), `${file} loads ${pkg}, which is not in package.json "dependencies"`);
+    }
+  });
+
   it('alert rules use only metrics that a service defines', () => {
     const defined = definedMetrics();
     const rules = parseAllDocuments(readFileSync('deploy/prometheus/alerts.yml', 'utf8'))[0]!.toJS() as {
