@@ -35,6 +35,17 @@ describe('deploy/', () => {
     }
   });
 
+  it('k8s manifests ship no Secret: an apply must never overwrite real credentials with placeholders', () => {
+    for (const file of manifests)
+      for (const doc of parseAllDocuments(readFileSync(file, 'utf8')))
+        assert.notEqual((doc.toJS() as { kind?: string } | null)?.kind, 'Secret', `${file} defines a Secret`);
+    // What the Deployments read from Secrets is created by hand (deploy/k8s/README.md says how).
+    const guide = readFileSync('deploy/k8s/README.md', 'utf8');
+    for (const file of manifests)
+      for (const [, name] of readFileSync(file, 'utf8').matchAll(/secretRef: \{ name: ([a-z0-9-]+) \}/g))
+        assert.match(guide, new RegExp(`create secret generic ${name} `), `${file} reads Secret ${name}`);
+  });
+
   it('k8s and the Dockerfile run files that exist', () => {
     for (const file of [...manifests, 'deploy/docker/Dockerfile']) {
       for (const [path] of readFileSync(file, 'utf8').matchAll(/services\/[a-z-]+\/[a-z-]+\.ts/g))
