@@ -23,6 +23,8 @@ export class BeforeEventReader {
   private lastMirrored: StoredEvent | undefined;
   private lastT = Number.NEGATIVE_INFINITY;
   private dirty = true;
+  /** Mirror positions below this are no longer in the state (its head moved past them). */
+  private dropped = 0;
 
   constructor(
     private readonly plan: ViewPlan,
@@ -44,6 +46,7 @@ export class BeforeEventReader {
         : new Array<FeatureValue>(this.plan.features.length);
     if (this.plan.exactFeatures.length === 0) return values;
     if (this.dirty) this.rebuild();
+    this.dropFront();
     const back = t < this.lastT;
     if (!back) this.lastT = t;
     for (const { slider, index, out } of this.sliders) {
@@ -73,6 +76,7 @@ export class BeforeEventReader {
       this.lastMirrored = events[end];
       // Usually after every read (a no-op for the window); one read later in time may have come first.
       for (const { slider } of this.sliders) slider.inserted(this.length - 1, event.ts);
+      this.dropFront();
       return;
     }
     const at = insertedAt(events, this.base, end + 1, event);
@@ -89,6 +93,18 @@ export class BeforeEventReader {
     this.mirror(events[at]!, k);
     this.length++;
     for (const { slider } of this.sliders) slider.inserted(k, event.ts);
+    this.dropFront();
+  }
+
+  /**
+   * The state's head moved past mirrored events: pruned ones (older than any window) or ones
+   * max_events_per_entity dropped, which can still be inside a window. The sliders leave them out.
+   */
+  private dropFront(): void {
+    const floor = this.state.head - this.base;
+    if (floor <= this.dropped) return;
+    this.dropped = floor;
+    for (const { slider } of this.sliders) slider.dropBefore(floor);
   }
 
   private rebuild(): void {
@@ -116,6 +132,7 @@ export class BeforeEventReader {
       return { slider, index: feature.index, out };
     });
     this.lastT = Number.NEGATIVE_INFINITY;
+    this.dropped = 0;
     this.dirty = false;
   }
 

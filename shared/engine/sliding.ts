@@ -256,6 +256,8 @@ export class Slider implements WindowSpec {
   private lo = 0;
   private hi = 0;
   private end = 0;
+  /** Log positions below this were dropped (dropBefore): no window reaches under it. */
+  private floor = 0;
   /** Time of the last emit: [lo, hi) holds the events in [start(last), last). */
   private last = Number.NEGATIVE_INFINITY;
   /** An order-keeping aggregate whose indices an insertion shifted: rebuilt at the next emit. */
@@ -282,6 +284,7 @@ export class Slider implements WindowSpec {
     this.lo = start;
     this.hi = start;
     this.end = end;
+    this.floor = start;
     this.last = Number.NEGATIVE_INFINITY;
     this.stale = false;
   }
@@ -291,7 +294,7 @@ export class Slider implements WindowSpec {
     const ts = this.ts;
     if (this.stale) {
       this.agg.clear(this.lo, this.hi);
-      this.lo = lowerBound(ts, windowStart(t, this), 0, this.end);
+      this.lo = lowerBound(ts, windowStart(t, this), this.floor, this.end);
       this.hi = this.lo;
       this.stale = false;
     }
@@ -309,7 +312,7 @@ export class Slider implements WindowSpec {
    */
   probe(t: number, row: number): void {
     const ts = this.ts;
-    const lo = lowerBound(ts, windowStart(t, this), 0, this.end);
+    const lo = lowerBound(ts, windowStart(t, this), this.floor, this.end);
     const hi = lowerBound(ts, t, lo, this.end);
     if (this.orderFree && !this.stale) {
       const agg = this.agg;
@@ -331,6 +334,23 @@ export class Slider implements WindowSpec {
     scratch.lo = lo;
     scratch.hi = hi;
     this.out[row] = scratch.agg.value() as number;
+  }
+
+  /**
+   * The log's positions below k are gone (the state dropped its oldest events, e.g. past
+   * max_events_per_entity, while they may still be inside the window): they leave the aggregate,
+   * oldest first as a forward move would remove them, and no later read reaches under k.
+   */
+  dropBefore(k: number): void {
+    if (k <= this.floor) return;
+    this.floor = k;
+    if (this.stale) return; // the next emit rebuilds the window from the floor
+    while (this.lo < this.hi && this.lo < k) this.agg.remove(this.lo++);
+    if (this.lo < k) {
+      // The window was empty below k: it starts there.
+      this.lo = k;
+      this.hi = Math.max(this.hi, k);
+    }
   }
 
   /**
