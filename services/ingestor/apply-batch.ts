@@ -1,8 +1,9 @@
-// The ingestor's core step for one Kafka batch (one partition): group decoded events by entity,
-// load every touched entity's state in one Redis round trip, apply the events in offset order with
-// the engine (recording each event's "features before it"), and write the states back in one
-// compare-and-set round trip. Losing a compare-and-set (another ingestor wrote the entity during a
-// rebalance) reloads that entity and re-applies: the engine skips already-applied offsets.
+// The ingestor's core step for one fetch of a source topic: group decoded events by entity, load
+// every touched entity's state in one Redis round trip, apply the events in offset order with the
+// engine (recording each event's "features before it"), make the training rows and the rejected
+// events' dead letters durable, and only then write the states back in one compare-and-set round
+// trip. Losing a compare-and-set (another ingestor wrote the entity during a rebalance) reloads
+// that entity and re-applies: the engine skips already-applied offsets.
 
 import {
   applyEvent,
@@ -111,6 +112,15 @@ export interface RowSink {
 }
 
 /**
+ * Where applyBatch hands the events it rejects (late, future), before saving any state that skipped
+ * them: once a state is saved with a later offset of the same partition, a redelivered rejected
+ * event counts as a duplicate and would never be dead-lettered, so its dead letter must already be
+ * durable (at-least-once, like the rows). Called before every compare-and-set round trip and once
+ * more at the end, each time with the rejections not handed over yet (often none).
+ */
+export type RejectionSink = (rejected: readonly Rejection[]) => Promise<void>;
+
+/**
  * Longest stretch of engine work before applyBatch yields to the event loop: far below any session
  * timeout, and long enough that the partitions' batches do not interleave finely (which would make
  * their produce round trips start together while the CPU idles).
@@ -133,6 +143,7 @@ export async function applyBatch(
    */
   rows: RowSink | null = null,
   pause: () => Promise<void> = () => new Promise((resolve) => setImmediate(resolve)),
+  deadLetters: RejectionSink = async () => {},
 ): Promise<BatchResult> {
   const result: BatchResult = {
     rejected: [],
@@ -146,11 +157,23 @@ export async function applyBatch(
   };
   const ms = result.stageMs;
   const rejected = new Set<number>();
+  /** Rejections not handed to deadLetters yet. */
+  let unsent: Rejection[] = [];
+  const reject = (r: Rejection) => {
+    if (rejected.has(r.index)) return;
+    rejected.add(r.index);
+    result.rejected.push(r);
+    unsent.push(r);
+  };
+  const handOver = async () => {
+    const batch = unsent;
+    unsent = [];
+    await deadLetters(batch);
+  };
   const accepted: IncomingEvent[] = [];
   for (const e of events) {
     if (clock.mode === 'wall' && e.ts > clock.now + MAX_FUTURE_MS) {
-      rejected.add(e.index);
-      result.rejected.push({
+      reject({
         index: e.index,
         reason: 'future',
         message: `event time ${new Date(e.ts).toISOString()} is more than ${MAX_FUTURE_MS / 60_000} minutes ahead of the ingestor clock; check the producer's clock`,
@@ -206,7 +229,10 @@ export async function applyBatch(
       }
       ms.apply += performance.now() - t;
       t = performance.now();
-      if (rows) await rows.flush();
+      // Late events of every entity applied in this attempt, also of those whose write will lose
+      // (re-applied, they are late again and not handed over twice).
+      for (const outcome of outcomes.values()) for (const r of outcome.late) reject(r);
+      await Promise.all([rows?.flush(), handOver()]);
       ms.rows += performance.now() - t;
       t = performance.now();
       const { conflicts } = saves.length > 0 ? await view.store.saveMany(saves) : { conflicts: [] };
@@ -215,11 +241,12 @@ export async function applyBatch(
       result.conflicts += conflicts.length;
       for (const [entity, outcome] of outcomes) {
         if (lost.has(entity)) continue;
-        collect(result, view.plan, entity, outcome, rejected);
+        collect(result, view.plan, entity, outcome);
       }
       pending = conflicts;
     }
   }
+  await handOver();
   return result;
 }
 
@@ -233,7 +260,7 @@ interface EntityOutcome {
   /** The reader over `state`, to keep with it (none for a small state read directly). */
   reader: BeforeEventReader | undefined;
   newest: number;
-  /** The fresh vector to push, when anything was applied. */
+  /** The fresh vector to push: when anything was applied, or the events were all applied before. */
   update: { asOf: number; values: FeatureValue[] } | null;
 }
 
@@ -296,34 +323,25 @@ function applyEntity(
       outcome.late.push({ index: e.index, reason: 'late', message: error.message });
     }
   }
-  if (outcome.applied.length > 0) {
-    // As of just after the entity's newest event (from this batch or an earlier one), read with the
-    // same reader: its windows only move forward from the last event, no window scan.
-    const latest = state.events[state.events.length - 1]?.ts ?? outcome.newest;
+  // As of just after the entity's newest event (from this batch or an earlier one), read with the
+  // same reader: its windows only move forward from the last event, no window scan. Also when the
+  // events were all duplicates: a fetch redelivered after its states were saved but before its push
+  // (a crash, a failure later in the fetch) pushes them now, or they would never be pushed.
+  const latest = state.events[state.events.length - 1]?.ts ?? outcome.newest;
+  if (outcome.applied.length > 0 || (outcome.duplicates > 0 && Number.isFinite(latest))) {
     const asOf = Math.max(latest, outcome.newest) + 1;
     outcome.update = { asOf, values: read(asOf) };
   }
   return outcome;
 }
 
-function collect(
-  result: BatchResult,
-  plan: ViewPlan,
-  entity: string,
-  outcome: EntityOutcome,
-  rejected: Set<number>,
-): void {
+function collect(result: BatchResult, plan: ViewPlan, entity: string, outcome: EntityOutcome): void {
   const view = plan.view.name;
-  for (const r of outcome.late) {
-    if (rejected.has(r.index)) continue;
-    rejected.add(r.index);
-    result.rejected.push(r);
-  }
   bump(result.applied, view, outcome.applied.length);
   bump(result.duplicates, view, outcome.duplicates);
   bump(result.cappedDrops, view, outcome.dropped);
+  if (outcome.update) result.updates.push({ view, entity, ...outcome.update });
   if (outcome.applied.length > 0) {
-    result.updates.push({ view, entity, ...outcome.update! });
     result.newestEventTime.set(
       view,
       Math.max(result.newestEventTime.get(view) ?? Number.NEGATIVE_INFINITY, outcome.newest),

@@ -1,7 +1,8 @@
 // The ingestor process core: a kafkajs consumer group over the definitions' source topics. Per
-// batch (one partition): decode and validate every record, apply the good ones with the engine to
-// Redis state (apply-batch.ts), send bad and late ones to `<topic>.dlq` with their original bytes,
-// push fresh feature vectors and per-event training rows, and only then commit the offsets.
+// fetch of a source topic (its partitions' batches together): decode and validate every record,
+// apply the good ones with the engine (apply-batch.ts), make the training rows and the dead
+// letters of bad and late records (`<topic>.dlq`, original bytes) durable, save the states to
+// Redis, then push fresh feature vectors and only then commit the offsets.
 // A failure anywhere before the commit makes kafkajs redeliver the batch; the engine's per-partition
 // offsets make the redelivery a no-op for state, so nothing is lost or counted twice.
 import type { Redis } from 'ioredis';
@@ -29,6 +30,7 @@ import {
   applyBatch,
   type FeatureUpdate,
   type IncomingEvent,
+  type Rejection,
   type RowSink,
   type ViewRuntime,
 } from './apply-batch.ts';
@@ -257,7 +259,44 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       });
     }
 
-    let t = stage('decode', started);
+    stage('decode', started);
+    // Dead letters (the undecodable records, then what applyBatch rejects) are made durable before
+    // any state is saved, as the training rows are: a state saved with a later offset makes a
+    // redelivered rejected record a duplicate, never dead-lettered again. If the DLQ is down this
+    // throws, nothing is saved or committed, and the batches come back (the partitions wait
+    // instead of dropping the event).
+    let unsent = dlq;
+    let deadLettered = 0;
+    const sendDeadLetters = async (rejected: readonly Rejection[]) => {
+      const letters = unsent;
+      unsent = [];
+      for (const r of rejected) letters.push({ ...messages[r.index]!, reason: r.reason, detail: r.message });
+      if (letters.length === 0) return;
+      const sendStarted = performance.now();
+      // Source order.
+      letters.sort(
+        (a, b) => a.partition - b.partition || Number(BigInt(a.message.offset) - BigInt(b.message.offset)),
+      );
+      await sendChunked(
+        producer,
+        `${topic}.dlq`,
+        letters.map(({ message, partition, reason, detail }) => ({
+          key: message.key ?? null,
+          value: message.value ?? null,
+          headers: dlqHeaders(message.headers, { reason, detail, topic, partition, offset: message.offset }),
+        })),
+      );
+      deadLettered += letters.length;
+      for (const d of letters) {
+        metrics.dlq.inc({ topic, reason: d.reason });
+        dlqLog(
+          d.reason,
+          { topic, partition: d.partition, offset: d.message.offset, reason: d.reason },
+          d.detail,
+        );
+      }
+      metrics.stageSeconds.inc({ stage: 'dlq' }, (performance.now() - sendStarted) / 1000);
+    };
     let result: Awaited<ReturnType<typeof applyBatch>>;
     try {
       await heartbeat();
@@ -270,55 +309,17 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
           await new Promise((resolve) => setImmediate(resolve));
           await heartbeat();
         },
+        sendDeadLetters,
       );
     } catch (error) {
-      // The rows are produced inside the batch too: a broker outage is not a Redis error.
+      // The rows and dead letters are produced inside the batch too: a broker outage is not a
+      // Redis error.
       (isKafkaError(error) ? metrics.kafkaErrors : metrics.redisErrors).inc();
       throw error;
     }
     const redisAckedAt = Date.now();
-    t = performance.now();
     for (const [name, ms] of Object.entries(result.stageMs))
       metrics.stageSeconds.inc({ stage: name }, ms / 1000);
-    for (const r of result.rejected) dlq.push({ ...messages[r.index]!, reason: r.reason, detail: r.message });
-    // Source order.
-    dlq.sort(
-      (a, b) => a.partition - b.partition || Number(BigInt(a.message.offset) - BigInt(b.message.offset)),
-    );
-
-    // Dead letters first: if the DLQ is down this throws, nothing is committed, and the batches come
-    // back (the partitions wait instead of dropping the event).
-    if (dlq.length > 0) {
-      try {
-        await sendChunked(
-          producer,
-          `${topic}.dlq`,
-          dlq.map(({ message, partition, reason, detail }) => ({
-            key: message.key ?? null,
-            value: message.value ?? null,
-            headers: dlqHeaders(message.headers, {
-              reason,
-              detail,
-              topic,
-              partition,
-              offset: message.offset,
-            }),
-          })),
-        );
-      } catch (error) {
-        metrics.kafkaErrors.inc();
-        throw error;
-      }
-      for (const d of dlq) {
-        metrics.dlq.inc({ topic, reason: d.reason });
-        dlqLog(
-          d.reason,
-          { topic, partition: d.partition, offset: d.message.offset, reason: d.reason },
-          d.detail,
-        );
-      }
-    }
-    t = stage('dlq', t);
     await heartbeat();
 
     const done = payloads.map(({ batch, resolveOffset }) => {
@@ -337,7 +338,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     for (const [view, n] of result.duplicates) metrics.events.inc({ view, outcome: 'duplicate' }, n);
     for (const [view, n] of result.cappedDrops) metrics.capped.inc({ view }, n);
     for (const view of runtime.views)
-      if (dlq.length > 0) metrics.events.inc({ view: view.plan.view.name, outcome: 'dlq' }, dlq.length);
+      if (deadLettered > 0) metrics.events.inc({ view: view.plan.view.name, outcome: 'dlq' }, deadLettered);
     for (const [view, t] of result.newestEventTime) metrics.freshness.set({ view }, t / 1000);
     metrics.conflicts.inc(result.conflicts);
     for (const v of runtime.views) {

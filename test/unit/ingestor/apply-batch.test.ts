@@ -123,7 +123,61 @@ test('a redelivered batch after the state was saved changes nothing and yields n
   assert.equal(again.duplicates.get(plan.view.name), 40);
   assert.equal(rowsAgain, 0);
   assert.deepEqual(new Map([...store.blobs].map(([k, v]) => [k, v.blob.toString('hex')])), saved);
-  assert.equal(again.updates.length, 0, 'nothing new to push for an all-duplicate batch');
+});
+
+test('a batch redelivered after its states were saved pushes the same vectors again (its push may have been lost)', async () => {
+  const store = memoryStore();
+  const views: ViewRuntime[] = [{ plan, store }];
+  const first = await applyBatch(views, events(), clock);
+  const again = await applyBatch(views, events(), clock);
+  assert.equal(again.applied.get(plan.view.name) ?? 0, 0);
+  assert.equal(first.updates.length, 3);
+  const byEntity = (u: typeof first.updates) => [...u].sort((a, b) => a.entity.localeCompare(b.entity));
+  assert.deepEqual(byEntity(again.updates), byEntity(first.updates));
+});
+
+/** The events of events() plus, for entity 0, one 2 h older than its newest: late (1 h allowed). */
+function withLate(): IncomingEvent[] {
+  const list = events();
+  const newest = list[list.length - 1]!;
+  list.push({
+    ...newest,
+    index: list.length,
+    offset: newest.offset + 1,
+    entity: '0',
+    ts: newest.ts - 2 * HOUR,
+    record: { ...newest.record, user_id: 0, event_timestamp: newest.ts - 2 * HOUR },
+  });
+  return list;
+}
+
+test('late events are dead-lettered before any state is written, and a failed hand-over writes nothing', async () => {
+  // Saved first, the state would carry a later offset of the late event's partition: redelivered,
+  // the late event would count as a duplicate and never be dead-lettered.
+  const store = memoryStore();
+  const views: ViewRuntime[] = [{ plan, store }];
+  const late = withLate().length - 1;
+  await assert.rejects(
+    applyBatch(views, withLate(), clock, null, undefined, async (rejected) => {
+      if (rejected.length > 0) throw new Error('dlq topic down');
+    }),
+    /dlq topic down/,
+  );
+  assert.equal(store.blobs.size, 0, 'no state may be saved when its dead letters were not delivered');
+
+  const handed: number[] = [];
+  const result = await applyBatch(views, withLate(), clock, null, undefined, async (rejected) => {
+    if (rejected.length > 0)
+      assert.equal(store.blobs.size, 0, 'dead letters come before the compare-and-set');
+    handed.push(...rejected.map((r) => r.index));
+  });
+  assert.deepEqual(handed, [late]);
+  assert.deepEqual(
+    result.rejected.map((r) => [r.index, r.reason]),
+    [[late, 'late']],
+  );
+  assert.equal(result.applied.get(plan.view.name), 40);
+  assert.equal(store.blobs.size, 3);
 });
 
 /** A row sink keeping copies of the rows it is handed. */
