@@ -34,6 +34,7 @@ import {
   type RowSink,
   type ViewRuntime,
 } from './apply-batch.ts';
+import { createCommitter } from './committer.ts';
 import type { IngestorMetrics } from './metrics.ts';
 import { createPushEncoder } from './push-json.ts';
 import { sendChunked } from './send-chunked.ts';
@@ -493,7 +494,13 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       if (wasRunning) {
         // No new batches; the ones in progress finish; then every partition's last processed offset
         // is committed (commits are periodic) before the consumer leaves the group.
-        consumer.pause([...sources.keys()].map((topic) => ({ topic })));
+        try {
+          consumer.pause([...sources.keys()].map((topic) => ({ topic })));
+        } catch (error) {
+          // kafkajs drops its consumer group when the consumer crashes (a broker outage, before a
+          // restart): then nothing is fetched anyway, and pause() throws. Stopping goes on.
+          logger.warn({ err: error }, 'could not pause the kafka consumer (it has crashed); stopping anyway');
+        }
         if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
         await pushing;
         try {
@@ -528,66 +535,6 @@ interface DeadLetter {
   partition: number;
   reason: string;
   detail: string;
-}
-
-interface Committer {
-  /** These partitions' records up to `offset` are processed: commits those whose interval has passed. */
-  done(processed: readonly { topic: string; partition: number; offset: string }[]): Promise<void>;
-  /** Commits every processed offset not committed yet. */
-  flush(): Promise<void>;
-  /** Forgets uncommitted offsets (after a rebalance they may belong to another member now). */
-  forget(): void;
-  stop(): void;
-}
-
-/**
- * Commits each partition's processed offset at most once per interval (0: every batch), and a
- * timer commits what an idle partition left pending. kafkajs fetches from the resolved offset, so
- * the commit only matters after a crash or a rebalance, when the records after it come back: the
- * engine's per-partition offsets make them no-ops.
- */
-function createCommitter(consumer: Consumer, intervalMs: number, logger: Logger): Committer {
-  const pending = new Map<string, { topic: string; partition: number; offset: string }>();
-  const lastCommit = new Map<string, number>();
-  const flush = async () => {
-    const offsets = [...pending.values()];
-    pending.clear();
-    const now = Date.now();
-    for (const o of offsets) lastCommit.set(`${o.topic}\0${o.partition}`, now);
-    if (offsets.length > 0) await consumer.commitOffsets(offsets);
-  };
-  const timer =
-    intervalMs > 0
-      ? setInterval(() => {
-          flush().catch((error) =>
-            logger.warn({ err: error }, 'periodic offset commit failed; the next batch commits again'),
-          );
-        }, intervalMs)
-      : null;
-  timer?.unref();
-  return {
-    async done(processed) {
-      const now = Date.now();
-      const due: { topic: string; partition: number; offset: string }[] = [];
-      for (const { topic, partition, offset } of processed) {
-        const key = `${topic}\0${partition}`;
-        const next = { topic, partition, offset: (BigInt(offset) + 1n).toString() };
-        if (now - (lastCommit.get(key) ?? 0) < intervalMs) {
-          pending.set(key, next);
-        } else {
-          pending.delete(key);
-          lastCommit.set(key, now);
-          due.push(next);
-        }
-      }
-      if (due.length > 0) await consumer.commitOffsets(due);
-    },
-    flush,
-    forget: () => pending.clear(),
-    stop: () => {
-      if (timer) clearInterval(timer);
-    },
-  };
 }
 
 /** Size of a `features.rows` record (JSON characters; rows are ASCII unless names or values are not). */

@@ -106,4 +106,29 @@ describe('ingestor during a Kafka broker outage', { timeout: 300_000 }, () => {
       `# broker outage of ${OUTAGE_MS / 1000} s after ${producedAtKill} of ${EVENTS} events: not ready in ${notReady.length} polls, caught up ${caughtUpS.toFixed(1)} s after the restart; ${entities} entities equal the offline engine`,
     );
   });
+
+  it('stops gracefully on SIGTERM while its consumer has crashed on the missing broker', async () => {
+    // kafkajs drops its consumer group when the consumer crashes; pausing it then throws, which
+    // once made the stop reject and the process die with a stack trace and exit code 1.
+    const ingestor = startIngestor(run);
+    await ingestor.ready;
+    const ops = opsUrl(ingestor.output());
+    broker.kill();
+    try {
+      const until = Date.now() + 60_000;
+      for (;;) {
+        const ready = await fetch(`${ops}/ready`);
+        const text = await ready.text();
+        if (ready.status === 503 && /kafka consumer crashed/.test(text)) break;
+        assert.ok(Date.now() < until, `the consumer never crashed on the missing broker: ${text}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      ingestor.child.kill('SIGTERM');
+      assert.equal(await ingestor.exited, 0, `graceful stop failed:\n${ingestor.output()}`);
+      // The stop met the crashed consumer (the case this test is for) and went on.
+      assert.match(ingestor.output(), /could not pause the kafka consumer/);
+    } finally {
+      broker.restart();
+    }
+  });
 });
