@@ -5,6 +5,7 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
+  type FastifyReply,
   type FastifyRequest,
   LogController,
 } from 'fastify';
@@ -64,7 +65,19 @@ export function buildApp(options: AppOptions): FastifyInstance {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
+    // What fastify refuses before routing (a path with malformed percent-encoding): the same
+    // error shape and request id as everything else, not fastify's own body.
+    frameworkErrors: (error, request, reply) => {
+      const plain = reply as unknown as FastifyReply;
+      plain.header('x-request-id', request.id);
+      plain
+        .code(400)
+        .send(errorBody(request, 'INVALID_ARGUMENT', `${error.message}; see GET /openapi.json`, 'url'));
+    },
   });
+  // JSON only: fastify would otherwise parse text/plain bodies too (and refuse them as a string
+  // with a 400); without a parser for it they get the 415 the docs promise.
+  app.removeContentTypeParser('text/plain');
 
   // Callback-style hooks: an async hook costs a promise per request and hook.
   app.addHook('onRequest', (request, reply, done) => {
@@ -118,7 +131,10 @@ export function buildApp(options: AppOptions): FastifyInstance {
     if (isTesseraError(error)) {
       const status = statusOf(error);
       if (status >= 500)
-        request.log.warn({ err: error.message, code: error.code, reqId: request.id }, 'request failed');
+        request.log.warn(
+          { err: error.message, code: error.code, cause: causeOf(error), reqId: request.id },
+          'request failed',
+        );
       const field = typeof error.context?.field === 'string' ? error.context.field : undefined;
       return reply.code(status).send(errorBody(request, error.code, error.message, field));
     }
@@ -220,6 +236,13 @@ export function buildApp(options: AppOptions): FastifyInstance {
   );
 
   return app;
+}
+
+/** The underlying error of a failure (Redis' own message, a decode problem), for the log only. */
+function causeOf(error: TesseraError): string | undefined {
+  const cause = error.cause;
+  if (cause === undefined) return undefined;
+  return cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
 }
 
 function statusOf(error: TesseraError): number {

@@ -1,7 +1,6 @@
 // `npx tsx services/server/main.ts [--flags]`: the online feature server. Reads entity state from
 // Redis and answers Feast-shaped lookups; /push produces to Kafka when brokers are configured.
 // Configuration: shared/config (env or flags); auth is on unless TESSERA_DEV_NO_AUTH=true.
-import { once } from 'node:events';
 import { dirname } from 'node:path';
 import { Redis } from 'ioredis';
 import { Kafka, type Producer } from 'kafkajs';
@@ -50,8 +49,12 @@ async function main(): Promise<void> {
     redisDown = false;
   });
 
-  // Listen once Redis answers (or after 10 s anyway: /ready then says why lookups fail).
-  await Promise.race([once(redis, 'ready'), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
+  // Listen once Redis answers (or after 10 s anyway: /ready then says why lookups fail). Not
+  // once(redis, 'ready'): that rejects at the first connection error, which ended the process.
+  await Promise.race([
+    new Promise((resolve) => redis.once('ready', resolve)),
+    new Promise((resolve) => setTimeout(resolve, 10_000).unref()),
+  ]);
 
   let producer: Producer | undefined;
   let pusher: Pusher | undefined;
@@ -61,11 +64,12 @@ async function main(): Promise<void> {
       createPartitioner: keyHashPartitioner,
     });
     pusher = new Pusher(producer, config, definitions, dirname(definitions.file));
-    // Kafka is only needed by /push: lookups must not wait for it or fail without it.
-    producer
+    // Kafka is only needed by /push: lookups must not wait for it or fail without it. A push
+    // connects again if this fails.
+    pusher
       .connect()
       .catch((error: unknown) =>
-        logger.warn({ err: String(error) }, 'kafka not reachable yet; /push will retry'),
+        logger.warn({ err: String(error) }, 'kafka not reachable yet; each /push tries to connect again'),
       );
   }
 

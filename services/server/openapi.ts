@@ -161,7 +161,7 @@ export function openApiDocument(definitions: Definitions, maxEntities: number): 
             200: { description: 'Produced' },
             400: errorResponse('A row does not fit the source schema'),
             401: errorResponse('Missing or wrong bearer token'),
-            503: errorResponse('Kafka unavailable; nothing was written'),
+            503: errorResponse('Kafka did not acknowledge the push; some rows may be written already'),
           },
         },
       },

@@ -35,6 +35,8 @@ interface SourceCodec {
 
 export class Pusher {
   private readonly codecs = new Map<string, SourceCodec>();
+  /** The producer's connection, made on first need and again after a failed or lost one. */
+  private connection: Promise<void> | null = null;
 
   constructor(
     private readonly producer: Producer,
@@ -42,6 +44,9 @@ export class Pusher {
     definitions: Definitions,
     definitionsDir: string,
   ) {
+    producer.on(producer.events.DISCONNECT, () => {
+      this.connection = null;
+    });
     for (const source of definitions.sources)
       if (source.format !== 'avro-confluent')
         this.codecs.set(source.name, {
@@ -49,6 +54,21 @@ export class Pusher {
           validate: createValidator(source),
           encoder: createEncoder(source, { definitionsDir }),
         });
+  }
+
+  /**
+   * Connects the producer, once; a failed attempt (Kafka down at start) is tried again by the next
+   * call, and a connection kafkajs reports lost is made again. kafkajs gives up on a producer
+   * whose connect failed, and every send then throws "The producer is disconnected".
+   */
+  connect(): Promise<void> {
+    if (this.connection === null) {
+      this.connection = this.producer.connect().catch((error: unknown) => {
+        this.connection = null;
+        throw error;
+      });
+    }
+    return this.connection;
   }
 
   /** Validates every row first: one bad row refuses the whole push (400), nothing is produced. */
@@ -82,16 +102,27 @@ export class Pusher {
       for (const [column, values] of columns) raw[column] = values[row];
       const result = codec.validate(raw, null);
       if (!result.ok)
-        throw invalid(`df row ${row}: ${result.message} (${result.reason})`, `df.${result.field ?? ''}`);
-      messages.push({ key: result.key, value: codec.encoder.encode(result.record) });
+        throw invalid(`df row ${row}: ${result.message} (${result.reason})`, `df.${result.field ?? 'row'}`);
+      let value: Buffer;
+      try {
+        value = codec.encoder.encode(result.record);
+      } catch (error) {
+        // A value the validator let through that the source's format cannot hold (e.g. a fraction
+        // of a second in an Avro long of epoch seconds).
+        throw invalid(`df row ${row}: ${(error as Error).message}`, 'df');
+      }
+      messages.push({ key: result.key, value });
     }
     const topic = topicName(this.config, codec.source.topic);
     try {
+      await this.connect();
       await this.producer.send({ topic, messages });
     } catch (cause) {
+      // Not "nothing was written": a request spread over several partitions can be partly
+      // written, and a timed-out one may have been.
       throw new TesseraError(
         'SERVICE_UNAVAILABLE',
-        `Kafka did not accept the push to ${topic}; nothing was written, retry (check TESSERA_KAFKA_BROKERS)`,
+        `Kafka did not acknowledge the push to ${topic} (check TESSERA_KAFKA_BROKERS); some rows may be written already, so a retry can add them twice`,
         { retriable: true, cause },
       );
     }

@@ -186,7 +186,12 @@ function canonicalKey(value: unknown, type: 'int64' | 'string', field: string): 
 function parseAsOf(value: string | number | undefined): number | undefined {
   if (value === undefined) return undefined;
   const ms = typeof value === 'number' ? value : Date.parse(value);
-  if (!Number.isFinite(ms) || (typeof value === 'number' && !Number.isInteger(ms)))
+  // Date's range (±8.64e15 ms): a time outside it cannot even be named in a message.
+  if (
+    !Number.isFinite(ms) ||
+    (typeof value === 'number' && !Number.isInteger(ms)) ||
+    Number.isNaN(new Date(ms).getTime())
+  )
     throw invalid(
       `as_of: ${JSON.stringify(value)} is not a time; use ISO 8601 (2026-01-10T12:00:00Z) or epoch milliseconds`,
       'as_of',

@@ -7,6 +7,8 @@ import { Redis } from 'ioredis';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { applyEvent, emptyState, planView, toEngineEvent } from '../../shared/engine/index.ts';
 import { RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
+import { cleanupRun, createSourceTopic, newTestRun } from '../support/ingestor-process.ts';
+import { PrivateKafka } from '../support/private-kafka.ts';
 import { PrivateRedis } from '../support/private-redis.ts';
 import { type ServerProcess, startServer } from '../support/server-process.ts';
 
@@ -86,5 +88,105 @@ describe('online server during a Redis outage', { timeout: 90_000 }, () => {
     assert.equal((await fetch(`${url}/ready`)).status, 200);
     const metrics = await (await fetch(`${url}/metrics`)).text();
     assert.match(metrics, /tessera_server_redis_errors_total [1-9]/);
+  });
+});
+
+describe('online server started while Redis or Kafka is down', { timeout: 180_000 }, () => {
+  let redis: PrivateRedis | undefined;
+  let broker: PrivateKafka | undefined;
+  let server: ServerProcess | undefined;
+
+  after(async () => {
+    await server?.stop();
+    await redis?.remove();
+    broker?.remove();
+  });
+
+  it('listens without Redis, answers 503 and /ready says why, then serves once Redis is up', async () => {
+    // It once exited at start: waiting for Redis' ready event rejected at the first connection error.
+    redis = await PrivateRedis.start();
+    await redis.kill();
+    server = startServer({
+      TESSERA_REDIS_URL: redis.url,
+      TESSERA_REDIS_KEY_PREFIX: 'down-at-start',
+      TESSERA_AUTH_TOKEN: TOKEN,
+      TESSERA_LOG_LEVEL: 'warn',
+      TESSERA_REDIS_TIMEOUT_MS: '500',
+    });
+    const url = await server.url; // rejects if the process exits before listening
+    const lookup = () =>
+      fetch(`${url}/get-online-features`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+        body: JSON.stringify({ features: [`${VIEW}:transaction_count_1h`], entities: { user_id: [7] } }),
+      });
+    const down = await lookup();
+    assert.equal(down.status, 503, await down.text());
+    const ready = await fetch(`${url}/ready`);
+    assert.equal(ready.status, 503);
+    assert.match(await ready.text(), /redis/);
+
+    await redis.restart();
+    const deadline = Date.now() + 20_000;
+    let status = 0;
+    while (status !== 200 && Date.now() < deadline) {
+      const res = await lookup();
+      status = res.status;
+      await res.body?.cancel();
+      if (status !== 200) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(status, 200, 'the server connects once Redis is up');
+    await server.stop();
+    server = undefined;
+  });
+
+  it('takes pushes once Kafka is up, though it was down when the server started', async () => {
+    // kafkajs gives up on a producer whose first connect failed: every /push answered 503 until a
+    // restart. A push now connects again.
+    broker = await PrivateKafka.start();
+    const run = newTestRun({ TESSERA_KAFKA_BROKERS: broker.brokers });
+    try {
+      await createSourceTopic(run, 1);
+      broker.kill();
+      server = startServer({ ...run.env, TESSERA_AUTH_TOKEN: TOKEN });
+      const url = await server.url;
+      const push = async () => {
+        const res = await fetch(`${url}/push`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+          body: JSON.stringify({
+            push_source_name: 'transactions',
+            df: {
+              user_id: [5],
+              event_timestamp: [new Date().toISOString()],
+              amount: [1.5],
+              merchant_id: ['m'],
+            },
+          }),
+        });
+        return { status: res.status, body: await res.text() };
+      };
+      const down = await push();
+      assert.equal(down.status, 503, down.body);
+      assert.match(down.body, /did not acknowledge/);
+
+      broker.restart();
+      const deadline = Date.now() + 60_000;
+      let up = await push();
+      while (up.status !== 200 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 500));
+        up = await push();
+      }
+      assert.equal(up.status, 200, up.body);
+      const admin = run.kafka.admin();
+      await admin.connect();
+      const offsets = await admin.fetchTopicOffsets(run.topic);
+      await admin.disconnect();
+      assert.equal(offsets[0]!.high, '1', 'the pushed row is on the source topic');
+    } finally {
+      await server?.stop();
+      server = undefined;
+      await cleanupRun(run);
+    }
   });
 });

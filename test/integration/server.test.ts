@@ -344,6 +344,11 @@ describe('online server', { timeout: 180_000 }, () => {
         body: { features: [`${VIEW}:transaction_count_1h`], entities: { user_id: [1] }, as_of: 'yesterday' },
         field: /as_of/,
       },
+      // Outside Date's range: once a 500 (the out-of-range message could not print the time).
+      {
+        body: { features: [`${VIEW}:transaction_count_1h`], entities: { user_id: [1] }, as_of: -1e16 },
+        field: /as_of/,
+      },
     ];
     for (const c of cases) {
       const res = await post('/get-online-features', c.body);
@@ -357,6 +362,29 @@ describe('online server', { timeout: 180_000 }, () => {
       entities: { user_id: ['x'.repeat(2_000_000)] },
     });
     assert.equal(big.status, 413);
+  });
+
+  it('answers what fastify refuses before routing in the same error shape, with a request id', async () => {
+    // A path with malformed percent-encoding: once fastify's own body, without a request id.
+    const badUrl = await fetch(`${url}/%zz`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const badUrlBody = (await badUrl.json()) as {
+      error: { code: string; field: string };
+      request_id: string;
+    };
+    assert.equal(badUrl.status, 400);
+    assert.equal(badUrlBody.error.code, 'INVALID_ARGUMENT');
+    assert.equal(badUrlBody.error.field, 'url');
+    assert.equal(badUrl.headers.get('x-request-id'), badUrlBody.request_id);
+    // A body that is not JSON: 415 (fastify parsed text/plain and gave a 400 about a string).
+    const text = await fetch(`${url}/get-online-features`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain', authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({ features: [`${VIEW}:transaction_count_1h`], entities: { user_id: [1] } }),
+    });
+    const textBody = (await text.json()) as { error: { code: string }; request_id: string };
+    assert.equal(text.status, 415, JSON.stringify(textBody));
+    assert.equal(textBody.error.code, 'UNSUPPORTED_MEDIA_TYPE');
+    assert.ok(text.headers.get('x-request-id'));
   });
 
   it('takes a Feast push, validates it, and its rows reach Redis through Kafka and the ingestor', async () => {
