@@ -52,6 +52,14 @@ export function createValidator(source: SourceDef): RecordValidator {
       if (column.type === 'timestamp') {
         const parsed = parseTimestamp(value, format, column.role === 'time' ? timestampUnit : 'format');
         if (!parsed.ok) return failure('bad_timestamp', `field ${name}: ${parsed.problem}`, name);
+        // The stored state counts time from 1970 (docs/state-format.md): an event time before it
+        // is refused here, not written as a state no reader can decode correctly.
+        if (column.role === 'time' && parsed.ms < 0)
+          return failure(
+            'bad_timestamp',
+            `field ${name}: ${new Date(parsed.ms).toISOString()} is before 1970-01-01, which event times cannot be`,
+            name,
+          );
         record[name] = parsed.ms;
         if (column.role === 'time') ts = parsed.ms;
         continue;

@@ -198,8 +198,19 @@ describe('decode failures', () => {
     refused(at('soon'), 'bad_timestamp');
     refused(at(1e300), 'bad_timestamp', /outside the representable time range/);
     const ok = at('1767270600250');
+    assert.ok(at(0).ok, '1970-01-01T00:00:00Z itself is a time');
     assert.ok(ok.ok);
     assert.equal(ok.ts, 1767270600250);
+  });
+
+  it('bad_timestamp: an event time before 1970 (the stored state counts time from 1970)', () => {
+    // Stored, such a time was written as a corrupt state: two events at 1969-12-31T23:00Z decoded
+    // as a count of 0.
+    refused(
+      decodeJson({ ...good, event_timestamp: '1969-12-31T23:00:00Z' }),
+      'bad_timestamp',
+      /field event_timestamp: 1969-12-31T23:00:00.000Z is before 1970-01-01/,
+    );
   });
 
   it('missing_field: a column of the source schema is absent', () => {

@@ -24,8 +24,9 @@ const record = fc
       fc.integer({ min: 0, max: 10_000_000 }),
       fc.bigInt(INT64).map((n) => (Number.isSafeInteger(Number(n)) ? Number(n) : n.toString())),
     ),
-    // Years 0001..9999: the range ISO-8601 writes with four year digits.
-    event_timestamp: fc.integer({ min: Date.UTC(1, 0, 1), max: Date.UTC(9999, 11, 31, 23, 59, 59, 999) }),
+    // 1970..9999: event times before 1970 are refused (failures.test.ts); the timestamp parser
+    // itself is checked over years 0001..9999 in timestamp.test.ts.
+    event_timestamp: fc.integer({ min: 0, max: Date.UTC(9999, 11, 31, 23, 59, 59, 999) }),
     amount: fc.double({ noNaN: true, noDefaultInfinity: true }).map((x) => (x === 0 ? 0 : x)),
     merchant_id: fc.string({ unit: 'grapheme', maxLength: 40 }),
   })
