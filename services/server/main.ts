@@ -1,6 +1,8 @@
 // `npx tsx services/server/main.ts [--flags]`: the online feature server. Reads entity state from
 // Redis and answers Feast-shaped lookups; /push produces to Kafka when brokers are configured.
 // Configuration: shared/config (env or flags); auth is on unless TESSERA_DEV_NO_AUTH=true.
+// First: kafkajs' producing path gets its faster CRC-32C and grouping before kafkajs loads.
+import '../../shared/kafkajs-fast-paths.ts';
 import { dirname } from 'node:path';
 import { Redis } from 'ioredis';
 import { Kafka, type Producer } from 'kafkajs';
