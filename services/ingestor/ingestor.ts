@@ -187,6 +187,8 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
   // applied instead of holding it back (a push round trip was ~20 % of a fetch cycle at 10k
   // events/s). One at a time, in fetch order, so an entity's vectors stay in order.
   let pushing: Promise<void> = Promise.resolve();
+  /** Per view, the newest event time applied by this process (the freshness gauge). */
+  const newestApplied = new Map<string, number>();
 
   async function handleBatch(payload: EachBatchPayload): Promise<void> {
     if (payload.batch.messages.length === 0) return;
@@ -340,7 +342,12 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     for (const [view, n] of result.cappedDrops) metrics.capped.inc({ view }, n);
     for (const view of runtime.views)
       if (deadLettered > 0) metrics.events.inc({ view: view.plan.view.name, outcome: 'dlq' }, deadLettered);
-    for (const [view, t] of result.newestEventTime) metrics.freshness.set({ view }, t / 1000);
+    // The newest event applied so far, never moving back when a fetch of older events follows.
+    for (const [view, t] of result.newestEventTime) {
+      if (t <= (newestApplied.get(view) ?? Number.NEGATIVE_INFINITY)) continue;
+      newestApplied.set(view, t);
+      metrics.freshness.set({ view }, t / 1000);
+    }
     metrics.conflicts.inc(result.conflicts);
     for (const v of runtime.views) {
       const view = v.plan.view.name;
@@ -420,9 +427,9 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     try {
       await publish(vectors);
     } catch (error) {
-      // The states are saved, and a redelivery would find their events applied and push nothing:
-      // the push is lost either way. Say so; the entity's next event pushes a fresh vector, and a
-      // consumer can read the current one from the online server meanwhile.
+      // The states are saved and the offsets will be committed, so nothing pushes these vectors
+      // again. Say so; the entity's next event pushes a fresh vector, and a consumer can read the
+      // current one from the online server meanwhile.
       metrics.pushErrors.inc({ topic });
       logger.error({ err: error, topic, updates: vectors.length }, 'feature update push failed');
     }
@@ -440,13 +447,13 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     const updates = vectors.map((u) => ({ key: u.entity, value: json.update(u) }));
     await sendChunked(producer, topicName(config, UPDATES_TOPIC), updates);
     if (config.publishUpdates && updates.length > 0) {
+      // The same JSON as the topic's records (view, entity, as_of, features by name, hash).
       const pipeline = redis.pipeline();
-      for (const u of vectors)
-        pipeline.publish(
-          `${config.redisKeyPrefix}:updates:${u.view}`,
-          JSON.stringify({ entity: u.entity, values: u.values }),
-        );
-      await pipeline.exec();
+      for (let i = 0; i < vectors.length; i++)
+        pipeline.publish(`${config.redisKeyPrefix}:updates:${vectors[i]!.view}`, updates[i]!.value);
+      // A pipeline reports each command's error in its reply instead of rejecting.
+      const failed = (await pipeline.exec())?.find(([error]) => error);
+      if (failed) throw failed[0];
     }
   }
 
