@@ -51,7 +51,10 @@ export function openApiDocument(definitions: Definitions, maxEntities: number): 
               items: { type: 'string', enum: featureRefs },
               description: '`view:feature` references.',
             },
-            feature_service: { type: 'string', enum: [...definitions.featureServices.keys()] },
+            feature_service:
+              definitions.featureServices.size > 0
+                ? { type: 'string', enum: [...definitions.featureServices.keys()] }
+                : { type: 'string', description: 'No feature services are defined.' },
             entities: {
               type: 'object',
               description: `Entity columns (${joinKeys.join(', ')}), one value per row; at most ${maxEntities} rows.`,
@@ -109,8 +112,13 @@ export function openApiDocument(definitions: Definitions, maxEntities: number): 
         PushRequest: {
           type: 'object',
           required: ['push_source_name', 'df'],
+          additionalProperties: false,
           properties: {
-            push_source_name: { type: 'string', enum: definitions.sources.map((s) => s.name) },
+            // Avro-Confluent sources are not pushable (their records need a registry schema id).
+            push_source_name: {
+              type: 'string',
+              enum: definitions.sources.filter((s) => s.format !== 'avro-confluent').map((s) => s.name),
+            },
             df: {
               type: 'object',
               additionalProperties: { type: 'array' },
@@ -121,6 +129,18 @@ export function openApiDocument(definitions: Definitions, maxEntities: number): 
               enum: ['online', 'offline', 'online_and_offline'],
               description: 'Accepted; pushes always reach both stores through Kafka.',
             },
+            allow_registry_cache: { type: 'boolean', description: 'Accepted for Feast clients; no effect.' },
+            transform_on_write: { type: 'boolean', description: 'Accepted for Feast clients; no effect.' },
+          },
+        },
+        PushResponse: {
+          type: 'object',
+          required: ['status', 'source', 'topic', 'rows'],
+          properties: {
+            status: { type: 'string', enum: ['ok'] },
+            source: { type: 'string' },
+            topic: { type: 'string', description: 'The Kafka topic the rows were produced to.' },
+            rows: { type: 'integer' },
           },
         },
       },
@@ -146,6 +166,10 @@ export function openApiDocument(definitions: Definitions, maxEntities: number): 
             400: errorResponse('Bad request: the message names the field'),
             401: errorResponse('Missing or wrong bearer token'),
             413: errorResponse('Body over the size limit'),
+            415: errorResponse('The body is not application/json'),
+            500: errorResponse(
+              'A stored state could not be read; the server log has it under the request id',
+            ),
             503: errorResponse('Redis unavailable; retry'),
           },
         },
@@ -158,9 +182,14 @@ export function openApiDocument(definitions: Definitions, maxEntities: number): 
             content: { 'application/json': { schema: { $ref: '#/components/schemas/PushRequest' } } },
           },
           responses: {
-            200: { description: 'Produced' },
+            200: {
+              description: 'Produced',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/PushResponse' } } },
+            },
             400: errorResponse('A row does not fit the source schema'),
             401: errorResponse('Missing or wrong bearer token'),
+            413: errorResponse('Body over the size limit'),
+            415: errorResponse('The body is not application/json'),
             503: errorResponse('Kafka did not acknowledge the push; some rows may be written already'),
           },
         },

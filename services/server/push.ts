@@ -10,7 +10,7 @@ import type { Config } from '../../shared/config/index.ts';
 import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts';
 import { TesseraError } from '../../shared/errors.ts';
 
-const pushSchema = z
+export const pushSchema = z
   .object({
     push_source_name: z.string(),
     df: z.record(z.array(z.unknown())),
