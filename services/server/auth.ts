@@ -31,6 +31,14 @@ export function loadTokens(config: Config): string[] {
       if (token !== '' && !token.startsWith('#')) tokens.push(token);
     }
   }
+  // A header value is `Bearer <token>` with no blank inside the token: one with a blank could
+  // never match, and the server would run refusing every request.
+  const blank = tokens.findIndex((t) => /\s/.test(t));
+  if (blank >= 0)
+    throw new TesseraError(
+      'CONFIG_INVALID',
+      `auth token #${blank + 1} contains whitespace, which no "Authorization: Bearer <token>" header can carry; use a random one, e.g. \`openssl rand -hex 32\``,
+    );
   const short = tokens.findIndex((t) => t.length < MIN_TOKEN_LENGTH);
   if (short >= 0)
     throw new TesseraError(

@@ -112,7 +112,7 @@ export class OnlineReader {
           // behind the state's clock means event times ahead of this server's clock: answer as of
           // the oldest exact time rather than fail the lookup, and count it.
           if (request.asOf !== undefined)
-            readFeatures(plan, state ?? decodeStoredState(plan, key!, blob, delta), t); // throws AS_OF_OUT_OF_RANGE
+            asOfOutOfRange(plan, state ?? decodeStoredState(plan, key!, blob, delta), t);
           readAt = floor;
           stats.clamped++;
         }
@@ -138,6 +138,20 @@ function loads(reader: StateBytesReader, blob: Buffer, delta: Buffer | null): bo
   } catch {
     return false; // decodeStoredState throws STATE_CORRUPT naming the key (and the record's problem)
   }
+}
+
+/** The engine's AS_OF_OUT_OF_RANGE for a read at t, as a refusal of the request's as_of. */
+function asOfOutOfRange(plan: ViewPlan, state: EntityState, t: number): never {
+  try {
+    readFeatures(plan, state, t);
+  } catch (error) {
+    if (isTesseraError(error, 'AS_OF_OUT_OF_RANGE'))
+      throw new TesseraError('AS_OF_OUT_OF_RANGE', `as_of: ${error.message}`, {
+        context: { ...error.context, field: 'as_of' },
+      });
+    throw error;
+  }
+  throw new TesseraError('INTERNAL', `as_of ${t} is before the state's floor, yet the engine read it`);
 }
 
 function unavailable(cause: unknown): TesseraError {

@@ -1,7 +1,9 @@
 // Validates a Feast-shaped /get-online-features body against the loaded definitions and resolves it
 // into what the lookup needs: the requested features grouped by view, and canonical entity keys.
 // Every refusal names the field, so a client can fix its request without reading our code.
+
 import { toInt64BigInt } from '../../shared/codecs/int64.ts';
+import { parseTimestamp } from '../../shared/codecs/timestamp.ts';
 import type { Definitions, FeatureDef, ViewDef } from '../../shared/definitions/schema.ts';
 import { TesseraError } from '../../shared/errors.ts';
 
@@ -185,18 +187,15 @@ function canonicalKey(value: unknown, type: 'int64' | 'string', field: string): 
 
 function parseAsOf(value: string | number | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const ms = typeof value === 'number' ? value : Date.parse(value);
-  // Date's range (±8.64e15 ms): a time outside it cannot even be named in a message.
-  if (
-    !Number.isFinite(ms) ||
-    (typeof value === 'number' && !Number.isInteger(ms)) ||
-    Number.isNaN(new Date(ms).getTime())
-  )
+  // The codecs' parser: ISO 8601 with a zone (a zone-less time would be read in the server's own
+  // zone), epoch milliseconds as an integer, both within Date's range.
+  const parsed = parseTimestamp(value, typeof value === 'number' ? 'epoch_ms' : 'iso8601');
+  if (!parsed.ok || (typeof value === 'number' && !Number.isInteger(value)))
     throw invalid(
-      `as_of: ${JSON.stringify(value)} is not a time; use ISO 8601 (2026-01-10T12:00:00Z) or epoch milliseconds`,
+      `as_of: ${JSON.stringify(value)} is not a time (${parsed.ok ? 'not a whole number of milliseconds' : parsed.problem}); use ISO 8601 with a zone (2026-01-10T12:00:00Z) or epoch milliseconds`,
       'as_of',
     );
-  return ms;
+  return parsed.ms;
 }
 
 function invalid(message: string, field: string): TesseraError {

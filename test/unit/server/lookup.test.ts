@@ -17,6 +17,7 @@ import {
   planView,
   readFeatures,
 } from '../../../shared/engine/index.ts';
+import { isTesseraError } from '../../../shared/errors.ts';
 import { stateKey } from '../../../shared/state-store/redis-state-store.ts';
 import { DAY, HOUR, T0 } from '../../support/engine-fixtures.ts';
 
@@ -101,8 +102,11 @@ describe('online lookup', () => {
   it('refuses an as_of older than the state answers, from the bytes as when decoded', async () => {
     for (const user of [1, 2]) {
       const asOf = T0 - 20 * DAY;
-      await assert.rejects(reader.lookup(request([user], { as_of: asOf }), T0), {
-        code: 'AS_OF_OUT_OF_RANGE',
+      await assert.rejects(reader.lookup(request([user], { as_of: asOf }), T0), (error: unknown) => {
+        assert.ok(isTesseraError(error, 'AS_OF_OUT_OF_RANGE'), String(error));
+        assert.equal(error.context?.field, 'as_of', 'the 400 names the field');
+        assert.match(error.message, /^as_of: cannot read view/);
+        return true;
       });
     }
   });

@@ -145,6 +145,24 @@ views:
     assert.equal(ok.rows, 1);
   });
 
+  it('refuses an as_of that is not a definite instant: no zone, a fraction of a ms, out of range', () => {
+    const f = [`${VIEW}:transaction_count_1h`];
+    for (const asOf of ['2026-01-10T12:00:00', 'Jan 10 2026', 1.5, -1e16, 9e15])
+      assert.match(
+        refusal({ features: f, entities: { user_id: [1] }, as_of: asOf }),
+        /^as_of: /,
+        String(asOf),
+      );
+    assert.equal(
+      parseOnlineRequest(
+        { features: f, entities: { user_id: [1] }, as_of: '2026-01-10T13:00:00+01:00' },
+        fraud,
+        10,
+      ).asOf,
+      Date.UTC(2026, 0, 10, 12),
+    );
+  });
+
   it('refuses mismatched entity columns and too many rows', () => {
     assert.match(
       refusal({ features: [`${VIEW}:transaction_count_1h`], entities: { user_id: [1, 2], other: [1] } }),
