@@ -242,6 +242,8 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     const messages: { message: KafkaMessage; partition: number }[] = [];
     const incoming: IncomingEvent[] = [];
     const dlq: DeadLetter[] = [];
+    /** Indexes in `messages` of the records dead-lettered. */
+    const dead = new Set<number>();
     for (const { batch } of payloads) {
       const decoded = await runtime.decode(batch.messages);
       decoded.forEach((d, i) => {
@@ -258,6 +260,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
           });
         } else {
           dlq.push({ message, partition: batch.partition, reason: d.reason, detail: d.message });
+          dead.add(index);
         }
       });
     }
@@ -358,8 +361,12 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       v.reported = { ...v.store.stats };
       metrics.stateCacheEvents.set({ view }, v.cache.weight);
     }
-    for (const { message } of messages)
+    // Records whose state is in Redis: not the dead letters (duplicates are, from before).
+    for (const r of result.rejected) dead.add(r.index);
+    messages.forEach(({ message }, index) => {
+      if (dead.size > 0 && dead.has(index)) return;
       metrics.eventToRedisSeconds.observe(Math.max(0, redisAckedAt - Number(message.timestamp)) / 1000);
+    });
     for (const { batch } of payloads)
       metrics.lag.set(
         { topic, partition: String(batch.partition) },

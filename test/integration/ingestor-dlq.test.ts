@@ -145,6 +145,8 @@ describe('ingestor: dead letters, push and training rows', { timeout: 120_000 },
       metrics,
       /tessera_ingestor_events_total\{view="user_transaction_features",outcome="applied"\} 3/,
     );
+    // Event -> Redis latency of the three good records only: the dead letters never reach Redis.
+    assert.match(metrics, /^tessera_ingestor_event_to_redis_seconds_count 3$/m);
     assert.equal((await fetch(`${opsUrl(ingestor.output())}/ready`)).status, 200);
 
     const plan = planView(loadDefinitionsFile(run.config.definitions).views[0]!);
