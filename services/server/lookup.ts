@@ -155,6 +155,14 @@ function asOfOutOfRange(plan: ViewPlan, state: EntityState, t: number): never {
 }
 
 function unavailable(cause: unknown): TesseraError {
+  // Redis answered with an error (a key of another type under our prefix, a script refused): not
+  // an outage, and retrying will not help.
+  if (cause instanceof Error && cause.name === 'ReplyError')
+    return new TesseraError(
+      'INTERNAL',
+      `Redis refused the lookup's read (${cause.message.split('\n')[0]}); is TESSERA_REDIS_KEY_PREFIX shared with another application's keys?`,
+      { cause },
+    );
   return new TesseraError(
     'SERVICE_UNAVAILABLE',
     'Redis did not answer the lookup; retry shortly (the server reconnects by itself) and check TESSERA_REDIS_URL if it persists',

@@ -364,6 +364,26 @@ describe('online server', { timeout: 180_000 }, () => {
     assert.equal(big.status, 413);
   });
 
+  it('answers 500 naming the likely cause when Redis refuses a read (a key of another type), single and batch', async () => {
+    // Once reported as 503 "Redis did not answer": a retry cannot help, and it is not an outage.
+    const user = 77_777_999;
+    await run.redis.set(stateKey(run.id, VIEW, String(user)), 'not a hash');
+    try {
+      for (const users of [[user], [1, user]]) {
+        const res = await post('/get-online-features', {
+          features: [`${VIEW}:transaction_count_1h`],
+          entities: { user_id: users },
+        });
+        assert.equal(res.status, 500, JSON.stringify(res.json));
+        const error = res.json.error as { code: string; message: string };
+        assert.equal(error.code, 'INTERNAL');
+        assert.match(error.message, /Redis refused the lookup's read \(WRONGTYPE.*TESSERA_REDIS_KEY_PREFIX/);
+      }
+    } finally {
+      await run.redis.del(stateKey(run.id, VIEW, String(user)));
+    }
+  });
+
   it('answers what fastify refuses before routing in the same error shape, with a request id', async () => {
     // A path with malformed percent-encoding: once fastify's own body, without a request id.
     const badUrl = await fetch(`${url}/%zz`, { headers: { authorization: `Bearer ${TOKEN}` } });
