@@ -6,7 +6,8 @@
 // pure functions with the same results here, checked against kafkajs' own in
 // test/unit/kafkajs-fast-paths.test.ts; the broker checks every CRC in the integration tests.
 //
-// Import this module before anything that imports kafkajs: each service's main.ts does so first.
+// It must run before kafkajs loads: each producing service's main.ts imports it, then loads the rest
+// of the process dynamically (a static import graph loads kafkajs while it is linked).
 import { createRequire, Module } from 'node:module';
 import { dirname, join } from 'node:path';
 
@@ -121,3 +122,9 @@ function install(): FastPathsStatus {
 }
 
 export const fastPaths: FastPathsStatus = install();
+
+/** One start-up line: info when active, a warning (with the reason) when kafkajs runs without them. */
+export function logFastPaths(logger: { info(msg: string): void; warn(msg: string): void }): void {
+  if (fastPaths.active) logger.info(fastPaths.reason);
+  else logger.warn(`kafkajs runs without Tessera's faster CRC-32C and grouping: ${fastPaths.reason}`);
+}

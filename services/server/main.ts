@@ -1,111 +1,11 @@
 // `npx tsx services/server/main.ts [--flags]`: the online feature server. Reads entity state from
 // Redis and answers Feast-shaped lookups; /push produces to Kafka when brokers are configured.
 // Configuration: shared/config (env or flags); auth is on unless TESSERA_DEV_NO_AUTH=true.
-// First: kafkajs' producing path gets its faster CRC-32C and grouping before kafkajs loads.
+//
+// kafkajs' producing path gets Tessera's faster CRC-32C and grouping (shared/kafkajs-fast-paths.ts)
+// before kafkajs loads. Importing it first is not enough: Node loads the CommonJS modules of a
+// static import graph (kafkajs) while linking it, before any module body runs. So this file
+// installs them, then loads the process itself.
 import '../../shared/kafkajs-fast-paths.ts';
-import { dirname } from 'node:path';
-import { Redis } from 'ioredis';
-import { Kafka, type Producer } from 'kafkajs';
-import { pino } from 'pino';
-import { kafkaOptions, redisOptions } from '../../shared/config/clients.ts';
-import { loadConfig, renderConfig } from '../../shared/config/index.ts';
-import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
-import { isTesseraError } from '../../shared/errors.ts';
-import { stopOnSignals } from '../../shared/graceful-stop.ts';
-import { keyHashPartitioner } from '../../shared/kafka-partitioner.ts';
-import { buildApp } from './app.ts';
-import { createAuthenticator, loadTokens } from './auth.ts';
-import { createLatencyProbe, createServerMetrics } from './metrics.ts';
-import { Pusher } from './push.ts';
 
-async function main(): Promise<void> {
-  process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
-  const config = loadConfig({ argv: process.argv.slice(2) });
-  const logger = pino({ level: config.logLevel, base: { service: 'server', pid: process.pid } });
-  logger.info(`configuration:\n${renderConfig(config)}`);
-  const authenticate = createAuthenticator(config, loadTokens(config));
-  if (!authenticate) logger.warn('AUTH IS OFF (TESSERA_DEV_NO_AUTH=true): local development only');
-  const definitions = loadDefinitionsFile(config.definitions);
-  logger.info({ file: definitions.file, hash: definitions.hash }, 'definitions loaded');
-
-  // Fail fast instead of queueing while Redis is away: a lookup answers 503 at once, and the
-  // client retries; a read that hangs past the timeout fails the same way.
-  const redis = new Redis({
-    ...redisOptions(config),
-    enableOfflineQueue: false,
-    commandTimeout: config.redisTimeoutMs,
-    maxRetriesPerRequest: 0,
-    // No auto-pipelining: StateReads sends the single lookups of one event-loop turn as one
-    // command itself (a socket write per lookup was 15 % of the CPU), without the Pipeline object
-    // auto-pipelining makes per flush, whose garbage doubled the scavenge pauses.
-    enableAutoPipelining: false,
-  });
-  let redisDown = false;
-  redis.on('error', (error) => {
-    if (!redisDown)
-      logger.warn({ err: error.message }, 'redis connection error; lookups answer 503 until it is back');
-    redisDown = true;
-  });
-  redis.on('ready', () => {
-    if (redisDown) logger.info('redis connection back');
-    redisDown = false;
-  });
-
-  // Listen once Redis answers (or after 10 s anyway: /ready then says why lookups fail). Not
-  // once(redis, 'ready'): that rejects at the first connection error, which ended the process.
-  await Promise.race([
-    new Promise((resolve) => redis.once('ready', resolve)),
-    new Promise((resolve) => setTimeout(resolve, 10_000).unref()),
-  ]);
-
-  let producer: Producer | undefined;
-  let pusher: Pusher | undefined;
-  if (config.kafkaBrokers.length > 0) {
-    producer = new Kafka(kafkaOptions(config, `tessera-server-${process.pid}`, logger)).producer({
-      allowAutoTopicCreation: false,
-      createPartitioner: keyHashPartitioner,
-    });
-    pusher = new Pusher(producer, config, definitions, dirname(definitions.file));
-    // Kafka is only needed by /push: lookups must not wait for it or fail without it. A push
-    // connects again if this fails.
-    pusher
-      .connect()
-      .catch((error: unknown) =>
-        logger.warn({ err: String(error) }, 'kafka not reachable yet; each /push tries to connect again'),
-      );
-  }
-
-  const metrics = createServerMetrics({ processMetrics: true });
-  const app = buildApp({
-    definitions,
-    redis,
-    redisKeyPrefix: config.redisKeyPrefix,
-    authenticate,
-    metrics,
-    logger,
-    maxEntities: config.serverMaxEntities,
-    bodyLimitBytes: config.serverBodyLimitBytes,
-    pusher,
-    // Diagnostics only (docs/server.md, server-bench --server-probe): a few µs per lookup.
-    ...(config.serverLatencyProbe ? { probe: createLatencyProbe() } : {}),
-  });
-  const address = await app.listen({ host: config.httpHost, port: config.httpPort });
-
-  stopOnSignals(logger, {
-    stopping: 'stopping: finishing requests in flight',
-    graceMs: 10_000,
-    late: 'graceful stop took over 10 s; exiting',
-    stop: async () => {
-      await app.close(); // stops accepting, waits for requests in flight
-      await producer?.disconnect().catch(() => {});
-      redis.disconnect();
-    },
-  });
-  // Printed for supervisors and tests that wait for it.
-  console.log(`server listening on ${address}`);
-}
-
-main().catch((error: unknown) => {
-  console.error(isTesseraError(error) ? `${error.code}: ${error.message}` : error);
-  process.exit(1);
-});
+await import('./run.ts');

@@ -433,6 +433,8 @@ describe('online server', { timeout: 180_000 }, () => {
     });
     assert.equal(ok.status, 200, JSON.stringify(ok.json));
     assert.equal(ok.json.rows, 2);
+    // Produced with kafkajs' fast paths in place (the server warns at start otherwise).
+    assert.doesNotMatch(server.output(), /runs without Tessera's faster/);
     await waitForCaughtUp(run, run.topic, 30_000);
     const { json } = await post('/get-online-features', {
       features: [`${VIEW}:transaction_count_1h`, `${VIEW}:avg_transaction_amount_7d`],
