@@ -76,7 +76,6 @@ export class BeforeEventReader {
       this.lastMirrored = events[end];
       // Usually after every read (a no-op for the window); one read later in time may have come first.
       for (const { slider } of this.sliders) slider.inserted(this.length - 1, event.ts);
-      this.dropFront();
       return;
     }
     const at = insertedAt(events, this.base, end + 1, event);
@@ -93,12 +92,13 @@ export class BeforeEventReader {
     this.mirror(events[at]!, k);
     this.length++;
     for (const { slider } of this.sliders) slider.inserted(k, event.ts);
-    this.dropFront();
   }
 
   /**
    * The state's head moved past mirrored events: pruned ones (older than any window) or ones
    * max_events_per_entity dropped, which can still be inside a window. The sliders leave them out.
+   * Done before each read only: between reads, inserts shift mirror positions and the sliders'
+   * windows alike, so the floor (the head's current position in the mirror) stays right to apply late.
    */
   private dropFront(): void {
     const floor = this.state.head - this.base;
