@@ -179,12 +179,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
     try {
       result = await reader.lookup(parsed, clock());
     } catch (error) {
-      // An outage, or Redis refusing the read (unavailable() in lookup.ts): both are Redis errors.
-      if (
-        isTesseraError(error) &&
-        (error.code === 'SERVICE_UNAVAILABLE' || (error.cause as Error | undefined)?.name === 'ReplyError')
-      )
-        metrics.redisErrors.inc();
+      // An outage, or Redis refusing the read: lookup.ts marks both.
+      if (isTesseraError(error) && error.context.redis === true) metrics.redisErrors.inc();
       throw error;
     }
     for (const { view, ms } of result.stats.ages) {

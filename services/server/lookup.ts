@@ -154,18 +154,21 @@ function asOfOutOfRange(plan: ViewPlan, state: EntityState, t: number): never {
   throw new TesseraError('INTERNAL', `as_of ${t} is before the state's floor, yet the engine read it`);
 }
 
+/**
+ * A failed Redis read as the request's error, marked `context.redis` (the server counts those in
+ * tessera_server_redis_errors_total): an outage is a retriable 503; Redis answering with an error
+ * (a key of another type under our prefix, a script refused) is not an outage, and no retry helps.
+ */
 function unavailable(cause: unknown): TesseraError {
-  // Redis answered with an error (a key of another type under our prefix, a script refused): not
-  // an outage, and retrying will not help.
   if (cause instanceof Error && cause.name === 'ReplyError')
     return new TesseraError(
       'INTERNAL',
       `Redis refused the lookup's read (${cause.message.split('\n')[0]}); is TESSERA_REDIS_KEY_PREFIX shared with another application's keys?`,
-      { cause },
+      { cause, context: { redis: true } },
     );
   return new TesseraError(
     'SERVICE_UNAVAILABLE',
     'Redis did not answer the lookup; retry shortly (the server reconnects by itself) and check TESSERA_REDIS_URL if it persists',
-    { retriable: true, cause },
+    { retriable: true, cause, context: { redis: true } },
   );
 }

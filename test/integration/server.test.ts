@@ -367,6 +367,12 @@ describe('online server', { timeout: 180_000 }, () => {
   it('answers 500 naming the likely cause when Redis refuses a read (a key of another type), single and batch', async () => {
     // Once reported as 503 "Redis did not answer": a retry cannot help, and it is not an outage.
     const user = 77_777_999;
+    const redisErrors = async () =>
+      Number(
+        /^tessera_server_redis_errors_total (\d+)/m.exec(await (await fetch(`${url}/metrics`)).text())?.[1] ??
+          0,
+      );
+    const before = await redisErrors();
     await run.redis.set(stateKey(run.id, VIEW, String(user)), 'not a hash');
     try {
       for (const users of [[user], [1, user]]) {
@@ -379,6 +385,7 @@ describe('online server', { timeout: 180_000 }, () => {
         assert.equal(error.code, 'INTERNAL');
         assert.match(error.message, /Redis refused the lookup's read \(WRONGTYPE.*TESSERA_REDIS_KEY_PREFIX/);
       }
+      assert.equal(await redisErrors(), before + 2, 'both refusals are counted as Redis errors');
     } finally {
       await run.redis.del(stateKey(run.id, VIEW, String(user)));
     }
