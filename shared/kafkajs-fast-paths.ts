@@ -106,7 +106,11 @@ function install(): FastPathsStatus {
     };
   const index = join(root, 'index.js');
   if (require.cache[index])
-    return { active: false, reason: 'kafkajs was loaded before this module: import it first' };
+    return {
+      active: false,
+      reason:
+        'kafkajs was loaded before this module: install it from a main.ts whose only static import it is, then import the rest dynamically',
+    };
   for (const [file, exports] of [
     [CRC_MODULE, crc32c],
     [GROUPING_MODULE, groupMessagesPerPartition],
