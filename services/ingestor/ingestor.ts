@@ -271,11 +271,10 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     // redelivered rejected record a duplicate, never dead-lettered again. If the DLQ is down this
     // throws, nothing is saved or committed, and the batches come back (the partitions wait
     // instead of dropping the event).
-    let unsent = dlq;
     let deadLettered = 0;
     const sendDeadLetters = async (rejected: readonly Rejection[]) => {
-      const letters = unsent;
-      unsent = [];
+      // The undecodable records go with the first call; dlq is empty after it.
+      const letters = dlq.splice(0);
       for (const r of rejected) letters.push({ ...messages[r.index]!, reason: r.reason, detail: r.message });
       if (letters.length === 0) return;
       const sendStarted = performance.now();
