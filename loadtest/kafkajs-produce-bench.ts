@@ -6,10 +6,15 @@
 // sent in requests of up to 512 KiB) and training rows packed as 64 KiB JSON Lines records.
 //
 //   eval "$(scripts/stack env)"; npx tsx loadtest/kafkajs-produce-bench.ts [--messages 200000] [--rounds 3]
+//     [--baseline DIR]
 // Prints per variant the median CPU per message and messages per second over the rounds, and
-// their ratios (fast / plain).
+// their ratios (fast / plain). --baseline DIR adds a third variant, the fast paths of another
+// checkout (e.g. `git worktree add --detach /tmp/wt-base HEAD`, node_modules linked in): before
+// and after a change to them, in the same run.
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const { values: args } = parseArgs({
@@ -18,6 +23,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     child: { type: 'string' },
     topic: { type: 'string' },
+    baseline: { type: 'string' },
   },
 });
 const MESSAGES = Number(args.messages);
@@ -29,9 +35,13 @@ interface Figures {
 
 if (args.child) {
   // Before kafkajs loads (every kafkajs import below is dynamic, after this).
-  if (args.child === 'fast') {
-    const { fastPaths } = await import('../shared/kafkajs-fast-paths.ts');
-    if (!fastPaths.active) throw new Error(`fast paths inactive: ${fastPaths.reason}`);
+  if (args.child !== 'plain') {
+    const module =
+      args.child === 'fast'
+        ? '../shared/kafkajs-fast-paths.ts'
+        : pathToFileURL(join(resolve(args.child), 'shared/kafkajs-fast-paths.ts')).href;
+    const { fastPaths } = (await import(module)) as typeof import('../shared/kafkajs-fast-paths.ts');
+    if (!fastPaths.active) throw new Error(`fast paths inactive (${args.child}): ${fastPaths.reason}`);
   }
   const { Kafka, logLevel } = await import('kafkajs');
   const { kafkaOptions } = await import('../shared/config/clients.ts');
@@ -106,10 +116,12 @@ if (args.child) {
       { topic: `${topic}.rows`, numPartitions: 6 },
     ],
   });
-  const results: Record<'plain' | 'fast', Figures[]> = { plain: [], fast: [] };
+  // A variant is what the child is told: plain, fast, or the baseline checkout's directory.
+  const variants = ['plain', 'fast', ...(args.baseline === undefined ? [] : [resolve(args.baseline)])];
+  const results = new Map<string, Figures[]>(variants.map((v) => [v, []]));
   try {
     for (let round = 1; round <= Number(args.rounds); round++)
-      for (const variant of round % 2 === 1 ? (['plain', 'fast'] as const) : (['fast', 'plain'] as const)) {
+      for (const variant of round % 2 === 1 ? variants : [...variants].reverse()) {
         process.stderr.write(`round ${round}: ${variant} ...\n`);
         const out = execFileSync(
           process.execPath,
@@ -126,26 +138,33 @@ if (args.child) {
           ],
           { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
         );
-        results[variant].push(JSON.parse(out.trim().split('\n').pop()!) as Figures);
+        results.get(variant)!.push(JSON.parse(out.trim().split('\n').pop()!) as Figures);
       }
   } finally {
     await admin.deleteTopics({ topics: [`${topic}.vectors`, `${topic}.rows`] }).catch(() => {});
     await admin.disconnect();
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const cpu = (v: 'plain' | 'fast') => median(results[v].map((r) => r.cpuUsPerMessage));
-  const rate = (v: 'plain' | 'fast') => median(results[v].map((r) => r.messagesPerSecond));
-  const each = (v: 'plain' | 'fast') => results[v].map((r) => r.cpuUsPerMessage.toFixed(2)).join(' / ');
+  const cpu = (v: string) => median(results.get(v)!.map((r) => r.cpuUsPerMessage));
+  const rate = (v: string) => median(results.get(v)!.map((r) => r.messagesPerSecond));
+  const each = (v: string) =>
+    results
+      .get(v)!
+      .map((r) => r.cpuUsPerMessage.toFixed(2))
+      .join(' / ');
+  const line = (label: string, v: string) =>
+    `  ${label.padEnd(23)} ${cpu(v).toFixed(2)} µs CPU per message (rounds ${each(v)}), ${Math.round(rate(v)).toLocaleString('en-US')} messages/s`;
+  const ratio = (label: string, v: string, base: string) =>
+    `  ${label.padEnd(23)} CPU ${(cpu(v) / cpu(base)).toFixed(2)}, rate ${(rate(v) / rate(base)).toFixed(2)}`;
   console.log(
     `kafkajs producing ${MESSAGES.toLocaleString('en-US')} vectors (one record each) and the same as 64 KiB row records, ${args.rounds} rounds alternating`,
   );
-  console.log(
-    `  kafkajs as shipped:   ${cpu('plain').toFixed(2)} µs CPU per message (rounds ${each('plain')}), ${Math.round(rate('plain')).toLocaleString('en-US')} messages/s`,
-  );
-  console.log(
-    `  with the fast paths:  ${cpu('fast').toFixed(2)} µs CPU per message (rounds ${each('fast')}), ${Math.round(rate('fast')).toLocaleString('en-US')} messages/s`,
-  );
-  console.log(
-    `  ratio fast / plain:   CPU ${(cpu('fast') / cpu('plain')).toFixed(2)}, rate ${(rate('fast') / rate('plain')).toFixed(2)}`,
-  );
+  console.log(line('kafkajs as shipped:', 'plain'));
+  console.log(line('with the fast paths:', 'fast'));
+  console.log(ratio('ratio fast / plain:', 'fast', 'plain'));
+  if (args.baseline !== undefined) {
+    const base = variants[2]!;
+    console.log(line(`baseline's fast paths (${args.baseline}):`, base));
+    console.log(ratio('ratio fast / baseline:', 'fast', base));
+  }
 }

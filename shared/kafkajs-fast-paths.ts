@@ -1,20 +1,37 @@
-// Faster versions of two kafkajs internals on the producing path, put in kafkajs' module cache
-// before kafkajs loads (kafkajs 2.2.4, whose files these replace; any other version is left alone).
-// A CPU profile of the ingestor's catch-up put kafkajs' CRC-32C (a byte-at-a-time table loop over
-// every record batch it produces) at ~4 % of the process, and its per-partition grouping copies a
-// partition's array once per message (quadratic, and garbage for the young generation). Both are
-// pure functions with the same results here, checked against kafkajs' own in
-// test/unit/kafkajs-fast-paths.test.ts; the broker checks every CRC in the integration tests.
+// Faster versions of kafkajs internals, put in kafkajs' module cache before kafkajs loads (kafkajs
+// 2.2.4, whose files these replace; any other version is left alone). Profiles of the ingestor put
+// kafkajs' CRC-32C (a byte-at-a-time table loop over every record batch it produces) at ~4 % of the
+// process; its per-partition grouping copies a partition's array once per message (quadratic, and
+// garbage for the young generation); its produce requests are built in an Encoder per record and
+// copied five times over (kafkajs-lean-encoding.ts); and its record decoder does 64-bit BigInt
+// arithmetic on every fetched record (kafkajs-lean-decoding.ts). Each replacement gives kafkajs'
+// own results, byte for byte, checked against kafkajs' code in test/unit/kafkajs-fast-paths.test.ts;
+// the broker checks every CRC in the integration tests.
 //
-// It must run before kafkajs loads: each producing service's main.ts imports it, then loads the rest
-// of the process dynamically (a static import graph loads kafkajs while it is linked).
+// It must run before kafkajs loads: the ingestor's, the server's and the producer's main.ts import
+// it, then load the rest of the process dynamically (a static import graph loads kafkajs while it is
+// linked). The flusher, which reads a few large records, runs kafkajs as shipped.
 import { createRequire, Module } from 'node:module';
 import { dirname, join } from 'node:path';
+import { leanRecordDecoder } from './kafkajs-lean-decoding.ts';
+import {
+  type EncoderClass,
+  type LongClass,
+  leanProduceRequest,
+  leanRequestFraming,
+  type ProduceArgs,
+  type ProduceRequest,
+} from './kafkajs-lean-encoding.ts';
 
 const require = createRequire(import.meta.url);
 const KAFKAJS_VERSION = '2.2.4';
 const CRC_MODULE = 'src/protocol/recordBatch/crc32C/index.js';
 const GROUPING_MODULE = 'src/producer/groupMessagesPerPartition.js';
+const PRODUCE_MODULE = 'src/protocol/requests/produce/v3/request.js'; // v4-v7 reuse it
+const FRAMING_MODULE = 'src/protocol/request.js';
+const ENCODER_MODULE = 'src/protocol/encoder.js';
+const LONG_MODULE = 'src/utils/long.js';
+const RECORD_DECODER_MODULE = 'src/protocol/recordBatch/record/v0/decoder.js';
 
 /** CRC-32C (Castagnoli, reflected polynomial 0x82F63B78): slicing-by-8 tables, 8 bytes a step. */
 const TABLES = (() => {
@@ -111,18 +128,29 @@ function install(): FastPathsStatus {
       reason:
         'kafkajs was loaded before this module: install it from a main.ts whose only static import it is, then import the rest dynamically',
     };
-  for (const [file, exports] of [
-    [CRC_MODULE, crc32c],
-    [GROUPING_MODULE, groupMessagesPerPartition],
-  ] as const) {
+  const put = (file: string, exports: unknown) => {
     const path = join(root, file);
     const m = new Module(path);
     m.filename = path;
     m.loaded = true;
     m.exports = exports;
     require.cache[path] = m;
-  }
-  return { active: true, reason: `kafkajs ${version}: CRC-32C and per-partition grouping replaced` };
+  };
+  put(CRC_MODULE, crc32c);
+  put(GROUPING_MODULE, groupMessagesPerPartition);
+  // Before kafkajs' record batch decoder loads it; kafkajs' own stays the fallback.
+  put(RECORD_DECODER_MODULE, leanRecordDecoder(require(join(root, RECORD_DECODER_MODULE))));
+  // kafkajs' own produce request, loaded after the CRC above is in place (its record batches use
+  // it), stays the fallback of the lean one for what that does not cover.
+  const Encoder = require(join(root, ENCODER_MODULE)) as EncoderClass;
+  const Long = require(join(root, LONG_MODULE)) as LongClass;
+  const produce = require(join(root, PRODUCE_MODULE)) as (args: ProduceArgs) => ProduceRequest;
+  put(PRODUCE_MODULE, leanProduceRequest(produce, Encoder, Long, crc32c));
+  put(FRAMING_MODULE, leanRequestFraming(Encoder));
+  return {
+    active: true,
+    reason: `kafkajs ${version}: CRC-32C, per-partition grouping, produce requests, request framing and record decoding replaced`,
+  };
 }
 
 export const fastPaths: FastPathsStatus = install();
@@ -130,5 +158,8 @@ export const fastPaths: FastPathsStatus = install();
 /** One start-up line: info when active, a warning (with the reason) when kafkajs runs without them. */
 export function logFastPaths(logger: { info(msg: string): void; warn(msg: string): void }): void {
   if (fastPaths.active) logger.info(fastPaths.reason);
-  else logger.warn(`kafkajs runs without Tessera's faster CRC-32C and grouping: ${fastPaths.reason}`);
+  else
+    logger.warn(
+      `kafkajs runs without Tessera's faster CRC-32C, grouping, request encoding and record decoding: ${fastPaths.reason}`,
+    );
 }
