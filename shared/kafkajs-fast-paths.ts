@@ -8,9 +8,9 @@
 // own results, byte for byte, checked against kafkajs' code in test/unit/kafkajs-fast-paths.test.ts;
 // the broker checks every CRC in the integration tests.
 //
-// It must run before kafkajs loads: the ingestor's, the server's and the producer's main.ts import
-// it, then load the rest of the process dynamically (a static import graph loads kafkajs while it is
-// linked). The flusher, which reads a few large records, runs kafkajs as shipped.
+// It must run before kafkajs loads: every service's main.ts that uses kafkajs (ingestor, server,
+// producer, flusher) imports it, then loads the rest of the process dynamically (a static import
+// graph loads kafkajs while it is linked).
 import { createRequire, Module } from 'node:module';
 import { dirname, join } from 'node:path';
 import { leanRecordDecoder } from './kafkajs-lean-decoding.ts';

@@ -1,84 +1,11 @@
 // `npx tsx services/flusher/main.ts [--flags]`: runs the flusher (one per offline store), which
 // writes the raw event log and each view's training rows to S3 or a local directory
 // (docs/offline-store.md). Configuration: shared/config (env or flags).
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { Redis } from 'ioredis';
-import { Kafka } from 'kafkajs';
-import { pino } from 'pino';
-import { kafkaOptions, redisOptions } from '../../shared/config/clients.ts';
-import { loadConfig, renderConfig } from '../../shared/config/index.ts';
-import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
-import { isTesseraError } from '../../shared/errors.ts';
-import { stopOnSignals } from '../../shared/graceful-stop.ts';
-import { openConfiguredStore } from '../../shared/offline/configured-store.ts';
-// The ops endpoint is the same for every service; it lives with the ingestor that came first.
-import { startOpsServer } from '../../shared/ops-server.ts';
-import { createFlusher } from './flusher.ts';
-import { createFlusherMetrics } from './metrics.ts';
+//
+// kafkajs gets Tessera's faster internals (shared/kafkajs-fast-paths.ts: CRC-32C, grouping,
+// request encoding, record decoding) before it loads. Importing them first is not enough: Node
+// loads the CommonJS modules of a static import graph (kafkajs) while linking it, before any module
+// body runs. So this file installs them, then loads the process itself.
+import '../../shared/kafkajs-fast-paths.ts';
 
-/** Package version plus the git commit when run from a checkout (recorded in metadata.json). */
-function codeVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  };
-  try {
-    const sha = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
-      stdio: ['ignore', 'pipe', 'ignore'],
-      timeout: 2000,
-    })
-      .toString()
-      .trim();
-    return `${pkg.version}+${sha}`;
-  } catch {
-    return pkg.version;
-  }
-}
-
-async function main(): Promise<void> {
-  process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
-  const config = loadConfig({ argv: process.argv.slice(2) });
-  const logger = pino({ level: config.logLevel, base: { service: 'flusher', pid: process.pid } });
-  logger.info(`configuration:\n${renderConfig(config)}`);
-  const definitions = loadDefinitionsFile(config.definitions);
-  const store = openConfiguredStore(config);
-  const metrics = createFlusherMetrics({ processMetrics: true });
-  const redis = new Redis({ ...redisOptions(config), maxRetriesPerRequest: 2 });
-  redis.on('error', (error) => logger.warn({ err: error.message }, 'redis connection error'));
-  const kafka = new Kafka(kafkaOptions(config, `tessera-flusher-${process.pid}`, logger));
-  const flusher = createFlusher({
-    config,
-    definitions,
-    kafka,
-    redis,
-    store,
-    logger,
-    metrics,
-    codeVersion: codeVersion(),
-  });
-  const ops = await startOpsServer({
-    host: config.httpHost,
-    port: config.metricsPort,
-    registry: metrics.registry,
-    readiness: () => flusher.readiness(),
-  });
-  logger.info({ port: ops.port, store: store.location }, 'health/ready/metrics listening');
-
-  stopOnSignals(logger, {
-    stopping: 'stopping: flushing what is buffered, committing, leaving the group',
-    graceMs: 60_000,
-    late: 'graceful stop took over 60 s; exiting (the next start redoes the flush)',
-    stop: async () => {
-      await flusher.stop();
-      redis.disconnect();
-      ops.server.close();
-    },
-  });
-  await flusher.start();
-  console.log(`flusher ready (metrics on ${config.httpHost}:${ops.port})`);
-}
-
-main().catch((error: unknown) => {
-  console.error(isTesseraError(error) ? `${error.code}: ${error.message}` : error);
-  process.exit(1);
-});
+await import('./run.ts');
