@@ -106,9 +106,12 @@ function writeVarBytes(buf: Buffer, at: number, value: string | Buffer | null | 
   return at + value.copy(buf, at);
 }
 
+/** The headers of a message without any (shared: most records, no array each). */
+const NO_HEADERS: readonly [string, HeaderValue][] = [];
+
 /** A message's headers as kafkajs flattens them (an array value is one header per element). */
-function headerList(headers: ProduceMessage['headers']): [string, HeaderValue][] | null {
-  if (headers === undefined) return [];
+function headerList(headers: ProduceMessage['headers']): readonly [string, HeaderValue][] | null {
+  if (headers === undefined) return NO_HEADERS;
   if (typeof headers !== 'object' || headers === null || Array.isArray(headers) || Buffer.isBuffer(headers))
     return null;
   const list: [string, HeaderValue][] = [];
@@ -129,7 +132,7 @@ function headerList(headers: ProduceMessage['headers']): [string, HeaderValue][]
 function recordBodySize(
   message: ProduceMessage,
   offsetDelta: number,
-  headers: [string, HeaderValue][],
+  headers: readonly [string, HeaderValue][],
 ): number {
   let size = 1 + 1 + varIntSize(offsetDelta) + varBytesSize(message.key) + varBytesSize(message.value);
   size += varIntSize(headers.length);
@@ -167,7 +170,7 @@ function encodeProduce(
 
   // First pass: every record's body size and headers, and the request's size.
   const bodySizes: number[] = [];
-  const headerLists: [string, HeaderValue][][] = [];
+  const headerLists: (readonly [string, HeaderValue][])[] = [];
   let total = (transactionalId == null ? 2 : 2 + Buffer.byteLength(transactionalId, 'utf8')) + 2 + 4 + 4;
   for (const { topic, partitions } of topicData) {
     total += 2 + Buffer.byteLength(topic, 'utf8') + 4;
