@@ -13,6 +13,7 @@
 // graph loads kafkajs while it is linked).
 import { createRequire, Module } from 'node:module';
 import { dirname, join } from 'node:path';
+import { TesseraError } from './errors.ts';
 import { leanRecordDecoder } from './kafkajs-lean-decoding.ts';
 import {
   type EncoderClass,
@@ -106,7 +107,19 @@ export interface FastPathsStatus {
   reason: string;
 }
 
+/** Set to `false` to run kafkajs as shipped (read here: the fast paths install before any config loads). */
+export const FAST_PATHS_ENV = 'TESSERA_KAFKAJS_FAST_PATHS';
+
 function install(): FastPathsStatus {
+  const setting = process.env[FAST_PATHS_ENV];
+  if (setting === 'false')
+    return { active: false, reason: `turned off by ${FAST_PATHS_ENV}=false: kafkajs runs as shipped` };
+  if (setting !== undefined && setting !== '' && setting !== 'true')
+    throw new TesseraError(
+      'CONFIG_INVALID',
+      `${FAST_PATHS_ENV} must be true or false (unset: true), got ${JSON.stringify(setting)}`,
+      { context: { variable: FAST_PATHS_ENV } },
+    );
   let root: string;
   let version: string;
   try {
@@ -155,9 +168,12 @@ function install(): FastPathsStatus {
 
 export const fastPaths: FastPathsStatus = install();
 
-/** One start-up line: info when active, a warning (with the reason) when kafkajs runs without them. */
+/**
+ * One start-up line: info when active or turned off on purpose, a warning (with the reason) when
+ * kafkajs runs without them otherwise.
+ */
 export function logFastPaths(logger: { info(msg: string): void; warn(msg: string): void }): void {
-  if (fastPaths.active) logger.info(fastPaths.reason);
+  if (fastPaths.active || process.env[FAST_PATHS_ENV] === 'false') logger.info(fastPaths.reason);
   else
     logger.warn(
       `kafkajs runs without Tessera's faster CRC-32C, grouping, request encoding and record decoding: ${fastPaths.reason}`,

@@ -3,6 +3,7 @@
 // kafkajs looks for them, and imported first by every service that produces. (The broker checks every record batch's CRC in the integration tests.)
 import '../../shared/kafkajs-fast-paths.ts'; // first, as the services do: before kafkajs loads
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire, Module } from 'node:module';
@@ -269,6 +270,32 @@ describe('kafkajs fast paths', () => {
     const groupingModule = require('kafkajs/src/producer/groupMessagesPerPartition.js');
     assert.equal(crcModule, crc32c);
     assert.equal(groupingModule, groupMessagesPerPartition);
+  });
+
+  it('are left out, with kafkajs as shipped, when TESSERA_KAFKAJS_FAST_PATHS=false, and refuse other values', () => {
+    const probe = `
+      const { fastPaths } = await import('./shared/kafkajs-fast-paths.ts');
+      const { createRequire } = await import('node:module');
+      const require = createRequire(process.cwd() + '/');
+      const crc = require('kafkajs/src/protocol/recordBatch/crc32C/index.js');
+      console.log(JSON.stringify({ active: fastPaths.active, reason: fastPaths.reason, crc: crc.name }));
+    `;
+    const run = (value: string) =>
+      spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', probe], {
+        env: { ...process.env, TESSERA_KAFKAJS_FAST_PATHS: value },
+        encoding: 'utf8',
+      });
+    const off = run('false');
+    assert.equal(off.status, 0, off.stderr);
+    const status = JSON.parse(off.stdout.trim()) as { active: boolean; reason: string; crc: string };
+    assert.equal(status.active, false);
+    assert.match(status.reason, /turned off by TESSERA_KAFKAJS_FAST_PATHS=false/);
+    assert.notEqual(status.crc, crc32c.name, "kafkajs' own CRC-32C is loaded");
+    const on = run('true');
+    assert.equal(JSON.parse(on.stdout.trim()).crc, crc32c.name);
+    const bad = run('no');
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /TESSERA_KAFKAJS_FAST_PATHS must be true or false/);
   });
 
   it('are installed by every service that uses kafkajs before anything loads it', () => {
