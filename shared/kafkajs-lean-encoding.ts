@@ -84,26 +84,27 @@ function isBytes(value: unknown): value is string | Buffer | null | undefined {
   return value == null || typeof value === 'string' || Buffer.isBuffer(value);
 }
 
-function byteLength(value: string | Buffer): number {
+/** Its UTF-8 byte length, or -1 for a null (what the varint length prefix holds). */
+function lengthOf(value: string | Buffer | null | undefined): number {
+  if (value == null) return -1;
   return typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.length;
 }
 
-/** Bytes of a varint length then the bytes; a null is length -1 (kafkajs' writeVarIntBytes). */
-function varBytesSize(value: string | Buffer | null | undefined): number {
-  if (value == null) return 1;
-  const n = byteLength(value);
-  return varIntSize(n) + n;
+/** Bytes of a varint length then the bytes (kafkajs' writeVarIntBytes), from lengthOf. */
+function varBytesSize(length: number): number {
+  return length < 0 ? 1 : varIntSize(length) + length;
 }
 
-function writeVarBytes(buf: Buffer, at: number, value: string | Buffer | null | undefined): number {
-  if (value == null) return writeVarInt(buf, at, -1);
-  if (typeof value === 'string') {
-    const n = Buffer.byteLength(value, 'utf8');
-    at = writeVarInt(buf, at, n);
-    return at + buf.write(value, at, n, 'utf8');
-  }
-  at = writeVarInt(buf, at, value.length);
-  return at + value.copy(buf, at);
+/** The varint length, then the bytes; `length` is lengthOf(value), measured in the size pass. */
+function writeVarBytes(
+  buf: Buffer,
+  at: number,
+  value: string | Buffer | null | undefined,
+  length: number,
+): number {
+  at = writeVarInt(buf, at, length);
+  if (value == null) return at;
+  return at + (typeof value === 'string' ? buf.write(value, at, length, 'utf8') : value.copy(buf, at));
 }
 
 /** The headers of a message without any (shared: most records, no array each). */
@@ -126,18 +127,6 @@ function headerList(headers: ProduceMessage['headers']): readonly [string, Heade
     else return null;
   }
   return list;
-}
-
-/** The size of one record's body (a message without a timestamp of its own: delta 0). */
-function recordBodySize(
-  message: ProduceMessage,
-  offsetDelta: number,
-  headers: readonly [string, HeaderValue][],
-): number {
-  let size = 1 + 1 + varIntSize(offsetDelta) + varBytesSize(message.key) + varBytesSize(message.value);
-  size += varIntSize(headers.length);
-  for (const [key, value] of headers) size += varBytesSize(key) + varBytesSize(value);
-  return size;
 }
 
 /**
@@ -168,9 +157,16 @@ function encodeProduce(
   const producerId = args.producerId === undefined ? -1 : args.producerId;
   if ((args.compression ?? 0) !== 0) return null;
 
-  // First pass: every record's body size and headers, and the request's size.
+  // First pass: every record's body size and headers, the byte length of each key, value and
+  // header in write order, and the request's size.
   const bodySizes: number[] = [];
   const headerLists: (readonly [string, HeaderValue][])[] = [];
+  const lengths: number[] = [];
+  const measure = (value: string | Buffer | null | undefined) => {
+    const length = lengthOf(value);
+    lengths.push(length);
+    return varBytesSize(length);
+  };
   let total = (transactionalId == null ? 2 : 2 + Buffer.byteLength(transactionalId, 'utf8')) + 2 + 4 + 4;
   for (const { topic, partitions } of topicData) {
     total += 2 + Buffer.byteLength(topic, 'utf8') + 4;
@@ -181,7 +177,10 @@ function encodeProduce(
         if (message.timestamp != null || !isBytes(message.key) || !isBytes(message.value)) return null;
         const headers = headerList(message.headers);
         if (headers === null) return null;
-        const size = recordBodySize(message, i, headers);
+        // Attributes and the timestamp delta (0: no message has its own timestamp), one byte each.
+        let size = 1 + 1 + varIntSize(i) + measure(message.key) + measure(message.value);
+        size += varIntSize(headers.length);
+        for (const [key, value] of headers) size += measure(key) + measure(value);
         bodySizes.push(size);
         headerLists.push(headers);
         total += varIntSize(size) + size;
@@ -212,6 +211,7 @@ function encodeProduce(
   at = buf.writeInt32BE(topicData.length, at);
   const attributes = transactionalId ? TRANSACTIONAL_ATTRIBUTE : 0;
   let record = 0;
+  let length = 0; // the next of `lengths`
   for (const { topic, partitions } of topicData) {
     string(topic);
     at = buf.writeInt32BE(partitions.length, at);
@@ -240,13 +240,13 @@ function encodeProduce(
         buf[at++] = 0; // attributes
         buf[at++] = 0; // timestamp delta: no message has a timestamp of its own
         at = writeVarInt(buf, at, i);
-        at = writeVarBytes(buf, at, message.key);
-        at = writeVarBytes(buf, at, message.value);
+        at = writeVarBytes(buf, at, message.key, lengths[length++]!);
+        at = writeVarBytes(buf, at, message.value, lengths[length++]!);
         const headers = headerLists[record]!;
         at = writeVarInt(buf, at, headers.length);
         for (const [key, value] of headers) {
-          at = writeVarBytes(buf, at, key);
-          at = writeVarBytes(buf, at, value);
+          at = writeVarBytes(buf, at, key, lengths[length++]!);
+          at = writeVarBytes(buf, at, value, lengths[length++]!);
         }
       }
       buf.writeUInt32BE(crc32c(buf.subarray(bodyAt, at)), crcAt);
