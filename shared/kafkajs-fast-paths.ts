@@ -104,6 +104,8 @@ export function groupMessagesPerPartition<M>({
 export interface FastPathsStatus {
   /** Whether kafkajs will use the replacements (false: another version, or kafkajs loaded first). */
   active: boolean;
+  /** Left out on purpose (TESSERA_KAFKAJS_FAST_PATHS=false), which is not worth a warning. */
+  turnedOff?: true;
   reason: string;
 }
 
@@ -113,7 +115,11 @@ export const FAST_PATHS_ENV = 'TESSERA_KAFKAJS_FAST_PATHS';
 function install(): FastPathsStatus {
   const setting = process.env[FAST_PATHS_ENV];
   if (setting === 'false')
-    return { active: false, reason: `turned off by ${FAST_PATHS_ENV}=false: kafkajs runs as shipped` };
+    return {
+      active: false,
+      turnedOff: true,
+      reason: `turned off by ${FAST_PATHS_ENV}=false: kafkajs runs as shipped`,
+    };
   if (setting !== undefined && setting !== '' && setting !== 'true')
     throw new TesseraError(
       'CONFIG_INVALID',
@@ -173,7 +179,7 @@ export const fastPaths: FastPathsStatus = install();
  * kafkajs runs without them otherwise.
  */
 export function logFastPaths(logger: { info(msg: string): void; warn(msg: string): void }): void {
-  if (fastPaths.active || process.env[FAST_PATHS_ENV] === 'false') logger.info(fastPaths.reason);
+  if (fastPaths.active || fastPaths.turnedOff) logger.info(fastPaths.reason);
   else
     logger.warn(
       `kafkajs runs without Tessera's faster CRC-32C, grouping, request encoding and record decoding: ${fastPaths.reason}`,

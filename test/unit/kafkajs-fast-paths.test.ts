@@ -278,7 +278,7 @@ describe('kafkajs fast paths', () => {
       const { createRequire } = await import('node:module');
       const require = createRequire(process.cwd() + '/');
       const crc = require('kafkajs/src/protocol/recordBatch/crc32C/index.js');
-      console.log(JSON.stringify({ active: fastPaths.active, reason: fastPaths.reason, crc: crc.name }));
+      console.log(JSON.stringify({ active: fastPaths.active, turnedOff: fastPaths.turnedOff, reason: fastPaths.reason, crc: crc.name }));
     `;
     const run = (value: string) =>
       spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', probe], {
@@ -287,8 +287,14 @@ describe('kafkajs fast paths', () => {
       });
     const off = run('false');
     assert.equal(off.status, 0, off.stderr);
-    const status = JSON.parse(off.stdout.trim()) as { active: boolean; reason: string; crc: string };
+    const status = JSON.parse(off.stdout.trim()) as {
+      active: boolean;
+      turnedOff?: boolean;
+      reason: string;
+      crc: string;
+    };
     assert.equal(status.active, false);
+    assert.equal(status.turnedOff, true, 'turned off on purpose: logged at info, not warned');
     assert.match(status.reason, /turned off by TESSERA_KAFKAJS_FAST_PATHS=false/);
     assert.notEqual(status.crc, crc32c.name, "kafkajs' own CRC-32C is loaded");
     const on = run('true');
