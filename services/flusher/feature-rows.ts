@@ -105,10 +105,13 @@ function isOffset(v: unknown): boolean {
 }
 
 function isFeatureValue(v: unknown): boolean {
-  if (v === null || typeof v === 'string') return true;
+  if (v === null || typeof v === 'string' || typeof v === 'boolean') return true;
   if (typeof v === 'number') return Number.isFinite(v);
   return (
-    Array.isArray(v) && v.every((x) => typeof x === 'string' || (typeof x === 'number' && Number.isFinite(x)))
+    Array.isArray(v) &&
+    v.every(
+      (x) => typeof x === 'string' || typeof x === 'boolean' || (typeof x === 'number' && Number.isFinite(x)),
+    )
   );
 }
 

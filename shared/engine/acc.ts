@@ -6,8 +6,8 @@ import { addExact, addExactSquare, exactVariance, mergeExact, roundExact } from 
 import { type HllRegisters, hllAdd, hllEstimate, hllMerge } from './hll.ts';
 import type { AccKind, FeaturePlan } from './plan.ts';
 
-export type Value = number | string;
-export type FeatureValue = number | string | Value[] | null;
+export type Value = number | string | boolean;
+export type FeatureValue = number | string | boolean | Value[] | null;
 
 /**
  * One event as the engine takes and stores it: time, source position, and the plan's column

@@ -14,7 +14,7 @@ import { type EntityState, readFeatures } from './state.ts';
 export class BeforeEventReader {
   private ts = new Float64Array(0);
   private columns: ColumnData[] = [];
-  private dicts: Map<string, number>[] = [];
+  private dicts: Map<string | boolean, number>[] = [];
   private sliders: { slider: Slider; index: number; out: Float64Array | FeatureValue[] }[] = [];
   /** Index in state.events of mirror position 0, the array mirrored, and how many are mirrored. */
   private base = 0;

@@ -21,6 +21,9 @@ export const TAG_NEG_INT = 2;
 export const TAG_CENTS = 3;
 export const TAG_F64 = 4;
 export const TAG_STRING = 5;
+/** Booleans (bool columns), added within version 2: older readers refuse them as unknown tags. */
+export const TAG_FALSE = 6;
+export const TAG_TRUE = 7;
 
 /** Strings of one encoded unit, each written once; values refer to them by index. */
 export class Dictionary {
@@ -44,6 +47,10 @@ export function writeValue(w: ByteWriter, dict: Dictionary, v: Value | null): vo
   if (typeof v === 'string') {
     w.u8(TAG_STRING);
     w.varint(dict.id(v));
+    return;
+  }
+  if (typeof v === 'boolean') {
+    w.u8(v ? TAG_TRUE : TAG_FALSE);
     return;
   }
   if (Number.isSafeInteger(v) && !Object.is(v, -0)) {
@@ -79,6 +86,10 @@ export function readValue(r: ByteReader, strings: string[]): Value | null {
       if (s === undefined) throw corrupt('string index out of range');
       return s;
     }
+    case TAG_FALSE:
+      return false;
+    case TAG_TRUE:
+      return true;
     default:
       throw corrupt(`unknown value tag ${tag}`);
   }

@@ -38,9 +38,16 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true });
  */
 const MAX_PARTITIONS = 64;
 
-/** A reader for one view, or null when the view has a feature kind the fast path does not cover. */
+/**
+ * A reader for one view, or null when the view has a feature kind the fast path does not cover, or
+ * a bool column (booleans are neither numbers nor dictionary strings here: every load would
+ * throw on their value tags and fall back to decoding).
+ */
 export function stateBytesReader(plan: ViewPlan): StateBytesReader | null {
-  return plan.features.every((f) => COVERED.has(f.acc)) ? new StateBytesReader(plan) : null;
+  const covered =
+    plan.features.every((f) => COVERED.has(f.acc)) &&
+    plan.columns.every((c) => plan.view.source.schema[c] !== 'bool');
+  return covered ? new StateBytesReader(plan) : null;
 }
 
 /**

@@ -1,10 +1,12 @@
 // HyperLogLog for approx_count_distinct: sparse registers (index -> rank) so a tile holding a
 // few values costs a few bytes. Standard error is about 1.04 / sqrt(2^precision) (1.6 % at the
 // default precision 12). Register maxima are order-independent, so online and offline agree.
+import type { Value } from './acc.ts';
 
 /** 32-bit hash of a value's canonical text: FNV-1a, then a murmur-style finalizer to spread bits. */
-export function hash32(value: string | number): number {
-  const text = typeof value === 'number' ? `n:${value}` : `s:${value}`;
+export function hash32(value: Value): number {
+  const text =
+    typeof value === 'number' ? `n:${value}` : typeof value === 'boolean' ? `b:${value}` : `s:${value}`;
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);
@@ -20,7 +22,7 @@ export function hash32(value: string | number): number {
 
 export type HllRegisters = Map<number, number>;
 
-export function hllAdd(registers: HllRegisters, value: string | number, precision: number): void {
+export function hllAdd(registers: HllRegisters, value: Value, precision: number): void {
   const h = hash32(value);
   const index = h >>> (32 - precision);
   const rest = (h << precision) >>> 0;

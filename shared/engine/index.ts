@@ -44,7 +44,7 @@ export function toEngineEvent(
 ): EngineEvent {
   const values = plan.columns.map((column) => {
     const v = record[column];
-    return typeof v === 'number' || typeof v === 'string' ? (v as Value) : null;
+    return typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean' ? (v as Value) : null;
   });
   return { ts, partition, offset, values };
 }

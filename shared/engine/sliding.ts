@@ -36,7 +36,7 @@ export function toEventColumns(
   const partition = new Int32Array(n);
   const offset = new Float64Array(n);
   const columns = newColumns(plan, n);
-  const dicts = columns.map(() => new Map<string, number>());
+  const dicts = columns.map(() => new Map<string | boolean, number>());
   for (let i = 0; i < n; i++) {
     const e = events[i]!;
     let id = ids.get(keys[i]!);
@@ -53,7 +53,7 @@ export function toEventColumns(
   return { n, entities: ids.size, entity, ts, partition, offset, columns };
 }
 
-/** Empty typed columns for the plan's columns: numeric schema types as numbers, the rest as strings. */
+/** Empty typed columns for the plan's columns: numeric schema types as numbers, the rest (strings, booleans) by dictionary. */
 export function newColumns(plan: ViewPlan, capacity: number): ColumnData[] {
   return plan.columns.map(
     (name): ColumnData =>
@@ -66,13 +66,13 @@ export function newColumns(plan: ViewPlan, capacity: number): ColumnData[] {
 /** Stores value `v` at row i (NaN / -1 for null or a value of another type); `dict` indexes column.dict. */
 export function setColumnValue(
   column: ColumnData,
-  dict: Map<string, number>,
+  dict: Map<string | boolean, number>,
   i: number,
   v: Value | null | undefined,
 ): void {
   if (column.kind === 'num') {
     column.values[i] = typeof v === 'number' ? v : Number.NaN;
-  } else if (typeof v === 'string') {
+  } else if (typeof v === 'string' || typeof v === 'boolean') {
     let code = dict.get(v);
     if (code === undefined) {
       code = column.dict.push(v) - 1;

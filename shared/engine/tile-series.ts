@@ -58,7 +58,7 @@ function addDistinct(ref: TileRef[], r: number, v: Value | null | undefined): vo
   if (v === null || v === undefined) return;
   const set = ref[r] as Value | Value[] | Set<Value> | null;
   if (set === null) ref[r] = v;
-  else if (typeof set === 'string' || typeof set === 'number') {
+  else if (typeof set !== 'object') {
     if (set !== v) ref[r] = [set, v];
   } else if (set instanceof Set) set.add(v);
   else if (!set.includes(v)) {
@@ -170,7 +170,7 @@ const SMALL_SET = 16;
 /** A distinct field's values: none (null), one (the value itself), a short array, or a Set. */
 function* valuesOf(set: TileRef): Iterable<Value> {
   if (set === null) return;
-  if (typeof set === 'string' || typeof set === 'number') yield set;
+  if (typeof set !== 'object') yield set;
   else yield* set as Value[] | Set<Value>;
 }
 
@@ -185,7 +185,7 @@ class DistinctColumn extends TileColumn {
   mergeInto(acc: Acc, _num: number[], ref: TileRef[], _n: number, r: number): void {
     const into = (acc as { set: Map<Value, number> }).set;
     const set = ref[r]!;
-    if (typeof set === 'string' || typeof set === 'number') into.set(set, (into.get(set) ?? 0) + 1);
+    if (typeof set !== 'object') into.set(set, (into.get(set) ?? 0) + 1);
     else for (const v of valuesOf(set)) into.set(v, (into.get(v) ?? 0) + 1);
   }
   toAcc(_num: number[], ref: TileRef[], _n: number, r: number): Acc {

@@ -9,10 +9,10 @@ import { addExact, addExactSquare, ExactAccumulator } from './exact-sum.ts';
 import { hllAdd, hllEstimate } from './hll.ts';
 import type { FeaturePlan } from './plan.ts';
 
-/** A numeric column (NaN = null) or a dictionary-encoded string column (-1 = null). */
+/** A numeric column (NaN = null) or a dictionary-encoded column of strings or booleans (-1 = null). */
 export type ColumnData =
   | { kind: 'num'; values: Float64Array }
-  | { kind: 'str'; ids: Int32Array; dict: string[] };
+  | { kind: 'str'; ids: Int32Array; dict: (string | boolean)[] };
 
 /** A column of feature values: a Float64Array when the feature can only be a number (no boxing). */
 export type FeatureColumn = Float64Array | FeatureValue[];
@@ -298,14 +298,14 @@ class ExtremeAgg extends WindowAgg {
   }
 }
 
-/** count_distinct over a string column: occurrences per dictionary id, and how many are > 0. */
+/** count_distinct over a dictionary column: occurrences per dictionary id, and how many are > 0. */
 class DistinctIdAgg extends WindowAgg {
   private counts: Int32Array;
   private distinct = 0;
   constructor(
     feature: FeaturePlan,
     private readonly ids: Int32Array,
-    dict: string[],
+    dict: readonly unknown[],
   ) {
     super(feature);
     this.counts = new Int32Array(Math.max(16, dict.length));
@@ -371,7 +371,7 @@ function columnValue(column: ColumnData, i: number): Value | null {
     return Number.isNaN(v) ? null : v;
   }
   const id = column.ids[i]!;
-  return id < 0 ? null : (column.dict[id] as string);
+  return id < 0 ? null : column.dict[id]!;
 }
 
 /** count_distinct over numbers, and approx_count_distinct: occurrences per value. */

@@ -226,20 +226,21 @@ export function rawBatchFromRecords<R extends object>(
 }
 
 /**
- * A string column as ids into a dictionary shared across objects (`codes` maps text to id, `dict`
- * is the inverse; both grow), -1 for null. ASCII data is decoded once per chunk and cut with
- * substring, which is many times faster than decoding each value.
+ * A string (or bool) column as ids into a dictionary shared across objects (`codes` maps a value
+ * to its id, `dict` is the inverse; both grow), -1 for null. Booleans stay booleans. ASCII data is
+ * decoded once per chunk and cut with substring, which is many times faster than decoding each
+ * value.
  */
 export function stringColumnIds(
   table: arrow.Table,
   name: string,
-  codes: Map<string, number>,
-  dict: string[],
+  codes: Map<string | boolean, number>,
+  dict: (string | boolean)[],
 ): Int32Array {
   const vector = table.getChild(name);
   if (!vector) throw new TesseraError('INVALID_ARGUMENT', `table has no column ${name}`);
   const out = new Int32Array(table.numRows);
-  const idOf = (text: string): number => {
+  const idOf = (text: string | boolean): number => {
     let id = codes.get(text);
     if (id === undefined) {
       id = dict.push(text) - 1;
@@ -262,7 +263,7 @@ export function stringColumnIds(
     } else {
       for (let i = 0; i < n; i++) {
         const v = vector.get(at + i) as unknown;
-        out[at + i] = v === null || v === undefined ? -1 : idOf(String(v));
+        out[at + i] = v === null || v === undefined ? -1 : idOf(typeof v === 'boolean' ? v : String(v));
       }
     }
     at += n;

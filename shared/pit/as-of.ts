@@ -34,12 +34,12 @@ export function earliestNeeded(plan: ViewPlan, t: number): number {
 /**
  * Answers every query of a shard. `plan` must not cap events per entity (offline reads see the
  * whole log). Events repeated with the same (partition, offset) count once. `dicts[c]` decodes the
- * ids of string column c. Calls `onEntity` with the number of queries answered, per entity.
+ * ids of string or bool column c. Calls `onEntity` with the number of queries answered, per entity.
  */
 export function answerShard(
   plan: ViewPlan,
   events: ShardEvents,
-  dicts: readonly (readonly string[] | null)[],
+  dicts: readonly (readonly (string | boolean)[] | null)[],
   queries: ShardQueries,
   sink: AnswerSink,
   onEntity?: (answered: number) => void,
@@ -54,7 +54,7 @@ export function answerShard(
     columns.map((col, c) => {
       const v = col[i]!;
       if (col instanceof Float64Array) return Number.isNaN(v) ? null : v;
-      return v < 0 ? null : (dicts[c]![v] as string);
+      return v < 0 ? null : dicts[c]![v]!;
     });
 
   for (const [entity, qStart, qEnd] of q.groups) {

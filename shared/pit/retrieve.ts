@@ -261,14 +261,14 @@ async function routeEvents(
   shards: number,
 ): Promise<{
   shards: EventShards;
-  dicts: (string[] | null)[];
+  dicts: ((string | boolean)[] | null)[];
   counts: { objectsRead: number; eventsRead: number; eventsUsed: number };
 }> {
   const schema = view.source.schema;
   const numeric = plan.columns.map((c) => schema[c] !== 'string' && schema[c] !== 'bool');
   const store = new EventShards(shards, numeric, request.tempDir);
-  const dicts: (string[] | null)[] = plan.columns.map((_, c) => (numeric[c] ? null : []));
-  const codes = plan.columns.map(() => new Map<string, number>());
+  const dicts: ((string | boolean)[] | null)[] = plan.columns.map((_, c) => (numeric[c] ? null : []));
+  const codes = plan.columns.map(() => new Map<string | boolean, number>());
   const progress = createProgress('reading raw log', objects.length, {
     enabled: request.progress !== false,
     unit: 'objects',

@@ -11,8 +11,11 @@ export function fraudPlan(mode: 'exact' | 'tiled' = 'exact'): ViewPlan {
   return planView(loadDefinitionsFile('definitions/fraud.yaml', { mode }).views[0]!);
 }
 
-/** A one-view plan over columns amount (double) and merchant (string), with the given features. */
-export function planOf(features: string, view = 'allowed_lateness: 1h'): ViewPlan {
+/**
+ * A one-view plan over columns amount (double) and merchant (string, or another declared type),
+ * with the given features.
+ */
+export function planOf(features: string, view = 'allowed_lateness: 1h', merchantType = 'string'): ViewPlan {
   const text = `
 version: 1
 project: t
@@ -23,7 +26,7 @@ sources:
     format: json
     key_field: user_id
     timestamp_field: ts
-    schema: { user_id: int64, ts: timestamp, amount: double, merchant: string }
+    schema: { user_id: int64, ts: timestamp, amount: double, merchant: ${merchantType} }
 views:
   - name: v
     entity: user
@@ -44,7 +47,7 @@ let nextOffset = 0;
 export function ev(
   plan: ViewPlan,
   ts: number,
-  fields: Record<string, number | string | null> = {},
+  fields: Record<string, number | string | boolean | null> = {},
   offset?: number,
   partition = 0,
 ): EngineEvent {

@@ -9,7 +9,8 @@ export interface NaiveEvent {
   partition: number;
   offset: number;
   amount: number | null;
-  merchant: string | null;
+  /** A string, or a boolean when the tests declare the column bool. */
+  merchant: string | boolean | null;
 }
 
 export interface NaiveFeature {
@@ -26,7 +27,11 @@ export function naiveValue(events: readonly NaiveEvent[], f: NaiveFeature, t: nu
   const inWindow = events.filter((e) => e.ts >= start && e.ts < t);
   if (f.aggregation === 'count') return inWindow.length;
   const withValue = inWindow.filter((e) => (f.column === 'amount' ? e.amount : e.merchant) !== null);
-  const values = withValue.map((e) => (f.column === 'amount' ? e.amount : e.merchant)) as (number | string)[];
+  const values = withValue.map((e) => (f.column === 'amount' ? e.amount : e.merchant)) as (
+    | number
+    | string
+    | boolean
+  )[];
   const nums = values as number[];
   const total = nums.reduce((a, b) => a + b, 0);
   switch (f.aggregation) {

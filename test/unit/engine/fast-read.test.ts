@@ -588,6 +588,24 @@ describe('fast read from state bytes', () => {
     }
   });
 
+  it('leaves plans with a bool column to the decoding path, which reads booleans', () => {
+    // count_distinct is covered, but not over booleans: their value tags are not read here.
+    const features = '- { name: d, aggregation: count_distinct, column: merchant, window: 1h }';
+    assert.notEqual(stateBytesReader(planOf(features)), null, 'over a string column');
+    const plan = planOf(features, 'allowed_lateness: 1h', 'bool');
+    assert.equal(stateBytesReader(plan), null, 'over a bool column');
+    const state = emptyState(plan);
+    [true, false, true, null].forEach((v, i) => {
+      applyEvent(plan, state, { ts: T0 + i, partition: 0, offset: i, values: [v] });
+    });
+    const decoded = decodeState(plan, encodeState(plan, state));
+    assert.deepEqual(readFeatures(plan, decoded, T0 + 10), [2]);
+    assert.deepEqual(
+      decoded.events.slice(decoded.head).map((e) => e.values[0]),
+      [true, false, true, null],
+    );
+  });
+
   it('refuses a dictionary that repeats a string, since count_distinct counts its indexes', () => {
     const plan = planOf('- { name: d, aggregation: count_distinct, column: merchant, window: 1h }');
     const state = emptyState(plan);

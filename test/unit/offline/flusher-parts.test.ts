@@ -70,7 +70,7 @@ describe('parseRow', () => {
     source_topic: 'transactions',
     partition: 1,
     offset: 7,
-    features: { a: 1, b: null, c: [1, 'x'] },
+    features: { a: 1, b: null, c: [1, 'x'], d: false, e: [true, false] },
     definitions_hash: 'h',
   };
   it('accepts the ingestor row contract and reads the timestamp', () => {
@@ -86,6 +86,7 @@ describe('parseRow', () => {
       { partition: 1.5 },
       { event_timestamp: 'yesterday' },
       { features: { a: {} } },
+      { features: { a: [{}] } },
     ])
       assert.deepEqual(parseRow(Buffer.from(JSON.stringify({ ...good, ...bad }))), {
         ok: false,

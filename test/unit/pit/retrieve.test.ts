@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadDefinitionsFile } from '../../../shared/definitions/load.ts';
+import { loadDefinitionsFile, parseDefinitions } from '../../../shared/definitions/load.ts';
 import type { Definitions } from '../../../shared/definitions/schema.ts';
 import {
   applyEvent,
@@ -185,5 +185,74 @@ describe('point-in-time retrieval (local raw log)', () => {
         isTesseraError(e, 'INVALID_ARGUMENT') &&
         /unknown feature user_transaction_features:nope/.test(e.message),
     );
+  });
+
+  it('reads a bool column back as booleans: last, first, count_distinct and last_n over it', async () => {
+    // A bool column's values once reached the engine as nulls (only numbers and strings were kept).
+    const defs = parseDefinitions(`
+version: 1
+project: b
+entities: [{ name: user, join_key: user_id, type: int64 }]
+sources:
+  - { name: cards, topic: cards, format: json, key_field: user_id, timestamp_field: event_timestamp,
+      schema: { user_id: int64, event_timestamp: timestamp, card_present: bool } }
+views:
+  - name: card_features
+    entity: user
+    source: cards
+    features:
+      - { name: last_present, aggregation: last, column: card_present, window: 1h }
+      - { name: first_present, aggregation: first, column: card_present, window: 1h }
+      - { name: kinds, aggregation: count_distinct, column: card_present, window: 1h }
+      - { name: recent, aggregation: last_n, column: card_present, window: 1h, n: 3 }
+`);
+    const source = defs.sources[0]!;
+    const t0 = Date.UTC(2026, 0, 5);
+    const cards = Array.from({ length: 400 }, (_, i) => ({
+      user_id: 1 + (i % 7),
+      event_timestamp: t0 + i * 60_000,
+      // Present, absent, or missing, in an order no user repeats.
+      card_present: i % 11 === 0 ? null : (i * 7919) % 5 < 2,
+    }));
+    const offsetOf = new Map(cards.map((c, i) => [c, i]));
+    const bools = new LocalObjectStore(join(dir, 'bools'));
+    await writeRawLog(
+      bools,
+      source,
+      rawBatchFromRecords(source, cards, (c) => ({ partition: 0, offset: offsetOf.get(c)! })),
+      'part-0',
+    );
+    const labels = join(dir, 'bool-labels.csv');
+    const asks = cards
+      .filter((_, i) => i % 5 === 0)
+      .map((c) => ({ user: c.user_id, t: c.event_timestamp + 1 }));
+    writeFileSync(
+      labels,
+      `user_id,event_timestamp\n${asks.map((a) => `${a.user},${new Date(a.t).toISOString()}`).join('\n')}\n`,
+    );
+    const out = join(dir, 'bool-out.parquet');
+    await retrieveHistorical({ store: bools, definitions: defs, entities: labels, out, progress: false });
+    const table = readParquet(new Uint8Array(readFileSync(out)));
+    assert.equal(String(table.getChild('last_present')!.type), 'Bool');
+    asks.forEach((a, row) => {
+      // Naive: the user's non-null values in [t - 1h, t), oldest first.
+      const seen = cards
+        .filter((c) => c.user_id === a.user && c.event_timestamp >= a.t - HOUR && c.event_timestamp < a.t)
+        .map((c) => c.card_present)
+        .filter((v) => v !== null);
+      const got = {
+        last: table.getChild('last_present')!.get(row),
+        first: table.getChild('first_present')!.get(row),
+        kinds: Number(table.getChild('kinds')!.get(row)),
+        recent: table.getChild('recent')!.get(row),
+      };
+      const want = {
+        last: seen.at(-1) ?? null,
+        first: seen[0] ?? null,
+        kinds: new Set(seen).size,
+        recent: JSON.stringify(seen.slice(-3)),
+      };
+      assert.deepEqual(got, want, `row ${row}: user ${a.user} at ${new Date(a.t).toISOString()}`);
+    });
   });
 });
