@@ -36,6 +36,7 @@ import {
 } from './apply-batch.ts';
 import { createCommitter } from './committer.ts';
 import type { IngestorMetrics } from './metrics.ts';
+import { type AvroUpdateEncoder, createAvroUpdateEncoder, registerUpdateSchemas } from './push-avro.ts';
 import { createPushEncoder } from './push-json.ts';
 import { sendChunked } from './send-chunked.ts';
 
@@ -133,6 +134,9 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     ),
   );
   const json = createPushEncoder(names, definitions.hash);
+  /** TESSERA_UPDATES_FORMAT=avro: set at start, once the views' schemas are registered. */
+  let avroUpdates: AvroUpdateEncoder | null = null;
+  const encodeFailures = rateLimitedLog(logger, 10_000);
   let running = false;
   /** Why the consumer is not consuming now (it crashed and kafkajs is restarting it), or null. */
   let consumerTrouble: string | null = null;
@@ -297,7 +301,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         dlqLog(
           d.reason,
           { topic, partition: d.partition, offset: d.message.offset, reason: d.reason },
-          d.detail,
+          `dead-lettered: ${d.detail}`,
         );
       }
       metrics.stageSeconds.inc({ stage: 'dlq' }, (performance.now() - sendStarted) / 1000);
@@ -450,13 +454,37 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
   }
 
   async function publish(vectors: readonly FeatureUpdate[]): Promise<void> {
-    const updates = vectors.map((u) => ({ key: u.entity, value: json.update(u) }));
+    const avroEncoder = avroUpdates;
+    let sent: readonly FeatureUpdate[] = vectors;
+    let updates: { key: string; value: string | Buffer }[];
+    if (avroEncoder === null) {
+      updates = vectors.map((u) => ({ key: u.entity, value: json.update(u) }));
+    } else {
+      // A value that does not fit its Avro type (an int64 beyond the long range) loses that vector
+      // only: it is counted and logged, and the others go out.
+      updates = [];
+      const kept: FeatureUpdate[] = [];
+      for (const u of vectors) {
+        try {
+          updates.push({ key: u.entity, value: avroEncoder.update(u) });
+          kept.push(u);
+        } catch (error) {
+          metrics.pushErrors.inc({ topic: topicName(config, UPDATES_TOPIC) });
+          encodeFailures(
+            `avro:${u.view}`,
+            { err: error, view: u.view, entity: u.entity },
+            'a feature vector does not fit its Avro schema and was not pushed',
+          );
+        }
+      }
+      sent = kept;
+    }
     await sendChunked(producer, topicName(config, UPDATES_TOPIC), updates);
     if (config.publishUpdates && updates.length > 0) {
-      // The same JSON as the topic's records (view, entity, as_of, features by name, hash).
+      // The same bytes as the topic's records (JSON, or Confluent-framed Avro).
       const pipeline = redis.pipeline();
-      for (let i = 0; i < vectors.length; i++)
-        pipeline.publish(`${config.redisKeyPrefix}:updates:${vectors[i]!.view}`, updates[i]!.value);
+      for (let i = 0; i < sent.length; i++)
+        pipeline.publish(`${config.redisKeyPrefix}:updates:${sent[i]!.view}`, updates[i]!.value);
       // A pipeline reports each command's error in its reply instead of rejecting.
       const failed = (await pipeline.exec())?.find(([error]) => error);
       if (failed) throw failed[0];
@@ -466,6 +494,16 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
   return {
     async start() {
       await ensureTopics();
+      if (config.updatesFormat === 'avro') {
+        const views = [...sources.values()].flatMap((s) => s.views.map((v) => v.plan.view));
+        const ids = await registerUpdateSchemas(
+          config.schemaRegistryUrl,
+          topicName(config, UPDATES_TOPIC),
+          views,
+        );
+        avroUpdates = createAvroUpdateEncoder(views, ids, definitions.hash);
+        logger.info({ schemaIds: Object.fromEntries(ids) }, 'feature updates in Avro, schemas registered');
+      }
       await producer.connect();
       if (config.trainingRows) await rowsProducer.connect();
       await consumer.connect();
@@ -615,7 +653,7 @@ function rateLimitedLog(logger: Logger, intervalMs: number) {
       entry.suppressed++;
       return;
     }
-    logger.warn({ ...context, suppressed: entry?.suppressed ?? 0 }, `dead-lettered: ${message}`);
+    logger.warn({ ...context, suppressed: entry?.suppressed ?? 0 }, message);
     last.set(kind, { at: t, suppressed: 0 });
   };
 }

@@ -29,7 +29,7 @@ export interface AvroCodec {
 
 // Read as numbers while exact, canonical strings beyond; written from bigint, safe integers or
 // canonical strings. avsc hands over the long as 8 little-endian two's-complement bytes.
-const preciseLong = avro.types.LongType.__with({
+export const preciseLong = avro.types.LongType.__with({
   fromBuffer: (buf: Buffer) => {
     // hi * 2^32 is exact; the sum is exact whenever the true value is a safe integer.
     const v = buf.readInt32LE(4) * 4294967296 + buf.readUInt32LE(0);

@@ -86,3 +86,63 @@ export function chainLookups(lookups: readonly SchemaLookup[]): SchemaLookup {
     return undefined;
   };
 }
+
+/**
+ * Registers an Avro schema under a subject (POST <url>/subjects/<subject>/versions) and returns its
+ * id. A registry answers the existing id for a schema it already holds, so registering at every
+ * start is idempotent. An unreachable registry or a 5xx is retriable; a refusal (409: incompatible
+ * with the subject's latest version, 422: invalid) is not, and names the subject.
+ */
+export async function registerSchema(
+  url: string,
+  subject: string,
+  schema: string,
+  timeoutMs = DEFAULT_REGISTRY_TIMEOUT_MS,
+): Promise<number> {
+  const target = `${url.replace(/\/+$/, '')}/subjects/${encodeURIComponent(subject)}/versions`;
+  let response: Response;
+  try {
+    response = await fetch(target, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/vnd.schemaregistry.v1+json',
+        accept: 'application/vnd.schemaregistry.v1+json, application/json',
+      },
+      body: JSON.stringify({ schema }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (cause) {
+    throw new TesseraError(
+      'SERVICE_UNAVAILABLE',
+      `schema registry ${target} unreachable (timeout ${timeoutMs} ms): ${(cause as Error).message}; check TESSERA_SCHEMA_REGISTRY_URL`,
+      { retriable: true, cause, context: { url: target, subject } },
+    );
+  }
+  const text = await response.text().catch(() => '');
+  if (!response.ok) {
+    const refused = response.status === 409 || response.status === 422;
+    throw new TesseraError(
+      refused ? 'CONFIG_INVALID' : 'SERVICE_UNAVAILABLE',
+      refused
+        ? `schema registry refused the schema of subject ${subject} (HTTP ${response.status}: ${text.slice(0, 300)}); ` +
+            'a changed feature type is incompatible with the registered version: change the subject compatibility or its consumers first'
+        : `schema registry ${target} answered HTTP ${response.status}`,
+      {
+        retriable: !refused && (response.status >= 500 || response.status === 429),
+        context: { url: target, subject, status: response.status },
+      },
+    );
+  }
+  let id: unknown;
+  try {
+    id = (JSON.parse(text) as { id?: unknown }).id;
+  } catch {
+    id = undefined;
+  }
+  if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 0xffffffff) {
+    throw new TesseraError('SERVICE_UNAVAILABLE', `schema registry ${target} answered without a schema id`, {
+      context: { url: target, subject },
+    });
+  }
+  return id;
+}

@@ -26,7 +26,8 @@ export const DEFAULTS = {
   definitions: 'definitions/fraud.yaml',
   /**
    * Confluent schema registry for sources in the `avro-confluent` format (schemas fetched by id:
-   * GET <url>/schemas/ids/<id>); empty: none. Env TESSERA_SCHEMA_REGISTRY_URL.
+   * GET <url>/schemas/ids/<id>), and where the ingestor registers its update schemas when
+   * `updatesFormat` is `avro`; empty: none. Env TESSERA_SCHEMA_REGISTRY_URL.
    */
   schemaRegistryUrl: '',
   /** Directory of `<id>.avsc` files for `avro-confluent` sources, consulted before the registry; empty: none. Env TESSERA_SCHEMA_DIR. */
@@ -85,6 +86,12 @@ export const DEFAULTS = {
   ingestCommitIntervalMs: 1_000,
   /** Also PUBLISH fresh feature vectors on Redis channel `<prefix>:updates:<view>`. Env TESSERA_PUBLISH_UPDATES. */
   publishUpdates: false,
+  /**
+   * Encoding of the vectors pushed to `features.updates` (and PUBLISHed): `json`, or `avro` (one
+   * record schema per view, registered in the schema registry at TESSERA_SCHEMA_REGISTRY_URL under
+   * `<topic>-tessera.updates.<view>`; values in the Confluent wire format). Env TESSERA_UPDATES_FORMAT.
+   */
+  updatesFormat: 'json' as 'json' | 'avro',
   /**
    * The ingestor produces each applied event's "features before this event" to `features.rows`,
    * from which the flusher writes the offline feature versions. false: no rows, and no
@@ -166,6 +173,7 @@ export const ENV_NAMES: Readonly<Record<ConfigKey, string>> = {
   redisKeyPrefix: 'TESSERA_REDIS_KEY_PREFIX',
   ingestClock: 'TESSERA_INGEST_CLOCK',
   publishUpdates: 'TESSERA_PUBLISH_UPDATES',
+  updatesFormat: 'TESSERA_UPDATES_FORMAT',
   trainingRows: 'TESSERA_TRAINING_ROWS',
   offlineStore: 'TESSERA_OFFLINE_STORE',
   flusherGroup: 'TESSERA_FLUSHER_GROUP',

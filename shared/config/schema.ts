@@ -116,6 +116,7 @@ export const configSchema = z
     ),
     ingestClock: withDefault(z.enum(['wall', 'event']), DEFAULTS.ingestClock),
     publishUpdates: withDefault(bool, DEFAULTS.publishUpdates),
+    updatesFormat: withDefault(z.enum(['json', 'avro']), DEFAULTS.updatesFormat),
     trainingRows: withDefault(bool, DEFAULTS.trainingRows),
     offlineStore: withDefault(
       z
@@ -153,6 +154,14 @@ export const configSchema = z
         code: z.ZodIssueCode.custom,
         path: ['kafkaHeartbeatMs'],
         message: `must be at most a third of the session timeout (${c.kafkaSessionTimeoutMs} ms), or the group drops live members`,
+      });
+    }
+    if (c.updatesFormat === 'avro' && c.schemaRegistryUrl === '') {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['updatesFormat'],
+        message:
+          'avro registers the update schemas in a schema registry: set TESSERA_SCHEMA_REGISTRY_URL (or use json)',
       });
     }
     if (c.httpPort !== 0 && c.httpPort === c.metricsPort) {

@@ -16,46 +16,13 @@ import {
   differencesFromOffline,
   fraudMessages,
   newTestRun,
+  readTopic,
   startIngestor,
-  type TestRun,
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
 import { assertStillUp, opsUrl, scrapeMetrics } from '../support/ops-endpoint.ts';
 
 const MIN = 60_000;
-
-async function readTopic(
-  run: TestRun,
-  topic: string,
-  count: number,
-  timeoutMs = 30_000,
-  /** Items a message holds (a features.rows record packs several rows). */
-  items: (m: KafkaMessage) => number = () => 1,
-): Promise<KafkaMessage[]> {
-  const consumer = run.kafka.consumer({ groupId: `${run.id}-reader-${topic}` });
-  const got: KafkaMessage[] = [];
-  let total = 0;
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`only ${total} of ${count} items on ${topic}`)),
-      timeoutMs,
-    );
-    void consumer.run({
-      eachMessage: async ({ message }) => {
-        got.push(message);
-        total += items(message);
-        if (total >= count) {
-          clearTimeout(timer);
-          resolve();
-        }
-      },
-    });
-  });
-  await consumer.disconnect();
-  return got;
-}
 
 describe('ingestor: dead letters, push and training rows', { timeout: 120_000 }, () => {
   const run = newTestRun({ TESSERA_INGEST_CLOCK: 'wall' });

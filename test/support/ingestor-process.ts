@@ -3,7 +3,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, type KafkaMessage, logLevel } from 'kafkajs';
 import { kafkaOptions, redisOptions } from '../../shared/config/clients.ts';
 import { type Config, loadConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
@@ -189,4 +189,38 @@ export async function differencesFromOffline(
     }
   }
   return { entities: entities.length, differences };
+}
+
+/** Reads `topic` from its beginning until `count` items arrived (or fails after `timeoutMs`). */
+export async function readTopic(
+  run: TestRun,
+  topic: string,
+  count: number,
+  timeoutMs = 30_000,
+  /** Items a message holds (a features.rows record packs several rows). */
+  items: (m: KafkaMessage) => number = () => 1,
+): Promise<KafkaMessage[]> {
+  const consumer = run.kafka.consumer({ groupId: `${run.id}-reader-${topic}` });
+  const got: KafkaMessage[] = [];
+  let total = 0;
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`only ${total} of ${count} items on ${topic}`)),
+      timeoutMs,
+    );
+    void consumer.run({
+      eachMessage: async ({ message }) => {
+        got.push(message);
+        total += items(message);
+        if (total >= count) {
+          clearTimeout(timer);
+          resolve();
+        }
+      },
+    });
+  });
+  await consumer.disconnect();
+  return got;
 }

@@ -137,6 +137,18 @@ describe('config', () => {
     assert.equal(load().stateCacheEvents, 1_000_000);
   });
 
+  it('takes Avro feature updates only with a schema registry to register their schemas in', () => {
+    assert.equal(load().updatesFormat, 'json');
+    const e = configError(() => load({ TESSERA_UPDATES_FORMAT: 'avro' }));
+    assert.deepEqual(e.invalid, ['TESSERA_UPDATES_FORMAT']);
+    assert.match(e.message, /set TESSERA_SCHEMA_REGISTRY_URL/);
+    assert.deepEqual(configError(() => load({ TESSERA_UPDATES_FORMAT: 'protobuf' })).invalid, [
+      'TESSERA_UPDATES_FORMAT',
+    ]);
+    const ok = load({ TESSERA_UPDATES_FORMAT: 'avro', TESSERA_SCHEMA_REGISTRY_URL: 'http://127.0.0.1:8081' });
+    assert.equal(ok.updatesFormat, 'avro');
+  });
+
   it('rejects bucket names S3 would reject', () => {
     const e = configError(() => load({ TESSERA_S3_BUCKET: 'Upper_Case' }));
     assert.deepEqual(e.invalid, ['TESSERA_S3_BUCKET']);

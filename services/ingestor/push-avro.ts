@@ -1,0 +1,133 @@
+// The Avro form of the vectors pushed to `features.updates` (TESSERA_UPDATES_FORMAT=avro). Each
+// view has a record schema of its own, derived from the definitions: the fields of the JSON form
+// (view, entity, as_of, features, definitions_hash), every feature nullable and typed as in
+// features.parquet (shared/offline/feature-columns.ts), last_n as an array of its column's type.
+// Several views share the topic, so each schema is registered under its own subject
+// (TopicRecordNameStrategy: `<topic>-tessera.updates.<view>`), and each value is in the Confluent
+// wire format: magic byte 0, the schema id, the Avro body.
+import avro from 'avsc';
+import { preciseLong } from '../../shared/codecs/avro-codec.ts';
+import { frameConfluent } from '../../shared/codecs/confluent-frame.ts';
+import { registerSchema } from '../../shared/codecs/schema-registry.ts';
+import type { FeatureDef, ViewDef } from '../../shared/definitions/schema.ts';
+import { featureColumnType } from '../../shared/offline/feature-columns.ts';
+import type { ColumnType } from '../../shared/offline/parquet.ts';
+import type { FeatureUpdate } from './apply-batch.ts';
+
+export const UPDATE_NAMESPACE = 'tessera.updates';
+
+/** The Avro type of a parquet column type (the types features take). */
+function avroType(type: ColumnType): avro.Schema {
+  switch (type) {
+    case 'int64':
+      return 'long';
+    case 'int32':
+      return 'int';
+    case 'double':
+      return 'double';
+    case 'bool':
+      return 'boolean';
+    case 'timestamp_ms':
+      return { type: 'long', logicalType: 'timestamp-millis' };
+    case 'string':
+      return 'string';
+    case 'binary':
+      return 'bytes';
+  }
+}
+
+function featureType(feature: FeatureDef, view: ViewDef): avro.Schema {
+  if (feature.aggregation !== 'last_n') return avroType(featureColumnType(feature, view.source));
+  // The n latest values of the column, oldest first (never null inside: nulls are skipped).
+  const item = featureColumnType({ ...feature, aggregation: 'last' }, view.source);
+  return { type: 'array', items: avroType(item) };
+}
+
+/** The record schema of one view's pushed vectors. */
+export function updateSchema(view: ViewDef): avro.Schema {
+  return {
+    type: 'record',
+    name: view.name,
+    namespace: UPDATE_NAMESPACE,
+    doc: `Feature vector of one ${view.entity.name} (${view.entity.joinKey}) of view ${view.name}, as of as_of (Tessera).`,
+    fields: [
+      { name: 'view', type: 'string' },
+      { name: 'entity', type: 'string', doc: `The ${view.entity.joinKey}, as the record key.` },
+      {
+        name: 'as_of',
+        type: { type: 'long', logicalType: 'timestamp-millis' },
+        doc: "The entity's newest event time + 1 ms: the vector includes that event.",
+      },
+      {
+        name: 'features',
+        type: {
+          type: 'record',
+          name: `${view.name}_features`,
+          fields: view.features.map((f) => ({
+            name: f.name,
+            type: ['null', featureType(f, view)],
+            default: null,
+          })),
+        },
+      },
+      { name: 'definitions_hash', type: 'string' },
+    ],
+  } as avro.Schema;
+}
+
+/** The registry subject of a view's schema on the updates topic (TopicRecordNameStrategy). */
+export function updateSubject(topic: string, view: ViewDef): string {
+  return `${topic}-${UPDATE_NAMESPACE}.${view.name}`;
+}
+
+export interface AvroUpdateEncoder {
+  /** The vector as a Confluent-framed Avro record; throws when a value does not fit its type. */
+  update(update: FeatureUpdate): Buffer;
+}
+
+/** Compiles each view's schema; `ids` maps view name to its registered schema id. */
+export function createAvroUpdateEncoder(
+  views: readonly ViewDef[],
+  ids: ReadonlyMap<string, number>,
+  definitionsHash: string,
+): AvroUpdateEncoder {
+  const byView = new Map(
+    views.map((view) => {
+      const id = ids.get(view.name);
+      if (id === undefined) throw new Error(`no schema id for view ${view.name}`);
+      const type = avro.Type.forSchema(updateSchema(view), { registry: { long: preciseLong } });
+      return [view.name, { type, id, names: view.features.map((f) => f.name) }] as const;
+    }),
+  );
+  return {
+    update(u) {
+      const v = byView.get(u.view);
+      if (!v) throw new Error(`no Avro schema for view ${u.view}`);
+      const features: Record<string, unknown> = {};
+      for (let i = 0; i < v.names.length; i++) features[v.names[i]!] = u.values[i] ?? null;
+      const body = v.type.toBuffer({
+        view: u.view,
+        entity: u.entity,
+        as_of: u.asOf,
+        features,
+        definitions_hash: definitionsHash,
+      });
+      return frameConfluent(v.id, body);
+    },
+  };
+}
+
+/** Registers every view's schema (idempotent: the registry answers the id it already has). */
+export async function registerUpdateSchemas(
+  registryUrl: string,
+  topic: string,
+  views: readonly ViewDef[],
+): Promise<Map<string, number>> {
+  const ids = new Map<string, number>();
+  for (const view of views)
+    ids.set(
+      view.name,
+      await registerSchema(registryUrl, updateSubject(topic, view), JSON.stringify(updateSchema(view))),
+    );
+  return ids;
+}
