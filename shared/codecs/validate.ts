@@ -21,14 +21,18 @@ interface Column {
   name: string;
   type: ColumnType;
   role: 'key' | 'time' | 'value';
+  /** An int64 column a numeric aggregation reads: its values must be numbers (|n| < 2^53). */
+  aggregated: boolean;
 }
 
 /** Builds the validator of one source; columns are resolved once, not per message. */
 export function createValidator(source: SourceDef): RecordValidator {
+  const aggregated = new Set(source.numericInt64Columns ?? []);
   const columns: Column[] = Object.entries(source.schema).map(([name, type]) => ({
     name,
     type,
     role: name === source.keyField ? 'key' : name === source.timestampField ? 'time' : 'value',
+    aggregated: aggregated.has(name),
   }));
   // Key first, then time, then the rest: the most specific reason wins when several fields are bad.
   const rank = { key: 0, time: 1, value: 2 } as const;
@@ -66,6 +70,15 @@ export function createValidator(source: SourceDef): RecordValidator {
       }
       const checked = checkColumn(column.type, value);
       if (!checked.ok) return failure(checked.reason, `field ${name}: ${checked.problem}`, name);
+      if (column.aggregated && typeof checked.value === 'string') {
+        // An int64 beyond 2^53 stays a decimal string, which sum, avg, min and max cannot take:
+        // it would be left out of them without a word.
+        return failure(
+          'schema_mismatch',
+          `field ${name}: ${checked.value} is beyond 2^53, too large for the sum, avg, min, max, stddev or variance features over it`,
+          name,
+        );
+      }
       if (column.role === 'key') {
         if (checked.value === '')
           return failure('missing_key', `field ${name}: the key is an empty string`, name);

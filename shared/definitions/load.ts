@@ -277,6 +277,11 @@ function compile(
         message: `ttl must be at least the longest window plus allowed_lateness (${formatDuration(longest + lateness)})`,
       });
     }
+    for (const f of features)
+      if (f.column && NUMERIC_AGGREGATIONS.has(f.aggregation) && source.schema[f.column] === 'int64') {
+        const columns = source.numericInt64Columns ?? [];
+        if (!columns.includes(f.column)) source.numericInt64Columns = [...columns, f.column];
+      }
     views.push({
       name: v.name,
       entity,

@@ -132,6 +132,12 @@ export interface SourceDef {
   timestampFormat: 'epoch_ms' | 'epoch_s' | 'iso8601';
   avroSchema?: string;
   schema: Record<string, ColumnType>;
+  /**
+   * int64 columns a numeric aggregation (sum, avg, min, max, stddev, variance) of some view reads:
+   * their values must be numbers, so values beyond 2^53 (carried as decimal strings elsewhere) are
+   * refused there instead of being left out of the aggregate. Filled by the definitions loader.
+   */
+  numericInt64Columns?: readonly string[];
 }
 
 export type FeatureDefault = number | string | null;

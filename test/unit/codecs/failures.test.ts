@@ -8,6 +8,7 @@ import {
   type DecodeResult,
 } from '../../../shared/codecs/index.ts';
 import { parseIsoTimestamp } from '../../../shared/codecs/timestamp.ts';
+import { parseDefinitions } from '../../../shared/definitions/load.ts';
 import { DEFINITIONS_DIR, KNOWN_RECORD, SCHEMA_DIR, transactions } from './support.ts';
 
 const json = createDecoder(transactions('json'), { definitionsDir: DEFINITIONS_DIR });
@@ -143,6 +144,36 @@ describe('decode failures', () => {
     const min = decodeJson({ ...good, user_id: '-9223372036854775808' });
     assert.ok(min.ok);
     assert.equal(min.key, '-9223372036854775808');
+  });
+
+  it('schema_mismatch: an int64 beyond 2^53 in a column that sum/avg/min/max read, kept exact elsewhere', () => {
+    // Beyond 2^53 an int64 is a decimal string, which numeric aggregations cannot take.
+    const defs = parseDefinitions(`
+version: 1
+project: q
+entities: [{ name: order, join_key: order_id, type: int64 }]
+sources:
+  - { name: orders, topic: orders, format: json, key_field: order_id, timestamp_field: ts,
+      schema: { order_id: int64, ts: timestamp, qty: int64, ref: int64 } }
+views:
+  - name: v
+    entity: order
+    source: orders
+    features:
+      - { name: total_qty, aggregation: sum, column: qty, window: 1h }
+      - { name: last_ref, aggregation: last, column: ref, window: 1h }
+`);
+    assert.deepEqual(defs.sources[0]!.numericInt64Columns, ['qty']);
+    const decoder = createDecoder(defs.sources[0]!, { definitionsDir: DEFINITIONS_DIR });
+    const decode = (qty: unknown, ref: unknown) =>
+      decoder.decode({
+        key: null,
+        value: Buffer.from(JSON.stringify({ order_id: 1, ts: '2026-01-01T00:00:00Z', qty, ref })),
+      }) as DecodeResult;
+    refused(decode('9007199254740993', 1), 'schema_mismatch', /field qty: 9007199254740993 is beyond 2\^53/);
+    const kept = decode(9007199254740991, '9007199254740993');
+    assert.ok(kept.ok, JSON.stringify(kept));
+    assert.deepEqual([kept.record.qty, kept.record.ref], [9007199254740991, '9007199254740993']);
   });
 
   it('missing_key: user_id absent, null or an empty string key', () => {
