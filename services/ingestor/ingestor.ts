@@ -460,8 +460,9 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     if (avroEncoder === null) {
       updates = vectors.map((u) => ({ key: u.entity, value: json.update(u) }));
     } else {
-      // A value that does not fit its Avro type (an int64 beyond the long range) loses that vector
-      // only: it is counted and logged, and the others go out.
+      // A value that does not fit its Avro type (none should: the schema is derived from the same
+      // definitions as the values) loses that vector only: it is counted and logged, and the
+      // others go out.
       updates = [];
       const kept: FeatureUpdate[] = [];
       for (const u of vectors) {
