@@ -13,11 +13,10 @@ import {
   cleanupRun,
   createSourceTopic,
   fraudMessages,
+  ingestThenStop,
   newTestRun,
   readTopic,
-  startIngestor,
   type TestRun,
-  waitForCaughtUp,
 } from '../support/ingestor-process.ts';
 import { naiveFraudValue, sameValue } from '../support/naive-reference.ts';
 import { startTestRegistry, type TestRegistry } from '../support/schema-registry.ts';
@@ -52,15 +51,7 @@ describe('ingestor: feature updates in Avro', { timeout: 120_000 }, () => {
     subscriber.on('messageBuffer', (_channel: Buffer, message: Buffer) => published.push(message));
 
     const events = generateFraudEvents({ events: 400, seed: 41 });
-    const producer = run.kafka.producer();
-    await producer.connect();
-    await producer.send({ topic: run.topic, messages: fraudMessages(events) });
-    await producer.disconnect();
-    const ingestor = startIngestor(run);
-    await ingestor.ready;
-    await waitForCaughtUp(run, run.topic, 60_000);
-    ingestor.child.kill('SIGTERM');
-    assert.equal(await ingestor.exited, 0, ingestor.output());
+    await ingestThenStop(run, fraudMessages(events));
 
     const subject = `${run.id}.features.updates-tessera.updates.${VIEW.name}`;
     assert.deepEqual(

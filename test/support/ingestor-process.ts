@@ -224,3 +224,25 @@ export async function readTopic(
   await consumer.disconnect();
   return got;
 }
+
+/**
+ * Produces `messages` to the run's source topic, runs the ingestor until it has consumed them all,
+ * stops it with SIGTERM and checks it exited 0. Returns its output.
+ */
+export async function ingestThenStop(
+  run: TestRun,
+  messages: { key: string; value: string }[],
+  timeoutMs = 60_000,
+): Promise<string> {
+  const producer = run.kafka.producer();
+  await producer.connect();
+  await producer.send({ topic: run.topic, messages });
+  await producer.disconnect();
+  const ingestor = startIngestor(run);
+  await ingestor.ready;
+  await waitForCaughtUp(run, run.topic, timeoutMs);
+  ingestor.child.kill('SIGTERM');
+  const code = await ingestor.exited;
+  if (code !== 0) throw new Error(`the ingestor exited ${code}:\n${ingestor.output()}`);
+  return ingestor.output();
+}
