@@ -77,7 +77,13 @@ export interface FeatureUpdate {
 }
 
 export interface BatchResult {
+  /** Each rejected record once, whichever views rejected it. */
   rejected: Rejection[];
+  /**
+   * Rejected records per view: a record too far in the future counts for every view, a late one
+   * for the views it was late for (with several views on a source, another may have applied it).
+   */
+  rejectedByView: Map<string, number>;
   updates: FeatureUpdate[];
   applied: Map<string, number>;
   duplicates: Map<string, number>;
@@ -147,6 +153,7 @@ export async function applyBatch(
 ): Promise<BatchResult> {
   const result: BatchResult = {
     rejected: [],
+    rejectedByView: new Map(),
     updates: [],
     applied: new Map(),
     duplicates: new Map(),
@@ -159,7 +166,16 @@ export async function applyBatch(
   const rejected = new Set<number>();
   /** Rejections not handed to deadLetters yet. */
   let unsent: Rejection[] = [];
-  const reject = (r: Rejection) => {
+  /** `${view}/${index}` of the records each view rejected (a re-applied late event comes again). */
+  const rejectedInView = new Set<string>();
+  const countFor = (view: string) =>
+    result.rejectedByView.set(view, (result.rejectedByView.get(view) ?? 0) + 1);
+  const reject = (r: Rejection, view: string | null) => {
+    if (view === null) for (const v of views) countFor(v.plan.view.name);
+    else if (!rejectedInView.has(`${view}/${r.index}`)) {
+      rejectedInView.add(`${view}/${r.index}`);
+      countFor(view);
+    }
     if (rejected.has(r.index)) return;
     rejected.add(r.index);
     result.rejected.push(r);
@@ -173,11 +189,14 @@ export async function applyBatch(
   const accepted: IncomingEvent[] = [];
   for (const e of events) {
     if (clock.mode === 'wall' && e.ts > clock.now + MAX_FUTURE_MS) {
-      reject({
-        index: e.index,
-        reason: 'future',
-        message: `event time ${new Date(e.ts).toISOString()} is more than ${MAX_FUTURE_MS / 60_000} minutes ahead of the ingestor clock; check the producer's clock`,
-      });
+      reject(
+        {
+          index: e.index,
+          reason: 'future',
+          message: `event time ${new Date(e.ts).toISOString()} is more than ${MAX_FUTURE_MS / 60_000} minutes ahead of the ingestor clock; check the producer's clock`,
+        },
+        null,
+      );
     } else {
       accepted.push(e);
     }
@@ -231,7 +250,7 @@ export async function applyBatch(
       t = performance.now();
       // Late events of every entity applied in this attempt, also of those whose write will lose
       // (re-applied, they are late again and not handed over twice).
-      for (const outcome of outcomes.values()) for (const r of outcome.late) reject(r);
+      for (const outcome of outcomes.values()) for (const r of outcome.late) reject(r, view.plan.view.name);
       await Promise.all([rows?.flush(), handOver()]);
       ms.rows += performance.now() - t;
       t = performance.now();

@@ -275,7 +275,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     // redelivered rejected record a duplicate, never dead-lettered again. If the DLQ is down this
     // throws, nothing is saved or committed, and the batches come back (the partitions wait
     // instead of dropping the event).
-    let deadLettered = 0;
+    const undecodable = dlq.length;
     const sendDeadLetters = async (rejected: readonly Rejection[]) => {
       // The undecodable records go with the first call; dlq is empty after it.
       const letters = dlq.splice(0);
@@ -295,7 +295,6 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
           headers: dlqHeaders(message.headers, { reason, detail, topic, partition, offset: message.offset }),
         })),
       );
-      deadLettered += letters.length;
       for (const d of letters) {
         metrics.dlq.inc({ topic, reason: d.reason });
         dlqLog(
@@ -346,8 +345,13 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     for (const [view, n] of result.applied) metrics.events.inc({ view, outcome: 'applied' }, n);
     for (const [view, n] of result.duplicates) metrics.events.inc({ view, outcome: 'duplicate' }, n);
     for (const [view, n] of result.cappedDrops) metrics.capped.inc({ view }, n);
-    for (const view of runtime.views)
-      if (deadLettered > 0) metrics.events.inc({ view: view.plan.view.name, outcome: 'dlq' }, deadLettered);
+    // Undecodable records count for every view of the source; a rejected one for the views that
+    // rejected it (an event late for one view may be applied by another).
+    for (const view of runtime.views) {
+      const name = view.plan.view.name;
+      const n = undecodable + (result.rejectedByView.get(name) ?? 0);
+      if (n > 0) metrics.events.inc({ view: name, outcome: 'dlq' }, n);
+    }
     // The newest event applied so far, never moving back when a fetch of older events follows.
     for (const [view, t] of result.newestEventTime) {
       if (t <= (newestApplied.get(view) ?? Number.NEGATIVE_INFINITY)) continue;

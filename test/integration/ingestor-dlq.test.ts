@@ -112,6 +112,11 @@ describe('ingestor: dead letters, push and training rows', { timeout: 120_000 },
       metrics,
       /tessera_ingestor_events_total\{view="user_transaction_features",outcome="applied"\} 3/,
     );
+    // Four undecodable or invalid records and two rejected (late, future) by the one view.
+    assert.match(
+      metrics,
+      /tessera_ingestor_events_total\{view="user_transaction_features",outcome="dlq"\} 6\n/,
+    );
     // Event -> Redis latency of the three good records only: the dead letters never reach Redis.
     assert.match(metrics, /^tessera_ingestor_event_to_redis_seconds_count 3$/m);
     assert.equal((await fetch(`${opsUrl(ingestor.output())}/ready`)).status, 200);

@@ -12,7 +12,13 @@ import {
   type TrainingRow,
   type ViewRuntime,
 } from '../../../services/ingestor/apply-batch.ts';
-import { decodeState, emptyState, encodeState } from '../../../shared/engine/index.ts';
+import {
+  decodeState,
+  emptyState,
+  encodeState,
+  planView,
+  type ViewPlan,
+} from '../../../shared/engine/index.ts';
 import type { LoadedState, SaveRequest } from '../../../shared/state-store/redis-state-store.ts';
 import type { FraudEvent } from '../../../shared/synth/fraud-events.ts';
 import { seededRng } from '../../../shared/synth/random.ts';
@@ -22,7 +28,9 @@ import { naiveFraudValue, sameValue } from '../../support/naive-reference.ts';
 const plan = fraudPlan('exact');
 
 /** Stores encoded blobs like Redis does, so a reload decodes what was saved. */
-function memoryStore(): StateStore & { blobs: Map<string, { version: number; blob: Buffer }> } {
+function memoryStore(
+  storePlan: ViewPlan = plan,
+): StateStore & { blobs: Map<string, { version: number; blob: Buffer }> } {
   const blobs = new Map<string, { version: number; blob: Buffer }>();
   return {
     blobs,
@@ -33,8 +41,8 @@ function memoryStore(): StateStore & { blobs: Map<string, { version: number; blo
         out.set(
           e,
           saved
-            ? { version: saved.version, state: decodeState(plan, saved.blob) }
-            : { version: 0, state: emptyState(plan) },
+            ? { version: saved.version, state: decodeState(storePlan, saved.blob) }
+            : { version: 0, state: emptyState(storePlan) },
         );
       }
       return out;
@@ -48,7 +56,7 @@ function memoryStore(): StateStore & { blobs: Map<string, { version: number; blo
           conflicts.push(r.entity);
           continue;
         }
-        blobs.set(r.entity, { version: current + 1, blob: Buffer.from(encodeState(plan, r.state)) });
+        blobs.set(r.entity, { version: current + 1, blob: Buffer.from(encodeState(storePlan, r.state)) });
         versions.set(r.entity, current + 1);
       }
       return { conflicts, versions };
@@ -178,6 +186,47 @@ test('late events are dead-lettered before any state is written, and a failed ha
   );
   assert.equal(result.applied.get(plan.view.name), 40);
   assert.equal(store.blobs.size, 3);
+});
+
+test('an event late for one view only is dead-lettered once and counted against that view alone', async () => {
+  // Two views on one source; the second allows 100 hours of lateness and applies the event.
+  const lenient = planView({ ...plan.view, name: 'lenient', allowedLatenessMs: 100 * HOUR });
+  const views: ViewRuntime[] = [
+    { plan, store: memoryStore() },
+    { plan: lenient, store: memoryStore(lenient) },
+  ];
+  const late = withLate().length - 1;
+  const handed: number[] = [];
+  const result = await applyBatch(views, withLate(), clock, null, undefined, async (rejected) => {
+    handed.push(...rejected.map((r) => r.index));
+  });
+  assert.deepEqual(handed, [late], 'one dead letter');
+  assert.deepEqual([...result.rejectedByView], [[plan.view.name, 1]]);
+  assert.equal(result.applied.get(plan.view.name), 40);
+  assert.equal(result.applied.get('lenient'), 41);
+
+  // Too far in the future (wall clock) is every view's rejection.
+  const future = withLate();
+  const wall = { mode: 'wall' as const, now: future[0]!.ts };
+  const both = await applyBatch(
+    [
+      { plan, store: memoryStore() },
+      { plan: lenient, store: memoryStore(lenient) },
+    ],
+    future.slice(0, 2).map((e, i) => (i === 1 ? { ...e, ts: wall.now + 10 * HOUR } : e)),
+    wall,
+  );
+  assert.deepEqual(
+    both.rejected.map((r) => r.reason),
+    ['future'],
+  );
+  assert.deepEqual(
+    [...both.rejectedByView],
+    [
+      [plan.view.name, 1],
+      ['lenient', 1],
+    ],
+  );
 });
 
 /** A row sink keeping copies of the rows it is handed. */
