@@ -45,7 +45,9 @@ export function buildApp(options: AppOptions): FastifyInstance {
   const { definitions, metrics, logger, probe } = options;
   const clock = options.clock ?? Date.now;
   const reader = new OnlineReader(options.redis, definitions, options.redisKeyPrefix, probe?.redis ?? null);
-  const openapi = JSON.stringify(openApiDocument(definitions, options.maxEntities));
+  const openapi = JSON.stringify(
+    openApiDocument(definitions, options.maxEntities, options.pusher?.pushable()),
+  );
   // One bound histogram per view: an observe with a labels object rebuilt the label set and its
   // closure for every entity row (a batch observes 100 ages).
   const ageOf = new Map(

@@ -2,7 +2,17 @@
 // names are filled in from the loaded definitions, so the document lists what this server serves.
 import type { Definitions } from '../../shared/definitions/schema.ts';
 
-export function openApiDocument(definitions: Definitions, maxEntities: number): Record<string, unknown> {
+/**
+ * `pushable`: the sources /push takes (avro-confluent ones only with a schema registry); default
+ * every source of another format.
+ */
+export function openApiDocument(
+  definitions: Definitions,
+  maxEntities: number,
+  pushable: readonly string[] = definitions.sources
+    .filter((s) => s.format !== 'avro-confluent')
+    .map((s) => s.name),
+): Record<string, unknown> {
   const featureRefs = definitions.views.flatMap((v) => v.features.map((f) => f.ref));
   const joinKeys = [...new Set(definitions.views.map((v) => v.entity.joinKey))];
   const error = { $ref: '#/components/schemas/Error' };
@@ -114,11 +124,8 @@ export function openApiDocument(definitions: Definitions, maxEntities: number): 
           required: ['push_source_name', 'df'],
           additionalProperties: false,
           properties: {
-            // Avro-Confluent sources are not pushable (their records need a registry schema id).
-            push_source_name: {
-              type: 'string',
-              enum: definitions.sources.filter((s) => s.format !== 'avro-confluent').map((s) => s.name),
-            },
+            // Avro-Confluent sources are pushable only with a schema registry (for the schema id).
+            push_source_name: { type: 'string', enum: [...pushable] },
             df: {
               type: 'object',
               additionalProperties: { type: 'array' },

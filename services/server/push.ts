@@ -3,7 +3,10 @@
 // (ingestor -> Redis, flusher -> offline store) and can never skew the two.
 import type { Producer } from 'kafkajs';
 import { z } from 'zod';
+import { assertCoversSource, compileAvroSchema } from '../../shared/codecs/avro-codec.ts';
+import { frameConfluent } from '../../shared/codecs/confluent-frame.ts';
 import { createEncoder, type Encoder } from '../../shared/codecs/index.ts';
+import { latestSchema } from '../../shared/codecs/schema-registry.ts';
 import { createValidator, type RecordValidator } from '../../shared/codecs/validate.ts';
 import { topicName } from '../../shared/config/clients.ts';
 import type { Config } from '../../shared/config/index.ts';
@@ -33,8 +36,20 @@ interface SourceCodec {
   encoder: Encoder;
 }
 
+/** How long the latest registry schema of an avro-confluent source is used before asking again. */
+export const REGISTRY_SCHEMA_TTL_MS = 60_000;
+
+/** An avro-confluent source, pushed with the latest schema of its topic's value subject. */
+interface RegistrySource {
+  source: SourceDef;
+  validate: RecordValidator;
+  codec: SourceCodec | null;
+  until: number;
+}
+
 export class Pusher {
   private readonly codecs = new Map<string, SourceCodec>();
+  private readonly viaRegistry = new Map<string, RegistrySource>();
   /** The producer's connection, made on first need and again after a failed or lost one. */
   private connection: Promise<void> | null = null;
 
@@ -54,6 +69,46 @@ export class Pusher {
           validate: createValidator(source),
           encoder: createEncoder(source, { definitionsDir }),
         });
+      else if (config.schemaRegistryUrl !== '')
+        this.viaRegistry.set(source.name, {
+          source,
+          validate: createValidator(source),
+          codec: null,
+          until: 0,
+        });
+  }
+
+  /** Sources a push may name. */
+  pushable(): string[] {
+    return [...this.codecs.keys(), ...this.viaRegistry.keys()];
+  }
+
+  /**
+   * An avro-confluent source's codec: the latest schema registered under `<topic>-value` (the
+   * subject Confluent's serializers use by default), its id in each frame. Asked again after
+   * REGISTRY_SCHEMA_TTL_MS, so a new schema version is picked up; a registry down answers 503.
+   */
+  private async registryCodec(name: string): Promise<SourceCodec | undefined> {
+    const entry = this.viaRegistry.get(name);
+    if (!entry) return undefined;
+    if (entry.codec !== null && entry.until > Date.now()) return entry.codec;
+    const { source } = entry;
+    const subject = `${topicName(this.config, source.topic)}-value`;
+    const latest = await latestSchema(this.config.schemaRegistryUrl, subject);
+    if (latest === undefined)
+      throw invalid(
+        `push_source_name: the schema registry has no Avro schema under subject ${subject}; register the source's schema there first`,
+        'push_source_name',
+      );
+    const avro = compileAvroSchema(latest.schema, `schema id ${latest.id} (subject ${subject})`, source);
+    assertCoversSource(avro, source);
+    entry.codec = {
+      source,
+      validate: entry.validate,
+      encoder: { source, encode: (record) => frameConfluent(latest.id, avro.write(record)) },
+    };
+    entry.until = Date.now() + REGISTRY_SCHEMA_TTL_MS;
+    return entry.codec;
   }
 
   /**
@@ -80,10 +135,10 @@ export class Pusher {
       throw invalid(`${path}: ${issue.message}`, path);
     }
     const { push_source_name: name, df } = parsed.data;
-    const codec = this.codecs.get(name);
+    const codec = this.codecs.get(name) ?? (await this.registryCodec(name));
     if (!codec)
       throw invalid(
-        `push_source_name: unknown or unpushable source "${name}"; pushable sources: ${[...this.codecs.keys()].join(', ') || 'none'} (avro-confluent sources need a schema registry id)`,
+        `push_source_name: unknown or unpushable source "${name}"; pushable sources: ${this.pushable().join(', ') || 'none'} (avro-confluent sources need TESSERA_SCHEMA_REGISTRY_URL)`,
         'push_source_name',
       );
     const columns = Object.entries(df);

@@ -146,3 +146,46 @@ export async function registerSchema(
   }
   return id;
 }
+
+/**
+ * The latest schema of a subject (GET <url>/subjects/<subject>/versions/latest), or undefined when
+ * the registry has no such subject; unreachable or failing: a retriable error.
+ */
+export async function latestSchema(
+  url: string,
+  subject: string,
+  timeoutMs = DEFAULT_REGISTRY_TIMEOUT_MS,
+): Promise<{ id: number; schema: string } | undefined> {
+  const target = `${url.replace(/\/+$/, '')}/subjects/${encodeURIComponent(subject)}/versions/latest`;
+  let response: Response;
+  try {
+    response = await fetch(target, {
+      headers: { accept: 'application/vnd.schemaregistry.v1+json, application/json' },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (cause) {
+    throw new TesseraError(
+      'SERVICE_UNAVAILABLE',
+      `schema registry ${target} unreachable (timeout ${timeoutMs} ms): ${(cause as Error).message}; check TESSERA_SCHEMA_REGISTRY_URL`,
+      { retriable: true, cause, context: { url: target, subject } },
+    );
+  }
+  if (response.status === 404) {
+    await response.body?.cancel();
+    return undefined;
+  }
+  const body = (await response.json().catch(() => null)) as {
+    id?: unknown;
+    schema?: unknown;
+    schemaType?: unknown;
+  } | null;
+  if (!response.ok || body === null || typeof body.id !== 'number' || typeof body.schema !== 'string') {
+    throw new TesseraError(
+      'SERVICE_UNAVAILABLE',
+      `schema registry ${target} answered HTTP ${response.status} without an id and a schema`,
+      { retriable: response.status >= 500 || response.status === 429, context: { url: target, subject } },
+    );
+  }
+  if (body.schemaType !== undefined && body.schemaType !== 'AVRO') return undefined;
+  return { id: body.id, schema: body.schema };
+}

@@ -1,6 +1,7 @@
 // A small Confluent-compatible schema registry on loopback for integration tests: registers schemas
 // under subjects (POST /subjects/<subject>/versions, the same id again for a schema it holds) and
-// serves them by id (GET /schemas/ids/<id>). Only what Tessera's services call.
+// serves them by id (GET /schemas/ids/<id>) and a subject's latest
+// (GET /subjects/<subject>/versions/latest). Only what Tessera's services call.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -26,6 +27,16 @@ export async function startTestRegistry(): Promise<TestRegistry> {
       const schema = schemas.get(Number(byId[1]));
       if (schema === undefined) reply(404, { error_code: 40403, message: 'Schema not found' });
       else reply(200, { schema });
+      return;
+    }
+    const latest = /^\/subjects\/([^/]+)\/versions\/latest$/.exec(req.url ?? '');
+    if (req.method === 'GET' && latest) {
+      const ids = subjects.get(decodeURIComponent(latest[1]!));
+      if (ids === undefined) reply(404, { error_code: 40401, message: 'Subject not found' });
+      else {
+        const id = ids[ids.length - 1]!;
+        reply(200, { subject: decodeURIComponent(latest[1]!), version: ids.length, id, schema: schemas.get(id) });
+      }
       return;
     }
     const versions = /^\/subjects\/([^/]+)\/versions$/.exec(req.url ?? '');
