@@ -35,7 +35,12 @@ export async function startTestRegistry(): Promise<TestRegistry> {
       if (ids === undefined) reply(404, { error_code: 40401, message: 'Subject not found' });
       else {
         const id = ids[ids.length - 1]!;
-        reply(200, { subject: decodeURIComponent(latest[1]!), version: ids.length, id, schema: schemas.get(id) });
+        reply(200, {
+          subject: decodeURIComponent(latest[1]!),
+          version: ids.length,
+          id,
+          schema: schemas.get(id),
+        });
       }
       return;
     }
