@@ -11,23 +11,38 @@ export type SchemaLookup = (id: number) => Promise<string | undefined>;
 
 export const DEFAULT_REGISTRY_TIMEOUT_MS = 5000;
 
+const REGISTRY_JSON = 'application/vnd.schemaregistry.v1+json';
+
+/** One request to the registry; no answer within the timeout is a retriable SERVICE_UNAVAILABLE. */
+async function askRegistry(
+  target: string,
+  timeoutMs: number,
+  context: Record<string, unknown>,
+  body?: string,
+): Promise<Response> {
+  try {
+    return await fetch(target, {
+      headers: {
+        accept: `${REGISTRY_JSON}, application/json`,
+        ...(body === undefined ? {} : { 'content-type': REGISTRY_JSON }),
+      },
+      ...(body === undefined ? {} : { method: 'POST', body }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (cause) {
+    throw new TesseraError(
+      'SERVICE_UNAVAILABLE',
+      `schema registry ${target} unreachable (timeout ${timeoutMs} ms): ${(cause as Error).message}; check TESSERA_SCHEMA_REGISTRY_URL`,
+      { retriable: true, cause, context: { url: target, ...context } },
+    );
+  }
+}
+
 export function registryLookup(url: string, timeoutMs = DEFAULT_REGISTRY_TIMEOUT_MS): SchemaLookup {
   const base = url.replace(/\/+$/, '');
   return async (id) => {
     const target = `${base}/schemas/ids/${id}`;
-    let response: Response;
-    try {
-      response = await fetch(target, {
-        headers: { accept: 'application/vnd.schemaregistry.v1+json, application/json' },
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-    } catch (cause) {
-      throw new TesseraError(
-        'SERVICE_UNAVAILABLE',
-        `schema registry ${target} unreachable (timeout ${timeoutMs} ms): ${(cause as Error).message}; check schemaRegistryUrl`,
-        { retriable: true, cause, context: { url: target, schemaId: id } },
-      );
-    }
+    const response = await askRegistry(target, timeoutMs, { schemaId: id });
     if (response.status === 404) {
       await response.body?.cancel();
       return undefined;
@@ -100,24 +115,7 @@ export async function registerSchema(
   timeoutMs = DEFAULT_REGISTRY_TIMEOUT_MS,
 ): Promise<number> {
   const target = `${url.replace(/\/+$/, '')}/subjects/${encodeURIComponent(subject)}/versions`;
-  let response: Response;
-  try {
-    response = await fetch(target, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/vnd.schemaregistry.v1+json',
-        accept: 'application/vnd.schemaregistry.v1+json, application/json',
-      },
-      body: JSON.stringify({ schema }),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-  } catch (cause) {
-    throw new TesseraError(
-      'SERVICE_UNAVAILABLE',
-      `schema registry ${target} unreachable (timeout ${timeoutMs} ms): ${(cause as Error).message}; check TESSERA_SCHEMA_REGISTRY_URL`,
-      { retriable: true, cause, context: { url: target, subject } },
-    );
-  }
+  const response = await askRegistry(target, timeoutMs, { subject }, JSON.stringify({ schema }));
   const text = await response.text().catch(() => '');
   if (!response.ok) {
     const refused = response.status === 409 || response.status === 422;
@@ -157,19 +155,7 @@ export async function latestSchema(
   timeoutMs = DEFAULT_REGISTRY_TIMEOUT_MS,
 ): Promise<{ id: number; schema: string } | undefined> {
   const target = `${url.replace(/\/+$/, '')}/subjects/${encodeURIComponent(subject)}/versions/latest`;
-  let response: Response;
-  try {
-    response = await fetch(target, {
-      headers: { accept: 'application/vnd.schemaregistry.v1+json, application/json' },
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-  } catch (cause) {
-    throw new TesseraError(
-      'SERVICE_UNAVAILABLE',
-      `schema registry ${target} unreachable (timeout ${timeoutMs} ms): ${(cause as Error).message}; check TESSERA_SCHEMA_REGISTRY_URL`,
-      { retriable: true, cause, context: { url: target, subject } },
-    );
-  }
+  const response = await askRegistry(target, timeoutMs, { subject });
   if (response.status === 404) {
     await response.body?.cancel();
     return undefined;
