@@ -6,7 +6,7 @@
 // inserted into the mirror in place: O(events between it and the newest) for count, sums,
 // moments and distinct counts, O(window) for min, max and the ordered aggregations. Only a
 // compaction of the state's array, or a mirror grown full, rebuilds the mirror.
-import type { FeatureValue, StoredEvent } from './acc.ts';
+import type { FeatureValue, StoredEvent, Value } from './acc.ts';
 import type { ViewPlan } from './plan.ts';
 import { type ColumnData, newColumns, Slider, setColumnValue } from './sliding.ts';
 import { type EntityState, readFeatures } from './state.ts';
@@ -14,7 +14,7 @@ import { type EntityState, readFeatures } from './state.ts';
 export class BeforeEventReader {
   private ts = new Float64Array(0);
   private columns: ColumnData[] = [];
-  private dicts: Map<string | boolean, number>[] = [];
+  private dicts: Map<Value, number>[] = [];
   private sliders: { slider: Slider; index: number; out: Float64Array | FeatureValue[] }[] = [];
   /** Index in state.events of mirror position 0, the array mirrored, and how many are mirrored. */
   private base = 0;

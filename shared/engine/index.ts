@@ -13,6 +13,7 @@ export {
   featuresBeforeEachByEntity,
   featuresBeforeEachColumnar,
   featuresBeforeEachColumns,
+  numericColumns,
   toEventColumns,
 } from './sliding.ts';
 export {

@@ -21,7 +21,22 @@ export interface EventColumns extends RowOrderInput {
   columns: ColumnData[];
 }
 
-const NUMERIC_TYPES = new Set(['int64', 'double', 'timestamp']);
+/**
+ * Per plan column: held as numbers (a Float64Array) or by dictionary. double and timestamp values
+ * are always numbers. An int64 value beyond 2^53 is an exact decimal string, so an int64 column is
+ * held as numbers only where sum, avg, min, max, stddev or variance read it (the validator refuses
+ * such values there); elsewhere (ids counted distinct, last, last_n) by dictionary, which keeps them.
+ */
+export function numericColumns(plan: ViewPlan): boolean[] {
+  return plan.columns.map((name, c) => {
+    const type = plan.view.source.schema[name];
+    if (type === 'double' || type === 'timestamp') return true;
+    if (type !== 'int64') return false;
+    return plan.features.some(
+      (f) => f.column === c && (f.acc === 'sum' || f.acc === 'moments' || f.acc === 'min' || f.acc === 'max'),
+    );
+  });
+}
 
 /** Lays out events (keys[i] is the entity of events[i]) as typed columns, in one sequential pass. */
 export function toEventColumns(
@@ -36,7 +51,7 @@ export function toEventColumns(
   const partition = new Int32Array(n);
   const offset = new Float64Array(n);
   const columns = newColumns(plan, n);
-  const dicts = columns.map(() => new Map<string | boolean, number>());
+  const dicts = columns.map(() => new Map<Value, number>());
   for (let i = 0; i < n; i++) {
     const e = events[i]!;
     let id = ids.get(keys[i]!);
@@ -53,11 +68,11 @@ export function toEventColumns(
   return { n, entities: ids.size, entity, ts, partition, offset, columns };
 }
 
-/** Empty typed columns for the plan's columns: numeric schema types as numbers, the rest (strings, booleans) by dictionary. */
+/** Empty typed columns for the plan's columns: as numbers or by dictionary (numericColumns). */
 export function newColumns(plan: ViewPlan, capacity: number): ColumnData[] {
-  return plan.columns.map(
-    (name): ColumnData =>
-      NUMERIC_TYPES.has(plan.view.source.schema[name] ?? '')
+  return numericColumns(plan).map(
+    (numeric): ColumnData =>
+      numeric
         ? { kind: 'num', values: new Float64Array(capacity) }
         : { kind: 'str', ids: new Int32Array(capacity), dict: [] },
   );
@@ -66,13 +81,13 @@ export function newColumns(plan: ViewPlan, capacity: number): ColumnData[] {
 /** Stores value `v` at row i (NaN / -1 for null or a value of another type); `dict` indexes column.dict. */
 export function setColumnValue(
   column: ColumnData,
-  dict: Map<string | boolean, number>,
+  dict: Map<Value, number>,
   i: number,
   v: Value | null | undefined,
 ): void {
   if (column.kind === 'num') {
     column.values[i] = typeof v === 'number' ? v : Number.NaN;
-  } else if (typeof v === 'string' || typeof v === 'boolean') {
+  } else if (v !== null && v !== undefined) {
     let code = dict.get(v);
     if (code === undefined) {
       code = column.dict.push(v) - 1;

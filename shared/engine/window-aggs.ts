@@ -9,10 +9,13 @@ import { addExact, addExactSquare, ExactAccumulator } from './exact-sum.ts';
 import { hllAdd, hllEstimate } from './hll.ts';
 import type { FeaturePlan } from './plan.ts';
 
-/** A numeric column (NaN = null) or a dictionary-encoded column of strings or booleans (-1 = null). */
+/**
+ * A numeric column (NaN = null) or a dictionary-encoded one (-1 = null): strings, booleans, or
+ * int64 values (numbers, and exact decimal strings beyond 2^53) that no numeric aggregation reads.
+ */
 export type ColumnData =
   | { kind: 'num'; values: Float64Array }
-  | { kind: 'str'; ids: Int32Array; dict: (string | boolean)[] };
+  | { kind: 'str'; ids: Int32Array; dict: Value[] };
 
 /** A column of feature values: a Float64Array when the feature can only be a number (no boxing). */
 export type FeatureColumn = Float64Array | FeatureValue[];

@@ -2,7 +2,9 @@
 // folder per UTC day of event time, columns = rawEventColumns(source). Backfills and point-in-time
 // retrieval read it; the day folders let a reader skip every day outside the time range it needs.
 import type * as arrow from 'apache-arrow';
+import { int64Value } from '../codecs/int64.ts';
 import type { SourceDef } from '../definitions/schema.ts';
+import type { Value } from '../engine/index.ts';
 import { TesseraError } from '../errors.ts';
 import { rawEventColumns, SOURCE_OFFSET, SOURCE_PARTITION } from './feature-columns.ts';
 import type { ObjectStore } from './object-store.ts';
@@ -226,21 +228,22 @@ export function rawBatchFromRecords<R extends object>(
 }
 
 /**
- * A string (or bool) column as ids into a dictionary shared across objects (`codes` maps a value
- * to its id, `dict` is the inverse; both grow), -1 for null. Booleans stay booleans. ASCII data is
- * decoded once per chunk and cut with substring, which is many times faster than decoding each
- * value.
+ * A string, bool or int64 column as ids into a dictionary shared across objects (`codes` maps a
+ * value to its id, `dict` is the inverse; both grow), -1 for null. Values are the engine's:
+ * booleans stay booleans, int64 values are numbers while exact and decimal strings beyond 2^53.
+ * ASCII data is decoded once per chunk and cut with substring, which is many times faster than
+ * decoding each value.
  */
 export function stringColumnIds(
   table: arrow.Table,
   name: string,
-  codes: Map<string | boolean, number>,
-  dict: (string | boolean)[],
+  codes: Map<Value, number>,
+  dict: Value[],
 ): Int32Array {
   const vector = table.getChild(name);
   if (!vector) throw new TesseraError('INVALID_ARGUMENT', `table has no column ${name}`);
   const out = new Int32Array(table.numRows);
-  const idOf = (text: string | boolean): number => {
+  const idOf = (text: Value): number => {
     let id = codes.get(text);
     if (id === undefined) {
       id = dict.push(text) - 1;
@@ -263,7 +266,10 @@ export function stringColumnIds(
     } else {
       for (let i = 0; i < n; i++) {
         const v = vector.get(at + i) as unknown;
-        out[at + i] = v === null || v === undefined ? -1 : idOf(typeof v === 'boolean' ? v : String(v));
+        out[at + i] =
+          v === null || v === undefined
+            ? -1
+            : idOf(typeof v === 'boolean' ? v : typeof v === 'bigint' ? int64Value(v) : String(v));
       }
     }
     at += n;

@@ -34,12 +34,12 @@ export function earliestNeeded(plan: ViewPlan, t: number): number {
 /**
  * Answers every query of a shard. `plan` must not cap events per entity (offline reads see the
  * whole log). Events repeated with the same (partition, offset) count once. `dicts[c]` decodes the
- * ids of string or bool column c. Calls `onEntity` with the number of queries answered, per entity.
+ * ids of dictionary column c. Calls `onEntity` with the number of queries answered, per entity.
  */
 export function answerShard(
   plan: ViewPlan,
   events: ShardEvents,
-  dicts: readonly (readonly (string | boolean)[] | null)[],
+  dicts: readonly (readonly Value[] | null)[],
   queries: ShardQueries,
   sink: AnswerSink,
   onEntity?: (answered: number) => void,

@@ -7,7 +7,7 @@
 // Memory: O(labels) for the entity dataframe and the answers + one decoded raw-log object + one
 // shard's events (at most `maxShardEvents` on average) + one entity's engine state.
 import type { Definitions, ViewDef } from '../definitions/schema.ts';
-import { planView, type ViewPlan } from '../engine/index.ts';
+import { numericColumns, planView, type Value, type ViewPlan } from '../engine/index.ts';
 import { TesseraError } from '../errors.ts';
 import type { ObjectStore } from '../offline/object-store.ts';
 import { listRawLog, numericColumn, readRawLog, stringColumnIds } from '../offline/raw-log.ts';
@@ -261,14 +261,14 @@ async function routeEvents(
   shards: number,
 ): Promise<{
   shards: EventShards;
-  dicts: ((string | boolean)[] | null)[];
+  dicts: (Value[] | null)[];
   counts: { objectsRead: number; eventsRead: number; eventsUsed: number };
 }> {
-  const schema = view.source.schema;
-  const numeric = plan.columns.map((c) => schema[c] !== 'string' && schema[c] !== 'bool');
+  // The columns the engine holds as numbers (the others by dictionary), as online.
+  const numeric = numericColumns(plan);
   const store = new EventShards(shards, numeric, request.tempDir);
-  const dicts: ((string | boolean)[] | null)[] = plan.columns.map((_, c) => (numeric[c] ? null : []));
-  const codes = plan.columns.map(() => new Map<string | boolean, number>());
+  const dicts: (Value[] | null)[] = plan.columns.map((_, c) => (numeric[c] ? null : []));
+  const codes = plan.columns.map(() => new Map<Value, number>());
   const progress = createProgress('reading raw log', objects.length, {
     enabled: request.progress !== false,
     unit: 'objects',

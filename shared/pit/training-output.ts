@@ -17,6 +17,8 @@ export class FeatureTable {
   private readonly nums: (Float64Array | null)[];
   private readonly valid: (Uint8Array | null)[];
   private readonly other: (FeatureValue[] | null)[];
+  /** int64 values beyond 2^53 (exact decimal strings), by row, per int64 feature that had one. */
+  private readonly big: (Map<number, string> | undefined)[];
 
   constructor(
     plan: ViewPlan,
@@ -28,6 +30,7 @@ export class FeatureTable {
     this.nums = numeric.map((yes) => (yes ? new Float64Array(n) : null));
     this.valid = numeric.map((yes) => (yes ? new Uint8Array(n) : null));
     this.other = numeric.map((yes) => (yes ? null : new Array<FeatureValue>(n).fill(null)));
+    this.big = numeric.map(() => undefined);
   }
 
   set(row: number, values: readonly FeatureValue[]): void {
@@ -38,6 +41,15 @@ export class FeatureTable {
         if (typeof v === 'number') {
           nums[row] = v;
           this.valid[f]![row] = 1;
+        } else if (typeof v === 'string' && this.specs[f]!.type === 'int64') {
+          // last, first, min or max of an int64 column beyond 2^53: kept exact.
+          let big = this.big[f];
+          if (big === undefined) {
+            big = new Map();
+            this.big[f] = big;
+          }
+          big.set(row, v);
+          this.valid[f]![row] = 1;
         }
       } else this.other[f]![row] = v;
     }
@@ -46,7 +58,7 @@ export class FeatureTable {
   /** Value of feature f at a row, for checks and CSV. */
   get(f: number, row: number): FeatureValue {
     const nums = this.nums[f];
-    if (nums) return this.valid[f]![row] ? nums[row]! : null;
+    if (nums) return this.valid[f]![row] ? (this.big[f]?.get(row) ?? nums[row]!) : null;
     return this.other[f]![row] ?? null;
   }
 
@@ -59,6 +71,7 @@ export class FeatureTable {
       if (spec.type === 'int64') {
         const out = new BigInt64Array(this.n);
         for (let i = 0; i < this.n; i++) if (valid[i]) out[i] = BigInt(nums[i]!);
+        for (const [i, text] of this.big[f] ?? []) out[i] = BigInt(text);
         return { values: out, valid };
       }
       return { values: nums, valid };

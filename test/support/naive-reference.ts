@@ -9,8 +9,8 @@ export interface NaiveEvent {
   partition: number;
   offset: number;
   amount: number | null;
-  /** A string, or a boolean when the tests declare the column bool. */
-  merchant: string | boolean | null;
+  /** A string, or a boolean or an int64 (number or decimal string) when the tests declare it so. */
+  merchant: string | number | boolean | null;
 }
 
 export interface NaiveFeature {

@@ -43,12 +43,14 @@ const FEATURES = `
 `;
 const LATENESS = 20 * MIN;
 /**
- * The merchant column as a string column, and declared bool: booleans take the same paths
- * (dictionary columns, distinct sets, first/last/last_n, the state bytes) and must stay booleans.
+ * The merchant column as a string column, declared bool, and declared int64 (ids: numbers while
+ * exact, decimal strings beyond 2^53, as the validator gives them). Each takes the same paths
+ * (dictionary columns, distinct sets, first/last/last_n, the state bytes) and must keep its values.
  */
 const MERCHANTS = [
   { type: 'string', values: ['a', 'b', 'c', 'd', 'e', 'f', null] },
   { type: 'bool', values: [true, false, null] },
+  { type: 'int64', values: [1, 2, -7, '9007199254740993', '9007199254740995', '-9223372036854775808', null] },
 ] as const;
 
 for (const merchants of MERCHANTS) {
@@ -72,7 +74,7 @@ for (const merchants of MERCHANTS) {
         ),
         delay: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: LATENESS - 1 })),
         cents: fc.integer({ min: -5000, max: 500_000 }),
-        merchant: fc.constantFrom<string | boolean | null>(...merchants.values),
+        merchant: fc.constantFrom<string | number | boolean | null>(...merchants.values),
         partition: fc.integer({ min: 0, max: 1 }),
       }),
       { maxLength: 80, size: 'max' },

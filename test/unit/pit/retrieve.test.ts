@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { columnFromValues } from '../../../services/flusher/columns.ts';
 import { loadDefinitionsFile, parseDefinitions } from '../../../shared/definitions/load.ts';
 import type { Definitions } from '../../../shared/definitions/schema.ts';
 import {
@@ -254,5 +255,87 @@ views:
       };
       assert.deepEqual(got, want, `row ${row}: user ${a.user} at ${new Date(a.t).toISOString()}`);
     });
+  });
+
+  it('keeps int64 ids beyond 2^53 exact: distinct counts, last and last_n equal the online values', async () => {
+    // Such ids are exact decimal strings online; read back as doubles, 2^53 and 2^53 + 1 were one.
+    const defs = parseDefinitions(`
+version: 1
+project: i
+entities: [{ name: user, join_key: user_id, type: int64 }]
+sources:
+  - { name: logins, topic: logins, format: json, key_field: user_id, timestamp_field: event_timestamp,
+      schema: { user_id: int64, event_timestamp: timestamp, device: int64 } }
+views:
+  - name: device_features
+    entity: user
+    source: logins
+    features:
+      - { name: devices, aggregation: count_distinct, column: device, window: 1h }
+      - { name: last_device, aggregation: last, column: device, window: 1h }
+      - { name: recent, aggregation: last_n, column: device, window: 1h, n: 3 }
+`);
+    const source = defs.sources[0]!;
+    const t0 = Date.UTC(2026, 0, 6);
+    const devices: (number | string)[] = [
+      7,
+      '9007199254740992',
+      '9007199254740993',
+      '-9223372036854775808',
+      42,
+    ];
+    const logins = Array.from({ length: 300 }, (_, i) => ({
+      user_id: 1 + (i % 4),
+      event_timestamp: t0 + i * 60_000,
+      device: devices[(i * 7 + Math.floor(i / 4)) % devices.length]!,
+    }));
+    const offsetOf = new Map(logins.map((l, i) => [l, i]));
+    const store = new LocalObjectStore(join(dir, 'int64-ids'));
+    const records = rawBatchFromRecords(source, logins, (l) => ({ partition: 0, offset: offsetOf.get(l)! }));
+    // As the flusher writes the raw log: int64 decimal strings as exact 64-bit values.
+    const batch = {
+      ...records,
+      columns: {
+        ...records.columns,
+        device: columnFromValues(
+          { name: 'device', type: 'int64' },
+          logins.map((l) => l.device),
+        ),
+      },
+    };
+    await writeRawLog(store, source, batch, 'part-0');
+    const labels = join(dir, 'int64-labels.csv');
+    const asks = logins
+      .filter((_, i) => i % 7 === 0)
+      .map((l) => ({ user: l.user_id, t: l.event_timestamp + 1 }));
+    writeFileSync(
+      labels,
+      `user_id,event_timestamp\n${asks.map((a) => `${a.user},${new Date(a.t).toISOString()}`).join('\n')}\n`,
+    );
+    const out = join(dir, 'int64-out.parquet');
+    await retrieveHistorical({ store, definitions: defs, entities: labels, out, progress: false });
+    const table = readParquet(new Uint8Array(readFileSync(out)));
+    let sawBoth = false;
+    asks.forEach((a, row) => {
+      const seen = logins
+        .filter((l) => l.user_id === a.user && l.event_timestamp >= a.t - HOUR && l.event_timestamp < a.t)
+        .map((l) => l.device);
+      sawBoth ||= seen.includes('9007199254740992') && seen.includes('9007199254740993');
+      const last = table.getChild('last_device')!.get(row) as bigint | null;
+      assert.deepEqual(
+        {
+          devices: Number(table.getChild('devices')!.get(row)),
+          last: last === null ? null : String(last),
+          recent: table.getChild('recent')!.get(row),
+        },
+        {
+          devices: new Set(seen).size,
+          last: seen.length === 0 ? null : String(seen.at(-1)),
+          recent: JSON.stringify(seen.slice(-3)),
+        },
+        `row ${row}: user ${a.user} at ${new Date(a.t).toISOString()}`,
+      );
+    });
+    assert.ok(sawBoth, 'some window holds both 2^53 and 2^53 + 1');
   });
 });
