@@ -188,6 +188,32 @@ describe('point-in-time retrieval (local raw log)', () => {
     );
   });
 
+  /**
+   * Point-in-time retrieval of `defs`' only view over `batch` (a raw-log part of its source) for
+   * a label 1 ms after every `every`-th record; returns the labels and the output table.
+   */
+  async function retrieveAfter<R extends { user_id: number; event_timestamp: number }>(
+    tag: string,
+    defs: Definitions,
+    records: readonly R[],
+    batch: Parameters<typeof writeRawLog>[2],
+    every: number,
+  ) {
+    const own = new LocalObjectStore(join(dir, tag));
+    await writeRawLog(own, defs.sources[0]!, batch, 'part-0');
+    const asks = records
+      .filter((_, i) => i % every === 0)
+      .map((r) => ({ user: r.user_id, t: r.event_timestamp + 1 }));
+    const labels = join(dir, `${tag}-labels.csv`);
+    writeFileSync(
+      labels,
+      `user_id,event_timestamp\n${asks.map((a) => `${a.user},${new Date(a.t).toISOString()}`).join('\n')}\n`,
+    );
+    const out = join(dir, `${tag}-out.parquet`);
+    await retrieveHistorical({ store: own, definitions: defs, entities: labels, out, progress: false });
+    return { asks, table: readParquet(new Uint8Array(readFileSync(out))) };
+  }
+
   it('reads a bool column back as booleans: last, first, count_distinct and last_n over it', async () => {
     // A bool column's values once reached the engine as nulls (only numbers and strings were kept).
     const defs = parseDefinitions(`
@@ -216,24 +242,8 @@ views:
       card_present: i % 11 === 0 ? null : (i * 7919) % 5 < 2,
     }));
     const offsetOf = new Map(cards.map((c, i) => [c, i]));
-    const bools = new LocalObjectStore(join(dir, 'bools'));
-    await writeRawLog(
-      bools,
-      source,
-      rawBatchFromRecords(source, cards, (c) => ({ partition: 0, offset: offsetOf.get(c)! })),
-      'part-0',
-    );
-    const labels = join(dir, 'bool-labels.csv');
-    const asks = cards
-      .filter((_, i) => i % 5 === 0)
-      .map((c) => ({ user: c.user_id, t: c.event_timestamp + 1 }));
-    writeFileSync(
-      labels,
-      `user_id,event_timestamp\n${asks.map((a) => `${a.user},${new Date(a.t).toISOString()}`).join('\n')}\n`,
-    );
-    const out = join(dir, 'bool-out.parquet');
-    await retrieveHistorical({ store: bools, definitions: defs, entities: labels, out, progress: false });
-    const table = readParquet(new Uint8Array(readFileSync(out)));
+    const batch = rawBatchFromRecords(source, cards, (c) => ({ partition: 0, offset: offsetOf.get(c)! }));
+    const { asks, table } = await retrieveAfter('bools', defs, cards, batch, 5);
     assert.equal(String(table.getChild('last_present')!.type), 'Bool');
     asks.forEach((a, row) => {
       // Naive: the user's non-null values in [t - 1h, t), oldest first.
@@ -290,7 +300,6 @@ views:
       device: devices[(i * 7 + Math.floor(i / 4)) % devices.length]!,
     }));
     const offsetOf = new Map(logins.map((l, i) => [l, i]));
-    const store = new LocalObjectStore(join(dir, 'int64-ids'));
     const records = rawBatchFromRecords(source, logins, (l) => ({ partition: 0, offset: offsetOf.get(l)! }));
     // As the flusher writes the raw log: int64 decimal strings as exact 64-bit values.
     const batch = {
@@ -303,18 +312,7 @@ views:
         ),
       },
     };
-    await writeRawLog(store, source, batch, 'part-0');
-    const labels = join(dir, 'int64-labels.csv');
-    const asks = logins
-      .filter((_, i) => i % 7 === 0)
-      .map((l) => ({ user: l.user_id, t: l.event_timestamp + 1 }));
-    writeFileSync(
-      labels,
-      `user_id,event_timestamp\n${asks.map((a) => `${a.user},${new Date(a.t).toISOString()}`).join('\n')}\n`,
-    );
-    const out = join(dir, 'int64-out.parquet');
-    await retrieveHistorical({ store, definitions: defs, entities: labels, out, progress: false });
-    const table = readParquet(new Uint8Array(readFileSync(out)));
+    const { asks, table } = await retrieveAfter('int64-ids', defs, logins, batch, 7);
     let sawBoth = false;
     asks.forEach((a, row) => {
       const seen = logins
