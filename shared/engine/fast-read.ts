@@ -19,7 +19,7 @@ import { corrupt } from './bytes.ts';
 import { FORMAT_VERSION, TAG_CENTS, TAG_F64, TAG_NEG_INT, TAG_NULL, TAG_STRING, TAG_UINT } from './codec.ts';
 import { DELTA_TAG } from './delta.ts';
 import { addExact, addExactSquare, ExactAccumulator } from './exact-sum.ts';
-import type { AccKind, FeaturePlan, ViewPlan } from './plan.ts';
+import { type AccKind, type FeaturePlan, readsNumbers, type ViewPlan } from './plan.ts';
 import { rawKeepFrom, tileCutoff } from './state.ts';
 import { floorTo, lowerBound, windowStart } from './window.ts';
 
@@ -130,9 +130,7 @@ export class StateBytesReader {
     this.plan = plan;
     this.columns = plan.columns.length;
     this.numeric = plan.columns.map(() => false);
-    for (const f of plan.features)
-      if (f.acc === 'sum' || f.acc === 'moments' || f.acc === 'min' || f.acc === 'max')
-        this.numeric[f.column] = true;
+    for (const f of plan.features) if (readsNumbers(f)) this.numeric[f.column] = true;
     this.hasDistinct = plan.features.some((f) => f.acc === 'distinct');
     this.groupOf = plan.features.map((f) => plan.tileGroups.findIndex((g) => g.features.includes(f)));
     this.rowKind = new Uint8Array(this.columns);

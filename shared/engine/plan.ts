@@ -1,6 +1,11 @@
 // A view compiled for the engine: column positions, one accumulator slot per feature, the tile
 // sizes and the retention horizons. Built once per definitions version; pure data.
-import type { Aggregation, FeatureDef, ViewDef } from '../definitions/schema.ts';
+import {
+  type Aggregation,
+  type FeatureDef,
+  NUMERIC_AGGREGATIONS,
+  type ViewDef,
+} from '../definitions/schema.ts';
 import type { WindowSpec } from './window.ts';
 
 /** The intermediate-result kind an aggregation needs (what a tile stores). */
@@ -30,6 +35,14 @@ const ACC_OF: Record<Aggregation, AccKind> = {
   variance: 'moments',
   last_n: 'last_n',
 };
+
+/**
+ * Whether the feature aggregates its column as numbers (sum, avg, min, max, stddev, variance: the
+ * definitions' NUMERIC_AGGREGATIONS, the same set the loader records per source).
+ */
+export function readsNumbers(f: FeaturePlan): boolean {
+  return NUMERIC_AGGREGATIONS.has(f.def.aggregation);
+}
 
 export interface FeaturePlan extends WindowSpec {
   def: FeatureDef;

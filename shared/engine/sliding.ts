@@ -8,7 +8,7 @@
 // and exact sums make them bit-identical. This is the hot loop of training sets, backfills and
 // verification.
 import type { FeatureValue, Value } from './acc.ts';
-import type { FeaturePlan, ViewPlan } from './plan.ts';
+import { type FeaturePlan, readsNumbers, type ViewPlan } from './plan.ts';
 import { type RowOrderInput, sortRows } from './row-order.ts';
 import type { EngineEvent } from './state.ts';
 import { type WindowSpec, windowStart } from './window.ts';
@@ -32,9 +32,7 @@ export function numericColumns(plan: ViewPlan): boolean[] {
     const type = plan.view.source.schema[name];
     if (type === 'double' || type === 'timestamp') return true;
     if (type !== 'int64') return false;
-    return plan.features.some(
-      (f) => f.column === c && (f.acc === 'sum' || f.acc === 'moments' || f.acc === 'min' || f.acc === 'max'),
-    );
+    return plan.features.some((f) => f.column === c && readsNumbers(f));
   });
 }
 

@@ -42,7 +42,7 @@ export class FeatureTable {
           nums[row] = v;
           this.valid[f]![row] = 1;
         } else if (typeof v === 'string' && this.specs[f]!.type === 'int64') {
-          // last, first, min or max of an int64 column beyond 2^53: kept exact.
+          // first or last of an int64 column beyond 2^53 (min and max take numbers only): kept exact.
           let big = this.big[f];
           if (big === undefined) {
             big = new Map();
