@@ -4,6 +4,7 @@
 
 import { toInt64BigInt } from '../../shared/codecs/int64.ts';
 import { parseTimestamp } from '../../shared/codecs/timestamp.ts';
+import { unpairedSurrogate } from '../../shared/codecs/validate.ts';
 import type { Definitions, FeatureDef, ViewDef } from '../../shared/definitions/schema.ts';
 import { TesseraError } from '../../shared/errors.ts';
 
@@ -182,6 +183,9 @@ function canonicalKey(value: unknown, type: 'int64' | 'string', field: string): 
       `${field}: ${JSON.stringify(value)} is not a non-empty string, which this entity's key is`,
       field,
     );
+  // Stored keys are UTF-8, where such a string would read another entity's state.
+  const broken = unpairedSurrogate(value);
+  if (broken !== undefined) throw invalid(`${field}: ${broken}`, field);
   return value;
 }
 

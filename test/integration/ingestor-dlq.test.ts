@@ -58,6 +58,16 @@ describe('ingestor: dead letters, push and training rows', { timeout: 120_000 },
       }),
       reason: 'bad_timestamp',
     },
+    {
+      // Half a surrogate pair, escaped: no UTF-8 form, so stored it would merge with other merchants.
+      value: JSON.stringify({
+        user_id: 1,
+        event_timestamp: new Date(now).toISOString(),
+        amount: 1,
+        merchant_id: 'm\ud800',
+      }),
+      reason: 'schema_mismatch',
+    },
     { value: good(1, -2 * 60 * MIN, 5, 'late-merchant'), reason: 'late' },
     { value: good(1, 60 * MIN, 5, 'future-merchant'), reason: 'future' },
   ];
@@ -100,7 +110,15 @@ describe('ingestor: dead letters, push and training rows', { timeout: 120_000 },
     });
 
     const metrics = await scrapeMetrics(ingestor.output());
-    for (const reason of ['undecodable', 'missing_key', 'non_numeric', 'bad_timestamp', 'late', 'future']) {
+    for (const reason of [
+      'undecodable',
+      'missing_key',
+      'non_numeric',
+      'bad_timestamp',
+      'schema_mismatch',
+      'late',
+      'future',
+    ]) {
       assert.match(
         metrics,
         new RegExp(
@@ -112,10 +130,10 @@ describe('ingestor: dead letters, push and training rows', { timeout: 120_000 },
       metrics,
       /tessera_ingestor_events_total\{view="user_transaction_features",outcome="applied"\} 3/,
     );
-    // Four undecodable or invalid records and two rejected (late, future) by the one view.
+    // Five undecodable or invalid records and two rejected (late, future) by the one view.
     assert.match(
       metrics,
-      /tessera_ingestor_events_total\{view="user_transaction_features",outcome="dlq"\} 6\n/,
+      /tessera_ingestor_events_total\{view="user_transaction_features",outcome="dlq"\} 7\n/,
     );
     // Event -> Redis latency of the three good records only: the dead letters never reach Redis.
     assert.match(metrics, /^tessera_ingestor_event_to_redis_seconds_count 3$/m);

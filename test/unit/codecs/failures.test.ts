@@ -114,6 +114,25 @@ describe('decode failures', () => {
     refused(decodeJson([good]), 'schema_mismatch', /not an object/);
   });
 
+  it('schema_mismatch: a string with an unpaired surrogate, which has no UTF-8 form', () => {
+    // JSON can escape half a pair; stored as UTF-8 it would become U+FFFD and merge with others.
+    for (const merchant of ['m\ud800', '\udc00m', 'a\udbff\ud83d']) {
+      const text = JSON.stringify({ ...good, merchant_id: merchant });
+      assert.match(text, /\\ud[89a-f]/, 'sent as a JSON escape');
+      refused(
+        decodeJson(text),
+        'schema_mismatch',
+        /field merchant_id: the string has an unpaired UTF-16 surrogate \(\\ud[89a-f]\w\w at index \d\)/,
+      );
+    }
+    // Whole pairs, escaped or not, are fine.
+    for (const merchant of ['m\ud83d\ude00', 'm😀', 'é']) {
+      const out = decodeJson({ ...good, merchant_id: merchant });
+      assert.ok(out.ok);
+      assert.equal(out.record.merchant_id, merchant);
+    }
+  });
+
   it('schema_mismatch: user_id 1.5 is not an int64', () => {
     refused(
       decodeJson({ ...good, user_id: 1.5 }),

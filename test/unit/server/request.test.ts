@@ -95,6 +95,11 @@ views:
     );
     assert.equal(ok.views.length, 2);
     assert.match(refusal({ features: ['a:n'], entities: { user_id: [5] } }, two), /not a non-empty string/);
+    // A lone surrogate has no UTF-8 form: the key would read the state of 'x\ufffd'.
+    assert.match(
+      refusal({ features: ['a:n'], entities: { user_id: ['x', 'x\ud800'] } }, two),
+      /entities\.user_id\[1\]: the string has an unpaired UTF-16 surrogate \(\\ud800 at index 1\)/,
+    );
     assert.match(
       refusal({
         features: [`${VIEW}:transaction_count_1h`],
