@@ -2,11 +2,11 @@
 // of that time, so Redis can be rebuilt from the offline store (services/flusher/restore.ts,
 // docs/offline-store.md#restore). The state bytes are the `s` field of `<prefix>:{<view>:<entity>}`
 // unchanged, or re-encoded with the key's delta records folded in (docs/state-format.md).
-import type { Redis } from 'ioredis';
 import type { ViewDef } from '../../shared/definitions/schema.ts';
 import { encodeState, planView, readFeatures, type ViewPlan } from '../../shared/engine/index.ts';
 import { featureColumnType } from '../../shared/offline/feature-columns.ts';
 import { type ColumnInput, type ColumnSpec, writeParquet } from '../../shared/offline/parquet.ts';
+import { type Command, keyNodes, type RedisClient, sendAll } from '../../shared/state-store/redis-client.ts';
 import { decodeStoredState, STATE_FIELDS, stateKey } from '../../shared/state-store/redis-state-store.ts';
 import { columnFromValues } from './columns.ts';
 
@@ -31,9 +31,12 @@ export interface Snapshot {
   corrupt: string[];
 }
 
-/** Scans the view's keys (SCAN, 1000 at a time, pipelined HMGET) and encodes them as parquet. */
+/**
+ * Scans the view's keys (SCAN, 1000 at a time, on every master of a Cluster; HMGETs in one round
+ * trip per node) and encodes them as parquet.
+ */
 export async function takeSnapshot(
-  redis: Redis,
+  redis: RedisClient,
   view: ViewDef,
   prefix: string,
   asOf: number,
@@ -47,39 +50,42 @@ export async function takeSnapshot(
   const states: Uint8Array[] = [];
   const values: unknown[][] = view.features.map(() => []);
   const corrupt: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length === 0) continue;
-    const pipeline = redis.pipeline();
-    for (const key of keys) pipeline.hmgetBuffer(key, ...STATE_FIELDS);
-    const replies = (await pipeline.exec()) ?? [];
-    keys.forEach((key, i) => {
-      const [error, reply] = replies[i] ?? [new Error('no reply'), null];
-      if (error) throw error;
-      const [v, s, d] = reply as [Buffer | null, Buffer | null, Buffer | null];
-      if (v === null || s === null) return; // expired between SCAN and HMGET
-      const entity = key.slice(head.length - 1, -1);
-      let bytes = new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
-      let features: unknown[];
-      try {
-        const state = decodeStoredState(plan, key, s, d);
-        // The snapshot holds full states only: delta records are folded in (restore writes `s`).
-        if (d !== null && d.length > 0) bytes = encodeState(plan, state);
-        features = readFeatures(plan, state, asOf);
-      } catch {
-        corrupt.push(entity);
-        return;
-      }
-      entities.push(entity);
-      versions.push(Number(v.toString()));
-      states.push(bytes);
-      features.forEach((f, j) => {
-        values[j]!.push(Array.isArray(f) ? JSON.stringify(f) : f);
+  for (const node of keyNodes(redis)) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length === 0) continue;
+      const replies = await sendAll(
+        redis,
+        keys.map((key): Command => ['hmgetBuffer', key, ...STATE_FIELDS]),
+      );
+      keys.forEach((key, i) => {
+        const [error, reply] = replies[i] ?? [new Error('no reply'), null];
+        if (error) throw error;
+        const [v, s, d] = reply as [Buffer | null, Buffer | null, Buffer | null];
+        if (v === null || s === null) return; // expired between SCAN and HMGET
+        const entity = key.slice(head.length - 1, -1);
+        let bytes = new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
+        let features: unknown[];
+        try {
+          const state = decodeStoredState(plan, key, s, d);
+          // The snapshot holds full states only: delta records are folded in (restore writes `s`).
+          if (d !== null && d.length > 0) bytes = encodeState(plan, state);
+          features = readFeatures(plan, state, asOf);
+        } catch {
+          corrupt.push(entity);
+          return;
+        }
+        entities.push(entity);
+        versions.push(Number(v.toString()));
+        states.push(bytes);
+        features.forEach((f, j) => {
+          values[j]!.push(Array.isArray(f) ? JSON.stringify(f) : f);
+        });
       });
-    });
-  } while (cursor !== '0');
+    } while (cursor !== '0');
+  }
 
   // Sorted by entity so the file is the same whatever order SCAN returned the keys in.
   const order = entities.map((_, i) => i).sort((a, b) => compareEntities(entities[a]!, entities[b]!));

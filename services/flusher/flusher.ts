@@ -3,7 +3,6 @@
 // flushIntervalMs (or when the buffer is full, or on stop). Offsets are committed only after the
 // flush is recorded in the store. While the store is down the loop retries with backoff and the
 // consumer pauses once the buffer is full, so memory stays bounded; it resumes after a flush.
-import type { Redis } from 'ioredis';
 import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import { createDecoder, type Decoder } from '../../shared/codecs/decode.ts';
@@ -12,6 +11,7 @@ import type { Config } from '../../shared/config/index.ts';
 import type { Definitions, SourceDef, ViewDef } from '../../shared/definitions/schema.ts';
 import { isTesseraError } from '../../shared/errors.ts';
 import type { ObjectStore } from '../../shared/offline/object-store.ts';
+import type { RedisClient } from '../../shared/state-store/redis-client.ts';
 import { takeSnapshot } from './entity-snapshot.ts';
 import { rowsInRecord } from './feature-rows.ts';
 import { type FlushContext, footer, runFlush } from './flush.ts';
@@ -25,7 +25,7 @@ export interface FlusherDeps {
   config: Config;
   definitions: Definitions;
   kafka: Kafka;
-  redis: Redis;
+  redis: RedisClient;
   store: ObjectStore;
   logger: Logger;
   metrics: FlusherMetrics;

@@ -4,13 +4,12 @@
 // does, so no process trusts a cached state), with the view's TTL; then reset the ingestor group to
 // the offsets printed at the end and start the ingestors. Store, Redis and prefix: TESSERA_* env.
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
-import { redisOptions } from '../../shared/config/clients.ts';
 import { loadConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { isTesseraError, TesseraError } from '../../shared/errors.ts';
 import { openConfiguredStore } from '../../shared/offline/configured-store.ts';
 import { readParquet } from '../../shared/offline/parquet.ts';
+import { type Command, connectRedis, sendAll } from '../../shared/state-store/redis-client.ts';
 import { stateKey } from '../../shared/state-store/redis-state-store.ts';
 import { SNAPSHOT_STATE } from './entity-snapshot.ts';
 
@@ -49,18 +48,32 @@ async function main(): Promise<void> {
   const states = table.getChild(SNAPSHOT_STATE);
   if (!entities || !states)
     throw new TesseraError('STATE_CORRUPT', `${dir}/entities.parquet lacks its columns`);
-  const redis = new Redis(redisOptions(config));
+  const redis = connectRedis(config);
   try {
     for (let i = 0; i < table.numRows; i += 1000) {
-      const pipeline = redis.pipeline();
+      const commands: Command[] = [];
       for (let j = i; j < Math.min(table.numRows, i + 1000); j++) {
         const key = stateKey(config.redisKeyPrefix, view.name, String(entities.get(j)));
         const bytes = states.get(j) as Uint8Array;
-        pipeline.hset(key, 'v', 1 + Math.floor(Math.random() * 1e12), 's', Buffer.from(bytes));
-        pipeline.hdel(key, 'd'); // delta records of a state this replaces would replay onto it
-        pipeline.pexpire(key, view.ttlMs);
+        commands.push(
+          ['hset', key, 'v', 1 + Math.floor(Math.random() * 1e12), 's', Buffer.from(bytes)],
+          ['hdel', key, 'd'], // delta records of a state this replaces would replay onto it
+          ['pexpire', key, view.ttlMs],
+        );
       }
-      await pipeline.exec();
+      // Each command's error is in its reply: a write Redis refused (out of memory, a key of
+      // another type) stops the restore instead of being reported as restored.
+      const replies = await sendAll(redis, commands);
+      const failed = replies.findIndex(([error]) => error !== null);
+      if (failed >= 0) {
+        const [method, key] = commands[failed]!;
+        const cause = replies[failed]![0]!;
+        throw new TesseraError(
+          'SERVICE_UNAVAILABLE',
+          `restore: Redis refused ${method} ${String(key)} (${cause.message}); entities before row ${i} are restored, run the restore again once Redis takes writes`,
+          { cause },
+        );
+      }
     }
   } finally {
     redis.disconnect();

@@ -2,10 +2,9 @@
 // store, Redis and Kafka clients, the flusher, the ops endpoints and the graceful stop.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { Redis } from 'ioredis';
 import { Kafka } from 'kafkajs';
 import { pino } from 'pino';
-import { kafkaOptions, redisOptions } from '../../shared/config/clients.ts';
+import { kafkaOptions } from '../../shared/config/clients.ts';
 import { loadConfig, renderConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { isTesseraError } from '../../shared/errors.ts';
@@ -14,6 +13,7 @@ import { logFastPaths } from '../../shared/kafkajs-fast-paths.ts';
 import { openConfiguredStore } from '../../shared/offline/configured-store.ts';
 // The ops endpoint is the same for every service; it lives with the ingestor that came first.
 import { startOpsServer } from '../../shared/ops-server.ts';
+import { connectRedis } from '../../shared/state-store/redis-client.ts';
 import { createFlusher } from './flusher.ts';
 import { createFlusherMetrics } from './metrics.ts';
 
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   const definitions = loadDefinitionsFile(config.definitions);
   const store = openConfiguredStore(config);
   const metrics = createFlusherMetrics({ processMetrics: true });
-  const redis = new Redis({ ...redisOptions(config), maxRetriesPerRequest: 2 });
+  const redis = connectRedis(config, { maxRetriesPerRequest: 2 });
   redis.on('error', (error) => logger.warn({ err: error.message }, 'redis connection error'));
   const kafka = new Kafka(kafkaOptions(config, `tessera-flusher-${process.pid}`, logger));
   const flusher = createFlusher({

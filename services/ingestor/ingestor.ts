@@ -5,7 +5,6 @@
 // Redis, then push fresh feature vectors and only then commit the offsets.
 // A failure anywhere before the commit makes kafkajs redeliver the batch; the engine's per-partition
 // offsets make the redelivery a no-op for state, so nothing is lost or counted twice.
-import type { Redis } from 'ioredis';
 import type {
   Admin,
   Consumer,
@@ -24,6 +23,7 @@ import type { Config } from '../../shared/config/index.ts';
 import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts';
 import { planView } from '../../shared/engine/index.ts';
 import { keyHashPartitioner } from '../../shared/kafka-partitioner.ts';
+import { type Command, type RedisClient, sendAll } from '../../shared/state-store/redis-client.ts';
 import { type LoadStats, RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
 import { StateCache } from '../../shared/state-store/state-cache.ts';
 import {
@@ -47,7 +47,7 @@ export interface IngestorDeps {
   config: Config;
   definitions: Definitions;
   kafka: Kafka;
-  redis: Redis;
+  redis: RedisClient;
   logger: Logger;
   metrics: IngestorMetrics;
   /** Wall clock (tests may pin it). */
@@ -96,7 +96,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         return {
           plan,
           cache,
-          store: new RedisStateStore(redis, plan, config.redisKeyPrefix, cache, config.redisCluster),
+          store: new RedisStateStore(redis, plan, config.redisKeyPrefix, cache),
           reported: { cached: 0, fetched: 0, appended: 0, full: 0 },
         };
       }),
@@ -487,11 +487,14 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     await sendChunked(producer, topicName(config, UPDATES_TOPIC), updates);
     if (config.publishUpdates && updates.length > 0) {
       // The same bytes as the topic's records (JSON, or Confluent-framed Avro).
-      const pipeline = redis.pipeline();
-      for (let i = 0; i < sent.length; i++)
-        pipeline.publish(`${config.redisKeyPrefix}:updates:${sent[i]!.view}`, updates[i]!.value);
-      // A pipeline reports each command's error in its reply instead of rejecting.
-      const failed = (await pipeline.exec())?.find(([error]) => error);
+      const replies = await sendAll(
+        redis,
+        sent.map(
+          (u, i): Command => ['publish', `${config.redisKeyPrefix}:updates:${u.view}`, updates[i]!.value],
+        ),
+      );
+      // Each command's error is in its reply.
+      const failed = replies.find(([error]) => error);
       if (failed) throw failed[0];
     }
   }

@@ -1,15 +1,15 @@
 // The ingestor process (started by main.ts, once kafkajs' fast paths are in place): config, logger,
 // Redis and Kafka clients, the consumer, the ops endpoints and the graceful stop.
-import { Redis } from 'ioredis';
 import { Kafka } from 'kafkajs';
 import { pino } from 'pino';
-import { kafkaOptions, redisOptions } from '../../shared/config/clients.ts';
+import { kafkaOptions } from '../../shared/config/clients.ts';
 import { loadConfig, renderConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { isTesseraError } from '../../shared/errors.ts';
 import { stopOnSignals } from '../../shared/graceful-stop.ts';
 import { logFastPaths } from '../../shared/kafkajs-fast-paths.ts';
 import { startOpsServer } from '../../shared/ops-server.ts';
+import { connectRedis } from '../../shared/state-store/redis-client.ts';
 import { createIngestor } from './ingestor.ts';
 import { createIngestorMetrics } from './metrics.ts';
 
@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   );
 
   const metrics = createIngestorMetrics({ processMetrics: true });
-  const redis = new Redis({ ...redisOptions(config), maxRetriesPerRequest: 2 });
+  const redis = connectRedis(config, { maxRetriesPerRequest: 2 });
   redis.on('error', (error) => logger.warn({ err: error.message }, 'redis connection error'));
   const kafka = new Kafka(kafkaOptions(config, `tessera-ingestor-${process.pid}`, logger));
   let stopForFailure: ((reason: string) => void) | undefined;

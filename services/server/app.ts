@@ -9,10 +9,10 @@ import Fastify, {
   type FastifyRequest,
   LogController,
 } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Definitions } from '../../shared/definitions/schema.ts';
 import { isTesseraError, TesseraError } from '../../shared/errors.ts';
+import type { RedisClient } from '../../shared/state-store/redis-client.ts';
 import type { Authenticator } from './auth.ts';
 import { OnlineReader } from './lookup.ts';
 import type { LatencyProbe, ServerMetrics } from './metrics.ts';
@@ -22,7 +22,7 @@ import { parseOnlineRequest } from './request.ts';
 
 export interface AppOptions {
   definitions: Definitions;
-  redis: Redis;
+  redis: RedisClient;
   redisKeyPrefix: string;
   /** null = auth off (dev flag, loopback only; enforced by createAuthenticator). */
   authenticate: Authenticator | null;

@@ -3,7 +3,6 @@
 // new event needed), and the answer is laid out the way Feast's serving proto does it. A state is
 // read straight from its bytes, its delta records replayed there (shared/engine/fast-read.ts);
 // what the byte reader does not cover or refuses is decoded into the engine's state instead.
-import type { Redis } from 'ioredis';
 import type { Definitions } from '../../shared/definitions/schema.ts';
 import { type StateBytesReader, stateBytesReader } from '../../shared/engine/fast-read.ts';
 import {
@@ -15,6 +14,7 @@ import {
   type ViewPlan,
 } from '../../shared/engine/index.ts';
 import { isTesseraError, TesseraError } from '../../shared/errors.ts';
+import type { RedisClient } from '../../shared/state-store/redis-client.ts';
 import { decodeStoredState, stateKey } from '../../shared/state-store/redis-state-store.ts';
 import type { OnlineRequest } from './request.ts';
 import {
@@ -47,7 +47,7 @@ export class OnlineReader {
 
   /** `observeRead`: called with each Redis read's duration in ms (the latency probe). */
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     definitions: Definitions,
     private readonly prefix: string,
     observeRead: ((ms: number) => void) | null = null,

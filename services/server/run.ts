@@ -1,16 +1,16 @@
 // The online server process (started by main.ts, once kafkajs' fast paths are in place): config,
 // auth, Redis, the /push producer, the HTTP app and the graceful stop.
 import { dirname } from 'node:path';
-import { Redis } from 'ioredis';
 import { Kafka, type Producer } from 'kafkajs';
 import { pino } from 'pino';
-import { kafkaOptions, redisOptions } from '../../shared/config/clients.ts';
+import { kafkaOptions } from '../../shared/config/clients.ts';
 import { loadConfig, renderConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { isTesseraError } from '../../shared/errors.ts';
 import { stopOnSignals } from '../../shared/graceful-stop.ts';
 import { keyHashPartitioner } from '../../shared/kafka-partitioner.ts';
 import { logFastPaths } from '../../shared/kafkajs-fast-paths.ts';
+import { connectRedis } from '../../shared/state-store/redis-client.ts';
 import { buildApp } from './app.ts';
 import { createAuthenticator, loadTokens } from './auth.ts';
 import { createLatencyProbe, createServerMetrics } from './metrics.ts';
@@ -29,14 +29,14 @@ async function main(): Promise<void> {
 
   // Fail fast instead of queueing while Redis is away: a lookup answers 503 at once, and the
   // client retries; a read that hangs past the timeout fails the same way.
-  const redis = new Redis({
-    ...redisOptions(config),
+  const redis = connectRedis(config, {
     enableOfflineQueue: false,
     commandTimeout: config.redisTimeoutMs,
     maxRetriesPerRequest: 0,
     // No auto-pipelining: StateReads sends the single lookups of one event-loop turn as one
     // command itself (a socket write per lookup was 15 % of the CPU), without the Pipeline object
-    // auto-pipelining makes per flush, whose garbage doubled the scavenge pauses.
+    // auto-pipelining makes per flush, whose garbage doubled the scavenge pauses. (A Cluster
+    // client auto-pipelines anyway: there a batch's keys go to their nodes one command each.)
     enableAutoPipelining: false,
   });
   let redisDown = false;

@@ -129,7 +129,8 @@ export const DEFAULTS = {
    */
   stateCacheEvents: 1_000_000,
   /**
-   * Redis is a Redis Cluster: every script call then touches one entity's key (one hash slot).
+   * Redis is a Redis Cluster: the services open a cluster client seeded by `redisUrl` (one node,
+   * no database number), and every script call touches one entity's key (one hash slot).
    * Off (one Redis server): the ingestor writes up to 128 entities' states per script call, which
    * costs a fraction of one call per entity in client CPU. Env TESSERA_REDIS_CLUSTER.
    */

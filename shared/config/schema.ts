@@ -164,6 +164,17 @@ export const configSchema = z
           'avro registers the update schemas in a schema registry: set TESSERA_SCHEMA_REGISTRY_URL (or use json)',
       });
     }
+    if (
+      c.redisCluster &&
+      (c.redisUrl.startsWith('unix:') || !/^rediss?:\/\/[^/]*(\/0?)?$/.test(c.redisUrl))
+    ) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['redisUrl'],
+        message:
+          'with TESSERA_REDIS_CLUSTER the URL names one node of the cluster over TCP (redis://host:port; the client discovers the others), without a database number: a cluster has only database 0',
+      });
+    }
     if (c.httpPort !== 0 && c.httpPort === c.metricsPort) {
       ctx.addIssue({
         code: z.ZodIssueCode.custom,

@@ -9,7 +9,7 @@
 // (the common case for a partition this process owns); the compare-and-set on its version catches
 // a copy another writer made stale. Only the others are fetched and decoded.
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import {
   applyDeltas,
   type BeforeEventReader,
@@ -22,6 +22,7 @@ import {
   type ViewPlan,
 } from '../engine/index.ts';
 import { TesseraError } from '../errors.ts';
+import { type Command, type RedisClient, sendAll } from './redis-client.ts';
 import { NOTHING_STORED, StateCache, type StoredSize } from './state-cache.ts';
 
 export type { StoredSize } from './state-cache.ts';
@@ -143,20 +144,24 @@ export function stateKey(prefix: string, view: string, entity: string): string {
 }
 
 export class RedisStateStore {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly keysPerCall: number;
   readonly stats: LoadStats = { cached: 0, fetched: 0, appended: 0, full: 0 };
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly plan: ViewPlan,
     private readonly prefix: string,
     /** Decoded states saved by this process; none by default (every load fetches and decodes). */
     private readonly cache: StateCache = new StateCache(0),
     /** Redis Cluster: one key per script call (each call then stays in one hash slot). */
-    cluster = false,
+    cluster = redis instanceof Cluster,
   ) {
     if (!('tesseraCasStates' in redis)) redis.defineCommand('tesseraCasStates', { lua: CAS_SCRIPT });
+    // The same script for one key, declared so: ioredis' auto-pipelining on a Cluster routes a
+    // command by its first argument, which for a script of variable key count is the count.
+    if (!('tesseraCasState' in redis))
+      redis.defineCommand('tesseraCasState', { lua: CAS_SCRIPT, numberOfKeys: 1 });
     this.redis = redis;
     this.keysPerCall = cluster ? 1 : KEYS_PER_CALL;
   }
@@ -182,9 +187,10 @@ export class RedisStateStore {
       else missing.push(entity);
     }
     if (missing.length > 0) {
-      const pipeline = this.redis.pipeline();
-      for (const entity of missing) pipeline.hmgetBuffer(this.key(entity), ...STATE_FIELDS);
-      const replies = (await pipeline.exec()) ?? [];
+      const replies = await sendAll(
+        this.redis,
+        missing.map((entity): Command => ['hmgetBuffer', this.key(entity), ...STATE_FIELDS]),
+      );
       missing.forEach((entity, i) => {
         const [error, value] = replies[i] ?? [new Error('no reply'), null];
         if (error) throw redisError('read', error, entity);
@@ -215,10 +221,7 @@ export class RedisStateStore {
   async saveMany(
     requests: readonly SaveRequest[],
   ): Promise<{ conflicts: string[]; versions: Map<string, number> }> {
-    const pipeline = this.redis.pipeline() as unknown as {
-      tesseraCasStates(numberOfKeys: number, ...args: CasArg[]): void;
-      exec(): Promise<[Error | null, unknown][] | null>;
-    };
+    const calls: Command[] = [];
     const written: StoredSize[] = [];
     for (let from = 0; from < requests.length; from += this.keysPerCall) {
       const chunk = requests.slice(from, from + this.keysPerCall);
@@ -230,9 +233,13 @@ export class RedisStateStore {
         keys.push(this.key(r.entity));
         args.push(r.version, asBuffer(bytes), 1 + Math.floor(Math.random() * 1e12), mode);
       }
-      pipeline.tesseraCasStates(keys.length, ...keys, ...args);
+      calls.push(
+        keys.length === 1 && this.keysPerCall === 1
+          ? ['tesseraCasState', keys[0]!, ...args]
+          : ['tesseraCasStates', keys.length, ...keys, ...args],
+      );
     }
-    const replies = (await pipeline.exec()) ?? [];
+    const replies = await sendAll(this.redis, calls);
     const conflicts: string[] = [];
     const versions = new Map<string, number>();
     requests.forEach((r, i) => {

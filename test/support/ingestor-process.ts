@@ -2,9 +2,8 @@
 // isolated by its own topic prefix, consumer group and Redis key prefix.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { Kafka, type KafkaMessage, logLevel } from 'kafkajs';
-import { kafkaOptions, redisOptions } from '../../shared/config/clients.ts';
+import { kafkaOptions } from '../../shared/config/clients.ts';
 import { type Config, loadConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import {
@@ -14,6 +13,7 @@ import {
   planView,
   readFeatures,
 } from '../../shared/engine/index.ts';
+import { connectRedis, keyNodes, type RedisClient, sendAll } from '../../shared/state-store/redis-client.ts';
 import { RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
 import { type FraudEvent, fraudEngineEvent } from '../../shared/synth/fraud-events.ts';
 
@@ -22,7 +22,8 @@ export interface TestRun {
   env: Record<string, string>;
   config: Config;
   kafka: Kafka;
-  redis: Redis;
+  /** A Cluster client when the run sets TESSERA_REDIS_CLUSTER=true. */
+  redis: RedisClient;
   /** The source topic of the reference definitions, with this run's prefix. */
   topic: string;
 }
@@ -46,7 +47,7 @@ export function newTestRun(extraEnv: Record<string, string> = {}): TestRun {
     env,
     config,
     kafka: new Kafka({ ...kafkaOptions(config, id), logLevel: logLevel.NOTHING }),
-    redis: new Redis(redisOptions(config)),
+    redis: connectRedis(config),
     topic: `${id}.transactions`,
   };
 }
@@ -121,10 +122,16 @@ export async function cleanupRun(run: TestRun): Promise<void> {
   run.redis.disconnect();
 }
 
-/** Deletes the run's Redis keys (its states), leaving its topics. */
+/** Deletes the run's Redis keys (its states, on every node of a cluster), leaving its topics. */
 export async function deleteRunKeys(run: TestRun): Promise<void> {
-  const keys = await run.redis.keys(`${run.id}:*`);
-  for (let i = 0; i < keys.length; i += 1000) await run.redis.del(...keys.slice(i, i + 1000));
+  for (const node of keyNodes(run.redis)) {
+    const keys = await node.keys(`${run.id}:*`);
+    for (let i = 0; i < keys.length; i += 1000)
+      await sendAll(
+        run.redis,
+        keys.slice(i, i + 1000).map((key) => ['del', key] as const),
+      );
+  }
 }
 
 /** Creates this run's source topic. */

@@ -149,6 +149,20 @@ describe('config', () => {
     assert.equal(ok.updatesFormat, 'avro');
   });
 
+  it('takes a Redis Cluster as one node over TCP, without a database number', () => {
+    for (const url of ['unix:///tmp/redis.sock', 'redis://127.0.0.1:7001/2']) {
+      const e = configError(() => load({ TESSERA_REDIS_CLUSTER: 'true', TESSERA_REDIS_URL: url }));
+      assert.deepEqual(e.invalid, ['TESSERA_REDIS_URL'], url);
+      assert.match(e.message, /one node of the cluster over TCP/);
+    }
+    for (const url of ['redis://127.0.0.1:7001', 'rediss://u:p@127.0.0.1:7001/0', 'redis://127.0.0.1:7001/'])
+      assert.equal(load({ TESSERA_REDIS_CLUSTER: 'true', TESSERA_REDIS_URL: url }).redisCluster, true, url);
+    assert.equal(
+      load({ TESSERA_REDIS_URL: 'redis://127.0.0.1:6379/2' }).redisUrl,
+      'redis://127.0.0.1:6379/2',
+    );
+  });
+
   it('rejects bucket names S3 would reject', () => {
     const e = configError(() => load({ TESSERA_S3_BUCKET: 'Upper_Case' }));
     assert.deepEqual(e.invalid, ['TESSERA_S3_BUCKET']);
