@@ -3,6 +3,9 @@ import { TesseraError } from '../errors.ts';
 
 const UTF8 = new TextEncoder();
 
+/** Zigzag maps n to 2|n| (or 2|n| - 1), which stays exact below 2^53 only for |n| < 2^52. */
+export const ZIGZAG_LIMIT = 2 ** 52;
+
 export class ByteWriter {
   private buf = new Uint8Array(256);
   private view = new DataView(this.buf.buffer);
@@ -47,7 +50,10 @@ export class ByteWriter {
     buf[this.length++] = v;
   }
 
+  /** An integer of magnitude below ZIGZAG_LIMIT (2^52), whose zigzag form is a safe integer. */
   zigzag(value: number): void {
+    if (!(Math.abs(value) < ZIGZAG_LIMIT) || !Number.isInteger(value))
+      throw new RangeError(`zigzag takes integers of magnitude below 2^52, got ${value}`);
     this.varint(value < 0 ? -value * 2 - 1 : value * 2);
   }
 

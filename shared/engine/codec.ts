@@ -3,7 +3,7 @@
 // strings go through a per-state dictionary. The header carries the plan fingerprint, so state
 // written under other definitions is refused instead of misread. Layout: docs/state-format.md.
 import type { Acc, Positioned, StoredEvent, Value } from './acc.ts';
-import { ByteReader, ByteWriter, corrupt } from './bytes.ts';
+import { ByteReader, ByteWriter, corrupt, ZIGZAG_LIMIT } from './bytes.ts';
 import type { FeaturePlan, ViewPlan } from './plan.ts';
 import { type EntityState, newState, offsetEntries, setLastOffset } from './state.ts';
 import { TileSeries } from './tile-series.ts';
@@ -59,7 +59,8 @@ export function writeValue(w: ByteWriter, dict: Dictionary, v: Value | null): vo
     return;
   }
   const cents = Math.round(v * 100);
-  if (Number.isSafeInteger(cents) && cents / 100 === v && !Object.is(v, -0)) {
+  // Zigzag doubles the magnitude: beyond 2^52 a negative one would round and come back positive.
+  if (Math.abs(cents) < ZIGZAG_LIMIT && cents / 100 === v && !Object.is(v, -0)) {
     w.u8(TAG_CENTS);
     w.zigzag(cents);
     return;
