@@ -4,15 +4,16 @@
 // unchanged, or re-encoded with the key's delta records folded in (docs/state-format.md).
 import type { ViewDef } from '../../shared/definitions/schema.ts';
 import { encodeState, planView, readFeatures, type ViewPlan } from '../../shared/engine/index.ts';
-import { featureColumnType } from '../../shared/offline/feature-columns.ts';
+import {
+  featureColumnType,
+  SNAPSHOT_AS_OF,
+  SNAPSHOT_STATE,
+  SNAPSHOT_STATE_VERSION,
+} from '../../shared/offline/feature-columns.ts';
 import { type ColumnInput, type ColumnSpec, writeParquet } from '../../shared/offline/parquet.ts';
 import { type Command, keyNodes, type RedisClient, sendAll } from '../../shared/state-store/redis-client.ts';
 import { decodeStoredState, STATE_FIELDS, stateKey } from '../../shared/state-store/redis-state-store.ts';
 import { columnFromValues } from './columns.ts';
-
-export const SNAPSHOT_STATE = 'state';
-export const SNAPSHOT_STATE_VERSION = 'state_version';
-export const SNAPSHOT_AS_OF = 'as_of';
 
 export function snapshotColumns(view: ViewDef): ColumnSpec[] {
   return [

@@ -8,10 +8,10 @@ import { loadConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { isTesseraError, TesseraError } from '../../shared/errors.ts';
 import { openConfiguredStore } from '../../shared/offline/configured-store.ts';
+import { SNAPSHOT_STATE } from '../../shared/offline/feature-columns.ts';
 import { readParquet } from '../../shared/offline/parquet.ts';
 import { type Command, connectRedis, sendAll } from '../../shared/state-store/redis-client.ts';
 import { stateKey } from '../../shared/state-store/redis-state-store.ts';
-import { SNAPSHOT_STATE } from './entity-snapshot.ts';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { view: { type: 'string' }, version: { type: 'string' } } });

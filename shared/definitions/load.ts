@@ -6,8 +6,10 @@ import { readFileSync } from 'node:fs';
 import { type Document, isMap, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { ZodIssue } from 'zod';
 import { TesseraError } from '../errors.ts';
+import { RESERVED_COLUMNS } from '../offline/feature-columns.ts';
 import { formatDuration, parseDuration } from './duration.ts';
 import {
+  type ColumnType,
   type Definitions,
   type DefinitionsParsed,
   definitionsSchema,
@@ -254,6 +256,14 @@ function compile(
           message: `${f.aggregation} of an empty window is always 0; remove default`,
         });
       }
+      if (f.name === entity.joinKey || RESERVED_COLUMNS.includes(f.name)) {
+        problems.push({
+          path: fat('name'),
+          message: `${f.name} names a column the offline tables hold beside the features (${[entity.joinKey, ...RESERVED_COLUMNS].join(', ')}); call the feature otherwise`,
+        });
+      }
+      const wrongDefault = defaultProblem(f.aggregation, columnType, f.default);
+      if (wrongDefault) problems.push({ path: fat('default'), message: wrongDefault });
       const ref = `${v.name}:${f.name}`;
       refs.add(ref);
       features.push({
@@ -296,12 +306,19 @@ function compile(
 
   const featureServices = new Map<string, string[]>();
   input.feature_services.forEach((s, si) => {
+    if (featureServices.has(s.name))
+      problems.push({
+        path: ['feature_services', si, 'name'],
+        message: `duplicate feature service ${s.name}`,
+      });
     s.features.forEach((ref, ri) => {
       if (!refs.has(ref))
         problems.push({
           path: ['feature_services', si, 'features', ri],
           message: `unknown feature ${ref}; use view:feature`,
         });
+      else if (s.features.indexOf(ref) < ri)
+        problems.push({ path: ['feature_services', si, 'features', ri], message: `${ref} is listed twice` });
     });
     featureServices.set(s.name, s.features);
   });
@@ -319,4 +336,47 @@ function compile(
     views,
     featureServices,
   };
+}
+
+/**
+ * Why a feature's `default` cannot be its value, or undefined. The default is the value of an
+ * empty window, online and in the offline tables' typed column (shared/offline/feature-columns.ts):
+ * a value of another type would be served as is and then stop every flush that writes it.
+ */
+function defaultProblem(
+  aggregation: FeatureDef['aggregation'],
+  columnType: ColumnType | undefined,
+  value: number | string | null | undefined,
+): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  switch (aggregation) {
+    case 'count':
+    case 'sum':
+    case 'count_distinct':
+    case 'approx_count_distinct':
+      return undefined; // a default other than 0 is refused above
+    case 'last_n':
+      return 'last_n of an empty window is always []; remove default';
+    case 'avg':
+    case 'stddev':
+    case 'variance':
+      return typeof value === 'number'
+        ? undefined
+        : `${aggregation} answers a number: default ${JSON.stringify(value)} is not one`;
+    default: {
+      // min, max, first, last: a value of the column's type.
+      if (columnType === undefined) return undefined; // the unknown column is reported already
+      const fits =
+        columnType === 'double'
+          ? typeof value === 'number'
+          : columnType === 'int64' || columnType === 'timestamp'
+            ? Number.isSafeInteger(value)
+            : columnType === 'string'
+              ? typeof value === 'string'
+              : false; // bool: YAML's true/false are not taken as defaults
+      return fits
+        ? undefined
+        : `${aggregation} of a ${columnType} column answers a ${columnType === 'timestamp' ? 'timestamp (epoch ms, an integer)' : columnType}${columnType === 'bool' ? ', which cannot be given as a default: remove it (an empty window answers null)' : `: default ${JSON.stringify(value)} is not one`}`;
+    }
+  }
 }

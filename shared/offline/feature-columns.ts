@@ -14,6 +14,19 @@ export const EVENT_TIMESTAMP = 'event_timestamp';
 /** Kafka position of the source record a row came from: unique per row with the topic. */
 export const SOURCE_PARTITION = 'source_partition';
 export const SOURCE_OFFSET = 'source_offset';
+/** Columns entities.parquet puts beside the features (services/flusher/entity-snapshot.ts). */
+export const SNAPSHOT_AS_OF = 'as_of';
+export const SNAPSHOT_STATE_VERSION = 'state_version';
+export const SNAPSHOT_STATE = 'state';
+/** Names the offline tables use for their own columns: no feature can be called so. */
+export const RESERVED_COLUMNS: readonly string[] = [
+  EVENT_TIMESTAMP,
+  SOURCE_PARTITION,
+  SOURCE_OFFSET,
+  SNAPSHOT_AS_OF,
+  SNAPSHOT_STATE_VERSION,
+  SNAPSHOT_STATE,
+];
 
 /** The parquet type of one feature's values. */
 export function featureColumnType(feature: FeatureDef, source: SourceDef): ColumnType {

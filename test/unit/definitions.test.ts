@@ -71,6 +71,53 @@ describe('feature definitions', () => {
     invalid('version: 1\nproject: [unclosed', /not valid YAML/);
   });
 
+  it('refuses defaults the feature cannot answer, and names the offline tables hold', () => {
+    const last = (column: string, value: string) =>
+      fraud.replace(
+        '      - name: distinct_merchant_count_7d',
+        `      - { name: last_x, aggregation: last, column: ${column}, window: 1h, default: ${value} }\n      - name: distinct_merchant_count_7d`,
+      );
+    // A default of another type was served as is, then stopped every flush that wrote it.
+    invalid(
+      fraud.replace('default: 0.0\n      - name: avg', 'default: "n/a"\n      - name: avg'),
+      /features\[2\]\.default: avg answers a number: default "n\/a"/,
+    );
+    invalid(last('merchant_id', '0'), /last of a string column answers a string: default 0 is not one/);
+    invalid(last('user_id', '-1.5'), /last of a int64 column answers a int64: default -1\.5/);
+    invalid(last('event_timestamp', '"yesterday"'), /answers a timestamp \(epoch ms, an integer\)/);
+    invalid(
+      fraud.replace('tile: 1h\n\nfeature_services', 'tile: 1h\n        default: 3\n\nfeature_services'),
+      /count_distinct of an empty window is always 0/,
+    );
+    invalid(
+      fraud
+        .replace('column: merchant_id\n', 'column: merchant_id\n        n: 3\n')
+        .replace('aggregation: count_distinct', 'aggregation: last_n')
+        .replace('tile: 1h\n\nfeature_services', 'tile: 1h\n        default: x\n\nfeature_services'),
+      /last_n of an empty window is always \[\]; remove default/,
+    );
+    assert.equal(parseDefinitions(last('merchant_id', 'none')).views[0]!.features[5]!.default, 'none');
+    assert.equal(parseDefinitions(last('user_id', '-1')).views[0]!.features[5]!.default, -1);
+    for (const name of ['user_id', 'event_timestamp', 'source_offset', 'source_partition', 'as_of', 'state'])
+      invalid(
+        fraud
+          .replace('name: max_transaction_amount_7d', `name: ${name}`)
+          .replace(':max_transaction_amount_7d', `:${name}`),
+        new RegExp(
+          `features\\[4\\]\\.name: ${name} names a column the offline tables hold beside the features`,
+        ),
+      );
+  });
+
+  it('refuses a feature service named twice, or listing a feature twice', () => {
+    const service = fraud.slice(fraud.indexOf('  - name: fraud_model_v1'));
+    invalid(`${fraud}${service}`, /feature_services\[1\]\.name: duplicate feature service fraud_model_v1/);
+    invalid(
+      `${fraud}      - user_transaction_features:transaction_count_1h\n`,
+      /feature_services\[0\]\.features\[6\]: user_transaction_features:transaction_count_1h is listed twice/,
+    );
+  });
+
   it('reports the line of the offending field', () => {
     const text = fraud.replace('aggregation: max', 'aggregation: maximum');
     const line = text.split('\n').findIndex((l) => l.includes('maximum')) + 1;
