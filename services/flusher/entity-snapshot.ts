@@ -3,7 +3,14 @@
 // docs/offline-store.md#restore). The state bytes are the `s` field of `<prefix>:{<view>:<entity>}`
 // unchanged, or re-encoded with the key's delta records folded in (docs/state-format.md).
 import type { ViewDef } from '../../shared/definitions/schema.ts';
-import { encodeState, planView, readFeatures, type ViewPlan } from '../../shared/engine/index.ts';
+import {
+  type EntityState,
+  encodeState,
+  planView,
+  readFeatures,
+  readFloor,
+  type ViewPlan,
+} from '../../shared/engine/index.ts';
 import {
   featureColumnType,
   SNAPSHOT_AS_OF,
@@ -49,6 +56,7 @@ export async function takeSnapshot(
   const entities: string[] = [];
   const versions: number[] = [];
   const states: Uint8Array[] = [];
+  const readAt: number[] = [];
   const values: unknown[][] = view.features.map(() => []);
   const corrupt: string[] = [];
   for (const node of keyNodes(redis)) {
@@ -68,17 +76,21 @@ export async function takeSnapshot(
         if (v === null || s === null) return; // expired between SCAN and HMGET
         const entity = key.slice(head.length - 1, -1);
         let bytes = new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
-        let features: unknown[];
+        let state: EntityState;
         try {
-          const state = decodeStoredState(plan, key, s, d);
-          // The snapshot holds full states only: delta records are folded in (restore writes `s`).
-          if (d !== null && d.length > 0) bytes = encodeState(plan, state);
-          features = readFeatures(plan, state, asOf);
+          state = decodeStoredState(plan, key, s, d);
         } catch {
           corrupt.push(entity);
           return;
         }
+        // The snapshot holds full states only: delta records are folded in (restore writes `s`).
+        if (d !== null && d.length > 0) bytes = encodeState(plan, state);
+        // A flush retried or redone later than allowed_lateness after it started finds states
+        // whose newest events are past that: they are read as early as they can answer.
+        const at = Math.max(asOf, readFloor(plan, state));
+        const features = readFeatures(plan, state, at);
         entities.push(entity);
+        readAt.push(at);
         versions.push(Number(v.toString()));
         states.push(bytes);
         features.forEach((f, j) => {
@@ -96,7 +108,7 @@ export async function takeSnapshot(
   for (const spec of specs) {
     let col: unknown[];
     if (spec.name === view.entity.joinKey) col = pick(entities);
-    else if (spec.name === SNAPSHOT_AS_OF) col = order.map(() => asOf);
+    else if (spec.name === SNAPSHOT_AS_OF) col = pick(readAt);
     else if (spec.name === SNAPSHOT_STATE_VERSION) col = pick(versions);
     else if (spec.name === SNAPSHOT_STATE) col = pick(states);
     else col = pick(values[view.features.findIndex((f) => f.name === spec.name)]!);
