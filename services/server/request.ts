@@ -7,6 +7,7 @@ import { parseTimestamp } from '../../shared/codecs/timestamp.ts';
 import { unpairedSurrogate } from '../../shared/codecs/validate.ts';
 import type { Definitions, FeatureDef, ViewDef } from '../../shared/definitions/schema.ts';
 import { TesseraError } from '../../shared/errors.ts';
+import { featureColumnType } from '../../shared/offline/feature-columns.ts';
 
 /** The request body's fields, checked by `checkBody`. */
 interface Body {
@@ -35,6 +36,22 @@ export interface RequestedFeature {
   index: number;
   /** Name in the response: `feature` or `view__feature` with full_feature_names. */
   outputName: string;
+  /** How its numbers are written (the items', for last_n): as Feast types them. */
+  numbers: NumberFormat;
+}
+
+/**
+ * `double`: whole numbers with a `.0`, as Feast's server writes a Float64 (Feast's SDK types a
+ * value by its JSON: `50` would come back as an int, and a list mixing `50` and `1.5` is refused).
+ * `int64`: ids beyond 2^53 (exact decimal strings in the engine) as bare integers, as Feast writes
+ * an Int64. `plain`: as JSON.stringify.
+ */
+export type NumberFormat = 'double' | 'int64' | 'plain';
+
+function numberFormat(def: FeatureDef, view: ViewDef): NumberFormat {
+  const type =
+    def.aggregation === 'last_n' ? view.source.schema[def.column!] : featureColumnType(def, view.source);
+  return type === 'double' ? 'double' : type === 'int64' ? 'int64' : 'plain';
 }
 
 export interface ViewRequest {
@@ -104,7 +121,8 @@ export function parseOnlineRequest(
     }
     const viewRequest = views[v]!;
     order.push({ view: v, feature: viewRequest.features.length });
-    viewRequest.features.push({ def: view.features[index]!, index, outputName });
+    const def = view.features[index]!;
+    viewRequest.features.push({ def, index, outputName, numbers: numberFormat(def, view) });
   });
 
   const entityColumns = Object.entries(input.entities).map(([name, values]) => ({ name, values }));

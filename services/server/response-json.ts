@@ -4,7 +4,7 @@
 // timestamps 11 µs instead of 50 µs). Byte for byte what JSON.stringify gave for Feast's layout
 // (test/unit/server/response-json.test.ts).
 import type { FeatureValue } from '../../shared/engine/index.ts';
-import type { OnlineRequest } from './request.ts';
+import type { NumberFormat, OnlineRequest } from './request.ts';
 
 /** Feast's FieldStatus names, as its JSON responses spell them. */
 export type FieldStatus = 'PRESENT' | 'NULL_VALUE' | 'NOT_FOUND' | 'OUTSIDE_MAX_AGE';
@@ -50,7 +50,7 @@ export function onlineResponseJson(request: OnlineRequest, views: readonly ViewR
   const stampsOf: (string | undefined)[] = new Array(views.length);
   for (const { view, feature } of request.order) {
     const rows = views[view]!;
-    const index = request.views[view]!.features[feature]!.index;
+    const { index, numbers } = request.views[view]!.features[feature]!;
     const n = rows.outcome.length;
     // One string per value, joined once: appending cell by cell left two short-lived strings per cell.
     const values = new Array<string>(n);
@@ -58,7 +58,7 @@ export function onlineResponseJson(request: OnlineRequest, views: readonly ViewR
     for (let row = 0; row < n; row++) {
       if (rows.outcome[row] === FOUND) {
         const value = rows.values[row]![index] ?? null;
-        values[row] = valueJson(value);
+        values[row] = valueJson(value, numbers);
         if (value === null) allPresent = false;
       } else {
         values[row] = 'null';
@@ -93,10 +93,27 @@ function statusesJson(rows: ViewRows, index: number): string {
   return `[${statuses.join(',')}]`;
 }
 
-/** JSON.stringify of one feature value: numbers (non-finite as null), strings, last_n lists. */
-function valueJson(value: FeatureValue): string {
-  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : 'null';
-  return value === null ? 'null' : JSON.stringify(value);
+/**
+ * One feature value as JSON: numbers (non-finite as null) in the feature's NumberFormat, strings,
+ * booleans, last_n lists item by item.
+ */
+function valueJson(value: FeatureValue | FeatureValue[], numbers: NumberFormat): string {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) return 'null';
+    // Below 1e21 String() writes every whole number as plain digits, to which `.0` can be added.
+    return numbers === 'double' && Number.isInteger(value) && Math.abs(value) < 1e21
+      ? `${value}.0`
+      : String(value);
+  }
+  if (value === null) return 'null';
+  if (typeof value === 'string' && numbers === 'int64') return value; // an exact decimal integer
+  if (Array.isArray(value)) {
+    if (numbers === 'plain') return JSON.stringify(value);
+    let out = '[';
+    for (let i = 0; i < value.length; i++) out += (i === 0 ? '' : ',') + valueJson(value[i]!, numbers);
+    return `${out}]`;
+  }
+  return JSON.stringify(value);
 }
 
 function repeated(item: string, n: number): string {

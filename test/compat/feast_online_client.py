@@ -2,8 +2,9 @@
 
 A throwaway Feast repo declares the reference feature view with a *remote* online store pointing
 at our server (bearer token from an env var, Feast's OIDC-client token option), then asks
-`FeatureStore.get_online_features` for the given users. Prints the SDK's `to_dict()` as JSON, so
-the calling test compares what a Feast user would get with the server's own answer.
+`FeatureStore.get_online_features` for the given users. Prints the SDK's `to_dict()` as JSON, plus
+`__types__`: the Python types of each feature's values, so the calling test compares what a Feast
+user would get with the server's own answer, types included.
 
 usage: feast_online_client.py <server-url> <token-env-var> <user_id,...>
 """
@@ -73,7 +74,12 @@ def main() -> None:
             features=[f"user_transaction_features:{name}" for name in FEATURES],
             entity_rows=[{"user_id": u} for u in users],
         )
-        print(json.dumps(response.to_dict()))
+        values = response.to_dict()
+        # The Python types the SDK gave each feature (it types a value by its JSON: 50 is an int).
+        values["__types__"] = {
+            name: sorted({type(v).__name__ for v in values[name] if v is not None}) for name in FEATURES
+        }
+        print(json.dumps(values))
 
 
 if __name__ == "__main__":

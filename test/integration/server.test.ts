@@ -462,7 +462,13 @@ describe('online server', { timeout: 180_000 }, () => {
       (u) =>
         Math.max(...events.filter((e) => e.user_id === u).map((e) => e.event_timestamp)) > now - 20 * DAY,
     );
-    const sample = fresh.slice(0, 6);
+    // With a user whose 7-day window is empty: its averages are the default 0.0, which the server
+    // once wrote as `0`, so the SDK typed them int.
+    const idle = fresh.find(
+      (u) => !events.some((e) => e.user_id === u && e.event_timestamp >= now - 7 * DAY),
+    );
+    assert.ok(idle !== undefined, 'the data has a user with an empty 7-day window');
+    const sample = [...new Set([idle, ...fresh.slice(0, 5)])];
     assert.ok(sample.length >= 3);
     const t1 = Date.now();
     const out = execFileSync(
@@ -471,8 +477,20 @@ describe('online server', { timeout: 180_000 }, () => {
       { env: { ...process.env, TESSERA_FEAST_TOKEN: TOKEN }, encoding: 'utf8', timeout: 120_000 },
     );
     const t2 = Date.now();
-    const sdk = JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown[]>;
+    const { __types__: types, ...sdk } = JSON.parse(out.trim().split('\n').pop()!) as Record<
+      string,
+      unknown[]
+    > & {
+      __types__: Record<string, string[]>;
+    };
     assert.deepEqual(sdk.user_id, sample);
+    // Float64 features reach Python as floats, Int64 ones as ints, as from Feast's own server.
+    for (const f of view.features)
+      assert.deepEqual(
+        types[f.name],
+        [['count', 'count_distinct'].includes(f.aggregation) ? 'int' : 'float'],
+        `${f.name}: the SDK typed its values ${types[f.name]}`,
+      );
     for (const f of view.features) {
       sample.forEach((user, row) => {
         // The SDK read "now" somewhere in [t1, t2]: either end's reference value is right.

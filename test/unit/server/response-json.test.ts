@@ -1,6 +1,7 @@
 // The response writer of /get-online-features (pure): byte for byte what JSON.stringify gives for
-// Feast's column-major layout, for every row outcome and value kind, and the timestamp formatter
-// equal to Date#toISOString with Feast's precision rule.
+// Feast's column-major layout, for every row outcome and value kind, with numbers typed as Feast's
+// server writes them (a Float64 with a fraction, an Int64 as a bare integer), and the timestamp
+// formatter equal to Date#toISOString with Feast's precision rule.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
@@ -20,8 +21,26 @@ import type { FeatureValue } from '../../../shared/engine/index.ts';
 const fraud = loadDefinitionsFile('definitions/fraud.yaml');
 const VIEW = 'user_transaction_features';
 
+/**
+ * A number of the feature's type as Python's json reads it back: a Float64 whose JSON text is all
+ * digits (`50`, read as an int) gets `.0`, as Feast's server writes it; an Int64 is its digits.
+ * Tokens stand in for such values in the objects handed to JSON.stringify and are replaced by
+ * that text afterwards.
+ */
+function feastNumber(value: unknown, numbers: string, raw: string[]): unknown {
+  if (Array.isArray(value)) return value.map((v) => feastNumber(v, numbers, raw));
+  let text: string | undefined;
+  if (numbers === 'double' && typeof value === 'number' && /^-?\d+$/.test(JSON.stringify(value)))
+    text = `${JSON.stringify(value)}.0`;
+  if (numbers === 'int64' && typeof value === 'string') text = BigInt(value).toString();
+  if (text === undefined) return value;
+  raw.push(text);
+  return `@raw${raw.length - 1}@`;
+}
+
 /** The layout as the server built it before: objects, then JSON.stringify. */
 function reference(request: ReturnType<typeof parseOnlineRequest>, views: ViewRows[]): string {
+  const raw: string[] = [];
   const names: string[] = [];
   const results: { values: unknown[]; statuses: string[]; event_timestamps: string[] }[] = [];
   for (const column of request.entityColumns) {
@@ -39,7 +58,7 @@ function reference(request: ReturnType<typeof parseOnlineRequest>, views: ViewRo
     const column = { values: [] as unknown[], statuses: [] as string[], event_timestamps: [] as string[] };
     rows.outcome.forEach((outcome, row) => {
       const value = outcome === FOUND ? (rows.values[row]![f.index] ?? null) : null;
-      column.values.push(value);
+      column.values.push(feastNumber(value, f.numbers, raw));
       column.statuses.push(
         outcome === NOT_FOUND
           ? 'NOT_FOUND'
@@ -53,7 +72,10 @@ function reference(request: ReturnType<typeof parseOnlineRequest>, views: ViewRo
     });
     results.push(column);
   }
-  return JSON.stringify({ metadata: { feature_names: names }, results });
+  return JSON.stringify({ metadata: { feature_names: names }, results }).replace(
+    /"@raw(\d+)@"/g,
+    (_, i: string) => raw[Number(i)]!,
+  );
 }
 
 describe('onlineResponseJson', () => {
@@ -135,6 +157,59 @@ views:
       'b__n',
       'a__last',
     ]);
+  });
+});
+
+describe("onlineResponseJson: numbers as Feast's server types them", () => {
+  const defs = parseDefinitions(
+    `
+version: 1
+project: t
+entities: [{ name: user, join_key: user_id, type: int64 }]
+sources:
+  - { name: tx, topic: tx, format: json, key_field: user_id, timestamp_field: ts, schema: { user_id: int64, ts: timestamp, amount: double, device: int64 } }
+views:
+  - name: v
+    entity: user
+    source: tx
+    features:
+      - { name: avg_amount, aggregation: avg, column: amount, window: 1h, default: 0.0 }
+      - { name: total, aggregation: sum, column: device, window: 1h }
+      - { name: amounts, aggregation: last_n, n: 3, column: amount, window: 1h }
+      - { name: device, aggregation: last, column: device, window: 1h }
+      - { name: devices, aggregation: last_n, n: 3, column: device, window: 1h }
+      - { name: n, aggregation: count, window: 1h }
+      - { name: top, aggregation: max, column: device, window: 1h }
+`,
+    'inline.yaml',
+  );
+  const names = ['avg_amount', 'total', 'amounts', 'device', 'devices', 'n', 'top'];
+
+  it('writes whole doubles with a fraction and int64 ids past 2^53 as integers', () => {
+    const request = parseOnlineRequest(
+      { features: names.map((n) => `v:${n}`), entities: { user_id: [1, 2, 3] } },
+      defs,
+      10,
+    );
+    const rows: ViewRows = {
+      outcome: [FOUND, FOUND, FOUND],
+      stamps: ['2026-01-10T12:00:00Z', '2026-01-10T12:00:00Z', '2026-01-10T12:00:00Z'],
+      values: [
+        [50, 7, [50, 1.5, -3], '9007199254740993', [7, '9007199254740993'], 2, 7],
+        [0, 0, [], 5, [], 0, 5],
+        [1e21, -0, [2.5e-7, 123456789012345680000], 7, [7], 1, 8],
+      ],
+    };
+    const body = onlineResponseJson(request, [rows]);
+    assert.equal(body, reference(request, [rows]));
+    const cells = (i: number) => body.split('"values":')[i + 2]!.split(',"statuses"')[0];
+    assert.equal(cells(0), '[50.0,0.0,1e+21]', 'avg: doubles, 1e21 as JSON writes it');
+    assert.equal(cells(1), '[7.0,0.0,0.0]', 'a sum is a double');
+    assert.equal(cells(2), '[[50.0,1.5,-3.0],[],[2.5e-7,123456789012345680000.0]]');
+    assert.equal(cells(3), '[9007199254740993,5,7]', 'an int64 id past 2^53, exact');
+    assert.equal(cells(4), '[[7,9007199254740993],[],[7]]');
+    assert.equal(cells(5), '[2,0,1]');
+    assert.equal(cells(6), '[7,5,8]', 'max of an int64 column stays integral');
   });
 });
 
