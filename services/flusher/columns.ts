@@ -75,3 +75,29 @@ export function columnFromValues(spec: ColumnSpec, values: readonly unknown[]): 
       };
   }
 }
+
+/**
+ * Whether columnFromValues takes `v` in a column of `type` (nulls always): a value it would refuse
+ * fails the whole file, so callers check rows one by one first.
+ */
+export function fitsColumn(type: ColumnSpec['type'], v: unknown): boolean {
+  if (v === null || v === undefined) return true;
+  switch (type) {
+    case 'int64':
+    case 'timestamp_ms':
+      return (
+        (typeof v === 'number' && Number.isSafeInteger(v)) ||
+        (typeof v === 'string' && /^-?\d+$/.test(v)) ||
+        typeof v === 'bigint'
+      );
+    case 'int32':
+    case 'double':
+      return typeof v === 'number';
+    case 'string':
+      return true;
+    case 'bool':
+      return typeof v === 'boolean';
+    case 'binary':
+      return v instanceof Uint8Array;
+  }
+}

@@ -4,12 +4,13 @@
 import type { ViewDef } from '../../shared/definitions/schema.ts';
 import {
   EVENT_TIMESTAMP,
+  featureColumnType,
   featureTableColumns,
   SOURCE_OFFSET,
   SOURCE_PARTITION,
 } from '../../shared/offline/feature-columns.ts';
 import type { ColumnInput, ColumnSpec } from '../../shared/offline/parquet.ts';
-import { columnFromValues } from './columns.ts';
+import { columnFromValues, fitsColumn } from './columns.ts';
 
 export interface FeatureRow {
   view: string;
@@ -113,6 +114,17 @@ function isFeatureValue(v: unknown): boolean {
       (x) => typeof x === 'string' || typeof x === 'boolean' || (typeof x === 'number' && Number.isFinite(x)),
     )
   );
+}
+
+/**
+ * The first feature of `row` whose value its view's features.parquet column cannot hold, or
+ * undefined: a row written under other definitions (a feature's aggregation changed, and so its
+ * type) must be skipped and counted, since one such value fails the whole file, and every retry.
+ */
+export function misfitFeature(view: ViewDef, row: FeatureRow): string | undefined {
+  for (const f of view.features)
+    if (!fitsColumn(featureColumnType(f, view.source), row.features[f.name])) return f.name;
+  return undefined;
 }
 
 /** Source position order: the same rows always give the same file, whatever order they came in. */

@@ -11,7 +11,7 @@ import type { Decoder } from '../../shared/codecs/decode.ts';
 import type { Definitions, SourceDef, ViewDef } from '../../shared/definitions/schema.ts';
 import type { ObjectStore } from '../../shared/offline/object-store.ts';
 import { writeParquet } from '../../shared/offline/parquet.ts';
-import { compareRows, type FeatureRow, featureColumns, parseRows } from './feature-rows.ts';
+import { compareRows, type FeatureRow, featureColumns, misfitFeature, parseRows } from './feature-rows.ts';
 import {
   type FlusherState,
   type FlushIntent,
@@ -109,10 +109,12 @@ export async function runFlush(
         continue;
       }
       const row = parsed.row;
-      if (!views.has(row.view)) {
+      const view = views.get(row.view);
+      const refused = view === undefined ? 'unknown_view' : misfitFeature(view, row) && 'feature_type';
+      if (refused) {
         report.invalid.set(
-          `${ctx.rowsTopic}:unknown_view`,
-          (report.invalid.get(`${ctx.rowsTopic}:unknown_view`) ?? 0) + 1,
+          `${ctx.rowsTopic}:${refused}`,
+          (report.invalid.get(`${ctx.rowsTopic}:${refused}`) ?? 0) + 1,
         );
         continue;
       }

@@ -121,6 +121,32 @@ describe('runFlush', () => {
     assert.equal(second.duplicateRows.get(view.name), 7);
   });
 
+  it('skips and counts a row whose feature its column cannot hold, and writes the others', async () => {
+    const store = await newStore();
+    const state = await loadState(store);
+    const buffer = new RecordBuffer(() => state.positions);
+    fill(buffer);
+    // A row written under other definitions: transaction_count_1h (an int64 column) was last_n.
+    const misfit = {
+      view: view.name,
+      entity: '1',
+      event_timestamp: '2026-01-02T00:00:05.000Z',
+      source_topic: 'transactions',
+      partition: 0,
+      offset: 6,
+      features: { transaction_count_1h: ['m1', 'm2'] },
+      definitions_hash: 'older',
+    };
+    buffer.append('features.rows', 0, [{ offset: 3, key: null, value: Buffer.from(JSON.stringify(misfit)) }]);
+    // Before, the parquet writer refused it, the flush failed, and every retry failed the same way.
+    const report = await runFlush(ctx(store), state, buffer, {
+      ...intent,
+      cut: { ...intent.cut, 'features.rows': { '0': 4, '1': 4 } },
+    });
+    assert.equal(report.rows.get(view.name), 6);
+    assert.deepEqual([...report.invalid], [['features.rows:feature_type', 1]]);
+  });
+
   it('keeps only the newest versions and their snapshots with retentionVersions', async () => {
     const store = await newStore();
     const state = await loadState(store);
