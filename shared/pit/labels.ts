@@ -129,13 +129,28 @@ async function readCsvLabels(path: string, joinKey: string, keyType: EntityKeyTy
  */
 export function parseTime(text: string, path: string, row: number): number {
   const cell = text.trim();
-  if (/^-?\d+$/.test(cell)) return Number(cell);
+  if (/^-?\d+$/.test(cell)) {
+    // Date's range: an epoch in micro- or nanoseconds (pandas' astype('int64')) is past it.
+    const ms = Number(cell);
+    if (Math.abs(ms) > MAX_DATE_MS)
+      throw badTime(
+        path,
+        row,
+        text,
+        ': an integer is read as epoch milliseconds, and this one is past year 275760 (microseconds or nanoseconds?)',
+      );
+    return ms;
+  }
   const iso =
     /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?))?\s*(Z|[+-]\d{2}:?\d{2}|UTC)?$/i.exec(
       cell,
     );
   if (!iso) throw badTime(path, row, text);
   const [, date, time = '00:00:00', zone = 'Z'] = iso;
+  // Date.parse rolls a day past the month's end over (2026-02-30 is March 2): refused instead.
+  const [y, m, d] = date!.split('-').map(Number) as [number, number, number];
+  if (m < 1 || m > 12 || d < 1 || d > new Date(Date.UTC(y, m, 0)).getUTCDate())
+    throw badTime(path, row, text, `: ${date} is not a day of the calendar`);
   const [whole, fraction = ''] = time.split('.');
   const ms = Date.parse(`${date}T${whole}${zone.toUpperCase() === 'UTC' ? 'Z' : zone}`);
   if (Number.isNaN(ms)) throw badTime(path, row, text);
@@ -145,10 +160,13 @@ export function parseTime(text: string, path: string, row: number): number {
   return ms + whole3 + (fraction.length > 3 ? Number(`0.${fraction.slice(3)}`) : 0);
 }
 
-function badTime(path: string, row: number, text: string): TesseraError {
+/** Date's range: 100,000,000 days either side of 1970. */
+const MAX_DATE_MS = 8.64e15;
+
+function badTime(path: string, row: number, text: string, why = ''): TesseraError {
   return new TesseraError(
     'INVALID_ARGUMENT',
-    `${path} row ${row + 1}: bad ${EVENT_TIMESTAMP} ${JSON.stringify(text)}; use ISO-8601 (2026-01-05T10:00:00Z) or epoch milliseconds`,
+    `${path} row ${row + 1}: bad ${EVENT_TIMESTAMP} ${JSON.stringify(text)}${why}; use ISO-8601 (2026-01-05T10:00:00Z) or epoch milliseconds`,
     { context: { path, row: row + 1 } },
   );
 }

@@ -111,7 +111,7 @@ async function writeParquetOut(path: string, labels: LabelFrame, features: Featu
   for (const p of passText) {
     const typed = typeText(p.cells);
     specs.push({ name: p.name, type: typed.type });
-    inputs[p.name] = { values: typed.values as never };
+    inputs[p.name] = { values: typed.values as never, ...(typed.valid ? { valid: typed.valid } : {}) };
   }
   features.specs.forEach((spec, f) => {
     specs.push(spec);
@@ -127,12 +127,36 @@ async function writeParquetOut(path: string, labels: LabelFrame, features: Featu
   await writeFile(path, encodeTable(new arrow.Table(columns)));
 }
 
-/** Types a text column for parquet: int64 when every cell is an integer, double when a number. */
-function typeText(cells: readonly (string | null)[]): { type: ColumnType; values: unknown[] } {
-  const present = cells.filter((c): c is string => c !== null);
-  if (present.length > 0 && present.every((c) => /^-?\d+$/.test(c.trim()) && Number.isSafeInteger(Number(c))))
-    return { type: 'int64', values: cells.map((c) => (c === null ? null : Number(c))) };
-  if (present.length > 0 && present.every((c) => c.trim() !== '' && Number.isFinite(Number(c))))
+const INTEGER = /^-?\d+$/;
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+/**
+ * Types a text column for parquet as pandas' read_csv would: int64 when every cell is an integer
+ * of the int64 range (exact, ids past 2^53 included), double when every cell is a decimal number,
+ * bool, else text. Integers past int64 stay text rather than round as doubles, and only decimal
+ * literals are numbers (Number() also reads "0x1A", "0b11" and "Infinity").
+ */
+function typeText(cells: readonly (string | null)[]): {
+  type: ColumnType;
+  values: unknown;
+  valid?: Uint8Array;
+} {
+  const present = cells.filter((c): c is string => c !== null).map((c) => c.trim());
+  if (present.length > 0 && present.every((c) => INTEGER.test(c))) {
+    if (!present.every((c) => BigInt(c) >= INT64_MIN && BigInt(c) <= INT64_MAX))
+      return { type: 'string', values: [...cells] };
+    const values = new BigInt64Array(cells.length);
+    const valid = new Uint8Array(cells.length);
+    cells.forEach((c, i) => {
+      if (c === null) return;
+      values[i] = BigInt(c.trim());
+      valid[i] = 1;
+    });
+    return { type: 'int64', values, valid };
+  }
+  if (present.length > 0 && present.every((c) => DECIMAL.test(c)))
     return { type: 'double', values: cells.map((c) => (c === null ? null : Number(c))) };
   if (present.length > 0 && present.every((c) => /^(true|false)$/i.test(c.trim())))
     return {

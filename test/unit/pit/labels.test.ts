@@ -25,6 +25,12 @@ describe('entity dataframe', () => {
       () => parseTime('01/02/2026', 'labels.csv', 4),
       /labels\.csv row 5: bad event_timestamp "01\/02\/2026"/,
     );
+    // Date.parse rolled these over to March 2 and March 1; an epoch in nanoseconds was read as ms.
+    assert.throws(() => parseTime('2026-02-30T10:00:00Z', 'f', 0), /2026-02-30 is not a day of the calendar/);
+    assert.throws(() => parseTime('2026-02-29', 'f', 0), /not a day of the calendar/);
+    assert.equal(parseTime('2028-02-29', 'f', 0), Date.UTC(2028, 1, 29));
+    assert.throws(() => parseTime('2026-13-01', 'f', 0), /not a day of the calendar/);
+    assert.throws(() => parseTime(String(ms * 1_000_000), 'f', 0), /microseconds or nanoseconds\?/);
   });
 
   it('splits quoted CSV cells', () => {

@@ -165,6 +165,34 @@ describe('point-in-time retrieval (local raw log)', () => {
     assert.equal(tiled.table.numRows, 1);
   });
 
+  it('passes label columns through as pandas reads them: int64 ids exact, only decimals as numbers', async () => {
+    const labels = join(dir, 'pass-through.csv');
+    writeFileSync(
+      labels,
+      'user_id,event_timestamp,txn_id,code,score,huge\n' +
+        '1000,2026-01-05T10:00:00Z,9007199254740993,0x1A,1,18446744073709551616\n' +
+        '1001,2026-01-05T10:00:00Z,1234567890123456789,0b11,2.5,1\n' +
+        '1002,2026-01-05T11:30:00Z,-5,7,,2\n',
+    );
+    const { table } = await run(labels);
+    const column = (name: string) => table.getChild(name)!;
+    // Ids past 2^53 were typed double and rounded; "0x1A" and "0b11" were read as 26 and 3.
+    assert.equal(String(column('txn_id').type), 'Int64');
+    assert.deepEqual(Array.from(column('txn_id').toArray() as BigInt64Array, String), [
+      '9007199254740993',
+      '1234567890123456789',
+      '-5',
+    ]);
+    assert.deepEqual(column('code').toArray(), ['0x1A', '0b11', '7']);
+    assert.equal(String(column('score').type), 'Float64');
+    assert.deepEqual(
+      [column('score').get(0), column('score').get(1), column('score').get(2)],
+      [1, 2.5, null],
+    );
+    // Past the int64 range: kept as text rather than rounded.
+    assert.deepEqual(column('huge').toArray(), ['18446744073709551616', '1', '2']);
+  });
+
   it('names the row of a bad timestamp, a missing column and an unknown feature', async () => {
     const bad = join(dir, 'bad.csv');
     writeFileSync(bad, 'user_id,event_timestamp\n1000,2026-01-02T00:00:00Z\n1001,yesterday\n');
