@@ -159,20 +159,38 @@ function checkInt64(value: unknown): Checked {
   };
 }
 
+/**
+ * The largest double magnitude taken: squares (stddev, variance) overflow past ~1.3e154 and sums
+ * past ~1.8e308, which the exact sums would turn into NaN, and a window that held such a value
+ * would stay NaN in the offline sweep after it left. No amount or measure comes near.
+ */
+export const MAX_DOUBLE_MAGNITUDE = 1e150;
+
 function checkDouble(value: unknown): Checked {
   if (typeof value === 'number') {
     return Number.isFinite(value)
-      ? { ok: true, value }
+      ? usableDouble(value, String(value))
       : { ok: false, reason: 'non_numeric', problem: `expected a finite number, got ${value}` };
   }
-  if (typeof value === 'bigint') return { ok: true, value: Number(value) };
+  if (typeof value === 'bigint') return usableDouble(Number(value), String(value));
   if (typeof value === 'string') {
     const n = Number(value);
     return NUMERIC.test(value) && Number.isFinite(n)
-      ? { ok: true, value: n }
+      ? usableDouble(n, describe(value))
       : { ok: false, reason: 'non_numeric', problem: `expected a finite number, got ${describe(value)}` };
   }
   return { ok: false, reason: 'schema_mismatch', problem: `expected a number, got ${describe(value)}` };
+}
+
+/** Within ±MAX_DOUBLE_MAGNITUDE; -0 as 0, so min and max of 0 and -0 agree on every path. */
+function usableDouble(n: number, shown: string): Checked {
+  if (Math.abs(n) > MAX_DOUBLE_MAGNITUDE)
+    return {
+      ok: false,
+      reason: 'non_numeric',
+      problem: `${shown} is beyond ±1e150, where sums and deviations of it would overflow`,
+    };
+  return { ok: true, value: n === 0 ? 0 : n };
 }
 
 /**

@@ -94,6 +94,29 @@ describe('decode failures', () => {
     );
   });
 
+  it('non_numeric: a double beyond ±1e150, whose sums and deviations would overflow to NaN', () => {
+    refused(decodeJson({ ...good, amount: 1e308 }), 'non_numeric', /field amount: 1e\+308 is beyond ±1e150/);
+    refused(decodeJson({ ...good, amount: '-2e151' }), 'non_numeric', /field amount: "-2e151" is beyond/);
+    const edge = decodeJson({ ...good, amount: -1e150 });
+    assert.ok(edge.ok);
+    assert.equal(edge.record.amount, -1e150);
+  });
+
+  it('takes -0 as 0: min and max of 0 and -0 once differed between online and offline', () => {
+    for (const amount of [-0, '-0', '-0.0']) {
+      const out = decodeJson(
+        typeof amount === 'number'
+          ? `{"user_id":1,"event_timestamp":"2026-01-01T00:00:00Z","amount":-0,"merchant_id":"m"}`
+          : { ...good, amount },
+      );
+      assert.ok(out.ok);
+      assert.ok(
+        Object.is(out.record.amount, 0),
+        `${amount} -> ${Object.is(out.record.amount, -0) ? '-0' : out.record.amount}`,
+      );
+    }
+  });
+
   it('accepts a numeric string amount and drops extra fields', () => {
     const out = decodeJson({ ...good, amount: '12.5', country: 'FR' });
     assert.ok(out.ok);
