@@ -23,6 +23,30 @@ describe('OffsetRanges', () => {
     assert.equal(r.size, 200);
   });
 
+  it('agrees with a plain set for any ranges added in any order', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 300 }), fc.integer({ min: -2, max: 12 })), {
+          maxLength: 60,
+        }),
+        (ranges) => {
+          const r = new OffsetRanges();
+          const set = new Set<number>();
+          for (const [a, length] of ranges) {
+            r.addRange(a, a + length);
+            for (let o = a; o <= a + length; o++) set.add(o);
+          }
+          for (let o = 0; o <= 315; o++) assert.equal(r.has(o), set.has(o), `offset ${o}`);
+          assert.equal(r.size, set.size);
+          const json = r.toJSON();
+          for (let i = 1; i < json.length; i++)
+            assert.ok(json[i]![0] > json[i - 1]![1] + 1, 'disjoint, not adjacent');
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
   it('agrees with a plain set for any offsets added in any order', () => {
     fc.assert(
       fc.property(
