@@ -98,7 +98,13 @@ export class StateReads {
         for (let i = 0; i < batch.length; i++) batch[i]!.resolve([replies[2 * i]!, replies[2 * i + 1]!]);
       },
       (error: unknown) => {
-        for (const read of batch) read.reject(error);
+        // Redis answered the shared call with an error (a key of another type under the prefix,
+        // say): each lookup reads on its own, so only the bad key's lookup fails. A connection
+        // error fails them all, as it would each.
+        if (error instanceof Error && error.name === 'ReplyError')
+          for (const read of batch)
+            this.redis.hmgetBuffer(read.key, 's', 'd').then(read.resolve, read.reject);
+        else for (const read of batch) read.reject(error);
       },
     );
   };

@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
 import { OnlineReader } from '../../../services/server/lookup.ts';
 import { parseOnlineRequest } from '../../../services/server/request.ts';
+import { StateReads } from '../../../services/server/state-reads.ts';
 import { loadDefinitionsFile } from '../../../shared/definitions/load.ts';
 import {
   applyEvent,
@@ -132,5 +133,48 @@ describe('online lookup', () => {
     } finally {
       store.delete(key);
     }
+  });
+});
+
+describe('single lookups sharing one Redis call', () => {
+  it('fail alone when Redis refuses one key, not every lookup of the same turn', async () => {
+    const state = emptyState(plan);
+    applyEvent(plan, state, event(1, T0 - HOUR));
+    const good = stateKey(PREFIX, view.name, '1');
+    const bad = stateKey(PREFIX, view.name, '2');
+    const replyError = () =>
+      Object.assign(new Error('WRONGTYPE Operation against a key holding the wrong kind of value'), {
+        name: 'ReplyError',
+      });
+    const redis = {
+      tesseraReadStates: true,
+      defineCommand() {},
+      async hmgetBuffer(key: string) {
+        if (key === bad) throw replyError();
+        return [Buffer.from(encodeState(plan, state)), null];
+      },
+      async tesseraReadStatesBuffer() {
+        throw replyError(); // the script stops at the bad key
+      },
+    } as unknown as Redis;
+    const reads = new StateReads(redis);
+    const results = await Promise.allSettled([reads.read([good]), reads.read([bad]), reads.read([good])]);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'rejected', 'fulfilled'],
+    );
+    // A connection error still fails every lookup that shared the call.
+    const down = {
+      ...redis,
+      async tesseraReadStatesBuffer() {
+        throw new Error('Connection is closed.');
+      },
+    } as unknown as Redis;
+    const shared = new StateReads(down);
+    const failed = await Promise.allSettled([shared.read([good]), shared.read([good])]);
+    assert.deepEqual(
+      failed.map((r) => r.status),
+      ['rejected', 'rejected'],
+    );
   });
 });
