@@ -125,19 +125,22 @@ export function parseOnlineRequest(
     viewRequest.features.push({ def, index, outputName, numbers: numberFormat(def, view) });
   });
 
-  const entityColumns = Object.entries(input.entities).map(([name, values]) => ({ name, values }));
+  // As Feast's server: a column no requested view is keyed by is echoed when it is a declared join
+  // key, and ignored otherwise (a typo in the needed column is still refused: it is then missing).
+  const joinKeys = new Set(definitions.entities.map((e) => e.joinKey));
+  const entityColumns = Object.entries(input.entities)
+    .filter(([name]) => joinKeys.has(name))
+    .map(([name, values]) => ({ name, values }));
   if (entityColumns.length === 0)
-    throw invalid('entities: give at least one entity column, e.g. {"user_id": [1001]}', 'entities');
+    throw invalid(
+      `entities: give the requested views' entity columns, e.g. {"${views[0]!.view.entity.joinKey}": [1001]}`,
+      'entities',
+    );
   const rows = entityColumns[0]!.values.length;
   for (const column of entityColumns) {
     if (column.values.length !== rows)
       throw invalid(
         `entities.${column.name}: has ${column.values.length} values but entities.${entityColumns[0]!.name} has ${rows}; every entity column needs one value per row`,
-        `entities.${column.name}`,
-      );
-    if (!views.some((v) => v.view.entity.joinKey === column.name))
-      throw invalid(
-        `entities.${column.name}: no requested feature view is keyed by ${column.name}; the requested views use ${[...new Set(views.map((v) => v.view.entity.joinKey))].join(', ')}`,
         `entities.${column.name}`,
       );
   }
@@ -237,7 +240,9 @@ function checkBody(body: unknown): Body {
     for (let i = 0; i < features.length; i++)
       if (typeof features[i] !== 'string') throw mismatch(`features.${i}`, 'string', features[i]);
   }
-  if (feature_service !== undefined && typeof feature_service !== 'string')
+  // Feast's SDK sends `"feature_service": null` beside a feature list.
+  if (feature_service === null) delete body.feature_service;
+  else if (feature_service !== undefined && typeof feature_service !== 'string')
     throw mismatch('feature_service', 'string', feature_service);
   if (entities === undefined) throw invalid('entities: Required', 'entities');
   if (!isRecord(entities)) throw mismatch('entities', 'object', entities);
@@ -253,7 +258,7 @@ function checkBody(body: unknown): Body {
   const unknown = Object.keys(body).filter((key) => !ALLOWED.has(key));
   if (unknown.length > 0)
     throw invalid(
-      `body: unknown field(s) ${unknown.join(', ')}; allowed: features, feature_service, entities, full_feature_names, as_of`,
+      `body: unknown field(s) ${unknown.join(', ')}; allowed: ${[...ALLOWED].join(', ')}`,
       'body',
     );
   return body as unknown as Body;

@@ -135,7 +135,7 @@ views:
       ],
       [
         { features: f, entities: { user_id: [1] }, bogus: 1, other: 2 },
-        'body: unknown field(s) bogus, other; allowed: features, feature_service, entities, full_feature_names, as_of',
+        'body: unknown field(s) bogus, other; allowed: features, feature_service, entities, full_feature_names, as_of, include_feature_view_version_metadata',
       ],
       // A field of the wrong type is named before fields that are not ours.
       [{ features: 1, entities: { user_id: [1] }, bogus: 1 }, 'features: Expected array, received number'],
@@ -168,10 +168,46 @@ views:
     );
   });
 
-  it('refuses mismatched entity columns and too many rows', () => {
+  it('refuses mismatched entity columns and too many rows; ignores columns Feast ignores', () => {
+    const two = parseDefinitions(
+      `
+version: 1
+project: t
+entities: [{ name: user, join_key: user_id, type: int64 }, { name: merchant, join_key: merchant_id, type: string }]
+sources:
+  - { name: tx, topic: tx, format: json, key_field: user_id, timestamp_field: ts, schema: { user_id: int64, ts: timestamp, merchant_id: string } }
+views:
+  - { name: a, entity: user, source: tx, features: [{ name: n, aggregation: count, window: 1h }] }
+`,
+      'inline.yaml',
+    );
     assert.match(
-      refusal({ features: [`${VIEW}:transaction_count_1h`], entities: { user_id: [1, 2], other: [1] } }),
-      /entities\.other: has 1 values/,
+      refusal({ features: ['a:n'], entities: { user_id: [1, 2], merchant_id: ['m'] } }, two),
+      /entities\.merchant_id: has 1 values/,
+    );
+    // As Feast's server: a declared join key no requested view uses is echoed, an unknown column
+    // ignored (once a 400), and feature_service null is no service.
+    const ok = parseOnlineRequest(
+      {
+        features: ['a:n'],
+        feature_service: null,
+        entities: { user_id: [1, 2], merchant_id: ['m', 'n'], foo: [true] },
+      },
+      two,
+      10,
+    );
+    assert.deepEqual(
+      ok.entityColumns.map((c) => c.name),
+      ['user_id', 'merchant_id'],
+    );
+    // A misspelt needed column is still refused: the view's key is then missing.
+    assert.match(
+      refusal({ features: ['a:n'], entities: { userid: [1] } }, two),
+      /give the requested views' entity columns, e.g. \{"user_id"/,
+    );
+    assert.match(
+      refusal({ features: ['a:n'], entities: { userid: [1], merchant_id: ['m'] } }, two),
+      /view a is keyed by user_id, which the request does not give/,
     );
     assert.match(
       refusal({ features: [`${VIEW}:transaction_count_1h`], entities: { user_id: [1, 2, 3] } }, fraud, 2),
