@@ -234,8 +234,10 @@ function compile(
         mode === 'tiled' ? (f.tile ? (parseDuration(f.tile) as number) : defaultTileMs(windowMs)) : 0;
       if (mode === 'tiled' && tileMs > windowMs) {
         problems.push({
-          path: fat('tile'),
-          message: `tile ${formatDuration(tileMs)} is longer than the window ${f.window}`,
+          path: fat(f.tile ? 'tile' : 'window'),
+          message: f.tile
+            ? `tile ${formatDuration(tileMs)} is longer than the window ${f.window}`
+            : `a tiled window of ${f.window} needs a tile no longer than it: the default (5m under 12h) is longer; declare one, e.g. tile: ${formatDuration(Math.max(1000, Math.floor(windowMs / 6 / 1000) * 1000))}`,
         });
       }
       if (f.n !== undefined && f.aggregation !== 'last_n')

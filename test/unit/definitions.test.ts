@@ -109,6 +109,13 @@ describe('feature definitions', () => {
       );
   });
 
+  it('names the default tile when a short tiled window has none', () => {
+    invalid(
+      fraud.replace('window: 1h\n        tile: 5m\n', 'window: 90s\n        mode: tiled\n'),
+      /features\[0\]\.window: a tiled window of 90s needs a tile no longer than it: the default \(5m under 12h\) is longer; declare one, e\.g\. tile: 15s/,
+    );
+  });
+
   it('refuses a feature service named twice, or listing a feature twice', () => {
     const service = fraud.slice(fraud.indexOf('  - name: fraud_model_v1'));
     invalid(`${fraud}${service}`, /feature_services\[1\]\.name: duplicate feature service fraud_model_v1/);
