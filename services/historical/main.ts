@@ -22,7 +22,8 @@ const USAGE = `usage: tessera historical --entities <file.csv|file.parquet> --ou
                   timestamps ISO-8601 (no zone = UTC) or epoch milliseconds
   --out           training set to write (.parquet or .csv), rows in input order
   --store         offline store holding raw/<source>/date=YYYY-MM-DD/*.parquet
-                  (default $TESSERA_OFFLINE_STORE, else s3://$TESSERA_S3_BUCKET)
+                  (default $TESSERA_OFFLINE_STORE, else s3://$TESSERA_S3_BUCKET with an S3
+                  endpoint configured, else the local directory offline-store/)
   --view          feature view (default: the view of --features, or the only view)
   --features      comma-separated view:feature or feature names (default: all of the view)
   --mode          force every feature into one window mode (default: as declared)

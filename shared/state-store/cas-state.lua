@@ -4,7 +4,7 @@
 
   KEYS[1..n]  the entities' state hashes, each hash-tagged on its entity: <prefix>:{<view>:<entity>}
               (one key per call on Redis Cluster, where keys of one call must share a slot)
-  ARGV[1]     TTL in milliseconds (the view's ttl: longest window + lateness)
+  ARGV[1]     TTL in milliseconds (the view's ttl: by default longest window + its tile + lateness)
   then for the i-th key, ARGV[2 + 4*(i-1)] ..:
     version   read with the state (0 = the key did not exist)
     bytes     the full serialized state (engine codec), or one delta record (engine delta.ts)
