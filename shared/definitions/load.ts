@@ -138,6 +138,13 @@ function compile(
   input.sources.forEach((s, i) => {
     const at = (field: string): Path => ['sources', i, field];
     if (sources.has(s.name)) problems.push({ path: at('name'), message: `duplicate source ${s.name}` });
+    // The ingestor and the flusher read a topic as one source: a second one on it was ignored.
+    const sameTopic = [...sources.values()].find((other) => other.topic === s.topic);
+    if (sameTopic)
+      problems.push({
+        path: at('topic'),
+        message: `source ${sameTopic.name} already reads topic ${s.topic}; one source per topic (key a second set of views by another entity through a topic of its own)`,
+      });
     const keyType = s.schema[s.key_field];
     if (keyType !== 'int64' && keyType !== 'string') {
       problems.push({

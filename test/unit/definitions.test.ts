@@ -109,6 +109,20 @@ describe('feature definitions', () => {
       );
   });
 
+  it('refuses two sources on one topic, which the ingestor read as one', () => {
+    const second = `  - name: by_merchant
+    topic: transactions
+    format: json
+    key_field: merchant_id
+    timestamp_field: event_timestamp
+    schema: { merchant_id: string, event_timestamp: timestamp, amount: double }
+`;
+    invalid(
+      fraud.replace('\nviews:', `\n${second}\nviews:`),
+      /sources\[1\]\.topic: source transactions already reads topic transactions; one source per topic/,
+    );
+  });
+
   it('names the default tile when a short tiled window has none', () => {
     invalid(
       fraud.replace('window: 1h\n        tile: 5m\n', 'window: 90s\n        mode: tiled\n'),
