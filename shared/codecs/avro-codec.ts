@@ -125,7 +125,19 @@ function readBody(type: avro.Type, bytes: Buffer, start: number): AvroRead {
       `Avro body has ${bytes.length - decoded.offset} trailing bytes after the record: wrong schema?`,
     );
   }
-  return { ok: true, raw: decoded.value as Record<string, unknown> };
+  const raw = decoded.value as Record<string, unknown>;
+  // avsc decodes invalid UTF-8 as U+FFFD, merging strings that differ there. A string holding it
+  // whose UTF-8 bytes are not in the message was such a replacement (a real U+FFFD is there as is).
+  for (const name in raw) {
+    const v = raw[name];
+    if (typeof v === 'string' && v.includes('\uFFFD') && !bytes.includes(Buffer.from(v, 'utf8'), start))
+      return failure(
+        'undecodable',
+        `field ${name}: the string is not valid UTF-8; Avro strings must be UTF-8`,
+        name,
+      );
+  }
+  return { ok: true, raw };
 }
 
 function writeBody(type: avro.Type, source: SourceDef, unit: TimestampUnit, record: EncodableRecord): Buffer {

@@ -1,4 +1,5 @@
 // JSON values: one UTF-8 JSON object per Kafka message, field names as in the source schema.
+import { isUtf8 } from 'node:buffer';
 import type { SourceDef } from '../definitions/schema.ts';
 import { TesseraError } from '../errors.ts';
 import { int64Value } from './int64.ts';
@@ -11,6 +12,9 @@ export type JsonParse = { ok: true; raw: Record<string, unknown> } | DecodeError
 export function parseJsonValue(value: Buffer | null): JsonParse {
   if (value === null || value.length === 0)
     return failure('undecodable', 'message has no value (tombstone or empty)');
+  // Decoding would turn every invalid byte into U+FFFD, merging ids and values that differ there.
+  if (!isUtf8(value))
+    return failure('undecodable', 'value is not valid UTF-8 (Latin-1 text?); JSON messages must be UTF-8');
   let parsed: unknown;
   try {
     parsed = JSON.parse(value.toString('utf8'));

@@ -37,6 +37,34 @@ describe('decode failures', () => {
     refused(json.decode({ key: null, value: null }) as DecodeResult, 'undecodable', /no value/);
   });
 
+  it('undecodable: text that is not UTF-8, which would decode as U+FFFD and merge with other values', () => {
+    // Latin-1 "café" and "cafè": as UTF-8 both read as "caf\uFFFD".
+    for (const byte of [0xe9, 0xe8]) {
+      const text = Buffer.from(JSON.stringify({ ...good, merchant_id: 'caf_' }));
+      text[text.indexOf('caf_') + 3] = byte;
+      refused(json.decode({ key: null, value: text }) as DecodeResult, 'undecodable', /not valid UTF-8/);
+    }
+    const source = transactions('avro');
+    const encoder = createEncoder(source, { definitionsDir: DEFINITIONS_DIR });
+    const decoder = createDecoder(source, { definitionsDir: DEFINITIONS_DIR });
+    const bytes = Buffer.from(encoder.encode({ ...KNOWN_RECORD, merchant_id: 'caf_' }));
+    bytes[bytes.indexOf('caf_') + 3] = 0xe9;
+    refused(
+      decoder.decode({ key: null, value: bytes }) as DecodeResult,
+      'undecodable',
+      /field merchant_id: the string is not valid UTF-8/,
+    );
+    // A real U+FFFD, sent as UTF-8, is a value like any other, in both formats.
+    const real = decoder.decode({
+      key: null,
+      value: encoder.encode({ ...KNOWN_RECORD, merchant_id: 'caf\uFFFD' }),
+    }) as DecodeResult;
+    assert.ok(real.ok);
+    assert.equal(real.record.merchant_id, 'caf\uFFFD');
+    const realJson = decodeJson({ ...good, merchant_id: 'caf\uFFFD' });
+    assert.ok(realJson.ok);
+  });
+
   it('undecodable: a truncated raw Avro body', () => {
     const source = transactions('avro');
     const bytes = createEncoder(source, { definitionsDir: DEFINITIONS_DIR }).encode(KNOWN_RECORD);
