@@ -96,7 +96,7 @@ export function compileAvroSchema(text: string, origin: string, source: SourceDe
     );
   }
   const fields = type.fields.map((f) => f.name);
-  const timestampUnit = unitOf(schema, source);
+  const timestampUnit = unitOf(schema, source, origin);
   return {
     origin,
     timestampUnit,
@@ -165,8 +165,17 @@ function writeBody(type: avro.Type, source: SourceDef, unit: TimestampUnit, reco
   );
 }
 
+/** Logical types that are not an instant: a day, a time of day, a wall-clock time without a zone. */
+const NOT_INSTANTS = new Set([
+  'date',
+  'time-millis',
+  'time-micros',
+  'local-timestamp-millis',
+  'local-timestamp-micros',
+]);
+
 /** How the writer schema stores the event time: its logical type, else the field's Avro type. */
-function unitOf(schema: Json, source: SourceDef): TimestampUnit {
+function unitOf(schema: Json, source: SourceDef, origin: string): TimestampUnit {
   if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) return 'format';
   const fields = schema.fields;
   if (!Array.isArray(fields)) return 'format';
@@ -180,8 +189,16 @@ function unitOf(schema: Json, source: SourceDef): TimestampUnit {
   if (Array.isArray(type)) type = type.find((t) => t !== 'null') ?? null;
   const logical =
     typeof type === 'object' && type !== null && !Array.isArray(type) ? type.logicalType : undefined;
-  if (logical === 'timestamp-millis' || logical === 'local-timestamp-millis') return 'millis';
-  if (logical === 'timestamp-micros' || logical === 'local-timestamp-micros') return 'micros';
+  if (typeof logical === 'string' && NOT_INSTANTS.has(logical))
+    // Read as epoch milliseconds, a date of 2026-01-01 (day 20454) was 20 seconds after 1970; a
+    // local timestamp names different instants in different zones (as a zone-less ISO time).
+    throw new TesseraError(
+      'DEFINITIONS_INVALID',
+      `${origin}: field ${source.timestampField} has logicalType ${logical}, which is not an instant; event times must be timestamp-millis or timestamp-micros (UTC)`,
+      { context: { origin, source: source.name, logicalType: logical } },
+    );
+  if (logical === 'timestamp-millis') return 'millis';
+  if (logical === 'timestamp-micros') return 'micros';
   const base = typeof type === 'object' && type !== null && !Array.isArray(type) ? type.type : type;
   if (base === 'long' || base === 'int' || base === 'double' || base === 'float') {
     return source.timestampFormat === 'epoch_s' ? 'seconds' : 'millis';

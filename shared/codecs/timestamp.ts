@@ -81,6 +81,7 @@ function scanIso(text: string): number {
     }
   }
   let offsetMin = 0;
+  let offsetMinutesField = 0;
   const zone = text.charCodeAt(i);
   if (zone === 90 || zone === 122) {
     // Z z
@@ -91,6 +92,7 @@ function scanIso(text: string): number {
     const colon = text.charCodeAt(i + 3) === 58 ? 1 : 0;
     const mm = digits(text, i + 3 + colon, 2);
     if (hh < 0 || mm < 0) return Number.NaN;
+    offsetMinutesField = mm;
     offsetMin = (zone === 45 ? -1 : 1) * (hh * 60 + mm);
     i += 5 + colon;
   } else {
@@ -105,7 +107,8 @@ function scanIso(text: string): number {
     hour > 23 ||
     minute > 59 ||
     second > 59 ||
-    Math.abs(offsetMin) > 18 * 60
+    Math.abs(offsetMin) > 18 * 60 ||
+    offsetMinutesField > 59 // +05:99 is no offset (it was read as +06:39)
   )
     return INVALID;
   return (
@@ -147,6 +150,11 @@ function daysInMonth(year: number, month: number): number {
 }
 
 /** Parses an epoch number (or numeric string) in `unit` per second scale to integer ms. */
+/**
+ * `msPerUnit` below 1 (microseconds) truncates to the millisecond, as the ISO parser drops digits
+ * past the third and as Java and pyarrow convert: the instant 23:59:59.999999 is .999, not the
+ * next day. Seconds are rounded (docs/codecs.md).
+ */
 function parseEpoch(value: number | string | bigint, msPerUnit: number, unitName: string): TimestampParse {
   let n: number;
   if (typeof value === 'bigint') n = Number(value);
@@ -154,7 +162,7 @@ function parseEpoch(value: number | string | bigint, msPerUnit: number, unitName
   else if (NUMERIC.test(value.trim())) n = Number(value.trim());
   else return bad(`expected ${unitName} since the epoch, got ${JSON.stringify(value)}`);
   if (!Number.isFinite(n)) return bad(`expected ${unitName} since the epoch, got ${String(value)}`);
-  const ms = Math.round(n * msPerUnit);
+  const ms = msPerUnit < 1 ? Math.floor(n / (1 / msPerUnit)) : Math.round(n * msPerUnit);
   if (!Number.isFinite(ms) || Math.abs(ms) > MAX_MS) {
     return bad(`${String(value)} ${unitName} is outside the representable time range`);
   }

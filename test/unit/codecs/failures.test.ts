@@ -65,6 +65,34 @@ describe('decode failures', () => {
     assert.ok(realJson.ok);
   });
 
+  it('refuses an Avro event time that is not an instant: date, time of day, local timestamp', async () => {
+    const { compileAvroSchema } = await import('../../../shared/codecs/avro-codec.ts');
+    const schema = (logicalType: string, type = 'long') =>
+      JSON.stringify({
+        type: 'record',
+        name: 'tx',
+        fields: [
+          { name: 'user_id', type: 'long' },
+          { name: 'event_timestamp', type: { type, logicalType } },
+          { name: 'amount', type: 'double' },
+          { name: 'merchant_id', type: 'string' },
+        ],
+      });
+    const source = transactions('avro');
+    for (const [logical, type] of [
+      ['date', 'int'],
+      ['time-millis', 'int'],
+      ['time-micros', 'long'],
+      ['local-timestamp-millis', 'long'],
+      ['local-timestamp-micros', 'long'],
+    ] as const)
+      assert.throws(
+        () => compileAvroSchema(schema(logical, type), 'tx.avsc', source),
+        new RegExp(`tx\\.avsc: field event_timestamp has logicalType ${logical}, which is not an instant`),
+      );
+    assert.equal(compileAvroSchema(schema('timestamp-micros'), 'tx.avsc', source).timestampUnit, 'micros');
+  });
+
   it('undecodable: a truncated raw Avro body', () => {
     const source = transactions('avro');
     const bytes = createEncoder(source, { definitionsDir: DEFINITIONS_DIR }).encode(KNOWN_RECORD);

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { parseIsoTimestamp } from '../../../shared/codecs/timestamp.ts';
+import { parseIsoTimestamp, parseTimestamp } from '../../../shared/codecs/timestamp.ts';
 
 const SHAPE =
   /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(?:([Zz])|([+-])(\d{2}):?(\d{2}))$/;
@@ -24,7 +24,16 @@ function reference(text: string): Expected {
   const date = new Date(Date.UTC(2000, month! - 1, day!, hour!, minute!, second, millis));
   date.setUTCFullYear(year!);
   const exists = date.getUTCMonth() === month! - 1 && date.getUTCDate() === day;
-  if (!exists || month! > 12 || hour! > 23 || minute! > 59 || second > 59 || Math.abs(offset) > 18 * 60)
+  const offsetMinutes = m[8] ? 0 : Number(m[11]);
+  if (
+    !exists ||
+    month! > 12 ||
+    hour! > 23 ||
+    minute! > 59 ||
+    second > 59 ||
+    Math.abs(offset) > 18 * 60 ||
+    offsetMinutes > 59
+  )
     return { ok: false, kind: 'invalid' };
   return { ok: true, ms: date.getTime() - offset * 60_000 };
 }
@@ -115,6 +124,27 @@ describe('ISO-8601 scanner', () => {
       { numRuns: 20_000 },
     );
     assert.ok(refused > 5_000, `damaged times the grammar refuses: ${refused}`);
+  });
+
+  it('refuses offset minutes past 59, once read as more hours', () => {
+    assert.equal(parseIsoTimestamp('2026-01-01T00:00:00+05:99').ok, false);
+    assert.equal(parseIsoTimestamp('2026-01-01T00:00:00+0599').ok, false);
+    assert.deepEqual(parseIsoTimestamp('2026-01-01T00:00:00+05:59'), {
+      ok: true,
+      ms: Date.UTC(2025, 11, 31, 18, 1),
+    });
+  });
+
+  it('cuts Avro timestamp-micros to the millisecond, as ISO fractions are cut', () => {
+    const last = Date.UTC(2026, 0, 1, 23, 59, 59, 999);
+    // 23:59:59.999999 was rounded to the next day; the ISO text of the same instant gives .999.
+    assert.deepEqual(parseTimestamp(BigInt(last) * 1000n + 999n, 'iso8601', 'micros'), {
+      ok: true,
+      ms: last,
+    });
+    assert.deepEqual(parseIsoTimestamp('2026-01-01T23:59:59.999999Z'), { ok: true, ms: last });
+    assert.deepEqual(parseTimestamp(-1, 'iso8601', 'micros'), { ok: true, ms: -1 });
+    assert.deepEqual(parseTimestamp(1500, 'iso8601', 'micros'), { ok: true, ms: 1 });
   });
 
   it('cuts fractions to the millisecond, and knows leap years and the edges of the range', () => {
