@@ -97,16 +97,21 @@ export function compileAvroSchema(text: string, origin: string, source: SourceDe
   }
   const fields = type.fields.map((f) => f.name);
   const timestampUnit = unitOf(schema, source, origin);
+  // Unions avsc cannot tell apart by a JS value's type (["null", "float", "double"]) come as
+  // {branch: value}: unwrapped on reading, wrapped on writing, so the validator sees the value.
+  const wrapped = type.fields.filter((f) => f.type instanceof avro.types.WrappedUnionType);
   return {
     origin,
     timestampUnit,
     fields,
-    read: (bytes, start) => readBody(type, bytes, start),
-    write: (record) => writeBody(type, source, timestampUnit, record),
+    read: (bytes, start) => readBody(type, wrapped, bytes, start),
+    write: (record) => writeBody(type, wrapped, source, timestampUnit, record),
   };
 }
 
-function readBody(type: avro.Type, bytes: Buffer, start: number): AvroRead {
+type AvroField = avro.types.RecordType['fields'][number];
+
+function readBody(type: avro.Type, wrapped: readonly AvroField[], bytes: Buffer, start: number): AvroRead {
   let decoded: { value: unknown; offset: number };
   try {
     decoded = type.decode(bytes, start);
@@ -126,6 +131,10 @@ function readBody(type: avro.Type, bytes: Buffer, start: number): AvroRead {
     );
   }
   const raw = decoded.value as Record<string, unknown>;
+  for (const { name } of wrapped) {
+    const v = raw[name];
+    if (typeof v === 'object' && v !== null) raw[name] = Object.values(v)[0];
+  }
   // avsc decodes invalid UTF-8 as U+FFFD, merging strings that differ there. A string holding it
   // whose UTF-8 bytes are not in the message was such a replacement (a real U+FFFD is there as is).
   for (const name in raw) {
@@ -140,7 +149,13 @@ function readBody(type: avro.Type, bytes: Buffer, start: number): AvroRead {
   return { ok: true, raw };
 }
 
-function writeBody(type: avro.Type, source: SourceDef, unit: TimestampUnit, record: EncodableRecord): Buffer {
+function writeBody(
+  type: avro.Type,
+  wrapped: readonly AvroField[],
+  source: SourceDef,
+  unit: TimestampUnit,
+  record: EncodableRecord,
+): Buffer {
   const value: Record<string, unknown> = { ...record };
   const time = record[source.timestampField];
   if (typeof time === 'number') {
@@ -152,6 +167,14 @@ function writeBody(type: avro.Type, source: SourceDef, unit: TimestampUnit, reco
           : unit === 'seconds'
             ? time / 1000
             : formatTimestamp(time, source.timestampFormat);
+  }
+  for (const field of wrapped) {
+    const v = value[field.name];
+    // The last branch that takes it: unions list the narrower types first (float before double).
+    const branch = (field.type as avro.types.WrappedUnionType).types.findLast(
+      (t) => t.typeName !== 'null' && t.isValid(v),
+    );
+    if (v !== null && v !== undefined && branch) value[field.name] = { [branch.branchName!]: v };
   }
   if (type.isValid(value)) return type.toBuffer(value);
   const bad: string[] = [];
