@@ -34,17 +34,26 @@ export function createCommitter(
   /** Per partition, the next offset to commit (the one after the last processed record). */
   const pending = new Map<string, CommitOffset>();
   const lastCommit = new Map<string, number>();
+  /** Per partition, the highest offset handed to a commit (sent, in flight or done). */
+  const highest = new Map<string, bigint>();
   /** Bumped by forget(): a commit that fails after a rebalance must not bring back its offsets. */
   let generation = 0;
   const keyOf = (o: CommitOffset) => `${o.topic}\0${o.partition}`;
   const commit = async (offsets: CommitOffset[]) => {
     const started = generation;
+    for (const o of offsets) {
+      const at = BigInt(o.offset);
+      if (at > (highest.get(keyOf(o)) ?? -1n)) highest.set(keyOf(o), at);
+    }
     try {
       await consumer.commitOffsets(offsets);
     } catch (error) {
-      // Pending again unless a later offset of the partition is already waiting.
+      // Pending again unless a later offset of the partition is waiting or was sent since (a late
+      // retry of an older one would move the group's offset back).
       if (generation === started)
-        for (const o of offsets) if (!pending.has(keyOf(o))) pending.set(keyOf(o), o);
+        for (const o of offsets)
+          if (!pending.has(keyOf(o)) && BigInt(o.offset) >= (highest.get(keyOf(o)) ?? -1n))
+            pending.set(keyOf(o), o);
       throw error;
     }
   };
@@ -88,6 +97,7 @@ export function createCommitter(
     forget: () => {
       generation++;
       pending.clear();
+      highest.clear();
     },
     stop: () => {
       if (timer) clearInterval(timer);

@@ -59,3 +59,30 @@ test('offsets of a commit that fails after a rebalance are not brought back', as
   assert.deepEqual(c.commits, []);
   committer.stop();
 });
+
+test('an older commit that fails after a newer one was sent is not retried: the offset never moves back', async () => {
+  const committed: string[] = [];
+  let failSlow: ((e: Error) => void) | undefined;
+  const slow = {
+    async commitOffsets(offsets: CommitOffset[]) {
+      if (offsets[0]!.offset === '101') {
+        // The timer's commit of 101 hangs, then fails after 201 went through.
+        await new Promise<void>((_, reject) => {
+          failSlow = reject;
+        });
+      }
+      committed.push(offsets[0]!.offset);
+    },
+  };
+  const committer = createCommitter(slow, 60_000, quiet);
+  await committer.done([p0('0')]); // due at once: 1
+  await committer.done([p0('100')]); // within the interval: pending
+  const hanging = committer.flush(); // 101 in flight
+  await committer.done([p0('200')]); // pending
+  await committer.flush(); // 201
+  failSlow?.(new Error('request timed out'));
+  await assert.rejects(hanging, /timed out/);
+  await committer.flush(); // once sent 101 again, after 201
+  assert.deepEqual(committed, ['1', '201']);
+  committer.stop();
+});
