@@ -11,7 +11,6 @@ import { takeSnapshot } from '../../services/flusher/entity-snapshot.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { readParquet } from '../../shared/offline/parquet.ts';
 import { keyNodes } from '../../shared/state-store/redis-client.ts';
-import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import {
   cleanupRun,
   createSourceTopic,
@@ -19,12 +18,12 @@ import {
   fraudMessages,
   ingestThenStop,
   newTestRun,
+  recentFraudEvents,
   type TestRun,
 } from '../support/ingestor-process.ts';
 import { naiveFraudValue, sameValue } from '../support/naive-reference.ts';
 import { type ServerProcess, startServer } from '../support/server-process.ts';
 
-const DAY = 24 * 3_600_000;
 const TOKEN = 'redis-cluster-test-token';
 const VIEW = 'user_transaction_features';
 
@@ -32,18 +31,7 @@ const clusterUrl = process.env.TESSERA_TEST_REDIS_CLUSTER_URL;
 
 describe('Redis Cluster: ingestor, server and snapshot', { timeout: 180_000 }, () => {
   const now = Date.now();
-  const events = generateFraudEvents({
-    events: 4000,
-    users: 120,
-    seed: 11,
-    start: now - 20 * DAY,
-    spanMs: 20 * DAY - 60_000,
-    partitions: 3,
-  });
-  // The generator puts some events at window edges after its span: the newest is a minute ago.
-  const shift = now - 60_000 - Math.max(...events.map((e) => e.event_timestamp));
-  for (const e of events) e.event_timestamp += shift;
-  const users = [...new Set(events.map((e) => e.user_id))].sort((a, b) => a - b);
+  const { events, users } = recentFraudEvents(now, { events: 4000, users: 120, seed: 11 });
   let run: TestRun;
   let server: ServerProcess;
   let subscriber: Cluster;

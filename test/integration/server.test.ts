@@ -7,13 +7,13 @@ import { after, before, describe, it } from 'node:test';
 import { StateReads } from '../../services/server/state-reads.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { stateKey } from '../../shared/state-store/redis-state-store.ts';
-import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import {
   cleanupRun,
   createSourceTopic,
   fraudMessages,
   type IngestorProcess,
   newTestRun,
+  recentFraudEvents,
   startIngestor,
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
@@ -36,18 +36,7 @@ describe('online server', { timeout: 180_000 }, () => {
   const view = definitions.views.find((v) => v.name === VIEW)!;
   const now = Date.now();
   // 40 users over the last 20 days, the newest event a minute ago.
-  const events = generateFraudEvents({
-    events: 3000,
-    users: 40,
-    seed: 7,
-    start: now - 20 * DAY,
-    spanMs: 20 * DAY - 60_000,
-    partitions: 3,
-  });
-  // The generator also puts events at window edges after its span: move all so the newest is a minute ago.
-  const shift = now - 60_000 - Math.max(...events.map((e) => e.event_timestamp));
-  for (const e of events) e.event_timestamp += shift;
-  const users = [...new Set(events.map((e) => e.user_id))].sort((a, b) => a - b);
+  const { events, users } = recentFraudEvents(now, { events: 3000, users: 40, seed: 7 });
   let ingestor: IngestorProcess;
   let server: ServerProcess;
   let url: string;

@@ -15,7 +15,7 @@ import {
 } from '../../shared/engine/index.ts';
 import { connectRedis, keyNodes, type RedisClient, sendAll } from '../../shared/state-store/redis-client.ts';
 import { RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
-import { type FraudEvent, fraudEngineEvent } from '../../shared/synth/fraud-events.ts';
+import { type FraudEvent, fraudEngineEvent, generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 
 export interface TestRun {
   id: string;
@@ -146,6 +146,27 @@ export async function createSourceTopic(run: TestRun, partitions: number): Promi
   } finally {
     await admin.disconnect();
   }
+}
+
+/**
+ * Fraud events of about `users` users over the 20 days before `now` on 3 partitions, moved so the
+ * newest is a minute ago (the generator also puts events at window edges after its span), and
+ * the users they hold, ascending.
+ */
+export function recentFraudEvents(
+  now: number,
+  options: { events: number; users: number; seed: number },
+): { events: FraudEvent[]; users: number[] } {
+  const day = 86_400_000;
+  const events = generateFraudEvents({
+    ...options,
+    start: now - 20 * day,
+    spanMs: 20 * day - 60_000,
+    partitions: 3,
+  });
+  const shift = now - 60_000 - Math.max(...events.map((e) => e.event_timestamp));
+  for (const e of events) e.event_timestamp += shift;
+  return { events, users: [...new Set(events.map((e) => e.user_id))].sort((a, b) => a - b) };
 }
 
 /** The generated events as JSON Kafka messages of the reference source, keyed by user_id. */
