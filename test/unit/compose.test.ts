@@ -19,6 +19,7 @@ const compose = z
         environment: z.record(z.string(), z.union([z.string(), z.number()])).optional(),
         ports: z.array(z.string()).optional(),
         profiles: z.array(z.string()).optional(),
+        depends_on: z.record(z.string(), z.object({ condition: z.string() })).optional(),
       }),
     ),
   })
@@ -72,10 +73,25 @@ describe('docker-compose.yml', () => {
   it('starts the stack alone by default and Tessera under the "tessera" profile', () => {
     for (const name of ['kafka', 'redis', 's3', 's3-init'])
       assert.equal(compose.services[name]?.profiles, undefined, `${name} runs without a profile`);
-    for (const name of ['ingestor', 'server', 'flusher'])
+    for (const name of ['ingestor', 'server', 'flusher', 'kafka-init'])
       assert.deepEqual(compose.services[name]?.profiles, ['tessera'], name);
     // Compose checks a `${VAR:?}` for every command (`down` and the stack-only `up` too).
     assert.doesNotMatch(text.replace(/#.*$/gm, ''), /\$\{[A-Z_]+:?\?/);
+  });
+
+  it('creates the reference source topic before the ingestor starts, where Kafka keeps its data', async () => {
+    const { loadDefinitionsFile } = await import('../../shared/definitions/load.ts');
+    const topic = loadDefinitionsFile('definitions/fraud.yaml').sources[0]!.topic;
+    const init = compose.services['kafka-init']?.command ?? [];
+    assert.equal(init[init.indexOf('--topic') + 1], topic);
+    assert.ok(init.includes('--if-not-exists'));
+    assert.deepEqual(compose.services.ingestor?.depends_on?.['kafka-init'], {
+      condition: 'service_completed_successfully',
+    });
+    // The image's default log dir is inside the container: a `down` lost every topic.
+    const kafka = compose.services.kafka!;
+    assert.equal(kafka.environment?.KAFKA_LOG_DIRS, '/var/lib/kafka/data');
+    assert.ok(text.includes('kafka-data:/var/lib/kafka/data'));
   });
 
   it('mentions only TESSERA_* variables the config schema knows', () => {

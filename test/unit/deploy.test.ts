@@ -46,6 +46,40 @@ describe('deploy/', () => {
         assert.match(guide, new RegExp(`create secret generic ${name} `), `${file} reads Secret ${name}`);
   });
 
+  it('every Deployment reads the shared config and the S3 credentials; the config loads with a real S3', async () => {
+    const { loadConfig } = await import('../../shared/config/index.ts');
+    const data = (
+      parseAllDocuments(readFileSync('deploy/k8s/config.yaml', 'utf8'))[0]!.toJS() as {
+        data: Record<string, string>;
+      }
+    ).data;
+    for (const file of manifests.filter((f) => !f.endsWith('config.yaml'))) {
+      const text = readFileSync(file, 'utf8');
+      assert.match(text, /configMapRef: \{ name: tessera-config \}/, file);
+      // With an https S3 in the ConfigMap, the local default key is refused in every service.
+      assert.match(text, /secretRef: \{ name: tessera-s3 \}/, file);
+    }
+    const env = {
+      ...data,
+      TESSERA_S3_ENDPOINT: 'https://s3.eu-west-1.amazonaws.com',
+      TESSERA_S3_ACCESS_KEY_ID: 'AKIAEXAMPLE',
+      TESSERA_S3_SECRET_ACCESS_KEY: 'example-secret-key-0123456789',
+      TESSERA_AUTH_TOKEN: 'a-token-of-32-hex-0123456789abcdef',
+    };
+    const config = loadConfig({ argv: [], env });
+    assert.equal(config.redisCluster, false);
+    assert.equal(config.httpHost, '0.0.0.0');
+    for (const name of [
+      'TESSERA_REDIS_CLUSTER',
+      'TESSERA_SCHEMA_REGISTRY_URL',
+      'TESSERA_UPDATES_FORMAT',
+      'TESSERA_S3_REGION',
+    ])
+      assert.ok(name in data, `config.yaml sets ${name}`);
+    // The image listens on every interface; the code's default is loopback.
+    assert.match(readFileSync('deploy/docker/Dockerfile', 'utf8'), /TESSERA_HTTP_HOST=0\.0\.0\.0/);
+  });
+
   it('k8s and the Dockerfile run files that exist', () => {
     for (const file of [...manifests, 'deploy/docker/Dockerfile']) {
       for (const [path] of readFileSync(file, 'utf8').matchAll(/services\/[a-z-]+\/[a-z-]+\.ts/g))
