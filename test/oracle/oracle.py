@@ -224,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--spec", required=True, help="feature spec JSON")
     p.add_argument("--out", required=True, help="features CSV to write")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--timing", help="file to write the seconds of the computation alone (no start-up or I/O)")
     a = p.parse_args(argv)
     t0 = time.monotonic()
     try:
@@ -233,7 +234,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"oracle: {e}", file=sys.stderr)
         return 2
     n = len(columns["user_id"])
+    t_compute = time.perf_counter()
     results = compute(columns, features, progress=not a.quiet)
+    if a.timing:
+        with open(a.timing, "w") as f:
+            f.write(f"{time.perf_counter() - t_compute}\n")
     write_features(a.out, features, results)
     if not a.quiet:
         print(f"oracle: {n} rows x {len(features)} features in {time.monotonic() - t0:.1f}s -> {a.out}",
