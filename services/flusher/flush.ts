@@ -13,6 +13,7 @@ import type { ObjectStore } from '../../shared/offline/object-store.ts';
 import { writeParquet } from '../../shared/offline/parquet.ts';
 import { compareRows, type FeatureRow, featureColumns, misfitFeature, parseRows } from './feature-rows.ts';
 import {
+  copyState,
   type FlusherState,
   type FlushIntent,
   type Positions,
@@ -151,17 +152,22 @@ export async function runFlush(
     versionsWritten.push(view);
   }
 
-  // Success: record what is now in the store, then clear the intent.
+  // Success: record what is now in the store, then clear the intent. On a copy, taken over only
+  // once saved: if the save fails the live state keeps its intent, so the retry (or the stop's
+  // final flush) redoes this very flush instead of cutting a new one over the same records
+  // (raw events written twice) or finding every row already "written".
+  const next = copyState(state);
   for (const [id, taken] of seen) {
     const [view, topic, partition] = id.split('\0') as [string, string, string];
-    const ranges = writtenRanges(state, viewTopic(view, topic), Number(partition));
+    const ranges = writtenRanges(next, viewTopic(view, topic), Number(partition));
     for (const [a, b] of taken.toJSON()) ranges.addRange(a, b);
   }
-  state.positions = mergePositions(state.positions, intent.cut);
-  state.lastVersion = intent.version;
-  state.flushes += 1;
-  state.pending = null;
-  await saveState(store, state);
+  next.positions = mergePositions(state.positions, intent.cut);
+  next.lastVersion = intent.version;
+  next.flushes += 1;
+  next.pending = null;
+  await saveState(store, next);
+  Object.assign(state, next);
 
   if (ctx.retentionVersions > 0)
     for (const view of versionsWritten)
@@ -303,19 +309,34 @@ export function mergePositions(into: Positions, cut: Positions): Positions {
 }
 
 /** Uploads objects a few at a time (each PUT is atomic; their order does not matter). */
+/**
+ * Uploads objects a few at a time (each PUT is atomic; their order does not matter). After a
+ * failure no new upload starts, and it returns only once those in flight have ended: a slow PUT of
+ * a failed attempt once landed after the retry and the next flush, leaving latest/ mixed for good.
+ */
 async function putAll(
   store: ObjectStore,
   items: [string, Uint8Array | string, string][],
   concurrency = 8,
 ): Promise<void> {
   let next = 0;
+  let failed = false;
   const worker = async () => {
-    while (next < items.length) {
+    while (next < items.length && !failed) {
       const [key, body, type] = items[next++]!;
-      await store.put(key, body, type);
+      try {
+        await store.put(key, body, type);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+  const results = await Promise.allSettled(
+    Array.from({ length: Math.min(concurrency, items.length) }, worker),
+  );
+  const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (rejected) throw rejected.reason;
 }
 
 /**

@@ -102,6 +102,14 @@ export function positionOf(positions: Positions, topic: string, partition: numbe
   return positions[topic]?.[String(partition)] ?? 0;
 }
 
+/** A copy to change and save before the live state takes it (written ranges copied too). */
+export function copyState(state: FlusherState): FlusherState {
+  const written = new Map<string, Map<number, OffsetRanges>>();
+  for (const [topic, parts] of state.written)
+    written.set(topic, new Map([...parts].map(([p, ranges]) => [p, new OffsetRanges(ranges.toJSON())])));
+  return { ...state, written };
+}
+
 export function writtenRanges(state: FlusherState, topic: string, partition: number): OffsetRanges {
   let parts = state.written.get(topic);
   if (!parts) {

@@ -11,7 +11,7 @@ import { loadState, saveState } from '../../../services/flusher/flusher-state.ts
 import { RecordBuffer } from '../../../services/flusher/record-buffer.ts';
 import { createDecoder } from '../../../shared/codecs/decode.ts';
 import { loadDefinitionsFile } from '../../../shared/definitions/load.ts';
-import { LocalObjectStore } from '../../../shared/offline/object-store.ts';
+import { LocalObjectStore, type ObjectStore } from '../../../shared/offline/object-store.ts';
 
 const definitions = loadDefinitionsFile('definitions/fraud.yaml');
 const source = definitions.sources[0]!;
@@ -73,6 +73,38 @@ function fill(buffer: RecordBuffer): void {
   );
 }
 
+/** A local store whose PUTs a hook can fail or slow down; counts the PUTs in flight. */
+class FaultyStore implements ObjectStore {
+  inFlight = 0;
+  constructor(
+    private readonly inner: LocalObjectStore,
+    private readonly hook: (key: string, body: Uint8Array | string) => 'fail' | number | undefined,
+  ) {}
+  get location(): string {
+    return this.inner.location;
+  }
+  async put(key: string, body: Uint8Array | string, type?: string): Promise<void> {
+    const what = this.hook(key, body);
+    this.inFlight++;
+    try {
+      if (typeof what === 'number') await new Promise((r) => setTimeout(r, what));
+      if (what === 'fail') throw new Error(`injected failure of ${key}`);
+      await (this.inner as ObjectStore).put(key, body, type);
+    } finally {
+      this.inFlight--;
+    }
+  }
+  get(key: string): Promise<Uint8Array> {
+    return this.inner.get(key);
+  }
+  list(prefix: string) {
+    return this.inner.list(prefix);
+  }
+  delete(keys: readonly string[]): Promise<void> {
+    return this.inner.delete(keys);
+  }
+}
+
 async function snapshotOf(store: LocalObjectStore): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   for (const o of await store.list(''))
@@ -81,7 +113,7 @@ async function snapshotOf(store: LocalObjectStore): Promise<Map<string, string>>
 }
 
 describe('runFlush', () => {
-  const ctx = (store: LocalObjectStore) => ({
+  const ctx = (store: ObjectStore) => ({
     store,
     definitions,
     sources,
@@ -145,6 +177,56 @@ describe('runFlush', () => {
     });
     assert.equal(report.rows.get(view.name), 6);
     assert.deepEqual([...report.invalid], [['features.rows:feature_type', 1]]);
+  });
+
+  it('keeps its intent when the final state save fails, so the retry redoes that very flush', async () => {
+    // The final save (no intent left in it) fails once.
+    let failFinal = true;
+    const store = new FaultyStore(await newStore(), (key, body) => {
+      if (failFinal && key === '_flusher/state.json' && /"pending":\s*null/.test(String(body))) {
+        failFinal = false;
+        return 'fail';
+      }
+      return undefined;
+    });
+    const state = await loadState(store);
+    const buffer = new RecordBuffer(() => state.positions);
+    fill(buffer);
+    await assert.rejects(
+      runFlush(ctx(store), state, buffer, intent),
+      /injected failure of _flusher\/state\.json/,
+    );
+    // Before, memory said "done" while the store said "pending": a stop's final flush then cut a
+    // new version over the same records (raw events twice), and the retry found every row written.
+    assert.deepEqual(state.pending, intent);
+    const recorded = [...state.written.values()].flatMap((parts) => [...parts.values()]);
+    assert.deepEqual(
+      recorded.map((ranges) => ranges.size),
+      recorded.map(() => 0),
+      'no row recorded as written',
+    );
+    const retry = await runFlush(ctx(store), state, buffer, intent);
+    assert.equal(retry.rows.get(view.name), 6);
+    assert.equal(state.pending, null);
+    assert.deepEqual((await loadState(store)).positions, intent.cut);
+  });
+
+  it('does not return from a failed flush while uploads of it are still in flight', async () => {
+    let failOnce = true;
+    const store = new FaultyStore(await newStore(), (key) => {
+      if (failOnce && key.endsWith('latest/schema.json')) {
+        failOnce = false;
+        return 'fail';
+      }
+      return key.endsWith('latest/features.parquet') ? 300 : undefined;
+    });
+    const state = await loadState(store);
+    const buffer = new RecordBuffer(() => state.positions);
+    fill(buffer);
+    await assert.rejects(runFlush(ctx(store), state, buffer, intent), /injected failure/);
+    // A slow PUT of the failed attempt once landed after the retry and the next flush, leaving
+    // latest/features.parquet of an older version than latest/_VERSION.
+    assert.equal(store.inFlight, 0, 'no upload of the failed attempt outlives it');
   });
 
   it('keeps only the newest versions and their snapshots with retentionVersions', async () => {
