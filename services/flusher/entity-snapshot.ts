@@ -17,6 +17,7 @@ import {
   SNAPSHOT_STATE,
   SNAPSHOT_STATE_VERSION,
 } from '../../shared/offline/feature-columns.ts';
+import type { ObjectStore } from '../../shared/offline/object-store.ts';
 import { type ColumnInput, type ColumnSpec, writeParquet } from '../../shared/offline/parquet.ts';
 import { type Command, keyNodes, type RedisClient, sendAll } from '../../shared/state-store/redis-client.ts';
 import { decodeStoredState, STATE_FIELDS, stateKey } from '../../shared/state-store/redis-state-store.ts';
@@ -131,4 +132,19 @@ function compareEntities(a: string, b: string): number {
 
 function escapeGlob(s: string): string {
   return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
+/**
+ * The newest complete snapshot version of a view, or undefined: metadata.json is written after
+ * entities.parquet, so a crash between the two leaves one without it (restore once picked that
+ * one, and failed).
+ */
+export async function newestSnapshot(store: ObjectStore, view: string): Promise<string | undefined> {
+  const keys = new Set((await store.list(`${view}/snapshots/`)).map((o) => o.key));
+  return [...keys]
+    .filter((k) => k.endsWith('/metadata.json'))
+    .map((k) => k.split('/')[2]!)
+    .filter((v) => keys.has(`${view}/snapshots/${v}/entities.parquet`))
+    .sort()
+    .at(-1);
 }

@@ -12,6 +12,7 @@ import { SNAPSHOT_STATE } from '../../shared/offline/feature-columns.ts';
 import { readParquet } from '../../shared/offline/parquet.ts';
 import { type Command, connectRedis, sendAll } from '../../shared/state-store/redis-client.ts';
 import { stateKey } from '../../shared/state-store/redis-state-store.ts';
+import { newestSnapshot } from './entity-snapshot.ts';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { view: { type: 'string' }, version: { type: 'string' } } });
@@ -26,12 +27,7 @@ async function main(): Promise<void> {
   const store = openConfiguredStore(config);
   let version = values.version;
   if (!version) {
-    const keys = (await store.list(`${view.name}/snapshots/`)).map((o) => o.key);
-    version = keys
-      .filter((k) => k.endsWith('/entities.parquet'))
-      .map((k) => k.split('/')[2]!)
-      .sort()
-      .at(-1);
+    version = await newestSnapshot(store, view.name);
     if (!version) throw new TesseraError('NOT_FOUND', `no snapshot of ${view.name} in ${store.location}`);
   }
   const dir = `${view.name}/snapshots/${version}`;

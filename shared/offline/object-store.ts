@@ -1,6 +1,6 @@
 // Where the offline store lives: an S3 bucket (any S3-compatible server) or a local directory,
 // behind one small interface so the flusher, point-in-time retrieval and tests do not care which.
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import {
   DeleteObjectCommand,
@@ -146,10 +146,24 @@ export class LocalObjectStore implements ObjectStore {
   async put(key: string, body: Uint8Array | string): Promise<void> {
     const path = join(this.root, key);
     await mkdir(dirname(path), { recursive: true });
-    // Write aside, then rename: a reader never sees half a file.
+    // Write aside, then rename: a reader never sees half a file. Synced before the rename, and the
+    // directory after it, so that an object the flusher then records as written (state.json, the
+    // Kafka commit) is on disk too: after a power loss, a renamed but unsynced file can be empty.
     const temp = `${path}.tmp-${process.pid}-${Date.now()}`;
-    await writeFile(temp, body);
+    const file = await open(temp, 'w');
+    try {
+      await file.writeFile(body);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
     await rename(temp, path);
+    const dir = await open(dirname(path), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
   }
 
   async get(key: string): Promise<Uint8Array> {

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
+import { newestSnapshot } from '../../../services/flusher/entity-snapshot.ts';
 import { runFlush } from '../../../services/flusher/flush.ts';
 import { loadState, saveState } from '../../../services/flusher/flusher-state.ts';
 import { RecordBuffer } from '../../../services/flusher/record-buffer.ts';
@@ -285,5 +286,20 @@ describe('runFlush', () => {
       await runFlush(ctx(crashed), restarted, buffer, restarted.pending!);
     }
     assert.deepEqual(await snapshotOf(crashed), await snapshotOf(whole));
+  });
+});
+
+describe('newestSnapshot', () => {
+  it('picks the newest snapshot that has its metadata.json, written last', async () => {
+    const store = await newStore();
+    const at = (v: string, file: string) => store.put(`${view.name}/snapshots/${v}/${file}`, 'x');
+    await at('v_20260101T000001', 'entities.parquet');
+    await at('v_20260101T000001', 'metadata.json');
+    // A crash between the two uploads of the next snapshot.
+    await at('v_20260101T000002', 'entities.parquet');
+    assert.equal(await newestSnapshot(store, view.name), 'v_20260101T000001');
+    await at('v_20260101T000002', 'metadata.json');
+    assert.equal(await newestSnapshot(store, view.name), 'v_20260101T000002');
+    assert.equal(await newestSnapshot(store, 'other_view'), undefined);
   });
 });
