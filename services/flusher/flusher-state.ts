@@ -102,6 +102,18 @@ export function positionOf(positions: Positions, topic: string, partition: numbe
   return positions[topic]?.[String(partition)] ?? 0;
 }
 
+/** An intent's cut without the topics not in `topics`, and those topics. */
+export function withinTopics(
+  intent: FlushIntent,
+  topics: readonly string[],
+): { intent: FlushIntent; gone: string[] } {
+  const gone = Object.keys(intent.cut).filter((t) => !topics.includes(t));
+  if (gone.length === 0) return { intent, gone };
+  const cut = { ...intent.cut };
+  for (const t of gone) delete cut[t];
+  return { intent: { ...intent, cut }, gone };
+}
+
 /** A copy to change and save before the live state takes it (written ranges copied too). */
 export function copyState(state: FlusherState): FlusherState {
   const written = new Map<string, Map<number, OffsetRanges>>();

@@ -15,7 +15,14 @@ import type { RedisClient } from '../../shared/state-store/redis-client.ts';
 import { takeSnapshot } from './entity-snapshot.ts';
 import { rowsInRecord } from './feature-rows.ts';
 import { type FlushContext, footer, runFlush } from './flush.ts';
-import { type FlusherState, type FlushIntent, loadState, saveState, versionName } from './flusher-state.ts';
+import {
+  type FlusherState,
+  type FlushIntent,
+  loadState,
+  saveState,
+  versionName,
+  withinTopics,
+} from './flusher-state.ts';
 import type { FlusherMetrics } from './metrics.ts';
 import { RecordBuffer } from './record-buffer.ts';
 
@@ -66,6 +73,8 @@ export function createFlusher(deps: FlusherDeps): Flusher {
   const admin = kafka.admin();
 
   let state: FlusherState | null = null;
+  /** Since when a redo waits for the records of its cut (readiness says so after a minute). */
+  let redoWaitingSince: number | null = null;
   const buffer = new RecordBuffer(() => state?.positions ?? {});
   const paused = new Set<string>(); // `${topic}\0${partition}`, or `${topic}\0*` for the whole topic
   let running = false;
@@ -240,17 +249,21 @@ export function createFlusher(deps: FlusherDeps): Flusher {
       // A crash left a flush half done: wait for the same records, then redo it under the same names.
       intent = state.pending;
       const since = Date.now();
+      let warned = since;
       while (!buffer.reaches(intent.cut)) {
         if (final || stopping) return false;
-        if (Date.now() - since > 10_000) {
+        redoWaitingSince = since;
+        if (Date.now() - warned > 30_000) {
+          warned = Date.now();
           logger.warn(
-            { version: intent.version },
-            'redo of an interrupted flush still waiting for its records',
+            { version: intent.version, cut: intent.cut, waitingSeconds: Math.round((warned - since) / 1000) },
+            'redo of an interrupted flush still waiting for its records (deleted by Kafka retention?)',
           );
         }
         updatePause();
         await new Promise((r) => setTimeout(r, 100));
       }
+      redoWaitingSince = null;
     } else {
       const cut = buffer.cut();
       intent = {
@@ -351,8 +364,18 @@ export function createFlusher(deps: FlusherDeps): Flusher {
       await admin.connect();
       await ensureRowsTopic();
       state = await loadState(store);
-      if (state.pending)
+      if (state.pending) {
+        // A cut over topics this flusher no longer reads (a source or view removed, the topic
+        // prefix changed, since the crash) could never be reached: the redo waited for good.
+        const { intent, gone } = withinTopics(state.pending, topics);
+        if (gone.length > 0)
+          logger.warn(
+            { version: intent.version, topics: gone },
+            'the interrupted flush covered topics this flusher no longer reads; redoing it without them',
+          );
+        state.pending = intent;
         logger.warn({ version: state.pending.version }, 'an interrupted flush is pending; redoing it first');
+      }
       await consumer.connect();
       for (const topic of topics) await subscribe(topic);
       consumer.on(consumer.events.GROUP_JOIN, () => {
@@ -387,6 +410,10 @@ export function createFlusher(deps: FlusherDeps): Flusher {
       const problems: string[] = [];
       if (!running) problems.push('consumer not running');
       if (!storeOk) problems.push(`offline store ${store.location}: the last flush failed`);
+      if (redoWaitingSince !== null && Date.now() - redoWaitingSince > 60_000)
+        problems.push(
+          `redo of the interrupted flush ${state?.pending?.version} has waited ${Math.round((Date.now() - redoWaitingSince) / 1000)} s for its records`,
+        );
       return problems;
     },
   };

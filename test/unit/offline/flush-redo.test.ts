@@ -8,7 +8,7 @@ import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { newestSnapshot } from '../../../services/flusher/entity-snapshot.ts';
 import { runFlush } from '../../../services/flusher/flush.ts';
-import { loadState, saveState } from '../../../services/flusher/flusher-state.ts';
+import { loadState, saveState, withinTopics } from '../../../services/flusher/flusher-state.ts';
 import { RecordBuffer } from '../../../services/flusher/record-buffer.ts';
 import { createDecoder } from '../../../shared/codecs/decode.ts';
 import { loadDefinitionsFile } from '../../../shared/definitions/load.ts';
@@ -286,6 +286,17 @@ describe('runFlush', () => {
       await runFlush(ctx(crashed), restarted, buffer, restarted.pending!);
     }
     assert.deepEqual(await snapshotOf(crashed), await snapshotOf(whole));
+  });
+});
+
+describe('withinTopics', () => {
+  it('drops from an interrupted flush the topics the flusher no longer reads, whose records never come', () => {
+    const pending = { version: 'v_1', cut: { a: { '0': 3 }, gone: { '0': 2 } }, startedAt: 'x' };
+    assert.deepEqual(withinTopics(pending, ['a', 'b']), {
+      intent: { version: 'v_1', cut: { a: { '0': 3 } }, startedAt: 'x' },
+      gone: ['gone'],
+    });
+    assert.equal(withinTopics(pending, ['a', 'gone']).intent, pending);
   });
 });
 
