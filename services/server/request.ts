@@ -3,7 +3,8 @@
 // Every refusal names the field, so a client can fix its request without reading our code.
 
 import { toInt64BigInt } from '../../shared/codecs/int64.ts';
-import { parseTimestamp } from '../../shared/codecs/timestamp.ts';
+// describe, not JSON.stringify, in messages: a client's deeply nested value overflowed the stack there.
+import { describe, parseTimestamp } from '../../shared/codecs/timestamp.ts';
 import { unpairedSurrogate } from '../../shared/codecs/validate.ts';
 import type { Definitions, FeatureDef, ViewDef } from '../../shared/definitions/schema.ts';
 import { TesseraError } from '../../shared/errors.ts';
@@ -143,6 +144,11 @@ export function parseOnlineRequest(
         `entities.${column.name}: has ${column.values.length} values but entities.${entityColumns[0]!.name} has ${rows}; every entity column needs one value per row`,
         `entities.${column.name}`,
       );
+    // Echoed as sent: only keys of the entity's type (once any JSON, nested arrays included).
+    if (!views.some((v) => v.view.entity.joinKey === column.name)) {
+      const type = definitions.entities.find((e) => e.joinKey === column.name)!.keyType;
+      column.values.forEach((value, i) => canonicalKey(value, type, `entities.${column.name}[${i}]`));
+    }
   }
   if (rows === 0) throw invalid('entities: give at least one entity row', 'entities');
   if (rows > maxEntities)
@@ -194,14 +200,14 @@ function canonicalKey(value: unknown, type: 'int64' | 'string', field: string): 
     const n = toInt64BigInt(value);
     if (n === undefined)
       throw invalid(
-        `${field}: ${JSON.stringify(value)} is not an int64; send a JSON integer (or a decimal string beyond 2^53)`,
+        `${field}: ${describe(value)} is not an int64; send a JSON integer (or a decimal string beyond 2^53)`,
         field,
       );
     return n.toString();
   }
   if (typeof value !== 'string' || value.length === 0)
     throw invalid(
-      `${field}: ${JSON.stringify(value)} is not a non-empty string, which this entity's key is`,
+      `${field}: ${describe(value)} is not a non-empty string, which this entity's key is`,
       field,
     );
   // Stored keys are UTF-8, where such a string would read another entity's state.
@@ -217,7 +223,7 @@ function parseAsOf(value: string | number | undefined): number | undefined {
   const parsed = parseTimestamp(value, typeof value === 'number' ? 'epoch_ms' : 'iso8601');
   if (!parsed.ok || (typeof value === 'number' && !Number.isInteger(value)))
     throw invalid(
-      `as_of: ${JSON.stringify(value)} is not a time (${parsed.ok ? 'not a whole number of milliseconds' : parsed.problem}); use ISO 8601 with a zone (2026-01-10T12:00:00Z) or epoch milliseconds`,
+      `as_of: ${describe(value)} is not a time (${parsed.ok ? 'not a whole number of milliseconds' : parsed.problem}); use ISO 8601 with a zone (2026-01-10T12:00:00Z) or epoch milliseconds`,
       'as_of',
     );
   return parsed.ms;

@@ -200,6 +200,21 @@ views:
       ok.entityColumns.map((c) => c.name),
       ['user_id', 'merchant_id'],
     );
+    // Deeply nested values, as keys or in an echoed column: a 400, not a stack overflow (500).
+    let deep: unknown = 1;
+    for (let i = 0; i < 20_000; i++) deep = [deep];
+    assert.match(
+      refusal({ features: ['a:n'], entities: { user_id: [deep] } }, two),
+      /user_id\[0\]: an array is not an int64/,
+    );
+    assert.match(
+      refusal({ features: ['a:n'], entities: { user_id: [1], merchant_id: [deep] } }, two),
+      /entities\.merchant_id\[0\]: an array is not a non-empty string/,
+    );
+    assert.match(
+      refusal({ features: ['a:n'], entities: { user_id: [1], merchant_id: [{ any: 'thing' }] } }, two),
+      /merchant_id\[0\]: a object is not a non-empty string/,
+    );
     // A misspelt needed column is still refused: the view's key is then missing.
     assert.match(
       refusal({ features: ['a:n'], entities: { userid: [1] } }, two),
