@@ -47,7 +47,7 @@ if (args.child) {
   const { kafkaOptions } = await import('../shared/config/clients.ts');
   const { loadConfig } = await import('../shared/config/index.ts');
   const { keyHashPartitioner } = await import('../shared/kafka-partitioner.ts');
-  const { sendChunked } = await import('../services/ingestor/send-chunked.ts');
+  const { sendChunked } = await import('../shared/send-chunked.ts');
   const topic = args.topic!;
   const kafka = new Kafka({
     ...kafkaOptions(loadConfig({ argv: [] }), 'produce-bench'),

@@ -23,6 +23,7 @@ import type { Config } from '../../shared/config/index.ts';
 import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts';
 import { planView } from '../../shared/engine/index.ts';
 import { keyHashPartitioner } from '../../shared/kafka-partitioner.ts';
+import { sendChunked } from '../../shared/send-chunked.ts';
 import { type Command, type RedisClient, sendAll } from '../../shared/state-store/redis-client.ts';
 import { type LoadStats, RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
 import { StateCache } from '../../shared/state-store/state-cache.ts';
@@ -38,7 +39,6 @@ import { createCommitter } from './committer.ts';
 import type { IngestorMetrics } from './metrics.ts';
 import { type AvroUpdateEncoder, createAvroUpdateEncoder, registerUpdateSchemas } from './push-avro.ts';
 import { createPushEncoder } from './push-json.ts';
-import { sendChunked } from './send-chunked.ts';
 
 export const UPDATES_TOPIC = 'features.updates';
 export const ROWS_TOPIC = 'features.rows';

@@ -12,6 +12,7 @@ import { topicName } from '../../shared/config/clients.ts';
 import type { Config } from '../../shared/config/index.ts';
 import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts';
 import { TesseraError } from '../../shared/errors.ts';
+import { sendChunked } from '../../shared/send-chunked.ts';
 
 export const pushSchema = z
   .object({
@@ -171,8 +172,18 @@ export class Pusher {
     const topic = topicName(this.config, codec.source.topic);
     try {
       await this.connect();
-      await this.producer.send({ topic, messages });
+      // In requests under the broker's batch limit: one send() is one record batch per partition,
+      // and a push of ~10,000 rows to one key once exceeded message.max.bytes (refused for good).
+      await sendChunked(this.producer, topic, messages);
     } catch (cause) {
+      // A refusal a retry cannot change (a row over the topic's size limit, say) is not a 503.
+      const kafka = cause as { retriable?: boolean; type?: string; message?: string };
+      if (kafka.retriable === false)
+        throw new TesseraError(
+          kafka.type === 'MESSAGE_TOO_LARGE' ? 'INVALID_ARGUMENT' : 'INTERNAL',
+          `Kafka refused the push to ${topic}: ${kafka.type ?? kafka.message} (not retriable; rows before it may be written)`,
+          { cause, context: { field: 'df' } },
+        );
       // Not "nothing was written": a request spread over several partitions can be partly
       // written, and a timed-out one may have been.
       throw new TesseraError(

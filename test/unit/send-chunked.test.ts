@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Message } from 'kafkajs';
-import { chunkMessages, MAX_SEND_BYTES, messageBytes } from '../../../services/ingestor/send-chunked.ts';
+import { chunkMessages, MAX_SEND_BYTES, messageBytes } from '../../shared/send-chunked.ts';
 
 /** A dead letter as the ingestor builds one: small value, large headers. */
 function deadLetter(i: number): Message {
