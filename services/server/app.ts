@@ -40,13 +40,15 @@ export interface AppOptions {
 /** Routes open without a token: probes, metrics scrapes and the API document. */
 const PUBLIC_ROUTES = new Set(['/health', '/ready', '/metrics', '/openapi.json']);
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** How long a whole request may take to arrive (headers and body). */
+export const REQUEST_TIMEOUT_MS = 30_000;
 
 export function buildApp(options: AppOptions): FastifyInstance {
   const { definitions, metrics, logger, probe } = options;
   const clock = options.clock ?? Date.now;
   const reader = new OnlineReader(options.redis, definitions, options.redisKeyPrefix, probe?.redis ?? null);
   const openapi = JSON.stringify(
-    openApiDocument(definitions, options.maxEntities, options.pusher?.pushable()),
+    openApiDocument(definitions, options.maxEntities, options.pusher ? options.pusher.pushable() : []),
   );
   // One bound histogram per view: an observe with a labels object rebuilt the label set and its
   // closure for every entity row (a batch observes 100 ages).
@@ -62,6 +64,9 @@ export function buildApp(options: AppOptions): FastifyInstance {
     // the few lines logged per request carry the request id themselves.
     childLoggerFactory: (logger) => logger,
     bodyLimit: options.bodyLimitBytes,
+    // A request must arrive whole within this (fastify's default 0 turned off Node's own 300 s):
+    // a body sent a byte at a time once held a connection and its buffer for good.
+    requestTimeout: REQUEST_TIMEOUT_MS,
     requestIdHeader: false,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -94,6 +99,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
     ) {
       metrics.authFailures.inc();
       reply.header('www-authenticate', 'Bearer');
+      // Node would otherwise keep reading (and dropping) the rest of an unauthenticated body.
+      reply.header('connection', 'close');
       reply
         .code(401)
         .send(
@@ -210,7 +217,9 @@ export function buildApp(options: AppOptions): FastifyInstance {
     try {
       await options.redis.ping();
     } catch (error) {
-      problems.push(`redis: ${String((error as Error).message ?? error)}`);
+      // The detail (hosts, auth errors) to the log; /ready is open to anyone who can reach it.
+      logger.warn({ err: String((error as Error).message ?? error) }, 'readiness: redis does not answer');
+      problems.push('redis: not answering');
     }
     if (definitions.views.length === 0) problems.push('definitions: no feature views loaded');
     return reply

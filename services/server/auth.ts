@@ -39,6 +39,13 @@ export function loadTokens(config: Config): string[] {
       'CONFIG_INVALID',
       `auth token #${blank + 1} contains whitespace, which no "Authorization: Bearer <token>" header can carry; use a random one, e.g. \`openssl rand -hex 32\``,
     );
+  // Node reads header values as latin1: a token outside printable ASCII, sent as UTF-8, never matches.
+  const nonAscii = tokens.findIndex((t) => !/^[\x21-\x7e]+$/.test(t));
+  if (nonAscii >= 0)
+    throw new TesseraError(
+      'CONFIG_INVALID',
+      `auth token #${nonAscii + 1} has characters outside printable ASCII, which an Authorization header does not carry as sent; use a random one, e.g. \`openssl rand -hex 32\``,
+    );
   const short = tokens.findIndex((t) => t.length < MIN_TOKEN_LENGTH);
   if (short >= 0)
     throw new TesseraError(

@@ -27,7 +27,7 @@ export function openApiDocument(
       version: '1',
       description:
         "Feast-compatible online feature lookups. Values are computed at read time from each entity's state in Redis: window [t - W, t). " +
-        `Definitions ${definitions.hash} (${definitions.file}).`,
+        `Definitions ${definitions.hash}.`,
     },
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
@@ -183,7 +183,10 @@ export function openApiDocument(
       },
       '/push': {
         post: {
-          summary: "Validate rows and produce them to the source's Kafka topic",
+          summary:
+            pushable.length > 0
+              ? "Validate rows and produce them to the source's Kafka topic"
+              : 'Off: this server was started without Kafka (or no source can be pushed); answers 503',
           requestBody: {
             required: true,
             content: { 'application/json': { schema: { $ref: '#/components/schemas/PushRequest' } } },

@@ -290,6 +290,8 @@ describe('online server', { timeout: 180_000 }, () => {
       const res = await post('/get-online-features', body, token);
       assert.equal(res.status, 401, `token ${token}`);
       assert.equal((res.json.error as { code: string }).code, 'UNAUTHENTICATED');
+      // Closed, not kept reading the rest of an unauthenticated body.
+      assert.equal(res.headers.get('connection'), 'close');
       assert.ok(typeof res.json.request_id === 'string');
     }
     for (const path of ['/health', '/ready', '/metrics', '/openapi.json']) {
