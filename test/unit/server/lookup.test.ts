@@ -100,6 +100,36 @@ describe('online lookup', () => {
     assert.deepEqual(JSON.parse(single.body).results[1].values, [readFeatures(plan, writers.get(3)!, T0)[0]]);
   });
 
+  it('reads and evaluates a repeated entity once, and answers every row of it', async () => {
+    const asked: string[][] = [];
+    const counting = fakeRedis(store) as unknown as { tesseraReadStatesBuffer: (...a: unknown[]) => unknown };
+    const read = counting.tesseraReadStatesBuffer;
+    counting.tesseraReadStatesBuffer = (count: unknown, ...keys: unknown[]) => {
+      asked.push(keys as string[]);
+      return read(count, ...keys);
+    };
+    const users = [2, 2, 5, 2, 99, 99, 5];
+    const { body } = await new OnlineReader(counting as unknown as Redis, definitions, PREFIX).lookup(
+      request(users),
+      T0,
+    );
+    // Once 7 keys; a 3 KB request of 1,000 rows of one hot entity read its state 1,000 times.
+    assert.deepEqual(
+      asked.map((keys) => keys.length),
+      [3],
+    );
+    const parsed = JSON.parse(body) as { results: { values: unknown[]; statuses: string[] }[] };
+    users.forEach((user, row) => {
+      const writer = writers.get(user);
+      assert.deepEqual(
+        parsed.results[1]!.values[row],
+        writer ? readFeatures(plan, writer, T0)[0] : null,
+        `row ${row}`,
+      );
+      assert.equal(parsed.results[1]!.statuses[row], writer ? 'PRESENT' : 'NOT_FOUND');
+    });
+  });
+
   it('refuses an as_of older than the state answers, from the bytes as when decoded', async () => {
     for (const user of [1, 2]) {
       const asOf = T0 - 20 * DAY;
