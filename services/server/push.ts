@@ -177,11 +177,11 @@ export class Pusher {
       await sendChunked(this.producer, topic, messages);
     } catch (cause) {
       // A refusal a retry cannot change (a row over the topic's size limit, say) is not a 503.
-      const kafka = cause as { retriable?: boolean; type?: string; message?: string };
-      if (kafka.retriable === false)
+      const refused = brokerRefusal(cause);
+      if (refused !== undefined)
         throw new TesseraError(
-          kafka.type === 'MESSAGE_TOO_LARGE' ? 'INVALID_ARGUMENT' : 'INTERNAL',
-          `Kafka refused the push to ${topic}: ${kafka.type ?? kafka.message} (not retriable; rows before it may be written)`,
+          refused === 'MESSAGE_TOO_LARGE' ? 'INVALID_ARGUMENT' : 'INTERNAL',
+          `Kafka refused the push to ${topic}: ${refused} (not retriable; rows before it may be written)`,
           { cause, context: { field: 'df' } },
         );
       // Not "nothing was written": a request spread over several partitions can be partly
@@ -194,6 +194,18 @@ export class Pusher {
     }
     return { source: name, topic, rows };
   }
+}
+
+/**
+ * The broker's own non-retriable answer in a kafkajs error chain (a protocol error's type, e.g.
+ * MESSAGE_TOO_LARGE), or undefined. Not "not retriable" alone: kafkajs also marks retries
+ * exhausted (Kafka down) as such, which is a 503.
+ */
+function brokerRefusal(error: unknown): string | undefined {
+  let e = error as { retriable?: boolean; type?: unknown; cause?: unknown } | undefined;
+  for (let depth = 0; e && depth < 5; depth++, e = e.cause as typeof e)
+    if (typeof e.type === 'string' && e.retriable === false) return e.type;
+  return undefined;
 }
 
 function invalid(message: string, field: string): TesseraError {

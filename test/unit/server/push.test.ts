@@ -69,10 +69,24 @@ describe('Pusher', () => {
       new Pusher(producer(tooLarge), config, definitions, 'definitions').push(body(1)),
       (e) => isTesseraError(e, 'INVALID_ARGUMENT') && !e.retriable && /MESSAGE_TOO_LARGE/.test(e.message),
     );
-    const down = Object.assign(new Error('Connection error'), { retriable: true });
+    // As kafkajs throws them: a refusal wrapped in a non-retriable error; retries exhausted on a
+    // connection error (also "not retriable", but Kafka is down: a 503).
+    const wrapped = Object.assign(new Error('wrapped'), { retriable: false, cause: tooLarge });
     await assert.rejects(
-      new Pusher(producer(down), config, definitions, 'definitions').push(body(1)),
-      (e) => isTesseraError(e, 'SERVICE_UNAVAILABLE') && e.retriable,
+      new Pusher(producer(wrapped), config, definitions, 'definitions').push(body(1)),
+      (e) => isTesseraError(e, 'INVALID_ARGUMENT') && /MESSAGE_TOO_LARGE/.test(e.message),
     );
+    for (const down of [
+      Object.assign(new Error('Connection error'), { retriable: true }),
+      Object.assign(new Error('Connection error'), {
+        name: 'KafkaJSNumberOfRetriesExceeded',
+        retriable: false,
+        cause: Object.assign(new Error('Connection error'), { retriable: true }),
+      }),
+    ])
+      await assert.rejects(
+        new Pusher(producer(down), config, definitions, 'definitions').push(body(1)),
+        (e) => isTesseraError(e, 'SERVICE_UNAVAILABLE') && e.retriable,
+      );
   });
 });
