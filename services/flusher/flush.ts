@@ -308,7 +308,6 @@ export function mergePositions(into: Positions, cut: Positions): Positions {
   return out;
 }
 
-/** Uploads objects a few at a time (each PUT is atomic; their order does not matter). */
 /**
  * Uploads objects a few at a time (each PUT is atomic; their order does not matter). After a
  * failure no new upload starts, and it returns only once those in flight have ended: a slow PUT of
