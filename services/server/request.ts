@@ -147,7 +147,8 @@ export function parseOnlineRequest(
     // Echoed as sent: only keys of the entity's type (once any JSON, nested arrays included).
     if (!views.some((v) => v.view.entity.joinKey === column.name)) {
       const type = definitions.entities.find((e) => e.joinKey === column.name)!.keyType;
-      column.values.forEach((value, i) => canonicalKey(value, type, `entities.${column.name}[${i}]`));
+      for (let i = 0; i < column.values.length; i++)
+        canonicalKey(column.values[i], type, `entities.${column.name}[${i}]`);
     }
   }
   if (rows === 0) throw invalid('entities: give at least one entity row', 'entities');
