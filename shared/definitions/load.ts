@@ -375,17 +375,19 @@ function defaultProblem(
     default: {
       // min, max, first, last: a value of the column's type.
       if (columnType === undefined) return undefined; // the unknown column is reported already
+      // YAML's true/false are not taken as defaults.
+      if (columnType === 'bool')
+        return `${aggregation} of a bool column answers a bool, which cannot be given as a default: remove it (an empty window answers null)`;
       const fits =
         columnType === 'double'
           ? typeof value === 'number'
-          : columnType === 'int64' || columnType === 'timestamp'
-            ? Number.isSafeInteger(value)
-            : columnType === 'string'
-              ? typeof value === 'string'
-              : false; // bool: YAML's true/false are not taken as defaults
+          : columnType === 'string'
+            ? typeof value === 'string'
+            : Number.isSafeInteger(value); // int64, timestamp
+      const answers = columnType === 'timestamp' ? 'timestamp (epoch ms, an integer)' : columnType;
       return fits
         ? undefined
-        : `${aggregation} of a ${columnType} column answers a ${columnType === 'timestamp' ? 'timestamp (epoch ms, an integer)' : columnType}${columnType === 'bool' ? ', which cannot be given as a default: remove it (an empty window answers null)' : `: default ${JSON.stringify(value)} is not one`}`;
+        : `${aggregation} of a ${columnType} column answers a ${answers}: default ${JSON.stringify(value)} is not one`;
     }
   }
 }
