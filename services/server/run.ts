@@ -84,6 +84,7 @@ async function main(): Promise<void> {
     logger,
     maxEntities: config.serverMaxEntities,
     bodyLimitBytes: config.serverBodyLimitBytes,
+    requestTimeoutMs: config.serverRequestTimeoutMs,
     pusher,
     // Diagnostics only (docs/server.md, server-bench --server-probe): a few µs per lookup.
     ...(config.serverLatencyProbe ? { probe: createLatencyProbe() } : {}),

@@ -56,6 +56,11 @@ export const DEFAULTS = {
   /** Largest request body the server reads, in bytes (413 beyond). Env TESSERA_SERVER_BODY_LIMIT_BYTES. */
   serverBodyLimitBytes: 1_048_576,
   /**
+   * How long a request may take to arrive whole (headers and body), ms; a slower client gets a 408
+   * and its connection is closed. Env TESSERA_SERVER_REQUEST_TIMEOUT_MS.
+   */
+  serverRequestTimeoutMs: 30_000,
+  /**
    * Latency diagnostics for benchmarks: raw request and Redis times, event-loop lateness and GC
    * pauses, served at GET /debug/latency (behind auth). Env TESSERA_SERVER_LATENCY_PROBE.
    */
@@ -168,6 +173,7 @@ export const ENV_NAMES: Readonly<Record<ConfigKey, string>> = {
   httpHost: 'TESSERA_HTTP_HOST',
   serverMaxEntities: 'TESSERA_SERVER_MAX_ENTITIES',
   serverBodyLimitBytes: 'TESSERA_SERVER_BODY_LIMIT_BYTES',
+  serverRequestTimeoutMs: 'TESSERA_SERVER_REQUEST_TIMEOUT_MS',
   serverLatencyProbe: 'TESSERA_SERVER_LATENCY_PROBE',
   redisTimeoutMs: 'TESSERA_REDIS_TIMEOUT_MS',
   ingestorGroup: 'TESSERA_INGESTOR_GROUP',

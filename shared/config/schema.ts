@@ -104,6 +104,7 @@ export const configSchema = z
     ),
     serverMaxEntities: withDefault(wholeNumber(1, 100_000), DEFAULTS.serverMaxEntities),
     serverBodyLimitBytes: withDefault(wholeNumber(1024, 256 * 1024 * 1024), DEFAULTS.serverBodyLimitBytes),
+    serverRequestTimeoutMs: withDefault(wholeNumber(100, 600_000), DEFAULTS.serverRequestTimeoutMs),
     serverLatencyProbe: withDefault(bool, DEFAULTS.serverLatencyProbe),
     redisTimeoutMs: withDefault(wholeNumber(10, 60_000), DEFAULTS.redisTimeoutMs),
     ingestorGroup: withDefault(

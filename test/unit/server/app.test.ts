@@ -1,6 +1,7 @@
 // The fastify app over stand-ins (no port opened: app.inject): what an audit found a client could
 // do to it, or read from it without a token.
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -13,7 +14,7 @@ import { loadDefinitionsFile } from '../../../shared/definitions/load.ts';
 const TOKEN = 'app-test-token-0123456789abcdef';
 const definitions = loadDefinitionsFile('definitions/fraud.yaml');
 
-function app(redis: Partial<Redis> = {}) {
+function app(redis: Partial<Redis> = {}, requestTimeoutMs?: number) {
   const config = loadConfig({ argv: [], env: { TESSERA_AUTH_TOKEN: TOKEN } });
   return buildApp({
     definitions,
@@ -31,6 +32,41 @@ function app(redis: Partial<Redis> = {}) {
     logger: pino({ level: 'silent' }),
     maxEntities: 1000,
     bodyLimitBytes: 1024 * 1024,
+    ...(requestTimeoutMs === undefined ? {} : { requestTimeoutMs }),
+  });
+}
+
+/** Sends a request's head, then its body a byte every `dripMs`; resolves with what came back and when. */
+function slowClient(port: number, dripMs: number): Promise<{ reply: string; ms: number }> {
+  const body = JSON.stringify({
+    features: ['user_features:transaction_count_1h'],
+    entities: { user_id: [1] },
+  });
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const socket = connect(port, '127.0.0.1');
+    let reply = '';
+    let sent = 0;
+    const drip = setInterval(() => {
+      if (sent < body.length && !socket.destroyed) socket.write(body[sent++]!);
+    }, dripMs);
+    socket.on('connect', () => {
+      socket.write(
+        `POST /get-online-features HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\n` +
+          `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`,
+      );
+    });
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('latin1');
+    });
+    socket.on('error', (error) => {
+      clearInterval(drip);
+      reject(error);
+    });
+    socket.on('close', () => {
+      clearInterval(drip);
+      resolve({ reply, ms: Date.now() - started });
+    });
   });
 }
 
@@ -43,6 +79,23 @@ describe('server app', () => {
     const res = await a.inject({ method: 'POST', url: '/get-online-features', payload: {} });
     assert.equal(res.statusCode, 401);
     assert.equal(res.headers.connection, 'close');
+    await a.close();
+  });
+
+  it('answers a client whose request takes longer than TESSERA_SERVER_REQUEST_TIMEOUT_MS with 408, and closes', {
+    timeout: 15_000,
+  }, async () => {
+    const a = app({}, 400);
+    await a.listen({ host: '127.0.0.1', port: 0 });
+    const port = (a.server.address() as { port: number }).port;
+    // The body needs ~9 s at a byte per 100 ms; the server must cut it at 400 ms (Node's deadline
+    // check runs every 50 ms here), not at its 30 s default nor after Node's 30 s check interval.
+    const { reply, ms } = await slowClient(port, 100);
+    assert.match(reply, /^HTTP\/1\.1 408 /);
+    assert.ok(ms >= 350 && ms < 2000, `closed after ${ms} ms`);
+    // A client that sends in time is unaffected.
+    const ok = await fetch(`http://127.0.0.1:${port}/health`);
+    assert.equal(ok.status, 200);
     await a.close();
   });
 
