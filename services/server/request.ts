@@ -62,9 +62,20 @@ export interface ViewRequest {
   keys: string[];
 }
 
+export interface EntityColumn {
+  name: string;
+  type: 'int64' | 'string';
+  /** Canonical key per entity row (int64: decimal digits; string: the value). */
+  keys: string[];
+}
+
 export interface OnlineRequest {
-  /** Entity columns in request order, with the values as the client sent them (echoed back). */
-  entityColumns: { name: string; values: unknown[] }[];
+  /**
+   * Entity columns in request order, echoed back as Feast types them: an int64 column's keys as
+   * bare integers (a decimal string `"7"` comes back as 7, an id beyond 2^53 exact), a string
+   * column's values as sent.
+   */
+  entityColumns: EntityColumn[];
   rows: number;
   /** Features in request order; each points into `views`. */
   order: { view: number; feature: number }[];
@@ -128,28 +139,20 @@ export function parseOnlineRequest(
 
   // As Feast's server: a column no requested view is keyed by is echoed when it is a declared join
   // key, and ignored otherwise (a typo in the needed column is still refused: it is then missing).
-  const joinKeys = new Set(definitions.entities.map((e) => e.joinKey));
-  const entityColumns = Object.entries(input.entities)
-    .filter(([name]) => joinKeys.has(name))
-    .map(([name, values]) => ({ name, values }));
-  if (entityColumns.length === 0)
+  const keyTypes = new Map(definitions.entities.map((e) => [e.joinKey, e.keyType]));
+  const given = Object.entries(input.entities).filter(([name]) => keyTypes.has(name));
+  if (given.length === 0)
     throw invalid(
       `entities: give the requested views' entity columns, e.g. {"${views[0]!.view.entity.joinKey}": [1001]}`,
       'entities',
     );
-  const rows = entityColumns[0]!.values.length;
-  for (const column of entityColumns) {
-    if (column.values.length !== rows)
+  const rows = given[0]![1].length;
+  for (const [name, values] of given) {
+    if (values.length !== rows)
       throw invalid(
-        `entities.${column.name}: has ${column.values.length} values but entities.${entityColumns[0]!.name} has ${rows}; every entity column needs one value per row`,
-        `entities.${column.name}`,
+        `entities.${name}: has ${values.length} values but entities.${given[0]![0]} has ${rows}; every entity column needs one value per row`,
+        `entities.${name}`,
       );
-    // Echoed as sent: only keys of the entity's type (once any JSON, nested arrays included).
-    if (!views.some((v) => v.view.entity.joinKey === column.name)) {
-      const type = definitions.entities.find((e) => e.joinKey === column.name)!.keyType;
-      for (let i = 0; i < column.values.length; i++)
-        canonicalKey(column.values[i], type, `entities.${column.name}[${i}]`);
-    }
   }
   if (rows === 0) throw invalid('entities: give at least one entity row', 'entities');
   if (rows > maxEntities)
@@ -158,15 +161,25 @@ export function parseOnlineRequest(
       'entities',
     );
 
+  // Every column is checked (an echoed one too: only keys of the entity's type, once any JSON,
+  // nested arrays included) and keyed once.
+  const entityColumns: EntityColumn[] = given.map(([name, values]) => {
+    const type = keyTypes.get(name)!;
+    return {
+      name,
+      type,
+      keys: values.map((value, i) => canonicalKey(value, type, `entities.${name}[${i}]`)),
+    };
+  });
   for (const request of views) {
-    const { joinKey, keyType } = request.view.entity;
+    const { joinKey } = request.view.entity;
     const column = entityColumns.find((c) => c.name === joinKey);
     if (!column)
       throw invalid(
         `entities: view ${request.view.name} is keyed by ${joinKey}, which the request does not give`,
         'entities',
       );
-    request.keys = column.values.map((value, i) => canonicalKey(value, keyType, `entities.${joinKey}[${i}]`));
+    request.keys = column.keys;
   }
 
   return { entityColumns, rows, order, views, asOf: parseAsOf(input.as_of) };

@@ -43,7 +43,9 @@ export function onlineResponseJson(request: OnlineRequest, views: readonly ViewR
   const present = repeated('"PRESENT"', request.rows);
   const epochs = repeated(`"${EPOCH}"`, request.rows);
   for (const column of request.entityColumns) {
-    out += `${first ? '' : ','}{"values":${JSON.stringify(column.values)},"statuses":${present},"event_timestamps":${epochs}}`;
+    // An int64 key is its canonical digits: a bare integer, as Feast writes an Int64.
+    const values = column.type === 'int64' ? `[${column.keys.join(',')}]` : JSON.stringify(column.keys);
+    out += `${first ? '' : ','}{"values":${values},"statuses":${present},"event_timestamps":${epochs}}`;
     first = false;
   }
   // The timestamps are the entity's, the same for every feature of a view: written once per view.
