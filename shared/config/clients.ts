@@ -62,8 +62,14 @@ export function kafkaLogCreator(logger: Logger): (entry: LogEntry) => void {
   };
 }
 
+/** ioredis options from TESSERA_REDIS_URL; TESSERA_REDIS_PASSWORD, when set, replaces the URL's password. */
 export function redisOptions(config: Config): RedisOptions {
-  const url = new URL(config.redisUrl);
+  const options = urlRedisOptions(config.redisUrl);
+  return config.redisPassword === '' ? options : { ...options, password: config.redisPassword };
+}
+
+function urlRedisOptions(redisUrl: string): RedisOptions {
+  const url = new URL(redisUrl);
   const common = { connectTimeout: 3000, maxRetriesPerRequest: 3 };
   if (url.protocol === 'unix:') {
     // `unix:///path/to/redis.sock[?db=N&username=U&password=P]`: a Redis on the same host over its

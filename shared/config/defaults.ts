@@ -10,6 +10,12 @@ export const DEFAULTS = {
    * `unix:///path/to/redis.sock[?db=N&username=U&password=P]` for a Redis on the same host. Env TESSERA_REDIS_URL.
    */
   redisUrl: 'redis://127.0.0.1:6379',
+  /**
+   * Redis password (secret: never printed), for deployments that keep it in a Secret rather than in
+   * TESSERA_REDIS_URL; takes precedence over a password in the URL. Empty: the URL's, if any.
+   * Env TESSERA_REDIS_PASSWORD.
+   */
+  redisPassword: '',
   /** S3 API endpoint of the offline store; empty-string-free URL. Env TESSERA_S3_ENDPOINT. */
   s3Endpoint: 'http://127.0.0.1:8333',
   /** S3 region (S3Proxy accepts any). Env TESSERA_S3_REGION. */
@@ -154,6 +160,7 @@ export type ConfigKey = keyof typeof DEFAULTS;
 export const ENV_NAMES: Readonly<Record<ConfigKey, string>> = {
   kafkaBrokers: 'TESSERA_KAFKA_BROKERS',
   redisUrl: 'TESSERA_REDIS_URL',
+  redisPassword: 'TESSERA_REDIS_PASSWORD',
   s3Endpoint: 'TESSERA_S3_ENDPOINT',
   s3Region: 'TESSERA_S3_REGION',
   s3AccessKeyId: 'TESSERA_S3_ACCESS_KEY_ID',
@@ -196,7 +203,11 @@ export const ENV_NAMES: Readonly<Record<ConfigKey, string>> = {
 };
 
 /** Options whose values are never printed or put in error messages. */
-export const SECRET_KEYS: ReadonlySet<ConfigKey> = new Set<ConfigKey>(['s3SecretAccessKey', 'authToken']);
+export const SECRET_KEYS: ReadonlySet<ConfigKey> = new Set<ConfigKey>([
+  's3SecretAccessKey',
+  'authToken',
+  'redisPassword',
+]);
 
 export const CONFIG_KEYS = Object.keys(ENV_NAMES) as ConfigKey[];
 

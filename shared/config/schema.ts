@@ -76,6 +76,7 @@ export const configSchema = z
   .object({
     kafkaBrokers: withDefault(brokers, DEFAULTS.kafkaBrokers),
     redisUrl: withDefault(urlWithProtocol(['redis:', 'rediss:', 'unix:']), DEFAULTS.redisUrl),
+    redisPassword: withDefault(z.string(), DEFAULTS.redisPassword),
     s3Endpoint: withDefault(urlWithProtocol(['http:', 'https:']), DEFAULTS.s3Endpoint),
     s3Region: withDefault(
       z.string().regex(/^[a-z0-9-]+$/, 'expected a region like us-east-1'),

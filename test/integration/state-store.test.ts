@@ -4,8 +4,9 @@ import { randomUUID } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { redisOptions } from '../../shared/config/clients.ts';
-import { loadConfig } from '../../shared/config/index.ts';
+import { loadConfig, renderConfig } from '../../shared/config/index.ts';
 import { applyEvent, type EngineEvent, encodeState, readFeatures } from '../../shared/engine/index.ts';
+import { connectRedis } from '../../shared/state-store/redis-client.ts';
 import { MAX_DELTA_RECORDS, RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
 import { StateCache } from '../../shared/state-store/state-cache.ts';
 import { ev, fraudPlan, T0 } from '../support/engine-fixtures.ts';
@@ -185,4 +186,55 @@ describe('redis state store (cas-state.lua)', { timeout: 30_000 }, () => {
         assert.equal(readFeatures(plan, s.state, T0 + 1)[4], won ? i : 1, entity);
       });
     });
+});
+
+describe('TESSERA_REDIS_PASSWORD (a password kept out of the URL, as from a Secret)', {
+  timeout: 30_000,
+}, () => {
+  // A user of the stack's Redis with a password: the default user has none.
+  const user = `tessera-test-${randomUUID().slice(0, 8)}`;
+  const secret = `pw-${randomUUID()}`;
+  const admin = new Redis(redisOptions(config));
+  const base = config.redisUrl.replace('redis://', `redis://${user}@`);
+
+  after(async () => {
+    await admin.call('ACL', 'DELUSER', user);
+    admin.disconnect();
+  });
+
+  it('authenticates with it, is refused without it, and never prints it', async () => {
+    await admin.call('ACL', 'SETUSER', user, 'on', `>${secret}`, '~*', '+@all');
+    const withSecret = loadConfig({
+      argv: [],
+      env: { TESSERA_REDIS_URL: base, TESSERA_REDIS_PASSWORD: secret },
+    });
+    const good = connectRedis(withSecret, { lazyConnect: true, maxRetriesPerRequest: 0 });
+    await good.connect();
+    assert.equal(await good.call('ACL', 'WHOAMI'), user);
+    good.disconnect();
+    // It replaces a wrong password in the URL; without it the same URL is refused.
+    const wrongInUrl = base.replace(`${user}@`, `${user}:wrong@`);
+    const overridden = connectRedis(
+      loadConfig({ argv: [], env: { TESSERA_REDIS_URL: wrongInUrl, TESSERA_REDIS_PASSWORD: secret } }),
+      { lazyConnect: true, maxRetriesPerRequest: 0 },
+    );
+    await overridden.connect();
+    assert.equal(await overridden.call('ACL', 'WHOAMI'), user);
+    overridden.disconnect();
+    const refused = connectRedis(loadConfig({ argv: [], env: { TESSERA_REDIS_URL: wrongInUrl } }), {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    const errors: string[] = [];
+    refused.on('error', (error: Error) => errors.push(error.message));
+    await assert.rejects(refused.connect());
+    assert.ok(
+      errors.some((m) => m.includes('WRONGPASS')),
+      errors.join('; '),
+    );
+    refused.disconnect();
+    assert.ok(!renderConfig(withSecret).includes(secret));
+    assert.match(renderConfig(withSecret), /^TESSERA_REDIS_PASSWORD = <redacted>$/m);
+  });
 });

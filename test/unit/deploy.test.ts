@@ -42,7 +42,7 @@ describe('deploy/', () => {
     // What the Deployments read from Secrets is created by hand (deploy/k8s/README.md says how).
     const guide = readFileSync('deploy/k8s/README.md', 'utf8');
     for (const file of manifests)
-      for (const [, name] of readFileSync(file, 'utf8').matchAll(/secretRef: \{ name: ([a-z0-9-]+) \}/g))
+      for (const [, name] of readFileSync(file, 'utf8').matchAll(/secretRef: \{ name: ([a-z0-9-]+)[ ,]/g))
         assert.match(guide, new RegExp(`create secret generic ${name} `), `${file} reads Secret ${name}`);
   });
 
