@@ -1,10 +1,15 @@
-// `npx tsx services/flusher/restore.ts --view <view> [--version v_...]`: rebuilds a view's Redis
-// state from an entity snapshot in the offline store (docs/offline-store.md#restore-redis-from-snapshots).
-// Stop the ingestors first. Each key gets its state bytes and a fresh random version (as a new key
-// does, so no process trusts a cached state), with the view's TTL; then reset the ingestor group to
-// the offsets printed at the end and start the ingestors. Store, Redis and prefix: TESSERA_* env.
+// `npx tsx services/flusher/restore.ts --view <view> [--version v_...] [--reset-offsets]`: rebuilds
+// a view's Redis state from an entity snapshot in the offline store
+// (docs/offline-store.md#restore-redis-from-snapshots). Stop the ingestors first. Each key gets its
+// state bytes and a fresh random version (as a new key does, so no process trusts a cached state),
+// with the view's TTL. Then the ingestor group must restart from the snapshot's offsets:
+// `--reset-offsets` sets them (refused while the group has members), otherwise the commands that
+// do are printed. Store, Redis, Kafka and prefix: TESSERA_* env.
 import { parseArgs } from 'node:util';
+import { Kafka } from 'kafkajs';
+import { kafkaOptions } from '../../shared/config/clients.ts';
 import { loadConfig } from '../../shared/config/index.ts';
+import type { Config } from '../../shared/config/schema.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { isTesseraError, TesseraError } from '../../shared/errors.ts';
 import { openConfiguredStore } from '../../shared/offline/configured-store.ts';
@@ -15,7 +20,9 @@ import { stateKey } from '../../shared/state-store/redis-state-store.ts';
 import { newestSnapshot } from './entity-snapshot.ts';
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { view: { type: 'string' }, version: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { view: { type: 'string' }, version: { type: 'string' }, 'reset-offsets': { type: 'boolean' } },
+  });
   const config = loadConfig({ argv: [] });
   const definitions = loadDefinitionsFile(config.definitions);
   const view = definitions.views.find((v) => v.name === values.view);
@@ -75,8 +82,52 @@ async function main(): Promise<void> {
     redis.disconnect();
   }
   console.log(`restored ${table.numRows} entities of ${view.name} from ${store.location}/${dir}`);
-  console.log(`now reset group ${config.ingestorGroup} on ${config.topicPrefix}${view.source.topic} to:`);
-  for (const [p, offset] of Object.entries(meta.ingestor_offsets)) console.log(`  partition ${p}: ${offset}`);
+  const topic = `${config.topicPrefix}${view.source.topic}`;
+  if (values['reset-offsets']) {
+    await resetOffsets(config, topic, meta.ingestor_offsets);
+    return;
+  }
+  // One command per partition: kafka-consumer-groups takes one --to-offset per run. A partition
+  // the group had not committed on (-1) restarts from its earliest record.
+  console.log(
+    `now reset group ${config.ingestorGroup} on ${topic} to the snapshot's offsets (or rerun with --reset-offsets):`,
+  );
+  for (const [p, offset] of Object.entries(meta.ingestor_offsets)) {
+    const to = offset === '-1' ? '--to-earliest' : `--to-offset ${offset}`;
+    console.log(
+      `  kafka-consumer-groups.sh --bootstrap-server ${config.kafkaBrokers[0]} --group ${config.ingestorGroup} --reset-offsets --topic ${topic}:${p} ${to} --execute`,
+    );
+  }
+}
+
+/**
+ * Commits the snapshot's offsets for the ingestor group (a partition it had none on: the earliest
+ * record still in the topic). A group with members would overwrite them at its next commit, so
+ * that is refused.
+ */
+async function resetOffsets(config: Config, topic: string, offsets: Record<string, string>): Promise<void> {
+  const admin = new Kafka(kafkaOptions(config, `tessera-restore-${process.pid}`)).admin();
+  await admin.connect();
+  try {
+    const group = config.ingestorGroup;
+    const { groups } = await admin.describeGroups([group]);
+    const members = groups[0]?.members.length ?? 0;
+    if (members > 0)
+      throw new TesseraError(
+        'INVALID_ARGUMENT',
+        `group ${group} has ${members} member(s): stop the ingestors, then run the restore again with --reset-offsets`,
+      );
+    const earliest = new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, p.low]));
+    const partitions = Object.entries(offsets).map(([p, offset]) => ({
+      partition: Number(p),
+      offset: offset === '-1' ? (earliest.get(Number(p)) ?? '0') : offset,
+    }));
+    await admin.setOffsets({ groupId: group, topic, partitions });
+    console.log(`group ${group} on ${topic} now starts from the snapshot's offsets:`);
+    for (const { partition, offset } of partitions) console.log(`  partition ${partition}: ${offset}`);
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 main().catch((error: unknown) => {

@@ -35,7 +35,7 @@ const events = placeEvents(
 const expected = expectedRows(run.view, events);
 const VERSION_DIR = /^user_transaction_features\/(v_\d{8}T\d{6})\/(.+)$/;
 
-describe('flusher writes the offline store layout', { timeout: 90_000 }, () => {
+describe('flusher writes the offline store layout', { timeout: 150_000 }, () => {
   let metricsText = '';
   let exitCode: number | null = null;
   let output = '';
@@ -218,6 +218,74 @@ describe('flusher writes the offline store layout', { timeout: 90_000 }, () => {
       assert.deepEqual(new Uint8Array(stored!), snap!.columns.state![i]);
       assert.ok((await run.redis.pttl(key)) > 0, 'restored keys carry the view TTL');
     }
+    // The commands it prints are one per partition, each with its own offset (the form Kafka's
+    // tool accepts: `--topic t:p --to-offset n`).
+    const meta = JSON.parse(
+      Buffer.from(await run.store.get(`${run.view.name}/snapshots/${marker}/metadata.json`)).toString(),
+    ) as { ingestor_offsets: Record<string, string> };
+    for (const [p, offset] of Object.entries(meta.ingestor_offsets))
+      assert.match(
+        stdout,
+        new RegExp(
+          `--reset-offsets --topic ${run.topic}:${p} ${offset === '-1' ? '--to-earliest' : `--to-offset ${offset}`} --execute`,
+        ),
+      );
+  });
+
+  it('sets the ingestor group to the snapshot offsets with --reset-offsets, never under a live member', async () => {
+    const marker = Buffer.from(await run.store.get(`${run.view.name}/latest/_VERSION`))
+      .toString()
+      .trim();
+    const meta = JSON.parse(
+      Buffer.from(await run.store.get(`${run.view.name}/snapshots/${marker}/metadata.json`)).toString(),
+    ) as { ingestor_offsets: Record<string, string> };
+    const admin = run.kafka.admin();
+    await admin.connect();
+    // The group's offsets now: the ingestor committed past the snapshot before it stopped.
+    const moved = (await admin.fetchOffsets({ groupId: run.config.ingestorGroup, topics: [run.topic] }))[0]!
+      .partitions;
+    const restore = (env: Record<string, string> = {}) =>
+      promisify(execFile)(
+        process.execPath,
+        ['--import', 'tsx', 'services/flusher/restore.ts', '--view', run.view.name, '--reset-offsets'],
+        { env: { ...process.env, ...run.env, ...env }, timeout: 60_000 },
+      );
+    // A member in the group would commit over the reset: refused, offsets untouched.
+    const member = run.kafka.consumer({ groupId: run.config.ingestorGroup });
+    await member.connect();
+    await member.subscribe({ topic: run.topic });
+    let joined!: () => void;
+    const hasJoined = new Promise<void>((resolve) => {
+      joined = resolve;
+    });
+    member.on(member.events.GROUP_JOIN, () => joined());
+    await member.run({ autoCommit: false, eachBatch: async () => {} });
+    await hasJoined;
+    await member.pause([{ topic: run.topic }]);
+    const refused = await restore().then(
+      () => '',
+      (error: { code?: number; stderr?: string }) => `${error.code}: ${error.stderr}`,
+    );
+    assert.match(refused, /^1: .*has 1 member\(s\): stop the ingestors/s);
+    assert.deepEqual(
+      (await admin.fetchOffsets({ groupId: run.config.ingestorGroup, topics: [run.topic] }))[0]!.partitions,
+      moved,
+    );
+    await member.disconnect();
+
+    const { stdout } = await restore();
+    assert.match(stdout, /now starts from the snapshot's offsets/);
+    const earliest = new Map((await admin.fetchTopicOffsets(run.topic)).map((p) => [p.partition, p.low]));
+    const now = (await admin.fetchOffsets({ groupId: run.config.ingestorGroup, topics: [run.topic] }))[0]!
+      .partitions;
+    await admin.disconnect();
+    assert.equal(Object.keys(meta.ingestor_offsets).length, PARTITIONS);
+    assert.deepEqual(
+      Object.fromEntries(now.map((p) => [String(p.partition), p.offset])),
+      Object.fromEntries(
+        Object.entries(meta.ingestor_offsets).map(([p, o]) => [p, o === '-1' ? earliest.get(Number(p)) : o]),
+      ),
+    );
   });
 
   it('is read by pandas and pyarrow with tz-aware UTC timestamps and numeric dtypes', async () => {
