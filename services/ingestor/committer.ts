@@ -4,6 +4,9 @@
 import type { Consumer } from 'kafkajs';
 import type { Logger } from 'pino';
 
+/** How soon a failed commit is tried again when commits are not periodic (interval 0). */
+const RETRY_MS = 1000;
+
 export interface CommitOffset {
   topic: string;
   partition: number;
@@ -64,18 +67,21 @@ export function createCommitter(
     for (const o of offsets) lastCommit.set(keyOf(o), now);
     if (offsets.length > 0) await commit(offsets);
   };
-  const timer =
-    intervalMs > 0
-      ? setInterval(() => {
-          flush().catch((error) =>
-            logger.warn(
-              { err: error },
-              'periodic offset commit failed; its offsets are committed again next time',
-            ),
-          );
-        }, intervalMs)
-      : null;
-  timer?.unref();
+  // With an interval of 0 nothing waits for the timer, except a commit that failed: it is retried
+  // every second, or an idle partition would keep it pending (and lagging) until its next batch.
+  const timer = setInterval(
+    () => {
+      if (pending.size === 0) return;
+      flush().catch((error) =>
+        logger.warn(
+          { err: error },
+          'periodic offset commit failed; its offsets are committed again next time',
+        ),
+      );
+    },
+    intervalMs > 0 ? intervalMs : RETRY_MS,
+  );
+  timer.unref();
   return {
     async done(processed) {
       const now = Date.now();
@@ -99,8 +105,6 @@ export function createCommitter(
       pending.clear();
       highest.clear();
     },
-    stop: () => {
-      if (timer) clearInterval(timer);
-    },
+    stop: () => clearInterval(timer),
   };
 }

@@ -138,6 +138,14 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
   let avroUpdates: AvroUpdateEncoder | null = null;
   const encodeFailures = rateLimitedLog(logger, 10_000);
   let running = false;
+  /**
+   * Set by stop(): batches kafkajs hands over from now on are left unprocessed (their offsets
+   * unresolved, so they are fetched again by whoever owns the partition next). kafkajs runs at
+   * most partitionsConsumedConcurrently handlers at once, and a pause does not hold back the
+   * batches of a fetch already queued behind them: processed after stop() had committed, their
+   * commits failed and the process exited 0 with applied records uncommitted.
+   */
+  let stopping = false;
   /** Why the consumer is not consuming now (it crashed and kafkajs is restarting it), or null. */
   let consumerTrouble: string | null = null;
 
@@ -178,6 +186,12 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     }
   }
 
+  // Every view's outcome series exists from the start at 0: "no event applied for 2 h" can then
+  // be alerted on across restarts (a series that appears only with the first event cannot).
+  for (const s of sources.values())
+    for (const v of s.views)
+      for (const outcome of ['applied', 'duplicate', 'dlq'])
+        metrics.events.inc({ view: v.plan.view.name, outcome }, 0);
   const commits = createCommitter(consumer, config.ingestCommitIntervalMs, logger);
   let inFlight = 0;
   let drained: (() => void) | null = null;
@@ -195,7 +209,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
   const newestApplied = new Map<string, number>();
 
   async function handleBatch(payload: EachBatchPayload): Promise<void> {
-    if (payload.batch.messages.length === 0) return;
+    if (payload.batch.messages.length === 0 || stopping) return;
     inFlight++;
     try {
       if (!gathering) {
@@ -242,7 +256,19 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     // kafkajs heartbeats only between fetches unless asked; a catch-up fetch on a busy machine can
     // outlast the session timeout, and the group then drops this member (its commits fail, and the
     // consumer was seen to stall). heartbeat() is a no-op until the interval has passed.
-    const heartbeat = () => payloads[0]!.heartbeat();
+    //
+    // A heartbeat that fails (the group rebalancing, the coordinator moving) does not fail the
+    // batch: once a view's states are saved, failing would redeliver applied records (counted as
+    // duplicates, their push late, dead letters sent twice). Finishing is safe under a rebalance:
+    // the compare-and-set guards the states, and a commit refused by the new generation is
+    // dropped at the rejoin (committer.forget).
+    const heartbeat = () => payloads[0]!.heartbeat().catch(() => undefined);
+    // The lag as this fetch found it: a batch that keeps failing (Redis down) still shows it.
+    for (const { batch } of payloads)
+      metrics.lag.set(
+        { topic, partition: String(batch.partition) },
+        Math.max(0, Number(batch.highWatermark) - Number(batch.messages[0]!.offset)),
+      );
     const messages: { message: KafkaMessage; partition: number }[] = [];
     const incoming: IncomingEvent[] = [];
     const dlq: DeadLetter[] = [];
@@ -519,14 +545,20 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       // may then be stale. The compare-and-set would refuse them, but only after the batch's rows
       // were sent from them, so the cache starts empty after every (re)join.
       consumer.on(consumer.events.GROUP_JOIN, () => {
-        for (const s of sources.values()) for (const v of s.views) v.cache.clear();
+        for (const s of sources.values())
+          for (const v of s.views) {
+            v.cache.clear();
+            metrics.stateCacheEvents.set({ view: v.plan.view.name }, 0);
+          }
         commits.forget();
+        // Partitions given away must not keep their last lag here (summed with the new owner's).
+        metrics.lag.reset();
         consumerTrouble = null;
       });
       // kafkajs restarts a crashed consumer by itself (with the default restartOnFailure, always):
       // until it has rejoined its group, nothing is consumed, and /ready says so.
       consumer.on(consumer.events.CRASH, ({ payload }) => {
-        metrics.consumerCrashes.inc();
+        metrics.consumerCrashes.inc({ cause: crashCause(payload.error) });
         consumerTrouble = `kafka consumer crashed (${payload.error.message}); ${payload.restart ? 'kafkajs is restarting it' : 'kafkajs will not restart it: restart the ingestor'}`;
         logger.warn({ err: payload.error.message, restart: payload.restart }, 'kafka consumer crashed');
         if (!payload.restart) deps.onFatal?.(payload.error);
@@ -549,6 +581,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     async stop() {
       const wasRunning = running;
       running = false;
+      stopping = true;
       commits.stop();
       if (wasRunning) {
         // No new batches; the ones in progress finish; then every partition's last processed offset
@@ -560,7 +593,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
           // restart): then nothing is fetched anyway, and pause() throws. Stopping goes on.
           logger.warn({ err: error }, 'could not pause the kafka consumer (it has crashed); stopping anyway');
         }
-        if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
+        while (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
         await pushing;
         try {
           await commits.flush();
@@ -605,6 +638,21 @@ const ROWS_RECORD_BYTES = 64 * 1024;
  */
 function isKafkaError(error: unknown): boolean {
   return error instanceof Error && error.name.startsWith('KafkaJS');
+}
+
+/**
+ * What crashed the consumer: Kafka itself (kafkajs' own error at the bottom of the chain), or a
+ * batch that kept failing past kafkajs' retries for another reason (Redis down, mostly; kafkajs
+ * wraps it as KafkaJSNonRetriableError).
+ */
+export function crashCause(error: Error): 'kafka' | 'batch' {
+  let root: Error = error;
+  for (let depth = 0; depth < 10; depth++) {
+    const inner = (root as { cause?: unknown }).cause ?? (root as { originalError?: unknown }).originalError;
+    if (!(inner instanceof Error)) break;
+    root = inner;
+  }
+  return isKafkaError(root) ? 'kafka' : 'batch';
 }
 
 /** Kafka's config resource type of a topic (kafkajs' ConfigResourceTypes.TOPIC, not an ESM named export). */

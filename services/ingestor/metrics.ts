@@ -40,7 +40,7 @@ export function createIngestorMetrics(options: { processMetrics?: boolean } = {}
     }),
     lag: new Gauge({
       name: 'tessera_ingestor_consumer_lag_messages',
-      help: 'High watermark minus the next offset to process, per partition, at the last batch.',
+      help: 'High watermark minus the next offset to process, per partition this process owns: as each fetch finds it, then after the batch (cleared at every rebalance).',
       labelNames: ['topic', 'partition'] as const,
       registers: [registry],
     }),
@@ -62,7 +62,8 @@ export function createIngestorMetrics(options: { processMetrics?: boolean } = {}
     }),
     consumerCrashes: new Counter({
       name: 'tessera_ingestor_consumer_crashes_total',
-      help: 'Times the Kafka consumer crashed (e.g. the brokers unreachable past its retries); kafkajs restarts it, /ready says not ready until it has rejoined its group.',
+      help: "Times the Kafka consumer crashed, by cause: kafka (brokers unreachable past its retries) or batch (a batch failed past kafkajs' retries: Redis down, mostly); kafkajs restarts it, /ready says not ready until it has rejoined its group.",
+      labelNames: ['cause'] as const,
       registers: [registry],
     }),
     pushErrors: new Counter({

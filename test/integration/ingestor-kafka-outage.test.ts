@@ -96,7 +96,11 @@ describe('ingestor during a Kafka broker outage', { timeout: 300_000 }, () => {
     stillUp();
     assert.equal((await fetch(`${ops}/ready`)).status, 200, 'ready once the broker is back');
     const metrics = await (await fetch(`${ops}/metrics`)).text();
-    assert.match(metrics, /^tessera_ingestor_consumer_crashes_total [1-9]/m, 'the crashes are counted');
+    assert.match(
+      metrics,
+      /^tessera_ingestor_consumer_crashes_total\{cause="kafka"\} [1-9]/m,
+      'the crashes are counted',
+    );
 
     ingestor.child.kill('SIGTERM');
     assert.equal(await ingestor.exited, 0, `graceful stop failed:\n${ingestor.output()}`);

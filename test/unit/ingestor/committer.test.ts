@@ -86,3 +86,16 @@ test('an older commit that fails after a newer one was sent is not retried: the 
   assert.deepEqual(committed, ['1', '201']);
   committer.stop();
 });
+
+test('with an interval of 0, a failed commit of an idle partition is retried by the timer', async (t) => {
+  t.mock.timers.enable({ apis: ['setInterval'] });
+  const c = consumer();
+  const committer = createCommitter(c, 0, quiet);
+  c.failNext(1);
+  await assert.rejects(committer.done([p0('41')]), /coordinator/);
+  assert.deepEqual(c.commits, []);
+  t.mock.timers.tick(1000); // no batch of partition 0 comes again
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(c.commits, [[p0('42')]]);
+  committer.stop();
+});
