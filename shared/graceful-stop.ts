@@ -15,8 +15,14 @@ export interface StopOptions {
 
 export function stopOnSignals(logger: Logger, options: StopOptions): (reason: string) => void {
   let stopping = false;
+  /** 1 once any failure asked for the stop, even while a signal's stop was already running. */
+  let code = 0;
   const stop = async (context: Record<string, unknown>, exitCode: number) => {
-    if (stopping) return;
+    code = Math.max(code, exitCode);
+    if (stopping) {
+      if (exitCode !== 0) logger.error(context, 'a fatal failure during the stop: the process will exit 1');
+      return;
+    }
     stopping = true;
     logger.info(context, options.stopping);
     const timer = setTimeout(() => {
@@ -28,8 +34,8 @@ export function stopOnSignals(logger: Logger, options: StopOptions): (reason: st
     } finally {
       clearTimeout(timer);
     }
-    logger.info({ exitCode }, 'stopped');
-    process.exit(exitCode);
+    logger.info({ exitCode: code }, 'stopped');
+    process.exit(code);
   };
   process.on('SIGTERM', () => void stop({ signal: 'SIGTERM' }, 0));
   process.on('SIGINT', () => void stop({ signal: 'SIGINT' }, 0));

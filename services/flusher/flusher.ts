@@ -37,6 +37,8 @@ export interface FlusherDeps {
   logger: Logger;
   metrics: FlusherMetrics;
   codeVersion: string;
+  /** The consumer crashed and kafkajs will not restart it: the process should exit 1. */
+  onFatal?: (error: Error) => void;
 }
 
 export interface Flusher {
@@ -80,6 +82,8 @@ export function createFlusher(deps: FlusherDeps): Flusher {
   let running = false;
   let stopping = false;
   let storeOk = true;
+  /** Why the consumer is not consuming now (it crashed; kafkajs is restarting it), or null. */
+  let consumerTrouble: string | null = null;
   let wake: (() => void) | null = null;
   let loop: Promise<void> | null = null;
 
@@ -141,7 +145,7 @@ export function createFlusher(deps: FlusherDeps): Flusher {
     if (missingSources.length > 0)
       logger.warn(
         { topics: missingSources },
-        'source topics do not exist yet; the flusher subscribes once they do',
+        'source topics do not exist yet: waiting up to 10 s for them, then exiting (create them first)',
       );
     if (!existing.has(rowsTopic)) {
       try {
@@ -383,6 +387,17 @@ export function createFlusher(deps: FlusherDeps): Flusher {
         if (paused.size > 0) consumer.resume([...paused].map(topicPartitions));
         paused.clear();
         updatePause();
+        metrics.lag.reset(); // partitions given away must not keep their last lag here
+        consumerTrouble = null;
+      });
+      // A crashed consumer consumes nothing until kafkajs has restarted it, while the flush loop
+      // goes on writing empty flushes: /ready must say so, and a consumer kafkajs gives up on ends
+      // the process (exit 1, for its supervisor) instead of a flusher that looks healthy for good.
+      consumer.on(consumer.events.CRASH, ({ payload }) => {
+        metrics.consumerCrashes.inc();
+        consumerTrouble = `kafka consumer crashed (${payload.error.message}); ${payload.restart ? 'kafkajs is restarting it' : 'kafkajs will not restart it: restart the flusher'}`;
+        logger.warn({ err: payload.error.message, restart: payload.restart }, 'kafka consumer crashed');
+        if (!payload.restart) deps.onFatal?.(payload.error);
       });
       await consumer.run({
         autoCommit: false,
@@ -399,7 +414,15 @@ export function createFlusher(deps: FlusherDeps): Flusher {
       wake?.();
       await loop;
       running = false;
-      pauseKeys(topics.map((t) => `${t}\0*`));
+      try {
+        pauseKeys(topics.map((t) => `${t}\0*`));
+      } catch (error) {
+        // A crashed consumer has no group to pause (kafkajs throws): nothing is fetched anyway.
+        logger.warn(
+          { err: String(error) },
+          'could not pause the kafka consumer (it has crashed); stopping anyway',
+        );
+      }
       const ok = await flushNow(true);
       if (!ok)
         logger.warn('final flush did not complete; the next start redoes it from the last committed offsets');
@@ -409,6 +432,7 @@ export function createFlusher(deps: FlusherDeps): Flusher {
     async readiness() {
       const problems: string[] = [];
       if (!running) problems.push('consumer not running');
+      else if (consumerTrouble !== null) problems.push(consumerTrouble);
       if (!storeOk) problems.push(`offline store ${store.location}: the last flush failed`);
       if (redoWaitingSince !== null && Date.now() - redoWaitingSince > 60_000)
         problems.push(

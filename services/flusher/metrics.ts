@@ -64,6 +64,11 @@ export function createFlusherMetrics(options: { processMetrics?: boolean } = {})
       help: '1 while consumption is paused (buffer full, store unavailable, or redoing an interrupted flush).',
       registers: [registry],
     }),
+    consumerCrashes: new Counter({
+      name: 'tessera_flusher_consumer_crashes_total',
+      help: 'Times the Kafka consumer crashed; kafkajs restarts it (nothing is consumed meanwhile) and /ready says not ready until it has rejoined its group.',
+      registers: [registry],
+    }),
     lag: new Gauge({
       name: 'tessera_flusher_consumer_lag_messages',
       help: 'High watermark minus the next offset to buffer, per partition, at the last batch.',

@@ -47,6 +47,7 @@ async function main(): Promise<void> {
   const redis = connectRedis(config, { maxRetriesPerRequest: 2 });
   redis.on('error', (error) => logger.warn({ err: error.message }, 'redis connection error'));
   const kafka = new Kafka(kafkaOptions(config, `tessera-flusher-${process.pid}`, logger));
+  let stopForFailure: ((reason: string) => void) | undefined;
   const flusher = createFlusher({
     config,
     definitions,
@@ -56,6 +57,13 @@ async function main(): Promise<void> {
     logger,
     metrics,
     codeVersion: codeVersion(),
+    onFatal: (error) => {
+      logger.error(
+        { err: error.message },
+        'the kafka consumer crashed and will not be restarted: stopping with exit code 1 so a supervisor restarts the flusher (what is buffered is flushed first if it can be)',
+      );
+      stopForFailure?.('kafka consumer crashed for good');
+    },
   });
   const ops = await startOpsServer({
     host: config.httpHost,
@@ -65,7 +73,7 @@ async function main(): Promise<void> {
   });
   logger.info({ port: ops.port, store: store.location }, 'health/ready/metrics listening');
 
-  stopOnSignals(logger, {
+  stopForFailure = stopOnSignals(logger, {
     stopping: 'stopping: flushing what is buffered, committing, leaving the group',
     graceMs: 60_000,
     late: 'graceful stop took over 60 s; exiting (the next start redoes the flush)',
