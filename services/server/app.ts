@@ -87,6 +87,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
     frameworkErrors: (error, request, reply) => {
       const plain = reply as unknown as FastifyReply;
       plain.header('x-request-id', request.id);
+      // Refused before routing: no onResponse hook runs for it, so it is observed here.
+      metrics.requestSeconds.observe({ route: 'unmatched', status: '400' }, plain.elapsedTime / 1000);
       plain
         .code(400)
         .send(errorBody(request, 'INVALID_ARGUMENT', `${error.message}; see GET /openapi.json`, 'url'));
@@ -202,10 +204,13 @@ export function buildApp(options: AppOptions): FastifyInstance {
       if (isTesseraError(error) && error.context.redis === true) metrics.redisErrors.inc();
       throw error;
     }
-    for (const { view, ms } of result.stats.ages) {
-      const ages = ageOf.get(view)!;
-      for (const age of ms) ages.observe(age / 1000);
-    }
+    // Served freshness is about reads at now: an `as_of` lookup (debugging, history) would add
+    // its distance from now to the histogram.
+    if (parsed.asOf === undefined)
+      for (const { view, ms } of result.stats.ages) {
+        const ages = ageOf.get(view)!;
+        for (const age of ms) ages.observe(age / 1000);
+      }
     if (result.stats.clamped > 0) metrics.clampedReads.inc(result.stats.clamped);
     if (result.stats.decoded > 0) metrics.decodedReads.inc(result.stats.decoded);
     // Already JSON: fastify sends a string with a content type as it is.

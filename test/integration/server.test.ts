@@ -284,6 +284,23 @@ describe('online server', { timeout: 180_000 }, () => {
     assert.equal(body.results[1]!.values[0], null);
   });
 
+  it('observes served freshness for reads at now only, not for as_of lookups', async () => {
+    const ages = async () =>
+      Number(
+        new RegExp(`^tessera_server_feature_age_seconds_count\\{view="${VIEW}"\\} (\\d+)$`, 'm').exec(
+          await (await fetch(`${url}/metrics`)).text(),
+        )?.[1] ?? 0,
+      );
+    const body = { features: [`${VIEW}:transaction_count_24h`], entities: { user_id: [users[3]] } };
+    const before = await ages();
+    // An as_of hours ahead once added those hours to the served-age histogram.
+    const ahead = await post('/get-online-features', { ...body, as_of: Date.now() + 7 * HOUR });
+    assert.equal(ahead.status, 200, JSON.stringify(ahead.json));
+    assert.equal(await ages(), before);
+    assert.equal((await post('/get-online-features', body)).status, 200);
+    assert.equal(await ages(), before + 1);
+  });
+
   it('refuses requests without the right bearer token, and keeps probes open', async () => {
     const body = { features: [`${VIEW}:transaction_count_1h`], entities: { user_id: [users[0]] } };
     for (const token of [null, 'wrong-token-0123456789abcdef', TOKEN.slice(0, -1)]) {

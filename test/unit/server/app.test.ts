@@ -99,6 +99,28 @@ describe('server app', () => {
     await a.close();
   });
 
+  it('counts a request refused before routing (a malformed path) in the request histogram, once', async () => {
+    const metrics = createServerMetrics();
+    const a = buildApp({
+      definitions,
+      redis: { defineCommand() {} } as unknown as Redis,
+      redisKeyPrefix: 'app-test',
+      authenticate: null,
+      metrics,
+      logger: pino({ level: 'silent' }),
+      maxEntities: 1000,
+      bodyLimitBytes: 1024 * 1024,
+    });
+    const res = await a.inject({ method: 'GET', url: '/%zz' });
+    assert.equal(res.statusCode, 400);
+    const text = await metrics.registry.getSingleMetricAsString('tessera_server_request_duration_seconds');
+    assert.match(
+      text,
+      /^tessera_server_request_duration_seconds_count\{route="unmatched",status="400"\} 1$/m,
+    );
+    await a.close();
+  });
+
   it("tells /ready's open callers that Redis does not answer, not how it failed", async () => {
     const a = app({
       async ping() {
