@@ -51,7 +51,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   const requestTimeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
   const reader = new OnlineReader(options.redis, definitions, options.redisKeyPrefix, probe?.redis ?? null);
   const openapi = JSON.stringify(
-    openApiDocument(definitions, options.maxEntities, options.pusher ? options.pusher.pushable() : []),
+    openApiDocument(definitions, options.maxEntities, options.pusher ? options.pusher.pushable() : null),
   );
   // One bound histogram per view: an observe with a labels object rebuilt the label set and its
   // closure for every entity row (a batch observes 100 ages).
@@ -219,7 +219,10 @@ export function buildApp(options: AppOptions): FastifyInstance {
 
   app.post('/push', async (request) => {
     if (!options.pusher)
-      throw new TesseraError('SERVICE_UNAVAILABLE', 'this server was started without Kafka, so /push is off');
+      throw new TesseraError(
+        'NOT_FOUND',
+        '/push is off on this server (TESSERA_SERVER_PUSH=false); push to a server that serves it',
+      );
     const result = await options.pusher.push(request.body);
     metrics.pushedRows.inc({ source: result.source }, result.rows);
     return { status: 'ok', ...result };

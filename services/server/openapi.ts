@@ -3,16 +3,17 @@
 import type { Definitions } from '../../shared/definitions/schema.ts';
 
 /**
- * `pushable`: the sources /push takes (avro-confluent ones only with a schema registry); default
- * every source of another format.
+ * `pushable`: the sources /push takes (avro-confluent ones only with a schema registry), or null
+ * when /push is off (TESSERA_SERVER_PUSH=false); default every source of another format.
  */
 export function openApiDocument(
   definitions: Definitions,
   maxEntities: number,
-  pushable: readonly string[] = definitions.sources
+  push: readonly string[] | null = definitions.sources
     .filter((s) => s.format !== 'avro-confluent')
     .map((s) => s.name),
 ): Record<string, unknown> {
+  const pushable = push ?? [];
   const featureRefs = definitions.views.flatMap((v) => v.features.map((f) => f.ref));
   const joinKeys = [...new Set(definitions.views.map((v) => v.entity.joinKey))];
   const error = { $ref: '#/components/schemas/Error' };
@@ -184,9 +185,11 @@ export function openApiDocument(
       '/push': {
         post: {
           summary:
-            pushable.length > 0
-              ? "Validate rows and produce them to the source's Kafka topic"
-              : 'Off: this server was started without Kafka (or no source can be pushed); answers 503',
+            push === null
+              ? 'Off: this server runs with TESSERA_SERVER_PUSH=false; answers 404'
+              : pushable.length > 0
+                ? "Validate rows and produce them to the source's Kafka topic"
+                : 'No source can be pushed (avro-confluent sources need TESSERA_SCHEMA_REGISTRY_URL); answers 400',
           requestBody: {
             required: true,
             content: { 'application/json': { schema: { $ref: '#/components/schemas/PushRequest' } } },
@@ -199,6 +202,7 @@ export function openApiDocument(
             400: errorResponse('A row does not fit the source schema'),
             401: errorResponse('Missing or wrong bearer token'),
             413: errorResponse('Body over the size limit'),
+            404: errorResponse('/push is off on this server (TESSERA_SERVER_PUSH=false)'),
             415: errorResponse('The body is not application/json'),
             503: errorResponse('Kafka did not acknowledge the push; some rows may be written already'),
           },

@@ -59,7 +59,7 @@ async function main(): Promise<void> {
 
   let producer: Producer | undefined;
   let pusher: Pusher | undefined;
-  if (config.kafkaBrokers.length > 0) {
+  if (config.serverPush) {
     producer = new Kafka(kafkaOptions(config, `tessera-server-${process.pid}`, logger)).producer({
       allowAutoTopicCreation: false,
       createPartitioner: keyHashPartitioner,

@@ -67,6 +67,11 @@ export const DEFAULTS = {
    */
   serverRequestTimeoutMs: 30_000,
   /**
+   * Serve POST /push (rows produced to the source topics through Kafka). false: a read-only server
+   * that never connects to Kafka; /push answers 404. Env TESSERA_SERVER_PUSH.
+   */
+  serverPush: true,
+  /**
    * Latency diagnostics for benchmarks: raw request and Redis times, event-loop lateness and GC
    * pauses, served at GET /debug/latency (behind auth). Env TESSERA_SERVER_LATENCY_PROBE.
    */
@@ -181,6 +186,7 @@ export const ENV_NAMES: Readonly<Record<ConfigKey, string>> = {
   serverMaxEntities: 'TESSERA_SERVER_MAX_ENTITIES',
   serverBodyLimitBytes: 'TESSERA_SERVER_BODY_LIMIT_BYTES',
   serverRequestTimeoutMs: 'TESSERA_SERVER_REQUEST_TIMEOUT_MS',
+  serverPush: 'TESSERA_SERVER_PUSH',
   serverLatencyProbe: 'TESSERA_SERVER_LATENCY_PROBE',
   redisTimeoutMs: 'TESSERA_REDIS_TIMEOUT_MS',
   ingestorGroup: 'TESSERA_INGESTOR_GROUP',

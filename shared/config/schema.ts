@@ -107,6 +107,7 @@ export const configSchema = z
     serverBodyLimitBytes: withDefault(wholeNumber(1024, 256 * 1024 * 1024), DEFAULTS.serverBodyLimitBytes),
     serverRequestTimeoutMs: withDefault(wholeNumber(100, 600_000), DEFAULTS.serverRequestTimeoutMs),
     serverLatencyProbe: withDefault(bool, DEFAULTS.serverLatencyProbe),
+    serverPush: withDefault(bool, DEFAULTS.serverPush),
     redisTimeoutMs: withDefault(wholeNumber(10, 60_000), DEFAULTS.redisTimeoutMs),
     ingestorGroup: withDefault(
       z.string().regex(/^[a-zA-Z0-9._-]{1,200}$/, 'expected a group id of a-z A-Z 0-9 . _ -'),

@@ -141,9 +141,18 @@ describe('server app', () => {
       paths: Record<string, { post: { summary: string } }>;
       components: { schemas: { PushRequest: { properties: { push_source_name: { enum: string[] } } } } };
     };
-    assert.match(doc.paths['/push']!.post.summary, /^Off: this server was started without Kafka/);
+    assert.match(doc.paths['/push']!.post.summary, /^Off: this server runs with TESSERA_SERVER_PUSH=false/);
     assert.deepEqual(doc.components.schemas.PushRequest.properties.push_source_name.enum, []);
     assert.doesNotMatch(JSON.stringify(doc), /fraud\.yaml/);
+    // Off on purpose (TESSERA_SERVER_PUSH=false): not found, not a 503 a client would retry.
+    const push = await a.inject({
+      method: 'POST',
+      url: '/push',
+      headers: { authorization: `Bearer ${TOKEN}` },
+      payload: { push_source_name: 'transactions', df: { user_id: [1] } },
+    });
+    assert.equal(push.statusCode, 404);
+    assert.match(push.json().error.message, /TESSERA_SERVER_PUSH=false/);
     await a.close();
   });
 });

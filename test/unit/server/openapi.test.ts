@@ -17,7 +17,7 @@ describe('openapi document', () => {
   it('lists every status the POST routes answer (app.ts error handler, auth, body limit, parsers)', () => {
     const statuses = (path: string) => Object.keys(doc.paths[path]!.post!.responses).sort();
     assert.deepEqual(statuses('/get-online-features'), ['200', '400', '401', '413', '415', '500', '503']);
-    assert.deepEqual(statuses('/push'), ['200', '400', '401', '413', '415', '503']);
+    assert.deepEqual(statuses('/push'), ['200', '400', '401', '404', '413', '415', '503']);
   });
 
   it('describes the push body as strictly as the server checks it', () => {
