@@ -1,4 +1,4 @@
-// Hand-computed cases of the window contract in ../shared/DESIGN.md ("Window semantics").
+// Hand-computed cases of the window contract (docs/semantics.md; the team's DESIGN.md, "Window semantics").
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
