@@ -293,9 +293,11 @@ async function applyRetention(ctx: FlushContext, view: string): Promise<void> {
     ...objects.filter((o) => drop.has(o.key.split('/')[1]!)),
     ...snapshots.filter((o) => drop.has(o.key.split('/')[2]!)),
   ].map((o) => o.key);
-  // metadata.json first: a half-deleted version is no longer "complete" to readers.
-  keys.sort((a, b) => Number(b.endsWith('/metadata.json')) - Number(a.endsWith('/metadata.json')));
-  await ctx.store.delete(keys);
+  // Every metadata.json gone before any other file: a half-deleted version is then no longer
+  // "complete" to readers. One call would not do: S3 deletes run several at a time.
+  const isMeta = (key: string) => key.endsWith('/metadata.json');
+  await ctx.store.delete(keys.filter(isMeta));
+  await ctx.store.delete(keys.filter((key) => !isMeta(key)));
   ctx.logger.info({ view, deleted: [...drop] }, 'retention: deleted old versions');
 }
 

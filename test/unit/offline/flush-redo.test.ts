@@ -242,6 +242,14 @@ describe('runFlush', () => {
         await store.put(`${view.name}/snapshots/${version}/entities.parquet`, 'x');
       },
     };
+    // The store's delete calls: S3 runs a call's deletes several at a time, so "metadata.json
+    // first" needs every metadata.json in calls of their own, before any other file.
+    const deletes: string[][] = [];
+    const remove = store.delete.bind(store);
+    store.delete = async (keys: readonly string[]) => {
+      deletes.push([...keys]);
+      await remove(keys);
+    };
     for (let k = 0; k < 3; k++) {
       const buffer = new RecordBuffer(() => ({}));
       fill(buffer);
@@ -249,6 +257,16 @@ describe('runFlush', () => {
       state.written.clear();
       await runFlush(context, state, buffer, { ...intent, version: `v_2026010${k + 1}T000000` });
     }
+    const order = deletes.filter((call) => call.length > 0);
+    assert.deepEqual(order[0], [`${view.name}/v_20260101T000000/metadata.json`]);
+    assert.ok(order.slice(1).flat().length > 0);
+    assert.ok(
+      !order
+        .slice(1)
+        .flat()
+        .some((key) => key.endsWith('/metadata.json')),
+      JSON.stringify(order),
+    );
     const versions = [
       ...new Set((await store.list(`${view.name}/`)).map((o) => o.key.split('/').slice(1, -1).join('/'))),
     ];
