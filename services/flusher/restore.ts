@@ -1,16 +1,19 @@
-// `npx tsx services/flusher/restore.ts --view <view> [--version v_...] [--reset-offsets]`: rebuilds
+// `npx tsx services/flusher/restore.ts --view <view> [--version v_...] [--reset-offsets] [--allow-gap]`: rebuilds
 // a view's Redis state from an entity snapshot in the offline store
 // (docs/offline-store.md#restore-redis-from-snapshots). Stop the ingestors first. Each key gets its
 // state bytes and a fresh random version (as a new key does, so no process trusts a cached state),
 // with the view's TTL. Then the ingestor group must restart from the snapshot's offsets:
 // `--reset-offsets` sets them (refused while the group has members), otherwise the commands that
-// do are printed. Store, Redis, Kafka and prefix: TESSERA_* env.
+// do are printed. A snapshot older than what the topic still holds (retention deleted records after
+// its offsets) is refused before anything is written, unless --allow-gap accepts losing those
+// records. Store, Redis, Kafka and prefix: TESSERA_* env.
 import { parseArgs } from 'node:util';
-import { Kafka } from 'kafkajs';
+import { type Admin, Kafka } from 'kafkajs';
 import { kafkaOptions } from '../../shared/config/clients.ts';
 import { loadConfig } from '../../shared/config/index.ts';
 import type { Config } from '../../shared/config/schema.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
+import type { ViewDef } from '../../shared/definitions/schema.ts';
 import { isTesseraError, TesseraError } from '../../shared/errors.ts';
 import { openConfiguredStore } from '../../shared/offline/configured-store.ts';
 import { SNAPSHOT_STATE } from '../../shared/offline/feature-columns.ts';
@@ -18,10 +21,16 @@ import { readParquet } from '../../shared/offline/parquet.ts';
 import { type Command, connectRedis, sendAll } from '../../shared/state-store/redis-client.ts';
 import { stateKey } from '../../shared/state-store/redis-state-store.ts';
 import { newestSnapshot } from './entity-snapshot.ts';
+import { type RestartOffset, restartOffsets } from './restart-offsets.ts';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { view: { type: 'string' }, version: { type: 'string' }, 'reset-offsets': { type: 'boolean' } },
+    options: {
+      view: { type: 'string' },
+      version: { type: 'string' },
+      'reset-offsets': { type: 'boolean' },
+      'allow-gap': { type: 'boolean' },
+    },
   });
   const config = loadConfig({ argv: [] });
   const definitions = loadDefinitionsFile(config.definitions);
@@ -46,7 +55,30 @@ async function main(): Promise<void> {
     console.warn(
       `warning: snapshot made with definitions ${meta.definitions_hash}, current ${definitions.hash}`,
     );
-  const table = readParquet(await store.get(`${dir}/entities.parquet`));
+  // Where the ingestors must restart, checked before anything is written: a snapshot older than
+  // what the topic still holds would skip the events retention deleted since.
+  const topic = `${config.topicPrefix}${view.source.topic}`;
+  const admin = new Kafka(kafkaOptions(config, `tessera-restore-${process.pid}`)).admin();
+  await admin.connect();
+  try {
+    const starts = restartOffsets(
+      meta.ingestor_offsets,
+      await admin.fetchTopicOffsets(topic),
+      values['allow-gap'] === true,
+    );
+    if (values['reset-offsets']) await refuseLiveGroup(admin, config.ingestorGroup);
+    const n = await restoreStates(config, view, dir, await store.get(`${dir}/entities.parquet`));
+    console.log(`restored ${n} entities of ${view.name} from ${store.location}/${dir}`);
+    if (values['reset-offsets']) await resetOffsets(admin, config.ingestorGroup, topic, starts);
+    else printResetCommands(config, topic, starts);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Writes every state of the snapshot file back to Redis; answers how many. */
+async function restoreStates(config: Config, view: ViewDef, dir: string, file: Uint8Array): Promise<number> {
+  const table = readParquet(file);
   const entities = table.getChild(view.entity.joinKey);
   const states = table.getChild(SNAPSHOT_STATE);
   if (!entities || !states)
@@ -81,53 +113,54 @@ async function main(): Promise<void> {
   } finally {
     redis.disconnect();
   }
-  console.log(`restored ${table.numRows} entities of ${view.name} from ${store.location}/${dir}`);
-  const topic = `${config.topicPrefix}${view.source.topic}`;
-  if (values['reset-offsets']) {
-    await resetOffsets(config, topic, meta.ingestor_offsets);
-    return;
-  }
-  // One command per partition: kafka-consumer-groups takes one --to-offset per run. A partition
-  // the group had not committed on (-1) restarts from its earliest record.
+  return table.numRows;
+}
+
+/** A group with members would commit over the reset: refused. */
+async function refuseLiveGroup(admin: Admin, group: string): Promise<void> {
+  const { groups } = await admin.describeGroups([group]);
+  const members = groups[0]?.members.length ?? 0;
+  if (members > 0)
+    throw new TesseraError(
+      'INVALID_ARGUMENT',
+      `group ${group} has ${members} member(s): stop the ingestors, then run the restore again with --reset-offsets`,
+    );
+}
+
+/** Commits the restart offsets for the ingestor group, and reads them back. */
+async function resetOffsets(
+  admin: Admin,
+  group: string,
+  topic: string,
+  starts: RestartOffset[],
+): Promise<void> {
+  await refuseLiveGroup(admin, group); // again: one may have joined while the states were written
+  const partitions = starts.map(({ partition, offset }) => ({ partition, offset }));
+  await admin.setOffsets({ groupId: group, topic, partitions });
+  // kafkajs commits a partition through the broker that leads it: on several brokers, check that
+  // every one took.
+  const [set] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+  const now = new Map((set?.partitions ?? []).map((p) => [p.partition, p.offset]));
+  const missed = partitions.filter((p) => now.get(p.partition) !== p.offset);
+  if (missed.length > 0)
+    throw new TesseraError(
+      'SERVICE_UNAVAILABLE',
+      `group ${group}: offsets of partitions ${missed.map((p) => p.partition).join(', ')} did not take; run the restore again with --reset-offsets`,
+    );
+  console.log(`group ${group} on ${topic} now starts from the snapshot's offsets:`);
+  for (const { partition, offset, note } of starts)
+    console.log(`  partition ${partition}: ${offset}${note ? ` (${note})` : ''}`);
+}
+
+/** One command per partition: kafka-consumer-groups takes one --to-offset per run. */
+function printResetCommands(config: Config, topic: string, starts: RestartOffset[]): void {
   console.log(
     `now reset group ${config.ingestorGroup} on ${topic} to the snapshot's offsets (or rerun with --reset-offsets):`,
   );
-  for (const [p, offset] of Object.entries(meta.ingestor_offsets)) {
-    const to = offset === '-1' ? '--to-earliest' : `--to-offset ${offset}`;
+  for (const { partition, offset, note } of starts)
     console.log(
-      `  kafka-consumer-groups.sh --bootstrap-server ${config.kafkaBrokers[0]} --group ${config.ingestorGroup} --reset-offsets --topic ${topic}:${p} ${to} --execute`,
+      `  kafka-consumer-groups.sh --bootstrap-server ${config.kafkaBrokers[0]} --group ${config.ingestorGroup} --reset-offsets --topic ${topic}:${partition} --to-offset ${offset} --execute${note ? `   # ${note}` : ''}`,
     );
-  }
-}
-
-/**
- * Commits the snapshot's offsets for the ingestor group (a partition it had none on: the earliest
- * record still in the topic). A group with members would overwrite them at its next commit, so
- * that is refused.
- */
-async function resetOffsets(config: Config, topic: string, offsets: Record<string, string>): Promise<void> {
-  const admin = new Kafka(kafkaOptions(config, `tessera-restore-${process.pid}`)).admin();
-  await admin.connect();
-  try {
-    const group = config.ingestorGroup;
-    const { groups } = await admin.describeGroups([group]);
-    const members = groups[0]?.members.length ?? 0;
-    if (members > 0)
-      throw new TesseraError(
-        'INVALID_ARGUMENT',
-        `group ${group} has ${members} member(s): stop the ingestors, then run the restore again with --reset-offsets`,
-      );
-    const earliest = new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, p.low]));
-    const partitions = Object.entries(offsets).map(([p, offset]) => ({
-      partition: Number(p),
-      offset: offset === '-1' ? (earliest.get(Number(p)) ?? '0') : offset,
-    }));
-    await admin.setOffsets({ groupId: group, topic, partitions });
-    console.log(`group ${group} on ${topic} now starts from the snapshot's offsets:`);
-    for (const { partition, offset } of partitions) console.log(`  partition ${partition}: ${offset}`);
-  } finally {
-    await admin.disconnect();
-  }
 }
 
 main().catch((error: unknown) => {

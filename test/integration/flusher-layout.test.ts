@@ -219,15 +219,19 @@ describe('flusher writes the offline store layout', { timeout: 150_000 }, () => 
       assert.ok((await run.redis.pttl(key)) > 0, 'restored keys carry the view TTL');
     }
     // The commands it prints are one per partition, each with its own offset (the form Kafka's
-    // tool accepts: `--topic t:p --to-offset n`).
+    // tool accepts: `--topic t:p --to-offset n`; no commit at the snapshot: the earliest record).
     const meta = JSON.parse(
       Buffer.from(await run.store.get(`${run.view.name}/snapshots/${marker}/metadata.json`)).toString(),
     ) as { ingestor_offsets: Record<string, string> };
+    const admin = run.kafka.admin();
+    await admin.connect();
+    const low = new Map((await admin.fetchTopicOffsets(run.topic)).map((p) => [String(p.partition), p.low]));
+    await admin.disconnect();
     for (const [p, offset] of Object.entries(meta.ingestor_offsets))
       assert.match(
         stdout,
         new RegExp(
-          `--reset-offsets --topic ${run.topic}:${p} ${offset === '-1' ? '--to-earliest' : `--to-offset ${offset}`} --execute`,
+          `--reset-offsets --topic ${run.topic}:${p} --to-offset ${offset === '-1' ? low.get(p) : offset} --execute`,
         ),
       );
   });
@@ -244,12 +248,27 @@ describe('flusher writes the offline store layout', { timeout: 150_000 }, () => 
     // The group's offsets now: the ingestor committed past the snapshot before it stopped.
     const moved = (await admin.fetchOffsets({ groupId: run.config.ingestorGroup, topics: [run.topic] }))[0]!
       .partitions;
-    const restore = (env: Record<string, string> = {}) =>
+    const restore = (...flags: string[]) =>
       promisify(execFile)(
         process.execPath,
-        ['--import', 'tsx', 'services/flusher/restore.ts', '--view', run.view.name, '--reset-offsets'],
-        { env: { ...process.env, ...run.env, ...env }, timeout: 60_000 },
+        [
+          '--import',
+          'tsx',
+          'services/flusher/restore.ts',
+          '--view',
+          run.view.name,
+          '--reset-offsets',
+          ...flags,
+        ],
+        { env: { ...process.env, ...run.env }, timeout: 60_000 },
       );
+    const failure = (running: Promise<unknown>) =>
+      running.then(
+        () => '',
+        (error: { code?: number; stderr?: string }) => `${error.code}: ${error.stderr}`,
+      );
+    const groupOffsets = async () =>
+      (await admin.fetchOffsets({ groupId: run.config.ingestorGroup, topics: [run.topic] }))[0]!.partitions;
     // A member in the group would commit over the reset: refused, offsets untouched.
     const member = run.kafka.consumer({ groupId: run.config.ingestorGroup });
     await member.connect();
@@ -262,30 +281,46 @@ describe('flusher writes the offline store layout', { timeout: 150_000 }, () => 
     await member.run({ autoCommit: false, eachBatch: async () => {} });
     await hasJoined;
     await member.pause([{ topic: run.topic }]);
-    const refused = await restore().then(
-      () => '',
-      (error: { code?: number; stderr?: string }) => `${error.code}: ${error.stderr}`,
-    );
-    assert.match(refused, /^1: .*has 1 member\(s\): stop the ingestors/s);
-    assert.deepEqual(
-      (await admin.fetchOffsets({ groupId: run.config.ingestorGroup, topics: [run.topic] }))[0]!.partitions,
-      moved,
-    );
+    assert.match(await failure(restore()), /^1: .*has 1 member\(s\): stop the ingestors/s);
+    assert.deepEqual(await groupOffsets(), moved);
     await member.disconnect();
 
-    const { stdout } = await restore();
-    assert.match(stdout, /now starts from the snapshot's offsets/);
-    const earliest = new Map((await admin.fetchTopicOffsets(run.topic)).map((p) => [p.partition, p.low]));
-    const now = (await admin.fetchOffsets({ groupId: run.config.ingestorGroup, topics: [run.topic] }))[0]!
-      .partitions;
-    await admin.disconnect();
+    // Since the snapshot: the topic gained a partition, and retention deleted a partition's
+    // records after the snapshot's offset (one record more, then everything up to its end).
     assert.equal(Object.keys(meta.ingestor_offsets).length, PARTITIONS);
-    assert.deepEqual(
-      Object.fromEntries(now.map((p) => [String(p.partition), p.offset])),
-      Object.fromEntries(
-        Object.entries(meta.ingestor_offsets).map(([p, o]) => [p, o === '-1' ? earliest.get(Number(p)) : o]),
+    const trimmed = Number(Object.entries(meta.ingestor_offsets).find(([, o]) => o !== '-1')?.[0]);
+    assert.ok(Number.isInteger(trimmed), `the snapshot has committed offsets: ${JSON.stringify(meta)}`);
+    await admin.createPartitions({ topicPartitions: [{ topic: run.topic, count: PARTITIONS + 1 }] });
+    const producer = run.kafka.producer();
+    await producer.connect();
+    await producer.send({ topic: run.topic, messages: [{ partition: trimmed, value: '{}' }] });
+    await producer.disconnect();
+    await admin.deleteTopicRecords({ topic: run.topic, partitions: [{ partition: trimmed, offset: '-1' }] });
+    // Restored states would miss the deleted records: refused before anything is written.
+    assert.match(
+      await failure(restore()),
+      new RegExp(
+        `^1: .*partition ${trimmed}: the snapshot's offset \\d+, the earliest record left \\d+.*--allow-gap`,
+        's',
       ),
     );
+    // Untouched (the new partition has no commit yet).
+    assert.deepEqual(await groupOffsets(), [
+      ...moved,
+      { partition: PARTITIONS, offset: '-1', metadata: null },
+    ]);
+
+    const { stdout } = await restore('--allow-gap');
+    assert.match(stdout, /now starts from the snapshot's offsets/);
+    const earliest = new Map((await admin.fetchTopicOffsets(run.topic)).map((p) => [p.partition, p.low]));
+    const now = await groupOffsets();
+    await admin.disconnect();
+    const expected: Record<string, string | undefined> = {};
+    for (let p = 0; p <= PARTITIONS; p++) {
+      const o = meta.ingestor_offsets[String(p)];
+      expected[String(p)] = o === undefined || o === '-1' || p === trimmed ? earliest.get(p) : o;
+    }
+    assert.deepEqual(Object.fromEntries(now.map((p) => [String(p.partition), p.offset])), expected);
   });
 
   it('is read by pandas and pyarrow with tz-aware UTC timestamps and numeric dtypes', async () => {
