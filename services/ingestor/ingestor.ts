@@ -192,6 +192,9 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     for (const v of s.views)
       for (const outcome of ['applied', 'duplicate', 'dlq'])
         metrics.events.inc({ view: v.plan.view.name, outcome }, 0);
+  // Likewise each crash cause: increase() cannot see a series' first sample, so a crash counter
+  // born at 1 would hide the first crash from the alerts.
+  for (const cause of ['kafka', 'batch']) metrics.consumerCrashes.inc({ cause }, 0);
   const commits = createCommitter(consumer, config.ingestCommitIntervalMs, logger);
   let inFlight = 0;
   let drained: (() => void) | null = null;

@@ -87,7 +87,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
     frameworkErrors: (error, request, reply) => {
       const plain = reply as unknown as FastifyReply;
       plain.header('x-request-id', request.id);
-      // Refused before routing: no onResponse hook runs for it, so it is observed here.
+      // Refused before routing: no onResponse hook runs for it, so it is counted here (with 0 s:
+      // fastify starts its reply timer only for routed requests).
       metrics.requestSeconds.observe({ route: 'unmatched', status: '400' }, plain.elapsedTime / 1000);
       plain
         .code(400)

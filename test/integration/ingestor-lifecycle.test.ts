@@ -88,6 +88,12 @@ describe('ingestor lifecycle (scripted kafkajs, real Redis)', { timeout: 30_000 
     run = scriptedIngestor();
     const r = run;
     await r.ingestor.start();
+    // Every series an alert's increase() reads exists from the start at 0 (a counter born at 1
+    // hides its first crash from increase()).
+    assert.deepEqual(await r.metric('tessera_ingestor_consumer_crashes_total'), [
+      'tessera_ingestor_consumer_crashes_total{cause="kafka"} 0',
+      'tessera_ingestor_consumer_crashes_total{cause="batch"} 0',
+    ]);
     await r.deliver(2, records(0, 10, 5), 30);
     assert.deepEqual(await r.metric('tessera_ingestor_consumer_lag_messages'), [
       `tessera_ingestor_consumer_lag_messages{topic="${r.topic}",partition="2"} 20`,
