@@ -3,7 +3,7 @@
 // the engine to Redis, a few users' six reference features are read back from Redis, and the online
 // server answers the same users over HTTP (curl), and the flusher's offline store is listed on S3
 // and read back with pandas.
-import { execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -16,6 +16,17 @@ import { loadDefinitionsFile } from '../shared/definitions/load.ts';
 import { planView, readFeatures } from '../shared/engine/index.ts';
 import { openConfiguredStore } from '../shared/offline/configured-store.ts';
 import { RedisStateStore } from '../shared/state-store/redis-state-store.ts';
+
+/** The services the demo started: stopped if it fails, so none is left consuming on its own. */
+const children: ChildProcess[] = [];
+function service(file: string, env: NodeJS.ProcessEnv): ChildProcess & { stdout: NodeJS.ReadableStream } {
+  const child = spawn(process.execPath, ['--import', 'tsx', file], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.push(child);
+  return child as ChildProcess & { stdout: NodeJS.ReadableStream };
+}
 
 const EVENTS = 20_000;
 const runId = `demo-${Date.now().toString(36)}`;
@@ -54,16 +65,10 @@ async function main(): Promise<void> {
   });
   say(`produced ${summary.sent} generated transactions (JSON, ending now) to ${topic}`);
 
-  const ingestor = spawn(process.execPath, ['--import', 'tsx', 'services/ingestor/main.ts'], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const ingestor = service('services/ingestor/main.ts', env);
   ingestor.stdout.on('data', (b: Buffer) => process.stdout.write(`  [ingestor] ${b}`));
   // The flusher runs beside it: raw events and training rows to the offline store on S3.
-  const flusher = spawn(process.execPath, ['--import', 'tsx', 'services/flusher/main.ts'], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const flusher = service('services/flusher/main.ts', env);
   flusher.stdout.on('data', (b: Buffer) => process.stdout.write(`  [flusher] ${b}`));
   const kafka = new Kafka({ ...kafkaOptions(config, runId), logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
@@ -172,9 +177,10 @@ async function showOfflineStore(
 /** Starts the online server on the same state and asks it, with curl, what a model would ask. */
 async function queryServer(users: string[]): Promise<void> {
   const token = randomBytes(24).toString('hex');
-  const server = spawn(process.execPath, ['--import', 'tsx', 'services/server/main.ts'], {
-    env: { ...process.env, ...env, TESSERA_HTTP_PORT: '0', TESSERA_AUTH_TOKEN: token },
-    stdio: ['ignore', 'pipe', 'inherit'],
+  const server = service('services/server/main.ts', {
+    ...env,
+    TESSERA_HTTP_PORT: '0',
+    TESSERA_AUTH_TOKEN: token,
   });
   try {
     const url = await new Promise<string>((resolve, reject) => {
@@ -229,5 +235,6 @@ async function queryServer(users: string[]): Promise<void> {
 
 main().catch((e: unknown) => {
   console.error(`demo FAILED: ${e instanceof Error ? e.message : String(e)}`);
+  for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
   process.exit(1);
 });

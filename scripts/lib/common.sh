@@ -32,13 +32,16 @@ die() {
 
 # fail_service <service> <reason> <logfile>: one message naming all three, then the log tail.
 fail_service() {
-  local service="$1" reason="$2" logfile="$3"
+  local service="$1" reason="$2" logfile
+  shift 2
   printf '[%s] ERROR: %s failed: %s\n' "$(date +%H:%M:%S)" "$service" "$reason" >&2
-  printf '  log: %s\n' "$logfile" >&2
-  if [[ -f "$logfile" ]]; then
-    printf '  ---- last 30 lines of %s ----\n' "$logfile" >&2
-    tail -n 30 "$logfile" | sed 's/^/  | /' >&2
-  fi
+  for logfile in "$@"; do
+    printf '  log: %s\n' "$logfile" >&2
+    if [[ -s "$logfile" ]]; then
+      printf '  ---- last 30 lines of %s ----\n' "$logfile" >&2
+      tail -n 30 "$logfile" | sed 's/^/  | /' >&2
+    fi
+  done
   exit 1
 }
 
@@ -70,18 +73,27 @@ port_open() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# pid_alive <pidfile>: true when the file names a live process.
+# pid_alive <pidfile> [mark]: true when the file names a live process that is ours: its command
+# line contains <mark> (default: the pid file's directory, which the Java services' command lines
+# name). After a reboot or a container restart a left-over pid file can name an unrelated process
+# (container pids repeat): that file is stale, and removed, so that nothing signals that process.
 pid_alive() {
-  local pid
+  local pid mark="${2:-$(dirname "$1")}"
   [[ -f "$1" ]] || return 1
   pid="$(cat "$1" 2>/dev/null)"
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+  if [[ -r "/proc/$pid/cmdline" ]] && ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$mark"; then
+    warn "stale pid file $1: pid $pid is not this stack's (no \"$mark\" in its command line); ignoring it"
+    rm -f "$1"
+    return 1
+  fi
 }
 
-# stop_pid <name> <pidfile> <grace seconds>: TERM, wait, then KILL that one process.
+# stop_pid <name> <pidfile> <grace seconds> [mark]: TERM, wait, then KILL that one process (if
+# it is ours: pid_alive).
 stop_pid() {
-  local name="$1" pidfile="$2" grace="$3" pid i
-  if ! pid_alive "$pidfile"; then
+  local name="$1" pidfile="$2" grace="$3" mark="${4:-}" pid i
+  if ! pid_alive "$pidfile" ${mark:+"$mark"}; then
     rm -f "$pidfile"
     return 0
   fi

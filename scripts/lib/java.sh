@@ -9,6 +9,9 @@ ensure_java() {
     warn "java $v found; Kafka 4 and S3Proxy need 17+"
   fi
   apt_install openjdk-17-jre-headless
+  # An older java earlier on PATH still wins over the one apt just installed.
+  v="$(java -version 2>&1 | awk -F'"' '/version/ { split($2, a, "."); print a[1]; exit }')"
+  [[ "${v:-0}" -ge 17 ]] || die "java on PATH ($(command -v java)) is $v after installing openjdk-17; put Java 17+ first on PATH"
 }
 
 ensure_maven() {
@@ -42,7 +45,10 @@ $deps
 POM
   log "jars $key: resolving from Maven Central (first time only; progress every 10s)"
   local mvnlog="$dir/mvn.log" rc=0
-  (cd "$dir" && mvn -B -Dmaven.repo.local="$TESSERA_CACHE/m2" \
+  # -U: a download that failed once is otherwise remembered (*.lastUpdated) and not retried for a
+  # day; 20 minutes and a 60 s read timeout, so that a stalled download fails instead of using
+  # up a CI run.
+  (cd "$dir" && timeout 1200 mvn -B -U -Dmaven.repo.local="$TESSERA_CACHE/m2" -Dmaven.wagon.rto=60000 \
     org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$dir/libs" >"$mvnlog" 2>&1) &
   local mvnpid=$! ticks=0
@@ -55,7 +61,11 @@ POM
   done
   wait "$mvnpid" || rc=$?
   if [[ "$rc" != 0 ]]; then
-    fail_service "jars $key" "mvn dependency:copy-dependencies exited with $rc" "$mvnlog"
+    fail_service "jars $key" "mvn dependency:copy-dependencies exited with $rc (124: over 20 minutes)" "$mvnlog"
+  fi
+  # A missing POM is only a warning to Maven, and its dependencies are then silently left out.
+  if grep -qE 'The POM for .* is (missing|invalid)' "$mvnlog"; then
+    fail_service "jars $key" "Maven could not read a POM, so the jar set is incomplete (see the WARNING lines)" "$mvnlog"
   fi
   touch "$dir/.complete"
   log "jars $key: $(find "$dir/libs" -name '*.jar' | wc -l) jars in $dir/libs"

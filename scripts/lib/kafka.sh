@@ -73,13 +73,17 @@ kafka_format_once() {
   fi
   log "kafka: formatting KRaft storage in $KAFKA_DIR/data (first start)"
   local id
-  id="$(kafka_java kafka.tools.StorageTool random-uuid 2>>"$KAFKA_OUT" | tail -n 1)"
+  # `|| fail_service`: under set -e a failing java here ended the script without a word.
+  id="$(kafka_java kafka.tools.StorageTool random-uuid 2>>"$KAFKA_OUT" | tail -n 1)" ||
+    fail_service kafka "StorageTool random-uuid failed (a broken jar set? delete $KAFKA_JARS, then scripts/stack install)" "$KAFKA_OUT"
   [[ -n "$id" ]] || fail_service kafka "StorageTool random-uuid printed nothing" "$KAFKA_OUT"
+  # The ports first: a start interrupted after the format would otherwise find storage without
+  # them and ask for a reset.
+  echo "$ports" >"$KAFKA_DIR/formatted-ports"
   kafka_java kafka.tools.StorageTool format --cluster-id "$id" --standalone \
     --config "$KAFKA_DIR/server.properties" >>"$KAFKA_OUT" 2>&1 ||
     fail_service kafka "StorageTool format failed" "$KAFKA_OUT"
   echo "$id" >"$KAFKA_DIR/cluster-id"
-  echo "$ports" >"$KAFKA_DIR/formatted-ports"
 }
 
 kafka_start() {
@@ -104,7 +108,8 @@ kafka_start() {
   fi
   local i
   for ((i = 0; i < 900; i++)); do
-    pid_alive "$KAFKA_PIDFILE" || fail_service kafka "broker process exited during start-up" "$KAFKA_LOG"
+    # JVM and classpath errors go to kafka.out, the broker's own to server.log.
+    pid_alive "$KAFKA_PIDFILE" || fail_service kafka "broker process exited during start-up" "$KAFKA_OUT" "$KAFKA_LOG"
     port_open "$TESSERA_KAFKA_PORT" && return 0
     if ((i > 0 && i % 100 == 0)); then log "kafka: waiting for 127.0.0.1:$TESSERA_KAFKA_PORT ($((i / 10))s)"; fi
     sleep 0.1

@@ -29,8 +29,10 @@ python_install() {
     apt_install python3 python3-venv python3-pip
     py="$(python_bin)" || die "python3 still missing after apt-get install"
   fi
-  "$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' ||
-    die "python: $py is $("$py" --version 2>&1); feast needs Python 3.10+"
+  # The pinned numpy and pyarrow (scripts/python-constraints.txt) need 3.11; on 3.10 pip would fail
+  # minutes later with "No matching distribution".
+  "$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' ||
+    die "python: $py is $("$py" --version 2>&1); the pinned numpy and pyarrow need Python 3.11+"
   venv="$(python_venv_dir)"
   if [[ -f "$venv/.complete" ]]; then
     log "python: venv cached at $venv"

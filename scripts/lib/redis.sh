@@ -12,11 +12,21 @@ if ((${#REDIS_SOCKET} > 100)); then REDIS_SOCKET=""; fi
 redis_install() {
   if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
     apt_install redis-server
+    # On a machine with systemd, apt also starts Debian's own redis-server service on 6379, where
+    # the stack's would then refuse to start: that one is stopped and disabled (only when apt has
+    # just installed it; a Redis the machine already had is left alone).
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet redis-server 2>/dev/null; then
+      log "redis: stopping and disabling the system redis-server service apt started (it takes port 6379)"
+      as_root systemctl disable --now redis-server || warn "could not stop the system redis-server service"
+    fi
   fi
   log "redis: $(redis-server --version | awk '{print $3}' | sed 's/^v=//')"
 }
 
-redis_up() { pid_alive "$REDIS_PIDFILE" && port_open "$TESSERA_REDIS_PORT"; }
+# Redis names itself by its address in its command line (not by the stack dir).
+redis_mark() { echo "redis-server 127.0.0.1:$1"; }
+
+redis_up() { pid_alive "$REDIS_PIDFILE" "$(redis_mark "$TESSERA_REDIS_PORT")" && port_open "$TESSERA_REDIS_PORT"; }
 
 redis_start() {
   command -v redis-server >/dev/null 2>&1 || die "redis-server not installed: run scripts/stack install"
@@ -47,22 +57,25 @@ CONF
   fi
   log "redis: starting on 127.0.0.1:$TESSERA_REDIS_PORT"
   redis-server "$REDIS_DIR/redis.conf" >>"$REDIS_LOG" 2>&1 || fail_service redis "redis-server exited with an error" "$REDIS_LOG"
-  local i
-  for ((i = 0; i < 100; i++)); do
-    if [[ "$(redis-cli -h 127.0.0.1 -p "$TESSERA_REDIS_PORT" ping 2>/dev/null)" == PONG ]]; then
-      return 0
-    fi
+  # Redis answers LOADING while it replays its AOF (about 1 s per 100 MB here): that is progress,
+  # waited for up to 2 minutes; no answer at all for 10 s is a failure.
+  local i reply silent=0
+  for ((i = 0; i < 1200; i++)); do
+    reply="$(redis-cli -h 127.0.0.1 -p "$TESSERA_REDIS_PORT" ping 2>/dev/null || true)"
+    [[ "$reply" == PONG ]] && return 0
+    if [[ "$reply" == LOADING* ]]; then silent=0; else silent=$((silent + 1)); fi
+    ((silent < 100)) || break
     sleep 0.1
   done
-  fail_service redis "no PONG on 127.0.0.1:$TESSERA_REDIS_PORT within 10s" "$REDIS_LOG"
+  fail_service redis "no PONG on 127.0.0.1:$TESSERA_REDIS_PORT (last answer: ${reply:-none})" "$REDIS_LOG"
 }
 
 redis_stop() {
-  if pid_alive "$REDIS_PIDFILE"; then
+  if pid_alive "$REDIS_PIDFILE" "$(redis_mark "$TESSERA_REDIS_PORT")"; then
     log "redis: stopping (pid $(cat "$REDIS_PIDFILE"))"
   fi
   # SIGTERM makes redis flush the AOF and exit cleanly.
-  stop_pid redis "$REDIS_PIDFILE" 20
+  stop_pid redis "$REDIS_PIDFILE" 20 "$(redis_mark "$TESSERA_REDIS_PORT")"
 }
 
 # A three-master Redis Cluster for the cluster tests (TESSERA_REDIS_CLUSTER=true): ports
@@ -79,7 +92,7 @@ redis_cluster_ok() {
 redis_cluster_up() {
   local port
   for port in $(redis_cluster_ports); do
-    pid_alive "$REDIS_CLUSTER_DIR/$port/redis.pid" && port_open "$port" || return 1
+    pid_alive "$REDIS_CLUSTER_DIR/$port/redis.pid" "$(redis_mark "$port")" && port_open "$port" || return 1
   done
   redis_cluster_ok
 }
@@ -90,9 +103,10 @@ redis_cluster_start() {
   local port dir i
   for port in $(redis_cluster_ports); do
     dir="$REDIS_CLUSTER_DIR/$port"
-    if pid_alive "$dir/redis.pid"; then continue; fi
-    if port_open "$port"; then
-      fail_service redis-cluster "port $port is already taken by a process scripts/stack did not start (set TESSERA_REDIS_CLUSTER_PORT)" "$dir/redis.log"
+    if pid_alive "$dir/redis.pid" "$(redis_mark "$port")"; then continue; fi
+    # Each node also listens on its cluster bus port, port + 10000.
+    if port_open "$port" || port_open $((port + 10000)); then
+      fail_service redis-cluster "port $port or its cluster bus port $((port + 10000)) is already taken by a process scripts/stack did not start (set TESSERA_REDIS_CLUSTER_PORT)" "$dir/redis.log"
     fi
     mkdir -p "$dir"
     cat >"$dir/redis.conf" <<CONF
@@ -117,6 +131,7 @@ CONF
       [[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" == PONG ]] && break
       sleep 0.1
     done
+    ((i < 100)) || fail_service redis-cluster "no PONG on 127.0.0.1:$port within 10s" "$dir/redis.log"
   done
   if ! redis_cluster_ok; then
     # Formed once: a node that already knows the others (nodes.conf) only needs time to agree.
@@ -138,6 +153,6 @@ CONF
 redis_cluster_stop() {
   local port
   for port in $(redis_cluster_ports); do
-    stop_pid "redis-cluster:$port" "$REDIS_CLUSTER_DIR/$port/redis.pid" 20
+    stop_pid "redis-cluster:$port" "$REDIS_CLUSTER_DIR/$port/redis.pid" 20 "$(redis_mark "$port")"
   done
 }

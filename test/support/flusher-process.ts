@@ -4,7 +4,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, open, writeFile } from 'node:fs/promises';
 import { type AddressInfo, connect, createServer } from 'node:net';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Kafka } from 'kafkajs';
 import { DEFAULTS, loadConfig } from '../../shared/config/index.ts';
@@ -275,10 +274,9 @@ export class PrivateS3 {
   }
 
   async start(bucket: string): Promise<void> {
-    const jars = join(
-      process.env.TESSERA_CACHE ?? join(homedir(), '.cache/tessera'),
-      'jars/s3proxy-2.6.0/libs',
-    );
+    // The stack's own S3Proxy jars, whichever version scripts/lib/s3proxy.sh pins.
+    const jars = process.env.TESSERA_S3PROXY_JARS;
+    if (!jars) throw new Error('TESSERA_S3PROXY_JARS is unset: eval "$(scripts/stack env)" first');
     await mkdir(join(this.dir, 'data', bucket), { recursive: true });
     const conf = join(this.dir, 's3proxy.conf');
     await writeFile(
