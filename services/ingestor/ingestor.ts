@@ -22,6 +22,7 @@ import { decoderOptions, topicName } from '../../shared/config/clients.ts';
 import type { Config } from '../../shared/config/index.ts';
 import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts';
 import { planView } from '../../shared/engine/index.ts';
+import { isTesseraError } from '../../shared/errors.ts';
 import { keyHashPartitioner } from '../../shared/kafka-partitioner.ts';
 import { sendChunked } from '../../shared/send-chunked.ts';
 import { type Command, type RedisClient, sendAll } from '../../shared/state-store/redis-client.ts';
@@ -146,6 +147,8 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
    * commits failed and the process exited 0 with applied records uncommitted.
    */
   let stopping = false;
+  /** A batch being retried in place (Redis down): /ready names it until it goes through. */
+  let batchTrouble: string | null = null;
   /** Why the consumer is not consuming now (it crashed and kafkajs is restarting it), or null. */
   let consumerTrouble: string | null = null;
 
@@ -335,24 +338,51 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       metrics.stageSeconds.inc({ stage: 'dlq' }, (performance.now() - sendStarted) / 1000);
     };
     let result: Awaited<ReturnType<typeof applyBatch>>;
-    try {
-      await heartbeat();
-      result = await applyBatch(
-        runtime.views,
-        incoming,
-        { mode: config.ingestClock, now: now() },
-        config.trainingRows ? rowsSink(topic, heartbeat) : null,
-        async () => {
-          await new Promise((resolve) => setImmediate(resolve));
+    // A retriable failure that is not Kafka's (Redis down, compare-and-set conflicts without end)
+    // is retried here, in place, with backoff, while the member heartbeats: handed to kafkajs,
+    // five quick retries ended in a consumer crash, which left the group and rebalanced every
+    // other ingestor at each Redis outage. Each attempt loads the states afresh (a failed batch
+    // leaves none in the cache), so what an earlier attempt saved is a duplicate. Kafka errors,
+    // errors that no retry fixes, and a stop still fail the batch.
+    for (
+      let attempt = 1, backoff = RETRY_MIN_MS;
+      ;
+      attempt++, backoff = Math.min(RETRY_MAX_MS, backoff * 2)
+    ) {
+      try {
+        await heartbeat();
+        result = await applyBatch(
+          runtime.views,
+          incoming,
+          { mode: config.ingestClock, now: now() },
+          config.trainingRows ? rowsSink(topic, heartbeat) : null,
+          async () => {
+            await new Promise((resolve) => setImmediate(resolve));
+            await heartbeat();
+          },
+          sendDeadLetters,
+        );
+        if (attempt > 1) logger.info({ topic, attempt }, 'batch applied after retrying');
+        batchTrouble = null;
+        break;
+      } catch (error) {
+        // The rows and dead letters are produced inside the batch too: a broker outage is not a
+        // Redis error.
+        const kafka = isKafkaError(error);
+        (kafka ? metrics.kafkaErrors : metrics.redisErrors).inc();
+        if (kafka || stopping || !isTesseraError(error) || !error.retriable) throw error;
+        batchTrouble = `a batch of ${topic} keeps failing (${error.message}); retrying every ${RETRY_MAX_MS / 1000} s at most`;
+        if (attempt === 1 || attempt % 10 === 0)
+          logger.warn(
+            { err: error.message, topic, attempt, retryInMs: backoff },
+            'batch failed; retrying it in place',
+          );
+        const until = Date.now() + backoff;
+        while (Date.now() < until && !stopping) {
+          await new Promise((resolve) => setTimeout(resolve, Math.min(500, until - Date.now())));
           await heartbeat();
-        },
-        sendDeadLetters,
-      );
-    } catch (error) {
-      // The rows and dead letters are produced inside the batch too: a broker outage is not a
-      // Redis error.
-      (isKafkaError(error) ? metrics.kafkaErrors : metrics.redisErrors).inc();
-      throw error;
+        }
+      }
     }
     const redisAckedAt = Date.now();
     for (const [name, ms] of Object.entries(result.stageMs))
@@ -615,6 +645,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       const problems: string[] = [];
       if (!running) problems.push('consumer not running');
       else if (consumerTrouble !== null) problems.push(consumerTrouble);
+      if (batchTrouble !== null) problems.push(batchTrouble);
       try {
         await redis.ping();
       } catch (error) {
@@ -632,6 +663,10 @@ interface DeadLetter {
   detail: string;
 }
 
+/** Backoff of a batch retried in place (processBatches): doubling from the first to the second. */
+const RETRY_MIN_MS = 200;
+const RETRY_MAX_MS = 5000;
+
 /** Size of a `features.rows` record (JSON characters; rows are ASCII unless names or values are not). */
 const ROWS_RECORD_BYTES = 64 * 1024;
 
@@ -645,8 +680,8 @@ function isKafkaError(error: unknown): boolean {
 
 /**
  * What crashed the consumer: Kafka itself (kafkajs' own error at the bottom of the chain), or a
- * batch that kept failing past kafkajs' retries for another reason (Redis down, mostly; kafkajs
- * wraps it as KafkaJSNonRetriableError).
+ * batch that kept failing past kafkajs' retries for another reason (a schema registry out of
+ * reach, an undecodable state; kafkajs wraps it as KafkaJSNonRetriableError).
  */
 export function crashCause(error: Error): 'kafka' | 'batch' {
   let root: Error = error;

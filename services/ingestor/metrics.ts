@@ -62,7 +62,7 @@ export function createIngestorMetrics(options: { processMetrics?: boolean } = {}
     }),
     consumerCrashes: new Counter({
       name: 'tessera_ingestor_consumer_crashes_total',
-      help: "Times the Kafka consumer crashed, by cause: kafka (brokers unreachable past its retries) or batch (a batch failed past kafkajs' retries: Redis down, mostly); kafkajs restarts it, /ready says not ready until it has rejoined its group.",
+      help: "Times the Kafka consumer crashed, by cause: kafka (brokers unreachable past its retries) or batch (a batch failed past kafkajs' retries for another reason: a schema registry out of reach, an undecodable state; Redis outages are retried in place); kafkajs restarts it, /ready says not ready until it has rejoined its group.",
       labelNames: ['cause'] as const,
       registers: [registry],
     }),
