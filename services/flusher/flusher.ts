@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { createDecoder, type Decoder } from '../../shared/codecs/decode.ts';
 import { decoderOptions, topicName } from '../../shared/config/clients.ts';
 import type { Config } from '../../shared/config/index.ts';
+import { watchConsumerCrashes } from '../../shared/consumer-crashes.ts';
 import type { Definitions, SourceDef, ViewDef } from '../../shared/definitions/schema.ts';
 import { isTesseraError } from '../../shared/errors.ts';
 import type { ObjectStore } from '../../shared/offline/object-store.ts';
@@ -72,6 +73,12 @@ export function createFlusher(deps: FlusherDeps): Flusher {
     // (kafkajs' 5 s default stalls every catch-up cycle after a pause).
     maxWaitTimeInMs: 250,
   });
+  // A crashed consumer consumes nothing until kafkajs has restarted it, while the flush loop goes
+  // on writing empty flushes (the last-success gauge stays fresh): /ready must say so.
+  const crashes = watchConsumerCrashes(consumer, 'flusher', logger, {
+    count: () => metrics.consumerCrashes.inc(),
+    onFatal: deps.onFatal,
+  });
   const admin = kafka.admin();
 
   let state: FlusherState | null = null;
@@ -82,8 +89,6 @@ export function createFlusher(deps: FlusherDeps): Flusher {
   let running = false;
   let stopping = false;
   let storeOk = true;
-  /** Why the consumer is not consuming now (it crashed; kafkajs is restarting it), or null. */
-  let consumerTrouble: string | null = null;
   let wake: (() => void) | null = null;
   let loop: Promise<void> | null = null;
 
@@ -388,16 +393,6 @@ export function createFlusher(deps: FlusherDeps): Flusher {
         paused.clear();
         updatePause();
         metrics.lag.reset(); // partitions given away must not keep their last lag here
-        consumerTrouble = null;
-      });
-      // A crashed consumer consumes nothing until kafkajs has restarted it, while the flush loop
-      // goes on writing empty flushes: /ready must say so, and a consumer kafkajs gives up on ends
-      // the process (exit 1, for its supervisor) instead of a flusher that looks healthy for good.
-      consumer.on(consumer.events.CRASH, ({ payload }) => {
-        metrics.consumerCrashes.inc();
-        consumerTrouble = `kafka consumer crashed (${payload.error.message}); ${payload.restart ? 'kafkajs is restarting it' : 'kafkajs will not restart it: restart the flusher'}`;
-        logger.warn({ err: payload.error.message, restart: payload.restart }, 'kafka consumer crashed');
-        if (!payload.restart) deps.onFatal?.(payload.error);
       });
       await consumer.run({
         autoCommit: false,
@@ -431,8 +426,9 @@ export function createFlusher(deps: FlusherDeps): Flusher {
     },
     async readiness() {
       const problems: string[] = [];
+      const crashed = crashes.trouble();
       if (!running) problems.push('consumer not running');
-      else if (consumerTrouble !== null) problems.push(consumerTrouble);
+      else if (crashed !== null) problems.push(crashed);
       if (!storeOk) problems.push(`offline store ${store.location}: the last flush failed`);
       if (redoWaitingSince !== null && Date.now() - redoWaitingSince > 60_000)
         problems.push(

@@ -17,7 +17,7 @@ export interface RestartOffset {
  */
 export function restartOffsets(
   snapshot: Record<string, string>,
-  topic: readonly { partition: number; low: string; high: string }[],
+  topic: readonly { partition: number; low: string }[],
   allowGap: boolean,
 ): RestartOffset[] {
   const gaps: string[] = [];

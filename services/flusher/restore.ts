@@ -9,7 +9,7 @@
 // records. Store, Redis, Kafka and prefix: TESSERA_* env.
 import { parseArgs } from 'node:util';
 import { type Admin, Kafka } from 'kafkajs';
-import { kafkaOptions } from '../../shared/config/clients.ts';
+import { kafkaOptions, topicName } from '../../shared/config/clients.ts';
 import { loadConfig } from '../../shared/config/index.ts';
 import type { Config } from '../../shared/config/schema.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
     );
   // Where the ingestors must restart, checked before anything is written: a snapshot older than
   // what the topic still holds would skip the events retention deleted since.
-  const topic = `${config.topicPrefix}${view.source.topic}`;
+  const topic = topicName(config, view.source.topic);
   const admin = new Kafka(kafkaOptions(config, `tessera-restore-${process.pid}`)).admin();
   await admin.connect();
   try {

@@ -20,6 +20,7 @@ import { createDecoder } from '../../shared/codecs/decode.ts';
 import type { DecodeResult } from '../../shared/codecs/types.ts';
 import { decoderOptions, topicName } from '../../shared/config/clients.ts';
 import type { Config } from '../../shared/config/index.ts';
+import { watchConsumerCrashes } from '../../shared/consumer-crashes.ts';
 import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts';
 import { planView } from '../../shared/engine/index.ts';
 import { isTesseraError } from '../../shared/errors.ts';
@@ -149,8 +150,10 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
   let stopping = false;
   /** A batch being retried in place (Redis down): /ready names it until it goes through. */
   let batchTrouble: string | null = null;
-  /** Why the consumer is not consuming now (it crashed and kafkajs is restarting it), or null. */
-  let consumerTrouble: string | null = null;
+  const crashes = watchConsumerCrashes(consumer, 'ingestor', logger, {
+    count: (error) => metrics.consumerCrashes.inc({ cause: crashCause(error) }),
+    onFatal: deps.onFatal,
+  });
 
   async function ensureTopics(): Promise<void> {
     const admin = kafka.admin();
@@ -586,15 +589,6 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         commits.forget();
         // Partitions given away must not keep their last lag here (summed with the new owner's).
         metrics.lag.reset();
-        consumerTrouble = null;
-      });
-      // kafkajs restarts a crashed consumer by itself (with the default restartOnFailure, always):
-      // until it has rejoined its group, nothing is consumed, and /ready says so.
-      consumer.on(consumer.events.CRASH, ({ payload }) => {
-        metrics.consumerCrashes.inc({ cause: crashCause(payload.error) });
-        consumerTrouble = `kafka consumer crashed (${payload.error.message}); ${payload.restart ? 'kafkajs is restarting it' : 'kafkajs will not restart it: restart the ingestor'}`;
-        logger.warn({ err: payload.error.message, restart: payload.restart }, 'kafka consumer crashed');
-        if (!payload.restart) deps.onFatal?.(payload.error);
       });
       for (const topic of sources.keys()) await consumer.subscribe({ topic, fromBeginning: true });
       // Partitions are independent (keyed by entity; the compare-and-set guards the rest), so
@@ -643,8 +637,9 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     },
     async readiness() {
       const problems: string[] = [];
+      const crashed = crashes.trouble();
       if (!running) problems.push('consumer not running');
-      else if (consumerTrouble !== null) problems.push(consumerTrouble);
+      else if (crashed !== null) problems.push(crashed);
       if (batchTrouble !== null) problems.push(batchTrouble);
       try {
         await redis.ping();
