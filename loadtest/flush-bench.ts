@@ -111,7 +111,7 @@ async function main(): Promise<void> {
     const parsed: FeatureRow[] = [];
     for (const m of messages) {
       const p = parseRow(m);
-      if (p.ok) parsed.push(p.row);
+      if (p.ok && p.row) parsed.push(p.row);
     }
     parsed.sort(compareRows);
     for (let f = 0; f < FILES; f++) {

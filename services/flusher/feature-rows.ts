@@ -27,7 +27,23 @@ export interface FeatureRow {
 
 export type FeatureValueJson = number | string | null | (number | string)[];
 
-export type ParsedRow = { ok: true; row: FeatureRow } | { ok: false; reason: string };
+/**
+ * A source offset the ingestor dead-lettered for a view (undecodable, late): it has no row there
+ * and never will, so the flusher counts it as written, and the written offsets stay one interval
+ * per partition instead of gaining one per dead letter.
+ */
+export interface NoRow {
+  view: string;
+  source_topic: string;
+  partition: number;
+  offset: number;
+  reason: string;
+}
+
+export type ParsedRow =
+  | { ok: true; row: FeatureRow; noRow?: undefined }
+  | { ok: true; noRow: NoRow; row?: undefined }
+  | { ok: false; reason: string };
 
 /**
  * A `features.rows` record holds one row or several, one JSON object per line (JSON Lines): the
@@ -69,6 +85,26 @@ function parseRowText(text: string): ParsedRow {
   }
   if (typeof json !== 'object' || json === null) return { ok: false, reason: 'bad_row' };
   const r = json as Record<string, unknown>;
+  if (r.no_row !== undefined) {
+    if (
+      typeof r.no_row !== 'string' ||
+      typeof r.view !== 'string' ||
+      typeof r.source_topic !== 'string' ||
+      !isOffset(r.partition) ||
+      !isOffset(r.offset)
+    )
+      return { ok: false, reason: 'bad_row' };
+    return {
+      ok: true,
+      noRow: {
+        view: r.view,
+        source_topic: r.source_topic,
+        partition: r.partition as number,
+        offset: r.offset as number,
+        reason: r.no_row,
+      },
+    };
+  }
   const ts = typeof r.event_timestamp === 'string' ? Date.parse(r.event_timestamp) : Number.NaN;
   if (
     typeof r.view !== 'string' ||

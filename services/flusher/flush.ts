@@ -49,6 +49,8 @@ export interface FlushReport {
   rawEvents: Map<string, number>;
   rows: Map<string, number>;
   duplicateRows: Map<string, number>;
+  /** Source offsets marked as having no row (dead-lettered), per view: written ranges, no rows. */
+  noRows: Map<string, number>;
   invalid: Map<string, number>;
   objects: number;
 }
@@ -66,6 +68,7 @@ export async function runFlush(
     rawEvents: new Map(),
     rows: new Map(),
     duplicateRows: new Map(),
+    noRows: new Map(),
     invalid: new Map(),
     objects: 0,
   };
@@ -109,9 +112,12 @@ export async function runFlush(
         );
         continue;
       }
-      const row = parsed.row;
+      const row = parsed.row ?? parsed.noRow;
       const view = views.get(row.view);
-      const refused = view === undefined ? 'unknown_view' : misfitFeature(view, row) && 'feature_type';
+      const refused =
+        view === undefined
+          ? 'unknown_view'
+          : parsed.row !== undefined && misfitFeature(view, parsed.row) && 'feature_type';
       if (refused) {
         report.invalid.set(
           `${ctx.rowsTopic}:${refused}`,
@@ -125,10 +131,18 @@ export async function runFlush(
         taken = new OffsetRanges();
         seen.set(id, taken);
       }
-      if (
+      // The first entry of an offset wins, a row or a no-row mark: either is "done" for it.
+      const done =
         writtenRanges(state, viewTopic(row.view, row.source_topic), row.partition).has(row.offset) ||
-        taken.has(row.offset)
-      ) {
+        taken.has(row.offset);
+      if (parsed.noRow !== undefined) {
+        if (!done) {
+          taken.add(row.offset);
+          report.noRows.set(row.view, (report.noRows.get(row.view) ?? 0) + 1);
+        }
+        continue;
+      }
+      if (done) {
         report.duplicateRows.set(row.view, (report.duplicateRows.get(row.view) ?? 0) + 1);
         continue;
       }
@@ -138,7 +152,7 @@ export async function runFlush(
         list = [];
         fresh.set(row.view, list);
       }
-      list.push(row);
+      list.push(parsed.row);
     }
   }
 

@@ -301,6 +301,7 @@ export function createFlusher(deps: FlusherDeps): Flusher {
               version: report.version,
               rows: Object.fromEntries(report.rows),
               duplicates: Object.fromEntries(report.duplicateRows),
+              noRow: Object.fromEntries(report.noRows),
               raw: Object.fromEntries(report.rawEvents),
               seconds: (performance.now() - started) / 1000,
             },

@@ -109,6 +109,13 @@ export interface RowSink {
   /** One row; `row` and its `values` are the caller's again once this returns (copy what you keep). */
   add(row: TrainingRow): void;
   /**
+   * A source offset that has no row in `view` and never will under these definitions
+   * (dead-lettered as undecodable or late; not `future`, which a later redelivery may apply). Sent
+   * with the rows so the offline writer can close the gap in the offsets it has written: without
+   * it every dead letter was one more interval in the flusher's state, kept forever.
+   */
+  noRow(view: string, partition: number, offset: number, reason: string): void;
+  /**
    * Makes the rows added so far durable; awaited before each compare-and-set. Once a state is
    * saved its events are duplicates and yield no row again, so the rows must be durable first
    * (at-least-once: a lost compare-and-set re-applies and adds the entity's rows again; the
@@ -265,7 +272,8 @@ export async function applyBatch(
       pending = conflicts;
     }
   }
-  await handOver();
+  // The rows not flushed yet: the no-row marks of a batch in which no entity was left to apply.
+  await Promise.all([rows?.flush(), handOver()]);
   return result;
 }
 
@@ -340,6 +348,7 @@ function applyEntity(
     } catch (error) {
       if (!isTesseraError(error, 'EVENT_LATE')) throw error;
       outcome.late.push({ index: e.index, reason: 'late', message: error.message });
+      rows?.noRow(plan.view.name, e.partition, e.offset, 'late');
     }
   }
   // As of just after the entity's newest event (from this batch or an earlier one), read with the

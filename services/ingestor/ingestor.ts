@@ -354,11 +354,19 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     ) {
       try {
         await heartbeat();
+        const rows = config.trainingRows ? rowsSink(topic, heartbeat) : null;
+        // The undecodable records have no row in any view: marked so, with the first rows flushed.
+        if (rows)
+          for (const index of dead) {
+            const { message, partition } = messages[index]!;
+            for (const v of runtime.views)
+              rows.noRow(v.plan.view.name, partition, Number(message.offset), 'undecodable');
+          }
         result = await applyBatch(
           runtime.views,
           incoming,
           { mode: config.ingestClock, now: now() },
-          config.trainingRows ? rowsSink(topic, heartbeat) : null,
+          rows,
           async () => {
             await new Promise((resolve) => setImmediate(resolve));
             await heartbeat();
@@ -460,20 +468,25 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     const close = (partition: number, record: { lines: string[] }) => {
       records.push({ key: `${sourceTopic}/${partition}`, value: record.lines.join('\n') });
     };
+    const append = (partition: number, line: string) => {
+      let record = open.get(partition);
+      if (record && record.bytes + line.length > ROWS_RECORD_BYTES) {
+        close(partition, record);
+        record = undefined;
+      }
+      if (!record) {
+        record = { lines: [], bytes: 0 };
+        open.set(partition, record);
+      }
+      record.lines.push(line);
+      record.bytes += line.length + 1;
+    };
     return {
       add(row) {
-        const line = json.row(sourceTopic, row);
-        let record = open.get(row.partition);
-        if (record && record.bytes + line.length > ROWS_RECORD_BYTES) {
-          close(row.partition, record);
-          record = undefined;
-        }
-        if (!record) {
-          record = { lines: [], bytes: 0 };
-          open.set(row.partition, record);
-        }
-        record.lines.push(line);
-        record.bytes += line.length + 1;
+        append(row.partition, json.row(sourceTopic, row));
+      },
+      noRow(view, partition, offset, reason) {
+        append(partition, json.noRow(sourceTopic, view, partition, offset, reason));
       },
       async flush() {
         for (const [partition, record] of open) close(partition, record);

@@ -10,6 +10,8 @@ export interface PushEncoder {
   row(sourceTopic: string, row: TrainingRow): string;
   /** `{view, entity, as_of, features, definitions_hash}` */
   update(update: FeatureUpdate): string;
+  /** `{view, source_topic, partition, offset, no_row, definitions_hash}`: an offset without a row. */
+  noRow(sourceTopic: string, view: string, partition: number, offset: number, reason: string): string;
 }
 
 interface ViewParts {
@@ -51,6 +53,16 @@ export function createPushEncoder(
         `,"source_topic":${topic},"partition":${jsonNumber(r.partition)},"offset":${jsonNumber(r.offset)}` +
         `,"features":${features(p.names, r.values)}${tail}`
       );
+    },
+    noRow(sourceTopic, view, partition, offset, reason) {
+      return JSON.stringify({
+        view,
+        source_topic: sourceTopic,
+        partition,
+        offset,
+        no_row: reason,
+        definitions_hash: definitionsHash,
+      });
     },
     update(u) {
       const p = parts(u.view);

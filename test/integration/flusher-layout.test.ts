@@ -28,10 +28,14 @@ import { scrapeMetrics } from '../support/ops-endpoint.ts';
 const PARTITIONS = 3;
 const run = newFlusherRun({ TESSERA_FLUSH_INTERVAL_MS: '1500' });
 const definitions = loadDefinitionsFile(run.config.definitions);
-const events = placeEvents(
+const placed = placeEvents(
   generateFraudEvents({ events: 6000, seed: 11, partitions: PARTITIONS }),
   PARTITIONS,
 );
+const HALF = placed.length / 2;
+// An undecodable record goes to partitions 0 and 1 between the two halves: a dead letter in
+// mid-stream, one offset on from there on.
+const events = placed.map((e, i) => (i >= HALF && e.partition < 2 ? { ...e, offset: e.offset + 1 } : e));
 const expected = expectedRows(run.view, events);
 const VERSION_DIR = /^user_transaction_features\/(v_\d{8}T\d{6})\/(.+)$/;
 
@@ -42,16 +46,17 @@ describe('flusher writes the offline store layout', { timeout: 150_000 }, () => 
 
   before(async () => {
     await createSourceTopic(run, PARTITIONS);
-    await producePlacedEvents(run, events);
+    await producePlacedEvents(run, events.slice(0, HALF));
     const producer = run.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
-    // Two records that do not decode: dead letters, never in the raw log.
+    // Two records that do not decode: dead letters, never in the raw log, no training row.
     await producer.send({
       topic: run.topic,
       messages: [{ key: 'x', partition: 0, value: '{"user_id": "nope"}' }],
     });
     await producer.send({ topic: run.topic, messages: [{ key: 'y', partition: 1, value: 'not json' }] });
     await producer.disconnect();
+    await producePlacedEvents(run, events.slice(HALF));
 
     const { flusher, exits } = await drainThroughIngestorAndFlusher(run, 60_000, async (f) => {
       metricsText = await scrapeMetrics(f.output());
@@ -132,6 +137,15 @@ describe('flusher writes the offline store layout', { timeout: 150_000 }, () => 
       }
     }
     assert.equal(seen.size, expected.size);
+  });
+
+  it("closes the dead letters' offsets: one written interval per partition, not one per gap", async () => {
+    const state = JSON.parse(Buffer.from(await run.store.get('_flusher/state.json')).toString('utf8'));
+    const written = state.written[`${run.view.name}/${run.topic}`];
+    for (let p = 0; p < PARTITIONS; p++) {
+      const last = Math.max(...events.filter((e) => e.partition === p).map((e) => e.offset));
+      assert.deepEqual(written[String(p)], [[0, last]], `written offsets of partition ${p}`);
+    }
   });
 
   it('writes features.csv, schema.json and metadata.json beside each features.parquet', async () => {

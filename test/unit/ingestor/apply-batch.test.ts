@@ -91,6 +91,7 @@ test('training rows are handed over before any state is written, and a failed ha
   await assert.rejects(
     applyBatch(views, events(), clock, {
       add() {},
+      noRow() {},
       async flush() {
         throw new Error('rows topic down');
       },
@@ -103,8 +104,9 @@ test('training rows are handed over before any state is written, and a failed ha
   const pending: number[] = [];
   const result = await applyBatch(views, events(), clock, {
     add: (r) => pending.push(r.offset),
+    noRow: () => assert.fail('no event of this batch is late'),
     async flush() {
-      assert.equal(store.blobs.size, 0, 'rows come before the compare-and-set');
+      if (pending.length > 0) assert.equal(store.blobs.size, 0, 'rows come before the compare-and-set');
       seen.push(...pending.splice(0));
     },
   });
@@ -125,6 +127,7 @@ test('a redelivered batch after the state was saved changes nothing and yields n
   let rowsAgain = 0;
   const again = await applyBatch(views, events(), clock, {
     add: () => rowsAgain++,
+    noRow: () => rowsAgain++,
     async flush() {},
   });
   assert.equal(again.applied.get(plan.view.name) ?? 0, 0);
@@ -229,10 +232,58 @@ test('an event late for one view only is dead-lettered once and counted against 
   );
 });
 
-/** A row sink keeping copies of the rows it is handed. */
-function collectRows(): RowSink & { rows: TrainingRow[] } {
+test('a late event gets a no-row mark in the view that rejected it, flushed even when it is all the batch holds', async () => {
+  const lenient = planView({ ...plan.view, name: 'lenient', allowedLatenessMs: 100 * HOUR });
+  const views: ViewRuntime[] = [
+    { plan, store: memoryStore() },
+    { plan: lenient, store: memoryStore(lenient) },
+  ];
+  const list = withLate();
+  const late = list[list.length - 1]!;
+  await applyBatch(views, list.slice(0, -1), clock, collectRows());
+  // The late event alone, redelivered on its own: nothing to save in the strict view, a row in
+  // the lenient one, and the strict view's mark must still reach the rows topic.
+  const flushed: string[] = [];
+  const sink = collectRows();
+  await applyBatch(views, [late], clock, {
+    ...sink,
+    async flush() {
+      flushed.push(...sink.noRows.splice(0));
+    },
+  });
+  assert.deepEqual(flushed, [`${plan.view.name}/0/${late.offset}/late`]);
+  assert.deepEqual(
+    sink.rows.map((r) => [r.view, r.offset]),
+    [['lenient', late.offset]],
+  );
+
+  // A future event (wall clock) gets no mark: a later redelivery may apply it.
+  const wall = { mode: 'wall' as const, now: late.ts };
+  const future = collectRows();
+  const result = await applyBatch(
+    [{ plan, store: memoryStore() }],
+    [{ ...late, ts: wall.now + 10 * HOUR }],
+    wall,
+    future,
+  );
+  assert.deepEqual(
+    result.rejected.map((r) => r.reason),
+    ['future'],
+  );
+  assert.deepEqual(future.noRows, []);
+});
+
+/** A row sink keeping copies of the rows and the no-row marks it is handed. */
+function collectRows(): RowSink & { rows: TrainingRow[]; noRows: string[] } {
   const rows: TrainingRow[] = [];
-  return { rows, add: (r) => rows.push({ ...r, values: [...r.values] }), async flush() {} };
+  const noRows: string[] = [];
+  return {
+    rows,
+    noRows,
+    add: (r) => rows.push({ ...r, values: [...r.values] }),
+    noRow: (view, partition, offset, reason) => noRows.push(`${view}/${partition}/${offset}/${reason}`),
+    async flush() {},
+  };
 }
 
 /** Keeps the saved state objects themselves and their readers, as the ingestor's state cache does. */
@@ -348,6 +399,14 @@ test('rows and updates equal a naive loop over the events applied before them, r
       const rejected = new Set(result.rejected.map((r) => r.index));
       const rowAt = new Map(sink.rows.map((r) => [r.offset, r]));
       assert.equal(sink.rows.length, list.length - rejected.size, 'a row for every applied event');
+      assert.deepEqual(
+        sink.noRows.sort(),
+        list
+          .filter((e) => rejected.has(e.index))
+          .map((e) => `${plan.view.name}/${e.partition}/${e.offset}/late`)
+          .sort(),
+        'a no-row mark for every late event, and only for them',
+      );
       for (const e of list) {
         if (rejected.has(e.index)) continue;
         const user = Number(e.entity);

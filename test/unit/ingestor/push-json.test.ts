@@ -42,6 +42,20 @@ test('training rows are exactly JSON.stringify of view, entity, event_timestamp,
   }
 });
 
+test('no-row marks are exactly JSON.stringify of view, source_topic, partition, offset, no_row, definitions_hash', () => {
+  assert.equal(
+    encoder.noRow('it.transactions', 'user_transaction_features', 3, 77, 'late'),
+    JSON.stringify({
+      view: 'user_transaction_features',
+      source_topic: 'it.transactions',
+      partition: 3,
+      offset: 77,
+      no_row: 'late',
+      definitions_hash: hash,
+    }),
+  );
+});
+
 test('feature updates are exactly JSON.stringify of view, entity, as_of, features, definitions_hash', () => {
   for (const values of samples) {
     const update = { view: 'user_transaction_features', entity: '42', asOf: Date.UTC(2026, 0, 31), values };

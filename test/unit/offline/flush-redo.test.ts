@@ -154,6 +154,49 @@ describe('runFlush', () => {
     assert.equal(second.duplicateRows.get(view.name), 7);
   });
 
+  it("closes the gaps of dead-lettered offsets from the ingestor's no-row marks", async () => {
+    const store = await newStore();
+    const state = await loadState(store);
+    const buffer = new RecordBuffer(() => state.positions);
+    const t0 = Date.UTC(2026, 0, 1);
+    const line = (offset: number, mark: boolean) =>
+      JSON.stringify({
+        view: view.name,
+        ...(mark ? {} : { entity: '1', event_timestamp: new Date(t0 + offset).toISOString() }),
+        source_topic: 'transactions',
+        partition: 0,
+        offset,
+        ...(mark
+          ? { no_row: 'late' }
+          : { features: Object.fromEntries(view.features.map((f) => [f.name, 1])) }),
+        definitions_hash: definitions.hash,
+      });
+    // Offsets 2 and 4 were dead-lettered; a row for 2 arrives after its mark (a replay).
+    const lines = [
+      line(0, false),
+      line(1, false),
+      line(2, true),
+      line(3, false),
+      line(4, true),
+      line(5, false),
+    ];
+    buffer.append('features.rows', 0, [
+      { offset: 0, key: null, value: Buffer.from(lines.join('\n')) },
+      { offset: 1, key: null, value: Buffer.from(line(2, false)) },
+    ]);
+    const cut = {
+      version: 'v_20260102T000000',
+      cut: { 'features.rows': { '0': 2 } },
+      startedAt: intent.startedAt,
+    };
+    const report = await runFlush(ctx(store), state, buffer, cut);
+    assert.equal(report.rows.get(view.name), 4);
+    assert.equal(report.noRows.get(view.name), 2);
+    assert.equal(report.duplicateRows.get(view.name), 1, 'the row after its mark is a duplicate: first wins');
+    const saved = await loadState(store);
+    assert.deepEqual(saved.written.get(`${view.name}/transactions`)?.get(0)?.toJSON(), [[0, 5]]);
+  });
+
   it('skips and counts a row whose feature its column cannot hold, and writes the others', async () => {
     const store = await newStore();
     const state = await loadState(store);

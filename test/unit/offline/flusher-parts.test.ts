@@ -75,7 +75,7 @@ describe('parseRow', () => {
   };
   it('accepts the ingestor row contract and reads the timestamp', () => {
     const r = parseRow(Buffer.from(JSON.stringify(good)));
-    assert.ok(r.ok);
+    assert.ok(r.ok && r.row);
     assert.equal(r.row.ts, Date.UTC(2026, 0, 2, 3, 4, 5, 6));
   });
   it('refuses malformed rows with a reason instead of throwing', () => {
@@ -89,6 +89,30 @@ describe('parseRow', () => {
       { features: { a: [{}] } },
     ])
       assert.deepEqual(parseRow(Buffer.from(JSON.stringify({ ...good, ...bad }))), {
+        ok: false,
+        reason: 'bad_row',
+      });
+  });
+});
+
+describe('no-row marks', () => {
+  const mark = {
+    view: 'v',
+    source_topic: 'transactions',
+    partition: 2,
+    offset: 9,
+    no_row: 'late',
+    definitions_hash: 'h',
+  };
+  it('reads a dead-lettered offset as a mark, not a row', () => {
+    assert.deepEqual(parseRow(Buffer.from(JSON.stringify(mark))), {
+      ok: true,
+      noRow: { view: 'v', source_topic: 'transactions', partition: 2, offset: 9, reason: 'late' },
+    });
+  });
+  it('refuses a malformed mark', () => {
+    for (const bad of [{ offset: -1 }, { partition: 'x' }, { no_row: 1 }, { view: null }])
+      assert.deepEqual(parseRow(Buffer.from(JSON.stringify({ ...mark, ...bad }))), {
         ok: false,
         reason: 'bad_row',
       });
@@ -111,13 +135,13 @@ describe('parseRows', () => {
     const packed = Buffer.from([row(1), row(2), '{', row(3)].join('\n'));
     const rows = parseRows(packed);
     assert.deepEqual(
-      rows.map((r) => (r.ok ? r.row.offset : r.reason)),
+      rows.map((r) => (r.ok ? r.row?.offset : r.reason)),
       [1, 2, 'not_json', 3],
     );
     assert.equal(rowsInRecord(packed), 4);
     assert.equal(rowsInRecord(Buffer.from(row(1))), 1);
     assert.deepEqual(
-      parseRows(Buffer.from(row(5))).map((r) => r.ok && r.row.offset),
+      parseRows(Buffer.from(row(5))).map((r) => r.ok && r.row?.offset),
       [5],
     );
     assert.deepEqual(parseRows(null), [{ ok: false, reason: 'empty' }]);
