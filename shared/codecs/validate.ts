@@ -160,11 +160,13 @@ function checkInt64(value: unknown): Checked {
 }
 
 /**
- * The largest double magnitude taken: squares (stddev, variance) overflow past ~1.3e154 and sums
- * past ~1.8e308, which the exact sums would turn into NaN, and a window that held such a value
- * would stay NaN in the offline sweep after it left. No amount or measure comes near.
+ * The largest double magnitude taken. stddev and variance compute n * sum(x^2) exactly, and the
+ * exact product splits each operand (Veltkamp), which overflows once an operand passes ~1.3e300:
+ * at 1e150, 200 events of 1e149 made a NaN deviation. At 1e100, n * sum(x^2) stays below 1e300
+ * for any n under 1e99, and sums far below 1.8e308. A NaN would also stay in the offline sweep's
+ * window after the value left. No amount or measure comes near.
  */
-export const MAX_DOUBLE_MAGNITUDE = 1e150;
+export const MAX_DOUBLE_MAGNITUDE = 1e100;
 
 function checkDouble(value: unknown): Checked {
   if (typeof value === 'number') {
@@ -188,7 +190,7 @@ function usableDouble(n: number, shown: string): Checked {
     return {
       ok: false,
       reason: 'non_numeric',
-      problem: `${shown} is beyond ±1e150, where sums and deviations of it would overflow`,
+      problem: `${shown} is beyond ±1e100, where sums and deviations of it would overflow`,
     };
   return { ok: true, value: n === 0 ? 0 : n };
 }

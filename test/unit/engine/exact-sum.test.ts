@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { addExact, ExactAccumulator, mergeExact, roundExact } from '../../../shared/engine/exact-sum.ts';
+import { MAX_DOUBLE_MAGNITUDE } from '../../../shared/codecs/validate.ts';
+import {
+  addExact,
+  addExactSquare,
+  ExactAccumulator,
+  exactVariance,
+  mergeExact,
+  roundExact,
+} from '../../../shared/engine/exact-sum.ts';
 
 const sum = (xs: number[]): number => roundExact(xs.reduce((p, x) => addExact(p, x), [] as number[]));
 const finite = fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e15, max: 1e15 });
@@ -75,5 +83,27 @@ describe('exact sums', () => {
         assert.ok(typed.value() === sum(keep), `${typed.value()} !== ${sum(keep)}`);
       }),
     );
+  });
+
+  it('the variance stays finite and exact for values up to the largest magnitude the decoders take', () => {
+    // At the old bound (1e150), 200 values of 1e149 gave NaN: n * sum(x^2) overflowed the split of
+    // the exact product.
+    const variance = (xs: number[]) => {
+      const s: number[] = [];
+      const q: number[] = [];
+      for (const x of xs) {
+        addExact(s, x);
+        addExactSquare(q, x);
+      }
+      return exactVariance(xs.length, s, q);
+    };
+    const m = MAX_DOUBLE_MAGNITUDE;
+    assert.equal(variance(Array.from({ length: 10_000 }, () => m)), 0);
+    assert.equal(variance(Array.from({ length: 10_000 }, () => -m)), 0);
+    // Half m, half -m: the mean is 0 and every squared deviation m^2, so n m^2 / (n - 1).
+    const n = 10_000;
+    const got = variance(Array.from({ length: n }, (_, i) => (i % 2 === 0 ? m : -m)));
+    assert.ok(Number.isFinite(got), `variance ${got}`);
+    assert.ok(Math.abs(got / ((n * m * m) / (n - 1)) - 1) < 1e-15, `variance ${got}`);
   });
 });
