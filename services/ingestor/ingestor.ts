@@ -731,12 +731,29 @@ async function dlqMessageLimits(
   return limits;
 }
 
-function dlqHeaders(
+/**
+ * A dead letter's headers: the original ones, then Tessera's. Kafka allows a header without a value,
+ * which kafkajs reads as null, but kafkajs' produce encoder throws on a null value (it measures it
+ * before checking for null): copied as is, such a header failed every send of its dead letter, and
+ * the ingestor crashed on it at every restart. A null value is sent empty, its name listed in
+ * `tessera-null-headers`.
+ */
+export function dlqHeaders(
   original: IHeaders | undefined,
   info: { reason: string; detail: string; topic: string; partition: number; offset: string },
 ): IHeaders {
+  const headers: IHeaders = {};
+  const nulls = new Set<string>();
+  const present = (key: string, v: Buffer | string | null | undefined): Buffer | string => {
+    if (v !== null && v !== undefined) return v;
+    nulls.add(key);
+    return EMPTY;
+  };
+  for (const [key, value] of Object.entries(original ?? {}))
+    headers[key] = Array.isArray(value) ? value.map((v) => present(key, v)) : present(key, value);
   return {
-    ...(original ?? {}),
+    ...headers,
+    ...(nulls.size > 0 ? { 'tessera-null-headers': [...nulls].join(',') } : {}),
     'tessera-reason': info.reason,
     'tessera-message': info.detail.slice(0, 1000),
     'tessera-source-topic': info.topic,
@@ -744,6 +761,8 @@ function dlqHeaders(
     'tessera-source-offset': info.offset,
   };
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** Logs the first event of each kind at once, then at most once per interval with a count. */
 function rateLimitedLog(logger: Logger, intervalMs: number) {
