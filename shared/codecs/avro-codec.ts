@@ -51,6 +51,19 @@ export const preciseLong = avro.types.LongType.__with({
   },
 });
 
+/**
+ * The registry entry above only answers the name "long". A long written as a schema object
+ * (`{"type": "long", "logicalType": "timestamp-millis"}`, Kafka Connect's `connect.name` int64)
+ * is built by avsc from its own type: a user id of -(2^52 + 3) was read as 2^52 + 2, another
+ * entity, without a word. Every long gets ours; the logical type is read from the schema
+ * (unitOf), not from avsc.
+ */
+function longHook(schema: avro.Schema): avro.Type | undefined {
+  return typeof schema === 'object' && schema !== null && (schema as { type?: unknown }).type === 'long'
+    ? preciseLong
+    : undefined;
+}
+
 /** Reads and compiles an .avsc file; a missing or invalid file is a TesseraError naming it. */
 export function loadAvroSchemaFile(file: string, source: SourceDef): AvroCodec {
   let text: string;
@@ -75,7 +88,10 @@ export function compileAvroSchema(text: string, origin: string, source: SourceDe
   let type: avro.Type;
   try {
     schema = JSON.parse(text) as Json;
-    type = avro.Type.forSchema(schema as avro.Schema, { registry: { long: preciseLong } });
+    type = avro.Type.forSchema(schema as avro.Schema, {
+      registry: { long: preciseLong },
+      typeHook: longHook,
+    });
   } catch (cause) {
     throw new TesseraError(
       'DEFINITIONS_INVALID',

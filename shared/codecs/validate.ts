@@ -64,6 +64,12 @@ export function createValidator(source: SourceDef): RecordValidator {
             `field ${name}: ${new Date(parsed.ms).toISOString()} is before 1970-01-01, which event times cannot be`,
             name,
           );
+        if (parsed.ms > LATEST_MS)
+          return failure(
+            'bad_timestamp',
+            `field ${name}: ${parsed.ms} ms since the epoch is after 9999-12-31T23:59:59.999Z, the latest time Tessera stores`,
+            name,
+          );
         record[name] = parsed.ms;
         if (column.role === 'time') ts = parsed.ms;
         continue;
@@ -158,6 +164,14 @@ function checkInt64(value: unknown): Checked {
     problem: `expected an integer (int64), got ${describe(value)}`,
   };
 }
+
+/**
+ * The latest time taken, 9999-12-31T23:59:59.999Z: what ISO-8601's four-digit years reach. The
+ * state's delta records store times as 52-bit integers, so an epoch or Avro time past ~year
+ * 144,000 (within Date's range) was accepted, then failed every save of its entity, and the batch
+ * with it, at every restart.
+ */
+export const LATEST_MS = 253_402_300_799_999;
 
 /**
  * The largest double magnitude taken. stddev and variance compute n * sum(x^2) exactly, and the

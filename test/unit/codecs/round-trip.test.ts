@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { compileAvroSchema } from '../../../shared/codecs/avro-codec.ts';
 import { createDecoder, createEncoder, type DecodeResult } from '../../../shared/codecs/index.ts';
 import { isTesseraError } from '../../../shared/errors.ts';
 import {
@@ -112,6 +113,43 @@ describe('codec round trips', () => {
       assert.ok(out.ok);
       assert.equal(out.record.user_id, id);
       assert.equal(out.key, String(id));
+    }
+  });
+
+  it('avro: a long written as a schema object ({"type": "long", ...}) is read exactly too', () => {
+    // avsc builds an object-form long (every logical type, Kafka Connect's int64) from its own
+    // type, not the registry's: -(2^52 + 3) came out as the key "4503599627370498", and ids
+    // beyond 2^53 were refused as a "potential precision loss".
+    const schema = JSON.stringify({
+      type: 'record',
+      name: 'T',
+      fields: [
+        { name: 'user_id', type: { type: 'long', 'connect.name': 'int64' } },
+        { name: 'event_timestamp', type: { type: 'long', logicalType: 'timestamp-millis' } },
+      ],
+    });
+    const codec = compileAvroSchema(schema, 'inline', transactions('avro'));
+    // Avro's long, written here independently of avsc: zigzag, then base-128 varint.
+    const long = (v: bigint) => {
+      let z = BigInt.asUintN(64, (v << 1n) ^ (v >> 63n));
+      const out: number[] = [];
+      while (z >= 0x80n) {
+        out.push(Number((z & 0x7fn) | 0x80n));
+        z >>= 7n;
+      }
+      out.push(Number(z));
+      return out;
+    };
+    for (const [id, want] of [
+      [-4503599627370499n, -4503599627370499],
+      [9007199254740993n, '9007199254740993'],
+      [2n ** 63n - 1n, '9223372036854775807'],
+      [-(2n ** 63n), '-9223372036854775808'],
+    ] as const) {
+      const read = codec.read(Buffer.from([...long(id), ...long(-4503599627370499n)]), 0);
+      assert.ok(read.ok, JSON.stringify(read));
+      assert.equal(read.raw.user_id, want);
+      assert.equal(read.raw.event_timestamp, -4503599627370499, 'the timestamp-millis long, exact');
     }
   });
 
