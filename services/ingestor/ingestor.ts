@@ -252,6 +252,47 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     for (const o of outcomes) if (o.status === 'rejected') throw o.reason;
   }
 
+  /**
+   * Runs `attempt` until it succeeds, retrying in place, with backoff, while the member heartbeats,
+   * when it fails with a retriable error that is not Kafka's (Redis down, the schema registry
+   * down, compare-and-set conflicts without end). Handed to kafkajs, five quick retries ended in a
+   * consumer crash, which left the group and rebalanced every other ingestor at each outage. Kafka
+   * errors, errors no retry fixes, and a stop still fail the batch. `/ready` names the trouble.
+   */
+  async function retryInPlace<T>(
+    topic: string,
+    heartbeat: () => Promise<void>,
+    failures: { inc(): void },
+    attempt: () => Promise<T>,
+  ): Promise<T> {
+    for (let n = 1, backoff = RETRY_MIN_MS; ; n++, backoff = Math.min(RETRY_MAX_MS, backoff * 2)) {
+      try {
+        await heartbeat();
+        const value = await attempt();
+        if (n > 1) logger.info({ topic, attempt: n }, 'batch went through after retrying');
+        batchTrouble = null;
+        return value;
+      } catch (error) {
+        // The rows and dead letters are produced inside the batch too: a broker outage is not a
+        // Redis error.
+        const kafka = isKafkaError(error);
+        (kafka ? metrics.kafkaErrors : failures).inc();
+        if (kafka || stopping || !isTesseraError(error) || !error.retriable) throw error;
+        batchTrouble = `a batch of ${topic} keeps failing (${error.message}); retrying every ${RETRY_MAX_MS / 1000} s at most`;
+        if (n === 1 || n % 10 === 0)
+          logger.warn(
+            { err: error.message, topic, attempt: n, retryInMs: backoff },
+            'batch failed; retrying it in place',
+          );
+        const until = Date.now() + backoff;
+        while (Date.now() < until && !stopping) {
+          await new Promise((resolve) => setTimeout(resolve, Math.min(500, until - Date.now())));
+          await heartbeat();
+        }
+      }
+    }
+  }
+
   /** One source topic's batches of a fetch (one per partition): decode, apply, rows, DLQ, push, commit. */
   async function processBatches(topic: string, payloads: EachBatchPayload[]): Promise<void> {
     const runtime = sources.get(topic);
@@ -283,8 +324,15 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     const dlq: DeadLetter[] = [];
     /** Indexes in `messages` of the records dead-lettered. */
     const dead = new Set<number>();
-    for (const { batch } of payloads) {
-      const decoded = await runtime.decode(batch.messages);
+    // A Confluent source asks its schema registry for unseen ids here: a registry outage is
+    // retried in place like a Redis one (below), not handed to kafkajs to crash the consumer.
+    const decodedBatches = await retryInPlace(topic, heartbeat, metrics.registryErrors, async () => {
+      const out: Awaited<ReturnType<typeof runtime.decode>>[] = [];
+      for (const { batch } of payloads) out.push(await runtime.decode(batch.messages));
+      return out;
+    });
+    for (const [b, { batch }] of payloads.entries()) {
+      const decoded = decodedBatches[b]!;
       decoded.forEach((d, i) => {
         const message = batch.messages[i]!;
         const index = messages.push({ message, partition: batch.partition }) - 1;
@@ -340,61 +388,30 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       }
       metrics.stageSeconds.inc({ stage: 'dlq' }, (performance.now() - sendStarted) / 1000);
     };
-    let result: Awaited<ReturnType<typeof applyBatch>>;
-    // A retriable failure that is not Kafka's (Redis down, compare-and-set conflicts without end)
-    // is retried here, in place, with backoff, while the member heartbeats: handed to kafkajs,
-    // five quick retries ended in a consumer crash, which left the group and rebalanced every
-    // other ingestor at each Redis outage. Each attempt loads the states afresh (a failed batch
-    // leaves none in the cache), so what an earlier attempt saved is a duplicate. Kafka errors,
-    // errors that no retry fixes, and a stop still fail the batch.
-    for (
-      let attempt = 1, backoff = RETRY_MIN_MS;
-      ;
-      attempt++, backoff = Math.min(RETRY_MAX_MS, backoff * 2)
-    ) {
-      try {
-        await heartbeat();
-        const rows = config.trainingRows ? rowsSink(topic, heartbeat) : null;
-        // The undecodable records have no row in any view: marked so, with the first rows flushed.
-        if (rows)
-          for (const index of dead) {
-            const { message, partition } = messages[index]!;
-            for (const v of runtime.views)
-              rows.noRow(v.plan.view.name, partition, Number(message.offset), 'undecodable');
-          }
-        result = await applyBatch(
-          runtime.views,
-          incoming,
-          { mode: config.ingestClock, now: now() },
-          rows,
-          async () => {
-            await new Promise((resolve) => setImmediate(resolve));
-            await heartbeat();
-          },
-          sendDeadLetters,
-        );
-        if (attempt > 1) logger.info({ topic, attempt }, 'batch applied after retrying');
-        batchTrouble = null;
-        break;
-      } catch (error) {
-        // The rows and dead letters are produced inside the batch too: a broker outage is not a
-        // Redis error.
-        const kafka = isKafkaError(error);
-        (kafka ? metrics.kafkaErrors : metrics.redisErrors).inc();
-        if (kafka || stopping || !isTesseraError(error) || !error.retriable) throw error;
-        batchTrouble = `a batch of ${topic} keeps failing (${error.message}); retrying every ${RETRY_MAX_MS / 1000} s at most`;
-        if (attempt === 1 || attempt % 10 === 0)
-          logger.warn(
-            { err: error.message, topic, attempt, retryInMs: backoff },
-            'batch failed; retrying it in place',
-          );
-        const until = Date.now() + backoff;
-        while (Date.now() < until && !stopping) {
-          await new Promise((resolve) => setTimeout(resolve, Math.min(500, until - Date.now())));
-          await heartbeat();
+    // The clock of the first attempt for every retry: an event judged `future` and dead-lettered
+    // by one attempt must not be applied by the next.
+    const clock = { mode: config.ingestClock, now: now() };
+    const result = await retryInPlace(topic, heartbeat, metrics.redisErrors, () => {
+      const rows = config.trainingRows ? rowsSink(topic, heartbeat) : null;
+      // The undecodable records have no row in any view: marked so, with the first rows flushed.
+      if (rows)
+        for (const index of dead) {
+          const { message, partition } = messages[index]!;
+          for (const v of runtime.views)
+            rows.noRow(v.plan.view.name, partition, Number(message.offset), 'undecodable');
         }
-      }
-    }
+      return applyBatch(
+        runtime.views,
+        incoming,
+        clock,
+        rows,
+        async () => {
+          await new Promise((resolve) => setImmediate(resolve));
+          await heartbeat();
+        },
+        sendDeadLetters,
+      );
+    });
     const redisAckedAt = Date.now();
     for (const [name, ms] of Object.entries(result.stageMs))
       metrics.stageSeconds.inc({ stage: name }, ms / 1000);

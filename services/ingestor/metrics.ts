@@ -55,6 +55,11 @@ export function createIngestorMetrics(options: { processMetrics?: boolean } = {}
       help: 'Batches that failed on Redis, or on anything else than Kafka (the batch is retried, nothing is committed).',
       registers: [registry],
     }),
+    registryErrors: new Counter({
+      name: 'tessera_ingestor_schema_registry_errors_total',
+      help: 'Decode attempts that failed because the schema registry did not answer (the batch is retried in place, nothing is committed).',
+      registers: [registry],
+    }),
     kafkaErrors: new Counter({
       name: 'tessera_ingestor_kafka_errors_total',
       help: 'Batches that failed because Kafka did not take their training rows or dead letters (the batch comes back, nothing is committed).',
