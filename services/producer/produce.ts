@@ -104,12 +104,21 @@ export function planMessages(options: MessagePlanOptions): MessagePlan {
         amount: e.amount,
         merchant_id: e.merchant_id,
       };
+      const good = { key: Buffer.from(String(e.user_id)), value: encoder.encode(record) };
       if (badFraction > 0 && rng.next() < badFraction) {
         const kind = kinds[badCount % kinds.length] as BadKind;
         badCount++;
-        yield { ...badMessage(kind, record, encoder, lateByMs), bad: EXPECTED_REASON[kind] };
+        const bad = { ...badMessage(kind, record, encoder, lateByMs), bad: EXPECTED_REASON[kind] };
+        // A late copy goes after its own event: sent first, to a user with no earlier event, the
+        // event clock had nothing to be late against, and it was applied as an extra transaction.
+        if (kind === 'late') {
+          yield good;
+          yield bad;
+          continue;
+        }
+        yield bad;
       }
-      yield { key: Buffer.from(String(e.user_id)), value: encoder.encode(record) };
+      yield good;
     }
   }
   return { events, shiftMs, messages };
