@@ -180,9 +180,11 @@ function writeBody(
         ? time
         : unit === 'micros'
           ? time * 1000
-          : unit === 'seconds'
-            ? time / 1000
-            : formatTimestamp(time, source.timestampFormat);
+          : unit === 'nanos'
+            ? String(BigInt(time) * 1_000_000n) // past 2^53: preciseLong takes the exact string
+            : unit === 'seconds'
+              ? time / 1000
+              : formatTimestamp(time, source.timestampFormat);
   }
   for (const field of wrapped) {
     const v = value[field.name];
@@ -211,6 +213,7 @@ const NOT_INSTANTS = new Set([
   'time-micros',
   'local-timestamp-millis',
   'local-timestamp-micros',
+  'local-timestamp-nanos',
 ]);
 
 /** How the writer schema stores the event time: its logical type, else the field's Avro type. */
@@ -233,11 +236,12 @@ function unitOf(schema: Json, source: SourceDef, origin: string): TimestampUnit 
     // local timestamp names different instants in different zones (as a zone-less ISO time).
     throw new TesseraError(
       'DEFINITIONS_INVALID',
-      `${origin}: field ${source.timestampField} has logicalType ${logical}, which is not an instant; event times must be timestamp-millis or timestamp-micros (UTC)`,
+      `${origin}: field ${source.timestampField} has logicalType ${logical}, which is not an instant; event times must be timestamp-millis, timestamp-micros or timestamp-nanos (UTC)`,
       { context: { origin, source: source.name, logicalType: logical } },
     );
   if (logical === 'timestamp-millis') return 'millis';
   if (logical === 'timestamp-micros') return 'micros';
+  if (logical === 'timestamp-nanos') return 'nanos';
   const base = typeof type === 'object' && type !== null && !Array.isArray(type) ? type.type : type;
   if (base === 'long' || base === 'int' || base === 'double' || base === 'float') {
     return source.timestampFormat === 'epoch_s' ? 'seconds' : 'millis';

@@ -4,7 +4,7 @@
 
 export type TimestampFormat = 'epoch_ms' | 'epoch_s' | 'iso8601';
 /** How an Avro writer schema stores the time; 'format' defers to the source's timestamp_format. */
-export type TimestampUnit = 'millis' | 'micros' | 'seconds' | 'format';
+export type TimestampUnit = 'millis' | 'micros' | 'nanos' | 'seconds' | 'format';
 
 /** Earliest/latest instants a JavaScript Date can hold. */
 const MAX_MS = 8.64e15;
@@ -170,6 +170,24 @@ function parseEpoch(value: number | string | bigint, msPerUnit: number, unitName
 }
 
 /**
+ * Nanoseconds since the epoch (Avro's timestamp-nanos) to whole ms, floored like micros. Today's
+ * times in ns are past 2^53, so they arrive as exact decimal strings (an int64 beyond 2^53) and are
+ * divided as BigInts: through a double, ...250999999 ns rounded up into the next millisecond.
+ */
+function parseEpochNanos(value: number | string | bigint): TimestampParse {
+  let ns: bigint;
+  if (typeof value === 'bigint') ns = value;
+  else if (typeof value === 'number' && Number.isSafeInteger(value)) ns = BigInt(value);
+  else if (typeof value === 'string' && /^[+-]?\d+$/.test(value.trim())) ns = BigInt(value.trim());
+  else return bad(`expected nanoseconds since the epoch as an integer, got ${describe(value)}`);
+  let ms = ns / 1_000_000n;
+  if (ns % 1_000_000n < 0n) ms -= 1n;
+  if (ms > BigInt(MAX_MS) || ms < -BigInt(MAX_MS))
+    return bad(`${String(value)} nanoseconds is outside the representable time range`);
+  return { ok: true, ms: Number(ms) };
+}
+
+/**
  * Parses a decoded timestamp value. `unit` comes from the Avro writer schema's logical type when
  * there is one; otherwise the source's declared format decides.
  */
@@ -187,6 +205,7 @@ export function parseTimestamp(
   }
   if (unit === 'millis') return parseEpoch(value, 1, 'milliseconds');
   if (unit === 'micros') return parseEpoch(value, 0.001, 'microseconds');
+  if (unit === 'nanos') return parseEpochNanos(value);
   if (unit === 'seconds') return parseEpoch(value, 1000, 'seconds');
   if (format === 'iso8601') {
     if (typeof value !== 'string') {

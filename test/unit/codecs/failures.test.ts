@@ -85,12 +85,14 @@ describe('decode failures', () => {
       ['time-micros', 'long'],
       ['local-timestamp-millis', 'long'],
       ['local-timestamp-micros', 'long'],
+      ['local-timestamp-nanos', 'long'],
     ] as const)
       assert.throws(
         () => compileAvroSchema(schema(logical, type), 'tx.avsc', source),
         new RegExp(`tx\\.avsc: field event_timestamp has logicalType ${logical}, which is not an instant`),
       );
     assert.equal(compileAvroSchema(schema('timestamp-micros'), 'tx.avsc', source).timestampUnit, 'micros');
+    assert.equal(compileAvroSchema(schema('timestamp-nanos'), 'tx.avsc', source).timestampUnit, 'nanos');
   });
 
   it('reads a union avsc wraps, ["null", "float", "double"], as its value, and writes it back', async () => {

@@ -153,6 +153,16 @@ describe('codec round trips', () => {
     }
   });
 
+  it('avro: an event time in timestamp-nanos round-trips to the millisecond', () => {
+    const schema = JSON.parse(TRANSACTION_SCHEMA) as { fields: { name: string; type: unknown }[] };
+    schema.fields[1]!.type = { type: 'long', logicalType: 'timestamp-nanos' };
+    const codec = compileAvroSchema(JSON.stringify(schema), 'inline', transactions('avro'));
+    const ts = Date.UTC(2026, 0, 1, 12, 0, 0, 250);
+    const read = codec.read(codec.write({ ...KNOWN_RECORD, event_timestamp: ts }), 0);
+    assert.ok(read.ok);
+    assert.equal(read.raw.event_timestamp, `${BigInt(ts) * 1_000_000n}`, 'written in nanoseconds');
+  });
+
   it('refuses to build an Avro decoder whose schema file is missing, naming the file', () => {
     assert.throws(
       () =>

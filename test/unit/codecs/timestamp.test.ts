@@ -147,6 +147,19 @@ describe('ISO-8601 scanner', () => {
     assert.deepEqual(parseTimestamp(1500, 'iso8601', 'micros'), { ok: true, ms: 1 });
   });
 
+  it('reads Avro timestamp-nanos exactly, cut to the millisecond (it was read as milliseconds)', () => {
+    const last = Date.UTC(2026, 0, 1, 23, 59, 59, 250);
+    // Past 2^53 ns, an int64 arrives as its exact decimal string; through a double this one was .251.
+    const ns = `${BigInt(last) * 1_000_000n + 999_999n}`;
+    assert.notEqual(Math.floor(Number(ns) / 1e6), last, 'a double rounds it into the next millisecond');
+    assert.deepEqual(parseTimestamp(ns, 'iso8601', 'nanos'), { ok: true, ms: last });
+    assert.deepEqual(parseTimestamp(BigInt(ns), 'iso8601', 'nanos'), { ok: true, ms: last });
+    assert.deepEqual(parseTimestamp(-1, 'iso8601', 'nanos'), { ok: true, ms: -1 });
+    assert.deepEqual(parseTimestamp(2_500_000, 'iso8601', 'nanos'), { ok: true, ms: 2 });
+    assert.equal(parseTimestamp(1.5, 'iso8601', 'nanos').ok, false);
+    assert.equal(parseTimestamp('9'.repeat(30), 'iso8601', 'nanos').ok, false);
+  });
+
   it('cuts fractions to the millisecond, and knows leap years and the edges of the range', () => {
     for (const text of [
       '2026-01-01T00:00:00.9999999999Z', // ten digits: refused
