@@ -22,6 +22,8 @@ export interface DecoderOptions {
   registryTimeoutMs?: number;
   /** How long an unknown schema id is remembered before asking again, ms. Default 30000. */
   unknownIdTtlMs?: number;
+  /** How many unknown or unusable schema ids are remembered at once. Default 1000. */
+  maxUnusableIds?: number;
 }
 
 export interface Decoder {
@@ -33,6 +35,9 @@ export interface Decoder {
 }
 
 type CachedSchema = { codec: AvroCodec } | { unusable: string; until: number };
+
+/** Schema lookups of one batch in flight at once. */
+const REGISTRY_CONCURRENCY = 8;
 
 export function createDecoder(source: SourceDef, options: DecoderOptions): Decoder {
   const validate = createValidator(source);
@@ -73,30 +78,50 @@ export function createDecoder(source: SourceDef, options: DecoderOptions): Decod
   const lookup = chainLookups(lookups);
   const unknownTtl = options.unknownIdTtlMs ?? 30_000;
   const cache = new Map<number, CachedSchema>();
-  const pending = new Map<number, Promise<void>>();
+  const pending = new Map<number, Promise<CachedSchema>>();
+  /**
+   * The ids remembered as unusable, oldest first. Junk frames carry random ids: each was a registry
+   * request and an entry kept for good (an expired one goes only when asked again), so a stream of
+   * junk grew the decoder without bound. At most maxUnusableIds are kept; the oldest goes first.
+   */
+  const maxUnusable = options.maxUnusableIds ?? 1000;
+  const unusableIds = new Set<number>();
+  const markUnusable = (id: number, why: string) => {
+    if (!unusableIds.has(id) && unusableIds.size >= maxUnusable) {
+      const oldest = unusableIds.values().next().value as number;
+      unusableIds.delete(oldest);
+      cache.delete(oldest);
+    }
+    unusableIds.delete(id);
+    unusableIds.add(id);
+    const entry = { unusable: why, until: Date.now() + unknownTtl };
+    cache.set(id, entry);
+    return entry;
+  };
 
   const usable = (id: number): CachedSchema | undefined => {
     const entry = cache.get(id);
     if (entry !== undefined && 'unusable' in entry && entry.until < Date.now()) {
       cache.delete(id);
+      unusableIds.delete(id);
       return undefined;
     }
     return entry;
   };
 
-  const load = (id: number): Promise<void> => {
+  /** The entry of an id once looked up (the same lookup for concurrent callers). */
+  const load = (id: number): Promise<CachedSchema> => {
     let p = pending.get(id);
     if (p === undefined) {
-      p = (async () => {
+      p = (async (): Promise<CachedSchema> => {
         const text = await lookup(id);
-        if (text === undefined) {
-          cache.set(id, { unusable: `unknown schema id ${id}`, until: Date.now() + unknownTtl });
-          return;
-        }
+        if (text === undefined) return markUnusable(id, `unknown schema id ${id}`);
         try {
-          cache.set(id, { codec: compileAvroSchema(text, `schema id ${id}`, source) });
+          const entry = { codec: compileAvroSchema(text, `schema id ${id}`, source) };
+          cache.set(id, entry);
+          return entry;
         } catch (error) {
-          cache.set(id, { unusable: (error as Error).message, until: Date.now() + unknownTtl });
+          return markUnusable(id, (error as Error).message);
         }
       })().finally(() => pending.delete(id));
       pending.set(id, p);
@@ -116,22 +141,29 @@ export function createDecoder(source: SourceDef, options: DecoderOptions): Decod
     const message = m as KafkaMessageLike & { value: Buffer };
     const entry = usable(frame.schemaId);
     if (entry !== undefined) return decodeWith(entry, message);
-    return load(frame.schemaId).then(() => decodeWith(usable(frame.schemaId)!, message));
+    return load(frame.schemaId).then((loaded) => decodeWith(loaded, message));
   };
 
   const decodeBatch = async (messages: readonly KafkaMessageLike[]): Promise<DecodeResult[]> => {
-    const unseen = new Set<number>();
+    // The batch's entries, held here: re-read from the cache, the first of more unknown ids than
+    // it keeps would have been let go already, each asked again and letting the next one go.
+    const entries = new Map<number, CachedSchema | undefined>();
     for (const m of messages) {
       const frame = parseConfluentFrame(m.value);
-      if (frame.ok && usable(frame.schemaId) === undefined) unseen.add(frame.schemaId);
+      if (frame.ok && !entries.has(frame.schemaId)) entries.set(frame.schemaId, usable(frame.schemaId));
     }
-    await Promise.all([...unseen].map(load));
-    const out: DecodeResult[] = [];
-    for (const m of messages) {
-      const result = decode(m);
-      out.push(result instanceof Promise ? await result : result);
-    }
-    return out;
+    // A few lookups at a time: a batch of junk frames is thousands of distinct ids, and one
+    // request each at once swamped the registry.
+    const unseen = [...entries].filter(([, e]) => e === undefined).map(([id]) => id);
+    for (let i = 0; i < unseen.length; i += REGISTRY_CONCURRENCY)
+      await Promise.all(
+        unseen.slice(i, i + REGISTRY_CONCURRENCY).map(async (id) => entries.set(id, await load(id))),
+      );
+    return messages.map((m) => {
+      const frame = parseConfluentFrame(m.value);
+      if (!frame.ok) return frame;
+      return decodeWith(entries.get(frame.schemaId)!, m as KafkaMessageLike & { value: Buffer });
+    });
   };
 
   return { source, decode, decodeBatch };

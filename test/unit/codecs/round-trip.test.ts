@@ -242,6 +242,32 @@ describe('confluent schema registry over HTTP', () => {
     assert.deepEqual([...registry.requests].sort(), [7, 8, 9]);
   });
 
+  it('junk frames with random ids: a few lookups at a time, and a bounded memory of unknown ids', async () => {
+    const source = transactions('avro-confluent');
+    const decoder = createDecoder(source, {
+      definitionsDir: DEFINITIONS_DIR,
+      schemaRegistryUrl: registry.url,
+      maxUnusableIds: 100,
+    });
+    registry.requests.length = 0;
+    const frame = (id: number) => {
+      const value = Buffer.alloc(9);
+      value.writeUInt32BE(id, 1);
+      return { key: null, value };
+    };
+    const n = 100 + 5;
+    const ids = Array.from({ length: n }, (_, i) => 100_000 + i);
+    const outs = await decoder.decodeBatch(ids.map(frame));
+    assert.ok(outs.every((o) => !o.ok && o.reason === 'undecodable'));
+    assert.equal(registry.requests.length, n, 'each unknown id asked once');
+    assert.ok(registry.maxInFlight <= 8, `lookups in flight at once: ${registry.maxInFlight}`);
+    // The newest unknown ids are remembered; the oldest were let go (asked again).
+    await decoder.decodeBatch([frame(ids[n - 1]!)]);
+    assert.equal(registry.requests.length, n);
+    await decoder.decodeBatch([frame(ids[0]!)]);
+    assert.equal(registry.requests.length, n + 1);
+  });
+
   it('an unreachable registry rejects with a retriable error instead of refusing the message', async () => {
     const dead = await startRegistry({});
     const url = dead.url;

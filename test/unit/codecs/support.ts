@@ -32,29 +32,41 @@ export interface FakeRegistry {
   url: string;
   /** Schema ids requested so far, in order. */
   requests: number[];
+  /** Most requests in flight at once so far (each is answered on the next tick). */
+  maxInFlight: number;
   close(): Promise<void>;
 }
 
 /** Serves GET /schemas/ids/<id> from `schemas` (id -> schema JSON text); 404 for others. */
 export async function startRegistry(schemas: Record<number, string>): Promise<FakeRegistry> {
   const requests: number[] = [];
+  let inFlight = 0;
+  const fake = { maxInFlight: 0 };
   const server: Server = createServer((req, res) => {
     const m = /^\/schemas\/ids\/(\d+)$/.exec(req.url ?? '');
     if (m) requests.push(Number(m[1]));
     const schema = m ? schemas[Number(m[1])] : undefined;
-    if (schema === undefined) {
-      res.writeHead(404, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error_code: 40403, message: 'Schema not found' }));
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'application/vnd.schemaregistry.v1+json' });
-    res.end(JSON.stringify({ schema }));
+    inFlight++;
+    fake.maxInFlight = Math.max(fake.maxInFlight, inFlight);
+    setImmediate(() => {
+      inFlight--;
+      if (schema === undefined) {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error_code: 40403, message: 'Schema not found' }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/vnd.schemaregistry.v1+json' });
+      res.end(JSON.stringify({ schema }));
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    get maxInFlight() {
+      return fake.maxInFlight;
+    },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
