@@ -359,10 +359,13 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     // throws, nothing is saved or committed, and the batches come back (the partitions wait
     // instead of dropping the event).
     const undecodable = dlq.length;
+    /** Indexes already dead-lettered by an earlier attempt of this batch (retried in place). */
+    const lettered = new Set<number>();
     const sendDeadLetters = async (rejected: readonly Rejection[]) => {
       // The undecodable records go with the first call; dlq is empty after it.
       const letters = dlq.splice(0);
-      for (const r of rejected) letters.push({ ...messages[r.index]!, reason: r.reason, detail: r.message });
+      const fresh = rejected.filter((r) => !lettered.has(r.index));
+      for (const r of fresh) letters.push({ ...messages[r.index]!, reason: r.reason, detail: r.message });
       if (letters.length === 0) return;
       const sendStarted = performance.now();
       // Source order.
@@ -378,6 +381,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
           headers: dlqHeaders(message.headers, { reason, detail, topic, partition, offset: message.offset }),
         })),
       );
+      for (const r of fresh) lettered.add(r.index);
       for (const d of letters) {
         metrics.dlq.inc({ topic, reason: d.reason });
         dlqLog(

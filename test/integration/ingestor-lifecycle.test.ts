@@ -4,9 +4,11 @@
 // failing. The same moments on the real broker: ingestor-stop.test.ts, ingestor-scaleout.test.ts.
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
+import { stateKey } from '../../shared/state-store/redis-state-store.ts';
 import { fraudRecord, type ScriptedMessage, scriptedIngestor } from '../support/scripted-kafka.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
+const HOUR = 3_600_000;
 const records = (first: number, n: number, users: number): ScriptedMessage[] =>
   Array.from({ length: n }, (_, i) => ({
     offset: first + i,
@@ -112,5 +114,35 @@ describe('ingestor lifecycle (scripted kafkajs, real Redis)', { timeout: 30_000 
     r.control.produceFails = false;
     r.rejoin();
     assert.deepEqual(await r.metric('tessera_ingestor_consumer_lag_messages'), []);
+  });
+
+  it('dead-letters a late event once when its batch is retried in place', async () => {
+    run = scriptedIngestor();
+    const r = run;
+    await r.ingestor.start();
+    await r.deliver(0, [{ offset: 0, key: '1', value: fraudRecord(1, T0 + 10 * HOUR) }]);
+    // Another writer keeps changing user 1's state: every compare-and-set of the next batch loses,
+    // until applyBatch gives up (a retriable error) and the batch is retried in place.
+    const key = stateKey(r.config.redisKeyPrefix, 'user_transaction_features', '1');
+    let bumps = 0;
+    r.control.heartbeat = async () => {
+      const failed = await r.metric('tessera_ingestor_redis_errors_total');
+      if (failed[0]!.endsWith(' 0')) {
+        bumps++;
+        await r.redis.hincrby(key, 'v', 1);
+      }
+    };
+    await r.deliver(0, [
+      { offset: 1, key: '1', value: fraudRecord(1, T0 + 10 * HOUR + 1000) },
+      { offset: 2, key: '1', value: fraudRecord(1, T0) }, // ten hours older: late
+    ]);
+    assert.ok(bumps >= 8, `the state was changed under the batch ${bumps} times`);
+    const retries = await r.metric('tessera_ingestor_redis_errors_total');
+    assert.deepEqual(retries, ['tessera_ingestor_redis_errors_total 1'], 'one attempt gave up');
+    const letters = r.produced.filter((p) => p.topic.endsWith('.dlq')).flatMap((p) => p.messages);
+    assert.equal(letters.length, 1, 'the late event was dead-lettered once, not once per attempt');
+    assert.ok(
+      (await r.metric('tessera_ingestor_dlq_events_total')).some((l) => l.endsWith('reason="late"} 1')),
+    );
   });
 });

@@ -97,6 +97,7 @@ export function scriptedIngestor() {
 
   return {
     config,
+    redis,
     ingestor,
     metrics,
     committed,
