@@ -1,9 +1,13 @@
 // One flush: everything buffered below a cut goes to the offline store, in an order that makes a
 // crash at any point harmless (docs/offline-store.md "Exactly once"):
 //   1. the intent (version name + cut) is saved in the flusher state, before any data object;
-//   2. raw event files, each view's version directory (metadata.json last), snapshots, latest/
+//   2. raw event files, each view's version directory (metadata.json last), latest/
 //      (latest/_VERSION last) are written under names that depend only on the intent;
-//   3. the state records the new positions and written offsets and clears the intent.
+//   3. the state records the new positions and written offsets and clears the intent;
+//   4. entity snapshots of the views written, best effort: they need Redis, and a Redis outage
+//      must not stop the raw log, the training rows and the Kafka commit (it once did, every
+//      retry failing on the snapshot). A version without a snapshot is fine: restore takes the
+//      newest snapshot there is.
 // A restart with an intent pending waits until the buffer holds the same cut and redoes the flush:
 // same records, same names, same bytes. Only then does the caller commit the Kafka offsets.
 import type { Logger } from 'pino';
@@ -40,7 +44,10 @@ export interface FlushContext {
   retentionVersions: number;
   codeVersion: string;
   logger: Logger;
-  /** Writes an entity snapshot of a view for a version; absent = snapshots off. */
+  /**
+   * Writes an entity snapshot of a view for a version; absent = snapshots off. Called once the
+   * flush is recorded; a failure is reported (FlushReport.snapshotErrors), never thrown.
+   */
   snapshot?: (view: ViewDef, version: string, asOf: number) => Promise<void>;
 }
 
@@ -53,6 +60,10 @@ export interface FlushReport {
   noRows: Map<string, number>;
   invalid: Map<string, number>;
   objects: number;
+  /** Views whose entity snapshot of this version was written. */
+  snapshots: string[];
+  /** Views whose snapshot failed (e.g. Redis down), with the error: the flush itself succeeded. */
+  snapshotErrors: Map<string, unknown>;
 }
 
 /** Runs (or redoes) the flush of `intent`. Mutates `state` only once everything is written. */
@@ -71,6 +82,8 @@ export async function runFlush(
     noRows: new Map(),
     invalid: new Map(),
     objects: 0,
+    snapshots: [],
+    snapshotErrors: new Map(),
   };
   if (state.pending?.version !== intent.version) {
     await saveState(store, { ...state, pending: intent });
@@ -183,6 +196,22 @@ export async function runFlush(
   await saveState(store, next);
   Object.assign(state, next);
 
+  // Snapshots only now: the flush above stands whatever happens to them. A crash or a failure
+  // here leaves this version without one, and restore then takes an older snapshot.
+  if (ctx.snapshot)
+    for (const view of versionsWritten) {
+      try {
+        await ctx.snapshot(view, intent.version, Date.parse(intent.startedAt));
+        report.snapshots.push(view.name);
+      } catch (error) {
+        report.snapshotErrors.set(view.name, error);
+        logger.warn(
+          { err: String(error), view: view.name, version: intent.version },
+          'entity snapshot failed; the version is written without one (restore takes an older snapshot)',
+        );
+      }
+    }
+
   if (ctx.retentionVersions > 0)
     for (const view of versionsWritten)
       await applyRetention(ctx, view.name).catch((error: unknown) =>
@@ -285,7 +314,6 @@ async function writeVersion(
     files.slice(0, -1).map(([name, body, type]) => [`${dir}/${name}`, body, type]),
   );
   await store.put(`${dir}/metadata.json`, files.at(-1)![1], 'application/json');
-  if (ctx.snapshot) await ctx.snapshot(view, intent.version, Date.parse(intent.startedAt));
   // latest/: copies for tools that want one fixed path, then the marker readers trust.
   await putAll(
     store,
@@ -294,18 +322,36 @@ async function writeVersion(
   await store.put(`${view.name}/${LATEST_MARKER}`, `${intent.version}\n`, 'text/plain');
 }
 
-/** Deletes versions (and their snapshots) older than the newest `retentionVersions`. */
+/**
+ * Deletes versions older than the newest `retentionVersions`, and the snapshots older than every
+ * version kept, except the newest complete snapshot: when Redis was down for the last N flushes
+ * the kept versions have none, and deleting it would leave nothing to restore from.
+ */
 async function applyRetention(ctx: FlushContext, view: string): Promise<void> {
   const objects = await ctx.store.list(`${view}/v_`);
   const versions = [...new Set(objects.map((o) => o.key.split('/')[1]!))]
     .filter((v) => parseVersion(v) !== null)
     .sort();
-  const drop = new Set(versions.slice(0, Math.max(0, versions.length - ctx.retentionVersions)));
-  if (drop.size === 0) return;
+  const dropCount = Math.max(0, versions.length - ctx.retentionVersions);
+  if (dropCount === 0) return;
+  const drop = new Set(versions.slice(0, dropCount));
+  const oldestKept = versions[dropCount]!;
   const snapshots = await ctx.store.list(`${view}/snapshots/v_`);
+  const snapshotKeys = new Set(snapshots.map((o) => o.key));
+  const newestSnapshot = [...new Set(snapshots.map((o) => o.key.split('/')[2]!))]
+    .filter(
+      (v) =>
+        snapshotKeys.has(`${view}/snapshots/${v}/metadata.json`) &&
+        snapshotKeys.has(`${view}/snapshots/${v}/entities.parquet`),
+    )
+    .sort()
+    .at(-1);
   const keys = [
     ...objects.filter((o) => drop.has(o.key.split('/')[1]!)),
-    ...snapshots.filter((o) => drop.has(o.key.split('/')[2]!)),
+    ...snapshots.filter((o) => {
+      const v = o.key.split('/')[2]!;
+      return v < oldestKept && v !== newestSnapshot;
+    }),
   ].map((o) => o.key);
   // Every metadata.json gone before any other file: a half-deleted version is then no longer
   // "complete" to readers. One call would not do: S3 deletes run several at a time.

@@ -10,12 +10,12 @@ import { decoderOptions, topicName } from '../../shared/config/clients.ts';
 import type { Config } from '../../shared/config/index.ts';
 import { watchConsumerCrashes } from '../../shared/consumer-crashes.ts';
 import type { Definitions, SourceDef, ViewDef } from '../../shared/definitions/schema.ts';
-import { isTesseraError } from '../../shared/errors.ts';
+import { isTesseraError, TesseraError } from '../../shared/errors.ts';
 import type { ObjectStore } from '../../shared/offline/object-store.ts';
 import type { RedisClient } from '../../shared/state-store/redis-client.ts';
 import { takeSnapshot } from './entity-snapshot.ts';
 import { rowsInRecord } from './feature-rows.ts';
-import { type FlushContext, footer, runFlush } from './flush.ts';
+import { type FlushContext, type FlushReport, footer, runFlush } from './flush.ts';
 import {
   type FlusherState,
   type FlushIntent,
@@ -89,6 +89,8 @@ export function createFlusher(deps: FlusherDeps): Flusher {
   let running = false;
   let stopping = false;
   let storeOk = true;
+  /** The last entity snapshot that failed, while no snapshot has succeeded since (for /ready). */
+  let snapshotFailure: { view: string; at: number; error: string } | null = null;
   let wake: (() => void) | null = null;
   let loop: Promise<void> | null = null;
 
@@ -103,7 +105,18 @@ export function createFlusher(deps: FlusherDeps): Flusher {
     ...(config.flushSnapshots ? { snapshot: writeSnapshot } : {}),
   };
 
+  if (config.flushSnapshots)
+    for (const view of definitions.views) metrics.snapshotFailures.inc({ view: view.name }, 0);
+
   async function writeSnapshot(view: ViewDef, version: string, asOf: number): Promise<void> {
+    // Without a connection ioredis would queue the scan and give up only after its reconnect
+    // attempts, seconds per view and flush (and past the stop's guard): a snapshot needs Redis now.
+    if (redis.status !== 'ready')
+      throw new TesseraError(
+        'SERVICE_UNAVAILABLE',
+        `Redis (TESSERA_REDIS_URL) is not connected (${redis.status}); no entity snapshot of ${view.name} for ${version}`,
+        { retriable: true },
+      );
     const ingestorOffsets = await committedOffsets(config.ingestorGroup, view.source.topic);
     const meta = footer({ view: view.name, version, definitions_hash: definitions.hash });
     const snap = await takeSnapshot(redis, view, config.redisKeyPrefix, asOf, meta);
@@ -296,6 +309,7 @@ export function createFlusher(deps: FlusherDeps): Flusher {
           for (const [view, n] of report.duplicateRows) metrics.duplicates.inc({ view }, n);
           for (const [source, n] of report.rawEvents) metrics.rawEvents.inc({ source }, n);
           for (const [key, n] of report.invalid) metrics.invalid.inc({ reason: key }, n);
+          noteSnapshots(report);
           logger.info(
             {
               version: report.version,
@@ -303,6 +317,9 @@ export function createFlusher(deps: FlusherDeps): Flusher {
               duplicates: Object.fromEntries(report.duplicateRows),
               noRow: Object.fromEntries(report.noRows),
               raw: Object.fromEntries(report.rawEvents),
+              ...(report.snapshotErrors.size > 0
+                ? { snapshotFailed: [...report.snapshotErrors.keys()] }
+                : {}),
               seconds: (performance.now() - started) / 1000,
             },
             'flushed',
@@ -327,6 +344,16 @@ export function createFlusher(deps: FlusherDeps): Flusher {
         backoff = Math.min(BACKOFF_MAX_MS, backoff * 2);
       }
     }
+  }
+
+  /** Snapshot outcomes: metrics, and what /ready says. */
+  function noteSnapshots(report: FlushReport): void {
+    const now = Date.now();
+    for (const view of report.snapshots) metrics.lastSnapshot.set({ view }, now / 1000);
+    for (const view of report.snapshotErrors.keys()) metrics.snapshotFailures.inc({ view });
+    const [failed] = report.snapshotErrors;
+    if (failed) snapshotFailure = { view: failed[0], at: now, error: String(failed[1]) };
+    else if (report.snapshots.length > 0) snapshotFailure = null;
   }
 
   async function commit(intent: FlushIntent): Promise<void> {
@@ -431,6 +458,10 @@ export function createFlusher(deps: FlusherDeps): Flusher {
       if (!running) problems.push('consumer not running');
       else if (crashed !== null) problems.push(crashed);
       if (!storeOk) problems.push(`offline store ${store.location}: the last flush failed`);
+      if (snapshotFailure !== null)
+        problems.push(
+          `redis: the entity snapshot of ${snapshotFailure.view} failed at ${new Date(snapshotFailure.at).toISOString()} (${snapshotFailure.error}); flushes to ${store.location} go on, their versions without snapshots`,
+        );
       if (redoWaitingSince !== null && Date.now() - redoWaitingSince > 60_000)
         problems.push(
           `redo of the interrupted flush ${state?.pending?.version} has waited ${Math.round((Date.now() - redoWaitingSince) / 1000)} s for its records`,

@@ -64,6 +64,18 @@ export function createFlusherMetrics(options: { processMetrics?: boolean } = {})
       help: '1 while consumption is paused (buffer full, store unavailable, or redoing an interrupted flush).',
       registers: [registry],
     }),
+    snapshotFailures: new Counter({
+      name: 'tessera_flusher_snapshot_failures_total',
+      help: 'Entity snapshots not written (Redis unreachable, a scan or upload failed), per view; the flush itself goes on and its version has no snapshot.',
+      labelNames: ['view'] as const,
+      registers: [registry],
+    }),
+    lastSnapshot: new Gauge({
+      name: 'tessera_flusher_last_snapshot_timestamp_seconds',
+      help: 'Unix time of the last entity snapshot written, per view (one is taken with each new version: a view without new rows takes none).',
+      labelNames: ['view'] as const,
+      registers: [registry],
+    }),
     consumerCrashes: new Counter({
       name: 'tessera_flusher_consumer_crashes_total',
       help: 'Times the Kafka consumer crashed; kafkajs restarts it (nothing is consumed meanwhile) and /ready says not ready until it has rejoined its group.',

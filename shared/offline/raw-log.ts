@@ -153,6 +153,9 @@ export function readRawLog(bytes: Uint8Array, source: SourceDef, where = 'raw lo
 /**
  * A numeric column (int32, int64, double, or a timestamp in epoch ms) as doubles, NaN for null.
  * int64 values are read from their two 32-bit halves (no BigInt per row); they are exact up to 2^53.
+ * Micro- and nanosecond timestamps become whole milliseconds exactly, plus the rest as a fraction
+ * (msWithFraction): multiplying by 1e-6 landed just below the true millisecond for one time in six,
+ * and floored outputs came out 1 ms early.
  */
 export function numericColumn(table: arrow.Table, name: string): Float64Array {
   const vector = table.getChild(name);
@@ -168,10 +171,15 @@ export function numericColumn(table: arrow.Table, name: string): Float64Array {
     const unit = (data.type as { unit?: number }).unit;
     if (values instanceof BigInt64Array || values instanceof BigUint64Array) {
       // Timestamps: arrow's unit 0 = s, 1 = ms, 2 = us, 3 = ns; plain int64 has no unit.
-      const scale = unit === undefined ? 1 : [1000, 1, 1e-3, 1e-6][unit]!;
       const words = new Int32Array(values.buffer, values.byteOffset + data.offset * 8, n * 2);
-      for (let i = 0; i < n; i++)
-        out[at + i] = (words[2 * i + 1]! * 4294967296 + (words[2 * i]! >>> 0)) * scale;
+      if (unit === 2 || unit === 3) {
+        const perMs = unit === 2 ? 1e3 : 1e6;
+        for (let i = 0; i < n; i++) out[at + i] = unitsToMs(words[2 * i + 1]!, words[2 * i]! >>> 0, perMs);
+      } else {
+        const scale = unit === 0 ? 1000 : 1;
+        for (let i = 0; i < n; i++)
+          out[at + i] = (words[2 * i + 1]! * 4294967296 + (words[2 * i]! >>> 0)) * scale;
+      }
     } else if (unit !== undefined) {
       for (let i = 0; i < n; i++) out[at + i] = Number(vector.get(at + i));
     } else {
@@ -181,6 +189,44 @@ export function numericColumn(table: arrow.Table, name: string): Float64Array {
     at += n;
   }
   return out;
+}
+
+const TWO_32 = 4294967296;
+
+/**
+ * The int64 `hi * 2^32 + lo` (lo unsigned) of `perMs` units per millisecond, in epoch ms, in
+ * integer steps that stay below 2^53: 2^32 = big * perMs + small, so the value is
+ * (hi * big) * perMs + (hi * small + lo), and only the second part is divided. Exact across
+ * Date's range, before 1970 too (whole ms floored, the fraction in [0, 1)).
+ */
+function unitsToMs(hi: number, lo: number, perMs: number): number {
+  const big = Math.floor(TWO_32 / perMs);
+  const rest = hi * (TWO_32 - big * perMs) + lo;
+  let whole = Math.floor(rest / perMs);
+  let part = rest - whole * perMs;
+  // rest / perMs is rounded: an exact multiple can come out a hair either side.
+  if (part < 0) {
+    whole -= 1;
+    part += perMs;
+  } else if (part >= perMs) {
+    whole += 1;
+    part -= perMs;
+  }
+  return msWithFraction(hi * big + whole, part / perMs);
+}
+
+/**
+ * Whole milliseconds `ms` plus `fraction` (in [0, 1)) as one double whose floor is `ms`, and which
+ * is above `ms` when the fraction is not 0. A double holds only ~1/4096 ms at today's epoch values:
+ * 0.9999 rounds up onto the next millisecond, and 0.0001 onto this one. Everything downstream
+ * compares a time with whole milliseconds (event times, window ends, the output floors to ms), so
+ * any fraction strictly inside (0, 1) answers alike: one that would round onto a whole is kept as
+ * half a millisecond.
+ */
+export function msWithFraction(ms: number, fraction: number): number {
+  if (fraction === 0) return ms;
+  const t = ms + fraction;
+  return t > ms && t < ms + 1 ? t : ms + 0.5;
 }
 
 /** The rows `rows` of one column, in that order. */

@@ -9,7 +9,7 @@ import type { EntityKeyType } from '../definitions/schema.ts';
 import { TesseraError } from '../errors.ts';
 import { EVENT_TIMESTAMP } from '../offline/feature-columns.ts';
 import { readParquet } from '../offline/parquet.ts';
-import { numericColumn } from '../offline/raw-log.ts';
+import { msWithFraction, numericColumn } from '../offline/raw-log.ts';
 
 export type EntityKey = number | string;
 
@@ -155,9 +155,10 @@ export function parseTime(text: string, path: string, row: number): number {
   const ms = Date.parse(`${date}T${whole}${zone.toUpperCase() === 'UTC' ? 'Z' : zone}`);
   if (Number.isNaN(ms)) throw badTime(path, row, text);
   if (!fraction) return ms;
-  // Whole milliseconds exactly; finer digits (micro-, nanoseconds) stay a fraction of a millisecond.
+  // Whole milliseconds exactly; finer digits (micro-, nanoseconds) stay a fraction of a millisecond
+  // (one that would round onto a whole millisecond is kept inside it: msWithFraction).
   const whole3 = Number(fraction.slice(0, 3).padEnd(3, '0'));
-  return ms + whole3 + (fraction.length > 3 ? Number(`0.${fraction.slice(3)}`) : 0);
+  return msWithFraction(ms + whole3, fraction.length > 3 ? Number(`0.${fraction.slice(3)}`) : 0);
 }
 
 /** Date's range: 100,000,000 days either side of 1970. */

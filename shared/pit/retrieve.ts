@@ -9,6 +9,7 @@
 import type { Definitions, ViewDef } from '../definitions/schema.ts';
 import { numericColumns, planView, type Value, type ViewPlan } from '../engine/index.ts';
 import { TesseraError } from '../errors.ts';
+import { EVENT_TIMESTAMP } from '../offline/feature-columns.ts';
 import type { ObjectStore } from '../offline/object-store.ts';
 import { listRawLog, numericColumn, readRawLog, stringColumnIds } from '../offline/raw-log.ts';
 import { answerShard, earliestNeeded } from './as-of.ts';
@@ -61,6 +62,7 @@ export async function retrieveHistorical(request: HistoricalRequest): Promise<Hi
   // Offline reads see the whole log: no per-entity cap (the online cap is a memory guard).
   const plan = planView({ ...view, features: selected, maxEventsPerEntity: Number.POSITIVE_INFINITY });
   const labels = await readLabels(request.entities, view.entity.joinKey, view.entity.keyType);
+  refuseNameClashes(request.entities, labels, selected);
   const phases = { labels: (performance.now() - started) / 1000, route: 0, answer: 0, write: 0 };
   let mark = performance.now();
   const lap = (): number => {
@@ -133,6 +135,30 @@ export async function retrieveHistorical(request: HistoricalRequest): Promise<Hi
     `historical: wrote ${labels.n.toLocaleString('en-US')} rows to ${request.out} in ${seconds.toFixed(1)}s`,
   );
   return { ...summary, seconds, phases };
+}
+
+/**
+ * The output has one column per name: a labels column named like a feature of the output (or like
+ * another labels column) was overwritten in parquet and repeated in CSV. Refused before any work.
+ */
+function refuseNameClashes(path: string, labels: LabelFrame, features: ViewDef['features']): void {
+  const featureNames = new Set(features.map((f) => f.name));
+  const seen = new Set([labels.joinKey, EVENT_TIMESTAMP]);
+  for (const { name } of labels.extra) {
+    if (featureNames.has(name))
+      throw new TesseraError(
+        'INVALID_ARGUMENT',
+        `${path} has a column ${name}, the name of a feature the output adds; rename that column (e.g. label_${name}), or leave the feature out with --features`,
+        { context: { path, column: name } },
+      );
+    if (seen.has(name))
+      throw new TesseraError(
+        'INVALID_ARGUMENT',
+        `${path} has more than one column named ${name}; rename the others (the output has one column per name)`,
+        { context: { path, column: name } },
+      );
+    seen.add(name);
+  }
 }
 
 /** The view and the features asked for; unknown names are an error listing what exists. */

@@ -322,6 +322,75 @@ describe('runFlush', () => {
     ]);
   });
 
+  it('a failing snapshot (Redis down) does not fail the flush: version, latest/ and state are written', async () => {
+    // The snapshot ran inside the flush: with Redis down every attempt failed on it, retried
+    // forever, and the raw log, the rows, latest/ and the Kafka commit all waited.
+    const store = await newStore();
+    const state = await loadState(store);
+    const buffer = new RecordBuffer(() => state.positions);
+    fill(buffer);
+    const context = {
+      ...ctx(store),
+      snapshot: async () => {
+        throw new Error('connect ECONNREFUSED 127.0.0.1:1');
+      },
+    };
+    const report = await runFlush(context, state, buffer, intent);
+    assert.equal(report.rows.get(view.name), 6);
+    assert.deepEqual(report.snapshots, []);
+    assert.match(String(report.snapshotErrors.get(view.name)), /ECONNREFUSED/);
+    assert.equal(state.pending, null, 'the flush is recorded: nothing to redo');
+    assert.equal(state.lastVersion, intent.version);
+    const saved = await loadState(store);
+    assert.equal(saved.pending, null);
+    assert.equal(
+      Buffer.from(await store.get(`${view.name}/latest/_VERSION`)).toString(),
+      `${intent.version}\n`,
+    );
+    assert.ok((await store.list(`${view.name}/${intent.version}/metadata.json`)).length === 1);
+    assert.deepEqual(await store.list(`${view.name}/snapshots/`), []);
+  });
+
+  it('retention keeps the newest complete snapshot while the kept versions have none', async () => {
+    const store = await newStore();
+    const state = await loadState(store);
+    let redisUp = true;
+    const context = {
+      ...ctx(store),
+      retentionVersions: 1,
+      snapshot: async (_view: unknown, version: string) => {
+        if (!redisUp) throw new Error('Redis is not connected');
+        await store.put(`${view.name}/snapshots/${version}/entities.parquet`, 'x');
+        await store.put(`${view.name}/snapshots/${version}/metadata.json`, '{}');
+      },
+    };
+    const flush = async (k: number) => {
+      const buffer = new RecordBuffer(() => ({}));
+      fill(buffer);
+      state.written.clear();
+      await runFlush(context, state, buffer, { ...intent, version: `v_2026010${k}T000000` });
+    };
+    const snapshotVersions = async () => [
+      ...new Set((await store.list(`${view.name}/snapshots/`)).map((o) => o.key.split('/')[2])),
+    ];
+    await flush(1);
+    redisUp = false;
+    await flush(2);
+    await flush(3);
+    // Versions 1 and 2 are gone; the only snapshot left to restore from is version 1's.
+    assert.deepEqual(
+      [...new Set((await store.list(`${view.name}/v_`)).map((o) => o.key.split('/')[1]))],
+      ['v_20260103T000000'],
+    );
+    assert.deepEqual(await snapshotVersions(), ['v_20260101T000000']);
+    assert.equal(await newestSnapshot(store, view.name), 'v_20260101T000000');
+    // Once a newer snapshot exists, the old one goes with the next retention.
+    redisUp = true;
+    await flush(4);
+    await flush(5);
+    assert.deepEqual(await snapshotVersions(), ['v_20260105T000000']);
+  });
+
   it('redone after a crash halfway, leaves the very same objects', async () => {
     const whole = await newStore();
     {

@@ -20,7 +20,7 @@ import {
 } from '../../../shared/engine/index.ts';
 import { isTesseraError } from '../../../shared/errors.ts';
 import { LocalObjectStore } from '../../../shared/offline/object-store.ts';
-import { readParquet } from '../../../shared/offline/parquet.ts';
+import { readParquet, writeParquet } from '../../../shared/offline/parquet.ts';
 import { rawBatchFromRecords, writeRawLog } from '../../../shared/offline/raw-log.ts';
 import { retrieveHistorical } from '../../../shared/pit/retrieve.ts';
 import {
@@ -214,6 +214,56 @@ describe('point-in-time retrieval (local raw log)', () => {
         isTesseraError(e, 'INVALID_ARGUMENT') &&
         /unknown feature user_transaction_features:nope/.test(e.message),
     );
+  });
+
+  it('refuses a labels column named like a feature of the output, or twice, naming it', async () => {
+    // Such a column was overwritten by the feature in parquet output and repeated in CSV output.
+    const t = new Date(Date.UTC(2026, 0, 5)).toISOString();
+    const clash = join(dir, 'clash.csv');
+    writeFileSync(clash, `user_id,event_timestamp,transaction_count_1h,label\n1000,${t},999,1\n`);
+    for (const out of ['clash-out.parquet', 'clash-out.csv'])
+      await assert.rejects(
+        retrieveHistorical({ store, definitions, entities: clash, out: join(dir, out), progress: false }),
+        (e) =>
+          isTesseraError(e, 'INVALID_ARGUMENT') &&
+          /has a column transaction_count_1h, the name of a feature the output adds; rename that column/.test(
+            e.message,
+          ),
+      );
+    const clashParquet = join(dir, 'clash.parquet');
+    writeFileSync(
+      clashParquet,
+      writeParquet(
+        [
+          { name: 'user_id', type: 'int64' },
+          { name: 'event_timestamp', type: 'timestamp_ms' },
+          { name: 'avg_transaction_amount_7d', type: 'double' },
+        ],
+        {
+          user_id: { values: [1000] },
+          event_timestamp: { values: [Date.UTC(2026, 0, 5)] },
+          avg_transaction_amount_7d: { values: [0.5] },
+        },
+        1,
+      ),
+    );
+    await assert.rejects(
+      run(clashParquet),
+      (e) => isTesseraError(e, 'INVALID_ARGUMENT') && /column avg_transaction_amount_7d/.test(e.message),
+    );
+    const twice = join(dir, 'twice.csv');
+    writeFileSync(twice, `user_id,event_timestamp,label,label\n1000,${t},1,0\n`);
+    await assert.rejects(
+      run(twice),
+      (e) => isTesseraError(e, 'INVALID_ARGUMENT') && /more than one column named label/.test(e.message),
+    );
+    // Without that feature in the output, the column passes through.
+    const { table } = await run(clash, { features: ['transaction_count_24h'] });
+    assert.deepEqual(
+      table.schema.fields.map((f) => f.name),
+      ['user_id', 'event_timestamp', 'transaction_count_1h', 'label', 'transaction_count_24h'],
+    );
+    assert.equal(Number(table.getChild('transaction_count_1h')!.get(0)), 999);
   });
 
   /**
