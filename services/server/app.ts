@@ -1,7 +1,10 @@
 // The online server's HTTP surface (fastify): routes, auth, request ids, error mapping. No process
 // wiring here (that is main.ts), so tests build the app around their own Redis and definitions.
 import { randomUUID } from 'node:crypto';
+import { maxHeaderSize, STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import Fastify, {
+  type ConnectionError,
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
@@ -42,6 +45,7 @@ export interface AppOptions {
 /** Routes open without a token: probes, metrics scrapes and the API document. */
 const PUBLIC_ROUTES = new Set(['/health', '/ready', '/metrics', '/openapi.json']);
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const SEE_LOG = 'the server log has the details under this request id';
 /** How long a whole request may take to arrive (headers and body), unless configured. */
 export const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -78,10 +82,10 @@ export function buildApp(options: AppOptions): FastifyInstance {
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(requestTimeout / 10))),
     },
     requestIdHeader: false,
-    genReqId: (req) => {
-      const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-    },
+    genReqId: (req) => requestIdOf(req.headers['x-request-id']),
+    // What Node's HTTP parser refuses, and requests that do not arrive whole in time: the error
+    // shape and request id of every other answer, not fastify's own body.
+    clientErrorHandler: (error, socket) => refuseConnection(error, socket, requestTimeout, metrics, logger),
     // What fastify refuses before routing (a path with malformed percent-encoding): the same
     // error shape and request id as everything else, not fastify's own body.
     frameworkErrors: (error, request, reply) => {
@@ -98,6 +102,17 @@ export function buildApp(options: AppOptions): FastifyInstance {
   // JSON only: fastify would otherwise parse text/plain bodies too (and refuse them as a string
   // with a 400); without a parser for it they get the 415 the docs promise.
   app.removeContentTypeParser('text/plain');
+  // fastify's JSON parser, saying why it refused a body: it answers "Body is not valid JSON" for
+  // valid JSON holding a "__proto__" key too (refused on purpose, as prototype poisoning).
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body as string; // parseAs: 'string'
+    parseJson(request, text, (error, value) => {
+      if (error) done(poisonRefusal(text) ?? error, undefined);
+      else done(null, value);
+    });
+  });
 
   // Callback-style hooks: an async hook costs a promise per request and hook.
   app.addHook('onRequest', (request, reply, done) => {
@@ -158,7 +173,15 @@ export function buildApp(options: AppOptions): FastifyInstance {
           'request failed',
         );
       const field = typeof error.context?.field === 'string' ? error.context.field : undefined;
-      return reply.code(status).send(errorBody(request, error.code, error.message, field));
+      // A 500's message is for the operator (a key's name, Redis' reply, a script's digest): it
+      // went to the log above; the client gets what it can act on and the request id.
+      const message =
+        status !== 500
+          ? error.message
+          : typeof error.context.clientMessage === 'string'
+            ? `${error.context.clientMessage}; ${SEE_LOG}`
+            : `the server could not answer this request; ${SEE_LOG}`;
+      return reply.code(status).send(errorBody(request, error.code, message, field));
     }
     // fastify's own refusals (malformed JSON, body too large, wrong content type) carry a 4xx status.
     const status = typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500;
@@ -175,15 +198,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     }
     // Never a stack trace to the client: the log has it, the client gets the request id.
     request.log.error({ err: error, reqId: request.id }, 'unexpected error');
-    return reply
-      .code(500)
-      .send(
-        errorBody(
-          request,
-          'INTERNAL',
-          'internal error; the server log has the details under this request id',
-        ),
-      );
+    return reply.code(500).send(errorBody(request, 'INTERNAL', `internal error; ${SEE_LOG}`));
   });
 
   app.setNotFoundHandler((request, reply) =>
@@ -292,4 +307,83 @@ function statusOf(error: TesseraError): number {
 
 function errorBody(request: FastifyRequest, code: string, message: string, field?: string) {
   return { error: { code, message, ...(field === undefined ? {} : { field }) }, request_id: request.id };
+}
+
+/** The caller's own request id when it sends a sane one, else a new one. */
+function requestIdOf(given: string | string[] | undefined): string {
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+/**
+ * Answers what never became a request fastify could route (Node's 'clientError': a malformed
+ * request line or header, headers over Node's limit, a request not whole within the timeout) in the
+ * standard error shape with a request id, then closes the connection, as Node does: after such an
+ * error the rest of the stream cannot be trusted to start a request.
+ */
+function refuseConnection(
+  error: ConnectionError,
+  socket: Socket,
+  requestTimeoutMs: number,
+  metrics: ServerMetrics,
+  logger: Logger,
+): void {
+  // A reset or a socket already gone: nobody is left to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, code, message] =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [
+          408,
+          'REQUEST_TIMEOUT',
+          `the request did not arrive whole within ${requestTimeoutMs} ms (TESSERA_SERVER_REQUEST_TIMEOUT_MS); the connection is closed: send the request again, without pauses`,
+        ]
+      : error.code === 'HPE_HEADER_OVERFLOW'
+        ? [
+            431,
+            'HEADERS_TOO_LARGE',
+            `request headers over ${maxHeaderSize} bytes (Node's --max-http-header-size); send fewer or shorter headers`,
+          ]
+        : [400, 'INVALID_ARGUMENT', `not a valid HTTP/1.1 request (${error.code}: ${error.message})`];
+  // Node's own caution: a response already begun on this socket must not be corrupted.
+  const inFlight = (
+    socket as Socket & {
+      _httpMessage?: {
+        headersSent?: boolean;
+        req?: { headers?: Record<string, string | string[] | undefined> };
+      };
+    }
+  )._httpMessage;
+  const id = requestIdOf(inFlight?.req?.headers?.['x-request-id']);
+  logger.info(
+    { err: error.message, code: error.code, status, reqId: id },
+    'request refused by the HTTP layer',
+  );
+  // Never routed (or, timed out, never answered by its route): counted here as route `unmatched`,
+  // with 0 s, as the refusals of frameworkErrors are.
+  metrics.requestSeconds.observe({ route: 'unmatched', status: String(status) }, 0);
+  if (socket.writable && !inFlight?.headersSent) {
+    const body = JSON.stringify({ error: { code, message }, request_id: id });
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nx-request-id: ${id}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
+}
+
+/**
+ * Why valid JSON was refused by fastify's parser (a "__proto__" key, or "constructor" holding
+ * "prototype": both refused, as they could change prototypes downstream); undefined for a body
+ * that is not JSON at all. Runs only for refused bodies.
+ */
+function poisonRefusal(body: string): TesseraError | undefined {
+  try {
+    JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  return new TesseraError(
+    'INVALID_ARGUMENT',
+    'body: an object key "__proto__", or a "constructor" key holding "prototype", is refused (they can alter objects\' prototypes); no field of this API has such a name: remove it',
+    { context: { field: 'body' } },
+  );
 }

@@ -124,20 +124,32 @@ export class OnlineReader {
           state = decodeStoredState(plan, key!, blob, delta);
           stats.decoded++;
         }
-        const newest = state === null ? fast!.newest() : newestEventTime(state);
+        const floor = state === null ? fast!.floor() : readFloor(plan, state);
+        // An explicit as_of older than the state can answer is the caller's mistake (400), checked
+        // first: the events before such an as_of may be pruned, so neither its values nor its
+        // newest event can be told.
+        if (request.asOf !== undefined && t < floor)
+          asOfOutOfRange(plan, state ?? decodeStoredState(plan, key!, blob, delta), t);
+        let newest = state === null ? fast!.newest() : newestEventTime(state);
+        if (request.asOf !== undefined && newest !== null && newest >= t) {
+          // Events at or after the as_of: the answer reflects none of them (windows end before t),
+          // so neither its timestamp nor its max_age may. The byte reader cannot search back in
+          // time; such debugging reads decode the state.
+          if (state === null) {
+            state = decodeStoredState(plan, key!, blob, delta);
+            stats.decoded++;
+          }
+          newest = newestEventBefore(state, t);
+        }
         rows.stamps[row] = newest === null ? EPOCH : feastTimestamp(newest);
         if (newest !== null && v.view.maxAgeMs !== null && newest < t - v.view.maxAgeMs) {
           rows.outcome[row] = OUTSIDE_MAX_AGE;
           continue;
         }
         let readAt = t;
-        const floor = state === null ? fast!.floor() : readFloor(plan, state);
         if (t < floor) {
-          // An explicit as_of older than the state can answer is the caller's mistake (400); "now"
-          // behind the state's clock means event times ahead of this server's clock: answer as of
-          // the oldest exact time rather than fail the lookup, and count it.
-          if (request.asOf !== undefined)
-            asOfOutOfRange(plan, state ?? decodeStoredState(plan, key!, blob, delta), t);
+          // "now" behind the state's clock means event times ahead of this server's clock: answer
+          // as of the oldest exact time rather than fail the lookup, and count it.
           readAt = floor;
           stats.clamped++;
         }
@@ -163,6 +175,31 @@ function loads(reader: StateBytesReader, blob: Buffer, delta: Buffer | null): bo
   } catch {
     return false; // decodeStoredState throws STATE_CORRUPT naming the key (and the record's problem)
   }
+}
+
+/**
+ * The newest event time before t that the state can tell (null: none), what the values of a read
+ * at t reflect (windows end before t). Raw events give it exactly; folded into tiles, an event is
+ * known by its tile's start only: then it is the start of the newest tile starting before t (never
+ * after t, possibly up to a tile's size off). Events older than the longest window before the read
+ * floor are no longer held. newestEventTime (shared/engine/state.ts) with a bound.
+ */
+export function newestEventBefore(state: EntityState, t: number): number | null {
+  // Raw events ascend by time: the last one before t, by bisection.
+  let lo = state.head;
+  let hi = state.events.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (state.events[mid]!.ts < t) lo = mid + 1;
+    else hi = mid;
+  }
+  let newest = lo > state.head ? state.events[lo - 1]!.ts : null;
+  for (const group of state.tiles) {
+    let k = group.length - 1;
+    while (k >= 0 && group.startOf(k) >= t) k--;
+    if (k >= 0 && (newest === null || group.startOf(k) > newest)) newest = group.startOf(k);
+  }
+  return newest;
 }
 
 /** The engine's AS_OF_OUT_OF_RANGE for a read at t, as a refusal of the request's as_of. */

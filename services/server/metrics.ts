@@ -35,7 +35,7 @@ export function createServerMetrics(options: { processMetrics?: boolean } = {}) 
     }),
     redisErrors: new Counter({
       name: 'tessera_server_redis_errors_total',
-      help: 'Lookups that failed because Redis did not answer (answered 503).',
+      help: "Lookups that failed on Redis: it did not answer (answered 503), or it refused the read, e.g. WRONGTYPE for another application's key under the prefix (answered 500).",
       registers: [registry],
     }),
     authFailures: new Counter({

@@ -21,6 +21,13 @@ export function openApiDocument(
     description,
     content: { 'application/json': { schema: error } },
   });
+  // Answered by the HTTP layer on any route, before the route runs (app.ts refuseConnection).
+  const protocolErrors = {
+    408: errorResponse(
+      'The request did not arrive whole within TESSERA_SERVER_REQUEST_TIMEOUT_MS; the connection is closed',
+    ),
+    431: errorResponse('Request headers over the server limit; the connection is closed'),
+  };
   return {
     openapi: '3.1.0',
     info: {
@@ -28,6 +35,7 @@ export function openApiDocument(
       version: '1',
       description:
         "Feast-compatible online feature lookups. Values are computed at read time from each entity's state in Redis: window [t - W, t). " +
+        'Any route may answer 400 (not valid HTTP), 408 (the request did not arrive whole in time) or 431 (headers too large) before it runs, with the Error schema, and closes the connection. ' +
         `Definitions ${definitions.hash}.`,
     },
     components: {
@@ -43,7 +51,7 @@ export function openApiDocument(
               properties: {
                 code: {
                   type: 'string',
-                  examples: ['INVALID_ARGUMENT', 'UNAUTHENTICATED', 'SERVICE_UNAVAILABLE'],
+                  examples: ['INVALID_ARGUMENT', 'UNAUTHENTICATED', 'REQUEST_TIMEOUT', 'SERVICE_UNAVAILABLE'],
                 },
                 message: { type: 'string', description: 'What was wrong, naming the field.' },
                 field: { type: 'string' },
@@ -62,10 +70,15 @@ export function openApiDocument(
               items: { type: 'string', enum: featureRefs },
               description: '`view:feature` references.',
             },
+            // null as Feast's SDK sends it beside a feature list: no feature service.
             feature_service:
               definitions.featureServices.size > 0
-                ? { type: 'string', enum: [...definitions.featureServices.keys()] }
-                : { type: 'string', description: 'No feature services are defined.' },
+                ? {
+                    type: ['string', 'null'],
+                    enum: [...definitions.featureServices.keys(), null],
+                    description: 'A feature service of the definitions, or null (none).',
+                  }
+                : { type: ['string', 'null'], description: 'No feature services are defined.' },
             entities: {
               type: 'object',
               description: `Entity columns (${joinKeys.join(', ')}), one value per row; at most ${maxEntities} rows.`,
@@ -174,9 +187,10 @@ export function openApiDocument(
             400: errorResponse('Bad request: the message names the field'),
             401: errorResponse('Missing or wrong bearer token'),
             413: errorResponse('Body over the size limit'),
+            ...protocolErrors,
             415: errorResponse('The body is not application/json'),
             500: errorResponse(
-              'A stored state could not be read; the server log has it under the request id',
+              'A stored state could not be read, or Redis refused the read; the server log has the details under the request id',
             ),
             503: errorResponse('Redis unavailable; retry'),
           },
@@ -203,7 +217,11 @@ export function openApiDocument(
             401: errorResponse('Missing or wrong bearer token'),
             413: errorResponse('Body over the size limit'),
             404: errorResponse('/push is off on this server (TESSERA_SERVER_PUSH=false)'),
+            ...protocolErrors,
             415: errorResponse('The body is not application/json'),
+            500: errorResponse(
+              'Kafka refused the push for good (rows before the refused one may be written already); the server log has the details under the request id',
+            ),
             503: errorResponse('Kafka did not acknowledge the push; some rows may be written already'),
           },
         },

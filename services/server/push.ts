@@ -182,7 +182,16 @@ export class Pusher {
         throw new TesseraError(
           refused === 'MESSAGE_TOO_LARGE' ? 'INVALID_ARGUMENT' : 'INTERNAL',
           `Kafka refused the push to ${topic}: ${refused} (not retriable; rows before it may be written)`,
-          { cause, context: { field: 'df' } },
+          {
+            cause,
+            context: {
+              field: 'df',
+              // What a 500's client is told instead of the message (app.ts): it must know of the
+              // partial write before it retries.
+              clientMessage:
+                'Kafka refused the push, and a retry would be refused too; rows before the refused one may be written already',
+            },
+          },
         );
       // Not "nothing was written": a request spread over several partitions can be partly
       // written, and a timed-out one may have been.

@@ -121,7 +121,9 @@ export function parseOnlineRequest(
     const clash = seenOutput.get(outputName);
     if (clash !== undefined)
       throw invalid(
-        `${field}: "${ref}" and "${clash}" would both be returned as ${outputName}; set full_feature_names to true or ask for one of them`,
+        clash === ref
+          ? `${field}: "${ref}" is asked for twice; ask for each feature once`
+          : `${field}: "${ref}" and "${clash}" would both be returned as ${outputName}; set full_feature_names to true or ask for one of them`,
         field,
       );
     seenOutput.set(outputName, ref);
@@ -211,6 +213,13 @@ function canonicalKey(value: unknown, type: 'int64' | 'string', field: string): 
   if (type === 'int64') {
     // The common case without a BigInt: a safe integer's decimal form is already canonical.
     if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
+    // JSON numbers are read as doubles: beyond 2^53 the one sent may already be rounded to its
+    // neighbour (9007199254740993 reads as 9007199254740992), so no value can be trusted to be it.
+    if (typeof value === 'number' && Number.isInteger(value))
+      throw invalid(
+        `${field}: a JSON number beyond 2^53 cannot be read exactly (this one reads as ${value}, which may not be the id sent); send int64 ids beyond 2^53 as decimal strings, e.g. "9007199254740993"`,
+        field,
+      );
     const n = toInt64BigInt(value);
     if (n === undefined)
       throw invalid(

@@ -145,6 +145,14 @@ describe('feature definitions', () => {
     assert.throws(() => parseDefinitions(text, 'fraud.yaml'), new RegExp(`fraud\\.yaml:${line}:`));
   });
 
+  it('keeps a max_age above the ttl (docs/definitions.md: live reads then see the key expire first)', () => {
+    // Not refused: OUTSIDE_MAX_AGE is still reached by states written long after their events (a
+    // restore, a catch-up) and by as_of reads; on live reads of an idle entity NOT_FOUND comes first.
+    const view = parseDefinitions(fraud.replace('max_age: 30d', 'max_age: 60d\n    ttl: 31d')).views[0]!;
+    assert.equal(view.maxAgeMs, 60 * 86_400_000);
+    assert.equal(view.ttlMs, 31 * 86_400_000);
+  });
+
   it('fills tiles like Chronon when a tiled feature declares none', () => {
     const text = fraud.replace(/\n\s+tile: \w+/g, '').replace('mode: exact', 'mode: tiled');
     const tiles = parseDefinitions(text).views[0]!.features.map((f) => f.tileMs / 60_000);

@@ -8,13 +8,26 @@ import { pino } from 'pino';
 import { buildApp, REQUEST_TIMEOUT_MS } from '../../../services/server/app.ts';
 import { createAuthenticator } from '../../../services/server/auth.ts';
 import { createServerMetrics } from '../../../services/server/metrics.ts';
+import { Pusher } from '../../../services/server/push.ts';
 import { loadConfig } from '../../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../../shared/definitions/load.ts';
+import { stateKey } from '../../../shared/state-store/redis-state-store.ts';
 
 const TOKEN = 'app-test-token-0123456789abcdef';
 const definitions = loadDefinitionsFile('definitions/fraud.yaml');
 
-function app(redis: Partial<Redis> = {}, requestTimeoutMs?: number) {
+/** The server's log lines, parsed: what an operator sees under a request id. */
+function captureLog() {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+  return { lines, logger };
+}
+
+function app(
+  redis: Partial<Redis> = {},
+  requestTimeoutMs?: number,
+  extra: Partial<Parameters<typeof buildApp>[0]> = {},
+) {
   const config = loadConfig({ argv: [], env: { TESSERA_AUTH_TOKEN: TOKEN } });
   return buildApp({
     definitions,
@@ -33,7 +46,48 @@ function app(redis: Partial<Redis> = {}, requestTimeoutMs?: number) {
     maxEntities: 1000,
     bodyLimitBytes: 1024 * 1024,
     ...(requestTimeoutMs === undefined ? {} : { requestTimeoutMs }),
+    ...extra,
   });
+}
+
+/** Sends raw bytes on a new connection; resolves with everything the server wrote before it closed. */
+function exchange(port: number, data: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(data));
+    let reply = '';
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('latin1');
+    });
+    socket.on('error', reject);
+    socket.on('close', () => resolve(reply));
+  });
+}
+
+/** A raw HTTP/1.1 response: status, headers (lower-case names) and the JSON body. */
+function parseReply(reply: string) {
+  const [head, body] = [
+    reply.slice(0, reply.indexOf('\r\n\r\n')),
+    reply.slice(reply.indexOf('\r\n\r\n') + 4),
+  ];
+  const [statusLine, ...lines] = head.split('\r\n');
+  const headers = Object.fromEntries(
+    lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]),
+  );
+  return { status: Number(statusLine!.split(' ')[1]), headers, json: JSON.parse(body) as ErrorBody };
+}
+
+interface ErrorBody {
+  error: { code: string; message: string; field?: string };
+  request_id: string;
+}
+
+/** The documented error shape, its request id the one in x-request-id. */
+function assertErrorShape(headers: Record<string, unknown>, json: ErrorBody) {
+  assert.deepEqual(Object.keys(json).sort(), ['error', 'request_id']);
+  assert.equal(typeof json.error.code, 'string');
+  assert.equal(typeof json.error.message, 'string');
+  assert.match(json.request_id, /^[A-Za-z0-9._:-]{1,128}$/);
+  assert.equal(headers['x-request-id'], json.request_id);
 }
 
 /** Sends a request's head, then its body a byte every `dripMs`; resolves with what came back and when. */
@@ -93,9 +147,219 @@ describe('server app', () => {
     const { reply, ms } = await slowClient(port, 100);
     assert.match(reply, /^HTTP\/1\.1 408 /);
     assert.ok(ms >= 350 && ms < 2000, `closed after ${ms} ms`);
+    // In the documented error shape with a request id (once fastify's own {"error":"Request Timeout",...}).
+    const { status, headers, json } = parseReply(reply);
+    assert.equal(status, 408);
+    assertErrorShape(headers, json);
+    assert.equal(json.error.code, 'REQUEST_TIMEOUT');
+    assert.match(json.error.message, /within 400 ms \(TESSERA_SERVER_REQUEST_TIMEOUT_MS\)/);
+    assert.equal(headers.connection, 'close');
     // A client that sends in time is unaffected.
     const ok = await fetch(`http://127.0.0.1:${port}/health`);
     assert.equal(ok.status, 200);
+    await a.close();
+  });
+
+  it('answers what the HTTP parser refuses in the error shape with a request id, counts it, and closes', async () => {
+    const metrics = createServerMetrics();
+    const { lines, logger } = captureLog();
+    const a = app({}, undefined, { metrics, logger });
+    await a.listen({ host: '127.0.0.1', port: 0 });
+    const port = (a.server.address() as { port: number }).port;
+    const auth = `Authorization: Bearer ${TOKEN}\r\n`;
+    const cases = [
+      {
+        request: 'POST /get-online-features HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n',
+        status: 400,
+        message: /not a valid HTTP\/1\.1 request \(HPE_INVALID_CONTENT_LENGTH/,
+      },
+      {
+        request: `POST /get-online-features HTTP/1.1\r\nHost: x\r\n${auth}Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\nzz\r\n`,
+        status: 400,
+        message: /HPE_INVALID_CHUNK_SIZE/,
+      },
+      { request: 'GARBAGE\r\n\r\n', status: 400, message: /HPE_INVALID_METHOD/ },
+      {
+        request: `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+        status: 431,
+        message: /^request headers over \d+ bytes/,
+      },
+    ];
+    for (const c of cases) {
+      const { status, headers, json } = parseReply(await exchange(port, c.request));
+      assert.equal(status, c.status, c.request.slice(0, 40));
+      assertErrorShape(headers, json);
+      assert.match(json.error.message, c.message);
+      assert.equal(headers.connection, 'close');
+      // The operator finds it in the log under the same id.
+      assert.ok(lines.some((l) => l.reqId === json.request_id && l.status === c.status));
+    }
+    const text = await metrics.registry.getSingleMetricAsString('tessera_server_request_duration_seconds');
+    assert.match(text, /_count\{route="unmatched",status="400"\} 3$/m);
+    assert.match(text, /_count\{route="unmatched",status="431"\} 1$/m);
+    // The server still serves.
+    assert.equal((await fetch(`http://127.0.0.1:${port}/health`)).status, 200);
+    await a.close();
+  });
+
+  it("keeps the caller's request id on a 408", { timeout: 10_000 }, async () => {
+    const a = app({}, 300);
+    await a.listen({ host: '127.0.0.1', port: 0 });
+    const port = (a.server.address() as { port: number }).port;
+    const reply = await exchange(
+      port,
+      `POST /get-online-features HTTP/1.1\r\nHost: x\r\nx-request-id: mine-408\r\nAuthorization: Bearer ${TOKEN}\r\n` +
+        'Content-Type: application/json\r\nContent-Length: 60\r\n\r\n{',
+    );
+    const { status, headers, json } = parseReply(reply);
+    assert.equal(status, 408);
+    assertErrorShape(headers, json);
+    assert.equal(json.request_id, 'mine-408');
+    await a.close();
+  });
+
+  it('says a body is refused for its "__proto__" key, not that it is not JSON', async () => {
+    const a = app();
+    const send = (payload: string) =>
+      a.inject({
+        method: 'POST',
+        url: '/get-online-features',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        payload,
+      });
+    for (const payload of [
+      '{"__proto__": {"polluted": 1}, "entities": {"user_id": [1]}}',
+      '{"entities": {"user_id": [1]}, "features": [], "x": {"constructor": {"prototype": {}}}}',
+    ]) {
+      const res = await send(payload);
+      assert.equal(res.statusCode, 400);
+      assert.equal(res.json().error.field, 'body');
+      assert.match(res.json().error.message, /"__proto__".* is refused/);
+      assert.doesNotMatch(res.json().error.message, /not valid JSON/);
+    }
+    // Broken JSON is still named as such.
+    const broken = await send('{"entities": ');
+    assert.equal(broken.statusCode, 400);
+    assert.match(broken.json().error.message, /not valid JSON/);
+    await a.close();
+  });
+
+  it('answers a 500 with a generic message and the request id; the detail goes to the log under it', async () => {
+    const { lines, logger } = captureLog();
+    const corruptKey = stateKey('app-test', definitions.views[0]!.name, '7');
+    const replyError = Object.assign(
+      new Error(
+        'WRONGTYPE Operation against a key holding the wrong kind of value script: 0123456789abcdef0123456789abcdef01234567, on @user_script:16.',
+      ),
+      { name: 'ReplyError' },
+    );
+    const a = app(
+      {
+        async hmgetBuffer(key: string) {
+          if (key === corruptKey) return [Buffer.from([1, 2, 3]), null];
+          throw replyError;
+        },
+      } as unknown as Partial<Redis>,
+      undefined,
+      { logger },
+    );
+    for (const [user, code, detail] of [
+      [7, 'STATE_CORRUPT', /cannot be decoded/],
+      [8, 'INTERNAL', /WRONGTYPE.*@user_script:16/],
+    ] as const) {
+      const res = await a.inject({
+        method: 'POST',
+        url: '/get-online-features',
+        headers: { authorization: `Bearer ${TOKEN}`, 'x-request-id': `req-${user}` },
+        payload: {
+          features: [`${definitions.views[0]!.name}:transaction_count_1h`],
+          entities: { user_id: [user] },
+        },
+      });
+      assert.equal(res.statusCode, 500);
+      const json = res.json() as ErrorBody;
+      assertErrorShape(res.headers, json);
+      assert.equal(json.error.code, code);
+      // Once the key layout with "delete the key to rebuild it", or the script's digest and line.
+      assert.equal(
+        json.error.message,
+        'the server could not answer this request; the server log has the details under this request id',
+      );
+      const logged = lines.find((l) => l.reqId === `req-${user}`);
+      assert.ok(logged, 'a log line under the request id');
+      assert.match(`${logged.err} ${logged.cause}`, detail);
+    }
+    await a.close();
+  });
+
+  it('tells a push Kafka refused for good that rows may be written, not the topic or the broker error', async () => {
+    const { lines, logger } = captureLog();
+    const config = loadConfig({ argv: [], env: { TESSERA_AUTH_TOKEN: TOKEN } });
+    const refused = Object.assign(new Error('Not authorized to access topics'), {
+      retriable: false,
+      type: 'TOPIC_AUTHORIZATION_FAILED',
+    });
+    const producer = {
+      events: { DISCONNECT: 'producer.disconnect' },
+      on() {},
+      async connect() {},
+      async send() {
+        throw refused;
+      },
+    } as unknown as ConstructorParameters<typeof Pusher>[0];
+    const a = app({}, undefined, {
+      logger,
+      pusher: new Pusher(producer, config, definitions, 'definitions'),
+    });
+    const res = await a.inject({
+      method: 'POST',
+      url: '/push',
+      headers: { authorization: `Bearer ${TOKEN}` },
+      payload: {
+        push_source_name: 'transactions',
+        df: {
+          user_id: [1],
+          event_timestamp: ['2026-01-01T00:00:00Z'],
+          amount: [1.5],
+          merchant_id: ['m'],
+        },
+      },
+    });
+    assert.equal(res.statusCode, 500);
+    const json = res.json() as ErrorBody;
+    assertErrorShape(res.headers, json);
+    assert.match(json.error.message, /rows before the refused one may be written already/);
+    assert.match(json.error.message, /the server log has the details under this request id$/);
+    assert.doesNotMatch(json.error.message, /TOPIC_AUTHORIZATION_FAILED|transactions/);
+    assert.match(String(lines.find((l) => l.reqId === json.request_id)?.err), /TOPIC_AUTHORIZATION_FAILED/);
+    await a.close();
+  });
+
+  it('counts Redis refusing a read (a 500) in tessera_server_redis_errors_total, and says so in its help', async () => {
+    const metrics = createServerMetrics();
+    const a = app(
+      {
+        async hmgetBuffer() {
+          throw Object.assign(new Error('WRONGTYPE Operation against a key'), { name: 'ReplyError' });
+        },
+      } as unknown as Partial<Redis>,
+      undefined,
+      { metrics },
+    );
+    const res = await a.inject({
+      method: 'POST',
+      url: '/get-online-features',
+      headers: { authorization: `Bearer ${TOKEN}` },
+      payload: {
+        features: [`${definitions.views[0]!.name}:transaction_count_1h`],
+        entities: { user_id: [1] },
+      },
+    });
+    assert.equal(res.statusCode, 500);
+    const text = await metrics.registry.getSingleMetricAsString('tessera_server_redis_errors_total');
+    assert.match(text, /^tessera_server_redis_errors_total 1$/m);
+    // Its help once said "answered 503" only.
+    assert.match(text, /^# HELP tessera_server_redis_errors_total .*\(answered 503\).*\(answered 500\)/m);
     await a.close();
   });
 

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
-import { OnlineReader } from '../../../services/server/lookup.ts';
+import { newestEventBefore, OnlineReader } from '../../../services/server/lookup.ts';
 import { parseOnlineRequest } from '../../../services/server/request.ts';
 import { StateReads } from '../../../services/server/state-reads.ts';
 import { loadDefinitionsFile } from '../../../shared/definitions/load.ts';
@@ -15,6 +15,7 @@ import {
   emptyState,
   encodeDelta,
   encodeState,
+  newestEventTime,
   planView,
   readFeatures,
 } from '../../../shared/engine/index.ts';
@@ -163,6 +164,91 @@ describe('online lookup', () => {
     } finally {
       store.delete(key);
     }
+  });
+});
+
+describe('as_of before the newest event', () => {
+  const MIN = 60_000;
+  type Answer = { values: unknown[]; statuses: string[]; event_timestamps: string[] };
+  /** One user's state in a stand-in Redis; the answer of a lookup at as_of. */
+  async function lookupAt(defs: typeof definitions, state: EntityState, asOf: number) {
+    const v = defs.views[0]!;
+    const p = planView(v);
+    const store = new Map([[stateKey(PREFIX, v.name, '1'), [Buffer.from(encodeState(p, state)), null]]]);
+    const reader = new OnlineReader(fakeRedis(store as Map<string, [Buffer, Buffer | null]>), defs, PREFIX);
+    const request = parseOnlineRequest(
+      { feature_service: 'fraud_model_v1', entities: { user_id: [1] }, as_of: asOf },
+      defs,
+      1000,
+    );
+    const { body } = await reader.lookup(request, T0 + DAY);
+    return (JSON.parse(body) as { results: Answer[] }).results.slice(1);
+  }
+  const stateOf = (p: typeof plan, times: number[]) => {
+    const state = emptyState(p);
+    times.forEach((ts, i) => {
+      applyEvent(p, state, { ...event(i, ts), values: p.columns.map(() => 5.5) });
+    });
+    return state;
+  };
+
+  it('stamps the newest event before as_of, not a later one, and reads values there', async () => {
+    // The audit's case: events at 15:12:10 and 15:17:10.5, as_of 15:13:10 once answered 15:17:10.500Z.
+    const first = T0 - 5 * MIN;
+    const state = stateOf(plan, [first, T0 + 500]);
+    for (const asOf of [T0 - 4 * MIN, T0 + 500]) {
+      // At exactly the second event's time it is still outside every window [t - W, t).
+      const answer = await lookupAt(definitions, state, asOf);
+      plan.features.forEach((f, i) => {
+        assert.equal(Date.parse(answer[i]!.event_timestamps[0]!), first, `${f.def.name} at ${asOf}`);
+        assert.equal(answer[i]!.statuses[0], 'PRESENT');
+        assert.deepEqual(answer[i]!.values[0], readFeatures(plan, state, asOf)[f.index]);
+      });
+    }
+    // After it, the second event is the newest.
+    const later = await lookupAt(definitions, state, T0 + 501);
+    assert.equal(Date.parse(later[0]!.event_timestamps[0]!), T0 + 500);
+  });
+
+  it('answers OUTSIDE_MAX_AGE when the newest event before as_of is older than max_age', async () => {
+    const maxAge = view.maxAgeMs!;
+    const old = T0 - maxAge - 31 * MIN;
+    const answer = await lookupAt(definitions, stateOf(plan, [old, T0]), T0 - 30 * MIN);
+    for (const column of answer) {
+      assert.equal(column.statuses[0], 'OUTSIDE_MAX_AGE');
+      assert.equal(column.values[0], null);
+      assert.equal(Date.parse(column.event_timestamps[0]!), old);
+    }
+  });
+
+  it('answers no event time when the state holds none before as_of', async () => {
+    const answer = await lookupAt(definitions, stateOf(plan, [T0 - 10 * MIN, T0]), T0 - 20 * MIN);
+    assert.equal(answer[0]!.event_timestamps[0], '1970-01-01T00:00:00Z');
+    assert.equal(answer[0]!.values[0], 0, 'the 1h count before any event');
+  });
+
+  it('stamps the start of the newest tile before as_of when the events before it are folded', async () => {
+    const tiledDefs = loadDefinitionsFile('definitions/fraud.yaml', { mode: 'tiled' });
+    const tiled = planView(tiledDefs.views[0]!);
+    // 100 events three days ago, then 300 in the last 20 minutes: over the fold threshold, so the
+    // old ones are folded into tiles and every raw event is after the as_of.
+    const oldTimes = Array.from({ length: 100 }, (_, i) => T0 - 3 * DAY + i * 7 * MIN + 1234);
+    const recent = Array.from({ length: 300 }, (_, i) => T0 - 20 * MIN + i * 4000);
+    const state = stateOf(tiled, [...oldTimes, ...recent]);
+    assert.ok(
+      state.tiles.some((group) => group.length > 0),
+      'the old events are in tiles',
+    );
+    const asOf = T0 - 30 * MIN;
+    const lastOld = oldTimes.at(-1)!;
+    const stamp = newestEventBefore(state, asOf)!;
+    // Known by its tile's start: never after the event, at most a tile before it (1 h: the 5-minute
+    // tiles keep no window's worth that old).
+    assert.ok(stamp <= lastOld && stamp > lastOld - HOUR, `stamp ${stamp}, event ${lastOld}`);
+    assert.equal(stamp % (5 * MIN), 0, 'a tile start');
+    assert.equal(newestEventBefore(state, T0 + DAY), newestEventTime(state), 'unbounded: the newest');
+    const answer = await lookupAt(tiledDefs, state, asOf);
+    assert.equal(Date.parse(answer[0]!.event_timestamps[0]!), stamp);
   });
 });
 

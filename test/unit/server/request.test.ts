@@ -62,12 +62,51 @@ describe('parseOnlineRequest', () => {
     assert.equal(ms.asOf, 1_768_046_400_000);
   });
 
-  it('refuses rounded, fractional and non-canonical int64 keys, naming the row', () => {
-    for (const bad of [Number.MAX_SAFE_INTEGER + 2, 1.5, '007', '', null, true])
+  it('refuses fractional and non-canonical int64 keys, naming the row', () => {
+    for (const bad of [1.5, '007', '', null, true])
       assert.match(
         refusal({ features: [`${VIEW}:transaction_count_1h`], entities: { user_id: [1, bad] } }),
         /entities\.user_id\[1\]: .* is not an int64/,
       );
+  });
+
+  it('refuses an int64 JSON number beyond 2^53 as unreadable exactly, pointing at decimal strings', () => {
+    // Feast's Python SDK writes 9007199254740993 exactly; JSON.parse reads it as 9007199254740992,
+    // which the refusal once quoted as if the client had sent it ("... is not an int64").
+    const body = JSON.parse(
+      `{"features": ["${VIEW}:transaction_count_1h"], "entities": {"user_id": [1, 9007199254740993]}}`,
+    );
+    const message = refusal(body);
+    assert.match(message, /^entities\.user_id\[1\]: a JSON number beyond 2\^53 cannot be read exactly/);
+    assert.match(message, /send int64 ids beyond 2\^53 as decimal strings/);
+    assert.match(message, /reads as 9007199254740992, which may not be the id sent/);
+    for (const big of [-(2 ** 60), 1e300])
+      assert.match(
+        refusal({ features: [`${VIEW}:transaction_count_1h`], entities: { user_id: [big] } }),
+        /beyond 2\^53 cannot be read exactly/,
+      );
+    // The same id as a decimal string is read exactly.
+    const ok = parseOnlineRequest(
+      { features: [`${VIEW}:transaction_count_1h`], entities: { user_id: ['9007199254740993'] } },
+      fraud,
+      10,
+    );
+    assert.deepEqual(ok.views[0]!.keys, ['9007199254740993']);
+  });
+
+  it('refuses a feature asked for twice as such, with or without full_feature_names', () => {
+    for (const full_feature_names of [true, false]) {
+      const message = refusal({
+        features: [`${VIEW}:transaction_count_1h`, `${VIEW}:transaction_count_1h`],
+        entities: { user_id: [1] },
+        full_feature_names,
+      });
+      // Once told to "set full_feature_names to true" although it already was.
+      assert.equal(
+        message,
+        `features[1]: "${VIEW}:transaction_count_1h" is asked for twice; ask for each feature once`,
+      );
+    }
   });
 
   it('refuses a name clash unless full_feature_names, and both features and a service', () => {
