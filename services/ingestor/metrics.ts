@@ -84,7 +84,7 @@ export function createIngestorMetrics(options: { processMetrics?: boolean } = {}
     }),
     capped: new Counter({
       name: 'tessera_ingestor_entity_cap_dropped_events_total',
-      help: 'Events dropped from exact-mode state because an entity exceeded max_events_per_entity.',
+      help: 'Raw events dropped from a state because an entity exceeded max_events_per_entity (tiled features keep those older than the read floor).',
       labelNames: ['view'] as const,
       registers: [registry],
     }),

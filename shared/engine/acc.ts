@@ -39,6 +39,16 @@ export type Acc =
   | { k: 'first' | 'last'; e: Positioned | null }
   | { k: 'last_n'; items: Positioned[] };
 
+/**
+ * a < b, with -0 below 0 (as Math.min and Math.max order them): min and max of a window holding
+ * both zeros must not depend on which came first (a state holds events tied in time in the order
+ * applied, the offline sweep by partition and offset, tiles merge in any order). Every min/max
+ * comparison of the engine uses this order.
+ */
+export function below(a: number, b: number): boolean {
+  return a < b || (a === b && 1 / a < 1 / b);
+}
+
 /** Total order of events: time, then partition, then offset. */
 export function compareEvents(
   a: { ts: number; partition: number; offset: number },
@@ -89,11 +99,11 @@ export function addEvent(acc: Acc, feature: FeaturePlan, event: StoredEvent): vo
       addExactSquare(acc.q, val as number);
       return;
     case 'min':
-      if (acc.n === 0 || (val as number) < acc.v) acc.v = val as number;
+      if (acc.n === 0 || below(val as number, acc.v)) acc.v = val as number;
       acc.n++;
       return;
     case 'max':
-      if (acc.n === 0 || (val as number) > acc.v) acc.v = val as number;
+      if (acc.n === 0 || below(acc.v, val as number)) acc.v = val as number;
       acc.n++;
       return;
     case 'distinct':
@@ -147,7 +157,7 @@ export function mergeAcc(into: Acc, other: Acc, feature: FeaturePlan): void {
     case 'max': {
       const o = other as typeof into;
       if (o.n === 0) return;
-      if (into.n === 0 || (into.k === 'min' ? o.v < into.v : o.v > into.v)) into.v = o.v;
+      if (into.n === 0 || (into.k === 'min' ? below(o.v, into.v) : below(into.v, o.v))) into.v = o.v;
       into.n += o.n;
       return;
     }

@@ -78,7 +78,7 @@ export class BeforeEventReader {
       for (const { slider } of this.sliders) slider.inserted(this.length - 1, event.ts);
       return;
     }
-    const at = insertedAt(events, this.base, end + 1, event);
+    const at = insertedAt(events, this.base, end + 1, event, this.plan.needsOrder);
     if (at < 0 || events[end] !== this.lastMirrored) {
       this.dirty = true;
       return;
@@ -143,28 +143,35 @@ export class BeforeEventReader {
   }
 }
 
-/** Position in events[from, to) of the stored event with this (ts, partition, offset), or -1. */
+/**
+ * Position in events[from, to) of the stored event with this (ts, partition, offset), or -1. Ties
+ * in time are in (partition, offset) order when `byPosition`, else in the order applied, the event
+ * just applied last among them (state.ts insertSorted).
+ */
 function insertedAt(
   events: readonly StoredEvent[],
   from: number,
   to: number,
   event: { ts: number; partition: number; offset: number },
+  byPosition: boolean,
 ): number {
   let lo = from;
   let hi = to;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     const e = events[mid]!;
-    if (
-      e.ts < event.ts ||
-      (e.ts === event.ts &&
-        (e.partition < event.partition || (e.partition === event.partition && e.offset < event.offset)))
-    )
-      lo = mid + 1;
+    const before = byPosition
+      ? e.ts < event.ts ||
+        (e.ts === event.ts &&
+          (e.partition < event.partition || (e.partition === event.partition && e.offset < event.offset)))
+      : e.ts <= event.ts;
+    if (before) lo = mid + 1;
     else hi = mid;
   }
+  if (!byPosition) lo--; // the last event not after it in time
   const e = events[lo];
   return e !== undefined &&
+    lo >= from &&
     lo < to &&
     e.ts === event.ts &&
     e.partition === event.partition &&

@@ -106,7 +106,9 @@ function readNumber(r: ByteReader, strings: string[]): number {
 // the end, instead of growing two fresh buffers per state and copying the body into the header's.
 const BODY = new ByteWriter();
 const OUT = new ByteWriter();
-export const UTF8_DECODER = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: without it the decoder strips a leading U+FEFF, so a string value starting with one
+// (a merchant id "\uFEFFm1") came back as another string ("m1") after a trip through Redis.
+export const UTF8_DECODER = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export function encodeState(plan: ViewPlan, state: EntityState): Uint8Array {
   const dict = new Dictionary();

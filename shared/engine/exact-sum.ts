@@ -113,8 +113,11 @@ export function exactVariance(n: number, sum: readonly number[], sumSquares: rea
 }
 
 /**
- * The same exact sum in a fixed typed buffer, for the offline sweep's hot loop (no array growth or
- * shrinking). Non-overlapping partials of doubles number at most about 2098 / 53 < 48.
+ * The same exact sum in a typed buffer, for the offline sweep's hot loop (no array growth or
+ * shrinking per value). The buffer starts with room for 48 partials, which ordinary amounts never
+ * come near, and doubles whenever it is full: non-overlapping partials need not be dense (each may
+ * hold a single bit), so their number is bounded only by the width of the exponent range, about
+ * 2100, and a few hundred amounts of widely spread magnitudes already need more than 48.
  *
  * The steps repeat `accumulate` and `roundExact` on purpose, written for a Float64Array only: one
  * function shared by plain arrays (of several element kinds) and typed arrays gets polymorphic
@@ -122,10 +125,12 @@ export function exactVariance(n: number, sum: readonly number[], sumSquares: rea
  * The unit tests check both against each other.
  */
 export class ExactAccumulator {
-  readonly partials = new Float64Array(48);
+  partials = new Float64Array(48);
   count = 0;
 
   add(value: number): void {
+    // add writes at most one partial past the current ones, so one free slot is enough.
+    if (this.count === this.partials.length) this.grow();
     const p = this.partials;
     const count = this.count;
     let x = value;
@@ -175,5 +180,12 @@ export class ExactAccumulator {
 
   clear(): void {
     this.count = 0;
+  }
+
+  /** Out of the hot path: a new buffer of twice the size, still a Float64Array (one element kind). */
+  private grow(): void {
+    const next = new Float64Array(this.partials.length * 2);
+    next.set(this.partials.subarray(0, this.count));
+    this.partials = next;
   }
 }

@@ -14,7 +14,7 @@
 // an entity with offsets for more than 64 partitions (`load` returns false). Bytes that do not
 // decode, and records applyDeltas refuses, make `load` throw; decoding then names the problem.
 import type { FeatureValue } from './acc.ts';
-import { extremeResult, momentsResult, sumResult } from './acc.ts';
+import { below, extremeResult, momentsResult, sumResult } from './acc.ts';
 import { corrupt } from './bytes.ts';
 import { FORMAT_VERSION, TAG_CENTS, TAG_F64, TAG_NEG_INT, TAG_NULL, TAG_STRING, TAG_UINT } from './codec.ts';
 import { DELTA_TAG } from './delta.ts';
@@ -30,7 +30,9 @@ const STR = 2;
 
 const COVERED: ReadonlySet<AccKind> = new Set<AccKind>(['count', 'sum', 'min', 'max', 'distinct', 'moments']);
 
-const UTF8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM keeps a leading U+FEFF as part of the string, as the decoders in codec.ts do: one
+// byte string is always one string, so equal bytes and equal strings are the same test.
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
  * Partitions whose last offsets a replay tracks (looked up by a linear scan). An entity's events
@@ -90,9 +92,6 @@ export class StateBytesReader {
   private nEvents = 0;
   private evHead = 0;
   private evTs = new Float64Array(64);
-  /** Event positions, for the sorted insert of a replay only (the state's own are 0, as decoded). */
-  private evP = new Float64Array(0);
-  private evO = new Float64Array(0);
   /** Event i's value of column c at i * columns + c: kind, and number or dictionary index. */
   private evKind = new Uint8Array(64);
   private evNum = new Float64Array(64);
@@ -344,13 +343,13 @@ export class StateBytesReader {
           const tn = pool[at]!;
           if (tn === 0) continue;
           const x = pool[at + 1]!;
-          if (count === 0 || (isMax ? x > v : x < v)) v = x;
+          if (count === 0 || (isMax ? below(v, x) : below(x, v))) v = x;
           count += tn;
         }
         for (let i = lo, at = lo * columns + c; i < hi; i++, at += columns) {
           if (kinds[at] === NULL) continue;
           const x = nums[at]!;
-          if (count === 0 || (isMax ? x > v : x < v)) v = x;
+          if (count === 0 || (isMax ? below(v, x) : below(x, v))) v = x;
           count++;
         }
         return extremeResult(f, count, v);
@@ -443,24 +442,22 @@ export class StateBytesReader {
       this.strHash = new Int32Array(this.strStart.length);
       this.strSrc = new Uint8Array(this.strStart.length);
     }
-    let unique = true;
     for (let i = 0; i < n; i++) {
       const len = this.varint();
       const start = this.pos;
       const h = this.checkString(len);
-      // The decoder drops a byte-order mark: two different byte strings, one string.
-      if (hasBom(this.buf, start, len)) unique = false;
       this.strStart[i] = start;
       this.strLen[i] = len;
       this.strHash[i] = h;
       this.strSrc[i] = 0;
     }
-    return unique && (!this.hasDistinct || n < 2 || this.uniqueStrings());
+    return !this.hasDistinct || n < 2 || this.uniqueStrings();
   }
 
   /**
    * The string of `len` bytes at `pos`, checked as UTF-8 like the decoders' fatal TextDecoder
-   * (throws on malformed bytes), and skipped; returns its hash (FNV-1a).
+   * (throws on malformed bytes), and skipped; returns its hash (FNV-1a), as a signed 32-bit
+   * integer like the Int32Array it is stored in and compared with.
    */
   private checkString(len: number): number {
     const buf = this.buf;
@@ -475,7 +472,9 @@ export class StateBytesReader {
     }
     if (!ascii) UTF8.decode(buf.subarray(start, start + len)); // throws on malformed UTF-8
     this.pos = start + len;
-    return h;
+    // Math.imul already gives a signed value; only the empty string keeps the unsigned seed, which
+    // would never equal its stored copy (so "" got a new dictionary index in every delta record).
+    return h | 0;
   }
 
   private uniqueStrings(): boolean {
@@ -521,16 +520,9 @@ export class StateBytesReader {
    * throws where it throws, false where this reader does not cover what the records hold.
    */
   private replay(delta: Uint8Array): boolean {
-    // Covered plans never need tie order, so decodeState leaves the state's events at partition 0,
-    // offset 0: replayed events sort among them by (ts, partition, offset) exactly as there.
+    // Covered plans never need tie order: a replayed event goes after the events of its time, as
+    // applyEvent inserts it (state.ts insertSorted).
     if (this.plan.needsOrder) return false;
-    const n0 = this.nEvents;
-    if (this.evP.length < this.evTs.length) {
-      this.evP = new Float64Array(this.evTs.length);
-      this.evO = new Float64Array(this.evTs.length);
-    }
-    this.evP.fill(0, 0, n0);
-    this.evO.fill(0, 0, n0);
     this.buf = delta;
     this.deltaBuf = delta;
     this.pos = 0;
@@ -585,7 +577,6 @@ export class StateBytesReader {
       const start = this.pos;
       const h = this.checkString(len);
       if (!this.hasDistinct) continue;
-      if (hasBom(this.buf, start, len)) return false; // two byte strings, one string: see strings()
       this.strMap[i] = this.intern(start, len, h);
     }
     this.valueStrings = n;
@@ -636,7 +627,7 @@ export class StateBytesReader {
     if (at < 0 && this.nOffsets >= MAX_PARTITIONS) return false;
     this.setOffset(at, partition, offset);
 
-    this.insertRow(ts, partition, offset);
+    this.insertRow(ts);
     if (ts > clock) clock = ts;
     this.hasClock = true;
     this.clock = clock;
@@ -671,31 +662,20 @@ export class StateBytesReader {
     this.nOffsets = n + 1;
   }
 
-  /** The row as a live event, after the last one not after it by (ts, partition, offset) (insertSorted). */
-  private insertRow(ts: number, partition: number, offset: number): void {
+  /** The row as a live event, after every event not later than it (insertSorted without positions). */
+  private insertRow(ts: number): void {
     const n = this.nEvents;
     const columns = this.columns;
     this.ensureEvents(n + 1);
     const times = this.evTs;
-    const parts = this.evP;
-    const offsets = this.evO;
     let i = n;
-    // compareEvents(events[i - 1], event) > 0, the same expression.
-    while (
-      i > this.evHead &&
-      (times[i - 1]! - ts || parts[i - 1]! - partition || offsets[i - 1]! - offset) > 0
-    )
-      i--;
+    while (i > this.evHead && times[i - 1]! > ts) i--;
     if (i < n) {
       times.copyWithin(i + 1, i, n);
-      parts.copyWithin(i + 1, i, n);
-      offsets.copyWithin(i + 1, i, n);
       this.evKind.copyWithin((i + 1) * columns, i * columns, n * columns);
       this.evNum.copyWithin((i + 1) * columns, i * columns, n * columns);
     }
     times[i] = ts;
-    parts[i] = partition;
-    offsets[i] = offset;
     this.evKind.set(this.rowKind, i * columns);
     this.evNum.set(this.rowNum, i * columns);
     this.nEvents = n + 1;
@@ -707,8 +687,6 @@ export class StateBytesReader {
     if (this.evTs.length < n) {
       const size = grow(this.evTs.length, n);
       this.evTs = copyInto(new Float64Array(size), this.evTs, had);
-      this.evP = copyInto(new Float64Array(size), this.evP, had);
-      this.evO = copyInto(new Float64Array(size), this.evO, had);
     }
     const columns = this.columns;
     if (this.evKind.length < n * columns) {
@@ -908,9 +886,4 @@ function grow(current: number, needed: number): number {
 function copyInto<T extends Float64Array | Int32Array | Uint8Array>(to: T, from: T, n: number): T {
   to.set(from.subarray(0, n));
   return to;
-}
-
-/** The bytes start with a UTF-8 byte-order mark, which the decoders drop. */
-function hasBom(buf: Uint8Array, start: number, len: number): boolean {
-  return len >= 3 && buf[start] === 0xef && buf[start + 1] === 0xbb && buf[start + 2] === 0xbf;
 }

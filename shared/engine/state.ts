@@ -17,7 +17,11 @@ export type EngineEvent = StoredEvent;
 export interface EntityState {
   /** Newest time the state has seen: max(event times applied, `now` passed to apply); null when new. */
   clock: number | null;
-  /** Raw events, ascending by (ts, partition, offset); the live ones start at `head`. */
+  /**
+   * Raw events, ascending by time; the live ones start at `head`. Events tied in time are in
+   * (partition, offset) order when a feature needs it (first/last/last_n, whose bytes keep
+   * positions), else in the order they were applied (insertSorted).
+   */
   events: StoredEvent[];
   /** Index of the first live event: pruning moves it (O(1)); the array is compacted now and then. */
   head: number;
@@ -154,7 +158,7 @@ export function applyEvent(
   // every stored event, it is appended without reading the last one (rarely in cache for an
   // entity that was idle).
   if (state.clock === null || event.ts > state.clock) state.events.push(event);
-  else insertSorted(state.events, state.head, event);
+  else insertSorted(state.events, state.head, event, plan.needsOrder);
   // Usually not the oldest raw event, whose threshold is lower: only a lower bound is compared.
   if (event.ts + plan.rawLifeMs < state.pruneAt)
     state.pruneAt = Math.min(state.pruneAt, rawPruneAt(plan, event.ts));
@@ -167,9 +171,34 @@ export function applyEvent(
   const live = state.events.length - state.head;
   if (live <= plan.maxEvents) return APPLIED;
   const dropped = live - plan.maxEvents;
-  dropFront(state, state.head + dropped);
+  dropOverCap(plan, state, dropped);
   state.dropped += dropped;
   return { outcome: 'applied', dropped };
+}
+
+/**
+ * max_events_per_entity: drops the `count` oldest raw events (by time; ties in their array order,
+ * see insertSorted). Tiled features keep the dropped events that are older than the read floor,
+ * folded into their tiles (as `fold` would have, had no exact feature still needed them raw): a
+ * tiled feature then loses only events dropped within the allowed lateness, whatever exact
+ * features share its view.
+ */
+function dropOverCap(plan: ViewPlan, state: EntityState, count: number): void {
+  const events = state.events;
+  const head = state.head;
+  const until = head + count;
+  // Only events older than the read floor may fold: a tile must hold nothing a read can find
+  // after its own time.
+  const reachable = (state.clock as number) - plan.latenessMs;
+  const end = plan.tileGroups.length > 0 ? Math.min(until, lowerBoundTs(events, reachable, head)) : head;
+  for (let g = 0; g < plan.tileGroups.length && end > head; g++) {
+    const group = plan.tileGroups[g]!;
+    const cutoff = tileCutoff(group, reachable);
+    const series = state.tiles[g]!;
+    for (let i = head; i < end; i++) series.add(events[i]!, group.tileMs, cutoff);
+  }
+  dropFront(state, until);
+  if (end > head) state.pruneAt = pruneAtOf(plan, state);
 }
 
 /** Moves the clock forward to `now` (never back) and drops what no read can need any more. */
@@ -354,14 +383,19 @@ function dropFront(state: EntityState, until: number): void {
   }
 }
 
-function insertSorted(events: StoredEvent[], head: number, event: StoredEvent): void {
+/**
+ * Inserts an event after the last one not after it: by (ts, partition, offset) when `byPosition`,
+ * else by time alone, after every event of its time. Without first/last/last_n the state bytes
+ * keep no positions (a decoded event is partition 0, offset 0), so ordering ties by position would
+ * place an event of a delta record differently in the writer's state and in one rebuilt from its
+ * bytes, and the cap (which drops by place) would then drop other events in each.
+ */
+function insertSorted(events: StoredEvent[], head: number, event: StoredEvent, byPosition: boolean): void {
   let i = events.length;
-  if (i === head || compareEvents(events[i - 1]!, event) <= 0) {
-    events.push(event);
-    return;
-  }
-  while (i > head && compareEvents(events[i - 1]!, event) > 0) i--;
-  events.splice(i, 0, event);
+  if (byPosition) while (i > head && compareEvents(events[i - 1]!, event) > 0) i--;
+  else while (i > head && events[i - 1]!.ts > event.ts) i--;
+  if (i === events.length) events.push(event);
+  else events.splice(i, 0, event);
 }
 
 export function lowerBoundTs(events: StoredEvent[], bound: number, from = 0): number {

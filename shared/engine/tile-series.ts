@@ -6,7 +6,7 @@
 // lines, no objects), and dropping old tiles moves a head index. Reads merge tiles into the
 // accumulators of acc.ts; the codec reads and writes tiles as those accumulators (toAcc /
 // pushTile), so the bytes are the same as when tiles were objects.
-import { type Acc, addEvent, emptyAcc, mergeAcc, type StoredEvent, type Value } from './acc.ts';
+import { type Acc, addEvent, below, emptyAcc, mergeAcc, type StoredEvent, type Value } from './acc.ts';
 import { addExact, mergeExact } from './exact-sum.ts';
 import type { FeaturePlan } from './plan.ts';
 import { floorTo } from './window.ts';
@@ -42,14 +42,14 @@ function addSum(num: number[], ref: TileRef[], n: number, r: number, v: Value | 
 /** min: [count, minimum] in num. */
 function addMin(num: number[], n: number, v: Value | null | undefined): void {
   if (typeof v !== 'number') return;
-  if (num[n] === 0 || v < num[n + 1]!) num[n + 1] = v;
+  if (num[n] === 0 || below(v, num[n + 1]!)) num[n + 1] = v;
   num[n]!++;
 }
 
 /** max: [count, maximum] in num. */
 function addMax(num: number[], n: number, v: Value | null | undefined): void {
   if (typeof v !== 'number') return;
-  if (num[n] === 0 || v > num[n + 1]!) num[n + 1] = v;
+  if (num[n] === 0 || below(num[n + 1]!, v)) num[n + 1] = v;
   num[n]!++;
 }
 
@@ -152,7 +152,7 @@ class ExtremeColumn extends TileColumn {
     if (count === 0) return;
     const a = acc as { n: number; v: number };
     const v = num[n + 1]!;
-    if (a.n === 0 || (this.isMax ? v > a.v : v < a.v)) a.v = v;
+    if (a.n === 0 || (this.isMax ? below(a.v, v) : below(v, a.v))) a.v = v;
     a.n += count;
   }
   toAcc(num: number[], _ref: TileRef[], n: number): Acc {

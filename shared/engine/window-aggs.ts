@@ -4,7 +4,7 @@
 // and avg, min and max, distinct strings) get monomorphic loops over typed arrays with no
 // per-row allocation; the online before-event reader drives the same aggregates one read at a
 // time through `Slider` (sliding.ts). Results go through the same result functions as reads.
-import { extremeResult, type FeatureValue, momentsResult, sumResult, type Value } from './acc.ts';
+import { below, extremeResult, type FeatureValue, momentsResult, sumResult, type Value } from './acc.ts';
 import { addExact, addExactSquare, ExactAccumulator } from './exact-sum.ts';
 import { hllAdd, hllEstimate } from './hll.ts';
 import type { FeaturePlan } from './plan.ts';
@@ -240,8 +240,9 @@ class ExtremeAgg extends WindowAgg {
     if (Number.isNaN(v)) return;
     this.n++;
     const dq = this.deque;
-    if (this.isMax) while (this.tail > this.head && nums[dq[this.tail - 1]!]! <= v) this.tail--;
-    else while (this.tail > this.head && nums[dq[this.tail - 1]!]! >= v) this.tail--;
+    // Pops what the new value equals or beats, -0 below 0 (acc.ts `below`).
+    if (this.isMax) while (this.tail > this.head && !below(v, nums[dq[this.tail - 1]!]!)) this.tail--;
+    else while (this.tail > this.head && !below(nums[dq[this.tail - 1]!]!, v)) this.tail--;
     dq[this.tail++] = i;
   }
   remove(i: number): void {
@@ -284,8 +285,8 @@ class ExtremeAgg extends WindowAgg {
           const v = nums[pHi]!;
           if (Number.isNaN(v)) continue;
           n++;
-          if (isMax) while (tail > head && nums[dq[tail - 1]!]! <= v) tail--;
-          else while (tail > head && nums[dq[tail - 1]!]! >= v) tail--;
+          if (isMax) while (tail > head && !below(v, nums[dq[tail - 1]!]!)) tail--;
+          else while (tail > head && !below(nums[dq[tail - 1]!]!, v)) tail--;
           dq[tail++] = pHi;
         }
         for (; pLo < lo; pLo++) {

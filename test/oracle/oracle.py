@@ -10,6 +10,9 @@ user u and whose event_timestamp ts satisfies
     start = floor((t - window_ms) / tile_ms) * tile_ms      (tiled mode, UTC epoch tiles)
 
 The event at exactly t (the row itself and any row tied with it) is excluded.
+A row repeating the (partition, offset) of an earlier row of the same user is a
+redelivery of that record: it counts once (the first row of the file), though
+every row still gets its own output line.
 
 It is written to be obviously right rather than fast: rows are grouped by user,
 then for each row a boolean mask over all of that user's events selects the
@@ -34,6 +37,8 @@ import time
 import numpy as np
 
 EVENT_COLUMNS = ("user_id", "event_timestamp", "amount", "merchant_id", "partition", "offset")
+# The header may stop before the position columns; then no two rows are the same record.
+POSITION_COLUMNS = ("partition", "offset")
 # How each column of the events CSV is parsed. Python's float() is correctly
 # rounded, so "12.34" becomes the nearest double, whatever the number of digits.
 COLUMN_TYPES = {
@@ -56,19 +61,23 @@ class SpecError(ValueError):
 
 
 def read_events(path: str) -> dict[str, list]:
-    """Read the events CSV into one Python list per column, in input row order."""
+    """Read the events CSV into one Python list per column, in input row order (the position
+    columns stay empty lists when the file has none)."""
     columns: dict[str, list] = {name: [] for name in EVENT_COLUMNS}
+    without_positions = EVENT_COLUMNS[: -len(POSITION_COLUMNS)]
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         header = next(reader, None)
-        if header is None or tuple(h.strip() for h in header) != EVENT_COLUMNS:
-            raise ValueError(f"{path}: header must be {','.join(EVENT_COLUMNS)}, got {header!r}")
+        names = None if header is None else tuple(h.strip() for h in header)
+        if names not in (EVENT_COLUMNS, without_positions):
+            raise ValueError(f"{path}: header must be {','.join(EVENT_COLUMNS)} "
+                             f"(or without {','.join(POSITION_COLUMNS)}), got {header!r}")
         for line_no, record in enumerate(reader, start=2):
             if not record:
                 continue
-            if len(record) != len(EVENT_COLUMNS):
-                raise ValueError(f"{path}:{line_no}: expected {len(EVENT_COLUMNS)} fields, got {len(record)}")
-            for name, text in zip(EVENT_COLUMNS, record):
+            if len(record) != len(names):
+                raise ValueError(f"{path}:{line_no}: expected {len(names)} fields, got {len(record)}")
+            for name, text in zip(names, record):
                 try:
                     columns[name].append(COLUMN_TYPES[name](text.strip() if name != "merchant_id" else text))
                 except ValueError:
@@ -168,10 +177,19 @@ def compute(columns: dict[str, list], features: list[dict], progress: bool = Fal
     # Only the columns that features use. Strings stay Python objects; numbers
     # become numpy arrays so a mask can select them quickly.
     used = {f["column"] for f in features if f["column"] is not None}
+    has_positions = all(len(columns[c]) == n for c in POSITION_COLUMNS)
     results: list[list | None] = [None] * n
     done = 0
     for user, idx in rows_of_user.items():
         ts = np.array([columns["event_timestamp"][i] for i in idx], dtype=np.int64)
+        # A redelivered record (the same partition and offset again) counts once: its first row.
+        first = np.ones(len(idx), dtype=bool)
+        if has_positions:
+            seen = set()
+            for k, i in enumerate(idx):
+                position = (columns["partition"][i], columns["offset"][i])
+                first[k] = position not in seen
+                seen.add(position)
         col = {}
         for c in used:
             vals = [columns[c][i] for i in idx]
@@ -182,8 +200,8 @@ def compute(columns: dict[str, list], features: list[dict], progress: bool = Fal
             out = []
             for f in features:
                 start = window_start(t, f["window_ms"], f["tile_ms"])
-                # THE window: every event of this user with start <= ts < t.
-                mask = (ts >= start) & (ts < t)
+                # THE window: every event of this user with start <= ts < t, each record once.
+                mask = (ts >= start) & (ts < t) & first
                 if f["column"] is None:
                     selected = [None] * int(mask.sum())
                 else:

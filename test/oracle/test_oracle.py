@@ -212,6 +212,48 @@ def test_cli_end_to_end():
     assert text == expected, f"\n{text}\n!=\n{expected}"
 
 
+def test_redelivered_rows_count_once():
+    # Rows repeating a (partition, offset) of the same user are one record delivered twice.
+    features = oracle.validate_spec({"features": [
+        feat("c", "count", 10_000), feat("s", "sum", 10_000, "amount"),
+        feat("d", "count_distinct", 10_000, "merchant_id")]})
+    rows = [  # user, ts, amount, merchant, partition, offset
+        (1, 1000, 1.0, "a", 0, 0),
+        (1, 2000, 2.0, "b", 0, 1),
+        (1, 1000, 1.0, "a", 0, 0),   # redelivery of row 0
+        (2, 1000, 5.0, "a", 0, 0),   # another user: its own record
+        (1, 1500, 4.0, "c", 1, 1),   # another partition, same offset: another record
+        (1, 2000, 2.0, "b", 0, 1),   # redelivery of row 1
+        (1, 3000, 8.0, "d", 0, 2),
+    ]
+    columns = {name: [r[k] for r in rows] for k, name in enumerate(oracle.EVENT_COLUMNS)}
+    out = [[oracle.format_value(f["aggregation"], v) for f, v in zip(features, r)]
+           for r in oracle.compute(columns, features)]
+    assert out[6] == ["3", "7.0", "3"], out[6]         # rows 0, 1, 4; not their repeats
+    assert out[2] == out[0] == ["0", "0.0", "0"], out   # a repeat gets the original's values
+    assert out[5] == out[1] == ["2", "5.0", "2"], out
+    assert out[3] == ["0", "0.0", "0"], out
+    # Without position columns every row is its own record.
+    for name in oracle.POSITION_COLUMNS:
+        columns[name] = []
+    counts = [r[0] for r in oracle.compute(columns, features)]
+    assert counts[6] == 5, counts
+
+
+def test_cli_reads_events_without_position_columns():
+    with tempfile.TemporaryDirectory() as d:
+        ev, sp, out = (os.path.join(d, x) for x in ("events.csv", "spec.json", "out.csv"))
+        with open(ev, "w") as f:
+            f.write("user_id,event_timestamp,amount,merchant_id\n1,1000,1.5,a\n1,1000,1.5,a\n1,2000,1,b\n")
+        with open(sp, "w") as f:
+            json.dump({"features": [feat("c", "count", 10_000)]}, f)
+        proc = subprocess.run([sys.executable, os.path.join(HERE, "oracle.py"), "--events", ev, "--spec", sp,
+                               "--out", out, "--quiet"], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        with open(out) as f:
+            assert f.read() == "row,c\n0,0\n1,0\n2,2\n"
+
+
 def test_cli_rejects_bad_header():
     with tempfile.TemporaryDirectory() as d:
         ev, sp, out = (os.path.join(d, x) for x in ("events.csv", "spec.json", "out.csv"))

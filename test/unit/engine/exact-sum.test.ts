@@ -10,6 +10,42 @@ import {
   mergeExact,
   roundExact,
 } from '../../../shared/engine/exact-sum.ts';
+import { stateBytesReader } from '../../../shared/engine/fast-read.ts';
+import {
+  applyEvent,
+  emptyState,
+  encodeState,
+  featuresBeforeEach,
+  readFeatures,
+} from '../../../shared/engine/index.ts';
+import { ev, HOUR, planOf, T0 } from '../../support/engine-fixtures.ts';
+
+/**
+ * The exactly rounded (half-even) sum, computed independently with BigInt: every finite double is
+ * an integer multiple of 2^-1074, so the sum is one exact integer, rounded once at the end.
+ */
+function bigIntSum(xs: readonly number[]): number {
+  const view = new DataView(new ArrayBuffer(8));
+  let total = 0n;
+  for (const x of xs) {
+    view.setFloat64(0, x);
+    const bits = view.getBigUint64(0);
+    const biased = Number((bits >> 52n) & 0x7ffn);
+    const fraction = bits & ((1n << 52n) - 1n);
+    const mantissa = biased === 0 ? fraction : fraction | (1n << 52n);
+    const scaled = mantissa << BigInt(Math.max(biased, 1) - 1); // x * 2^1074
+    total += bits >> 63n ? -scaled : scaled;
+  }
+  const sign = total < 0n ? -1 : 1;
+  const magnitude = total < 0n ? -total : total;
+  const shift = Math.max(0, magnitude.toString(2).length - 53);
+  if (shift === 0) return sign * Number(magnitude) * 2 ** -1074; // exact: 53 bits or fewer
+  let kept = magnitude >> BigInt(shift);
+  const rest = magnitude - (kept << BigInt(shift));
+  const half = 1n << BigInt(shift - 1);
+  if (rest > half || (rest === half && (kept & 1n) === 1n)) kept += 1n;
+  return sign * Number(kept) * 2 ** (shift - 1074);
+}
 
 const sum = (xs: number[]): number => roundExact(xs.reduce((p, x) => addExact(p, x), [] as number[]));
 const finite = fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e15, max: 1e15 });
@@ -105,5 +141,68 @@ describe('exact sums', () => {
     const got = variance(Array.from({ length: n }, (_, i) => (i % 2 === 0 ? m : -m)));
     assert.ok(Number.isFinite(got), `variance ${got}`);
     assert.ok(Math.abs(got / ((n * m * m) / (n - 1)) - 1) < 1e-15, `variance ${got}`);
+  });
+
+  it("the variance of any values within the decoders' bound is a finite number, never NaN", () => {
+    const m = MAX_DOUBLE_MAGNITUDE;
+    const value = fc.oneof(
+      fc.double({ noNaN: true, min: -m, max: m }),
+      fc.constantFrom(m, -m, m / 3, 5e-324, -0),
+      fc.integer({ min: -1074, max: 332 }).map((e) => 2 ** e),
+    );
+    fc.assert(
+      fc.property(fc.array(value, { minLength: 2, maxLength: 300 }), (xs) => {
+        const s: number[] = [];
+        const q: number[] = [];
+        for (const x of xs) {
+          addExact(s, x);
+          addExactSquare(q, x);
+        }
+        const v = exactVariance(xs.length, s, q);
+        assert.ok(Number.isFinite(v) && v >= 0, `variance ${v}`);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('sums needing more than 48 partials stay exact online, in the offline sweep and in the fast reader', () => {
+    // Bug fixed: the typed accumulator had a fixed room of 48 partials, and partials written past
+    // it were lost, so the offline sweep and the server's reader returned NaN where online was
+    // right. Values 2^b + 2^(b - 20), b stepping by 22 over the range the decoders take, cannot
+    // share a partial with their neighbours; alternating signs keep the total from being one of them.
+    const values: number[] = [];
+    for (let b = -1054, i = 0; 2 ** b <= MAX_DOUBLE_MAGNITUDE / 2; b += 22, i++) {
+      values.push((i % 3 === 1 ? -1 : 1) * (2 ** b + 2 ** (b - 20)));
+    }
+    const typed = new ExactAccumulator();
+    for (const x of values) typed.add(x);
+    assert.ok(typed.count > 48, `only ${typed.count} partials: the test needs more than 48`);
+    const want = bigIntSum(values);
+    assert.equal(typed.value(), want);
+    assert.equal(sum(values), want);
+
+    const plan = planOf(`
+      - { name: s, aggregation: sum, column: amount, window: 1h }
+      - { name: a, aggregation: avg, column: amount, window: 1h }
+      - { name: st, aggregation: sum, column: amount, window: 2h, mode: tiled, tile: 1h }
+    `);
+    const events = values.map((amount, i) => ev(plan, T0 + i, { amount }, i));
+    const state = emptyState(plan);
+    for (const e of events) applyEvent(plan, state, e);
+    const t = T0 + HOUR;
+    const expected = [want, want / values.length, want];
+    assert.deepEqual(readFeatures(plan, state, t), expected, 'online');
+    const probe = ev(plan, t, { amount: 0 }, values.length);
+    assert.deepEqual(featuresBeforeEach(plan, [...events, probe]).at(-1), expected, 'offline sweep');
+    const reader = stateBytesReader(plan)!;
+    assert.ok(reader.load(encodeState(plan, state)));
+    assert.deepEqual(reader.read(t), expected, 'fast reader');
+    // A window that has dropped the first half: the sweep removes values by adding their negation.
+    const later = T0 + HOUR + Math.floor(values.length / 2);
+    const kept = bigIntSum(values.slice(Math.floor(values.length / 2)));
+    const late = ev(plan, later, { amount: 0 }, values.length);
+    assert.equal(readFeatures(plan, state, later)[0], kept, 'online, half the values');
+    assert.equal(featuresBeforeEach(plan, [...events, late]).at(-1)?.[0], kept, 'offline, half the values');
+    assert.equal(reader.read(later)[0], kept, 'fast reader, half the values');
   });
 });

@@ -86,4 +86,30 @@ describe('state codec: values of any magnitude', () => {
     assert.throws(() => w.zigzag(2 ** 52), /below 2\^52/);
     assert.throws(() => w.zigzag(0.5), /below 2\^52/);
   });
+
+  it('keeps a leading U+FEFF of a string value through the state bytes and delta records', () => {
+    // Bug fixed: the UTF-8 decoder dropped a leading byte-order mark, so a merchant id "\uFEFFm1"
+    // came back from Redis as "m1": distinct counts and first/last values changed.
+    const strings = planOf(`
+    - { name: d, aggregation: count_distinct, column: merchant, window: 1h }
+    - { name: f, aggregation: first, column: merchant, window: 1h }
+    - { name: l, aggregation: last, column: merchant, window: 1h }
+    `);
+    const events = ['\uFEFFm1', 'm1', '\uFEFF', '\uFEFF\uFEFFm1'].map((merchant, i) =>
+      ev(strings, T0 + i, { merchant }, i),
+    );
+    const state = emptyState(strings);
+    for (const e of events) applyEvent(strings, state, e);
+    const t = T0 + 10;
+    const want = readFeatures(strings, state, t);
+    assert.deepEqual(want, [4, '\uFEFFm1', '\uFEFF\uFEFFm1']);
+    assert.deepEqual(
+      readFeatures(strings, decodeState(strings, encodeState(strings, state)), t),
+      want,
+      'decodeState',
+    );
+    const viaDelta = decodeState(strings, encodeState(strings, emptyState(strings)));
+    applyDeltas(strings, viaDelta, encodeDelta(strings, events));
+    assert.deepEqual(readFeatures(strings, viaDelta, t), want, 'delta record');
+  });
 });

@@ -301,4 +301,51 @@ describe('approx_count_distinct', () => {
     for (const m of ['a', 'b', 'c', 'a']) applyEvent(plan, small, ev(plan, T0, { merchant: m }));
     assert.deepEqual(readFeatures(plan, small, T0 + 1), [3]);
   });
+
+  it('min and max of 0 and -0 do not depend on the order of the events: -0 is below 0, as in Math.min', () => {
+    // Bug fixed: the first zero seen stayed the extreme, so a writer (events tied in time ordered
+    // by partition and offset) and a state decoded without positions could answer 0 and -0.
+    const plan = planOf(`
+      - { name: mn, aggregation: min, column: amount, window: 1h }
+      - { name: mx, aggregation: max, column: amount, window: 1h }
+      - { name: mnt, aggregation: min, column: amount, window: 1h, mode: tiled, tile: 5m }
+      - { name: mxt, aggregation: max, column: amount, window: 1h, mode: tiled, tile: 5m }
+    `);
+    const t = T0 + 30 * MIN;
+    for (const order of [
+      [0, -0],
+      [-0, 0],
+      [0, -0, 0],
+      [-0, 0, -0],
+    ]) {
+      const events = order.map((amount, i) => ev(plan, T0 + (i % 2) * MIN, { amount }, i));
+      const state = emptyState(plan);
+      for (const e of events) applyEvent(plan, state, e);
+      const want = [Math.min(...order), Math.max(...order), Math.min(...order), Math.max(...order)];
+      const same = (got: unknown[] | undefined, where: string) =>
+        assert.ok(
+          got?.every((v, i) => Object.is(v, want[i])),
+          `${where} ${JSON.stringify(order.map((v) => (Object.is(v, -0) ? '-0' : v)))}: ${got?.map((v) => (Object.is(v, -0) ? '-0' : v))}`,
+        );
+      same(readFeatures(plan, state, t), 'online');
+      same(readFeatures(plan, decodeState(plan, encodeState(plan, state)), t), 'decoded');
+      same(featuresBeforeEach(plan, [...events, ev(plan, t, { amount: 1 }, 9)]).at(-1), 'offline');
+      // Folded into tiles: a tile's extreme, then merged across tiles.
+      const tiledOnly = planOf(`
+        - { name: mnt, aggregation: min, column: amount, window: 1h, mode: tiled, tile: 5m }
+        - { name: mxt, aggregation: max, column: amount, window: 1h, mode: tiled, tile: 5m }
+      `);
+      const folded = { ...tiledOnly, foldAt: 1 };
+      const tiles = emptyState(folded);
+      for (const e of order.map((amount, i) => ev(folded, T0 + (i % 2) * 6 * MIN, { amount }, i)))
+        applyEvent(folded, tiles, e);
+      applyEvent(folded, tiles, ev(folded, T0 + 67 * MIN, { amount: null }, 10));
+      assert.equal(eventCount(tiles), 1, 'the zeros are in tiles');
+      const got = readFeatures(folded, tiles, T0 + 64 * MIN);
+      assert.ok(
+        Object.is(got[0], want[0]) && Object.is(got[1], want[1]),
+        `tiles: ${got.map((v) => 1 / (v as number))}`,
+      );
+    }
+  });
 });
