@@ -71,7 +71,8 @@ interface SourceRuntime {
     /** The store's load totals already added to the metric (batches of partitions overlap). */
     reported: LoadStats;
   })[];
-  decode: (messages: KafkaMessage[]) => Promise<DecodeResult[]>;
+  /** `between`: called between the rounds of schema lookups of a batch (to heartbeat). */
+  decode: (messages: KafkaMessage[], between: () => Promise<void>) => Promise<DecodeResult[]>;
 }
 
 export interface Ingestor {
@@ -102,8 +103,11 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
           reported: { cached: 0, fetched: 0, appended: 0, full: 0 },
         };
       }),
-      decode: (messages) =>
-        decoder.decodeBatch(messages.map((m) => ({ key: m.key ?? null, value: m.value ?? null }))),
+      decode: (messages, between) =>
+        decoder.decodeBatch(
+          messages.map((m) => ({ key: m.key ?? null, value: m.value ?? null })),
+          between,
+        ),
     });
   }
   const consumer: Consumer = kafka.consumer({
@@ -148,8 +152,12 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
    * commits failed and the process exited 0 with applied records uncommitted.
    */
   let stopping = false;
-  /** A batch being retried in place (Redis down): /ready names it until it goes through. */
-  let batchTrouble: string | null = null;
+  /**
+   * Per source topic, a batch being retried in place (Redis or the schema registry down): /ready
+   * names it until it goes through. Per topic: another topic's batches going through must not
+   * clear it.
+   */
+  const batchTrouble = new Map<string, string>();
   const crashes = watchConsumerCrashes(consumer, 'ingestor', logger, {
     count: (error) => metrics.consumerCrashes.inc({ cause: crashCause(error) }),
     onFatal: deps.onFatal,
@@ -270,7 +278,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         await heartbeat();
         const value = await attempt();
         if (n > 1) logger.info({ topic, attempt: n }, 'batch went through after retrying');
-        batchTrouble = null;
+        batchTrouble.delete(topic);
         return value;
       } catch (error) {
         // The rows and dead letters are produced inside the batch too: a broker outage is not a
@@ -278,7 +286,10 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         const kafka = isKafkaError(error);
         (kafka ? metrics.kafkaErrors : failures).inc();
         if (kafka || stopping || !isTesseraError(error) || !error.retriable) throw error;
-        batchTrouble = `a batch of ${topic} keeps failing (${error.message}); retrying every ${RETRY_MAX_MS / 1000} s at most`;
+        batchTrouble.set(
+          topic,
+          `a batch of ${topic} keeps failing (${error.message}); retrying every ${RETRY_MAX_MS / 1000} s at most`,
+        );
         if (n === 1 || n % 10 === 0)
           logger.warn(
             { err: error.message, topic, attempt: n, retryInMs: backoff },
@@ -324,11 +335,13 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     const dlq: DeadLetter[] = [];
     /** Indexes in `messages` of the records dead-lettered. */
     const dead = new Set<number>();
+    /** Of the undecodable ones, those the bytes alone condemn (not an unknown schema id). */
+    const settled: number[] = [];
     // A Confluent source asks its schema registry for unseen ids here: a registry outage is
     // retried in place like a Redis one (below), not handed to kafkajs to crash the consumer.
     const decodedBatches = await retryInPlace(topic, heartbeat, metrics.registryErrors, async () => {
       const out: Awaited<ReturnType<typeof runtime.decode>>[] = [];
-      for (const { batch } of payloads) out.push(await runtime.decode(batch.messages));
+      for (const { batch } of payloads) out.push(await runtime.decode(batch.messages, heartbeat));
       return out;
     });
     for (const [b, { batch }] of payloads.entries()) {
@@ -348,6 +361,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         } else {
           dlq.push({ message, partition: batch.partition, reason: d.reason, detail: d.message });
           dead.add(index);
+          if (!d.unsettled) settled.push(index);
         }
       });
     }
@@ -398,8 +412,10 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     const result = await retryInPlace(topic, heartbeat, metrics.redisErrors, () => {
       const rows = config.trainingRows ? rowsSink(topic, heartbeat) : null;
       // The undecodable records have no row in any view: marked so, with the first rows flushed.
+      // Not those of a schema id the registry did not know: another delivery may decode them
+      // (a registry follower catching up), and a mark would then hide their rows.
       if (rows)
-        for (const index of dead) {
+        for (const index of settled) {
           const { message, partition } = messages[index]!;
           for (const v of runtime.views)
             rows.noRow(v.plan.view.name, partition, Number(message.offset), 'undecodable');
@@ -674,7 +690,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       const crashed = crashes.trouble();
       if (!running) problems.push('consumer not running');
       else if (crashed !== null) problems.push(crashed);
-      if (batchTrouble !== null) problems.push(batchTrouble);
+      problems.push(...batchTrouble.values());
       try {
         await redis.ping();
       } catch (error) {

@@ -30,8 +30,12 @@ export interface Decoder {
   readonly source: SourceDef;
   /** Never throws on bad input; rejects only when a schema store is unreachable (retriable). */
   decode(message: KafkaMessageLike): DecodeResult | Promise<DecodeResult>;
-  /** Decodes a batch, resolving all unseen schema ids of the batch at once. */
-  decodeBatch(messages: readonly KafkaMessageLike[]): Promise<DecodeResult[]>;
+  /**
+   * Decodes a batch, resolving all unseen schema ids of the batch first, a few at a time, calling
+   * `between` after each round (a consumer heartbeats there: a batch of junk frames with random
+   * ids is hundreds of rounds).
+   */
+  decodeBatch(messages: readonly KafkaMessageLike[], between?: () => Promise<void>): Promise<DecodeResult[]>;
 }
 
 type CachedSchema = { codec: AvroCodec } | { unusable: string; until: number };
@@ -130,7 +134,7 @@ export function createDecoder(source: SourceDef, options: DecoderOptions): Decod
   };
 
   const decodeWith = (entry: CachedSchema, m: KafkaMessageLike & { value: Buffer }): DecodeResult => {
-    if ('unusable' in entry) return failure('undecodable', entry.unusable);
+    if ('unusable' in entry) return { ...failure('undecodable', entry.unusable), unsettled: true };
     const read = entry.codec.read(m.value, CONFLUENT_HEADER_BYTES);
     return read.ok ? validate(read.raw, keyOf(m), entry.codec.timestampUnit) : read;
   };
@@ -144,7 +148,10 @@ export function createDecoder(source: SourceDef, options: DecoderOptions): Decod
     return load(frame.schemaId).then((loaded) => decodeWith(loaded, message));
   };
 
-  const decodeBatch = async (messages: readonly KafkaMessageLike[]): Promise<DecodeResult[]> => {
+  const decodeBatch = async (
+    messages: readonly KafkaMessageLike[],
+    between?: () => Promise<void>,
+  ): Promise<DecodeResult[]> => {
     // The batch's entries, held here: re-read from the cache, the first of more unknown ids than
     // it keeps would have been let go already, each asked again and letting the next one go.
     const entries = new Map<number, CachedSchema | undefined>();
@@ -155,10 +162,12 @@ export function createDecoder(source: SourceDef, options: DecoderOptions): Decod
     // A few lookups at a time: a batch of junk frames is thousands of distinct ids, and one
     // request each at once swamped the registry.
     const unseen = [...entries].filter(([, e]) => e === undefined).map(([id]) => id);
-    for (let i = 0; i < unseen.length; i += REGISTRY_CONCURRENCY)
+    for (let i = 0; i < unseen.length; i += REGISTRY_CONCURRENCY) {
+      if (i > 0) await between?.();
       await Promise.all(
         unseen.slice(i, i + REGISTRY_CONCURRENCY).map(async (id) => entries.set(id, await load(id))),
       );
+    }
     return messages.map((m) => {
       const frame = parseConfluentFrame(m.value);
       if (!frame.ok) return frame;

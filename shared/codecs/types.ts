@@ -40,6 +40,12 @@ export interface DecodeError {
   message: string;
   /** The offending field, when one field is to blame. */
   field?: string;
+  /**
+   * true when the verdict may change on a later delivery of the same bytes: a schema id the
+   * registry did not know (yet: a follower behind a new registration) or a schema it could not
+   * compile, remembered for a while only. The bytes themselves decide every other refusal.
+   */
+  unsettled?: true;
 }
 
 export type DecodeResult = DecodeOk | DecodeError;

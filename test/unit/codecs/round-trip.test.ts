@@ -257,8 +257,18 @@ describe('confluent schema registry over HTTP', () => {
     };
     const n = 100 + 5;
     const ids = Array.from({ length: n }, (_, i) => 100_000 + i);
-    const outs = await decoder.decodeBatch(ids.map(frame));
+    let rounds = 0;
+    const outs = await decoder.decodeBatch(ids.map(frame), async () => {
+      rounds++;
+    });
+    assert.equal(rounds, Math.ceil(n / 8) - 1, 'the caller can heartbeat between rounds of lookups');
     assert.ok(outs.every((o) => !o.ok && o.reason === 'undecodable'));
+    assert.ok(
+      outs.every((o) => !o.ok && o.unsettled === true),
+      'an unknown id may be known on another delivery: the verdict is not the bytes alone',
+    );
+    const garbage = await decoder.decodeBatch([{ key: null, value: Buffer.from('{') }]);
+    assert.ok(!garbage[0]!.ok && garbage[0]!.unsettled === undefined, 'bytes that are no frame are settled');
     assert.equal(registry.requests.length, n, 'each unknown id asked once');
     assert.ok(registry.maxInFlight <= 8, `lookups in flight at once: ${registry.maxInFlight}`);
     // The newest unknown ids are remembered; the oldest were let go (asked again).

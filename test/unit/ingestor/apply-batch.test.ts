@@ -273,6 +273,21 @@ test('a late event gets a no-row mark in the view that rejected it, flushed even
   assert.deepEqual(future.noRows, []);
 });
 
+test('marks handed to the sink before a batch with nothing to apply are still flushed', async () => {
+  // The ingestor marks its undecodable records before applyBatch: a batch of nothing else leaves
+  // no entity to apply, and so no flush before a compare-and-set.
+  const sink = collectRows();
+  const flushed: string[] = [];
+  sink.noRow(plan.view.name, 0, 7, 'undecodable');
+  await applyBatch([{ plan, store: memoryStore() }], [], clock, {
+    ...sink,
+    async flush() {
+      flushed.push(...sink.noRows.splice(0));
+    },
+  });
+  assert.deepEqual(flushed, [`${plan.view.name}/0/7/undecodable`]);
+});
+
 /** A row sink keeping copies of the rows and the no-row marks it is handed. */
 function collectRows(): RowSink & { rows: TrainingRow[]; noRows: string[] } {
   const rows: TrainingRow[] = [];
