@@ -140,7 +140,14 @@ function escapeGlob(s: string): string {
  * one, and failed).
  */
 export async function newestSnapshot(store: ObjectStore, view: string): Promise<string | undefined> {
-  const keys = new Set((await store.list(`${view}/snapshots/`)).map((o) => o.key));
+  return newestCompleteSnapshot(view, new Set((await store.list(`${view}/snapshots/`)).map((o) => o.key)));
+}
+
+/**
+ * Of the object keys under `<view>/snapshots/`, the newest snapshot version with both its files:
+ * the one restore takes, and so the one retention must keep.
+ */
+export function newestCompleteSnapshot(view: string, keys: ReadonlySet<string>): string | undefined {
   return [...keys]
     .filter((k) => k.endsWith('/metadata.json'))
     .map((k) => k.split('/')[2]!)

@@ -15,6 +15,7 @@ import type { Decoder } from '../../shared/codecs/decode.ts';
 import type { Definitions, SourceDef, ViewDef } from '../../shared/definitions/schema.ts';
 import type { ObjectStore } from '../../shared/offline/object-store.ts';
 import { writeParquet } from '../../shared/offline/parquet.ts';
+import { newestCompleteSnapshot } from './entity-snapshot.ts';
 import { compareRows, type FeatureRow, featureColumns, misfitFeature, parseRows } from './feature-rows.ts';
 import {
   copyState,
@@ -337,15 +338,7 @@ async function applyRetention(ctx: FlushContext, view: string): Promise<void> {
   const drop = new Set(versions.slice(0, dropCount));
   const oldestKept = versions[dropCount]!;
   const snapshots = await ctx.store.list(`${view}/snapshots/v_`);
-  const snapshotKeys = new Set(snapshots.map((o) => o.key));
-  const newestSnapshot = [...new Set(snapshots.map((o) => o.key.split('/')[2]!))]
-    .filter(
-      (v) =>
-        snapshotKeys.has(`${view}/snapshots/${v}/metadata.json`) &&
-        snapshotKeys.has(`${view}/snapshots/${v}/entities.parquet`),
-    )
-    .sort()
-    .at(-1);
+  const newestSnapshot = newestCompleteSnapshot(view, new Set(snapshots.map((o) => o.key)));
   const keys = [
     ...objects.filter((o) => drop.has(o.key.split('/')[1]!)),
     ...snapshots.filter((o) => {

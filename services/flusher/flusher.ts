@@ -107,6 +107,11 @@ export function createFlusher(deps: FlusherDeps): Flusher {
 
   if (config.flushSnapshots)
     for (const view of definitions.views) metrics.snapshotFailures.inc({ view: view.name }, 0);
+  // Redis back: a snapshot that failed on the outage no longer says anything about now. Without
+  // new rows no snapshot is taken to clear it, and /ready stayed 503 through a quiet night.
+  redis.on('ready', () => {
+    snapshotFailure = null;
+  });
 
   async function writeSnapshot(view: ViewDef, version: string, asOf: number): Promise<void> {
     // Without a connection ioredis would queue the scan and give up only after its reconnect

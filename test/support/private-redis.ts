@@ -14,9 +14,9 @@ export class PrivateRedis {
 
   private constructor(readonly port: number) {}
 
-  /** Starts one on a free port and waits until it answers PING. */
-  static async start(): Promise<PrivateRedis> {
-    const redis = new PrivateRedis(await freePort());
+  /** Starts one on `port` (default: a free one) and waits until it answers PING. */
+  static async start(port?: number): Promise<PrivateRedis> {
+    const redis = new PrivateRedis(port ?? (await freePort()));
     await redis.restart();
     return redis;
   }
