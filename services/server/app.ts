@@ -342,7 +342,13 @@ function refuseConnection(
             'HEADERS_TOO_LARGE',
             `request headers over ${maxHeaderSize} bytes (Node's --max-http-header-size); send fewer or shorter headers`,
           ]
-        : [400, 'INVALID_ARGUMENT', `not a valid HTTP/1.1 request (${error.code}: ${error.message})`];
+        : error.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW'
+          ? [
+              413,
+              'PAYLOAD_TOO_LARGE',
+              'chunk extensions over 16 KiB (as Node limits them); send chunks without extensions',
+            ]
+          : [400, 'INVALID_ARGUMENT', `not a valid HTTP/1.1 request (${error.code}: ${error.message})`];
   // Node's own caution: a response already begun on this socket must not be corrupted.
   const inFlight = (
     socket as Socket & {
@@ -353,7 +359,8 @@ function refuseConnection(
     }
   )._httpMessage;
   const id = requestIdOf(inFlight?.req?.headers?.['x-request-id']);
-  logger.info(
+  // Debug, not info: junk traffic is one refusal per connection, and the metric below counts them.
+  logger.debug(
     { err: error.message, code: error.code, status, reqId: id },
     'request refused by the HTTP layer',
   );

@@ -19,7 +19,7 @@ const definitions = loadDefinitionsFile('definitions/fraud.yaml');
 /** The server's log lines, parsed: what an operator sees under a request id. */
 function captureLog() {
   const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+  const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line)) });
   return { lines, logger };
 }
 
@@ -184,6 +184,12 @@ describe('server app', () => {
         status: 431,
         message: /^request headers over \d+ bytes/,
       },
+      {
+        // As Node itself answers it: 413, not 400.
+        request: `POST /get-online-features HTTP/1.1\r\nHost: x\r\n${auth}Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n1;${'e'.repeat(20_000)}\r\n{\r\n`,
+        status: 413,
+        message: /^chunk extensions over 16 KiB/,
+      },
     ];
     for (const c of cases) {
       const { status, headers, json } = parseReply(await exchange(port, c.request));
@@ -197,6 +203,7 @@ describe('server app', () => {
     const text = await metrics.registry.getSingleMetricAsString('tessera_server_request_duration_seconds');
     assert.match(text, /_count\{route="unmatched",status="400"\} 3$/m);
     assert.match(text, /_count\{route="unmatched",status="431"\} 1$/m);
+    assert.match(text, /_count\{route="unmatched",status="413"\} 1$/m);
     // The server still serves.
     assert.equal((await fetch(`http://127.0.0.1:${port}/health`)).status, 200);
     await a.close();
