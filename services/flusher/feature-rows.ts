@@ -86,33 +86,23 @@ function parseRowText(text: string): ParsedRow {
   if (typeof json !== 'object' || json === null) return { ok: false, reason: 'bad_row' };
   const r = json as Record<string, unknown>;
   if (r.no_row !== undefined) {
-    if (
-      typeof r.no_row !== 'string' ||
-      typeof r.view !== 'string' ||
-      typeof r.source_topic !== 'string' ||
-      !isOffset(r.partition) ||
-      !isOffset(r.offset)
-    )
-      return { ok: false, reason: 'bad_row' };
+    if (typeof r.no_row !== 'string' || !placed(r)) return { ok: false, reason: 'bad_row' };
     return {
       ok: true,
       noRow: {
         view: r.view,
         source_topic: r.source_topic,
-        partition: r.partition as number,
-        offset: r.offset as number,
+        partition: r.partition,
+        offset: r.offset,
         reason: r.no_row,
       },
     };
   }
   const ts = typeof r.event_timestamp === 'string' ? Date.parse(r.event_timestamp) : Number.NaN;
   if (
-    typeof r.view !== 'string' ||
+    !placed(r) ||
     typeof r.entity !== 'string' ||
     !Number.isFinite(ts) ||
-    typeof r.source_topic !== 'string' ||
-    !isOffset(r.partition) ||
-    !isOffset(r.offset) ||
     typeof r.features !== 'object' ||
     r.features === null ||
     Array.isArray(r.features) ||
@@ -129,12 +119,27 @@ function parseRowText(text: string): ParsedRow {
       event_timestamp: r.event_timestamp as string,
       ts,
       source_topic: r.source_topic,
-      partition: r.partition as number,
-      offset: r.offset as number,
+      partition: r.partition,
+      offset: r.offset,
       features: r.features as Record<string, FeatureValueJson>,
       definitions_hash: r.definitions_hash,
     },
   };
+}
+
+/** A line's view and source position, what a row and a no-row mark both carry. */
+function placed(r: Record<string, unknown>): r is Record<string, unknown> & {
+  view: string;
+  source_topic: string;
+  partition: number;
+  offset: number;
+} {
+  return (
+    typeof r.view === 'string' &&
+    typeof r.source_topic === 'string' &&
+    isOffset(r.partition) &&
+    isOffset(r.offset)
+  );
 }
 
 function isOffset(v: unknown): boolean {

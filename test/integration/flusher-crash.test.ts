@@ -12,6 +12,7 @@ import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import {
   cleanupStore,
+  createFlusherTopics,
   expectedRows,
   newFlusherRun,
   placeEvents,
@@ -52,16 +53,7 @@ describe('flusher killed with SIGKILL mid-upload writes each source offset exact
   let readerChecks = 0;
 
   before(async () => {
-    const admin = run.kafka.admin();
-    await admin.connect();
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [
-        { topic: run.topic, numPartitions: PARTITIONS },
-        { topic: run.rowsTopic, numPartitions: 6 },
-      ],
-    });
-    await admin.disconnect();
+    await createFlusherTopics(run, PARTITIONS);
 
     const producer = run.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();

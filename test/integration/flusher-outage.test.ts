@@ -12,6 +12,7 @@ import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import {
   cleanupStore,
+  createFlusherTopics,
   expectedRows,
   type FlusherRun,
   freePort,
@@ -65,16 +66,7 @@ describe('flusher rides out an S3 outage with bounded memory and catches up', { 
     });
     expected = expectedRows(run.view, events);
     const hash = loadDefinitionsFile(run.config.definitions).hash;
-    const admin = run.kafka.admin();
-    await admin.connect();
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [
-        { topic: run.topic, numPartitions: PARTITIONS },
-        { topic: run.rowsTopic, numPartitions: 6 },
-      ],
-    });
-    await admin.disconnect();
+    await createFlusherTopics(run, PARTITIONS);
     const producer = run.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     const produce = async (from: number, to: number) => {

@@ -9,6 +9,7 @@ import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import {
   cleanupStore,
+  createFlusherTopics,
   expectedRows,
   freePort,
   newFlusherRun,
@@ -44,16 +45,7 @@ describe('flusher with Redis out of reach', { timeout: 120_000 }, () => {
   let readyAfter = { status: 0, body: '' };
 
   before(async () => {
-    const admin = run.kafka.admin();
-    await admin.connect();
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [
-        { topic: run.topic, numPartitions: PARTITIONS },
-        { topic: run.rowsTopic, numPartitions: 6 },
-      ],
-    });
-    await admin.disconnect();
+    await createFlusherTopics(run, PARTITIONS);
     await producePlacedEvents(run, events);
     const producer = run.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();

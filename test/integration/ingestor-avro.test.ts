@@ -60,6 +60,23 @@ describe('ingestor: avro-confluent sources', { timeout: 180_000 }, () => {
     registryUrl = `http://127.0.0.1:${(registry.address() as AddressInfo).port}`;
   });
 
+  /** Generated fraud events to the run's topic, as Confluent frames of schema id 1. */
+  const produceConfluent = (run: ReturnType<typeof newTestRun>, events: number, seed: number) => {
+    const source = loadDefinitionsFile(definitions).sources[0]!;
+    assert.equal(source.format, 'avro-confluent');
+    return produceEvents({
+      config: run.config,
+      topic: run.topic,
+      source,
+      definitionsDir: dir,
+      schemaDir,
+      schemaId: 1,
+      events,
+      seed,
+      rate: 0,
+    });
+  };
+
   after(async () => {
     await new Promise((resolve) => registry.close(resolve));
     rmSync(dir, { recursive: true, force: true });
@@ -77,19 +94,7 @@ describe('ingestor: avro-confluent sources', { timeout: 180_000 }, () => {
       const requestsBefore = registryRequests;
       try {
         await createSourceTopic(run, 3);
-        const source = loadDefinitionsFile(definitions).sources[0]!;
-        assert.equal(source.format, 'avro-confluent');
-        const summary = await produceEvents({
-          config: run.config,
-          topic: run.topic,
-          source,
-          definitionsDir: dir,
-          schemaDir,
-          schemaId: 1,
-          events: EVENTS,
-          seed: SEED,
-          rate: 0,
-        });
+        const summary = await produceConfluent(run, EVENTS, SEED);
         assert.equal(summary.sent, EVENTS);
         // A well-formed frame whose schema id (99) neither the directory nor the registry knows.
         const producer = run.kafka.producer();
@@ -136,18 +141,7 @@ describe('ingestor: avro-confluent sources', { timeout: 180_000 }, () => {
     });
     try {
       await createSourceTopic(run, 2);
-      const source = loadDefinitionsFile(definitions).sources[0]!;
-      await produceEvents({
-        config: run.config,
-        topic: run.topic,
-        source,
-        definitionsDir: dir,
-        schemaDir,
-        schemaId: 1,
-        events: 500,
-        seed: SEED + 1,
-        rate: 0,
-      });
+      await produceConfluent(run, 500, SEED + 1);
       registryDown = true;
       const ingestor = startIngestor(run);
       try {

@@ -152,6 +152,23 @@ export async function drainThroughIngestorAndFlusher(
   return { ingestor, flusher, exits };
 }
 
+/** The run's source topic with `partitions` partitions and its rows topic with 6. */
+export async function createFlusherTopics(run: FlusherRun, partitions: number): Promise<void> {
+  const admin = run.kafka.admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [
+        { topic: run.topic, numPartitions: partitions },
+        { topic: run.rowsTopic, numPartitions: 6 },
+      ],
+    });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /** Produces events placed by placeEvents to their own partitions (JSON, keyed by user), acknowledged. */
 export async function producePlacedEvents(run: TestRun, events: readonly FraudEvent[]): Promise<void> {
   const producer = run.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
