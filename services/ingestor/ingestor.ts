@@ -266,6 +266,8 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
    * down, compare-and-set conflicts without end). Handed to kafkajs, five quick retries ended in a
    * consumer crash, which left the group and rebalanced every other ingestor at each outage. Kafka
    * errors, errors no retry fixes, and a stop still fail the batch. `/ready` names the trouble.
+   * An apply attempt loads the states afresh (a failed batch leaves none in the cache), so what an
+   * earlier attempt saved is a duplicate to the next.
    */
   async function retryInPlace<T>(
     topic: string,
