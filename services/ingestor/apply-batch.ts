@@ -110,7 +110,8 @@ export interface RowSink {
   add(row: TrainingRow): void;
   /**
    * A source offset that has no row in `view` and never will under these definitions
-   * (dead-lettered as undecodable or late; not `future`, which a later redelivery may apply). Sent
+   * (dead-lettered by the decoder, with its reason, or as late; not `future`, which a later
+   * redelivery may apply, nor a schema id that could not be resolved). Sent
    * with the rows so the offline writer can close the gap in the offsets it has written: without
    * it every dead letter was one more interval in the flusher's state, kept forever.
    */

@@ -337,8 +337,8 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     const dlq: DeadLetter[] = [];
     /** Indexes in `messages` of the records dead-lettered. */
     const dead = new Set<number>();
-    /** Of the undecodable ones, those the bytes alone condemn (not an unknown schema id). */
-    const settled: number[] = [];
+    /** Of the undecodable ones, those the bytes alone condemn (not an unknown schema id), and why. */
+    const settled: { index: number; reason: string }[] = [];
     // A Confluent source asks its schema registry for unseen ids here: a registry outage is
     // retried in place like a Redis one (below), not handed to kafkajs to crash the consumer.
     const decodedBatches = await retryInPlace(topic, heartbeat, metrics.registryErrors, async () => {
@@ -363,7 +363,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         } else {
           dlq.push({ message, partition: batch.partition, reason: d.reason, detail: d.message });
           dead.add(index);
-          if (!d.unsettled) settled.push(index);
+          if (!d.unsettled) settled.push({ index, reason: d.reason });
         }
       });
     }
@@ -413,14 +413,15 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     const clock = { mode: config.ingestClock, now: now() };
     const result = await retryInPlace(topic, heartbeat, metrics.redisErrors, () => {
       const rows = config.trainingRows ? rowsSink(topic, heartbeat) : null;
-      // The undecodable records have no row in any view: marked so, with the first rows flushed.
-      // Not those of a schema id the registry did not know: another delivery may decode them
-      // (a registry follower catching up), and a mark would then hide their rows.
+      // The records the decoder refused have no row in any view: marked so (with the dead letter's
+      // reason), with the first rows flushed. Not those of a schema id that could not be resolved
+      // or compiled: another delivery may decode them (a registry follower catching up), and a
+      // mark would then hide their rows.
       if (rows)
-        for (const index of settled) {
+        for (const { index, reason } of settled) {
           const { message, partition } = messages[index]!;
           for (const v of runtime.views)
-            rows.noRow(v.plan.view.name, partition, Number(message.offset), 'undecodable');
+            rows.noRow(v.plan.view.name, partition, Number(message.offset), reason);
         }
       return applyBatch(
         runtime.views,

@@ -119,11 +119,21 @@ export function tileCutoff(group: TileGroupPlan, reachable: number): number {
   return floorTo(reachable - group.keepMs, group.tileMs);
 }
 
-export function lateEventError(plan: ViewPlan, state: EntityState, event: EngineEvent): TesseraError {
+/**
+ * `clock`: the one the event was judged against, max(the state's clock, the ingestor's `now`): a new
+ * entity's state has none, and its message named 1970 when the wall clock made the event late.
+ */
+export function lateEventError(
+  plan: ViewPlan,
+  state: EntityState,
+  event: EngineEvent,
+  clock: number,
+): TesseraError {
+  const whose = state.clock !== null && state.clock >= clock ? 'the entity' : 'the ingestor';
   return new TesseraError(
     'EVENT_LATE',
     `event at ${new Date(event.ts).toISOString()} is older than the allowed lateness of view ${plan.view.name} ` +
-      `(state clock ${new Date(state.clock ?? 0).toISOString()}); raise allowed_lateness to accept it`,
+      `(${whose}'s clock is ${new Date(clock).toISOString()}); raise allowed_lateness to accept it`,
     {
       context: {
         reason: 'late',
@@ -151,7 +161,7 @@ export function applyEvent(
   if (last !== undefined && event.offset <= last) return DUPLICATE;
   let clock = state.clock ?? event.ts;
   if (now !== undefined && now > clock) clock = now;
-  if (event.ts < clock - plan.latenessMs) throw lateEventError(plan, state, event);
+  if (event.ts < clock - plan.latenessMs) throw lateEventError(plan, state, event, clock);
   setLastOffset(state, event.partition, event.offset);
 
   // The caller's object is stored as it is (no copy per event). Newer than the clock, so than

@@ -116,8 +116,15 @@ describe('delivery: duplicates, lateness, caps', () => {
         isTesseraError(e, 'EVENT_LATE') && e.context.reason === 'late' && /allowed_lateness/.test(e.message),
     );
     assert.throws(
+      () => applyEvent(plan, state, ev(plan, T0 - HOUR - 1, { amount: 3, merchant_id: 'c' })),
+      new RegExp(`the entity's clock is ${new Date(T0).toISOString()}`),
+    );
+    // A new entity has no clock: the ingestor's was the one (the message named 1970).
+    assert.throws(
       () => applyEvent(plan, emptyState(plan), ev(plan, T0 - 2 * HOUR, {}), T0),
-      (e: unknown) => isTesseraError(e, 'EVENT_LATE'),
+      (e: unknown) =>
+        isTesseraError(e, 'EVENT_LATE') &&
+        e.message.includes(`the ingestor's clock is ${new Date(T0).toISOString()}`),
       'now counts too',
     );
     assert.equal(readFeatures(plan, state, T0 + 1)[1], 2);
