@@ -19,7 +19,12 @@ import {
 } from '../../shared/offline/feature-columns.ts';
 import type { ObjectStore } from '../../shared/offline/object-store.ts';
 import { type ColumnInput, type ColumnSpec, writeParquet } from '../../shared/offline/parquet.ts';
-import { type Command, keyNodes, type RedisClient, sendAll } from '../../shared/state-store/redis-client.ts';
+import {
+  allKeyNodes,
+  type Command,
+  type RedisClient,
+  sendAll,
+} from '../../shared/state-store/redis-client.ts';
 import { decodeStoredState, STATE_FIELDS, stateKey } from '../../shared/state-store/redis-state-store.ts';
 import { columnFromValues } from './columns.ts';
 
@@ -60,7 +65,7 @@ export async function takeSnapshot(
   const readAt: number[] = [];
   const values: unknown[][] = view.features.map(() => []);
   const corrupt: string[] = [];
-  for (const node of keyNodes(redis)) {
+  for (const node of await allKeyNodes(redis)) {
     let cursor = '0';
     do {
       const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);

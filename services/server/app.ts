@@ -15,7 +15,7 @@ import Fastify, {
 import type { Logger } from 'pino';
 import type { Definitions } from '../../shared/definitions/schema.ts';
 import { isTesseraError, TesseraError } from '../../shared/errors.ts';
-import type { RedisClient } from '../../shared/state-store/redis-client.ts';
+import { allKeyNodes, type RedisClient } from '../../shared/state-store/redis-client.ts';
 import type { Authenticator } from './auth.ts';
 import { OnlineReader } from './lookup.ts';
 import type { LatencyProbe, ServerMetrics } from './metrics.ts';
@@ -249,7 +249,9 @@ export function buildApp(options: AppOptions): FastifyInstance {
   app.get('/ready', async (_request, reply) => {
     const problems: string[] = [];
     try {
-      await options.redis.ping();
+      // On a Cluster every master answers, and every slot has one: one PING reached one random
+      // node, and /ready said ready while a dead master failed every batch that touched it.
+      await Promise.all((await allKeyNodes(options.redis)).map((node) => node.ping()));
     } catch (error) {
       // The detail (hosts, auth errors) to the log; /ready is open to anyone who can reach it.
       logger.warn({ err: String((error as Error).message ?? error) }, 'readiness: redis does not answer');

@@ -14,7 +14,7 @@ import {
   type ViewPlan,
 } from '../../shared/engine/index.ts';
 import { isTesseraError, TesseraError } from '../../shared/errors.ts';
-import type { RedisClient } from '../../shared/state-store/redis-client.ts';
+import { isClusterRedirect, type RedisClient } from '../../shared/state-store/redis-client.ts';
 import { decodeStoredState, stateKey } from '../../shared/state-store/redis-state-store.ts';
 import type { OnlineRequest } from './request.ts';
 import {
@@ -222,6 +222,13 @@ function asOfOutOfRange(plan: ViewPlan, state: EntityState, t: number): never {
  * (a key of another type under our prefix, a script refused) is not an outage, and no retry helps.
  */
 function unavailable(cause: unknown): TesseraError {
+  // A Redis Cluster moving slots (or one coming up): the read was not run, and one a moment later is.
+  if (isClusterRedirect(cause) || (cause instanceof Error && /^(LOADING|MASTERDOWN) /.test(cause.message)))
+    return new TesseraError(
+      'SERVICE_UNAVAILABLE',
+      `Redis could not serve the lookup's read now (${(cause as Error).message.split('\n')[0]}); retry shortly`,
+      { retriable: true, cause, context: { redis: true } },
+    );
   if (cause instanceof Error && cause.name === 'ReplyError')
     return new TesseraError(
       'INTERNAL',

@@ -280,9 +280,11 @@ function asBuffer(bytes: Uint8Array): Buffer {
 }
 
 function redisError(op: string, cause: unknown, entity: string): TesseraError {
+  // The cause in the message: a Redis Cluster's MOVED looked like an outage in the log.
+  const why = cause instanceof Error ? ` (${cause.message.split('\n')[0]})` : '';
   return new TesseraError(
     'SERVICE_UNAVAILABLE',
-    `Redis ${op} failed for entity ${entity}: check TESSERA_REDIS_URL and that Redis is up`,
+    `Redis ${op} failed for entity ${entity}${why}: check TESSERA_REDIS_URL and that Redis is up`,
     {
       retriable: true,
       cause,
