@@ -163,6 +163,17 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     onFatal: deps.onFatal,
   });
 
+  /**
+   * The largest value the updates and rows topics take (their max.message.bytes, less room for the
+   * record's framing), read at start. A vector or a training row can be many times its event's
+   * size (a last_n of long strings): sent over the limit, the rows' request failed for good, the
+   * consumer crashed at every restart, and an oversized vector took the rest of its fetch's
+   * vectors down with it. Such a value is left out, counted and logged instead.
+   */
+  let updatesLimit = DEFAULT_MESSAGE_BYTES - RECORD_OVERHEAD_BYTES;
+  let rowsLimit = DEFAULT_MESSAGE_BYTES - RECORD_OVERHEAD_BYTES;
+  const oversizedLog = rateLimitedLog(logger, 60_000);
+
   async function ensureTopics(): Promise<void> {
     const admin = kafka.admin();
     await admin.connect();
@@ -195,6 +206,13 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         });
         logger.info({ topics: missing }, 'created topics');
       }
+      const own = await messageLimits(admin, [
+        topicName(config, UPDATES_TOPIC),
+        topicName(config, ROWS_TOPIC),
+      ]);
+      updatesLimit =
+        (own.get(topicName(config, UPDATES_TOPIC)) ?? DEFAULT_MESSAGE_BYTES) - RECORD_OVERHEAD_BYTES;
+      rowsLimit = (own.get(topicName(config, ROWS_TOPIC)) ?? DEFAULT_MESSAGE_BYTES) - RECORD_OVERHEAD_BYTES;
     } finally {
       await admin.disconnect();
     }
@@ -523,7 +541,25 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     };
     return {
       add(row) {
-        append(row.partition, json.row(sourceTopic, row));
+        const line = json.row(sourceTopic, row);
+        // UTF-16 length * 3 bounds the UTF-8 bytes: measured only when it could matter.
+        if (line.length * 3 > rowsLimit && Buffer.byteLength(line) > rowsLimit) {
+          metrics.oversized.inc({ topic: topicName(config, ROWS_TOPIC) });
+          oversizedLog(
+            'row',
+            {
+              view: row.view,
+              entity: row.entity,
+              partition: row.partition,
+              offset: row.offset,
+              bytes: Buffer.byteLength(line),
+            },
+            `a training row is over ${topicName(config, ROWS_TOPIC)}'s max.message.bytes and was left out (a no-row mark takes its place); raise the topic's limit to keep such rows`,
+          );
+          append(row.partition, json.noRow(sourceTopic, row.view, row.partition, row.offset, 'too_large'));
+          return;
+        }
+        append(row.partition, line);
       },
       noRow(view, partition, offset, reason) {
         append(partition, json.noRow(sourceTopic, view, partition, offset, reason));
@@ -598,6 +634,20 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         }
       }
       sent = kept;
+    }
+    if (updates.some((u) => u.value.length * 3 > updatesLimit)) {
+      const fit = updates.map((u) => Buffer.byteLength(u.value) <= updatesLimit);
+      updates.forEach((u, i) => {
+        if (fit[i]) return;
+        metrics.oversized.inc({ topic: topicName(config, UPDATES_TOPIC) });
+        oversizedLog(
+          'update',
+          { view: sent[i]!.view, entity: u.key, bytes: Buffer.byteLength(u.value) },
+          `a feature vector is over ${topicName(config, UPDATES_TOPIC)}'s max.message.bytes and was not pushed; raise the topic's limit to push such vectors`,
+        );
+      });
+      updates = updates.filter((_, i) => fit[i]);
+      sent = sent.filter((_, i) => fit[i]);
     }
     await sendChunked(producer, topicName(config, UPDATES_TOPIC), updates);
     if (config.publishUpdates && updates.length > 0) {
@@ -746,30 +796,41 @@ const TOPIC_RESOURCE = 2;
 /** Room for Tessera's dead-letter headers over the source record's own limit. */
 export const DLQ_HEADROOM_BYTES = 64 * 1024;
 
+/** The broker's default message.max.bytes: a topic's limit when it has none of its own. */
+const DEFAULT_MESSAGE_BYTES = 1_048_588;
+
 /** max.message.bytes for each source's DLQ topic (keyed by the DLQ's name): the source's + headroom. */
 async function dlqMessageLimits(
   admin: Admin,
   sourceTopics: string[],
   existing: ReadonlySet<string>,
 ): Promise<Map<string, number>> {
-  // The broker's default message.max.bytes for a source that does not exist yet.
-  const limits = new Map(sourceTopics.map((t) => [`${t}.dlq`, 1_048_588 + DLQ_HEADROOM_BYTES]));
-  const described = sourceTopics.filter((t) => existing.has(t));
-  if (described.length === 0) return limits;
+  const described = await messageLimits(
+    admin,
+    sourceTopics.filter((t) => existing.has(t)),
+  );
+  return new Map(
+    sourceTopics.map((t) => [`${t}.dlq`, (described.get(t) ?? DEFAULT_MESSAGE_BYTES) + DLQ_HEADROOM_BYTES]),
+  );
+}
+
+/** max.message.bytes of existing topics (a topic the broker does not answer for is left out). */
+async function messageLimits(admin: Admin, topics: string[]): Promise<Map<string, number>> {
+  const limits = new Map<string, number>();
+  if (topics.length === 0) return limits;
   const { resources } = await admin.describeConfigs({
     includeSynonyms: false,
-    resources: described.map((name) => ({
-      type: TOPIC_RESOURCE,
-      name,
-      configNames: ['max.message.bytes'],
-    })),
+    resources: topics.map((name) => ({ type: TOPIC_RESOURCE, name, configNames: ['max.message.bytes'] })),
   });
   for (const r of resources) {
     const value = Number(r.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue);
-    if (Number.isFinite(value) && value > 0) limits.set(`${r.resourceName}.dlq`, value + DLQ_HEADROOM_BYTES);
+    if (Number.isFinite(value) && value > 0) limits.set(r.resourceName, value);
   }
   return limits;
 }
+
+/** Room for a record's framing, key and headers within a topic's max.message.bytes. */
+const RECORD_OVERHEAD_BYTES = 1024;
 
 /**
  * A dead letter's headers: the original ones, then Tessera's. Kafka allows a header without a value,

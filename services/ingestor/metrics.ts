@@ -71,6 +71,12 @@ export function createIngestorMetrics(options: { processMetrics?: boolean } = {}
       labelNames: ['cause'] as const,
       registers: [registry],
     }),
+    oversized: new Counter({
+      name: 'tessera_ingestor_oversized_records_total',
+      help: "Training rows and feature vectors left out for being over their topic's max.message.bytes (a row is replaced by a no-row mark), per topic.",
+      labelNames: ['topic'] as const,
+      registers: [registry],
+    }),
     pushErrors: new Counter({
       name: 'tessera_ingestor_push_errors_total',
       help: 'Fetches whose feature updates could not be produced to features.updates (after the producer retries); their states are saved.',

@@ -78,6 +78,7 @@ export function scriptedIngestor() {
       connect: async () => {},
       disconnect: async () => {},
       // Every topic the ingestor would create exists already.
+      describeConfigs: async () => ({ resources: [] }),
       listTopics: async () => [
         `${topic}.dlq`,
         topicName(config, 'features.updates'),

@@ -1,0 +1,111 @@
+// A feature vector or training row over its topic's max.message.bytes: a last_n of long strings
+// holds n of its events' values, so it can be several times a record the source took. Sent as
+// is, the rows' request failed for good and the consumer crashed at every restart; an oversized
+// vector took the rest of its fetch's vectors down with it. Now it is left out (a row gives way
+// to a no-row mark), counted and logged, and everything else goes out.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { KafkaMessage } from 'kafkajs';
+import {
+  cleanupRun,
+  createSourceTopic,
+  newTestRun,
+  readTopic,
+  startIngestor,
+  waitForCaughtUp,
+} from '../support/ingestor-process.ts';
+import { scrapeMetrics } from '../support/ops-endpoint.ts';
+
+describe('ingestor: vectors and rows over their topic limit', { timeout: 120_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-oversized-'));
+  const definitions = join(dir, 'fraud-last-n.yaml');
+  writeFileSync(
+    definitions,
+    readFileSync('definitions/fraud.yaml', 'utf8').replace(
+      '\nfeature_services:',
+      `      - name: last_merchants_1h
+        aggregation: last_n
+        n: 3
+        column: merchant_id
+        window: 1h
+
+feature_services:`,
+    ),
+  );
+  const run = newTestRun({ TESSERA_DEFINITIONS: definitions, TESSERA_INGEST_CLOCK: 'event' });
+  const t0 = Date.UTC(2026, 0, 1);
+  const event = (user: number, s: number, merchant: string) => ({
+    key: String(user),
+    value: JSON.stringify({
+      user_id: user,
+      event_timestamp: new Date(t0 + s * 1000).toISOString(),
+      amount: 1,
+      merchant_id: merchant,
+    }),
+  });
+
+  before(async () => createSourceTopic(run, 1));
+  after(async () => {
+    await cleanupRun(run);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('leaves out only what is too large, keeps every other vector and row, and keeps running', async () => {
+    const big = (c: string) => c.repeat(400_000);
+    const producer = run.kafka.producer();
+    await producer.connect();
+    // User 1's fourth event has three 400 KB merchants before it (its row: 1.2 MB) and its vector
+    // after it too; user 2 is small, in the same fetch, after it.
+    // One request each: together they are over the broker's request limit.
+    for (const message of [
+      event(1, 1, big('a')),
+      event(1, 2, big('b')),
+      event(1, 3, big('c')),
+      event(1, 4, big('d')),
+      event(2, 5, 'm2'),
+    ])
+      await producer.send({ topic: run.topic, messages: [message] });
+    await producer.disconnect();
+    const ingestor = startIngestor(run);
+    try {
+      await ingestor.ready;
+      await waitForCaughtUp(run, run.topic, 60_000);
+      const metrics = await scrapeMetrics(ingestor.output());
+      assert.match(metrics, /tessera_ingestor_consumer_crashes_total\{cause="batch"\} 0\n/);
+      assert.match(metrics, /tessera_ingestor_oversized_records_total\{topic="[^"]+features\.rows"\} [1-9]/);
+      assert.match(
+        metrics,
+        /tessera_ingestor_oversized_records_total\{topic="[^"]+features\.updates"\} [1-9]/,
+      );
+
+      // Waits for user 2's vector (user 1's earlier, smaller vectors may come first).
+      const updates = await readTopic(run, `${run.id}.features.updates`, 1, 30_000, (m) =>
+        m.key?.toString() === '2' ? 1 : 0,
+      );
+      assert.ok(
+        updates.some((m) => m.key?.toString() === '2'),
+        "user 2's vector went out beside user 1's oversized one",
+      );
+      const lines = (m: KafkaMessage) => m.value!.toString().split('\n');
+      // Waits for user 2's row and the mark (all the rows come in source order, one partition).
+      const wanted = (l: string) => l.includes('"entity":"2"') || l.includes('"no_row"');
+      const rows = (
+        await readTopic(run, `${run.id}.features.rows`, 2, 30_000, (m) => lines(m).filter(wanted).length)
+      )
+        .flatMap(lines)
+        .map((l) => JSON.parse(l) as { offset: number; entity?: string; no_row?: string });
+      assert.deepEqual(
+        rows.filter((r) => r.no_row !== undefined).map((r) => [r.offset, r.no_row]),
+        [[3, 'too_large']],
+        "the fourth event's row gave way to a mark",
+      );
+      assert.ok(rows.some((r) => r.entity === '2'));
+    } finally {
+      ingestor.child.kill('SIGTERM');
+      assert.equal(await ingestor.exited, 0, ingestor.output().slice(-2000));
+    }
+  });
+});
