@@ -158,6 +158,8 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
    * clear it.
    */
   const batchTrouble = new Map<string, string>();
+  /** Set once a push was given up (only at a stop): no offset is committed after it. */
+  let pushAbandoned = false;
   const crashes = watchConsumerCrashes(consumer, 'ingestor', logger, {
     count: (error) => metrics.consumerCrashes.inc({ cause: crashCause(error) }),
     onFatal: deps.onFatal,
@@ -465,7 +467,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     });
     // At most one fetch's push behind: the previous one has almost always finished by now.
     await pushing;
-    const push = pushThenCommit(topic, result.updates, done);
+    const push = pushThenCommit(topic, result.updates, done, heartbeat);
     // Another source topic of the same fetch may have started its push meanwhile: keep both.
     pushing = Promise.all([pushing, push]).then(() => undefined);
 
@@ -587,19 +589,50 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     topic: string,
     vectors: readonly FeatureUpdate[],
     done: readonly { topic: string; partition: number; offset: string }[],
+    heartbeat: () => Promise<void>,
   ): Promise<void> {
     const t0 = performance.now();
-    try {
-      await publish(vectors);
-    } catch (error) {
-      // The states are saved and the offsets will be committed, so nothing pushes these vectors
-      // again. Say so; the entity's next event pushes a fresh vector, and a consumer can read the
-      // current one from the online server meanwhile.
-      metrics.pushErrors.inc({ topic });
-      logger.error({ err: error, topic, updates: vectors.length }, 'feature update push failed');
+    // A push that fails after the producer's retries (the updates topic gone, the brokers away)
+    // is retried here, with backoff, heartbeating, and nothing is committed meanwhile: the next
+    // fetch waits for it, so the partitions pause instead of dropping the vectors. Dropped, with
+    // the offsets committed, an entity that then went idle was stale downstream for good. At a stop
+    // it is given up without committing anything after it: the restarted ingestor redelivers the
+    // fetch, whose events are duplicates, and pushes their current vectors again.
+    for (let n = 1, backoff = RETRY_MIN_MS; ; n++, backoff = Math.min(RETRY_MAX_MS, backoff * 2)) {
+      try {
+        await publish(vectors);
+        if (n > 1) logger.info({ topic, attempt: n }, 'feature update push went through after retrying');
+        batchTrouble.delete(`${topic} push`);
+        break;
+      } catch (error) {
+        metrics.pushErrors.inc({ topic });
+        if (stopping) {
+          pushAbandoned = true;
+          logger.error(
+            { err: (error as Error).message, topic, updates: vectors.length },
+            'feature update push failed at a stop: its offsets are not committed, so the restarted ingestor pushes these vectors again',
+          );
+          break;
+        }
+        batchTrouble.set(
+          `${topic} push`,
+          `the feature updates of ${topic} cannot be pushed (${(error as Error).message}); retrying every ${RETRY_MAX_MS / 1000} s at most, nothing committed meanwhile`,
+        );
+        if (n === 1 || n % 10 === 0)
+          logger.warn(
+            { err: (error as Error).message, topic, updates: vectors.length, attempt: n, retryInMs: backoff },
+            'feature update push failed; retrying it',
+          );
+        const until = Date.now() + backoff;
+        while (Date.now() < until && !stopping) {
+          await new Promise((resolve) => setTimeout(resolve, Math.min(500, until - Date.now())));
+          await heartbeat();
+        }
+      }
     }
     const t1 = performance.now();
     metrics.stageSeconds.inc({ stage: 'updates' }, (t1 - t0) / 1000);
+    if (pushAbandoned) return;
     try {
       await commits.done(done);
     } catch (error) {

@@ -79,7 +79,7 @@ export function createIngestorMetrics(options: { processMetrics?: boolean } = {}
     }),
     pushErrors: new Counter({
       name: 'tessera_ingestor_push_errors_total',
-      help: 'Fetches whose feature updates could not be produced to features.updates (after the producer retries); their states are saved.',
+      help: "Failed attempts to push a fetch's feature updates (retried in place, nothing committed meanwhile), and vectors their Avro schema could not hold.",
       labelNames: ['topic'] as const,
       registers: [registry],
     }),
