@@ -317,12 +317,17 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
             { err: error.message, topic, attempt: n, retryInMs: backoff },
             'batch failed; retrying it in place',
           );
-        const until = Date.now() + backoff;
-        while (Date.now() < until && !stopping) {
-          await new Promise((resolve) => setTimeout(resolve, Math.min(500, until - Date.now())));
-          await heartbeat();
-        }
+        await waitHeartbeating(backoff, heartbeat);
       }
+    }
+  }
+
+  /** Waits `ms` (less if a stop begins), heartbeating every half second: the member stays in its group. */
+  async function waitHeartbeating(ms: number, heartbeat: () => Promise<void>): Promise<void> {
+    const until = Date.now() + ms;
+    while (Date.now() < until && !stopping) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(500, until - Date.now())));
+      await heartbeat();
     }
   }
 
@@ -623,11 +628,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
             { err: (error as Error).message, topic, updates: vectors.length, attempt: n, retryInMs: backoff },
             'feature update push failed; retrying it',
           );
-        const until = Date.now() + backoff;
-        while (Date.now() < until && !stopping) {
-          await new Promise((resolve) => setTimeout(resolve, Math.min(500, until - Date.now())));
-          await heartbeat();
-        }
+        await waitHeartbeating(backoff, heartbeat);
       }
     }
     const t1 = performance.now();
