@@ -229,6 +229,14 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
   // Likewise each crash cause: increase() cannot see a series' first sample, so a crash counter
   // born at 1 would hide the first crash from the alerts.
   for (const cause of ['kafka', 'batch']) metrics.consumerCrashes.inc({ cause }, 0);
+  // And each way a push can fail, for the stages this configuration has.
+  const pushStages = [
+    'kafka',
+    ...(config.publishUpdates ? ['publish'] : []),
+    ...(config.updatesFormat === 'avro' ? ['encode'] : []),
+  ];
+  for (const topic of sources.keys())
+    for (const stage of pushStages) metrics.pushErrors.inc({ topic, stage }, 0);
   const commits = createCommitter(consumer, config.ingestCommitIntervalMs, logger);
   let inFlight = 0;
   let drained: (() => void) | null = null;
@@ -605,12 +613,11 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     // fetch, whose events are duplicates, and pushes their current vectors again.
     for (let n = 1, backoff = RETRY_MIN_MS; ; n++, backoff = Math.min(RETRY_MAX_MS, backoff * 2)) {
       try {
-        await publish(vectors);
+        await publish(topic, vectors);
         if (n > 1) logger.info({ topic, attempt: n }, 'feature update push went through after retrying');
         batchTrouble.delete(`${topic} push`);
         break;
       } catch (error) {
-        metrics.pushErrors.inc({ topic });
         if (stopping) {
           pushAbandoned = true;
           logger.error(
@@ -642,7 +649,11 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     metrics.stageSeconds.inc({ stage: 'commit' }, (performance.now() - t1) / 1000);
   }
 
-  async function publish(vectors: readonly FeatureUpdate[]): Promise<void> {
+  /**
+   * Pushes one fetch of `topic`'s vectors: to the updates topic, then PUBLISHed if configured.
+   * Each failure is counted by the stage it failed in before it is thrown to the retry.
+   */
+  async function publish(topic: string, vectors: readonly FeatureUpdate[]): Promise<void> {
     const avroEncoder = avroUpdates;
     let sent: readonly FeatureUpdate[] = vectors;
     let updates: { key: string; value: string | Buffer }[];
@@ -659,7 +670,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
           updates.push({ key: u.entity, value: avroEncoder.update(u) });
           kept.push(u);
         } catch (error) {
-          metrics.pushErrors.inc({ topic: topicName(config, UPDATES_TOPIC) });
+          metrics.pushErrors.inc({ topic, stage: 'encode' });
           encodeFailures(
             `avro:${u.view}`,
             { err: error, view: u.view, entity: u.entity },
@@ -683,18 +694,31 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       updates = updates.filter((_, i) => fit[i]);
       sent = sent.filter((_, i) => fit[i]);
     }
-    await sendChunked(producer, topicName(config, UPDATES_TOPIC), updates);
+    try {
+      await sendChunked(producer, topicName(config, UPDATES_TOPIC), updates);
+    } catch (error) {
+      metrics.pushErrors.inc({ topic, stage: 'kafka' });
+      throw error;
+    }
     if (config.publishUpdates && updates.length > 0) {
       // The same bytes as the topic's records (JSON, or Confluent-framed Avro).
-      const replies = await sendAll(
-        redis,
-        sent.map(
-          (u, i): Command => ['publish', `${config.redisKeyPrefix}:updates:${u.view}`, updates[i]!.value],
-        ),
-      );
-      // Each command's error is in its reply.
-      const failed = replies.find(([error]) => error);
-      if (failed) throw failed[0];
+      let failed: unknown = null;
+      try {
+        const replies = await sendAll(
+          redis,
+          sent.map(
+            (u, i): Command => ['publish', `${config.redisKeyPrefix}:updates:${u.view}`, updates[i]!.value],
+          ),
+        );
+        // Each command's error is in its reply.
+        failed = replies.find(([error]) => error)?.[0] ?? null;
+      } catch (error) {
+        failed = error;
+      }
+      if (failed) {
+        metrics.pushErrors.inc({ topic, stage: 'publish' });
+        throw failed;
+      }
     }
   }
 

@@ -79,8 +79,8 @@ export function createIngestorMetrics(options: { processMetrics?: boolean } = {}
     }),
     pushErrors: new Counter({
       name: 'tessera_ingestor_push_errors_total',
-      help: "Failed attempts to push a fetch's feature updates (retried in place, nothing committed meanwhile), and vectors their Avro schema could not hold.",
-      labelNames: ['topic'] as const,
+      help: "Failed pushes of a source topic's feature updates, by stage: kafka (producing to the updates topic failed past the producer's retries) and publish (Redis PUBLISH failed), both retried in place with nothing committed meanwhile; encode (a vector its Avro schema could not hold, left out).",
+      labelNames: ['topic', 'stage'] as const,
       registers: [registry],
     }),
     conflicts: new Counter({

@@ -42,6 +42,11 @@ describe('ingestor: the updates topic away', { timeout: 120_000 }, () => {
       await producer.send({ topic: run.topic, messages: [event(1, 1)] });
       await waitForCaughtUp(run, run.topic, 30_000);
 
+      // The series exists before any failure, so increase() sees the first one.
+      assert.match(
+        await scrapeMetrics(ingestor.output()),
+        new RegExp(`tessera_ingestor_push_errors_total\\{topic="${run.topic}",stage="kafka"\\} 0\n`),
+      );
       await admin.deleteTopics({ topics: [updatesTopic] });
       // Entity 2's only event: nothing later would push a vector of it.
       await producer.send({ topic: run.topic, messages: [event(2, 2)] });
@@ -70,6 +75,13 @@ describe('ingestor: the updates topic away', { timeout: 120_000 }, () => {
       );
       const metrics = await scrapeMetrics(ingestor.output());
       assert.match(metrics, /tessera_ingestor_consumer_crashes_total\{cause="kafka"\} 0\n/);
+      // Counted by the source topic and the stage that failed; the PUBLISH stage, which this run
+      // does not have, has no series.
+      const failures = metrics.match(
+        new RegExp(`tessera_ingestor_push_errors_total\\{topic="${run.topic}",stage="kafka"\\} (\\d+)`),
+      );
+      assert.ok(failures && Number(failures[1]) > 0, 'the failed pushes are counted under stage="kafka"');
+      assert.doesNotMatch(metrics, /push_errors_total\{[^}]*stage="(publish|encode)"/);
       assert.equal((await fetch(`${url}/ready`)).status, 200);
     } finally {
       await producer.disconnect();
