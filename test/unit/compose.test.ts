@@ -136,3 +136,95 @@ describe('docker-compose.yml', () => {
     assert.equal(config.s3Bucket, DEFAULTS.s3Bucket);
   });
 });
+
+describe('docker-compose.yml wiring', () => {
+  const raw = parse(text, { merge: true }) as {
+    services: Record<
+      string,
+      {
+        image?: string;
+        healthcheck?: { test?: unknown };
+        restart?: string;
+        command?: string[];
+        depends_on?: Record<string, { condition: string }>;
+        environment?: Record<string, string | number>;
+      }
+    >;
+  };
+
+  it('waits only on conditions the services can meet: a healthcheck to be healthy, a one-shot to complete', () => {
+    for (const [name, service] of Object.entries(raw.services))
+      for (const [dep, { condition }] of Object.entries(service.depends_on ?? {})) {
+        const target = raw.services[dep];
+        assert.ok(target, `${name} depends on ${dep}, which is no service`);
+        if (condition === 'service_healthy') assert.ok(target.healthcheck?.test, `${dep} has no healthcheck`);
+        if (condition === 'service_completed_successfully')
+          assert.ok(
+            target.restart === undefined || target.restart === 'no',
+            `${dep} is restarted: never completes`,
+          );
+      }
+    // Both consumers of the source topic wait for it (the flusher exits if it is missing).
+    for (const name of ['ingestor', 'flusher'])
+      assert.equal(
+        raw.services[name]?.depends_on?.['kafka-init']?.condition,
+        'service_completed_successfully',
+        name,
+      );
+  });
+
+  it('gives Kafka listeners that the host and the compose network each reach', () => {
+    const env = raw.services.kafka?.environment ?? {};
+    const listeners = (s: unknown) =>
+      new Map(
+        String(s)
+          .split(',')
+          .map((l) => l.match(/^([A-Z_]+):\/\/([^:]*):(\d+)$/)!)
+          .map((m) => [m[1]!, { host: m[2]!, port: Number(m[3]) }]),
+      );
+    const bound = listeners(env.KAFKA_LISTENERS);
+    const advertised = listeners(env.KAFKA_ADVERTISED_LISTENERS);
+    const protocols = new Set(
+      String(env.KAFKA_LISTENER_SECURITY_PROTOCOL_MAP)
+        .split(',')
+        .map((p) => p.split(':')[0]),
+    );
+    for (const [name, { port }] of advertised) {
+      assert.equal(bound.get(name)?.port, port, `${name} is advertised on the port it listens on`);
+      assert.ok(protocols.has(name), `${name} has a security protocol`);
+    }
+    for (const name of bound.keys()) assert.ok(protocols.has(name), `${name} has a security protocol`);
+    // The host's clients: 127.0.0.1 on the published port; the services: the name and port they use.
+    assert.ok(
+      [...advertised.values()].some((l) => l.host === '127.0.0.1' && l.port === hostPort('kafka', l.port)),
+      'a listener advertised to the host on its published port',
+    );
+    const inside = String(compose['x-tessera-env'].TESSERA_KAFKA_BROKERS);
+    assert.ok(
+      [...advertised.values()].some((l) => `${l.host}:${l.port}` === inside),
+      `${inside} is an advertised listener`,
+    );
+    assert.ok(
+      advertised.has(String(env.KAFKA_INTER_BROKER_LISTENER_NAME)),
+      'inter-broker listener is advertised',
+    );
+    // KRaft: the controller listens where the quorum voters say, and is not advertised to clients.
+    const controller = String(env.KAFKA_CONTROLLER_LISTENER_NAMES);
+    assert.equal(
+      bound.get(controller)?.port,
+      Number(String(env.KAFKA_CONTROLLER_QUORUM_VOTERS).split(':').pop()),
+    );
+    assert.ok(!advertised.has(controller));
+    assert.match(String(env.KAFKA_PROCESS_ROLES), /broker/);
+    assert.match(String(env.KAFKA_PROCESS_ROLES), /controller/);
+    // The topic tool and the healthcheck reach the broker on listeners it has.
+    const init = raw.services['kafka-init']?.command ?? [];
+    assert.equal(init[init.indexOf('--bootstrap-server') + 1], inside);
+  });
+
+  it('runs S3Proxy, not MinIO, as the S3 server', () => {
+    for (const [name, service] of Object.entries(raw.services))
+      assert.doesNotMatch(service.image ?? '', /minio/i, `${name} runs MinIO`);
+    assert.match(raw.services.s3?.image ?? '', /^andrewgaul\/s3proxy:/);
+  });
+});
