@@ -23,15 +23,49 @@ import { stateKey } from '../../shared/state-store/redis-state-store.ts';
 import { newestSnapshot } from './entity-snapshot.ts';
 import { type RestartOffset, restartOffsets } from './restart-offsets.ts';
 
+const USAGE = `usage: npx tsx services/flusher/restore.ts --view <view> [--version v_...] [--reset-offsets] [--allow-gap]
+
+  Rebuilds a view's Redis state from an entity snapshot in the offline store. Stop the
+  ingestors first (docs/offline-store.md, "Restore Redis from snapshots").
+
+  --view           the feature view to restore (required)
+  --version        the snapshot's version folder (default: the newest complete snapshot)
+  --reset-offsets  also move the ingestor group to the snapshot's offsets (refused while the
+                   group has members); without it the commands that do so are printed
+  --allow-gap      accept a snapshot older than what the source topic still holds (the
+                   records retention deleted since are lost)
+
+  Store, Redis, Kafka and key prefix: the TESSERA_* environment (shared/config).`;
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      view: { type: 'string' },
-      version: { type: 'string' },
-      'reset-offsets': { type: 'boolean' },
-      'allow-gap': { type: 'boolean' },
-    },
-  });
+  let values: {
+    view?: string;
+    version?: string;
+    'reset-offsets'?: boolean;
+    'allow-gap'?: boolean;
+    help?: boolean;
+  };
+  try {
+    ({ values } = parseArgs({
+      options: {
+        view: { type: 'string' },
+        version: { type: 'string' },
+        'reset-offsets': { type: 'boolean' },
+        'allow-gap': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    // parseArgs' own error (an unknown or valueless flag), said plainly, not as a stack trace;
+    // exit 2, a wrong command line, as the other CLIs.
+    console.error(`${(error as Error).message}\n\n${USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
   const config = loadConfig({ argv: [] });
   const definitions = loadDefinitionsFile(config.definitions);
   const view = definitions.views.find((v) => v.name === values.view);
