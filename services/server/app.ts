@@ -1,7 +1,7 @@
 // The online server's HTTP surface (fastify): routes, auth, request ids, error mapping. No process
 // wiring here (that is main.ts), so tests build the app around their own Redis and definitions.
 import { randomUUID } from 'node:crypto';
-import { maxHeaderSize, STATUS_CODES } from 'node:http';
+import { type IncomingMessage, maxHeaderSize, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import Fastify, {
   type ConnectionError,
@@ -13,6 +13,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Logger } from 'pino';
+import { describe } from '../../shared/codecs/timestamp.ts';
 import type { Definitions } from '../../shared/definitions/schema.ts';
 import { isTesseraError, TesseraError } from '../../shared/errors.ts';
 import { allKeyNodes, type RedisClient } from '../../shared/state-store/redis-client.ts';
@@ -46,6 +47,8 @@ export interface AppOptions {
 const PUBLIC_ROUTES = new Set(['/health', '/ready', '/metrics', '/openapi.json']);
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const SEE_LOG = 'the server log has the details under this request id';
+/** Methods a route may take; fastify adds HEAD to every GET route. */
+const ROUTE_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 /** How long a whole request may take to arrive (headers and body), unless configured. */
 export const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -201,13 +204,55 @@ export function buildApp(options: AppOptions): FastifyInstance {
     return reply.code(500).send(errorBody(request, 'INTERNAL', `internal error; ${SEE_LOG}`));
   });
 
-  app.setNotFoundHandler((request, reply) =>
-    reply
+  app.setNotFoundHandler((request, reply) => {
+    // A route's path asked with another method is a 405 naming those it takes (HTTP requires the
+    // Allow header there): a 404 told a client that asked GET /get-online-features that the route
+    // did not exist.
+    const url = request.url;
+    const query = url.indexOf('?');
+    const path = query < 0 ? url : url.slice(0, query);
+    const allowed = ROUTE_METHODS.filter((method) => app.hasRoute({ url: path, method }));
+    if (allowed.length > 0)
+      return reply
+        .code(405)
+        .header('allow', allowed.join(', '))
+        .send(
+          errorBody(
+            request,
+            'METHOD_NOT_ALLOWED',
+            `${path} does not take ${request.method}; it takes ${allowed.join(', ')} (see GET /openapi.json)`,
+          ),
+        );
+    return reply
       .code(404)
       .send(
         errorBody(request, 'NOT_FOUND', `no route ${request.method} ${request.url}; see GET /openapi.json`),
-      ),
-  );
+      );
+  });
+
+  // Node answers an Expect header other than 100-continue itself, with a bare 417 (no body, no
+  // request id) and without routing it: answered here in the error shape instead.
+  app.server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
+    const id = requestIdOf(request.headers['x-request-id']);
+    metrics.requestSeconds.observe({ route: 'unmatched', status: '417' }, 0);
+    const body = JSON.stringify({
+      error: {
+        code: 'EXPECTATION_FAILED',
+        message: `Expect: ${describe(request.headers.expect)} is not supported; send the request without an Expect header (or with "Expect: 100-continue")`,
+        field: 'expect',
+      },
+      request_id: id,
+    });
+    // The body was not read: the connection cannot be trusted to start the next request.
+    response
+      .writeHead(417, {
+        'content-type': 'application/json; charset=utf-8',
+        'content-length': Buffer.byteLength(body),
+        'x-request-id': id,
+        connection: 'close',
+      })
+      .end(body);
+  });
 
   app.post('/get-online-features', async (request, reply) => {
     const parsed = parseOnlineRequest(request.body, definitions, options.maxEntities);

@@ -2,6 +2,49 @@
 // names are filled in from the loaded definitions, so the document lists what this server serves.
 import type { Definitions } from '../../shared/definitions/schema.ts';
 
+/** Object keys the body parser refuses anywhere (prototype poisoning): app.ts poisonRefusal. */
+const NO_PROTO = { not: { const: '__proto__' } };
+
+/** The date-times the codecs' parser takes (and RFC 3339 allows). */
+const AS_OF_PATTERN =
+  '^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]((0[0-9]|1[0-7]):[0-5][0-9]|18:00))$';
+
+/** Epoch milliseconds a JavaScript Date holds (as_of outside it is refused). */
+const MAX_DATE_MS = 8.64e15;
+
+/**
+ * An int64 entity key: a JSON integer while it is exact (|n| < 2^53), else a canonical decimal
+ * string (no '+', no leading zeros, within int64), as request.ts canonicalKey takes them.
+ */
+const INT64_KEY = {
+  oneOf: [
+    { type: 'integer', minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER },
+    {
+      type: 'string',
+      pattern: `^(0|${decimalsUpTo('9223372036854775807')}|-${decimalsUpTo('9223372036854775808')})$`,
+    },
+  ],
+};
+
+/**
+ * A regular expression (without anchors) for the positive decimals without leading zeros up to
+ * `max`: shorter numbers, then per digit of `max` a smaller digit there followed by any digits.
+ */
+function decimalsUpTo(max: string): string {
+  const shorter = max.length > 1 ? [`[1-9][0-9]{0,${max.length - 2}}`] : [];
+  const same: string[] = [];
+  for (let i = 0; i < max.length; i++) {
+    const digit = Number(max[i]);
+    const lowest = i === 0 ? 1 : 0;
+    if (digit > lowest) {
+      const rest = max.length - i - 1;
+      same.push(`${max.slice(0, i)}[${lowest}-${digit - 1}]${rest > 0 ? `[0-9]{${rest}}` : ''}`);
+    }
+  }
+  same.push(max);
+  return `(?:${[...shorter, ...same].join('|')})`;
+}
+
 /**
  * `pushable`: the sources /push takes (avro-confluent ones only with a schema registry), or null
  * when /push is off (TESSERA_SERVER_PUSH=false); default every source of another format.
@@ -14,12 +57,35 @@ export function openApiDocument(
     .map((s) => s.name),
 ): Record<string, unknown> {
   const pushable = push ?? [];
+  const sourceColumns = definitions.sources
+    .filter((source) => pushable.includes(source.name))
+    .map((source) => `${source.name}: ${Object.keys(source.schema).join(', ')}`)
+    .join('; ');
   const featureRefs = definitions.views.flatMap((v) => v.features.map((f) => f.ref));
   const joinKeys = [...new Set(definitions.views.map((v) => v.entity.joinKey))];
+  const keyTypes = new Map(definitions.entities.map((e) => [e.joinKey, e.keyType]));
   const error = { $ref: '#/components/schemas/Error' };
-  const errorResponse = (description: string) => ({
+  // Every answer carries it (app.ts onRequest, frameworkErrors, refuseConnection): a client can
+  // quote it, and the server log has the request under it.
+  const requestIdHeader = {
+    'x-request-id': {
+      description: "The request's id: the caller's own when it sent a sane one, else a new one",
+      required: true,
+      schema: { type: 'string' },
+    },
+  };
+  const errorResponse = (description: string, headers: Record<string, unknown> = {}) => ({
     description,
+    headers: { ...requestIdHeader, ...headers },
     content: { 'application/json': { schema: error } },
+  });
+  const jsonResponse = (description: string, schema: unknown) => ({
+    description,
+    headers: requestIdHeader,
+    content: { 'application/json': { schema } },
+  });
+  const unauthenticated = errorResponse('Missing or wrong bearer token', {
+    'www-authenticate': { required: true, schema: { type: 'string', const: 'Bearer' } },
   });
   // Answered by the HTTP layer on any route, before the route runs (app.ts refuseConnection).
   const protocolErrors = {
@@ -27,7 +93,15 @@ export function openApiDocument(
       'The request did not arrive whole within TESSERA_SERVER_REQUEST_TIMEOUT_MS; the connection is closed',
     ),
     431: errorResponse('Request headers over the server limit; the connection is closed'),
+    417: errorResponse('An Expect header other than 100-continue'),
   };
+  // A known path asked with another method (an unknown path is a 404).
+  const wrongMethod = errorResponse(
+    'This path does not take this method; the Allow header lists those it takes',
+    {
+      allow: { required: true, schema: { type: 'string' } },
+    },
+  );
   return {
     openapi: '3.1.0',
     info: {
@@ -60,15 +134,38 @@ export function openApiDocument(
             request_id: { type: 'string' },
           },
         },
+        // The parser refuses a "__proto__" key anywhere in a body (app.ts poisonRefusal).
+        AnyJson: {
+          description: 'Any JSON value without an object key "__proto__"',
+          type: ['null', 'boolean', 'number', 'string', 'array', 'object'],
+          items: { $ref: '#/components/schemas/AnyJson' },
+          propertyNames: NO_PROTO,
+          additionalProperties: { $ref: '#/components/schemas/AnyJson' },
+        },
         GetOnlineFeaturesRequest: {
           type: 'object',
           required: ['entities'],
           additionalProperties: false,
+          description:
+            'Either `features` (at least one) or `feature_service`, not both. `as_of` earlier than the state can answer exactly is refused (400 AS_OF_OUT_OF_RANGE).',
+          // Either a feature list (feature_service absent or null), or a service (features absent
+          // or empty): request.ts resolveFeatureRefs.
+          oneOf: [
+            {
+              required: ['features'],
+              properties: { features: { minItems: 1 }, feature_service: { type: 'null' } },
+            },
+            {
+              required: ['feature_service'],
+              properties: { feature_service: { type: 'string' }, features: { maxItems: 0 } },
+            },
+          ],
           properties: {
             features: {
               type: 'array',
+              uniqueItems: true,
               items: { type: 'string', enum: featureRefs },
-              description: '`view:feature` references.',
+              description: '`view:feature` references, each once.',
             },
             // null as Feast's SDK sends it beside a feature list: no feature service.
             feature_service:
@@ -78,15 +175,27 @@ export function openApiDocument(
                     enum: [...definitions.featureServices.keys(), null],
                     description: 'A feature service of the definitions, or null (none).',
                   }
-                : { type: ['string', 'null'], description: 'No feature services are defined.' },
+                : { type: 'null', description: 'No feature services are defined: null (none).' },
             entities: {
               type: 'object',
-              description: `Entity columns (${joinKeys.join(', ')}), one value per row; at most ${maxEntities} rows.`,
-              additionalProperties: {
-                type: 'array',
-                maxItems: maxEntities,
-                items: { type: ['integer', 'string'] },
-              },
+              description: `Entity columns (${joinKeys.join(', ')}), one value per row, every join-key column the same length, and the join key of every requested view given; at most ${maxEntities} rows. A column that is not a join key is ignored.`,
+              properties: Object.fromEntries(
+                joinKeys.map((key) => [
+                  key,
+                  {
+                    type: 'array',
+                    minItems: 1,
+                    maxItems: maxEntities,
+                    items: keyTypes.get(key) === 'int64' ? INT64_KEY : { type: 'string', minLength: 1 },
+                  },
+                ]),
+              ),
+              // At least one join key (request.ts: columns that are none are ignored).
+              ...(joinKeys.length === 1
+                ? { required: joinKeys }
+                : { anyOf: joinKeys.map((key) => ({ required: [key] })) }),
+              propertyNames: NO_PROTO,
+              additionalProperties: { type: 'array', items: { $ref: '#/components/schemas/AnyJson' } },
             },
             full_feature_names: {
               type: 'boolean',
@@ -94,9 +203,14 @@ export function openApiDocument(
               description: 'Name results `view__feature`.',
             },
             as_of: {
-              type: ['string', 'integer'],
               description:
-                'Tessera extension for debugging: read as of this time (ISO 8601 or epoch ms) instead of now.',
+                'Tessera extension for debugging: read as of this time instead of now: ISO 8601 with a zone, or integer epoch milliseconds within the range of a JavaScript Date.',
+              oneOf: [
+                // RFC 3339 as shared/codecs/timestamp.ts reads it: at most 9 fraction digits, no
+                // leap second, offsets within ±18:00 (RFC 3339 alone allows +23:59).
+                { type: 'string', format: 'date-time', pattern: AS_OF_PATTERN },
+                { type: 'integer', minimum: -MAX_DATE_MS, maximum: MAX_DATE_MS },
+              ],
             },
             include_feature_view_version_metadata: {
               type: 'boolean',
@@ -110,6 +224,7 @@ export function openApiDocument(
           properties: {
             metadata: {
               type: 'object',
+              required: ['feature_names'],
               properties: { feature_names: { type: 'array', items: { type: 'string' } } },
             },
             results: {
@@ -118,8 +233,9 @@ export function openApiDocument(
                 'Column-major: one entry per name in metadata.feature_names (entity columns first), one value per entity row.',
               items: {
                 type: 'object',
+                required: ['values', 'statuses', 'event_timestamps'],
                 properties: {
-                  values: { type: 'array', items: {} },
+                  values: { type: 'array', description: 'null where the status is not PRESENT' },
                   statuses: {
                     type: 'array',
                     items: {
@@ -142,8 +258,14 @@ export function openApiDocument(
             push_source_name: { type: 'string', enum: [...pushable] },
             df: {
               type: 'object',
-              additionalProperties: { type: 'array' },
-              description: 'Columns of rows, as Feast sends them.',
+              minProperties: 1,
+              propertyNames: NO_PROTO,
+              additionalProperties: {
+                type: 'array',
+                minItems: 1,
+                items: { $ref: '#/components/schemas/AnyJson' },
+              },
+              description: `Columns of rows, as Feast sends them: every column the same length, each row valid for the source's schema (${sourceColumns}); one invalid row refuses the push (400).`,
             },
             to: {
               type: 'string',
@@ -152,6 +274,15 @@ export function openApiDocument(
             },
             allow_registry_cache: { type: 'boolean', description: 'Accepted for Feast clients; no effect.' },
             transform_on_write: { type: 'boolean', description: 'Accepted for Feast clients; no effect.' },
+          },
+        },
+        Readiness: {
+          type: 'object',
+          required: ['ready', 'problems', 'definitions'],
+          properties: {
+            ready: { type: 'boolean' },
+            problems: { type: 'array', items: { type: 'string' } },
+            definitions: { type: 'string', description: 'The hash of the loaded definitions.' },
           },
         },
         PushResponse: {
@@ -178,14 +309,10 @@ export function openApiDocument(
             },
           },
           responses: {
-            200: {
-              description: 'Values',
-              content: {
-                'application/json': { schema: { $ref: '#/components/schemas/GetOnlineFeaturesResponse' } },
-              },
-            },
+            200: jsonResponse('Values', { $ref: '#/components/schemas/GetOnlineFeaturesResponse' }),
             400: errorResponse('Bad request: the message names the field'),
-            401: errorResponse('Missing or wrong bearer token'),
+            401: unauthenticated,
+            405: wrongMethod,
             413: errorResponse('Body over the size limit'),
             ...protocolErrors,
             415: errorResponse('The body is not application/json'),
@@ -209,14 +336,12 @@ export function openApiDocument(
             content: { 'application/json': { schema: { $ref: '#/components/schemas/PushRequest' } } },
           },
           responses: {
-            200: {
-              description: 'Produced',
-              content: { 'application/json': { schema: { $ref: '#/components/schemas/PushResponse' } } },
-            },
+            200: jsonResponse('Produced', { $ref: '#/components/schemas/PushResponse' }),
             400: errorResponse('A row does not fit the source schema'),
-            401: errorResponse('Missing or wrong bearer token'),
-            413: errorResponse('Body over the size limit'),
+            401: unauthenticated,
             404: errorResponse('/push is off on this server (TESSERA_SERVER_PUSH=false)'),
+            405: wrongMethod,
+            413: errorResponse('Body over the size limit'),
             ...protocolErrors,
             415: errorResponse('The body is not application/json'),
             500: errorResponse(
@@ -226,23 +351,54 @@ export function openApiDocument(
           },
         },
       },
-      '/health': { get: { summary: 'Liveness', security: [], responses: { 200: { description: 'Alive' } } } },
+      '/health': {
+        get: {
+          summary: 'Liveness',
+          security: [],
+          responses: {
+            200: jsonResponse('Alive', {
+              type: 'object',
+              required: ['status'],
+              properties: { status: { type: 'string', const: 'ok' } },
+            }),
+            405: wrongMethod,
+          },
+        },
+      },
       '/ready': {
         get: {
           summary: 'Readiness: Redis answers and definitions are loaded',
           security: [],
-          responses: { 200: { description: 'Ready' }, 503: { description: 'Not ready, with the reasons' } },
+          responses: {
+            200: jsonResponse('Ready', { $ref: '#/components/schemas/Readiness' }),
+            405: wrongMethod,
+            503: jsonResponse('Not ready, with the reasons', { $ref: '#/components/schemas/Readiness' }),
+          },
         },
       },
       '/metrics': {
         get: {
           summary: 'Prometheus metrics',
           security: [],
-          responses: { 200: { description: 'Text format' } },
+          responses: {
+            200: {
+              description: 'Prometheus text format',
+              headers: requestIdHeader,
+              content: { 'text/plain': { schema: { type: 'string' } } },
+            },
+            405: wrongMethod,
+          },
         },
       },
       '/openapi.json': {
-        get: { summary: 'This document', security: [], responses: { 200: { description: 'OpenAPI 3.1' } } },
+        get: {
+          summary: 'This document',
+          security: [],
+          responses: {
+            200: jsonResponse('OpenAPI 3.1', { type: 'object' }),
+            405: wrongMethod,
+          },
+        },
       },
     },
   };

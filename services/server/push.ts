@@ -7,12 +7,14 @@ import { assertCoversSource, compileAvroSchema } from '../../shared/codecs/avro-
 import { frameConfluent } from '../../shared/codecs/confluent-frame.ts';
 import { createEncoder, type Encoder } from '../../shared/codecs/index.ts';
 import { latestSchema } from '../../shared/codecs/schema-registry.ts';
+import { describe } from '../../shared/codecs/timestamp.ts';
 import { createValidator, type RecordValidator } from '../../shared/codecs/validate.ts';
 import { topicName } from '../../shared/config/clients.ts';
 import type { Config } from '../../shared/config/index.ts';
 import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts';
 import { TesseraError } from '../../shared/errors.ts';
 import { sendChunked } from '../../shared/send-chunked.ts';
+import { clipName } from './request.ts';
 
 export const pushSchema = z
   .object({
@@ -132,14 +134,24 @@ export class Pusher {
     const parsed = pushSchema.safeParse(body);
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
-      const path = issue.path.join('.') || 'body';
-      throw invalid(`${path}: ${issue.message}`, path);
+      const path = clipName(issue.path.join('.')) || 'body';
+      // zod quotes unknown keys and received values in full: a long one is cut, as request.ts does.
+      const message =
+        issue.code === 'unrecognized_keys'
+          ? `Unrecognized key(s) in object: ${issue.keys
+              .slice(0, 5)
+              .map((key) => describe(key))
+              .join(', ')}${issue.keys.length > 5 ? ` and ${issue.keys.length - 5} more` : ''}`
+          : issue.code === 'invalid_enum_value'
+            ? `expected one of ${issue.options.join(', ')}, received ${describe(issue.received)}`
+            : issue.message;
+      throw invalid(`${path}: ${message}`, path);
     }
     const { push_source_name: name, df } = parsed.data;
     const codec = this.codecs.get(name) ?? (await this.registryCodec(name));
     if (!codec)
       throw invalid(
-        `push_source_name: unknown or unpushable source "${name}"; pushable sources: ${this.pushable().join(', ') || 'none'} (avro-confluent sources need TESSERA_SCHEMA_REGISTRY_URL)`,
+        `push_source_name: unknown or unpushable source ${describe(name)}; pushable sources: ${this.pushable().join(', ') || 'none'} (avro-confluent sources need TESSERA_SCHEMA_REGISTRY_URL)`,
         'push_source_name',
       );
     const columns = Object.entries(df);
@@ -148,8 +160,8 @@ export class Pusher {
     for (const [column, values] of columns)
       if (values.length !== rows)
         throw invalid(
-          `df.${column}: has ${values.length} values, the first column has ${rows}`,
-          `df.${column}`,
+          `df.${clipName(column)}: has ${values.length} values, the first column has ${rows}`,
+          `df.${clipName(column)}`,
         );
 
     const messages: { key: string; value: Buffer }[] = [];

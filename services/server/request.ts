@@ -102,19 +102,19 @@ export function parseOnlineRequest(
     const field = input.feature_service === undefined ? `features[${i}]` : `feature_service(${ref})`;
     const colon = ref.indexOf(':');
     if (colon <= 0 || colon === ref.length - 1)
-      throw invalid(`${field}: "${ref}" is not a feature reference; use "<view>:<feature>"`, field);
+      throw invalid(`${field}: ${describe(ref)} is not a feature reference; use "<view>:<feature>"`, field);
     const viewName = ref.slice(0, colon);
     const featureName = ref.slice(colon + 1);
     const view = definitions.views.find((v) => v.name === viewName);
     if (!view)
       throw invalid(
-        `${field}: unknown feature view "${viewName}"; defined views: ${definitions.views.map((v) => v.name).join(', ')}`,
+        `${field}: unknown feature view ${describe(viewName)}; defined views: ${definitions.views.map((v) => v.name).join(', ')}`,
         field,
       );
     const index = view.features.findIndex((f) => f.name === featureName);
     if (index < 0)
       throw invalid(
-        `${field}: view ${viewName} has no feature "${featureName}"; it has ${view.features.map((f) => f.name).join(', ')}`,
+        `${field}: view ${viewName} has no feature ${describe(featureName)}; it has ${view.features.map((f) => f.name).join(', ')}`,
         field,
       );
     const outputName = fullNames ? `${viewName}__${featureName}` : featureName;
@@ -198,7 +198,7 @@ function resolveFeatureRefs(
     const refs = definitions.featureServices.get(service);
     if (!refs)
       throw invalid(
-        `feature_service: unknown feature service "${service}"; defined: ${[...definitions.featureServices.keys()].join(', ') || 'none'}`,
+        `feature_service: unknown feature service ${describe(service)}; defined: ${[...definitions.featureServices.keys()].join(', ') || 'none'}`,
         'feature_service',
       );
     return refs;
@@ -276,7 +276,7 @@ function checkBody(body: unknown): Body {
   if (entities === undefined) throw invalid('entities: Required', 'entities');
   if (!isRecord(entities)) throw mismatch('entities', 'object', entities);
   for (const name in entities)
-    if (!Array.isArray(entities[name])) throw mismatch(`entities.${name}`, 'array', entities[name]);
+    if (!Array.isArray(entities[name])) throw mismatch(`entities.${clipName(name)}`, 'array', entities[name]);
   if (full_feature_names !== undefined && typeof full_feature_names !== 'boolean')
     throw mismatch('full_feature_names', 'boolean', full_feature_names);
   if (as_of !== undefined && typeof as_of !== 'string' && typeof as_of !== 'number')
@@ -287,10 +287,18 @@ function checkBody(body: unknown): Body {
   const unknown = Object.keys(body).filter((key) => !ALLOWED.has(key));
   if (unknown.length > 0)
     throw invalid(
-      `body: unknown field(s) ${unknown.join(', ')}; allowed: ${[...ALLOWED].join(', ')}`,
+      `body: unknown field(s) ${unknown.slice(0, 5).map(clipName).join(', ')}${unknown.length > 5 ? ` and ${unknown.length - 5} more` : ''}; allowed: ${[...ALLOWED].join(', ')}`,
       'body',
     );
   return body as unknown as Body;
+}
+
+/**
+ * A client's name (a field, a column) as messages and `field` quote it: at most 60 characters, as
+ * `describe` quotes values, so a refusal is never as large as the body that caused it.
+ */
+export function clipName(name: string): string {
+  return name.length > 60 ? `${name.slice(0, 60)}…` : name;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

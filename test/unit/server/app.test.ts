@@ -426,4 +426,58 @@ describe('server app', () => {
     assert.match(push.json().error.message, /TESSERA_SERVER_PUSH=false/);
     await a.close();
   });
+  // Contract fuzzing (schemathesis) found these: a route asked with another method answered 404,
+  // as if it did not exist, and an Expect header got Node's own bare 417 without a request id.
+  it('answers a known path asked with another method 405, naming the methods it takes in Allow', async () => {
+    const a = app();
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const cases = [
+      { method: 'GET', url: '/get-online-features', allow: 'POST' },
+      { method: 'PUT', url: '/push?x=1', allow: 'POST' },
+      { method: 'POST', url: '/health', allow: 'GET, HEAD' },
+      { method: 'DELETE', url: '/openapi.json', allow: 'GET, HEAD' },
+    ] as const;
+    for (const c of cases) {
+      const res = await a.inject({ method: c.method, url: c.url, headers: auth });
+      assert.equal(res.statusCode, 405, `${c.method} ${c.url}`);
+      assert.equal(res.headers.allow, c.allow);
+      const json = res.json() as ErrorBody;
+      assertErrorShape(res.headers, json);
+      assert.equal(json.error.code, 'METHOD_NOT_ALLOWED');
+    }
+    // A path no route has is still a 404.
+    const unknown = await a.inject({ method: 'GET', url: '/get-online-features/', headers: auth });
+    assert.equal(unknown.statusCode, 404);
+    assert.equal(unknown.headers.allow, undefined);
+    await a.close();
+  });
+
+  it('answers an Expect header other than 100-continue with 417 in the error shape, with a request id', async () => {
+    const metrics = createServerMetrics();
+    const a = app({}, undefined, { metrics });
+    await a.listen({ host: '127.0.0.1', port: 0 });
+    const port = (a.server.address() as { port: number }).port;
+    const reply = await exchange(
+      port,
+      `POST /get-online-features HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nX-Request-Id: my-req.1\r\n` +
+        'Expect: something-else\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}',
+    );
+    const { status, headers, json } = parseReply(reply);
+    assert.equal(status, 417);
+    assertErrorShape(headers, json);
+    assert.equal(json.request_id, 'my-req.1');
+    assert.equal(json.error.code, 'EXPECTATION_FAILED');
+    assert.match(json.error.message, /Expect: "something-else" is not supported/);
+    assert.match(
+      await metrics.registry.metrics(),
+      /tessera_server_request_duration_seconds_count\{route="unmatched",status="417"\} 1/,
+    );
+    // Expect: 100-continue still goes through to the route.
+    const ok = await exchange(
+      port,
+      'GET /health HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n',
+    );
+    assert.match(ok, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
+    await a.close();
+  });
 });

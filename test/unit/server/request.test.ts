@@ -189,6 +189,31 @@ views:
     assert.equal(ok.rows, 1);
   });
 
+  // Contract fuzzing: a refusal once quoted a client's name in full, so a 1 MiB feature name came
+  // back as a 1 MiB message (docs/server.md: messages describe client values boundedly).
+  it('quotes client names in refusals boundedly, however long they are', () => {
+    const long = 'x'.repeat(100_000);
+    const f = [`${VIEW}:transaction_count_1h`];
+    const bodies: unknown[] = [
+      { features: [long], entities: { user_id: [1] } },
+      { features: [`${long}:a`], entities: { user_id: [1] } },
+      { features: [`${VIEW}:${long}`], entities: { user_id: [1] } },
+      { feature_service: long, entities: { user_id: [1] } },
+      { features: f, entities: { user_id: [1], [long]: 1 } },
+      { features: f, entities: { user_id: [1] }, [long]: 1 },
+      {
+        features: f,
+        entities: { user_id: [1] },
+        ...Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`k${i}`, 1])),
+      },
+    ];
+    for (const body of bodies) {
+      const message = refusal(body);
+      assert.ok(message.length < 600, `${message.length} characters: ${message.slice(0, 120)}`);
+      assert.match(message, /xxxx…|k4 and 4995 more/);
+    }
+  });
+
   it('refuses an as_of that is not a definite instant: no zone, a fraction of a ms, out of range', () => {
     const f = [`${VIEW}:transaction_count_1h`];
     for (const asOf of ['2026-01-10T12:00:00', 'Jan 10 2026', 1.5, -1e16, 9e15])
