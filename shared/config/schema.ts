@@ -31,7 +31,15 @@ function urlWithProtocol(protocols: readonly string[]) {
         return false;
       }
     },
-    `expected a URL starting with ${protocols.map((p) => p + '//').join(' or ')}`,
+    (s) => {
+      const expected = `expected a URL starting with ${protocols.map((p) => p + '//').join(' or ')}`;
+      // "redis://host:99999" has the right scheme: say why it is no URL (a port past 65535).
+      return {
+        message: protocols.some((p) => s.startsWith(`${p}//`))
+          ? `${expected}; this one does not parse as a URL (check the host and that the port is 1-65535)`
+          : expected,
+      };
+    },
   );
 }
 
@@ -41,7 +49,67 @@ const millis = z
   .transform(Number)
   .pipe(z.number().min(100, 'expected at least 100 ms').max(3_600_000, 'expected at most 3600000 ms (1 h)'));
 
-const bool = z.enum(['true', 'false', '1', '0']).transform((s) => s === 'true' || s === '1');
+const bool = z
+  .enum(['true', 'false', '1', '0'], { errorMap: () => ({ message: 'expected true or false (or 1 or 0)' }) })
+  .transform((s) => s === 'true' || s === '1');
+
+/** One of `values`, said so in the message (zod's own reads "Invalid enum value. Expected ..."). */
+function oneOf<T extends readonly [string, ...string[]]>(values: T) {
+  return z.enum(values, { errorMap: () => ({ message: `expected one of ${values.join(', ')}` }) });
+}
+
+/**
+ * Where Redis is: ioredis took `redis://` without a host as localhost and a database that is not a
+ * number (`/abc`, `?db=x`) as database 0, so a typo wrote the online state somewhere else.
+ */
+function redisUrlProblem(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return undefined; // not a URL: reported by urlWithProtocol
+  }
+  if (url.protocol === 'unix:') {
+    if (url.pathname === '' || url.pathname === '/') return 'expected unix:///path/to/redis.sock[?db=N]';
+    const db = url.searchParams.get('db');
+    return db === null || /^\d+$/.test(db) ? undefined : `expected db=<number> in the query, not db=${db}`;
+  }
+  if (url.hostname === '') return 'expected a host: redis://host:port[/db]';
+  const db = url.pathname.slice(1);
+  return db === '' || /^\d+$/.test(db)
+    ? undefined
+    : `expected a database number after the host (redis://host:port/N), not /${db}`;
+}
+
+const redisUrl = urlWithProtocol(['redis:', 'rediss:', 'unix:']).superRefine((value, ctx) => {
+  const problem = redisUrlProblem(value);
+  if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+});
+
+/**
+ * s3://, file:// or a plain path. Any other scheme (gs://, S3://, s3a://) was taken for a relative
+ * directory named after it: the flusher then wrote the offline store to the local disk.
+ */
+function offlineStoreProblem(value: string): string | undefined {
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(value)?.[1];
+  if (scheme === undefined) return undefined;
+  if (scheme === 's3')
+    return /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(value)
+      ? undefined
+      : 'expected s3://<bucket>[/<prefix>] with an S3 bucket name (3-63 of a-z 0-9 . -)';
+  if (scheme === 'file') {
+    let host: string;
+    try {
+      host = new URL(value).hostname;
+    } catch {
+      return 'expected file:///<absolute path>';
+    }
+    return host === '' || host === 'localhost'
+      ? undefined
+      : `expected file:///<absolute path> (three slashes): ${host} would be read as a host and left out of the path`;
+  }
+  return `expected s3://<bucket>[/<prefix>], file:///<path> or a directory path; ${scheme}:// is not supported`;
+}
 
 // S3 bucket naming rules (3-63 chars, lower case, digits, dots, hyphens).
 const bucket = z
@@ -75,7 +143,7 @@ function withDefault<T>(schema: z.ZodType<T, z.ZodTypeDef, string>, fallback: T)
 export const configSchema = z
   .object({
     kafkaBrokers: withDefault(brokers, DEFAULTS.kafkaBrokers),
-    redisUrl: withDefault(urlWithProtocol(['redis:', 'rediss:', 'unix:']), DEFAULTS.redisUrl),
+    redisUrl: withDefault(redisUrl, DEFAULTS.redisUrl),
     redisPassword: withDefault(z.string(), DEFAULTS.redisPassword),
     s3Endpoint: withDefault(urlWithProtocol(['http:', 'https:']), DEFAULTS.s3Endpoint),
     s3Region: withDefault(
@@ -92,7 +160,7 @@ export const configSchema = z
       DEFAULTS.schemaRegistryUrl,
     ),
     schemaDir: withDefault(z.string(), DEFAULTS.schemaDir),
-    logLevel: withDefault(z.enum(LOG_LEVELS), DEFAULTS.logLevel as LogLevel),
+    logLevel: withDefault(oneOf(LOG_LEVELS), DEFAULTS.logLevel as LogLevel),
     httpPort: withDefault(port, DEFAULTS.httpPort),
     metricsPort: withDefault(port, DEFAULTS.metricsPort),
     topicPrefix: withDefault(topicPrefix, DEFAULTS.topicPrefix),
@@ -117,16 +185,15 @@ export const configSchema = z
       z.string().regex(/^[a-zA-Z0-9._-]{1,100}$/, 'expected up to 100 of a-z A-Z 0-9 . _ -'),
       DEFAULTS.redisKeyPrefix,
     ),
-    ingestClock: withDefault(z.enum(['wall', 'event']), DEFAULTS.ingestClock),
+    ingestClock: withDefault(oneOf(['wall', 'event'] as const), DEFAULTS.ingestClock),
     publishUpdates: withDefault(bool, DEFAULTS.publishUpdates),
-    updatesFormat: withDefault(z.enum(['json', 'avro']), DEFAULTS.updatesFormat),
+    updatesFormat: withDefault(oneOf(['json', 'avro'] as const), DEFAULTS.updatesFormat),
     trainingRows: withDefault(bool, DEFAULTS.trainingRows),
     offlineStore: withDefault(
-      z
-        .string()
-        .refine((s) => !s.startsWith('s3://') || /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(s), {
-          message: 'expected s3://<bucket>[/<prefix>], file:///<path> or a directory path',
-        }),
+      z.string().superRefine((value, ctx) => {
+        const problem = offlineStoreProblem(value);
+        if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+      }),
       DEFAULTS.offlineStore,
     ),
     flusherGroup: withDefault(

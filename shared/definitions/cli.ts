@@ -1,13 +1,30 @@
 // `npx tsx shared/definitions/cli.ts <file> [--mode exact|tiled]`: validates a definitions file
-// and prints what it declares, or the errors (exit 1).
+// and prints what it declares (exit 0), or the errors (exit 1); a wrong command line exits 2.
 import { parseArgs } from 'node:util';
 import { isTesseraError } from '../errors.ts';
 import { formatDuration } from './duration.ts';
 import { loadDefinitionsFile } from './load.ts';
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { mode: { type: 'string' } } });
+const USAGE = 'usage: npx tsx shared/definitions/cli.ts [<definitions file>] [--mode exact|tiled]';
+
+/** A wrong command line names what was wrong; before, a typo in --mode was silently ignored. */
+function usage(problem: string): never {
+  console.error(`${problem}\n${USAGE}`);
+  process.exit(2);
+}
+
+let parsed: ReturnType<typeof parseArgs<{ allowPositionals: true; options: { mode: { type: 'string' } } }>>;
+try {
+  parsed = parseArgs({ allowPositionals: true, options: { mode: { type: 'string' } } });
+} catch (error) {
+  usage((error as Error).message);
+}
+const { values, positionals } = parsed;
+if (positionals.length > 1) usage(`one definitions file at a time, got ${positionals.join(' ')}`);
+if (values.mode !== undefined && values.mode !== 'exact' && values.mode !== 'tiled')
+  usage(`--mode must be exact or tiled, not ${values.mode}`);
 const file = positionals[0] ?? process.env.TESSERA_DEFINITIONS ?? 'definitions/fraud.yaml';
-const mode = values.mode === 'exact' || values.mode === 'tiled' ? values.mode : undefined;
+const mode = values.mode;
 try {
   const defs = loadDefinitionsFile(file, mode ? { mode } : {});
   console.log(`${file}: project ${defs.project}, definitions hash ${defs.hash}`);

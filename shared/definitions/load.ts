@@ -42,7 +42,7 @@ export function loadDefinitionsFile(file: string, overrides: CompileOptions = {}
   } catch (cause) {
     throw new TesseraError(
       'DEFINITIONS_INVALID',
-      `cannot read definitions file ${file}: check TESSERA_DEFINITIONS`,
+      `cannot read definitions file ${file} (${(cause as NodeJS.ErrnoException).code ?? String(cause)}): check the path (TESSERA_DEFINITIONS, or the argument given)`,
       {
         cause,
         context: { file },
@@ -59,7 +59,9 @@ export interface CompileOptions {
 
 export function parseDefinitions(text: string, file = '<inline>', options: CompileOptions = {}): Definitions {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  // `<<` merge keys resolve (a shared block of feature fields written once): without them the key
+  // was read as an unknown field named `<<`.
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, merge: true });
   if (doc.errors.length > 0) {
     const first = doc.errors[0]!;
     const pos = first.linePos?.[0];
@@ -69,7 +71,15 @@ export function parseDefinitions(text: string, file = '<inline>', options: Compi
       { context: { file } },
     );
   }
-  const parsed = definitionsSchema.safeParse(doc.toJS());
+  const content = doc.toJS();
+  if (content === null || content === undefined) {
+    throw new TesseraError(
+      'DEFINITIONS_INVALID',
+      `${file}: the file is empty: write a mapping with version: 1, project, entities, sources and views (docs/definitions.md)`,
+      { context: { file } },
+    );
+  }
+  const parsed = definitionsSchema.safeParse(content);
   if (!parsed.success) {
     throw definitionsError(file, doc, lineCounter, parsed.error.issues.map(issueToProblem));
   }
@@ -79,12 +89,37 @@ export function parseDefinitions(text: string, file = '<inline>', options: Compi
   return compiled;
 }
 
+/** zod's issues in the words of this file format (zod says "Required", "Invalid literal value"). */
 function issueToProblem(issue: ZodIssue): Problem {
   let message = issue.message;
   if (issue.code === 'invalid_enum_value') message = `must be one of ${issue.options.join(', ')}`;
   if (issue.code === 'unrecognized_keys') message = `unknown field(s) ${issue.keys.join(', ')}`;
+  // A message of the schema's own (a duration's) stays; zod's own ones start "Expected"/"Required".
+  if (issue.code === 'invalid_type' && (message === 'Required' || message.startsWith('Expected')))
+    message =
+      issue.received === 'undefined'
+        ? 'is required'
+        : `must be ${TYPE_WORDS[issue.expected] ?? issue.expected}, not ${TYPE_WORDS[issue.received] ?? issue.received}`;
+  if (issue.code === 'invalid_literal')
+    message = `must be ${JSON.stringify(issue.expected)} (the only format version)`;
+  if (issue.code === 'too_small' && issue.type === 'array')
+    message = `needs at least ${issue.minimum} entr${issue.minimum === 1 ? 'y' : 'ies'}`;
+  if (issue.code === 'too_small' && issue.type === 'number') message = `must be at least ${issue.minimum}`;
+  if (issue.code === 'too_big' && issue.type === 'number') message = `must be at most ${issue.maximum}`;
+  if (issue.code === 'invalid_type' && issue.expected === 'integer' && issue.received === 'float')
+    message = 'must be a whole number';
   return { path: issue.path, message };
 }
+
+const TYPE_WORDS: Record<string, string> = {
+  object: 'a mapping',
+  array: 'a list',
+  string: 'a string',
+  number: 'a number',
+  integer: 'a whole number',
+  null: 'null (empty)',
+  boolean: 'true or false',
+};
 
 function definitionsError(
   file: string,
@@ -137,7 +172,11 @@ function compile(
   const sources = new Map<string, SourceDef>();
   input.sources.forEach((s, i) => {
     const at = (field: string): Path => ['sources', i, field];
-    if (sources.has(s.name)) problems.push({ path: at('name'), message: `duplicate source ${s.name}` });
+    if (sources.has(s.name)) {
+      // Reported once: replacing the first would also report every view's columns as unknown.
+      problems.push({ path: at('name'), message: `duplicate source ${s.name}` });
+      return;
+    }
     // The ingestor and the flusher read a topic as one source: a second one on it was ignored.
     const sameTopic = [...sources.values()].find((other) => other.topic === s.topic);
     if (sameTopic)
@@ -145,14 +184,14 @@ function compile(
         path: at('topic'),
         message: `source ${sameTopic.name} already reads topic ${s.topic}; one source per topic (key a second set of views by another entity through a topic of its own)`,
       });
-    const keyType = s.schema[s.key_field];
+    const keyType = columnOf(s.schema, s.key_field);
     if (keyType !== 'int64' && keyType !== 'string') {
       problems.push({
         path: at('key_field'),
         message: `${s.key_field} must be a column of schema with type int64 or string`,
       });
     }
-    if (s.schema[s.timestamp_field] !== 'timestamp') {
+    if (columnOf(s.schema, s.timestamp_field) !== 'timestamp') {
       problems.push({
         path: at('timestamp_field'),
         message: `${s.timestamp_field} must be a column of schema with type timestamp`,
@@ -177,6 +216,8 @@ function compile(
   });
 
   const views: ViewDef[] = [];
+  /** Index in the file of each compiled view (a view with an unknown entity or source is left out). */
+  const viewAt: number[] = [];
   const refs = new Set<string>();
   input.views.forEach((v, vi) => {
     const at = (...rest: Path): Path => ['views', vi, ...rest];
@@ -201,10 +242,10 @@ function compile(
         message: `source ${source.name} is keyed by ${source.keyField}, entity ${entity.name} by ${entity.joinKey}`,
       });
     }
-    if (source.schema[source.keyField] !== entity.keyType) {
+    if (columnOf(source.schema, source.keyField) !== entity.keyType) {
       problems.push({
         path: at('entity'),
-        message: `entity ${entity.name} has type ${entity.keyType} but ${source.name}.${source.keyField} is ${source.schema[source.keyField]}`,
+        message: `entity ${entity.name} has type ${entity.keyType} but ${source.name}.${source.keyField} is ${columnOf(source.schema, source.keyField)}`,
       });
     }
     const lateness = parseDuration(v.allowed_lateness) as number;
@@ -217,7 +258,7 @@ function compile(
       if (needsColumn && !f.column)
         problems.push({ path: fat('column'), message: `${f.aggregation} needs a column` });
       if (!needsColumn && f.column) problems.push({ path: fat('column'), message: 'count takes no column' });
-      const columnType = f.column ? source.schema[f.column] : undefined;
+      const columnType = f.column ? columnOf(source.schema, f.column) : undefined;
       if (f.column && !columnType) {
         problems.push({
           path: fat('column'),
@@ -297,10 +338,15 @@ function compile(
       });
     }
     for (const f of features)
-      if (f.column && NUMERIC_AGGREGATIONS.has(f.aggregation) && source.schema[f.column] === 'int64') {
+      if (
+        f.column &&
+        NUMERIC_AGGREGATIONS.has(f.aggregation) &&
+        columnOf(source.schema, f.column) === 'int64'
+      ) {
         const columns = source.numericInt64Columns ?? [];
         if (!columns.includes(f.column)) source.numericInt64Columns = [...columns, f.column];
       }
+    viewAt.push(vi);
     views.push({
       name: v.name,
       entity,
@@ -332,19 +378,83 @@ function compile(
     featureServices.set(s.name, s.features);
   });
 
-  const hash = createHash('sha256')
-    .update(JSON.stringify({ ...input, mode: options.mode ?? null }))
-    .digest('hex')
-    .slice(0, 16);
-  return {
+  // Feast's full names (`view__feature`, full_feature_names) must tell every feature apart: with
+  // `__` inside names, `a__b:c` and `a:b__c` would both answer as a__b__c.
+  const fullNames = new Map<string, string>();
+  for (const [vi, v] of views.entries())
+    for (const [fi, f] of v.features.entries()) {
+      const full = `${v.name}__${f.name}`;
+      const other = fullNames.get(full);
+      if (other !== undefined && other !== f.ref)
+        problems.push({
+          path: ['views', viewAt[vi] ?? vi, 'features', fi, 'name'],
+          message: `${f.ref} and ${other} have the same full name ${full} (view__feature, as served with full_feature_names); rename one, e.g. without the double underscore`,
+        });
+      else fullNames.set(full, f.ref);
+    }
+
+  const compiled = {
     project: input.project,
-    hash,
     file,
     entities: [...entities.values()],
     sources: [...sources.values()],
     views,
     featureServices,
   };
+  return { ...compiled, hash: definitionsHash(compiled) };
+}
+
+/**
+ * The definitions version: 16 hex digits of SHA-256 over what the engine and the services use,
+ * in the compiled form (durations in ms, each feature's effective mode and tile, every default
+ * filled in). So spelling the same definitions otherwise (`60m` for `1h`, other key order,
+ * comments, descriptions, a tile on an exact feature) keeps the hash, and every change of meaning
+ * (a window, aggregation, column, key, type, lateness, ttl, mode, topic, format, feature service)
+ * changes it, including a change of a default in this loader. Lists keep their order; the file
+ * path is not part of it.
+ */
+export function definitionsHash(defs: Omit<Definitions, 'hash'>): string {
+  const content = [
+    defs.project,
+    defs.entities.map((e) => [e.name, e.joinKey, e.keyType]),
+    defs.sources.map((s) => [
+      s.name,
+      s.topic,
+      s.format,
+      s.keyField,
+      s.timestampField,
+      s.timestampFormat,
+      s.avroSchema ?? null,
+      Object.entries(s.schema),
+    ]),
+    defs.views.map((v) => [
+      v.name,
+      v.entity.name,
+      v.source.name,
+      v.allowedLatenessMs,
+      v.ttlMs,
+      v.maxEventsPerEntity,
+      v.maxAgeMs,
+      v.features.map((f) => [
+        f.name,
+        f.aggregation,
+        f.column,
+        f.windowMs,
+        f.mode,
+        f.tileMs,
+        f.default,
+        f.n,
+        f.precision,
+      ]),
+    ]),
+    [...defs.featureServices],
+  ];
+  return createHash('sha256').update(JSON.stringify(content)).digest('hex').slice(0, 16);
+}
+
+/** The type of a declared column; only the schema's own keys count (`constructor` is no column). */
+function columnOf(schema: Record<string, ColumnType>, column: string): ColumnType | undefined {
+  return Object.hasOwn(schema, column) ? schema[column] : undefined;
 }
 
 /**

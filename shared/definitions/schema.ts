@@ -33,10 +33,16 @@ export const COLUMN_TYPES = ['int64', 'double', 'string', 'timestamp', 'bool'] a
 export type ColumnType = (typeof COLUMN_TYPES)[number];
 
 const NAME_RE = /^[a-z_][a-z0-9_]*$/;
-const name = z.string().regex(NAME_RE, 'must be snake_case: lower-case letters, digits and _');
-const duration = z.string().refine((s) => parseDuration(s) !== undefined, {
-  message: 'must be a duration such as 90s, 5m, 1h, 7d or 2w',
-});
+// `__proto__` is snake_case but not a usable key: a column of that name vanished from the parsed
+// schema, and a feature of that name from every object the services build per feature.
+const name = z
+  .string()
+  .regex(NAME_RE, 'must be snake_case: lower-case letters, digits and _')
+  .refine((s) => s !== '__proto__', 'must not be __proto__ (a reserved JavaScript key); choose another name');
+const DURATION_HELP = 'must be a duration such as 90s, 5m, 1h, 7d or 2w (one whole number and its unit)';
+const duration = z
+  .string({ invalid_type_error: DURATION_HELP })
+  .refine((s) => parseDuration(s) !== undefined, { message: DURATION_HELP });
 
 const featureSchema = z
   .object({
@@ -47,7 +53,12 @@ const featureSchema = z
     /** exact: identical to the oracle; tiled: window start rounded down to `tile`. */
     mode: z.enum(['exact', 'tiled']).optional(),
     tile: duration.optional(),
-    default: z.union([z.number(), z.string(), z.null()]).optional(),
+    // Finite only: `.inf` (or 1e400) was served as Infinity, and hashed as `null`.
+    default: z
+      .union([z.number().finite('must be a finite number'), z.string(), z.null()], {
+        errorMap: () => ({ message: 'must be a finite number, a string or null' }),
+      })
+      .optional(),
     /** last_n only: how many values. */
     n: z.number().int().min(1).max(1000).optional(),
     /** approx_count_distinct only: HyperLogLog precision (registers = 2^precision). */
@@ -93,7 +104,10 @@ export const definitionsSchema = z
         z
           .object({
             name,
-            topic: z.string().min(1),
+            // Kafka's own rule for topic names: a topic the broker refuses stopped the services at start.
+            topic: z
+              .string()
+              .regex(/^[a-zA-Z0-9._-]{1,249}$/, 'must be a Kafka topic name: 1-249 of a-z A-Z 0-9 . _ -'),
             format: z.enum(['json', 'avro', 'avro-confluent']),
             key_field: name,
             timestamp_field: name,

@@ -272,3 +272,71 @@ describe('offline store default', () => {
     assert.equal(loadConfig({ env: { TESSERA_OFFLINE_STORE: '/data/x' }, argv: [] }).offlineStore, '/data/x');
   });
 });
+
+describe('config values that used to pass', () => {
+  it('refuses a Redis URL whose database is not a number or that has no host (ioredis took them as database 0 on localhost)', () => {
+    for (const [url, pattern] of [
+      [
+        'redis://127.0.0.1:6379/abc',
+        /TESSERA_REDIS_URL = "redis:\/\/127\.0\.0\.1:6379\/abc": expected a database number/,
+      ],
+      ['redis://', /TESSERA_REDIS_URL = "redis:\/\/": expected a host/],
+      ['unix:///tmp/redis.sock?db=two', /expected db=<number> in the query, not db=two/],
+      ['unix://', /expected unix:\/\/\/path\/to\/redis\.sock/],
+    ] as const) {
+      const { message, invalid } = configError(() => load({ TESSERA_REDIS_URL: url }));
+      assert.match(message, pattern);
+      assert.deepEqual(invalid, ['TESSERA_REDIS_URL']);
+    }
+    assert.match(
+      configError(() => load({ TESSERA_REDIS_URL: 'redis://127.0.0.1:99999' })).message,
+      /does not parse as a URL \(check the host and that the port is 1-65535\)/,
+    );
+    assert.equal(
+      load({ TESSERA_REDIS_URL: 'redis://127.0.0.1:6379/2' }).redisUrl,
+      'redis://127.0.0.1:6379/2',
+    );
+    assert.equal(load({ TESSERA_REDIS_URL: 'unix:///tmp/r.sock?db=3' }).redisUrl, 'unix:///tmp/r.sock?db=3');
+  });
+
+  it('refuses an offline store in a scheme it would have read as a local directory', () => {
+    for (const uri of [
+      'gs://tessera',
+      'S3://tessera-offline',
+      's3a://tessera-offline',
+      'http://127.0.0.1:8333/b',
+    ])
+      assert.match(
+        configError(() => load({ TESSERA_OFFLINE_STORE: uri })).message,
+        /TESSERA_OFFLINE_STORE = .*: expected s3:\/\/<bucket>\[\/<prefix>\], file:\/\/\/<path> or a directory path; .* is not supported/,
+      );
+    assert.match(
+      configError(() => load({ TESSERA_OFFLINE_STORE: 'file://data/offline' })).message,
+      /expected file:\/\/\/<absolute path> \(three slashes\): data would be read as a host/,
+    );
+    for (const ok of [
+      'file:///data/offline',
+      'file://localhost/data/offline',
+      'offline-store',
+      '/data/x',
+      's3://b-1/p',
+    ])
+      assert.equal(load({ TESSERA_OFFLINE_STORE: ok }).offlineStore, ok);
+  });
+
+  it('says what a boolean or an enumerated option takes, in words', () => {
+    for (const value of ['yes', 'TRUE', 'on'])
+      assert.match(
+        configError(() => load({ TESSERA_DEV_NO_AUTH: value })).message,
+        new RegExp(`TESSERA_DEV_NO_AUTH = "${value}": expected true or false \\(or 1 or 0\\)$`),
+      );
+    assert.match(
+      configError(() => load({ TESSERA_LOG_LEVEL: 'verbose' })).message,
+      /TESSERA_LOG_LEVEL = "verbose": expected one of fatal, error, warn, info, debug, trace, silent$/,
+    );
+    assert.match(
+      configError(() => load({ TESSERA_INGEST_CLOCK: 'kafka' })).message,
+      /TESSERA_INGEST_CLOCK = "kafka": expected one of wall, event$/,
+    );
+  });
+});

@@ -153,6 +153,191 @@ describe('feature definitions', () => {
     assert.equal(view.ttlMs, 31 * 86_400_000);
   });
 
+  it('refuses a column that is only a JavaScript object key (constructor), and __proto__ names', () => {
+    // `constructor` was found on the schema's prototype: the feature loaded over a column no event has.
+    invalid(
+      fraud.replace('column: merchant_id', 'column: constructor'),
+      /features\[5\]\.column: unknown column constructor; transactions has user_id/,
+    );
+    invalid(
+      fraud.replace(
+        'column: amount\n        window: 7d\n        tile: 1h\n        default: 0.0\n      - name: distinct',
+        'column: constructor\n        window: 7d\n        tile: 1h\n        default: 0.0\n      - name: distinct',
+      ),
+      // Was: "max needs a numeric column ...; constructor is function Object() { [native code] }".
+      /features\[4\]\.column: unknown column constructor/,
+    );
+    // A `__proto__` column vanished from the parsed schema; a feature of that name loaded.
+    invalid(
+      fraud.replace('      merchant_id: string\n', '      merchant_id: string\n      __proto__: string\n'),
+      /sources\[0\]\.schema\.__proto__: must not be __proto__/,
+    );
+    invalid(
+      fraud.replaceAll('transaction_count_24h', '__proto__'),
+      /features\[1\]\.name: must not be __proto__/,
+    );
+  });
+
+  it('refuses a default that is not a finite number (.inf was served as Infinity and hashed as null)', () => {
+    for (const value of ['.inf', '-.inf', '1e400'])
+      invalid(
+        fraud.replace('default: 0.0', `default: ${value}`),
+        /features\[2\]\.default: must be a finite number/,
+      );
+  });
+
+  it('refuses two features with the same full name view__feature', () => {
+    const views = `  - name: a__b
+    entity: user
+    source: transactions
+    features: [{ name: c, aggregation: count, window: 1h }]
+  - name: a
+    entity: user
+    source: transactions
+    features: [{ name: b__c, aggregation: count, window: 1h }]
+`;
+    invalid(
+      fraud.replace('\nfeature_services:', `\n${views}\nfeature_services:`),
+      /views\[2\]\.features\[0\]\.name: a:b__c and a__b:c have the same full name a__b__c/,
+    );
+  });
+
+  it('refuses a topic name Kafka refuses', () => {
+    invalid(
+      fraud.replace('topic: transactions', 'topic: "card transactions"'),
+      /sources\[0\]\.topic: must be a Kafka topic name/,
+    );
+  });
+
+  it('reports a duplicate source once, not as unknown columns of its views', () => {
+    const second = `  - name: transactions
+    topic: other
+    format: json
+    key_field: user_id
+    timestamp_field: event_timestamp
+    schema: { user_id: int64, event_timestamp: timestamp }
+`;
+    assert.throws(
+      () => parseDefinitions(fraud.replace('\nviews:', `\n${second}\nviews:`), 'fraud.yaml'),
+      (e: unknown) =>
+        isTesseraError(e, 'DEFINITIONS_INVALID') &&
+        /sources\[1\]\.name: duplicate source transactions/.test(e.message) &&
+        !/unknown column/.test(e.message),
+    );
+  });
+
+  it('resolves YAML merge keys', () => {
+    const text = fraud.replace(
+      '      - name: transaction_count_24h\n        aggregation: count\n        window: 24h\n        tile: 1h\n',
+      '      - &day\n        name: transaction_count_24h\n        aggregation: count\n        window: 24h\n        tile: 1h\n      - <<: *day\n        name: transaction_count_48h\n        window: 48h\n',
+    );
+    const f = parseDefinitions(text).views[0]!.features[2]!;
+    assert.deepEqual([f.name, f.aggregation, f.windowMs], ['transaction_count_48h', 'count', 48 * 3_600_000]);
+  });
+
+  it('says what to write for an empty file, a wrong version, or a number for a duration', () => {
+    invalid('', /fraud\.yaml: the file is empty: write a mapping with version: 1, project/);
+    invalid('# nothing yet\n', /the file is empty/);
+    invalid(fraud.replace('version: 1', 'version: "1"'), /version: must be 1 \(the only format version\)/);
+    invalid(
+      fraud.replace('window: 1h\n', 'window: 3600\n'),
+      /features\[0\]\.window: must be a duration such as 90s/,
+    );
+    invalid(fraud.replace('entity: user', 'entity:'), /views\[0\]\.entity: must be a string, not null/);
+    invalid(fraud.replace('project: fraud\n', ''), /fraud\.yaml:\d+: project: is required/);
+  });
+
+  it('hashes what the definitions mean, not how they are written', () => {
+    const hash = (text: string, mode?: 'exact' | 'tiled') =>
+      parseDefinitions(text, 'x', mode ? { mode } : {}).hash;
+    const base = hash(fraud);
+    // Same meaning: the hash was over the text as parsed, so these changed it.
+    for (const same of [
+      fraud.replace('window: 1h\n', 'window: 60m\n'),
+      fraud.replace('allowed_lateness: 1h', 'allowed_lateness: 3600s'),
+      fraud.replace('    entity: user\n', '    entity: user\n    description: per user\n'),
+      fraud.replace('tile: 5m', 'tile: 10m'), // an exact feature: no tile
+      fraud.replace(
+        '        aggregation: count\n        window: 1h\n',
+        '        window: 1h\n        aggregation: count\n',
+      ),
+      fraud.replace('max_age: 30d', 'max_age: 30d\n    ttl: 721h'), // the default ttl, written out
+    ])
+      assert.equal(hash(same), base);
+    // Other meaning: each changes it.
+    const changes = [
+      fraud.replace('window: 1h\n', 'window: 2h\n'),
+      fraud.replace('aggregation: max', 'aggregation: min'),
+      fraud.replace('column: merchant_id', 'column: user_id'),
+      fraud.replace('allowed_lateness: 1h', 'allowed_lateness: 2h'),
+      fraud.replace('mode: exact', 'mode: tiled'),
+      fraud.replace('default: 0.0', 'default: -1'),
+      fraud.replace('max_age: 30d', 'max_age: 20d'),
+      fraud.replace('max_events_per_entity: 100000', 'max_events_per_entity: 1000'),
+      fraud.replace('topic: transactions', 'topic: tx'),
+      fraud.replace('timestamp_format: iso8601', 'timestamp_format: epoch_ms'),
+      fraud.replace('amount: double', 'amount: int64'),
+      fraud.replaceAll('user_id', 'customer_id'),
+      fraud.replace('      - user_transaction_features:transaction_count_1h\n', ''),
+    ];
+    const hashes = changes.map((text) => hash(text));
+    assert.equal(new Set([base, ...hashes]).size, changes.length + 1);
+    assert.notEqual(hash(fraud, 'tiled'), base);
+  });
+
+  it('hashes every field of the compiled form (a new field must be added to definitionsHash)', () => {
+    // definitionsHash lists the fields it covers. A field added to the compiled form later would
+    // be left out of the hash silently, and two meanings would share a version: this fails first.
+    const defs = parseDefinitions(fraud);
+    const view = defs.views[0]!;
+    const keys = (o: object) => Object.keys(o).sort();
+    assert.deepEqual(keys(defs), [
+      'entities',
+      'featureServices',
+      'file',
+      'hash',
+      'project',
+      'sources',
+      'views',
+    ]);
+    assert.deepEqual(keys(defs.entities[0]!), ['joinKey', 'keyType', 'name']);
+    assert.deepEqual(keys(view), [
+      'allowedLatenessMs',
+      'entity',
+      'features',
+      'maxAgeMs',
+      'maxEventsPerEntity',
+      'name',
+      'source',
+      'ttlMs',
+    ]);
+    // ref is derived from the view's and the feature's names; numericInt64Columns from the views.
+    assert.deepEqual(keys(view.features[0]!), [
+      'aggregation',
+      'column',
+      'default',
+      'mode',
+      'n',
+      'name',
+      'precision',
+      'ref',
+      'tileMs',
+      'windowMs',
+    ]);
+    const sourceKeys = keys(defs.sources[0]!).filter(
+      (k) => k !== 'numericInt64Columns' && k !== 'avroSchema',
+    );
+    assert.deepEqual(sourceKeys, [
+      'format',
+      'keyField',
+      'name',
+      'schema',
+      'timestampField',
+      'timestampFormat',
+      'topic',
+    ]);
+  });
+
   it('fills tiles like Chronon when a tiled feature declares none', () => {
     const text = fraud.replace(/\n\s+tile: \w+/g, '').replace('mode: exact', 'mode: tiled');
     const tiles = parseDefinitions(text).views[0]!.features.map((f) => f.tileMs / 60_000);
