@@ -112,6 +112,41 @@ export function redactConfig(config: Config): Record<ConfigKey, unknown> {
 }
 
 /** One line per option, `TESSERA_X = value`, secrets redacted: for start-up logs. */
+/** True when the command line asks for the usage (`--help` or `-h`) instead of a run. */
+export function wantsHelp(argv: readonly string[]): boolean {
+  return argv.includes('--help') || argv.includes('-h');
+}
+
+/**
+ * A service's usage: what it does, then every option as a flag, its environment variable and its
+ * default (secrets not shown). What each means: the configuration tables in docs/.
+ */
+export function configUsage(command: string, summary: string): string {
+  const rows = CONFIG_KEYS.map((key) => {
+    const value = DEFAULTS[key];
+    const shown = SECRET_KEYS.has(key)
+      ? '(secret)'
+      : Array.isArray(value)
+        ? value.join(',')
+        : value === ''
+          ? '(none)'
+          : String(value);
+    return [`${flagName(key)} <value>`, ENV_NAMES[key], shown] as const;
+  });
+  const width = Math.max(...rows.map(([flag]) => flag.length));
+  const envWidth = Math.max(...rows.map(([, env]) => env.length));
+  return [
+    `usage: ${command} [--<option> <value> ...]`,
+    '',
+    `  ${summary}`,
+    '',
+    '  Every option is a flag or an environment variable (a flag wins); default in the last column.',
+    "  What each means: README.md's Configuration, which points at each service's doc.",
+    '',
+    ...rows.map(([flag, env, shown]) => `  ${flag.padEnd(width)}  ${env.padEnd(envWidth)}  ${shown}`),
+  ].join('\n');
+}
+
 export function renderConfig(config: Config): string {
   const shown = redactConfig(config);
   return CONFIG_KEYS.map((key) => {
