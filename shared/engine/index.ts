@@ -25,6 +25,7 @@ export {
   emptyState,
   eventCount,
   lastOffset,
+  newestEventBefore,
   newestEventTime,
   readFeatures,
   readFloor,

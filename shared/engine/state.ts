@@ -378,6 +378,32 @@ export function newestEventTime(state: EntityState): number | null {
   return newest;
 }
 
+/**
+ * The newest event time before t that the state can tell (null: none), what the values of a read
+ * at t reflect (windows end before t). Raw events give it exactly; folded into tiles, an event is
+ * known by its tile's start only: then it is the start of the newest tile starting before t (never
+ * after t, possibly up to a tile's size off). Events older than the longest window before the read
+ * floor are no longer held. newestEventTime with a bound: the server's as_of reads (their values
+ * reflect the events before t). For t past every event both give the same time.
+ */
+export function newestEventBefore(state: EntityState, t: number): number | null {
+  // Raw events ascend by time: the last one before t, by bisection.
+  let lo = state.head;
+  let hi = state.events.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (state.events[mid]!.ts < t) lo = mid + 1;
+    else hi = mid;
+  }
+  let newest = lo > state.head ? state.events[lo - 1]!.ts : null;
+  for (const group of state.tiles) {
+    let k = group.length - 1;
+    while (k >= 0 && group.startOf(k) >= t) k--;
+    if (k >= 0 && (newest === null || group.startOf(k) > newest)) newest = group.startOf(k);
+  }
+  return newest;
+}
+
 /** Live events of the state. */
 export function eventCount(state: EntityState): number {
   return state.events.length - state.head;

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
-import { newestEventBefore, OnlineReader } from '../../../services/server/lookup.ts';
+import { OnlineReader } from '../../../services/server/lookup.ts';
 import { parseOnlineRequest } from '../../../services/server/request.ts';
 import { StateReads } from '../../../services/server/state-reads.ts';
 import { loadDefinitionsFile } from '../../../shared/definitions/load.ts';
@@ -15,6 +15,7 @@ import {
   emptyState,
   encodeDelta,
   encodeState,
+  newestEventBefore,
   newestEventTime,
   planView,
   readFeatures,
