@@ -85,7 +85,12 @@ export function buildApp(options: AppOptions): FastifyInstance {
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(requestTimeout / 10))),
     },
     requestIdHeader: false,
-    genReqId: (req) => requestIdOf(req.headers['x-request-id']),
+    genReqId: (req) => {
+      const id = requestIdOf(req.headers['x-request-id']);
+      // Kept for a 408 of this request, answered by the HTTP layer without fastify's request.
+      assignedIds.set(req, id);
+      return id;
+    },
     // What Node's HTTP parser refuses, and requests that do not arrive whole in time: the error
     // shape and request id of every other answer, not fastify's own body.
     clientErrorHandler: (error, socket) => refuseConnection(error, socket, requestTimeout, metrics, logger),
@@ -356,6 +361,13 @@ function errorBody(request: FastifyRequest, code: string, message: string, field
   return { error: { code, message, ...(field === undefined ? {} : { field }) }, request_id: request.id };
 }
 
+/**
+ * The id fastify gave each request it saw, by Node's request object: a request timed out after its
+ * headers (408) is answered by refuseConnection, which sees only the socket, and must carry the id
+ * the log already has for it, not a new one. Weak: gone with the request.
+ */
+const assignedIds = new WeakMap<object, string>();
+
 /** The caller's own request id when it sends a sane one, else a new one. */
 function requestIdOf(given: string | string[] | undefined): string {
   return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
@@ -405,7 +417,8 @@ function refuseConnection(
       };
     }
   )._httpMessage;
-  const id = requestIdOf(inFlight?.req?.headers?.['x-request-id']);
+  const id =
+    (inFlight?.req && assignedIds.get(inFlight.req)) ?? requestIdOf(inFlight?.req?.headers?.['x-request-id']);
   // Debug, not info: junk traffic is one refusal per connection, and the metric below counts them.
   logger.debug(
     { err: error.message, code: error.code, status, reqId: id },

@@ -225,6 +225,30 @@ describe('server app', () => {
     await a.close();
   });
 
+  it('gives a 408 the id fastify gave the request when the caller sent none', {
+    timeout: 10_000,
+  }, async () => {
+    const a = app({}, 300);
+    // The id fastify gave the request, as anything logging under request.id would use it.
+    const seen: string[] = [];
+    a.addHook('onRequest', (request, _reply, done) => {
+      seen.push(request.id);
+      done();
+    });
+    await a.listen({ host: '127.0.0.1', port: 0 });
+    const port = (a.server.address() as { port: number }).port;
+    const reply = await exchange(
+      port,
+      `POST /get-online-features HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\n` +
+        'Content-Type: application/json\r\nContent-Length: 60\r\n\r\n{',
+    );
+    const { status, json } = parseReply(reply);
+    assert.equal(status, 408);
+    assert.equal(seen.length, 1);
+    assert.equal(json.request_id, seen[0]);
+    await a.close();
+  });
+
   it('says a body is refused for its "__proto__" key, not that it is not JSON', async () => {
     const a = app();
     const send = (payload: string) =>
