@@ -1,6 +1,9 @@
 // Effectively once, proven the hard way: 200k events flow through a real ingestor process that is
 // killed with SIGKILL at random moments ten times and restarted; afterwards every entity's
-// features in Redis must equal the engine run offline over the same events. Zero differences.
+// features in Redis (each read just after its own newest event, and later) and its applied
+// offsets must equal the engine run offline over the same events. Zero differences. Most kills must
+// leave records to redo (the group behind the log), and the restarts must have seen redeliveries
+// (records applied but not committed before a kill): otherwise the kills proved nothing.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
@@ -9,14 +12,20 @@ import {
   createSourceTopic,
   differencesFromOffline,
   fraudMessages,
+  groupLag,
+  logEnds,
   newTestRun,
+  recordOutcomes,
   startIngestor,
   type TestRun,
   waitForCaughtUp,
+  waitForRecords,
 } from '../support/ingestor-process.ts';
 
 const EVENTS = Number(process.env.CRASH_TEST_EVENTS ?? 200_000);
 const KILLS = 10;
+/** Kills that must leave the group behind the log. */
+const BEHIND = 5;
 
 describe(`ingestor survives ${KILLS} kill -9 with ${EVENTS} events in flight`, { timeout: 600_000 }, () => {
   // Event-time clock: the generated stream is historical (2026-01), lateness is judged per entity.
@@ -30,35 +39,69 @@ describe(`ingestor survives ${KILLS} kill -9 with ${EVENTS} events in flight`, {
     const producer = run.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     let produced = 0;
+    // The stream is paced by the kills: each restart lets the next tenth of the events flow, at
+    // ~3k events/s, so every run meets records that keep arriving while it catches up (a free-running
+    // stream was over after half the kills, and those later runs had nothing to do).
+    let released = 0;
     const producing = (async () => {
       for (let i = 0; i < events.length; i += 2000) {
+        while (i >= released) await new Promise((r) => setTimeout(r, 50));
         await producer.send({ topic: run.topic, messages: fraudMessages(events.slice(i, i + 2000)) });
         produced = Math.min(events.length, i + 2000);
-        await new Promise((r) => setTimeout(r, 300)); // ~7k events/s: the stream keeps flowing through the kills
+        await new Promise((r) => setTimeout(r, 600));
       }
     })();
 
-    const killedWhileBehind: number[] = [];
+    // Per kill: events produced by then, records the run had handled, and the records in the log at
+    // the kill that the group had not committed (the next run redoes or does them; new ones produced
+    // since do not count). The group gives a restarted run its partitions only once the killed member
+    // has timed out (seconds); a run killed before that, or after it had drained its backlog, proves
+    // little. So each run is killed once it has handled a random number of records (most of a
+    // tenth of the stream arrives while it waits for its partitions), within a few seconds.
+    // Redeliveries: what each run counted as duplicate before it died.
+    const kills: { produced: number; handled: number; lag: number }[] = [];
+    let redelivered = 0;
     for (let k = 0; k < KILLS; k++) {
+      released = Math.ceil(((k + 1) * events.length) / KILLS);
       const ingestor = startIngestor(run);
       await ingestor.ready;
-      await new Promise((r) => setTimeout(r, 400 + Math.random() * 1600));
+      await waitForRecords(ingestor, 1, 30_000);
+      await waitForRecords(ingestor, 1 + Math.floor(Math.random() * 0.75 * (events.length / KILLS)), 4000);
+      const outcomes = await recordOutcomes(ingestor);
+      // A scrape is answered once the event loop is free, often right after a batch and before its
+      // commit: without this pause every kill would land there.
+      await new Promise((r) => setTimeout(r, Math.random() * 1000));
+      redelivered += outcomes.duplicate ?? 0;
+      const ends = await logEnds(run, run.topic);
       ingestor.child.kill('SIGKILL');
       await ingestor.exited;
-      killedWhileBehind.push(produced);
+      kills.push({
+        produced,
+        handled: Object.values(outcomes).reduce((a, b) => a + b, 0),
+        lag: await groupLag(run, run.topic, ends),
+      });
     }
+    released = events.length;
     await producing;
     await producer.disconnect();
     const last = startIngestor(run);
     await last.ready;
     await waitForCaughtUp(run, run.topic, 240_000);
+    redelivered += (await recordOutcomes(last)).duplicate ?? 0;
     last.child.kill('SIGTERM');
     assert.equal(await last.exited, 0, `graceful stop failed:\n${last.output()}`);
 
-    const { entities, differences } = await differencesFromOffline(run, events);
-    assert.deepEqual(differences, [], `first differences among ${entities} entities`);
+    const summary = kills.map((k) => `${k.produced}/${k.handled}/${k.lag}`).join(', ');
+    const behind = kills.filter((k) => k.handled > 0 && k.lag > 0).length;
+    assert.ok(
+      behind >= BEHIND,
+      `kills of a run that had handled records and left the group behind the log: ${behind} (produced/handled/lag: ${summary})`,
+    );
+    assert.ok(redelivered > 0, 'no record was redelivered after a kill');
+    const { entities, differing, differences } = await differencesFromOffline(run, events);
+    assert.deepEqual(differences, [], `first differences among ${entities} entities (${differing} differ)`);
     console.log(
-      `# ${EVENTS} events, ${entities} entities, ${KILLS} kills (produced at each kill: ${killedWhileBehind.join(', ')}): 0 differences`,
+      `# ${EVENTS} events, ${entities} entities, ${KILLS} kills, ${behind} mid-stream (produced/handled/lag at each: ${summary}), ${redelivered} redelivered: 0 differences`,
     );
   });
 });

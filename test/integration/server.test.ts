@@ -37,6 +37,22 @@ describe('online server', { timeout: 180_000 }, () => {
   const now = Date.now();
   // 40 users over the last 20 days, the newest event a minute ago.
   const { events, users } = recentFraudEvents(now, { events: 3000, users: 40, seed: 7 });
+  // And one user idle for the last 7 days (its 7-day averages are the default 0.0), which the
+  // generated users, all active this week, do not give.
+  const idleUser = Math.max(...users) + 1;
+  for (const [days, amount] of [
+    [12, 25.5],
+    [9, 40],
+  ] as const)
+    events.push({
+      user_id: idleUser,
+      event_timestamp: now - days * 86_400_000,
+      amount,
+      merchant_id: 'm_idle',
+      partition: 0,
+      offset: 0,
+    });
+  users.push(idleUser);
   let ingestor: IngestorProcess;
   let server: ServerProcess;
   let url: string;

@@ -2,7 +2,7 @@
 // isolated by its own topic prefix, consumer group and Redis key prefix.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { Kafka, type KafkaMessage, logLevel } from 'kafkajs';
+import { type Admin, Kafka, type KafkaMessage, logLevel } from 'kafkajs';
 import { kafkaOptions } from '../../shared/config/clients.ts';
 import { type Config, loadConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
@@ -10,12 +10,16 @@ import {
   applyEvent,
   type EntityState,
   emptyState,
+  type FeatureValue,
   planView,
   readFeatures,
+  type ViewPlan,
 } from '../../shared/engine/index.ts';
+import { offsetEntries } from '../../shared/engine/state.ts';
 import { connectRedis, keyNodes, type RedisClient, sendAll } from '../../shared/state-store/redis-client.ts';
 import { RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
 import { type FraudEvent, fraudEngineEvent, generateFraudEvents } from '../../shared/synth/fraud-events.ts';
+import { scrapeMetrics } from './ops-endpoint.ts';
 
 export interface TestRun {
   id: string;
@@ -84,6 +88,75 @@ export function startIngestor(run: TestRun): IngestorProcess {
   return { child, ready, exited, output: () => out };
 }
 
+/** Per partition of `topic`, the offset its next message will get. */
+export async function logEnds(run: TestRun, topic: string): Promise<Map<number, number>> {
+  const admin = run.kafka.admin();
+  await admin.connect();
+  try {
+    return new Map((await admin.fetchTopicOffsets(topic)).map((e) => [e.partition, Number(e.high)]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * Messages of `topic` before `ends` (default: its ends now) that the run's group has not committed,
+ * over all partitions.
+ */
+export async function groupLag(
+  run: TestRun,
+  topic: string,
+  ends?: ReadonlyMap<number, number>,
+): Promise<number> {
+  const admin = run.kafka.admin();
+  await admin.connect();
+  try {
+    return await lagOf(admin, run, topic, ends);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+async function lagOf(
+  admin: Admin,
+  run: TestRun,
+  topic: string,
+  ends?: ReadonlyMap<number, number>,
+): Promise<number> {
+  const until =
+    ends ?? new Map((await admin.fetchTopicOffsets(topic)).map((e) => [e.partition, Number(e.high)]));
+  const [committed] = await admin.fetchOffsets({ groupId: run.config.ingestorGroup, topics: [topic] });
+  let lag = 0;
+  for (const [partition, end] of until) {
+    const c = committed?.partitions.find((p) => p.partition === partition);
+    lag += Math.max(0, end - (c && c.offset !== '-1' ? Number(c.offset) : 0));
+  }
+  return lag;
+}
+
+/** Source records an ingestor process has counted, by outcome (applied, duplicate, dlq), from its /metrics. */
+export async function recordOutcomes(ingestor: IngestorProcess): Promise<Record<string, number>> {
+  const text = await scrapeMetrics(ingestor.output());
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^tessera_ingestor_events_total\{[^}]*outcome="(\w+)"[^}]*\} (\d+)/gm))
+    out[m[1]!] = (out[m[1]!] ?? 0) + Number(m[2]);
+  return out;
+}
+
+/** Polls the process's /metrics until it has counted at least `records` source records, or `timeoutMs` passed. */
+export async function waitForRecords(
+  ingestor: IngestorProcess,
+  records: number,
+  timeoutMs: number,
+): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const handled = Object.values(await recordOutcomes(ingestor)).reduce((a, b) => a + b, 0);
+    if (handled >= records || Date.now() > deadline) return handled;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** Waits until the group has committed every offset of `topic` (lag 0), or throws after `timeoutMs`. */
 export async function waitForCaughtUp(run: TestRun, topic: string, timeoutMs: number): Promise<void> {
   const admin = run.kafka.admin();
@@ -91,13 +164,7 @@ export async function waitForCaughtUp(run: TestRun, topic: string, timeoutMs: nu
   try {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const ends = await admin.fetchTopicOffsets(topic);
-      const [committed] = await admin.fetchOffsets({ groupId: run.config.ingestorGroup, topics: [topic] });
-      const lag = ends.reduce((sum, end) => {
-        const c = committed?.partitions.find((p) => p.partition === end.partition);
-        const at = c && c.offset !== '-1' ? Number(c.offset) : 0;
-        return sum + (Number(end.high) - at);
-      }, 0);
+      const lag = await lagOf(admin, run, topic);
       if (lag === 0) return;
       if (Date.now() > deadline)
         throw new Error(`ingestor still ${lag} messages behind on ${topic} after ${timeoutMs} ms`);
@@ -150,7 +217,7 @@ export async function createSourceTopic(run: TestRun, partitions: number): Promi
 
 /**
  * Fraud events of about `users` users over the 20 days before `now` on 3 partitions, moved so the
- * newest is a minute ago (the generator also puts events at window edges after its span), and
+ * newest is a minute ago (the window-edge events the generator puts after its span left out), and
  * the users they hold, ascending.
  */
 export function recentFraudEvents(
@@ -164,9 +231,14 @@ export function recentFraudEvents(
     spanMs: 20 * day - 60_000,
     partitions: 3,
   });
-  const shift = now - 60_000 - Math.max(...events.map((e) => e.event_timestamp));
-  for (const e of events) e.event_timestamp += shift;
-  return { events, users: [...new Set(events.map((e) => e.user_id))].sort((a, b) => a - b) };
+  // The generator's window-edge events chain past its span (an edge of an edge, months on). Moving
+  // the newest of those to a minute ago put most events 40 days back, where the 1 h to 7 d windows
+  // of a read at now are empty: only the span's own events are kept (edges within it stay).
+  const end = now - 60_000;
+  const kept = events.filter((e) => e.event_timestamp <= end);
+  const shift = end - Math.max(...kept.map((e) => e.event_timestamp));
+  for (const e of kept) e.event_timestamp += shift;
+  return { events: kept, users: [...new Set(kept.map((e) => e.user_id))].sort((a, b) => a - b) };
 }
 
 /** The generated events as JSON Kafka messages of the reference source, keyed by user_id. */
@@ -182,41 +254,227 @@ export function fraudMessages(events: readonly FraudEvent[]): { key: string; val
   }));
 }
 
+/** Where each message of a topic sits: per message key, its [partition, offset]s in log order. */
+export type LogPositions = Map<string, [partition: number, offset: number][]>;
+
 /**
- * Compares every entity's features in Redis with the engine run offline over the same events (in
- * produce order), as of just after the last event. Returns up to 10 differences, and the count.
+ * Reads `topic` from its beginning up to the ends it has now and returns where each key's messages
+ * sit. The offline run takes each event's real position from here (the producer's partitioner and
+ * any other record in the topic decide it), so the applied offsets it expects are Kafka's own.
+ */
+export async function logPositions(run: TestRun, topic: string, timeoutMs = 120_000): Promise<LogPositions> {
+  const admin = run.kafka.admin();
+  await admin.connect();
+  let ends: { partition: number; high: string; low: string }[];
+  try {
+    ends = await admin.fetchTopicOffsets(topic);
+  } finally {
+    await admin.disconnect();
+  }
+  const out: LogPositions = new Map();
+  /** Per partition still to read, the offset of the next message expected (a refetch is skipped). */
+  const next = new Map<number, number>();
+  const end = new Map<number, number>();
+  for (const e of ends)
+    if (Number(e.high) > Number(e.low)) {
+      next.set(e.partition, Number(e.low));
+      end.set(e.partition, Number(e.high));
+    }
+  if (next.size === 0) return out;
+  const consumer = run.kafka.consumer({ groupId: `${run.id}-positions-${randomUUID().slice(0, 6)}` });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`${topic} not read to its end in ${timeoutMs} ms: ${[...next].join(' ')}`)),
+        timeoutMs,
+      );
+      void consumer.run({
+        eachBatch: async ({ batch }) => {
+          const p = batch.partition;
+          for (const m of batch.messages) {
+            const offset = Number(m.offset);
+            const want = next.get(p);
+            if (want === undefined || offset < want) continue;
+            next.set(p, offset + 1);
+            const key = m.key?.toString() ?? '';
+            let list = out.get(key);
+            if (!list) {
+              list = [];
+              out.set(key, list);
+            }
+            list.push([p, offset]);
+          }
+          // lastOffset(): also past a trailing record that is no message (none here, but cheap).
+          if (next.has(p) && Number(batch.lastOffset()) + 1 >= end.get(p)!) next.delete(p);
+          if (next.size === 0) {
+            clearTimeout(timer);
+            resolve();
+          }
+        },
+      });
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return out;
+}
+
+/** What the engine run offline over the generated events gives: the oracle of the ingestor tests. */
+export interface OfflineRun {
+  /** Per entity (user_id as text): its state after all its events, in produce order. */
+  states: Map<string, EntityState>;
+  /** Per entity: the time of its newest event. */
+  newest: Map<string, number>;
+  /** Entities whose events could not be paired with the log's messages (their counts differ). */
+  unpaired: string[];
+}
+
+/**
+ * Runs the engine over `events` in produce order, each entity in its own state. With `positions`
+ * (logPositions) the k-th event of a user is the k-th message of its key in the log and takes that
+ * message's partition and offset; without, each event keeps its own (FraudEvent partition/offset).
+ */
+export function runOffline(
+  plan: ViewPlan,
+  events: readonly FraudEvent[],
+  positions?: LogPositions,
+): OfflineRun {
+  const run: OfflineRun = { states: new Map(), newest: new Map(), unpaired: [] };
+  const counts = new Map<string, number>();
+  for (const e of events) counts.set(String(e.user_id), (counts.get(String(e.user_id)) ?? 0) + 1);
+  if (positions)
+    for (const [key, n] of counts) if ((positions.get(key)?.length ?? 0) !== n) run.unpaired.push(key);
+  const unpaired = new Set(run.unpaired);
+  const seen = new Map<string, number>();
+  events.forEach((e, i) => {
+    const key = String(e.user_id);
+    let state = run.states.get(key);
+    if (!state) {
+      state = emptyState(plan);
+      run.states.set(key, state);
+    }
+    const k = seen.get(key) ?? 0;
+    seen.set(key, k + 1);
+    // An unpaired entity is reported as such; its events still run, in produce order, so its
+    // features are compared too.
+    const at = !positions ? [e.partition, e.offset] : unpaired.has(key) ? [0, i] : positions.get(key)![k]!;
+    applyEvent(plan, state, fraudEngineEvent(plan, e, at[0], at[1]));
+    run.newest.set(key, Math.max(run.newest.get(key) ?? Number.NEGATIVE_INFINITY, e.event_timestamp));
+  });
+  return run;
+}
+
+const HOUR_MS = 3_600_000;
+
+/**
+ * The times an entity is read at: just after its own newest event, where every window holds all
+ * it can (a read at one time for all entities finds most windows of a long stream empty); then
+ * 1 h, 24 h and 7 d later, as each window empties; and `t`, the stream's end.
+ */
+function readTimes(newest: number, t: number): number[] {
+  return [...new Set([newest + 1, newest + HOUR_MS, newest + 24 * HOUR_MS, newest + 168 * HOUR_MS, t])];
+}
+
+/** Feature values equal as Object.is says (so 0 is not -0 and NaN equals NaN), arrays item by item. */
+export function sameFeatureValue(a: FeatureValue, b: FeatureValue): boolean {
+  if (Array.isArray(a) && Array.isArray(b))
+    return a.length === b.length && a.every((v, i) => sameFeatureValue(v, b[i]!));
+  return Object.is(a, b);
+}
+
+function showValue(v: FeatureValue): string {
+  if (Array.isArray(v)) return `[${v.map(showValue).join(', ')}]`;
+  return typeof v === 'number' ? (Object.is(v, -0) ? '-0' : String(v)) : JSON.stringify(v);
+}
+
+function showOffsets(state: EntityState): string {
+  const entries = offsetEntries(state).sort((a, b) => a[0] - b[0]);
+  return entries.length === 0 ? 'none' : entries.map(([p, o]) => `${p}:${o}`).join(' ');
+}
+
+/**
+ * One line per entity whose `online` state (null: none) differs from the offline run: its applied
+ * offsets, or a feature at one of its read times, or an entity the log could not pair. `t`: the
+ * end of the stream (newest event + 1).
+ */
+export function stateDifferences(
+  plan: ViewPlan,
+  offline: OfflineRun,
+  online: ReadonlyMap<string, EntityState | null>,
+  t: number,
+): string[] {
+  const out = offline.unpaired.map((key) => `user ${key}: the log holds a different number of its messages`);
+  for (const [entity, want] of offline.states) {
+    const got = online.get(entity) ?? null;
+    if (!got) {
+      out.push(`user ${entity}: no state online`);
+      continue;
+    }
+    // The applied offsets decide what a redelivery does: one behind, and the next redelivered
+    // record is counted again; one ahead, and a record never applied is skipped.
+    if (showOffsets(got) !== showOffsets(want)) {
+      out.push(`user ${entity}: applied offsets online ${showOffsets(got)}, offline ${showOffsets(want)}`);
+      continue;
+    }
+    const problem = firstFeatureDifference(plan, got, want, readTimes(offline.newest.get(entity)!, t));
+    if (problem) out.push(`user ${entity}: ${problem}`);
+  }
+  return out;
+}
+
+function firstFeatureDifference(
+  plan: ViewPlan,
+  got: EntityState,
+  want: EntityState,
+  times: number[],
+): string | null {
+  for (const at of times) {
+    const wanted = readFeatures(plan, want, at);
+    let have: FeatureValue[];
+    try {
+      have = readFeatures(plan, got, at);
+    } catch (error) {
+      return `as of ${new Date(at).toISOString()} online read failed: ${(error as Error).message}`;
+    }
+    for (let f = 0; f < wanted.length; f++)
+      if (!sameFeatureValue(have[f]!, wanted[f]!))
+        return (
+          `${plan.features[f]!.def.name} as of ${new Date(at).toISOString()}: online ${showValue(have[f]!)}, ` +
+          `offline ${showValue(wanted[f]!)}`
+        );
+  }
+  return null;
+}
+
+/**
+ * Compares every entity's state in Redis with the engine run offline over the same events (in
+ * produce order, at the positions the log gives them): its applied offsets, and every feature at
+ * several times (readTimes), Object.is-equal. Returns up to 10 differences, and how many entities
+ * differ in all.
  */
 export async function differencesFromOffline(
   run: TestRun,
   events: readonly FraudEvent[],
-): Promise<{ entities: number; differences: string[] }> {
+  topic = run.topic,
+): Promise<{ entities: number; differing: number; differences: string[] }> {
   const plan = planView(loadDefinitionsFile(run.config.definitions).views[0]!);
-  const offline = new Map<string, EntityState>();
-  events.forEach((e, i) => {
-    const key = String(e.user_id);
-    let state = offline.get(key);
-    if (!state) {
-      state = emptyState(plan);
-      offline.set(key, state);
-    }
-    applyEvent(plan, state, fraudEngineEvent(plan, e, 0, i));
-  });
+  const offline = runOffline(plan, events, await logPositions(run, topic));
   const t = events.reduce((m, e) => Math.max(m, e.event_timestamp), 0) + 1;
   const store = new RedisStateStore(run.redis, plan, run.config.redisKeyPrefix);
-  const entities = [...offline.keys()];
-  const differences: string[] = [];
+  const entities = [...offline.states.keys()];
+  const online = new Map<string, EntityState | null>();
   for (let i = 0; i < entities.length; i += 1000) {
     const chunk = entities.slice(i, i + 1000);
-    const online = await store.loadMany(chunk);
+    const loaded = await store.loadMany(chunk);
     for (const entity of chunk) {
-      const got = online.get(entity)!;
-      const want = JSON.stringify(readFeatures(plan, offline.get(entity)!, t));
-      const have = got.version === 0 ? 'no state' : JSON.stringify(readFeatures(plan, got.state, t));
-      if (have !== want && differences.length < 10)
-        differences.push(`user ${entity}: online ${have}, offline ${want}`);
+      const got = loaded.get(entity)!;
+      online.set(entity, got.version === 0 ? null : got.state);
     }
   }
-  return { entities: entities.length, differences };
+  const all = stateDifferences(plan, offline, online, t);
+  return { entities: entities.length, differing: all.length, differences: all.slice(0, 10) };
 }
 
 /** Reads `topic` from its beginning until `count` items arrived (or fails after `timeoutMs`). */
