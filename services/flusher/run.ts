@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { Kafka } from 'kafkajs';
 import { pino } from 'pino';
 import { kafkaOptions } from '../../shared/config/clients.ts';
-import { configUsage, loadConfig, renderConfig, wantsHelp } from '../../shared/config/index.ts';
+import { loadConfig, printedUsage, renderConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { isTesseraError } from '../../shared/errors.ts';
 import { stopOnSignals } from '../../shared/graceful-stop.ts';
@@ -37,15 +37,14 @@ function codeVersion(): string {
 
 async function main(): Promise<void> {
   process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
-  if (wantsHelp(process.argv.slice(2))) {
-    console.log(
-      configUsage(
-        'npx tsx services/flusher/main.ts',
-        'Runs the flusher: training rows and raw events to the offline store as parquet versions, latest/ and entity snapshots. One per store (docs/offline-store.md).',
-      ),
-    );
+  if (
+    printedUsage(
+      process.argv.slice(2),
+      'npx tsx services/flusher/main.ts',
+      'Runs the flusher: training rows and raw events to the offline store as parquet versions, latest/ and entity snapshots. One per store (docs/offline-store.md).',
+    )
+  )
     return;
-  }
   const config = loadConfig({ argv: process.argv.slice(2) });
   const logger = pino({ level: config.logLevel, base: { service: 'flusher', pid: process.pid } });
   logger.info(`configuration:\n${renderConfig(config)}`);

@@ -3,7 +3,7 @@
 import { Kafka } from 'kafkajs';
 import { pino } from 'pino';
 import { kafkaOptions } from '../../shared/config/clients.ts';
-import { configUsage, loadConfig, renderConfig, wantsHelp } from '../../shared/config/index.ts';
+import { loadConfig, printedUsage, renderConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { isTesseraError } from '../../shared/errors.ts';
 import { stopOnSignals } from '../../shared/graceful-stop.ts';
@@ -16,15 +16,14 @@ import { createIngestorMetrics } from './metrics.ts';
 async function main(): Promise<void> {
   // kafkajs warns about its v2 partitioner change on every producer; ours is keyed by entity.
   process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
-  if (wantsHelp(process.argv.slice(2))) {
-    console.log(
-      configUsage(
-        'npx tsx services/ingestor/main.ts',
-        'Runs one ingestor: Kafka sources -> the engine -> Redis, dead letters, feature updates and training rows. Run several to share the partitions (docs/ingestor.md).',
-      ),
-    );
+  if (
+    printedUsage(
+      process.argv.slice(2),
+      'npx tsx services/ingestor/main.ts',
+      'Runs one ingestor: Kafka sources -> the engine -> Redis, dead letters, feature updates and training rows. Run several to share the partitions (docs/ingestor.md).',
+    )
+  )
     return;
-  }
   const config = loadConfig({ argv: process.argv.slice(2) });
   const logger = pino({ level: config.logLevel, base: { service: 'ingestor', pid: process.pid } });
   logger.info(`configuration:\n${renderConfig(config)}`);

@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { Kafka, type Producer } from 'kafkajs';
 import { pino } from 'pino';
 import { kafkaOptions } from '../../shared/config/clients.ts';
-import { configUsage, loadConfig, renderConfig, wantsHelp } from '../../shared/config/index.ts';
+import { loadConfig, printedUsage, renderConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { isTesseraError } from '../../shared/errors.ts';
 import { stopOnSignals } from '../../shared/graceful-stop.ts';
@@ -18,15 +18,14 @@ import { Pusher } from './push.ts';
 
 async function main(): Promise<void> {
   process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
-  if (wantsHelp(process.argv.slice(2))) {
-    console.log(
-      configUsage(
-        'npx tsx services/server/main.ts',
-        "Runs the online feature server: POST /get-online-features (Feast's shape), POST /push, /health, /ready, /metrics, /openapi.json (docs/server.md). Needs a bearer token (TESSERA_AUTH_TOKEN) unless TESSERA_DEV_NO_AUTH=true.",
-      ),
-    );
+  if (
+    printedUsage(
+      process.argv.slice(2),
+      'npx tsx services/server/main.ts',
+      "Runs the online feature server: POST /get-online-features (Feast's shape), POST /push, /health, /ready, /metrics, /openapi.json (docs/server.md). Needs a bearer token (TESSERA_AUTH_TOKEN) unless TESSERA_DEV_NO_AUTH=true.",
+    )
+  )
     return;
-  }
   const config = loadConfig({ argv: process.argv.slice(2) });
   const logger = pino({ level: config.logLevel, base: { service: 'server', pid: process.pid } });
   logger.info(`configuration:\n${renderConfig(config)}`);

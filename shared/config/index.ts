@@ -112,9 +112,14 @@ export function redactConfig(config: Config): Record<ConfigKey, unknown> {
 }
 
 /** One line per option, `TESSERA_X = value`, secrets redacted: for start-up logs. */
-/** True when the command line asks for the usage (`--help` or `-h`) instead of a run. */
-export function wantsHelp(argv: readonly string[]): boolean {
-  return argv.includes('--help') || argv.includes('-h');
+/**
+ * When the command line asks for the usage (`--help` or `-h`) instead of a run: prints
+ * configUsage and returns true, so the service's main returns before reading its configuration.
+ */
+export function printedUsage(argv: readonly string[], command: string, summary: string): boolean {
+  if (!argv.includes('--help') && !argv.includes('-h')) return false;
+  console.log(configUsage(command, summary));
+  return true;
 }
 
 /**
