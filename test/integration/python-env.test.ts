@@ -20,13 +20,18 @@ function pinned(): Record<string, string> {
 }
 
 describe('python venv (scripts/stack install)', { timeout: 120_000 }, () => {
-  it('imports numpy, pandas, pyarrow and feast at the pinned versions', async () => {
+  it('imports every pinned package (numpy, pandas, pyarrow, feast, schemathesis) at its version', async () => {
     const python = process.env.TESSERA_PYTHON;
     assert.ok(python, 'TESSERA_PYTHON is unset: run through scripts/test, or eval "$(scripts/stack env)"');
+    const names = Object.keys(pinned());
+    assert.ok(names.includes('feast') && names.includes('schemathesis'), `pins read: ${names.join(', ')}`);
+    // Each is imported (the module names are the package names), then its installed version read.
     const script =
-      'import json, numpy, pandas, pyarrow, feast; print(json.dumps({"numpy": numpy.__version__, ' +
-      '"pandas": pandas.__version__, "pyarrow": pyarrow.__version__, "feast": feast.__version__}))';
-    const { stdout } = await run(python, ['-c', script], { timeout: 110_000 });
+      'import importlib, importlib.metadata as m, json, sys\n' +
+      'names = sys.argv[1:]\n' +
+      'for n in names: importlib.import_module(n)\n' +
+      'print(json.dumps({n: m.version(n) for n in names}))';
+    const { stdout } = await run(python, ['-c', script, ...names], { timeout: 110_000 });
     assert.deepEqual(JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}'), pinned());
   });
 });
