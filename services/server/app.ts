@@ -240,14 +240,14 @@ export function buildApp(options: AppOptions): FastifyInstance {
   app.server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
     const id = requestIdOf(request.headers['x-request-id']);
     metrics.requestSeconds.observe({ route: 'unmatched', status: '417' }, 0);
-    const body = JSON.stringify({
-      error: {
-        code: 'EXPECTATION_FAILED',
-        message: `Expect: ${describe(request.headers.expect)} is not supported; send the request without an Expect header (or with "Expect: 100-continue")`,
-        field: 'expect',
-      },
-      request_id: id,
-    });
+    const body = JSON.stringify(
+      errorShape(
+        id,
+        'EXPECTATION_FAILED',
+        `Expect: ${describe(request.headers.expect)} is not supported; send the request without an Expect header (or with "Expect: 100-continue")`,
+        'expect',
+      ),
+    );
     // The body was not read: the connection cannot be trusted to start the next request.
     response
       .writeHead(417, {
@@ -358,7 +358,12 @@ function statusOf(error: TesseraError): number {
 }
 
 function errorBody(request: FastifyRequest, code: string, message: string, field?: string) {
-  return { error: { code, message, ...(field === undefined ? {} : { field }) }, request_id: request.id };
+  return errorShape(request.id, code, message, field);
+}
+
+/** The documented error body, also for what is answered without a fastify request (id given). */
+function errorShape(id: string, code: string, message: string, field?: string) {
+  return { error: { code, message, ...(field === undefined ? {} : { field }) }, request_id: id };
 }
 
 /**
@@ -428,7 +433,7 @@ function refuseConnection(
   // with 0 s, as the refusals of frameworkErrors are.
   metrics.requestSeconds.observe({ route: 'unmatched', status: String(status) }, 0);
   if (socket.writable && !inFlight?.headersSent) {
-    const body = JSON.stringify({ error: { code, message }, request_id: id });
+    const body = JSON.stringify(errorShape(id, code, message));
     socket.write(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
         `Content-Length: ${Buffer.byteLength(body)}\r\nx-request-id: ${id}\r\nConnection: close\r\n\r\n${body}`,

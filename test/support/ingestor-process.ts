@@ -93,10 +93,14 @@ export async function logEnds(run: TestRun, topic: string): Promise<Map<number, 
   const admin = run.kafka.admin();
   await admin.connect();
   try {
-    return new Map((await admin.fetchTopicOffsets(topic)).map((e) => [e.partition, Number(e.high)]));
+    return await endsOf(admin, topic);
   } finally {
     await admin.disconnect();
   }
+}
+
+async function endsOf(admin: Admin, topic: string): Promise<Map<number, number>> {
+  return new Map((await admin.fetchTopicOffsets(topic)).map((e) => [e.partition, Number(e.high)]));
 }
 
 /**
@@ -123,8 +127,7 @@ async function lagOf(
   topic: string,
   ends?: ReadonlyMap<number, number>,
 ): Promise<number> {
-  const until =
-    ends ?? new Map((await admin.fetchTopicOffsets(topic)).map((e) => [e.partition, Number(e.high)]));
+  const until = ends ?? (await endsOf(admin, topic));
   const [committed] = await admin.fetchOffsets({ groupId: run.config.ingestorGroup, topics: [topic] });
   let lag = 0;
   for (const [partition, end] of until) {
