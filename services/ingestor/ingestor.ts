@@ -558,7 +558,8 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       add(row) {
         const line = json.row(sourceTopic, row);
         // UTF-16 length * 3 bounds the UTF-8 bytes: measured only when it could matter.
-        if (line.length * 3 > rowsLimit && Buffer.byteLength(line) > rowsLimit) {
+        const bytes = line.length * 3 > rowsLimit ? Buffer.byteLength(line) : 0;
+        if (bytes > rowsLimit) {
           metrics.oversized.inc({ topic: topicName(config, ROWS_TOPIC) });
           oversizedLog(
             'row',
@@ -567,7 +568,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
               entity: row.entity,
               partition: row.partition,
               offset: row.offset,
-              bytes: Buffer.byteLength(line),
+              bytes,
             },
             `a training row is over ${topicName(config, ROWS_TOPIC)}'s max.message.bytes and was left out (a no-row mark takes its place); raise the topic's limit to keep such rows`,
           );
@@ -681,13 +682,14 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       sent = kept;
     }
     if (updates.some((u) => u.value.length * 3 > updatesLimit)) {
-      const fit = updates.map((u) => Buffer.byteLength(u.value) <= updatesLimit);
+      const bytes = updates.map((u) => Buffer.byteLength(u.value));
+      const fit = bytes.map((n) => n <= updatesLimit);
       updates.forEach((u, i) => {
         if (fit[i]) return;
         metrics.oversized.inc({ topic: topicName(config, UPDATES_TOPIC) });
         oversizedLog(
           'update',
-          { view: sent[i]!.view, entity: u.key, bytes: Buffer.byteLength(u.value) },
+          { view: sent[i]!.view, entity: u.key, bytes: bytes[i] },
           `a feature vector is over ${topicName(config, UPDATES_TOPIC)}'s max.message.bytes and was not pushed; raise the topic's limit to push such vectors`,
         );
       });
