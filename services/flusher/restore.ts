@@ -37,16 +37,10 @@ const USAGE = `usage: npx tsx services/flusher/restore.ts --view <view> [--versi
 
   Store, Redis, Kafka and key prefix: the TESSERA_* environment (shared/config).`;
 
-async function main(): Promise<void> {
-  let values: {
-    view?: string;
-    version?: string;
-    'reset-offsets'?: boolean;
-    'allow-gap'?: boolean;
-    help?: boolean;
-  };
+/** The flags, or null (exit 2) for a command line parseArgs refuses (an unknown or valueless flag). */
+function parseCommandLine() {
   try {
-    ({ values } = parseArgs({
+    return parseArgs({
       options: {
         view: { type: 'string' },
         version: { type: 'string' },
@@ -54,14 +48,18 @@ async function main(): Promise<void> {
         'allow-gap': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
-    }));
+    }).values;
   } catch (error) {
-    // parseArgs' own error (an unknown or valueless flag), said plainly, not as a stack trace;
-    // exit 2, a wrong command line, as the other CLIs.
+    // Said plainly, not as a stack trace; exit 2, a wrong command line, as the other CLIs.
     console.error(`${(error as Error).message}\n\n${USAGE}`);
     process.exitCode = 2;
-    return;
+    return null;
   }
+}
+
+async function main(): Promise<void> {
+  const values = parseCommandLine();
+  if (values === null) return;
   if (values.help) {
     console.log(USAGE);
     return;

@@ -111,7 +111,6 @@ export function redactConfig(config: Config): Record<ConfigKey, unknown> {
   return out;
 }
 
-/** One line per option, `TESSERA_X = value`, secrets redacted: for start-up logs. */
 /**
  * When the command line asks for the usage (`--help` or `-h`) instead of a run: prints
  * configUsage and returns true, so the service's main returns before reading its configuration.
@@ -152,6 +151,7 @@ export function configUsage(command: string, summary: string): string {
   ].join('\n');
 }
 
+/** One line per option, `TESSERA_X = value`, secrets redacted: for start-up logs. */
 export function renderConfig(config: Config): string {
   const shown = redactConfig(config);
   return CONFIG_KEYS.map((key) => {
