@@ -37,6 +37,7 @@ import {
   type RowSink,
   type ViewRuntime,
 } from './apply-batch.ts';
+import { createBatchTrouble } from './batch-trouble.ts';
 import { createCommitter } from './committer.ts';
 import type { IngestorMetrics } from './metrics.ts';
 import { type AvroUpdateEncoder, createAvroUpdateEncoder, registerUpdateSchemas } from './push-avro.ts';
@@ -115,6 +116,10 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     allowAutoTopicCreation: false,
     sessionTimeout: config.kafkaSessionTimeoutMs,
     heartbeatInterval: config.kafkaHeartbeatMs,
+    // How long a fetch waits for records (kafkajs: 5 s), and how long kafkajs sleeps when every
+    // partition is paused. A partition held for the schema registry (holdUndecoded) is fetched
+    // again only at the next fetch: at 5 s a retry took 5 s more than its backoff.
+    maxWaitTimeInMs: 1000,
   });
   // Dead letters and pushed vectors: idempotent, one request in flight, so a retry can neither
   // duplicate nor reorder them (a consumer of features.updates sees an entity's vectors in order).
@@ -153,11 +158,12 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
    */
   let stopping = false;
   /**
-   * Per source topic, a batch being retried in place (Redis or the schema registry down): /ready
-   * names it until it goes through. Per topic: another topic's batches going through must not
-   * clear it.
+   * What /ready reports of the batches, per source topic: a batch retried in place (Redis down),
+   * partitions held for the schema registry (holdUndecoded), a push being retried.
    */
-  const batchTrouble = new Map<string, string>();
+  const batchTrouble = createBatchTrouble();
+  /** Resumes of held partitions still to come (cleared at a stop). */
+  const resumes = new Set<NodeJS.Timeout>();
   /** Set once a push was given up (only at a stop): no offset is committed after it. */
   let pushAbandoned = false;
   const crashes = watchConsumerCrashes(consumer, 'ingestor', logger, {
@@ -290,12 +296,14 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
 
   /**
    * Runs `attempt` until it succeeds, retrying in place, with backoff, while the member heartbeats,
-   * when it fails with a retriable error that is not Kafka's (Redis down, the schema registry
-   * down, compare-and-set conflicts without end). Handed to kafkajs, five quick retries ended in a
-   * consumer crash, which left the group and rebalanced every other ingestor at each outage. Kafka
-   * errors, errors no retry fixes, and a stop still fail the batch. `/ready` names the trouble.
-   * An apply attempt loads the states afresh (a failed batch leaves none in the cache), so what an
-   * earlier attempt saved is a duplicate to the next.
+   * when it fails with a retriable error that is not Kafka's (Redis down, compare-and-set
+   * conflicts without end). Handed to kafkajs, five quick retries ended in a consumer crash, which
+   * left the group and rebalanced every other ingestor at each outage. Kafka errors, errors no
+   * retry fixes, and a stop still fail the batch. `/ready` names the trouble. An apply attempt
+   * loads the states afresh (a failed batch leaves none in the cache), so what an earlier attempt
+   * saved is a duplicate to the next. In place, not fetched again as an undecodable batch is
+   * (holdUndecoded): its dead letters and its first attempt's clock must carry over, and Redis is
+   * every topic's, so holding the other topics' partitions with it costs nothing.
    */
   async function retryInPlace<T>(
     topic: string,
@@ -308,7 +316,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         await heartbeat();
         const value = await attempt();
         if (n > 1) logger.info({ topic, attempt: n }, 'batch went through after retrying');
-        batchTrouble.delete(topic);
+        batchTrouble.through(topic);
         return value;
       } catch (error) {
         // The rows and dead letters are produced inside the batch too: a broker outage is not a
@@ -316,7 +324,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         const kafka = isKafkaError(error);
         (kafka ? metrics.kafkaErrors : failures).inc();
         if (kafka || stopping || !isTesseraError(error) || !error.retriable) throw error;
-        batchTrouble.set(
+        batchTrouble.retrying(
           topic,
           `a batch of ${topic} keeps failing (${error.message}); retrying every ${RETRY_MAX_MS / 1000} s at most`,
         );
@@ -328,6 +336,46 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         await waitHeartbeating(backoff, heartbeat);
       }
     }
+  }
+
+  /**
+   * Holds the partitions of `topic`'s batches that could not be decoded for a retriable reason
+   * (the schema registry down): pauses them with their offsets unresolved, so that this fetch
+   * completes and kafkajs fetches the other topics again, and resumes them after a backoff
+   * (doubling, up to RETRY_MAX_MS), when their batches are fetched and decoded again. Not retried
+   * in place: kafkajs fetches again only once every batch of a fetch is done, so a batch held in
+   * place held every other topic of its broker with it. /ready names the topic until they decode
+   * or are assigned away.
+   */
+  function holdUndecoded(topic: string, payloads: readonly EachBatchPayload[], reason: string): void {
+    const partitions = payloads.map((p) => p.batch.partition);
+    const attempts = batchTrouble.held(
+      topic,
+      partitions,
+      `a batch of ${topic} keeps failing (${reason}); its partitions wait and are fetched again every ${RETRY_MAX_MS / 1000} s at most`,
+    );
+    const backoff = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(10, attempts - 1));
+    if (attempts === 1 || attempts % 10 === 0)
+      logger.warn(
+        { err: reason, topic, partitions, attempt: attempts, retryInMs: backoff },
+        'batch could not be decoded; its partitions are paused and fetched again',
+      );
+    try {
+      consumer.pause([{ topic, partitions }]);
+    } catch (error) {
+      // The consumer has crashed (kafkajs dropped its group): the batch comes back after the restart.
+      logger.warn({ err: error, topic }, 'could not pause the partitions of an undecodable batch');
+    }
+    const timer = setTimeout(() => {
+      resumes.delete(timer);
+      if (stopping) return;
+      try {
+        consumer.resume([{ topic, partitions }]);
+      } catch (error) {
+        logger.warn({ err: error, topic }, 'could not resume the partitions of an undecodable batch');
+      }
+    }, backoff);
+    resumes.add(timer);
   }
 
   /** Waits `ms` (less if a stop begins), heartbeating every half second: the member stays in its group. */
@@ -372,13 +420,26 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     const dead = new Set<number>();
     /** Of the undecodable ones, those the bytes alone condemn (not an unknown schema id), and why. */
     const settled: { index: number; reason: string }[] = [];
-    // A Confluent source asks its schema registry for unseen ids here: a registry outage is
-    // retried in place like a Redis one (below), not handed to kafkajs to crash the consumer.
-    const decodedBatches = await retryInPlace(topic, heartbeat, metrics.registryErrors, async () => {
-      const out: Awaited<ReturnType<typeof runtime.decode>>[] = [];
-      for (const { batch } of payloads) out.push(await runtime.decode(batch.messages, heartbeat));
-      return out;
-    });
+    // A Confluent source asks its schema registry for unseen ids here. A registry outage is not
+    // handed to kafkajs (its retries ended in a consumer crash and a rebalance of the whole group),
+    // nor retried in place (that held the other topics' partitions, see holdUndecoded).
+    const decodedBatches: Awaited<ReturnType<typeof runtime.decode>>[] = [];
+    try {
+      await heartbeat();
+      for (const { batch } of payloads) decodedBatches.push(await runtime.decode(batch.messages, heartbeat));
+    } catch (error) {
+      const kafka = isKafkaError(error);
+      (kafka ? metrics.kafkaErrors : metrics.registryErrors).inc();
+      if (kafka || !isTesseraError(error) || !error.retriable) throw error;
+      // Nothing of the batches was sent or saved yet: left unresolved, they are fetched again.
+      if (!stopping) holdUndecoded(topic, payloads, error.message);
+      return;
+    }
+    const attempts = batchTrouble.decoded(
+      topic,
+      payloads.map((p) => p.batch.partition),
+    );
+    if (attempts !== null) logger.info({ topic, attempt: attempts }, 'batch went through after retrying');
     for (const [b, { batch }] of payloads.entries()) {
       const decoded = decodedBatches[b]!;
       decoded.forEach((d, i) => {
@@ -616,7 +677,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       try {
         await publish(topic, vectors);
         if (n > 1) logger.info({ topic, attempt: n }, 'feature update push went through after retrying');
-        batchTrouble.delete(`${topic} push`);
+        batchTrouble.pushed(topic);
         break;
       } catch (error) {
         if (stopping) {
@@ -627,8 +688,8 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
           );
           break;
         }
-        batchTrouble.set(
-          `${topic} push`,
+        batchTrouble.pushFailing(
+          topic,
           `the feature updates of ${topic} cannot be pushed (${(error as Error).message}); retrying every ${RETRY_MAX_MS / 1000} s at most, nothing committed meanwhile`,
         );
         if (n === 1 || n % 10 === 0)
@@ -743,7 +804,10 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       // A rebalance may hand a partition to another ingestor and back: its entities' cached states
       // may then be stale. The compare-and-set would refuse them, but only after the batch's rows
       // were sent from them, so the cache starts empty after every (re)join.
-      consumer.on(consumer.events.GROUP_JOIN, () => {
+      consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+        // Partitions gone to another member take their troubles with them (kafkajs always names
+        // the assignment; a stand-in consumer may not, and then nothing is known to be gone).
+        if (payload?.memberAssignment) batchTrouble.assigned(payload.memberAssignment);
         for (const s of sources.values())
           for (const v of s.views) {
             v.cache.clear();
@@ -773,6 +837,8 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       running = false;
       stopping = true;
       commits.stop();
+      for (const timer of resumes) clearTimeout(timer);
+      resumes.clear();
       if (wasRunning) {
         // No new batches; the ones in progress finish; then every partition's last processed offset
         // is committed (commits are periodic) before the consumer leaves the group.
@@ -803,7 +869,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       const crashed = crashes.trouble();
       if (!running) problems.push('consumer not running');
       else if (crashed !== null) problems.push(crashed);
-      problems.push(...batchTrouble.values());
+      problems.push(...batchTrouble.problems());
       try {
         await redis.ping();
       } catch (error) {

@@ -131,7 +131,7 @@ describe('ingestor: avro-confluent sources', { timeout: 180_000 }, () => {
     });
   }
 
-  it('holds a batch in place while the registry is down: no consumer crash, /ready says why, nothing lost', async () => {
+  it('holds a batch (its partitions paused and fetched again) while the registry is down: no consumer crash, /ready says why, nothing lost', async () => {
     // Handed to kafkajs, the registry's retriable error crashed the consumer five times in 40 s,
     // each crash a rebalance of the whole group, while /ready mostly said ready.
     const run = newTestRun({
