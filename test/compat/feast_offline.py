@@ -1,9 +1,11 @@
 """A throwaway Feast repo over a Tessera features.parquet, for the compatibility test
 (test/compat/pit_compat.py) and the point-in-time benchmark (loadtest/baselines/feast_pit.py):
 local registry, file offline store, entity user_id INT64, the view's features as a FileSource.
+Also used on the flusher's own output (test/compat/feast_flusher_versions.py), where the path is
+the glob over a view's versions that docs/offline-store.md documents.
 
 `features` are dicts with "name" and "aggregation" (the oracle spec's shape); counts are Int64,
-everything else Float64.
+everything else Float64, unless a "dtype" names the feast.types one (e.g. "String").
 """
 
 from __future__ import annotations
@@ -18,9 +20,15 @@ KEY = "user_id"
 TS = "event_timestamp"
 
 
-def feast_store(features_path: str, features: list[dict], repo: str, project: str = "tessera_pit_compat"):
+def feast_store(
+    features_path: str,
+    features: list[dict],
+    repo: str,
+    project: str = "tessera_pit_compat",
+    s3_endpoint: str | None = None,
+):
     from feast import Entity, FeatureStore, FeatureView, Field, FileSource, RepoConfig, ValueType
-    from feast.types import Float64, Int64
+    from feast import types as feast_types
 
     config = RepoConfig(
         project=project,
@@ -33,19 +41,22 @@ def feast_store(features_path: str, features: list[dict], repo: str, project: st
     )
     store = FeatureStore(config=config)
     user = Entity(name="user", join_keys=[KEY], value_type=ValueType.INT64)
-    source = FileSource(path=features_path, timestamp_field=TS)
+    source = FileSource(path=features_path, timestamp_field=TS, s3_endpoint_override=s3_endpoint)
     view = FeatureView(
         name="user_transaction_features",
         entities=[user],
         ttl=timedelta(0),  # no TTL: the windows are the features' own business
-        schema=[
-            Field(name=f["name"], dtype=Int64 if f["aggregation"] in ("count", "count_distinct") else Float64)
-            for f in features
-        ],
+        schema=[Field(name=f["name"], dtype=getattr(feast_types, _dtype(f))) for f in features],
         source=source,
     )
     store.apply([user, view])
     return store
+
+
+def _dtype(feature: dict) -> str:
+    if "dtype" in feature:
+        return feature["dtype"]
+    return "Int64" if feature["aggregation"] in ("count", "count_distinct") else "Float64"
 
 
 def feast_historical(store, entity_df: pd.DataFrame, features: list[dict]) -> tuple[pd.DataFrame, float]:
