@@ -29,7 +29,13 @@ const USAGE = `usage: tessera historical --entities <file.csv|file.parquet> --ou
   --mode          force every feature into one window mode (default: as declared)
   --shard-events  target raw events per in-memory shard: the memory bound (default 4000000)
   --temp-dir      where shard spill files go (default the OS temp dir)
-  --quiet         no progress on stderr`;
+  --quiet         no progress on stderr
+
+exit 0 done, 2 bad input (flags, files, a store without the raw log), 1 failure while running,
+130 stopped by Ctrl-C / SIGTERM (spill files and partial output removed)`;
+
+/** Aborted by Ctrl-C or SIGTERM: the run stops, cleans up, and the process exits 130. */
+const stopped = new AbortController();
 
 async function main(): Promise<number> {
   let args: ReturnType<typeof parse>;
@@ -57,6 +63,17 @@ async function main(): Promise<number> {
     throw new TesseraError('INVALID_ARGUMENT', `--shard-events ${args['shard-events']}: a positive integer`);
   const definitions = loadDefinitionsFile(args.definitions ?? config.definitions, mode ? { mode } : {});
   const store = openObjectStore(args.store ?? offlineStoreUri(config), s3Options(config));
+  // Ctrl-C / SIGTERM: the run stops at its next check and removes its spill files and its
+  // unfinished output (killed outright, it left both behind); a second signal exits at once.
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopped.signal.aborted) process.exit(130);
+    process.stderr.write(
+      `tessera historical: ${signal}, stopping: removing spill files and partial output\n`,
+    );
+    stopped.abort(new Error(`stopped by ${signal}; nothing was written to --out`));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   const summary = await retrieveHistorical({
     store,
     definitions,
@@ -74,6 +91,7 @@ async function main(): Promise<number> {
     ...(shardEvents ? { maxShardEvents: shardEvents } : {}),
     ...(args['temp-dir'] ? { tempDir: args['temp-dir'] } : {}),
     progress: !args.quiet,
+    signal: stopped.signal,
   });
   process.stdout.write(`${JSON.stringify(summary)}\n`);
   return 0;
@@ -98,16 +116,27 @@ function parse() {
   }).values;
 }
 
+/** Exit 2: what the command line or the files it names hold is wrong (docs/offline-retrieval.md). */
+const BAD_INPUT = new Set(['INVALID_ARGUMENT', 'NOT_FOUND', 'CONFIG_INVALID', 'DEFINITIONS_INVALID']);
+
 main().then(
   (code) => {
     process.exitCode = code;
   },
   (error: unknown) => {
-    const message = isTesseraError(error)
-      ? `${error.code}: ${error.message}`
-      : String((error as Error)?.stack ?? error);
+    // A system error (EACCES, ENOSPC, ...) is said as its message; a stack only for real bugs.
+    const message = stopped.signal.aborted
+      ? String((stopped.signal.reason as Error).message)
+      : isTesseraError(error)
+        ? `${error.code}: ${error.message}`
+        : typeof (error as NodeJS.ErrnoException)?.code === 'string' && error instanceof Error
+          ? error.message
+          : String((error as Error)?.stack ?? error);
     process.stderr.write(`tessera historical: ${message}\n`);
-    process.exitCode =
-      isTesseraError(error, 'INVALID_ARGUMENT') || isTesseraError(error, 'NOT_FOUND') ? 2 : 1;
+    process.exitCode = stopped.signal.aborted
+      ? 130
+      : isTesseraError(error) && BAD_INPUT.has(error.code)
+        ? 2
+        : 1;
   },
 );

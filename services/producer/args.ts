@@ -26,8 +26,9 @@ export interface ProducerArgs {
   badFraction: number;
   /** Shift event times so the stream ends now. Default false. */
   nowBased: boolean;
-  /** avro-confluent schema id. Default 1. */
-  schemaId: number;
+  /** avro-confluent schema id. Default: registered with the schema registry when one is
+   * configured, else 1. */
+  schemaId?: number;
   /** avro-confluent: directory of <id>.avsc files. */
   schemaDir?: string;
   /** Messages per send. Default 500. */
@@ -50,13 +51,14 @@ export const USAGE = `usage: npx tsx services/producer/main.ts [options]
   --bad-fraction X      mix in X * events deliberately bad messages (default 0)
   --late-by DURATION    how late the 'late' bad messages are (default 7d)
   --now-based           shift event times so the stream ends at the current time
-  --schema-id N         avro-confluent schema id written in each frame (default 1)
+  --schema-id N         avro-confluent schema id written in each frame (default: the id the
+                        schema registry gives, with --schema-registry-url, else 1)
   --schema-dir DIR      avro-confluent: <id>.avsc files (default: the source's avro_schema)
   --batch-size N        messages per send request (default 500)
   --kafka-brokers ...   and the other TESSERA_* flags (docs/local-stack.md)`;
 
 const FORMATS = ['json', 'avro', 'avro-confluent'] as const;
-const BOOLEAN_FLAGS = new Set(['--create-topic', '--now-based', '--help']);
+const BOOLEAN_FLAGS = new Set(['--create-topic', '--now-based', '--help', '-h']);
 const VALUE_FLAGS = new Set([
   '--events',
   '--rate',
@@ -139,11 +141,13 @@ export function parseProducerArgs(argv: readonly string[]): { args: ProducerArgs
       ...optional('source', '--source'),
       badFraction,
       nowBased: flags.has('--now-based'),
-      schemaId: integer('--schema-id', get('--schema-id') ?? '1', 0),
+      ...(get('--schema-id') === undefined
+        ? {}
+        : { schemaId: integer('--schema-id', get('--schema-id') as string, 0) }),
       ...(schemaDir === undefined ? {} : { schemaDir }),
       batchSize: integer('--batch-size', get('--batch-size') ?? '500', 1),
       lateByMs,
-      help: flags.has('--help'),
+      help: flags.has('--help') || flags.has('-h'),
     },
     configArgv,
   };

@@ -166,6 +166,23 @@ export interface ProduceSummary {
   aborted: boolean;
 }
 
+/**
+ * Connects, saying what to check when the brokers cannot be reached: kafkajs' own last words were
+ * only `Connection error: connect ECONNREFUSED 127.0.0.1:9`.
+ */
+async function reach(config: Config, connect: () => Promise<void>): Promise<void> {
+  try {
+    await connect();
+  } catch (cause) {
+    throw new TesseraError(
+      'SERVICE_UNAVAILABLE',
+      `cannot reach Kafka at ${config.kafkaBrokers.join(',')} (${(cause as Error).message}); ` +
+        'check --kafka-brokers (TESSERA_KAFKA_BROKERS) and that the brokers are up',
+      { retriable: true, cause, context: { brokers: config.kafkaBrokers } },
+    );
+  }
+}
+
 export async function produceEvents(options: ProduceOptions): Promise<ProduceSummary> {
   const plan = planMessages(options);
   // Only kafkajs' errors, as JSON lines on stderr (stdout carries the CLI's summary); the broker
@@ -176,19 +193,27 @@ export async function produceEvents(options: ProduceOptions): Promise<ProduceSum
     ...kafkaOptions(options.config, options.clientId ?? 'tessera-producer', logger),
     logLevel: logLevel.ERROR,
   });
-  if (options.createTopic) {
-    const admin: Admin = kafka.admin();
-    await admin.connect();
-    try {
-      // Only when missing: kafkajs logs a refused CreateTopics (the topic exists) as an ERROR.
-      if (!(await admin.listTopics()).includes(options.topic))
-        await admin.createTopics({
-          topics: [{ topic: options.topic, numPartitions: options.partitions ?? 6 }],
-          waitForLeaders: true,
-        });
-    } finally {
-      await admin.disconnect();
+  const admin: Admin = kafka.admin();
+  await reach(options.config, () => admin.connect());
+  try {
+    // Only when missing: kafkajs logs a refused CreateTopics (the topic exists) as an ERROR.
+    if (!(await admin.listTopics()).includes(options.topic)) {
+      // Refused unless asked for: a broker that creates topics on first use made it with its own
+      // default partition count (1 on the local stack) without a word, whatever --partitions said.
+      if (!options.createTopic)
+        throw new TesseraError(
+          'NOT_FOUND',
+          `topic ${options.topic} does not exist; pass --create-topic to create it ` +
+            '(with --partitions partitions, default 6), or create it first',
+          { context: { topic: options.topic } },
+        );
+      await admin.createTopics({
+        topics: [{ topic: options.topic, numPartitions: options.partitions ?? 6 }],
+        waitForLeaders: true,
+      });
     }
+  } finally {
+    await admin.disconnect();
   }
   // Idempotent: broker-side dedup of retried sends, so a retry never writes an event twice.
   const producer: Producer = kafka.producer({
@@ -197,7 +222,7 @@ export async function produceEvents(options: ProduceOptions): Promise<ProduceSum
     // murmur2 on the key, as the Java client and kafkajs' DefaultPartitioner (without its Long math).
     createPartitioner: keyHashPartitioner,
   });
-  await producer.connect();
+  await reach(options.config, () => producer.connect());
 
   const badFraction = options.badFraction ?? 0;
   const total = Math.round(plan.events.length * (1 + badFraction));

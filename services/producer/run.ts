@@ -1,9 +1,11 @@
 // The producer CLI's process (started by main.ts, once kafkajs' fast paths are in place).
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { registerSchema } from '../../shared/codecs/schema-registry.ts';
 import { topicName } from '../../shared/config/clients.ts';
 import { loadConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
-import { isTesseraError } from '../../shared/errors.ts';
+import { isTesseraError, TesseraError } from '../../shared/errors.ts';
 import { parseProducerArgs, USAGE } from './args.ts';
 import { type ProduceProgress, produceEvents } from './produce.ts';
 
@@ -13,11 +15,13 @@ function line(p: ProduceProgress): string {
 }
 
 async function main(): Promise<void> {
-  const { args, configArgv } = parseProducerArgs(process.argv.slice(2));
-  if (args.help) {
+  const argv = process.argv.slice(2);
+  // The usage first, whatever else the command line holds (as the services' --help).
+  if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
+  const { args, configArgv } = parseProducerArgs(argv);
   const config = loadConfig({ argv: configArgv });
   const definitionsFile = args.definitions ?? config.definitions;
   const definitions = loadDefinitionsFile(definitionsFile);
@@ -26,7 +30,8 @@ async function main(): Promise<void> {
       ? definitions.sources[0]
       : definitions.sources.find((s) => s.name === args.source);
   if (source === undefined) {
-    throw new Error(
+    throw new TesseraError(
+      'CONFIG_INVALID',
       `--source ${args.source}: no such source; declared: ${definitions.sources.map((s) => s.name).join(', ')}`,
     );
   }
@@ -34,6 +39,17 @@ async function main(): Promise<void> {
   // The reference source is JSON; Avro needs a schema: the source's own, else the shipped one.
   const avroSchema = source.avroSchema ?? (format === 'json' ? undefined : 'schemas/transaction.avsc');
   const topic = topicName(config, args.topic ?? source.topic);
+  // With a schema registry, the frames carry the id it gives the schema (subject <topic>-value,
+  // as Confluent's serializers): the id 1 written regardless named another schema, or none, at
+  // the registry the ingestor asks, so it could not decode the messages.
+  let schemaId = args.schemaId ?? 1;
+  let registered: string | undefined;
+  if (format === 'avro-confluent' && args.schemaId === undefined && config.schemaRegistryUrl !== '') {
+    const subject = `${topic}-value`;
+    const text = readFileSync(resolve(dirname(definitionsFile), avroSchema as string), 'utf8');
+    schemaId = await registerSchema(config.schemaRegistryUrl, subject, text);
+    registered = subject;
+  }
 
   const controller = new AbortController();
   let stops = 0;
@@ -51,8 +67,9 @@ async function main(): Promise<void> {
     topic,
     source: { ...source, format, ...(avroSchema === undefined ? {} : { avroSchema }) },
     definitionsDir: dirname(definitionsFile),
-    schemaId: args.schemaId,
-    ...(args.schemaDir === undefined ? {} : { schemaDir: args.schemaDir }),
+    schemaId,
+    // A registered id names the source's schema: a file of the same id in --schema-dir is not it.
+    ...(args.schemaDir === undefined || registered !== undefined ? {} : { schemaDir: args.schemaDir }),
     events: args.events,
     seed: args.seed,
     rate: args.rate,
@@ -71,13 +88,18 @@ async function main(): Promise<void> {
   process.stdout.write(
     `produced ${summary.sent} messages (${summary.good} events${bad ? `, bad: ${bad}` : ''}) to ${summary.topic} as ${summary.format} ` +
       `in ${(summary.elapsedMs / 1000).toFixed(1)}s, ${Math.round(summary.ratePerSec)} msg/s` +
+      `${registered === undefined ? '' : `, schema id ${schemaId} (registry subject ${registered})`}` +
       `${summary.shiftMs !== 0 ? `, times shifted by ${summary.shiftMs} ms` : ''}${summary.aborted ? ', stopped early' : ''}\n`,
   );
 }
+
+/** Exit 2: the command line, the configuration or the definitions are wrong, or the topic is
+ * missing; 1: a failure while running (Kafka unreachable). Every error exited 1. */
+const USAGE_ERRORS = new Set(['CONFIG_INVALID', 'DEFINITIONS_INVALID', 'NOT_FOUND']);
 
 main().catch((error: unknown) => {
   process.stderr.write(
     `producer: ${isTesseraError(error) || error instanceof Error ? error.message : String(error)}\n`,
   );
-  process.exit(1);
+  process.exit(isTesseraError(error) && USAGE_ERRORS.has(error.code) ? 2 : 1);
 });

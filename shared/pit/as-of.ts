@@ -31,19 +31,25 @@ export function earliestNeeded(plan: ViewPlan, t: number): number {
   return min;
 }
 
+/** How long answering runs before it lets the event loop in (a Ctrl-C handler, progress). */
+const YIELD_EVERY_MS = 100;
+
 /**
  * Answers every query of a shard. `plan` must not cap events per entity (offline reads see the
  * whole log). Events repeated with the same (partition, offset) count once. `dicts[c]` decodes the
  * ids of dictionary column c. Calls `onEntity` with the number of queries answered, per entity.
+ * Between entities it yields about every 100 ms and stops with `signal`'s reason once aborted: a
+ * shard takes seconds, and Ctrl-C could not be handled (the spill files removed) before its end.
  */
-export function answerShard(
+export async function answerShard(
   plan: ViewPlan,
   events: ShardEvents,
   dicts: readonly (readonly Value[] | null)[],
   queries: ShardQueries,
   sink: AnswerSink,
   onEntity?: (answered: number) => void,
-): void {
+  signal?: AbortSignal,
+): Promise<void> {
   const ev = groupByEntity(events.entity, events.n, (a, b) => {
     const { ts, partition, offset } = events;
     return ts[a]! - ts[b]! || partition[a]! - partition[b]! || offset[a]! - offset[b]!;
@@ -57,7 +63,13 @@ export function answerShard(
       return v < 0 ? null : dicts[c]![v]!;
     });
 
+  let yielded = performance.now();
   for (const [entity, qStart, qEnd] of q.groups) {
+    if (performance.now() - yielded > YIELD_EVERY_MS) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      signal?.throwIfAborted();
+      yielded = performance.now();
+    }
     const group = ev.index.get(entity);
     const eStart = group === undefined ? 0 : ev.start[group]!;
     const eEnd = group === undefined ? 0 : ev.start[group + 1]!;

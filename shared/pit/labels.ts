@@ -29,9 +29,15 @@ export interface LabelFrame {
   extra: PassThrough[];
 }
 
-export async function readLabels(path: string, joinKey: string, keyType: EntityKeyType): Promise<LabelFrame> {
+/** `signal` stops the reading of a CSV (millions of rows take seconds), with its reason. */
+export async function readLabels(
+  path: string,
+  joinKey: string,
+  keyType: EntityKeyType,
+  signal?: AbortSignal,
+): Promise<LabelFrame> {
   if (/\.parquet$/i.test(path)) return readParquetLabels(path, joinKey, keyType);
-  if (/\.csv$/i.test(path)) return readCsvLabels(path, joinKey, keyType);
+  if (/\.csv$/i.test(path)) return readCsvLabels(path, joinKey, keyType, signal);
   throw new TesseraError(
     'INVALID_ARGUMENT',
     `--entities ${path}: use a .csv or .parquet file (columns ${joinKey},${EVENT_TIMESTAMP}[,...])`,
@@ -39,7 +45,18 @@ export async function readLabels(path: string, joinKey: string, keyType: EntityK
 }
 
 async function readParquetLabels(path: string, joinKey: string, keyType: EntityKeyType): Promise<LabelFrame> {
-  const table = readParquet(new Uint8Array(await readFile(path).catch((e) => notFound(path, e))));
+  const bytes = new Uint8Array(await readFile(path).catch((e) => notFound(path, e)));
+  let table: arrow.Table;
+  try {
+    table = readParquet(bytes);
+  } catch (cause) {
+    // The decoder's message names no file: say which one, and what it should be.
+    throw new TesseraError(
+      'INVALID_ARGUMENT',
+      `--entities ${path} is not a readable parquet file (${(cause as Error).message}); write it with pandas' to_parquet or pyarrow, or pass a .csv`,
+      { cause, context: { path } },
+    );
+  }
   const names = table.schema.fields.map((f) => f.name);
   requireColumns(path, names, joinKey);
   const n = table.numRows;
@@ -73,7 +90,12 @@ async function readParquetLabels(path: string, joinKey: string, keyType: EntityK
   return { n, joinKey, keyType, keys, ts, extra };
 }
 
-async function readCsvLabels(path: string, joinKey: string, keyType: EntityKeyType): Promise<LabelFrame> {
+async function readCsvLabels(
+  path: string,
+  joinKey: string,
+  keyType: EntityKeyType,
+  signal?: AbortSignal,
+): Promise<LabelFrame> {
   const input = createReadStream(path);
   const opened = new Promise<void>((resolve, reject) => {
     input.once('open', () => resolve());
@@ -89,7 +111,9 @@ async function readCsvLabels(path: string, joinKey: string, keyType: EntityKeyTy
   let extraAt: number[] = [];
   let extra: { kind: 'text'; name: string; cells: (string | null)[] }[] = [];
   let row = 0;
+  let lineNo = 0;
   for await (const line of lines) {
+    lineNo++;
     if (header === null) {
       header = splitCsv(line.replace(/^\uFEFF/, '')).map((h) => h.trim());
       requireColumns(path, header, joinKey);
@@ -100,11 +124,23 @@ async function readCsvLabels(path: string, joinKey: string, keyType: EntityKeyTy
       continue;
     }
     if (line.trim() === '') continue;
+    if ((row & 0xffff) === 0xffff && signal?.aborted) {
+      input.destroy();
+      signal.throwIfAborted();
+    }
+    // An odd number of quotes: a quoted cell that goes on to the next line. Its row was taken
+    // cut short and the error came on the line after, as a bare field count.
+    if (line.includes('"') && (line.match(/"/g)?.length ?? 0) % 2 === 1)
+      throw new TesseraError(
+        'INVALID_ARGUMENT',
+        `${path} row ${row + 1} (line ${lineNo}): a quoted cell goes on to the next line, which is not supported; put each row on one line`,
+        { context: { path, row: row + 1 } },
+      );
     const cells = splitCsv(line);
     if (cells.length !== header.length)
       throw new TesseraError(
         'INVALID_ARGUMENT',
-        `${path} row ${row + 1} (line ${row + 2}): ${cells.length} fields, the header has ${header.length}`,
+        `${path} row ${row + 1} (line ${lineNo}): ${cells.length} fields, the header has ${header.length}`,
         { context: { path, row: row + 1 } },
       );
     keys.push(toKey(cells[keyAt]!.trim(), keyType, path, row, joinKey));
@@ -139,6 +175,14 @@ export function parseTime(text: string, path: string, row: number): number {
         text,
         ': an integer is read as epoch milliseconds, and this one is past year 275760 (microseconds or nanoseconds?)',
       );
+    const unit = mistakenUnit(ms);
+    if (unit !== null)
+      throw badTime(
+        path,
+        row,
+        text,
+        `: an integer is read as epoch milliseconds, and this one is ${new Date(ms).toISOString()} as milliseconds but ${unit.as} in ${unit.name}; ${unit.fix}`,
+      );
     return ms;
   }
   const iso =
@@ -163,6 +207,33 @@ export function parseTime(text: string, path: string, row: number): number {
 
 /** Date's range: 100,000,000 days either side of 1970. */
 const MAX_DATE_MS = 8.64e15;
+
+/** Epoch seconds of 1990-01-01 and 2100-01-01: where the label times of any real dataset lie. */
+const PLAUSIBLE_FROM_S = 631_152_000;
+const PLAUSIBLE_TO_S = 4_102_444_800;
+
+/**
+ * The unit an integer time was evidently written in, when it is not milliseconds: epoch seconds
+ * (pandas' `astype('int64') // 10**9`, `date +%s`) read as ms land in January 1970, and epoch
+ * microseconds in the year 20,000 and later, where every window is empty. Both gave a training
+ * set of silent zeros. Only a value that is a time of 1990 to 2100 in the other unit is refused.
+ */
+function mistakenUnit(ms: number): { name: string; as: string; fix: string } | null {
+  const abs = Math.abs(ms);
+  if (abs >= PLAUSIBLE_FROM_S && abs < PLAUSIBLE_TO_S)
+    return {
+      name: 'seconds',
+      as: new Date(ms * 1000).toISOString(),
+      fix: 'multiply epoch seconds by 1000',
+    };
+  if (abs >= PLAUSIBLE_FROM_S * 1e6 && abs < PLAUSIBLE_TO_S * 1e6)
+    return {
+      name: 'microseconds',
+      as: new Date(Math.floor(ms / 1000)).toISOString(),
+      fix: 'divide epoch microseconds by 1000',
+    };
+  return null;
+}
 
 function badTime(path: string, row: number, text: string, why = ''): TesseraError {
   return new TesseraError(

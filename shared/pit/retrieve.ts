@@ -11,12 +11,12 @@ import { numericColumns, planView, type Value, type ViewPlan } from '../engine/i
 import { TesseraError } from '../errors.ts';
 import { EVENT_TIMESTAMP } from '../offline/feature-columns.ts';
 import type { ObjectStore } from '../offline/object-store.ts';
-import { listRawLog, numericColumn, readRawLog, stringColumnIds } from '../offline/raw-log.ts';
+import { listRawLog, numericColumn, rawLogPrefix, readRawLog, stringColumnIds } from '../offline/raw-log.ts';
 import { answerShard, earliestNeeded } from './as-of.ts';
 import { EventShards } from './event-shards.ts';
 import { type EntityKey, type LabelFrame, readLabels } from './labels.ts';
 import { createProgress } from './progress.ts';
-import { FeatureTable, writeTrainingSet } from './training-output.ts';
+import { checkOutputPath, FeatureTable, writeTrainingSet } from './training-output.ts';
 
 export interface HistoricalRequest {
   store: ObjectStore;
@@ -36,6 +36,9 @@ export interface HistoricalRequest {
   /** Where spill files go (default the OS temp dir). */
   tempDir?: string;
   progress?: boolean;
+  /** Stops the run (Ctrl-C): it rejects with the signal's reason after removing its spill files
+   * and its unfinished output. Checked between raw objects, while answering and while writing. */
+  signal?: AbortSignal;
 }
 
 export interface HistoricalSummary {
@@ -58,10 +61,11 @@ const MIN_BYTES_PER_ROW = 8;
 
 export async function retrieveHistorical(request: HistoricalRequest): Promise<HistoricalSummary> {
   const started = performance.now();
+  checkOutputPath(request.out, request.entities);
   const { view, selected } = resolveFeatures(request.definitions, request.view, request.features);
   // Offline reads see the whole log: no per-entity cap (the online cap is a memory guard).
   const plan = planView({ ...view, features: selected, maxEventsPerEntity: Number.POSITIVE_INFINITY });
-  const labels = await readLabels(request.entities, view.entity.joinKey, view.entity.keyType);
+  const labels = await readLabels(request.entities, view.entity.joinKey, view.entity.keyType, request.signal);
   refuseNameClashes(request.entities, labels, selected);
   const phases = { labels: (performance.now() - started) / 1000, route: 0, answer: 0, write: 0 };
   let mark = performance.now();
@@ -89,6 +93,16 @@ export async function retrieveHistorical(request: HistoricalRequest): Promise<Hi
   };
   if (labels.n > 0) {
     const all = await listRawLog(request.store, view.source.name);
+    // No raw log at all is a wrong --store (a typo, a missing prefix) or a view whose source was
+    // never flushed there, not a history without events: it gave a training set of zeros, exit 0.
+    if (all.length === 0)
+      throw new TesseraError(
+        'NOT_FOUND',
+        `the offline store ${request.store.location} has no raw log of source ${view.source.name} ` +
+          `(no ${rawLogPrefix(view.source.name)}date=YYYY-MM-DD/*.parquet objects); check --store ` +
+          '(or TESSERA_OFFLINE_STORE) and that the flusher writes this source there',
+        { context: { store: request.store.location, source: view.source.name } },
+      );
     const objects = all.filter((o) => o.dayStart + 86_400_000 > entities.from && o.dayStart < entities.to);
     const bytes = objects.reduce((s, o) => s + o.size, 0);
     const shards =
@@ -109,8 +123,9 @@ export async function retrieveHistorical(request: HistoricalRequest): Promise<Hi
       const progress = createProgress('answering', labels.n, { enabled: request.progress !== false });
       let answered = 0;
       for (let s = 0; s < shards; s++) {
+        request.signal?.throwIfAborted();
         const events = read.shards.load(s);
-        answerShard(
+        await answerShard(
           plan,
           events,
           read.dicts,
@@ -120,6 +135,7 @@ export async function retrieveHistorical(request: HistoricalRequest): Promise<Hi
             answered += n;
             progress.update(answered);
           },
+          request.signal,
         );
       }
       progress.finish();
@@ -128,7 +144,9 @@ export async function retrieveHistorical(request: HistoricalRequest): Promise<Hi
     }
     phases.answer = lap();
   }
-  await writeTrainingSet(request.out, labels, features);
+  // Encoding a million rows takes seconds with no bar of its own: say what is under way.
+  log(`historical: writing ${labels.n.toLocaleString('en-US')} rows to ${request.out}`);
+  await writeTrainingSet(request.out, labels, features, request.signal);
   phases.write = lap();
   const seconds = (performance.now() - started) / 1000;
   log(
@@ -302,11 +320,13 @@ async function routeEvents(
   const counts = { objectsRead: 0, eventsRead: 0, eventsUsed: 0 };
   const keyField = view.source.keyField;
   const row = new Float64Array(plan.columns.length);
+  let next: Promise<Uint8Array> | null = null;
   try {
     // Fetch the next object while this one is decoded: S3 latency overlaps with CPU.
-    let next = objects.length > 0 ? request.store.get(objects[0]!.key) : null;
+    next = objects.length > 0 ? request.store.get(objects[0]!.key) : null;
     for (let k = 0; k < objects.length; k++) {
       const bytes = await (next as Promise<Uint8Array>);
+      request.signal?.throwIfAborted();
       next = k + 1 < objects.length ? request.store.get(objects[k + 1]!.key) : null;
       const where = `${request.store.location}/${objects[k]!.key}`;
       const raw = readRawLog(bytes, view.source, where);
@@ -333,6 +353,8 @@ async function routeEvents(
     }
     progress.finish();
   } catch (error) {
+    // The fetch of the next object may still be in flight: its failure is not this run's error.
+    next?.catch(() => {});
     store.close();
     throw error;
   }

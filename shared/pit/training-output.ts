@@ -1,8 +1,9 @@
 // The training set a point-in-time run produces: the entity dataframe's rows in input order (join
 // key, event_timestamp as TIMESTAMP(ms, UTC), the pass-through columns unchanged) followed by one
 // column per feature, typed as in the offline store (feature-columns.ts). Parquet or CSV.
-import { createWriteStream } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { accessSync, constants, createWriteStream, realpathSync, statSync } from 'node:fs';
+import { rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import * as arrow from 'apache-arrow';
 import type { SourceDef } from '../definitions/schema.ts';
 import type { FeatureValue, ViewPlan } from '../engine/index.ts';
@@ -81,18 +82,78 @@ export class FeatureTable {
   }
 }
 
-/** Writes the training set to `path` (.parquet or .csv). */
+/**
+ * Refuses an output that cannot be written, before any work: these were found only after the
+ * whole run (a missing directory as a bare ENOENT with a stack trace), and an --out naming the
+ * entity dataframe itself overwrote the user's labels with the training set.
+ */
+export function checkOutputPath(out: string, entities: string): void {
+  const refuse = (why: string): never => {
+    throw new TesseraError('INVALID_ARGUMENT', `--out ${out}: ${why}`, { context: { path: out } });
+  };
+  if (!/\.(parquet|csv)$/i.test(out)) refuse('use a .parquet or .csv file name');
+  const dir = dirname(resolve(out));
+  let dirStat: ReturnType<typeof statSync> | undefined;
+  try {
+    dirStat = statSync(dir);
+  } catch {
+    refuse(`the directory ${dir} does not exist; create it first`);
+  }
+  if (!dirStat?.isDirectory()) refuse(`${dir} is not a directory`);
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    refuse(`the directory ${dir} is not writable`);
+  }
+  let existing: string | undefined;
+  try {
+    if (statSync(out).isDirectory()) refuse('is a directory; name a file in it');
+    existing = realpathSync(out);
+  } catch (error) {
+    if (error instanceof TesseraError) throw error;
+    return; // does not exist yet: the usual case
+  }
+  let input: string | undefined;
+  try {
+    input = realpathSync(entities);
+  } catch {
+    input = undefined;
+  }
+  if (existing === input)
+    refuse(`is the entity dataframe (--entities); write the training set to another file`);
+}
+
+/**
+ * Writes the training set to `path` (.parquet or .csv): to a temporary file beside it, renamed
+ * over `path` once complete, so a failure or an interruption (`signal`) never leaves half a
+ * training set behind, nor destroys the file a previous run wrote there.
+ */
 export async function writeTrainingSet(
   path: string,
   labels: LabelFrame,
   features: FeatureTable,
+  signal?: AbortSignal,
 ): Promise<void> {
-  if (/\.parquet$/i.test(path)) return writeParquetOut(path, labels, features);
-  if (/\.csv$/i.test(path)) return writeCsvOut(path, labels, features);
-  throw new TesseraError('INVALID_ARGUMENT', `--out ${path}: use a .parquet or .csv file name`);
+  const write = /\.parquet$/i.test(path) ? writeParquetOut : /\.csv$/i.test(path) ? writeCsvOut : null;
+  if (write === null)
+    throw new TesseraError('INVALID_ARGUMENT', `--out ${path}: use a .parquet or .csv file name`);
+  const temp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
+  try {
+    await write(temp, labels, features, signal);
+    signal?.throwIfAborted();
+    await rename(temp, path);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
 }
 
-async function writeParquetOut(path: string, labels: LabelFrame, features: FeatureTable): Promise<void> {
+async function writeParquetOut(
+  path: string,
+  labels: LabelFrame,
+  features: FeatureTable,
+  _signal?: AbortSignal,
+): Promise<void> {
   const { n } = labels;
   const specs: ColumnSpec[] = [
     { name: labels.joinKey, type: labels.keyType },
@@ -166,7 +227,12 @@ function typeText(cells: readonly (string | null)[]): {
   return { type: 'string', values: [...cells] };
 }
 
-async function writeCsvOut(path: string, labels: LabelFrame, features: FeatureTable): Promise<void> {
+async function writeCsvOut(
+  path: string,
+  labels: LabelFrame,
+  features: FeatureTable,
+  signal?: AbortSignal,
+): Promise<void> {
   const out = createWriteStream(path);
   const done = new Promise<void>((resolve, reject) => {
     out.on('error', reject);
@@ -185,8 +251,14 @@ async function writeCsvOut(path: string, labels: LabelFrame, features: FeatureTa
     for (let f = 0; f < features.specs.length; f++) cells.push(featureCell(features.get(f, i)));
     chunk += `${cells.map(csvCell).join(',')}\n`;
     if (chunk.length > 1 << 16) {
-      if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
+      // Raced with `done`: after a write error (a full disk) no 'drain' comes to wait for.
+      if (!out.write(chunk))
+        await Promise.race([new Promise<void>((r) => out.once('drain', () => r())), done]);
       chunk = '';
+      if (signal?.aborted) {
+        out.destroy();
+        signal.throwIfAborted();
+      }
     }
   }
   out.end(chunk);

@@ -1,9 +1,10 @@
 // `tessera historical` as a user runs it, against the real S3 server: CSV in, CSV and parquet out,
 // hand-computed values at and between event times, labels passed through in input order, a
-// record written twice counted once, and clear errors with exit code 2.
+// record written twice counted once, clear errors with exit code 2, and Ctrl-C cleaning up.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -97,6 +98,7 @@ describe('tessera historical CLI (S3)', { timeout: 120_000 }, () => {
     const r = await cli('--entities', entities, '--out', csvOut);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /answering \[#+\] 4\/4 rows/);
+    assert.match(r.stderr, /historical: writing 4 rows to .*train\.csv\n/);
     const lines = readFileSync(csvOut, 'utf8').trim().split('\n');
     assert.equal(
       lines[0],
@@ -183,5 +185,78 @@ describe('tessera historical CLI (S3)', { timeout: 120_000 }, () => {
     const r5 = await cli('--entities', ok);
     assert.equal(r5.code, 2);
     assert.match(r5.stderr, /--entities and --out are required/);
+  });
+
+  it('refuses a store without a raw log, an unwritable --out and a missing definitions file: exit 2, no stack', async () => {
+    // They gave a training set of zeros with exit 0, an ENOENT stack trace after the whole run,
+    // and exit 1.
+    const ok = join(dir, 'ok2.csv');
+    writeFileSync(ok, `user_id,event_timestamp\n7,${T0}\n`);
+    const out = join(dir, 'refused.csv');
+    const noLog = await cli('--entities', ok, '--out', out, '--store', `${storeUri}-typo`);
+    assert.equal(noLog.code, 2, noLog.stderr);
+    assert.match(
+      noLog.stderr,
+      /NOT_FOUND: the offline store s3:\/\/.*-typo has no raw log of source transactions/,
+    );
+    const noDir = await cli('--entities', ok, '--out', join(dir, 'no-such-dir', 'train.parquet'));
+    assert.equal(noDir.code, 2, noDir.stderr);
+    assert.match(
+      noDir.stderr,
+      /INVALID_ARGUMENT: --out .*train\.parquet: the directory .*no-such-dir does not exist/,
+    );
+    const noDefs = await cli('--entities', ok, '--out', out, '--definitions', join(dir, 'none.yaml'));
+    assert.equal(noDefs.code, 2, noDefs.stderr);
+    assert.match(noDefs.stderr, /DEFINITIONS_INVALID: cannot read definitions file/);
+    for (const r of [noLog, noDir, noDefs]) assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    assert.throws(() => readFileSync(out), /ENOENT/, 'nothing written');
+  });
+
+  it('Ctrl-C mid-run: exit 130, says so, and leaves no output and no spill files', async () => {
+    // Killed by the signal, it left its spill files (GBs on a big run) and a partial CSV behind.
+    // The labels come through a FIFO, so the signal arrives while the run is under way: once the
+    // CLI has opened the FIFO its handler is in place, and it reads the labels to their end first.
+    const fifo = join(dir, 'fifo-labels.csv');
+    execFileSync('mkfifo', [fifo]);
+    const temp = mkdtempSync(join(dir, 'spill-'));
+    const out = join(dir, 'interrupted.csv');
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'services/historical/main.ts',
+        '--store',
+        storeUri,
+        '--entities',
+        fifo,
+        '--out',
+        out,
+        '--temp-dir',
+        temp,
+        '--shard-events',
+        '1',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const writer = await open(fifo, 'w'); // resolves once the CLI opened it for reading
+    await writer.write(`user_id,event_timestamp\n7,${T0}\n7,${T0 + HOUR}\n`);
+    child.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 500));
+    await writer.close();
+    const code = await exited;
+    assert.equal(code, 130, stderr);
+    assert.match(stderr, /SIGINT, stopping: removing spill files and partial output/);
+    assert.match(stderr, /stopped by SIGINT; nothing was written to --out/);
+    assert.deepEqual(readdirSync(temp), []);
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.includes('interrupted')),
+      [],
+    );
   });
 });

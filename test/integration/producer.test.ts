@@ -17,6 +17,7 @@ import { loadConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import type { SourceDef } from '../../shared/definitions/schema.ts';
 import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
+import { startTestRegistry } from '../support/schema-registry.ts';
 
 const config = loadConfig({ argv: [] });
 const runId = `${Date.now().toString(36)}-${randomUUID().slice(0, 8)}`;
@@ -194,6 +195,66 @@ describe('producer on real Kafka', { timeout: 120_000 }, () => {
     const original = generateFraudEvents({ events: 500, seed: SEED });
     assert.equal(Math.max(...plan.events.map((e) => e.event_timestamp)), now);
     assert.equal(plan.events[0]!.event_timestamp - original[0]!.event_timestamp, plan.shiftMs);
+  });
+
+  /** Runs the CLI to its end. */
+  const cli = (argv: string[], env: Record<string, string> = {}) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'services/producer/main.ts', ...argv], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...env },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+      });
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    });
+
+  it('the CLI refuses a missing topic without --create-topic (exit 2) and creates none', async () => {
+    // The broker creates topics on first use: the CLI wrote to a 1-partition topic of the broker's
+    // default, whatever --partitions said, and exited 0.
+    const base = `tessera-test-${runId}-missing`;
+    const topic = topicName(config, base);
+    created.push(topic);
+    const r = await cli(['--events', '50', '--rate', '0', '--topic', base, '--partitions', '3']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`producer: topic ${topic} does not exist; pass --create-topic`));
+    assert.ok(!(await admin!.listTopics()).includes(topic), 'no topic created');
+  });
+
+  it('avro-confluent with a schema registry: frames carry the id the registry gave the schema', async () => {
+    // The id 1 was written whatever the registry held: here another schema, so the ingestor
+    // decoded nothing of it.
+    const registry = await startTestRegistry();
+    try {
+      registry.schemas.set(1, JSON.stringify({ type: 'record', name: 'Other', fields: [] }));
+      const base = `tessera-test-${runId}-registry`;
+      const topic = topicName(config, base);
+      created.push(topic);
+      const r = await cli(
+        ['--events', '300', '--rate', '0', '--format', 'avro-confluent', '--topic', base, '--create-topic'],
+        { TESSERA_SCHEMA_REGISTRY_URL: registry.url, TESSERA_SCHEMA_DIR: '' },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      const id = registry.subjects.get(`${topic}-value`)?.[0];
+      assert.ok(id !== undefined && id !== 1, `schema registered under ${topic}-value (${id})`);
+      assert.match(r.stdout, new RegExp(`schema id ${id} \\(registry subject ${topic}-value\\)`));
+      const consumed = await consumeAll(topic, 300);
+      assert.deepEqual(new Set(consumed.map((c) => c.message.value!.readUInt32BE(1))), new Set([id]));
+      const decoder = createDecoder(sourceIn('avro-confluent'), {
+        definitionsDir: 'definitions',
+        schemaRegistryUrl: registry.url,
+      });
+      const decoded = await decoder.decodeBatch(consumed.map((c) => c.message));
+      assert.equal(decoded.filter((d) => d.ok).length, 300, 'every message decodes via the registry');
+    } finally {
+      await registry.close();
+    }
   });
 
   it('the CLI stops on SIGTERM, flushes what it built and exits 0', async () => {

@@ -11,7 +11,7 @@ import * as arrow from 'apache-arrow';
 import { loadDefinitionsFile } from '../../../shared/definitions/load.ts';
 import { LocalObjectStore } from '../../../shared/offline/object-store.ts';
 import { encodeTable, readParquet } from '../../../shared/offline/parquet.ts';
-import { numericColumn } from '../../../shared/offline/raw-log.ts';
+import { numericColumn, rawBatchFromRecords, writeRawLog } from '../../../shared/offline/raw-log.ts';
 import { parseTime } from '../../../shared/pit/labels.ts';
 import { retrieveHistorical } from '../../../shared/pit/retrieve.ts';
 
@@ -89,7 +89,16 @@ describe('label times below the millisecond', () => {
     writeFileSync(labels, encodeTable(timestampTable(new arrow.TimestampNanosecond('UTC'), times)));
     const want = times.map((t) => Number(floorDiv(t, 1_000_000n)));
     const definitions = loadDefinitionsFile('definitions/fraud.yaml');
-    const store = new LocalObjectStore(join(dir, 'empty-store'));
+    // A raw log of one event (a store without any is refused): every label sees no event in range.
+    const store = new LocalObjectStore(join(dir, 'store'));
+    const source = definitions.views[0]!.source;
+    const event = { user_id: 1, event_timestamp: Date.UTC(2000, 0, 1), amount: 1, merchant_id: 'm' };
+    await writeRawLog(
+      store,
+      source,
+      rawBatchFromRecords(source, [event], () => ({ partition: 0, offset: 0 })),
+      'one',
+    );
     const request = { store, definitions, entities: labels, progress: false };
 
     const parquetOut = join(dir, 'out.parquet');

@@ -33,6 +33,47 @@ describe('entity dataframe', () => {
     assert.throws(() => parseTime(String(ms * 1_000_000), 'f', 0), /microseconds or nanoseconds\?/);
   });
 
+  it('refuses an integer time in epoch seconds or microseconds, naming the row and the fix', () => {
+    // Read as milliseconds they were January 1970 and the year 58,000: every window empty, a
+    // training set of zeros without a word.
+    const ms = Date.UTC(2026, 1, 1);
+    assert.throws(
+      () => parseTime(String(ms / 1000), 'labels.csv', 0),
+      /labels\.csv row 1: bad event_timestamp "1769904000": .* but 2026-02-01T00:00:00\.000Z in seconds; multiply epoch seconds by 1000/,
+    );
+    assert.throws(
+      () => parseTime(String(ms * 1000), 'labels.csv', 2),
+      /row 3: .* but 2026-02-01T00:00:00\.000Z in microseconds; divide epoch microseconds by 1000/,
+    );
+    assert.throws(() => parseTime('-631152000', 'f', 0), /in seconds/);
+    // Milliseconds of any time from 1970-01-08 on, and small test epochs, are still read as such.
+    for (const t of [ms, 0, 1000, 86_400_000, -86_400_000, 600_000_000, Date.UTC(2100, 0, 1)])
+      assert.equal(parseTime(String(t), 'f', 0), t);
+  });
+
+  it('says which --entities file is not parquet', async () => {
+    const path = join(dir, 'not.parquet');
+    writeFileSync(path, 'user_id,event_timestamp\n');
+    await assert.rejects(
+      readLabels(path, 'user_id', 'int64'),
+      (e) =>
+        isTesseraError(e, 'INVALID_ARGUMENT') &&
+        e.message.startsWith(`--entities ${path} is not a readable parquet file`),
+    );
+  });
+
+  it('refuses a quoted cell that goes on to the next line, naming its row and line', async () => {
+    // The row was taken cut short (note "a") and the error came on the next line, as a field count.
+    const path = join(dir, 'spans.csv');
+    writeFileSync(path, 'user_id,event_timestamp,note\n\n5,2026-01-02T00:00:00Z,"a\nb"\n');
+    await assert.rejects(
+      readLabels(path, 'user_id', 'int64'),
+      (e) =>
+        isTesseraError(e, 'INVALID_ARGUMENT') &&
+        /spans\.csv row 1 \(line 3\): a quoted cell goes on to the next line/.test(e.message),
+    );
+  });
+
   it('splits quoted CSV cells', () => {
     assert.deepEqual(splitCsv('1,"a, b","say ""hi""",'), ['1', 'a, b', 'say "hi"', '']);
   });
