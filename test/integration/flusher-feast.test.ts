@@ -17,11 +17,11 @@ import { pino } from 'pino';
 import { runFlush } from '../../services/flusher/flush.ts';
 import { loadState } from '../../services/flusher/flusher-state.ts';
 import { RecordBuffer } from '../../services/flusher/record-buffer.ts';
+import { FEAST_TYPES } from '../../shared/definitions/feast-repo-render.ts';
 import { parseDefinitions } from '../../shared/definitions/load.ts';
 import type { Definitions, ViewDef } from '../../shared/definitions/schema.ts';
 import { featureColumnType } from '../../shared/offline/feature-columns.ts';
 import { openObjectStore } from '../../shared/offline/object-store.ts';
-import type { ColumnType } from '../../shared/offline/parquet.ts';
 import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import {
   cleanupStore,
@@ -38,15 +38,6 @@ import { cleanupRun, createSourceTopic } from '../support/ingestor-process.ts';
 const python = process.env.TESSERA_PYTHON;
 /** The store root the doc's FileSource example uses; swapped for this run's directory. */
 const DOC_ROOT = '/data/offline';
-const FEAST_TYPES: Record<ColumnType, string> = {
-  int64: 'Int64',
-  int32: 'Int32',
-  double: 'Float64',
-  string: 'String',
-  bool: 'Bool',
-  timestamp_ms: 'UnixTimestamp',
-  binary: 'Bytes',
-};
 
 interface FeastAnswer {
   asked: number;
