@@ -337,6 +337,11 @@ export class Slider implements WindowSpec {
       for (let i = lo; i < this.lo; i++) agg.remove(i);
       return;
     }
+    if (this.agg.scans) {
+      // min and max: one pass over the probed window, cheaper than a second aggregate's deque.
+      this.out[row] = this.agg.scan(lo, hi) as number;
+      return;
+    }
     let scratch = this.scratch;
     if (scratch === null) {
       scratch = { agg: windowAgg(this.feature, this.column), lo: 0, hi: 0 };

@@ -6,10 +6,11 @@
 // bounded. Every accumulator is exact and order-independent, so where an event is held never
 // changes a value (docs/state-format.md, "Raw events and tiles").
 import { TesseraError } from '../errors.ts';
-import { addEvent, compareEvents, emptyAcc, type FeatureValue, finalize, type StoredEvent } from './acc.ts';
+import { compareEvents, type FeatureValue, type StoredEvent } from './acc.ts';
 import type { FeaturePlan, TileGroupPlan, ViewPlan } from './plan.ts';
 import { TileSeries } from './tile-series.ts';
 import { floorTo, windowStart } from './window.ts';
+import { beginRead, readWindow } from './window-read.ts';
 
 /** An event as the engine takes it (acc.ts StoredEvent): kept as it is, so never changed after. */
 export type EngineEvent = StoredEvent;
@@ -233,44 +234,48 @@ export function readFeatures(plan: ViewPlan, state: EntityState, t: number, only
     );
   }
   const out = new Array<FeatureValue>(plan.features.length);
+  const events = state.events;
+  const head = state.head;
+  // Window bounds are found searching back from the end (lowerBoundBack): an event is an object of
+  // its own, so every probe of a bisection over the whole array is a cache miss, while a window's
+  // bounds are mostly among its newest events. The end (the events before t) is the same for every
+  // feature: found once.
+  const hi = lowerBoundBack(events, t, head, events.length);
+  beginRead();
   if (only !== 'tiled') {
-    for (const feature of plan.exactFeatures)
-      out[feature.index] = readExact(feature, state.events, state.head, t);
+    // Shortest window first: a longer one starts at or before the shorter one's start, so is searched
+    // back from there, and sums of one column reuse the shorter window's (window-read.ts).
+    let to = hi;
+    for (const feature of exactReadOrder(plan)) {
+      const lo = lowerBoundBack(events, windowStart(t, feature), head, to);
+      to = lo;
+      out[feature.index] = readWindow(feature, events, lo, hi, null, lo);
+    }
   }
   for (let g = 0; g < plan.tileGroups.length; g++) {
+    const series = state.tiles[g]!;
+    // The folded events from the window's start on (every one older than the read floor, so before
+    // t), and the raw events of [start, t).
+    const tiles = series.length > 0 ? series : null;
     for (const feature of plan.tileGroups[g]!.features) {
-      out[feature.index] = readTiled(feature, state.tiles[g]!, state.events, state.head, t);
+      const start = windowStart(t, feature);
+      const lo = lowerBoundBack(events, start, head, hi);
+      out[feature.index] = readWindow(feature, events, lo, hi, tiles, start);
     }
   }
   return out;
 }
 
-function readExact(feature: FeaturePlan, events: StoredEvent[], head: number, t: number): FeatureValue {
-  const lo = lowerBoundTs(events, windowStart(t, feature), head);
-  const hi = lowerBoundTs(events, t, lo);
-  const acc = emptyAcc(feature.acc);
-  if (acc.k === 'count') acc.n = hi - lo;
-  else for (let i = lo; i < hi; i++) addEvent(acc, feature, events[i]!);
-  return finalize(feature, acc);
-}
+/** The plan's exact features by window, shortest first (ties in plan order), computed once per plan. */
+const exactOrders = new WeakMap<ViewPlan, readonly FeaturePlan[]>();
 
-function readTiled(
-  feature: FeaturePlan,
-  tiles: TileSeries,
-  events: StoredEvent[],
-  head: number,
-  t: number,
-): FeatureValue {
-  const start = windowStart(t, feature);
-  const acc = emptyAcc(feature.acc);
-  // The folded events from `start` on: every one is older than the read floor, so before t.
-  tiles.mergeRange(acc, feature.slot, start, Number.POSITIVE_INFINITY);
-  // The raw events of [start, t).
-  const lo = lowerBoundTs(events, start, head);
-  const hi = lowerBoundTs(events, t, lo);
-  if (acc.k === 'count') acc.n += hi - lo;
-  else for (let i = lo; i < hi; i++) addEvent(acc, feature, events[i]!);
-  return finalize(feature, acc);
+function exactReadOrder(plan: ViewPlan): readonly FeaturePlan[] {
+  let order = exactOrders.get(plan);
+  if (order === undefined) {
+    order = [...plan.exactFeatures].sort((a, b) => a.windowMs - b.windowMs);
+    exactOrders.set(plan, order);
+  }
+  return order;
 }
 
 /** The oldest time exact features read back to from `reachable` (+Infinity without any). */
@@ -432,6 +437,40 @@ function insertSorted(events: StoredEvent[], head: number, event: StoredEvent, b
   else while (i > head && events[i - 1]!.ts > event.ts) i--;
   if (i === events.length) events.push(event);
   else events.splice(i, 0, event);
+}
+
+/**
+ * lowerBoundTs(events, bound, from) for a bound no later than the time of the event at `to` (or with
+ * `to` the array's length): the first position in [from, to] whose event is at or after `bound`,
+ * found by probing back from `to` in doubling steps, then bisecting the last step. Costs
+ * O(log(to - result)) probes near `to` instead of O(log(length)) across the array.
+ */
+export function lowerBoundBack(
+  events: readonly StoredEvent[],
+  bound: number,
+  from: number,
+  to: number,
+): number {
+  if (to === from || events[to - 1]!.ts < bound) return to;
+  if (events[from]!.ts >= bound) return from;
+  // Invariant: events[hi] is at or after bound, and events[from] before it.
+  let hi = to - 1;
+  let step = 1;
+  let lo = hi - step;
+  while (lo > from && events[lo]!.ts >= bound) {
+    hi = lo;
+    step *= 2;
+    lo = hi - step;
+  }
+  if (lo < from) lo = from;
+  // events[lo] is before bound: the answer is in (lo, hi].
+  lo++;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (events[mid]!.ts < bound) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 export function lowerBoundTs(events: StoredEvent[], bound: number, from = 0): number {

@@ -7,7 +7,7 @@
 // accumulators of acc.ts; the codec reads and writes tiles as those accumulators (toAcc /
 // pushTile), so the bytes are the same as when tiles were objects.
 import { type Acc, addEvent, below, emptyAcc, mergeAcc, type StoredEvent, type Value } from './acc.ts';
-import { addExact, mergeExact } from './exact-sum.ts';
+import { addExact, type ExactAccumulator, mergeExact } from './exact-sum.ts';
 import type { FeaturePlan } from './plan.ts';
 import { floorTo } from './window.ts';
 
@@ -380,6 +380,96 @@ export class TileSeries {
         k * this.refStride + column.refAt,
       );
     }
+  }
+
+  // Reads of the common kinds without an accumulator object (window-read.ts): the same fields
+  // mergeInto merges, in the same order (tiles ascending by start).
+
+  /** A count feature's total over the tiles starting at or after `from`. */
+  countFrom(slot: number, from: number): number {
+    const stride = this.numStride;
+    const num = this.num;
+    let total = 0;
+    for (
+      let n = this.lowerBound(from) * stride + this.columns[slot]!.numAt, end = this.tiles * stride;
+      n < end;
+      n += stride
+    )
+      total += num[n]!;
+    return total;
+  }
+
+  /** Adds a sum feature's values over the tiles starting at or after `from` to `exact`; returns their count. */
+  sumFrom(slot: number, from: number, exact: ExactAccumulator): number {
+    const column = this.columns[slot]!;
+    const num = this.num;
+    const ref = this.ref;
+    let count = 0;
+    for (let k = this.lowerBound(from); k < this.tiles; k++) {
+      const n = k * this.numStride + column.numAt;
+      const tn = num[n]!;
+      if (tn === 0) continue;
+      count += tn;
+      const parts = ref[k * this.refStride + column.refAt] as number[] | null;
+      if (parts === null) exact.add(num[n + 1]!);
+      else for (let j = 0; j < parts.length; j++) exact.add(parts[j]!);
+    }
+    return count;
+  }
+
+  /** The extreme found by the last extremeFrom (meaningless when it returned 0). */
+  extreme = 0;
+
+  /**
+   * A min or max feature over the tiles starting at or after `from`: returns how many values they
+   * hold and leaves their extreme in `extreme`.
+   */
+  extremeFrom(slot: number, from: number, isMax: boolean): number {
+    const stride = this.numStride;
+    const num = this.num;
+    let count = 0;
+    let v = 0;
+    for (
+      let n = this.lowerBound(from) * stride + this.columns[slot]!.numAt, end = this.tiles * stride;
+      n < end;
+      n += stride
+    ) {
+      const tn = num[n]!;
+      if (tn === 0) continue;
+      const x = num[n + 1]!;
+      if (count === 0 || (isMax ? below(v, x) : below(x, v))) v = x;
+      count += tn;
+    }
+    this.extreme = v;
+    return count;
+  }
+
+  /**
+   * A count_distinct feature's values over the tiles starting at or after `from`: each value not yet
+   * marked `mark` in `seen` is marked and counted; returns how many were.
+   */
+  distinctFrom(slot: number, from: number, seen: Map<Value, number>, mark: number): number {
+    const r0 = this.columns[slot]!.refAt;
+    const ref = this.ref;
+    let fresh = 0;
+    for (let k = this.lowerBound(from); k < this.tiles; k++) {
+      const set = ref[k * this.refStride + r0] as Value | Value[] | Set<Value> | null;
+      if (set === null) continue;
+      if (typeof set !== 'object') {
+        if (seen.get(set) !== mark) {
+          seen.set(set, mark);
+          fresh++;
+        }
+      } else {
+        for (const v of set) {
+          if (seen.get(v) !== mark) {
+            seen.set(v, mark);
+            fresh++;
+          }
+        }
+      }
+    }
+    return fresh;
   }
 
   /** Drops the tiles that start before `cutoff`. */

@@ -43,6 +43,16 @@ export abstract class WindowAgg {
   abstract remove(i: number): void;
   abstract value(): FeatureValue;
 
+  /** Whether `scan` can give a window's value without an aggregate (min and max). */
+  get scans(): boolean {
+    return false;
+  }
+
+  /** The value over log positions [lo, hi), from the log alone (only when `scans`). */
+  scan(_lo: number, _hi: number): FeatureValue {
+    throw new TypeError(`${this.feature.def.name}: no scan for ${this.feature.acc}`);
+  }
+
   /**
    * Writes every row's value. The window only moves forward; when it no longer overlaps the
    * previous one (a new entity, or a gap longer than the window) the aggregate starts afresh,
@@ -252,6 +262,26 @@ class ExtremeAgg extends WindowAgg {
   }
   value(): FeatureValue {
     return extremeResult(this.feature, this.n, this.n > 0 ? this.nums[this.deque[this.head]!]! : 0);
+  }
+  override get scans(): boolean {
+    return true;
+  }
+  /**
+   * One pass, with no deque: the extreme in the order of `below`, so the same value as the deque's
+   * head (values equal in that order are the same bits).
+   */
+  override scan(lo: number, hi: number): FeatureValue {
+    const nums = this.nums;
+    const isMax = this.isMax;
+    let n = 0;
+    let v = 0;
+    for (let i = lo; i < hi; i++) {
+      const x = nums[i]!;
+      if (Number.isNaN(x)) continue;
+      if (n === 0 || (isMax ? below(v, x) : below(x, v))) v = x;
+      n++;
+    }
+    return extremeResult(this.feature, n, v);
   }
   override sweep(w: RowWindows, out: FeatureColumn): void {
     if (!(out instanceof Float64Array)) {
