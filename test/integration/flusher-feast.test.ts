@@ -13,16 +13,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { pino } from 'pino';
-import { runFlush } from '../../services/flusher/flush.ts';
 import { loadState } from '../../services/flusher/flusher-state.ts';
-import { RecordBuffer } from '../../services/flusher/record-buffer.ts';
 import { FEAST_TYPES } from '../../shared/definitions/feast-repo-render.ts';
-import { parseDefinitions } from '../../shared/definitions/load.ts';
-import type { Definitions, ViewDef } from '../../shared/definitions/schema.ts';
+import type { ViewDef } from '../../shared/definitions/schema.ts';
 import { featureColumnType } from '../../shared/offline/feature-columns.ts';
 import { openObjectStore } from '../../shared/offline/object-store.ts';
 import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
+import { changedDefinitions, flushRows, rowTime } from '../support/definitions-change.ts';
 import {
   cleanupStore,
   drainThroughIngestorAndFlusher,
@@ -209,98 +206,17 @@ for (const on of ['directory', 's3'] as const)
   });
 
 describe('Feast over versions whose definitions differ', { timeout: 300_000 }, () => {
-  const DEFINITIONS = 'definitions/fraud.yaml';
-  const original = readFileSync(DEFINITIONS, 'utf8');
-  const COUNT_1H = `      - name: transaction_count_1h
-        aggregation: count
-        window: 1h`;
-  assert.ok(original.includes(COUNT_1H), `${DEFINITIONS} changed: update this test's edit of it`);
-  const before1 = parseDefinitions(original, DEFINITIONS);
-  // Next: transaction_count_1h sums amounts (int64 -> double), and max_transaction_amount_1h is added.
-  const after1 = parseDefinitions(
-    original
-      .replace(
-        COUNT_1H,
-        `      - name: transaction_count_1h
-        aggregation: sum
-        column: amount
-        window: 1h`,
-      )
-      .replace(
-        '\nfeature_services:',
-        `      - name: max_transaction_amount_1h
-        aggregation: max
-        column: amount
-        window: 1h
-        tile: 5m
-
-feature_services:`,
-      ),
-    DEFINITIONS,
-  );
+  const { before: before1, after: after1 } = changedDefinitions();
   const view = after1.views[0]!;
   const root = mkdtempSync(join(tmpdir(), 'flusher-feast-defs-'));
   const store = openObjectStore(root, {});
   // Offsets 0-2 flushed under the old definitions, 3-4 under the new; user 100 + offset.
-  const entities = { user_id: [100, 101, 102, 103, 104], event_timestamp_ms: [0, 1, 2, 3, 4].map(minute) };
-
-  function minute(offset: number): number {
-    return Date.UTC(2026, 0, 5, 10, offset);
-  }
-
-  /** One training row per offset, in one features.rows record, each feature given a value of its type. */
-  async function flush(
-    state: Awaited<ReturnType<typeof loadState>>,
-    definitions: Definitions,
-    version: string,
-    record: number,
-    offsets: number[],
-  ) {
-    const v = definitions.views[0]!;
-    const value = offsets
-      .map((offset) =>
-        JSON.stringify({
-          view: v.name,
-          entity: String(100 + offset),
-          event_timestamp: new Date(minute(offset)).toISOString(),
-          source_topic: 'transactions',
-          partition: 0,
-          offset,
-          features: Object.fromEntries(
-            v.features.map((f) => [
-              f.name,
-              featureColumnType(f, v.source) === 'int64' ? offset + 1 : offset + 0.5,
-            ]),
-          ),
-          definitions_hash: definitions.hash,
-        }),
-      )
-      .join('\n');
-    const buffer = new RecordBuffer(() => state.positions);
-    buffer.append('features.rows', 0, [
-      { offset: record, key: null, value: Buffer.from(value), rows: offsets.length },
-    ]);
-    const report = await runFlush(
-      {
-        store,
-        definitions,
-        sources: new Map(),
-        rowsTopic: 'features.rows',
-        retentionVersions: 0,
-        codeVersion: 'test',
-        logger: pino({ level: 'silent' }),
-      },
-      state,
-      buffer,
-      { version, cut: { 'features.rows': { '0': record + 1 } }, startedAt: new Date().toISOString() },
-    );
-    assert.equal(report.rows.get(v.name), offsets.length, JSON.stringify([...report.invalid]));
-  }
+  const entities = { user_id: [100, 101, 102, 103, 104], event_timestamp_ms: [0, 1, 2, 3, 4].map(rowTime) };
 
   before(async () => {
     const state = await loadState(store);
-    await flush(state, before1, 'v_20260105T100000', 0, [0, 1, 2]);
-    await flush(state, after1, 'v_20260105T110000', 1, [3, 4]);
+    await flushRows(store, state, before1, 'v_20260105T100000', 0, [0, 1, 2]);
+    await flushRows(store, state, after1, 'v_20260105T110000', 1, [3, 4]);
   });
   after(async () => {
     await rm(root, { recursive: true, force: true });
@@ -322,7 +238,7 @@ feature_services:`,
     const answer = await askFeast(root, {
       path: documentedPath(root),
       features: featureSpecs(view, ['transaction_count_24h']),
-      entities: { user_id: [100, 999, 101], event_timestamp_ms: [minute(0) - 1, minute(9), minute(9)] },
+      entities: { user_id: [100, 999, 101], event_timestamp_ms: [rowTime(0) - 1, rowTime(9), rowTime(9)] },
     });
     assert.equal(answer.asked, 3);
     assert.deepEqual(

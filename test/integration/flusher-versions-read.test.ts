@@ -9,73 +9,15 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { pino } from 'pino';
-import { runFlush } from '../../services/flusher/flush.ts';
 import { loadState } from '../../services/flusher/flusher-state.ts';
-import { RecordBuffer } from '../../services/flusher/record-buffer.ts';
 import { s3Options } from '../../shared/config/clients.ts';
 import { loadConfig } from '../../shared/config/index.ts';
-import { parseDefinitions } from '../../shared/definitions/load.ts';
-import type { Definitions } from '../../shared/definitions/schema.ts';
-import { featureColumnType, featureTableColumns } from '../../shared/offline/feature-columns.ts';
+import { featureTableColumns } from '../../shared/offline/feature-columns.ts';
 import { type ObjectStore, openObjectStore } from '../../shared/offline/object-store.ts';
+import { changedDefinitions, flushRows } from '../support/definitions-change.ts';
 
-const DEFINITIONS = 'definitions/fraud.yaml';
-const original = readFileSync(DEFINITIONS, 'utf8');
-const COUNT_1H = `      - name: transaction_count_1h
-        aggregation: count
-        window: 1h`;
-assert.ok(original.includes(COUNT_1H), `${DEFINITIONS} changed: update this test's edit of it`);
-const before1 = parseDefinitions(original, DEFINITIONS);
-// The next definitions: transaction_count_1h now sums amounts (int64 -> double), and a feature is added.
-const after1 = parseDefinitions(
-  original
-    .replace(
-      COUNT_1H,
-      `      - name: transaction_count_1h
-        aggregation: sum
-        column: amount
-        window: 1h`,
-    )
-    .replace(
-      '\nfeature_services:',
-      `      - name: max_transaction_amount_1h
-        aggregation: max
-        column: amount
-        window: 1h
-        tile: 5m
-
-feature_services:`,
-    ),
-  DEFINITIONS,
-);
+const { before: before1, after: after1 } = changedDefinitions();
 const view = before1.views[0]!.name;
-
-/** One training row per offset, each feature of the view given a value of its type. */
-function rows(definitions: Definitions, offsets: number[]): Buffer {
-  const v = definitions.views[0]!;
-  return Buffer.from(
-    offsets
-      .map((offset) =>
-        JSON.stringify({
-          view: v.name,
-          entity: String(100 + offset),
-          event_timestamp: new Date(Date.UTC(2026, 0, 5, 10, offset)).toISOString(),
-          source_topic: 'transactions',
-          partition: 0,
-          offset,
-          features: Object.fromEntries(
-            v.features.map((f) => [
-              f.name,
-              featureColumnType(f, v.source) === 'int64' ? offset + 1 : offset + 0.5,
-            ]),
-          ),
-          definitions_hash: definitions.hash,
-        }),
-      )
-      .join('\n'),
-  );
-}
 
 describe('the documented reading of all versions (S3, pyarrow)', { timeout: 120_000 }, () => {
   const python = process.env.TESSERA_PYTHON;
@@ -90,30 +32,8 @@ describe('the documented reading of all versions (S3, pyarrow)', { timeout: 120_
     assert.ok(python, 'TESSERA_PYTHON is unset: eval "$(scripts/stack env)"');
     store = openObjectStore(`s3://${config.s3Bucket}/${prefix}`, s3Options(config));
     const state = await loadState(store);
-    // Each flush: one features.rows record (Kafka offset `record`) holding the rows of `offsets`.
-    const flush = async (definitions: Definitions, version: string, record: number, offsets: number[]) => {
-      const buffer = new RecordBuffer(() => state.positions);
-      buffer.append('features.rows', 0, [
-        { offset: record, key: null, value: rows(definitions, offsets), rows: offsets.length },
-      ]);
-      const report = await runFlush(
-        {
-          store,
-          definitions,
-          sources: new Map(),
-          rowsTopic: 'features.rows',
-          retentionVersions: 0,
-          codeVersion: 'test',
-          logger: pino({ level: 'silent' }),
-        },
-        state,
-        buffer,
-        { version, cut: { 'features.rows': { '0': record + 1 } }, startedAt: new Date().toISOString() },
-      );
-      assert.equal(report.rows.get(view), offsets.length, JSON.stringify([...report.invalid]));
-    };
-    await flush(before1, 'v_20260105T100000', 0, [0, 1, 2]);
-    await flush(after1, 'v_20260105T110000', 1, [3, 4]);
+    await flushRows(store, state, before1, 'v_20260105T100000', 0, [0, 1, 2]);
+    await flushRows(store, state, after1, 'v_20260105T110000', 1, [3, 4]);
 
     const doc = readFileSync('docs/offline-store.md', 'utf8');
     const block = /```python\n([\s\S]*?S3FileSystem[\s\S]*?)```/.exec(doc)?.[1];

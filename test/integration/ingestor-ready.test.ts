@@ -28,7 +28,6 @@ import {
   PAYMENTS_VIEW,
   type SwitchableRegistry,
   startSwitchableRegistry,
-  viewDifferences,
   writeTwoSourceDefinitions,
 } from '../support/two-sources.ts';
 
@@ -157,11 +156,11 @@ describe('ingestor /ready over two source topics', { timeout: 300_000 }, () => {
       const tx = await differencesFromOffline(run, transactions);
       assert.ok(tx.entities > 50);
       assert.deepEqual(tx.differences, [], `transactions: first differences among ${tx.entities} entities`);
-      const pay = await viewDifferences(
+      const pay = await differencesFromOffline(
         run,
-        PAYMENTS_VIEW,
-        paymentsTopic,
         generateFraudEvents({ events: 800, seed: 192 }),
+        paymentsTopic,
+        PAYMENTS_VIEW,
       );
       assert.ok(pay.entities > 20);
       assert.deepEqual(pay.differences, [], `payments: first differences among ${pay.entities} entities`);
@@ -225,11 +224,11 @@ describe('ingestor /ready over two source topics', { timeout: 300_000 }, () => {
         "the first ingestor ready once payments' partition has moved away",
       );
       await readyUntil(second, (status) => status === 200, 20_000, 'the second ingestor ready');
-      const pay = await viewDifferences(
+      const pay = await differencesFromOffline(
         run,
-        PAYMENTS_VIEW,
-        paymentsTopic,
         generateFraudEvents({ events: 300, seed: 194 }),
+        paymentsTopic,
+        PAYMENTS_VIEW,
       );
       assert.deepEqual(pay.differences, [], `payments: first differences among ${pay.entities} entities`);
     } finally {

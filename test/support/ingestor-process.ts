@@ -461,8 +461,13 @@ export async function differencesFromOffline(
   run: TestRun,
   events: readonly FraudEvent[],
   topic = run.topic,
+  /** The view compared (default: the definitions' first). */
+  viewName?: string,
 ): Promise<{ entities: number; differing: number; differences: string[] }> {
-  const plan = planView(loadDefinitionsFile(run.config.definitions).views[0]!);
+  const views = loadDefinitionsFile(run.config.definitions).views;
+  const view = viewName === undefined ? views[0] : views.find((v) => v.name === viewName);
+  if (!view) throw new Error(`no view ${viewName} in ${run.config.definitions}`);
+  const plan = planView(view);
   const offline = runOffline(plan, events, await logPositions(run, topic));
   const t = events.reduce((m, e) => Math.max(m, e.event_timestamp), 0) + 1;
   const store = new RedisStateStore(run.redis, plan, run.config.redisKeyPrefix);

@@ -6,11 +6,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
-import { type EntityState, planView } from '../../shared/engine/index.ts';
-import { RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
-import type { FraudEvent } from '../../shared/synth/fraud-events.ts';
-import { logPositions, newTestRun, runOffline, stateDifferences, type TestRun } from './ingestor-process.ts';
+import { newTestRun, type TestRun } from './ingestor-process.ts';
 
 export const PAYMENTS_VIEW = 'user_payment_features';
 
@@ -97,36 +93,6 @@ export async function startSwitchableRegistry(): Promise<SwitchableRegistry> {
       }),
   };
   return state;
-}
-
-/**
- * differencesFromOffline for any view of the run's definitions: every entity of `events` in Redis
- * against the engine run offline over them at the positions `topic`'s log gives them.
- */
-export async function viewDifferences(
-  run: TestRun,
-  viewName: string,
-  topic: string,
-  events: readonly FraudEvent[],
-): Promise<{ entities: number; differing: number; differences: string[] }> {
-  const view = loadDefinitionsFile(run.config.definitions).views.find((v) => v.name === viewName);
-  if (!view) throw new Error(`no view ${viewName} in ${run.config.definitions}`);
-  const plan = planView(view);
-  const offline = runOffline(plan, events, await logPositions(run, topic));
-  const t = events.reduce((m, e) => Math.max(m, e.event_timestamp), 0) + 1;
-  const store = new RedisStateStore(run.redis, plan, run.config.redisKeyPrefix);
-  const entities = [...offline.states.keys()];
-  const online = new Map<string, EntityState | null>();
-  for (let i = 0; i < entities.length; i += 1000) {
-    const chunk = entities.slice(i, i + 1000);
-    const loaded = await store.loadMany(chunk);
-    for (const entity of chunk) {
-      const got = loaded.get(entity)!;
-      online.set(entity, got.version === 0 ? null : got.state);
-    }
-  }
-  const all = stateDifferences(plan, offline, online, t);
-  return { entities: entities.length, differing: all.length, differences: all.slice(0, 10) };
 }
 
 /** Deletes the run's consumer groups (its ingestors' and its readers'; cleanupRun leaves them). */
