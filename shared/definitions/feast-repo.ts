@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULTS, loadConfig } from '../config/index.ts';
 import { isTesseraError, TesseraError } from '../errors.ts';
 import { offlineStoreUri } from '../offline/configured-store.ts';
+import { parseS3Uri } from '../offline/object-store.ts';
 import { type FeastRepoOptions, renderFeastRepo } from './feast-repo-render.ts';
 import { loadDefinitionsFile } from './load.ts';
 
@@ -120,17 +121,14 @@ function isHttpUrl(value: string): boolean {
  * flusher resolves a relative one against its working directory, Feast would against the repo's).
  */
 function storeRoot(uri: string): string {
+  let root: string;
   if (uri.startsWith('s3://')) {
-    const [bucket, ...rest] = uri.slice('s3://'.length).split('/');
-    if (!bucket)
-      throw new TesseraError(
-        'CONFIG_INVALID',
-        `offline store ${uri} names no bucket; use s3://<bucket>[/<prefix>]`,
-      );
-    return ['s3:/', bucket, ...rest.filter(Boolean)].join('/');
+    const { bucket, prefix } = parseS3Uri(uri);
+    root = `s3://${bucket}${prefix ? `/${prefix}` : ''}`;
+  } else {
+    const dir = uri.startsWith('file://') ? fileURLToPath(uri) : uri;
+    root = (isAbsolute(dir) ? dir : resolve(dir)).replace(/(.)\/+$/, '$1');
   }
-  const dir = uri.startsWith('file://') ? fileURLToPath(uri) : uri;
-  const root = (isAbsolute(dir) ? dir : resolve(dir)).replace(/(.)\/+$/, '$1');
   // The path is a glob to dask: these characters would match other directories, or none.
   if (/[*?[\]]/.test(root))
     throw new TesseraError(

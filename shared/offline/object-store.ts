@@ -29,19 +29,25 @@ export interface ObjectStore {
   delete(keys: readonly string[]): Promise<void>;
 }
 
+/** `s3://bucket[/prefix]` split: the prefix without empty segments (`a//b/` is `a/b`), or ''. */
+export function parseS3Uri(uri: string): { bucket: string; prefix: string } {
+  const [bucket, ...rest] = uri.slice('s3://'.length).split('/');
+  if (!bucket)
+    throw new TesseraError(
+      'CONFIG_INVALID',
+      `offline store ${uri} names no bucket; use s3://<bucket>[/<prefix>]`,
+    );
+  return { bucket, prefix: rest.filter(Boolean).join('/') };
+}
+
 /**
  * Opens `s3://bucket[/prefix]` with the given S3 client options, or a local directory given as
  * `file:///abs/path` or a plain path.
  */
 export function openObjectStore(uri: string, s3: S3ClientConfig): ObjectStore {
   if (uri.startsWith('s3://')) {
-    const [bucket, ...rest] = uri.slice('s3://'.length).split('/');
-    if (!bucket)
-      throw new TesseraError(
-        'CONFIG_INVALID',
-        `offline store ${uri} names no bucket; use s3://<bucket>[/<prefix>]`,
-      );
-    return new S3ObjectStore(new S3Client(s3), bucket, rest.filter(Boolean).join('/'));
+    const { bucket, prefix } = parseS3Uri(uri);
+    return new S3ObjectStore(new S3Client(s3), bucket, prefix);
   }
   const path = uri.startsWith('file://') ? new URL(uri).pathname : uri;
   return new LocalObjectStore(path);

@@ -348,6 +348,9 @@ describe('feast repo cli', () => {
     const globbed = cli(['definitions/fraud.yaml', '--out', out, '--offline-store', '/data/off[1]']);
     assert.equal(globbed.code, 1);
     assert.match(globbed.err, /glob character/);
+    const s3Globbed = cli(['definitions/fraud.yaml', '--out', out, '--offline-store', 's3://bucket/runs-*']);
+    assert.equal(s3Globbed.code, 1);
+    assert.match(s3Globbed.err, /glob character/);
     assert.equal(cli(['definitions/fraud.yaml', '--out', out, '--offline-store', 's3://']).code, 1);
   });
 });
