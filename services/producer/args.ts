@@ -35,7 +35,6 @@ export interface ProducerArgs {
   batchSize: number;
   /** Age of `late` bad messages relative to their neighbours. Default 7d. */
   lateByMs: number;
-  help: boolean;
 }
 
 export const USAGE = `usage: npx tsx services/producer/main.ts [options]
@@ -58,7 +57,7 @@ export const USAGE = `usage: npx tsx services/producer/main.ts [options]
   --kafka-brokers ...   and the other TESSERA_* flags (docs/local-stack.md)`;
 
 const FORMATS = ['json', 'avro', 'avro-confluent'] as const;
-const BOOLEAN_FLAGS = new Set(['--create-topic', '--now-based', '--help', '-h']);
+const BOOLEAN_FLAGS = new Set(['--create-topic', '--now-based']);
 const VALUE_FLAGS = new Set([
   '--events',
   '--rate',
@@ -84,6 +83,14 @@ function integer(flag: string, text: string, min: number): number {
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min)
     throw invalid(flag, `expected an integer >= ${min}, got ${JSON.stringify(text)}`);
   return n;
+}
+
+/**
+ * Whether the command line asks for the usage: it wins over whatever else the line holds (a bad
+ * value beside it included), as the services' --help does, so it is asked before parsing.
+ */
+export function wantsHelp(argv: readonly string[]): boolean {
+  return argv.includes('--help') || argv.includes('-h');
 }
 
 /** Splits argv into the producer's options and the rest (for loadConfig). */
@@ -147,7 +154,6 @@ export function parseProducerArgs(argv: readonly string[]): { args: ProducerArgs
       ...(schemaDir === undefined ? {} : { schemaDir }),
       batchSize: integer('--batch-size', get('--batch-size') ?? '500', 1),
       lateByMs,
-      help: flags.has('--help') || flags.has('-h'),
     },
     configArgv,
   };

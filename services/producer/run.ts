@@ -6,7 +6,7 @@ import { topicName } from '../../shared/config/clients.ts';
 import { loadConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { isTesseraError, TesseraError } from '../../shared/errors.ts';
-import { parseProducerArgs, USAGE } from './args.ts';
+import { parseProducerArgs, USAGE, wantsHelp } from './args.ts';
 import { type ProduceProgress, produceEvents } from './produce.ts';
 
 function line(p: ProduceProgress): string {
@@ -16,8 +16,7 @@ function line(p: ProduceProgress): string {
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  // The usage first, whatever else the command line holds (as the services' --help).
-  if (argv.includes('--help') || argv.includes('-h')) {
+  if (wantsHelp(argv)) {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
