@@ -29,9 +29,8 @@ export function watchConsumerCrashes(
 ): CrashWatch {
   const holdMs = options.holdMs ?? CRASH_HOLD_MS;
   const now = options.now ?? Date.now;
-  /** The last crash not yet recovered from, as /ready says it, and its error's message. */
-  let crash: string | null = null;
-  let crashError = '';
+  /** The last crash not yet recovered from (null: none), and whether kafkajs restarts the consumer. */
+  let crash: { message: string; restart: boolean } | null = null;
   /** When the consumer rejoined its group after that crash (null: not yet). */
   let rejoinedAt: number | null = null;
   const recovered = () => {
@@ -48,21 +47,23 @@ export function watchConsumerCrashes(
   });
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     handlers.count(payload.error);
-    crashError = payload.error.message;
-    crash = `kafka consumer crashed (${payload.error.message}); ${payload.restart ? 'kafkajs is restarting it' : `kafkajs will not restart it: restart the ${service}`}`;
+    crash = { message: payload.error.message, restart: payload.restart };
     rejoinedAt = null;
     logger.warn({ err: payload.error.message, restart: payload.restart }, 'kafka consumer crashed');
     if (!payload.restart) handlers.onFatal?.(payload.error);
   });
   return {
     trouble() {
-      if (crash === null || rejoinedAt === null) return crash;
+      if (crash === null) return null;
+      const crashed = `kafka consumer crashed (${crash.message})`;
+      if (rejoinedAt === null)
+        return `${crashed}; ${crash.restart ? 'kafkajs is restarting it' : `kafkajs will not restart it: restart the ${service}`}`;
       const since = now() - rejoinedAt;
       if (since >= holdMs) {
         recovered();
         return null;
       }
-      return `kafka consumer crashed (${crashError}); it rejoined its group ${Math.floor(since / 1000)} s ago: ready once it gets a batch through or runs ${holdMs / 1000} s without crashing`;
+      return `${crashed}; it rejoined its group ${Math.floor(since / 1000)} s ago: ready once it gets a batch through or runs ${holdMs / 1000} s without crashing`;
     },
   };
 }
