@@ -23,7 +23,7 @@ import type { Config } from '../../shared/config/index.ts';
 import { watchConsumerCrashes } from '../../shared/consumer-crashes.ts';
 import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts';
 import { planView } from '../../shared/engine/index.ts';
-import { isTesseraError } from '../../shared/errors.ts';
+import { isTesseraError, type TesseraError } from '../../shared/errors.ts';
 import { keyHashPartitioner } from '../../shared/kafka-partitioner.ts';
 import { sendChunked } from '../../shared/send-chunked.ts';
 import { type Command, type RedisClient, sendAll } from '../../shared/state-store/redis-client.ts';
@@ -295,6 +295,17 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
   }
 
   /**
+   * Counts a failed batch attempt (a Kafka error as Kafka's, else in `failures`) and says whether it
+   * may be tried again here: a retriable TesseraError that is not Kafka's. Kafka errors go back to
+   * kafkajs, which redelivers the batch and, past its own retries, restarts the consumer.
+   */
+  function countRetriable(error: unknown, failures: { inc(): void }): error is TesseraError {
+    const kafka = isKafkaError(error);
+    (kafka ? metrics.kafkaErrors : failures).inc();
+    return !kafka && isTesseraError(error) && error.retriable;
+  }
+
+  /**
    * Runs `attempt` until it succeeds, retrying in place, with backoff, while the member heartbeats,
    * when it fails with a retriable error that is not Kafka's (Redis down, compare-and-set
    * conflicts without end). Handed to kafkajs, five quick retries ended in a consumer crash, which
@@ -311,7 +322,8 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     failures: { inc(): void },
     attempt: () => Promise<T>,
   ): Promise<T> {
-    for (let n = 1, backoff = RETRY_MIN_MS; ; n++, backoff = Math.min(RETRY_MAX_MS, backoff * 2)) {
+    for (let n = 1; ; n++) {
+      const backoff = retryBackoffMs(n);
       try {
         await heartbeat();
         const value = await attempt();
@@ -321,9 +333,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       } catch (error) {
         // The rows and dead letters are produced inside the batch too: a broker outage is not a
         // Redis error.
-        const kafka = isKafkaError(error);
-        (kafka ? metrics.kafkaErrors : failures).inc();
-        if (kafka || stopping || !isTesseraError(error) || !error.retriable) throw error;
+        if (!countRetriable(error, failures) || stopping) throw error;
         batchTrouble.retrying(
           topic,
           `a batch of ${topic} keeps failing (${error.message}); retrying every ${RETRY_MAX_MS / 1000} s at most`,
@@ -354,7 +364,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       partitions,
       `a batch of ${topic} keeps failing (${reason}); its partitions wait and are fetched again every ${RETRY_MAX_MS / 1000} s at most`,
     );
-    const backoff = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(10, attempts - 1));
+    const backoff = retryBackoffMs(attempts);
     if (attempts === 1 || attempts % 10 === 0)
       logger.warn(
         { err: reason, topic, partitions, attempt: attempts, retryInMs: backoff },
@@ -428,9 +438,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       await heartbeat();
       for (const { batch } of payloads) decodedBatches.push(await runtime.decode(batch.messages, heartbeat));
     } catch (error) {
-      const kafka = isKafkaError(error);
-      (kafka ? metrics.kafkaErrors : metrics.registryErrors).inc();
-      if (kafka || !isTesseraError(error) || !error.retriable) throw error;
+      if (!countRetriable(error, metrics.registryErrors)) throw error;
       // Nothing of the batches was sent or saved yet: left unresolved, they are fetched again.
       if (!stopping) holdUndecoded(topic, payloads, error.message);
       return;
@@ -673,7 +681,8 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     // the offsets committed, an entity that then went idle was stale downstream for good. At a stop
     // it is given up without committing anything after it: the restarted ingestor redelivers the
     // fetch, whose events are duplicates, and pushes their current vectors again.
-    for (let n = 1, backoff = RETRY_MIN_MS; ; n++, backoff = Math.min(RETRY_MAX_MS, backoff * 2)) {
+    for (let n = 1; ; n++) {
+      const backoff = retryBackoffMs(n);
       try {
         await publish(topic, vectors);
         if (n > 1) logger.info({ topic, attempt: n }, 'feature update push went through after retrying');
@@ -890,6 +899,11 @@ interface DeadLetter {
 /** Backoff of a batch retried in place (processBatches): doubling from the first to the second. */
 const RETRY_MIN_MS = 200;
 const RETRY_MAX_MS = 5000;
+
+/** The wait before the retry that follows failed attempt `n` (from 1): doubling, capped. */
+function retryBackoffMs(n: number): number {
+  return Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(10, n - 1));
+}
 
 /** Size of a `features.rows` record (JSON characters; rows are ASCII unless names or values are not). */
 const ROWS_RECORD_BYTES = 64 * 1024;
