@@ -5,12 +5,11 @@
 // command line.
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULTS, loadConfig } from '../config/index.ts';
 import { isTesseraError, TesseraError } from '../errors.ts';
 import { offlineStoreUri } from '../offline/configured-store.ts';
-import { parseS3Uri } from '../offline/object-store.ts';
+import { localStorePath, parseS3Uri } from '../offline/object-store.ts';
 import { type FeastRepoOptions, renderFeastRepo } from './feast-repo-render.ts';
 import { loadDefinitionsFile } from './load.ts';
 
@@ -126,7 +125,8 @@ function storeRoot(uri: string): string {
     const { bucket, prefix } = parseS3Uri(uri);
     root = `s3://${bucket}${prefix ? `/${prefix}` : ''}`;
   } else {
-    const dir = uri.startsWith('file://') ? fileURLToPath(uri) : uri;
+    // Where the flusher writes for this URI (the same conversion), made absolute.
+    const dir = localStorePath(uri);
     root = (isAbsolute(dir) ? dir : resolve(dir)).replace(/(.)\/+$/, '$1');
   }
   // The path is a glob to dask: these characters would match other directories, or none.

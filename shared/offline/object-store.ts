@@ -49,8 +49,12 @@ export function openObjectStore(uri: string, s3: S3ClientConfig): ObjectStore {
     const { bucket, prefix } = parseS3Uri(uri);
     return new S3ObjectStore(new S3Client(s3), bucket, prefix);
   }
-  const path = uri.startsWith('file://') ? new URL(uri).pathname : uri;
-  return new LocalObjectStore(path);
+  return new LocalObjectStore(localStorePath(uri));
+}
+
+/** The directory a local store's URI names: `file:///abs/path` (its path, as given) or a plain path. */
+export function localStorePath(uri: string): string {
+  return uri.startsWith('file://') ? new URL(uri).pathname : uri;
 }
 
 export class S3ObjectStore implements ObjectStore {

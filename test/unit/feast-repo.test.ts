@@ -18,6 +18,7 @@ import {
   shellWord,
 } from '../../shared/definitions/feast-repo-render.ts';
 import { loadDefinitionsFile, parseDefinitions } from '../../shared/definitions/load.ts';
+import { openObjectStore } from '../../shared/offline/object-store.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'fr19-feast-repo-unit-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -287,6 +288,17 @@ describe('feast repo cli', () => {
       read(out)[FEAST_MODULE_FILE].includes('path="/srv/off/user_transaction_features/v_*/features.parquet"'),
     );
     assert.equal(yamlOf(read(out)).auth, undefined);
+    // Percent escapes stay as the flusher's store keeps them (it writes to that very directory).
+    const escaped = 'file:///srv/my%20off';
+    assert.equal(
+      cli(['definitions/fraud.yaml', '--out', out, '--force', '--offline-store', escaped]).code,
+      0,
+    );
+    assert.ok(
+      read(out)[FEAST_MODULE_FILE].includes(
+        `path="${openObjectStore(escaped, {}).location}/user_transaction_features/v_*/features.parquet"`,
+      ),
+    );
     assert.equal(
       cli(['definitions/fraud.yaml', '--out', out, '--force', '--offline-store', 'rel/store']).code,
       0,
