@@ -197,23 +197,29 @@ describe('producer on real Kafka', { timeout: 120_000 }, () => {
     assert.equal(plan.events[0]!.event_timestamp - original[0]!.event_timestamp, plan.shiftMs);
   });
 
-  /** Runs the CLI to its end. */
-  const cli = (argv: string[], env: Record<string, string> = {}) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'services/producer/main.ts', ...argv], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, ...env },
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => {
-        stdout += d.toString();
-      });
-      child.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString();
-      });
-      child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  /** Starts the CLI: the process, what it printed so far, and its exit code once it ends. */
+  const startCli = (argv: string[], env: Record<string, string> = {}) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'services/producer/main.ts', ...argv], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
     });
+    const out = { stdout: '', stderr: '' };
+    child.stdout.on('data', (d: Buffer) => {
+      out.stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      out.stderr += d.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    return { child, out, exited };
+  };
+
+  /** Runs the CLI to its end. */
+  const cli = async (argv: string[], env: Record<string, string> = {}) => {
+    const { out, exited } = startCli(argv, env);
+    const code = await exited;
+    return { code, ...out };
+  };
 
   it('the CLI refuses a missing topic without --create-topic (exit 2) and creates none', async () => {
     // The broker creates topics on first use: the CLI wrote to a 1-partition topic of the broker's
@@ -261,46 +267,30 @@ describe('producer on real Kafka', { timeout: 120_000 }, () => {
     const base = `tessera-test-${runId}-cli`;
     const topic = topicName(config, base);
     created.push(topic);
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'services/producer/main.ts',
-        '--events',
-        '100000',
-        '--rate',
-        '4000',
-        '--topic',
-        base,
-        '--create-topic',
-        '--partitions',
-        '2',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
+    const { child, out, exited } = startCli([
+      '--events',
+      '100000',
+      '--rate',
+      '4000',
+      '--topic',
+      base,
+      '--create-topic',
+      '--partitions',
+      '2',
+    ]);
     // Wait for the first progress line, then stop it mid-stream.
     await new Promise<void>((resolve) => {
       const poll = setInterval(() => {
-        if (/sent \d+/.test(stderr)) {
+        if (/sent \d+/.test(out.stderr)) {
           clearInterval(poll);
           resolve();
         }
       }, 50);
     });
     child.kill('SIGTERM');
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-    assert.equal(code, 0, stderr);
-    const m = /produced (\d+) messages .* stopped early/.exec(stdout);
-    assert.ok(m, `summary line: ${stdout}`);
+    assert.equal(await exited, 0, out.stderr);
+    const m = /produced (\d+) messages .* stopped early/.exec(out.stdout);
+    assert.ok(m, `summary line: ${out.stdout}`);
     const sent = Number(m[1]);
     assert.ok(sent > 0 && sent < 100_000);
     const offsets = await admin!.fetchTopicOffsets(topic);
