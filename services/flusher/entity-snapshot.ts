@@ -20,9 +20,10 @@ import {
 import type { ObjectStore } from '../../shared/offline/object-store.ts';
 import { type ColumnInput, type ColumnSpec, writeParquet } from '../../shared/offline/parquet.ts';
 import {
-  allKeyNodes,
   type Command,
+  escapeGlob,
   type RedisClient,
+  scanKeys,
   sendAll,
 } from '../../shared/state-store/redis-client.ts';
 import { decodeStoredState, STATE_FIELDS, stateKey } from '../../shared/state-store/redis-state-store.ts';
@@ -65,45 +66,39 @@ export async function takeSnapshot(
   const readAt: number[] = [];
   const values: unknown[][] = view.features.map(() => []);
   const corrupt: string[] = [];
-  for (const node of await allKeyNodes(redis)) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length === 0) continue;
-      const replies = await sendAll(
-        redis,
-        keys.map((key): Command => ['hmgetBuffer', key, ...STATE_FIELDS]),
-      );
-      keys.forEach((key, i) => {
-        const [error, reply] = replies[i] ?? [new Error('no reply'), null];
-        if (error) throw error;
-        const [v, s, d] = reply as [Buffer | null, Buffer | null, Buffer | null];
-        if (v === null || s === null) return; // expired between SCAN and HMGET
-        const entity = key.slice(head.length - 1, -1);
-        let bytes = new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
-        let state: EntityState;
-        try {
-          state = decodeStoredState(plan, key, s, d);
-        } catch {
-          corrupt.push(entity);
-          return;
-        }
-        // The snapshot holds full states only: delta records are folded in (restore writes `s`).
-        if (d !== null && d.length > 0) bytes = encodeState(plan, state);
-        // A flush retried or redone later than allowed_lateness after it started finds states
-        // whose newest events are past that: they are read as early as they can answer.
-        const at = Math.max(asOf, readFloor(plan, state));
-        const features = readFeatures(plan, state, at);
-        entities.push(entity);
-        readAt.push(at);
-        versions.push(Number(v.toString()));
-        states.push(bytes);
-        features.forEach((f, j) => {
-          values[j]!.push(Array.isArray(f) ? JSON.stringify(f) : f);
-        });
+  for await (const keys of scanKeys(redis, pattern)) {
+    const replies = await sendAll(
+      redis,
+      keys.map((key): Command => ['hmgetBuffer', key, ...STATE_FIELDS]),
+    );
+    keys.forEach((key, i) => {
+      const [error, reply] = replies[i] ?? [new Error('no reply'), null];
+      if (error) throw error;
+      const [v, s, d] = reply as [Buffer | null, Buffer | null, Buffer | null];
+      if (v === null || s === null) return; // expired between SCAN and HMGET
+      const entity = key.slice(head.length - 1, -1);
+      let bytes = new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
+      let state: EntityState;
+      try {
+        state = decodeStoredState(plan, key, s, d);
+      } catch {
+        corrupt.push(entity);
+        return;
+      }
+      // The snapshot holds full states only: delta records are folded in (restore writes `s`).
+      if (d !== null && d.length > 0) bytes = encodeState(plan, state);
+      // A flush retried or redone later than allowed_lateness after it started finds states
+      // whose newest events are past that: they are read as early as they can answer.
+      const at = Math.max(asOf, readFloor(plan, state));
+      const features = readFeatures(plan, state, at);
+      entities.push(entity);
+      readAt.push(at);
+      versions.push(Number(v.toString()));
+      states.push(bytes);
+      features.forEach((f, j) => {
+        values[j]!.push(Array.isArray(f) ? JSON.stringify(f) : f);
       });
-    } while (cursor !== '0');
+    });
   }
 
   // Sorted by entity so the file is the same whatever order SCAN returned the keys in.
@@ -133,10 +128,6 @@ function compareEntities(a: string, b: string): number {
     return d < 0n ? -1 : d > 0n ? 1 : 0;
   }
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function escapeGlob(s: string): string {
-  return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
 }
 
 /**

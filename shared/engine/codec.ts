@@ -218,6 +218,17 @@ function writeNumbers(w: ByteWriter, dict: Dictionary, values: number[]): void {
   for (const v of values) writeValue(w, dict, v);
 }
 
+/**
+ * The format version and plan fingerprint a state's bytes start with, or null when there are
+ * fewer than five bytes: what decides whether the current definitions can read it, without
+ * decoding the rest (`tessera keys` sorts stored states by it).
+ */
+export function stateHeader(bytes: Uint8Array): { version: number; fingerprint: number } | null {
+  if (bytes.length < 5) return null;
+  const r = new ByteReader(bytes);
+  return { version: r.u8(), fingerprint: r.u32() };
+}
+
 export function decodeState(plan: ViewPlan, bytes: Uint8Array): EntityState {
   const r = new ByteReader(bytes);
   const version = r.u8();

@@ -2,7 +2,7 @@
 // backfill and the verifier all call, so online and offline can never disagree.
 export type { Acc, FeatureValue, StoredEvent, Value } from './acc.ts';
 export { BeforeEventReader } from './before-reader.ts';
-export { decodeState, encodeState } from './codec.ts';
+export { decodeState, encodeState, FORMAT_VERSION, stateHeader } from './codec.ts';
 export { applyDeltas, encodeDelta } from './delta.ts';
 export { type FeaturePlan, planView, type ViewPlan } from './plan.ts';
 export {

@@ -147,6 +147,27 @@ export async function allKeyNodes(redis: RedisClient): Promise<Redis[]> {
   return [...needed].map((key) => masters.get(key)!);
 }
 
+/**
+ * The keys matching a SCAN pattern, a page (up to ~`count`) at a time, from every node that holds
+ * keys (allKeyNodes: on a Cluster every slot's master, checked). A key may come twice (SCAN's own
+ * guarantee during a rehash); keys written or deleted during the scan may or may not come.
+ */
+export async function* scanKeys(redis: RedisClient, pattern: string, count = 1000): AsyncGenerator<string[]> {
+  for (const node of await allKeyNodes(redis)) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', count);
+      cursor = next;
+      if (keys.length > 0) yield keys;
+    } while (cursor !== '0');
+  }
+}
+
+/** `s` with the glob characters of SCAN's MATCH (`* ? [ ] \`) escaped, to match them literally. */
+export function escapeGlob(s: string): string {
+  return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
 }
