@@ -73,6 +73,12 @@ export interface FeatureUpdate {
   entity: string;
   /** Read as of the entity's newest event time + 1 ms: the vector includes that event. */
   asOf: number;
+  /**
+   * The state's version in Redis once this vector's events are saved (cas-state.lua's `v`: +1 per
+   * write of the entity, whichever ingestor writes it). Two vectors of an entity with the same
+   * `asOf` (an out-of-order event changed the values, not the newest time) are told apart by it.
+   */
+  version: number;
   values: FeatureValue[];
 }
 
@@ -262,13 +268,16 @@ export async function applyBatch(
       await Promise.all([rows?.flush(), handOver()]);
       ms.rows += performance.now() - t;
       t = performance.now();
-      const { conflicts } = saves.length > 0 ? await view.store.saveMany(saves) : { conflicts: [] };
+      const { conflicts, versions } =
+        saves.length > 0
+          ? await view.store.saveMany(saves)
+          : { conflicts: [], versions: new Map<string, number>() };
       ms.save += performance.now() - t;
       const lost = new Set(conflicts);
       result.conflicts += conflicts.length;
       for (const [entity, outcome] of outcomes) {
         if (lost.has(entity)) continue;
-        collect(result, view.plan, entity, outcome);
+        collect(result, view.plan, entity, outcome, versions.get(entity) ?? loaded.get(entity)!.version);
       }
       pending = conflicts;
     }
@@ -364,12 +373,18 @@ function applyEntity(
   return outcome;
 }
 
-function collect(result: BatchResult, plan: ViewPlan, entity: string, outcome: EntityOutcome): void {
+function collect(
+  result: BatchResult,
+  plan: ViewPlan,
+  entity: string,
+  outcome: EntityOutcome,
+  version: number,
+): void {
   const view = plan.view.name;
   bump(result.applied, view, outcome.applied.length);
   bump(result.duplicates, view, outcome.duplicates);
   bump(result.cappedDrops, view, outcome.dropped);
-  if (outcome.update) result.updates.push({ view, entity, ...outcome.update });
+  if (outcome.update) result.updates.push({ view, entity, version, ...outcome.update });
   if (outcome.applied.length > 0) {
     result.newestEventTime.set(
       view,

@@ -1,6 +1,6 @@
 // The Avro form of the vectors pushed to `features.updates` (TESSERA_UPDATES_FORMAT=avro). Each
 // view has a record schema of its own, derived from the definitions: the fields of the JSON form
-// (view, entity, as_of, features, definitions_hash), every feature nullable and typed as in
+// (view, entity, as_of, state_version, features, definitions_hash), every feature nullable and typed as in
 // features.parquet (shared/offline/feature-columns.ts), last_n as an array of its column's type.
 // Several views share the topic, so each schema is registered under its own subject
 // (TopicRecordNameStrategy: `<topic>-tessera.updates.<view>`), and each value is in the Confluent
@@ -59,6 +59,12 @@ export function updateSchema(view: ViewDef): avro.Schema {
         doc: "The entity's newest event time + 1 ms: the vector includes that event.",
       },
       {
+        name: 'state_version',
+        type: 'long',
+        default: 0,
+        doc: "The entity state's version in Redis after this vector's events (+1 per write): of two vectors with the same as_of, the larger is newer. 0: written before Tessera pushed versions.",
+      },
+      {
         name: 'features',
         type: {
           type: 'record',
@@ -109,6 +115,7 @@ export function createAvroUpdateEncoder(
         view: u.view,
         entity: u.entity,
         as_of: u.asOf,
+        state_version: u.version,
         features,
         definitions_hash: definitionsHash,
       });

@@ -8,7 +8,7 @@ import type { FeatureUpdate, TrainingRow } from './apply-batch.ts';
 export interface PushEncoder {
   /** `{view, entity, event_timestamp, source_topic, partition, offset, features, definitions_hash}` */
   row(sourceTopic: string, row: TrainingRow): string;
-  /** `{view, entity, as_of, features, definitions_hash}` */
+  /** `{view, entity, as_of, state_version, features, definitions_hash}` */
   update(update: FeatureUpdate): string;
   /** `{view, source_topic, partition, offset, no_row, definitions_hash}`: an offset without a row. */
   noRow(sourceTopic: string, view: string, partition: number, offset: number, reason: string): string;
@@ -68,7 +68,7 @@ export function createPushEncoder(
       const p = parts(u.view);
       return (
         `${p.head}${JSON.stringify(u.entity)},"as_of":"${new Date(u.asOf).toISOString()}"` +
-        `,"features":${features(p.names, u.values)}${tail}`
+        `,"state_version":${jsonNumber(u.version)},"features":${features(p.names, u.values)}${tail}`
       );
     },
   };

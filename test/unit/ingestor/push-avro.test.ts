@@ -46,7 +46,7 @@ const view = defs.views[0]!;
 function featureTypes(schema: avro.Schema): Record<string, unknown> {
   const features = (
     schema as { fields: { name: string; type: { fields: { name: string; type: unknown }[] } }[] }
-  ).fields[3]!.type.fields;
+  ).fields.find((f) => f.name === 'features')!.type.fields;
   return Object.fromEntries(features.map((f) => [f.name, f.type]));
 }
 
@@ -86,7 +86,13 @@ describe('Avro feature updates', () => {
       [1, -0.1, 2, -4, 1e21, 1, 1, 'm"é', false, 0, [5e-324], [true], null],
     ];
     for (const values of samples) {
-      const u = { view: 'every_kind', entity: 'u"1', asOf: Date.UTC(2026, 0, 3, 4, 5, 6, 7), values };
+      const u = {
+        view: 'every_kind',
+        entity: 'u"1',
+        asOf: Date.UTC(2026, 0, 3, 4, 5, 6, 7),
+        version: 73_000_000_001,
+        values,
+      };
       const bytes = encoder.update(u);
       assert.equal(bytes[0], 0, 'magic byte');
       assert.equal(bytes.readUInt32BE(1), 258, 'schema id');
@@ -102,11 +108,32 @@ describe('Avro feature updates', () => {
     }
   });
 
+  it('reads vectors written before state_version as version 0 (a compatible change for the registry)', () => {
+    const schema = updateSchema(view) as { fields: { name: string }[] };
+    const older = { ...schema, fields: schema.fields.filter((f) => f.name !== 'state_version') };
+    const writer = avro.Type.forSchema(older as avro.Schema);
+    const reader = avro.Type.forSchema(schema as avro.Schema);
+    const features = Object.fromEntries(view.features.map((f) => [f.name, null]));
+    const old = writer.toBuffer({
+      view: 'every_kind',
+      entity: 'u',
+      as_of: 5,
+      features,
+      definitions_hash: 'h',
+    });
+    const got = reader.fromBuffer(old, reader.createResolver(writer)) as {
+      state_version: number;
+      as_of: number;
+    };
+    assert.equal(got.state_version, 0);
+    assert.equal(got.as_of, 5);
+  });
+
   it('refuses a value its type cannot hold, and a view without a schema id', () => {
     const encoder = createAvroUpdateEncoder([view], new Map([['every_kind', 1]]), 'h');
     const values: FeatureValue[] = view.features.map(() => null);
     values[0] = 'many';
-    assert.throws(() => encoder.update({ view: 'every_kind', entity: 'u', asOf: 0, values }));
+    assert.throws(() => encoder.update({ view: 'every_kind', entity: 'u', asOf: 0, version: 1, values }));
     assert.throws(() => createAvroUpdateEncoder([view], new Map(), 'h'), /no schema id for view every_kind/);
   });
 });

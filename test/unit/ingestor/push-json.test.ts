@@ -56,13 +56,20 @@ test('no-row marks are exactly JSON.stringify of view, source_topic, partition, 
   );
 });
 
-test('feature updates are exactly JSON.stringify of view, entity, as_of, features, definitions_hash', () => {
+test('feature updates are exactly JSON.stringify of view, entity, as_of, state_version, features, definitions_hash', () => {
   for (const values of samples) {
-    const update = { view: 'user_transaction_features', entity: '42', asOf: Date.UTC(2026, 0, 31), values };
+    const update = {
+      view: 'user_transaction_features',
+      entity: '42',
+      asOf: Date.UTC(2026, 0, 31),
+      version: 99_999_999_999_999,
+      values,
+    };
     const want = JSON.stringify({
       view: update.view,
       entity: update.entity,
       as_of: new Date(update.asOf).toISOString(),
+      state_version: update.version,
       features: vector(values),
       definitions_hash: hash,
     });
@@ -72,13 +79,14 @@ test('feature updates are exactly JSON.stringify of view, entity, as_of, feature
 
 test('a missing feature value is left out, as JSON.stringify does', () => {
   const values = [undefined, 1, undefined, 2] as unknown as FeatureValue[];
-  const update = { view: 'user_transaction_features', entity: '1', asOf: 0, values };
+  const update = { view: 'user_transaction_features', entity: '1', asOf: 0, version: 1, values };
   assert.equal(
     encoder.update(update),
     JSON.stringify({
       view: update.view,
       entity: '1',
       as_of: new Date(0).toISOString(),
+      state_version: 1,
       features: vector(values),
       definitions_hash: hash,
     }),
