@@ -86,6 +86,12 @@ async function main(): Promise<number> {
         );
       },
     });
+    // A misspelt --delete-view deletes nothing: say so rather than report success quietly.
+    for (const view of views)
+      if (!inventory.views.some((v) => v.view === view))
+        process.stderr.write(
+          `tessera keys: --delete-view ${view}: no states of that view under "${config.redisKeyPrefix}"\n`,
+        );
     process.stdout.write(
       args.json
         ? `${JSON.stringify({ prefix: config.redisKeyPrefix, dryRun: args['dry-run'], ...inventory })}\n`

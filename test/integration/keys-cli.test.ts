@@ -281,6 +281,15 @@ describe('tessera keys refuses what it cannot do', () => {
     );
   });
 
+  it('says when a view to delete has no states (a misspelt name)', async () => {
+    const { stderr } = await keysCli(
+      { TESSERA_REDIS_KEY_PREFIX: `it-keys-${randomUUID().slice(0, 8)}` },
+      '--delete-view',
+      'user_transaction_feature',
+    );
+    assert.match(stderr, /--delete-view user_transaction_feature: no states of that view/);
+  });
+
   it('exits 2 on an unknown flag and on a dry run that deletes nothing', async () => {
     for (const args of [['--delete-everything'], ['--dry-run']]) {
       await assert.rejects(keysCli({}, ...args), (error: { code: number; stderr: string }) => {
