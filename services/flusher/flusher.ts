@@ -11,6 +11,7 @@ import type { Config } from '../../shared/config/index.ts';
 import { watchConsumerCrashes } from '../../shared/consumer-crashes.ts';
 import type { Definitions, SourceDef, ViewDef } from '../../shared/definitions/schema.ts';
 import { isTesseraError, TesseraError } from '../../shared/errors.ts';
+import { createServedTopics } from '../../shared/kafka-topics.ts';
 import type { ObjectStore } from '../../shared/offline/object-store.ts';
 import type { RedisClient } from '../../shared/state-store/redis-client.ts';
 import { takeSnapshot } from './entity-snapshot.ts';
@@ -171,12 +172,8 @@ export function createFlusher(deps: FlusherDeps): Flusher {
         'source topics do not exist yet: waiting up to 10 s for them, then exiting (create them first)',
       );
     if (!existing.has(rowsTopic)) {
-      try {
-        // Same shape as the ingestor creates it (whichever starts first).
-        await admin.createTopics({ waitForLeaders: true, topics: [{ topic: rowsTopic, numPartitions: 6 }] });
-      } catch (error) {
-        if (!String(error).includes('already exists')) throw error;
-      }
+      // Same shape as the ingestor creates it (whichever starts first).
+      await createServedTopics(admin, [{ topic: rowsTopic, numPartitions: 6 }]);
     }
   }
 

@@ -25,6 +25,7 @@ import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts'
 import { planView } from '../../shared/engine/index.ts';
 import { isTesseraError, type TesseraError } from '../../shared/errors.ts';
 import { keyHashPartitioner } from '../../shared/kafka-partitioner.ts';
+import { createServedTopics } from '../../shared/kafka-topics.ts';
 import { sendChunked } from '../../shared/send-chunked.ts';
 import { type Command, type RedisClient, sendAll } from '../../shared/state-store/redis-client.ts';
 import { type LoadStats, RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
@@ -199,9 +200,9 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
           missing.filter((t) => t.endsWith('.dlq')).map((t) => t.slice(0, -'.dlq'.length)),
           existing,
         );
-        await admin.createTopics({
-          waitForLeaders: true,
-          topics: missing.map((topic) => {
+        await createServedTopics(
+          admin,
+          missing.map((topic) => {
             const limit = dlqLimits.get(topic);
             return limit === undefined
               ? { topic, numPartitions: 6 }
@@ -211,7 +212,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
                   configEntries: [{ name: 'max.message.bytes', value: String(limit) }],
                 };
           }),
-        });
+        );
         logger.info({ topics: missing }, 'created topics');
       }
       const own = await messageLimits(admin, [

@@ -100,8 +100,19 @@ describe('flusher rides out an S3 outage with bounded memory and catches up', { 
     await s3.stop();
     await produce(FIRST, events.length);
     await producer.disconnect();
-    await new Promise((r) => setTimeout(r, 6000));
-    const text = await scrape();
+    // At least 6 s of outage, and until the flusher has paused and counted a failed flush: a busy
+    // machine takes longer to fill the buffer and to see the S3 client give up.
+    const outage = Date.now();
+    let text = await scrape();
+    while (
+      Date.now() - outage < 6000 ||
+      metric(text, 'tessera_flusher_consumer_paused') !== 1 ||
+      !(metric(text, 'tessera_flusher_flush_errors_total') > 0)
+    ) {
+      if (Date.now() - outage > 60_000) break; // the assertions below say what was missing
+      await new Promise((r) => setTimeout(r, 250));
+      text = await scrape();
+    }
     for (const name of [
       'tessera_flusher_buffered_records',
       'tessera_flusher_consumer_paused',

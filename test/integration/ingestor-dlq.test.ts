@@ -21,6 +21,7 @@ import {
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
 import { assertStillUp, opsUrl, scrapeMetrics } from '../support/ops-endpoint.ts';
+import { createReadyTopics } from '../support/topics.ts';
 
 const MIN = 60_000;
 
@@ -206,9 +207,19 @@ describe('ingestor: a DLQ outage pauses instead of dropping', { timeout: 180_000
     await producer.disconnect();
 
     // While the DLQ is gone, the batches holding bad records fail and come back: nothing commits
-    // past them, and nothing is counted as dead-lettered.
-    await new Promise((r) => setTimeout(r, 8000));
-    const during = await scrapeMetrics(ingestor.output());
+    // past them, and nothing is counted as dead-lettered. Looked at no sooner than 8 s in, and only
+    // once a failed DLQ send is counted: each send fails only after kafkajs' own retries (~5 s),
+    // which a busy machine stretches past a fixed 8 s.
+    const outage = Date.now();
+    let during = '';
+    for (;;) {
+      during = await scrapeMetrics(ingestor.output());
+      const failed = /^tessera_ingestor_kafka_errors_total [1-9]/m.test(during);
+      if (failed && Date.now() - outage >= 8000) break;
+      assert.ok(Date.now() - outage < 60_000, `no failed DLQ send counted in 60 s:\n${during}`);
+      assertStillUp(ingestor, 'while the DLQ was down');
+      await new Promise((r) => setTimeout(r, 250));
+    }
     assert.doesNotMatch(
       during,
       /tessera_ingestor_dlq_events_total\{/,
@@ -227,8 +238,8 @@ describe('ingestor: a DLQ outage pauses instead of dropping', { timeout: 180_000
     assert.ok(lag > 0, 'the partitions with bad records are held back');
     assertStillUp(ingestor, 'while the DLQ was down');
 
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: dlqTopic, numPartitions: 6 }] });
     await admin.disconnect();
+    await createReadyTopics(run.kafka, [{ topic: dlqTopic, numPartitions: 6 }]);
     await waitForCaughtUp(run, run.topic, 120_000);
     const dead = await readTopic(run, dlqTopic, bad.length);
     assert.deepEqual(

@@ -13,6 +13,7 @@ import {
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
 import { opsUrl, scrapeMetrics } from '../support/ops-endpoint.ts';
+import { createReadyTopics } from '../support/topics.ts';
 
 describe('ingestor: the updates topic away', { timeout: 120_000 }, () => {
   const run = newTestRun({ TESSERA_INGEST_CLOCK: 'event', TESSERA_INGEST_COMMIT_INTERVAL_MS: '0' });
@@ -64,7 +65,7 @@ describe('ingestor: the updates topic away', { timeout: 120_000 }, () => {
         'nothing is committed meanwhile',
       );
 
-      await admin.createTopics({ waitForLeaders: true, topics: [{ topic: updatesTopic, numPartitions: 6 }] });
+      await createReadyTopics(run.kafka, [{ topic: updatesTopic, numPartitions: 6 }]);
       await waitForCaughtUp(run, run.topic, 60_000);
       const updates = await readTopic(run, updatesTopic, 1, 30_000, (m) =>
         m.key?.toString() === '2' ? 1 : 0,

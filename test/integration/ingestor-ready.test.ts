@@ -22,6 +22,7 @@ import {
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
 import { assertStillUp, opsUrl, scrapeMetrics } from '../support/ops-endpoint.ts';
+import { createReadyTopics } from '../support/topics.ts';
 import {
   deleteRunGroups,
   newPrefixedRun,
@@ -33,19 +34,12 @@ import {
 
 const PREFIX = 'rd19';
 
-/** Creates the run's two source topics, `partitions` each. */
-async function createTopics(run: TestRun, payments: string, partitions: number): Promise<void> {
-  const admin = run.kafka.admin();
-  await admin.connect();
-  try {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [run.topic, payments].map((topic) => ({ topic, numPartitions: partitions })),
-    });
-  } finally {
-    await admin.disconnect();
-  }
-}
+/** Creates the run's two source topics, `partitions` each, and waits until the broker serves them. */
+const createTopics = (run: TestRun, payments: string, partitions: number) =>
+  createReadyTopics(
+    run.kafka,
+    [run.topic, payments].map((topic) => ({ topic, numPartitions: partitions })),
+  );
 
 async function produceJson(run: TestRun, events: ReturnType<typeof generateFraudEvents>): Promise<void> {
   const producer = run.kafka.producer();

@@ -20,15 +20,18 @@ import {
   startIngestor,
   type TestRun,
   waitForCaughtUp,
+  waitForRecords,
 } from '../support/ingestor-process.ts';
 
 const PARTITIONS = 12;
 
 describe(`graceful stop on ${PARTITIONS} partitions`, { timeout: 300_000 }, () => {
   const run: TestRun = newTestRun({ TESSERA_INGEST_CLOCK: 'event' });
-  // Enough that the third stop still comes mid catch-up: a run here applies 30-55k records before
-  // its stop, and with 60k events the third found nothing left to do.
-  const events = generateFraudEvents({ events: 240_000, users: 3000, seed: 5 });
+  // Enough that the third stop still comes mid catch-up. A stop finishes the batches already
+  // fetched, up to kafkajs' 1 MB per partition (~8k records here, ~95k over 12 partitions), so a run
+  // applies 50-100k records however early it is stopped: with 240k events the third run was left
+  // 35k of them in CI, and a quicker run would have found nothing left.
+  const events = generateFraudEvents({ events: 360_000, users: 3000, seed: 5 });
   const users = [...new Set(events.map((e) => String(e.user_id)))];
 
   /** Per source partition, the offset after the newest record any entity state has applied. */
@@ -68,10 +71,14 @@ describe(`graceful stop on ${PARTITIONS} partitions`, { timeout: 300_000 }, () =
     const caught: string[] = [];
     /** Records left to do after each stop: each stop must come mid catch-up, after some progress. */
     const lags: number[] = [events.length];
-    for (const afterMs of [300, 900, 1800]) {
+    // Each run is stopped once it has handled this many records (its /metrics count), not after a
+    // fixed time: on a busy machine 300 ms after "ready" could come before the first batch (nothing
+    // to commit, no progress), and on an idle one 1.8 s finished the log (nothing left to stop in).
+    for (const target of [5_000, 20_000, 40_000]) {
       const ingestor = startIngestor(run);
       await ingestor.ready;
-      await new Promise((r) => setTimeout(r, afterMs));
+      const handled = await waitForRecords(ingestor, target, 60_000);
+      assert.ok(handled >= target, `the run handled ${handled} of ${target} records in 60 s`);
       ingestor.child.kill('SIGTERM');
       assert.equal(await ingestor.exited, 0, ingestor.output().slice(-3000));
       lags.push(await groupLag(run, run.topic));
@@ -79,7 +86,7 @@ describe(`graceful stop on ${PARTITIONS} partitions`, { timeout: 300_000 }, () =
       for (const [partition, next] of applied)
         if ((commits.get(partition) ?? -1) < next)
           caught.push(
-            `stop after ${afterMs} ms: partition ${partition} applied to ${next}, committed ${commits.get(partition)}`,
+            `stop after ${target} records: partition ${partition} applied to ${next}, committed ${commits.get(partition)}`,
           );
     }
     assert.deepEqual(caught, [], 'records applied to Redis but not committed by a graceful stop');

@@ -19,6 +19,7 @@ import { Redis } from 'ioredis';
 import { type Admin, Kafka, logLevel, Partitioners } from 'kafkajs';
 import { kafkaOptions, redisOptions, s3Options, topicName } from '../../shared/config/clients.ts';
 import { loadConfig } from '../../shared/config/index.ts';
+import { createReadyTopics } from '../support/topics.ts';
 
 const config = loadConfig({ argv: [] });
 const runId = `${Date.now().toString(36)}-${randomUUID().slice(0, 8)}`;
@@ -59,7 +60,7 @@ describe('kafka (kafkajs)', { timeout: TEST_TIMEOUT }, () => {
     await assertReachable('Kafka', 'TESSERA_KAFKA_BROKERS', host ?? '', Number(port));
     admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 3 }], waitForLeaders: true });
+    await createReadyTopics(kafka, [{ topic, numPartitions: 3 }]);
   }, HOOK);
 
   after(async () => {

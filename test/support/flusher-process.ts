@@ -30,6 +30,7 @@ import {
   type TestRun,
   waitForCaughtUp,
 } from './ingestor-process.ts';
+import { createReadyTopics } from './topics.ts';
 
 export interface FlusherRun extends TestRun {
   store: ObjectStore;
@@ -152,21 +153,12 @@ export async function drainThroughIngestorAndFlusher(
   return { ingestor, flusher, exits };
 }
 
-/** The run's source topic with `partitions` partitions and its rows topic with 6. */
+/** The run's source topic with `partitions` partitions and its rows topic with 6, both served. */
 export async function createFlusherTopics(run: FlusherRun, partitions: number): Promise<void> {
-  const admin = run.kafka.admin();
-  await admin.connect();
-  try {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [
-        { topic: run.topic, numPartitions: partitions },
-        { topic: run.rowsTopic, numPartitions: 6 },
-      ],
-    });
-  } finally {
-    await admin.disconnect();
-  }
+  await createReadyTopics(run.kafka, [
+    { topic: run.topic, numPartitions: partitions },
+    { topic: run.rowsTopic, numPartitions: 6 },
+  ]);
 }
 
 /** Produces events placed by placeEvents to their own partitions (JSON, keyed by user), acknowledged. */
@@ -348,13 +340,33 @@ function portOpen(port: number): Promise<boolean> {
 }
 
 /** A free loopback port (bound and released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
+export async function freePort(): Promise<number> {
+  return (await freePorts(1))[0]!;
+}
+
+/**
+ * `count` distinct free loopback ports: all bound at once, then released. Picked one after the
+ * other, the kernel may hand the same port out twice (a broker's listener and its controller on one
+ * port fail to start).
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = Array.from({ length: count }, () => createServer());
+  try {
+    return await Promise.all(
+      servers.map(
+        (server) =>
+          new Promise<number>((resolve, reject) => {
+            server.once('error', reject);
+            server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+          }),
+      ),
+    );
+  } finally {
+    await Promise.all(
+      servers.map(
+        (server) =>
+          new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve())),
+      ),
+    );
+  }
 }

@@ -20,6 +20,7 @@ import { connectRedis, keyNodes, type RedisClient, sendAll } from '../../shared/
 import { RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
 import { type FraudEvent, fraudEngineEvent, generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import { scrapeMetrics } from './ops-endpoint.ts';
+import { createReadyTopics } from './topics.ts';
 
 export interface TestRun {
   id: string;
@@ -204,18 +205,9 @@ export async function deleteRunKeys(run: TestRun): Promise<void> {
   }
 }
 
-/** Creates this run's source topic. */
+/** Creates this run's source topic and waits until the broker serves all its partitions. */
 export async function createSourceTopic(run: TestRun, partitions: number): Promise<void> {
-  const admin = run.kafka.admin();
-  await admin.connect();
-  try {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [{ topic: run.topic, numPartitions: partitions }],
-    });
-  } finally {
-    await admin.disconnect();
-  }
+  await createReadyTopics(run.kafka, [{ topic: run.topic, numPartitions: partitions }]);
 }
 
 /**

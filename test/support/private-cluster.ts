@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './flusher-process.ts';
+import { freePorts } from './flusher-process.ts';
 
 export class PrivateCluster {
   private readonly children = new Map<number, ChildProcess>();
@@ -16,7 +16,7 @@ export class PrivateCluster {
 
   /** Three masters, every slot assigned, waited for until the cluster says ok. */
   static async start(): Promise<PrivateCluster> {
-    const ports = [await freePort(), await freePort(), await freePort()];
+    const ports = await freePorts(3);
     const cluster = new PrivateCluster(ports);
     for (const port of ports) await cluster.startNode(port);
     cluster.cli(ports[0]!, '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-yes');
@@ -29,9 +29,15 @@ export class PrivateCluster {
     return `redis://127.0.0.1:${this.ports[0]}`;
   }
 
-  /** redis-cli against one node; its output, trimmed. */
+  /**
+   * redis-cli against one node; its output, trimmed. Its stderr goes with the error it throws, not
+   * to the test's output (a node still starting printed "Could not connect" lines into the CI log).
+   */
   cli(port: number, ...args: string[]): string {
-    return execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).trim();
+    return execFileSync('redis-cli', ['-p', String(port), ...args], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }).trim();
   }
 
   /** The port of the master serving `slot`. */

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './flusher-process.ts';
+import { freePorts } from './flusher-process.ts';
 
 export class PrivateKafka {
   private readonly dir = mkdtempSync(join(tmpdir(), 'tessera-kafka-'));
@@ -17,7 +17,8 @@ export class PrivateKafka {
 
   /** Formats its storage and starts it; resolves once the broker listens. */
   static async start(): Promise<PrivateKafka> {
-    const kafka = new PrivateKafka(await freePort(), await freePort());
+    const [port, controllerPort] = await freePorts(2);
+    const kafka = new PrivateKafka(port!, controllerPort!);
     kafka.restart();
     return kafka;
   }

@@ -1,0 +1,96 @@
+// Topic creation that returns only once the broker serves the topics. The ingestor (its DLQ, rows
+// and updates topics), the flusher (the rows topic) and the producer CLI (--create-topic) create
+// topics at start; kafkajs' own `waitForLeaders` let them crash on a busy KRaft broker.
+import type { Admin } from 'kafkajs';
+import { TesseraError } from './errors.ts';
+
+export interface TopicSpec {
+  topic: string;
+  numPartitions: number;
+  configEntries?: { name: string; value: string }[];
+}
+
+/**
+ * The broker's answers for a topic it has not finished setting up: its metadata cache does not
+ * have the topic yet, a partition has no leader yet, or the leader has not opened the replica.
+ */
+const NOT_SERVED_YET = new Set([
+  'UNKNOWN_TOPIC_OR_PARTITION',
+  'LEADER_NOT_AVAILABLE',
+  'NOT_LEADER_FOR_PARTITION',
+  'REPLICA_NOT_AVAILABLE',
+]);
+
+/** The broker error type behind a kafkajs error (its `type`, also when wrapped in `cause`). */
+export function brokerErrorType(error: unknown): string | undefined {
+  for (let e = error; e instanceof Error; e = e.cause)
+    if (e.name === 'KafkaJSProtocolError' && 'type' in e && typeof e.type === 'string') return e.type;
+  return undefined;
+}
+
+/** Why `topics` cannot be used yet per a fresh metadata fetch and ListOffsets, or null. */
+async function notServed(
+  admin: Admin,
+  topics: readonly TopicSpec[],
+  created: boolean,
+): Promise<string | null> {
+  const { topics: found } = await admin.fetchTopicMetadata({ topics: topics.map((t) => t.topic) });
+  for (const spec of topics) {
+    const partitions = found.find((t) => t.name === spec.topic)?.partitions ?? [];
+    // A topic that existed before keeps its own partition count.
+    const want = created ? spec.numPartitions : Math.max(1, partitions.length);
+    const led = partitions.filter((p) => p.leader >= 0).length;
+    if (led < want) return `${spec.topic}: ${led} of ${want} partitions have a leader`;
+  }
+  // ListOffsets is answered by each partition's leader replica itself: once it answers for every
+  // partition, produce and fetch are served too.
+  for (const spec of topics) await admin.fetchTopicOffsets(spec.topic);
+  return null;
+}
+
+/**
+ * Creates `topics` (one that exists, or that another process creates meanwhile, is left as it is)
+ * and waits up to `timeoutMs` until every partition has a leader that answers for it. Returns
+ * whether this call created any.
+ *
+ * Why not `createTopics({ waitForLeaders: true })`: a KRaft broker answers CreateTopics once the
+ * controller has committed the topic, before the broker's own metadata cache has it. kafkajs then
+ * asks that broker for the topic's metadata and retries only LEADER_NOT_AVAILABLE, so the
+ * broker's UNKNOWN_TOPIC_OR_PARTITION ("This server does not host this topic-partition") came out
+ * of createTopics, and an ingestor starting against a busy broker exited 1.
+ */
+export async function createServedTopics(
+  admin: Admin,
+  topics: readonly TopicSpec[],
+  timeoutMs = 30_000,
+): Promise<boolean> {
+  if (topics.length === 0) return false;
+  let created: boolean;
+  try {
+    created = await admin.createTopics({ waitForLeaders: false, topics: [...topics] });
+  } catch (error) {
+    // Another process created one of them between our listing and this call.
+    if (brokerErrorType(error) !== 'TOPIC_ALREADY_EXISTS' && !String(error).includes('already exists'))
+      throw error;
+    created = false;
+  }
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let why: string | null;
+    try {
+      why = await notServed(admin, topics, created);
+    } catch (error) {
+      const type = brokerErrorType(error);
+      if (type === undefined || !NOT_SERVED_YET.has(type)) throw error;
+      why = `${type}: ${(error as Error).message}`;
+    }
+    if (why === null) return created;
+    if (Date.now() > deadline)
+      throw new TesseraError(
+        'SERVICE_UNAVAILABLE',
+        `topics ${topics.map((t) => t.topic).join(', ')} are not served ${timeoutMs / 1000} s after their creation (${why}): check the broker's log`,
+        { retriable: true, context: { topics: topics.map((t) => t.topic) } },
+      );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
