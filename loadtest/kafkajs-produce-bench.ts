@@ -109,13 +109,11 @@ if (args.child) {
   const admin = kafka.admin();
   await admin.connect();
   const topic = `produce-bench-${randomUUID().slice(0, 8)}`;
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: [
-      { topic: `${topic}.vectors`, numPartitions: 6 },
-      { topic: `${topic}.rows`, numPartitions: 6 },
-    ],
-  });
+  const { createServedTopics } = await import('../shared/kafka-topics.ts');
+  await createServedTopics(admin, [
+    { topic: `${topic}.vectors`, numPartitions: 6 },
+    { topic: `${topic}.rows`, numPartitions: 6 },
+  ]);
   // A variant is what the child is told: plain, fast, or the baseline checkout's directory.
   const variants = ['plain', 'fast', ...(args.baseline === undefined ? [] : [resolve(args.baseline)])];
   const results = new Map<string, Figures[]>(variants.map((v) => [v, []]));
