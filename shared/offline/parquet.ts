@@ -47,6 +47,9 @@ export interface WriteOptions {
 }
 
 /** Builds an Arrow table with the declared logical types from typed columns. */
+/** Rows per row group unless WriteOptions say otherwise (parquet-chunks.ts writes the same). */
+export const DEFAULT_ROW_GROUP_ROWS = 128 * 1024;
+
 export function toArrowTable(
   specs: readonly ColumnSpec[],
   columns: Readonly<Record<string, ColumnInput>>,
@@ -88,7 +91,7 @@ export function encodeTable(table: arrow.Table, options: WriteOptions = {}): Uin
   }[options.compression ?? 'zstd'];
   let builder = new wasm.WriterPropertiesBuilder()
     .setCompression(compression)
-    .setMaxRowGroupSize(options.rowGroupSize ?? 128 * 1024);
+    .setMaxRowGroupSize(options.rowGroupSize ?? DEFAULT_ROW_GROUP_ROWS);
   if (options.metadata) {
     const kv = new Map(Object.entries(options.metadata));
     builder = builder.setKeyValueMetadata(kv);

@@ -2,7 +2,7 @@
 // one shard, else appended to one file per (shard, column) in a temp directory and read back one
 // shard at a time. This is what bounds a point-in-time run's memory: only one shard's events are
 // ever decoded at once, whatever the size of the raw log.
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -18,6 +18,57 @@ export interface ShardEvents {
 }
 
 type Typed = Float64Array | Int32Array;
+
+/**
+ * A spill directory is named for the process that owns it (`tessera-pit-spill-<pid>-XXXXXX`): a
+ * run killed outright (SIGKILL, OOM killer, power loss) cannot remove its own, so the next run
+ * removes those whose process is gone.
+ */
+const SPILL_PREFIX = 'tessera-pit-spill-';
+const SPILL_DIR = /^tessera-pit-spill-(\d+)-[A-Za-z0-9]{6}$/;
+
+/** Whether a process exists (EPERM: it does, another user's). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the spill directories in `tempRoot` left by runs that died without cleaning up. Only a
+ * directory whose owner pid names no process is removed: while that pid is in use (its run still
+ * going, or the number reused by another process) the directory stays, so a live run's files are
+ * never touched; a reused pid only delays the removal to a later run. This process's own pid is
+ * skipped too (another run in this process may own it). Returns what was removed and what could
+ * not be (e.g. another user's directory), for the caller to log.
+ */
+export function removeStaleSpillDirs(
+  tempRoot = tmpdir(),
+  alive: (pid: number) => boolean = processAlive,
+): { removed: string[]; failed: { dir: string; error: string }[] } {
+  const result: { removed: string[]; failed: { dir: string; error: string }[] } = { removed: [], failed: [] };
+  let names: string[];
+  try {
+    names = readdirSync(tempRoot);
+  } catch {
+    return result; // a missing --temp-dir is reported when the spill directory is created
+  }
+  for (const name of names) {
+    const pid = Number(SPILL_DIR.exec(name)?.[1] ?? Number.NaN);
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
+    const dir = join(tempRoot, name);
+    try {
+      rmSync(dir, { recursive: true, force: true });
+      result.removed.push(dir);
+    } catch (error) {
+      result.failed.push({ dir, error: (error as Error).message });
+    }
+  }
+  return result;
+}
 type TypedCtor = Float64ArrayConstructor | Int32ArrayConstructor;
 
 /** Rows buffered per shard before a flush (to memory chunks or to the shard's files). */
@@ -46,7 +97,7 @@ export class EventShards {
     this.fill = new Int32Array(shards);
     this.chunks = Array.from({ length: shards }, () => this.kinds.map(() => []));
     this.counts = new Float64Array(shards);
-    this.dir = shards > 1 ? mkdtempSync(join(tempRoot, 'tessera-pit-')) : null;
+    this.dir = shards > 1 ? mkdtempSync(join(tempRoot, `${SPILL_PREFIX}${process.pid}-`)) : null;
   }
 
   /** Appends one event to a shard; `values[c]` is the number or dictionary id of column c. */

@@ -8,7 +8,7 @@ import type * as arrow from 'apache-arrow';
 import type { EntityKeyType } from '../definitions/schema.ts';
 import { TesseraError } from '../errors.ts';
 import { EVENT_TIMESTAMP } from '../offline/feature-columns.ts';
-import { readParquet } from '../offline/parquet.ts';
+import { readParquetByRowGroup } from '../offline/parquet-chunks.ts';
 import { msWithFraction, numericColumn } from '../offline/raw-log.ts';
 
 export type EntityKey = number | string;
@@ -48,7 +48,7 @@ async function readParquetLabels(path: string, joinKey: string, keyType: EntityK
   const bytes = new Uint8Array(await readFile(path).catch((e) => notFound(path, e)));
   let table: arrow.Table;
   try {
-    table = readParquet(bytes);
+    table = await readParquetByRowGroup(bytes);
   } catch (cause) {
     // The decoder's message names no file: say which one, and what it should be.
     throw new TesseraError(

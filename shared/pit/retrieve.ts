@@ -13,7 +13,7 @@ import { EVENT_TIMESTAMP } from '../offline/feature-columns.ts';
 import type { ObjectStore } from '../offline/object-store.ts';
 import { listRawLog, numericColumn, rawLogPrefix, readRawLog, stringColumnIds } from '../offline/raw-log.ts';
 import { answerShard, earliestNeeded } from './as-of.ts';
-import { EventShards } from './event-shards.ts';
+import { EventShards, removeStaleSpillDirs } from './event-shards.ts';
 import { type EntityKey, type LabelFrame, readLabels } from './labels.ts';
 import { createProgress } from './progress.ts';
 import { checkOutputPath, FeatureTable, writeTrainingSet } from './training-output.ts';
@@ -62,6 +62,13 @@ const MIN_BYTES_PER_ROW = 8;
 export async function retrieveHistorical(request: HistoricalRequest): Promise<HistoricalSummary> {
   const started = performance.now();
   checkOutputPath(request.out, request.entities);
+  // Spill directories of runs killed outright (SIGKILL): nothing else ever removes them.
+  const stale = removeStaleSpillDirs(request.tempDir);
+  for (const dir of stale.removed)
+    if (request.progress !== false)
+      process.stderr.write(`historical: removed ${dir}, left by a run that died\n`);
+  for (const { dir, error } of stale.failed)
+    process.stderr.write(`historical: cannot remove ${dir}, left by a run that died: ${error}\n`);
   const { view, selected } = resolveFeatures(request.definitions, request.view, request.features);
   // Offline reads see the whole log: no per-entity cap (the online cap is a memory guard).
   const plan = planView({ ...view, features: selected, maxEventsPerEntity: Number.POSITIVE_INFINITY });

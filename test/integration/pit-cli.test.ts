@@ -259,4 +259,41 @@ describe('tessera historical CLI (S3)', { timeout: 120_000 }, () => {
       [],
     );
   });
+
+  it('removes the spill directories of runs killed outright (SIGKILL), and only those', async () => {
+    // Killed with SIGKILL, a run cannot clean up: its tessera-pit-* directory stayed in --temp-dir
+    // for good. The pid in the name is that of a process really SIGKILLed; the live one is ours.
+    const victim = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)']);
+    await new Promise((r) => victim.on('spawn', r));
+    const dead = victim.pid!;
+    victim.kill('SIGKILL');
+    await new Promise((r) => victim.on('exit', r));
+    const temp = mkdtempSync(join(dir, 'stale-'));
+    const left = `tessera-pit-spill-${dead}-Qw3rTy`;
+    const live = `tessera-pit-spill-${process.pid}-As4dFg`;
+    for (const name of [left, live, 'unrelated']) {
+      execFileSync('mkdir', [join(temp, name)]);
+      writeFileSync(join(temp, name, 's0-c0.bin'), 'spilled events');
+    }
+    const entities = join(dir, 'labels-stale.csv');
+    writeFileSync(
+      entities,
+      `user_id,event_timestamp
+7,${T0}
+`,
+    );
+    const r = await cli(
+      '--entities',
+      entities,
+      '--out',
+      join(dir, 'stale.csv'),
+      '--temp-dir',
+      temp,
+      '--shard-events',
+      '1',
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`removed .*${left}, left by a run that died`));
+    assert.deepEqual(readdirSync(temp).sort(), [live, 'unrelated'].sort());
+  });
 });
