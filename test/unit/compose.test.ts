@@ -228,3 +228,129 @@ describe('docker-compose.yml wiring', () => {
     assert.match(raw.services.s3?.image ?? '', /^andrewgaul\/s3proxy:/);
   });
 });
+
+describe('docker-compose.yml monitoring profile', () => {
+  const raw = parse(text, { merge: true }) as {
+    services: Record<
+      string,
+      {
+        image?: string;
+        profiles?: string[];
+        ports?: string[];
+        volumes?: string[];
+        configs?: { source: string; target: string }[];
+        command?: string[];
+        environment?: Record<string, string>;
+        depends_on?: Record<string, { condition: string }>;
+      }
+    >;
+    configs?: Record<string, { content?: string; file?: string }>;
+  };
+  const prometheus = raw.services.prometheus;
+  const grafana = raw.services.grafana;
+  /** Bind mounts (`./host:/container[:ro]`) as host path -> container path. */
+  const binds = (service: { volumes?: string[] } | undefined) =>
+    new Map(
+      (service?.volumes ?? [])
+        .filter((v) => v.startsWith('./'))
+        .map((v) => v.split(':') as [string, string])
+        .map(([host, container]) => [container, host]),
+    );
+
+  it('runs Prometheus and Grafana only under the "monitoring" profile, from pinned images', () => {
+    for (const [name, service] of [
+      ['prometheus', prometheus],
+      ['grafana', grafana],
+    ] as const) {
+      assert.ok(service, `${name} service`);
+      assert.deepEqual(service.profiles, ['monitoring'], name);
+      // A version, not latest: the dashboard's schemaVersion and promtool's version follow it.
+      assert.match(service.image ?? '', /^[a-z/-]+:v?\d+\.\d+\.\d+$/, `${name} image ${service.image}`);
+    }
+    assert.match(prometheus?.image ?? '', /^prom\/prometheus:/);
+    // The OSS image (grafana/grafana-oss is no longer published from 12.4; -enterprise is not OSS).
+    assert.match(grafana?.image ?? '', /^grafana\/grafana:/);
+    assert.equal(hostPort('prometheus', 9090), 9090);
+    assert.equal(hostPort('grafana', 3000), 3000);
+  });
+
+  it('mounts files that exist', () => {
+    for (const name of ['prometheus', 'grafana']) {
+      const mounted = binds(raw.services[name]);
+      assert.ok(mounted.size > 0, `${name} mounts files of this repository`);
+      for (const host of mounted.values()) assert.ok(existsSync(host), `${name} mounts ${host}`);
+    }
+  });
+
+  it('scrapes the Tessera services where they serve /metrics and evaluates alerts.yml', () => {
+    const source = prometheus?.configs?.find((c) => c.target === '/etc/prometheus/prometheus.yml')?.source;
+    const content = raw.configs?.[source ?? '']?.content;
+    assert.ok(content, 'an inline Prometheus config mounted at /etc/prometheus/prometheus.yml');
+    assert.ok(prometheus?.command?.includes('--config.file=/etc/prometheus/prometheus.yml'));
+    const config = parse(content) as {
+      rule_files: string[];
+      scrape_configs: { dns_sd_configs?: { names: string[]; port: number }[] }[];
+    };
+    // Rule files are relative to the config's folder: each is a mounted file of this repository.
+    const mounted = binds(prometheus);
+    for (const file of config.rule_files)
+      assert.ok(mounted.has(`/etc/prometheus/${file}`), `${file} is mounted`);
+    assert.ok(
+      [...mounted.values()].includes('./deploy/prometheus/alerts.yml'),
+      'the alert rules are deploy/prometheus/alerts.yml',
+    );
+    const targets = new Map(
+      config.scrape_configs
+        .flatMap((s) => s.dns_sd_configs ?? [])
+        .flatMap((d) => d.names.map((n) => [n, d.port])),
+    );
+    // Where the services listen with the shared environment (TESSERA_HTTP_HOST=0.0.0.0): the
+    // ingestor and the flusher on the metrics port, the server on its API port.
+    assert.deepEqual(Object.fromEntries(targets), {
+      ingestor: DEFAULTS.metricsPort,
+      flusher: DEFAULTS.metricsPort,
+      server: DEFAULTS.httpPort,
+    });
+    for (const name of targets.keys()) assert.deepEqual(raw.services[name]?.profiles, ['tessera'], name);
+    assert.equal(compose['x-tessera-env'].TESSERA_HTTP_HOST, '0.0.0.0');
+  });
+
+  it('provisions the Prometheus data source and the deploy/grafana dashboard into Grafana', () => {
+    const mounted = binds(grafana);
+    const datasources = mounted.get('/etc/grafana/provisioning/datasources');
+    const providers = mounted.get('/etc/grafana/provisioning/dashboards');
+    assert.equal(datasources, './deploy/grafana/provisioning/datasources');
+    assert.equal(providers, './deploy/grafana/provisioning/dashboards');
+    const source = (
+      parse(readFileSync(`${datasources}/prometheus.yml`, 'utf8')) as {
+        datasources: { type: string; url: string }[];
+      }
+    ).datasources[0]!;
+    assert.equal(source.type, 'prometheus');
+    const url = new URL(source.url);
+    assert.ok(prometheus, 'the data source is a service of this file');
+    assert.equal(url.hostname, 'prometheus');
+    assert.ok(
+      prometheus.ports?.some((p) => p.endsWith(`:${url.port}`)),
+      `Prometheus listens on ${url.port}`,
+    );
+    // The provider reads the folder the dashboard file is mounted in, and the home page is that file.
+    const provider = (
+      parse(readFileSync(`${providers}/tessera.yml`, 'utf8')) as {
+        providers: { options: { path: string } }[];
+      }
+    ).providers[0]!;
+    const dashboard = [...mounted].find(([, host]) => host === './deploy/grafana/tessera.json')?.[0];
+    assert.ok(dashboard, 'deploy/grafana/tessera.json is mounted');
+    assert.equal(dashboard, `${provider.options.path}/tessera.json`);
+    assert.equal(grafana?.environment?.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH, dashboard);
+    assert.deepEqual(grafana?.depends_on?.prometheus, { condition: 'service_healthy' });
+  });
+
+  it('lets anonymous users view, not edit', () => {
+    const env = grafana?.environment ?? {};
+    assert.equal(env.GF_AUTH_ANONYMOUS_ENABLED, 'true');
+    assert.equal(env.GF_AUTH_ANONYMOUS_ORG_ROLE, 'Viewer');
+    assert.equal(env.GF_USERS_ALLOW_SIGN_UP, 'false');
+  });
+});

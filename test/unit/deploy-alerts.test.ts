@@ -4,35 +4,10 @@
 // ratio counts the API routes only. (promtool checks the syntax and runs alerts-test.yml; CI has
 // no promtool, so these are the checks that run there.)
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
-
-type Kind = 'Counter' | 'Gauge' | 'Histogram' | 'Summary';
-interface Metric {
-  kind: Kind;
-  labels: Set<string>;
-}
-
-/** `new Counter({ name: 'tessera_...', ..., labelNames: [...] })` in services/<name>/metrics.ts. */
-function declaredMetrics(): Map<string, Metric> {
-  const metrics = new Map<string, Metric>();
-  for (const service of readdirSync('services')) {
-    const file = join('services', service, 'metrics.ts');
-    if (!existsSync(file)) continue;
-    const text = readFileSync(file, 'utf8');
-    for (const m of text.matchAll(/new (Counter|Gauge|Histogram|Summary)\(\{([\s\S]*?)\}\)/g)) {
-      const name = m[2]!.match(/name: '(tessera_[a-z0-9_]+)'/)?.[1];
-      if (name === undefined) continue;
-      const labels = new Set(
-        [...(m[2]!.match(/labelNames: \[([^\]]*)\]/)?.[1] ?? '').matchAll(/'([^']+)'/g)].map((l) => l[1]!),
-      );
-      metrics.set(name, { kind: m[1] as Kind, labels });
-    }
-  }
-  return metrics;
-}
+import { declaredMetrics, group, matchers, matches, resolveSeries } from '../support/declared-metrics.ts';
 
 interface Rule {
   alert: string;
@@ -45,39 +20,7 @@ const rules = (
 const metrics = declaredMetrics();
 
 /** The declared metric a series name belongs to, with the suffix a histogram adds (if any). */
-function resolve(series: string): { name: string; metric: Metric; suffix: string } | undefined {
-  const direct = metrics.get(series);
-  if (direct) return { name: series, metric: direct, suffix: '' };
-  const m = series.match(/^(.*)_(bucket|count|sum)$/);
-  const base = m ? metrics.get(m[1]!) : undefined;
-  return base ? { name: m![1]!, metric: base, suffix: m![2]! } : undefined;
-}
-
-/** The text inside the parenthesis that opens at `open`. */
-function group(text: string, open: number): string {
-  let depth = 0;
-  for (let i = open; i < text.length; i++) {
-    if (text[i] === '(') depth++;
-    else if (text[i] === ')' && --depth === 0) return text.slice(open + 1, i);
-  }
-  return text.slice(open + 1);
-}
-
-/** A selector's label matchers: [label, operator, value]. */
-function matchers(selector: string): [string, string, string][] {
-  return [...selector.matchAll(/([a-z_]+)\s*(=~|!~|!=|=)\s*"([^"]*)"/g)].map((m) => [m[1]!, m[2]!, m[3]!]);
-}
-
-function matches([, op, value]: [string, string, string], actual: string): boolean {
-  const re = new RegExp(`^(?:${value})$`);
-  return op === '='
-    ? actual === value
-    : op === '!='
-      ? actual !== value
-      : op === '=~'
-        ? re.test(actual)
-        : !re.test(actual);
-}
+const resolve = (series: string) => resolveSeries(metrics, series);
 
 describe('deploy/prometheus/alerts.yml against the declared metrics', () => {
   it('reads each metric as its type allows', () => {
