@@ -9,7 +9,7 @@ import type { Config } from '../../shared/config/index.ts';
 import type { SourceDef } from '../../shared/definitions/schema.ts';
 import { TesseraError } from '../../shared/errors.ts';
 import { keyHashPartitioner } from '../../shared/kafka-partitioner.ts';
-import { type FraudEvent, generateFraudEvents } from '../../shared/synth/fraud-events.ts';
+import { type FraudEvent, streamFraudEvents } from '../../shared/synth/fraud-events.ts';
 import { seededRng } from '../../shared/synth/random.ts';
 import {
   type BadKind,
@@ -24,6 +24,8 @@ import { createTokenBucket } from './token-bucket.ts';
 
 const FRAUD_COLUMNS = ['user_id', 'event_timestamp', 'amount', 'merchant_id'];
 const DAY = 86_400_000;
+/** Events built at a time from the generator's columns. */
+const EVENT_CHUNK = 10_000;
 
 export interface MessagePlanOptions {
   /** The source to write, with the format to use (the CLI's --format overrides the file's). */
@@ -47,8 +49,10 @@ export interface MessagePlanOptions {
 }
 
 export interface MessagePlan {
-  /** The good events, timestamps already shifted when nowBased. */
-  events: FraudEvent[];
+  /** The good events, timestamps already shifted when nowBased: built as iterated, never all held. */
+  events: Iterable<FraudEvent>;
+  /** How many good events. */
+  count: number;
   shiftMs: number;
   /** Messages in send order: good ones and bad ones interleaved. */
   messages(): Generator<OutgoingMessage & { bad?: ExpectedReason }>;
@@ -80,16 +84,18 @@ export function planMessages(options: MessagePlanOptions): MessagePlan {
     schemaId: options.schemaId ?? 1,
     ...(options.schemaDir === undefined ? {} : { schemaDir: options.schemaDir }),
   });
-  const generated = generateFraudEvents({ events: options.events, seed: options.seed });
-  let shiftMs = 0;
-  if (options.nowBased && generated.length > 0) {
-    const last = generated.reduce((max, e) => Math.max(max, e.event_timestamp), -Infinity);
-    shiftMs = (options.now ?? Date.now)() - last;
-  }
-  const events =
-    shiftMs === 0
-      ? generated
-      : generated.map((e) => ({ ...e, event_timestamp: e.event_timestamp + shiftMs }));
+  // Streamed: the events are built a chunk at a time as messages are sent. Built all at once they
+  // took ~400 bytes each (785 MB of RSS for 2M events) before the first message went out.
+  const generated = streamFraudEvents({ events: options.events, seed: options.seed });
+  const shiftMs =
+    options.nowBased && generated.count > 0 ? (options.now ?? Date.now)() - generated.lastTimestamp : 0;
+  const events: Iterable<FraudEvent> = {
+    *[Symbol.iterator]() {
+      for (const chunk of generated.chunks(EVENT_CHUNK))
+        for (const e of chunk)
+          yield shiftMs === 0 ? e : { ...e, event_timestamp: e.event_timestamp + shiftMs };
+    },
+  };
   const kinds = badKindsFor(source.format);
   const lateByMs = options.lateByMs ?? 7 * DAY;
 
@@ -121,7 +127,7 @@ export function planMessages(options: MessagePlanOptions): MessagePlan {
       yield good;
     }
   }
-  return { events, shiftMs, messages };
+  return { events, count: generated.count, shiftMs, messages };
 }
 
 export interface ProduceOptions extends MessagePlanOptions {
@@ -225,7 +231,7 @@ export async function produceEvents(options: ProduceOptions): Promise<ProduceSum
   await reach(options.config, () => producer.connect());
 
   const badFraction = options.badFraction ?? 0;
-  const total = Math.round(plan.events.length * (1 + badFraction));
+  const total = Math.round(plan.count * (1 + badFraction));
   const batchSize = Math.max(
     1,
     Math.min(options.batchSize ?? 500, options.rate > 0 ? Math.ceil(options.rate / 20) : Infinity),

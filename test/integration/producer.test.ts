@@ -193,8 +193,9 @@ describe('producer on real Kafka', { timeout: 120_000 }, () => {
       now: () => now,
     });
     const original = generateFraudEvents({ events: 500, seed: SEED });
-    assert.equal(Math.max(...plan.events.map((e) => e.event_timestamp)), now);
-    assert.equal(plan.events[0]!.event_timestamp - original[0]!.event_timestamp, plan.shiftMs);
+    const events = [...plan.events];
+    assert.equal(Math.max(...events.map((e) => e.event_timestamp)), now);
+    assert.equal(events[0]!.event_timestamp - original[0]!.event_timestamp, plan.shiftMs);
   });
 
   /** Starts the CLI: the process, what it printed so far, and its exit code once it ends. */
