@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Kafka } from 'kafkajs';
 import { pino } from 'pino';
-import { kafkaOptions } from '../../shared/config/clients.ts';
+import { describeRedisError, kafkaOptions } from '../../shared/config/clients.ts';
 import { loadConfig, printedUsage, renderConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { isTesseraError } from '../../shared/errors.ts';
@@ -53,7 +53,9 @@ async function main(): Promise<void> {
   const store = openConfiguredStore(config);
   const metrics = createFlusherMetrics({ processMetrics: true });
   const redis = connectRedis(config, { maxRetriesPerRequest: 2 });
-  redis.on('error', (error) => logger.warn({ err: error.message }, 'redis connection error'));
+  redis.on('error', (error) =>
+    logger.warn({ err: describeRedisError(error, config) }, 'redis connection error'),
+  );
   const kafka = new Kafka(kafkaOptions(config, `tessera-flusher-${process.pid}`, logger));
   let stopForFailure: ((reason: string) => void) | undefined;
   const flusher = createFlusher({

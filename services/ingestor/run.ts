@@ -2,7 +2,7 @@
 // Redis and Kafka clients, the consumer, the ops endpoints and the graceful stop.
 import { Kafka } from 'kafkajs';
 import { pino } from 'pino';
-import { kafkaOptions } from '../../shared/config/clients.ts';
+import { describeRedisError, kafkaOptions } from '../../shared/config/clients.ts';
 import { loadConfig, printedUsage, renderConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { isTesseraError } from '../../shared/errors.ts';
@@ -36,7 +36,9 @@ async function main(): Promise<void> {
 
   const metrics = createIngestorMetrics({ processMetrics: true });
   const redis = connectRedis(config, { maxRetriesPerRequest: 2 });
-  redis.on('error', (error) => logger.warn({ err: error.message }, 'redis connection error'));
+  redis.on('error', (error) =>
+    logger.warn({ err: describeRedisError(error, config) }, 'redis connection error'),
+  );
   const kafka = new Kafka(kafkaOptions(config, `tessera-ingestor-${process.pid}`, logger));
   let stopForFailure: ((reason: string) => void) | undefined;
   const ingestor = createIngestor({

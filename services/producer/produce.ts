@@ -180,6 +180,14 @@ async function reach(config: Config, connect: () => Promise<void>): Promise<void
   try {
     await connect();
   } catch (cause) {
+    // A refused login is no unreachable broker: pointing at the brokers' address misled.
+    if ((cause as Error).name === 'KafkaJSSASLAuthenticationError')
+      throw new TesseraError(
+        'CONFIG_INVALID',
+        `Kafka at ${config.kafkaBrokers.join(',')} refused the login (${(cause as Error).message}); ` +
+          'check TESSERA_KAFKA_SASL_USERNAME, TESSERA_KAFKA_SASL_PASSWORD (or TESSERA_KAFKA_SASL_PASSWORD_FILE) and TESSERA_KAFKA_SASL_MECHANISM',
+        { cause, context: { brokers: config.kafkaBrokers } },
+      );
     throw new TesseraError(
       'SERVICE_UNAVAILABLE',
       `cannot reach Kafka at ${config.kafkaBrokers.join(',')} (${(cause as Error).message}); ` +

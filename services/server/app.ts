@@ -23,6 +23,7 @@ import type { LatencyProbe, ServerMetrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
 import type { Pusher } from './push.ts';
 import { parseOnlineRequest } from './request.ts';
+import type { ServerTls } from './tls.ts';
 
 export interface AppOptions {
   definitions: Definitions;
@@ -41,6 +42,8 @@ export interface AppOptions {
   clock?: () => number;
   /** Latency diagnostics (TESSERA_SERVER_LATENCY_PROBE): samples lookups, serves GET /debug/latency. */
   probe?: LatencyProbe;
+  /** Serve HTTPS with this certificate and key (TESSERA_SERVER_TLS_*; tls.ts); plain HTTP without. */
+  tls?: ServerTls;
 }
 
 /** Routes open without a token: probes, metrics scrapes and the API document. */
@@ -79,11 +82,10 @@ export function buildApp(options: AppOptions): FastifyInstance {
     // deadlines every `connectionsCheckingInterval` (30 s by default, which would let a 1 s timeout
     // run to 31 s): a tenth of the timeout keeps a late request's 408 within 10 % of it.
     requestTimeout,
-    http: {
-      requestTimeout,
-      headersTimeout: requestTimeout,
-      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(requestTimeout / 10))),
-    },
+    // fastify hands `https` (not `http`) to the server it creates: the timeouts go in both.
+    ...(options.tls
+      ? { https: { ...httpTimeouts(requestTimeout), cert: options.tls.cert, key: options.tls.key } }
+      : { http: httpTimeouts(requestTimeout) }),
     requestIdHeader: false,
     genReqId: (req) => {
       const id = requestIdOf(req.headers['x-request-id']);
@@ -334,6 +336,15 @@ export function buildApp(options: AppOptions): FastifyInstance {
   );
 
   return app;
+}
+
+/** Node's HTTP server timeouts (http.createServer's and https.createServer's options alike). */
+function httpTimeouts(requestTimeout: number) {
+  return {
+    requestTimeout,
+    headersTimeout: requestTimeout,
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(requestTimeout / 10))),
+  };
 }
 
 /** The underlying error of a failure (Redis' own message, a decode problem), for the log only. */

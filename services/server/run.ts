@@ -3,7 +3,7 @@
 import { dirname } from 'node:path';
 import { Kafka, type Producer } from 'kafkajs';
 import { pino } from 'pino';
-import { kafkaOptions } from '../../shared/config/clients.ts';
+import { describeRedisError, kafkaOptions } from '../../shared/config/clients.ts';
 import { loadConfig, printedUsage, renderConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { isTesseraError } from '../../shared/errors.ts';
@@ -15,6 +15,7 @@ import { buildApp } from './app.ts';
 import { createAuthenticator, loadTokens } from './auth.ts';
 import { createLatencyProbe, createServerMetrics } from './metrics.ts';
 import { Pusher } from './push.ts';
+import { loadServerTls } from './tls.ts';
 
 async function main(): Promise<void> {
   process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
@@ -32,6 +33,8 @@ async function main(): Promise<void> {
   logFastPaths(logger);
   const authenticate = createAuthenticator(config, loadTokens(config));
   if (!authenticate) logger.warn('AUTH IS OFF (TESSERA_DEV_NO_AUTH=true): local development only');
+  // Read before anything connects: a certificate or key that cannot be used stops the server here.
+  const tls = loadServerTls(config);
   const definitions = loadDefinitionsFile(config.definitions);
   logger.info({ file: definitions.file, hash: definitions.hash }, 'definitions loaded');
 
@@ -50,7 +53,10 @@ async function main(): Promise<void> {
   let redisDown = false;
   redis.on('error', (error) => {
     if (!redisDown)
-      logger.warn({ err: error.message }, 'redis connection error; lookups answer 503 until it is back');
+      logger.warn(
+        { err: describeRedisError(error, config) },
+        'redis connection error; lookups answer 503 until it is back',
+      );
     redisDown = true;
   });
   redis.on('ready', () => {
@@ -96,6 +102,7 @@ async function main(): Promise<void> {
     pusher,
     // Diagnostics only (docs/server.md, server-bench --server-probe): a few µs per lookup.
     ...(config.serverLatencyProbe ? { probe: createLatencyProbe() } : {}),
+    ...(tls ? { tls } : {}),
   });
   const address = await app.listen({ host: config.httpHost, port: config.httpPort });
 

@@ -1,7 +1,8 @@
 // Where Confluent schema ids are resolved: a schema registry over HTTP (GET /schemas/ids/<id>) or
 // a local directory of <id>.avsc files. Unknown ids resolve to undefined (the message is
 // undecodable); an unreachable registry throws a retriable error instead, so that callers pause
-// rather than dead-letter good events.
+// rather than dead-letter good events. A registry that needs basic auth (Confluent Cloud) gets it
+// from the URL's user:pass@, sent as an Authorization header and never shown in a message.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TesseraError } from '../errors.ts';
@@ -13,8 +14,43 @@ export const DEFAULT_REGISTRY_TIMEOUT_MS = 5000;
 
 const REGISTRY_JSON = 'application/vnd.schemaregistry.v1+json';
 
+/** A registry's base URL without credentials (the one messages show), and its basic auth if any. */
+interface Registry {
+  base: string;
+  authorization?: string;
+}
+
+/**
+ * fetch refuses a URL with credentials (and its error would repeat them): they leave the URL for
+ * an Authorization header. Percent-encoded (a secret with `/` or `@` in it) they are decoded first.
+ */
+export function registryAt(url: string): Registry {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { base: url.replace(/\/+$/, '') };
+  }
+  if (parsed.username === '' && parsed.password === '') return { base: url.replace(/\/+$/, '') };
+  const credentials = `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`;
+  parsed.username = '';
+  parsed.password = '';
+  return {
+    base: parsed.toString().replace(/\/+$/, ''),
+    authorization: `Basic ${Buffer.from(credentials, 'utf8').toString('base64')}`,
+  };
+}
+
+/** What an unexpected status says; a refused login names where the credentials come from. */
+function statusProblem(target: string, status: number): string {
+  return status === 401 || status === 403
+    ? `schema registry ${target} answered HTTP ${status} (not authorized): check the credentials in TESSERA_SCHEMA_REGISTRY_URL (https://<user>:<password>@host, percent-encoded)`
+    : `schema registry ${target} answered HTTP ${status}`;
+}
+
 /** One request to the registry; no answer within the timeout is a retriable SERVICE_UNAVAILABLE. */
 async function askRegistry(
+  registry: Registry,
   target: string,
   timeoutMs: number,
   context: Record<string, unknown>,
@@ -25,6 +61,7 @@ async function askRegistry(
       headers: {
         accept: `${REGISTRY_JSON}, application/json`,
         ...(body === undefined ? {} : { 'content-type': REGISTRY_JSON }),
+        ...(registry.authorization === undefined ? {} : { authorization: registry.authorization }),
       },
       ...(body === undefined ? {} : { method: 'POST', body }),
       signal: AbortSignal.timeout(timeoutMs),
@@ -39,24 +76,20 @@ async function askRegistry(
 }
 
 export function registryLookup(url: string, timeoutMs = DEFAULT_REGISTRY_TIMEOUT_MS): SchemaLookup {
-  const base = url.replace(/\/+$/, '');
+  const registry = registryAt(url);
   return async (id) => {
-    const target = `${base}/schemas/ids/${id}`;
-    const response = await askRegistry(target, timeoutMs, { schemaId: id });
+    const target = `${registry.base}/schemas/ids/${id}`;
+    const response = await askRegistry(registry, target, timeoutMs, { schemaId: id });
     if (response.status === 404) {
       await response.body?.cancel();
       return undefined;
     }
     if (!response.ok) {
       await response.body?.cancel();
-      throw new TesseraError(
-        'SERVICE_UNAVAILABLE',
-        `schema registry ${target} answered HTTP ${response.status}`,
-        {
-          retriable: response.status >= 500 || response.status === 429,
-          context: { url: target, schemaId: id, status: response.status },
-        },
-      );
+      throw new TesseraError('SERVICE_UNAVAILABLE', statusProblem(target, response.status), {
+        retriable: response.status >= 500 || response.status === 429,
+        context: { url: target, schemaId: id, status: response.status },
+      });
     }
     const body = (await response.json().catch(() => null)) as {
       schema?: unknown;
@@ -114,8 +147,9 @@ export async function registerSchema(
   schema: string,
   timeoutMs = DEFAULT_REGISTRY_TIMEOUT_MS,
 ): Promise<number> {
-  const target = `${url.replace(/\/+$/, '')}/subjects/${encodeURIComponent(subject)}/versions`;
-  const response = await askRegistry(target, timeoutMs, { subject }, JSON.stringify({ schema }));
+  const registry = registryAt(url);
+  const target = `${registry.base}/subjects/${encodeURIComponent(subject)}/versions`;
+  const response = await askRegistry(registry, target, timeoutMs, { subject }, JSON.stringify({ schema }));
   const text = await response.text().catch(() => '');
   if (!response.ok) {
     const refused = response.status === 409 || response.status === 422;
@@ -124,7 +158,7 @@ export async function registerSchema(
       refused
         ? `schema registry refused the schema of subject ${subject} (HTTP ${response.status}: ${text.slice(0, 300)}); ` +
             'a changed feature type is incompatible with the registered version: change the subject compatibility or its consumers first'
-        : `schema registry ${target} answered HTTP ${response.status}`,
+        : statusProblem(target, response.status),
       {
         retriable: !refused && (response.status >= 500 || response.status === 429),
         context: { url: target, subject, status: response.status },
@@ -154,8 +188,9 @@ export async function latestSchema(
   subject: string,
   timeoutMs = DEFAULT_REGISTRY_TIMEOUT_MS,
 ): Promise<{ id: number; schema: string } | undefined> {
-  const target = `${url.replace(/\/+$/, '')}/subjects/${encodeURIComponent(subject)}/versions/latest`;
-  const response = await askRegistry(target, timeoutMs, { subject });
+  const registry = registryAt(url);
+  const target = `${registry.base}/subjects/${encodeURIComponent(subject)}/versions/latest`;
+  const response = await askRegistry(registry, target, timeoutMs, { subject });
   if (response.status === 404) {
     await response.body?.cancel();
     return undefined;
@@ -168,7 +203,9 @@ export async function latestSchema(
   if (!response.ok || body === null || typeof body.id !== 'number' || typeof body.schema !== 'string') {
     throw new TesseraError(
       'SERVICE_UNAVAILABLE',
-      `schema registry ${target} answered HTTP ${response.status} without an id and a schema`,
+      response.ok
+        ? `schema registry ${target} answered HTTP ${response.status} without an id and a schema`
+        : statusProblem(target, response.status),
       { retriable: response.status >= 500 || response.status === 429, context: { url: target, subject } },
     );
   }

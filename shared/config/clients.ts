@@ -1,18 +1,25 @@
 // Client options for kafkajs, ioredis and the S3 SDK derived from Config, so every service and
-// test talks to Kafka/Redis/S3 the same way. Pure: builds options, opens nothing.
+// test talks to Kafka/Redis/S3 the same way. Builds options and connects nothing; it only reads
+// the Kafka TLS and password files the config names (kafka-security.ts), and Redis' TLS files.
 
 import { dirname } from 'node:path';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import type { RedisOptions } from 'ioredis';
 import { type KafkaConfig, type LogEntry, logLevel } from 'kafkajs';
 import type { Logger } from 'pino';
+import { kafkaSecurityOptions } from './kafka-security.ts';
 import type { Config } from './schema.ts';
+import { checkedTlsOptions, readPemFile } from './tls-files.ts';
 
-/** With a logger, kafkajs' own lines go through it (kafkaLogCreator); without, to the console. */
+/**
+ * With a logger, kafkajs' own lines go through it (kafkaLogCreator); without, to the console. TLS
+ * and SASL as configured: every kafkajs client of Tessera is built from these options.
+ */
 export function kafkaOptions(config: Config, clientId: string, logger?: Logger): KafkaConfig {
   return {
     clientId,
     brokers: [...config.kafkaBrokers],
+    ...kafkaSecurityOptions(config),
     connectionTimeout: 3000,
     requestTimeout: 10_000,
     retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 2000 },
@@ -58,14 +65,80 @@ export function kafkaLogCreator(logger: Logger): (entry: LogEntry) => void {
           : level === logLevel.WARN
             ? 'warn'
             : 'error';
-    kafkaLogger[method]({ namespace, ...fields }, message);
+    const hint = level <= logLevel.ERROR ? securityHint(namespace, message, fields.error) : undefined;
+    kafkaLogger[method]({ namespace, ...fields, ...(hint ? { hint } : {}) }, message);
   };
 }
 
-/** ioredis options from TESSERA_REDIS_URL; TESSERA_REDIS_PASSWORD, when set, replaces the URL's password. */
+/**
+ * A refused login or an untrusted certificate fails alike at every retry, and kafkajs' message
+ * names neither setting that decides it: the line gets a hint that does.
+ */
+function securityHint(namespace: string, message: string, error: unknown): string | undefined {
+  const text = `${message} ${typeof error === 'string' ? error : ''}`;
+  if (namespace.startsWith('SaslAuthenticator') || /SASL .*authentication failed/i.test(text))
+    return 'the broker refused the login: check TESSERA_KAFKA_SASL_USERNAME, TESSERA_KAFKA_SASL_PASSWORD (or TESSERA_KAFKA_SASL_PASSWORD_FILE) and TESSERA_KAFKA_SASL_MECHANISM (one the listener offers)';
+  if (/certificate|self[- ]signed|unable to verify|wrong version number/i.test(text))
+    return 'TLS failed: check TESSERA_KAFKA_TLS_CA_FILE (the CA that signed the brokers\' certificates; unset: the system CAs) and the client certificate, if the listener requires one; "wrong version number": TESSERA_KAFKA_TLS is on but the listener is plaintext';
+  return undefined;
+}
+
+/**
+ * ioredis options from TESSERA_REDIS_URL; TESSERA_REDIS_PASSWORD, when set, replaces the URL's
+ * password. With `rediss://`, the TLS files (a private CA, a client certificate) are read here, so
+ * every service fails at start on a file it cannot use.
+ */
 export function redisOptions(config: Config): RedisOptions {
   const options = urlRedisOptions(config.redisUrl);
+  if (options.tls) options.tls = redisTls(config);
   return config.redisPassword === '' ? options : { ...options, password: config.redisPassword };
+}
+
+/**
+ * Node's TLS options for Redis. Without a CA file: the system CAs, which a self-managed Redis or an
+ * operator's (signed by a private CA) is not signed by, so every handshake failed.
+ */
+function redisTls(config: Config): NonNullable<RedisOptions['tls']> {
+  return checkedTlsOptions(
+    {
+      ...(config.redisTlsCaFile === '' ? {} : { ca: readPemFile('redisTlsCaFile', config.redisTlsCaFile) }),
+      ...(config.redisTlsCertFile === ''
+        ? {}
+        : {
+            cert: readPemFile('redisTlsCertFile', config.redisTlsCertFile),
+            key: readPemFile('redisTlsKeyFile', config.redisTlsKeyFile),
+          }),
+    },
+    (['redisTlsCaFile', 'redisTlsCertFile', 'redisTlsKeyFile'] as const).filter((k) => config[k] !== ''),
+  );
+}
+
+/** Node's codes for a server certificate the client could not verify. */
+const UNVERIFIED_CERT =
+  /^(SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_SIGNATURE_FAILURE)$/;
+
+/**
+ * A Redis connection error as a log line's text, saying what to do when TLS refused it: ioredis
+ * retries such a connection forever, so this line is all an operator sees of it.
+ */
+export function describeRedisError(
+  error: Error,
+  config: Pick<Config, 'redisUrl' | 'redisTlsCertFile'>,
+): string {
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  if (UNVERIFIED_CERT.test(code))
+    return `${error.message} (${code}): the Redis server's certificate is not signed by a CA this client trusts; set TESSERA_REDIS_TLS_CA_FILE to its CA's PEM file`;
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID' || code === 'CERT_HAS_EXPIRED')
+    return `${error.message} (${code}): the Redis server's certificate does not fit the host in TESSERA_REDIS_URL or has expired`;
+  // A Redis that wants a client certificate (tls-auth-clients yes) and got none ends the
+  // connection after the handshake: with TLS 1.3 the client sees the alert, or only the reset.
+  if (
+    config.redisUrl.startsWith('rediss:') &&
+    config.redisTlsCertFile === '' &&
+    (/certificate required|alert number 116/i.test(error.message) || code === 'ECONNRESET')
+  )
+    return `${error.message}: if the Redis server asks for client certificates (tls-auth-clients), set TESSERA_REDIS_TLS_CERT_FILE and TESSERA_REDIS_TLS_KEY_FILE`;
+  return error.message;
 }
 
 function urlRedisOptions(redisUrl: string): RedisOptions {

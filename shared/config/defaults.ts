@@ -6,6 +6,33 @@ export const DEFAULTS = {
   /** Kafka bootstrap brokers, `host:port` list. Env TESSERA_KAFKA_BROKERS, flag --kafka-brokers. */
   kafkaBrokers: ['127.0.0.1:9092'] as readonly string[],
   /**
+   * Connect to the brokers over TLS (a managed Kafka's SASL_SSL or SSL listener: Confluent Cloud,
+   * MSK, Aiven). Server certificates are checked against the system CAs, or `kafkaTlsCaFile`.
+   * docs/security.md. Env TESSERA_KAFKA_TLS.
+   */
+  kafkaTls: false,
+  /** PEM file of the CA(s) the brokers' certificates are checked against, instead of the system CAs; empty: system CAs. Env TESSERA_KAFKA_TLS_CA_FILE. */
+  kafkaTlsCaFile: '',
+  /** PEM client certificate (mutual TLS, e.g. Aiven or MSK with TLS auth), with `kafkaTlsKeyFile`; empty: none. Env TESSERA_KAFKA_TLS_CERT_FILE. */
+  kafkaTlsCertFile: '',
+  /** PEM private key of `kafkaTlsCertFile` (unencrypted); empty: none. Env TESSERA_KAFKA_TLS_KEY_FILE. */
+  kafkaTlsKeyFile: '',
+  /**
+   * SASL mechanism to authenticate with: `plain` (Confluent Cloud API keys; only over TLS),
+   * `scram-sha-256` or `scram-sha-512` (MSK, Aiven, self-hosted); empty: no SASL.
+   * Env TESSERA_KAFKA_SASL_MECHANISM.
+   */
+  kafkaSaslMechanism: '' as '' | 'plain' | 'scram-sha-256' | 'scram-sha-512',
+  /** SASL user name (Confluent Cloud: the API key). Env TESSERA_KAFKA_SASL_USERNAME. */
+  kafkaSaslUsername: '',
+  /** SASL password (secret: never printed); or `kafkaSaslPasswordFile`. Env TESSERA_KAFKA_SASL_PASSWORD. */
+  kafkaSaslPassword: '',
+  /**
+   * File holding the SASL password (a mounted Secret; one trailing newline is ignored), read at
+   * start; instead of `kafkaSaslPassword`. Env TESSERA_KAFKA_SASL_PASSWORD_FILE.
+   */
+  kafkaSaslPasswordFile: '',
+  /**
    * Redis holding the online state, `redis://[user:pass@]host:port[/db]` (`rediss://` for TLS), or
    * `unix:///path/to/redis.sock[?db=N&username=U&password=P]` for a Redis on the same host. Env TESSERA_REDIS_URL.
    */
@@ -16,6 +43,16 @@ export const DEFAULTS = {
    * Env TESSERA_REDIS_PASSWORD.
    */
   redisPassword: '',
+  /**
+   * PEM file of the CA(s) a `rediss://` server's certificate is checked against, instead of the
+   * system CAs: a self-managed Redis or a Kubernetes operator's, signed by a private CA. Empty:
+   * the system CAs. Env TESSERA_REDIS_TLS_CA_FILE.
+   */
+  redisTlsCaFile: '',
+  /** PEM client certificate for a Redis that asks for one (`tls-auth-clients`), with `redisTlsKeyFile`; empty: none. Env TESSERA_REDIS_TLS_CERT_FILE. */
+  redisTlsCertFile: '',
+  /** PEM private key of `redisTlsCertFile` (unencrypted; its content is never printed); empty: none. Env TESSERA_REDIS_TLS_KEY_FILE. */
+  redisTlsKeyFile: '',
   /** S3 API endpoint of the offline store; empty-string-free URL. Env TESSERA_S3_ENDPOINT. */
   s3Endpoint: 'http://127.0.0.1:8333',
   /** S3 region (S3Proxy accepts any). Env TESSERA_S3_REGION. */
@@ -76,6 +113,14 @@ export const DEFAULTS = {
    * pauses, served at GET /debug/latency (behind auth). Env TESSERA_SERVER_LATENCY_PROBE.
    */
   serverLatencyProbe: false,
+  /**
+   * PEM certificate (chain) the server's API port serves HTTPS with, together with
+   * `serverTlsKeyFile`; both or neither. Empty: plain HTTP (TLS ends at an ingress or mesh).
+   * Env TESSERA_SERVER_TLS_CERT_FILE.
+   */
+  serverTlsCertFile: '',
+  /** PEM private key of `serverTlsCertFile` (unencrypted; its content is never printed). Env TESSERA_SERVER_TLS_KEY_FILE. */
+  serverTlsKeyFile: '',
   /** A Redis read slower than this fails the request with 503 instead of hanging. Env TESSERA_REDIS_TIMEOUT_MS. */
   redisTimeoutMs: 1000,
   /** Kafka consumer group of the ingestors (all replicas share it). Env TESSERA_INGESTOR_GROUP. */
@@ -164,8 +209,19 @@ export type ConfigKey = keyof typeof DEFAULTS;
 /** Environment variable of each option. The flag is derived: TESSERA_HTTP_PORT -> --http-port. */
 export const ENV_NAMES: Readonly<Record<ConfigKey, string>> = {
   kafkaBrokers: 'TESSERA_KAFKA_BROKERS',
+  kafkaTls: 'TESSERA_KAFKA_TLS',
+  kafkaTlsCaFile: 'TESSERA_KAFKA_TLS_CA_FILE',
+  kafkaTlsCertFile: 'TESSERA_KAFKA_TLS_CERT_FILE',
+  kafkaTlsKeyFile: 'TESSERA_KAFKA_TLS_KEY_FILE',
+  kafkaSaslMechanism: 'TESSERA_KAFKA_SASL_MECHANISM',
+  kafkaSaslUsername: 'TESSERA_KAFKA_SASL_USERNAME',
+  kafkaSaslPassword: 'TESSERA_KAFKA_SASL_PASSWORD',
+  kafkaSaslPasswordFile: 'TESSERA_KAFKA_SASL_PASSWORD_FILE',
   redisUrl: 'TESSERA_REDIS_URL',
   redisPassword: 'TESSERA_REDIS_PASSWORD',
+  redisTlsCaFile: 'TESSERA_REDIS_TLS_CA_FILE',
+  redisTlsCertFile: 'TESSERA_REDIS_TLS_CERT_FILE',
+  redisTlsKeyFile: 'TESSERA_REDIS_TLS_KEY_FILE',
   s3Endpoint: 'TESSERA_S3_ENDPOINT',
   s3Region: 'TESSERA_S3_REGION',
   s3AccessKeyId: 'TESSERA_S3_ACCESS_KEY_ID',
@@ -188,6 +244,8 @@ export const ENV_NAMES: Readonly<Record<ConfigKey, string>> = {
   serverRequestTimeoutMs: 'TESSERA_SERVER_REQUEST_TIMEOUT_MS',
   serverPush: 'TESSERA_SERVER_PUSH',
   serverLatencyProbe: 'TESSERA_SERVER_LATENCY_PROBE',
+  serverTlsCertFile: 'TESSERA_SERVER_TLS_CERT_FILE',
+  serverTlsKeyFile: 'TESSERA_SERVER_TLS_KEY_FILE',
   redisTimeoutMs: 'TESSERA_REDIS_TIMEOUT_MS',
   ingestorGroup: 'TESSERA_INGESTOR_GROUP',
   redisKeyPrefix: 'TESSERA_REDIS_KEY_PREFIX',
@@ -213,6 +271,7 @@ export const SECRET_KEYS: ReadonlySet<ConfigKey> = new Set<ConfigKey>([
   's3SecretAccessKey',
   'authToken',
   'redisPassword',
+  'kafkaSaslPassword',
 ]);
 
 export const CONFIG_KEYS = Object.keys(ENV_NAMES) as ConfigKey[];

@@ -108,6 +108,8 @@ export function redactConfig(config: Config): Record<ConfigKey, unknown> {
   }
   out.redisUrl = redactUrl(config.redisUrl);
   out.s3Endpoint = redactUrl(config.s3Endpoint);
+  // A registry that needs basic auth (Confluent Cloud) carries it in the URL: user:pass@.
+  out.schemaRegistryUrl = redactUrl(config.schemaRegistryUrl);
   return out;
 }
 

@@ -2,7 +2,7 @@
 // span several options. Raw input: one optional string per option; undefined means "default".
 
 import { z } from 'zod';
-import { type ConfigKey, DEFAULTS, LOG_LEVELS, type LogLevel } from './defaults.ts';
+import { type ConfigKey, DEFAULTS, ENV_NAMES, LOG_LEVELS, type LogLevel } from './defaults.ts';
 
 const PORT_MAX = 65535;
 
@@ -136,6 +136,16 @@ function wholeNumber(min: number, max: number) {
     .pipe(z.number().min(min, `expected at least ${min}`).max(max, `expected at most ${max}`));
 }
 
+/** Kafka's own spellings (SCRAM-SHA-512, PLAIN) are accepted as well as kafkajs' lower case. */
+const saslMechanism = z
+  .string()
+  .transform((s) => s.toLowerCase())
+  .pipe(
+    z.enum(['', 'plain', 'scram-sha-256', 'scram-sha-512'], {
+      errorMap: () => ({ message: 'expected plain, scram-sha-256 or scram-sha-512' }),
+    }),
+  );
+
 function withDefault<T>(schema: z.ZodType<T, z.ZodTypeDef, string>, fallback: T) {
   return schema.optional().transform((v): T => (v === undefined ? fallback : v));
 }
@@ -143,8 +153,22 @@ function withDefault<T>(schema: z.ZodType<T, z.ZodTypeDef, string>, fallback: T)
 export const configSchema = z
   .object({
     kafkaBrokers: withDefault(brokers, DEFAULTS.kafkaBrokers),
+    kafkaTls: withDefault(bool, DEFAULTS.kafkaTls),
+    kafkaTlsCaFile: withDefault(z.string(), DEFAULTS.kafkaTlsCaFile),
+    kafkaTlsCertFile: withDefault(z.string(), DEFAULTS.kafkaTlsCertFile),
+    kafkaTlsKeyFile: withDefault(z.string(), DEFAULTS.kafkaTlsKeyFile),
+    kafkaSaslMechanism: withDefault<typeof DEFAULTS.kafkaSaslMechanism>(
+      saslMechanism,
+      DEFAULTS.kafkaSaslMechanism,
+    ),
+    kafkaSaslUsername: withDefault(z.string(), DEFAULTS.kafkaSaslUsername),
+    kafkaSaslPassword: withDefault(z.string(), DEFAULTS.kafkaSaslPassword),
+    kafkaSaslPasswordFile: withDefault(z.string(), DEFAULTS.kafkaSaslPasswordFile),
     redisUrl: withDefault(redisUrl, DEFAULTS.redisUrl),
     redisPassword: withDefault(z.string(), DEFAULTS.redisPassword),
+    redisTlsCaFile: withDefault(z.string(), DEFAULTS.redisTlsCaFile),
+    redisTlsCertFile: withDefault(z.string(), DEFAULTS.redisTlsCertFile),
+    redisTlsKeyFile: withDefault(z.string(), DEFAULTS.redisTlsKeyFile),
     s3Endpoint: withDefault(urlWithProtocol(['http:', 'https:']), DEFAULTS.s3Endpoint),
     s3Region: withDefault(
       z.string().regex(/^[a-z0-9-]+$/, 'expected a region like us-east-1'),
@@ -175,6 +199,8 @@ export const configSchema = z
     serverBodyLimitBytes: withDefault(wholeNumber(1024, 256 * 1024 * 1024), DEFAULTS.serverBodyLimitBytes),
     serverRequestTimeoutMs: withDefault(wholeNumber(100, 600_000), DEFAULTS.serverRequestTimeoutMs),
     serverLatencyProbe: withDefault(bool, DEFAULTS.serverLatencyProbe),
+    serverTlsCertFile: withDefault(z.string(), DEFAULTS.serverTlsCertFile),
+    serverTlsKeyFile: withDefault(z.string(), DEFAULTS.serverTlsKeyFile),
     serverPush: withDefault(bool, DEFAULTS.serverPush),
     redisTimeoutMs: withDefault(wholeNumber(10, 60_000), DEFAULTS.redisTimeoutMs),
     ingestorGroup: withDefault(
@@ -219,6 +245,7 @@ export const configSchema = z
     redisCluster: withDefault(bool, DEFAULTS.redisCluster),
   })
   .superRefine((c, ctx) => {
+    for (const problem of kafkaSecurityProblems(c)) ctx.addIssue({ code: z.ZodIssueCode.custom, ...problem });
     if (c.kafkaHeartbeatMs * 3 > c.kafkaSessionTimeoutMs) {
       ctx.addIssue({
         code: z.ZodIssueCode.custom,
@@ -245,6 +272,30 @@ export const configSchema = z
           'with TESSERA_REDIS_CLUSTER the URL names one node of the cluster over TCP (redis://host:port; the client discovers the others), without a database number: a cluster has only database 0',
       });
     }
+    // A certificate without its key (or the reverse) is half a TLS setup: refused rather than
+    // served as plain HTTP, or connected without the client certificate Redis asks for.
+    for (const [cert, key, what] of [
+      ['serverTlsCertFile', 'serverTlsKeyFile', 'HTTPS'],
+      ['redisTlsCertFile', 'redisTlsKeyFile', 'a Redis client certificate'],
+    ] as const) {
+      if ((c[cert] === '') !== (c[key] === '')) {
+        const [given, missing] = c[cert] === '' ? [key, cert] : [cert, key];
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: [missing],
+          message: `is needed with ${ENV_NAMES[given]}: ${what} takes both the certificate and its key (or neither)`,
+        });
+      }
+    }
+    // TLS files with a plain redis:// URL would be ignored: the connection would go unencrypted.
+    if (!c.redisUrl.startsWith('rediss:'))
+      for (const key of ['redisTlsCaFile', 'redisTlsCertFile', 'redisTlsKeyFile'] as const)
+        if (c[key] !== '')
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            path: [key],
+            message: 'is for a TLS connection: TESSERA_REDIS_URL must start with rediss://',
+          });
     if (c.httpPort !== 0 && c.httpPort === c.metricsPort) {
       ctx.addIssue({
         code: z.ZodIssueCode.custom,
@@ -262,6 +313,78 @@ export const configSchema = z
       });
     }
   });
+
+/**
+ * Kafka TLS and SASL options that cannot work together (the files themselves are read, and
+ * checked, by kafkaOptions). Each names the option to set, so a half-configured managed Kafka
+ * fails at start rather than as a connection that hangs in retries.
+ */
+function kafkaSecurityProblems(c: {
+  kafkaTls: boolean;
+  kafkaTlsCaFile: string;
+  kafkaTlsCertFile: string;
+  kafkaTlsKeyFile: string;
+  kafkaSaslMechanism: string;
+  kafkaSaslUsername: string;
+  kafkaSaslPassword: string;
+  kafkaSaslPasswordFile: string;
+}): { path: ConfigKey[]; message: string }[] {
+  const out: { path: ConfigKey[]; message: string }[] = [];
+  const mechanism = c.kafkaSaslMechanism;
+  if (mechanism === '') {
+    if (c.kafkaSaslUsername !== '' || c.kafkaSaslPassword !== '' || c.kafkaSaslPasswordFile !== '')
+      out.push({
+        path: ['kafkaSaslMechanism'],
+        message:
+          'SASL credentials are set but no mechanism: set TESSERA_KAFKA_SASL_MECHANISM to the one the listener offers (plain, scram-sha-256 or scram-sha-512)',
+      });
+  } else {
+    if (c.kafkaSaslUsername === '')
+      out.push({
+        path: ['kafkaSaslUsername'],
+        message: `is needed with TESSERA_KAFKA_SASL_MECHANISM=${mechanism}: set the SASL user name (Confluent Cloud: the API key)`,
+      });
+    if (c.kafkaSaslPassword === '' && c.kafkaSaslPasswordFile === '')
+      out.push({
+        path: ['kafkaSaslPassword'],
+        message: `is needed with TESSERA_KAFKA_SASL_MECHANISM=${mechanism}: set it, or TESSERA_KAFKA_SASL_PASSWORD_FILE to a file holding it`,
+      });
+    // PLAIN sends the password as it is: over a plaintext connection anyone on the path reads it.
+    if (mechanism === 'plain' && !c.kafkaTls)
+      out.push({
+        path: ['kafkaSaslMechanism'],
+        message:
+          'plain sends the password in clear text: set TESSERA_KAFKA_TLS=true (a SASL_SSL listener), or use scram-sha-256/512',
+      });
+  }
+  if (c.kafkaSaslPassword !== '' && c.kafkaSaslPasswordFile !== '')
+    out.push({
+      path: ['kafkaSaslPasswordFile'],
+      message: 'and TESSERA_KAFKA_SASL_PASSWORD are both set: set one of them',
+    });
+  if (!c.kafkaTls) {
+    const files = (['kafkaTlsCaFile', 'kafkaTlsCertFile', 'kafkaTlsKeyFile'] as const).filter(
+      (k) => c[k] !== '',
+    );
+    if (files.length > 0)
+      out.push({
+        path: ['kafkaTls'],
+        message: `is off, but TLS files are set (${files.map((k) => ENV_NAMES[k]).join(', ')}): set TESSERA_KAFKA_TLS=true, or unset them`,
+      });
+  }
+  if (c.kafkaTlsCertFile !== '' && c.kafkaTlsKeyFile === '')
+    out.push({
+      path: ['kafkaTlsKeyFile'],
+      message:
+        "is needed with TESSERA_KAFKA_TLS_CERT_FILE: set the PEM file of the client certificate's private key",
+    });
+  if (c.kafkaTlsKeyFile !== '' && c.kafkaTlsCertFile === '')
+    out.push({
+      path: ['kafkaTlsCertFile'],
+      message: 'is needed with TESSERA_KAFKA_TLS_KEY_FILE: set the PEM file of the client certificate',
+    });
+  return out;
+}
 
 export type Config = z.output<typeof configSchema>;
 export type RawConfig = Partial<Record<ConfigKey, string>>;

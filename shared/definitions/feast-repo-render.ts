@@ -21,6 +21,12 @@ export interface FeastRepoOptions {
   s3Endpoint: string | null;
   /** Base URL of the Tessera server, Feast's `online_store.path`. */
   server: string;
+  /**
+   * An https server's certificate (or its CA) as an absolute PEM path, Feast's `online_store.cert`:
+   * for a server whose certificate the system CAs do not vouch for (self-signed, private CA).
+   * Absent or null: none.
+   */
+  serverCert?: string | null;
   /** Environment variable holding a server token (Feast's oidc `token_env_var`); null: no auth. */
   tokenEnvVar: string | null;
 }
@@ -103,6 +109,7 @@ export function regenerateCommand(options: FeastRepoOptions): string {
     ...(options.s3Endpoint === null ? [] : ['--s3-endpoint', options.s3Endpoint]),
     '--server',
     options.server,
+    ...(options.serverCert ? ['--server-cert', options.serverCert] : []),
     ...(options.tokenEnvVar === null ? ['--no-auth'] : ['--token-env-var', options.tokenEnvVar]),
     '--force',
   ];
@@ -125,6 +132,7 @@ export function renderFeatureStoreYaml(defs: Definitions, options: FeastRepoOpti
     'online_store:',
     '  type: remote',
     `  path: ${q(options.server)}`,
+    ...(options.serverCert ? [`  cert: ${q(options.serverCert)}`] : []),
     ...(options.tokenEnvVar === null
       ? []
       : ['auth:', '  type: oidc', `  token_env_var: ${q(options.tokenEnvVar)}`]),

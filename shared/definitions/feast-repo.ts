@@ -29,6 +29,8 @@ const USAGE = `usage: npx tsx shared/definitions/feast-repo.ts [<definitions fil
   --s3-endpoint <url>      S3 store only: s3_endpoint_override; default: TESSERA_S3_ENDPOINT
                            (${DEFAULTS.s3Endpoint}); --s3-endpoint '' for AWS itself
   --server <url>           the Tessera server; default http://127.0.0.1:<TESSERA_HTTP_PORT>
+  --server-cert <pem>      https --server only: its certificate (self-signed) or its CA, Feast's
+                           online_store.cert; default: none (the system CAs)
   --token-env-var <NAME>   variable holding a server token (Feast's oidc auth); default ${DEFAULT_TOKEN_ENV_VAR}
   --no-auth                no auth section (a server started with TESSERA_DEV_NO_AUTH)
   --force                  overwrite the repo's two files in a non-empty --out
@@ -45,6 +47,7 @@ const OPTIONS = {
   'offline-store': { type: 'string' },
   's3-endpoint': { type: 'string' },
   server: { type: 'string' },
+  'server-cert': { type: 'string' },
   'token-env-var': { type: 'string' },
   'no-auth': { type: 'boolean' },
   force: { type: 'boolean' },
@@ -73,6 +76,14 @@ if (tokenEnvVar !== null && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(tokenEnvVar))
   );
 if (values.server !== undefined && !isHttpUrl(values.server))
   usage(`--server must be an http:// or https:// URL, not ${JSON.stringify(values.server)}`);
+const serverCert = values['server-cert'];
+if (serverCert !== undefined) {
+  if (serverCert === '') usage('--server-cert must not be empty');
+  // Feast hands it to requests as `verify`, which only an https request reads: with http it would
+  // be ignored, and the repo would seem to use TLS when it does not.
+  if (!values.server?.startsWith('https://'))
+    usage('--server-cert is for an https:// server: give --server https://<host>:<port> too');
+}
 if (values['s3-endpoint'] && !isHttpUrl(values['s3-endpoint']))
   usage(`--s3-endpoint must be an http:// or https:// URL, not ${JSON.stringify(values['s3-endpoint'])}`);
 if (values['offline-store'] === '') usage('--offline-store must not be empty');
@@ -95,6 +106,8 @@ try {
     offlineStore,
     s3Endpoint,
     server: (values.server ?? `http://127.0.0.1:${config.httpPort || DEFAULTS.httpPort}`).replace(/\/+$/, ''),
+    // Absolute: Feast reads it from whatever directory it runs in.
+    serverCert: serverCert === undefined ? null : certPath(serverCert),
     tokenEnvVar,
   };
   const files = renderFeastRepo(defs, options);
@@ -105,6 +118,14 @@ try {
 } catch (error) {
   console.error(isTesseraError(error) ? error.message : error);
   process.exit(1);
+}
+
+/** The certificate's absolute path, once it is there: a typo would surface only at Feast's first lookup. */
+function certPath(path: string): string {
+  const absolute = resolve(path);
+  if (!existsSync(absolute) || !statSync(absolute).isFile())
+    throw new TesseraError('CONFIG_INVALID', `--server-cert ${path}: no such file`);
+  return absolute;
 }
 
 function isHttpUrl(value: string): boolean {

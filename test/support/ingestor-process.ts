@@ -179,18 +179,28 @@ export async function waitForCaughtUp(run: TestRun, topic: string, timeoutMs: nu
   }
 }
 
-/** Deletes this run's topics and Redis keys. */
+/**
+ * Deletes this run's topics and Redis keys. The Redis client is closed whatever fails: left open
+ * (a run whose Kafka login is refused on purpose cannot delete its topics), it kept the test
+ * file's process alive after its last test, and the runner waited for it for ever.
+ */
 export async function cleanupRun(run: TestRun): Promise<void> {
-  const admin = run.kafka.admin();
   try {
-    await admin.connect();
-    const topics = (await admin.listTopics()).filter((t) => t.startsWith(`${run.id}.`));
-    if (topics.length > 0) await admin.deleteTopics({ topics });
+    const admin = run.kafka.admin();
+    try {
+      await admin.connect();
+      const topics = (await admin.listTopics()).filter((t) => t.startsWith(`${run.id}.`));
+      if (topics.length > 0) await admin.deleteTopics({ topics });
+    } finally {
+      await admin.disconnect();
+    }
   } finally {
-    await admin.disconnect();
+    try {
+      await deleteRunKeys(run);
+    } finally {
+      run.redis.disconnect();
+    }
   }
-  await deleteRunKeys(run);
-  run.redis.disconnect();
 }
 
 /** Deletes the run's Redis keys (its states, on every node of a cluster), leaving its topics. */

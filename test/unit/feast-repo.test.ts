@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import {
@@ -308,6 +308,58 @@ describe('feast repo cli', () => {
         `path=${pythonString(`${resolve('rel/store')}/user_transaction_features`)}`.slice(0, -1),
       ),
     );
+  });
+
+  it('writes online_store.cert for an https server given --server-cert (absolute), and refuses it for http', () => {
+    const out = join(dir, 'cert');
+    const pem = join(dir, 'server.crt');
+    writeFileSync(pem, '-----BEGIN CERTIFICATE-----\n');
+    const written = cli([
+      'definitions/fraud.yaml',
+      '--out',
+      out,
+      '--server',
+      'https://127.0.0.1:8443',
+      '--server-cert',
+      relative(process.cwd(), pem),
+    ]);
+    assert.equal(written.code, 0, written.err);
+    const files = read(out);
+    // Absolute: Feast reads it from whatever directory it runs in.
+    assert.deepEqual(yamlOf(files).online_store, {
+      type: 'remote',
+      path: 'https://127.0.0.1:8443',
+      cert: pem,
+    });
+    assert.ok(
+      files[FEAST_MODULE_FILE].includes(` --server https://127.0.0.1:8443 --server-cert ${shellWord(pem)} `),
+      'the regenerate command keeps the certificate',
+    );
+    // Rendered once, quoted as every other value, and only when given.
+    const quoted = renderFeastRepo(fraud, { ...LOCAL, server: 'https://h:1', serverCert: '/etc/a "b".pem' });
+    assert.equal(quoted[FEAST_CONFIG_FILE]!.match(/^ {2}cert: "\/etc\/a \\"b\\"\.pem"$/gm)?.length, 1);
+    assert.ok(!renderFeastRepo(fraud, LOCAL)[FEAST_CONFIG_FILE]!.includes('cert:'));
+    // Without https Feast never reads it (requests' verify), so the repo would only look secure.
+    for (const [args, why] of [
+      [['--server-cert', pem], /is for an https:\/\/ server/],
+      [['--server', 'http://127.0.0.1:8080', '--server-cert', pem], /is for an https:\/\/ server/],
+      [['--server', 'https://127.0.0.1:8443', '--server-cert', ''], /must not be empty/],
+    ] as const) {
+      const run = cli(['definitions/fraud.yaml', '--out', join(dir, 'cert-refused'), ...args]);
+      assert.equal(run.code, 2, run.err);
+      assert.match(run.err, why);
+    }
+    const missing = cli([
+      'definitions/fraud.yaml',
+      '--out',
+      join(dir, 'cert-missing'),
+      '--server',
+      'https://127.0.0.1:8443',
+      '--server-cert',
+      join(dir, 'nope.crt'),
+    ]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.err, /--server-cert .*nope\.crt: no such file/);
   });
 
   it('refuses a non-empty --out without --force, and keeps other files with it', () => {

@@ -1,0 +1,247 @@
+// A private Kafka broker with the listeners of a managed Kafka, for the TLS and SASL tests: SASL_SSL
+// (SCRAM-SHA-256/512 users added when its storage is formatted, PLAIN users in the listener's JAAS
+// config) and SSL with client certificates required (mutual TLS). Its CA, server and client
+// certificates are made with openssl in its temporary directory. Started and stopped by the local
+// stack's own shell functions (scripts/lib/kafka.sh), with their extra-properties hooks.
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import { kafkaOptions } from '../../shared/config/clients.ts';
+import { loadConfig } from '../../shared/config/index.ts';
+import { connectRedis } from '../../shared/state-store/redis-client.ts';
+import { freePort } from './flusher-process.ts';
+import type { TestRun } from './ingestor-process.ts';
+
+export type KafkaLogin = 'scram-sha-256' | 'scram-sha-512' | 'plain' | 'mtls';
+
+/** The broker's users: `ksecscram` for both SCRAM mechanisms, `ksecplain` for PLAIN. */
+export const USERS = {
+  scram: { username: 'ksecscram', password: `scram-${randomUUID()}` },
+  plain: { username: 'ksecplain', password: `plain-${randomUUID()}` },
+};
+
+export class KafkaSecurityBroker {
+  readonly dir = mkdtempSync(join(tmpdir(), 'tessera-kafka-security-'));
+
+  private constructor(
+    /** PLAINTEXT (the stack's readiness check), CONTROLLER, SASL_SSL, SSL with client auth. */
+    readonly ports: { plaintext: number; controller: number; saslSsl: number; mtls: number },
+  ) {}
+
+  /**
+   * Makes the certificates, formats the storage with the SCRAM users and starts the broker.
+   * KAFKA_SECURITY_TEST_PORT: the first of four consecutive ports to use (default: free ones).
+   */
+  static async start(): Promise<KafkaSecurityBroker> {
+    const base = Number(process.env.KAFKA_SECURITY_TEST_PORT ?? 0);
+    const [plaintext, controller, saslSsl, mtls] =
+      base > 0
+        ? [base, base + 1, base + 2, base + 3]
+        : [await freePort(), await freePort(), await freePort(), await freePort()];
+    const broker = new KafkaSecurityBroker({
+      plaintext: plaintext!,
+      controller: controller!,
+      saslSsl: saslSsl!,
+      mtls: mtls!,
+    });
+    broker.makeCertificates();
+    broker.startBroker();
+    await broker.waitForListeners();
+    return broker;
+  }
+
+  file(name: string): string {
+    return join(this.dir, name);
+  }
+
+  /** TESSERA_* variables of a client that logs in with `login` (over TLS, trusting the test CA). */
+  clientEnv(login: KafkaLogin): Record<string, string> {
+    const tls = { TESSERA_KAFKA_TLS: 'true', TESSERA_KAFKA_TLS_CA_FILE: this.file('ca.pem') };
+    if (login === 'mtls')
+      return {
+        ...tls,
+        TESSERA_KAFKA_BROKERS: `127.0.0.1:${this.ports.mtls}`,
+        TESSERA_KAFKA_TLS_CERT_FILE: this.file('client.pem'),
+        TESSERA_KAFKA_TLS_KEY_FILE: this.file('client-key.pem'),
+      };
+    const user = login === 'plain' ? USERS.plain : USERS.scram;
+    return {
+      ...tls,
+      TESSERA_KAFKA_BROKERS: `127.0.0.1:${this.ports.saslSsl}`,
+      TESSERA_KAFKA_SASL_MECHANISM: login,
+      TESSERA_KAFKA_SASL_USERNAME: user.username,
+      TESSERA_KAFKA_SASL_PASSWORD: user.password,
+    };
+  }
+
+  /** SIGKILLs the broker and deletes its data and certificates. */
+  remove(): void {
+    try {
+      const pid = Number(readFileSync(join(this.dir, 'kafka', 'kafka.pid'), 'utf8'));
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // never started, or already gone
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private makeCertificates(): void {
+    const openssl = (...args: string[]) =>
+      execFileSync('openssl', args, { cwd: this.dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    const day = ['-days', '1'];
+    openssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      ...day,
+      '-subj',
+      '/CN=ksec-test-ca',
+      '-keyout',
+      'ca-key.pem',
+      '-out',
+      'ca.pem',
+    );
+    // The broker's certificate names the address the clients dial (Node checks it).
+    writeFileSync(this.file('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+    writeFileSync(this.file('client.ext'), 'extendedKeyUsage=clientAuth\n');
+    for (const [name, cn] of [
+      ['server', 'localhost'],
+      ['client', 'ksec-client'],
+    ] as const) {
+      openssl(
+        'req',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-subj',
+        `/CN=${cn}`,
+        '-keyout',
+        `${name}-key.pem`,
+        '-out',
+        `${name}.csr`,
+      );
+      openssl(
+        'x509',
+        '-req',
+        '-in',
+        `${name}.csr`,
+        '-CA',
+        'ca.pem',
+        '-CAkey',
+        'ca-key.pem',
+        '-CAcreateserial',
+        ...day,
+        '-extfile',
+        `${name}.ext`,
+        '-out',
+        `${name}.pem`,
+      );
+    }
+    // A PEM key store is the unencrypted PKCS#8 key followed by the certificate.
+    writeFileSync(
+      this.file('server-keystore.pem'),
+      readFileSync(this.file('server-key.pem'), 'utf8') + readFileSync(this.file('server.pem'), 'utf8'),
+    );
+  }
+
+  private startBroker(): void {
+    const { plaintext, controller, saslSsl, mtls } = this.ports;
+    const scram = 'org.apache.kafka.common.security.scram.ScramLoginModule required;';
+    const properties = [
+      `listeners=PLAINTEXT://127.0.0.1:${plaintext},CONTROLLER://127.0.0.1:${controller},SASL_SSL://127.0.0.1:${saslSsl},SSL://127.0.0.1:${mtls}`,
+      `advertised.listeners=PLAINTEXT://127.0.0.1:${plaintext},SASL_SSL://127.0.0.1:${saslSsl},SSL://127.0.0.1:${mtls}`,
+      'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL',
+      'sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN',
+      `listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=${scram}`,
+      `listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=${scram}`,
+      `listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${USERS.plain.username}="${USERS.plain.password}";`,
+      'ssl.keystore.type=PEM',
+      `ssl.keystore.location=${this.file('server-keystore.pem')}`,
+      'ssl.truststore.type=PEM',
+      `ssl.truststore.location=${this.file('ca.pem')}`,
+      'listener.name.ssl.ssl.client.auth=required',
+    ].join('\n');
+    const { username, password } = USERS.scram;
+    const formatArgs = ['SCRAM-SHA-256', 'SCRAM-SHA-512']
+      .map((m) => `--add-scram ${m}=[name=${username},password=${password}]`)
+      .join(' ');
+    const root = new URL('../../', import.meta.url).pathname;
+    execFileSync(
+      'bash',
+      [
+        '-c',
+        'source scripts/lib/common.sh && source scripts/lib/java.sh && source scripts/lib/kafka.sh && kafka_start',
+      ],
+      {
+        cwd: root,
+        env: {
+          ...process.env,
+          TESSERA_STACK_DIR: this.dir,
+          TESSERA_KAFKA_PORT: String(plaintext),
+          TESSERA_KAFKA_CONTROLLER_PORT: String(controller),
+          TESSERA_KAFKA_EXTRA_PROPERTIES: properties,
+          TESSERA_KAFKA_FORMAT_ARGS: formatArgs,
+        },
+        stdio: ['ignore', 'ignore', 'pipe'],
+        timeout: 120_000,
+      },
+    );
+  }
+
+  /** kafka_start waits for the PLAINTEXT port only; the secure listeners open with it, or soon after. */
+  private async waitForListeners(): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    for (const port of [this.ports.saslSsl, this.ports.mtls])
+      while (!(await portOpen(port))) {
+        if (Date.now() > deadline)
+          throw new Error(`the private broker does not listen on ${port}: see ${this.dir}/kafka/logs`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+  }
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * A test run (ingestor-process.ts' TestRun: topic prefix, consumer group and Redis key prefix of
+ * its own) named `ksec-...`, whose Kafka clients, the test's and the ingestor's, use `env`'s
+ * TLS and SASL settings.
+ */
+export function kafkaSecurityRun(env: Record<string, string>): TestRun {
+  const id = `ksec-${Date.now().toString(36)}-${randomUUID().slice(0, 6)}`;
+  const all: Record<string, string> = {
+    TESSERA_TOPIC_PREFIX: `${id}.`,
+    TESSERA_INGESTOR_GROUP: id,
+    TESSERA_REDIS_KEY_PREFIX: id,
+    TESSERA_METRICS_PORT: '0',
+    TESSERA_HTTP_PORT: '0',
+    TESSERA_KAFKA_SESSION_TIMEOUT_MS: '6000',
+    TESSERA_KAFKA_HEARTBEAT_MS: '1000',
+    TESSERA_LOG_LEVEL: 'warn',
+    ...env,
+  };
+  const config = loadConfig({ argv: [], env: { ...process.env, ...all } });
+  return {
+    id,
+    env: all,
+    config,
+    kafka: new Kafka({ ...kafkaOptions(config, id), logLevel: logLevel.NOTHING }),
+    redis: connectRedis(config),
+    topic: `${id}.transactions`,
+  };
+}
