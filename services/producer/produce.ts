@@ -9,6 +9,7 @@ import type { Config } from '../../shared/config/index.ts';
 import type { SourceDef } from '../../shared/definitions/schema.ts';
 import { TesseraError } from '../../shared/errors.ts';
 import { keyHashPartitioner } from '../../shared/kafka-partitioner.ts';
+import { createServedTopics } from '../../shared/kafka-topics.ts';
 import { type FraudEvent, streamFraudEvents } from '../../shared/synth/fraud-events.ts';
 import { seededRng } from '../../shared/synth/random.ts';
 import {
@@ -221,10 +222,7 @@ export async function produceEvents(options: ProduceOptions): Promise<ProduceSum
             '(with --partitions partitions, default 6), or create it first',
           { context: { topic: options.topic } },
         );
-      await admin.createTopics({
-        topics: [{ topic: options.topic, numPartitions: options.partitions ?? 6 }],
-        waitForLeaders: true,
-      });
+      await createServedTopics(admin, [{ topic: options.topic, numPartitions: options.partitions ?? 6 }]);
     }
   } finally {
     await admin.disconnect();
