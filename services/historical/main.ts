@@ -5,10 +5,11 @@
 //   npx tsx services/historical/main.ts --entities labels.csv --out train.parquet \
 //     [--store s3://bucket/prefix | /local/dir] [--view name] [--features view:f,...]
 import { parseArgs } from 'node:util';
+import { cliErrorLine, cliExitCode } from '../../shared/cli-exit.ts';
 import { s3Options } from '../../shared/config/clients.ts';
 import { loadConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
-import { isTesseraError, TesseraError } from '../../shared/errors.ts';
+import { TesseraError } from '../../shared/errors.ts';
 import { offlineStoreUri } from '../../shared/offline/configured-store.ts';
 import { openObjectStore } from '../../shared/offline/object-store.ts';
 import { retrieveHistorical } from '../../shared/pit/retrieve.ts';
@@ -116,27 +117,16 @@ function parse() {
   }).values;
 }
 
-/** Exit 2: what the command line or the files it names hold is wrong (docs/offline-retrieval.md). */
-const BAD_INPUT = new Set(['INVALID_ARGUMENT', 'NOT_FOUND', 'CONFIG_INVALID', 'DEFINITIONS_INVALID']);
-
 main().then(
   (code) => {
     process.exitCode = code;
   },
   (error: unknown) => {
-    // A system error (EACCES, ENOSPC, ...) is said as its message; a stack only for real bugs.
+    // Exit codes: docs/offline-retrieval.md.
     const message = stopped.signal.aborted
       ? String((stopped.signal.reason as Error).message)
-      : isTesseraError(error)
-        ? `${error.code}: ${error.message}`
-        : typeof (error as NodeJS.ErrnoException)?.code === 'string' && error instanceof Error
-          ? error.message
-          : String((error as Error)?.stack ?? error);
+      : cliErrorLine(error);
     process.stderr.write(`tessera historical: ${message}\n`);
-    process.exitCode = stopped.signal.aborted
-      ? 130
-      : isTesseraError(error) && BAD_INPUT.has(error.code)
-        ? 2
-        : 1;
+    process.exitCode = stopped.signal.aborted ? 130 : cliExitCode(error);
   },
 );

@@ -5,9 +5,10 @@
 //   npx tsx services/keys/main.ts [--definitions F] [--delete-undefined-views] [--delete-other-layout]
 //       [--delete-corrupt] [--delete-view NAME ...] [--dry-run] [--json] [--quiet]
 import { parseArgs } from 'node:util';
+import { cliErrorLine, cliExitCode } from '../../shared/cli-exit.ts';
 import { type Config, loadConfig, redactConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
-import { isTesseraError, TesseraError } from '../../shared/errors.ts';
+import { TesseraError } from '../../shared/errors.ts';
 import { connectRedis, type RedisClient } from '../../shared/state-store/redis-client.ts';
 import { type DeleteChoice, type Inventory, takeInventory } from './inventory.ts';
 
@@ -182,20 +183,12 @@ function parse() {
   }).values;
 }
 
-/** Exit 2: what the command line, the definitions or the configuration say is wrong. */
-const BAD_INPUT = new Set(['INVALID_ARGUMENT', 'NOT_FOUND', 'CONFIG_INVALID', 'DEFINITIONS_INVALID']);
-
 main().then(
   (code) => {
     process.exitCode = code;
   },
   (error: unknown) => {
-    const message = isTesseraError(error)
-      ? `${error.code}: ${error.message}`
-      : error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string'
-        ? error.message
-        : String((error as Error)?.stack ?? error);
-    process.stderr.write(`tessera keys: ${message}\n`);
-    process.exitCode = isTesseraError(error) && BAD_INPUT.has(error.code) ? 2 : 1;
+    process.stderr.write(`tessera keys: ${cliErrorLine(error)}\n`);
+    process.exitCode = cliExitCode(error);
   },
 );

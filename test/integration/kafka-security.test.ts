@@ -58,6 +58,19 @@ async function ingestAndCompare(run: TestRun, events: readonly FraudEvent[]): Pr
   return ingestor.output();
 }
 
+/** Whether a started ingestor got ready or exited first (60 s at most); it is killed either way. */
+async function readyOrExited(ingestor: ReturnType<typeof startIngestor>): Promise<string> {
+  const outcome = await Promise.race([
+    ingestor.ready.then(
+      () => 'ready',
+      () => 'exited',
+    ),
+    new Promise<string>((r) => setTimeout(r, 60_000, 'neither')),
+  ]);
+  ingestor.child.kill('SIGKILL');
+  return outcome;
+}
+
 describe('Kafka over TLS and SASL', { timeout: 600_000 }, () => {
   let broker: KafkaSecurityBroker;
   const runs: TestRun[] = [];
@@ -119,14 +132,7 @@ describe('Kafka over TLS and SASL', { timeout: 600_000 }, () => {
     const wrong = 'ksec-not-the-password';
     const run = newRun('scram-sha-512', { TESSERA_KAFKA_SASL_PASSWORD: wrong });
     const ingestor = startIngestor(run);
-    const outcome = await Promise.race([
-      ingestor.ready.then(
-        () => 'ready',
-        () => 'exited',
-      ),
-      new Promise((r) => setTimeout(r, 60_000, 'neither')),
-    ]);
-    ingestor.child.kill('SIGKILL');
+    const outcome = await readyOrExited(ingestor);
     assert.equal(
       outcome,
       'exited',
@@ -153,14 +159,7 @@ describe('Kafka over TLS and SASL', { timeout: 600_000 }, () => {
     // The client certificate is signed by the test CA but is no CA itself: nothing it signs is trusted.
     const run = newRun('scram-sha-512', { TESSERA_KAFKA_TLS_CA_FILE: broker.file('client.pem') });
     const ingestor = startIngestor(run);
-    const outcome = await Promise.race([
-      ingestor.ready.then(
-        () => 'ready',
-        () => 'exited',
-      ),
-      new Promise((r) => setTimeout(r, 60_000, 'neither')),
-    ]);
-    ingestor.child.kill('SIGKILL');
+    const outcome = await readyOrExited(ingestor);
     assert.equal(outcome, 'exited', ingestor.output());
     assert.match(ingestor.output(), /certificate.*"hint":"TLS failed: check TESSERA_KAFKA_TLS_CA_FILE/i);
   });

@@ -33,8 +33,9 @@ export interface TestRun {
   topic: string;
 }
 
-export function newTestRun(extraEnv: Record<string, string> = {}): TestRun {
-  const id = `it-${Date.now().toString(36)}-${randomUUID().slice(0, 6)}`;
+/** A run named `<name>-<time>-<random>` (`it-` by default), with `extraEnv` over the defaults. */
+export function newTestRun(extraEnv: Record<string, string> = {}, name = 'it'): TestRun {
+  const id = `${name}-${Date.now().toString(36)}-${randomUUID().slice(0, 6)}`;
   const env: Record<string, string> = {
     TESSERA_TOPIC_PREFIX: `${id}.`,
     TESSERA_INGESTOR_GROUP: id,

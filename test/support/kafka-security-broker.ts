@@ -6,15 +6,10 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
-import { kafkaOptions } from '../../shared/config/clients.ts';
-import { loadConfig } from '../../shared/config/index.ts';
-import { connectRedis } from '../../shared/state-store/redis-client.ts';
-import { freePort } from './flusher-process.ts';
-import type { TestRun } from './ingestor-process.ts';
+import { freePort, portOpen } from './flusher-process.ts';
+import { newTestRun, type TestRun } from './ingestor-process.ts';
 
 export type KafkaLogin = 'scram-sha-256' | 'scram-sha-512' | 'plain' | 'mtls';
 
@@ -206,42 +201,11 @@ export class KafkaSecurityBroker {
   }
 }
 
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
 /**
  * A test run (ingestor-process.ts' TestRun: topic prefix, consumer group and Redis key prefix of
  * its own) named `ksec-...`, whose Kafka clients, the test's and the ingestor's, use `env`'s
  * TLS and SASL settings.
  */
 export function kafkaSecurityRun(env: Record<string, string>): TestRun {
-  const id = `ksec-${Date.now().toString(36)}-${randomUUID().slice(0, 6)}`;
-  const all: Record<string, string> = {
-    TESSERA_TOPIC_PREFIX: `${id}.`,
-    TESSERA_INGESTOR_GROUP: id,
-    TESSERA_REDIS_KEY_PREFIX: id,
-    TESSERA_METRICS_PORT: '0',
-    TESSERA_HTTP_PORT: '0',
-    TESSERA_KAFKA_SESSION_TIMEOUT_MS: '6000',
-    TESSERA_KAFKA_HEARTBEAT_MS: '1000',
-    TESSERA_LOG_LEVEL: 'warn',
-    ...env,
-  };
-  const config = loadConfig({ argv: [], env: { ...process.env, ...all } });
-  return {
-    id,
-    env: all,
-    config,
-    kafka: new Kafka({ ...kafkaOptions(config, id), logLevel: logLevel.NOTHING }),
-    redis: connectRedis(config),
-    topic: `${id}.transactions`,
-  };
+  return newTestRun(env, 'ksec');
 }
