@@ -2,12 +2,11 @@
 // (tls-files.ts, as for Redis) and the password file they name, so a wrong path or a wrong file is
 // a start-up error that names its variable instead of a connection that fails five retries later.
 // Secrets never enter a message.
-import { readFileSync } from 'node:fs';
 import type { KafkaConfig, SASLOptions } from 'kafkajs';
 import { TesseraError } from '../errors.ts';
 import { type ConfigKey, ENV_NAMES } from './defaults.ts';
 import type { Config } from './schema.ts';
-import { checkedTlsOptions, readPemFile } from './tls-files.ts';
+import { checkedTlsOptions, readConfiguredFile, readPemFile } from './tls-files.ts';
 
 type SecurityConfig = Pick<
   Config,
@@ -67,22 +66,12 @@ function saslOptions(config: SecurityConfig): SASLOptions {
 
 /** A Secret mounted as a file ends in a newline more often than not; the password does not. */
 function passwordFile(path: string): string {
-  const password = readOrExplain('kafkaSaslPasswordFile', path).replace(/\r?\n$/, '');
+  const password = readConfiguredFile('kafkaSaslPasswordFile', path)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
   if (password === '')
     throw invalid('kafkaSaslPasswordFile', `${path} is empty; it should hold the SASL password`);
   return password;
-}
-
-function readOrExplain(key: ConfigKey, path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    throw invalid(
-      key,
-      `cannot read ${path} (${code}); check the path, and that the file (a mounted Secret?) is readable by this process`,
-    );
-  }
 }
 
 function invalid(key: ConfigKey, message: string): TesseraError {

@@ -273,10 +273,11 @@ export const configSchema = z
       });
     }
     // A certificate without its key (or the reverse) is half a TLS setup: refused rather than
-    // served as plain HTTP, or connected without the client certificate Redis asks for.
+    // served as plain HTTP, or connected without the client certificate Redis or Kafka asks for.
     for (const [cert, key, what] of [
       ['serverTlsCertFile', 'serverTlsKeyFile', 'HTTPS'],
       ['redisTlsCertFile', 'redisTlsKeyFile', 'a Redis client certificate'],
+      ['kafkaTlsCertFile', 'kafkaTlsKeyFile', 'a Kafka client certificate'],
     ] as const) {
       if ((c[cert] === '') !== (c[key] === '')) {
         const [given, missing] = c[cert] === '' ? [key, cert] : [cert, key];
@@ -372,17 +373,6 @@ function kafkaSecurityProblems(c: {
         message: `is off, but TLS files are set (${files.map((k) => ENV_NAMES[k]).join(', ')}): set TESSERA_KAFKA_TLS=true, or unset them`,
       });
   }
-  if (c.kafkaTlsCertFile !== '' && c.kafkaTlsKeyFile === '')
-    out.push({
-      path: ['kafkaTlsKeyFile'],
-      message:
-        "is needed with TESSERA_KAFKA_TLS_CERT_FILE: set the PEM file of the client certificate's private key",
-    });
-  if (c.kafkaTlsKeyFile !== '' && c.kafkaTlsCertFile === '')
-    out.push({
-      path: ['kafkaTlsCertFile'],
-      message: 'is needed with TESSERA_KAFKA_TLS_KEY_FILE: set the PEM file of the client certificate',
-    });
   return out;
 }
 

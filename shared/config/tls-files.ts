@@ -6,13 +6,12 @@ import { TesseraError } from '../errors.ts';
 import { type ConfigKey, ENV_NAMES } from './defaults.ts';
 
 /**
- * The file's bytes. Throws CONFIG_INVALID naming the variable and the path when the file cannot be
- * read or holds no PEM block. A key's content never reaches a message: only its path does.
+ * A file an option names (a PEM file, a password file): its bytes, or CONFIG_INVALID naming the
+ * variable and the path, never the content.
  */
-export function readPemFile(key: ConfigKey, path: string): Buffer {
-  let bytes: Buffer;
+export function readConfiguredFile(key: ConfigKey, path: string): Buffer {
   try {
-    bytes = readFileSync(path);
+    return readFileSync(path);
   } catch (cause) {
     const reason = (cause as NodeJS.ErrnoException).code ?? String(cause);
     throw new TesseraError(
@@ -24,6 +23,14 @@ export function readPemFile(key: ConfigKey, path: string): Buffer {
       },
     );
   }
+}
+
+/**
+ * The file's bytes. Throws CONFIG_INVALID naming the variable and the path when the file cannot be
+ * read or holds no PEM block. A key's content never reaches a message: only its path does.
+ */
+export function readPemFile(key: ConfigKey, path: string): Buffer {
+  const bytes = readConfiguredFile(key, path);
   if (!bytes.includes('-----BEGIN '))
     throw new TesseraError(
       'CONFIG_INVALID',

@@ -157,7 +157,7 @@ describe('Kafka over TLS and SASL', { timeout: 600_000 }, () => {
 
   it('a broker certificate the CA file does not vouch for: a clear TLS error', async () => {
     // The client certificate is signed by the test CA but is no CA itself: nothing it signs is trusted.
-    const run = newRun('scram-sha-512', { TESSERA_KAFKA_TLS_CA_FILE: broker.file('client.pem') });
+    const run = newRun('scram-sha-512', { TESSERA_KAFKA_TLS_CA_FILE: broker.file('client.crt') });
     const ingestor = startIngestor(run);
     const outcome = await readyOrExited(ingestor);
     assert.equal(outcome, 'exited', ingestor.output());

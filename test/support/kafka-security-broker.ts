@@ -1,7 +1,7 @@
 // A private Kafka broker with the listeners of a managed Kafka, for the TLS and SASL tests: SASL_SSL
 // (SCRAM-SHA-256/512 users added when its storage is formatted, PLAIN users in the listener's JAAS
 // config) and SSL with client certificates required (mutual TLS). Its CA, server and client
-// certificates are made with openssl in its temporary directory. Started and stopped by the local
+// certificates are made in its temporary directory by tls-certs.ts. Started and stopped by the local
 // stack's own shell functions (scripts/lib/kafka.sh), with their extra-properties hooks.
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, portOpen } from './flusher-process.ts';
 import { newTestRun, type TestRun } from './ingestor-process.ts';
+import { privateCa, signedCert } from './tls-certs.ts';
 
 export type KafkaLogin = 'scram-sha-256' | 'scram-sha-512' | 'plain' | 'mtls';
 
@@ -55,13 +56,13 @@ export class KafkaSecurityBroker {
 
   /** TESSERA_* variables of a client that logs in with `login` (over TLS, trusting the test CA). */
   clientEnv(login: KafkaLogin): Record<string, string> {
-    const tls = { TESSERA_KAFKA_TLS: 'true', TESSERA_KAFKA_TLS_CA_FILE: this.file('ca.pem') };
+    const tls = { TESSERA_KAFKA_TLS: 'true', TESSERA_KAFKA_TLS_CA_FILE: this.file('ca.crt') };
     if (login === 'mtls')
       return {
         ...tls,
         TESSERA_KAFKA_BROKERS: `127.0.0.1:${this.ports.mtls}`,
-        TESSERA_KAFKA_TLS_CERT_FILE: this.file('client.pem'),
-        TESSERA_KAFKA_TLS_KEY_FILE: this.file('client-key.pem'),
+        TESSERA_KAFKA_TLS_CERT_FILE: this.file('client.crt'),
+        TESSERA_KAFKA_TLS_KEY_FILE: this.file('client.key'),
       };
     const user = login === 'plain' ? USERS.plain : USERS.scram;
     return {
@@ -85,63 +86,15 @@ export class KafkaSecurityBroker {
   }
 
   private makeCertificates(): void {
-    const openssl = (...args: string[]) =>
-      execFileSync('openssl', args, { cwd: this.dir, stdio: ['ignore', 'ignore', 'pipe'] });
-    const day = ['-days', '1'];
-    openssl(
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      ...day,
-      '-subj',
-      '/CN=ksec-test-ca',
-      '-keyout',
-      'ca-key.pem',
-      '-out',
-      'ca.pem',
-    );
-    // The broker's certificate names the address the clients dial (Node checks it).
-    writeFileSync(this.file('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-    writeFileSync(this.file('client.ext'), 'extendedKeyUsage=clientAuth\n');
-    for (const [name, cn] of [
-      ['server', 'localhost'],
-      ['client', 'ksec-client'],
-    ] as const) {
-      openssl(
-        'req',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-subj',
-        `/CN=${cn}`,
-        '-keyout',
-        `${name}-key.pem`,
-        '-out',
-        `${name}.csr`,
-      );
-      openssl(
-        'x509',
-        '-req',
-        '-in',
-        `${name}.csr`,
-        '-CA',
-        'ca.pem',
-        '-CAkey',
-        'ca-key.pem',
-        '-CAcreateserial',
-        ...day,
-        '-extfile',
-        `${name}.ext`,
-        '-out',
-        `${name}.pem`,
-      );
-    }
+    // A private CA; the broker's certificate and the client's (mTLS) signed by it, both naming
+    // 127.0.0.1, the address the clients dial (Node checks it).
+    const ca = privateCa(this.dir, 'ca');
+    const server = signedCert(this.dir, ca, 'server');
+    signedCert(this.dir, ca, 'client');
     // A PEM key store is the unencrypted PKCS#8 key followed by the certificate.
     writeFileSync(
       this.file('server-keystore.pem'),
-      readFileSync(this.file('server-key.pem'), 'utf8') + readFileSync(this.file('server.pem'), 'utf8'),
+      readFileSync(server.key, 'utf8') + readFileSync(server.cert, 'utf8'),
     );
   }
 
@@ -159,7 +112,7 @@ export class KafkaSecurityBroker {
       'ssl.keystore.type=PEM',
       `ssl.keystore.location=${this.file('server-keystore.pem')}`,
       'ssl.truststore.type=PEM',
-      `ssl.truststore.location=${this.file('ca.pem')}`,
+      `ssl.truststore.location=${this.file('ca.crt')}`,
       'listener.name.ssl.ssl.client.auth=required',
     ].join('\n');
     const { username, password } = USERS.scram;

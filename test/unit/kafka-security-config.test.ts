@@ -1,7 +1,6 @@
 // Kafka TLS and SASL options: what kafkajs is given, and the start-up errors of half-configured or
 // unreadable settings, each naming its variable and never the secret.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +10,7 @@ import { pino } from 'pino';
 import { kafkaLogCreator, kafkaOptions } from '../../shared/config/clients.ts';
 import { loadConfig, redactConfig, renderConfig } from '../../shared/config/index.ts';
 import { isTesseraError } from '../../shared/errors.ts';
+import { type CertFiles, selfSignedCert } from '../support/tls-certs.ts';
 
 const SECRET = 'ksec-unit-password-42';
 
@@ -30,25 +30,13 @@ const options = (env: Record<string, string>) => kafkaOptions(loadConfig({ env, 
 describe('kafka security config', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ksec-unit-'));
   const file = (name: string) => join(dir, name);
+  /** Two self-signed certificates: each its own CA, neither the other's. */
+  let client: CertFiles;
+  let other: CertFiles;
 
   before(() => {
-    const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
-    for (const name of ['client', 'other'])
-      openssl(
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        `/CN=ksec-${name}`,
-        '-keyout',
-        file(`${name}-key.pem`),
-        '-out',
-        file(`${name}.pem`),
-      );
+    client = selfSignedCert(dir, 'ksec-client');
+    other = selfSignedCert(dir, 'ksec-other');
     writeFileSync(file('password'), `${SECRET}\n`);
     writeFileSync(file('empty'), '\n');
     writeFileSync(file('not-pem'), 'just some bytes\n');
@@ -68,9 +56,9 @@ describe('kafka security config', () => {
   it('reads the CA, client certificate and key files into the TLS options', () => {
     const o = options({
       TESSERA_KAFKA_TLS: 'true',
-      TESSERA_KAFKA_TLS_CA_FILE: file('other.pem'),
-      TESSERA_KAFKA_TLS_CERT_FILE: file('client.pem'),
-      TESSERA_KAFKA_TLS_KEY_FILE: file('client-key.pem'),
+      TESSERA_KAFKA_TLS_CA_FILE: other.cert,
+      TESSERA_KAFKA_TLS_CERT_FILE: client.cert,
+      TESSERA_KAFKA_TLS_KEY_FILE: client.key,
     });
     assert.ok(typeof o.ssl === 'object');
     assert.match(String(o.ssl.ca), /BEGIN CERTIFICATE/);
@@ -173,7 +161,7 @@ describe('kafka security config', () => {
   });
 
   it('refuses TLS files while TLS is off', () => {
-    const { message } = configError(() => options({ TESSERA_KAFKA_TLS_CA_FILE: file('other.pem') }));
+    const { message } = configError(() => options({ TESSERA_KAFKA_TLS_CA_FILE: other.cert }));
     assert.match(
       message,
       /TESSERA_KAFKA_TLS \(default\) = false: is off, but TLS files are set \(TESSERA_KAFKA_TLS_CA_FILE\)/,
@@ -182,14 +170,12 @@ describe('kafka security config', () => {
 
   it('refuses a client certificate without its key, and a key without its certificate', () => {
     assert.match(
-      configError(() => options({ TESSERA_KAFKA_TLS: '1', TESSERA_KAFKA_TLS_CERT_FILE: file('client.pem') }))
+      configError(() => options({ TESSERA_KAFKA_TLS: '1', TESSERA_KAFKA_TLS_CERT_FILE: client.cert }))
         .message,
       /TESSERA_KAFKA_TLS_KEY_FILE.*is needed with TESSERA_KAFKA_TLS_CERT_FILE/,
     );
     assert.match(
-      configError(() =>
-        options({ TESSERA_KAFKA_TLS: '1', TESSERA_KAFKA_TLS_KEY_FILE: file('client-key.pem') }),
-      ).message,
+      configError(() => options({ TESSERA_KAFKA_TLS: '1', TESSERA_KAFKA_TLS_KEY_FILE: client.key })).message,
       /TESSERA_KAFKA_TLS_CERT_FILE.*is needed with TESSERA_KAFKA_TLS_KEY_FILE/,
     );
   });
@@ -213,8 +199,8 @@ describe('kafka security config', () => {
     const { message } = configError(() =>
       options({
         TESSERA_KAFKA_TLS: 'true',
-        TESSERA_KAFKA_TLS_CERT_FILE: file('client.pem'),
-        TESSERA_KAFKA_TLS_KEY_FILE: file('other-key.pem'),
+        TESSERA_KAFKA_TLS_CERT_FILE: client.cert,
+        TESSERA_KAFKA_TLS_KEY_FILE: other.key,
       }),
     );
     assert.match(message, /TESSERA_KAFKA_TLS_CERT_FILE, TESSERA_KAFKA_TLS_KEY_FILE: not usable together/);
