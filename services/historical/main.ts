@@ -4,6 +4,7 @@
 //
 //   npx tsx services/historical/main.ts --entities labels.csv --out train.parquet \
 //     [--store s3://bucket/prefix | /local/dir] [--view name] [--features view:f,...]
+//     [--feature-service name] [--full-feature-names]
 import { parseArgs } from 'node:util';
 import { cliErrorLine, cliExitCode } from '../../shared/cli-exit.ts';
 import { s3Options } from '../../shared/config/clients.ts';
@@ -16,17 +17,26 @@ import { retrieveHistorical } from '../../shared/pit/retrieve.ts';
 
 const USAGE = `usage: tessera historical --entities <file.csv|file.parquet> --out <file.parquet|file.csv>
          [--store s3://bucket/prefix | /local/dir] [--view <name>] [--features view:f,...]
+         [--feature-service <name>] [--full-feature-names]
          [--definitions definitions/fraud.yaml] [--mode exact|tiled] [--shard-events 4000000]
          [--temp-dir DIR] [--quiet]
 
-  --entities      entity dataframe: ${'<join key>'},event_timestamp[,label...] (other columns pass through);
-                  timestamps ISO-8601 (no zone = UTC) or epoch milliseconds
-  --out           training set to write (.parquet or .csv), rows in input order
+  --entities      entity dataframe: ${'<join keys>'},event_timestamp[,label...] (the join key of every
+                  view asked for; other columns pass through); timestamps ISO-8601 (no zone = UTC)
+                  or epoch milliseconds
+  --out           training set to write (.parquet or .csv), rows in input order: join keys,
+                  event_timestamp, the other columns, then the features in the order asked for
   --store         offline store holding raw/<source>/date=YYYY-MM-DD/*.parquet
                   (default $TESSERA_OFFLINE_STORE, else s3://$TESSERA_S3_BUCKET with an S3
                   endpoint configured, else the local directory offline-store/)
-  --view          feature view (default: the view of --features, or the only view)
-  --features      comma-separated view:feature or feature names (default: all of the view)
+  --view          feature view: all its features, or the view of --features names without view:
+                  (default: the view of --features, or the only view)
+  --features      comma-separated view:feature or feature names, of one view or several
+                  (default: all of the view)
+  --feature-service  the features of a feature service of the definitions, in its order
+                  (instead of --features and --view)
+  --full-feature-names  name the feature columns view__feature (Feast's full_feature_names);
+                  needed when two views have a feature of the same name
   --mode          force every feature into one window mode (default: as declared)
   --shard-events  target raw events per in-memory shard: the memory bound (default 4000000)
   --temp-dir      where shard spill files go (default the OS temp dir)
@@ -81,6 +91,8 @@ async function main(): Promise<number> {
     entities: args.entities,
     out: args.out,
     ...(args.view ? { view: args.view } : {}),
+    ...(args['feature-service'] !== undefined ? { featureService: args['feature-service'] } : {}),
+    ...(args['full-feature-names'] ? { fullFeatureNames: true } : {}),
     ...(args.features
       ? {
           features: args.features
@@ -106,6 +118,8 @@ function parse() {
       store: { type: 'string' },
       view: { type: 'string' },
       features: { type: 'string' },
+      'feature-service': { type: 'string' },
+      'full-feature-names': { type: 'boolean', default: false },
       definitions: { type: 'string' },
       mode: { type: 'string' },
       'shard-events': { type: 'string' },

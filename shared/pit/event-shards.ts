@@ -2,9 +2,10 @@
 // one shard, else appended to one file per (shard, column) in a temp directory and read back one
 // shard at a time. This is what bounds a point-in-time run's memory: only one shard's events are
 // ever decoded at once, whatever the size of the raw log.
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { processAlive, removeDeadRunEntries } from './dead-runs.ts';
 
 /** One shard's events: `columns[c]` is a Float64Array (numbers, NaN = null) or an Int32Array
  * (dictionary ids of a string column, -1 = null), following the plan's columns. */
@@ -27,47 +28,17 @@ type Typed = Float64Array | Int32Array;
 const SPILL_PREFIX = 'tessera-pit-spill-';
 const SPILL_DIR = /^tessera-pit-spill-(\d+)-[A-Za-z0-9]{6}$/;
 
-/** Whether a process exists (EPERM: it does, another user's). */
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
- * Removes the spill directories in `tempRoot` left by runs that died without cleaning up. Only a
- * directory whose owner pid names no process is removed: while that pid is in use (its run still
- * going, or the number reused by another process) the directory stays, so a live run's files are
- * never touched; a reused pid only delays the removal to a later run. This process's own pid is
- * skipped too (another run in this process may own it). Returns what was removed and what could
- * not be (e.g. another user's directory), for the caller to log.
+ * Removes the spill directories in `tempRoot` left by runs that died without cleaning up (the
+ * rule of removeDeadRunEntries: only those whose owner pid names no process). Returns what was
+ * removed and what could not be (e.g. another user's directory), for the caller to log.
  */
 export function removeStaleSpillDirs(
   tempRoot = tmpdir(),
   alive: (pid: number) => boolean = processAlive,
 ): { removed: string[]; failed: { dir: string; error: string }[] } {
-  const result: { removed: string[]; failed: { dir: string; error: string }[] } = { removed: [], failed: [] };
-  let names: string[];
-  try {
-    names = readdirSync(tempRoot);
-  } catch {
-    return result; // a missing --temp-dir is reported when the spill directory is created
-  }
-  for (const name of names) {
-    const pid = Number(SPILL_DIR.exec(name)?.[1] ?? Number.NaN);
-    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
-    const dir = join(tempRoot, name);
-    try {
-      rmSync(dir, { recursive: true, force: true });
-      result.removed.push(dir);
-    } catch (error) {
-      result.failed.push({ dir, error: (error as Error).message });
-    }
-  }
-  return result;
+  const { removed, failed } = removeDeadRunEntries(tempRoot, SPILL_DIR, alive);
+  return { removed, failed: failed.map(({ path, error }) => ({ dir: path, error })) };
 }
 type TypedCtor = Float64ArrayConstructor | Int32ArrayConstructor;
 

@@ -18,33 +18,48 @@ export type PassThrough =
   | { kind: 'arrow'; name: string; vector: arrow.Vector }
   | { kind: 'text'; name: string; cells: (string | null)[] };
 
-export interface LabelFrame {
-  n: number;
+/** A join key the entity dataframe must hold, and the views that need it (named in errors). */
+export interface LabelKey {
+  joinKey: string;
+  keyType: EntityKeyType;
+  views?: readonly string[];
+}
+
+/** One join key column, read and typed. */
+export interface KeyColumn {
   joinKey: string;
   keyType: EntityKeyType;
   keys: EntityKey[];
+}
+
+export interface LabelFrame {
+  n: number;
+  /** The join keys asked for, in the order asked (one per distinct join key of the views). */
+  keyColumns: KeyColumn[];
   /** Query time of each row, epoch ms (fractional when the input had sub-ms precision). */
   ts: Float64Array;
   /** The other columns, in input order. */
   extra: PassThrough[];
 }
 
-/** `signal` stops the reading of a CSV (millions of rows take seconds), with its reason. */
+/**
+ * Reads the entity dataframe with every join key of `keys` (at least one). `signal` stops the
+ * reading of a CSV (millions of rows take seconds), with its reason.
+ */
 export async function readLabels(
   path: string,
-  joinKey: string,
-  keyType: EntityKeyType,
+  keys: readonly LabelKey[],
   signal?: AbortSignal,
 ): Promise<LabelFrame> {
-  if (/\.parquet$/i.test(path)) return readParquetLabels(path, joinKey, keyType);
-  if (/\.csv$/i.test(path)) return readCsvLabels(path, joinKey, keyType, signal);
+  if (/\.parquet$/i.test(path)) return readParquetLabels(path, keys);
+  if (/\.csv$/i.test(path)) return readCsvLabels(path, keys, signal);
   throw new TesseraError(
     'INVALID_ARGUMENT',
-    `--entities ${path}: use a .csv or .parquet file (columns ${joinKey},${EVENT_TIMESTAMP}[,...])`,
+    `--entities ${path}: use a .csv or .parquet file (columns ${keys.map((k) => k.joinKey).join(',')},${EVENT_TIMESTAMP}[,...])`,
   );
 }
 
-async function readParquetLabels(path: string, joinKey: string, keyType: EntityKeyType): Promise<LabelFrame> {
+async function readParquetLabels(path: string, specs: readonly LabelKey[]): Promise<LabelFrame> {
   const bytes = new Uint8Array(await readFile(path).catch((e) => notFound(path, e)));
   let table: arrow.Table;
   try {
@@ -58,18 +73,21 @@ async function readParquetLabels(path: string, joinKey: string, keyType: EntityK
     );
   }
   const names = table.schema.fields.map((f) => f.name);
-  requireColumns(path, names, joinKey);
+  requireColumns(path, names, specs);
   const n = table.numRows;
-  const keyVector = table.getChild(joinKey)!;
-  const keys = new Array<EntityKey>(n);
-  if (keyType === 'int64' && /^U?Int/.test(String(keyVector.type))) {
-    // Integer column: read the words directly (no BigInt per row); check the range per row.
-    const numbers = numericColumn(table, joinKey);
-    for (let i = 0; i < n; i++) {
-      const k = numbers[i]!;
-      keys[i] = Number.isSafeInteger(k) ? k : toKey(keyVector.get(i), keyType, path, i, joinKey);
-    }
-  } else for (let i = 0; i < n; i++) keys[i] = toKey(keyVector.get(i), keyType, path, i, joinKey);
+  const keyColumns = specs.map(({ joinKey, keyType }): KeyColumn => {
+    const keyVector = table.getChild(joinKey)!;
+    const keys = new Array<EntityKey>(n);
+    if (keyType === 'int64' && /^U?Int/.test(String(keyVector.type))) {
+      // Integer column: read the words directly (no BigInt per row); check the range per row.
+      const numbers = numericColumn(table, joinKey);
+      for (let i = 0; i < n; i++) {
+        const k = numbers[i]!;
+        keys[i] = Number.isSafeInteger(k) ? k : toKey(keyVector.get(i), keyType, path, i, joinKey);
+      }
+    } else for (let i = 0; i < n; i++) keys[i] = toKey(keyVector.get(i), keyType, path, i, joinKey);
+    return { joinKey, keyType, keys };
+  });
   const tsVector = table.getChild(EVENT_TIMESTAMP)!;
   const typeId = String(tsVector.type);
   let ts: Float64Array;
@@ -84,16 +102,16 @@ async function readParquetLabels(path: string, joinKey: string, keyType: EntityK
     }
   }
   for (let i = 0; i < n; i++) if (!Number.isFinite(ts[i]!)) throw badTime(path, i, String(tsVector.get(i)));
+  const keyNames = new Set(specs.map((k) => k.joinKey));
   const extra: PassThrough[] = names
-    .filter((name) => name !== joinKey && name !== EVENT_TIMESTAMP)
+    .filter((name) => !keyNames.has(name) && name !== EVENT_TIMESTAMP)
     .map((name) => ({ kind: 'arrow', name, vector: table.getChild(name)! }));
-  return { n, joinKey, keyType, keys, ts, extra };
+  return { n, keyColumns, ts, extra };
 }
 
 async function readCsvLabels(
   path: string,
-  joinKey: string,
-  keyType: EntityKeyType,
+  specs: readonly LabelKey[],
   signal?: AbortSignal,
 ): Promise<LabelFrame> {
   const input = createReadStream(path);
@@ -104,9 +122,9 @@ async function readCsvLabels(
   await opened;
   const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
   let header: string[] | null = null;
-  let keyAt = -1;
+  let keyAt: number[] = [];
   let tsAt = -1;
-  const keys: EntityKey[] = [];
+  const keyColumns: KeyColumn[] = specs.map(({ joinKey, keyType }) => ({ joinKey, keyType, keys: [] }));
   const ts: number[] = [];
   let extraAt: number[] = [];
   let extra: { kind: 'text'; name: string; cells: (string | null)[] }[] = [];
@@ -116,10 +134,10 @@ async function readCsvLabels(
     lineNo++;
     if (header === null) {
       header = splitCsv(line.replace(/^\uFEFF/, '')).map((h) => h.trim());
-      requireColumns(path, header, joinKey);
-      keyAt = header.indexOf(joinKey);
+      requireColumns(path, header, specs);
+      keyAt = specs.map((k) => header!.indexOf(k.joinKey));
       tsAt = header.indexOf(EVENT_TIMESTAMP);
-      extraAt = header.map((_, i) => i).filter((i) => i !== keyAt && i !== tsAt);
+      extraAt = header.map((_, i) => i).filter((i) => !keyAt.includes(i) && i !== tsAt);
       extra = extraAt.map((i) => ({ kind: 'text', name: header![i]!, cells: [] }));
       continue;
     }
@@ -143,7 +161,10 @@ async function readCsvLabels(
         `${path} row ${row + 1} (line ${lineNo}): ${cells.length} fields, the header has ${header.length}`,
         { context: { path, row: row + 1 } },
       );
-    keys.push(toKey(cells[keyAt]!.trim(), keyType, path, row, joinKey));
+    for (let k = 0; k < keyColumns.length; k++) {
+      const column = keyColumns[k]!;
+      column.keys.push(toKey(cells[keyAt[k]!]!.trim(), column.keyType, path, row, column.joinKey));
+    }
     ts.push(parseTime(cells[tsAt]!, path, row));
     for (let k = 0; k < extraAt.length; k++) {
       const cell = cells[extraAt[k]!]!;
@@ -154,9 +175,9 @@ async function readCsvLabels(
   if (header === null)
     throw new TesseraError(
       'INVALID_ARGUMENT',
-      `${path} is empty: it needs a header ${joinKey},${EVENT_TIMESTAMP}`,
+      `${path} is empty: it needs a header ${specs.map((k) => k.joinKey).join(',')},${EVENT_TIMESTAMP}`,
     );
-  return { n: row, joinKey, keyType, keys, ts: Float64Array.from(ts), extra };
+  return { n: row, keyColumns, ts: Float64Array.from(ts), extra };
 }
 
 /**
@@ -274,14 +295,22 @@ function toKey(
   return n;
 }
 
-function requireColumns(path: string, names: readonly string[], joinKey: string): void {
-  const missing = [joinKey, EVENT_TIMESTAMP].filter((c) => !names.includes(c));
-  if (missing.length > 0)
-    throw new TesseraError(
-      'INVALID_ARGUMENT',
-      `${path} has no column ${missing.join(' or ')} (columns: ${names.join(', ')}); the entity dataframe needs ${joinKey},${EVENT_TIMESTAMP}[,label...]`,
-      { context: { path, missing } },
+/** Every join key and event_timestamp; a missing join key names the views that need it. */
+function requireColumns(path: string, names: readonly string[], specs: readonly LabelKey[]): void {
+  const needed = [...specs.map((k) => k.joinKey), EVENT_TIMESTAMP];
+  const missing = needed.filter((c) => !names.includes(c));
+  if (missing.length === 0) return;
+  const why = specs
+    .filter((k) => missing.includes(k.joinKey) && k.views && k.views.length > 0)
+    .map(
+      (k) =>
+        `${k.joinKey} is the join key of ${k.views!.length > 1 ? 'views' : 'view'} ${k.views!.join(', ')}`,
     );
+  throw new TesseraError(
+    'INVALID_ARGUMENT',
+    `${path} has no column ${missing.join(' or ')} (columns: ${names.join(', ')})${why.length > 0 ? ` (${why.join('; ')})` : ''}; the entity dataframe needs ${needed.join(',')}[,label...]`,
+    { context: { path, missing } },
+  );
 }
 
 /** Splits one CSV line (RFC 4180 quotes; a quoted field cannot span lines here). */

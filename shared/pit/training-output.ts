@@ -1,5 +1,5 @@
 // The training set a point-in-time run produces: the entity dataframe's rows in input order (join
-// key, event_timestamp as TIMESTAMP(ms, UTC), the pass-through columns unchanged) followed by one
+// keys, event_timestamp as TIMESTAMP(ms, UTC), the pass-through columns unchanged) followed by one
 // column per feature, typed as in the offline store (feature-columns.ts). Parquet or CSV.
 import { accessSync, constants, createWriteStream, realpathSync, statSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
@@ -11,10 +11,20 @@ import { TesseraError } from '../errors.ts';
 import { EVENT_TIMESTAMP, featureColumnType } from '../offline/feature-columns.ts';
 import { type ColumnSpec, type ColumnType, toArrowTable } from '../offline/parquet.ts';
 import { writeParquetByBatch } from '../offline/parquet-chunks.ts';
+import { removeDeadRunEntries } from './dead-runs.ts';
 import type { LabelFrame, PassThrough } from './labels.ts';
 
+/** The feature columns of a training set, by output row: one view's (FeatureTable) or several. */
+export interface FeatureColumns {
+  readonly specs: readonly ColumnSpec[];
+  /** Value of feature f at a row, for checks and CSV. */
+  get(f: number, row: number): FeatureValue;
+  /** Column f as parquet input. */
+  column(f: number): { values: BigInt64Array | Float64Array | readonly unknown[]; valid?: Uint8Array };
+}
+
 /** Feature values by output row: numbers unboxed (with a validity map), anything else boxed. */
-export class FeatureTable {
+export class FeatureTable implements FeatureColumns {
   readonly specs: ColumnSpec[];
   private readonly nums: (Float64Array | null)[];
   private readonly valid: (Uint8Array | null)[];
@@ -83,6 +93,35 @@ export class FeatureTable {
   }
 }
 
+/** One output column: feature `f` of `table`, written as `name`. */
+export interface PickedFeature {
+  table: FeatureTable;
+  f: number;
+  name: string;
+}
+
+/**
+ * The columns of several views' tables in the order asked for, under their output names (plain
+ * or `view__feature`): the views are answered one at a time, each into its own table.
+ */
+export class PickedFeatures implements FeatureColumns {
+  readonly specs: ColumnSpec[];
+
+  constructor(private readonly picked: readonly PickedFeature[]) {
+    this.specs = picked.map((p) => ({ ...p.table.specs[p.f]!, name: p.name }));
+  }
+
+  get(f: number, row: number): FeatureValue {
+    const p = this.picked[f]!;
+    return p.table.get(p.f, row);
+  }
+
+  column(f: number): ReturnType<FeatureColumns['column']> {
+    const p = this.picked[f]!;
+    return p.table.column(p.f);
+  }
+}
+
 /**
  * Refuses an output that cannot be written, before any work: these were found only after the
  * whole run (a missing directory as a bare ENOENT with a stack trace), and an --out naming the
@@ -132,7 +171,7 @@ export function checkOutputPath(out: string, entities: string): void {
 export async function writeTrainingSet(
   path: string,
   labels: LabelFrame,
-  features: FeatureTable,
+  features: FeatureColumns,
   signal?: AbortSignal,
 ): Promise<void> {
   const write = /\.parquet$/i.test(path) ? writeParquetOut : /\.csv$/i.test(path) ? writeCsvOut : null;
@@ -149,23 +188,36 @@ export async function writeTrainingSet(
   }
 }
 
+/**
+ * Removes the hidden `.<name>.tmp-<pid>` files beside `out` left by runs writing the same `out`
+ * that were killed outright (SIGKILL cannot be caught, so the run could not remove its own), by
+ * the rule of the spill directories: only those whose pid names no process (dead-runs.ts).
+ */
+export function removeStaleOutputTemps(
+  out: string,
+  alive?: (pid: number) => boolean,
+): ReturnType<typeof removeDeadRunEntries> {
+  const escaped = basename(out).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return removeDeadRunEntries(dirname(resolve(out)), new RegExp(`^\\.${escaped}\\.tmp-(\\d+)$`), alive);
+}
+
 async function writeParquetOut(
   path: string,
   labels: LabelFrame,
-  features: FeatureTable,
+  features: FeatureColumns,
   signal?: AbortSignal,
 ): Promise<void> {
   const { n } = labels;
   const specs: ColumnSpec[] = [
-    { name: labels.joinKey, type: labels.keyType },
+    ...labels.keyColumns.map((k): ColumnSpec => ({ name: k.joinKey, type: k.keyType })),
     { name: EVENT_TIMESTAMP, type: 'timestamp_ms' },
   ];
   const inputs: Record<string, { values: never; valid?: Uint8Array }> = {};
-  const keyValues =
-    labels.keyType === 'int64'
-      ? BigInt64Array.from(labels.keys as number[], (k) => BigInt(k))
-      : (labels.keys as string[]);
-  inputs[labels.joinKey] = { values: keyValues as never };
+  for (const k of labels.keyColumns) {
+    const keyValues =
+      k.keyType === 'int64' ? BigInt64Array.from(k.keys as number[], (v) => BigInt(v)) : (k.keys as string[]);
+    inputs[k.joinKey] = { values: keyValues as never };
+  }
   inputs[EVENT_TIMESTAMP] = {
     values: BigInt64Array.from(labels.ts, (t) => BigInt(Math.floor(t))) as never,
   };
@@ -180,9 +232,9 @@ async function writeParquetOut(
     inputs[spec.name] = features.column(f) as never;
   });
   const ours = toArrowTable(specs, inputs, n);
-  // Output order: key, timestamp, pass-through columns as in the input, then the features.
+  // Output order: keys, timestamp, pass-through columns as in the input, then the features.
   const columns: Record<string, arrow.Vector> = {};
-  columns[labels.joinKey] = ours.getChild(labels.joinKey)!;
+  for (const k of labels.keyColumns) columns[k.joinKey] = ours.getChild(k.joinKey)!;
   columns[EVENT_TIMESTAMP] = ours.getChild(EVENT_TIMESTAMP)!;
   for (const p of labels.extra) columns[p.name] = p.kind === 'arrow' ? p.vector : ours.getChild(p.name)!;
   for (const spec of features.specs) columns[spec.name] = ours.getChild(spec.name)!;
@@ -232,7 +284,7 @@ function typeText(cells: readonly (string | null)[]): {
 async function writeCsvOut(
   path: string,
   labels: LabelFrame,
-  features: FeatureTable,
+  features: FeatureColumns,
   signal?: AbortSignal,
 ): Promise<void> {
   const out = createWriteStream(path);
@@ -241,14 +293,16 @@ async function writeCsvOut(
     out.on('finish', resolve);
   });
   const header = [
-    labels.joinKey,
+    ...labels.keyColumns.map((k) => k.joinKey),
     EVENT_TIMESTAMP,
     ...labels.extra.map((p) => p.name),
     ...features.specs.map((s) => s.name),
   ];
   let chunk = `${header.map(csvCell).join(',')}\n`;
   for (let i = 0; i < labels.n; i++) {
-    const cells = [String(labels.keys[i]), new Date(Math.floor(labels.ts[i]!)).toISOString()];
+    const cells: string[] = [];
+    for (const k of labels.keyColumns) cells.push(String(k.keys[i]));
+    cells.push(new Date(Math.floor(labels.ts[i]!)).toISOString());
     for (const p of labels.extra) cells.push(passCell(p, i));
     for (let f = 0; f < features.specs.length; f++) cells.push(featureCell(features.get(f, i)));
     chunk += `${cells.map(csvCell).join(',')}\n`;

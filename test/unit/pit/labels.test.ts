@@ -55,7 +55,7 @@ describe('entity dataframe', () => {
     const path = join(dir, 'not.parquet');
     writeFileSync(path, 'user_id,event_timestamp\n');
     await assert.rejects(
-      readLabels(path, 'user_id', 'int64'),
+      readLabels(path, [{ joinKey: 'user_id', keyType: 'int64' }]),
       (e) =>
         isTesseraError(e, 'INVALID_ARGUMENT') &&
         e.message.startsWith(`--entities ${path} is not a readable parquet file`),
@@ -67,7 +67,7 @@ describe('entity dataframe', () => {
     const path = join(dir, 'spans.csv');
     writeFileSync(path, 'user_id,event_timestamp,note\n\n5,2026-01-02T00:00:00Z,"a\nb"\n');
     await assert.rejects(
-      readLabels(path, 'user_id', 'int64'),
+      readLabels(path, [{ joinKey: 'user_id', keyType: 'int64' }]),
       (e) =>
         isTesseraError(e, 'INVALID_ARGUMENT') &&
         /spans\.csv row 1 \(line 3\): a quoted cell goes on to the next line/.test(e.message),
@@ -81,13 +81,13 @@ describe('entity dataframe', () => {
   it('reads CSV with pass-through columns and names a bad key row', async () => {
     const path = join(dir, 'l.csv');
     writeFileSync(path, 'note,user_id,event_timestamp\n"x, y",5,2026-01-02T00:00:00Z\n,6,1767312000000\n');
-    const labels = await readLabels(path, 'user_id', 'int64');
-    assert.deepEqual(labels.keys, [5, 6]);
+    const labels = await readLabels(path, [{ joinKey: 'user_id', keyType: 'int64' }]);
+    assert.deepEqual(labels.keyColumns[0]!.keys, [5, 6]);
     assert.deepEqual(Array.from(labels.ts), [Date.UTC(2026, 0, 2), 1767312000000]);
     assert.deepEqual(labels.extra, [{ kind: 'text', name: 'note', cells: ['x, y', null] }]);
     writeFileSync(path, 'user_id,event_timestamp\n5,2026-01-02T00:00:00Z\nfive,2026-01-02T00:00:00Z\n');
     await assert.rejects(
-      readLabels(path, 'user_id', 'int64'),
+      readLabels(path, [{ joinKey: 'user_id', keyType: 'int64' }]),
       (e) =>
         isTesseraError(e, 'INVALID_ARGUMENT') && /row 2: user_id "five" is not an int64 key/.test(e.message),
     );
@@ -111,8 +111,8 @@ describe('entity dataframe', () => {
         2,
       ),
     );
-    const labels = await readLabels(path, 'user_id', 'int64');
-    assert.deepEqual(labels.keys, [2 ** 40, 3]);
+    const labels = await readLabels(path, [{ joinKey: 'user_id', keyType: 'int64' }]);
+    assert.deepEqual(labels.keyColumns[0]!.keys, [2 ** 40, 3]);
     assert.deepEqual(Array.from(labels.ts), [1000, 2000]);
     assert.equal(labels.extra.length, 1);
     assert.equal(labels.extra[0]!.kind, 'arrow');

@@ -149,7 +149,7 @@ describe('point-in-time run safety', () => {
 
   for (const format of ['csv', 'parquet'] as const)
     it(`a training set stopped while being written (${format}) leaves no file, the previous one intact`, async () => {
-      const frame = await readLabels(labels, 'user_id', 'int64');
+      const frame = await readLabels(labels, [{ joinKey: 'user_id', keyType: 'int64' }]);
       const view = definitions.views[0]!;
       const features = new FeatureTable(planView(view), view.source, frame.n);
       const out = join(dir, `written.${format}`);
