@@ -2,6 +2,7 @@
 // Redis and Kafka clients, the consumer, the ops endpoints and the graceful stop.
 import { Kafka } from 'kafkajs';
 import { pino } from 'pino';
+import { startCertificateReload } from '../../shared/config/cert-reload.ts';
 import { describeRedisError, kafkaOptions } from '../../shared/config/clients.ts';
 import { loadConfig, printedUsage, renderConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
@@ -55,6 +56,12 @@ async function main(): Promise<void> {
       );
       stopForFailure?.('kafka consumer crashed for good');
     },
+  });
+  // Renewed Kafka and Redis client certificates for the next connections (docs/security.md).
+  startCertificateReload({
+    logger,
+    intervalMs: config.tlsReloadIntervalMs,
+    metrics: { expiry: metrics.tlsCertificateExpiry, reloads: metrics.tlsReloads },
   });
   const ops = await startOpsServer({
     host: config.httpHost,

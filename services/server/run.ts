@@ -3,6 +3,7 @@
 import { dirname } from 'node:path';
 import { Kafka, type Producer } from 'kafkajs';
 import { pino } from 'pino';
+import { startCertificateReload } from '../../shared/config/cert-reload.ts';
 import { describeRedisError, kafkaOptions } from '../../shared/config/clients.ts';
 import { loadConfig, printedUsage, renderConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
@@ -15,7 +16,7 @@ import { buildApp } from './app.ts';
 import { createAuthenticator, loadTokens } from './auth.ts';
 import { createLatencyProbe, createServerMetrics } from './metrics.ts';
 import { Pusher } from './push.ts';
-import { loadServerTls } from './tls.ts';
+import { loadServerTls, type ServerTls } from './tls.ts';
 
 async function main(): Promise<void> {
   process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
@@ -34,7 +35,9 @@ async function main(): Promise<void> {
   const authenticate = createAuthenticator(config, loadTokens(config));
   if (!authenticate) logger.warn('AUTH IS OFF (TESSERA_DEV_NO_AUTH=true): local development only');
   // Read before anything connects: a certificate or key that cannot be used stops the server here.
-  const tls = loadServerTls(config);
+  // A renewed pair goes to the listening server (below) for the connections it accepts next.
+  let https: { setSecureContext(options: ServerTls): void } | undefined;
+  const tls = loadServerTls(config, (renewed) => https?.setSecureContext(renewed));
   const definitions = loadDefinitionsFile(config.definitions);
   logger.info({ file: definitions.file, hash: definitions.hash }, 'definitions loaded');
 
@@ -105,12 +108,20 @@ async function main(): Promise<void> {
     ...(tls ? { tls } : {}),
   });
   const address = await app.listen({ host: config.httpHost, port: config.httpPort });
+  // fastify made an https.Server when given `https` options.
+  if (tls) https = app.server as unknown as { setSecureContext(options: ServerTls): void };
+  const stopReloads = startCertificateReload({
+    logger,
+    intervalMs: config.tlsReloadIntervalMs,
+    metrics: { expiry: metrics.tlsCertificateExpiry, reloads: metrics.tlsReloads },
+  });
 
   stopOnSignals(logger, {
     stopping: 'stopping: finishing requests in flight',
     graceMs: 10_000,
     late: 'graceful stop took over 10 s; exiting',
     stop: async () => {
+      stopReloads();
       await app.close(); // stops accepting, waits for requests in flight
       await producer?.disconnect().catch(() => {});
       redis.disconnect();

@@ -1,15 +1,17 @@
 // Client options for kafkajs, ioredis and the S3 SDK derived from Config, so every service and
 // test talks to Kafka/Redis/S3 the same way. Builds options and connects nothing; it only reads
-// the Kafka TLS and password files the config names (kafka-security.ts), and Redis' TLS files.
+// the Kafka TLS and password files the config names (kafka-security.ts), and Redis' TLS files,
+// which stay watched for renewals (cert-reload.ts).
 
 import { dirname } from 'node:path';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import type { RedisOptions } from 'ioredis';
 import { type KafkaConfig, type LogEntry, logLevel } from 'kafkajs';
 import type { Logger } from 'pino';
+import { watchTlsFiles } from './cert-reload.ts';
 import { kafkaSecurityOptions } from './kafka-security.ts';
 import type { Config } from './schema.ts';
-import { checkedTlsOptions, readPemFile } from './tls-files.ts';
+import { pemFiles } from './tls-files.ts';
 
 /**
  * With a logger, kafkajs' own lines go through it (kafkaLogCreator); without, to the console. TLS
@@ -97,20 +99,27 @@ export function redisOptions(config: Config): RedisOptions {
 /**
  * Node's TLS options for Redis. Without a CA file: the system CAs, which a self-managed Redis or an
  * operator's (signed by a private CA) is not signed by, so every handshake failed.
+ *
+ * One object, renewed in place (cert-reload.ts): ioredis keeps the `tls` object it was given
+ * (a Cluster hands the same one to each node's client) and copies it into `tls.connect`'s options
+ * at every connection (ioredis 6, built/connectors/StandaloneConnector.js), so a reconnect after a
+ * renewal shows the new certificate and trusts the new CA; open connections keep theirs.
  */
 function redisTls(config: Config): NonNullable<RedisOptions['tls']> {
-  return checkedTlsOptions(
-    {
-      ...(config.redisTlsCaFile === '' ? {} : { ca: readPemFile('redisTlsCaFile', config.redisTlsCaFile) }),
-      ...(config.redisTlsCertFile === ''
-        ? {}
-        : {
-            cert: readPemFile('redisTlsCertFile', config.redisTlsCertFile),
-            key: readPemFile('redisTlsKeyFile', config.redisTlsKeyFile),
-          }),
-    },
-    (['redisTlsCaFile', 'redisTlsCertFile', 'redisTlsKeyFile'] as const).filter((k) => config[k] !== ''),
+  const tls: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
+  Object.assign(
+    tls,
+    watchTlsFiles(
+      'redis_client',
+      pemFiles({
+        ca: ['redisTlsCaFile', config.redisTlsCaFile],
+        cert: ['redisTlsCertFile', config.redisTlsCertFile],
+        key: ['redisTlsKeyFile', config.redisTlsKeyFile],
+      }),
+      (pems) => Object.assign(tls, pems),
+    ),
   );
+  return tls;
 }
 
 /** Node's codes for a server certificate the client could not verify. */

@@ -121,6 +121,12 @@ export const DEFAULTS = {
   serverTlsCertFile: '',
   /** PEM private key of `serverTlsCertFile` (unencrypted; its content is never printed). Env TESSERA_SERVER_TLS_KEY_FILE. */
   serverTlsKeyFile: '',
+  /**
+   * How often every process compares its certificate, key and CA files (server, Kafka and Redis
+   * TLS) with what it loaded, ms; a change still there at the next look is loaded for new
+   * connections (docs/security.md, Certificate renewal). 0: only on SIGHUP. Env TESSERA_TLS_RELOAD_INTERVAL_MS.
+   */
+  tlsReloadIntervalMs: 5000,
   /** A Redis read slower than this fails the request with 503 instead of hanging. Env TESSERA_REDIS_TIMEOUT_MS. */
   redisTimeoutMs: 1000,
   /** Kafka consumer group of the ingestors (all replicas share it). Env TESSERA_INGESTOR_GROUP. */
@@ -246,6 +252,7 @@ export const ENV_NAMES: Readonly<Record<ConfigKey, string>> = {
   serverLatencyProbe: 'TESSERA_SERVER_LATENCY_PROBE',
   serverTlsCertFile: 'TESSERA_SERVER_TLS_CERT_FILE',
   serverTlsKeyFile: 'TESSERA_SERVER_TLS_KEY_FILE',
+  tlsReloadIntervalMs: 'TESSERA_TLS_RELOAD_INTERVAL_MS',
   redisTimeoutMs: 'TESSERA_REDIS_TIMEOUT_MS',
   ingestorGroup: 'TESSERA_INGESTOR_GROUP',
   redisKeyPrefix: 'TESSERA_REDIS_KEY_PREFIX',

@@ -1,12 +1,14 @@
 // kafkajs' `ssl` and `sasl` options from the Kafka TLS and SASL settings: reads the PEM files
-// (tls-files.ts, as for Redis) and the password file they name, so a wrong path or a wrong file is
-// a start-up error that names its variable instead of a connection that fails five retries later.
+// (tls-files.ts, as for Redis; watched for renewals, cert-reload.ts) and the password file they
+// name, so a wrong path or a wrong file is a start-up error that names its variable instead of a
+// connection that fails five retries later.
 // Secrets never enter a message.
 import type { KafkaConfig, SASLOptions } from 'kafkajs';
 import { TesseraError } from '../errors.ts';
+import { watchTlsFiles } from './cert-reload.ts';
 import { type ConfigKey, ENV_NAMES } from './defaults.ts';
 import type { Config } from './schema.ts';
-import { checkedTlsOptions, readConfiguredFile, readPemFile } from './tls-files.ts';
+import { type PemSet, pemFiles, readConfiguredFile } from './tls-files.ts';
 
 type SecurityConfig = Pick<
   Config,
@@ -28,24 +30,29 @@ export function kafkaSecurityOptions(config: SecurityConfig): Pick<KafkaConfig, 
   };
 }
 
+/**
+ * One object, renewed in place (cert-reload.ts): kafkajs hands its `ssl` object down to every
+ * connection and copies it into `tls.connect`'s options at each connect (kafkajs 2,
+ * src/network/socketFactory.js), so a connection opened after a renewal (a new broker, a
+ * reconnect) shows the new certificate and trusts the new CA; open connections keep theirs.
+ */
 function tlsOptions(config: SecurityConfig): KafkaConfig['ssl'] {
-  const files = (['kafkaTlsCaFile', 'kafkaTlsCertFile', 'kafkaTlsKeyFile'] as const).filter(
-    (k) => config[k] !== '',
-  );
+  const files = pemFiles({
+    ca: ['kafkaTlsCaFile', config.kafkaTlsCaFile],
+    cert: ['kafkaTlsCertFile', config.kafkaTlsCertFile],
+    key: ['kafkaTlsKeyFile', config.kafkaTlsKeyFile],
+  });
   // No file: true, the system CAs (a managed Kafka's public certificates).
-  if (files.length === 0) return true;
-  const read = (key: (typeof files)[number]) =>
-    config[key] === '' ? undefined : readPemFile(key, config[key]).toString('utf8');
-  const ca = read('kafkaTlsCaFile');
-  const cert = read('kafkaTlsCertFile');
-  const key = read('kafkaTlsKeyFile');
-  // kafkajs passes no passphrase: an encrypted key would fail every handshake.
-  if (key?.includes('ENCRYPTED'))
-    throw invalid(
-      'kafkaTlsKeyFile',
-      `${config.kafkaTlsKeyFile} holds an encrypted private key; give it unencrypted (mounted from a Secret), e.g. \`openssl pkey -in key.pem -out plain-key.pem\``,
-    );
-  return checkedTlsOptions({ ...(ca ? { ca: [ca] } : {}), ...(cert && key ? { cert, key } : {}) }, files);
+  if (!files.ca && !files.cert && !files.key) return true;
+  const ssl: { ca?: string[]; cert?: string; key?: string } = {};
+  // kafkajs passes no passphrase: loadPemSet refuses an encrypted key.
+  const asStrings = (pems: PemSet) =>
+    Object.assign(ssl, {
+      ...(pems.ca ? { ca: [pems.ca.toString('utf8')] } : {}),
+      ...(pems.cert && pems.key ? { cert: pems.cert.toString('utf8'), key: pems.key.toString('utf8') } : {}),
+    });
+  asStrings(watchTlsFiles('kafka_client', files, asStrings));
+  return ssl;
 }
 
 function saslOptions(config: SecurityConfig): SASLOptions {

@@ -201,6 +201,7 @@ export const configSchema = z
     serverLatencyProbe: withDefault(bool, DEFAULTS.serverLatencyProbe),
     serverTlsCertFile: withDefault(z.string(), DEFAULTS.serverTlsCertFile),
     serverTlsKeyFile: withDefault(z.string(), DEFAULTS.serverTlsKeyFile),
+    tlsReloadIntervalMs: withDefault(wholeNumber(0, 3_600_000), DEFAULTS.tlsReloadIntervalMs),
     serverPush: withDefault(bool, DEFAULTS.serverPush),
     redisTimeoutMs: withDefault(wholeNumber(10, 60_000), DEFAULTS.redisTimeoutMs),
     ingestorGroup: withDefault(

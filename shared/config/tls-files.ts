@@ -1,5 +1,7 @@
 // PEM files named by the configuration (certificates, keys, CAs), read at start with errors that
-// name the option, so a wrong mount fails the service at once instead of as a refused handshake.
+// name the option, so a wrong mount fails the service at once instead of as a refused handshake;
+// the same reading and checks serve a renewal (cert-reload.ts).
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { TesseraError } from '../errors.ts';
@@ -13,16 +15,20 @@ export function readConfiguredFile(key: ConfigKey, path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (cause) {
-    const reason = (cause as NodeJS.ErrnoException).code ?? String(cause);
-    throw new TesseraError(
-      'CONFIG_INVALID',
-      `${ENV_NAMES[key]} = ${path}: cannot read it (${reason}); check the path, and that this process may read the file (a mounted Secret?)`,
-      {
-        cause,
-        context: { invalid: [ENV_NAMES[key]] },
-      },
-    );
+    throw readError(key, path, cause);
   }
+}
+
+function readError(key: ConfigKey, path: string, cause: unknown): TesseraError {
+  const reason = (cause as NodeJS.ErrnoException).code ?? String(cause);
+  return new TesseraError(
+    'CONFIG_INVALID',
+    `${ENV_NAMES[key]} = ${path}: cannot read it (${reason}); check the path, and that this process may read the file (a mounted Secret?)`,
+    {
+      cause,
+      context: { invalid: [ENV_NAMES[key]] },
+    },
+  );
 }
 
 /**
@@ -30,7 +36,10 @@ export function readConfiguredFile(key: ConfigKey, path: string): Buffer {
  * read or holds no PEM block. A key's content never reaches a message: only its path does.
  */
 export function readPemFile(key: ConfigKey, path: string): Buffer {
-  const bytes = readConfiguredFile(key, path);
+  return checkedPem(key, path, readConfiguredFile(key, path));
+}
+
+function checkedPem(key: ConfigKey, path: string, bytes: Buffer): Buffer {
   if (!bytes.includes('-----BEGIN '))
     throw new TesseraError(
       'CONFIG_INVALID',
@@ -57,4 +66,88 @@ export function checkedTlsOptions<T extends SecureContextOptions>(options: T, ke
     );
   }
   return options;
+}
+
+/** One use's TLS files (a CA, a certificate and its key), each named by its option; unset: left out. */
+export interface PemFiles {
+  ca?: { key: ConfigKey; path: string };
+  cert?: { key: ConfigKey; path: string };
+  key?: { key: ConfigKey; path: string };
+}
+
+/** The files' PEM bytes, checked together. */
+export interface PemSet {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+}
+
+/**
+ * The files of `files` that are set (empty paths left out), so a caller lists its three options
+ * once: `pemFiles({ ca: ['redisTlsCaFile', config.redisTlsCaFile], ... })`.
+ */
+export function pemFiles(named: { [K in keyof PemFiles]: [ConfigKey, string] }): PemFiles {
+  const files: PemFiles = {};
+  for (const role of ['ca', 'cert', 'key'] as const) {
+    const entry = named[role];
+    if (entry && entry[1] !== '') files[role] = { key: entry[0], path: entry[1] };
+  }
+  return files;
+}
+
+/**
+ * Reads the files once each and checks them as Node would at a handshake: each PEM, the key not
+ * encrypted (no service passes a passphrase), certificate and key belonging together, the CA a
+ * certificate. `fingerprint` is a digest of the bytes read (unreadable files included), so a
+ * later read tells whether anything changed. Throws CONFIG_INVALID naming the variables.
+ */
+export function loadPemSet(files: PemFiles): { pems: PemSet; fingerprint: string } {
+  const { fingerprint, read } = readPemFiles(files);
+  const pems: PemSet = {};
+  for (const role of ['ca', 'cert', 'key'] as const) {
+    const file = files[role];
+    if (!file) continue;
+    const got = read.get(role)!;
+    if (got.error !== undefined) throw readError(file.key, file.path, got.error);
+    pems[role] = checkedPem(file.key, file.path, got.bytes!);
+  }
+  if (files.key && pems.key?.includes('ENCRYPTED'))
+    throw new TesseraError(
+      'CONFIG_INVALID',
+      `${ENV_NAMES[files.key.key]}: ${files.key.path} holds an encrypted private key; give it unencrypted (mounted from a Secret), e.g. \`openssl pkey -in key.pem -out plain-key.pem\``,
+      { context: { invalid: [ENV_NAMES[files.key.key]] } },
+    );
+  const keys = (['ca', 'cert', 'key'] as const).flatMap((role) => (files[role] ? [files[role].key] : []));
+  checkedTlsOptions(pems, keys);
+  return { pems, fingerprint };
+}
+
+/**
+ * The digest `loadPemSet` gives, without the checks: the cheap part of a look for a renewal
+ * (a few KiB read and hashed per use).
+ */
+export function pemFingerprint(files: PemFiles): string {
+  return readPemFiles(files).fingerprint;
+}
+
+type ReadResult = { bytes?: Buffer; error?: unknown };
+
+function readPemFiles(files: PemFiles): { fingerprint: string; read: Map<keyof PemFiles, ReadResult> } {
+  const hash = createHash('sha256');
+  const read = new Map<keyof PemFiles, ReadResult>();
+  for (const role of ['ca', 'cert', 'key'] as const) {
+    const file = files[role];
+    if (!file) continue;
+    hash.update(`${role}\0${file.path}\0`);
+    try {
+      const bytes = readFileSync(file.path);
+      read.set(role, { bytes });
+      hash.update(bytes);
+    } catch (error) {
+      read.set(role, { error });
+      hash.update(`unreadable: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    }
+    hash.update('\0');
+  }
+  return { fingerprint: hash.digest('hex'), read };
 }

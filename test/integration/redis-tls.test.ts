@@ -3,12 +3,19 @@
 // with TESSERA_REDIS_TLS_CA_FILE and the client certificate, the ingestor writes the states, the
 // flusher snapshots them and the server's lookups equal the naive reference. Without the CA (or
 // without the client certificate) the server does not hang: lookups and /ready answer 503 at once
-// and the log says which variable to set.
+// and the log says which variable to set. A client whose CA and certificate files are renewed
+// (a Kubernetes-like ..data swap) reconnects with them to a Redis that trusts only the new CA.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { createServerMetrics } from '../../services/server/metrics.ts';
+import { forgetTlsFiles, startCertificateReload } from '../../shared/config/cert-reload.ts';
+import { loadConfig } from '../../shared/config/index.ts';
+import { connectRedis, type RedisClient } from '../../shared/state-store/redis-client.ts';
 import {
   cleanupStore,
   createFlusherTopics,
@@ -22,7 +29,7 @@ import {
 import { cleanupRun, recentFraudEvents } from '../support/ingestor-process.ts';
 import { naiveFraudValue, sameValue } from '../support/naive-reference.ts';
 import { type ServerProcess, startServer } from '../support/server-process.ts';
-import { privateCa, signedCert } from '../support/tls-certs.ts';
+import { type CertFiles, privateCa, signedCert } from '../support/tls-certs.ts';
 import { TlsRedis } from '../support/tls-redis.ts';
 
 const TOKEN = 'stls-redis-token-0123456789abcdef';
@@ -30,6 +37,7 @@ const REDIS_PORT = 19520;
 const SERVER_PORT = 19521;
 const NO_CA_PORT = 19522;
 const NO_CLIENT_CERT_PORT = 19523;
+const RENEW_PORT = 19524;
 
 interface FeastResponse {
   results: { values: unknown[]; statuses: string[] }[];
@@ -169,4 +177,134 @@ describe('services on a TLS-only Redis with a private CA', { timeout: 300_000 },
       assert.match(s.output(), hint);
       assert.equal(s.child.exitCode, null, 'still running, to connect once the setting is fixed');
     });
+});
+
+/** A certificate's not-after time as openssl prints it (Unix seconds): the oracle for the gauge. */
+function opensslNotAfter(certFile: string): number {
+  const out = execFileSync('openssl', ['x509', '-in', certFile, '-noout', '-enddate'], { encoding: 'utf8' });
+  return Date.parse(/notAfter=(.*)/.exec(out)![1]!) / 1000;
+}
+
+async function eventually(what: string, check: () => Promise<boolean>, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe('a Redis client renewing its CA and client certificate without a restart', {
+  timeout: 120_000,
+}, () => {
+  const work = mkdtempSync(join(tmpdir(), 'stls-redis-renew-'));
+  const ca1 = privateCa(work, 'renew-ca-1');
+  const ca2 = privateCa(work, 'renew-ca-2');
+  const server1 = signedCert(work, ca1, 'renew-server-1');
+  const server2 = signedCert(work, ca2, 'renew-server-2');
+  const client1 = signedCert(work, ca1, 'renew-client-1');
+  const client2 = signedCert(work, ca2, 'renew-client-2');
+  // A mounted Secret as kubelet lays it out: ca.crt, tls.crt, tls.key -> ..data/* -> ..<version>/*.
+  const mount = join(work, 'secret');
+  const version = (name: string, ca: CertFiles, client: CertFiles) => {
+    mkdirSync(join(mount, name), { recursive: true });
+    copyFileSync(ca.cert, join(mount, name, 'ca.crt'));
+    copyFileSync(client.cert, join(mount, name, 'tls.crt'));
+    copyFileSync(client.key, join(mount, name, 'tls.key'));
+  };
+  let redis: TlsRedis | undefined;
+  let client: RedisClient | undefined;
+  let stopReloads: (() => void) | undefined;
+  const metrics = createServerMetrics();
+  const sample = async (series: string) => {
+    const line = (await metrics.registry.metrics()).split('\n').find((l) => l.startsWith(`${series} `));
+    return line === undefined ? undefined : Number(line.slice(series.length + 1));
+  };
+  const ping = async () => {
+    try {
+      return (await client!.ping()) === 'PONG';
+    } catch {
+      return false;
+    }
+  };
+
+  before(() => {
+    // The other tests' clients watched files their after hooks deleted: not this test's business.
+    forgetTlsFiles();
+    version('..v1', ca1, client1);
+    symlinkSync('..v1', join(mount, '..data'));
+    for (const file of ['ca.crt', 'tls.crt', 'tls.key']) symlinkSync(`..data/${file}`, join(mount, file));
+  });
+
+  after(async () => {
+    try {
+      client?.disconnect();
+      stopReloads?.();
+      forgetTlsFiles();
+    } finally {
+      await redis?.stop();
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  it('reconnects with the renewed files to a Redis that trusts only the new CA, and shows their expiry', async () => {
+    redis = await TlsRedis.start({
+      port: RENEW_PORT,
+      server: server1,
+      caFile: ca1.cert,
+      clientAuth: 'yes',
+      client: client1,
+    });
+    const config = loadConfig({
+      argv: [],
+      env: {
+        ...process.env,
+        TESSERA_REDIS_URL: `rediss://127.0.0.1:${RENEW_PORT}`,
+        TESSERA_REDIS_TLS_CA_FILE: join(mount, 'ca.crt'),
+        TESSERA_REDIS_TLS_CERT_FILE: join(mount, 'tls.crt'),
+        TESSERA_REDIS_TLS_KEY_FILE: join(mount, 'tls.key'),
+      },
+    });
+    // As the server process connects (run.ts): no offline queue, fail fast, reconnect by itself.
+    client = connectRedis(config, { enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+    const errors: string[] = [];
+    client.on('error', (error: Error) =>
+      errors.push(`${(error as NodeJS.ErrnoException).code} ${error.message}`),
+    );
+    stopReloads = startCertificateReload({
+      logger: pino({ level: 'silent' }),
+      intervalMs: 100,
+      metrics: { expiry: metrics.tlsCertificateExpiry, reloads: metrics.tlsReloads },
+    });
+    await eventually('PONG over mutual TLS with the first files', ping);
+    const expiry = 'tessera_server_tls_certificate_expiry_timestamp_seconds';
+    assert.equal(await sample(`${expiry}{use="redis_client"}`), opensslNotAfter(client1.cert));
+    assert.equal(await sample(`${expiry}{use="redis_ca"}`), opensslNotAfter(ca1.cert));
+
+    // Redis comes back with a certificate of the new CA and trusts only the new CA's clients: the
+    // client, still on the old files, cannot reconnect.
+    await redis.stop();
+    redis = await TlsRedis.start({
+      port: RENEW_PORT,
+      server: server2,
+      caFile: ca2.cert,
+      clientAuth: 'yes',
+      client: client2,
+    });
+    const before = errors.length;
+    await eventually('a refused reconnect with the old files', async () =>
+      errors.slice(before).some((e) => /certificate|SELF_SIGNED|UNABLE_TO_VERIFY|ECONNRESET/i.test(e)),
+    );
+    assert.equal(await ping(), false);
+
+    // The Secret is renewed: the next reconnect shows the new client certificate and trusts the new CA.
+    version('..v2', ca2, client2);
+    symlinkSync('..v2', join(mount, '..data_tmp'));
+    renameSync(join(mount, '..data_tmp'), join(mount, '..data'));
+    await eventually('PONG after the renewal, from the same client', ping);
+    const reloads = 'tessera_server_tls_reloads_total';
+    assert.equal(await sample(`${reloads}{use="redis_client",outcome="reloaded"}`), 1);
+    assert.equal(await sample(`${reloads}{use="redis_client",outcome="refused"}`), undefined);
+    assert.equal(await sample(`${expiry}{use="redis_client"}`), opensslNotAfter(client2.cert));
+    assert.equal(await sample(`${expiry}{use="redis_ca"}`), opensslNotAfter(ca2.cert));
+  });
 });

@@ -2,14 +2,25 @@
 // self-signed certificate openssl makes here, over state the real ingestor wrote: lookups over
 // HTTPS answer what a plain-HTTP server over the same Redis answers and the naive reference, plain
 // HTTP to the TLS port gets no answer, the request timeout still holds, Feast's own SDK reads our
-// values through a generated repo's `cert`, and unusable certificate files stop the start.
+// values through a generated repo's `cert`, and unusable certificate files stop the start. And
+// renewal without a restart: files rewritten in place or swapped as Kubernetes swaps a Secret's
+// `..data` link, and SIGHUP, reach new connections; a broken renewal keeps the certificate in use.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { connect } from 'node:tls';
+import { connect, type TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import {
@@ -23,7 +34,7 @@ import {
 } from '../support/ingestor-process.ts';
 import { naiveFraudValue, sameValue } from '../support/naive-reference.ts';
 import { type ServerProcess, startServer } from '../support/server-process.ts';
-import { httpsRequest, selfSignedCert } from '../support/tls-certs.ts';
+import { type CertFiles, httpsRequest, selfSignedCert } from '../support/tls-certs.ts';
 
 const execFileAsync = promisify(execFile);
 const TOKEN = 'stls-server-token-0123456789abcdef';
@@ -310,5 +321,204 @@ describe('online server over HTTPS', { timeout: 300_000 }, () => {
       for (const line of keyLines)
         assert.ok(!refused.output().includes(line), 'a line of the key was printed');
     }
+  });
+});
+
+/** A certificate's SHA-256 fingerprint and not-after time as openssl prints them: the oracle. */
+function opensslFacts(certFile: string): { fingerprint: string; notAfter: number } {
+  const out = execFileSync(
+    'openssl',
+    ['x509', '-in', certFile, '-noout', '-fingerprint', '-sha256', '-enddate'],
+    { encoding: 'utf8' },
+  );
+  return {
+    fingerprint: /Fingerprint=([0-9A-Fa-f:]+)/.exec(out)![1]!.toUpperCase(),
+    notAfter: Date.parse(/notAfter=(.*)/.exec(out)![1]!) / 1000,
+  };
+}
+
+/** A new TLS connection to the port, certificate unchecked: what matters is which one it gets. */
+function openTls(port: number): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+async function servedFingerprint(port: number): Promise<string> {
+  const socket = await openTls(port);
+  const fingerprint = socket.getPeerCertificate().fingerprint256;
+  socket.destroy();
+  return fingerprint;
+}
+
+/** One keep-alive GET /health on an open socket: its status line. */
+function healthOn(socket: TLSSocket): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const onData = (chunk: Buffer) => {
+      got += chunk.toString('utf8');
+      if (/\r\n\r\n[\s\S]*\}/.test(got)) {
+        socket.off('data', onData);
+        resolve(got.split('\r\n')[0]!);
+      }
+    };
+    socket.on('data', onData);
+    socket.once('error', reject);
+    socket.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n');
+  });
+}
+
+async function eventually(what: string, check: () => Promise<boolean>, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe('online server renewing its HTTPS certificate without a restart', { timeout: 180_000 }, () => {
+  const run = newTestRun({}, 'stls-renew');
+  const work = mkdtempSync(join(tmpdir(), 'stls-renew-'));
+  const a = selfSignedCert(work, 'renew-a');
+  const b = selfSignedCert(work, 'renew-b');
+  const c = selfSignedCert(work, 'renew-c');
+  const facts = { a: opensslFacts(a.cert), b: opensslFacts(b.cert), c: opensslFacts(c.cert) };
+  /** Trusts every certificate the servers may serve, for /metrics. */
+  const anyCa = Buffer.concat([a.cert, b.cert, c.cert].map((f) => readFileSync(f)));
+  const servers: ServerProcess[] = [];
+
+  const start = async (files: CertFiles, intervalMs: number) => {
+    const server = startServer({
+      ...run.env,
+      TESSERA_AUTH_TOKEN: TOKEN,
+      TESSERA_SERVER_PUSH: 'false',
+      TESSERA_LOG_LEVEL: 'info',
+      TESSERA_SERVER_TLS_CERT_FILE: files.cert,
+      TESSERA_SERVER_TLS_KEY_FILE: files.key,
+      TESSERA_TLS_RELOAD_INTERVAL_MS: String(intervalMs),
+    });
+    servers.push(server);
+    const url = await listening(server, 'https');
+    return { server, url, port: Number(new URL(url).port) };
+  };
+  /** A sample of the server's /metrics, by metric name and labels as written in the text. */
+  const metric = async (url: string, series: string): Promise<number | undefined> => {
+    const text = (await httpsRequest(`${url}/metrics`, { ca: anyCa })).body;
+    const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+    return line === undefined ? undefined : Number(line.slice(series.length + 1));
+  };
+  const reloaded = 'tessera_server_tls_reloads_total{use="server",outcome="reloaded"}';
+  const refused = 'tessera_server_tls_reloads_total{use="server",outcome="refused"}';
+  const expiry = 'tessera_server_tls_certificate_expiry_timestamp_seconds{use="server"}';
+  /** Copies a certificate pair over the served files (in place: same paths, same inodes). */
+  const rewrite = (served: CertFiles, from: CertFiles) => {
+    writeFileSync(served.cert, readFileSync(from.cert));
+    writeFileSync(served.key, readFileSync(from.key));
+  };
+
+  after(async () => {
+    await Promise.all(servers.map((s) => s.stop()));
+    await cleanupRun(run);
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('serves a pair rewritten in place to new connections, keeps open ones, and refuses a broken one', async () => {
+    const served = { cert: join(work, 'inplace.crt'), key: join(work, 'inplace.key') };
+    rewrite(served, a);
+    const { server, url, port } = await start(served, 200);
+    assert.equal(await servedFingerprint(port), facts.a.fingerprint);
+    assert.equal(await metric(url, expiry), facts.a.notAfter);
+    assert.equal(await metric(url, reloaded), undefined, 'no reload before the files change');
+    const open = await openTls(port);
+    assert.match(await healthOn(open), /^HTTP\/1\.1 200/);
+
+    rewrite(served, b);
+    await eventually(
+      'a new connection gets B',
+      async () => (await servedFingerprint(port)) === facts.b.fingerprint,
+    );
+    assert.equal(await metric(url, reloaded), 1);
+    assert.equal(await metric(url, expiry), facts.b.notAfter, 'the gauge follows the new certificate');
+    // The connection opened before goes on, with the certificate it was opened with.
+    assert.match(await healthOn(open), /^HTTP\/1\.1 200/);
+    assert.equal(open.getPeerCertificate().fingerprint256, facts.a.fingerprint);
+    open.destroy();
+
+    // Half-written (the certificate cut short), then a certificate with another's key: both refused.
+    const bCert = readFileSync(b.cert, 'utf8');
+    writeFileSync(served.cert, bCert.slice(0, bCert.length / 2));
+    await eventually('the cut certificate is refused', async () => (await metric(url, refused)) === 1);
+    writeFileSync(served.cert, readFileSync(c.cert));
+    await eventually('the mismatched pair is refused', async () => (await metric(url, refused)) === 2);
+    await new Promise((resolve) => setTimeout(resolve, 600)); // three more looks: counted once each
+    assert.equal(await metric(url, refused), 2, 'a refused content is counted once, not at every look');
+    assert.equal(await servedFingerprint(port), facts.b.fingerprint, 'still serving B');
+    assert.equal(await metric(url, expiry), facts.b.notAfter);
+    assert.equal(server.child.exitCode, null, 'still running');
+    assert.match(
+      server.output(),
+      /TESSERA_SERVER_TLS_CERT_FILE, TESSERA_SERVER_TLS_KEY_FILE: not usable together/,
+    );
+    assert.match(server.output(), /renewed TLS files refused: still using the certificate loaded before/);
+    for (const line of readFileSync(b.key, 'utf8')
+      .split('\n')
+      .filter((l) => l.length > 20 && !l.startsWith('-----')))
+      assert.ok(!server.output().includes(line), 'a line of the key was logged');
+
+    // Mended: the next change is tried again, and taken.
+    writeFileSync(served.key, readFileSync(c.key));
+    await eventually(
+      'a new connection gets C',
+      async () => (await servedFingerprint(port)) === facts.c.fingerprint,
+    );
+    assert.equal(await metric(url, reloaded), 2);
+    assert.equal(await metric(url, refused), 2);
+  });
+
+  it('serves the pair a Kubernetes-like ..data symlink swap puts in place', async () => {
+    // kubelet's layout for a mounted Secret: tls.crt -> ..data/tls.crt, ..data -> ..<timestamp>/,
+    // renewed by writing a new timestamped directory and renaming a new link over ..data.
+    const mount = join(work, 'secret');
+    const version = (name: string, from: CertFiles) => {
+      mkdirSync(join(mount, name), { recursive: true });
+      copyFileSync(from.cert, join(mount, name, 'tls.crt'));
+      copyFileSync(from.key, join(mount, name, 'tls.key'));
+    };
+    version('..2025_01_01_00_00_00.1', a);
+    symlinkSync('..2025_01_01_00_00_00.1', join(mount, '..data'));
+    symlinkSync('..data/tls.crt', join(mount, 'tls.crt'));
+    symlinkSync('..data/tls.key', join(mount, 'tls.key'));
+    const { url, port } = await start({ cert: join(mount, 'tls.crt'), key: join(mount, 'tls.key') }, 200);
+    assert.equal(await servedFingerprint(port), facts.a.fingerprint);
+
+    version('..2025_02_01_00_00_00.2', b);
+    symlinkSync('..2025_02_01_00_00_00.2', join(mount, '..data_tmp'));
+    renameSync(join(mount, '..data_tmp'), join(mount, '..data'));
+    rmSync(join(mount, '..2025_01_01_00_00_00.1'), { recursive: true });
+    await eventually(
+      'a new connection gets B',
+      async () => (await servedFingerprint(port)) === facts.b.fingerprint,
+    );
+    assert.equal(await metric(url, reloaded), 1);
+    assert.equal(await metric(url, refused), undefined);
+    assert.equal(await metric(url, expiry), facts.b.notAfter);
+  });
+
+  it('reloads on SIGHUP, with the periodic look off', async () => {
+    const served = { cert: join(work, 'hup.crt'), key: join(work, 'hup.key') };
+    rewrite(served, a);
+    const { server, url, port } = await start(served, 0);
+    rewrite(served, b);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.equal(await servedFingerprint(port), facts.a.fingerprint, 'no look without SIGHUP');
+    server.child.kill('SIGHUP');
+    await eventually(
+      'a new connection gets B',
+      async () => (await servedFingerprint(port)) === facts.b.fingerprint,
+    );
+    assert.equal(await metric(url, reloaded), 1);
+    assert.equal(server.child.exitCode, null, 'SIGHUP did not end it');
+    assert.equal((await httpsRequest(`${url}/health`, { ca: anyCa })).status, 200);
   });
 });
