@@ -15,7 +15,7 @@ import { offlineStoreUri } from '../../shared/offline/configured-store.ts';
 import { openObjectStore } from '../../shared/offline/object-store.ts';
 import { retrieveHistorical } from '../../shared/pit/retrieve.ts';
 
-const USAGE = `usage: tessera historical --entities <file.csv|file.parquet> --out <file.parquet|file.csv>
+const USAGE = `usage: npx tsx services/historical/main.ts --entities <file.csv|file.parquet> --out <file.parquet|file.csv>
          [--store s3://bucket/prefix | /local/dir] [--view <name>] [--features view:f,...]
          [--feature-service <name>] [--full-feature-names]
          [--definitions definitions/fraud.yaml] [--mode exact|tiled] [--shard-events 4000000]

@@ -12,7 +12,7 @@ import { TesseraError } from '../../shared/errors.ts';
 import { connectRedis, type RedisClient } from '../../shared/state-store/redis-client.ts';
 import { type DeleteChoice, type Inventory, takeInventory } from './inventory.ts';
 
-const USAGE = `usage: tessera keys [--definitions definitions/fraud.yaml] [--delete-undefined-views]
+const USAGE = `usage: npx tsx services/keys/main.ts [--definitions definitions/fraud.yaml] [--delete-undefined-views]
          [--delete-other-layout] [--delete-corrupt] [--delete-view NAME]... [--dry-run] [--json] [--quiet]
 
 Counts the entity states under TESSERA_REDIS_KEY_PREFIX view by view:

@@ -294,7 +294,7 @@ describe('tessera keys refuses what it cannot do', () => {
     for (const args of [['--delete-everything'], ['--dry-run']]) {
       await assert.rejects(keysCli({}, ...args), (error: { code: number; stderr: string }) => {
         assert.equal(error.code, 2, args.join(' '));
-        assert.match(error.stderr, /usage: tessera keys/);
+        assert.match(error.stderr, /usage: npx tsx services\/keys\/main\.ts/);
         return true;
       });
     }
