@@ -15,6 +15,7 @@ import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { type ObjectStore, openObjectStore } from '../../shared/offline/object-store.ts';
 import { readParquet } from '../../shared/offline/parquet.ts';
 import { rawBatchFromRecords, writeRawLog } from '../../shared/offline/raw-log.ts';
+import { trackChild } from '../support/process-guard.ts';
 
 const run = promisify(execFile);
 const MIN = 60_000;
@@ -239,6 +240,7 @@ describe('tessera historical CLI (S3)', { timeout: 120_000 }, () => {
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
+    trackChild(child, 'historical CLI');
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
@@ -263,7 +265,7 @@ describe('tessera historical CLI (S3)', { timeout: 120_000 }, () => {
   it('removes the spill directories of runs killed outright (SIGKILL), and only those', async () => {
     // Killed with SIGKILL, a run cannot clean up: its tessera-pit-* directory stayed in --temp-dir
     // for good. The pid in the name is that of a process really SIGKILLed; the live one is ours.
-    const victim = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)']);
+    const victim = trackChild(spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)']), 'victim');
     await new Promise((r) => victim.on('spawn', r));
     const dead = victim.pid!;
     victim.kill('SIGKILL');

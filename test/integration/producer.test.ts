@@ -17,6 +17,7 @@ import { loadConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import type { SourceDef } from '../../shared/definitions/schema.ts';
 import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
+import { trackChild } from '../support/process-guard.ts';
 import { startTestRegistry } from '../support/schema-registry.ts';
 
 const config = loadConfig({ argv: [] });
@@ -204,6 +205,7 @@ describe('producer on real Kafka', { timeout: 120_000 }, () => {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...env },
     });
+    trackChild(child, 'producer CLI');
     const out = { stdout: '', stderr: '' };
     child.stdout.on('data', (d: Buffer) => {
       out.stdout += d.toString();

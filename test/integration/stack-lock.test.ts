@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { trackChild } from '../support/process-guard.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const cache = process.env.TESSERA_CACHE ?? join(homedir(), '.cache', 'tessera');
@@ -13,7 +14,10 @@ const lock = join(cache, 'stack.lock');
 
 function run(command: string, args: string[], env: NodeJS.ProcessEnv = {}) {
   // Its own process group, so that a holder and its sleep are ended together.
-  const child = spawn(command, args, { cwd: root, env: { ...process.env, ...env }, detached: true });
+  const child = trackChild(
+    spawn(command, args, { cwd: root, env: { ...process.env, ...env }, detached: true }),
+    `${command} ${args.join(' ')}`,
+  );
   let output = '';
   child.stdout?.on('data', (chunk) => {
     output += chunk;

@@ -30,6 +30,7 @@ import {
   type TestRun,
   waitForCaughtUp,
 } from './ingestor-process.ts';
+import { trackChild } from './process-guard.ts';
 import { createReadyTopics } from './topics.ts';
 
 export interface FlusherRun extends TestRun {
@@ -68,6 +69,7 @@ export function startFlusher(run: FlusherRun, extraEnv: Record<string, string> =
     env: { ...process.env, ...run.env, ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  trackChild(child, `flusher of run ${run.id} (startFlusher)`);
   let out = '';
   const waiters: { text: string; from: number; resolve: () => void }[] = [];
   const onData = (chunk: Buffer) => {
@@ -307,15 +309,23 @@ export class PrivateS3 {
       ['-Xms32m', '-Xmx256m', '-cp', `${jars}/*`, 'org.gaul.s3proxy.Main', '--properties', conf],
       { stdio: ['ignore', log.fd, log.fd] },
     );
-    const child = this.child;
-    const deadline = Date.now() + 60_000;
-    while (!(await portOpen(this.port))) {
-      if (child.exitCode !== null)
-        throw new Error(`private S3Proxy exited; see ${join(this.dir, 's3proxy.log')}`);
-      if (Date.now() > deadline) throw new Error(`private S3Proxy not listening on ${this.port} after 60 s`);
-      await new Promise((r) => setTimeout(r, 100));
+    const child = trackChild(this.child, `private S3Proxy on ${this.port} (PrivateS3)`);
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!(await portOpen(this.port))) {
+        if (child.exitCode !== null)
+          throw new Error(`private S3Proxy exited; see ${join(this.dir, 's3proxy.log')}`);
+        if (Date.now() > deadline)
+          throw new Error(`private S3Proxy not listening on ${this.port} after 60 s`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } catch (error) {
+      // A start that failed must not leave a JVM behind for a caller that never got to stop().
+      await this.stop();
+      throw error;
+    } finally {
+      await log.close();
     }
-    await log.close();
   }
 
   /** Kills this S3Proxy (our own process only). */

@@ -20,6 +20,7 @@ import { connectRedis, keyNodes, type RedisClient, sendAll } from '../../shared/
 import { RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
 import { type FraudEvent, fraudEngineEvent, generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import { scrapeMetrics } from './ops-endpoint.ts';
+import { trackChild } from './process-guard.ts';
 import { createReadyTopics } from './topics.ts';
 
 export interface TestRun {
@@ -73,6 +74,7 @@ export function startIngestor(run: TestRun): IngestorProcess {
     env: { ...process.env, ...run.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  trackChild(child, `ingestor of run ${run.id} (startIngestor)`);
   let out = '';
   const ready = new Promise<void>((resolve, reject) => {
     const onData = (chunk: Buffer) => {

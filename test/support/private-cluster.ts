@@ -7,6 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePorts } from './flusher-process.ts';
+import { trackChild } from './process-guard.ts';
 
 export class PrivateCluster {
   private readonly children = new Map<number, ChildProcess>();
@@ -18,9 +19,15 @@ export class PrivateCluster {
   static async start(): Promise<PrivateCluster> {
     const ports = await freePorts(3);
     const cluster = new PrivateCluster(ports);
-    for (const port of ports) await cluster.startNode(port);
-    cluster.cli(ports[0]!, '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-yes');
-    await cluster.waitUntilOk();
+    try {
+      for (const port of ports) await cluster.startNode(port);
+      cluster.cli(ports[0]!, '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-yes');
+      await cluster.waitUntilOk();
+    } catch (error) {
+      // The caller never gets the cluster to remove(): its nodes would outlive the test file.
+      await cluster.remove();
+      throw error;
+    }
     return cluster;
   }
 
@@ -111,6 +118,7 @@ export class PrivateCluster {
       ],
       { stdio: 'ignore' },
     );
+    trackChild(child, `private cluster node on ${port} (PrivateCluster)`);
     this.children.set(port, child);
     const deadline = Date.now() + 10_000;
     for (;;) {

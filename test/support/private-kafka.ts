@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePorts } from './flusher-process.ts';
+import { trackPid } from './process-guard.ts';
 
 export class PrivateKafka {
   private readonly dir = mkdtempSync(join(tmpdir(), 'tessera-kafka-'));
@@ -19,7 +20,14 @@ export class PrivateKafka {
   static async start(): Promise<PrivateKafka> {
     const [port, controllerPort] = await freePorts(2);
     const kafka = new PrivateKafka(port!, controllerPort!);
-    kafka.restart();
+    try {
+      kafka.restart();
+    } catch (error) {
+      // kafka_start gives up (not listening after 90 s, or our 120 s timeout) without stopping the
+      // broker it started in a session of its own; the caller never gets this object to remove().
+      kafka.remove();
+      throw error;
+    }
     return kafka;
   }
 
@@ -29,17 +37,28 @@ export class PrivateKafka {
 
   /** (Re)starts the broker on the same ports and storage (formatted on the first start only). */
   restart(): void {
-    this.stack('kafka_start');
+    try {
+      this.stack('kafka_start');
+    } finally {
+      const pid = this.pid();
+      if (pid !== null) trackPid(pid, `private Kafka broker on ${this.port} (PrivateKafka)`);
+    }
+  }
+
+  /** The broker's pid, as kafka_start wrote it (null before the first start). */
+  private pid(): number | null {
+    try {
+      const pid = Number(readFileSync(join(this.dir, 'kafka', 'kafka.pid'), 'utf8'));
+      return Number.isInteger(pid) && pid > 0 ? pid : null;
+    } catch {
+      return null;
+    }
   }
 
   /** SIGKILL: the outage starts at once, with no controlled shutdown. */
   kill(): void {
-    let pid: number;
-    try {
-      pid = Number(readFileSync(join(this.dir, 'kafka', 'kafka.pid'), 'utf8'));
-    } catch {
-      return; // never started
-    }
+    const pid = this.pid();
+    if (pid === null) return; // never started
     try {
       process.kill(pid, 'SIGKILL');
     } catch {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from './flusher-process.ts';
+import { trackChild } from './process-guard.ts';
 
 export class PrivateRedis {
   private child: ChildProcess | undefined;
@@ -49,7 +50,14 @@ export class PrivateRedis {
       ],
       { stdio: 'ignore' },
     );
-    await this.waitUntilUp();
+    trackChild(this.child, `private redis-server on ${this.port} (PrivateRedis)`);
+    try {
+      await this.waitUntilUp();
+    } catch (error) {
+      // start() throws before its caller holds the object: nobody else could kill it.
+      await this.kill();
+      throw error;
+    }
   }
 
   /** SIGKILL: the outage starts at once, with no shutdown save. */

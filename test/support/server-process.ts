@@ -1,6 +1,7 @@
 // Runs the real online server (node services/server/main.ts) for integration tests, with the run's
 // env (key prefix, topic prefix) plus whatever the test adds (tokens, Redis URL).
 import { type ChildProcess, spawn } from 'node:child_process';
+import { trackChild } from './process-guard.ts';
 
 export interface ServerProcess {
   child: ChildProcess;
@@ -16,6 +17,7 @@ export function startServer(env: Record<string, string>): ServerProcess {
     env: { ...process.env, TESSERA_HTTP_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  trackChild(child, 'server (startServer)');
   let out = '';
   const url = new Promise<string>((resolve, reject) => {
     child.stdout?.on('data', (chunk: Buffer) => {

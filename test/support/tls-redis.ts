@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { trackChild } from './process-guard.ts';
 import type { CertFiles } from './tls-certs.ts';
 
 export interface TlsRedisOptions {
@@ -60,6 +61,7 @@ export class TlsRedis {
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
+    trackChild(child, `TLS redis-server on ${options.port} (TlsRedis)`);
     const redis = new TlsRedis(options, child);
     let log = '';
     child.stdout?.on('data', (chunk: Buffer) => {

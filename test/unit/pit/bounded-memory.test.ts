@@ -16,6 +16,7 @@ import { readParquetByRowGroup, writeParquetByBatch } from '../../../shared/offl
 import { EventShards, removeStaleSpillDirs } from '../../../shared/pit/event-shards.ts';
 import { retrieveHistorical } from '../../../shared/pit/retrieve.ts';
 import { generateFraudLog, writeFraudRawLog } from '../../compat/pit-fixtures.ts';
+import { trackChild } from '../../support/process-guard.ts';
 
 const DAY = 86_400_000;
 
@@ -162,7 +163,7 @@ describe('spill directories of runs killed outright', () => {
     const temp = mkdtempSync(join(tmpdir(), 'tessera-pit-stale-'));
     try {
       // A real dead pid: a process started and SIGKILLed, as a run killed mid-way.
-      const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)']);
+      const child = trackChild(spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)']), 'victim');
       const dead = child.pid!;
       await new Promise((r) => child.on('spawn', r));
       child.kill('SIGKILL');
