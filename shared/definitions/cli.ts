@@ -1,11 +1,16 @@
 // `npx tsx shared/definitions/cli.ts <file> [--mode exact|tiled]`: validates a definitions file
 // and prints what it declares (exit 0), or the errors (exit 1); a wrong command line exits 2.
+// `... cli.ts plan <old> <new>`: what changing the definitions does (plan-command.ts).
 import { parseArgs } from 'node:util';
 import { isTesseraError } from '../errors.ts';
 import { formatDuration } from './duration.ts';
 import { loadDefinitionsFile } from './load.ts';
+import { planCommand } from './plan-command.ts';
 
-const USAGE = 'usage: npx tsx shared/definitions/cli.ts [<definitions file>] [--mode exact|tiled]';
+const USAGE = `usage: npx tsx shared/definitions/cli.ts [<definitions file>] [--mode exact|tiled]
+       npx tsx shared/definitions/cli.ts plan <old definitions> <new definitions> [--mode exact|tiled] [--redis] [--json]`;
+
+if (process.argv[2] === 'plan') process.exit(await planCommand(process.argv.slice(3)));
 
 /** A wrong command line names what was wrong; before, a typo in --mode was silently ignored. */
 function usage(problem: string): never {
@@ -13,13 +18,18 @@ function usage(problem: string): never {
   process.exit(2);
 }
 
-let parsed: ReturnType<typeof parseArgs<{ allowPositionals: true; options: { mode: { type: 'string' } } }>>;
+const OPTIONS = { mode: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
+let parsed: ReturnType<typeof parseArgs<{ allowPositionals: true; options: typeof OPTIONS }>>;
 try {
-  parsed = parseArgs({ allowPositionals: true, options: { mode: { type: 'string' } } });
+  parsed = parseArgs({ allowPositionals: true, options: OPTIONS });
 } catch (error) {
   usage((error as Error).message);
 }
 const { values, positionals } = parsed;
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 if (positionals.length > 1) usage(`one definitions file at a time, got ${positionals.join(' ')}`);
 if (values.mode !== undefined && values.mode !== 'exact' && values.mode !== 'tiled')
   usage(`--mode must be exact or tiled, not ${values.mode}`);
