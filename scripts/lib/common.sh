@@ -73,6 +73,9 @@ port_open() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# cmdline_has <pid> <text>: the process's command line contains text.
+cmdline_has() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$2"; }
+
 # pid_alive <pidfile> [mark]: true when the file names a live process that is ours: its command
 # line contains <mark> (default: the pid file's directory, which the Java services' command lines
 # name). After a reboot or a container restart a left-over pid file can name an unrelated process
@@ -82,7 +85,11 @@ pid_alive() {
   [[ -f "$1" ]] || return 1
   pid="$(cat "$1" 2>/dev/null)"
   [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
-  if [[ -r "/proc/$pid/cmdline" ]] && ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$mark"; then
+  # A process started a moment ago may still be the shell forked for it, before its exec of
+  # setsid/nohup/java: its command line is then the caller's. Looked at again after 0.3 s before
+  # the pid file is called stale (that race once failed a broker's start as "exited").
+  if [[ -r "/proc/$pid/cmdline" ]] && ! cmdline_has "$pid" "$mark" && ! { sleep 0.3 && cmdline_has "$pid" "$mark"; }; then
+    kill -0 "$pid" 2>/dev/null || return 1
     warn "stale pid file $1: pid $pid is not this stack's (no \"$mark\" in its command line); ignoring it"
     rm -f "$1"
     return 1
