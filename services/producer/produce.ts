@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { createEncoder, type Encoder } from '../../shared/codecs/index.ts';
 import { kafkaOptions } from '../../shared/config/clients.ts';
 import type { Config } from '../../shared/config/index.ts';
+import { refusedLoginHint } from '../../shared/config/kafka-security.ts';
 import type { SourceDef } from '../../shared/definitions/schema.ts';
 import { TesseraError } from '../../shared/errors.ts';
 import { keyHashPartitioner } from '../../shared/kafka-partitioner.ts';
@@ -186,7 +187,7 @@ async function reach(config: Config, connect: () => Promise<void>): Promise<void
       throw new TesseraError(
         'CONFIG_INVALID',
         `Kafka at ${config.kafkaBrokers.join(',')} refused the login (${(cause as Error).message}); ` +
-          'check TESSERA_KAFKA_SASL_USERNAME, TESSERA_KAFKA_SASL_PASSWORD (or TESSERA_KAFKA_SASL_PASSWORD_FILE) and TESSERA_KAFKA_SASL_MECHANISM',
+          refusedLoginHint((cause as Error).message).replace(/^.*?: check/, 'check'),
         { cause, context: { brokers: config.kafkaBrokers } },
       );
     throw new TesseraError(

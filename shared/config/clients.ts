@@ -9,7 +9,7 @@ import type { RedisOptions } from 'ioredis';
 import { type KafkaConfig, type LogEntry, logLevel } from 'kafkajs';
 import type { Logger } from 'pino';
 import { watchTlsFiles } from './cert-reload.ts';
-import { kafkaSecurityOptions } from './kafka-security.ts';
+import { kafkaSecurityOptions, refusedLoginHint } from './kafka-security.ts';
 import type { Config } from './schema.ts';
 import { pemFiles } from './tls-files.ts';
 
@@ -21,7 +21,7 @@ export function kafkaOptions(config: Config, clientId: string, logger?: Logger):
   return {
     clientId,
     brokers: [...config.kafkaBrokers],
-    ...kafkaSecurityOptions(config),
+    ...kafkaSecurityOptions(config, logger),
     connectionTimeout: 3000,
     requestTimeout: 10_000,
     retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 2000 },
@@ -79,7 +79,7 @@ export function kafkaLogCreator(logger: Logger): (entry: LogEntry) => void {
 function securityHint(namespace: string, message: string, error: unknown): string | undefined {
   const text = `${message} ${typeof error === 'string' ? error : ''}`;
   if (namespace.startsWith('SaslAuthenticator') || /SASL .*authentication failed/i.test(text))
-    return 'the broker refused the login: check TESSERA_KAFKA_SASL_USERNAME, TESSERA_KAFKA_SASL_PASSWORD (or TESSERA_KAFKA_SASL_PASSWORD_FILE) and TESSERA_KAFKA_SASL_MECHANISM (one the listener offers)';
+    return refusedLoginHint(`${namespace} ${text}`);
   if (/certificate|self[- ]signed|unable to verify|wrong version number/i.test(text))
     return 'TLS failed: check TESSERA_KAFKA_TLS_CA_FILE (the CA that signed the brokers\' certificates; unset: the system CAs) and the client certificate, if the listener requires one; "wrong version number": TESSERA_KAFKA_TLS is on but the listener is plaintext';
   return undefined;

@@ -19,10 +19,10 @@ export const DEFAULTS = {
   kafkaTlsKeyFile: '',
   /**
    * SASL mechanism to authenticate with: `plain` (Confluent Cloud API keys; only over TLS),
-   * `scram-sha-256` or `scram-sha-512` (MSK, Aiven, self-hosted); empty: no SASL.
-   * Env TESSERA_KAFKA_SASL_MECHANISM.
+   * `scram-sha-256` or `scram-sha-512` (MSK, Aiven, self-hosted), `oauthbearer` (an OAuth 2
+   * token: the `kafkaSaslOauthbearer*` options); empty: no SASL. Env TESSERA_KAFKA_SASL_MECHANISM.
    */
-  kafkaSaslMechanism: '' as '' | 'plain' | 'scram-sha-256' | 'scram-sha-512',
+  kafkaSaslMechanism: '' as '' | 'plain' | 'scram-sha-256' | 'scram-sha-512' | 'oauthbearer',
   /** SASL user name (Confluent Cloud: the API key). Env TESSERA_KAFKA_SASL_USERNAME. */
   kafkaSaslUsername: '',
   /** SASL password (secret: never printed); or `kafkaSaslPasswordFile`. Env TESSERA_KAFKA_SASL_PASSWORD. */
@@ -32,6 +32,38 @@ export const DEFAULTS = {
    * start; instead of `kafkaSaslPassword`. Env TESSERA_KAFKA_SASL_PASSWORD_FILE.
    */
   kafkaSaslPasswordFile: '',
+  /**
+   * OAUTHBEARER: the identity provider's OAuth 2 token endpoint, asked for a token with the client
+   * credentials grant (client id and secret in HTTP basic auth, as Kafka's Java client does);
+   * instead of `kafkaSaslOauthbearerTokenFile`. Env TESSERA_KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL.
+   */
+  kafkaSaslOauthbearerTokenEndpointUrl: '',
+  /** OAUTHBEARER: the OAuth client id at the token endpoint. Env TESSERA_KAFKA_SASL_OAUTHBEARER_CLIENT_ID. */
+  kafkaSaslOauthbearerClientId: '',
+  /** OAUTHBEARER: the OAuth client secret (secret: never printed); or `kafkaSaslOauthbearerClientSecretFile`. Env TESSERA_KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET. */
+  kafkaSaslOauthbearerClientSecret: '',
+  /**
+   * OAUTHBEARER: file holding the client secret (a mounted Secret; one trailing newline is
+   * ignored), read at start; instead of `kafkaSaslOauthbearerClientSecret`.
+   * Env TESSERA_KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET_FILE.
+   */
+  kafkaSaslOauthbearerClientSecretFile: '',
+  /** OAUTHBEARER: `scope` of the token request (space-separated); empty: none sent. Env TESSERA_KAFKA_SASL_OAUTHBEARER_SCOPE. */
+  kafkaSaslOauthbearerScope: '',
+  /** OAUTHBEARER: `audience` of the token request (Auth0, some Okta setups); empty: none sent. Env TESSERA_KAFKA_SASL_OAUTHBEARER_AUDIENCE. */
+  kafkaSaslOauthbearerAudience: '',
+  /**
+   * OAUTHBEARER: SASL extensions sent with the token, `key=value` pairs separated by commas
+   * (Confluent Cloud: `logicalCluster=lkc-...,identityPoolId=pool-...`); empty: none.
+   * Env TESSERA_KAFKA_SASL_OAUTHBEARER_EXTENSIONS.
+   */
+  kafkaSaslOauthbearerExtensions: '',
+  /**
+   * OAUTHBEARER: file holding the token itself, re-read at every authentication (a sidecar or a
+   * projected service-account token keeps it fresh); instead of the token endpoint.
+   * Env TESSERA_KAFKA_SASL_OAUTHBEARER_TOKEN_FILE.
+   */
+  kafkaSaslOauthbearerTokenFile: '',
   /**
    * Redis holding the online state, `redis://[user:pass@]host:port[/db]` (`rediss://` for TLS), or
    * `unix:///path/to/redis.sock[?db=N&username=U&password=P]` for a Redis on the same host. Env TESSERA_REDIS_URL.
@@ -223,6 +255,14 @@ export const ENV_NAMES: Readonly<Record<ConfigKey, string>> = {
   kafkaSaslUsername: 'TESSERA_KAFKA_SASL_USERNAME',
   kafkaSaslPassword: 'TESSERA_KAFKA_SASL_PASSWORD',
   kafkaSaslPasswordFile: 'TESSERA_KAFKA_SASL_PASSWORD_FILE',
+  kafkaSaslOauthbearerTokenEndpointUrl: 'TESSERA_KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL',
+  kafkaSaslOauthbearerClientId: 'TESSERA_KAFKA_SASL_OAUTHBEARER_CLIENT_ID',
+  kafkaSaslOauthbearerClientSecret: 'TESSERA_KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET',
+  kafkaSaslOauthbearerClientSecretFile: 'TESSERA_KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET_FILE',
+  kafkaSaslOauthbearerScope: 'TESSERA_KAFKA_SASL_OAUTHBEARER_SCOPE',
+  kafkaSaslOauthbearerAudience: 'TESSERA_KAFKA_SASL_OAUTHBEARER_AUDIENCE',
+  kafkaSaslOauthbearerExtensions: 'TESSERA_KAFKA_SASL_OAUTHBEARER_EXTENSIONS',
+  kafkaSaslOauthbearerTokenFile: 'TESSERA_KAFKA_SASL_OAUTHBEARER_TOKEN_FILE',
   redisUrl: 'TESSERA_REDIS_URL',
   redisPassword: 'TESSERA_REDIS_PASSWORD',
   redisTlsCaFile: 'TESSERA_REDIS_TLS_CA_FILE',
@@ -279,6 +319,7 @@ export const SECRET_KEYS: ReadonlySet<ConfigKey> = new Set<ConfigKey>([
   'authToken',
   'redisPassword',
   'kafkaSaslPassword',
+  'kafkaSaslOauthbearerClientSecret',
 ]);
 
 export const CONFIG_KEYS = Object.keys(ENV_NAMES) as ConfigKey[];

@@ -2,14 +2,17 @@
 // (tls-files.ts, as for Redis; watched for renewals, cert-reload.ts) and the password file they
 // name, so a wrong path or a wrong file is a start-up error that names its variable instead of a
 // connection that fails five retries later.
-// Secrets never enter a message.
-import type { KafkaConfig, SASLOptions } from 'kafkajs';
+// OAUTHBEARER tokens come from oauth-token.ts. Secrets never enter a message.
+import type { KafkaConfig, Mechanism, SASLOptions } from 'kafkajs';
+import type { Logger } from 'pino';
 import { TesseraError } from '../errors.ts';
 import { watchTlsFiles } from './cert-reload.ts';
 import { type ConfigKey, ENV_NAMES } from './defaults.ts';
+import { oauthBearerMechanism, oauthBearerProvider, parseExtensions } from './oauth-token.ts';
 import type { Config } from './schema.ts';
 import { type PemSet, pemFiles, readConfiguredFile } from './tls-files.ts';
 
+/** The OAUTHBEARER options may be left out when the mechanism is another. */
 type SecurityConfig = Pick<
   Config,
   | 'kafkaTls'
@@ -20,14 +23,43 @@ type SecurityConfig = Pick<
   | 'kafkaSaslUsername'
   | 'kafkaSaslPassword'
   | 'kafkaSaslPasswordFile'
+> &
+  Partial<OauthConfig>;
+
+type OauthConfig = Pick<
+  Config,
+  | 'kafkaSaslOauthbearerTokenEndpointUrl'
+  | 'kafkaSaslOauthbearerClientId'
+  | 'kafkaSaslOauthbearerClientSecret'
+  | 'kafkaSaslOauthbearerClientSecretFile'
+  | 'kafkaSaslOauthbearerScope'
+  | 'kafkaSaslOauthbearerAudience'
+  | 'kafkaSaslOauthbearerExtensions'
+  | 'kafkaSaslOauthbearerTokenFile'
 >;
 
-/** `ssl` and `sasl` for kafkajs (none of either when both are off). Throws CONFIG_INVALID. */
-export function kafkaSecurityOptions(config: SecurityConfig): Pick<KafkaConfig, 'ssl' | 'sasl'> {
+/**
+ * `ssl` and `sasl` for kafkajs (none of either when both are off). Throws CONFIG_INVALID. The
+ * logger gets OAUTHBEARER's warnings (a token refresh that failed while the old token still works).
+ */
+export function kafkaSecurityOptions(
+  config: SecurityConfig,
+  logger?: Logger,
+): Pick<KafkaConfig, 'ssl' | 'sasl'> {
   return {
     ...(config.kafkaTls ? { ssl: tlsOptions(config) } : {}),
-    ...(config.kafkaSaslMechanism === '' ? {} : { sasl: saslOptions(config) }),
+    ...(config.kafkaSaslMechanism === '' ? {} : { sasl: saslOptions(config, logger) }),
   };
+}
+
+/**
+ * What to check when a login was refused, for log lines and the producer CLI's error: kafkajs'
+ * own message names no setting.
+ */
+export function refusedLoginHint(message: string): string {
+  if (/OAUTHBEARER/i.test(message))
+    return 'the OAuth login was refused: check TESSERA_KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL, _CLIENT_ID and _CLIENT_SECRET (or _CLIENT_SECRET_FILE), or TESSERA_KAFKA_SASL_OAUTHBEARER_TOKEN_FILE; if the broker refused the token, its audience, issuer or signing key is not what the listener expects (its sasl.oauthbearer.expected.audience, expected.issuer, jwks.endpoint.url), or it has expired';
+  return 'the broker refused the login: check TESSERA_KAFKA_SASL_USERNAME, TESSERA_KAFKA_SASL_PASSWORD (or TESSERA_KAFKA_SASL_PASSWORD_FILE) and TESSERA_KAFKA_SASL_MECHANISM (one the listener offers)';
 }
 
 /**
@@ -55,7 +87,8 @@ function tlsOptions(config: SecurityConfig): KafkaConfig['ssl'] {
   return ssl;
 }
 
-function saslOptions(config: SecurityConfig): SASLOptions {
+function saslOptions(config: SecurityConfig, logger?: Logger): SASLOptions | Mechanism {
+  if (config.kafkaSaslMechanism === 'oauthbearer') return oauthOptions(config, logger);
   const password =
     config.kafkaSaslPasswordFile === ''
       ? config.kafkaSaslPassword
@@ -67,18 +100,66 @@ function saslOptions(config: SecurityConfig): SASLOptions {
     case 'scram-sha-256':
       return { mechanism: 'scram-sha-256', username, password };
     default:
+      // scram-sha-512 (oauthbearer returned above)
       return { mechanism: 'scram-sha-512', username, password };
   }
 }
 
-/** A Secret mounted as a file ends in a newline more often than not; the password does not. */
+/**
+ * The token endpoint's client secret, or the token file, is read here: a wrong path is a start-up
+ * error. The token file is read again at every authentication (oauth-token.ts).
+ */
+function oauthOptions(partial: SecurityConfig, logger?: Logger): Mechanism {
+  const config: OauthConfig = { ...OAUTH_UNSET, ...partial };
+  const extensions = parseExtensions(config.kafkaSaslOauthbearerExtensions);
+  const options = { extensions, ...(logger ? { logger } : {}) };
+  if (config.kafkaSaslOauthbearerTokenFile !== '') {
+    const path = config.kafkaSaslOauthbearerTokenFile;
+    if (readConfiguredFile('kafkaSaslOauthbearerTokenFile', path).toString('utf8').trim() === '')
+      throw invalid('kafkaSaslOauthbearerTokenFile', `${path} is empty; it should hold the OAuth token`);
+    return oauthBearerMechanism(oauthBearerProvider({ kind: 'file', path }, options));
+  }
+  const clientSecret =
+    config.kafkaSaslOauthbearerClientSecretFile === ''
+      ? config.kafkaSaslOauthbearerClientSecret
+      : secretFile(
+          'kafkaSaslOauthbearerClientSecretFile',
+          config.kafkaSaslOauthbearerClientSecretFile,
+          'the OAuth client secret',
+        );
+  const source = {
+    kind: 'endpoint' as const,
+    url: config.kafkaSaslOauthbearerTokenEndpointUrl,
+    clientId: config.kafkaSaslOauthbearerClientId,
+    clientSecret,
+    scope: config.kafkaSaslOauthbearerScope,
+    audience: config.kafkaSaslOauthbearerAudience,
+  };
+  return oauthBearerMechanism(oauthBearerProvider(source, options));
+}
+
+const OAUTH_UNSET: OauthConfig = {
+  kafkaSaslOauthbearerTokenEndpointUrl: '',
+  kafkaSaslOauthbearerClientId: '',
+  kafkaSaslOauthbearerClientSecret: '',
+  kafkaSaslOauthbearerClientSecretFile: '',
+  kafkaSaslOauthbearerScope: '',
+  kafkaSaslOauthbearerAudience: '',
+  kafkaSaslOauthbearerExtensions: '',
+  kafkaSaslOauthbearerTokenFile: '',
+};
+
 function passwordFile(path: string): string {
-  const password = readConfiguredFile('kafkaSaslPasswordFile', path)
+  return secretFile('kafkaSaslPasswordFile', path, 'the SASL password');
+}
+
+/** A Secret mounted as a file ends in a newline more often than not; the secret does not. */
+function secretFile(key: ConfigKey, path: string, what: string): string {
+  const secret = readConfiguredFile(key, path)
     .toString('utf8')
     .replace(/\r?\n$/, '');
-  if (password === '')
-    throw invalid('kafkaSaslPasswordFile', `${path} is empty; it should hold the SASL password`);
-  return password;
+  if (secret === '') throw invalid(key, `${path} is empty; it should hold ${what}`);
+  return secret;
 }
 
 function invalid(key: ConfigKey, message: string): TesseraError {

@@ -141,10 +141,32 @@ const saslMechanism = z
   .string()
   .transform((s) => s.toLowerCase())
   .pipe(
-    z.enum(['', 'plain', 'scram-sha-256', 'scram-sha-512'], {
-      errorMap: () => ({ message: 'expected plain, scram-sha-256 or scram-sha-512' }),
+    z.enum(['', 'plain', 'scram-sha-256', 'scram-sha-512', 'oauthbearer'], {
+      errorMap: () => ({ message: 'expected plain, scram-sha-256, scram-sha-512 or oauthbearer' }),
     }),
   );
+
+/**
+ * SASL extensions as `key=value,key=value`, checked with Kafka's own rules (RFC 7628 §3.1): a key
+ * is letters only and not `auth`; a value is printable ASCII without a comma (the separator here).
+ */
+const oauthExtensions = z.string().superRefine((value, ctx) => {
+  if (value === '') return;
+  for (const pair of value.split(',')) {
+    const eq = pair.indexOf('=');
+    const key = eq < 0 ? pair : pair.slice(0, eq);
+    if (
+      eq < 0 ||
+      !/^[A-Za-z]+$/.test(key) ||
+      key === 'auth' ||
+      !/^[\x21-\x2B\x2D-\x7E]+$/.test(pair.slice(eq + 1))
+    )
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: `"${pair}" is no extension: expected key=value pairs separated by commas (keys: letters only, not "auth"; values: printable ASCII, no spaces), e.g. logicalCluster=lkc-abc12,identityPoolId=pool-XyZ`,
+      });
+  }
+});
 
 function withDefault<T>(schema: z.ZodType<T, z.ZodTypeDef, string>, fallback: T) {
   return schema.optional().transform((v): T => (v === undefined ? fallback : v));
@@ -164,6 +186,20 @@ export const configSchema = z
     kafkaSaslUsername: withDefault(z.string(), DEFAULTS.kafkaSaslUsername),
     kafkaSaslPassword: withDefault(z.string(), DEFAULTS.kafkaSaslPassword),
     kafkaSaslPasswordFile: withDefault(z.string(), DEFAULTS.kafkaSaslPasswordFile),
+    kafkaSaslOauthbearerTokenEndpointUrl: withDefault(
+      z.string(),
+      DEFAULTS.kafkaSaslOauthbearerTokenEndpointUrl,
+    ),
+    kafkaSaslOauthbearerClientId: withDefault(z.string(), DEFAULTS.kafkaSaslOauthbearerClientId),
+    kafkaSaslOauthbearerClientSecret: withDefault(z.string(), DEFAULTS.kafkaSaslOauthbearerClientSecret),
+    kafkaSaslOauthbearerClientSecretFile: withDefault(
+      z.string(),
+      DEFAULTS.kafkaSaslOauthbearerClientSecretFile,
+    ),
+    kafkaSaslOauthbearerScope: withDefault(z.string(), DEFAULTS.kafkaSaslOauthbearerScope),
+    kafkaSaslOauthbearerAudience: withDefault(z.string(), DEFAULTS.kafkaSaslOauthbearerAudience),
+    kafkaSaslOauthbearerExtensions: withDefault(oauthExtensions, DEFAULTS.kafkaSaslOauthbearerExtensions),
+    kafkaSaslOauthbearerTokenFile: withDefault(z.string(), DEFAULTS.kafkaSaslOauthbearerTokenFile),
     redisUrl: withDefault(redisUrl, DEFAULTS.redisUrl),
     redisPassword: withDefault(z.string(), DEFAULTS.redisPassword),
     redisTlsCaFile: withDefault(z.string(), DEFAULTS.redisTlsCaFile),
@@ -330,15 +366,38 @@ function kafkaSecurityProblems(c: {
   kafkaSaslUsername: string;
   kafkaSaslPassword: string;
   kafkaSaslPasswordFile: string;
+  kafkaSaslOauthbearerTokenEndpointUrl: string;
+  kafkaSaslOauthbearerClientId: string;
+  kafkaSaslOauthbearerClientSecret: string;
+  kafkaSaslOauthbearerClientSecretFile: string;
+  kafkaSaslOauthbearerScope: string;
+  kafkaSaslOauthbearerAudience: string;
+  kafkaSaslOauthbearerExtensions: string;
+  kafkaSaslOauthbearerTokenFile: string;
 }): { path: ConfigKey[]; message: string }[] {
   const out: { path: ConfigKey[]; message: string }[] = [];
   const mechanism = c.kafkaSaslMechanism;
+  const passwordKeys = ['kafkaSaslUsername', 'kafkaSaslPassword', 'kafkaSaslPasswordFile'] as const;
+  const oauthSet = OAUTHBEARER_KEYS.filter((k) => c[k] !== '');
   if (mechanism === '') {
-    if (c.kafkaSaslUsername !== '' || c.kafkaSaslPassword !== '' || c.kafkaSaslPasswordFile !== '')
+    if (passwordKeys.some((k) => c[k] !== ''))
       out.push({
         path: ['kafkaSaslMechanism'],
         message:
           'SASL credentials are set but no mechanism: set TESSERA_KAFKA_SASL_MECHANISM to the one the listener offers (plain, scram-sha-256 or scram-sha-512)',
+      });
+    if (oauthSet.length > 0)
+      out.push({
+        path: ['kafkaSaslMechanism'],
+        message: `OAUTHBEARER options are set (${names(oauthSet)}) but no mechanism: set TESSERA_KAFKA_SASL_MECHANISM=oauthbearer, or unset them`,
+      });
+  } else if (mechanism === 'oauthbearer') {
+    out.push(...oauthbearerProblems(c));
+    const set = passwordKeys.filter((k) => c[k] !== '');
+    if (set.length > 0)
+      out.push({
+        path: [set[0]!],
+        message: `${set.length > 1 ? `and ${names(set.slice(1))} are` : 'is'} for plain and scram: with TESSERA_KAFKA_SASL_MECHANISM=oauthbearer the login is a token, so unset ${set.length > 1 ? 'them' : 'it'}`,
       });
   } else {
     if (c.kafkaSaslUsername === '')
@@ -358,6 +417,11 @@ function kafkaSecurityProblems(c: {
         message:
           'plain sends the password in clear text: set TESSERA_KAFKA_TLS=true (a SASL_SSL listener), or use scram-sha-256/512',
       });
+    if (oauthSet.length > 0)
+      out.push({
+        path: [oauthSet[0]!],
+        message: `${names(oauthSet)} ${oauthSet.length > 1 ? 'are' : 'is'} for TESSERA_KAFKA_SASL_MECHANISM=oauthbearer, not ${mechanism}: unset ${oauthSet.length > 1 ? 'them' : 'it'}, or change the mechanism`,
+      });
   }
   if (c.kafkaSaslPassword !== '' && c.kafkaSaslPasswordFile !== '')
     out.push({
@@ -374,6 +438,103 @@ function kafkaSecurityProblems(c: {
         message: `is off, but TLS files are set (${files.map((k) => ENV_NAMES[k]).join(', ')}): set TESSERA_KAFKA_TLS=true, or unset them`,
       });
   }
+  return out;
+}
+
+const OAUTHBEARER_KEYS = [
+  'kafkaSaslOauthbearerTokenEndpointUrl',
+  'kafkaSaslOauthbearerClientId',
+  'kafkaSaslOauthbearerClientSecret',
+  'kafkaSaslOauthbearerClientSecretFile',
+  'kafkaSaslOauthbearerScope',
+  'kafkaSaslOauthbearerAudience',
+  'kafkaSaslOauthbearerExtensions',
+  'kafkaSaslOauthbearerTokenFile',
+] as const;
+
+function names(keys: readonly ConfigKey[]): string {
+  return keys.map((k) => ENV_NAMES[k]).join(', ');
+}
+
+/**
+ * OAUTHBEARER takes its token from exactly one place: the token endpoint (with a client id and one
+ * secret) or a token file. A bearer token is as good as a password until it expires, so like
+ * PLAIN it only goes over TLS, and the client secret only to an https endpoint (or loopback).
+ */
+function oauthbearerProblems(
+  c: Record<(typeof OAUTHBEARER_KEYS)[number], string> & { kafkaTls: boolean },
+): { path: ConfigKey[]; message: string }[] {
+  const out: { path: ConfigKey[]; message: string }[] = [];
+  const endpoint = c.kafkaSaslOauthbearerTokenEndpointUrl;
+  if (!c.kafkaTls)
+    out.push({
+      path: ['kafkaSaslMechanism'],
+      message:
+        'oauthbearer sends the token in clear text, and anyone who reads it can log in until it expires: set TESSERA_KAFKA_TLS=true (a SASL_SSL listener)',
+    });
+  if (c.kafkaSaslOauthbearerTokenFile !== '') {
+    if (endpoint !== '')
+      out.push({
+        path: ['kafkaSaslOauthbearerTokenFile'],
+        message:
+          'and TESSERA_KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL are both set: the token comes from one of them, so unset the other',
+      });
+    const clientKeys = (
+      [
+        'kafkaSaslOauthbearerClientId',
+        'kafkaSaslOauthbearerClientSecret',
+        'kafkaSaslOauthbearerClientSecretFile',
+        'kafkaSaslOauthbearerScope',
+        'kafkaSaslOauthbearerAudience',
+      ] as const
+    ).filter((k) => c[k] !== '');
+    if (endpoint === '' && clientKeys.length > 0)
+      out.push({
+        path: [clientKeys[0]!],
+        message: `${names(clientKeys)} ${clientKeys.length > 1 ? 'are' : 'is'} for the token endpoint, but the token comes from TESSERA_KAFKA_SASL_OAUTHBEARER_TOKEN_FILE: unset ${clientKeys.length > 1 ? 'them' : 'it'}, or set TESSERA_KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL instead of the file`,
+      });
+    return out;
+  }
+  if (endpoint === '') {
+    out.push({
+      path: ['kafkaSaslOauthbearerTokenEndpointUrl'],
+      message:
+        "is needed with TESSERA_KAFKA_SASL_MECHANISM=oauthbearer: set it to the identity provider's token endpoint (with TESSERA_KAFKA_SASL_OAUTHBEARER_CLIENT_ID and _CLIENT_SECRET), or set TESSERA_KAFKA_SASL_OAUTHBEARER_TOKEN_FILE to a file holding the token",
+    });
+    return out;
+  }
+  let url: URL | undefined;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:'))
+    out.push({
+      path: ['kafkaSaslOauthbearerTokenEndpointUrl'],
+      message: `"${endpoint}" is not an http(s) URL: set the token endpoint, e.g. https://keycloak.example.com/realms/kafka/protocol/openid-connect/token`,
+    });
+  else if (url.protocol === 'http:' && !['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname))
+    out.push({
+      path: ['kafkaSaslOauthbearerTokenEndpointUrl'],
+      message: `would send the client secret in clear text to ${url.host}: use the endpoint's https:// URL (plain http only to a loopback address)`,
+    });
+  if (c.kafkaSaslOauthbearerClientId === '')
+    out.push({
+      path: ['kafkaSaslOauthbearerClientId'],
+      message: 'is needed with TESSERA_KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL: set the OAuth client id',
+    });
+  if (c.kafkaSaslOauthbearerClientSecret === '' && c.kafkaSaslOauthbearerClientSecretFile === '')
+    out.push({
+      path: ['kafkaSaslOauthbearerClientSecret'],
+      message:
+        'is needed with TESSERA_KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL: set it, or TESSERA_KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET_FILE to a file holding it',
+    });
+  if (c.kafkaSaslOauthbearerClientSecret !== '' && c.kafkaSaslOauthbearerClientSecretFile !== '')
+    out.push({
+      path: ['kafkaSaslOauthbearerClientSecretFile'],
+      message: 'and TESSERA_KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET are both set: set one of them',
+    });
   return out;
 }
 

@@ -2,9 +2,12 @@
 // a SASL_SSL listener (SCRAM and PLAIN users) and an SSL listener that requires client certificates.
 // The producer CLI and the real ingestor (with kafkajs' fast paths in place) go through it, and
 // every entity's features in Redis equal the engine run offline; wrong credentials or an untrusted
-// broker certificate end in a clear error, not in a hang.
+// broker certificate end in a clear error, not in a hang. The same listener takes OAUTHBEARER: JWTs
+// signed by a test IdP (oauth-idp.ts) and checked against its JWKS, from its client credentials
+// token endpoint (tokens of 20 s, so a run of 30 s needs fresh ones) or from a token file.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { type FraudEvent, generateFraudEvents } from '../../shared/synth/fraud-events.ts';
@@ -23,6 +26,15 @@ import {
   kafkaSecurityRun,
   USERS,
 } from '../support/kafka-security-broker.ts';
+import { OauthIdp } from '../support/oauth-idp.ts';
+import { trackChild } from '../support/process-guard.ts';
+
+const OAUTH = {
+  clientId: 'tessera-ksec',
+  clientSecret: `oauth-${randomUUID()}`,
+  audience: 'tessera-kafka',
+  expiresInSeconds: 20,
+};
 
 /** Runs the producer CLI to its end with the run's settings. */
 async function producerCli(
@@ -33,6 +45,7 @@ async function producerCli(
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...run.env },
   });
+  trackChild(child, 'producer CLI');
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => {
@@ -73,6 +86,7 @@ async function readyOrExited(ingestor: ReturnType<typeof startIngestor>): Promis
 
 describe('Kafka over TLS and SASL', { timeout: 600_000 }, () => {
   let broker: KafkaSecurityBroker;
+  let idp: OauthIdp;
   const runs: TestRun[] = [];
   const newRun = (login: KafkaLogin, env: Record<string, string> = {}) => {
     // Event-time clock: the generated stream is historical.
@@ -82,12 +96,20 @@ describe('Kafka over TLS and SASL', { timeout: 600_000 }, () => {
   };
 
   before(async () => {
-    broker = await KafkaSecurityBroker.start();
+    idp = await OauthIdp.start(OAUTH);
+    broker = await KafkaSecurityBroker.start({
+      jwksUrl: idp.jwksUrl,
+      issuer: idp.issuer,
+      audience: OAUTH.audience,
+      // Sessions end with their token (20 s), well before this.
+      reauthMs: 60_000,
+    });
   });
   after(async () => {
     // While the broker runs: the runs' topics go with it anyway, their Redis keys do not.
     for (const run of runs) await cleanupRun(run).catch(() => undefined);
     broker?.remove();
+    idp?.stop();
   });
 
   it('SCRAM-SHA-512 over TLS: the producer CLI and the ingestor, fast paths on, give the offline features', async () => {
@@ -162,5 +184,86 @@ describe('Kafka over TLS and SASL', { timeout: 600_000 }, () => {
     const outcome = await readyOrExited(ingestor);
     assert.equal(outcome, 'exited', ingestor.output());
     assert.match(ingestor.output(), /certificate.*"hint":"TLS failed: check TESSERA_KAFKA_TLS_CA_FILE/i);
+  });
+
+  const clientCredentials = (secret = OAUTH.clientSecret) => ({
+    TESSERA_KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL: idp.tokenUrl,
+    TESSERA_KAFKA_SASL_OAUTHBEARER_CLIENT_ID: OAUTH.clientId,
+    TESSERA_KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET: secret,
+  });
+
+  it('OAUTHBEARER client credentials, tokens of 20 s: a 30 s producer CLI run and the ingestor refresh them and give the offline features', async () => {
+    const run = newRun('oauthbearer', { ...clientCredentials(), TESSERA_LOG_LEVEL: 'info' });
+    await createSourceTopic(run, 3);
+    const issuedBefore = (await idp.stats()).issued;
+    const ingestor = startIngestor(run);
+    await ingestor.ready;
+    // 100 events a second: both processes stay connected past their first tokens' expiry, and the
+    // broker ends each session when its token expires, so only re-authentication keeps them going.
+    const started = Date.now();
+    const produced = await producerCli(run, ['--events', '3000', '--rate', '100', '--seed', '53']);
+    assert.equal(produced.code, 0, produced.stderr);
+    assert.ok(Date.now() - started > 25_000, 'the producer run was shorter than a token');
+    await waitForCaughtUp(run, run.topic, 120_000);
+    ingestor.child.kill('SIGTERM');
+    assert.equal(await ingestor.exited, 0, `graceful stop failed:\n${ingestor.output()}`);
+    const { entities, differences } = await differencesFromOffline(
+      run,
+      generateFraudEvents({ events: 3000, seed: 53 }),
+    );
+    assert.ok(entities > 50, `only ${entities} entities`);
+    assert.deepEqual(differences, [], `first differences among ${entities} entities`);
+    // Two processes, each with a first token and at least one refresh after 20 s.
+    const issued = (await idp.stats()).issued - issuedBefore;
+    assert.ok(issued >= 4, `the IdP issued only ${issued} tokens: nothing was refreshed`);
+    const output = ingestor.output() + produced.stdout + produced.stderr;
+    assert.ok(!output.includes(OAUTH.clientSecret), 'the client secret is in the output');
+    assert.ok(!/eyJ[\w-]+\.eyJ/.test(output), 'a token is in the output');
+    assert.match(ingestor.output(), /TESSERA_KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET = <redacted>/);
+  });
+
+  it('OAUTHBEARER from a token file (a sidecar keeps it fresh): the ingestor gives the offline features', async () => {
+    const tokenFile = broker.file('oauth-token');
+    writeFileSync(tokenFile, `${await idp.mint('tessera-file', 300)}\n`);
+    const run = newRun('oauthbearer', { TESSERA_KAFKA_SASL_OAUTHBEARER_TOKEN_FILE: tokenFile });
+    await createSourceTopic(run, 3);
+    const events = generateFraudEvents({ events: 1500, seed: 59 });
+    const producer = run.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    await producer.send({ topic: run.topic, messages: fraudMessages(events) });
+    await producer.disconnect();
+    await ingestAndCompare(run, events);
+  });
+
+  it('OAUTHBEARER with a wrong client secret: the ingestor and the producer CLI stop at once, naming the client id and secret', async () => {
+    const wrong = 'ksec-not-the-client-secret';
+    const run = newRun('oauthbearer', clientCredentials(wrong));
+    const started = Date.now();
+    const ingestor = startIngestor(run);
+    assert.equal(await readyOrExited(ingestor), 'exited', ingestor.output());
+    assert.equal(await ingestor.exited, 1);
+    assert.ok(Date.now() - started < 20_000, `the ingestor took ${Date.now() - started} ms to give up`);
+    assert.match(
+      ingestor.output(),
+      /token endpoint http:\/\/127\.0\.0\.1:\d+\/token refused the token request \(HTTP 401 invalid_client[^\n]*check TESSERA_KAFKA_SASL_OAUTHBEARER_CLIENT_ID and TESSERA_KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET/,
+    );
+    assert.ok(!ingestor.output().includes(wrong), 'the client secret is in the output');
+
+    const producer = await producerCli(run, ['--events', '10', '--rate', '0']);
+    assert.equal(producer.code, 2, producer.stderr);
+    assert.match(producer.stderr, /refused the token request \(HTTP 401 invalid_client/);
+    assert.ok(!producer.stderr.includes(wrong), 'the client secret is in the producer output');
+  });
+
+  it('OAUTHBEARER with a token for another audience: the broker refusal is reported, not a lost broker', async () => {
+    const tokenFile = broker.file('oauth-token-other');
+    writeFileSync(tokenFile, await idp.mint('tessera-file', 300, 'another-service'));
+    const run = newRun('oauthbearer', { TESSERA_KAFKA_SASL_OAUTHBEARER_TOKEN_FILE: tokenFile });
+    const producer = await producerCli(run, ['--events', '10', '--rate', '0']);
+    assert.equal(producer.code, 2, producer.stderr);
+    assert.match(
+      producer.stderr,
+      /the broker 127\.0\.0\.1:\d+ refused the token \(invalid_token\): its audience, issuer, expiry or signing key/,
+    );
   });
 });

@@ -1,6 +1,7 @@
 // A private Kafka broker with the listeners of a managed Kafka, for the TLS and SASL tests: SASL_SSL
 // (SCRAM-SHA-256/512 users added when its storage is formatted, PLAIN users in the listener's JAAS
-// config) and SSL with client certificates required (mutual TLS). Its CA, server and client
+// config, and OAUTHBEARER when started with an IdP: signed JWTs checked against the IdP's JWKS) and
+// SSL with client certificates required (mutual TLS). Its CA, server and client
 // certificates are made in its temporary directory by tls-certs.ts. Started and stopped by the local
 // stack's own shell functions (scripts/lib/kafka.sh), with their extra-properties hooks.
 import { execFileSync } from 'node:child_process';
@@ -10,9 +11,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, portOpen } from './flusher-process.ts';
 import { newTestRun, type TestRun } from './ingestor-process.ts';
+import { trackPid } from './process-guard.ts';
 import { privateCa, signedCert } from './tls-certs.ts';
 
-export type KafkaLogin = 'scram-sha-256' | 'scram-sha-512' | 'plain' | 'mtls';
+export type KafkaLogin = 'scram-sha-256' | 'scram-sha-512' | 'plain' | 'mtls' | 'oauthbearer';
+
+/**
+ * OAUTHBEARER on the SASL_SSL listener: tokens must be signed by a key in `jwksUrl`, for
+ * `audience`, from `issuer`. The broker ends a session after `reauthMs` (or when its token
+ * expires, if sooner): clients must re-authenticate (KIP-368).
+ */
+export interface BrokerOauth {
+  jwksUrl: string;
+  issuer: string;
+  audience: string;
+  reauthMs: number;
+}
 
 /** The broker's users: `ksecscram` for both SCRAM mechanisms, `ksecplain` for PLAIN. */
 export const USERS = {
@@ -26,27 +40,33 @@ export class KafkaSecurityBroker {
   private constructor(
     /** PLAINTEXT (the stack's readiness check), CONTROLLER, SASL_SSL, SSL with client auth. */
     readonly ports: { plaintext: number; controller: number; saslSsl: number; mtls: number },
+    private readonly oauth?: BrokerOauth,
   ) {}
 
   /**
    * Makes the certificates, formats the storage with the SCRAM users and starts the broker.
    * KAFKA_SECURITY_TEST_PORT: the first of four consecutive ports to use (default: free ones).
    */
-  static async start(): Promise<KafkaSecurityBroker> {
+  static async start(oauth?: BrokerOauth): Promise<KafkaSecurityBroker> {
     const base = Number(process.env.KAFKA_SECURITY_TEST_PORT ?? 0);
     const [plaintext, controller, saslSsl, mtls] =
       base > 0
         ? [base, base + 1, base + 2, base + 3]
         : [await freePort(), await freePort(), await freePort(), await freePort()];
-    const broker = new KafkaSecurityBroker({
-      plaintext: plaintext!,
-      controller: controller!,
-      saslSsl: saslSsl!,
-      mtls: mtls!,
-    });
-    broker.makeCertificates();
-    broker.startBroker();
-    await broker.waitForListeners();
+    const broker = new KafkaSecurityBroker(
+      { plaintext: plaintext!, controller: controller!, saslSsl: saslSsl!, mtls: mtls! },
+      oauth,
+    );
+    try {
+      broker.makeCertificates();
+      broker.startBroker();
+      await broker.waitForListeners();
+    } catch (error) {
+      // A failed start (kafka_start gave up, a listener never opened) leaves a broker running in a
+      // session of its own that the caller, never given this object, could not remove().
+      broker.remove();
+      throw error;
+    }
     return broker;
   }
 
@@ -63,6 +83,13 @@ export class KafkaSecurityBroker {
         TESSERA_KAFKA_BROKERS: `127.0.0.1:${this.ports.mtls}`,
         TESSERA_KAFKA_TLS_CERT_FILE: this.file('client.crt'),
         TESSERA_KAFKA_TLS_KEY_FILE: this.file('client.key'),
+      };
+    // The token's source (endpoint or file) is the test's to add.
+    if (login === 'oauthbearer')
+      return {
+        ...tls,
+        TESSERA_KAFKA_BROKERS: `127.0.0.1:${this.ports.saslSsl}`,
+        TESSERA_KAFKA_SASL_MECHANISM: login,
       };
     const user = login === 'plain' ? USERS.plain : USERS.scram;
     return {
@@ -114,6 +141,7 @@ export class KafkaSecurityBroker {
       'ssl.truststore.type=PEM',
       `ssl.truststore.location=${this.file('ca.crt')}`,
       'listener.name.ssl.ssl.client.auth=required',
+      ...this.oauthProperties(),
     ].join('\n');
     const { username, password } = USERS.scram;
     const formatArgs = ['SCRAM-SHA-256', 'SCRAM-SHA-512']
@@ -135,11 +163,45 @@ export class KafkaSecurityBroker {
           TESSERA_KAFKA_CONTROLLER_PORT: String(controller),
           TESSERA_KAFKA_EXTRA_PROPERTIES: properties,
           TESSERA_KAFKA_FORMAT_ARGS: formatArgs,
+          // Kafka 4 fetches only the URLs this JVM property allows (the JWKS); the JVM reads it
+          // from JAVA_TOOL_OPTIONS, which kafka_start passes on.
+          ...(this.oauth
+            ? {
+                JAVA_TOOL_OPTIONS: `-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=${this.oauth.jwksUrl}`,
+              }
+            : {}),
         },
         stdio: ['ignore', 'ignore', 'pipe'],
         timeout: 120_000,
       },
     );
+    trackPid(
+      Number(readFileSync(join(this.dir, 'kafka', 'kafka.pid'), 'utf8')),
+      `Kafka security broker on ${plaintext} (KafkaSecurityBroker)`,
+    );
+  }
+
+  /** OAUTHBEARER next to SCRAM and PLAIN on the SASL_SSL listener, validating JWTs (Kafka 4.x). */
+  private oauthProperties(): string[] {
+    if (!this.oauth) return [];
+    const { jwksUrl, issuer, audience, reauthMs } = this.oauth;
+    const prefix = 'listener.name.sasl_ssl.oauthbearer';
+    return [
+      'sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN,OAUTHBEARER',
+      `${prefix}.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;`,
+      `${prefix}.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler`,
+      `${prefix}.connections.max.reauth.ms=${reauthMs}`,
+      ...[
+        `sasl.oauthbearer.jwks.endpoint.url=${jwksUrl}`,
+        `sasl.oauthbearer.expected.audience=${audience}`,
+        `sasl.oauthbearer.expected.issuer=${issuer}`,
+        // An expired token is refused at once, not 30 s later (the default skew).
+        'sasl.oauthbearer.clock.skew.seconds=0',
+        // Kafka 4.1's default (DefaultJwtValidator), built by class name, gets no key resolver and
+        // falls back to ClientJwtValidator, which checks no signature and no audience: named here.
+        'sasl.oauthbearer.jwt.validator.class=org.apache.kafka.common.security.oauthbearer.BrokerJwtValidator',
+      ].flatMap((line) => [line, `${prefix}.${line}`]),
+    ];
   }
 
   /** kafka_start waits for the PLAINTEXT port only; the secure listeners open with it, or soon after. */

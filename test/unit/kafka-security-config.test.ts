@@ -108,7 +108,7 @@ describe('kafka security config', () => {
     const { message } = configError(() => options({ TESSERA_KAFKA_SASL_MECHANISM: 'gssapi' }));
     assert.match(
       message,
-      /TESSERA_KAFKA_SASL_MECHANISM = "gssapi": expected plain, scram-sha-256 or scram-sha-512/,
+      /TESSERA_KAFKA_SASL_MECHANISM = "gssapi": expected plain, scram-sha-256, scram-sha-512 or oauthbearer/,
     );
   });
 
