@@ -17,8 +17,8 @@ function openssl(args: string[]): void {
   execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
-/** A self-signed certificate for 127.0.0.1 (its own CA, as `openssl req -x509` makes it). */
-export function selfSignedCert(dir: string, name: string): CertFiles {
+/** A self-signed certificate for 127.0.0.1 (its own CA, as `openssl req -x509` makes it), valid `days`. */
+export function selfSignedCert(dir: string, name: string, days = 2): CertFiles {
   const files = { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
   openssl([
     'req',
@@ -27,7 +27,7 @@ export function selfSignedCert(dir: string, name: string): CertFiles {
     'rsa:2048',
     '-nodes',
     '-days',
-    '2',
+    String(days),
     '-subj',
     `/CN=${name}`,
     '-addext',

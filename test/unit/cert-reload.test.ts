@@ -19,7 +19,7 @@ import {
   startCertificateReload,
 } from '../../shared/config/cert-reload.ts';
 import { kafkaSecurityOptions } from '../../shared/config/kafka-security.ts';
-import { privateCa, signedCert } from '../support/tls-certs.ts';
+import { privateCa, selfSignedCert, signedCert } from '../support/tls-certs.ts';
 
 function openssl(args: string[]): string {
   return execFileSync('openssl', args, { encoding: 'utf8' });
@@ -134,22 +134,7 @@ describe('renewed client certificates', () => {
   it('dates a file by its first certificate, and a CA bundle by its earliest', () => {
     const bundle = join(dir, 'bundle.crt');
     // The CA (made with 2 days) and a longer-lived one after it.
-    const longer = join(dir, 'longer.crt');
-    openssl([
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '30',
-      '-subj',
-      '/CN=longer',
-      '-keyout',
-      join(dir, 'longer.key'),
-      '-out',
-      longer,
-    ]);
+    const longer = selfSignedCert(dir, 'longer', 30).cert;
     writeFileSync(bundle, Buffer.concat([readFileSync(longer), readFileSync(ca.cert)]));
     const pem = readFileSync(bundle);
     assert.equal(certificateNotAfter(pem, 'first'), notAfterOf(longer));

@@ -9,7 +9,10 @@ import { it } from 'node:test';
 
 const ROOT = join(import.meta.dirname, '../..');
 
-/** The lowest version of a simple `>=x.y.z` (or `^x`, `x.y`) range; other forms are listed apart. */
+/**
+ * Whether `version` is in a simple npm range (`>=x.y.z`, `^x.y`, `~x.y`, `x`, `>=a <b`, joined by
+ * `||`); 'unknown' for other forms, which are not counted as refusals.
+ */
 function satisfied(range: string, version: readonly number[]): boolean | 'unknown' {
   const alternatives = range.split('||').map((r) => r.trim());
   const results = alternatives.map((r) => {
