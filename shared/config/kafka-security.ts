@@ -7,7 +7,7 @@ import type { KafkaConfig, Mechanism, SASLOptions } from 'kafkajs';
 import type { Logger } from 'pino';
 import { TesseraError } from '../errors.ts';
 import { watchTlsFiles } from './cert-reload.ts';
-import { type ConfigKey, ENV_NAMES } from './defaults.ts';
+import { type ConfigKey, DEFAULTS, ENV_NAMES } from './defaults.ts';
 import { oauthBearerMechanism, oauthBearerProvider, parseExtensions } from './oauth-token.ts';
 import type { Config } from './schema.ts';
 import { type PemSet, pemFiles, readConfiguredFile } from './tls-files.ts';
@@ -110,7 +110,8 @@ function saslOptions(config: SecurityConfig, logger?: Logger): SASLOptions | Mec
  * error. The token file is read again at every authentication (oauth-token.ts).
  */
 function oauthOptions(partial: SecurityConfig, logger?: Logger): Mechanism {
-  const config: OauthConfig = { ...OAUTH_UNSET, ...partial };
+  // Unset options are their defaults (empty).
+  const config: OauthConfig = { ...DEFAULTS, ...partial };
   const extensions = parseExtensions(config.kafkaSaslOauthbearerExtensions);
   const options = { extensions, ...(logger ? { logger } : {}) };
   if (config.kafkaSaslOauthbearerTokenFile !== '') {
@@ -137,17 +138,6 @@ function oauthOptions(partial: SecurityConfig, logger?: Logger): Mechanism {
   };
   return oauthBearerMechanism(oauthBearerProvider(source, options));
 }
-
-const OAUTH_UNSET: OauthConfig = {
-  kafkaSaslOauthbearerTokenEndpointUrl: '',
-  kafkaSaslOauthbearerClientId: '',
-  kafkaSaslOauthbearerClientSecret: '',
-  kafkaSaslOauthbearerClientSecretFile: '',
-  kafkaSaslOauthbearerScope: '',
-  kafkaSaslOauthbearerAudience: '',
-  kafkaSaslOauthbearerExtensions: '',
-  kafkaSaslOauthbearerTokenFile: '',
-};
 
 function passwordFile(path: string): string {
   return secretFile('kafkaSaslPasswordFile', path, 'the SASL password');

@@ -32,13 +32,9 @@ function readError(key: ConfigKey, path: string, cause: unknown): TesseraError {
 }
 
 /**
- * The file's bytes. Throws CONFIG_INVALID naming the variable and the path when the file cannot be
- * read or holds no PEM block. A key's content never reaches a message: only its path does.
+ * A PEM file's bytes, or CONFIG_INVALID naming the variable and the path when it holds no PEM
+ * block. A key's content never reaches a message: only its path does.
  */
-export function readPemFile(key: ConfigKey, path: string): Buffer {
-  return checkedPem(key, path, readConfiguredFile(key, path));
-}
-
 function checkedPem(key: ConfigKey, path: string, bytes: Buffer): Buffer {
   if (!bytes.includes('-----BEGIN '))
     throw new TesseraError(

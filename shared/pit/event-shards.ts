@@ -5,7 +5,7 @@
 import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { processAlive, removeDeadRunEntries } from './dead-runs.ts';
+import { type DeadRunCleanup, processAlive, removeDeadRunEntries } from './dead-runs.ts';
 
 /** One shard's events: `columns[c]` is a Float64Array (numbers, NaN = null) or an Int32Array
  * (dictionary ids of a string column, -1 = null), following the plan's columns. */
@@ -36,9 +36,8 @@ const SPILL_DIR = /^tessera-pit-spill-(\d+)-[A-Za-z0-9]{6}$/;
 export function removeStaleSpillDirs(
   tempRoot = tmpdir(),
   alive: (pid: number) => boolean = processAlive,
-): { removed: string[]; failed: { dir: string; error: string }[] } {
-  const { removed, failed } = removeDeadRunEntries(tempRoot, SPILL_DIR, alive);
-  return { removed, failed: failed.map(({ path, error }) => ({ dir: path, error })) };
+): DeadRunCleanup {
+  return removeDeadRunEntries(tempRoot, SPILL_DIR, alive);
 }
 type TypedCtor = Float64ArrayConstructor | Int32ArrayConstructor;
 

@@ -114,10 +114,7 @@ export async function retrieveHistorical(request: HistoricalRequest): Promise<Hi
   const staleOut = removeStaleOutputTemps(request.out);
   for (const path of [...stale.removed, ...staleOut.removed])
     log(`historical: removed ${path}, left by a run that died`);
-  for (const { path, error } of [
-    ...stale.failed.map((f) => ({ path: f.dir, error: f.error })),
-    ...staleOut.failed,
-  ])
+  for (const { path, error } of [...stale.failed, ...staleOut.failed])
     process.stderr.write(`historical: cannot remove ${path}, left by a run that died: ${error}\n`);
   const selection = selectFeatures(request.definitions, request);
   const labels = await readLabels(request.entities, labelKeys(selection), request.signal);
