@@ -6,7 +6,12 @@ import { toInt64BigInt } from '../../shared/codecs/int64.ts';
 // describe, not JSON.stringify, in messages: a client's deeply nested value overflowed the stack there.
 import { describe, parseTimestamp } from '../../shared/codecs/timestamp.ts';
 import { unpairedSurrogate } from '../../shared/codecs/validate.ts';
-import type { Definitions, FeatureDef, ViewDef } from '../../shared/definitions/schema.ts';
+import {
+  type Definitions,
+  type FeatureDef,
+  fullFeatureName,
+  type ViewDef,
+} from '../../shared/definitions/schema.ts';
 import { TesseraError } from '../../shared/errors.ts';
 import { featureColumnType } from '../../shared/offline/feature-columns.ts';
 
@@ -117,7 +122,7 @@ export function parseOnlineRequest(
         `${field}: view ${viewName} has no feature ${describe(featureName)}; it has ${view.features.map((f) => f.name).join(', ')}`,
         field,
       );
-    const outputName = fullNames ? `${viewName}__${featureName}` : featureName;
+    const outputName = fullNames ? fullFeatureName(viewName, featureName) : featureName;
     const clash = seenOutput.get(outputName);
     if (clash !== undefined)
       throw invalid(

@@ -15,6 +15,7 @@ import {
   definitionsSchema,
   type EntityDef,
   type FeatureDef,
+  fullFeatureName,
   NUMERIC_AGGREGATIONS,
   type SourceDef,
   type ViewDef,
@@ -383,7 +384,7 @@ function compile(
   const fullNames = new Map<string, string>();
   for (const [vi, v] of views.entries())
     for (const [fi, f] of v.features.entries()) {
-      const full = `${v.name}__${f.name}`;
+      const full = fullFeatureName(v.name, f.name);
       const other = fullNames.get(full);
       if (other !== undefined && other !== f.ref)
         problems.push({

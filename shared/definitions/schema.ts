@@ -171,6 +171,14 @@ export interface FeatureDef {
   precision: number;
 }
 
+/**
+ * Feast's full feature name, `view__feature` (its `full_feature_names`): the column or response
+ * name of a feature wherever full names are asked for (server, point-in-time retrieval).
+ */
+export function fullFeatureName(view: string, feature: string): string {
+  return `${view}__${feature}`;
+}
+
 export interface ViewDef {
   name: string;
   entity: EntityDef;

@@ -8,7 +8,7 @@
 // both passes each, into one answer table per view, merged by input row when written.
 // Memory: O(labels) for the entity dataframe and the answers of every view + one decoded raw-log
 // object + one shard's events (at most `maxShardEvents` on average) + one entity's engine state.
-import type { Definitions, FeatureDef, ViewDef } from '../definitions/schema.ts';
+import { type Definitions, type FeatureDef, fullFeatureName, type ViewDef } from '../definitions/schema.ts';
 import { numericColumns, planView, type Value, type ViewPlan } from '../engine/index.ts';
 import { TesseraError } from '../errors.ts';
 import { EVENT_TIMESTAMP } from '../offline/feature-columns.ts';
@@ -417,7 +417,7 @@ export function selectFeatures(
   const columns: FeatureSelection['columns'] = [];
   const byName = new Map<string, FeatureDef>();
   for (const { view, def, ref } of wanted) {
-    const name = ask.fullFeatureNames ? `${view.name}__${def.name}` : def.name;
+    const name = ask.fullFeatureNames ? fullFeatureName(view.name, def.name) : def.name;
     const other = byName.get(name);
     if (other === def)
       throw new TesseraError(
