@@ -1,5 +1,6 @@
 // Prometheus metrics of the flusher (tessera_flusher_<thing>_<unit>), on their own registry.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { tlsReloadMetrics } from '../../shared/config/cert-reload.ts';
 
 export function createFlusherMetrics(options: { processMetrics?: boolean } = {}) {
   const registry = new Registry();
@@ -8,18 +9,7 @@ export function createFlusherMetrics(options: { processMetrics?: boolean } = {})
   if (options.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'tessera_flusher_' });
   return {
     registry,
-    tlsCertificateExpiry: new Gauge({
-      name: 'tessera_flusher_tls_certificate_expiry_timestamp_seconds',
-      help: 'Not-after time (Unix seconds) of each certificate the process loaded, by use: server (its HTTPS certificate), kafka_client, redis_client (client certificates), kafka_ca, redis_ca (the earliest of the CA file). Updated on renewal.',
-      labelNames: ['use'] as const,
-      registers: [registry],
-    }),
-    tlsReloads: new Counter({
-      name: 'tessera_flusher_tls_reloads_total',
-      help: 'Renewed TLS files by use (server, kafka_client, redis_client) and outcome: reloaded (new connections use them), refused (unusable: the files loaded before stay in use).',
-      labelNames: ['use', 'outcome'] as const,
-      registers: [registry],
-    }),
+    ...tlsReloadMetrics('tessera_flusher_', registry),
     lastSuccess: new Gauge({
       name: 'tessera_flusher_last_success_timestamp_seconds',
       help: 'Unix time of the last successful flush (alert when now minus this exceeds a few intervals).',

@@ -1,6 +1,7 @@
 // Prometheus metrics of the ingestor (tessera_ingestor_<thing>_<unit>), on their own registry so
 // tests can run several ingestors in one process.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { tlsReloadMetrics } from '../../shared/config/cert-reload.ts';
 
 export function createIngestorMetrics(options: { processMetrics?: boolean } = {}) {
   const registry = new Registry();
@@ -9,18 +10,7 @@ export function createIngestorMetrics(options: { processMetrics?: boolean } = {}
   if (options.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'tessera_ingestor_' });
   const metrics = {
     registry,
-    tlsCertificateExpiry: new Gauge({
-      name: 'tessera_ingestor_tls_certificate_expiry_timestamp_seconds',
-      help: 'Not-after time (Unix seconds) of each certificate the process loaded, by use: server (its HTTPS certificate), kafka_client, redis_client (client certificates), kafka_ca, redis_ca (the earliest of the CA file). Updated on renewal.',
-      labelNames: ['use'] as const,
-      registers: [registry],
-    }),
-    tlsReloads: new Counter({
-      name: 'tessera_ingestor_tls_reloads_total',
-      help: 'Renewed TLS files by use (server, kafka_client, redis_client) and outcome: reloaded (new connections use them), refused (unusable: the files loaded before stay in use).',
-      labelNames: ['use', 'outcome'] as const,
-      registers: [registry],
-    }),
+    ...tlsReloadMetrics('tessera_ingestor_', registry),
     events: new Counter({
       name: 'tessera_ingestor_events_total',
       help: 'Source records by outcome: applied, duplicate (redelivery, no-op), dlq (invalid or late).',

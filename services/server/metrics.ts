@@ -6,25 +6,15 @@ import {
   type PerformanceEntry,
   PerformanceObserver,
 } from 'node:perf_hooks';
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { tlsReloadMetrics } from '../../shared/config/cert-reload.ts';
 
 export function createServerMetrics(options: { processMetrics?: boolean } = {}) {
   const registry = new Registry();
   if (options.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'tessera_server_' });
   return {
     registry,
-    tlsCertificateExpiry: new Gauge({
-      name: 'tessera_server_tls_certificate_expiry_timestamp_seconds',
-      help: 'Not-after time (Unix seconds) of each certificate the process loaded, by use: server (its HTTPS certificate), kafka_client, redis_client (client certificates), kafka_ca, redis_ca (the earliest of the CA file). Updated on renewal.',
-      labelNames: ['use'] as const,
-      registers: [registry],
-    }),
-    tlsReloads: new Counter({
-      name: 'tessera_server_tls_reloads_total',
-      help: 'Renewed TLS files by use (server, kafka_client, redis_client) and outcome: reloaded (new connections use them), refused (unusable: the files loaded before stay in use).',
-      labelNames: ['use', 'outcome'] as const,
-      registers: [registry],
-    }),
+    ...tlsReloadMetrics('tessera_server_', registry),
     requestSeconds: new Histogram({
       name: 'tessera_server_request_duration_seconds',
       help: 'Time from request received to response sent, by route and HTTP status.',

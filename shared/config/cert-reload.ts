@@ -5,7 +5,7 @@
 // expiry alert. Process-wide on purpose: the files and the connections they serve are the process's.
 import { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Counter, Gauge } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { loadPemSet, type PemFiles, type PemSet, pemFingerprint } from './tls-files.ts';
 
 /** What a file set is for: the label `use` of the reload counter. */
@@ -33,6 +33,27 @@ const notAfter = new Map<CertificateUse, number>();
 export interface ReloadMetrics {
   expiry: Gauge<'use'>;
   reloads: Counter<'use' | 'outcome'>;
+}
+
+/**
+ * The two metrics of certificate renewal, named `<prefix>tls_…` on `registry`: every service
+ * declares them alike (`prefix` e.g. `tessera_ingestor_`), spread into its metrics object.
+ */
+export function tlsReloadMetrics(prefix: string, registry: Registry) {
+  return {
+    tlsCertificateExpiry: new Gauge({
+      name: `${prefix}tls_certificate_expiry_timestamp_seconds`,
+      help: 'Not-after time (Unix seconds) of each certificate the process loaded, by use: server (its HTTPS certificate), kafka_client, redis_client (client certificates), kafka_ca, redis_ca (the earliest of the CA file). Updated on renewal.',
+      labelNames: ['use'] as const,
+      registers: [registry],
+    }),
+    tlsReloads: new Counter({
+      name: `${prefix}tls_reloads_total`,
+      help: 'Renewed TLS files by use (server, kafka_client, redis_client) and outcome: reloaded (new connections use them), refused (unusable: the files loaded before stay in use).',
+      labelNames: ['use', 'outcome'] as const,
+      registers: [registry],
+    }),
+  };
 }
 
 interface Running {

@@ -8,6 +8,9 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { createFlusherMetrics } from '../../services/flusher/metrics.ts';
+import { createIngestorMetrics } from '../../services/ingestor/metrics.ts';
+import { createServerMetrics } from '../../services/server/metrics.ts';
 import { type ConfigKey, DEFAULTS, ENV_NAMES, flagName } from '../../shared/config/defaults.ts';
 
 const pages = [
@@ -45,21 +48,14 @@ function sourceText(): string {
   return out.join('\n');
 }
 
+/** Every metric the services register, with its label names, from their own registries. */
 function metricLabels(): Map<string, string[]> {
   const registered = new Map<string, string[]>();
-  for (const service of readdirSync('services')) {
-    const file = join('services', service, 'metrics.ts');
-    if (!existsSync(file)) continue;
-    const text = readFileSync(file, 'utf8');
-    // Each metric's declaration runs from its name to the next one's.
-    for (const m of text.matchAll(/name: '(tessera_[a-z0-9_]+)'([\s\S]*?)(?=name: 'tessera_|$)/g)) {
-      const labels = /labelNames: \[([^\]]*)\]/.exec(m[2]!)?.[1] ?? '';
-      registered.set(
-        m[1]!,
-        [...labels.matchAll(/'([a-z_]+)'/g)].map((l) => l[1]!),
-      );
+  for (const { registry } of [createIngestorMetrics(), createServerMetrics(), createFlusherMetrics()])
+    for (const metric of registry.getMetricsAsArray()) {
+      const { name, labelNames } = metric as unknown as { name: string; labelNames?: string[] };
+      registered.set(name, [...(labelNames ?? [])]);
     }
-  }
   return registered;
 }
 
