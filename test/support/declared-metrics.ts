@@ -1,9 +1,13 @@
-// The metrics the services declare, and the small PromQL reading the deploy tests share
-// (deploy-alerts, deploy-dashboard): what a series name resolves to, a selector's matchers, the
-// text an aggregation applies to. Regex-level on purpose: the expressions are ours and simple.
+// The metrics the services declare (from their registries), and the small PromQL reading the
+// deploy tests share (deploy-alerts, deploy-dashboard): what a series name resolves to, a
+// selector's matchers, the text an aggregation applies to. Regex-level on purpose: the
+// expressions are ours and simple.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry, Summary } from 'prom-client';
+import { createFlusherMetrics } from '../../services/flusher/metrics.ts';
+import { createIngestorMetrics } from '../../services/ingestor/metrics.ts';
+import { createServerMetrics } from '../../services/server/metrics.ts';
 
 export type Kind = 'Counter' | 'Gauge' | 'Histogram' | 'Summary';
 export interface Metric {
@@ -18,19 +22,14 @@ function metricsFiles(): { service: string; text: string }[] {
     .map(({ service, file }) => ({ service, text: readFileSync(file, 'utf8') }));
 }
 
-/** `new Counter({ name: 'tessera_...', ..., labelNames: [...] })` in services/<name>/metrics.ts. */
+/**
+ * The metrics the services register (services/<name>/metrics.ts), read from their own registries:
+ * a metric declared through a shared helper (tlsReloadMetrics) counts like any other.
+ */
 export function declaredMetrics(): Map<string, Metric> {
   const metrics = new Map<string, Metric>();
-  for (const { text } of metricsFiles()) {
-    for (const m of text.matchAll(/new (Counter|Gauge|Histogram|Summary)\(\{([\s\S]*?)\}\)/g)) {
-      const name = m[2]!.match(/name: '(tessera_[a-z0-9_]+)'/)?.[1];
-      if (name === undefined) continue;
-      const labels = new Set(
-        [...(m[2]!.match(/labelNames: \[([^\]]*)\]/)?.[1] ?? '').matchAll(/'([^']+)'/g)].map((l) => l[1]!),
-      );
-      metrics.set(name, { kind: m[1] as Kind, labels });
-    }
-  }
+  for (const { registry } of [createIngestorMetrics(), createServerMetrics(), createFlusherMetrics()])
+    for (const [name, metric] of registryMetrics(registry)) metrics.set(name, metric);
   return metrics;
 }
 
@@ -49,6 +48,13 @@ export function processMetricPrefixes(): string[] {
 export function processMetrics(prefix: string): Map<string, Metric> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix });
+  const metrics = registryMetrics(registry);
+  registry.clear();
+  return metrics;
+}
+
+/** Every metric of a registry: its kind (by class, not by name) and label names. */
+function registryMetrics(registry: Registry): Map<string, Metric> {
   const metrics = new Map<string, Metric>();
   for (const metric of registry.getMetricsAsArray()) {
     const kind: Kind =
@@ -67,7 +73,6 @@ export function processMetrics(prefix: string): Map<string, Metric> {
     const labels = (metric as unknown as { labelNames?: string[] }).labelNames ?? [];
     metrics.set(metric.name, { kind, labels: new Set(labels) });
   }
-  registry.clear();
   return metrics;
 }
 

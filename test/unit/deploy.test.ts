@@ -7,21 +7,16 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { ENV_NAMES } from '../../shared/config/defaults.ts';
+import { declaredMetrics } from '../support/declared-metrics.ts';
 
 const known = new Set(Object.values(ENV_NAMES));
 const manifests = readdirSync('deploy/k8s')
   .filter((f) => f.endsWith('.yaml'))
   .map((f) => join('deploy/k8s', f));
 
-/** Metric names the services define (`name: 'tessera_...'` in services/<name>/metrics.ts). */
+/** Metric names the services define (their registries). */
 function definedMetrics(): Set<string> {
-  const names = new Set<string>();
-  for (const service of readdirSync('services')) {
-    const file = join('services', service, 'metrics.ts');
-    if (!existsSync(file)) continue;
-    for (const m of readFileSync(file, 'utf8').matchAll(/name: '(tessera_[a-z0-9_]+)'/g)) names.add(m[1]!);
-  }
-  return names;
+  return new Set(declaredMetrics().keys());
 }
 
 describe('deploy/', () => {

@@ -8,10 +8,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { createFlusherMetrics } from '../../services/flusher/metrics.ts';
-import { createIngestorMetrics } from '../../services/ingestor/metrics.ts';
-import { createServerMetrics } from '../../services/server/metrics.ts';
 import { type ConfigKey, DEFAULTS, ENV_NAMES, flagName } from '../../shared/config/defaults.ts';
+import { declaredMetrics } from '../support/declared-metrics.ts';
 
 const pages = [
   'README.md',
@@ -48,15 +46,9 @@ function sourceText(): string {
   return out.join('\n');
 }
 
-/** Every metric the services register, with its label names, from their own registries. */
+/** Every metric the services register, with its label names (test/support/declared-metrics.ts). */
 function metricLabels(): Map<string, string[]> {
-  const registered = new Map<string, string[]>();
-  for (const { registry } of [createIngestorMetrics(), createServerMetrics(), createFlusherMetrics()])
-    for (const metric of registry.getMetricsAsArray()) {
-      const { name, labelNames } = metric as unknown as { name: string; labelNames?: string[] };
-      registered.set(name, [...(labelNames ?? [])]);
-    }
-  return registered;
+  return new Map([...declaredMetrics()].map(([name, metric]) => [name, [...metric.labels]]));
 }
 
 /**
