@@ -18,7 +18,7 @@ import type {
 import type { Logger } from 'pino';
 import { createDecoder } from '../../shared/codecs/decode.ts';
 import type { DecodeResult } from '../../shared/codecs/types.ts';
-import { decoderOptions, topicName } from '../../shared/config/clients.ts';
+import { decoderOptions, schemaRegistryEndpoint, topicName } from '../../shared/config/clients.ts';
 import type { Config } from '../../shared/config/index.ts';
 import { watchConsumerCrashes } from '../../shared/consumer-crashes.ts';
 import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts';
@@ -801,7 +801,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       if (config.updatesFormat === 'avro') {
         const views = [...sources.values()].flatMap((s) => s.views.map((v) => v.plan.view));
         const ids = await registerUpdateSchemas(
-          config.schemaRegistryUrl,
+          schemaRegistryEndpoint(config) ?? config.schemaRegistryUrl,
           topicName(config, UPDATES_TOPIC),
           views,
         );

@@ -8,7 +8,7 @@
 import avro from 'avsc';
 import { preciseLong } from '../../shared/codecs/avro-codec.ts';
 import { frameConfluent } from '../../shared/codecs/confluent-frame.ts';
-import { registerSchema } from '../../shared/codecs/schema-registry.ts';
+import { type RegistryEndpoint, registerSchema } from '../../shared/codecs/schema-registry.ts';
 import type { FeatureDef, ViewDef } from '../../shared/definitions/schema.ts';
 import { featureColumnType } from '../../shared/offline/feature-columns.ts';
 import type { ColumnType } from '../../shared/offline/parquet.ts';
@@ -126,7 +126,7 @@ export function createAvroUpdateEncoder(
 
 /** Registers every view's schema (idempotent: the registry answers the id it already has). */
 export async function registerUpdateSchemas(
-  registryUrl: string,
+  registry: string | RegistryEndpoint,
   topic: string,
   views: readonly ViewDef[],
 ): Promise<Map<string, number>> {
@@ -134,7 +134,7 @@ export async function registerUpdateSchemas(
   for (const view of views)
     ids.set(
       view.name,
-      await registerSchema(registryUrl, updateSubject(topic, view), JSON.stringify(updateSchema(view))),
+      await registerSchema(registry, updateSubject(topic, view), JSON.stringify(updateSchema(view))),
     );
   return ids;
 }

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { registerSchema } from '../../shared/codecs/schema-registry.ts';
-import { topicName } from '../../shared/config/clients.ts';
+import { schemaRegistryEndpoint, topicName } from '../../shared/config/clients.ts';
 import { loadConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { isTesseraError, TesseraError } from '../../shared/errors.ts';
@@ -43,10 +43,11 @@ async function main(): Promise<void> {
   // the registry the ingestor asks, so it could not decode the messages.
   let schemaId = args.schemaId ?? 1;
   let registered: string | undefined;
-  if (format === 'avro-confluent' && args.schemaId === undefined && config.schemaRegistryUrl !== '') {
+  const registry = schemaRegistryEndpoint(config);
+  if (format === 'avro-confluent' && args.schemaId === undefined && registry !== undefined) {
     const subject = `${topic}-value`;
     const text = readFileSync(resolve(dirname(definitionsFile), avroSchema as string), 'utf8');
-    schemaId = await registerSchema(config.schemaRegistryUrl, subject, text);
+    schemaId = await registerSchema(registry, subject, text);
     registered = subject;
   }
 

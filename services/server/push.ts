@@ -6,10 +6,10 @@ import { z } from 'zod';
 import { assertCoversSource, compileAvroSchema } from '../../shared/codecs/avro-codec.ts';
 import { frameConfluent } from '../../shared/codecs/confluent-frame.ts';
 import { createEncoder, type Encoder } from '../../shared/codecs/index.ts';
-import { latestSchema } from '../../shared/codecs/schema-registry.ts';
+import { latestSchema, type RegistryEndpoint } from '../../shared/codecs/schema-registry.ts';
 import { describe } from '../../shared/codecs/timestamp.ts';
 import { createValidator, type RecordValidator } from '../../shared/codecs/validate.ts';
-import { topicName } from '../../shared/config/clients.ts';
+import { schemaRegistryEndpoint, topicName } from '../../shared/config/clients.ts';
 import type { Config } from '../../shared/config/index.ts';
 import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts';
 import { TesseraError } from '../../shared/errors.ts';
@@ -55,6 +55,8 @@ export class Pusher {
   private readonly viaRegistry = new Map<string, RegistrySource>();
   /** The producer's connection, made on first need and again after a failed or lost one. */
   private connection: Promise<void> | null = null;
+  /** The schema registry and its login (read at construction: a wrong password file fails the start). */
+  private readonly registry: RegistryEndpoint | undefined;
 
   constructor(
     private readonly producer: Producer,
@@ -62,6 +64,7 @@ export class Pusher {
     definitions: Definitions,
     definitionsDir: string,
   ) {
+    this.registry = schemaRegistryEndpoint(config);
     producer.on(producer.events.DISCONNECT, () => {
       this.connection = null;
     });
@@ -72,7 +75,7 @@ export class Pusher {
           validate: createValidator(source),
           encoder: createEncoder(source, { definitionsDir }),
         });
-      else if (config.schemaRegistryUrl !== '')
+      else if (this.registry !== undefined)
         this.viaRegistry.set(source.name, {
           source,
           validate: createValidator(source),
@@ -97,7 +100,7 @@ export class Pusher {
     if (entry.codec !== null && entry.until > Date.now()) return entry.codec;
     const { source } = entry;
     const subject = `${topicName(this.config, source.topic)}-value`;
-    const latest = await latestSchema(this.config.schemaRegistryUrl, subject);
+    const latest = await latestSchema(this.registry ?? this.config.schemaRegistryUrl, subject);
     if (latest === undefined)
       throw invalid(
         `push_source_name: the schema registry has no Avro schema under subject ${subject}; register the source's schema there first`,

@@ -7,7 +7,13 @@ import { TesseraError } from '../errors.ts';
 import { type AvroCodec, assertCoversSource, compileAvroSchema, loadAvroSchemaFile } from './avro-codec.ts';
 import { CONFLUENT_HEADER_BYTES, parseConfluentFrame } from './confluent-frame.ts';
 import { parseJsonValue } from './json-codec.ts';
-import { chainLookups, directoryLookup, registryLookup, type SchemaLookup } from './schema-registry.ts';
+import {
+  chainLookups,
+  directoryLookup,
+  type RegistryAuth,
+  registryLookup,
+  type SchemaLookup,
+} from './schema-registry.ts';
 import { type DecodeResult, failure, type KafkaMessageLike } from './types.ts';
 import { createValidator } from './validate.ts';
 
@@ -16,6 +22,8 @@ export interface DecoderOptions {
   definitionsDir: string;
   /** Confluent schema registry base URL (GET <url>/schemas/ids/<id>). */
   schemaRegistryUrl?: string;
+  /** The registry's login when it is not in the URL (basic auth, or a bearer token file). */
+  schemaRegistryAuth?: RegistryAuth;
   /** Directory of `<id>.avsc` files; consulted before the registry. */
   schemaDir?: string;
   /** Registry request timeout, ms. Default 5000. */
@@ -70,7 +78,8 @@ export function createDecoder(source: SourceDef, options: DecoderOptions): Decod
   const lookups: SchemaLookup[] = [];
   if (options.schemaDir !== undefined) lookups.push(directoryLookup(options.schemaDir));
   if (options.schemaRegistryUrl !== undefined) {
-    lookups.push(registryLookup(options.schemaRegistryUrl, options.registryTimeoutMs));
+    const { schemaRegistryUrl: url, schemaRegistryAuth: auth } = options;
+    lookups.push(registryLookup(auth === undefined ? url : { url, auth }, options.registryTimeoutMs));
   }
   if (lookups.length === 0) {
     throw new TesseraError(

@@ -4,7 +4,13 @@
 export { frameConfluent, parseConfluentFrame } from './confluent-frame.ts';
 export { createDecoder, type Decoder, type DecoderOptions } from './decode.ts';
 export { createEncoder, type Encoder, type EncoderOptions } from './encode.ts';
-export { directoryLookup, registryLookup, type SchemaLookup } from './schema-registry.ts';
+export {
+  directoryLookup,
+  type RegistryAuth,
+  type RegistryEndpoint,
+  registryLookup,
+  type SchemaLookup,
+} from './schema-registry.ts';
 export { formatTimestamp, parseTimestamp } from './timestamp.ts';
 export {
   type ColumnValue,

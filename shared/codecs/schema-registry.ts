@@ -1,8 +1,9 @@
 // Where Confluent schema ids are resolved: a schema registry over HTTP (GET /schemas/ids/<id>) or
 // a local directory of <id>.avsc files. Unknown ids resolve to undefined (the message is
 // undecodable); an unreachable registry throws a retriable error instead, so that callers pause
-// rather than dead-letter good events. A registry that needs basic auth (Confluent Cloud) gets it
-// from the URL's user:pass@, sent as an Authorization header and never shown in a message.
+// rather than dead-letter good events. A registry that needs a login (Confluent Cloud) gets basic
+// auth from the URL's user:pass@ or from its own settings, or a bearer token read from a file at
+// each request; the login is sent as an Authorization header and never shown in a message.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TesseraError } from '../errors.ts';
@@ -14,37 +15,104 @@ export const DEFAULT_REGISTRY_TIMEOUT_MS = 5000;
 
 const REGISTRY_JSON = 'application/vnd.schemaregistry.v1+json';
 
-/** A registry's base URL without credentials (the one messages show), and its basic auth if any. */
+/**
+ * A registry login configured apart from its URL: basic auth (TESSERA_SCHEMA_REGISTRY_USERNAME and
+ * _PASSWORD or _PASSWORD_FILE, Confluent's basic.auth.user.info), or a bearer token in a file that
+ * something else keeps fresh (TESSERA_SCHEMA_REGISTRY_BEARER_TOKEN_FILE), read again at each request.
+ */
+export type RegistryAuth =
+  | { kind: 'basic'; username: string; password: string }
+  | { kind: 'bearer-file'; path: string };
+
+/** A registry's URL and its login, when that is not in the URL. A plain string: the URL alone. */
+export interface RegistryEndpoint {
+  url: string;
+  auth?: RegistryAuth;
+}
+
+/** A registry's base URL without credentials (the one messages show), and how to log in, if at all. */
 interface Registry {
   base: string;
-  authorization?: string;
+  /** The Authorization header of the next request, if any. */
+  authorization: () => Promise<string | undefined>;
+}
+
+const noLogin = async () => undefined;
+
+function basic(username: string, password: string): () => Promise<string> {
+  const header = `Basic ${Buffer.from(`${username}:${password}`, 'utf8').toString('base64')}`;
+  return async () => header;
 }
 
 /**
  * fetch refuses a URL with credentials (and its error would repeat them): they leave the URL for
  * an Authorization header. Percent-encoded (a secret with `/` or `@` in it) they are decoded first.
+ * A login given apart from the URL as well is refused: the configuration refuses it at start.
  */
-export function registryAt(url: string): Registry {
+export function registryAt(registry: string | RegistryEndpoint): Registry {
+  const { url, auth } = typeof registry === 'string' ? { url: registry, auth: undefined } : registry;
+  const login =
+    auth === undefined
+      ? noLogin
+      : auth.kind === 'basic'
+        ? basic(auth.username, auth.password)
+        : () => bearerToken(auth.path);
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    return { base: url.replace(/\/+$/, '') };
+    return { base: url.replace(/\/+$/, ''), authorization: login };
   }
-  if (parsed.username === '' && parsed.password === '') return { base: url.replace(/\/+$/, '') };
-  const credentials = `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`;
+  if (parsed.username === '' && parsed.password === '')
+    return { base: url.replace(/\/+$/, ''), authorization: login };
+  if (auth !== undefined)
+    throw new TesseraError(
+      'CONFIG_INVALID',
+      'TESSERA_SCHEMA_REGISTRY_URL holds credentials (user:pass@) and a login is configured apart from it as well (TESSERA_SCHEMA_REGISTRY_USERNAME, _PASSWORD, _PASSWORD_FILE or _BEARER_TOKEN_FILE): give the login one way',
+      { context: { invalid: ['TESSERA_SCHEMA_REGISTRY_URL'] } },
+    );
+  const username = decodeURIComponent(parsed.username);
+  const password = decodeURIComponent(parsed.password);
   parsed.username = '';
   parsed.password = '';
-  return {
-    base: parsed.toString().replace(/\/+$/, ''),
-    authorization: `Basic ${Buffer.from(credentials, 'utf8').toString('base64')}`,
-  };
+  return { base: parsed.toString().replace(/\/+$/, ''), authorization: basic(username, password) };
+}
+
+/** RFC 6750's b64token: what an Authorization header may carry (a JWT is one). */
+const BEARER_TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
+
+/**
+ * The token file as it is now (a sidecar or a projected volume replaces it while the process
+ * runs). Missing or empty it may be in the middle of a replacement: a retriable error, so callers
+ * pause instead of dead-lettering. The token itself never reaches a message.
+ */
+async function bearerToken(path: string): Promise<string> {
+  const problem = (what: string, cause?: unknown) =>
+    new TesseraError(
+      'SERVICE_UNAVAILABLE',
+      `schema registry bearer token: TESSERA_SCHEMA_REGISTRY_BEARER_TOKEN_FILE = ${path} ${what}; check that whatever writes the token (a sidecar, a projected volume) is running`,
+      { retriable: true, ...(cause === undefined ? {} : { cause }), context: { tokenFile: path } },
+    );
+  let text: string;
+  try {
+    text = (await readFile(path, 'utf8')).trim();
+  } catch (cause) {
+    throw problem(`cannot be read (${(cause as NodeJS.ErrnoException).code ?? String(cause)})`, cause);
+  }
+  if (text === '') throw problem('is empty');
+  if (!BEARER_TOKEN.test(text))
+    throw problem('does not hold a bearer token (one line: a JWT or another RFC 6750 token, nothing else)');
+  return `Bearer ${text}`;
 }
 
 /** What an unexpected status says; a refused login names where the credentials come from. */
 function statusProblem(target: string, status: number): string {
   return status === 401 || status === 403
-    ? `schema registry ${target} answered HTTP ${status} (not authorized): check the credentials in TESSERA_SCHEMA_REGISTRY_URL (https://<user>:<password>@host, percent-encoded)`
+    ? `schema registry ${target} answered HTTP ${status} (not authorized): check the login, given one way: ` +
+        'TESSERA_SCHEMA_REGISTRY_USERNAME with TESSERA_SCHEMA_REGISTRY_PASSWORD or TESSERA_SCHEMA_REGISTRY_PASSWORD_FILE ' +
+        '(Confluent Cloud: the Schema Registry API key and secret), the credentials in TESSERA_SCHEMA_REGISTRY_URL ' +
+        '(https://<user>:<password>@host, percent-encoded), or the token in TESSERA_SCHEMA_REGISTRY_BEARER_TOKEN_FILE' +
+        (status === 403 ? '; 403: the login is known but may not read or register this subject' : '')
     : `schema registry ${target} answered HTTP ${status}`;
 }
 
@@ -56,12 +124,13 @@ async function askRegistry(
   context: Record<string, unknown>,
   body?: string,
 ): Promise<Response> {
+  const authorization = await registry.authorization();
   try {
     return await fetch(target, {
       headers: {
         accept: `${REGISTRY_JSON}, application/json`,
         ...(body === undefined ? {} : { 'content-type': REGISTRY_JSON }),
-        ...(registry.authorization === undefined ? {} : { authorization: registry.authorization }),
+        ...(authorization === undefined ? {} : { authorization }),
       },
       ...(body === undefined ? {} : { method: 'POST', body }),
       signal: AbortSignal.timeout(timeoutMs),
@@ -75,8 +144,11 @@ async function askRegistry(
   }
 }
 
-export function registryLookup(url: string, timeoutMs = DEFAULT_REGISTRY_TIMEOUT_MS): SchemaLookup {
-  const registry = registryAt(url);
+export function registryLookup(
+  endpoint: string | RegistryEndpoint,
+  timeoutMs = DEFAULT_REGISTRY_TIMEOUT_MS,
+): SchemaLookup {
+  const registry = registryAt(endpoint);
   return async (id) => {
     const target = `${registry.base}/schemas/ids/${id}`;
     const response = await askRegistry(registry, target, timeoutMs, { schemaId: id });
@@ -142,12 +214,12 @@ export function chainLookups(lookups: readonly SchemaLookup[]): SchemaLookup {
  * with the subject's latest version, 422: invalid) is not, and names the subject.
  */
 export async function registerSchema(
-  url: string,
+  endpoint: string | RegistryEndpoint,
   subject: string,
   schema: string,
   timeoutMs = DEFAULT_REGISTRY_TIMEOUT_MS,
 ): Promise<number> {
-  const registry = registryAt(url);
+  const registry = registryAt(endpoint);
   const target = `${registry.base}/subjects/${encodeURIComponent(subject)}/versions`;
   const response = await askRegistry(registry, target, timeoutMs, { subject }, JSON.stringify({ schema }));
   const text = await response.text().catch(() => '');
@@ -184,11 +256,11 @@ export async function registerSchema(
  * the registry has no such subject; unreachable or failing: a retriable error.
  */
 export async function latestSchema(
-  url: string,
+  endpoint: string | RegistryEndpoint,
   subject: string,
   timeoutMs = DEFAULT_REGISTRY_TIMEOUT_MS,
 ): Promise<{ id: number; schema: string } | undefined> {
-  const registry = registryAt(url);
+  const registry = registryAt(endpoint);
   const target = `${registry.base}/subjects/${encodeURIComponent(subject)}/versions/latest`;
   const response = await askRegistry(registry, target, timeoutMs, { subject });
   if (response.status === 404) {

@@ -1,17 +1,20 @@
-// Client options for kafkajs, ioredis and the S3 SDK derived from Config, so every service and
-// test talks to Kafka/Redis/S3 the same way. Builds options and connects nothing; it only reads
-// the Kafka TLS and password files the config names (kafka-security.ts), and Redis' TLS files,
-// which stay watched for renewals (cert-reload.ts).
+// Client options for kafkajs, ioredis, the S3 SDK and the schema registry derived from Config, so
+// every service and test talks to Kafka/Redis/S3/the registry the same way. Builds options and
+// connects nothing; it only reads the Kafka TLS and password files the config names
+// (kafka-security.ts), the registry's password file, and Redis' TLS files, which stay watched for
+// renewals (cert-reload.ts).
 
 import { dirname } from 'node:path';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import type { RedisOptions } from 'ioredis';
 import { type KafkaConfig, type LogEntry, logLevel } from 'kafkajs';
 import type { Logger } from 'pino';
+import type { DecoderOptions } from '../codecs/decode.ts';
+import type { RegistryEndpoint } from '../codecs/schema-registry.ts';
 import { watchTlsFiles } from './cert-reload.ts';
 import { kafkaSecurityOptions, refusedLoginHint } from './kafka-security.ts';
 import type { Config } from './schema.ts';
-import { pemFiles } from './tls-files.ts';
+import { pemFiles, readSecretFile } from './tls-files.ts';
 
 /**
  * With a logger, kafkajs' own lines go through it (kafkaLogCreator); without, to the console. TLS
@@ -210,10 +213,38 @@ export function topicName(config: Config, base: string): string {
 export function decoderOptions(
   config: Config,
   definitionsFile: string,
-): { definitionsDir: string; schemaDir?: string; schemaRegistryUrl?: string } {
+): Pick<DecoderOptions, 'definitionsDir' | 'schemaDir' | 'schemaRegistryUrl' | 'schemaRegistryAuth'> {
+  const registry = schemaRegistryEndpoint(config);
   return {
     definitionsDir: dirname(definitionsFile),
     ...(config.schemaDir === '' ? {} : { schemaDir: config.schemaDir }),
-    ...(config.schemaRegistryUrl === '' ? {} : { schemaRegistryUrl: config.schemaRegistryUrl }),
+    ...(registry === undefined ? {} : { schemaRegistryUrl: registry.url }),
+    ...(registry?.auth === undefined ? {} : { schemaRegistryAuth: registry.auth }),
   };
+}
+
+/**
+ * The schema registry every service talks to (decoders, the ingestor's update schemas, the
+ * server's /push, the producer CLI), with its login when that is not in the URL; undefined when
+ * none is configured. The password file is read here and the token file checked here, so a wrong
+ * path is a start-up error naming its variable; the token file is read again at each request.
+ */
+export function schemaRegistryEndpoint(config: Config): RegistryEndpoint | undefined {
+  if (config.schemaRegistryUrl === '') return undefined;
+  const url = config.schemaRegistryUrl;
+  if (config.schemaRegistryBearerTokenFile !== '') {
+    const path = config.schemaRegistryBearerTokenFile;
+    readSecretFile('schemaRegistryBearerTokenFile', path, 'the bearer token');
+    return { url, auth: { kind: 'bearer-file', path } };
+  }
+  if (config.schemaRegistryUsername === '') return { url };
+  const password =
+    config.schemaRegistryPasswordFile === ''
+      ? config.schemaRegistryPassword
+      : readSecretFile(
+          'schemaRegistryPasswordFile',
+          config.schemaRegistryPasswordFile,
+          'the registry password',
+        );
+  return { url, auth: { kind: 'basic', username: config.schemaRegistryUsername, password } };
 }

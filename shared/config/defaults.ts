@@ -105,6 +105,24 @@ export const DEFAULTS = {
    * `updatesFormat` is `avro`; empty: none. Env TESSERA_SCHEMA_REGISTRY_URL.
    */
   schemaRegistryUrl: '',
+  /**
+   * User name of a registry that needs basic auth (Confluent Cloud: the Schema Registry API key),
+   * with `schemaRegistryPassword` or `schemaRegistryPasswordFile`; instead of credentials in the
+   * URL. Env TESSERA_SCHEMA_REGISTRY_USERNAME.
+   */
+  schemaRegistryUsername: '',
+  /** Registry basic-auth password (secret: never printed); or `schemaRegistryPasswordFile`. Env TESSERA_SCHEMA_REGISTRY_PASSWORD. */
+  schemaRegistryPassword: '',
+  /**
+   * File holding the registry password (a mounted Secret; one trailing newline is ignored), read
+   * at start; instead of `schemaRegistryPassword`. Env TESSERA_SCHEMA_REGISTRY_PASSWORD_FILE.
+   */
+  schemaRegistryPasswordFile: '',
+  /**
+   * File holding a bearer token for a registry behind OAuth, read again at every request (a
+   * sidecar or a projected token keeps it fresh); instead of basic auth. Env TESSERA_SCHEMA_REGISTRY_BEARER_TOKEN_FILE.
+   */
+  schemaRegistryBearerTokenFile: '',
   /** Directory of `<id>.avsc` files for `avro-confluent` sources, consulted before the registry; empty: none. Env TESSERA_SCHEMA_DIR. */
   schemaDir: '',
   /** pino log level. Env TESSERA_LOG_LEVEL. */
@@ -276,6 +294,10 @@ export const ENV_NAMES: Readonly<Record<ConfigKey, string>> = {
   s3ForcePathStyle: 'TESSERA_S3_FORCE_PATH_STYLE',
   definitions: 'TESSERA_DEFINITIONS',
   schemaRegistryUrl: 'TESSERA_SCHEMA_REGISTRY_URL',
+  schemaRegistryUsername: 'TESSERA_SCHEMA_REGISTRY_USERNAME',
+  schemaRegistryPassword: 'TESSERA_SCHEMA_REGISTRY_PASSWORD',
+  schemaRegistryPasswordFile: 'TESSERA_SCHEMA_REGISTRY_PASSWORD_FILE',
+  schemaRegistryBearerTokenFile: 'TESSERA_SCHEMA_REGISTRY_BEARER_TOKEN_FILE',
   schemaDir: 'TESSERA_SCHEMA_DIR',
   logLevel: 'TESSERA_LOG_LEVEL',
   httpPort: 'TESSERA_HTTP_PORT',
@@ -320,6 +342,7 @@ export const SECRET_KEYS: ReadonlySet<ConfigKey> = new Set<ConfigKey>([
   'redisPassword',
   'kafkaSaslPassword',
   'kafkaSaslOauthbearerClientSecret',
+  'schemaRegistryPassword',
 ]);
 
 export const CONFIG_KEYS = Object.keys(ENV_NAMES) as ConfigKey[];

@@ -54,7 +54,11 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const problems = result.error.issues.map((issue) => {
     const key = issue.path[0] as ConfigKey;
     const name = source[key] ?? `${ENV_NAMES[key]} (default)`;
-    const shown = SECRET_KEYS.has(key) ? '' : ` = ${JSON.stringify(raw[key] ?? DEFAULTS[key])}`;
+    // A URL's password is a secret too (TESSERA_SCHEMA_REGISTRY_URL's user:pass@, a Redis URL's).
+    const value = raw[key] ?? DEFAULTS[key];
+    const shown = SECRET_KEYS.has(key)
+      ? ''
+      : ` = ${JSON.stringify(typeof value === 'string' ? redactUrl(value) : value)}`;
     return { name, message: `${name}${shown}: ${issue.message}` };
   });
   throw new TesseraError(

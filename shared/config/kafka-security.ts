@@ -10,7 +10,7 @@ import { watchTlsFiles } from './cert-reload.ts';
 import { type ConfigKey, DEFAULTS, ENV_NAMES } from './defaults.ts';
 import { oauthBearerMechanism, oauthBearerProvider, parseExtensions } from './oauth-token.ts';
 import type { Config } from './schema.ts';
-import { type PemSet, pemFiles, readConfiguredFile } from './tls-files.ts';
+import { type PemSet, pemFiles, readConfiguredFile, readSecretFile } from './tls-files.ts';
 
 /** The OAUTHBEARER options may be left out when the mechanism is another. */
 type SecurityConfig = Pick<
@@ -123,7 +123,7 @@ function oauthOptions(partial: SecurityConfig, logger?: Logger): Mechanism {
   const clientSecret =
     config.kafkaSaslOauthbearerClientSecretFile === ''
       ? config.kafkaSaslOauthbearerClientSecret
-      : secretFile(
+      : readSecretFile(
           'kafkaSaslOauthbearerClientSecretFile',
           config.kafkaSaslOauthbearerClientSecretFile,
           'the OAuth client secret',
@@ -140,16 +140,7 @@ function oauthOptions(partial: SecurityConfig, logger?: Logger): Mechanism {
 }
 
 function passwordFile(path: string): string {
-  return secretFile('kafkaSaslPasswordFile', path, 'the SASL password');
-}
-
-/** A Secret mounted as a file ends in a newline more often than not; the secret does not. */
-function secretFile(key: ConfigKey, path: string, what: string): string {
-  const secret = readConfiguredFile(key, path)
-    .toString('utf8')
-    .replace(/\r?\n$/, '');
-  if (secret === '') throw invalid(key, `${path} is empty; it should hold ${what}`);
-  return secret;
+  return readSecretFile('kafkaSaslPasswordFile', path, 'the SASL password');
 }
 
 function invalid(key: ConfigKey, message: string): TesseraError {

@@ -219,6 +219,10 @@ export const configSchema = z
       z.literal('').or(urlWithProtocol(['http:', 'https:'])),
       DEFAULTS.schemaRegistryUrl,
     ),
+    schemaRegistryUsername: withDefault(z.string(), DEFAULTS.schemaRegistryUsername),
+    schemaRegistryPassword: withDefault(z.string(), DEFAULTS.schemaRegistryPassword),
+    schemaRegistryPasswordFile: withDefault(z.string(), DEFAULTS.schemaRegistryPasswordFile),
+    schemaRegistryBearerTokenFile: withDefault(z.string(), DEFAULTS.schemaRegistryBearerTokenFile),
     schemaDir: withDefault(z.string(), DEFAULTS.schemaDir),
     logLevel: withDefault(oneOf(LOG_LEVELS), DEFAULTS.logLevel as LogLevel),
     httpPort: withDefault(port, DEFAULTS.httpPort),
@@ -283,6 +287,7 @@ export const configSchema = z
   })
   .superRefine((c, ctx) => {
     for (const problem of kafkaSecurityProblems(c)) ctx.addIssue({ code: z.ZodIssueCode.custom, ...problem });
+    for (const problem of registryLoginProblems(c)) ctx.addIssue({ code: z.ZodIssueCode.custom, ...problem });
     if (c.kafkaHeartbeatMs * 3 > c.kafkaSessionTimeoutMs) {
       ctx.addIssue({
         code: z.ZodIssueCode.custom,
@@ -534,6 +539,84 @@ function oauthbearerProblems(
     out.push({
       path: ['kafkaSaslOauthbearerClientSecretFile'],
       message: 'and TESSERA_KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET are both set: set one of them',
+    });
+  return out;
+}
+
+const REGISTRY_LOGIN_KEYS = [
+  'schemaRegistryUsername',
+  'schemaRegistryPassword',
+  'schemaRegistryPasswordFile',
+  'schemaRegistryBearerTokenFile',
+] as const;
+
+/** Whether a registry URL carries a login (user:pass@); its value is never put in a message. */
+function urlHasCredentials(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.username !== '' || url.password !== '';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The schema registry takes its login one way: basic auth in the URL (user:pass@), basic auth from
+ * the user name and one of the password and its file, or a bearer token file. Half a login, or
+ * two, is refused at start rather than answered 401 at the first unseen schema id. The messages
+ * are put on the login's variables, never on the URL (whose value would be shown).
+ */
+function registryLoginProblems(
+  c: Record<(typeof REGISTRY_LOGIN_KEYS)[number] | 'schemaRegistryUrl', string>,
+): { path: ConfigKey[]; message: string }[] {
+  const out: { path: ConfigKey[]; message: string }[] = [];
+  const set = REGISTRY_LOGIN_KEYS.filter((k) => c[k] !== '');
+  if (set.length === 0) return out;
+  const are = (keys: readonly ConfigKey[]) => (keys.length > 1 ? 'are' : 'is');
+  if (c.schemaRegistryUrl === '') {
+    out.push({
+      path: [set[0]!],
+      message: `${set.length > 1 ? `and ${names(set.slice(1))} are` : 'is'} set but TESSERA_SCHEMA_REGISTRY_URL is not: set the registry's URL, or unset ${set.length > 1 ? 'them' : 'it'}`,
+    });
+    return out;
+  }
+  if (urlHasCredentials(c.schemaRegistryUrl)) {
+    out.push({
+      path: [set[0]!],
+      message: `${set.length > 1 ? `and ${names(set.slice(1))} are` : 'is'} set, and TESSERA_SCHEMA_REGISTRY_URL holds credentials (user:pass@) as well: give the login one way, so remove the credentials from the URL or unset ${set.length > 1 ? 'these' : 'it'}`,
+    });
+    return out;
+  }
+  const basicKeys = set.filter((k) => k !== 'schemaRegistryBearerTokenFile');
+  if (c.schemaRegistryBearerTokenFile !== '' && basicKeys.length > 0) {
+    out.push({
+      path: ['schemaRegistryBearerTokenFile'],
+      message: `and ${names(basicKeys)} ${are(basicKeys)} set: the registry takes one login, a bearer token or basic auth, so unset one of them`,
+    });
+    return out;
+  }
+  if (c.schemaRegistryPassword !== '' && c.schemaRegistryPasswordFile !== '')
+    out.push({
+      path: ['schemaRegistryPasswordFile'],
+      message: 'and TESSERA_SCHEMA_REGISTRY_PASSWORD are both set: set one of them',
+    });
+  if (
+    c.schemaRegistryUsername !== '' &&
+    c.schemaRegistryPassword === '' &&
+    c.schemaRegistryPasswordFile === ''
+  )
+    out.push({
+      path: ['schemaRegistryPassword'],
+      message:
+        'is needed with TESSERA_SCHEMA_REGISTRY_USERNAME: set it, or TESSERA_SCHEMA_REGISTRY_PASSWORD_FILE to a file holding it (Confluent Cloud: the Schema Registry API secret)',
+    });
+  if (
+    c.schemaRegistryUsername === '' &&
+    (c.schemaRegistryPassword !== '' || c.schemaRegistryPasswordFile !== '')
+  )
+    out.push({
+      path: ['schemaRegistryUsername'],
+      message: `is needed with ${c.schemaRegistryPassword !== '' ? 'TESSERA_SCHEMA_REGISTRY_PASSWORD' : 'TESSERA_SCHEMA_REGISTRY_PASSWORD_FILE'}: set the basic-auth user name (Confluent Cloud: the Schema Registry API key)`,
     });
   return out;
 }

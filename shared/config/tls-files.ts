@@ -19,6 +19,22 @@ export function readConfiguredFile(key: ConfigKey, path: string): Buffer {
   }
 }
 
+/**
+ * A secret an option's file holds (a password, a client secret: a mounted Secret), without the
+ * trailing newline such a file ends in more often than not. CONFIG_INVALID, naming the variable
+ * and the path, when it cannot be read or is empty; `what` says what it should hold.
+ */
+export function readSecretFile(key: ConfigKey, path: string, what: string): string {
+  const secret = readConfiguredFile(key, path)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
+  if (secret === '')
+    throw new TesseraError('CONFIG_INVALID', `${ENV_NAMES[key]}: ${path} is empty; it should hold ${what}`, {
+      context: { invalid: [ENV_NAMES[key]] },
+    });
+  return secret;
+}
+
 function readError(key: ConfigKey, path: string, cause: unknown): TesseraError {
   const reason = (cause as NodeJS.ErrnoException).code ?? String(cause);
   return new TesseraError(
