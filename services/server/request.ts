@@ -7,11 +7,12 @@ import { toInt64BigInt } from '../../shared/codecs/int64.ts';
 import { describe, parseTimestamp } from '../../shared/codecs/timestamp.ts';
 import { unpairedSurrogate } from '../../shared/codecs/validate.ts';
 import {
-  type Definitions,
-  type FeatureDef,
-  fullFeatureName,
-  type ViewDef,
-} from '../../shared/definitions/schema.ts';
+  type FeatureRefRefusals,
+  featureServiceRefs,
+  type RefusedRef,
+  resolveFeatureRefs,
+} from '../../shared/definitions/feature-refs.ts';
+import type { Definitions, FeatureDef, ViewDef } from '../../shared/definitions/schema.ts';
 import { TesseraError } from '../../shared/errors.ts';
 import { featureColumnType } from '../../shared/offline/feature-columns.ts';
 
@@ -96,53 +97,30 @@ export function parseOnlineRequest(
   maxEntities: number,
 ): OnlineRequest {
   const input = checkBody(body);
-  const refs = resolveFeatureRefs(input.features, input.feature_service, definitions);
+  const refs = requestedRefs(input.features, input.feature_service, definitions);
   const fullNames = input.full_feature_names ?? false;
 
   const views: ViewRequest[] = [];
   const viewIndex = new Map<string, number>();
   const order: OnlineRequest['order'] = [];
-  const seenOutput = new Map<string, string>();
-  refs.forEach((ref, i) => {
-    const field = input.feature_service === undefined ? `features[${i}]` : `feature_service(${ref})`;
-    const colon = ref.indexOf(':');
-    if (colon <= 0 || colon === ref.length - 1)
-      throw invalid(`${field}: ${describe(ref)} is not a feature reference; use "<view>:<feature>"`, field);
-    const viewName = ref.slice(0, colon);
-    const featureName = ref.slice(colon + 1);
-    const view = definitions.views.find((v) => v.name === viewName);
-    if (!view)
-      throw invalid(
-        `${field}: unknown feature view ${describe(viewName)}; defined views: ${definitions.views.map((v) => v.name).join(', ')}`,
-        field,
-      );
-    const index = view.features.findIndex((f) => f.name === featureName);
-    if (index < 0)
-      throw invalid(
-        `${field}: view ${viewName} has no feature ${describe(featureName)}; it has ${view.features.map((f) => f.name).join(', ')}`,
-        field,
-      );
-    const outputName = fullNames ? fullFeatureName(viewName, featureName) : featureName;
-    const clash = seenOutput.get(outputName);
-    if (clash !== undefined)
-      throw invalid(
-        clash === ref
-          ? `${field}: "${ref}" is asked for twice; ask for each feature once`
-          : `${field}: "${ref}" and "${clash}" would both be returned as ${outputName}; set full_feature_names to true or ask for one of them`,
-        field,
-      );
-    seenOutput.set(outputName, ref);
-    let v = viewIndex.get(viewName);
-    if (v === undefined) {
-      v = views.length;
-      viewIndex.set(viewName, v);
-      views.push({ view, features: [], keys: [] });
-    }
-    const viewRequest = views[v]!;
-    order.push({ view: v, feature: viewRequest.features.length });
-    const def = view.features[index]!;
-    viewRequest.features.push({ def, index, outputName, numbers: numberFormat(def, view) });
-  });
+  resolveFeatureRefs(
+    definitions,
+    refs,
+    { fullFeatureNames: fullNames, fromService: input.feature_service !== undefined },
+    REFUSALS,
+    (view, index, outputName) => {
+      let v = viewIndex.get(view.name);
+      if (v === undefined) {
+        v = views.length;
+        viewIndex.set(view.name, v);
+        views.push({ view, features: [], keys: [] });
+      }
+      const viewRequest = views[v]!;
+      order.push({ view: v, feature: viewRequest.features.length });
+      const def = view.features[index]!;
+      viewRequest.features.push({ def, index, outputName, numbers: numberFormat(def, view) });
+    },
+  );
 
   // As Feast's server: a column no requested view is keyed by is echoed when it is a declared join
   // key, and ignored otherwise (a typo in the needed column is still refused: it is then missing).
@@ -192,26 +170,55 @@ export function parseOnlineRequest(
   return { entityColumns, rows, order, views, asOf: parseAsOf(input.as_of) };
 }
 
-function resolveFeatureRefs(
+/** The references asked for: `features`, or the feature service's. */
+function requestedRefs(
   features: string[] | undefined,
   service: string | undefined,
   definitions: Definitions,
-): string[] {
+): readonly string[] {
   if (service !== undefined && features !== undefined && features.length > 0)
     throw invalid('feature_service: give either features or feature_service, not both', 'feature_service');
-  if (service !== undefined) {
-    const refs = definitions.featureServices.get(service);
-    if (!refs)
-      throw invalid(
-        `feature_service: unknown feature service ${describe(service)}; defined: ${[...definitions.featureServices.keys()].join(', ') || 'none'}`,
-        'feature_service',
-      );
-    return refs;
-  }
+  if (service !== undefined) return featureServiceRefs(definitions, service, REFUSALS);
   if (!features || features.length === 0)
     throw invalid('features: ask for at least one "<view>:<feature>", or name a feature_service', 'features');
   return features;
 }
+
+/** The body field of a reference: `features[i]`, or `feature_service(view:feature)`. */
+function refField(r: RefusedRef): string {
+  return r.fromService ? `feature_service(${r.ref})` : `features[${r.at}]`;
+}
+
+/** The refusals of feature references, as 400s naming the field (shared/definitions/feature-refs.ts). */
+const REFUSALS: FeatureRefRefusals = {
+  malformed: (r) =>
+    invalid(
+      `${refField(r)}: ${describe(r.ref)} is not a feature reference; use "<view>:<feature>"`,
+      refField(r),
+    ),
+  unknownView: (r, view) =>
+    invalid(
+      `${refField(r)}: unknown feature view ${describe(view)}; defined views: ${r.definitions.views.map((v) => v.name).join(', ')}`,
+      refField(r),
+    ),
+  unknownFeature: (r, view, feature) =>
+    invalid(
+      `${refField(r)}: view ${view.name} has no feature ${describe(feature)}; it has ${view.features.map((f) => f.name).join(', ')}`,
+      refField(r),
+    ),
+  twice: (r) =>
+    invalid(`${refField(r)}: "${r.ref}" is asked for twice; ask for each feature once`, refField(r)),
+  clash: (r, _def, other, name) =>
+    invalid(
+      `${refField(r)}: "${r.ref}" and "${other.ref}" would both be returned as ${name}; set full_feature_names to true or ask for one of them`,
+      refField(r),
+    ),
+  unknownService: (name, definitions) =>
+    invalid(
+      `feature_service: unknown feature service ${describe(name)}; defined: ${[...definitions.featureServices.keys()].join(', ') || 'none'}`,
+      'feature_service',
+    ),
+};
 
 /** The entity key as the ingestor stores it: int64 as a canonical decimal string. */
 function canonicalKey(value: unknown, type: 'int64' | 'string', field: string): string {

@@ -1,19 +1,37 @@
 // Point-in-time retrieval: a training set with every feature as of each row's own time (events in
 // [start(t), t), never later), computed from the raw event log with the engine. Two passes:
-//   1. stream the raw-log objects of the days that can matter, keep only events of the requested
-//      entities inside [earliest window start, last query time) of that entity, and route them by
-//      entity into hash shards (typed columns; spilled to temp files when there is more than one);
-//   2. per shard, answer its queries entity by entity (as-of.ts) and free the shard.
-// Features of several views (each with its own entity and source) are answered one view at a time,
-// both passes each, into one answer table per view, merged by input row when written.
+//   1. stream the raw-log objects of the days that can matter, each object once per run: views on
+//      one source share this pass, and every object's events go to each of them that needs its
+//      day, keeping only events of the view's entities inside [earliest window start, last query
+//      time) of that entity, routed by entity into the view's hash shards (typed columns; spilled
+//      to temp files when there is more than one);
+//   2. per view, per shard, answer its queries entity by entity (as-of.ts) and free the shard.
+// Features of several views (each with its own entity and source) are answered source by source,
+// into one answer table per view, merged by input row when written.
 // Memory: O(labels) for the entity dataframe and the answers of every view + one decoded raw-log
-// object + one shard's events (at most `maxShardEvents` on average) + one entity's engine state.
-import { type Definitions, type FeatureDef, fullFeatureName, type ViewDef } from '../definitions/schema.ts';
+// object + the entity indexes and shard buffers of the views sharing a pass + one shard's events
+// (at most `maxShardEvents` on average: a pass sizes its shards from the summed bytes of its
+// views, since with one shard every view's events stay in memory together) + one entity's engine
+// state.
+
+import {
+  type FeatureRefRefusals,
+  featureServiceRefs,
+  resolveFeatureRefs,
+} from '../definitions/feature-refs.ts';
+import type { Definitions, FeatureDef, SourceDef, ViewDef } from '../definitions/schema.ts';
 import { numericColumns, planView, type Value, type ViewPlan } from '../engine/index.ts';
 import { TesseraError } from '../errors.ts';
 import { EVENT_TIMESTAMP } from '../offline/feature-columns.ts';
 import type { ObjectStore } from '../offline/object-store.ts';
-import { listRawLog, numericColumn, rawLogPrefix, readRawLog, stringColumnIds } from '../offline/raw-log.ts';
+import {
+  listRawLog,
+  numericColumn,
+  type RawLogObject,
+  rawLogPrefix,
+  readRawLog,
+  stringColumnIds,
+} from '../offline/raw-log.ts';
 import { answerShard, earliestNeeded } from './as-of.ts';
 import { EventShards, removeStaleSpillDirs } from './event-shards.ts';
 import { type EntityKey, type LabelFrame, type LabelKey, readLabels } from './labels.ts';
@@ -57,17 +75,37 @@ export interface HistoricalRequest {
   signal?: AbortSignal;
 }
 
-/** What the pass of one view read and answered. */
+/** What one view read and answered. */
 export interface ViewPassSummary {
   view: string;
+  /** The source of its events: views on one source share one read of its raw log (`sources`). */
+  source: string;
   /** The output columns of this view's features. */
   features: string[];
   entities: number;
+  /** Raw-log objects of the days this view needs, and their rows: its events came from these. With
+   * other views on its source they were fetched and decoded once for all of them, so summing
+   * this over views counts an object once per view; `sources` counts the reads. */
   objectsRead: number;
+  /** Objects of its source's raw log outside the days it needs. */
   objectsSkipped: number;
   eventsRead: number;
+  /** Events kept for this view (routed into its shards). */
   eventsUsed: number;
   shards: number;
+}
+
+/** One pass over a source's raw log: what was fetched and decoded, each object once. */
+export interface SourcePassSummary {
+  source: string;
+  /** The views that shared it, in the order of their first feature. */
+  views: string[];
+  /** Objects fetched and decoded: those of the days any of its views needs. */
+  objectsRead: number;
+  /** Objects of the source's raw log that no view needed (not read). */
+  objectsSkipped: number;
+  /** Rows decoded. */
+  eventsRead: number;
 }
 
 export interface HistoricalSummary {
@@ -76,17 +114,21 @@ export interface HistoricalSummary {
   entities: number;
   /** The output's feature columns, in order. */
   features: string[];
-  /** Totals over the views. */
+  /** Raw-log objects fetched and decoded, objects not read and rows decoded, summed over the
+   * sources (each object counts once however many views used it). */
   objectsRead: number;
   objectsSkipped: number;
   eventsRead: number;
+  /** Totals over the views (an event kept by two views counts twice: it is held twice). */
   eventsUsed: number;
   shards: number;
   /** Per view, in the order of their first feature. */
   views: ViewPassSummary[];
+  /** Per source read (one pass each), in the order of their first view. */
+  sources: SourcePassSummary[];
   seconds: number;
   /** Seconds per phase: reading the labels, reading and routing the raw log, answering, writing
-   * (route and answer summed over the views). */
+   * (route summed over the sources, answer over the views). */
   phases: { labels: number; route: number; answer: number; write: number };
 }
 
@@ -131,26 +173,44 @@ export async function retrieveHistorical(request: HistoricalRequest): Promise<Hi
     const names = selection.columns.filter((c) => selection.groups[c.group] === group).map((c) => c.name);
     return { ...group, plan, names, table: new FeatureTable(plan, group.view.source, labels.n) };
   });
+  const bySource = new Map<string, number[]>();
+  for (const [v, pass] of passes.entries()) {
+    const members = bySource.get(pass.view.source.name);
+    if (members) members.push(v);
+    else bySource.set(pass.view.source.name, [v]);
+  }
   const views: ViewPassSummary[] = [];
+  const sources: SourcePassSummary[] = [];
   if (labels.n > 0) {
-    // Every view's raw log is listed before any is read: a store without one fails at once.
+    // Every source's raw log is listed before any is read: a store without one fails at once.
     const listed = [];
-    for (const pass of passes) listed.push(await listRawLogOf(request.store, pass.view));
-    for (const [v, pass] of passes.entries()) {
+    for (const members of bySource.values())
+      listed.push(await listRawLogOf(request.store, passes[members[0]!]!.view));
+    const answers = new Map<number, ViewPassSummary>();
+    for (const [g, members] of [...bySource.values()].entries()) {
       request.signal?.throwIfAborted();
-      const keys = labels.keyColumns.find((k) => k.joinKey === pass.view.entity.joinKey)!.keys;
-      const answered = await answerView(request, pass, pass.names, keys, labels.ts, listed[v]!, {
-        log,
-        label: passes.length > 1 ? `answering ${pass.view.name}` : 'answering',
-      });
+      const answered = await answerSource(
+        request,
+        members.map((v) => {
+          const pass = passes[v]!;
+          const keys = labels.keyColumns.find((k) => k.joinKey === pass.view.entity.joinKey)!.keys;
+          return { ...pass, keys, label: passes.length > 1 ? `answering ${pass.view.name}` : 'answering' };
+        }),
+        labels.ts,
+        listed[g]!,
+        { log, several: passes.length > 1 },
+      );
       phases.route += answered.seconds.route;
       phases.answer += answered.seconds.answer;
-      views.push(answered.summary);
+      for (const [i, v] of members.entries()) answers.set(v, answered.views[i]!);
+      sources.push(answered.source);
     }
-  } else
+    for (let v = 0; v < passes.length; v++) views.push(answers.get(v)!);
+  } else {
     for (const pass of passes)
       views.push({
         view: pass.view.name,
+        source: pass.view.source.name,
         features: pass.names,
         entities: 0,
         objectsRead: 0,
@@ -159,6 +219,15 @@ export async function retrieveHistorical(request: HistoricalRequest): Promise<Hi
         eventsUsed: 0,
         shards: 0,
       });
+    for (const [source, members] of bySource)
+      sources.push({
+        source,
+        views: members.map((v) => passes[v]!.view.name),
+        objectsRead: 0,
+        objectsSkipped: 0,
+        eventsRead: 0,
+      });
+  }
   let mark = performance.now();
   // Encoding a million rows takes seconds with no bar of its own: say what is under way.
   log(`historical: writing ${labels.n.toLocaleString('en-US')} rows to ${request.out}`);
@@ -174,18 +243,21 @@ export async function retrieveHistorical(request: HistoricalRequest): Promise<Hi
   log(
     `historical: wrote ${labels.n.toLocaleString('en-US')} rows to ${request.out} in ${seconds.toFixed(1)}s`,
   );
-  const sum = (field: keyof Omit<ViewPassSummary, 'view' | 'features'>) =>
+  const sum = (field: 'entities' | 'eventsUsed' | 'shards') =>
     views.reduce((total, v) => total + v[field], 0);
+  const read = (field: 'objectsRead' | 'objectsSkipped' | 'eventsRead') =>
+    sources.reduce((total, p) => total + p[field], 0);
   return {
     rows: labels.n,
     entities: sum('entities'),
     features: outputNames,
-    objectsRead: sum('objectsRead'),
-    objectsSkipped: sum('objectsSkipped'),
-    eventsRead: sum('eventsRead'),
+    objectsRead: read('objectsRead'),
+    objectsSkipped: read('objectsSkipped'),
+    eventsRead: read('eventsRead'),
     eventsUsed: sum('eventsUsed'),
     shards: sum('shards'),
     views,
+    sources,
     seconds,
     phases,
   };
@@ -210,20 +282,34 @@ async function listRawLogOf(
   return all;
 }
 
+/** A view of a pass: what to compute, its answers' table and the join keys of its label rows. */
+interface ViewMember {
+  view: ViewDef;
+  selected: FeatureDef[];
+  plan: ViewPlan;
+  names: string[];
+  table: FeatureTable;
+  keys: readonly EntityKey[];
+  /** Its answering progress bar. */
+  label: string;
+}
+
 /**
- * One view's pass, the single-view retrieval: routes the events of its source that can matter
- * into shards (pass 1), then answers every label row as of its time into `pass.table` (pass 2).
+ * The views of one source: routes the events that can matter of each raw-log object, read once,
+ * into the shards of every view that needs its day (pass 1), then answers each view's label rows
+ * as of their times into its table (pass 2), one view after the other.
  */
-async function answerView(
+async function answerSource(
   request: HistoricalRequest,
-  pass: { view: ViewDef; selected: FeatureDef[]; plan: ViewPlan; table: FeatureTable },
-  names: string[],
-  keys: readonly EntityKey[],
+  members: readonly ViewMember[],
   ts: Float64Array,
-  all: Awaited<ReturnType<typeof listRawLog>>,
-  out: { log: (msg: string) => void; label: string },
-): Promise<{ summary: ViewPassSummary; seconds: { route: number; answer: number } }> {
-  const { view, plan, selected } = pass;
+  all: readonly RawLogObject[],
+  out: { log: (msg: string) => void; several: boolean },
+): Promise<{
+  views: ViewPassSummary[];
+  source: SourcePassSummary;
+  seconds: { route: number; answer: number };
+}> {
   let mark = performance.now();
   const lap = (): number => {
     const now = performance.now();
@@ -231,50 +317,87 @@ async function answerView(
     mark = now;
     return seconds;
   };
-  const entities = indexEntities(plan, keys, ts);
-  const objects = all.filter((o) => o.dayStart + 86_400_000 > entities.from && o.dayStart < entities.to);
-  const bytes = objects.reduce((s, o) => s + o.size, 0);
+  const source = members[0]!.view.source;
+  const indexed = members.map((m) => {
+    const entities = indexEntities(m.plan, m.keys, ts);
+    const needs = (o: RawLogObject) => o.dayStart + 86_400_000 > entities.from && o.dayStart < entities.to;
+    const objects = all.filter(needs);
+    return { ...m, entities, needs, objects, bytes: objects.reduce((s, o) => s + o.size, 0) };
+  });
+  // An object is read when some view needs its day, and its events go to those views only (each
+  // sees exactly the objects it would read alone).
+  const objects = all
+    .map((o) => ({ key: o.key, size: o.size, to: indexed.map((m) => m.needs(o)) }))
+    .filter((o) => o.to.includes(true));
+  // With one shard every view's events stay in memory until its turn to answer: the views of a
+  // pass share the bound, so the shard count comes from their summed bytes.
+  const summed = indexed.reduce((s, m) => s + m.bytes, 0);
   const shards =
     request.shards ??
-    Math.max(1, Math.min(4096, Math.ceil(bytes / MIN_BYTES_PER_ROW / (request.maxShardEvents ?? 4_000_000))));
-  out.log(
-    `historical: ${ts.length.toLocaleString('en-US')} rows, ${entities.count.toLocaleString('en-US')} entities, ` +
-      `${selected.length} features of ${view.name}; raw log ${request.store.location}/raw/${view.source.name}: ` +
-      `${objects.length} of ${all.length} objects in range (${(bytes / 1e6).toFixed(1)} MB), ${shards} shard(s)`,
-  );
-  const read = await routeEvents(request, plan, view, entities, objects, shards);
+    Math.max(
+      1,
+      Math.min(4096, Math.ceil(summed / MIN_BYTES_PER_ROW / (request.maxShardEvents ?? 4_000_000))),
+    );
+  for (const m of indexed)
+    out.log(
+      `historical: ${ts.length.toLocaleString('en-US')} rows, ${m.entities.count.toLocaleString('en-US')} entities, ` +
+        `${m.selected.length} features of ${m.view.name}; raw log ${request.store.location}/raw/${source.name}: ` +
+        `${m.objects.length} of ${all.length} objects in range (${(m.bytes / 1e6).toFixed(1)} MB), ${shards} shard(s)`,
+    );
+  if (indexed.length > 1)
+    out.log(
+      `historical: views ${indexed.map((m) => m.view.name).join(', ')} share source ${source.name}: ` +
+        `${objects.length} objects (${(objects.reduce((s, o) => s + o.size, 0) / 1e6).toFixed(1)} MB) ` +
+        `read once for all of them, ${shards} shard(s) each`,
+    );
+  const read = await routeEvents(request, indexed, objects, shards, {
+    source,
+    label: out.several ? `reading raw log of ${source.name}` : 'reading raw log',
+  });
   const route = lap();
   try {
-    const progress = createProgress(out.label, ts.length, { enabled: request.progress !== false });
-    let answered = 0;
-    for (let s = 0; s < shards; s++) {
-      request.signal?.throwIfAborted();
-      const events = read.shards.load(s);
-      await answerShard(
-        plan,
-        events,
-        read.dicts,
-        entities.queriesOf(s, shards),
-        (row, values) => pass.table.set(row, values),
-        (n) => {
-          answered += n;
-          progress.update(answered);
-        },
-        request.signal,
-      );
+    for (const [v, m] of indexed.entries()) {
+      const routed = read.views[v]!;
+      const progress = createProgress(m.label, ts.length, { enabled: request.progress !== false });
+      let answered = 0;
+      for (let s = 0; s < shards; s++) {
+        request.signal?.throwIfAborted();
+        const events = routed.shards.load(s);
+        await answerShard(
+          m.plan,
+          events,
+          routed.dicts,
+          m.entities.queriesOf(s, shards),
+          (row, values) => m.table.set(row, values),
+          (n) => {
+            answered += n;
+            progress.update(answered);
+          },
+          request.signal,
+        );
+      }
+      progress.finish();
+      // Its spill files go before the next view answers.
+      routed.shards.close();
     }
-    progress.finish();
   } finally {
-    read.shards.close();
+    for (const routed of read.views) routed.shards.close();
   }
   return {
-    summary: {
-      view: view.name,
-      features: names,
-      entities: entities.count,
+    views: indexed.map((m, v) => ({
+      view: m.view.name,
+      source: source.name,
+      features: m.names,
+      entities: m.entities.count,
+      ...read.views[v]!.counts,
+      objectsSkipped: all.length - m.objects.length,
+      shards,
+    })),
+    source: {
+      source: source.name,
+      views: indexed.map((m) => m.view.name),
       ...read.counts,
       objectsSkipped: all.length - objects.length,
-      shards,
     },
     seconds: { route, answer: lap() },
   };
@@ -339,8 +462,6 @@ export function selectFeatures(
   definitions: Definitions,
   ask: Pick<HistoricalRequest, 'view' | 'features' | 'featureService' | 'fullFeatureNames'>,
 ): FeatureSelection {
-  const views = new Map(definitions.views.map((v) => [v.name, v]));
-  const viewList = (): string => [...views.keys()].join(', ');
   let refs = ask.features && ask.features.length > 0 ? ask.features : undefined;
   if (ask.featureService !== undefined) {
     if (refs || ask.view !== undefined)
@@ -348,18 +469,7 @@ export function selectFeatures(
         'INVALID_ARGUMENT',
         `--feature-service cannot be combined with ${refs ? '--features' : '--view'}: the feature service names its features and their views; pass one of them`,
       );
-    const service = definitions.featureServices.get(ask.featureService);
-    if (!service) {
-      const known = [...definitions.featureServices.keys()];
-      throw new TesseraError(
-        'INVALID_ARGUMENT',
-        known.length > 0
-          ? `unknown feature service ${ask.featureService}; known feature services: ${known.join(', ')}`
-          : `unknown feature service ${ask.featureService}; the definitions ${definitions.file} declare no feature_services`,
-        { context: { featureService: ask.featureService } },
-      );
-    }
-    refs = service;
+    refs = featureServiceRefs(definitions, ask.featureService, REFUSALS);
   }
   const prefixed = new Set(
     (refs ?? []).filter((r) => r.includes(':')).map((r) => r.slice(0, r.indexOf(':'))),
@@ -375,72 +485,82 @@ export function selectFeatures(
     ask.view ??
     (prefixed.size === 1 ? [...prefixed][0] : undefined) ??
     (definitions.views.length === 1 ? definitions.views[0]!.name : undefined);
-  const viewNamed = (name: string): ViewDef => {
-    const view = views.get(name);
-    if (!view)
-      throw new TesseraError('INVALID_ARGUMENT', `unknown view ${name}; known views: ${viewList()}`, {
-        context: { view: name },
-      });
-    return view;
-  };
-  const wanted: { view: ViewDef; def: FeatureDef; ref: string }[] = [];
   if (!refs) {
     if (defaultView === undefined)
       throw new TesseraError(
         'INVALID_ARGUMENT',
-        `the definitions have ${definitions.views.length} views; pass --view (one of ${viewList()}), --features view:feature,... or --feature-service`,
+        `the definitions have ${definitions.views.length} views; pass --view (one of ${viewList(definitions)}), --features view:feature,... or --feature-service`,
       );
-    const view = viewNamed(defaultView);
-    for (const def of view.features) wanted.push({ view, def, ref: def.ref });
-  } else
-    for (const ref of refs) {
-      const colon = ref.indexOf(':');
-      const viewName = colon >= 0 ? ref.slice(0, colon) : defaultView;
-      if (viewName === undefined)
-        throw new TesseraError(
-          'INVALID_ARGUMENT',
-          `--features ${ref} names no view, and the definitions have ${definitions.views.length} views: write view:feature (views: ${viewList()}) or pass --view`,
-          { context: { feature: ref } },
-        );
-      const view = viewNamed(viewName);
-      const feature = colon >= 0 ? ref.slice(colon + 1) : ref;
-      const def = view.features.find((f) => f.name === feature);
-      if (!def)
-        throw new TesseraError(
-          'INVALID_ARGUMENT',
-          `unknown feature ${ref}; view ${view.name} has ${view.features.map((f) => f.ref).join(', ')}`,
-          { context: { feature: ref } },
-        );
-      wanted.push({ view, def, ref });
-    }
+    const view = definitions.views.find((v) => v.name === defaultView);
+    if (!view)
+      throw REFUSALS.unknownView({ ref: defaultView, at: 0, fromService: false, definitions }, defaultView);
+    refs = view.features.map((f) => f.ref);
+  }
   const groups: FeatureSelection['groups'] = [];
   const columns: FeatureSelection['columns'] = [];
-  const byName = new Map<string, FeatureDef>();
-  for (const { view, def, ref } of wanted) {
-    const name = ask.fullFeatureNames ? fullFeatureName(view.name, def.name) : def.name;
-    const other = byName.get(name);
-    if (other === def)
-      throw new TesseraError(
-        'INVALID_ARGUMENT',
-        `--features asks for ${def.ref} twice; ask for each feature once`,
-        {
-          context: { feature: ref },
-        },
-      );
-    if (other !== undefined)
-      throw new TesseraError(
-        'INVALID_ARGUMENT',
-        `${other.ref} and ${def.ref} would both be the column ${name}; pass --full-feature-names (columns named view__feature), or ask for one of them`,
-        { context: { column: name } },
-      );
-    byName.set(name, def);
-    let group = groups.findIndex((g) => g.view === view);
-    if (group < 0) group = groups.push({ view, selected: [] }) - 1;
-    const index = groups[group]!.selected.push(def) - 1;
-    columns.push({ group, index, name });
-  }
+  resolveFeatureRefs(
+    definitions,
+    refs,
+    {
+      defaultView,
+      fullFeatureNames: ask.fullFeatureNames === true,
+      fromService: ask.featureService !== undefined,
+    },
+    REFUSALS,
+    (view, index, name) => {
+      let group = groups.findIndex((g) => g.view === view);
+      if (group < 0) group = groups.push({ view, selected: [] }) - 1;
+      columns.push({ group, index: groups[group]!.selected.push(view.features[index]!) - 1, name });
+    },
+  );
   return { groups, columns };
 }
+
+function viewList(definitions: Definitions): string {
+  return definitions.views.map((v) => v.name).join(', ');
+}
+
+/** The refusals of feature references, naming the flags (shared/definitions/feature-refs.ts). */
+const REFUSALS: FeatureRefRefusals = {
+  malformed: ({ ref, definitions }) =>
+    new TesseraError(
+      'INVALID_ARGUMENT',
+      ref.includes(':')
+        ? `--features ${ref} is not a feature reference; write view:feature (views: ${viewList(definitions)})`
+        : `--features ${ref} names no view, and the definitions have ${definitions.views.length} views: write view:feature (views: ${viewList(definitions)}) or pass --view`,
+      { context: { feature: ref } },
+    ),
+  unknownView: ({ definitions }, view) =>
+    new TesseraError('INVALID_ARGUMENT', `unknown view ${view}; known views: ${viewList(definitions)}`, {
+      context: { view },
+    }),
+  unknownFeature: ({ ref }, view) =>
+    new TesseraError(
+      'INVALID_ARGUMENT',
+      `unknown feature ${ref}; view ${view.name} has ${view.features.map((f) => f.ref).join(', ')}`,
+      { context: { feature: ref } },
+    ),
+  twice: ({ ref }, def) =>
+    new TesseraError('INVALID_ARGUMENT', `--features asks for ${def.ref} twice; ask for each feature once`, {
+      context: { feature: ref },
+    }),
+  clash: (_r, def, other, name) =>
+    new TesseraError(
+      'INVALID_ARGUMENT',
+      `${other.ref} and ${def.ref} would both be the column ${name}; pass --full-feature-names (columns named view__feature), or ask for one of them`,
+      { context: { column: name } },
+    ),
+  unknownService: (name, definitions) => {
+    const known = [...definitions.featureServices.keys()];
+    return new TesseraError(
+      'INVALID_ARGUMENT',
+      known.length > 0
+        ? `unknown feature service ${name}; known feature services: ${known.join(', ')}`
+        : `unknown feature service ${name}; the definitions ${definitions.file} declare no feature_services`,
+      { context: { featureService: name } },
+    );
+  },
+};
 
 interface EntityIndex {
   count: number;
@@ -513,33 +633,57 @@ function indexEntities(plan: ViewPlan, keys: readonly EntityKey[], ts: Float64Ar
   };
 }
 
-/** Pass 1: streams the raw-log objects and routes the events that can matter into shards. */
+/**
+ * Pass 1: streams the raw-log objects, each once, and routes the events that can matter into the
+ * shards of every view that needs the object's day (`to[v]`).
+ */
 async function routeEvents(
   request: HistoricalRequest,
-  plan: ViewPlan,
-  view: ViewDef,
-  entities: EntityIndex,
-  objects: readonly { key: string; size: number }[],
+  members: readonly { view: ViewDef; plan: ViewPlan; entities: EntityIndex }[],
+  objects: readonly { key: string; to: readonly boolean[] }[],
   shards: number,
+  out: { source: SourceDef; label: string },
 ): Promise<{
-  shards: EventShards;
-  dicts: (Value[] | null)[];
-  counts: { objectsRead: number; eventsRead: number; eventsUsed: number };
+  views: {
+    shards: EventShards;
+    dicts: (Value[] | null)[];
+    counts: { objectsRead: number; eventsRead: number; eventsUsed: number };
+  }[];
+  counts: { objectsRead: number; eventsRead: number };
 }> {
-  // The columns the engine holds as numbers (the others by dictionary), as online.
-  const numeric = numericColumns(plan);
-  const store = new EventShards(shards, numeric, request.tempDir);
-  const dicts: (Value[] | null)[] = plan.columns.map((_, c) => (numeric[c] ? null : []));
-  const codes = plan.columns.map(() => new Map<Value, number>());
-  const progress = createProgress('reading raw log', objects.length, {
-    enabled: request.progress !== false,
-    unit: 'objects',
-  });
-  const counts = { objectsRead: 0, eventsRead: 0, eventsUsed: 0 };
-  const keyField = view.source.keyField;
-  const row = new Float64Array(plan.columns.length);
+  const routes: {
+    view: ViewDef;
+    plan: ViewPlan;
+    entities: EntityIndex;
+    numeric: boolean[];
+    shards: EventShards;
+    dicts: (Value[] | null)[];
+    codes: Map<Value, number>[];
+    row: Float64Array;
+    counts: { objectsRead: number; eventsRead: number; eventsUsed: number };
+  }[] = [];
+  const counts = { objectsRead: 0, eventsRead: 0 };
+  const keyField = out.source.keyField;
   let next: Promise<Uint8Array> | null = null;
   try {
+    for (const m of members) {
+      // The columns the engine holds as numbers (the others by dictionary), as online. Each view
+      // has its own dictionaries: its ids are those it would have alone.
+      const numeric = numericColumns(m.plan);
+      routes.push({
+        ...m,
+        numeric,
+        shards: new EventShards(shards, numeric, request.tempDir),
+        dicts: m.plan.columns.map((_, c) => (numeric[c] ? null : [])),
+        codes: m.plan.columns.map(() => new Map<Value, number>()),
+        row: new Float64Array(m.plan.columns.length),
+        counts: { objectsRead: 0, eventsRead: 0, eventsUsed: 0 },
+      });
+    }
+    const progress = createProgress(out.label, objects.length, {
+      enabled: request.progress !== false,
+      unit: 'objects',
+    });
     // Fetch the next object while this one is decoded: S3 latency overlaps with CPU.
     next = objects.length > 0 ? request.store.get(objects[0]!.key) : null;
     for (let k = 0; k < objects.length; k++) {
@@ -547,23 +691,39 @@ async function routeEvents(
       request.signal?.throwIfAborted();
       next = k + 1 < objects.length ? request.store.get(objects[k + 1]!.key) : null;
       const where = `${request.store.location}/${objects[k]!.key}`;
-      const raw = readRawLog(bytes, view.source, where);
+      const raw = readRawLog(bytes, out.source, where);
       const keyColumn = raw.table.getChild(keyField);
       if (!keyColumn) throw new TesseraError('INVALID_ARGUMENT', `${where} has no key column ${keyField}`);
-      const numericKeys = view.entity.keyType === 'int64' ? numericColumn(raw.table, keyField) : null;
-      // Every plan column as numbers: doubles, or ids into a dictionary shared by all objects.
-      const cols = plan.columns.map((c, i) =>
-        numeric[i] ? numericColumn(raw.table, c) : stringColumnIds(raw.table, c, codes[i]!, dicts[i]!),
-      );
-      for (let i = 0; i < raw.rows; i++) {
-        const key: EntityKey | null = numericKeys ? numericKeys[i]! : (keyColumn.get(i) as string | null);
-        const e = key === null ? undefined : entities.id.get(key);
-        if (e === undefined) continue;
-        const t = raw.ts[i]!;
-        if (!(t >= entities.lo[e]! && t < entities.hi[e]!)) continue;
-        for (let c = 0; c < row.length; c++) row[c] = cols[c]![i]!;
-        store.add(e % shards, e, t, raw.partition[i]!, raw.offset[i]!, row);
-        counts.eventsUsed++;
+      // A numeric column is decoded once for all the views of the pass.
+      const decoded = new Map<string, Float64Array>();
+      const numbers = (name: string): Float64Array => {
+        let column = decoded.get(name);
+        if (!column) {
+          column = numericColumn(raw.table, name);
+          decoded.set(name, column);
+        }
+        return column;
+      };
+      for (const [v, r] of routes.entries()) {
+        if (!objects[k]!.to[v]) continue;
+        const { entities, row, shards: store } = r;
+        const numericKeys = r.view.entity.keyType === 'int64' ? numbers(keyField) : null;
+        // Every plan column as numbers: doubles, or ids into a dictionary shared by all objects.
+        const cols = r.plan.columns.map((c, i) =>
+          r.numeric[i] ? numbers(c) : stringColumnIds(raw.table, c, r.codes[i]!, r.dicts[i]!),
+        );
+        for (let i = 0; i < raw.rows; i++) {
+          const key: EntityKey | null = numericKeys ? numericKeys[i]! : (keyColumn.get(i) as string | null);
+          const e = key === null ? undefined : entities.id.get(key);
+          if (e === undefined) continue;
+          const t = raw.ts[i]!;
+          if (!(t >= entities.lo[e]! && t < entities.hi[e]!)) continue;
+          for (let c = 0; c < row.length; c++) row[c] = cols[c]![i]!;
+          store.add(e % shards, e, t, raw.partition[i]!, raw.offset[i]!, row);
+          r.counts.eventsUsed++;
+        }
+        r.counts.eventsRead += raw.rows;
+        r.counts.objectsRead++;
       }
       counts.eventsRead += raw.rows;
       counts.objectsRead++;
@@ -573,8 +733,8 @@ async function routeEvents(
   } catch (error) {
     // The fetch of the next object may still be in flight: its failure is not this run's error.
     next?.catch(() => {});
-    store.close();
+    for (const r of routes) r.shards.close();
     throw error;
   }
-  return { shards: store, dicts, counts };
+  return { views: routes.map((r) => ({ shards: r.shards, dicts: r.dicts, counts: r.counts })), counts };
 }

@@ -2,7 +2,8 @@
 // view and a merchant view (another entity, join key and source) answered in one training set,
 // every value checked against the seed's naive oracle (test/oracle/oracle.py), the columns named
 // and ordered with and without --full-feature-names, a feature service, each refusal (exit 2 and
-// its message), and the hidden output of a run killed outright removed by the next run.
+// its message), two views on one source reading its raw log once (S3 reads counted), and the
+// hidden output of a run killed outright removed by the next run.
 import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,12 +18,49 @@ import type { Definitions, ViewDef } from '../../shared/definitions/schema.ts';
 import { type ObjectStore, openObjectStore } from '../../shared/offline/object-store.ts';
 import { readParquet } from '../../shared/offline/parquet.ts';
 import { rawBatchFromRecords, writeRawLog } from '../../shared/offline/raw-log.ts';
+import { retrieveHistorical } from '../../shared/pit/retrieve.ts';
 import { type FraudEvent, generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import { pythonBin } from '../support/oracle.ts';
 
 const run = promisify(execFile);
 const USER_VIEW = 'user_transaction_features';
 const MERCHANT_VIEW = 'merchant_features';
+/** A second view on the user view's source (transactions), in the definitions of sharedSource(). */
+const AMOUNTS_VIEW = 'user_amounts';
+const DAY = 86_400_000;
+
+/** The definitions of writeDefinitions plus a second user view on the transactions source. */
+function sharedSourceDefinitions(dir: string, twoViews: string): string {
+  const amountsView = `
+  - name: ${AMOUNTS_VIEW}
+    entity: user
+    source: transactions
+    mode: exact
+    features:
+      - name: sum_amount_1d
+        aggregation: sum
+        column: amount
+        window: 1d
+      - name: min_amount_6h
+        aggregation: min
+        column: amount
+        window: 6h
+      - name: distinct_merchant_count_1d
+        aggregation: count_distinct
+        column: merchant_id
+        window: 1d
+      - name: transaction_count_2h
+        aggregation: count
+        window: 2h
+`;
+  const text = readFileSync(twoViews, 'utf8').replace(
+    /\nfeature_services:/,
+    `${amountsView}\nfeature_services:`,
+  );
+  const file = join(dir, 'shared-source.yaml');
+  writeFileSync(file, text);
+  return file;
+}
 
 /** definitions/fraud.yaml plus a merchant entity (string key), a source keyed by merchant_id and a
  * view on it, one feature named like a user feature, and two feature services. */
@@ -112,6 +150,7 @@ function oracleAnswers(
   events: readonly FraudEvent[],
   labels: readonly LabelRow[],
   byMerchant: boolean,
+  tag = byMerchant ? 'merchant' : 'user',
 ): Map<string, (number | null)[]> {
   const merchantNumber = new Map<string, number>();
   const key = (user: number, merchant: string) => {
@@ -147,7 +186,6 @@ function oracleAnswers(
       default: f.default,
     })),
   };
-  const tag = byMerchant ? 'merchant' : 'user';
   writeFileSync(join(dir, `oracle-${tag}-events.csv`), `${lines.join('\n')}\n`);
   writeFileSync(join(dir, `oracle-${tag}-spec.json`), JSON.stringify(spec));
   const outPath = join(dir, `oracle-${tag}-out.csv`);
@@ -189,12 +227,15 @@ describe('tessera historical: features of several views (S3)', { timeout: 300_00
   let dir: string;
   let defsFile: string;
   let definitions: Definitions;
+  let sharedFile: string;
+  let events: FraudEvent[];
   let labels: LabelRow[];
   let entities: string;
   /** Oracle answers by `view:feature`, per label row. */
   const oracle = new Map<string, (number | null)[]>();
 
-  const cli = async (...argv: string[]) => {
+  const cli = (...argv: string[]) => cliWith(defsFile, ...argv);
+  const cliWith = async (definitionsFile: string, ...argv: string[]) => {
     try {
       const { stdout, stderr } = await run(
         process.execPath,
@@ -205,7 +246,7 @@ describe('tessera historical: features of several views (S3)', { timeout: 300_00
           '--store',
           storeUri,
           '--definitions',
-          defsFile,
+          definitionsFile,
           ...argv,
         ],
         { timeout: 120_000 },
@@ -225,6 +266,19 @@ describe('tessera historical: features of several views (S3)', { timeout: 300_00
       return typeof v === 'bigint' ? Number(v) : v;
     };
     return { names: table.schema.fields.map((f) => f.name), rows: table.numRows, value };
+  };
+
+  /** The raw-log objects of `source` whose day can hold an event of a window of `windowMs` before
+   * some label: the days overlapping [first label time - windowMs, last label time). */
+  const neededObjects = async (source: string, windowMs: number) => {
+    const first = Math.min(...labels.map((l) => l.t));
+    const last = Math.max(...labels.map((l) => l.t));
+    const all = (await store.list(`raw/${source}/`)).map((o) => o.key);
+    const needed = all.filter((key) => {
+      const day = Date.parse(`${/date=(\d{4}-\d{2}-\d{2})\//.exec(key)![1]}T00:00:00Z`);
+      return day + DAY > first - windowMs && day < last;
+    });
+    return { all, needed };
   };
 
   /** Every row's value of `column` equals the oracle's for `ref`; returns the rows compared. */
@@ -250,9 +304,10 @@ describe('tessera historical: features of several views (S3)', { timeout: 300_00
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'tessera-pit-views-'));
     defsFile = writeDefinitions(dir);
+    sharedFile = sharedSourceDefinitions(dir, defsFile);
     definitions = loadDefinitionsFile(defsFile);
     store = openObjectStore(storeUri, s3Options(config));
-    const events = generateFraudEvents({ events: 3000, seed: 21, users: 120, merchants: 25 });
+    events = generateFraudEvents({ events: 3000, seed: 21, users: 120, merchants: 25 });
     const position = (r: FraudEvent) => ({ partition: r.partition, offset: r.offset });
     const view = (name: string) => definitions.views.find((v) => v.name === name)!;
     // The same transactions in two sources: by user and by merchant.
@@ -489,6 +544,136 @@ describe('tessera historical: features of several views (S3)', { timeout: 300_00
       /INVALID_ARGUMENT: .*users-only\.csv has no column merchant_id \(columns: user_id, event_timestamp\) \(merchant_id is the join key of view merchant_features\)/,
     );
     assert.throws(() => readFileSync(out), /ENOENT/, 'nothing written');
+  });
+
+  it('reads the raw log of a source once for two views on it (S3 reads counted), every value equal to the oracle', async () => {
+    const shared = loadDefinitionsFile(sharedFile);
+    const amounts = shared.views.find((v) => v.name === AMOUNTS_VIEW)!;
+    for (const [feature, values] of oracleAnswers(dir, amounts, events, labels, false, 'amounts'))
+      oracle.set(`${AMOUNTS_VIEW}:${feature}`, values);
+    // Fetches per object key, of the real S3 store.
+    const gets = new Map<string, number>();
+    const counted: ObjectStore = {
+      location: store.location,
+      put: (key, body, contentType) => store.put(key, body, contentType),
+      get: (key) => {
+        gets.set(key, (gets.get(key) ?? 0) + 1);
+        return store.get(key);
+      },
+      list: (prefix) => store.list(prefix),
+      delete: (keys) => store.delete(keys),
+    };
+    // Three views, two on transactions, their features interleaved.
+    const refs = [
+      `${USER_VIEW}:transaction_count_24h`,
+      `${AMOUNTS_VIEW}:sum_amount_1d`,
+      `${MERCHANT_VIEW}:distinct_user_count_7d`,
+      `${AMOUNTS_VIEW}:min_amount_6h`,
+      `${USER_VIEW}:distinct_merchant_count_7d`,
+      `${AMOUNTS_VIEW}:distinct_merchant_count_1d`,
+      `${AMOUNTS_VIEW}:transaction_count_2h`,
+    ];
+    const out = join(dir, 'shared-source.parquet');
+    const summary = await retrieveHistorical({
+      store: counted,
+      definitions: shared,
+      entities,
+      out,
+      features: refs,
+      progress: false,
+    });
+    // Days needed: the 7-day windows of the user and merchant views cover the 1-day ones.
+    const user = await neededObjects('transactions', 7 * DAY);
+    const merchant = await neededObjects('merchant_transactions', 7 * DAY);
+    assert.ok(user.needed.length > 30, `${user.needed.length} objects of transactions needed`);
+    // Each needed object fetched once (the old code fetched those of transactions once per view
+    // on it: twice), and no other.
+    assert.deepEqual(gets, new Map([...user.needed, ...merchant.needed].map((key) => [key, 1])));
+    // Rows of the objects read: the events of those days.
+    const rowsOf = (keys: readonly string[]) =>
+      events.filter((e) =>
+        keys.some((key) => key.includes(`date=${new Date(e.event_timestamp).toISOString().slice(0, 10)}/`)),
+      ).length;
+    assert.deepEqual(
+      summary.sources.map((p) => [p.source, p.views, p.objectsRead, p.objectsSkipped, p.eventsRead]),
+      [
+        [
+          'transactions',
+          [USER_VIEW, AMOUNTS_VIEW],
+          user.needed.length,
+          user.all.length - user.needed.length,
+          rowsOf(user.needed),
+        ],
+        [
+          'merchant_transactions',
+          [MERCHANT_VIEW],
+          merchant.needed.length,
+          merchant.all.length - merchant.needed.length,
+          rowsOf(merchant.needed),
+        ],
+      ],
+    );
+    assert.equal(summary.objectsRead, user.needed.length + merchant.needed.length);
+    assert.equal(summary.eventsRead, rowsOf(user.needed) + rowsOf(merchant.needed));
+    // Per view: the objects of its own days (the user views' shared with each other).
+    const amountsDays = await neededObjects('transactions', DAY);
+    assert.deepEqual(
+      summary.views.map((v) => [v.view, v.source, v.objectsRead]),
+      [
+        [USER_VIEW, 'transactions', user.needed.length],
+        [AMOUNTS_VIEW, 'transactions', amountsDays.needed.length],
+        [MERCHANT_VIEW, 'merchant_transactions', merchant.needed.length],
+      ],
+    );
+    const got = readOut(out);
+    assert.deepEqual(
+      got.names.slice(-refs.length),
+      refs.map((r) => r.slice(r.indexOf(':') + 1)),
+    );
+    for (const ref of refs) assertOracle(got, ref.slice(ref.indexOf(':') + 1), ref);
+    const sums = oracle.get(`${AMOUNTS_VIEW}:sum_amount_1d`)!;
+    assert.ok(sums.filter((v) => (v ?? 0) > 0).length > labels.length / 2, 'the oracle is not all zeros');
+  });
+
+  it('says which views share a source, and reads it with one progress bar', async () => {
+    const r = await cliWith(
+      sharedFile,
+      '--entities',
+      entities,
+      '--out',
+      join(dir, 'shared-cli.parquet'),
+      '--features',
+      `${USER_VIEW}:transaction_count_1h,${AMOUNTS_VIEW}:sum_amount_1d`,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    // The 1-day window of user_amounts is the longer one.
+    const days = await neededObjects('transactions', DAY);
+    const objects = days.needed.length;
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `historical: views ${USER_VIEW}, ${AMOUNTS_VIEW} share source transactions: ${objects} objects \\([0-9.]+ MB\\) read once for all of them, 1 shard\\(s\\) each`,
+      ),
+    );
+    const bars = r.stderr.match(/^reading raw log of transactions \[#+\] (\d+)\/(\d+) objects/gm) ?? [];
+    assert.equal(bars.length, 1, r.stderr);
+    assert.match(bars[0]!, new RegExp(` ${objects}/${objects} objects`));
+    for (const view of [USER_VIEW, AMOUNTS_VIEW])
+      assert.match(r.stderr, new RegExp(`answering ${view} \\[#+\\] ${labels.length}/${labels.length} rows`));
+    const summary = JSON.parse(r.stdout) as { sources: unknown[] };
+    assert.deepEqual(summary.sources, [
+      {
+        source: 'transactions',
+        views: [USER_VIEW, AMOUNTS_VIEW],
+        objectsRead: objects,
+        objectsSkipped: days.all.length - objects,
+        eventsRead: events.filter((e) =>
+          days.needed.some((key) =>
+            key.includes(`date=${new Date(e.event_timestamp).toISOString().slice(0, 10)}/`),
+          ),
+        ).length,
+      },
+    ]);
   });
 
   it('removes the hidden output of a run killed outright (SIGKILL) writing the same --out, only that', async () => {

@@ -1,16 +1,25 @@
 // Choosing the features of a point-in-time run over several views (selectFeatures): groups by view,
-// output names plain or view__feature, a feature service's order, and each refusal; and the hidden
-// outputs of dead runs beside --out (removeStaleOutputTemps).
+// output names plain or view__feature, a feature service's order, and each refusal; two views on
+// one source reading its raw log once, with shards sized for both; and the hidden outputs of dead
+// runs beside --out (removeStaleOutputTemps).
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { parseDefinitions } from '../../../shared/definitions/load.ts';
+import { type FeatureValue, featuresBeforeEachColumns, planView } from '../../../shared/engine/index.ts';
 import { isTesseraError } from '../../../shared/errors.ts';
-import { LocalObjectStore } from '../../../shared/offline/object-store.ts';
+import { LocalObjectStore, type ObjectStore } from '../../../shared/offline/object-store.ts';
+import { readParquet } from '../../../shared/offline/parquet.ts';
+import { rawBatchFromRecords, writeRawLog } from '../../../shared/offline/raw-log.ts';
 import { retrieveHistorical, selectFeatures } from '../../../shared/pit/retrieve.ts';
 import { removeStaleOutputTemps } from '../../../shared/pit/training-output.ts';
+import {
+  type FraudEvent,
+  fraudEngineEvent,
+  generateFraudEvents,
+} from '../../../shared/synth/fraud-events.ts';
 
 /** fraud.yaml plus a view on the same source and entity, and one on a second entity whose join key
  * is called user_id too but is a string. */
@@ -156,6 +165,19 @@ describe('selecting features of several views', () => {
   });
 });
 
+describe('feature references with an empty part', () => {
+  // Once `:x` was an "unknown view " (empty name) and `user_amounts:` an unknown feature `user_amounts:`.
+  it('refuses :feature and view: as not view:feature, listing the views', () => {
+    for (const ref of [':sum_amount_1d', 'user_amounts:'])
+      refused(
+        () => selectFeatures(definitions(), { features: [ref] }),
+        new RegExp(
+          `^--features ${ref} is not a feature reference; write view:feature \\(views: user_transaction_features, user_amounts\\)$`,
+        ),
+      );
+  });
+});
+
 describe('join keys of several views', () => {
   it('refuses two views whose join keys share a name but not a type, before reading anything', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tessera-pit-keys-'));
@@ -178,6 +200,168 @@ describe('join keys of several views', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+/** A store that counts the fetches of each object (the raw-log reads of a run). */
+function countingStore(inner: ObjectStore): { store: ObjectStore; gets: Map<string, number> } {
+  const gets = new Map<string, number>();
+  return {
+    gets,
+    store: {
+      location: inner.location,
+      put: (key, body, contentType) => inner.put(key, body, contentType),
+      get: (key) => {
+        gets.set(key, (gets.get(key) ?? 0) + 1);
+        return inner.get(key);
+      },
+      list: (prefix) => inner.list(prefix),
+      delete: (keys) => inner.delete(keys),
+    },
+  };
+}
+
+describe('views on one source', () => {
+  let dir: string;
+  let inner: LocalObjectStore;
+  let events: FraudEvent[];
+  let entities: string;
+  /** Both views of definitions() on the transactions source, interleaved. */
+  const refs = [
+    'user_transaction_features:transaction_count_24h',
+    'user_amounts:sum_amount_1d',
+    'user_transaction_features:distinct_merchant_count_7d',
+    'user_amounts:transaction_count_1h',
+  ];
+  const sample = () => events.filter((_, i) => i % 4 === 0);
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tessera-pit-shared-'));
+    inner = new LocalObjectStore(join(dir, 'store'));
+    events = generateFraudEvents({ events: 3000, seed: 11, users: 150 });
+    const source = definitions().views[0]!.source;
+    await writeRawLog(
+      inner,
+      source,
+      rawBatchFromRecords(source, events, (r) => ({ partition: r.partition, offset: r.offset })),
+      'part-0',
+    );
+    entities = join(dir, 'labels.csv');
+    writeFileSync(
+      entities,
+      `user_id,event_timestamp\n${sample()
+        .map((e) => `${e.user_id},${new Date(e.event_timestamp).toISOString()}`)
+        .join('\n')}\n`,
+    );
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** Every feature of `refs` in the output at `out` equals the engine's features before each
+   * labelled transaction (featuresBeforeEachColumns, computed over the whole log per view). */
+  const assertEngineValues = (out: string) => {
+    const table = readParquet(new Uint8Array(readFileSync(out)));
+    const rows = sample();
+    const indexOf = new Map(events.map((e, i) => [e, i]));
+    for (const view of definitions().views.filter((v) => v.source.name === 'transactions')) {
+      const plan = planView({ ...view, maxEventsPerEntity: Number.POSITIVE_INFINITY });
+      const expected = featuresBeforeEachColumns(
+        plan,
+        events.map((e) => String(e.user_id)),
+        events.map((e) => fraudEngineEvent(plan, e)),
+      );
+      plan.features.forEach((f, k) => {
+        if (!refs.includes(f.def.ref)) return;
+        let differ = 0;
+        rows.forEach((e, row) => {
+          const got = table.getChild(f.def.name)!.get(row) as FeatureValue | bigint;
+          if ((typeof got === 'bigint' ? Number(got) : got) !== expected[k]![indexOf.get(e)!]) differ++;
+        });
+        assert.equal(differ, 0, `${f.def.ref}: ${differ} of ${rows.length} values differ from the engine`);
+      });
+    }
+  };
+
+  it('reads each raw-log object once for two views on one source, every value equal to the engine', async () => {
+    const { store, gets } = countingStore(inner);
+    const out = join(dir, 'shared.parquet');
+    const summary = await retrieveHistorical({
+      store,
+      definitions: definitions(),
+      entities,
+      out,
+      features: refs,
+      progress: false,
+    });
+    const objects = (await inner.list('raw/transactions/')).map((o) => o.key);
+    assert.ok(objects.length > 30, `${objects.length} raw objects (one per day)`);
+    // The labels span the log: both views need the same days (all but the last), each fetched once.
+    const read = [...gets.keys()];
+    assert.ok(read.length > 30 && read.length >= objects.length - 1, `${read.length} objects read`);
+    assert.deepEqual(gets, new Map(read.map((key) => [key, 1])), 'each object fetched once');
+    const rows = events.filter((e) =>
+      read.some((key) => key.includes(`date=${new Date(e.event_timestamp).toISOString().slice(0, 10)}/`)),
+    ).length;
+    assert.deepEqual(summary.sources, [
+      {
+        source: 'transactions',
+        views: ['user_transaction_features', 'user_amounts'],
+        objectsRead: read.length,
+        objectsSkipped: objects.length - read.length,
+        eventsRead: rows,
+      },
+    ]);
+    assert.equal(summary.objectsRead, read.length, 'the totals count each object once');
+    assert.equal(summary.eventsRead, rows);
+    // Each view reports the objects its events came from (shared with the other).
+    assert.deepEqual(
+      summary.views.map((v) => [v.view, v.source, v.objectsRead, v.eventsRead]),
+      [
+        ['user_transaction_features', 'transactions', read.length, rows],
+        ['user_amounts', 'transactions', read.length, rows],
+      ],
+    );
+    assert.ok(summary.views.every((v) => v.eventsUsed > events.length / 2));
+    assertEngineValues(out);
+  });
+
+  it("sizes the shards of a shared pass from its views' bytes together, so both fit the memory bound", async () => {
+    // The bytes of the objects in range (as the first run reports them), and a bound that one
+    // view's estimated events fit in one shard and two views' do not.
+    const first = await retrieveHistorical({
+      store: inner,
+      definitions: definitions(),
+      entities,
+      out: join(dir, 'first.parquet'),
+      features: [refs[0]!],
+      progress: false,
+    });
+    const inRange = (await inner.list('raw/transactions/')).slice(0, first.objectsRead);
+    const maxShardEvents = Math.ceil(inRange.reduce((s, o) => s + o.size, 0) / 8);
+    const alone = await retrieveHistorical({
+      store: inner,
+      definitions: definitions(),
+      entities,
+      out: join(dir, 'alone.parquet'),
+      features: [refs[0]!],
+      maxShardEvents,
+      progress: false,
+    });
+    assert.equal(alone.shards, 1);
+    const out = join(dir, 'sized.parquet');
+    const summary = await retrieveHistorical({
+      store: inner,
+      definitions: definitions(),
+      entities,
+      out,
+      features: refs,
+      maxShardEvents,
+      progress: false,
+    });
+    assert.deepEqual(
+      summary.views.map((v) => v.shards),
+      [2, 2],
+    );
+    assertEngineValues(out);
   });
 });
 
