@@ -21,6 +21,7 @@ import {
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
 import { opsUrl, scrapeMetrics } from '../support/ops-endpoint.ts';
+import { stopAfter } from '../support/stop-after.ts';
 
 const EVENTS = 3000;
 const SEED = 17;
@@ -83,7 +84,7 @@ describe('ingestor: avro-confluent sources', { timeout: 180_000 }, () => {
   });
 
   for (const where of ['schema directory', 'schema registry'] as const) {
-    it(`resolves schema ids from a ${where}; an unknown id is dead-lettered`, async () => {
+    it(`resolves schema ids from a ${where}; an unknown id is dead-lettered`, async (t) => {
       const run = newTestRun({
         TESSERA_DEFINITIONS: definitions,
         TESSERA_INGEST_CLOCK: 'event',
@@ -105,7 +106,7 @@ describe('ingestor: avro-confluent sources', { timeout: 180_000 }, () => {
         await producer.send({ topic: run.topic, messages: [{ key: '1', value: frame }] });
         await producer.disconnect();
 
-        const ingestor = startIngestor(run);
+        const ingestor = stopAfter(t, startIngestor(run));
         await ingestor.ready;
         await waitForCaughtUp(run, run.topic, 120_000);
         const metrics = await scrapeMetrics(ingestor.output());

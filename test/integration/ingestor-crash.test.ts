@@ -21,6 +21,7 @@ import {
   waitForCaughtUp,
   waitForRecords,
 } from '../support/ingestor-process.ts';
+import { stopAfter } from '../support/stop-after.ts';
 
 const EVENTS = Number(process.env.CRASH_TEST_EVENTS ?? 200_000);
 const KILLS = 10;
@@ -35,7 +36,7 @@ describe(`ingestor survives ${KILLS} kill -9 with ${EVENTS} events in flight`, {
   before(async () => createSourceTopic(run, 6));
   after(async () => cleanupRun(run));
 
-  it('ends with state identical to the offline engine for every entity', async () => {
+  it('ends with state identical to the offline engine for every entity', async (t) => {
     const producer = run.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     let produced = 0;
@@ -63,7 +64,7 @@ describe(`ingestor survives ${KILLS} kill -9 with ${EVENTS} events in flight`, {
     let redelivered = 0;
     for (let k = 0; k < KILLS; k++) {
       released = Math.ceil(((k + 1) * events.length) / KILLS);
-      const ingestor = startIngestor(run);
+      const ingestor = stopAfter(t, startIngestor(run));
       await ingestor.ready;
       await waitForRecords(ingestor, 1, 30_000);
       await waitForRecords(ingestor, 1 + Math.floor(Math.random() * 0.75 * (events.length / KILLS)), 4000);
@@ -84,7 +85,7 @@ describe(`ingestor survives ${KILLS} kill -9 with ${EVENTS} events in flight`, {
     released = events.length;
     await producing;
     await producer.disconnect();
-    const last = startIngestor(run);
+    const last = stopAfter(t, startIngestor(run));
     await last.ready;
     await waitForCaughtUp(run, run.topic, 240_000);
     redelivered += (await recordOutcomes(last)).duplicate ?? 0;

@@ -21,6 +21,7 @@ import {
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
 import { assertStillUp, opsUrl, scrapeMetrics } from '../support/ops-endpoint.ts';
+import { stopAfter } from '../support/stop-after.ts';
 import { createReadyTopics } from '../support/topics.ts';
 
 const MIN = 60_000;
@@ -76,7 +77,7 @@ describe('ingestor: dead letters, push and training rows', { timeout: 120_000 },
   before(async () => createSourceTopic(run, 1));
   after(async () => cleanupRun(run));
 
-  it('dead-letters each bad record with its bytes and reason, and applies the good ones', async () => {
+  it('dead-letters each bad record with its bytes and reason, and applies the good ones', async (t) => {
     const producer = run.kafka.producer();
     await producer.connect();
     await producer.send({
@@ -87,7 +88,7 @@ describe('ingestor: dead letters, push and training rows', { timeout: 120_000 },
         { key: '1', value: good(1, -5 * MIN, 20, 'b') },
       ],
     });
-    const ingestor = startIngestor(run);
+    const ingestor = stopAfter(t, startIngestor(run));
     await ingestor.ready;
     await waitForCaughtUp(run, run.topic, 30_000);
     // Still alive and still applying after the bad input.
@@ -185,8 +186,8 @@ describe('ingestor: a DLQ outage pauses instead of dropping', { timeout: 180_000
   before(async () => createSourceTopic(run, 2));
   after(async () => cleanupRun(run));
 
-  it('keeps the bad records until the DLQ is back, then dead-letters each and loses no good one', async () => {
-    const ingestor = startIngestor(run);
+  it('keeps the bad records until the DLQ is back, then dead-letters each and loses no good one', async (t) => {
+    const ingestor = stopAfter(t, startIngestor(run));
     await ingestor.ready; // it has created the DLQ topic
     const admin = run.kafka.admin();
     await admin.connect();
@@ -262,9 +263,9 @@ describe('ingestor: commits are periodic, and a graceful stop commits what is pr
   before(async () => createSourceTopic(run, 2));
   after(async () => cleanupRun(run));
 
-  it('leaves the committed offsets behind while running and at the end after SIGTERM', async () => {
+  it('leaves the committed offsets behind while running and at the end after SIGTERM', async (t) => {
     const events = generateFraudEvents({ events: 3000, seed: 29 });
-    const ingestor = startIngestor(run);
+    const ingestor = stopAfter(t, startIngestor(run));
     await ingestor.ready;
     const producer = run.kafka.producer();
     await producer.connect();
@@ -310,8 +311,8 @@ describe('ingestor: a burst of dead letters larger than one produce request', { 
   // Their headers (reason, message, source position) outweigh their values: a size estimate of
   // keys and values alone put ~1.3 MB in one request, over the broker's 1 MiB limit, which crashed
   // the consumer for good (found by the RSS benchmark, whose replayed stream is mostly late).
-  it('dead-letters 4,000 late events fetched together and keeps consuming', async () => {
-    const ingestor = startIngestor(run);
+  it('dead-letters 4,000 late events fetched together and keeps consuming', async (ctx) => {
+    const ingestor = stopAfter(ctx, startIngestor(run));
     await ingestor.ready;
     const t = Date.UTC(2026, 0, 20);
     const event = (ts: number, amount: number) =>
@@ -352,8 +353,8 @@ describe('ingestor: a record at the size limit of its topic', { timeout: 120_000
   // The source topic takes a batch of up to 1,048,588 bytes (the broker's default); the same
   // record with Tessera's dead-letter headers is ~300 bytes more. A DLQ topic with the default
   // limit refused it, and the batch failed again after every restart.
-  it('dead-letters it whole: the DLQ topic the ingestor creates takes more than its source', async () => {
-    const ingestor = startIngestor(run);
+  it('dead-letters it whole: the DLQ topic the ingestor creates takes more than its source', async (t) => {
+    const ingestor = stopAfter(t, startIngestor(run));
     await ingestor.ready;
     const admin = run.kafka.admin();
     await admin.connect();
@@ -394,12 +395,12 @@ describe('ingestor: training rows off (TESSERA_TRAINING_ROWS=false)', { timeout:
   before(async () => createSourceTopic(run, 2));
   after(async () => cleanupRun(run));
 
-  it('writes the same states and pushes vectors, but produces no row', async () => {
+  it('writes the same states and pushes vectors, but produces no row', async (t) => {
     const producer = run.kafka.producer();
     await producer.connect();
     await producer.send({ topic: run.topic, messages: fraudMessages(events) });
     await producer.disconnect();
-    const ingestor = startIngestor(run);
+    const ingestor = stopAfter(t, startIngestor(run));
     await ingestor.ready;
     await waitForCaughtUp(run, run.topic, 60_000);
     const { entities, differences } = await differencesFromOffline(run, events);

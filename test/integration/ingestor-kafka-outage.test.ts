@@ -17,6 +17,7 @@ import {
 } from '../support/ingestor-process.ts';
 import { assertStillUp, opsUrl } from '../support/ops-endpoint.ts';
 import { PrivateKafka } from '../support/private-kafka.ts';
+import { stopAfter } from '../support/stop-after.ts';
 
 const EVENTS = 30_000;
 // KAFKA_OUTAGE_MS: a longer outage by hand.
@@ -44,8 +45,8 @@ describe('ingestor during a Kafka broker outage', { timeout: 300_000 }, () => {
     broker.remove();
   });
 
-  it('stays up while the broker is down, then applies every event exactly once', async () => {
-    const ingestor = startIngestor(run);
+  it('stays up while the broker is down, then applies every event exactly once', async (t) => {
+    const ingestor = stopAfter(t, startIngestor(run));
     await ingestor.ready;
     const ops = opsUrl(ingestor.output());
     const stillUp = () => assertStillUp(ingestor);
@@ -111,10 +112,10 @@ describe('ingestor during a Kafka broker outage', { timeout: 300_000 }, () => {
     );
   });
 
-  it('stops gracefully on SIGTERM while its consumer has crashed on the missing broker', async () => {
+  it('stops gracefully on SIGTERM while its consumer has crashed on the missing broker', async (t) => {
     // kafkajs drops its consumer group when the consumer crashes; pausing it then throws, which
     // once made the stop reject and the process die with a stack trace and exit code 1.
-    const ingestor = startIngestor(run);
+    const ingestor = stopAfter(t, startIngestor(run));
     await ingestor.ready;
     broker.kill();
     try {

@@ -16,6 +16,7 @@ import {
   type TestRun,
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
+import { stopAfter } from '../support/stop-after.ts';
 
 const VIEW = loadDefinitionsFile('definitions/fraud.yaml').views[0]!;
 
@@ -33,12 +34,12 @@ describe('ingestor: vectors PUBLISHed on Redis', { timeout: 120_000 }, () => {
     await cleanupRun(run);
   });
 
-  it('publishes each touched entity its vector, as the features.updates records carry it', async () => {
+  it('publishes each touched entity its vector, as the features.updates records carry it', async (t) => {
     const received: Record<string, unknown>[] = [];
     await subscriber.subscribe(`${run.id}:updates:${VIEW.name}`);
     subscriber.on('message', (_channel, text: string) => received.push(JSON.parse(text)));
 
-    const ingestor = startIngestor(run);
+    const ingestor = stopAfter(t, startIngestor(run));
     await ingestor.ready;
     const events = generateFraudEvents({ events: 300, seed: 31 });
     const producer = run.kafka.producer();
@@ -83,7 +84,7 @@ describe('ingestor: vectors PUBLISHed on Redis', { timeout: 120_000 }, () => {
     assert.equal((newest.features as Record<string, number>).transaction_count_1h, inHour);
   });
 
-  it("gives an out-of-order event's vector the same as_of and a larger state_version", async () => {
+  it("gives an out-of-order event's vector the same as_of and a larger state_version", async (t) => {
     const user = 987_654;
     const received: Record<string, unknown>[] = [];
     subscriber.on('message', (_channel, text: string) => {
@@ -98,7 +99,7 @@ describe('ingestor: vectors PUBLISHed on Redis', { timeout: 120_000 }, () => {
         amount,
         merchant_id: `m${amount}`,
       }) as FraudEvent;
-    const ingestor = startIngestor(run);
+    const ingestor = stopAfter(t, startIngestor(run));
     await ingestor.ready;
     const producer = run.kafka.producer();
     await producer.connect();

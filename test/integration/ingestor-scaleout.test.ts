@@ -13,6 +13,7 @@ import {
   type TestRun,
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
+import { stopAfter } from '../support/stop-after.ts';
 
 const EVENTS = Number(process.env.SCALEOUT_TEST_EVENTS ?? 60_000);
 
@@ -23,8 +24,8 @@ describe('three ingestors on six partitions, with a rebalance in the middle', { 
   before(async () => createSourceTopic(run, 6));
   after(async () => cleanupRun(run));
 
-  it('matches the offline engine for every entity', async () => {
-    const ingestors = [startIngestor(run), startIngestor(run), startIngestor(run)];
+  it('matches the offline engine for every entity', async (t) => {
+    const ingestors = [1, 2, 3].map(() => stopAfter(t, startIngestor(run)));
     await Promise.all(ingestors.map((i) => i.ready));
     const producer = run.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
@@ -41,7 +42,7 @@ describe('three ingestors on six partitions, with a rebalance in the middle', { 
     // Rebalance while the first half is still being consumed: one leaves, one joins.
     ingestors[0]!.child.kill('SIGTERM');
     assert.equal(await ingestors[0]!.exited, 0);
-    const joiner = startIngestor(run);
+    const joiner = stopAfter(t, startIngestor(run));
     await joiner.ready;
     await send(half, events.length);
     await producer.disconnect();

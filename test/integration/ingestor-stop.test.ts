@@ -22,6 +22,7 @@ import {
   waitForCaughtUp,
   waitForRecords,
 } from '../support/ingestor-process.ts';
+import { stopAfter } from '../support/stop-after.ts';
 
 const PARTITIONS = 12;
 
@@ -67,7 +68,7 @@ describe(`graceful stop on ${PARTITIONS} partitions`, { timeout: 300_000 }, () =
   });
   after(async () => cleanupRun(run));
 
-  it('commits everything it applied at each stop, and ends equal to the offline engine', async () => {
+  it('commits everything it applied at each stop, and ends equal to the offline engine', async (t) => {
     const caught: string[] = [];
     /** Records left to do after each stop: each stop must come mid catch-up, after some progress. */
     const lags: number[] = [events.length];
@@ -75,7 +76,7 @@ describe(`graceful stop on ${PARTITIONS} partitions`, { timeout: 300_000 }, () =
     // fixed time: on a busy machine 300 ms after "ready" could come before the first batch (nothing
     // to commit, no progress), and on an idle one 1.8 s finished the log (nothing left to stop in).
     for (const target of [5_000, 20_000, 40_000]) {
-      const ingestor = startIngestor(run);
+      const ingestor = stopAfter(t, startIngestor(run));
       await ingestor.ready;
       const handled = await waitForRecords(ingestor, target, 60_000);
       assert.ok(handled >= target, `the run handled ${handled} of ${target} records in 60 s`);
@@ -95,7 +96,7 @@ describe(`graceful stop on ${PARTITIONS} partitions`, { timeout: 300_000 }, () =
       `records left after each stop (of ${events.length}): ${lags.slice(1).join(', ')}`,
     );
 
-    const last = startIngestor(run);
+    const last = stopAfter(t, startIngestor(run));
     await last.ready;
     await waitForCaughtUp(run, run.topic, 120_000);
     last.child.kill('SIGTERM');

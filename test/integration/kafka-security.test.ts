@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import { type FraudEvent, generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import {
   cleanupRun,
@@ -28,6 +28,7 @@ import {
 } from '../support/kafka-security-broker.ts';
 import { OauthIdp } from '../support/oauth-idp.ts';
 import { trackChild } from '../support/process-guard.ts';
+import { stopAfter } from '../support/stop-after.ts';
 
 const OAUTH = {
   clientId: 'tessera-ksec',
@@ -38,6 +39,7 @@ const OAUTH = {
 
 /** Runs the producer CLI to its end with the run's settings. */
 async function producerCli(
+  t: TestContext,
   run: TestRun,
   argv: string[],
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -46,6 +48,7 @@ async function producerCli(
     env: { ...process.env, ...run.env },
   });
   trackChild(child, 'producer CLI');
+  stopAfter(t, child);
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => {
@@ -59,8 +62,12 @@ async function producerCli(
 }
 
 /** The ingestor consumes the run's source topic to its end; every entity then equals the offline engine. */
-async function ingestAndCompare(run: TestRun, events: readonly FraudEvent[]): Promise<string> {
-  const ingestor = startIngestor(run);
+async function ingestAndCompare(
+  t: TestContext,
+  run: TestRun,
+  events: readonly FraudEvent[],
+): Promise<string> {
+  const ingestor = stopAfter(t, startIngestor(run));
   await ingestor.ready;
   await waitForCaughtUp(run, run.topic, 120_000);
   ingestor.child.kill('SIGTERM');
@@ -112,20 +119,20 @@ describe('Kafka over TLS and SASL', { timeout: 600_000 }, () => {
     idp?.stop();
   });
 
-  it('SCRAM-SHA-512 over TLS: the producer CLI and the ingestor, fast paths on, give the offline features', async () => {
+  it('SCRAM-SHA-512 over TLS: the producer CLI and the ingestor, fast paths on, give the offline features', async (t) => {
     // Info level: the ingestor's start-up line says whether kafkajs' fast paths are in place.
     const run = newRun('scram-sha-512', { TESSERA_LOG_LEVEL: 'info' });
     await createSourceTopic(run, 3);
-    const produced = await producerCli(run, ['--events', '4000', '--rate', '0', '--seed', '41']);
+    const produced = await producerCli(t, run, ['--events', '4000', '--rate', '0', '--seed', '41']);
     assert.equal(produced.code, 0, produced.stderr);
     assert.match(produced.stdout, /4000/);
-    const output = await ingestAndCompare(run, generateFraudEvents({ events: 4000, seed: 41 }));
+    const output = await ingestAndCompare(t, run, generateFraudEvents({ events: 4000, seed: 41 }));
     assert.match(output, /produce requests, request framing and record decoding replaced/);
     assert.ok(!output.includes(USERS.scram.password), 'the SASL password is in the ingestor output');
     assert.match(output, /TESSERA_KAFKA_SASL_PASSWORD = <redacted>/);
   });
 
-  it('SCRAM-SHA-256 with the password from a file (a mounted Secret)', async () => {
+  it('SCRAM-SHA-256 with the password from a file (a mounted Secret)', async (t) => {
     const passwordFile = broker.file('scram-password');
     writeFileSync(passwordFile, `${USERS.scram.password}\n`);
     const run = newRun('scram-sha-256', {
@@ -133,13 +140,13 @@ describe('Kafka over TLS and SASL', { timeout: 600_000 }, () => {
       TESSERA_KAFKA_SASL_PASSWORD_FILE: passwordFile,
     });
     await createSourceTopic(run, 3);
-    const produced = await producerCli(run, ['--events', '1500', '--rate', '0', '--seed', '43']);
+    const produced = await producerCli(t, run, ['--events', '1500', '--rate', '0', '--seed', '43']);
     assert.equal(produced.code, 0, produced.stderr);
-    await ingestAndCompare(run, generateFraudEvents({ events: 1500, seed: 43 }));
+    await ingestAndCompare(t, run, generateFraudEvents({ events: 1500, seed: 43 }));
   });
 
   for (const login of ['plain', 'mtls'] as const)
-    it(`${login === 'plain' ? 'PLAIN over TLS' : 'mutual TLS (client certificate)'}: the ingestor gives the offline features`, async () => {
+    it(`${login === 'plain' ? 'PLAIN over TLS' : 'mutual TLS (client certificate)'}: the ingestor gives the offline features`, async (t) => {
       const run = newRun(login);
       await createSourceTopic(run, 3);
       const events = generateFraudEvents({ events: 1500, seed: 47 });
@@ -147,13 +154,13 @@ describe('Kafka over TLS and SASL', { timeout: 600_000 }, () => {
       await producer.connect();
       await producer.send({ topic: run.topic, messages: fraudMessages(events) });
       await producer.disconnect();
-      await ingestAndCompare(run, events);
+      await ingestAndCompare(t, run, events);
     });
 
-  it('wrong credentials: the ingestor says authentication failed and never gets ready', async () => {
+  it('wrong credentials: the ingestor says authentication failed and never gets ready', async (t) => {
     const wrong = 'ksec-not-the-password';
     const run = newRun('scram-sha-512', { TESSERA_KAFKA_SASL_PASSWORD: wrong });
-    const ingestor = startIngestor(run);
+    const ingestor = stopAfter(t, startIngestor(run));
     const outcome = await readyOrExited(ingestor);
     assert.equal(
       outcome,
@@ -168,7 +175,7 @@ describe('Kafka over TLS and SASL', { timeout: 600_000 }, () => {
     );
     assert.ok(!ingestor.output().includes(wrong), 'the password is in the output');
 
-    const producer = await producerCli(run, ['--events', '10', '--rate', '0']);
+    const producer = await producerCli(t, run, ['--events', '10', '--rate', '0']);
     assert.equal(producer.code, 2, producer.stderr); // a usage error: no point retrying it
     assert.match(
       producer.stderr,
@@ -177,10 +184,10 @@ describe('Kafka over TLS and SASL', { timeout: 600_000 }, () => {
     assert.ok(!producer.stderr.includes(wrong), 'the password is in the producer output');
   });
 
-  it('a broker certificate the CA file does not vouch for: a clear TLS error', async () => {
+  it('a broker certificate the CA file does not vouch for: a clear TLS error', async (t) => {
     // The client certificate is signed by the test CA but is no CA itself: nothing it signs is trusted.
     const run = newRun('scram-sha-512', { TESSERA_KAFKA_TLS_CA_FILE: broker.file('client.crt') });
-    const ingestor = startIngestor(run);
+    const ingestor = stopAfter(t, startIngestor(run));
     const outcome = await readyOrExited(ingestor);
     assert.equal(outcome, 'exited', ingestor.output());
     assert.match(ingestor.output(), /certificate.*"hint":"TLS failed: check TESSERA_KAFKA_TLS_CA_FILE/i);
@@ -192,16 +199,16 @@ describe('Kafka over TLS and SASL', { timeout: 600_000 }, () => {
     TESSERA_KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET: secret,
   });
 
-  it('OAUTHBEARER client credentials, tokens of 20 s: a 30 s producer CLI run and the ingestor refresh them and give the offline features', async () => {
+  it('OAUTHBEARER client credentials, tokens of 20 s: a 30 s producer CLI run and the ingestor refresh them and give the offline features', async (t) => {
     const run = newRun('oauthbearer', { ...clientCredentials(), TESSERA_LOG_LEVEL: 'info' });
     await createSourceTopic(run, 3);
     const issuedBefore = (await idp.stats()).issued;
-    const ingestor = startIngestor(run);
+    const ingestor = stopAfter(t, startIngestor(run));
     await ingestor.ready;
     // 100 events a second: both processes stay connected past their first tokens' expiry, and the
     // broker ends each session when its token expires, so only re-authentication keeps them going.
     const started = Date.now();
-    const produced = await producerCli(run, ['--events', '3000', '--rate', '100', '--seed', '53']);
+    const produced = await producerCli(t, run, ['--events', '3000', '--rate', '100', '--seed', '53']);
     assert.equal(produced.code, 0, produced.stderr);
     assert.ok(Date.now() - started > 25_000, 'the producer run was shorter than a token');
     await waitForCaughtUp(run, run.topic, 120_000);
@@ -222,7 +229,7 @@ describe('Kafka over TLS and SASL', { timeout: 600_000 }, () => {
     assert.match(ingestor.output(), /TESSERA_KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET = <redacted>/);
   });
 
-  it('OAUTHBEARER from a token file (a sidecar keeps it fresh): the ingestor gives the offline features', async () => {
+  it('OAUTHBEARER from a token file (a sidecar keeps it fresh): the ingestor gives the offline features', async (t) => {
     const tokenFile = broker.file('oauth-token');
     writeFileSync(tokenFile, `${await idp.mint('tessera-file', 300)}\n`);
     const run = newRun('oauthbearer', { TESSERA_KAFKA_SASL_OAUTHBEARER_TOKEN_FILE: tokenFile });
@@ -232,14 +239,14 @@ describe('Kafka over TLS and SASL', { timeout: 600_000 }, () => {
     await producer.connect();
     await producer.send({ topic: run.topic, messages: fraudMessages(events) });
     await producer.disconnect();
-    await ingestAndCompare(run, events);
+    await ingestAndCompare(t, run, events);
   });
 
-  it('OAUTHBEARER with a wrong client secret: the ingestor and the producer CLI stop at once, naming the client id and secret', async () => {
+  it('OAUTHBEARER with a wrong client secret: the ingestor and the producer CLI stop at once, naming the client id and secret', async (t) => {
     const wrong = 'ksec-not-the-client-secret';
     const run = newRun('oauthbearer', clientCredentials(wrong));
     const started = Date.now();
-    const ingestor = startIngestor(run);
+    const ingestor = stopAfter(t, startIngestor(run));
     assert.equal(await readyOrExited(ingestor), 'exited', ingestor.output());
     assert.equal(await ingestor.exited, 1);
     assert.ok(Date.now() - started < 20_000, `the ingestor took ${Date.now() - started} ms to give up`);
@@ -249,17 +256,17 @@ describe('Kafka over TLS and SASL', { timeout: 600_000 }, () => {
     );
     assert.ok(!ingestor.output().includes(wrong), 'the client secret is in the output');
 
-    const producer = await producerCli(run, ['--events', '10', '--rate', '0']);
+    const producer = await producerCli(t, run, ['--events', '10', '--rate', '0']);
     assert.equal(producer.code, 2, producer.stderr);
     assert.match(producer.stderr, /refused the token request \(HTTP 401 invalid_client/);
     assert.ok(!producer.stderr.includes(wrong), 'the client secret is in the producer output');
   });
 
-  it('OAUTHBEARER with a token for another audience: the broker refusal is reported, not a lost broker', async () => {
+  it('OAUTHBEARER with a token for another audience: the broker refusal is reported, not a lost broker', async (t) => {
     const tokenFile = broker.file('oauth-token-other');
     writeFileSync(tokenFile, await idp.mint('tessera-file', 300, 'another-service'));
     const run = newRun('oauthbearer', { TESSERA_KAFKA_SASL_OAUTHBEARER_TOKEN_FILE: tokenFile });
-    const producer = await producerCli(run, ['--events', '10', '--rate', '0']);
+    const producer = await producerCli(t, run, ['--events', '10', '--rate', '0']);
     assert.equal(producer.code, 2, producer.stderr);
     assert.match(
       producer.stderr,

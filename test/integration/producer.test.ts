@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import { type Admin, Kafka, type KafkaMessage, logLevel } from 'kafkajs';
 import { BAD_REASON_HEADER } from '../../services/producer/bad-messages.ts';
 import { planMessages, produceEvents } from '../../services/producer/produce.ts';
@@ -19,6 +19,7 @@ import type { SourceDef } from '../../shared/definitions/schema.ts';
 import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import { trackChild } from '../support/process-guard.ts';
 import { startTestRegistry } from '../support/schema-registry.ts';
+import { stopAfter } from '../support/stop-after.ts';
 
 const config = loadConfig({ argv: [] });
 const runId = `${Date.now().toString(36)}-${randomUUID().slice(0, 8)}`;
@@ -199,13 +200,17 @@ describe('producer on real Kafka', { timeout: 120_000 }, () => {
     assert.equal(events[0]!.event_timestamp - original[0]!.event_timestamp, plan.shiftMs);
   });
 
-  /** Starts the CLI: the process, what it printed so far, and its exit code once it ends. */
-  const startCli = (argv: string[], env: Record<string, string> = {}) => {
+  /**
+   * Starts the CLI for test `t` (which stops it when it ends, whatever failed): the process, what
+   * it printed so far, and its exit code once it ends.
+   */
+  const startCli = (t: TestContext, argv: string[], env: Record<string, string> = {}) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'services/producer/main.ts', ...argv], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...env },
     });
     trackChild(child, 'producer CLI');
+    stopAfter(t, child);
     const out = { stdout: '', stderr: '' };
     child.stdout.on('data', (d: Buffer) => {
       out.stdout += d.toString();
@@ -218,25 +223,25 @@ describe('producer on real Kafka', { timeout: 120_000 }, () => {
   };
 
   /** Runs the CLI to its end. */
-  const cli = async (argv: string[], env: Record<string, string> = {}) => {
-    const { out, exited } = startCli(argv, env);
+  const cli = async (t: TestContext, argv: string[], env: Record<string, string> = {}) => {
+    const { out, exited } = startCli(t, argv, env);
     const code = await exited;
     return { code, ...out };
   };
 
-  it('the CLI refuses a missing topic without --create-topic (exit 2) and creates none', async () => {
+  it('the CLI refuses a missing topic without --create-topic (exit 2) and creates none', async (t) => {
     // The broker creates topics on first use: the CLI wrote to a 1-partition topic of the broker's
     // default, whatever --partitions said, and exited 0.
     const base = `tessera-test-${runId}-missing`;
     const topic = topicName(config, base);
     created.push(topic);
-    const r = await cli(['--events', '50', '--rate', '0', '--topic', base, '--partitions', '3']);
+    const r = await cli(t, ['--events', '50', '--rate', '0', '--topic', base, '--partitions', '3']);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, new RegExp(`producer: topic ${topic} does not exist; pass --create-topic`));
     assert.ok(!(await admin!.listTopics()).includes(topic), 'no topic created');
   });
 
-  it('avro-confluent with a schema registry: frames carry the id the registry gave the schema', async () => {
+  it('avro-confluent with a schema registry: frames carry the id the registry gave the schema', async (t) => {
     // The id 1 was written whatever the registry held: here another schema, so the ingestor
     // decoded nothing of it.
     const registry = await startTestRegistry();
@@ -246,6 +251,7 @@ describe('producer on real Kafka', { timeout: 120_000 }, () => {
       const topic = topicName(config, base);
       created.push(topic);
       const r = await cli(
+        t,
         ['--events', '300', '--rate', '0', '--format', 'avro-confluent', '--topic', base, '--create-topic'],
         { TESSERA_SCHEMA_REGISTRY_URL: registry.url, TESSERA_SCHEMA_DIR: '' },
       );
@@ -266,11 +272,11 @@ describe('producer on real Kafka', { timeout: 120_000 }, () => {
     }
   });
 
-  it('the CLI stops on SIGTERM, flushes what it built and exits 0', async () => {
+  it('the CLI stops on SIGTERM, flushes what it built and exits 0', async (t) => {
     const base = `tessera-test-${runId}-cli`;
     const topic = topicName(config, base);
     created.push(topic);
-    const { child, out, exited } = startCli([
+    const { child, out, exited } = startCli(t, [
       '--events',
       '100000',
       '--rate',

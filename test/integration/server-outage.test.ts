@@ -11,6 +11,7 @@ import { cleanupRun, createSourceTopic, newTestRun } from '../support/ingestor-p
 import { PrivateKafka } from '../support/private-kafka.ts';
 import { PrivateRedis } from '../support/private-redis.ts';
 import { type ServerProcess, startServer } from '../support/server-process.ts';
+import { stopAfter } from '../support/stop-after.ts';
 
 const TOKEN = 'outage-token-0123456789abcdef';
 const VIEW = 'user_transaction_features';
@@ -102,17 +103,22 @@ describe('online server started while Redis or Kafka is down', { timeout: 180_00
     broker?.remove();
   });
 
-  it('listens without Redis, answers 503 and /ready says why, then serves once Redis is up', async () => {
+  it('listens without Redis, answers 503 and /ready says why, then serves once Redis is up', async (t) => {
     // It once exited at start: waiting for Redis' ready event rejected at the first connection error.
     redis = await PrivateRedis.start();
     await redis.kill();
-    server = startServer({
-      TESSERA_REDIS_URL: redis.url,
-      TESSERA_REDIS_KEY_PREFIX: 'down-at-start',
-      TESSERA_AUTH_TOKEN: TOKEN,
-      TESSERA_LOG_LEVEL: 'warn',
-      TESSERA_REDIS_TIMEOUT_MS: '500',
-    });
+    // Stopped when this test ends: the next one reuses `server`, and the suite's after hook stops
+    // only the last.
+    server = stopAfter(
+      t,
+      startServer({
+        TESSERA_REDIS_URL: redis.url,
+        TESSERA_REDIS_KEY_PREFIX: 'down-at-start',
+        TESSERA_AUTH_TOKEN: TOKEN,
+        TESSERA_LOG_LEVEL: 'warn',
+        TESSERA_REDIS_TIMEOUT_MS: '500',
+      }),
+    );
     const url = await server.url; // rejects if the process exits before listening
     const lookup = () =>
       fetch(`${url}/get-online-features`, {

@@ -34,6 +34,7 @@ import {
 } from '../support/ingestor-process.ts';
 import { naiveFraudValue, sameValue } from '../support/naive-reference.ts';
 import { type ServerProcess, startServer } from '../support/server-process.ts';
+import { stopAfter, stopProcess } from '../support/stop-after.ts';
 import { type CertFiles, httpsRequest, selfSignedCert } from '../support/tls-certs.ts';
 
 const execFileAsync = promisify(execFile);
@@ -99,10 +100,12 @@ describe('online server over HTTPS', { timeout: 300_000 }, () => {
     await producer.send({ topic: run.topic, messages: fraudMessages(events) });
     await producer.disconnect();
     const ingestor = startIngestor(run);
-    await ingestor.ready;
-    await waitForCaughtUp(run, run.topic, 60_000);
-    ingestor.child.kill('SIGTERM');
-    await ingestor.exited;
+    try {
+      await ingestor.ready;
+      await waitForCaughtUp(run, run.topic, 60_000);
+    } finally {
+      await stopProcess(ingestor);
+    }
     tlsServer = startServer({
       ...serverEnv,
       TESSERA_HTTP_PORT: String(TLS_PORT),
@@ -295,7 +298,7 @@ describe('online server over HTTPS', { timeout: 300_000 }, () => {
     writeFileSync(yaml, withCert);
   });
 
-  it('refuses to start with a certificate file it cannot use, naming the variable and never the key', async () => {
+  it('refuses to start with a certificate file it cannot use, naming the variable and never the key', async (t) => {
     const other = selfSignedCert(work, 'other');
     const keyLines = readFileSync(other.key, 'utf8')
       .split('\n')
@@ -314,7 +317,10 @@ describe('online server over HTTPS', { timeout: 300_000 }, () => {
         /TESSERA_SERVER_TLS_CERT_FILE, TESSERA_SERVER_TLS_KEY_FILE: not usable together/,
       ],
     ] as const) {
-      const refused = startServer({ ...serverEnv, TESSERA_HTTP_PORT: String(REFUSED_PORT), ...env });
+      const refused = stopAfter(
+        t,
+        startServer({ ...serverEnv, TESSERA_HTTP_PORT: String(REFUSED_PORT), ...env }),
+      );
       assert.equal(await refused.exited, 1, refused.output());
       assert.match(refused.output(), why);
       assert.doesNotMatch(refused.output(), /server listening/);

@@ -19,6 +19,7 @@ import {
 } from '../support/ingestor-process.ts';
 import { naiveFraudValue, sameValue } from '../support/naive-reference.ts';
 import { type ServerProcess, startServer } from '../support/server-process.ts';
+import { stopAfter } from '../support/stop-after.ts';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -582,19 +583,25 @@ describe('online server', { timeout: 180_000 }, () => {
     }
   });
 
-  it('refuses to start without a token unless the dev flag is set on loopback', async () => {
-    const noToken = startServer({ ...run.env, TESSERA_AUTH_TOKEN: '' });
+  it('refuses to start without a token unless the dev flag is set on loopback', async (t) => {
+    const noToken = stopAfter(t, startServer({ ...run.env, TESSERA_AUTH_TOKEN: '' }));
     assert.notEqual(await noToken.exited, 0);
     assert.match(noToken.output(), /requires bearer-token auth/);
-    const devOutside = startServer({
-      ...run.env,
-      TESSERA_AUTH_TOKEN: '',
-      TESSERA_DEV_NO_AUTH: 'true',
-      TESSERA_HTTP_HOST: '0.0.0.0',
-    });
+    const devOutside = stopAfter(
+      t,
+      startServer({
+        ...run.env,
+        TESSERA_AUTH_TOKEN: '',
+        TESSERA_DEV_NO_AUTH: 'true',
+        TESSERA_HTTP_HOST: '0.0.0.0',
+      }),
+    );
     assert.notEqual(await devOutside.exited, 0);
     assert.match(devOutside.output(), /only allowed on a loopback address/);
-    const dev = startServer({ ...run.env, TESSERA_AUTH_TOKEN: '', TESSERA_DEV_NO_AUTH: 'true' });
+    const dev = stopAfter(
+      t,
+      startServer({ ...run.env, TESSERA_AUTH_TOKEN: '', TESSERA_DEV_NO_AUTH: 'true' }),
+    );
     const devUrl = await dev.url;
     const res = await fetch(`${devUrl}/get-online-features`, {
       method: 'POST',

@@ -5,19 +5,22 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { trackChild } from '../support/process-guard.ts';
+import { stopAfter } from '../support/stop-after.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const cache = process.env.TESSERA_CACHE ?? join(homedir(), '.cache', 'tessera');
 const lock = join(cache, 'stack.lock');
 
-function run(command: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+/** Runs `command` for test `t`: its process group is ended when the test ends, whatever failed. */
+function run(t: TestContext, command: string, args: string[], env: NodeJS.ProcessEnv = {}) {
   // Its own process group, so that a holder and its sleep are ended together.
   const child = trackChild(
     spawn(command, args, { cwd: root, env: { ...process.env, ...env }, detached: true }),
     `${command} ${args.join(' ')}`,
   );
+  stopAfter(t, child, { group: true });
   let output = '';
   child.stdout?.on('data', (chunk) => {
     output += chunk;
@@ -30,8 +33,8 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv = {}) {
 }
 
 /** Holds the lock as another scripts/stack would, until released; resolves once it is held. */
-async function holdLock(): Promise<{ release(): void }> {
-  const holder = run('flock', [lock, 'bash', '-c', 'echo held; exec sleep 60']);
+async function holdLock(t: TestContext): Promise<{ release(): void }> {
+  const holder = run(t, 'flock', [lock, 'bash', '-c', 'echo held; exec sleep 60']);
   for (let i = 0; i < 100 && !holder.output().includes('held'); i++)
     await new Promise((resolve) => setTimeout(resolve, 50));
   assert.match(holder.output(), /held/, 'the test could not take the lock: is a scripts/stack running?');
@@ -39,15 +42,15 @@ async function holdLock(): Promise<{ release(): void }> {
 }
 
 describe('scripts/stack lock', { timeout: 60_000 }, () => {
-  it('is not held by the running services (they outlive the start that took it)', async () => {
-    const probe = run('flock', ['-n', lock, 'true']);
+  it('is not held by the running services (they outlive the start that took it)', async (t) => {
+    const probe = run(t, 'flock', ['-n', lock, 'true']);
     assert.equal(await probe.exited, 0, `${lock} is held while no scripts/stack runs`);
   });
 
-  it('makes a second start wait for the first, and give up past TESSERA_STACK_LOCK_WAIT_S', async () => {
-    let holder = await holdLock();
+  it('makes a second start wait for the first, and give up past TESSERA_STACK_LOCK_WAIT_S', async (t) => {
+    let holder = await holdLock(t);
     try {
-      const refused = run('bash', ['scripts/stack', 'start'], { TESSERA_STACK_LOCK_WAIT_S: '1' });
+      const refused = run(t, 'bash', ['scripts/stack', 'start'], { TESSERA_STACK_LOCK_WAIT_S: '1' });
       assert.equal(await refused.exited, 1, refused.output());
       assert.match(refused.output(), /waiting up to 1s for another scripts\/stack/);
       assert.match(refused.output(), /another scripts\/stack still holds .*stack\.lock after 1s/);
@@ -56,8 +59,8 @@ describe('scripts/stack lock', { timeout: 60_000 }, () => {
       holder.release();
     }
 
-    holder = await holdLock();
-    const waiting = run('bash', ['scripts/stack', 'start'], { TESSERA_STACK_LOCK_WAIT_S: '30' });
+    holder = await holdLock(t);
+    const waiting = run(t, 'bash', ['scripts/stack', 'start'], { TESSERA_STACK_LOCK_WAIT_S: '30' });
     await new Promise((resolve) => setTimeout(resolve, 1500));
     assert.doesNotMatch(waiting.output(), /already running/, 'it waits while the lock is held');
     holder.release();

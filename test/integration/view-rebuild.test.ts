@@ -30,6 +30,7 @@ import {
   type TestRun,
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
+import { stopAfter } from '../support/stop-after.ts';
 import { createReadyTopics } from '../support/topics.ts';
 
 const VIEW = 'user_activity';
@@ -144,12 +145,12 @@ describe('rebuilding a view after a layout change', { timeout: 300_000 }, () => 
     await cleanupRun(runA);
   });
 
-  it('ends with every entity equal to the engine run under the new definitions', async () => {
+  it('ends with every entity equal to the engine run under the new definitions', async (t) => {
     assert.ok(KAFKA_JARS.endsWith('/libs'), `the stack's Kafka jars not found: ${KAFKA_JARS}`);
     const now = Date.now();
     const { events: history } = recentFraudEvents(now, { events: 20_000, users: 400, seed: 21 });
     await produce(runA, history);
-    const a = startIngestor(runA);
+    const a = stopAfter(t, startIngestor(runA));
     await a.ready;
     await waitForCaughtUp(runA, runA.topic, 120_000);
     await stopped(a);
@@ -162,7 +163,7 @@ describe('rebuilding a view after a layout change', { timeout: 300_000 }, () => 
       event_timestamp: Date.now() - 30_000 + i,
     }));
     await produce(runA, arriving);
-    const refused = startIngestor(runB);
+    const refused = stopAfter(t, startIngestor(runB));
     assert.equal(await refused.exited, 1, `the B ingestor did not exit 1:\n${refused.output()}`);
     assert.match(refused.output(), /STATE_CORRUPT/);
     assert.match(refused.output(), /will not be restarted/);
@@ -210,12 +211,15 @@ describe('rebuilding a view after a layout change', { timeout: 300_000 }, () => 
     await admin.disconnect();
     const from = new Map(group!.partitions.map((p) => [p.partition, Number(p.offset)]));
 
-    const replaying = startIngestor({ ...runB, env: { ...envB, TESSERA_INGEST_CLOCK: 'event' } });
+    const replaying = stopAfter(
+      t,
+      startIngestor({ ...runB, env: { ...envB, TESSERA_INGEST_CLOCK: 'event' } }),
+    );
     await replaying.ready;
     await waitForCaughtUp(runB, runB.topic, 120_000);
     await stopped(replaying);
     // Then normally: the wall clock, with new events arriving.
-    const normal = startIngestor({ ...runB, env: { ...envB, TESSERA_INGEST_CLOCK: 'wall' } });
+    const normal = stopAfter(t, startIngestor({ ...runB, env: { ...envB, TESSERA_INGEST_CLOCK: 'wall' } }));
     await normal.ready;
     const fresh = arriving.map((e, i) => ({
       ...e,

@@ -21,6 +21,7 @@ import { RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
 import { type FraudEvent, fraudEngineEvent, generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import { scrapeMetrics } from './ops-endpoint.ts';
 import { trackChild } from './process-guard.ts';
+import { stopProcess } from './stop-after.ts';
 import { createReadyTopics } from './topics.ts';
 
 export interface TestRun {
@@ -538,8 +539,14 @@ export async function ingestThenStop(
   await producer.send({ topic: run.topic, messages });
   await producer.disconnect();
   const ingestor = startIngestor(run);
-  await ingestor.ready;
-  await waitForCaughtUp(run, run.topic, timeoutMs);
+  try {
+    await ingestor.ready;
+    await waitForCaughtUp(run, run.topic, timeoutMs);
+  } catch (error) {
+    // Not left running for a caller that never gets it to stop.
+    await stopProcess(ingestor);
+    throw error;
+  }
   ingestor.child.kill('SIGTERM');
   const code = await ingestor.exited;
   if (code !== 0) throw new Error(`the ingestor exited ${code}:\n${ingestor.output()}`);
