@@ -11,10 +11,12 @@
 //     [--loader autocannon,go,paced] [--go-connections 64] [--server-probe] [--delta-rounds 4]
 //     [--no-floor] [--server-redis-url URL] [--baseline-redis-url URL]
 //
-// The floor: a bare node:http server (loadtest/floor-server.ts) answering Tessera's own bytes for
-// one lookup without auth, Redis or features, loaded in every single-lookup cell right after
-// Tessera's. Its p99 is what this machine allows a Node server at that moment; it moves several
-// times over between identical runs on a shared VM, so Tessera's p99 is printed beside it.
+// The floors: a bare node:http server (loadtest/floor-server.ts) answering Tessera's own bytes for
+// one lookup without auth, Redis or features, and the same server reading the entity's state from
+// Redis first (one HMGET, as Tessera does), loaded in every single-lookup cell right after
+// Tessera's. Their p99s are what this machine allows a Node server, and a Node server over Redis,
+// at that moment; they move several times over between identical runs on a shared VM, so
+// Tessera's p99 is printed beside them.
 // --server-redis-url / --baseline-redis-url point one server at Redis another way than the data
 // load (e.g. the stack's Unix socket, unix:///.../redis.sock) to compare the two in one run.
 //
@@ -101,9 +103,10 @@ const { values: args } = parseArgs({
     // Keep the servers' output (e.g. --trace-gc lines) in this directory; default: deleted at the end.
     'server-logs': { type: 'string' },
     'no-feast': { type: 'boolean', default: false },
-    // Skip the latency floor: a bare node:http server (loadtest/floor-server.ts) that answers
-    // Tessera's response bytes without auth, Redis or features, loaded beside Tessera in every
-    // single-lookup cell to show what the machine allows at that moment.
+    // Skip the latency floors: a bare node:http server (loadtest/floor-server.ts) that answers
+    // Tessera's response bytes without auth, Redis or features, and the same after one HMGET of the
+    // entity's state, loaded beside Tessera in every single-lookup cell to show what the machine
+    // allows at that moment.
     'no-floor': { type: 'boolean', default: false },
     baseline: { type: 'string' },
     scenarios: { type: 'string', default: 'single,batch' },
@@ -604,19 +607,28 @@ function feastServeArgs(port: number, workers: number): string[] {
   ];
 }
 
-/** The latency floor (loadtest/floor-server.ts), answering `response` to every lookup. */
-async function startFloor(response: string): Promise<Server> {
+/**
+ * A latency floor (loadtest/floor-server.ts), answering `response` to every lookup; with `redis`,
+ * after reading the looked-up entity's state the way Tessera's server does (one HMGET).
+ */
+async function startFloor(
+  name: string,
+  response: string,
+  redis?: { url: string; view: string },
+): Promise<Server> {
   const port = await freePort();
   const responseFile = join(workDir, 'floor-response.json');
   writeFileSync(responseFile, response);
   const script = fileURLToPath(new URL('./floor-server.ts', import.meta.url));
   const argv = ['--import', 'tsx', script, String(port), responseFile];
-  const { child, logFile } = startProcess(FLOOR, process.execPath, argv, {});
-  const server = { name: FLOOR, url: `http://127.0.0.1:${port}`, child, logFile };
+  if (redis) argv.push(redis.url, runId, redis.view);
+  const { child, logFile } = startProcess(name, process.execPath, argv, {});
+  const server = { name, url: `http://127.0.0.1:${port}`, child, logFile };
   await waitReady(server, '/health');
   return server;
 }
 const FLOOR = 'node-floor';
+const REDIS_FLOOR = 'node-floor-redis';
 
 async function startFeast(workers: number): Promise<Server> {
   const port = await freePort();
@@ -1189,14 +1201,16 @@ try {
   );
   const responseDiffs = base ? await compareResponses(tessera, base, sample.slice(0, 50), loaded.t0) : [];
   if (base) log(`responses vs the baseline: ${responseDiffs.length} of 5 request shapes differ`);
-  const floor = args['no-floor']
-    ? null
-    : await startFloor(
-        await lookupText(
-          tessera,
-          JSON.stringify({ features: featureRefs, entities: { user_id: [sample[0]!] } }),
-        ),
-      );
+  // The plain floor and the Redis floor (loadtest/floor-server.ts), single lookups only.
+  const floors: Server[] = [];
+  if (!args['no-floor']) {
+    const answer = await lookupText(
+      tessera,
+      JSON.stringify({ features: featureRefs, entities: { user_id: [sample[0]!] } }),
+    );
+    floors.push(await startFloor(FLOOR, answer));
+    floors.push(await startFloor(REDIS_FLOOR, answer, { url: args['redis-url'], view: plan.view.name }));
+  }
 
   const singleBodies = writeBodies(loaded.ids, 1, 50_000, Number(args.seed) + 1);
   const batchBodies = writeBodies(loaded.ids, BATCH, 2_000, Number(args.seed) + 2);
@@ -1280,7 +1294,7 @@ try {
 
   // Warm-up: JIT for Tessera, imports and connections for Feast; not recorded.
   log('warm-up ...');
-  for (const server of [...tesseras, ...(floor ? [floor] : []), ...(feast ? [feast] : [])])
+  for (const server of [...tesseras, ...floors, ...(feast ? [feast] : [])])
     await load({
       url: server.url,
       headers,
@@ -1298,8 +1312,8 @@ try {
     log(`round ${round + 1} of ${rounds}`);
     for (const scenario of scenarios) {
       // Saturation first (it sets the rate Feast can sustain), alternating servers.
-      // The floor only for single lookups: its fixed answer is one entity's.
-      const alongside = floor && scenario === 'single' ? [...tesseras, floor] : tesseras;
+      // The floors only for single lookups: their fixed answer is one entity's.
+      const alongside = scenario === 'single' ? [...tesseras, ...floors] : tesseras;
       for (const t of alongside) await run(t, scenario, 'saturation', satLoader);
       if (feast) await run(feast, scenario, 'saturation', satLoader);
       const ours = scenario === 'single' ? Number(args.rate) : Number(args['batch-rate']);
@@ -1371,7 +1385,7 @@ try {
   const after = stillValid ? await compareValues(tessera, [base], feast, sample, loaded) : null;
   for (const t of tesseras) await stopServer(t);
   if (feast) await stopServer(feast);
-  if (floor) await stopServer(floor);
+  for (const f of floors) await stopServer(f);
 
   // ------------------------------------------------------------------ report
   const fig = (
@@ -1397,7 +1411,7 @@ try {
   };
   const servers = [
     ...tesseras.map((t) => t.name),
-    ...(floor ? [floor.name] : []),
+    ...floors.map((f) => f.name),
     ...workersList.map((w) => `feast-w${w}`),
   ];
   const rate = Number(args.rate);
@@ -1507,21 +1521,23 @@ try {
           );
       }
   }
-  if (floor && scenarios.includes('single')) {
+  if (floors.length > 0 && scenarios.includes('single')) {
     console.log(
-      `\nThe floor (${FLOOR}: bare node:http, reads and parses each body, answers Tessera's bytes; no auth, Redis or features), single lookups, same run:`,
+      `\nThe floors, single lookups, same run: ${FLOOR} (bare node:http, reads and parses each body, answers Tessera's bytes; no auth, Redis or features) ` +
+        `and ${REDIS_FLOOR} (the same, after one HMGET of the entity's state key, as Tessera reads it):`,
     );
     console.log(
-      `  CPU per request at saturation: Tessera ${ms3(cpuOf(tessera.name, 'single'))} ms, floor ${ms3(cpuOf(FLOOR, 'single'))} ms; ` +
-        `QPS at saturation ${fmt(satOf(tessera.name, 'single'))} vs ${fmt(satOf(FLOOR, 'single'))}`,
+      `  CPU per request at saturation: Tessera ${ms3(cpuOf(tessera.name, 'single'))} ms, floor ${ms3(cpuOf(FLOOR, 'single'))} ms, Redis floor ${ms3(cpuOf(REDIS_FLOOR, 'single'))} ms; ` +
+        `QPS at saturation ${fmt(satOf(tessera.name, 'single'))} vs ${fmt(satOf(FLOOR, 'single'))} vs ${fmt(satOf(REDIS_FLOOR, 'single'))}`,
     );
     for (const arrival of arrivals) {
       const t = fig(tessera.name, 'single', rate, arrival);
       const f = fig(FLOOR, 'single', rate, arrival);
-      if (t && f)
+      const r = fig(REDIS_FLOOR, 'single', rate, arrival);
+      if (t && f && r)
         console.log(
-          `  at ${fmt(rate)}/s (${LOADER_LABEL[arrival]}): p50 ${ms(t.p50)} vs ${ms(f.p50)} ms, p99 ${ms(t.p99)} vs ${ms(f.p99)} ms ` +
-            `(Tessera adds ${ms(t.p99 - f.p99)} ms at p99)`,
+          `  at ${fmt(rate)}/s (${LOADER_LABEL[arrival]}): p50 ${ms(t.p50)} vs ${ms(f.p50)} vs ${ms(r.p50)} ms, p99 ${ms(t.p99)} vs ${ms(f.p99)} vs ${ms(r.p99)} ms ` +
+            `(the Redis read adds ${ms(r.p99 - f.p99)} ms at p99, Tessera's own code ${ms(t.p99 - r.p99)} ms)`,
         );
     }
   }
@@ -1529,10 +1545,10 @@ try {
   for (const arrival of arrivals) {
     const goalSingle = fig(tessera.name, 'single', rate, arrival);
     const goalBatch = fig(tessera.name, 'batch', batchRate, arrival);
-    const floorSingle = floor ? fig(FLOOR, 'single', rate, arrival) : null;
+    const floorSingle = floors.length > 0 ? fig(REDIS_FLOOR, 'single', rate, arrival) : null;
     // A scenario left out of the run (--scenarios) is "not run", not "NOT met".
     const single = goalSingle
-      ? `${ms(goalSingle.p99)} ms (achieved ${fmt(goalSingle.rps)}/s${floorSingle ? `; the floor's p99 ${ms(floorSingle.p99)} ms` : ''}) ` +
+      ? `${ms(goalSingle.p99)} ms (achieved ${fmt(goalSingle.rps)}/s${floorSingle ? `; the Redis floor's p99 ${ms(floorSingle.p99)} ms` : ''}) ` +
         `${goalSingle.p99 < 2 && goalSingle.rps > rate * 0.97 ? 'met' : 'NOT met'}`
       : 'not run';
     // Like the single goal, only at the offered rate: a p99 of a rate not reached is no answer.
