@@ -30,6 +30,15 @@ function assertNames(error: Error, names: readonly string[], what: RegExp) {
   assert.ok(line, `a line naming ${names.join(', ')} and ${what}:\n${error.message}`);
 }
 
+/** The producer CLI (a service that talks to the registry) started with only `env`. */
+function producerWith(env: Record<string, string>) {
+  return spawnSync(
+    process.execPath,
+    ['--import', 'tsx', 'services/producer/main.ts', '--events', '1', '--format', 'avro-confluent'],
+    { encoding: 'utf8', timeout: 60_000, env: { PATH: process.env.PATH, ...env } },
+  );
+}
+
 describe('schema registry login settings', () => {
   it('refuses credentials in TESSERA_SCHEMA_REGISTRY_URL together with USERNAME and PASSWORD, naming both, without the secrets', () => {
     const error = refusal({
@@ -144,20 +153,11 @@ describe('schema registry login settings', () => {
   });
 
   it('a service given two logins refuses to start: exit code and message, no secret', () => {
-    const run = spawnSync(
-      process.execPath,
-      ['--import', 'tsx', 'services/producer/main.ts', '--events', '1', '--format', 'avro-confluent'],
-      {
-        encoding: 'utf8',
-        timeout: 60_000,
-        env: {
-          PATH: process.env.PATH,
-          TESSERA_SCHEMA_REGISTRY_URL: WITH_CREDENTIALS,
-          TESSERA_SCHEMA_REGISTRY_USERNAME: 'KEY1',
-          TESSERA_SCHEMA_REGISTRY_PASSWORD: PASSWORD,
-        },
-      },
-    );
+    const run = producerWith({
+      TESSERA_SCHEMA_REGISTRY_URL: WITH_CREDENTIALS,
+      TESSERA_SCHEMA_REGISTRY_USERNAME: 'KEY1',
+      TESSERA_SCHEMA_REGISTRY_PASSWORD: PASSWORD,
+    });
     assert.equal(run.status, 2, run.stderr);
     assert.match(
       run.stderr,
@@ -170,20 +170,11 @@ describe('schema registry login settings', () => {
   });
 
   it('a service whose password file is missing refuses to start, naming the variable', () => {
-    const run = spawnSync(
-      process.execPath,
-      ['--import', 'tsx', 'services/producer/main.ts', '--events', '1', '--format', 'avro-confluent'],
-      {
-        encoding: 'utf8',
-        timeout: 60_000,
-        env: {
-          PATH: process.env.PATH,
-          TESSERA_SCHEMA_REGISTRY_URL: REGISTRY,
-          TESSERA_SCHEMA_REGISTRY_USERNAME: 'KEY1',
-          TESSERA_SCHEMA_REGISTRY_PASSWORD_FILE: '/nonexistent/tessera-registry-password',
-        },
-      },
-    );
+    const run = producerWith({
+      TESSERA_SCHEMA_REGISTRY_URL: REGISTRY,
+      TESSERA_SCHEMA_REGISTRY_USERNAME: 'KEY1',
+      TESSERA_SCHEMA_REGISTRY_PASSWORD_FILE: '/nonexistent/tessera-registry-password',
+    });
     assert.equal(run.status, 2, run.stderr);
     assert.match(
       run.stderr,
