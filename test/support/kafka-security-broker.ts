@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, portOpen } from './flusher-process.ts';
+import { freePorts, portOpen } from './flusher-process.ts';
 import { newTestRun, type TestRun } from './ingestor-process.ts';
 import { trackPid } from './process-guard.ts';
 import { privateCa, signedCert } from './tls-certs.ts';
@@ -50,9 +50,7 @@ export class KafkaSecurityBroker {
   static async start(oauth?: BrokerOauth): Promise<KafkaSecurityBroker> {
     const base = Number(process.env.KAFKA_SECURITY_TEST_PORT ?? 0);
     const [plaintext, controller, saslSsl, mtls] =
-      base > 0
-        ? [base, base + 1, base + 2, base + 3]
-        : [await freePort(), await freePort(), await freePort(), await freePort()];
+      base > 0 ? [base, base + 1, base + 2, base + 3] : await freePorts(4);
     const broker = new KafkaSecurityBroker(
       { plaintext: plaintext!, controller: controller!, saslSsl: saslSsl!, mtls: mtls! },
       oauth,
