@@ -800,8 +800,9 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       await ensureTopics();
       if (config.updatesFormat === 'avro') {
         const views = [...sources.values()].flatMap((s) => s.views.map((v) => v.plan.view));
+        // Avro updates without a registry URL are refused by the configuration.
         const ids = await registerUpdateSchemas(
-          schemaRegistryEndpoint(config) ?? config.schemaRegistryUrl,
+          schemaRegistryEndpoint(config)!,
           topicName(config, UPDATES_TOPIC),
           views,
         );

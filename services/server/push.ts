@@ -100,7 +100,8 @@ export class Pusher {
     if (entry.codec !== null && entry.until > Date.now()) return entry.codec;
     const { source } = entry;
     const subject = `${topicName(this.config, source.topic)}-value`;
-    const latest = await latestSchema(this.registry ?? this.config.schemaRegistryUrl, subject);
+    // viaRegistry holds sources only when a registry is configured.
+    const latest = await latestSchema(this.registry!, subject);
     if (latest === undefined)
       throw invalid(
         `push_source_name: the schema registry has no Avro schema under subject ${subject}; register the source's schema there first`,
