@@ -2,13 +2,14 @@
 // local stack's S3 server. Stages, each timed over the same N rows (goal: >= 500k rows/s written):
 //   encode  typed columns -> parquet bytes (shared/offline/parquet.ts, apache-arrow + parquet-wasm)
 //   upload  encode + PUT to S3 (one object per file, as the flusher writes them)
-//   flush   JSON row messages (as on `features.rows`) -> parse -> columns -> parquet -> S3: the
+//   flush   rows records (as the ingestor packs them on `features.rows`) -> parse -> columns -> parquet -> S3: the
 //           flusher's whole per-row path for features.parquet
 //   eval "$(scripts/stack env)"; npx tsx loadtest/flush-bench.ts [--rows 1000000] [--files 4] [--repeat 3]
 //     [--compression zstd|snappy|none]
 // Figures and the writer comparison: docs/decisions/0002-parquet-writer.md.
 import { parseArgs } from 'node:util';
-import { compareRows, type FeatureRow, featureColumns, parseRow } from '../services/flusher/feature-rows.ts';
+import { compareRows, type FeatureRow, featureColumns, parseRows } from '../services/flusher/feature-rows.ts';
+import { createPushEncoder } from '../services/ingestor/push-json.ts';
 import { loadConfig } from '../shared/config/index.ts';
 import { loadDefinitionsFile } from '../shared/definitions/load.ts';
 import { openConfiguredStore } from '../shared/offline/configured-store.ts';
@@ -33,6 +34,8 @@ const store = openConfiguredStore({
   offlineStore: `s3://${config.s3Bucket}/bench-flush-${Date.now()}`,
 });
 const hash = 'bench';
+/** Rows per `features.rows` record: about what fits the ingestor's 64 KiB records. */
+const ROWS_PER_RECORD = 700;
 
 /** Training rows shaped like the ingestor's for the reference view (values in realistic ranges). */
 function makeRows(n: number): FeatureRow[] {
@@ -47,7 +50,6 @@ function makeRows(n: number): FeatureRow[] {
     return {
       view: view.name,
       entity: String(1 + Math.floor(rnd() * 100_000)),
-      event_timestamp: new Date(ts).toISOString(),
       ts,
       source_topic: 'transactions',
       partition: i % 6,
@@ -74,10 +76,20 @@ async function main(): Promise<void> {
   const per = Math.ceil(N / FILES);
   const chunks = Array.from({ length: FILES }, (_, f) => rows.slice(f * per, (f + 1) * per));
   const columns = chunks.map((c) => featureColumns(view, c));
-  const messages = rows.map((r) => {
-    const { ts: _ts, ...wire } = r;
-    return Buffer.from(JSON.stringify(wire));
-  });
+  // Packed as the ingestor packs them: per source partition, a header line then one line per row.
+  const names = view.features.map((f) => f.name);
+  const encoder = createPushEncoder(new Map([[view.name, names]]), hash);
+  const messages: Buffer[] = [];
+  for (let p = 0; p < 6; p++) {
+    const mine = rows.filter((r) => r.partition === p);
+    for (let at = 0; at < mine.length; at += ROWS_PER_RECORD) {
+      const lines = [encoder.rowsHeader('transactions', view.name, p)];
+      for (const r of mine.slice(at, at + ROWS_PER_RECORD))
+        lines.push(encoder.row({ ...r, values: names.map((n) => r.features[n] as number) }));
+      messages.push(Buffer.from(lines.join('\n')));
+    }
+  }
+
   const results: Record<string, number> = {};
   let bytes = 0;
 
@@ -110,8 +122,7 @@ async function main(): Promise<void> {
     const t = performance.now();
     const parsed: FeatureRow[] = [];
     for (const m of messages) {
-      const p = parseRow(m);
-      if (p.ok && p.row) parsed.push(p.row);
+      for (const p of parseRows(m)) if (p.ok && p.row) parsed.push(p.row);
     }
     parsed.sort(compareRows);
     for (let f = 0; f < FILES; f++) {

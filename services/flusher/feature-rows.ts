@@ -6,6 +6,7 @@ import {
   EVENT_TIMESTAMP,
   featureColumnType,
   featureTableColumns,
+  ROWS_FORMAT,
   SOURCE_OFFSET,
   SOURCE_PARTITION,
 } from '../../shared/offline/feature-columns.ts';
@@ -15,8 +16,7 @@ import { columnFromValues, fitsColumn } from './columns.ts';
 export interface FeatureRow {
   view: string;
   entity: string;
-  event_timestamp: string;
-  /** event_timestamp in epoch milliseconds. */
+  /** The event's time in epoch milliseconds (the features are as of just before it). */
   ts: number;
   source_topic: string;
   partition: number;
@@ -46,23 +46,130 @@ export type ParsedRow =
   | { ok: false; reason: string };
 
 /**
- * A `features.rows` record holds one row or several, one JSON object per line (JSON Lines): the
+ * A `features.rows` record holds one row or several, one JSON value per line (JSON Lines): the
  * ingestor packs a batch's rows into few records, since producing one record per row cost more
- * than the rest of the batch. Each line is parsed and validated on its own.
+ * than the rest of the batch. The lines (docs/ingestor.md, "The rows format"):
+ * - a header object, `{"format":"tessera.rows/2", view, source_topic, partition, definitions_hash,
+ *   features: [names]}`: what the rows after it share, until the next header;
+ * - a row, `[entity, event time in epoch ms, offset, value...]`, the values in the header's order;
+ * - a no-row mark, `{view, source_topic, partition, offset, no_row, definitions_hash}`, self-contained;
+ * - a row as one object, `{view, entity, event_timestamp, source_topic, partition, offset,
+ *   features, definitions_hash}`: what ingestors wrote before the header format, still read so a
+ *   topic written by an older ingestor flushes after an upgrade.
+ * Each line is parsed and validated on its own; a row under a header that was refused is refused
+ * too (`no_header`), each of them counted.
  */
 export function parseRows(value: Buffer | null): ParsedRow[] {
   if (value === null || value.length === 0) return [{ ok: false, reason: 'empty' }];
   const out: ParsedRow[] = [];
-  for (const line of value.toString('utf8').split('\n')) if (line.length > 0) out.push(parseRowText(line));
+  let header: RowsHeader | null = null;
+  for (const line of value.toString('utf8').split('\n')) {
+    if (line.length === 0) continue;
+    if (line.charCodeAt(0) === 0x5b /* [ */) {
+      out.push(header === null ? { ok: false, reason: 'no_header' } : parseRowArray(line, header));
+      continue;
+    }
+    if (line.startsWith(HEADER_START)) {
+      const parsed = parseHeader(line);
+      header = parsed.ok ? parsed.header : null;
+      if (!parsed.ok) out.push(parsed);
+      continue;
+    }
+    out.push(parseRowText(line));
+  }
   return out;
 }
 
-/** Rows in a record (its lines), cheaply, without parsing: what the flusher's buffer bound counts. */
+/** What a header line's rows share. */
+interface RowsHeader {
+  view: string;
+  source_topic: string;
+  partition: number;
+  definitions_hash: string;
+  features: string[];
+}
+
+/** How a header line starts: JSON.stringify puts `format` first (push-json.ts, rowsHeader). */
+const HEADER_START = `{"format":${JSON.stringify(ROWS_FORMAT)}`;
+const HEADER_BYTES = Buffer.from(HEADER_START);
+
+function parseHeader(line: string): { ok: true; header: RowsHeader } | { ok: false; reason: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(line);
+  } catch {
+    return { ok: false, reason: 'not_json' };
+  }
+  const h = json as Record<string, unknown>;
+  if (
+    typeof h.view !== 'string' ||
+    typeof h.source_topic !== 'string' ||
+    !isOffset(h.partition) ||
+    typeof h.definitions_hash !== 'string' ||
+    !Array.isArray(h.features) ||
+    !h.features.every((f) => typeof f === 'string')
+  )
+    return { ok: false, reason: 'bad_header' };
+  return {
+    ok: true,
+    header: {
+      view: h.view,
+      source_topic: h.source_topic,
+      partition: h.partition as number,
+      definitions_hash: h.definitions_hash,
+      features: h.features as string[],
+    },
+  };
+}
+
+/** A row line, `[entity, event time (epoch ms), offset, value...]`, under its header. */
+function parseRowArray(line: string, header: RowsHeader): ParsedRow {
+  let json: unknown;
+  try {
+    json = JSON.parse(line);
+  } catch {
+    return { ok: false, reason: 'not_json' };
+  }
+  const names = header.features;
+  if (!Array.isArray(json) || json.length !== 3 + names.length) return { ok: false, reason: 'bad_row' };
+  const [entity, ts, offset] = json as unknown[];
+  if (typeof entity !== 'string' || !Number.isSafeInteger(ts) || !isOffset(offset))
+    return { ok: false, reason: 'bad_row' };
+  const features: Record<string, FeatureValueJson> = {};
+  for (let i = 0; i < names.length; i++) {
+    const v: unknown = json[3 + i];
+    if (!isFeatureValue(v)) return { ok: false, reason: 'bad_row' };
+    features[names[i]!] = v as FeatureValueJson;
+  }
+  return {
+    ok: true,
+    row: {
+      view: header.view,
+      entity,
+      ts: ts as number,
+      source_topic: header.source_topic,
+      partition: header.partition,
+      offset: offset as number,
+      features,
+      definitions_hash: header.definitions_hash,
+    },
+  };
+}
+
+/** Rows in a record (its lines but headers), cheaply, without parsing: what the flusher's buffer bound counts. */
 export function rowsInRecord(value: Buffer | null): number {
   if (value === null) return 1;
-  let n = 1;
-  for (let at = value.indexOf(10); at >= 0 && at < value.length - 1; at = value.indexOf(10, at + 1)) n++;
-  return n;
+  let n = 0;
+  for (let start = 0; start < value.length; ) {
+    let end = value.indexOf(10, start);
+    if (end < 0) end = value.length;
+    const header =
+      end - start >= HEADER_BYTES.length &&
+      value.compare(HEADER_BYTES, 0, HEADER_BYTES.length, start, start + HEADER_BYTES.length) === 0;
+    if (end > start && !header) n++;
+    start = end + 1;
+  }
+  return Math.max(n, 1);
 }
 
 /** Parses one single-row record. */
@@ -116,7 +223,6 @@ function parseRowText(text: string): ParsedRow {
     row: {
       view: r.view,
       entity: r.entity,
-      event_timestamp: r.event_timestamp as string,
       ts,
       source_topic: r.source_topic,
       partition: r.partition,

@@ -5,16 +5,7 @@
 // Redis, then push fresh feature vectors and only then commit the offsets.
 // A failure anywhere before the commit makes kafkajs redeliver the batch; the engine's per-partition
 // offsets make the redelivery a no-op for state, so nothing is lost or counted twice.
-import type {
-  Admin,
-  Consumer,
-  EachBatchPayload,
-  IHeaders,
-  Kafka,
-  KafkaMessage,
-  Message,
-  Producer,
-} from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { createDecoder } from '../../shared/codecs/decode.ts';
 import type { DecodeResult } from '../../shared/codecs/types.ts';
@@ -43,6 +34,7 @@ import { createCommitter } from './committer.ts';
 import type { IngestorMetrics } from './metrics.ts';
 import { type AvroUpdateEncoder, createAvroUpdateEncoder, registerUpdateSchemas } from './push-avro.ts';
 import { createPushEncoder } from './push-json.ts';
+import { RowRecords } from './row-records.ts';
 
 export const UPDATES_TOPIC = 'features.updates';
 export const ROWS_TOPIC = 'features.rows';
@@ -599,36 +591,20 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
   }
 
   /**
-   * Training rows packed as JSON Lines into records of up to ROWS_RECORD_BYTES, per source
-   * partition, keyed `<source topic>/<partition>` (one source partition's rows stay in order in one
-   * rows partition). One record per row cost more in kafkajs (encoding, partitioner, CRC per
-   * record) than the whole engine step. Unique by source offset. Each row is encoded as it is
-   * added (RowSink), so only its line is kept until the flush.
+   * Training rows packed into few records (row-records.ts): one record per row cost more in kafkajs
+   * (encoding, partitioner, CRC per record) than the whole engine step. Unique by source offset.
+   * Each row is encoded as it is added (RowSink), so only its line is kept until the flush.
    */
   function rowsSink(sourceTopic: string, heartbeat: () => Promise<void>): RowSink {
-    const open = new Map<number, { lines: string[]; bytes: number }>();
-    let records: Message[] = [];
-    const close = (partition: number, record: { lines: string[] }) => {
-      records.push({ key: `${sourceTopic}/${partition}`, value: record.lines.join('\n') });
-    };
-    const append = (partition: number, line: string) => {
-      let record = open.get(partition);
-      if (record && record.bytes + line.length > ROWS_RECORD_BYTES) {
-        close(partition, record);
-        record = undefined;
-      }
-      if (!record) {
-        record = { lines: [], bytes: 0 };
-        open.set(partition, record);
-      }
-      record.lines.push(line);
-      record.bytes += line.length + 1;
-    };
+    const packed = new RowRecords(sourceTopic, json, ROWS_RECORD_BYTES);
     return {
       add(row) {
-        const line = json.row(sourceTopic, row);
-        // UTF-16 length * 3 bounds the UTF-8 bytes: measured only when it could matter.
-        const bytes = line.length * 3 > rowsLimit ? Buffer.byteLength(line) : 0;
+        const line = json.row(row);
+        // UTF-16 length * 3 bounds the UTF-8 bytes: measured only when it could matter. A record
+        // holding only this row also holds its header.
+        const header = packed.header(row.partition, row.view);
+        const chars = line.length + 1 + header.length;
+        const bytes = chars * 3 > rowsLimit ? Buffer.byteLength(line) + 1 + Buffer.byteLength(header) : 0;
         if (bytes > rowsLimit) {
           metrics.oversized.inc({ topic: topicName(config, ROWS_TOPIC) });
           oversizedLog(
@@ -642,20 +618,20 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
             },
             `a training row is over ${topicName(config, ROWS_TOPIC)}'s max.message.bytes and was left out (a no-row mark takes its place); raise the topic's limit to keep such rows`,
           );
-          append(row.partition, json.noRow(sourceTopic, row.view, row.partition, row.offset, 'too_large'));
+          packed.mark(
+            row.partition,
+            json.noRow(sourceTopic, row.view, row.partition, row.offset, 'too_large'),
+          );
           return;
         }
-        append(row.partition, line);
+        packed.row(row, line);
       },
       noRow(view, partition, offset, reason) {
-        append(partition, json.noRow(sourceTopic, view, partition, offset, reason));
+        packed.mark(partition, json.noRow(sourceTopic, view, partition, offset, reason));
       },
       async flush() {
-        for (const [partition, record] of open) close(partition, record);
-        open.clear();
-        if (records.length === 0) return;
-        const sending = records;
-        records = [];
+        const sending = packed.take();
+        if (sending.length === 0) return;
         await heartbeat();
         await sendChunked(rowsProducer, topicName(config, ROWS_TOPIC), sending);
         await heartbeat();

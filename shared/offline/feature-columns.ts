@@ -18,6 +18,11 @@ export const SOURCE_OFFSET = 'source_offset';
 export const SNAPSHOT_AS_OF = 'as_of';
 export const SNAPSHOT_STATE_VERSION = 'state_version';
 export const SNAPSHOT_STATE = 'state';
+/**
+ * First member of a `features.rows` header line (the ingestor's push-json.ts writes it, the
+ * flusher's feature-rows.ts reads it): what tells a header from a row (an array) and a no-row mark.
+ */
+export const ROWS_FORMAT = 'tessera.rows/2';
 /** Names the offline tables use for their own columns: no feature can be called so. */
 export const RESERVED_COLUMNS: readonly string[] = [
   EVENT_TIMESTAMP,

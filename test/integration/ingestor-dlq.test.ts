@@ -5,7 +5,7 @@
 // of dropping the bad records.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { KafkaMessage } from 'kafkajs';
+import { parseRows, rowsInRecord } from '../../services/flusher/feature-rows.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { planView, readFeatures } from '../../shared/engine/index.ts';
 import { RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
@@ -148,16 +148,18 @@ describe('ingestor: dead letters, push and training rows', { timeout: 120_000 },
     const values = readFeatures(plan, state.state, now);
     assert.deepEqual(values, [3, 3, 20, 20, 30, 2], 'three good events: avg 20, max 30, merchants a and b');
 
-    const lines = (m: KafkaMessage) => m.value!.toString().split('\n');
     // Three rows, and a no-row mark for each offset dead-lettered by the decoder or as late (five
     // and one, each naming its dead letter's reason; the future event gets none), so the offline
-    // writer sees every offset accounted for.
-    const records = await readTopic(run, `${run.id}.features.rows`, 9, 30_000, (m) => lines(m).length);
-    const parsed = records
-      .flatMap(lines)
-      .map(
-        (line) => JSON.parse(line) as { offset: number; no_row?: string; features: Record<string, number> },
-      );
+    // writer sees every offset accounted for. Read with the flusher's own parser.
+    const records = await readTopic(run, `${run.id}.features.rows`, 9, 30_000, (m) => rowsInRecord(m.value));
+    const parsed = records.flatMap((m) =>
+      parseRows(m.value).map((p) => {
+        assert.ok(p.ok, `a features.rows line the flusher refuses: ${JSON.stringify(p)}`);
+        return p.row
+          ? { offset: p.row.offset, no_row: undefined, features: p.row.features as Record<string, number> }
+          : { offset: p.noRow.offset, no_row: p.noRow.reason, features: {} as Record<string, number> };
+      }),
+    );
     assert.deepEqual(
       parsed.filter((r) => r.no_row === undefined).map((r) => r.features.transaction_count_1h),
       [0, 1, 2],

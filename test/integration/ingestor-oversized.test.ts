@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { KafkaMessage } from 'kafkajs';
+import { parseRows } from '../../services/flusher/feature-rows.ts';
 import {
   cleanupRun,
   createSourceTopic,
@@ -89,14 +90,18 @@ feature_services:`,
         updates.some((m) => m.key?.toString() === '2'),
         "user 2's vector went out beside user 1's oversized one",
       );
-      const lines = (m: KafkaMessage) => m.value!.toString().split('\n');
+      const lines = (m: KafkaMessage) =>
+        parseRows(m.value).map((p) => {
+          assert.ok(p.ok, `a features.rows line the flusher refuses: ${JSON.stringify(p)}`);
+          return p.row
+            ? { offset: p.row.offset, entity: p.row.entity, no_row: undefined }
+            : { offset: p.noRow.offset, entity: undefined, no_row: p.noRow.reason };
+        });
       // Waits for user 2's row and the mark (all the rows come in source order, one partition).
-      const wanted = (l: string) => l.includes('"entity":"2"') || l.includes('"no_row"');
+      const wanted = (r: { entity?: string; no_row?: string }) => r.entity === '2' || r.no_row !== undefined;
       const rows = (
         await readTopic(run, `${run.id}.features.rows`, 2, 30_000, (m) => lines(m).filter(wanted).length)
-      )
-        .flatMap(lines)
-        .map((l) => JSON.parse(l) as { offset: number; entity?: string; no_row?: string });
+      ).flatMap(lines);
       assert.deepEqual(
         rows.filter((r) => r.no_row !== undefined).map((r) => [r.offset, r.no_row]),
         [[3, 'too_large']],

@@ -6,6 +6,7 @@ import { mkdir, open, writeFile } from 'node:fs/promises';
 import { type AddressInfo, connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Kafka } from 'kafkajs';
+import { createPushEncoder } from '../../services/ingestor/push-json.ts';
 import { DEFAULTS, loadConfig } from '../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import type { ViewDef } from '../../shared/definitions/schema.ts';
@@ -228,20 +229,15 @@ export function expectedRows(view: ViewDef, events: readonly FraudEvent[]): Map<
   return out;
 }
 
-/** A one-row `features.rows` record for an expected row (the ingestor packs several per record: services/ingestor rowRecords). */
+/**
+ * A one-row `features.rows` record for an expected row, as the ingestor's encoder writes it (a
+ * header line, then the row; the ingestor packs several rows per record).
+ */
 export function rowMessage(run: FlusherRun, hash: string, r: ExpectedRow): { key: string; value: string } {
+  const encoder = createPushEncoder(new Map([[run.view.name, run.view.features.map((f) => f.name)]]), hash);
   return {
     key: r.entity,
-    value: JSON.stringify({
-      view: run.view.name,
-      entity: r.entity,
-      event_timestamp: new Date(r.ts).toISOString(),
-      source_topic: run.topic,
-      partition: r.partition,
-      offset: r.offset,
-      features: Object.fromEntries(run.view.features.map((f, i) => [f.name, r.values[i]])),
-      definitions_hash: hash,
-    }),
+    value: `${encoder.rowsHeader(run.topic, run.view.name, r.partition)}\n${encoder.row({ view: run.view.name, ...r })}`,
   };
 }
 

@@ -1,9 +1,11 @@
 // The hand-built JSON of features.rows / features.updates must be byte-identical to JSON.stringify
-// of the documented fields: the offline flusher parses these records.
+// of the documented fields (docs/ingestor.md): the offline flusher parses these records.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { parseRows } from '../../../services/flusher/feature-rows.ts';
 import { createPushEncoder } from '../../../services/ingestor/push-json.ts';
 import type { FeatureValue } from '../../../shared/engine/index.ts';
+import { ROWS_FORMAT } from '../../../shared/offline/feature-columns.ts';
 
 const names = new Map([['user_transaction_features', ['count_1h', 'avg "7d"', 'last\\n', 'merchants']]]);
 const hash = 'sha256:abc"def';
@@ -17,8 +19,23 @@ const samples: FeatureValue[][] = [
 const vector = (values: FeatureValue[]) =>
   Object.fromEntries(names.get('user_transaction_features')!.map((n, i) => [n, values[i]]));
 
-test('training rows are exactly JSON.stringify of view, entity, event_timestamp, source_topic, partition, offset, features, definitions_hash', () => {
-  for (const values of samples) {
+test('a rows header is exactly JSON.stringify of format, view, source_topic, partition, definitions_hash, features', () => {
+  assert.equal(
+    encoder.rowsHeader('it.transactions', 'user_transaction_features', 5),
+    JSON.stringify({
+      format: ROWS_FORMAT,
+      view: 'user_transaction_features',
+      source_topic: 'it.transactions',
+      partition: 5,
+      definitions_hash: hash,
+      features: names.get('user_transaction_features'),
+    }),
+  );
+  assert.throws(() => encoder.rowsHeader('t', 'no_such_view', 0), /no feature names for view no_such_view/);
+});
+
+test('a training row is exactly JSON.stringify of [entity, event time, offset, ...values], non-finite and missing values null', () => {
+  for (const values of [...samples, [undefined, 1, undefined, 2] as unknown as FeatureValue[]]) {
     const row = {
       view: 'user_transaction_features',
       entity: 'u"1\\',
@@ -27,19 +44,40 @@ test('training rows are exactly JSON.stringify of view, entity, event_timestamp,
       offset: 123456789,
       values,
     };
-    const want = JSON.stringify({
-      view: row.view,
-      entity: row.entity,
-      event_timestamp: new Date(row.ts).toISOString(),
-      source_topic: 'it.transactions',
-      partition: row.partition,
-      offset: row.offset,
-      features: vector(values),
-      definitions_hash: hash,
-    });
-    assert.equal(encoder.row('it.transactions', row), want);
-    assert.deepEqual(JSON.parse(encoder.row('it.transactions', row)), JSON.parse(want));
+    const want = JSON.stringify([row.entity, row.ts, row.offset, ...values.map((v) => v ?? null)]);
+    assert.equal(encoder.row(row), want);
   }
+});
+
+test('header and rows read back by the flusher as the features before each event', () => {
+  const header = encoder.rowsHeader('it.transactions', 'user_transaction_features', 2);
+  const rows = samples.map((values, i) => ({
+    view: 'user_transaction_features',
+    entity: `u${i}`,
+    ts: Date.UTC(2026, 0, 3) + i,
+    partition: 2,
+    offset: 40 + i,
+    values,
+  }));
+  const parsed = parseRows(Buffer.from([header, ...rows.map((r) => encoder.row(r))].join('\n')));
+  assert.deepEqual(
+    parsed.map((p) => (p.ok ? p.row : p)),
+    rows.map((r) => ({
+      view: r.view,
+      entity: r.entity,
+      ts: r.ts,
+      source_topic: 'it.transactions',
+      partition: 2,
+      offset: r.offset,
+      // What the JSON of each value reads back as: non-finite numbers are null, as JSON.stringify writes them.
+      features: JSON.parse(
+        JSON.stringify(
+          vector(r.values.map((v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v))),
+        ),
+      ),
+      definitions_hash: hash,
+    })),
+  );
 });
 
 test('no-row marks are exactly JSON.stringify of view, source_topic, partition, offset, no_row, definitions_hash', () => {

@@ -5,6 +5,7 @@ import { parseRow, parseRows, rowsInRecord } from '../../../services/flusher/fea
 import { parseVersion, versionName } from '../../../services/flusher/flusher-state.ts';
 import { RecordBuffer } from '../../../services/flusher/record-buffer.ts';
 import { columnStats, toCsv } from '../../../services/flusher/version-files.ts';
+import { ROWS_FORMAT } from '../../../shared/offline/feature-columns.ts';
 
 const rec = (offset: number) => ({ offset, key: null, value: Buffer.from(String(offset)) });
 
@@ -131,7 +132,7 @@ describe('parseRows', () => {
       features: { note: 'two\nlines' }, // an escaped newline inside a value does not split the row
       definitions_hash: 'h',
     });
-  it('reads every line of a packed record, and a one-row record as before', () => {
+  it('reads every line of a record of row objects (what ingestors wrote before the header format)', () => {
     const packed = Buffer.from([row(1), row(2), '{', row(3)].join('\n'));
     const rows = parseRows(packed);
     assert.deepEqual(
@@ -145,6 +146,112 @@ describe('parseRows', () => {
       [5],
     );
     assert.deepEqual(parseRows(null), [{ ok: false, reason: 'empty' }]);
+  });
+  const header = (over: Record<string, unknown> = {}) =>
+    JSON.stringify({
+      format: ROWS_FORMAT,
+      view: 'v',
+      source_topic: 'transactions',
+      partition: 3,
+      definitions_hash: 'h',
+      features: ['a', 'b'],
+      ...over,
+    });
+  const mark = JSON.stringify({
+    view: 'w',
+    source_topic: 'transactions',
+    partition: 3,
+    offset: 11,
+    no_row: 'late',
+    definitions_hash: 'h',
+  });
+  it('reads rows under their header, a mark between them leaving the header in place', () => {
+    const record = Buffer.from(
+      [
+        header(),
+        '["42",1000,10,1,"x"]',
+        mark,
+        '["43",2000,12,null,[1,"y"]]',
+        header({ view: 'w', features: ['c'] }),
+        '["44",3000,13,2.5]',
+      ].join('\n'),
+    );
+    assert.deepEqual(
+      parseRows(record).map((r) => (r.ok ? (r.row ?? r.noRow) : r)),
+      [
+        {
+          view: 'v',
+          entity: '42',
+          ts: 1000,
+          source_topic: 'transactions',
+          partition: 3,
+          offset: 10,
+          features: { a: 1, b: 'x' },
+          definitions_hash: 'h',
+        },
+        { view: 'w', source_topic: 'transactions', partition: 3, offset: 11, reason: 'late' },
+        {
+          view: 'v',
+          entity: '43',
+          ts: 2000,
+          source_topic: 'transactions',
+          partition: 3,
+          offset: 12,
+          features: { a: null, b: [1, 'y'] },
+          definitions_hash: 'h',
+        },
+        {
+          view: 'w',
+          entity: '44',
+          ts: 3000,
+          source_topic: 'transactions',
+          partition: 3,
+          offset: 13,
+          features: { c: 2.5 },
+          definitions_hash: 'h',
+        },
+      ],
+    );
+    assert.equal(rowsInRecord(record), 4, 'headers are not rows');
+  });
+  it('refuses rows without a usable header, and malformed rows, each with a reason', () => {
+    assert.deepEqual(parseRows(Buffer.from('["42",1000,10,1,2]')), [{ ok: false, reason: 'no_header' }]);
+    for (const bad of [
+      { partition: -1 },
+      { features: 'a' },
+      { features: [1] },
+      { view: 7 },
+      { definitions_hash: null },
+    ])
+      assert.deepEqual(
+        parseRows(Buffer.from([header(bad), '["42",1000,10,1,2]'].join('\n'))),
+        [
+          { ok: false, reason: 'bad_header' },
+          { ok: false, reason: 'no_header' },
+        ],
+        JSON.stringify(bad),
+      );
+    for (const row of [
+      '["42",1000,10,1]', // a value short
+      '["42",1000,10,1,2,3]', // one too many
+      '[42,1000,10,1,2]', // entity not a string
+      '["42","1000",10,1,2]', // time not a number
+      '["42",1000.5,10,1,2]', // nor a whole millisecond
+      '["42",1000,-1,1,2]', // offset negative
+      '["42",1000,10,{},2]', // a value no column holds
+      '["42",1000,10,[{}],2]',
+    ])
+      assert.deepEqual(
+        parseRows(Buffer.from([header(), row].join('\n'))),
+        [{ ok: false, reason: 'bad_row' }],
+        row,
+      );
+    assert.deepEqual(
+      parseRows(Buffer.from([header(), '["42",', '["43",1,2,3,4]'].join('\n'))).map((r) =>
+        r.ok ? r.row?.entity : r.reason,
+      ),
+      ['not_json', '43'],
+    );
   });
 });
 
