@@ -17,8 +17,8 @@ interface OpenRecord {
 
 export class RowRecords {
   private readonly open = new Map<number, OpenRecord>();
-  /** Header lines by `${partition}/${view}`, built once. */
-  private readonly headers = new Map<string, string>();
+  /** Header lines by partition, then view, built once (no key string to build per row). */
+  private readonly headers = new Map<number, Map<string, string>>();
   private closed: Message[] = [];
 
   constructor(
@@ -30,11 +30,15 @@ export class RowRecords {
 
   /** The header line the rows of `view` from `partition` follow. */
   header(partition: number, view: string): string {
-    const id = `${partition}/${view}`;
-    let header = this.headers.get(id);
+    let byView = this.headers.get(partition);
+    if (byView === undefined) {
+      byView = new Map();
+      this.headers.set(partition, byView);
+    }
+    let header = byView.get(view);
     if (header === undefined) {
       header = this.encoder.rowsHeader(this.sourceTopic, view, partition);
-      this.headers.set(id, header);
+      byView.set(view, header);
     }
     return header;
   }
