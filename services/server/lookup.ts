@@ -81,8 +81,8 @@ export class OnlineReader {
       }
       slots.push(viewSlots);
     }
-    /** Per key: the row of its view that holds its answer once evaluated. */
-    const answered = new Int32Array(keys.length).fill(-1);
+    /** Per key: the row of its view that holds its answer once evaluated (null: one row, one view). */
+    const answered = index === null ? null : new Int32Array(keys.length).fill(-1);
     let blobs: (Buffer | null)[];
     try {
       blobs = await this.reads.read(keys);
@@ -101,7 +101,7 @@ export class OnlineReader {
       const ages: number[] = [];
       for (let row = 0; row < n; row++) {
         const slot = slots[viewAt]![row]!;
-        const first = answered[slot]!;
+        const first = answered === null ? -1 : answered[slot]!;
         if (first >= 0) {
           // A repeated entity row: the same answer (the response writer only reads the values).
           rows.outcome[row] = rows.outcome[first]!;
@@ -109,7 +109,7 @@ export class OnlineReader {
           rows.values[row] = rows.values[first]!;
           continue;
         }
-        answered[slot] = row;
+        if (answered !== null) answered[slot] = row;
         const key = keys[slot];
         const blob = blobs[2 * slot] ?? null;
         const delta = blobs[2 * slot + 1] ?? null;

@@ -63,7 +63,8 @@ function numberFormat(def: FeatureDef, view: ViewDef): NumberFormat {
 
 export interface ViewRequest {
   view: ViewDef;
-  features: RequestedFeature[];
+  /** Shared between requests asking for the same features: read only. */
+  features: readonly RequestedFeature[];
   /** Canonical entity key per entity row (the Redis key part). */
   keys: string[];
 }
@@ -83,8 +84,10 @@ export interface OnlineRequest {
    */
   entityColumns: EntityColumn[];
   rows: number;
-  /** Features in request order; each points into `views`. */
-  order: { view: number; feature: number }[];
+  /** Features in request order; each points into `views`. Shared between requests: read only. */
+  order: readonly { view: number; feature: number }[];
+  /** The features' output names in request order, as JSON array items without the brackets. */
+  featureNamesJson: string;
   views: ViewRequest[];
   /** Read time, epoch ms; undefined = now. */
   asOf: number | undefined;
@@ -98,33 +101,19 @@ export function parseOnlineRequest(
 ): OnlineRequest {
   const input = checkBody(body);
   const refs = requestedRefs(input.features, input.feature_service, definitions);
-  const fullNames = input.full_feature_names ?? false;
-
-  const views: ViewRequest[] = [];
-  const viewIndex = new Map<string, number>();
-  const order: OnlineRequest['order'] = [];
-  resolveFeatureRefs(
+  const resolved = resolvedFeatures(
     definitions,
     refs,
-    { fullFeatureNames: fullNames, fromService: input.feature_service !== undefined },
-    REFUSALS,
-    (view, index, outputName) => {
-      let v = viewIndex.get(view.name);
-      if (v === undefined) {
-        v = views.length;
-        viewIndex.set(view.name, v);
-        views.push({ view, features: [], keys: [] });
-      }
-      const viewRequest = views[v]!;
-      order.push({ view: v, feature: viewRequest.features.length });
-      const def = view.features[index]!;
-      viewRequest.features.push({ def, index, outputName, numbers: numberFormat(def, view) });
-    },
+    input.full_feature_names ?? false,
+    input.feature_service !== undefined,
   );
+  // Per request: only the keys. The views' features and the order are shared with every request
+  // that asked for the same features (resolvedFeatures), and read only.
+  const views: ViewRequest[] = resolved.views.map((v) => ({ view: v.view, features: v.features, keys: [] }));
 
   // As Feast's server: a column no requested view is keyed by is echoed when it is a declared join
   // key, and ignored otherwise (a typo in the needed column is still refused: it is then missing).
-  const keyTypes = new Map(definitions.entities.map((e) => [e.joinKey, e.keyType]));
+  const keyTypes = joinKeyTypes(definitions);
   const given = Object.entries(input.entities).filter(([name]) => keyTypes.has(name));
   if (given.length === 0)
     throw invalid(
@@ -153,7 +142,7 @@ export function parseOnlineRequest(
     return {
       name,
       type,
-      keys: values.map((value, i) => canonicalKey(value, type, `entities.${name}[${i}]`)),
+      keys: values.map((value, i) => canonicalKey(value, type, name, i)),
     };
   });
   for (const request of views) {
@@ -167,7 +156,118 @@ export function parseOnlineRequest(
     request.keys = column.keys;
   }
 
-  return { entityColumns, rows, order, views, asOf: parseAsOf(input.as_of) };
+  return {
+    entityColumns,
+    rows,
+    order: resolved.order,
+    featureNamesJson: resolved.namesJson,
+    views,
+    asOf: parseAsOf(input.as_of),
+  };
+}
+
+/** A request's features resolved: what every request asking for the same features shares. */
+interface ResolvedFeatures {
+  views: readonly { view: ViewDef; features: readonly RequestedFeature[] }[];
+  order: readonly { view: number; feature: number }[];
+  /** The output names in request order as JSON array items, without the brackets. */
+  namesJson: string;
+}
+
+interface ResolvedEntry {
+  refs: readonly string[];
+  fullNames: boolean;
+  fromService: boolean;
+  resolved: ResolvedFeatures;
+}
+
+/**
+ * The last resolutions per loaded definitions, most recent first. Clients ask for the same few
+ * feature lists over and over: resolving one per request (names cut, a map of output names, an
+ * object per feature) was a twelfth of what a single lookup allocated, and allocation is what
+ * sets the young-generation collections that make the latency tail (docs/benchmarks.md).
+ * Compared item by item, so a hit allocates nothing.
+ */
+const resolutions = new WeakMap<Definitions, ResolvedEntry[]>();
+const RESOLUTIONS_KEPT = 32;
+
+function resolvedFeatures(
+  definitions: Definitions,
+  refs: readonly string[],
+  fullNames: boolean,
+  fromService: boolean,
+): ResolvedFeatures {
+  let entries = resolutions.get(definitions);
+  if (entries === undefined) {
+    entries = [];
+    resolutions.set(definitions, entries);
+  }
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i]!;
+    if (entry.fullNames !== fullNames || entry.fromService !== fromService || !sameRefs(entry.refs, refs))
+      continue;
+    if (i > 0) {
+      entries.splice(i, 1);
+      entries.unshift(entry);
+    }
+    return entry.resolved;
+  }
+  const resolved = resolveFeatures(definitions, refs, fullNames, fromService);
+  // A copy of the references: the caller's array is the request body's.
+  entries.unshift({ refs: [...refs], fullNames, fromService, resolved });
+  if (entries.length > RESOLUTIONS_KEPT) entries.pop();
+  return resolved;
+}
+
+function sameRefs(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Resolves the references (refusing as REFUSALS says), grouped by view in order of first use. */
+function resolveFeatures(
+  definitions: Definitions,
+  refs: readonly string[],
+  fullNames: boolean,
+  fromService: boolean,
+): ResolvedFeatures {
+  const views: { view: ViewDef; features: RequestedFeature[] }[] = [];
+  const viewIndex = new Map<string, number>();
+  const order: { view: number; feature: number }[] = [];
+  const names: string[] = [];
+  resolveFeatureRefs(
+    definitions,
+    refs,
+    { fullFeatureNames: fullNames, fromService },
+    REFUSALS,
+    (view, index, outputName) => {
+      let v = viewIndex.get(view.name);
+      if (v === undefined) {
+        v = views.length;
+        viewIndex.set(view.name, v);
+        views.push({ view, features: [] });
+      }
+      const viewRequest = views[v]!;
+      order.push({ view: v, feature: viewRequest.features.length });
+      const def = view.features[index]!;
+      viewRequest.features.push({ def, index, outputName, numbers: numberFormat(def, view) });
+      names.push(outputName);
+    },
+  );
+  return { views, order, namesJson: JSON.stringify(names).slice(1, -1) };
+}
+
+/** Each declared join key's type, built once per loaded definitions. */
+const keyTypeMaps = new WeakMap<Definitions, Map<string, 'int64' | 'string'>>();
+
+function joinKeyTypes(definitions: Definitions): Map<string, 'int64' | 'string'> {
+  let types = keyTypeMaps.get(definitions);
+  if (types === undefined) {
+    types = new Map(definitions.entities.map((e) => [e.joinKey, e.keyType]));
+    keyTypeMaps.set(definitions, types);
+  }
+  return types;
 }
 
 /** The references asked for: `features`, or the feature service's. */
@@ -220,8 +320,22 @@ const REFUSALS: FeatureRefRefusals = {
     ),
 };
 
-/** The entity key as the ingestor stores it: int64 as a canonical decimal string. */
-function canonicalKey(value: unknown, type: 'int64' | 'string', field: string): string {
+/**
+ * The entity key as the ingestor stores it: int64 as a canonical decimal string. `column` and
+ * `row` name the field in a refusal (built only then: one string per key was most of what
+ * checking a valid key allocated).
+ */
+function canonicalKey(value: unknown, type: 'int64' | 'string', column: string, row: number): string {
+  if (type === 'int64') {
+    // The common case without a BigInt: a safe integer's decimal form is already canonical.
+    if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
+  } else if (typeof value === 'string' && value.length > 0 && unpairedSurrogate(value) === undefined)
+    return value;
+  return checkedKey(value, type, `entities.${column}[${row}]`);
+}
+
+/** canonicalKey's other cases, and its refusals naming `field`. */
+function checkedKey(value: unknown, type: 'int64' | 'string', field: string): string {
   if (type === 'int64') {
     // The common case without a BigInt: a safe integer's decimal form is already canonical.
     if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);

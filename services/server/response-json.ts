@@ -33,15 +33,13 @@ export interface ViewRows {
  * name `i`, one entry per entity row.
  */
 export function onlineResponseJson(request: OnlineRequest, views: readonly ViewRows[]): string {
-  const names: string[] = [];
-  for (const column of request.entityColumns) names.push(column.name);
-  for (const { view, feature } of request.order)
-    names.push(request.views[view]!.features[feature]!.outputName);
-  let out = `{"metadata":{"feature_names":${JSON.stringify(names)}},"results":[`;
+  let names = '';
+  for (const column of request.entityColumns) names += `${JSON.stringify(column.name)},`;
+  let out = `{"metadata":{"feature_names":[${names}${request.featureNamesJson}]},"results":[`;
   let first = true;
   // Most columns are PRESENT in every row: that statuses array is written once per request.
-  const present = repeated('"PRESENT"', request.rows);
-  const epochs = repeated(`"${EPOCH}"`, request.rows);
+  const present = repeated(PRESENT, request.rows);
+  const epochs = repeated(EPOCHS, request.rows);
   for (const column of request.entityColumns) {
     // An int64 key is its canonical digits: a bare integer, as Feast writes an Int64.
     const values = column.type === 'int64' ? `[${column.keys.join(',')}]` : JSON.stringify(column.keys);
@@ -54,18 +52,27 @@ export function onlineResponseJson(request: OnlineRequest, views: readonly ViewR
     const rows = views[view]!;
     const { index, numbers } = request.views[view]!.features[feature]!;
     const n = rows.outcome.length;
-    // One string per value, joined once: appending cell by cell left two short-lived strings per cell.
-    const values = new Array<string>(n);
+    let cells: string;
     let allPresent = true;
-    for (let row = 0; row < n; row++) {
-      if (rows.outcome[row] === FOUND) {
-        const value = rows.values[row]![index] ?? null;
-        values[row] = valueJson(value, numbers);
-        if (value === null) allPresent = false;
-      } else {
-        values[row] = 'null';
-        allPresent = false;
+    if (n === 1) {
+      // A single lookup: its one cell, without an array to join.
+      const value = rows.outcome[0] === FOUND ? (rows.values[0]![index] ?? null) : null;
+      cells = value === null ? 'null' : valueJson(value, numbers);
+      allPresent = value !== null;
+    } else {
+      // One string per value, joined once: appending cell by cell left two short-lived strings per cell.
+      const values = new Array<string>(n);
+      for (let row = 0; row < n; row++) {
+        if (rows.outcome[row] === FOUND) {
+          const value = rows.values[row]![index] ?? null;
+          values[row] = valueJson(value, numbers);
+          if (value === null) allPresent = false;
+        } else {
+          values[row] = 'null';
+          allPresent = false;
+        }
       }
+      cells = values.join(',');
     }
     let stamps = stampsOf[view];
     if (stamps === undefined) {
@@ -73,7 +80,7 @@ export function onlineResponseJson(request: OnlineRequest, views: readonly ViewR
       stampsOf[view] = stamps;
     }
     const statuses = allPresent ? present : statusesJson(rows, index);
-    out += `${first ? '' : ','}{"values":[${values.join(',')}],"statuses":${statuses},"event_timestamps":${stamps}}`;
+    out += `${first ? '' : ','}{"values":[${cells}],"statuses":${statuses},"event_timestamps":${stamps}}`;
     first = false;
   }
   return `${out}]}`;
@@ -118,10 +125,23 @@ function valueJson(value: FeatureValue | FeatureValue[], numbers: NumberFormat):
   return JSON.stringify(value);
 }
 
-function repeated(item: string, n: number): string {
+const PRESENT = 0;
+const EPOCHS = 1;
+const ITEMS = ['"PRESENT"', `"${EPOCH}"`];
+/** The arrays of up to REPEATS_KEPT items, by item then count, made on first use. */
+const repeats: string[][] = [[], []];
+const REPEATS_KEPT = 128;
+
+/** `[item,item,...]`, n items: kept for small n (every single lookup writes two of them). */
+function repeated(which: typeof PRESENT | typeof EPOCHS, n: number): string {
+  const kept = n <= REPEATS_KEPT ? repeats[which]![n] : undefined;
+  if (kept !== undefined) return kept;
+  const item = ITEMS[which]!;
   let out = '[';
   for (let i = 0; i < n; i++) out += i === 0 ? item : `,${item}`;
-  return `${out}]`;
+  out += ']';
+  if (n <= REPEATS_KEPT) repeats[which]![n] = out;
+  return out;
 }
 
 const DAY_MS = 86_400_000;

@@ -1,6 +1,7 @@
 // Request parsing of /get-online-features (pure): feature references, entity keys in the form the
 // ingestor stores them, and refusals that name the field.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parseOnlineRequest } from '../../../services/server/request.ts';
 import { loadDefinitionsFile, parseDefinitions } from '../../../shared/definitions/load.ts';
@@ -296,5 +297,69 @@ views:
       refusal({ features: [`${VIEW}:transaction_count_1h`], entities: { user_id: [] } }),
       /at least one entity row/,
     );
+  });
+});
+
+describe('parseOnlineRequest: resolutions shared between requests', () => {
+  const names = (r: ReturnType<typeof parseOnlineRequest>) =>
+    r.order.map((o) => r.views[o.view]!.features[o.feature]!.outputName);
+  const features = [`${VIEW}:transaction_count_1h`, `${VIEW}:avg_transaction_amount_7d`];
+
+  it('answers a repeated feature list as the first time, keys its own, names unaffected by the body changing after', () => {
+    const body = { features: [...features], entities: { user_id: [1] } };
+    const first = parseOnlineRequest(body, fraud, 1000);
+    body.features[0] = `${VIEW}:max_transaction_amount_7d`; // the caller's array, changed after parsing
+    const second = parseOnlineRequest(
+      { features: [...features], entities: { user_id: [2, 3] } },
+      fraud,
+      1000,
+    );
+    assert.deepEqual(names(first), ['transaction_count_1h', 'avg_transaction_amount_7d']);
+    assert.deepEqual(names(second), names(first));
+    assert.equal(second.featureNamesJson, '"transaction_count_1h","avg_transaction_amount_7d"');
+    assert.deepEqual(first.views[0]!.keys, ['1'], "a later request's keys do not reach an earlier one's");
+    assert.deepEqual(second.views[0]!.keys, ['2', '3']);
+    const changed = parseOnlineRequest(body, fraud, 1000);
+    assert.deepEqual(names(changed), ['max_transaction_amount_7d', 'avg_transaction_amount_7d']);
+  });
+
+  it('tells apart the same list with full names, in another order, or from a service; and other definitions', () => {
+    const full = parseOnlineRequest(
+      { features, full_feature_names: true, entities: { user_id: [1] } },
+      fraud,
+      1000,
+    );
+    assert.deepEqual(
+      names(full),
+      features.map((f) => f.replace(':', '__')),
+    );
+    const reversed = parseOnlineRequest(
+      { features: [...features].reverse(), entities: { user_id: [1] } },
+      fraud,
+      1000,
+    );
+    assert.deepEqual(names(reversed), ['avg_transaction_amount_7d', 'transaction_count_1h']);
+    const other = parseDefinitions(
+      readFileSync('definitions/fraud.yaml', 'utf8').replaceAll('transaction_count_1h', 'tx_count_1h'),
+    );
+    assert.match(
+      refusal({ features, entities: { user_id: [1] } }, other),
+      /has no feature "transaction_count_1h"/,
+    );
+  });
+
+  it('refuses a bad list every time it comes (a refusal is not kept), and stays right past the lists it keeps', () => {
+    const bad = { features: [`${VIEW}:nope`], entities: { user_id: [1] } };
+    assert.match(refusal(bad), /has no feature "nope"/);
+    assert.match(refusal(bad), /has no feature "nope"/);
+    const all = fraud.views[0]!.features.map((f) => `${VIEW}:${f.name}`);
+    // Every ordered pair of features: more lists than are kept, each answered in its own order.
+    for (let round = 0; round < 2; round++)
+      for (const a of all)
+        for (const b of all) {
+          if (a === b) continue;
+          const r = parseOnlineRequest({ features: [a, b], entities: { user_id: [1] } }, fraud, 1000);
+          assert.deepEqual(names(r), [a.split(':')[1], b.split(':')[1]]);
+        }
   });
 });

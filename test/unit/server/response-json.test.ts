@@ -112,6 +112,26 @@ describe('onlineResponseJson', () => {
     ]);
   });
 
+  it('writes a single-row lookup (its own path) as JSON.stringify does, for every outcome and value kind', () => {
+    const request = parseOnlineRequest(
+      {
+        features: [`${VIEW}:avg_transaction_amount_7d`, `${VIEW}:transaction_count_1h`],
+        entities: { user_id: [42] },
+      },
+      fraud,
+      1000,
+    );
+    const cases: ViewRows[] = [
+      { outcome: [FOUND], stamps: ['2026-01-10T12:00:00Z'], values: [[3, 0, 12.5, 0, 0, 0]] },
+      { outcome: [FOUND], stamps: ['2026-01-10T12:00:00Z'], values: [[0, 0, null, 0, 0, 0]] },
+      { outcome: [FOUND], stamps: ['2026-01-10T12:00:00Z'], values: [[0, 0, 50, 0, 0, 0]] },
+      { outcome: [FOUND], stamps: ['2026-01-10T12:00:00Z'], values: [[0, 0, Number.NaN, 0, 0, 0]] },
+      { outcome: [NOT_FOUND], stamps: [EPOCH], values: [null] },
+      { outcome: [OUTSIDE_MAX_AGE], stamps: ['2025-01-01T00:00:00Z'], values: [null] },
+    ];
+    for (const rows of cases) assert.equal(onlineResponseJson(request, [rows]), reference(request, [rows]));
+  });
+
   it('keeps request order across views, full names, strings and lists', () => {
     const two = parseDefinitions(
       `
