@@ -13,7 +13,7 @@
 //     lap has filled the windows, the states stop growing, so what still grows is the process's own.
 //
 //   eval "$(scripts/stack env)"; npx tsx loadtest/ingest-bench.ts [--events 300000] [--rate 10000]
-//     [--fresh-seconds 30] [--warmup-seconds 5] [--rss-minutes 0] [--rss-laps 3] [--timeline] [--produce-batch 500]
+//     [--fresh-seconds 30] [--fresh-runs 1] [--warmup-seconds 5] [--rss-minutes 0] [--rss-laps 3] [--timeline] [--produce-batch 500]
 //     [--ingestor-log FILE] [--no-floor]
 //   CPU profile of the ingestor: TESSERA_INGESTOR_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'.
 //   Every run with training rows off: TESSERA_TRAINING_ROWS=false in the environment.
@@ -41,6 +41,9 @@ const { values: args } = parseArgs({
     events: { type: 'string', default: '300000' },
     rate: { type: 'string', default: '10000' },
     'fresh-seconds': { type: 'string', default: '30' },
+    // Freshness runs one after the other, each with its own ingestor: the p99 of one run moves by
+    // tens of ms on this host, so a goal is judged by how many runs meet it, printed at the end.
+    'fresh-runs': { type: 'string', default: '1' },
     'rss-minutes': { type: 'string', default: '0' },
     // The memory run replays one generated month this many times, each lap after the one before in
     // event time (the last ends now). One lap would grow every state for the whole run.
@@ -389,68 +392,80 @@ async function withIngestor(
 
 // 2. Freshness; --fresh-seconds 0 skips it.
 if (Number(args['fresh-seconds']) > 0) {
-  await withIngestor(args['ingestor-log'], async (run, ingestor) => {
-    const seconds = Number(args['fresh-seconds']);
-    const warmup = Number(args['warmup-seconds']);
-    log(`producing at ${fmt(RATE)}/s for ${warmup} s of warm-up, then ${seconds} s measured ...`);
-    // The histogram every second: the steady-state figures are what reached Redis after the
-    // warm-up, and the timeline shows where the slow events were.
-    // The GC pauses come from the same scrapes, so they cover the same seconds as the latencies.
-    const snapshots: { at: number; buckets: Buckets; gc: GcStats; cpu: number }[] = [];
-    const snapshot = async () => {
-      const at = performance.now();
-      const cpu = cpuSeconds(ingestor.child.pid!);
-      const text = await scrapeMetrics(ingestor.output());
-      snapshots.push({ at, buckets: histogramBuckets(text, HISTOGRAM), gc: gcStats(text), cpu });
-    };
-    await snapshot();
-    const sampler = setInterval(() => void snapshot(), 1000);
-    const produced = await produce(run, RATE * (warmup + seconds), RATE, 2, Number(args['produce-batch']));
-    // The warm-up counts from the first message sent: generating the events and connecting the
-    // producer take about a second before it, which once shortened the warm-up by as much.
-    const producing = performance.now() - produced.elapsedMs;
-    // Generous: on a loaded machine a saturated ingestor still finishes, and the figures say so.
-    await waitForCaughtUp(run, run.topic, 300_000).catch((error: unknown) => {
-      log(`ingestor output (last 4000 chars):\n${ingestor.output().slice(-4000)}`);
-      throw error;
-    });
-    clearInterval(sampler);
-    const cpuNow = cpuSeconds(ingestor.child.pid!);
-    const text = await scrapeMetrics(ingestor.output());
-    const all = histogramBuckets(text, HISTOGRAM);
-    const warmedUp = snapshots.find((s) => s.at >= producing + warmup * 1000) ?? snapshots[0]!;
-    const steady = bucketsSince(all, warmedUp.buckets);
-    // The CPU of the events that reached Redis since that snapshot, per event.
-    const cpuPerEventUs = ((cpuNow - warmedUp.cpu) / Math.max(1, steady.at(-1)?.count ?? 0)) * 1e6;
-    const ms = (q: { value: number }) => (q.value * 1000).toFixed(1);
-    console.log(
-      `\nFreshness at ${fmt(RATE)} events/s, ${args['produce-batch']} per produce request: produce -> Redis acknowledged`,
-    );
-    const p99 = histogramQuantile(steady, 0.99);
-    console.log(
-      `  after ${warmup} s of warm-up, ${seconds} s (${fmt(p99.count)} events): p50 ${ms(histogramQuantile(steady, 0.5))} ms, p99 ${ms(p99)} ms, interpolated in its bucket (${p99.bucket.map((s) => s * 1000).join(', ')}] ms  (goal p99 < 50 ms)`,
-    );
-    console.log(`    ${histogramShares(steady, [0.025, 0.05, 0.1, 0.25, 0.5, 1])}`);
-    console.log(
-      `  whole run from a cold start (${fmt(histogramQuantile(all, 0.5).count)} events): p50 ${ms(histogramQuantile(all, 0.5))} ms, p99 ${ms(histogramQuantile(all, 0.99))} ms`,
-    );
-    if (args.timeline) {
-      const fast = (b: Buckets) => b.find((x) => x.le === 0.05)?.count ?? 0;
-      const line = snapshots.slice(1).map((s, i) => {
-        const d = bucketsSince(s.buckets, snapshots[i]!.buckets);
-        const total = d.at(-1)?.count ?? 0;
-        return `${total}/${total - fast(d)}`;
+  const runs = Math.max(1, Number(args['fresh-runs']));
+  const p99s: number[] = [];
+  for (let n = 1; n <= runs; n++) {
+    if (runs > 1) log(`freshness run ${n} of ${runs}`);
+    await withIngestor(args['ingestor-log'], async (run, ingestor) => {
+      const seconds = Number(args['fresh-seconds']);
+      const warmup = Number(args['warmup-seconds']);
+      log(`producing at ${fmt(RATE)}/s for ${warmup} s of warm-up, then ${seconds} s measured ...`);
+      // The histogram every second: the steady-state figures are what reached Redis after the
+      // warm-up, and the timeline shows where the slow events were.
+      // The GC pauses come from the same scrapes, so they cover the same seconds as the latencies.
+      const snapshots: { at: number; buckets: Buckets; gc: GcStats; cpu: number }[] = [];
+      const snapshot = async () => {
+        const at = performance.now();
+        const cpu = cpuSeconds(ingestor.child.pid!);
+        const text = await scrapeMetrics(ingestor.output());
+        snapshots.push({ at, buckets: histogramBuckets(text, HISTOGRAM), gc: gcStats(text), cpu });
+      };
+      await snapshot();
+      const sampler = setInterval(() => void snapshot(), 1000);
+      const produced = await produce(run, RATE * (warmup + seconds), RATE, 2, Number(args['produce-batch']));
+      // The warm-up counts from the first message sent: generating the events and connecting the
+      // producer take about a second before it, which once shortened the warm-up by as much.
+      const producing = performance.now() - produced.elapsedMs;
+      // Generous: on a loaded machine a saturated ingestor still finishes, and the figures say so.
+      await waitForCaughtUp(run, run.topic, 300_000).catch((error: unknown) => {
+        log(`ingestor output (last 4000 chars):\n${ingestor.output().slice(-4000)}`);
+        throw error;
       });
-      console.log(`  per second, events reaching Redis / of them over 50 ms: ${line.join(' ')}`);
-    }
+      clearInterval(sampler);
+      const cpuNow = cpuSeconds(ingestor.child.pid!);
+      const text = await scrapeMetrics(ingestor.output());
+      const all = histogramBuckets(text, HISTOGRAM);
+      const warmedUp = snapshots.find((s) => s.at >= producing + warmup * 1000) ?? snapshots[0]!;
+      const steady = bucketsSince(all, warmedUp.buckets);
+      // The CPU of the events that reached Redis since that snapshot, per event.
+      const cpuPerEventUs = ((cpuNow - warmedUp.cpu) / Math.max(1, steady.at(-1)?.count ?? 0)) * 1e6;
+      const ms = (q: { value: number }) => (q.value * 1000).toFixed(1);
+      console.log(
+        `\nFreshness at ${fmt(RATE)} events/s, ${args['produce-batch']} per produce request: produce -> Redis acknowledged`,
+      );
+      const p99 = histogramQuantile(steady, 0.99);
+      p99s.push(p99.value * 1000);
+      console.log(
+        `  after ${warmup} s of warm-up, ${seconds} s (${fmt(p99.count)} events): p50 ${ms(histogramQuantile(steady, 0.5))} ms, p99 ${ms(p99)} ms, interpolated in its bucket (${p99.bucket.map((s) => s * 1000).join(', ')}] ms  (goal p99 < 50 ms)`,
+      );
+      console.log(`    ${histogramShares(steady, [0.025, 0.05, 0.1, 0.25, 0.5, 1])}`);
+      console.log(
+        `  whole run from a cold start (${fmt(histogramQuantile(all, 0.5).count)} events): p50 ${ms(histogramQuantile(all, 0.5))} ms, p99 ${ms(histogramQuantile(all, 0.99))} ms`,
+      );
+      if (args.timeline) {
+        const fast = (b: Buckets) => b.find((x) => x.le === 0.05)?.count ?? 0;
+        const line = snapshots.slice(1).map((s, i) => {
+          const d = bucketsSince(s.buckets, snapshots[i]!.buckets);
+          const total = d.at(-1)?.count ?? 0;
+          return `${total}/${total - fast(d)}`;
+        });
+        console.log(`  per second, events reaching Redis / of them over 50 ms: ${line.join(' ')}`);
+      }
+      console.log(
+        `  ingestor CPU per event after the warm-up ${cpuPerEventUs.toFixed(1)} µs (${((cpuPerEventUs * RATE) / 1e4).toFixed(0)} % of one core at this rate)`,
+      );
+      console.log(
+        `  ingestor GC after the warm-up (main thread): ${gcSince(gcStats(text), warmedUp.gc, (performance.now() - warmedUp.at) / 1000)}`,
+      );
+      console.log(`  producer achieved ${fmt(produced.ratePerSec)} events/s; ${stageBreakdown(text)}`);
+    });
+  }
+  if (runs > 1) {
+    const met = p99s.filter((ms) => ms < 50).length;
     console.log(
-      `  ingestor CPU per event after the warm-up ${cpuPerEventUs.toFixed(1)} µs (${((cpuPerEventUs * RATE) / 1e4).toFixed(0)} % of one core at this rate)`,
+      `\nFreshness p99 over ${runs} runs: ${p99s.map((ms) => ms.toFixed(1)).join(', ')} ms; under 50 ms (the goal) in ${met} of ${runs}`,
     );
-    console.log(
-      `  ingestor GC after the warm-up (main thread): ${gcSince(gcStats(text), warmedUp.gc, (performance.now() - warmedUp.at) / 1000)}`,
-    );
-    console.log(`  producer achieved ${fmt(produced.ratePerSec)} events/s; ${stageBreakdown(text)}`);
-  });
+  }
   if (!args['no-floor']) await freshnessFloor(Number(args['warmup-seconds']), Number(args['fresh-seconds']));
 }
 
