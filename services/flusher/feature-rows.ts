@@ -80,6 +80,18 @@ export function parseRows(value: Buffer | null): ParsedRow[] {
   return out;
 }
 
+/** What jsonOf gives for a line that is not JSON. */
+const UNPARSED = Symbol('not JSON');
+
+/** A line's JSON value, or UNPARSED: every kind of line is refused as `not_json` the same way. */
+function jsonOf(line: string): unknown {
+  try {
+    return JSON.parse(line);
+  } catch {
+    return UNPARSED;
+  }
+}
+
 /** What a header line's rows share. */
 interface RowsHeader {
   view: string;
@@ -94,12 +106,8 @@ const HEADER_START = `{"format":${JSON.stringify(ROWS_FORMAT)}`;
 const HEADER_BYTES = Buffer.from(HEADER_START);
 
 function parseHeader(line: string): { ok: true; header: RowsHeader } | { ok: false; reason: string } {
-  let json: unknown;
-  try {
-    json = JSON.parse(line);
-  } catch {
-    return { ok: false, reason: 'not_json' };
-  }
+  const json = jsonOf(line);
+  if (json === UNPARSED) return { ok: false, reason: 'not_json' };
   const h = json as Record<string, unknown>;
   if (
     typeof h.view !== 'string' ||
@@ -124,12 +132,8 @@ function parseHeader(line: string): { ok: true; header: RowsHeader } | { ok: fal
 
 /** A row line, `[entity, event time (epoch ms), offset, value...]`, under its header. */
 function parseRowArray(line: string, header: RowsHeader): ParsedRow {
-  let json: unknown;
-  try {
-    json = JSON.parse(line);
-  } catch {
-    return { ok: false, reason: 'not_json' };
-  }
+  const json = jsonOf(line);
+  if (json === UNPARSED) return { ok: false, reason: 'not_json' };
   const names = header.features;
   if (!Array.isArray(json) || json.length !== 3 + names.length) return { ok: false, reason: 'bad_row' };
   const [entity, ts, offset] = json as unknown[];
@@ -184,12 +188,8 @@ export function parseRow(value: Buffer | null): ParsedRow {
  * (loadtest/flush-bench.ts).
  */
 function parseRowText(text: string): ParsedRow {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    return { ok: false, reason: 'not_json' };
-  }
+  const json = jsonOf(text);
+  if (json === UNPARSED) return { ok: false, reason: 'not_json' };
   if (typeof json !== 'object' || json === null) return { ok: false, reason: 'bad_row' };
   const r = json as Record<string, unknown>;
   if (r.no_row !== undefined) {
