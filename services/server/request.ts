@@ -334,11 +334,9 @@ function canonicalKey(value: unknown, type: 'int64' | 'string', column: string, 
   return checkedKey(value, type, `entities.${column}[${row}]`);
 }
 
-/** canonicalKey's other cases, and its refusals naming `field`. */
+/** canonicalKey past its common cases (a safe integer, a sane string): the rest, and the refusals naming `field`. */
 function checkedKey(value: unknown, type: 'int64' | 'string', field: string): string {
   if (type === 'int64') {
-    // The common case without a BigInt: a safe integer's decimal form is already canonical.
-    if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
     // JSON numbers are read as doubles: beyond 2^53 the one sent may already be rounded to its
     // neighbour (9007199254740993 reads as 9007199254740992), so no value can be trusted to be it.
     if (typeof value === 'number' && Number.isInteger(value))
