@@ -93,46 +93,23 @@ export function startIngestor(run: TestRun): IngestorProcess {
   return { child, ready, exited, output: () => out };
 }
 
-/** Per partition of `topic`, the offset its next message will get. */
-export async function logEnds(run: TestRun, topic: string): Promise<Map<number, number>> {
-  const admin = run.kafka.admin();
-  await admin.connect();
-  try {
-    return await endsOf(admin, topic);
-  } finally {
-    await admin.disconnect();
-  }
-}
-
 async function endsOf(admin: Admin, topic: string): Promise<Map<number, number>> {
   return new Map((await admin.fetchTopicOffsets(topic)).map((e) => [e.partition, Number(e.high)]));
 }
 
-/**
- * Messages of `topic` before `ends` (default: its ends now) that the run's group has not committed,
- * over all partitions.
- */
-export async function groupLag(
-  run: TestRun,
-  topic: string,
-  ends?: ReadonlyMap<number, number>,
-): Promise<number> {
+/** Messages of `topic` in the log now that the run's group has not committed, over all partitions. */
+export async function groupLag(run: TestRun, topic: string): Promise<number> {
   const admin = run.kafka.admin();
   await admin.connect();
   try {
-    return await lagOf(admin, run, topic, ends);
+    return await lagOf(admin, run, topic);
   } finally {
     await admin.disconnect();
   }
 }
 
-async function lagOf(
-  admin: Admin,
-  run: TestRun,
-  topic: string,
-  ends?: ReadonlyMap<number, number>,
-): Promise<number> {
-  const until = ends ?? (await endsOf(admin, topic));
+async function lagOf(admin: Admin, run: TestRun, topic: string): Promise<number> {
+  const until = await endsOf(admin, topic);
   const [committed] = await admin.fetchOffsets({ groupId: run.config.ingestorGroup, topics: [topic] });
   let lag = 0;
   for (const [partition, end] of until) {
