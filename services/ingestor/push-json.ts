@@ -104,6 +104,19 @@ function features(names: readonly string[], values: readonly FeatureValue[]): st
   return `${out}}`;
 }
 
-function jsonNumber(n: number): string {
+/** Leading zeros of the low six digits, by how many digits they have. */
+const ZEROS = ['', '00000', '0000', '000', '00', '0', ''];
+
+/**
+ * `JSON.stringify(n)`. An integer past the small-integer range (an event time in epoch ms, ~1.7e12)
+ * is written as two small integers, its digits above and below the millionth: V8 writes such a
+ * double through its shortest-round-trip algorithm, ~4x slower, and every training row has one.
+ */
+export function jsonNumber(n: number): string {
+  if (n > 0x3fffffff && n < 1e15 && n % 1 === 0) {
+    const high = Math.floor(n / 1e6);
+    const low = String(n - high * 1e6);
+    return `${high}${ZEROS[low.length]}${low}`;
+  }
   return Number.isFinite(n) ? String(n) : 'null';
 }

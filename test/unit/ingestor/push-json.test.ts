@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseRows } from '../../../services/flusher/feature-rows.ts';
-import { createPushEncoder } from '../../../services/ingestor/push-json.ts';
+import { createPushEncoder, jsonNumber } from '../../../services/ingestor/push-json.ts';
 import type { FeatureValue } from '../../../shared/engine/index.ts';
 import { ROWS_FORMAT } from '../../../shared/offline/feature-columns.ts';
 
@@ -129,4 +129,38 @@ test('a missing feature value is left out, as JSON.stringify does', () => {
       definitions_hash: hash,
     }),
   );
+});
+
+test('numbers are written as JSON.stringify writes them, integers past the small-integer range too', () => {
+  const small = [0, -0, 1, -1, 0.1, 12.5, 5e-324, -1e12, -(2 ** 31), 1.5e12 + 0.5];
+  const edges = [2 ** 30 - 1, 2 ** 30, 2 ** 30 + 1, 2 ** 31, 1e6, 1e12, 1e12 + 1, 1e15 - 1, 1e15, 1e15 + 1];
+  const large = [
+    2 ** 53,
+    2 ** 53 + 2,
+    Number.MAX_SAFE_INTEGER,
+    1e21,
+    Date.UTC(2026, 0, 3),
+    Date.UTC(2026, 0, 3, 4, 5, 6, 7),
+  ];
+  const odd = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];
+  const cases = [
+    ...small,
+    ...edges,
+    ...large,
+    ...odd,
+    1_700_000_000_005,
+    1_700_000_050_000,
+    1_700_000_999_999,
+  ];
+  // Every count of low digits, and random integers across the fast path's range.
+  for (let k = 0; k <= 6; k++) cases.push(1_732_000_000_000 + 10 ** k, 1_732_000_000_000 + 10 ** k - 1);
+  let seed = 7;
+  const random = () => {
+    seed = (seed * 48271) % 2147483647;
+    return seed / 2147483647;
+  };
+  for (let i = 0; i < 20_000; i++) cases.push(Math.floor(2 ** 30 + random() * (1e15 - 2 ** 30)));
+  for (let i = 0; i < 2_000; i++)
+    cases.push(Math.floor(random() * 1e9) * 1e6 + Math.floor(random() * 10) * 10 ** (i % 6));
+  for (const n of cases) assert.equal(jsonNumber(n), JSON.stringify(n), `for ${n}`);
 });
