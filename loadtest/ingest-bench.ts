@@ -2,7 +2,8 @@
 //  1. throughput: N events pre-loaded on a 6-partition topic, consumed by Kafka's own consumer perf
 //     tool (org.apache.kafka.tools.ConsumerPerformance), by a bare kafkajs consumer (fetch only, then
 //     also JSON.parse: the client's own ceiling, loadtest/kafkajs-ceiling.ts), by the ingestor, and
-//     by the ingestor again with training rows off (TESSERA_TRAINING_ROWS=false), same topic, same run;
+//     by the ingestor again with training rows off (TESSERA_TRAINING_ROWS=false), same topic, same run,
+//     and with --processes N by N ingestor processes of one group; beside each, the machine's busy share;
 //  2. freshness: produce at a fixed rate while the ingestor runs; produce -> Redis-acknowledged latency
 //     from the ingestor's histogram (p50/p99, interpolated within buckets like histogram_quantile),
 //     and the ingestor's GC pauses over the same seconds (its nodejs_gc_duration_seconds);
@@ -14,11 +15,12 @@
 //
 //   eval "$(scripts/stack env)"; npx tsx loadtest/ingest-bench.ts [--events 300000] [--rate 10000]
 //     [--fresh-seconds 30] [--fresh-runs 1] [--warmup-seconds 5] [--rss-minutes 0] [--rss-laps 3] [--timeline] [--produce-batch 500]
-//     [--ingestor-log FILE] [--no-floor]
+//     [--ingestor-log FILE] [--no-floor] [--processes N]
 //   CPU profile of the ingestor: TESSERA_INGESTOR_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'.
 //   Every run with training rows off: TESSERA_TRAINING_ROWS=false in the environment.
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { produceEvents } from '../services/producer/produce.ts';
@@ -62,11 +64,19 @@ const { values: args } = parseArgs({
     'ingestor-log': { type: 'string' },
     // Skip the freshness floor (loadtest/freshness-floor.ts) run after the ingestor's freshness run.
     'no-floor': { type: 'boolean', default: false },
+    // After the rows-off run, the catch-up again (rows as configured) with this many ingestor
+    // processes in one group, sharing the 6 partitions: what scale-out gives on this machine.
+    processes: { type: 'string', default: '1' },
   },
 });
 const N = Number(args.events);
 const RATE = Number(args.rate);
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
+const PROCESSES = Number(args.processes);
+if (!(Number.isInteger(PROCESSES) && PROCESSES >= 1 && PROCESSES <= 6)) {
+  log(`--processes ${args.processes}: give a whole number from 1 to 6 (the bench's topic has 6 partitions)`);
+  process.exit(2);
+}
 // The production defaults for the group session (30 s / 3 s), not the tests' quick-failover 6 s.
 const BENCH_ENV = {
   TESSERA_INGEST_CLOCK: 'event',
@@ -234,41 +244,68 @@ function rssMiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
 }
 
+/** Busy and total clock ticks of the whole machine so far (/proc/stat's first line: all cores). */
+function machineTicks(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3]! - f[4]!, total }; // less idle and iowait
+}
+
+interface CatchUp {
+  rate: number;
+  cpuPerEventUs: number;
+  stages: string;
+  /** The whole machine's busy share over the same span, 0..1 of all its cores. */
+  machineBusy: number;
+}
+
 /**
- * Runs an ingestor over the run's whole topic (N events, already produced) and times it from its
- * first processed batch to the last record (the group join is excluded, as for the broker's tool),
- * from its own event counter (commits are periodic, so committed offsets lag by up to the commit
- * interval); its CPU time over the same span from /proc.
+ * Runs `processes` ingestors of one group over the run's whole topic (N events, already produced)
+ * and times them from the moment each has handled a batch to the last record (the group join and,
+ * with several processes, the rebalance that gives each its partitions are excluded, as the group
+ * join is for the broker's tool), from their own event counters (commits are periodic, so committed
+ * offsets lag by up to the commit interval); their CPU time and the machine's over the same span
+ * from /proc.
  */
-async function catchUp(run: TestRun): Promise<{ rate: number; cpuPerEventUs: number; stages: string }> {
-  const ingestor = startIngestor(run);
-  await ingestor.ready;
-  const pid = ingestor.child.pid!;
+async function catchUp(run: TestRun, processes = 1): Promise<CatchUp> {
+  const ingestors = Array.from({ length: processes }, () => startIngestor(run));
+  await Promise.all(ingestors.map((i) => i.ready));
+  const cpu = () => ingestors.reduce((sum, i) => sum + cpuSeconds(i.child.pid!), 0);
   let firstAt = 0;
   let firstDone = 0;
   let firstCpu = 0;
+  let firstMachine = machineTicks();
   for (;;) {
-    const done = processedEvents(await scrapeMetrics(ingestor.output()));
-    if (done > 0 && firstAt === 0) {
+    const texts = await Promise.all(ingestors.map(async (i) => scrapeMetrics(i.output())));
+    const each = texts.map(processedEvents);
+    const done = each.reduce((a, b) => a + b, 0);
+    if (firstAt === 0 && each.every((n) => n > 0)) {
       firstAt = performance.now();
       firstDone = done;
-      firstCpu = cpuSeconds(pid);
+      firstCpu = cpu();
+      firstMachine = machineTicks();
     }
     if (done >= N) break;
     await new Promise((r) => setTimeout(r, 50));
   }
+  if (firstAt === 0)
+    throw new Error(
+      `the topic was drained before each of the ${processes} ingestors had handled a batch: nothing to time; use more --events`,
+    );
   const seconds = (performance.now() - firstAt) / 1000;
   const timed = N - firstDone;
-  const cpuPerEventUs = ((cpuSeconds(pid) - firstCpu) / timed) * 1e6;
-  const stages = stageBreakdown(await scrapeMetrics(ingestor.output()));
-  ingestor.child.kill('SIGTERM');
-  await ingestor.exited;
+  const cpuPerEventUs = ((cpu() - firstCpu) / timed) * 1e6;
+  const machine = machineTicks();
+  const machineBusy = (machine.busy - firstMachine.busy) / (machine.total - firstMachine.total);
+  const stages = processes === 1 ? stageBreakdown(await scrapeMetrics(ingestors[0]!.output())) : '';
+  for (const i of ingestors) i.child.kill('SIGTERM');
+  await Promise.all(ingestors.map((i) => i.exited));
   if (timed < N / 2)
     log(
-      `warning: only ${fmt(timed)} of ${fmt(N)} events were timed (the ingestor had done the rest ` +
-        'by the first look at its metrics); the rate needs more --events (e.g. 300000)',
+      `warning: only ${fmt(timed)} of ${fmt(N)} events were timed (the ingestors had done the rest ` +
+        'by the first look at their metrics); the rate needs more --events (e.g. 300000)',
     );
-  return { rate: timed / seconds, cpuPerEventUs, stages };
+  return { rate: timed / seconds, cpuPerEventUs, stages, machineBusy };
 }
 
 /**
@@ -360,6 +397,16 @@ async function withIngestor(
       ...run,
       env: { ...run.env, TESSERA_INGESTOR_GROUP: `${run.id}-norows`, TESSERA_TRAINING_ROWS: 'false' },
     });
+    const processes = PROCESSES;
+    let group: CatchUp | undefined;
+    if (processes > 1) {
+      log(`${processes} ingestor processes in one group ...`);
+      await deleteRunKeys(run);
+      group = await catchUp(
+        { ...run, env: { ...run.env, TESSERA_INGESTOR_GROUP: `${run.id}-group` } },
+        processes,
+      );
+    }
     const oursRate = ours.rate;
     console.log(
       `\nIngest throughput, ${fmt(N)} JSON events, 6 partitions, one process, reference view (6 features, exact)`,
@@ -380,11 +427,19 @@ async function withIngestor(
       `  ingestor CPU (user + system) per event: ${ours.cpuPerEventUs.toFixed(1)} µs, i.e. ${fmt(1e6 / ours.cpuPerEventUs)} events per CPU-second`,
     );
     console.log(`  ${ours.stages}`);
+    const busy = (c: CatchUp) =>
+      `the machine ${Math.round(c.machineBusy * 100)} % busy (all ${cpus().length} cores)`;
+    console.log(`  over the ingestor's catch-up: ${busy(ours)}`);
     console.log(
       `  the same with training rows off (TESSERA_TRAINING_ROWS=false): ${fmt(noRows.rate)} events/s ` +
         `(${(noRows.rate / brokerRate).toFixed(2)} of the broker tool), ${noRows.cpuPerEventUs.toFixed(1)} µs CPU per event, ` +
         `${(noRows.rate / oursRate).toFixed(2)}x ${run.config.trainingRows ? 'with rows' : 'the run above (TESSERA_TRAINING_ROWS=false: no rows in either)'}`,
     );
+    if (group)
+      console.log(
+        `  ${processes} ingestor processes in one group: ${fmt(group.rate)} events/s, ${(group.rate / oursRate).toFixed(2)}x one process, ` +
+          `${group.cpuPerEventUs.toFixed(1)} µs CPU per event (all of them), ${busy(group)}`,
+      );
   } finally {
     await cleanupRun(run);
   }
