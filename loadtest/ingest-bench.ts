@@ -288,10 +288,6 @@ async function catchUp(run: TestRun, processes = 1): Promise<CatchUp> {
     if (done >= N) break;
     await new Promise((r) => setTimeout(r, 50));
   }
-  if (firstAt === 0)
-    throw new Error(
-      `the topic was drained before each of the ${processes} ingestors had handled a batch: nothing to time; use more --events`,
-    );
   const seconds = (performance.now() - firstAt) / 1000;
   const timed = N - firstDone;
   const cpuPerEventUs = ((cpu() - firstCpu) / timed) * 1e6;
@@ -300,6 +296,10 @@ async function catchUp(run: TestRun, processes = 1): Promise<CatchUp> {
   const stages = processes === 1 ? stageBreakdown(await scrapeMetrics(ingestors[0]!.output())) : '';
   for (const i of ingestors) i.child.kill('SIGTERM');
   await Promise.all(ingestors.map((i) => i.exited));
+  if (firstAt === 0)
+    throw new Error(
+      `the topic was drained before each of the ${processes} ingestors had handled a batch: nothing to time; use more --events`,
+    );
   if (timed < N / 2)
     log(
       `warning: only ${fmt(timed)} of ${fmt(N)} events were timed (the ingestors had done the rest ` +
