@@ -399,14 +399,13 @@ async function withIngestor(
       ...run,
       env: { ...run.env, TESSERA_INGESTOR_GROUP: `${run.id}-norows`, TESSERA_TRAINING_ROWS: 'false' },
     });
-    const processes = PROCESSES;
     let group: CatchUp | undefined;
-    if (processes > 1) {
-      log(`${processes} ingestor processes in one group ...`);
+    if (PROCESSES > 1) {
+      log(`${PROCESSES} ingestor processes in one group ...`);
       await deleteRunKeys(run);
       group = await catchUp(
         { ...run, env: { ...run.env, TESSERA_INGESTOR_GROUP: `${run.id}-group` } },
-        processes,
+        PROCESSES,
       );
     }
     const oursRate = ours.rate;
@@ -445,7 +444,7 @@ async function withIngestor(
       );
       if (group)
         console.log(
-          `  ${processes} ingestor processes in one group: ${fmt(group.rate)} events/s, ${(group.rate / oursRate).toFixed(2)}x one process, ` +
+          `  ${PROCESSES} ingestor processes in one group: ${fmt(group.rate)} events/s, ${(group.rate / oursRate).toFixed(2)}x one process, ` +
             `${group.cpuPerEventUs.toFixed(1)} µs CPU per event (all of them), ${busy(group)}`,
         );
     }
