@@ -185,26 +185,30 @@ export const MAX_DOUBLE_MAGNITUDE = 1e100;
 function checkDouble(value: unknown): Checked {
   if (typeof value === 'number') {
     return Number.isFinite(value)
-      ? usableDouble(value, String(value))
+      ? usableDouble(value, value)
       : { ok: false, reason: 'non_numeric', problem: `expected a finite number, got ${value}` };
   }
-  if (typeof value === 'bigint') return usableDouble(Number(value), String(value));
+  if (typeof value === 'bigint') return usableDouble(Number(value), value);
   if (typeof value === 'string') {
     const n = Number(value);
     return NUMERIC.test(value) && Number.isFinite(n)
-      ? usableDouble(n, describe(value))
+      ? usableDouble(n, value)
       : { ok: false, reason: 'non_numeric', problem: `expected a finite number, got ${describe(value)}` };
   }
   return { ok: false, reason: 'schema_mismatch', problem: `expected a number, got ${describe(value)}` };
 }
 
-/** Within ±MAX_DOUBLE_MAGNITUDE; -0 as 0, so min and max of 0 and -0 agree on every path. */
-function usableDouble(n: number, shown: string): Checked {
+/**
+ * Within ±MAX_DOUBLE_MAGNITUDE; -0 as 0, so min and max of 0 and -0 agree on every path. `given` is
+ * the value as it came, formatted only for a refusal: formatting every accepted amount made the
+ * reference source's validation 312 ns an event instead of 222 (a scratch loop over 100k events).
+ */
+function usableDouble(n: number, given: number | bigint | string): Checked {
   if (Math.abs(n) > MAX_DOUBLE_MAGNITUDE)
     return {
       ok: false,
       reason: 'non_numeric',
-      problem: `${shown} is beyond ±1e100, where sums and deviations of it would overflow`,
+      problem: `${describe(given)} is beyond ±1e100, where sums and deviations of it would overflow`,
     };
   return { ok: true, value: n === 0 ? 0 : n };
 }
