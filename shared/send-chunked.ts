@@ -34,13 +34,19 @@ export function chunkMessages(messages: readonly Message[], maxBytes = MAX_SEND_
   return chunks;
 }
 
-/** Sends the messages in requests of at most MAX_SEND_BYTES, one after another, in order. */
+/**
+ * Sends the messages in requests of at most `maxBytes`, one after another, in order. The broker
+ * holds a topic's whole record batch (one request's messages) to its max.message.bytes, so a topic
+ * set lower than MAX_SEND_BYTES needs its own limit here.
+ */
 export async function sendChunked(
   producer: Producer,
   topic: string,
   messages: readonly Message[],
+  maxBytes = MAX_SEND_BYTES,
 ): Promise<void> {
-  for (const chunk of chunkMessages(messages)) await producer.send({ topic, messages: chunk });
+  for (const chunk of chunkMessages(messages, Math.min(maxBytes, MAX_SEND_BYTES)))
+    await producer.send({ topic, messages: chunk });
 }
 
 function headerBytes(headers: IHeaders | undefined): number {

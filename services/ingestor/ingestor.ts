@@ -166,10 +166,11 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
 
   /**
    * The largest value the updates and rows topics take (their max.message.bytes, less room for the
-   * record's framing), read at start. A vector or a training row can be many times its event's
-   * size (a last_n of long strings): sent over the limit, the rows' request failed for good, the
-   * consumer crashed at every restart, and an oversized vector took the rest of its fetch's
-   * vectors down with it. Such a value is left out, counted and logged instead.
+   * record's framing), read at start; also the most one produce request to them carries, as the
+   * broker holds a request's whole record batch to that limit. A vector or a training row can be
+   * many times its event's size (a last_n of long strings): sent over the limit, the rows' request
+   * failed for good, the consumer crashed at every restart, and an oversized vector took the rest
+   * of its fetch's vectors down with it. Such a value is left out, counted and logged instead.
    */
   let updatesLimit = DEFAULT_MESSAGE_BYTES - RECORD_OVERHEAD_BYTES;
   let rowsLimit = DEFAULT_MESSAGE_BYTES - RECORD_OVERHEAD_BYTES;
@@ -596,7 +597,9 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
    * Each row is encoded as it is added (RowSink), so only its line is kept until the flush.
    */
   function rowsSink(sourceTopic: string, heartbeat: () => Promise<void>): RowSink {
-    const packed = new RowRecords(sourceTopic, json, ROWS_RECORD_BYTES);
+    // Within the rows topic's own limit too (as are its requests, sendChunked): a topic set below
+    // them refused the rows for good, and the consumer crashed at every restart.
+    const packed = new RowRecords(sourceTopic, json, Math.min(ROWS_RECORD_BYTES, rowsLimit));
     return {
       add(row) {
         const line = json.row(row);
@@ -633,7 +636,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         const sending = packed.take();
         if (sending.length === 0) return;
         await heartbeat();
-        await sendChunked(rowsProducer, topicName(config, ROWS_TOPIC), sending);
+        await sendChunked(rowsProducer, topicName(config, ROWS_TOPIC), sending, rowsLimit);
         await heartbeat();
       },
     };
@@ -744,7 +747,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       sent = sent.filter((_, i) => fit[i]);
     }
     try {
-      await sendChunked(producer, topicName(config, UPDATES_TOPIC), updates);
+      await sendChunked(producer, topicName(config, UPDATES_TOPIC), updates, updatesLimit);
     } catch (error) {
       metrics.pushErrors.inc({ topic, stage: 'kafka' });
       throw error;
@@ -883,7 +886,7 @@ function retryBackoffMs(n: number): number {
   return Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(10, n - 1));
 }
 
-/** Size of a `features.rows` record (JSON characters; rows are ASCII unless names or values are not). */
+/** Size of a `features.rows` record in bytes (less when the topic's max.message.bytes is lower). */
 const ROWS_RECORD_BYTES = 64 * 1024;
 
 /**

@@ -9,8 +9,8 @@ import type { PushEncoder } from './push-json.ts';
 
 interface OpenRecord {
   lines: string[];
-  /** UTF-16 length of the lines and their separators: bytes, for ASCII names and values. */
-  chars: number;
+  /** UTF-8 bytes of the lines and their separators. */
+  bytes: number;
   /** The view whose header the next row line follows (null: no header yet). */
   view: string | null;
 }
@@ -24,8 +24,8 @@ export class RowRecords {
   constructor(
     private readonly sourceTopic: string,
     private readonly encoder: PushEncoder,
-    /** A record closes before it would pass this many characters (ROWS_RECORD_BYTES). */
-    private readonly maxChars: number,
+    /** A record closes before it would pass this many bytes (ROWS_RECORD_BYTES); a longer line goes alone. */
+    private readonly maxBytes: number,
   ) {}
 
   /** The header line the rows of `view` from `partition` follow. */
@@ -65,23 +65,27 @@ export class RowRecords {
   private append(partition: number, line: string, view: string | null): void {
     let record = this.open.get(partition);
     let header = view !== null && record?.view !== view ? this.header(partition, view) : null;
-    const chars = line.length + 1 + (header === null ? 0 : header.length + 1);
-    if (record && record.chars + chars > this.maxChars) {
+    // In UTF-8 bytes: names and values may be any text, up to three bytes per UTF-16 unit.
+    const lineBytes = Buffer.byteLength(line);
+    if (
+      record &&
+      record.bytes + lineBytes + 1 + (header === null ? 0 : Buffer.byteLength(header) + 1) > this.maxBytes
+    ) {
       this.close(partition, record);
       record = undefined;
     }
     if (!record) {
-      record = { lines: [], chars: 0, view: null };
+      record = { lines: [], bytes: 0, view: null };
       this.open.set(partition, record);
       if (view !== null) header = this.header(partition, view);
     }
     if (header !== null) {
       record.lines.push(header);
-      record.chars += header.length + 1;
+      record.bytes += Buffer.byteLength(header) + 1;
       record.view = view;
     }
     record.lines.push(line);
-    record.chars += line.length + 1;
+    record.bytes += lineBytes + 1;
   }
 
   private close(partition: number, record: OpenRecord): void {

@@ -114,3 +114,101 @@ feature_services:`,
     }
   });
 });
+
+// The training rows are packed into records of up to 64 KiB, and the rows and vectors sent in
+// requests of up to 512 KiB; the broker holds a request's whole record batch to the topic's
+// max.message.bytes. Topics set lower, and rows of multi-byte text (the records' bound was once
+// counted in UTF-16 units), must still get batches they take: the rows' were refused for good and
+// the consumer crashed.
+describe('ingestor: rows and vectors within small topic limits', { timeout: 120_000 }, () => {
+  const run = newTestRun({ TESSERA_INGEST_CLOCK: 'event' });
+  const LIMIT = 16_384;
+  const UPDATES_LIMIT = 4_096;
+  const EVENTS = 2_000;
+  const USERS = 50;
+  const t0 = Date.UTC(2026, 0, 1);
+
+  before(async () => {
+    await createSourceTopic(run, 1);
+    const admin = run.kafka.admin();
+    await admin.connect();
+    await admin.createTopics({
+      topics: [
+        {
+          topic: `${run.id}.features.rows`,
+          numPartitions: 1,
+          configEntries: [{ name: 'max.message.bytes', value: String(LIMIT) }],
+        },
+        {
+          topic: `${run.id}.features.updates`,
+          numPartitions: 1,
+          configEntries: [{ name: 'max.message.bytes', value: String(UPDATES_LIMIT) }],
+        },
+      ],
+    });
+    await admin.disconnect();
+  });
+  after(async () => cleanupRun(run));
+
+  it('sends every row and every vector in batches under the topic limits, without a crash', async () => {
+    const producer = run.kafka.producer();
+    await producer.connect();
+    // Merchants of two- and three-byte characters: each row ~150 bytes, 2,000 of them ~300 KB.
+    await producer.send({
+      topic: run.topic,
+      messages: Array.from({ length: EVENTS }, (_, i) => ({
+        key: String(i % USERS),
+        value: JSON.stringify({
+          user_id: i % USERS,
+          event_timestamp: new Date(t0 + i * 1000).toISOString(),
+          amount: 1 + (i % 7),
+          merchant_id: `ü€${'ö'.repeat(i % 30)}${i % 40}`,
+        }),
+      })),
+    });
+    await producer.disconnect();
+    const ingestor = startIngestor(run);
+    try {
+      await ingestor.ready;
+      await waitForCaughtUp(run, run.topic, 60_000);
+      const records = await readTopic(
+        run,
+        `${run.id}.features.rows`,
+        EVENTS,
+        30_000,
+        (m) => parseRows(m.value).filter((p) => p.ok && p.row).length,
+      );
+      const offsets: number[] = [];
+      for (const m of records) {
+        assert.ok(m.value!.length <= LIMIT, `a features.rows record of ${m.value!.length} bytes`);
+        for (const p of parseRows(m.value)) {
+          assert.ok(p.ok && p.row, `a line the flusher refuses: ${JSON.stringify(p)}`);
+          offsets.push(p.row.offset);
+        }
+      }
+      // A fetch's rows come entity by entity (the order they are applied in), not in source order.
+      assert.deepEqual(
+        offsets.sort((a, b) => a - b),
+        Array.from({ length: EVENTS }, (_, i) => i),
+        'one row per event',
+      );
+      assert.ok(records.length > 1, `several records (${records.length})`);
+      // Every user's vector, each at most the topic's limit (a request of several is held to it too).
+      const users = new Set<string>();
+      await readTopic(run, `${run.id}.features.updates`, USERS, 30_000, (m) => {
+        assert.ok(m.value!.length <= UPDATES_LIMIT, `a vector of ${m.value!.length} bytes`);
+        const user = m.key!.toString();
+        const first = !users.has(user);
+        users.add(user);
+        return first ? 1 : 0;
+      });
+      assert.equal(users.size, USERS);
+      const metrics = await scrapeMetrics(ingestor.output());
+      assert.match(metrics, /tessera_ingestor_consumer_crashes_total\{cause="batch"\} 0\n/);
+      assert.doesNotMatch(metrics, /tessera_ingestor_push_errors_total\{[^}]*\} [1-9]/);
+    } finally {
+      ingestor.child.kill('SIGTERM');
+      assert.equal(await ingestor.exited, 0, ingestor.output().slice(-2000));
+    }
+  });
+});

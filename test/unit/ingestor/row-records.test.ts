@@ -79,3 +79,35 @@ test('rows of two views and marks come back once each, in order per partition, u
   assert.deepEqual(byPartition(back), byPartition(sent));
   assert.deepEqual(records.take(), [], 'taken records are not sent twice');
 });
+
+test('the bound is in UTF-8 bytes: multi-byte values near it and a line longer than it, which goes alone', () => {
+  const records = new RowRecords('tx', encoder, 600);
+  const sent: string[] = [];
+  for (let i = 0; i < 200; i++) {
+    // Three-byte characters: their UTF-16 length is a third of their bytes.
+    const merchant = i === 77 ? '€'.repeat(400) : `€${'ü'.repeat(i % 40)}${i}`;
+    const row: TrainingRow = {
+      view: 'b',
+      entity: `e${i}`,
+      ts: 1_000 + i,
+      partition: 0,
+      offset: i,
+      values: [merchant],
+    };
+    records.row(row, encoder.row(row));
+    sent.push(merchant);
+  }
+  const back: string[] = [];
+  for (const m of records.take()) {
+    const value = Buffer.from(m.value as string);
+    const rows = parseRows(value);
+    if (rows.some((p) => p.ok && p.row?.entity === 'e77'))
+      assert.equal(rows.length, 1, 'the 1,200-byte row is alone in its record');
+    else assert.ok(value.length <= 600, `a record over the bound: ${value.length} bytes`);
+    for (const p of rows) {
+      assert.ok(p.ok && p.row, JSON.stringify(p));
+      back.push(p.row.features.last_merchant as string);
+    }
+  }
+  assert.deepEqual(back, sent);
+});
