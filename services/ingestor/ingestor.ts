@@ -174,6 +174,8 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
    */
   let updatesLimit = DEFAULT_MESSAGE_BYTES - RECORD_OVERHEAD_BYTES;
   let rowsLimit = DEFAULT_MESSAGE_BYTES - RECORD_OVERHEAD_BYTES;
+  /** The same for each source's DLQ topic, by source topic: the most one request of dead letters carries. */
+  const dlqSendLimits = new Map<string, number>();
   const oversizedLog = rateLimitedLog(logger, 60_000);
 
   async function ensureTopics(): Promise<void> {
@@ -211,7 +213,10 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       const own = await messageLimits(admin, [
         topicName(config, UPDATES_TOPIC),
         topicName(config, ROWS_TOPIC),
+        ...[...sources.keys()].map((t) => `${t}.dlq`),
       ]);
+      for (const t of sources.keys())
+        dlqSendLimits.set(t, (own.get(`${t}.dlq`) ?? DEFAULT_MESSAGE_BYTES) - RECORD_OVERHEAD_BYTES);
       updatesLimit =
         (own.get(topicName(config, UPDATES_TOPIC)) ?? DEFAULT_MESSAGE_BYTES) - RECORD_OVERHEAD_BYTES;
       rowsLimit = (own.get(topicName(config, ROWS_TOPIC)) ?? DEFAULT_MESSAGE_BYTES) - RECORD_OVERHEAD_BYTES;
@@ -492,6 +497,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
           value: message.value ?? null,
           headers: dlqHeaders(message.headers, { reason, detail, topic, partition, offset: message.offset }),
         })),
+        dlqSendLimits.get(topic),
       );
       for (const r of fresh) lettered.add(r.index);
       for (const d of letters) {

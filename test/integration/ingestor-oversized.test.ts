@@ -115,17 +115,20 @@ feature_services:`,
   });
 });
 
-// The training rows are packed into records of up to 64 KiB, and the rows and vectors sent in
-// requests of up to 512 KiB; the broker holds a request's whole record batch to the topic's
+// The training rows are packed into records of up to 64 KiB, and rows, vectors and dead letters
+// sent in requests of up to 512 KiB; the broker holds a request's whole record batch to the topic's
 // max.message.bytes. Topics set lower, and rows of multi-byte text (the records' bound was once
 // counted in UTF-16 units), must still get batches they take: the rows' were refused for good and
 // the consumer crashed.
-describe('ingestor: rows and vectors within small topic limits', { timeout: 120_000 }, () => {
+describe('ingestor: rows, vectors and dead letters within small topic limits', { timeout: 120_000 }, () => {
   const run = newTestRun({ TESSERA_INGEST_CLOCK: 'event' });
   const LIMIT = 16_384;
   const UPDATES_LIMIT = 4_096;
   const EVENTS = 2_000;
   const USERS = 50;
+  /** Undecodable records after the events: a dead letter each (~1.2 KB with its headers). */
+  const BAD = 100;
+  const DLQ_LIMIT = 8_192;
   const t0 = Date.UTC(2026, 0, 1);
 
   before(async () => {
@@ -144,13 +147,18 @@ describe('ingestor: rows and vectors within small topic limits', { timeout: 120_
           numPartitions: 1,
           configEntries: [{ name: 'max.message.bytes', value: String(UPDATES_LIMIT) }],
         },
+        {
+          topic: `${run.topic}.dlq`,
+          numPartitions: 1,
+          configEntries: [{ name: 'max.message.bytes', value: String(DLQ_LIMIT) }],
+        },
       ],
     });
     await admin.disconnect();
   });
   after(async () => cleanupRun(run));
 
-  it('sends every row and every vector in batches under the topic limits, without a crash', async () => {
+  it('sends every row, vector and dead letter in batches under the topic limits, without a crash', async () => {
     const producer = run.kafka.producer();
     await producer.connect();
     // Merchants of two- and three-byte characters: each row ~150 bytes, 2,000 of them ~300 KB.
@@ -166,6 +174,10 @@ describe('ingestor: rows and vectors within small topic limits', { timeout: 120_
         }),
       })),
     });
+    await producer.send({
+      topic: run.topic,
+      messages: Array.from({ length: BAD }, (_, i) => ({ key: String(i), value: `not json ${i}` })),
+    });
     await producer.disconnect();
     const ingestor = startIngestor(run);
     try {
@@ -174,18 +186,25 @@ describe('ingestor: rows and vectors within small topic limits', { timeout: 120_
       const records = await readTopic(
         run,
         `${run.id}.features.rows`,
-        EVENTS,
+        EVENTS + BAD,
         30_000,
-        (m) => parseRows(m.value).filter((p) => p.ok && p.row).length,
+        (m) => parseRows(m.value).filter((p) => p.ok).length,
       );
       const offsets: number[] = [];
+      const marks: number[] = [];
       for (const m of records) {
         assert.ok(m.value!.length <= LIMIT, `a features.rows record of ${m.value!.length} bytes`);
         for (const p of parseRows(m.value)) {
-          assert.ok(p.ok && p.row, `a line the flusher refuses: ${JSON.stringify(p)}`);
-          offsets.push(p.row.offset);
+          assert.ok(p.ok, `a line the flusher refuses: ${JSON.stringify(p)}`);
+          if (p.row) offsets.push(p.row.offset);
+          else marks.push(p.noRow.offset);
         }
       }
+      assert.deepEqual(
+        marks.sort((a, b) => a - b),
+        Array.from({ length: BAD }, (_, i) => EVENTS + i),
+        'a no-row mark per dead letter',
+      );
       // A fetch's rows come entity by entity (the order they are applied in), not in source order.
       assert.deepEqual(
         offsets.sort((a, b) => a - b),
@@ -203,6 +222,12 @@ describe('ingestor: rows and vectors within small topic limits', { timeout: 120_
         return first ? 1 : 0;
       });
       assert.equal(users.size, USERS);
+      const letters = await readTopic(run, `${run.topic}.dlq`, BAD, 30_000);
+      assert.deepEqual(
+        letters.map((m) => m.value!.toString()),
+        Array.from({ length: BAD }, (_, i) => `not json ${i}`),
+        'every dead letter, in source order',
+      );
       const metrics = await scrapeMetrics(ingestor.output());
       assert.match(metrics, /tessera_ingestor_consumer_crashes_total\{cause="batch"\} 0\n/);
       assert.doesNotMatch(metrics, /tessera_ingestor_push_errors_total\{[^}]*\} [1-9]/);
