@@ -215,11 +215,10 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         topicName(config, ROWS_TOPIC),
         ...[...sources.keys()].map((t) => `${t}.dlq`),
       ]);
-      for (const t of sources.keys())
-        dlqSendLimits.set(t, (own.get(`${t}.dlq`) ?? DEFAULT_MESSAGE_BYTES) - RECORD_OVERHEAD_BYTES);
-      updatesLimit =
-        (own.get(topicName(config, UPDATES_TOPIC)) ?? DEFAULT_MESSAGE_BYTES) - RECORD_OVERHEAD_BYTES;
-      rowsLimit = (own.get(topicName(config, ROWS_TOPIC)) ?? DEFAULT_MESSAGE_BYTES) - RECORD_OVERHEAD_BYTES;
+      const valueLimit = (topic: string) => (own.get(topic) ?? DEFAULT_MESSAGE_BYTES) - RECORD_OVERHEAD_BYTES;
+      for (const t of sources.keys()) dlqSendLimits.set(t, valueLimit(`${t}.dlq`));
+      updatesLimit = valueLimit(topicName(config, UPDATES_TOPIC));
+      rowsLimit = valueLimit(topicName(config, ROWS_TOPIC));
     } finally {
       await admin.disconnect();
     }

@@ -19,6 +19,7 @@ import {
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
 import { scrapeMetrics } from '../support/ops-endpoint.ts';
+import { createReadyTopics } from '../support/topics.ts';
 
 describe('ingestor: vectors and rows over their topic limit', { timeout: 120_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-oversized-'));
@@ -133,28 +134,23 @@ describe('ingestor: rows, vectors and dead letters within small topic limits', {
 
   before(async () => {
     await createSourceTopic(run, 1);
-    const admin = run.kafka.admin();
-    await admin.connect();
-    await admin.createTopics({
-      topics: [
-        {
-          topic: `${run.id}.features.rows`,
-          numPartitions: 1,
-          configEntries: [{ name: 'max.message.bytes', value: String(LIMIT) }],
-        },
-        {
-          topic: `${run.id}.features.updates`,
-          numPartitions: 1,
-          configEntries: [{ name: 'max.message.bytes', value: String(UPDATES_LIMIT) }],
-        },
-        {
-          topic: `${run.topic}.dlq`,
-          numPartitions: 1,
-          configEntries: [{ name: 'max.message.bytes', value: String(DLQ_LIMIT) }],
-        },
-      ],
-    });
-    await admin.disconnect();
+    await createReadyTopics(run.kafka, [
+      {
+        topic: `${run.id}.features.rows`,
+        numPartitions: 1,
+        configEntries: [{ name: 'max.message.bytes', value: String(LIMIT) }],
+      },
+      {
+        topic: `${run.id}.features.updates`,
+        numPartitions: 1,
+        configEntries: [{ name: 'max.message.bytes', value: String(UPDATES_LIMIT) }],
+      },
+      {
+        topic: `${run.topic}.dlq`,
+        numPartitions: 1,
+        configEntries: [{ name: 'max.message.bytes', value: String(DLQ_LIMIT) }],
+      },
+    ]);
   });
   after(async () => cleanupRun(run));
 
