@@ -94,3 +94,33 @@ export async function createServedTopics(
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+/** The broker's default message.max.bytes: a topic's limit when it has none of its own. */
+export const DEFAULT_MESSAGE_BYTES = 1_048_588;
+
+/**
+ * Room for a record's framing, key and headers within a topic's max.message.bytes: a value up to
+ * the limit less this is taken, and so is a produce request of that many bytes of messages.
+ */
+export const RECORD_OVERHEAD_BYTES = 1024;
+
+/** Kafka's config resource type of a topic (kafkajs' ConfigResourceTypes.TOPIC, not an ESM named export). */
+const TOPIC_RESOURCE = 2;
+
+/**
+ * max.message.bytes of existing topics. A topic the broker answers without the entry is left out;
+ * one it refuses (unknown, not authorized) throws the broker's error.
+ */
+export async function messageLimits(admin: Admin, topics: string[]): Promise<Map<string, number>> {
+  const limits = new Map<string, number>();
+  if (topics.length === 0) return limits;
+  const { resources } = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: topics.map((name) => ({ type: TOPIC_RESOURCE, name, configNames: ['max.message.bytes'] })),
+  });
+  for (const r of resources) {
+    const value = Number(r.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue);
+    if (Number.isFinite(value) && value > 0) limits.set(r.resourceName, value);
+  }
+  return limits;
+}

@@ -16,7 +16,12 @@ import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts'
 import { planView } from '../../shared/engine/index.ts';
 import { isTesseraError, type TesseraError } from '../../shared/errors.ts';
 import { keyHashPartitioner } from '../../shared/kafka-partitioner.ts';
-import { createServedTopics } from '../../shared/kafka-topics.ts';
+import {
+  createServedTopics,
+  DEFAULT_MESSAGE_BYTES,
+  messageLimits,
+  RECORD_OVERHEAD_BYTES,
+} from '../../shared/kafka-topics.ts';
 import { sendChunked } from '../../shared/send-chunked.ts';
 import { type Command, type RedisClient, sendAll } from '../../shared/state-store/redis-client.ts';
 import { type LoadStats, RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
@@ -917,13 +922,8 @@ export function crashCause(error: Error): 'kafka' | 'batch' {
   return isKafkaError(root) ? 'kafka' : 'batch';
 }
 
-/** Kafka's config resource type of a topic (kafkajs' ConfigResourceTypes.TOPIC, not an ESM named export). */
-const TOPIC_RESOURCE = 2;
 /** Room for Tessera's dead-letter headers over the source record's own limit. */
 export const DLQ_HEADROOM_BYTES = 64 * 1024;
-
-/** The broker's default message.max.bytes: a topic's limit when it has none of its own. */
-const DEFAULT_MESSAGE_BYTES = 1_048_588;
 
 /** max.message.bytes for each source's DLQ topic (keyed by the DLQ's name): the source's + headroom. */
 async function dlqMessageLimits(
@@ -939,24 +939,6 @@ async function dlqMessageLimits(
     sourceTopics.map((t) => [`${t}.dlq`, (described.get(t) ?? DEFAULT_MESSAGE_BYTES) + DLQ_HEADROOM_BYTES]),
   );
 }
-
-/** max.message.bytes of existing topics (a topic the broker does not answer for is left out). */
-async function messageLimits(admin: Admin, topics: string[]): Promise<Map<string, number>> {
-  const limits = new Map<string, number>();
-  if (topics.length === 0) return limits;
-  const { resources } = await admin.describeConfigs({
-    includeSynonyms: false,
-    resources: topics.map((name) => ({ type: TOPIC_RESOURCE, name, configNames: ['max.message.bytes'] })),
-  });
-  for (const r of resources) {
-    const value = Number(r.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue);
-    if (Number.isFinite(value) && value > 0) limits.set(r.resourceName, value);
-  }
-  return limits;
-}
-
-/** Room for a record's framing, key and headers within a topic's max.message.bytes. */
-const RECORD_OVERHEAD_BYTES = 1024;
 
 /**
  * A dead letter's headers: the original ones, then Tessera's. Kafka allows a header without a value,

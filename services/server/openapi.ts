@@ -337,7 +337,9 @@ export function openApiDocument(
           },
           responses: {
             200: jsonResponse('Produced', { $ref: '#/components/schemas/PushResponse' }),
-            400: errorResponse('A row does not fit the source schema'),
+            400: errorResponse(
+              "A row does not fit the source schema, or its record is over the source topic's max.message.bytes (nothing written)",
+            ),
             401: unauthenticated,
             404: errorResponse('/push is off on this server (TESSERA_SERVER_PUSH=false)'),
             405: wrongMethod,
@@ -347,7 +349,9 @@ export function openApiDocument(
             500: errorResponse(
               'Kafka refused the push for good (rows before the refused one may be written already); the server log has the details under the request id',
             ),
-            503: errorResponse('Kafka did not acknowledge the push; some rows may be written already'),
+            503: errorResponse(
+              'Kafka did not acknowledge the push (some rows may be written already), or did not answer for the source topic before any was sent',
+            ),
           },
         },
       },

@@ -13,7 +13,8 @@ import { schemaRegistryEndpoint, topicName } from '../../shared/config/clients.t
 import type { Config } from '../../shared/config/index.ts';
 import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts';
 import { TesseraError } from '../../shared/errors.ts';
-import { sendChunked } from '../../shared/send-chunked.ts';
+import { brokerErrorType, DEFAULT_MESSAGE_BYTES, RECORD_OVERHEAD_BYTES } from '../../shared/kafka-topics.ts';
+import { MAX_SEND_BYTES, messageBytes, sendChunked } from '../../shared/send-chunked.ts';
 import { clipName } from './request.ts';
 
 export const pushSchema = z
@@ -42,6 +43,22 @@ interface SourceCodec {
 /** How long the latest registry schema of an avro-confluent source is used before asking again. */
 export const REGISTRY_SCHEMA_TTL_MS = 60_000;
 
+/** How long a source topic's max.message.bytes is used before asking the broker again. */
+export const TOPIC_LIMIT_TTL_MS = 60_000;
+
+/** A topic's max.message.bytes as the broker has it (undefined: the broker's default). */
+export type TopicLimitLookup = (topic: string) => Promise<number | undefined>;
+
+export interface PusherOptions {
+  /**
+   * Reads a source topic's max.message.bytes (server: DescribeConfigs through an admin client).
+   * Without it, pushes go out in requests of up to 512 KiB and a row is held to the broker's default.
+   */
+  topicLimit?: TopicLimitLookup;
+  /** Told once per topic and minute that its limit could not be read and 512 KiB is assumed. */
+  warn?: (message: string, error: unknown) => void;
+}
+
 /** An avro-confluent source, pushed with the latest schema of its topic's value subject. */
 interface RegistrySource {
   source: SourceDef;
@@ -57,12 +74,15 @@ export class Pusher {
   private connection: Promise<void> | null = null;
   /** The schema registry and its login (read at construction: a wrong password file fails the start). */
   private readonly registry: RegistryEndpoint | undefined;
+  /** Each source topic's max.message.bytes, as read (or assumed) until `until`. */
+  private readonly limits = new Map<string, { limit: Promise<number>; until: number }>();
 
   constructor(
     private readonly producer: Producer,
     private readonly config: Config,
     definitions: Definitions,
     definitionsDir: string,
+    private readonly options: PusherOptions = {},
   ) {
     this.registry = schemaRegistryEndpoint(config);
     producer.on(producer.events.DISCONNECT, () => {
@@ -116,6 +136,48 @@ export class Pusher {
     };
     entry.until = Date.now() + REGISTRY_SCHEMA_TTL_MS;
     return entry.codec;
+  }
+
+  /**
+   * The topic's max.message.bytes, read from the broker once a minute (a topic's limit can be
+   * altered while the server runs). The broker holds a produce request's whole record batch to it:
+   * requests sized only to the broker-wide 512 KiB got a push to a topic set lower refused whole
+   * although every row fit. A broker that refuses DescribeConfigs (no ACL for it) leaves the limit
+   * at the broker's default, as before; one that does not answer, or has no such topic, fails the
+   * push before anything is written.
+   */
+  private topicLimit(topic: string): Promise<number> {
+    const lookup = this.options.topicLimit;
+    if (lookup === undefined) return Promise.resolve(DEFAULT_MESSAGE_BYTES);
+    const cached = this.limits.get(topic);
+    if (cached !== undefined && cached.until > Date.now()) return cached.limit;
+    const limit = lookup(topic).then(
+      (value) => value ?? DEFAULT_MESSAGE_BYTES,
+      (error: unknown) => {
+        const type = brokerErrorType(error);
+        if (type?.endsWith('_AUTHORIZATION_FAILED')) {
+          this.options.warn?.(
+            `cannot read ${topic}'s max.message.bytes (${type}: grant DescribeConfigs on the topic); pushes to it go out in requests of up to 512 KiB`,
+            error,
+          );
+          return DEFAULT_MESSAGE_BYTES;
+        }
+        this.limits.delete(topic);
+        if (type === 'UNKNOWN_TOPIC_OR_PARTITION')
+          throw new TesseraError(
+            'SERVICE_UNAVAILABLE',
+            `Kafka has no topic ${topic}: create the source topic (tessera produce --create-topic, or your own tooling), then push again; nothing was written`,
+            { retriable: true, cause: error },
+          );
+        throw new TesseraError(
+          'SERVICE_UNAVAILABLE',
+          `Kafka did not answer for ${topic}'s size limit (check TESSERA_KAFKA_BROKERS); nothing was written`,
+          { retriable: true, cause: error },
+        );
+      },
+    );
+    this.limits.set(topic, { limit, until: Date.now() + TOPIC_LIMIT_TTL_MS });
+    return limit;
   }
 
   /**
@@ -186,14 +248,28 @@ export class Pusher {
       messages.push({ key: result.key, value });
     }
     const topic = topicName(this.config, codec.source.topic);
+    // Every row within the topic's limit, or nothing is written: one row over it would be refused
+    // after the rows before it were.
+    const maxBytes = (await this.topicLimit(topic)) - RECORD_OVERHEAD_BYTES;
+    for (let row = 0; row < rows; row++) {
+      const bytes = messageBytes(messages[row]!);
+      if (bytes > maxBytes)
+        throw invalid(
+          `df row ${row}: its record is ${bytes} bytes, over what ${topic} takes (max.message.bytes ${maxBytes + RECORD_OVERHEAD_BYTES}, less ${RECORD_OVERHEAD_BYTES} for framing); nothing was written`,
+          'df',
+        );
+    }
     try {
       await this.connect();
-      // In requests under the broker's batch limit: one send() is one record batch per partition,
-      // and a push of ~10,000 rows to one key once exceeded message.max.bytes (refused for good).
-      await sendChunked(this.producer, topic, messages);
+      // In requests under the topic's limit (the broker holds a request's whole batch to it) and
+      // the broker's (512 KiB): a push of ~10,000 rows to one key in one send() once exceeded
+      // message.max.bytes, refused for good.
+      await sendChunked(this.producer, topic, messages, Math.min(maxBytes, MAX_SEND_BYTES));
     } catch (cause) {
       // A refusal a retry cannot change (a row over the topic's size limit, say) is not a 503.
       const refused = brokerRefusal(cause);
+      // The topic's limit may have been lowered since it was read: the next push reads it again.
+      if (refused === 'MESSAGE_TOO_LARGE') this.limits.delete(topic);
       if (refused !== undefined)
         throw new TesseraError(
           refused === 'MESSAGE_TOO_LARGE' ? 'INVALID_ARGUMENT' : 'INTERNAL',

@@ -10,6 +10,7 @@ import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { isTesseraError } from '../../shared/errors.ts';
 import { stopOnSignals } from '../../shared/graceful-stop.ts';
 import { keyHashPartitioner } from '../../shared/kafka-partitioner.ts';
+import { messageLimits } from '../../shared/kafka-topics.ts';
 import { logFastPaths } from '../../shared/kafkajs-fast-paths.ts';
 import { connectRedis } from '../../shared/state-store/redis-client.ts';
 import { buildApp } from './app.ts';
@@ -77,11 +78,21 @@ async function main(): Promise<void> {
   let producer: Producer | undefined;
   let pusher: Pusher | undefined;
   if (config.serverPush) {
-    producer = new Kafka(kafkaOptions(config, `tessera-server-${process.pid}`, logger)).producer({
-      allowAutoTopicCreation: false,
-      createPartitioner: keyHashPartitioner,
+    const kafka = new Kafka(kafkaOptions(config, `tessera-server-${process.pid}`, logger));
+    producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: keyHashPartitioner });
+    pusher = new Pusher(producer, config, definitions, dirname(definitions.file), {
+      // A source topic's max.message.bytes, asked once a minute per topic by a short-lived admin.
+      topicLimit: async (topic) => {
+        const admin = kafka.admin();
+        await admin.connect();
+        try {
+          return (await messageLimits(admin, [topic])).get(topic);
+        } finally {
+          await admin.disconnect();
+        }
+      },
+      warn: (message, error) => logger.warn({ err: String(error) }, message),
     });
-    pusher = new Pusher(producer, config, definitions, dirname(definitions.file));
     // Kafka is only needed by /push: lookups must not wait for it or fail without it. A push
     // connects again if this fails.
     pusher

@@ -1,10 +1,11 @@
-// Pusher over a stand-in producer (a pure unit; /push through real Kafka is in server.test.ts): a
-// large push goes out in requests under the broker's batch limit, and a refusal a retry cannot
-// change is not answered as a retriable 503.
+// Pusher over a stand-in producer (a pure unit; /push through real Kafka is in server.test.ts and
+// server-push-limits.test.ts): a large push goes out in requests under the broker's batch limit and
+// the topic's own, a row over the topic's limit refuses the push before anything is sent, and a
+// refusal a retry cannot change is not answered as a retriable 503.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Message, Producer } from 'kafkajs';
-import { Pusher } from '../../../services/server/push.ts';
+import { Pusher, type PusherOptions } from '../../../services/server/push.ts';
 import { loadConfig } from '../../../shared/config/index.ts';
 import { loadDefinitionsFile } from '../../../shared/definitions/load.ts';
 import { isTesseraError } from '../../../shared/errors.ts';
@@ -13,7 +14,7 @@ import { MAX_SEND_BYTES, messageBytes } from '../../../shared/send-chunked.ts';
 const definitions = loadDefinitionsFile('definitions/fraud.yaml');
 const config = loadConfig({ argv: [], env: {} });
 
-function producer(fail?: Error): Producer & { sends: Message[][] } {
+function producer(fail?: Error | (() => Error | undefined)): Producer & { sends: Message[][] } {
   const sends: Message[][] = [];
   return {
     sends,
@@ -21,15 +22,16 @@ function producer(fail?: Error): Producer & { sends: Message[][] } {
     on() {},
     async connect() {},
     async send({ messages }: { messages: Message[] }) {
-      if (fail) throw fail;
+      const error = typeof fail === 'function' ? fail() : fail;
+      if (error) throw error;
       sends.push(messages);
       return [];
     },
   } as unknown as Producer & { sends: Message[][] };
 }
 
-/** `rows` rows of one user (one key, so one partition): ~90 bytes each. */
-function body(rows: number) {
+/** `rows` rows of one user (one key, so one partition): ~90 bytes each, or more with `merchant`. */
+function body(rows: number, merchant = (i: number) => `m_${i % 100}`) {
   return {
     push_source_name: 'transactions',
     df: {
@@ -38,10 +40,29 @@ function body(rows: number) {
         new Date(Date.UTC(2026, 0, 1) + i).toISOString(),
       ),
       amount: Array.from({ length: rows }, () => 12.5),
-      merchant_id: Array.from({ length: rows }, (_, i) => `m_${i % 100}`),
+      merchant_id: Array.from({ length: rows }, (_, i) => merchant(i)),
     },
   };
 }
+
+/** A broker's refusal as kafkajs throws it (brokerErrorType reads its type). */
+function protocolError(type: string): Error {
+  return Object.assign(new Error(type), { name: 'KafkaJSProtocolError', type, retriable: false });
+}
+
+/** A topic-limit lookup that answers `answer` and counts its calls. */
+function lookup(answer: () => Promise<number | undefined>): PusherOptions & { calls: string[] } {
+  const calls: string[] = [];
+  return {
+    calls,
+    topicLimit: (topic) => {
+      calls.push(topic);
+      return answer();
+    },
+  };
+}
+
+const bytesOf = (sent: Message[]) => sent.reduce((n, m) => n + messageBytes(m), 0);
 
 describe('Pusher', () => {
   it('sends a large push in requests under the batch limit, in order', async () => {
@@ -50,7 +71,7 @@ describe('Pusher', () => {
     assert.equal(result.rows, 20_000);
     // Once one send of ~2 MB to one partition: over message.max.bytes, refused for good.
     assert.ok(p.sends.length >= 3, `${p.sends.length} requests`);
-    for (const sent of p.sends) assert.ok(sent.reduce((n, m) => n + messageBytes(m), 0) <= MAX_SEND_BYTES);
+    for (const sent of p.sends) assert.ok(bytesOf(sent) <= MAX_SEND_BYTES);
     const sentTimes = p.sends
       .flat()
       .map((m) => (JSON.parse(String(m.value)) as { event_timestamp: string }).event_timestamp);
@@ -88,5 +109,96 @@ describe('Pusher', () => {
         new Pusher(producer(down), config, definitions, 'definitions').push(body(1)),
         (e) => isTesseraError(e, 'SERVICE_UNAVAILABLE') && e.retriable,
       );
+  });
+
+  it("sends in requests under the source topic's own lower limit, read once a minute", async () => {
+    const p = producer();
+    const limits = lookup(async () => 16_384);
+    const pusher = new Pusher(p, config, definitions, 'definitions', limits);
+    assert.equal((await pusher.push(body(2_000))).rows, 2_000);
+    assert.equal((await pusher.push(body(10))).rows, 10);
+    assert.deepEqual(limits.calls, ['transactions'], 'the limit is read once, then reused');
+    // 2,000 rows of ~120 bytes: ~240 KB, one 512 KiB request before; now each under 15 KiB.
+    assert.ok(p.sends.length >= 16, `${p.sends.length} requests`);
+    for (const sent of p.sends)
+      assert.ok(bytesOf(sent) <= 16_384 - 1024, `a request of ${bytesOf(sent)} bytes`);
+    assert.equal(p.sends.flat().length, 2_010);
+  });
+
+  it("refuses a push with a row over the topic's limit before anything is sent", async () => {
+    const p = producer();
+    const pusher = new Pusher(
+      p,
+      config,
+      definitions,
+      'definitions',
+      lookup(async () => 16_384),
+    );
+    const long = (i: number) => (i === 7 ? 'x'.repeat(20_000) : `m_${i}`);
+    await assert.rejects(
+      pusher.push(body(10, long)),
+      (e) =>
+        isTesseraError(e, 'INVALID_ARGUMENT') &&
+        e.context?.field === 'df' &&
+        /df row 7: its record is \d+ bytes, over what transactions takes \(max.message.bytes 16384/.test(
+          e.message,
+        ),
+    );
+    assert.equal(p.sends.length, 0, 'no row of a refused push is sent');
+  });
+
+  it('assumes the broker default when not allowed to read the limit, and says so', async () => {
+    const p = producer();
+    const warnings: string[] = [];
+    const limits = lookup(async () => {
+      throw protocolError('TOPIC_AUTHORIZATION_FAILED');
+    });
+    const pusher = new Pusher(p, config, definitions, 'definitions', {
+      ...limits,
+      warn: (message) => warnings.push(message),
+    });
+    assert.equal((await pusher.push(body(20_000))).rows, 20_000);
+    assert.equal((await pusher.push(body(1))).rows, 1);
+    assert.equal(limits.calls.length, 1, 'the fallback is kept for a minute too');
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /TOPIC_AUTHORIZATION_FAILED.*DescribeConfigs.*512 KiB/);
+    assert.ok(p.sends.length >= 3 && p.sends.every((sent) => bytesOf(sent) <= MAX_SEND_BYTES));
+  });
+
+  it('answers 503 with nothing sent when the limit cannot be read, and asks again next time', async () => {
+    for (const [error, message] of [
+      [protocolError('UNKNOWN_TOPIC_OR_PARTITION'), /no topic transactions: create the source topic/],
+      [
+        Object.assign(new Error('Connection error'), { retriable: true }),
+        /did not answer.*nothing was written/,
+      ],
+    ] as const) {
+      const p = producer();
+      let fail = true;
+      const limits = lookup(async () => {
+        if (fail) throw error;
+        return undefined;
+      });
+      const pusher = new Pusher(p, config, definitions, 'definitions', limits);
+      await assert.rejects(
+        pusher.push(body(3)),
+        (e) => isTesseraError(e, 'SERVICE_UNAVAILABLE') && e.retriable && message.test(e.message),
+      );
+      assert.equal(p.sends.length, 0);
+      fail = false;
+      assert.equal((await pusher.push(body(3))).rows, 3);
+      assert.equal(limits.calls.length, 2, 'a failed read is not kept');
+    }
+  });
+
+  it('reads the limit again after the broker refused a request as too large (a lowered limit)', async () => {
+    let refuse = true;
+    const p = producer(() => (refuse ? protocolError('MESSAGE_TOO_LARGE') : undefined));
+    const limits = lookup(async () => 65_536);
+    const pusher = new Pusher(p, config, definitions, 'definitions', limits);
+    await assert.rejects(pusher.push(body(1)), (e) => isTesseraError(e, 'INVALID_ARGUMENT'));
+    refuse = false;
+    await pusher.push(body(1));
+    assert.equal(limits.calls.length, 2);
   });
 });
