@@ -174,7 +174,9 @@ describe('online server started while Redis or Kafka is down', { timeout: 180_00
       };
       const down = await push();
       assert.equal(down.status, 503, down.body);
-      assert.match(down.body, /did not acknowledge/);
+      // The push first reads the source topic's size limit: with Kafka down that fails, and nothing
+      // is sent.
+      assert.match(down.body, /did not answer for .*size limit.*nothing was written/);
 
       broker.restart();
       const deadline = Date.now() + 60_000;
