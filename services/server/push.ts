@@ -166,7 +166,7 @@ export class Pusher {
         if (type === 'UNKNOWN_TOPIC_OR_PARTITION')
           throw new TesseraError(
             'SERVICE_UNAVAILABLE',
-            `Kafka has no topic ${topic}: create the source topic (tessera produce --create-topic, or your own tooling), then push again; nothing was written`,
+            `Kafka has no topic ${topic}: create the source topic (npx tsx services/producer/main.ts --create-topic, kafka-topics.sh, or your own tooling), then push again; nothing was written`,
             { retriable: true, cause: error },
           );
         throw new TesseraError(
