@@ -104,6 +104,36 @@ export const DEFAULT_MESSAGE_BYTES = 1_048_588;
  */
 export const RECORD_OVERHEAD_BYTES = 1024;
 
+/**
+ * The broker's refusal of an operation this client has no ACL for (TOPIC_AUTHORIZATION_FAILED,
+ * CLUSTER_AUTHORIZATION_FAILED, ...), or undefined for any other error.
+ */
+export function authorizationFailure(error: unknown): string | undefined {
+  const type = brokerErrorType(error);
+  return type?.endsWith('_AUTHORIZATION_FAILED') ? type : undefined;
+}
+
+/**
+ * messageLimits, or no limits (every topic at the broker's default) when the broker refuses this
+ * client DescribeConfigs on them: a least-privilege ACL (read, write and describe the topics, read
+ * the group) has no such grant, and a start that failed on it stopped a process that works without
+ * it. `refused` is told the broker's error type.
+ */
+export async function messageLimitsIfAllowed(
+  admin: Admin,
+  topics: string[],
+  refused: (type: string) => void,
+): Promise<Map<string, number>> {
+  try {
+    return await messageLimits(admin, topics);
+  } catch (error) {
+    const type = authorizationFailure(error);
+    if (type === undefined) throw error;
+    refused(type);
+    return new Map();
+  }
+}
+
 /** Kafka's config resource type of a topic (kafkajs' ConfigResourceTypes.TOPIC, not an ESM named export). */
 const TOPIC_RESOURCE = 2;
 

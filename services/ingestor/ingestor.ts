@@ -19,7 +19,7 @@ import { keyHashPartitioner } from '../../shared/kafka-partitioner.ts';
 import {
   createServedTopics,
   DEFAULT_MESSAGE_BYTES,
-  messageLimits,
+  messageLimitsIfAllowed,
   RECORD_OVERHEAD_BYTES,
 } from '../../shared/kafka-topics.ts';
 import { sendChunked } from '../../shared/send-chunked.ts';
@@ -183,6 +183,13 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
   const dlqSendLimits = new Map<string, number>();
   const oversizedLog = rateLimitedLog(logger, 60_000);
 
+  /** Said once a start: the topics' limits could not be read, so the broker's default is assumed. */
+  const limitsRefused = (type: string) =>
+    logger.warn(
+      { type },
+      "cannot read the topics' max.message.bytes (no DescribeConfigs ACL): the broker's default (1 MiB) is assumed, and a topic set lower may refuse rows, vectors or dead letters; grant DescribeConfigs on the source, DLQ, features.updates and features.rows topics",
+    );
+
   async function ensureTopics(): Promise<void> {
     const admin = kafka.admin();
     await admin.connect();
@@ -199,6 +206,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
           admin,
           missing.filter((t) => t.endsWith('.dlq')).map((t) => t.slice(0, -'.dlq'.length)),
           existing,
+          limitsRefused,
         );
         await createServedTopics(
           admin,
@@ -215,11 +223,15 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         );
         logger.info({ topics: missing }, 'created topics');
       }
-      const own = await messageLimits(admin, [
-        topicName(config, UPDATES_TOPIC),
-        topicName(config, ROWS_TOPIC),
-        ...[...sources.keys()].map((t) => `${t}.dlq`),
-      ]);
+      const own = await messageLimitsIfAllowed(
+        admin,
+        [
+          topicName(config, UPDATES_TOPIC),
+          topicName(config, ROWS_TOPIC),
+          ...[...sources.keys()].map((t) => `${t}.dlq`),
+        ],
+        limitsRefused,
+      );
       const valueLimit = (topic: string) => (own.get(topic) ?? DEFAULT_MESSAGE_BYTES) - RECORD_OVERHEAD_BYTES;
       for (const t of sources.keys()) dlqSendLimits.set(t, valueLimit(`${t}.dlq`));
       updatesLimit = valueLimit(topicName(config, UPDATES_TOPIC));
@@ -930,10 +942,12 @@ async function dlqMessageLimits(
   admin: Admin,
   sourceTopics: string[],
   existing: ReadonlySet<string>,
+  refused: (type: string) => void,
 ): Promise<Map<string, number>> {
-  const described = await messageLimits(
+  const described = await messageLimitsIfAllowed(
     admin,
     sourceTopics.filter((t) => existing.has(t)),
+    refused,
   );
   return new Map(
     sourceTopics.map((t) => [`${t}.dlq`, (described.get(t) ?? DEFAULT_MESSAGE_BYTES) + DLQ_HEADROOM_BYTES]),

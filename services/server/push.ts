@@ -13,7 +13,12 @@ import { schemaRegistryEndpoint, topicName } from '../../shared/config/clients.t
 import type { Config } from '../../shared/config/index.ts';
 import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts';
 import { TesseraError } from '../../shared/errors.ts';
-import { brokerErrorType, DEFAULT_MESSAGE_BYTES, RECORD_OVERHEAD_BYTES } from '../../shared/kafka-topics.ts';
+import {
+  authorizationFailure,
+  brokerErrorType,
+  DEFAULT_MESSAGE_BYTES,
+  RECORD_OVERHEAD_BYTES,
+} from '../../shared/kafka-topics.ts';
 import { MAX_SEND_BYTES, messageBytes, sendChunked } from '../../shared/send-chunked.ts';
 import { clipName } from './request.ts';
 
@@ -154,14 +159,15 @@ export class Pusher {
     const limit = lookup(topic).then(
       (value) => value ?? DEFAULT_MESSAGE_BYTES,
       (error: unknown) => {
-        const type = brokerErrorType(error);
-        if (type?.endsWith('_AUTHORIZATION_FAILED')) {
+        const refused = authorizationFailure(error);
+        if (refused !== undefined) {
           this.options.warn?.(
-            `cannot read ${topic}'s max.message.bytes (${type}: grant DescribeConfigs on the topic); pushes to it go out in requests of up to 512 KiB`,
+            `cannot read ${topic}'s max.message.bytes (${refused}: grant DescribeConfigs on the topic); pushes to it go out in requests of up to 512 KiB`,
             error,
           );
           return DEFAULT_MESSAGE_BYTES;
         }
+        const type = brokerErrorType(error);
         this.limits.delete(topic);
         if (type === 'UNKNOWN_TOPIC_OR_PARTITION')
           throw new TesseraError(

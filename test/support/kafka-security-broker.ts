@@ -41,19 +41,24 @@ export class KafkaSecurityBroker {
     /** PLAINTEXT (the stack's readiness check), CONTROLLER, SASL_SSL, SSL with client auth. */
     readonly ports: { plaintext: number; controller: number; saslSsl: number; mtls: number },
     private readonly oauth?: BrokerOauth,
+    private readonly acls = false,
   ) {}
 
   /**
    * Makes the certificates, formats the storage with the SCRAM users and starts the broker.
    * KAFKA_SECURITY_TEST_PORT: the first of four consecutive ports to use (default: free ones).
+   * With `acls`, the broker authorizes every request (StandardAuthorizer, nothing allowed without
+   * an ACL); the PLAINTEXT listener's clients (User:ANONYMOUS, as is the controller) are super users,
+   * so a test grants the SASL users what it wants through an admin client there.
    */
-  static async start(oauth?: BrokerOauth): Promise<KafkaSecurityBroker> {
+  static async start(oauth?: BrokerOauth, options: { acls?: boolean } = {}): Promise<KafkaSecurityBroker> {
     const base = Number(process.env.KAFKA_SECURITY_TEST_PORT ?? 0);
     const [plaintext, controller, saslSsl, mtls] =
       base > 0 ? [base, base + 1, base + 2, base + 3] : await freePorts(4);
     const broker = new KafkaSecurityBroker(
       { plaintext: plaintext!, controller: controller!, saslSsl: saslSsl!, mtls: mtls! },
       oauth,
+      options.acls ?? false,
     );
     try {
       broker.makeCertificates();
@@ -140,6 +145,12 @@ export class KafkaSecurityBroker {
       `ssl.truststore.location=${this.file('ca.crt')}`,
       'listener.name.ssl.ssl.client.auth=required',
       ...this.oauthProperties(),
+      ...(this.acls
+        ? [
+            'authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer',
+            'super.users=User:ANONYMOUS',
+          ]
+        : []),
     ].join('\n');
     const { username, password } = USERS.scram;
     const formatArgs = ['SCRAM-SHA-256', 'SCRAM-SHA-512']

@@ -1,0 +1,154 @@
+// Tessera on a Kafka that authorizes every request, with least-privilege ACLs: the SASL user may
+// read, write and describe the run's topics and read and describe its groups, nothing else (no
+// DescribeConfigs, no Create; the topics made beforehand, as an operator does). The ingestor and
+// /push read topics' max.message.bytes to size their requests: refused that, they fall back to the
+// broker's default with a warning instead of failing (the ingestor's start failed on it), and the
+// features still equal the engine run offline.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import kafkajs from 'kafkajs';
+import { topicName } from '../../shared/config/clients.ts';
+import { authorizationFailure, createServedTopics, messageLimits } from '../../shared/kafka-topics.ts';
+import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
+import {
+  cleanupRun,
+  differencesFromOffline,
+  fraudMessages,
+  startIngestor,
+  type TestRun,
+  waitForCaughtUp,
+} from '../support/ingestor-process.ts';
+import { KafkaSecurityBroker, kafkaSecurityRun, USERS } from '../support/kafka-security-broker.ts';
+import { startServer } from '../support/server-process.ts';
+import { stopAfter } from '../support/stop-after.ts';
+
+const { Kafka, logLevel, AclResourceTypes, AclOperationTypes, AclPermissionTypes, ResourcePatternTypes } =
+  kafkajs;
+const TOKEN = 'kafka-acl-test-token-0123';
+
+describe('Kafka with least-privilege ACLs (no DescribeConfigs)', { timeout: 300_000 }, () => {
+  let broker: KafkaSecurityBroker;
+  let run: TestRun;
+  /** A client on the PLAINTEXT listener: a super user, as an operator's tooling is. */
+  let operator: kafkajs.Kafka;
+
+  before(async () => {
+    broker = await KafkaSecurityBroker.start(undefined, { acls: true });
+    run = kafkaSecurityRun({ ...broker.clientEnv('scram-sha-512'), TESSERA_INGEST_CLOCK: 'event' });
+    operator = new Kafka({
+      clientId: `${run.id}-operator`,
+      brokers: [`127.0.0.1:${broker.ports.plaintext}`],
+      logLevel: logLevel.NOTHING,
+    });
+    const admin = operator.admin();
+    await admin.connect();
+    try {
+      await createServedTopics(
+        admin,
+        [
+          run.topic,
+          `${run.topic}.dlq`,
+          topicName(run.config, 'features.updates'),
+          topicName(run.config, 'features.rows'),
+        ].map((topic) => ({ topic, numPartitions: 3 })),
+      );
+      const grant = (resourceType: number, operation: number) => ({
+        resourceType,
+        resourceName: run.id,
+        resourcePatternType: ResourcePatternTypes.PREFIXED,
+        principal: `User:${USERS.scram.username}`,
+        host: '*',
+        operation,
+        permissionType: AclPermissionTypes.ALLOW,
+      });
+      await admin.createAcls({
+        acl: [
+          grant(AclResourceTypes.TOPIC, AclOperationTypes.READ),
+          grant(AclResourceTypes.TOPIC, AclOperationTypes.WRITE),
+          grant(AclResourceTypes.TOPIC, AclOperationTypes.DESCRIBE),
+          grant(AclResourceTypes.GROUP, AclOperationTypes.READ),
+          grant(AclResourceTypes.GROUP, AclOperationTypes.DESCRIBE),
+        ],
+      });
+    } finally {
+      await admin.disconnect();
+    }
+  });
+
+  after(async () => {
+    if (run) await cleanupRun(run).catch(() => undefined);
+    broker?.remove();
+  });
+
+  it("refuses the user DescribeConfigs (the test's premise)", async () => {
+    // ACLs reach the broker's metadata a moment after createAcls: asked until the grants hold.
+    const admin = run.kafka.admin();
+    await admin.connect();
+    try {
+      let refused: string | undefined;
+      for (let attempt = 0; attempt < 50 && refused === undefined; attempt++) {
+        try {
+          await messageLimits(admin, [run.topic]);
+          assert.fail('the user read the topic config without a DescribeConfigs ACL');
+        } catch (error) {
+          refused = authorizationFailure(error);
+          if (refused === undefined) await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+      assert.equal(refused, 'TOPIC_AUTHORIZATION_FAILED');
+    } finally {
+      await admin.disconnect();
+    }
+  });
+
+  it('the ingestor starts, warns, and gives the offline features; /push goes through', async (t) => {
+    const events = generateFraudEvents({ events: 3000, seed: 53 });
+    const producer = run.kafka.producer();
+    await producer.connect();
+    await producer.send({ topic: run.topic, messages: fraudMessages(events) });
+    await producer.disconnect();
+
+    const ingestor = stopAfter(t, startIngestor(run));
+    await ingestor.ready;
+    await waitForCaughtUp(run, run.topic, 120_000);
+    assert.match(ingestor.output(), /cannot read the topics' max.message.bytes \(no DescribeConfigs ACL\)/);
+    const { entities, differences } = await differencesFromOffline(run, events);
+    assert.ok(entities > 50, `only ${entities} entities`);
+    assert.deepEqual(differences, [], `first differences among ${entities} entities`);
+
+    const server = stopAfter(t, startServer({ ...run.env, TESSERA_AUTH_TOKEN: TOKEN }));
+    const url = await server.url;
+    const user = 93_000_001;
+    const ts = Math.max(...events.map((e) => e.event_timestamp)) + 1000;
+    const res = await fetch(`${url}/push`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({
+        push_source_name: 'transactions',
+        df: {
+          user_id: [user, user],
+          event_timestamp: [new Date(ts).toISOString(), new Date(ts + 1000).toISOString()],
+          amount: [12.5, 7.5],
+          merchant_id: ['m1', 'm2'],
+        },
+      }),
+    });
+    assert.equal(res.status, 200, await res.text());
+    assert.match(server.output(), /cannot read .*max.message.bytes \(TOPIC_AUTHORIZATION_FAILED/);
+    await waitForCaughtUp(run, run.topic, 60_000);
+    const lookup = await fetch(`${url}/get-online-features`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({
+        features: ['user_transaction_features:transaction_count_1h'],
+        entities: { user_id: [user] },
+        as_of: ts + 2000,
+      }),
+    });
+    const body = (await lookup.json()) as { results: { values: unknown[] }[] };
+    assert.equal(lookup.status, 200, JSON.stringify(body));
+    assert.equal(body.results[1]!.values[0], 2, 'both pushed rows were applied');
+    ingestor.child.kill('SIGTERM');
+    assert.equal(await ingestor.exited, 0, `graceful stop failed:\n${ingestor.output()}`);
+  });
+});
