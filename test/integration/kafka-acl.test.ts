@@ -2,8 +2,9 @@
 // read, write and describe the run's topics and read and describe its groups, nothing else (no
 // DescribeConfigs, no Create; the topics made beforehand, as an operator does). The ingestor and
 // /push read topics' max.message.bytes to size their requests: refused that, they fall back to the
-// broker's default with a warning instead of failing (the ingestor's start failed on it), and the
-// features still equal the engine run offline.
+// broker's default with a warning instead of failing (the ingestor's start failed on it). The
+// features still equal the engine run offline, the flusher writes every training row to the
+// offline store, and a push is applied.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import kafkajs from 'kafkajs';
@@ -11,14 +12,20 @@ import { topicName } from '../../shared/config/clients.ts';
 import { authorizationFailure, createServedTopics, messageLimits } from '../../shared/kafka-topics.ts';
 import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import {
+  cleanupStore,
+  drainThroughIngestorAndFlusher,
+  type FlusherRun,
+  newFlusherRun,
+  readTables,
+} from '../support/flusher-process.ts';
+import {
   cleanupRun,
   differencesFromOffline,
   fraudMessages,
   startIngestor,
-  type TestRun,
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
-import { KafkaSecurityBroker, kafkaSecurityRun, USERS } from '../support/kafka-security-broker.ts';
+import { KafkaSecurityBroker, USERS } from '../support/kafka-security-broker.ts';
 import { startServer } from '../support/server-process.ts';
 import { stopAfter } from '../support/stop-after.ts';
 
@@ -28,13 +35,14 @@ const TOKEN = 'kafka-acl-test-token-0123';
 
 describe('Kafka with least-privilege ACLs (no DescribeConfigs)', { timeout: 300_000 }, () => {
   let broker: KafkaSecurityBroker;
-  let run: TestRun;
+  let run: FlusherRun;
   /** A client on the PLAINTEXT listener: a super user, as an operator's tooling is. */
   let operator: kafkajs.Kafka;
 
   before(async () => {
     broker = await KafkaSecurityBroker.start(undefined, { acls: true });
-    run = kafkaSecurityRun({ ...broker.clientEnv('scram-sha-512'), TESSERA_INGEST_CLOCK: 'event' });
+    // Event-time clock and a flush a second (newFlusherRun); its flusher group is `<run id>-flusher`.
+    run = newFlusherRun(broker.clientEnv('scram-sha-512'));
     operator = new Kafka({
       clientId: `${run.id}-operator`,
       brokers: [`127.0.0.1:${broker.ports.plaintext}`],
@@ -45,12 +53,9 @@ describe('Kafka with least-privilege ACLs (no DescribeConfigs)', { timeout: 300_
     try {
       await createServedTopics(
         admin,
-        [
-          run.topic,
-          `${run.topic}.dlq`,
-          topicName(run.config, 'features.updates'),
-          topicName(run.config, 'features.rows'),
-        ].map((topic) => ({ topic, numPartitions: 3 })),
+        [run.topic, `${run.topic}.dlq`, topicName(run.config, 'features.updates'), run.rowsTopic].map(
+          (topic) => ({ topic, numPartitions: 3 }),
+        ),
       );
       const grant = (resourceType: number, operation: number) => ({
         resourceType,
@@ -76,7 +81,10 @@ describe('Kafka with least-privilege ACLs (no DescribeConfigs)', { timeout: 300_
   });
 
   after(async () => {
-    if (run) await cleanupRun(run).catch(() => undefined);
+    if (run) {
+      await cleanupRun(run).catch(() => undefined);
+      await cleanupStore(run).catch(() => undefined);
+    }
     broker?.remove();
   });
 
@@ -101,25 +109,33 @@ describe('Kafka with least-privilege ACLs (no DescribeConfigs)', { timeout: 300_
     }
   });
 
-  it('the ingestor starts, warns, and gives the offline features; /push goes through', async (t) => {
+  it('the ingestor starts, warns, and gives the offline features; the flusher writes every row', async () => {
     const events = generateFraudEvents({ events: 3000, seed: 53 });
     const producer = run.kafka.producer();
     await producer.connect();
     await producer.send({ topic: run.topic, messages: fraudMessages(events) });
     await producer.disconnect();
 
-    const ingestor = stopAfter(t, startIngestor(run));
-    await ingestor.ready;
-    await waitForCaughtUp(run, run.topic, 120_000);
+    const { ingestor, flusher, exits } = await drainThroughIngestorAndFlusher(run, 120_000);
+    assert.deepEqual(exits, [0, 0], `ingestor:\n${ingestor.output()}\nflusher:\n${flusher.output()}`);
     assert.match(ingestor.output(), /cannot read the topics' max.message.bytes \(no DescribeConfigs ACL\)/);
     const { entities, differences } = await differencesFromOffline(run, events);
     assert.ok(entities > 50, `only ${entities} entities`);
     assert.deepEqual(differences, [], `first differences among ${entities} entities`);
+    const tables = await readTables(run.store, `${run.view.name}/v_`, (k) => k.endsWith('/features.parquet'));
+    const rows = new Set(
+      tables.flatMap((t) => t.columns.source_offset!.map((o, i) => `${t.columns.source_partition![i]}:${o}`)),
+    );
+    assert.equal(rows.size, events.length, 'one training row per event in the offline store');
+  });
 
+  it('/push goes through, warning once, and the ingestor applies it', async (t) => {
+    const ingestor = stopAfter(t, startIngestor(run));
+    await ingestor.ready;
     const server = stopAfter(t, startServer({ ...run.env, TESSERA_AUTH_TOKEN: TOKEN }));
     const url = await server.url;
     const user = 93_000_001;
-    const ts = Math.max(...events.map((e) => e.event_timestamp)) + 1000;
+    const ts = Date.UTC(2026, 0, 9, 12);
     const res = await fetch(`${url}/push`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
@@ -148,7 +164,5 @@ describe('Kafka with least-privilege ACLs (no DescribeConfigs)', { timeout: 300_
     const body = (await lookup.json()) as { results: { values: unknown[] }[] };
     assert.equal(lookup.status, 200, JSON.stringify(body));
     assert.equal(body.results[1]!.values[0], 2, 'both pushed rows were applied');
-    ingestor.child.kill('SIGTERM');
-    assert.equal(await ingestor.exited, 0, `graceful stop failed:\n${ingestor.output()}`);
   });
 });
