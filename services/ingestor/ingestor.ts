@@ -184,11 +184,15 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
   const oversizedLog = rateLimitedLog(logger, 60_000);
 
   /** Said once a start: the topics' limits could not be read, so the broker's default is assumed. */
-  const limitsRefused = (type: string) =>
+  let limitsWarned = false;
+  const limitsRefused = (type: string) => {
+    if (limitsWarned) return;
+    limitsWarned = true;
     logger.warn(
       { type },
       "cannot read the topics' max.message.bytes (no DescribeConfigs ACL): the broker's default (1 MiB) is assumed, and a topic set lower may refuse rows, vectors or dead letters; grant DescribeConfigs on the source, DLQ, features.updates and features.rows topics",
     );
+  };
 
   async function ensureTopics(): Promise<void> {
     const admin = kafka.admin();
