@@ -26,7 +26,7 @@ import {
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
 import { KafkaSecurityBroker, USERS } from '../support/kafka-security-broker.ts';
-import { startServer } from '../support/server-process.ts';
+import { postJson, startServer, twoEventPush } from '../support/server-process.ts';
 import { stopAfter } from '../support/stop-after.ts';
 
 const { Kafka, logLevel, AclResourceTypes, AclOperationTypes, AclPermissionTypes, ResourcePatternTypes } =
@@ -129,40 +129,28 @@ describe('Kafka with least-privilege ACLs (no DescribeConfigs)', { timeout: 300_
     assert.equal(rows.size, events.length, 'one training row per event in the offline store');
   });
 
-  it('/push goes through, warning once, and the ingestor applies it', async (t) => {
+  it('/push goes through with a warning, and the ingestor applies it', async (t) => {
     const ingestor = stopAfter(t, startIngestor(run));
     await ingestor.ready;
     const server = stopAfter(t, startServer({ ...run.env, TESSERA_AUTH_TOKEN: TOKEN }));
     const url = await server.url;
     const user = 93_000_001;
     const ts = Date.UTC(2026, 0, 9, 12);
-    const res = await fetch(`${url}/push`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
-      body: JSON.stringify({
-        push_source_name: 'transactions',
-        df: {
-          user_id: [user, user],
-          event_timestamp: [new Date(ts).toISOString(), new Date(ts + 1000).toISOString()],
-          amount: [12.5, 7.5],
-          merchant_id: ['m1', 'm2'],
-        },
-      }),
-    });
-    assert.equal(res.status, 200, await res.text());
+    const pushed = await postJson(url, '/push', twoEventPush(user, ts), TOKEN);
+    assert.equal(pushed.status, 200, JSON.stringify(pushed.json));
     assert.match(server.output(), /cannot read .*max.message.bytes \(TOPIC_AUTHORIZATION_FAILED/);
     await waitForCaughtUp(run, run.topic, 60_000);
-    const lookup = await fetch(`${url}/get-online-features`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
-      body: JSON.stringify({
+    const { status, json: body } = await postJson<{ results: { values: unknown[] }[] }>(
+      url,
+      '/get-online-features',
+      {
         features: ['user_transaction_features:transaction_count_1h'],
         entities: { user_id: [user] },
         as_of: ts + 2000,
-      }),
-    });
-    const body = (await lookup.json()) as { results: { values: unknown[] }[] };
-    assert.equal(lookup.status, 200, JSON.stringify(body));
+      },
+      TOKEN,
+    );
+    assert.equal(status, 200, JSON.stringify(body));
     assert.equal(body.results[1]!.values[0], 2, 'both pushed rows were applied');
   });
 });

@@ -11,14 +11,12 @@ import { registerSchema } from '../../shared/codecs/schema-registry.ts';
 import {
   cleanupRun,
   createSourceTopic,
-  type IngestorProcess,
   newTestRun,
-  startIngestor,
   type TestRun,
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
 import { startTestRegistry, type TestRegistry } from '../support/schema-registry.ts';
-import { type ServerProcess, startServer } from '../support/server-process.ts';
+import { startIngestorAndServer } from '../support/server-process.ts';
 
 const TOKEN = 'push-avro-test-token-0123';
 const VIEW = 'user_transaction_features';
@@ -27,8 +25,7 @@ describe('server: /push to an avro-confluent source', { timeout: 120_000 }, () =
   const dir = mkdtempSync(join(tmpdir(), 'tessera-push-avro-'));
   let registry: TestRegistry;
   let run: TestRun;
-  let ingestor: IngestorProcess;
-  let server: ServerProcess;
+  let services: Awaited<ReturnType<typeof startIngestorAndServer>> | undefined;
   let url = '';
 
   before(async () => {
@@ -44,16 +41,12 @@ describe('server: /push to an avro-confluent source', { timeout: 120_000 }, () =
       TESSERA_SCHEMA_REGISTRY_URL: registry.url,
     });
     await createSourceTopic(run, 2);
-    ingestor = startIngestor(run);
-    await ingestor.ready;
-    server = startServer({ ...run.env, TESSERA_AUTH_TOKEN: TOKEN });
-    url = await server.url;
+    services = await startIngestorAndServer(run, TOKEN);
+    url = services.url;
   });
 
   after(async () => {
-    ingestor?.child.kill('SIGTERM');
-    await ingestor?.exited;
-    await server?.stop();
+    await services?.stop();
     await cleanupRun(run);
     await registry.close();
     rmSync(dir, { recursive: true, force: true });
@@ -98,7 +91,7 @@ describe('server: /push to an avro-confluent source', { timeout: 120_000 }, () =
     assert.equal(ok.status, 200, JSON.stringify(ok.json));
     assert.equal(ok.json.rows, 2);
     await waitForCaughtUp(run, run.topic, 30_000);
-    assert.doesNotMatch(ingestor.output(), /dead-lettered/, 'the ingestor decoded both rows');
+    assert.doesNotMatch(services!.ingestor.output(), /dead-lettered/, 'the ingestor decoded both rows');
 
     const res = await fetch(`${url}/get-online-features`, {
       method: 'POST',

@@ -7,14 +7,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
   cleanupRun,
-  type IngestorProcess,
   newTestRun,
   readTopic,
-  startIngestor,
   type TestRun,
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
-import { type ServerProcess, startServer } from '../support/server-process.ts';
+import { postJson, startIngestorAndServer } from '../support/server-process.ts';
 import { createReadyTopics } from '../support/topics.ts';
 
 const TOKEN = 'push-limits-test-token-0123';
@@ -24,8 +22,7 @@ const TOPIC_LIMIT = 16 * 1024;
 
 describe('server: /push to a source topic with a small max.message.bytes', { timeout: 120_000 }, () => {
   let run: TestRun;
-  let ingestor: IngestorProcess;
-  let server: ServerProcess;
+  let services: Awaited<ReturnType<typeof startIngestorAndServer>> | undefined;
   let url = '';
 
   before(async () => {
@@ -37,33 +34,22 @@ describe('server: /push to a source topic with a small max.message.bytes', { tim
         configEntries: [{ name: 'max.message.bytes', value: String(TOPIC_LIMIT) }],
       },
     ]);
-    ingestor = startIngestor(run);
-    await ingestor.ready;
-    server = startServer({ ...run.env, TESSERA_AUTH_TOKEN: TOKEN });
-    url = await server.url;
+    services = await startIngestorAndServer(run, TOKEN);
+    url = services.url;
   });
 
   after(async () => {
-    ingestor?.child.kill('SIGTERM');
-    await ingestor?.exited;
-    await server?.stop();
+    await services?.stop();
     await cleanupRun(run);
   });
 
-  const post = async (path: string, body: unknown) => {
-    const res = await fetch(`${url}${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
-      body: JSON.stringify(body),
-    });
-    return {
-      status: res.status,
-      json: (await res.json()) as {
-        rows?: number;
-        error?: { code: string; message: string; field?: string };
-      },
-    };
-  };
+  const post = (path: string, body: unknown) =>
+    postJson<{ rows?: number; error?: { code: string; message: string; field?: string } }>(
+      url,
+      path,
+      body,
+      TOKEN,
+    );
 
   /** `rows` events of `user`, a second apart from `start`, with the given merchants. */
   const df = (

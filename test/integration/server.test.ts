@@ -18,7 +18,7 @@ import {
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
 import { naiveFraudValue, sameValue } from '../support/naive-reference.ts';
-import { type ServerProcess, startServer } from '../support/server-process.ts';
+import { type ServerProcess, startServer, twoEventPush } from '../support/server-process.ts';
 import { stopAfter } from '../support/stop-after.ts';
 
 const HOUR = 3_600_000;
@@ -507,16 +507,7 @@ describe('online server', { timeout: 180_000 }, () => {
     });
     assert.equal(bad.status, 400);
     assert.match((bad.json.error as { message: string }).message, /row 0.*amount/);
-    const ok = await post('/push', {
-      push_source_name: 'transactions',
-      df: {
-        user_id: [user, user],
-        event_timestamp: [new Date(ts).toISOString(), new Date(ts + 1000).toISOString()],
-        amount: [12.5, 7.5],
-        merchant_id: ['m1', 'm2'],
-      },
-      to: 'online_and_offline',
-    });
+    const ok = await post('/push', { ...twoEventPush(user, ts), to: 'online_and_offline' });
     assert.equal(ok.status, 200, JSON.stringify(ok.json));
     assert.equal(ok.json.rows, 2);
     // Produced with kafkajs' fast paths in place (the server warns at start otherwise).

@@ -1,6 +1,7 @@
 // Runs the real online server (node services/server/main.ts) for integration tests, with the run's
 // env (key prefix, topic prefix) plus whatever the test adds (tokens, Redis URL).
 import { type ChildProcess, spawn } from 'node:child_process';
+import { type IngestorProcess, startIngestor, type TestRun } from './ingestor-process.ts';
 import { trackChild } from './process-guard.ts';
 
 export interface ServerProcess {
@@ -40,6 +41,55 @@ export function startServer(env: Record<string, string>): ServerProcess {
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       await exited;
+    },
+  };
+}
+
+/** POSTs `body` as JSON to `url` + `path` with a bearer token: the status and the parsed answer. */
+export async function postJson<T = Record<string, unknown>>(
+  url: string,
+  path: string,
+  body: unknown,
+  token: string,
+): Promise<{ status: number; json: T }> {
+  const res = await fetch(`${url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, json: (await res.json()) as T };
+}
+
+/** Two events of `user` a second apart from `ts`, as a Feast push body to the reference source. */
+export function twoEventPush(user: number, ts: number) {
+  return {
+    push_source_name: 'transactions',
+    df: {
+      user_id: [user, user],
+      event_timestamp: [new Date(ts).toISOString(), new Date(ts + 1000).toISOString()],
+      amount: [12.5, 7.5],
+      merchant_id: ['m1', 'm2'],
+    },
+  };
+}
+
+/** The real ingestor (ready) and server (listening, bearer `token`) of a run, stopped together. */
+export async function startIngestorAndServer(
+  run: TestRun,
+  token: string,
+): Promise<{ ingestor: IngestorProcess; server: ServerProcess; url: string; stop(): Promise<void> }> {
+  const ingestor = startIngestor(run);
+  await ingestor.ready;
+  const server = startServer({ ...run.env, TESSERA_AUTH_TOKEN: token });
+  const url = await server.url;
+  return {
+    ingestor,
+    server,
+    url,
+    async stop() {
+      ingestor.child.kill('SIGTERM');
+      await ingestor.exited;
+      await server.stop();
     },
   };
 }
