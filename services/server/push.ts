@@ -19,7 +19,7 @@ import {
   DEFAULT_MESSAGE_BYTES,
   RECORD_OVERHEAD_BYTES,
 } from '../../shared/kafka-topics.ts';
-import { MAX_SEND_BYTES, messageBytes, sendChunked } from '../../shared/send-chunked.ts';
+import { messageBytes, sendChunked } from '../../shared/send-chunked.ts';
 import { clipName } from './request.ts';
 
 export const pushSchema = z
@@ -268,9 +268,9 @@ export class Pusher {
     try {
       await this.connect();
       // In requests under the topic's limit (the broker holds a request's whole batch to it) and
-      // the broker's (512 KiB): a push of ~10,000 rows to one key in one send() once exceeded
-      // message.max.bytes, refused for good.
-      await sendChunked(this.producer, topic, messages, Math.min(maxBytes, MAX_SEND_BYTES));
+      // 512 KiB (sendChunked's own bound): a push of ~10,000 rows to one key in one send() once
+      // exceeded message.max.bytes, refused for good.
+      await sendChunked(this.producer, topic, messages, maxBytes);
     } catch (cause) {
       // A refusal a retry cannot change (a row over the topic's size limit, say) is not a 503.
       const refused = brokerRefusal(cause);
