@@ -18,10 +18,9 @@ import {
   type ViewPlan,
 } from '../../shared/engine/index.ts';
 import { isTesseraError, TesseraError } from '../../shared/errors.ts';
+import { MAX_FUTURE_MS } from '../../shared/ingest-clock.ts';
 import type { LoadedState, SaveRequest } from '../../shared/state-store/redis-state-store.ts';
 
-/** Events whose time is more than this ahead of the wall clock are refused (reason `future`). */
-export const MAX_FUTURE_MS = 5 * 60_000;
 const MAX_CAS_ATTEMPTS = 8;
 /** States of at most this many events (with the batch's) are read without a BeforeEventReader. */
 export const DIRECT_READ_EVENTS = 32;

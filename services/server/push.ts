@@ -13,6 +13,7 @@ import { schemaRegistryEndpoint, topicName } from '../../shared/config/clients.t
 import type { Config } from '../../shared/config/index.ts';
 import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts';
 import { TesseraError } from '../../shared/errors.ts';
+import { wallClockRefusal } from '../../shared/ingest-clock.ts';
 import {
   authorizationFailure,
   brokerErrorType,
@@ -41,6 +42,8 @@ export interface PushResult {
 
 interface SourceCodec {
   source: SourceDef;
+  /** The views the source feeds, whose allowed lateness a row's time must be within. */
+  views: readonly { name: string; allowedLatenessMs: number }[];
   validate: RecordValidator;
   encoder: Encoder;
 }
@@ -62,11 +65,14 @@ export interface PusherOptions {
   topicLimit?: TopicLimitLookup;
   /** Told once per topic and minute that its limit could not be read and 512 KiB is assumed. */
   warn?: (message: string, error: unknown) => void;
+  /** The wall clock rows are judged by (TESSERA_INGEST_CLOCK=wall); Date.now by default. */
+  now?: () => number;
 }
 
 /** An avro-confluent source, pushed with the latest schema of its topic's value subject. */
 interface RegistrySource {
   source: SourceDef;
+  views: readonly { name: string; allowedLatenessMs: number }[];
   validate: RecordValidator;
   codec: SourceCodec | null;
   until: number;
@@ -93,20 +99,24 @@ export class Pusher {
     producer.on(producer.events.DISCONNECT, () => {
       this.connection = null;
     });
-    for (const source of definitions.sources)
+    for (const source of definitions.sources) {
+      const views = definitions.views.filter((v) => v.source.name === source.name);
       if (source.format !== 'avro-confluent')
         this.codecs.set(source.name, {
           source,
+          views,
           validate: createValidator(source),
           encoder: createEncoder(source, { definitionsDir }),
         });
       else if (this.registry !== undefined)
         this.viaRegistry.set(source.name, {
           source,
+          views,
           validate: createValidator(source),
           codec: null,
           until: 0,
         });
+    }
   }
 
   /** Sources a push may name. */
@@ -123,7 +133,7 @@ export class Pusher {
     const entry = this.viaRegistry.get(name);
     if (!entry) return undefined;
     if (entry.codec !== null && entry.until > Date.now()) return entry.codec;
-    const { source } = entry;
+    const { source, views } = entry;
     const subject = `${topicName(this.config, source.topic)}-value`;
     // viaRegistry holds sources only when a registry is configured.
     const latest = await latestSchema(this.registry!, subject);
@@ -136,6 +146,7 @@ export class Pusher {
     assertCoversSource(avro, source);
     entry.codec = {
       source,
+      views,
       validate: entry.validate,
       encoder: { source, encode: (record) => frameConfluent(latest.id, avro.write(record)) },
     };
@@ -237,12 +248,22 @@ export class Pusher {
         );
 
     const messages: { key: string; value: Buffer }[] = [];
+    // On the wall clock, the ingestors dead-letter an event too far ahead or later than a view's
+    // lateness: refused here, so that a push answered 200 is applied. On the event clock lateness
+    // depends on each entity's newest event, which the ingestor alone knows.
+    const now = this.config.ingestClock === 'wall' ? (this.options.now ?? Date.now)() : undefined;
     for (let row = 0; row < rows; row++) {
       const raw: Record<string, unknown> = {};
       for (const [column, values] of columns) raw[column] = values[row];
       const result = codec.validate(raw, null);
       if (!result.ok)
         throw invalid(`df row ${row}: ${result.message} (${result.reason})`, `df.${result.field ?? 'row'}`);
+      const refused = now === undefined ? undefined : wallClockRefusal(result.ts, now, codec.views);
+      if (refused !== undefined)
+        throw invalid(
+          `df row ${row}: ${refused}; push recent events only (history is replayed by ingestors on TESSERA_INGEST_CLOCK=event, with the server set alike); nothing was written`,
+          `df.${clipName(codec.source.timestampField)}`,
+        );
       let value: Buffer;
       try {
         value = codec.encoder.encode(result.record);

@@ -186,7 +186,8 @@ export const DEFAULTS = {
   /**
    * Clock the ingestor judges lateness by: `wall` (an event older than now - allowed_lateness is
    * late; events more than 5 minutes in the future are refused) or `event` (only each entity's own
-   * newest event time counts: for replaying history). Env TESSERA_INGEST_CLOCK.
+   * newest event time counts: for replaying history). The server's /push refuses on `wall` the
+   * rows the ingestors would refuse by time, so it takes their value. Env TESSERA_INGEST_CLOCK.
    */
   ingestClock: 'wall' as 'wall' | 'event',
   /** Consumer session timeout: a dead ingestor's partitions move after this. Env TESSERA_KAFKA_SESSION_TIMEOUT_MS. */

@@ -350,7 +350,7 @@ describe('server app', () => {
         push_source_name: 'transactions',
         df: {
           user_id: [1],
-          event_timestamp: ['2026-01-01T00:00:00Z'],
+          event_timestamp: [new Date().toISOString()],
           amount: [1.5],
           merchant_id: ['m'],
         },
