@@ -138,7 +138,7 @@ export function parseOnlineRequest(
   // Every column is checked (an echoed one too: only keys of the entity's type, once any JSON,
   // nested arrays included) and keyed once.
   const entityColumns: EntityColumn[] = given.map(([name, values]) => {
-    const type = keyTypes.get(name)!;
+    const type = columnType(name, views, keyTypes, definitions);
     return {
       name,
       type,
@@ -258,16 +258,51 @@ function resolveFeatures(
   return { views, order, namesJson: JSON.stringify(names).slice(1, -1) };
 }
 
-/** Each declared join key's type, built once per loaded definitions. */
-const keyTypeMaps = new WeakMap<Definitions, Map<string, 'int64' | 'string'>>();
+/**
+ * Each declared join key's type, built once per loaded definitions; null for a key two entities
+ * declare with different types (user_id int64 and user_id string), which the requested views decide.
+ */
+const keyTypeMaps = new WeakMap<Definitions, Map<string, 'int64' | 'string' | null>>();
 
-function joinKeyTypes(definitions: Definitions): Map<string, 'int64' | 'string'> {
+function joinKeyTypes(definitions: Definitions): Map<string, 'int64' | 'string' | null> {
   let types = keyTypeMaps.get(definitions);
   if (types === undefined) {
-    types = new Map(definitions.entities.map((e) => [e.joinKey, e.keyType]));
+    types = new Map();
+    for (const e of definitions.entities) {
+      const known = types.get(e.joinKey);
+      types.set(e.joinKey, known === undefined || known === e.keyType ? e.keyType : null);
+    }
     keyTypeMaps.set(definitions, types);
   }
   return types;
+}
+
+/**
+ * The type a request's entity column is read as: its join key's, or for a key declared with two
+ * types, the type of the requested views keyed by it (a request for views of both is refused, as
+ * no column can hold both; an echoed column of such a key is read as its first entity's type).
+ * Before, the last entity declared won, so a view's keys were refused or read in another form.
+ */
+function columnType(
+  name: string,
+  views: readonly ViewRequest[],
+  keyTypes: Map<string, 'int64' | 'string' | null>,
+  definitions: Definitions,
+): 'int64' | 'string' {
+  const declared = keyTypes.get(name);
+  if (declared) return declared;
+  let chosen: ViewRequest | undefined;
+  for (const request of views) {
+    const { entity } = request.view;
+    if (entity.joinKey !== name) continue;
+    if (chosen !== undefined && chosen.view.entity.keyType !== entity.keyType)
+      throw invalid(
+        `entities.${name}: views ${chosen.view.name} and ${request.view.name} are both keyed by ${name}, as ${chosen.view.entity.keyType} and as ${entity.keyType}; ask for them in separate requests`,
+        `entities.${name}`,
+      );
+    chosen ??= request;
+  }
+  return chosen?.view.entity.keyType ?? definitions.entities.find((e) => e.joinKey === name)!.keyType;
 }
 
 /** The references asked for: `features`, or the feature service's. */

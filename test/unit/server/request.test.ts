@@ -233,6 +233,35 @@ views:
     );
   });
 
+  it("reads a join key two entities declare with different types as the requested view's", () => {
+    const shared = parseDefinitions(
+      `
+version: 1
+project: t
+entities: [{ name: user, join_key: id, type: int64 }, { name: shop, join_key: id, type: string }]
+sources:
+  - { name: tx, topic: tx, format: json, key_field: id, timestamp_field: ts, schema: { id: int64, ts: timestamp } }
+  - { name: sx, topic: sx, format: json, key_field: id, timestamp_field: ts, schema: { id: string, ts: timestamp } }
+views:
+  - { name: u, entity: user, source: tx, features: [{ name: n, aggregation: count, window: 1h }] }
+  - { name: s, entity: shop, source: sx, features: [{ name: m, aggregation: count, window: 1h }] }
+`,
+      'inline.yaml',
+    );
+    // Before, the last entity declared (shop, string) decided: 7 was refused as "not a non-empty
+    // string", and "007" read the key 007 of a view whose keys are stored as 7.
+    const user = parseOnlineRequest({ features: ['u:n'], entities: { id: [7, '9'] } }, shared, 10);
+    assert.deepEqual(user.views[0]!.keys, ['7', '9']);
+    assert.equal(user.entityColumns[0]!.type, 'int64');
+    const shop = parseOnlineRequest({ features: ['s:m'], entities: { id: ['007'] } }, shared, 10);
+    assert.deepEqual(shop.views[0]!.keys, ['007']);
+    assert.match(refusal({ features: ['s:m'], entities: { id: [7] } }, shared), /not a non-empty string/);
+    assert.equal(
+      refusal({ features: ['u:n', 's:m'], entities: { id: [7] } }, shared),
+      'entities.id: views u and s are both keyed by id, as int64 and as string; ask for them in separate requests',
+    );
+  });
+
   it('refuses mismatched entity columns and too many rows; ignores columns Feast ignores', () => {
     const two = parseDefinitions(
       `
