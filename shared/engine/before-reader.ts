@@ -9,7 +9,7 @@
 import type { FeatureValue, StoredEvent, Value } from './acc.ts';
 import type { ViewPlan } from './plan.ts';
 import { type ColumnData, newColumns, Slider, setColumnValue } from './sliding.ts';
-import { type EntityState, readFeatures } from './state.ts';
+import { assertReadable, type EntityState, readFeatures } from './state.ts';
 
 export class BeforeEventReader {
   private ts = new Float64Array(0);
@@ -40,6 +40,9 @@ export class BeforeEventReader {
 
   /** Feature values as of t, before any event at t: the same values as readFeatures(plan, state, t). */
   read(t: number): FeatureValue[] {
+    // Below the read floor the state's events may be pruned: refused as readFeatures refuses it
+    // (a plan of exact features only once answered from what was left).
+    if (this.plan.tileGroups.length === 0) assertReadable(this.plan, this.state, t);
     const values =
       this.plan.tileGroups.length > 0
         ? readFeatures(this.plan, this.state, t, 'tiled')

@@ -220,19 +220,23 @@ export function advanceClock(plan: ViewPlan, state: EntityState, now: number): v
   }
 }
 
-/**
- * Feature values as of `t` (window [start(t), t)), in plan order. `only: 'tiled'` leaves the exact
- * features out (undefined), for callers that compute those another way (BeforeEventReader).
- */
-export function readFeatures(plan: ViewPlan, state: EntityState, t: number, only?: 'tiled'): FeatureValue[] {
-  if (t < readFloor(plan, state)) {
+/** Throws AS_OF_OUT_OF_RANGE for a read below the read floor, whose events may be pruned. */
+export function assertReadable(plan: ViewPlan, state: EntityState, t: number): void {
+  if (t < readFloor(plan, state))
     throw new TesseraError(
       'AS_OF_OUT_OF_RANGE',
       `cannot read view ${plan.view.name} as of ${new Date(t).toISOString()}: state only answers back to ` +
         `${new Date(readFloor(plan, state)).toISOString()} (allowed_lateness before its newest event)`,
       { context: { view: plan.view.name, t } },
     );
-  }
+}
+
+/**
+ * Feature values as of `t` (window [start(t), t)), in plan order. `only: 'tiled'` leaves the exact
+ * features out (undefined), for callers that compute those another way (BeforeEventReader).
+ */
+export function readFeatures(plan: ViewPlan, state: EntityState, t: number, only?: 'tiled'): FeatureValue[] {
+  assertReadable(plan, state, t);
   const out = new Array<FeatureValue>(plan.features.length);
   const events = state.events;
   const head = state.head;

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   applyEvent,
+  BeforeEventReader,
   decodeState,
   emptyState,
   encodeState,
@@ -354,5 +355,23 @@ describe('approx_count_distinct', () => {
         `tiles: ${got.map((v) => 1 / (v as number))}`,
       );
     }
+  });
+});
+
+describe('BeforeEventReader below the read floor', () => {
+  it('refuses a read below the floor as readFeatures does, in a plan of exact features only', () => {
+    // Found by an audit: it answered 0 from the events pruning had left (4 were applied before t).
+    const plan = planOf('- { name: c, aggregation: count, window: 10ms }', 'allowed_lateness: 2ms');
+    const state = emptyState(plan);
+    const reader = new BeforeEventReader(plan, state, 4);
+    [0, 1, 2, 3, 30].forEach((ts, offset) => {
+      reader.read(ts);
+      applyEvent(plan, state, { ts, partition: 0, offset, values: [] });
+      reader.synced({ ts, partition: 0, offset });
+    });
+    const outOfRange = (e: unknown) => isTesseraError(e, 'AS_OF_OUT_OF_RANGE');
+    assert.throws(() => readFeatures(plan, state, 5), outOfRange);
+    assert.throws(() => reader.read(5), outOfRange);
+    assert.deepEqual(reader.read(31), readFeatures(plan, state, 31));
   });
 });
