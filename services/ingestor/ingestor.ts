@@ -976,8 +976,18 @@ export function dlqHeaders(
     nulls.add(key);
     return EMPTY;
   };
-  for (const [key, value] of Object.entries(original ?? {}))
-    headers[key] = Array.isArray(value) ? value.map((v) => present(key, v)) : present(key, value);
+  for (const [key, value] of Object.entries(original ?? {})) {
+    if (!Array.isArray(value)) {
+      headers[key] = present(key, value);
+      continue;
+    }
+    // kafkajs reads a header named as an Object.prototype member (`toString`, `constructor`) as an
+    // array led by that inherited function, which no produce can encode: its dead letter failed
+    // every send, and the partition stalled for good. The function is not the record's.
+    const own = value.filter((v) => typeof v !== 'function');
+    headers[key] =
+      own.length === 1 && own.length < value.length ? present(key, own[0]) : own.map((v) => present(key, v));
+  }
   return {
     ...headers,
     ...(nulls.size > 0 ? { 'tessera-null-headers': [...nulls].join(',') } : {}),

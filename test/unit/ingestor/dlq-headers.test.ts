@@ -56,3 +56,27 @@ test('headers with values are kept as they are, and no null list is added', () =
   assert.equal(headers['tessera-reason'], 'undecodable');
   assert.equal(headers['tessera-null-headers'], undefined);
 });
+
+test('a header named toString or constructor, which kafkajs reads with an inherited function, is sent as the record had it', () => {
+  // Found by an audit: the dead letter of such a record failed every send, stalling its partition.
+  const encode = (h: IHeaders) =>
+    Record({ offsetDelta: 0, timestampDelta: 0, key: null, value: Buffer.from('v'), headers: h });
+  const decode = (bytes: Buffer) => {
+    const decoder = new Decoder(bytes);
+    decoder.readVarInt(); // the record's length
+    return decodeRecord(decoder, { firstOffset: '0', firstTimestamp: '0' }).headers;
+  };
+  const fetched = decode(encode({ toString: 'a', constructor: ['b', 'c'] }).buffer);
+  assert.equal(typeof (fetched.toString as unknown as unknown[])[0], 'function', 'the kafkajs quirk itself');
+  const headers = dlqHeaders(fetched as unknown as IHeaders, info);
+  const resent = decode(encode(headers).buffer);
+  assert.deepEqual(
+    (resent.toString as unknown as unknown[]).filter((v) => typeof v !== 'function').map(String),
+    ['a'],
+  );
+  assert.deepEqual(
+    (resent.constructor as unknown as unknown[]).filter((v) => typeof v !== 'function').map(String),
+    ['b', 'c'],
+  );
+  assert.equal(String(resent['tessera-reason']), 'undecodable');
+});
