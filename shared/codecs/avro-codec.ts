@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import avro from 'avsc';
 import type { SourceDef } from '../definitions/schema.ts';
 import { TesseraError } from '../errors.ts';
+import { blockProblem, hasCollections } from './avro-blocks.ts';
 import { int64Value, toInt64BigInt } from './int64.ts';
 import { describe, formatTimestamp, type TimestampUnit } from './timestamp.ts';
 import { type DecodeError, type EncodableRecord, failure } from './types.ts';
@@ -116,11 +117,20 @@ export function compileAvroSchema(text: string, origin: string, source: SourceDe
   // Unions avsc cannot tell apart by a JS value's type (["null", "float", "double"]) come as
   // {branch: value}: unwrapped on reading, wrapped on writing, so the validator sees the value.
   const wrapped = type.fields.filter((f) => f.type instanceof avro.types.WrappedUnionType);
+  // Block counts held to the bytes first (avro-blocks.ts): only a schema with an array or map pays.
+  const collections = hasCollections(type);
   return {
     origin,
     timestampUnit,
     fields,
-    read: (bytes, start) => readBody(type, wrapped, bytes, start),
+    read: collections
+      ? (bytes, start) => {
+          const problem = blockProblem(type, bytes, start);
+          return problem === undefined
+            ? readBody(type, wrapped, bytes, start)
+            : failure('undecodable', problem);
+        }
+      : (bytes, start) => readBody(type, wrapped, bytes, start),
     write: (record) => writeBody(type, wrapped, source, timestampUnit, record),
   };
 }

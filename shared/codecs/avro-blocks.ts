@@ -1,0 +1,197 @@
+// Avro array and map block counts held to the bytes a body has, before avsc reads it. avsc loops
+// once per declared item before it finds a body too short: a ~30-byte Confluent frame declaring
+// 1e8 items stalled the ingestor's event loop for seconds (a map) or exhausted its heap (an
+// array), and the record came back at every restart. Only schemas with an array or map are walked.
+import type avro from 'avsc';
+
+/** Items of zero bytes (nulls, empty records) one body may declare in all: no byte bounds them. */
+export const MAX_EMPTY_ITEMS = 1_000_000;
+
+class BlockProblem extends Error {}
+
+/** Whether a schema holds an array or a map anywhere (recursive records included once). */
+export function hasCollections(type: avro.Type): boolean {
+  const seen = new Set<AnyType>();
+  const holds = (t: AnyType): boolean => {
+    if (seen.has(t)) return false;
+    seen.add(t);
+    return t.typeName === 'array' || t.typeName === 'map' || children(t).some(holds);
+  };
+  return holds(type as unknown as AnyType);
+}
+
+/**
+ * Why a body's array or map blocks cannot be what they declare (more items than bytes left for
+ * them, or more zero-byte items than MAX_EMPTY_ITEMS), or undefined. Other defects (a truncated
+ * body, trailing bytes) are left to avsc's reading, which reports them.
+ */
+export function blockProblem(type: avro.Type, bytes: Buffer, start: number): string | undefined {
+  const walk = { bytes, pos: start, empty: MAX_EMPTY_ITEMS, min: new Map<avro.Type, number>() };
+  try {
+    skip(type as unknown as AnyType, walk);
+  } catch (error) {
+    if (error instanceof BlockProblem) return error.message;
+    throw error;
+  }
+  return undefined;
+}
+
+interface AnyType {
+  typeName: string;
+  fields?: { type: AnyType }[];
+  itemsType?: AnyType;
+  valuesType?: AnyType;
+  types?: AnyType[];
+  size?: number;
+  underlyingType?: AnyType;
+}
+
+interface Walk {
+  bytes: Buffer;
+  pos: number;
+  empty: number;
+  min: Map<avro.Type, number>;
+}
+
+function children(t: AnyType): AnyType[] {
+  if (t.fields) return t.fields.map((f) => f.type);
+  if (t.itemsType) return [t.itemsType];
+  if (t.valuesType) return [t.valuesType];
+  if (t.types) return t.types;
+  if (t.underlyingType) return [t.underlyingType];
+  return [];
+}
+
+/** A varint's zigzag value as a double (exact enough to compare with a byte count), or past the end: done. */
+function varint(walk: Walk): number {
+  let n = 0;
+  let scale = 1;
+  for (let i = 0; i < 10; i++) {
+    if (walk.pos >= walk.bytes.length) throw new Truncated();
+    const b = walk.bytes[walk.pos++]!;
+    n += (b & 0x7f) * scale;
+    scale *= 128;
+    if ((b & 0x80) === 0) return n % 2 === 0 ? n / 2 : -(n + 1) / 2;
+  }
+  throw new Truncated();
+}
+
+/** The body ends early: avsc's own reading reports that. */
+class Truncated extends Error {}
+
+function advance(walk: Walk, n: number): void {
+  if (n < 0 || walk.pos + n > walk.bytes.length) throw new Truncated();
+  walk.pos += n;
+}
+
+/** The fewest bytes a value of the type takes (0 for null, empty records and unions with null). */
+function minBytes(type: AnyType, walk: Walk): number {
+  const known = walk.min.get(type as unknown as avro.Type);
+  if (known !== undefined) return known;
+  walk.min.set(type as unknown as avro.Type, 0); // a recursive record: its own size counts as 0
+  let n: number;
+  switch (type.typeName) {
+    case 'null':
+      n = 0;
+      break;
+    case 'float':
+      n = 4;
+      break;
+    case 'double':
+      n = 8;
+      break;
+    case 'fixed':
+      n = type.size ?? 0;
+      break;
+    case 'record':
+    case 'error':
+      n = (type.fields ?? []).reduce((sum, f) => sum + minBytes(f.type, walk), 0);
+      break;
+    default:
+      if (type.types) n = 1 + Math.min(...type.types.map((b) => minBytes(b, walk)));
+      else if (type.underlyingType) n = minBytes(type.underlyingType, walk);
+      else n = 1; // boolean, int, long, enum, bytes, string, array, map: at least one byte
+  }
+  walk.min.set(type as unknown as avro.Type, n);
+  return n;
+}
+
+function skip(type: AnyType, walk: Walk): void {
+  try {
+    skipValue(type, walk);
+  } catch (error) {
+    if (!(error instanceof Truncated)) throw error;
+  }
+}
+
+function skipValue(type: AnyType, walk: Walk): void {
+  switch (type.typeName) {
+    case 'null':
+      return;
+    case 'boolean':
+      advance(walk, 1);
+      return;
+    case 'float':
+      advance(walk, 4);
+      return;
+    case 'double':
+      advance(walk, 8);
+      return;
+    case 'fixed':
+      advance(walk, type.size ?? 0);
+      return;
+    case 'bytes':
+    case 'string':
+      advance(walk, varint(walk));
+      return;
+    case 'record':
+    case 'error':
+      for (const f of type.fields ?? []) skipValue(f.type, walk);
+      return;
+    case 'array':
+      skipBlocks(type.itemsType!, null, walk);
+      return;
+    case 'map':
+      skipBlocks(type.valuesType!, 'key', walk);
+      return;
+  }
+  if (type.types) {
+    const branch = type.types[varint(walk)];
+    if (branch === undefined) throw new Truncated(); // a bad index: avsc reports it
+    skipValue(branch, walk);
+    return;
+  }
+  if (type.underlyingType) {
+    skipValue(type.underlyingType, walk);
+    return;
+  }
+  varint(walk); // int, long (avsc's or ours), enum
+}
+
+function skipBlocks(items: AnyType, key: 'key' | null, walk: Walk): void {
+  const each = minBytes(items, walk) + (key === null ? 0 : 1);
+  for (;;) {
+    let count = varint(walk);
+    if (count === 0) return;
+    if (count < 0) {
+      count = -count;
+      varint(walk); // the block's size in bytes
+    }
+    const left = walk.bytes.length - walk.pos;
+    if (each > 0 && count * each > left)
+      throw new BlockProblem(
+        `an Avro ${key === null ? 'array' : 'map'} block declares ${count} items, more than its ${left} remaining bytes can hold`,
+      );
+    if (each === 0) {
+      walk.empty -= count;
+      if (walk.empty < 0)
+        throw new BlockProblem(
+          `an Avro array declares over ${MAX_EMPTY_ITEMS} items of zero bytes in one body, more than Tessera reads`,
+        );
+    }
+    for (let i = 0; i < count; i++) {
+      if (key !== null) advance(walk, varint(walk));
+      skipValue(items, walk);
+    }
+  }
+}
