@@ -105,6 +105,11 @@ async function bearerToken(path: string): Promise<string> {
   return `Bearer ${text}`;
 }
 
+/** A status a retry can change: the registry failing, throttling, or timing out the request (408). */
+function retriableStatus(status: number): boolean {
+  return status >= 500 || status === 429 || status === 408;
+}
+
 /** What an unexpected status says; a refused login names where the credentials come from. */
 function statusProblem(target: string, status: number): string {
   return status === 401 || status === 403
@@ -159,19 +164,25 @@ export function registryLookup(
     if (!response.ok) {
       await response.body?.cancel();
       throw new TesseraError('SERVICE_UNAVAILABLE', statusProblem(target, response.status), {
-        retriable: response.status >= 500 || response.status === 429,
+        retriable: retriableStatus(response.status),
         context: { url: target, schemaId: id, status: response.status },
       });
     }
-    const body = (await response.json().catch(() => null)) as {
-      schema?: unknown;
-      schemaType?: unknown;
-    } | null;
+    // A body cut off or stalled past the timeout (the abort lands in json()), or a page that is not
+    // the registry's (a proxy's): retriable, so the ingestor pauses the partitions and asks again,
+    // where a permanent error restarted its consumer and rebalanced the group.
+    let failure: unknown;
+    const body = (await response.json().catch((error: unknown) => {
+      failure = error;
+      return null;
+    })) as { schema?: unknown; schemaType?: unknown } | null;
     if (body === null || typeof body.schema !== 'string') {
       throw new TesseraError(
         'SERVICE_UNAVAILABLE',
-        `schema registry ${target} answered without a "schema" string`,
+        `schema registry ${target} answered without a "schema" string${failure === undefined ? '' : ` (${(failure as Error).message})`}; is TESSERA_SCHEMA_REGISTRY_URL the registry?`,
         {
+          retriable: true,
+          ...(failure === undefined ? {} : { cause: failure }),
           context: { url: target, schemaId: id },
         },
       );
@@ -188,7 +199,9 @@ export function directoryLookup(dir: string): SchemaLookup {
       return await readFile(join(dir, `${id}.avsc`), 'utf8');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      // Another error than a missing file (EMFILE, EACCES) can pass: the partitions pause, not dead-letter.
       throw new TesseraError('SERVICE_UNAVAILABLE', `cannot read schema file ${join(dir, `${id}.avsc`)}`, {
+        retriable: true,
         cause: error,
         context: { dir, schemaId: id },
       });
@@ -232,7 +245,7 @@ export async function registerSchema(
             'a changed feature type is incompatible with the registered version: change the subject compatibility or its consumers first'
         : statusProblem(target, response.status),
       {
-        retriable: !refused && (response.status >= 500 || response.status === 429),
+        retriable: !refused && retriableStatus(response.status),
         context: { url: target, subject, status: response.status },
       },
     );
@@ -278,7 +291,7 @@ export async function latestSchema(
       response.ok
         ? `schema registry ${target} answered HTTP ${response.status} without an id and a schema`
         : statusProblem(target, response.status),
-      { retriable: response.status >= 500 || response.status === 429, context: { url: target, subject } },
+      { retriable: retriableStatus(response.status), context: { url: target, subject } },
     );
   }
   if (body.schemaType !== undefined && body.schemaType !== 'AVRO') return undefined;
