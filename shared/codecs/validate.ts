@@ -46,7 +46,9 @@ export function createValidator(source: SourceDef): RecordValidator {
     for (const column of columns) {
       const value = raw[column.name];
       const { name } = column;
-      if (value === undefined || value === null) {
+      // A function can only be inherited (a column named `constructor` that the event lacks): no
+      // decoded JSON or Avro value is one, so it is missing, not of the wrong type.
+      if (value === undefined || value === null || typeof value === 'function') {
         if (column.role === 'key') return failure('missing_key', `field ${name}: the key is missing`, name);
         if (column.role === 'time') {
           return failure('missing_timestamp', `field ${name}: the event timestamp is missing`, name);

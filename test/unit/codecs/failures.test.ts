@@ -8,6 +8,7 @@ import {
   type DecodeResult,
 } from '../../../shared/codecs/index.ts';
 import { parseIsoTimestamp } from '../../../shared/codecs/timestamp.ts';
+import { createValidator } from '../../../shared/codecs/validate.ts';
 import { parseDefinitions } from '../../../shared/definitions/load.ts';
 import { DEFINITIONS_DIR, KNOWN_RECORD, SCHEMA_DIR, transactions } from './support.ts';
 
@@ -403,5 +404,21 @@ describe('ISO-8601 parsing', () => {
       ok: true,
       ms: Date.parse('0050-06-01T05:30:00Z'),
     });
+  });
+});
+
+describe('columns named as Object.prototype members', () => {
+  it('refuses an event without its constructor column as missing_field, not as a function of the wrong type', () => {
+    // Found by an audit: raw.constructor is inherited, so the message read "got a function".
+    const source = transactions('json');
+    const validate = createValidator({
+      ...source,
+      schema: { ...source.schema, constructor: 'string' as const },
+    });
+    const result = validate({ ...good }, null);
+    assert.ok(!result.ok);
+    assert.equal(result.reason, 'missing_field');
+    assert.equal(result.field, 'constructor');
+    assert.ok(validate({ ...good, constructor: 'c' }, null).ok);
   });
 });
