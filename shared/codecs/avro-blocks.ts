@@ -30,8 +30,9 @@ export function blockProblem(type: avro.Type, bytes: Buffer, start: number): str
   try {
     skip(type as unknown as AnyType, walk);
   } catch (error) {
+    // Anything else (a schema nested past the stack's depth) is left to avsc's reading, whose
+    // failures make the record undecodable.
     if (error instanceof BlockProblem) return error.message;
-    throw error;
   }
   return undefined;
 }

@@ -4,7 +4,13 @@
 // late, so a push that had "succeeded" reached neither Redis nor the offline store.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { cleanupRun, newTestRun, type TestRun, waitForCaughtUp } from '../support/ingestor-process.ts';
+import {
+  cleanupRun,
+  newTestRun,
+  type TestRun,
+  topicRecords,
+  waitForCaughtUp,
+} from '../support/ingestor-process.ts';
 import { postJson, startIngestorAndServer } from '../support/server-process.ts';
 import { createReadyTopics } from '../support/topics.ts';
 
@@ -48,20 +54,6 @@ describe("server: /push judged by the ingestors' wall clock", { timeout: 120_000
       },
     });
 
-  /** Records on a topic, 0 when it does not exist. */
-  const records = async (topic: string) => {
-    const admin = run.kafka.admin();
-    await admin.connect();
-    try {
-      const topics = await admin.listTopics();
-      if (!topics.includes(topic)) return 0;
-      const offsets = await admin.fetchTopicOffsets(topic);
-      return offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
-    } finally {
-      await admin.disconnect();
-    }
-  };
-
   it('refuses a push with a row past the allowed lateness or too far ahead, writing nothing', async () => {
     const now = Date.now();
     const late = await push(92_000_001, [now - 1000, now - 2 * HOUR]);
@@ -75,7 +67,7 @@ describe("server: /push judged by the ingestors' wall clock", { timeout: 120_000
     const ahead = await push(92_000_001, [now + HOUR]);
     assert.equal(ahead.status, 400, JSON.stringify(ahead.json));
     assert.match(ahead.json.error!.message, /^df row 0: event time \S+ is more than 5 minutes ahead/);
-    assert.equal(await records(run.topic), 0, 'nothing of the refused pushes is on the topic');
+    assert.equal(await topicRecords(run, run.topic), 0, 'nothing of the refused pushes is on the topic');
   });
 
   it('applies a push of recent rows, none of them dead-lettered', async () => {
@@ -90,6 +82,6 @@ describe("server: /push judged by the ingestors' wall clock", { timeout: 120_000
     });
     assert.equal(res.status, 200, JSON.stringify(res.json));
     assert.equal((res.json as unknown as { results: { values: unknown[] }[] }).results[1]!.values[0], 2);
-    assert.equal(await records(`${run.topic}.dlq`), 0);
+    assert.equal(await topicRecords(run, `${run.topic}.dlq`), 0);
   });
 });

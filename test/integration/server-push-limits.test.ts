@@ -10,6 +10,7 @@ import {
   newTestRun,
   readTopic,
   type TestRun,
+  topicRecords,
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
 import { postJson, startIngestorAndServer } from '../support/server-process.ts';
@@ -64,16 +65,7 @@ describe('server: /push to a source topic with a small max.message.bytes', { tim
     merchant_id: Array.from({ length: rows }, (_, i) => merchant(i)),
   });
 
-  const recordsOnTopic = async () => {
-    const admin = run.kafka.admin();
-    await admin.connect();
-    try {
-      const offsets = await admin.fetchTopicOffsets(run.topic);
-      return offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
-    } finally {
-      await admin.disconnect();
-    }
-  };
+  const recordsOnTopic = () => topicRecords(run, run.topic);
 
   const count1h = async (user: number, asOf: number) => {
     const res = await post('/get-online-features', {

@@ -142,6 +142,19 @@ export async function waitForRecords(
   }
 }
 
+/** Records on a topic now (high minus low watermark, summed over partitions); 0 when it does not exist. */
+export async function topicRecords(run: TestRun, topic: string): Promise<number> {
+  const admin = run.kafka.admin();
+  await admin.connect();
+  try {
+    if (!(await admin.listTopics()).includes(topic)) return 0;
+    const offsets = await admin.fetchTopicOffsets(topic);
+    return offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /** Waits until the group has committed every offset of `topic` (lag 0), or throws after `timeoutMs`. */
 export async function waitForCaughtUp(run: TestRun, topic: string, timeoutMs: number): Promise<void> {
   const admin = run.kafka.admin();
