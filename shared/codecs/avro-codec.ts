@@ -119,6 +119,10 @@ export function compileAvroSchema(text: string, origin: string, source: SourceDe
   const wrapped = type.fields.filter((f) => f.type instanceof avro.types.WrappedUnionType);
   // Block counts held to the bytes first (avro-blocks.ts): only a schema with an array or map pays.
   const collections = hasCollections(type);
+  // avsc reads an int as any varint up to 2^53: held to 32 bits here, as Avro's other readers do.
+  const ints = type.fields
+    .filter((f) => isIntType(f.type) || ((f.type as { types?: avro.Type[] }).types ?? []).some(isIntType))
+    .map((f) => f.name);
   return {
     origin,
     timestampUnit,
@@ -127,17 +131,25 @@ export function compileAvroSchema(text: string, origin: string, source: SourceDe
       ? (bytes, start) => {
           const problem = blockProblem(type, bytes, start);
           return problem === undefined
-            ? readBody(type, wrapped, bytes, start)
+            ? readBody(type, wrapped, ints, bytes, start)
             : failure('undecodable', problem);
         }
-      : (bytes, start) => readBody(type, wrapped, bytes, start),
+      : (bytes, start) => readBody(type, wrapped, ints, bytes, start),
     write: (record) => writeBody(type, wrapped, source, timestampUnit, record),
   };
 }
 
 type AvroField = avro.types.RecordType['fields'][number];
 
-function readBody(type: avro.Type, wrapped: readonly AvroField[], bytes: Buffer, start: number): AvroRead {
+const isIntType = (t: avro.Type) => t.typeName === 'int';
+
+function readBody(
+  type: avro.Type,
+  wrapped: readonly AvroField[],
+  ints: readonly string[],
+  bytes: Buffer,
+  start: number,
+): AvroRead {
   let decoded: { value: unknown; offset: number };
   try {
     decoded = type.decode(bytes, start);
@@ -157,6 +169,17 @@ function readBody(type: avro.Type, wrapped: readonly AvroField[], bytes: Buffer,
     );
   }
   const raw = decoded.value as Record<string, unknown>;
+  for (const name of ints) {
+    const v = raw[name];
+    const n = typeof v === 'object' && v !== null && 'int' in v ? (v as { int: unknown }).int : v;
+    // Read past 32 bits, -(2^52 + 3) came back as key 2^52 + 2: another entity's.
+    if (typeof n === 'number' && (n < -2147483648 || n > 2147483647))
+      return failure(
+        'undecodable',
+        `field ${name}: ${n} does not fit the 32 bits of an Avro int; the writer's schema says int, its bytes say otherwise (a long?)`,
+        name,
+      );
+  }
   for (const { name } of wrapped) {
     const v = raw[name];
     if (typeof v === 'object' && v !== null) raw[name] = Object.values(v)[0];

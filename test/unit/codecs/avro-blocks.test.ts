@@ -1,6 +1,7 @@
-// Avro array and map block counts held to the bytes a body has (shared/codecs/avro-blocks.ts). Found
-// by an audit: a ~30-byte Confluent frame whose map declared 1e8 items took avsc over a second to
-// refuse (an array of 1e8 exhausted the heap), the event loop blocked all the while.
+// Avro array and map block counts held to the bytes a body has (shared/codecs/avro-blocks.ts), and
+// ints to 32 bits (avro-codec.ts). Found by an audit: a ~30-byte Confluent frame whose map declared
+// 1e8 items took avsc over a second to refuse (an array of 1e8 exhausted the heap), the event loop
+// blocked all the while.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -28,10 +29,9 @@ const withField = (type: unknown) =>
   } as avroTypes.Schema);
 const RECORD = { user_id: 1042, event_timestamp: 1767270600250, amount: 12.34, merchant_id: 'm_7' };
 
-/** Zigzag varint of a non-negative count. */
-function varint(n: bigint): Buffer {
+/** An unsigned varint (LEB128) of `x`: a zigzagged value as Avro writes it. */
+function rawVarint(x: bigint): Buffer {
   const bytes: number[] = [];
-  let x = n * 2n;
   do {
     let b = Number(x & 0x7fn);
     x >>= 7n;
@@ -41,13 +41,16 @@ function varint(n: bigint): Buffer {
   return Buffer.from(bytes);
 }
 
+/** Avro's zigzag varint of a long. */
+const varint = (n: bigint) => rawVarint(n >= 0n ? n * 2n : -n * 2n - 1n);
+
 /** The record with its empty trailing collection replaced by one block declaring `count` items. */
 function declaring(type: avroTypes.Type, empty: unknown, count: bigint): Buffer {
   const good = type.toBuffer({ ...RECORD, extra: empty });
   return Buffer.concat([good.subarray(0, good.length - 1), varint(count), Buffer.from([0])]);
 }
 
-describe('Avro block counts', () => {
+describe('Avro bodies held to what their bytes can be', () => {
   it('refuses a map or array declaring more items than its bytes can hold, before any item is read', () => {
     for (const [schema, empty] of [
       [{ type: 'map', values: 'string' }, {}],
@@ -110,6 +113,39 @@ describe('Avro block counts', () => {
         type.toBuffer({ ...RECORD, extra: { k: 'v' } }),
       ]);
       assert.ok((await decoder.decode({ key: null, value: fine })).ok);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("holds an Avro int to 32 bits: a wider varint is undecodable, not another entity's key", async () => {
+    // Found by the same audit: avsc read an int field as any varint up to 2^53, so user_id written
+    // as -(2^52 + 3) came back as key 2^52 + 2, and 3,000,000,000 was taken as an int.
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-avro-int-'));
+    try {
+      const fields = [{ name: 'user_id', type: 'int' }, ...FIELDS.slice(1)];
+      writeFileSync(join(dir, '10.avsc'), JSON.stringify({ type: 'record', name: 'Transaction', fields }));
+      const decoder = createDecoder(transactions('avro-confluent'), {
+        definitionsDir: 'definitions',
+        schemaDir: dir,
+      });
+      const rest = avro.Type.forSchema({
+        type: 'record',
+        name: 'Rest',
+        fields: FIELDS.slice(1),
+      } as avroTypes.Schema);
+      const frame = (user: bigint) =>
+        Buffer.concat([Buffer.from([0, 0, 0, 0, 10]), varint(user), rest.toBuffer(RECORD)]);
+      for (const user of [-(2n ** 52n + 3n), 3_000_000_000n, 2n ** 31n]) {
+        const result = await decoder.decode({ key: null, value: frame(user) });
+        assert.ok(!result.ok && result.reason === 'undecodable', `${user}: ${JSON.stringify(result)}`);
+        assert.match(result.message, /user_id: -?\d+ does not fit the 32 bits of an Avro int/);
+      }
+      for (const user of [2n ** 31n - 1n, -(2n ** 31n)]) {
+        const result = await decoder.decode({ key: null, value: frame(user) });
+        assert.ok(result.ok, JSON.stringify(result));
+        assert.equal(result.key, String(user));
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
