@@ -26,7 +26,7 @@ export function hasCollections(type: avro.Type): boolean {
  * body, trailing bytes) are left to avsc's reading, which reports them.
  */
 export function blockProblem(type: avro.Type, bytes: Buffer, start: number): string | undefined {
-  const walk = { bytes, pos: start, empty: MAX_EMPTY_ITEMS, min: new Map<avro.Type, number>() };
+  const walk = { bytes, pos: start, empty: MAX_EMPTY_ITEMS };
   try {
     skip(type as unknown as AnyType, walk);
   } catch (error) {
@@ -51,8 +51,10 @@ interface Walk {
   bytes: Buffer;
   pos: number;
   empty: number;
-  min: Map<avro.Type, number>;
 }
+
+/** Each type's fewest bytes, worked out once: a compiled schema's types do not change. */
+const minimum = new WeakMap<AnyType, number>();
 
 function children(t: AnyType): AnyType[] {
   if (t.fields) return t.fields.map((f) => f.type);
@@ -86,10 +88,10 @@ function advance(walk: Walk, n: number): void {
 }
 
 /** The fewest bytes a value of the type takes (0 for null, empty records and unions with null). */
-function minBytes(type: AnyType, walk: Walk): number {
-  const known = walk.min.get(type as unknown as avro.Type);
+function minBytes(type: AnyType): number {
+  const known = minimum.get(type);
   if (known !== undefined) return known;
-  walk.min.set(type as unknown as avro.Type, 0); // a recursive record: its own size counts as 0
+  minimum.set(type, 0); // a recursive record: its own size counts as 0
   let n: number;
   switch (type.typeName) {
     case 'null':
@@ -106,14 +108,14 @@ function minBytes(type: AnyType, walk: Walk): number {
       break;
     case 'record':
     case 'error':
-      n = (type.fields ?? []).reduce((sum, f) => sum + minBytes(f.type, walk), 0);
+      n = (type.fields ?? []).reduce((sum, f) => sum + minBytes(f.type), 0);
       break;
     default:
-      if (type.types) n = 1 + Math.min(...type.types.map((b) => minBytes(b, walk)));
-      else if (type.underlyingType) n = minBytes(type.underlyingType, walk);
+      if (type.types) n = 1 + Math.min(...type.types.map((b) => minBytes(b)));
+      else if (type.underlyingType) n = minBytes(type.underlyingType);
       else n = 1; // boolean, int, long, enum, bytes, string, array, map: at least one byte
   }
-  walk.min.set(type as unknown as avro.Type, n);
+  minimum.set(type, n);
   return n;
 }
 
@@ -170,7 +172,7 @@ function skipValue(type: AnyType, walk: Walk): void {
 }
 
 function skipBlocks(items: AnyType, key: 'key' | null, walk: Walk): void {
-  const each = minBytes(items, walk) + (key === null ? 0 : 1);
+  const each = minBytes(items) + (key === null ? 0 : 1);
   for (;;) {
     let count = varint(walk);
     if (count === 0) return;
