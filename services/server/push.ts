@@ -42,8 +42,6 @@ export interface PushResult {
 
 interface SourceCodec {
   source: SourceDef;
-  /** The views the source feeds, whose allowed lateness a row's time must be within. */
-  views: readonly { name: string; allowedLatenessMs: number }[];
   validate: RecordValidator;
   encoder: Encoder;
 }
@@ -72,7 +70,6 @@ export interface PusherOptions {
 /** An avro-confluent source, pushed with the latest schema of its topic's value subject. */
 interface RegistrySource {
   source: SourceDef;
-  views: readonly { name: string; allowedLatenessMs: number }[];
   validate: RecordValidator;
   codec: SourceCodec | null;
   until: number;
@@ -87,6 +84,8 @@ export class Pusher {
   private readonly registry: RegistryEndpoint | undefined;
   /** Each source topic's max.message.bytes, as read (or assumed) until `until`. */
   private readonly limits = new Map<string, { limit: Promise<number>; until: number }>();
+  /** The views each source feeds, whose allowed lateness a pushed row's time must be within. */
+  private readonly viewsOf = new Map<string, readonly { name: string; allowedLatenessMs: number }[]>();
 
   constructor(
     private readonly producer: Producer,
@@ -100,18 +99,19 @@ export class Pusher {
       this.connection = null;
     });
     for (const source of definitions.sources) {
-      const views = definitions.views.filter((v) => v.source.name === source.name);
+      this.viewsOf.set(
+        source.name,
+        definitions.views.filter((v) => v.source.name === source.name),
+      );
       if (source.format !== 'avro-confluent')
         this.codecs.set(source.name, {
           source,
-          views,
           validate: createValidator(source),
           encoder: createEncoder(source, { definitionsDir }),
         });
       else if (this.registry !== undefined)
         this.viaRegistry.set(source.name, {
           source,
-          views,
           validate: createValidator(source),
           codec: null,
           until: 0,
@@ -133,7 +133,7 @@ export class Pusher {
     const entry = this.viaRegistry.get(name);
     if (!entry) return undefined;
     if (entry.codec !== null && entry.until > Date.now()) return entry.codec;
-    const { source, views } = entry;
+    const { source } = entry;
     const subject = `${topicName(this.config, source.topic)}-value`;
     // viaRegistry holds sources only when a registry is configured.
     const latest = await latestSchema(this.registry!, subject);
@@ -146,7 +146,6 @@ export class Pusher {
     assertCoversSource(avro, source);
     entry.codec = {
       source,
-      views,
       validate: entry.validate,
       encoder: { source, encode: (record) => frameConfluent(latest.id, avro.write(record)) },
     };
@@ -252,13 +251,14 @@ export class Pusher {
     // lateness: refused here, so that a push answered 200 is applied. On the event clock lateness
     // depends on each entity's newest event, which the ingestor alone knows.
     const now = this.config.ingestClock === 'wall' ? (this.options.now ?? Date.now)() : undefined;
+    const views = this.viewsOf.get(codec.source.name)!;
     for (let row = 0; row < rows; row++) {
       const raw: Record<string, unknown> = {};
       for (const [column, values] of columns) raw[column] = values[row];
       const result = codec.validate(raw, null);
       if (!result.ok)
         throw invalid(`df row ${row}: ${result.message} (${result.reason})`, `df.${result.field ?? 'row'}`);
-      const refused = now === undefined ? undefined : wallClockRefusal(result.ts, now, codec.views);
+      const refused = now === undefined ? undefined : wallClockRefusal(result.ts, now, views);
       if (refused !== undefined)
         throw invalid(
           `df row ${row}: ${refused}; push recent events only (history is replayed by ingestors on TESSERA_INGEST_CLOCK=event, with the server set alike); nothing was written`,
