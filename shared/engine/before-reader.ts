@@ -40,13 +40,14 @@ export class BeforeEventReader {
 
   /** Feature values as of t, before any event at t: the same values as readFeatures(plan, state, t). */
   read(t: number): FeatureValue[] {
-    // Below the read floor the state's events may be pruned: refused as readFeatures refuses it
-    // (a plan of exact features only once answered from what was left).
-    if (this.plan.tileGroups.length === 0) assertReadable(this.plan, this.state, t);
-    const values =
-      this.plan.tileGroups.length > 0
-        ? readFeatures(this.plan, this.state, t, 'tiled')
-        : new Array<FeatureValue>(this.plan.features.length);
+    let values: FeatureValue[];
+    if (this.plan.tileGroups.length > 0) values = readFeatures(this.plan, this.state, t, 'tiled');
+    else {
+      // Below the read floor the state's events may be pruned: refused as readFeatures refuses it
+      // (a plan of exact features only once answered from what was left).
+      assertReadable(this.plan, this.state, t);
+      values = new Array<FeatureValue>(this.plan.features.length);
+    }
     if (this.plan.exactFeatures.length === 0) return values;
     if (this.dirty) this.rebuild();
     this.dropFront();
