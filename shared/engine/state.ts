@@ -121,20 +121,27 @@ export function tileCutoff(group: TileGroupPlan, reachable: number): number {
 }
 
 /**
- * `clock`: the one the event was judged against, max(the state's clock, the ingestor's `now`): a new
- * entity's state has none, and its message named 1970 when the wall clock made the event late.
+ * `clock`: the one the event was judged against, max(the state's clock, the ingestor's `now`, the
+ * event's `arrival`): a new entity's state has none, and its message named 1970 when the wall clock
+ * made the event late.
  */
 export function lateEventError(
   plan: ViewPlan,
   state: EntityState,
   event: EngineEvent,
   clock: number,
+  arrival?: number,
 ): TesseraError {
-  const whose = state.clock !== null && state.clock >= clock ? 'the entity' : 'the ingestor';
+  const whose =
+    state.clock !== null && state.clock >= clock
+      ? "the entity's clock is"
+      : arrival !== undefined && arrival >= clock
+        ? 'it reached Kafka at'
+        : "the ingestor's clock is";
   return new TesseraError(
     'EVENT_LATE',
     `event at ${new Date(event.ts).toISOString()} is older than the allowed lateness of view ${plan.view.name} ` +
-      `(${whose}'s clock is ${new Date(clock).toISOString()}); raise allowed_lateness to accept it`,
+      `(${whose} ${new Date(clock).toISOString()}); raise allowed_lateness to accept it`,
     {
       context: {
         reason: 'late',
@@ -150,18 +157,26 @@ export function lateEventError(
 /**
  * Applies one event. Returns 'duplicate' (and changes nothing) for a record at or below the last
  * applied offset of its partition. Throws EVENT_LATE (context.reason 'late') for an event older
- * than max(clock, now) - allowed lateness.
+ * than max(clock, now, arrival) - allowed lateness.
+ *
+ * `now` (the wall clock) also moves the state's clock, and so what pruning keeps. `arrival` (when
+ * the event reached the source: its Kafka record timestamp) only judges the event: the state is
+ * the same as without it, so a replay that does not know it (a delta, the server's byte reader)
+ * rebuilds the writer's state, and every writer of the record judges it alike.
  */
 export function applyEvent(
   plan: ViewPlan,
   state: EntityState,
   event: EngineEvent,
   now?: number,
+  arrival?: number,
 ): ApplyResult {
   const last = lastOffset(state, event.partition);
   if (last !== undefined && event.offset <= last) return DUPLICATE;
   let clock = state.clock ?? event.ts;
   if (now !== undefined && now > clock) clock = now;
+  if (arrival !== undefined && event.ts < arrival - plan.latenessMs && arrival > clock)
+    throw lateEventError(plan, state, event, arrival, arrival);
   if (event.ts < clock - plan.latenessMs) throw lateEventError(plan, state, event, clock);
   setLastOffset(state, event.partition, event.offset);
 
