@@ -18,7 +18,7 @@ import {
   type ViewPlan,
 } from '../../shared/engine/index.ts';
 import { isTesseraError, TesseraError } from '../../shared/errors.ts';
-import { MAX_FUTURE_MS } from '../../shared/ingest-clock.ts';
+import { futureRefusal, type IngestClock } from '../../shared/ingest-clock.ts';
 import type { LoadedState, SaveRequest } from '../../shared/state-store/redis-state-store.ts';
 
 const MAX_CAS_ATTEMPTS = 8;
@@ -48,6 +48,8 @@ export interface IncomingEvent {
   offset: number;
   entity: string;
   ts: number;
+  /** When the record reached Kafka: its timestamp (the producer's, or the broker's on LogAppendTime). */
+  arrival: number;
   record: Readonly<Record<string, unknown>>;
 }
 
@@ -100,7 +102,12 @@ export interface BatchResult {
 }
 
 export interface ClockOptions {
-  mode: 'wall' | 'event';
+  /**
+   * What lateness is judged by besides the entity's own newest event: its record's Kafka timestamp
+   * (`record`), the ingestor's wall clock (`wall`), or nothing (`event`). docs/ingestor.md, "Clocks".
+   */
+  mode: IngestClock;
+  /** The wall clock when the fetch was first tried (`future` on every clock but `event`). */
   now: number;
 }
 
@@ -201,15 +208,9 @@ export async function applyBatch(
   };
   const accepted: IncomingEvent[] = [];
   for (const e of events) {
-    if (clock.mode === 'wall' && e.ts > clock.now + MAX_FUTURE_MS) {
-      reject(
-        {
-          index: e.index,
-          reason: 'future',
-          message: `event time ${new Date(e.ts).toISOString()} is more than ${MAX_FUTURE_MS / 60_000} minutes ahead of the ingestor clock; check the producer's clock`,
-        },
-        null,
-      );
+    const ahead = futureRefusal(clock, e);
+    if (ahead !== undefined) {
+      reject({ index: e.index, reason: 'future', message: ahead }, null);
     } else {
       accepted.push(e);
     }
@@ -331,12 +332,19 @@ function applyEntity(
     update: null,
   };
   const now = clock.mode === 'wall' ? clock.now : undefined;
+  const byArrival = clock.mode === 'record';
   for (const e of events) {
     const engineEvent: EngineEvent = toEngineEvent(plan, e.record, e.ts, e.partition, e.offset);
     // "Features before this event": only answerable (and only needed) when the event is not late.
     const before = rows && e.ts >= readFloor(plan, state) ? read(e.ts) : null;
     try {
-      const { outcome: kind, dropped } = applyEvent(plan, state, engineEvent, now);
+      const { outcome: kind, dropped } = applyEvent(
+        plan,
+        state,
+        engineEvent,
+        now,
+        byArrival ? e.arrival : undefined,
+      );
       reader?.synced(engineEvent);
       if (kind === 'duplicate') {
         outcome.duplicates++;

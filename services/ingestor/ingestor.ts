@@ -15,6 +15,7 @@ import { watchConsumerCrashes } from '../../shared/consumer-crashes.ts';
 import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts';
 import { planView } from '../../shared/engine/index.ts';
 import { isTesseraError, type TesseraError } from '../../shared/errors.ts';
+import { arrivalOf } from '../../shared/ingest-clock.ts';
 import { keyHashPartitioner } from '../../shared/kafka-partitioner.ts';
 import {
   createServedTopics,
@@ -467,6 +468,9 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       payloads.map((p) => p.batch.partition),
     );
     if (attempts !== null) logger.info({ topic, attempt: attempts }, 'batch went through after retrying');
+    // The clock of the first attempt for every retry: an event judged `future` and dead-lettered
+    // by one attempt must not be applied by the next.
+    const clock = { mode: config.ingestClock, now: now() };
     for (const [b, { batch }] of payloads.entries()) {
       const decoded = decodedBatches[b]!;
       decoded.forEach((d, i) => {
@@ -479,6 +483,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
             offset: Number(message.offset),
             entity: d.key,
             ts: d.ts,
+            arrival: arrivalOf(message.timestamp, clock.now),
             record: d.record,
           });
         } else {
@@ -530,9 +535,6 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       }
       metrics.stageSeconds.inc({ stage: 'dlq' }, (performance.now() - sendStarted) / 1000);
     };
-    // The clock of the first attempt for every retry: an event judged `future` and dead-lettered
-    // by one attempt must not be applied by the next.
-    const clock = { mode: config.ingestClock, now: now() };
     const result = await retryInPlace(topic, heartbeat, metrics.redisErrors, () => {
       const rows = config.trainingRows ? rowsSink(topic, heartbeat) : null;
       // The records the decoder refused have no row in any view: marked so (with the dead letter's

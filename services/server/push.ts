@@ -13,7 +13,7 @@ import { schemaRegistryEndpoint, topicName } from '../../shared/config/clients.t
 import type { Config } from '../../shared/config/index.ts';
 import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts';
 import { TesseraError } from '../../shared/errors.ts';
-import { wallClockRefusal } from '../../shared/ingest-clock.ts';
+import { clockRefusal } from '../../shared/ingest-clock.ts';
 import {
   authorizationFailure,
   brokerErrorType,
@@ -246,11 +246,14 @@ export class Pusher {
           `df.${clipName(column)}`,
         );
 
-    const messages: { key: string; value: Buffer }[] = [];
-    // On the wall clock, the ingestors dead-letter an event too far ahead or later than a view's
-    // lateness: refused here, so that a push answered 200 is applied. On the event clock lateness
+    const messages: { key: string; value: Buffer; timestamp?: string }[] = [];
+    // The ingestors dead-letter an event too far ahead or later than a view's lateness, judged on
+    // the wall clock or by the record's timestamp (stamped here, with the time the rows are judged
+    // by): refused here, so that a push answered 200 is applied. On the event clock lateness
     // depends on each entity's newest event, which the ingestor alone knows.
-    const now = this.config.ingestClock === 'wall' ? (this.options.now ?? Date.now)() : undefined;
+    const clock = this.config.ingestClock;
+    const now = (this.options.now ?? Date.now)();
+    const timestamp = clock === 'record' ? String(now) : undefined;
     const views = this.viewsOf.get(codec.source.name)!;
     for (let row = 0; row < rows; row++) {
       const raw: Record<string, unknown> = {};
@@ -258,7 +261,7 @@ export class Pusher {
       const result = codec.validate(raw, null);
       if (!result.ok)
         throw invalid(`df row ${row}: ${result.message} (${result.reason})`, `df.${result.field ?? 'row'}`);
-      const refused = now === undefined ? undefined : wallClockRefusal(result.ts, now, views);
+      const refused = clockRefusal(clock, result.ts, now, views);
       if (refused !== undefined)
         throw invalid(
           `df row ${row}: ${refused}; push recent events only (history is replayed by ingestors on TESSERA_INGEST_CLOCK=event, with the server set alike); nothing was written`,
@@ -272,7 +275,9 @@ export class Pusher {
         // of a second in an Avro long of epoch seconds).
         throw invalid(`df row ${row}: ${(error as Error).message}`, 'df');
       }
-      messages.push({ key: result.key, value });
+      messages.push(
+        timestamp === undefined ? { key: result.key, value } : { key: result.key, value, timestamp },
+      );
     }
     const topic = topicName(this.config, codec.source.topic);
     // Every row within the topic's limit, or nothing is written: one row over it would be refused

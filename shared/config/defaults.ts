@@ -1,6 +1,8 @@
 // Every configuration option of Tessera with its default, its environment variable and its flag.
 // Defaults point at the local stack that scripts/stack starts (docs/local-stack.md).
 
+import type { IngestClock } from '../ingest-clock.ts';
+
 /** Default values, one documented field per option. */
 export const DEFAULTS = {
   /** Kafka bootstrap brokers, `host:port` list. Env TESSERA_KAFKA_BROKERS, flag --kafka-brokers. */
@@ -184,12 +186,15 @@ export const DEFAULTS = {
   /** Prefix of every Redis key Tessera writes (`<prefix>:{<view>:<entity>}`). Env TESSERA_REDIS_KEY_PREFIX. */
   redisKeyPrefix: 'tessera',
   /**
-   * Clock the ingestor judges lateness by: `wall` (an event older than now - allowed_lateness is
-   * late; events more than 5 minutes in the future are refused) or `event` (only each entity's own
-   * newest event time counts: for replaying history). The server's /push refuses on `wall` the
-   * rows the ingestors would refuse by time, so it takes their value. Env TESSERA_INGEST_CLOCK.
+   * Clock the ingestor judges lateness by, besides each entity's own newest event: `record` (an
+   * event older than its record's Kafka timestamp - allowed_lateness is late, so every writer of the
+   * record judges it alike, and a backlog is not late for having waited), `wall` (older than the
+   * ingestor's now - allowed_lateness) or `event` (the entity's newest event only: for replaying
+   * history). On `record` and `wall` events more than 5 minutes ahead are refused. The server's
+   * /push refuses the rows the ingestors would refuse by time, so it takes their value
+   * (shared/ingest-clock.ts). Env TESSERA_INGEST_CLOCK.
    */
-  ingestClock: 'wall' as 'wall' | 'event',
+  ingestClock: 'record' as IngestClock,
   /** Consumer session timeout: a dead ingestor's partitions move after this. Env TESSERA_KAFKA_SESSION_TIMEOUT_MS. */
   kafkaSessionTimeoutMs: 30_000,
   /** Consumer heartbeat interval; must be under a third of the session timeout. Env TESSERA_KAFKA_HEARTBEAT_MS. */

@@ -2,6 +2,7 @@
 // span several options. Raw input: one optional string per option; undefined means "default".
 
 import { z } from 'zod';
+import { INGEST_CLOCKS } from '../ingest-clock.ts';
 import { type ConfigKey, DEFAULTS, ENV_NAMES, LOG_LEVELS, type LogLevel } from './defaults.ts';
 
 const PORT_MAX = 65535;
@@ -252,7 +253,7 @@ export const configSchema = z
       z.string().regex(/^[a-zA-Z0-9._-]{1,100}$/, 'expected up to 100 of a-z A-Z 0-9 . _ -'),
       DEFAULTS.redisKeyPrefix,
     ),
-    ingestClock: withDefault(oneOf(['wall', 'event'] as const), DEFAULTS.ingestClock),
+    ingestClock: withDefault(oneOf(INGEST_CLOCKS), DEFAULTS.ingestClock),
     publishUpdates: withDefault(bool, DEFAULTS.publishUpdates),
     updatesFormat: withDefault(oneOf(['json', 'avro'] as const), DEFAULTS.updatesFormat),
     trainingRows: withDefault(bool, DEFAULTS.trainingRows),

@@ -336,7 +336,7 @@ describe('config values that used to pass', () => {
     );
     assert.match(
       configError(() => load({ TESSERA_INGEST_CLOCK: 'kafka' })).message,
-      /TESSERA_INGEST_CLOCK = "kafka": expected one of wall, event$/,
+      /TESSERA_INGEST_CLOCK = "kafka": expected one of record, wall, event$/,
     );
   });
 });

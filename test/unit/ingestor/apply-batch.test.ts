@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   applyBatch,
+  type ClockOptions,
   DIRECT_READ_EVENTS,
   type IncomingEvent,
   type RowSink,
@@ -73,6 +74,7 @@ function events(): IncomingEvent[] {
       offset: 100 + i,
       entity: String(i % 3),
       ts: T0 + i * 0.25 * HOUR,
+      arrival: T0 + i * 0.25 * HOUR + 1000,
       record: {
         user_id: i % 3,
         event_timestamp: T0 + i * 0.25 * HOUR,
@@ -273,6 +275,112 @@ test('a late event gets a no-row mark in the view that rejected it, flushed even
   assert.deepEqual(future.noRows, []);
 });
 
+/** What a writer left: its dead letters, its rows and no-row marks, and the states it saved. */
+async function writerOutcome(list: IncomingEvent[], writerClock: ClockOptions) {
+  const store = memoryStore();
+  const sink = collectRows();
+  const result = await applyBatch([{ plan, store }], list, writerClock, sink);
+  return {
+    rejected: result.rejected.map((r) => `${r.index}/${r.reason}`),
+    rows: sink.rows.map((r) => `${r.offset}:${JSON.stringify(r.values)}`),
+    noRows: sink.noRows,
+    states: new Map([...store.blobs].map(([k, v]) => [k, v.blob.toString('hex')])),
+  };
+}
+
+test('on the record clock two writers of a batch judge an event at the lateness boundary alike, whatever their wall clocks', async () => {
+  // Entity 9's event reached Kafka 0.5 s inside its view's lateness (1 h). The writer that applied
+  // it live and the one that gets it again 2 s later (a rebalance overlap, a redelivery after a
+  // crash) must agree: on the wall clock they did not, so the event was both in the state and in
+  // the DLQ, and a training row could miss it.
+  const base = events()[0]!;
+  const ts = T0 + 24 * HOUR;
+  const at = (index: number, entity: number, t: number, arrival: number): IncomingEvent => ({
+    ...base,
+    index,
+    offset: 500 + index,
+    entity: String(entity),
+    ts: t,
+    arrival,
+    record: { ...base.record, user_id: entity, event_timestamp: t },
+  });
+  const list = [0, 1, 2, 3, 4, 5].map((i) => at(i, 1, ts + (i + 1) * 600_000, ts + (i + 1) * 600_000 + 1000));
+  const arrival = ts + HOUR - 500;
+  list.push(at(6, 9, ts, arrival));
+  const live = arrival + 200;
+  const later = arrival + 2000;
+  const record = [
+    await writerOutcome(list, { mode: 'record', now: live }),
+    await writerOutcome(list, { mode: 'record', now: later }),
+  ];
+  assert.deepEqual(record[1], record[0]);
+  assert.deepEqual(record[0]!.rejected, [], 'within the lateness of its arrival: applied by both');
+  assert.equal(record[0]!.rows.length, 7);
+  // The same two writers on the wall clock: the disagreement the record clock removes.
+  const wall = [
+    await writerOutcome(list, { mode: 'wall', now: live }),
+    await writerOutcome(list, { mode: 'wall', now: later }),
+  ];
+  assert.deepEqual(wall[0]!.rejected, []);
+  assert.deepEqual(wall[1]!.rejected, ['6/late']);
+  assert.ok(wall[0]!.states.has('9') && !wall[1]!.states.has('9'));
+});
+
+test('on the record clock a backlog is not late for having waited; an event that reached Kafka late is', async () => {
+  // Each event reached Kafka 1 s after its time; the ingestor gets to them 10 h later (an outage).
+  const list = events();
+  const now = list[list.length - 1]!.arrival + 10 * HOUR;
+  const onRecord = await applyBatch([{ plan, store: memoryStore() }], list, { mode: 'record', now });
+  assert.deepEqual(onRecord.rejected, []);
+  assert.equal(onRecord.applied.get(plan.view.name), 40);
+  const onWall = await applyBatch([{ plan, store: memoryStore() }], list, { mode: 'wall', now });
+  assert.equal(onWall.rejected.length, 40, 'the wall clock dead-letters the whole backlog as late');
+
+  // Entity 9's only event reached Kafka 2 h after its time: late for the view (1 h), though no
+  // event of the entity is newer and the ingestor read it at once.
+  const first = list[0]!;
+  const tardy: IncomingEvent = { ...first, entity: '9', arrival: first.ts + 2 * HOUR };
+  const result = await applyBatch([{ plan, store: memoryStore() }], [tardy], {
+    mode: 'record',
+    now: tardy.arrival + 100,
+  });
+  assert.equal(result.rejected.length, 1);
+  assert.equal(result.rejected[0]!.reason, 'late');
+  assert.match(result.rejected[0]!.message, /older than the allowed lateness .* \(it reached Kafka at \S+\)/);
+});
+
+test('on the record clock an event is future when over 5 minutes ahead of its arrival, or of the wall clock when that is earlier', async () => {
+  const first = events()[0]!;
+  const now = first.ts + 24 * HOUR; // read a day later, in a catch-up
+  const ahead = (i: number, ts: number, arrival: number): IncomingEvent => ({
+    ...first,
+    index: i,
+    offset: first.offset + i,
+    ts,
+    arrival,
+  });
+  const result = await applyBatch(
+    [{ plan, store: memoryStore() }],
+    [
+      ahead(0, first.ts, first.ts + 1000),
+      // 10 minutes ahead of when it reached Kafka, long past on the wall clock.
+      ahead(1, first.ts + 10 * 60_000, first.ts),
+      // A producer stamping records with their own times, a day ahead of the ingestor.
+      ahead(2, now + 24 * HOUR, now + 24 * HOUR),
+      // 4 minutes ahead of its arrival: taken.
+      ahead(3, first.ts + 4 * 60_000, first.ts),
+    ],
+    { mode: 'record', now },
+  );
+  assert.deepEqual(
+    result.rejected.map((r) => `${r.index}/${r.reason}`),
+    ['1/future', '2/future'],
+  );
+  assert.match(result.rejected[0]!.message, /ahead of its record's Kafka timestamp/);
+  assert.match(result.rejected[1]!.message, /ahead of the ingestor clock/);
+  assert.equal(result.applied.get(plan.view.name), 2);
+});
+
 test('marks handed to the sink before a batch with nothing to apply are still flushed', async () => {
   // The ingestor marks its undecodable records before applyBatch: a batch of nothing else leaves
   // no entity to apply, and so no flush before a compare-and-set.
@@ -350,6 +458,7 @@ function randomBatches(seed: number): IncomingEvent[][] {
         offset: offset++,
         entity,
         ts,
+        arrival: t + 1000,
         record: {
           user_id: Number(entity),
           event_timestamp: ts,

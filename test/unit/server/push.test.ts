@@ -12,10 +12,9 @@ import { isTesseraError } from '../../../shared/errors.ts';
 import { MAX_SEND_BYTES, messageBytes } from '../../../shared/send-chunked.ts';
 
 const definitions = loadDefinitionsFile('definitions/fraud.yaml');
-// The event clock, as for a replay: these pushes are of January's rows. The wall clock's checks
-// are in their own describe below.
+// The event clock, as for a replay: these pushes are of January's rows. The record and wall
+// clocks' checks are in their own describe below.
 const config = loadConfig({ argv: [], env: { TESSERA_INGEST_CLOCK: 'event' } });
-const wallConfig = loadConfig({ argv: [], env: {} });
 
 function producer(fail?: Error | (() => Error | undefined)): Producer & { sends: Message[][] } {
   const sends: Message[][] = [];
@@ -206,51 +205,61 @@ describe('Pusher', () => {
   });
 });
 
-describe("Pusher on the ingestors' wall clock", () => {
-  // definitions/fraud.yaml: the transactions source feeds one view, allowed_lateness 1h.
-  const now = Date.UTC(2026, 0, 1, 12);
-  const at = (...offsetsMs: number[]) => ({
-    push_source_name: 'transactions',
-    df: {
-      user_id: offsetsMs.map(() => 1001),
-      event_timestamp: offsetsMs.map((d) => new Date(now + d).toISOString()),
-      amount: offsetsMs.map(() => 12.5),
-      merchant_id: offsetsMs.map(() => 'm_1'),
-    },
-  });
-  const push = (p: Producer, body: unknown) =>
-    new Pusher(p, wallConfig, definitions, 'definitions', { now: () => now }).push(body);
-
-  it('refuses a whole push with a row older than the allowed lateness, naming row, view and lateness', async () => {
-    const p = producer();
-    await assert.rejects(push(p, at(0, -1000, -3_600_001)), (error) => {
-      assert.ok(isTesseraError(error) && error.code === 'INVALID_ARGUMENT');
-      assert.equal(error.context.field, 'df.event_timestamp');
-      assert.match(
-        error.message,
-        /^df row 2: event time 2026-01-01T10:59:59\.999Z is older than view user_transaction_features's allowed_lateness \(1h\) .*TESSERA_INGEST_CLOCK=wall.*nothing was written$/,
-      );
-      return true;
+for (const clock of ['record', 'wall'] as const)
+  describe(`Pusher on the ingestors' ${clock} clock`, () => {
+    const clockConfig = loadConfig({ argv: [], env: { TESSERA_INGEST_CLOCK: clock } });
+    // definitions/fraud.yaml: the transactions source feeds one view, allowed_lateness 1h.
+    const now = Date.UTC(2026, 0, 1, 12);
+    const at = (...offsetsMs: number[]) => ({
+      push_source_name: 'transactions',
+      df: {
+        user_id: offsetsMs.map(() => 1001),
+        event_timestamp: offsetsMs.map((d) => new Date(now + d).toISOString()),
+        amount: offsetsMs.map(() => 12.5),
+        merchant_id: offsetsMs.map(() => 'm_1'),
+      },
     });
-    assert.equal(p.sends.length, 0);
-  });
+    const push = (p: Producer, body: unknown) =>
+      new Pusher(p, clockConfig, definitions, 'definitions', { now: () => now }).push(body);
 
-  it('refuses a row more than 5 minutes ahead of the clock, and takes one at the edges', async () => {
-    const ahead = producer();
-    await assert.rejects(
-      push(ahead, at(5 * 60_000 + 1)),
-      /df row 0: event time .* is more than 5 minutes ahead of the server's clock/,
-    );
-    assert.equal(ahead.sends.length, 0);
-    // Exactly the lateness old, and exactly 5 minutes ahead: the ingestor applies both.
-    const edges = producer();
-    assert.equal((await push(edges, at(-3_600_000, 5 * 60_000))).rows, 2);
-    assert.equal(edges.sends.flat().length, 2);
-  });
+    it('refuses a whole push with a row older than the allowed lateness, naming row, view and lateness', async () => {
+      const p = producer();
+      await assert.rejects(push(p, at(0, -1000, -3_600_001)), (error) => {
+        assert.ok(isTesseraError(error) && error.code === 'INVALID_ARGUMENT');
+        assert.equal(error.context.field, 'df.event_timestamp');
+        assert.match(
+          error.message,
+          new RegExp(
+            `^df row 2: event time 2026-01-01T10:59:59\\.999Z is older than view user_transaction_features's allowed_lateness \\(1h\\) .*TESSERA_INGEST_CLOCK=${clock}.*nothing was written$`,
+          ),
+        );
+        return true;
+      });
+      assert.equal(p.sends.length, 0);
+    });
 
-  it('judges nothing by time on the event clock', async () => {
-    const p = producer();
-    const pusher = new Pusher(p, config, definitions, 'definitions', { now: () => now });
-    assert.equal((await pusher.push(at(-30 * 86_400_000, 60 * 60_000))).rows, 2);
+    it('refuses a row more than 5 minutes ahead of the clock, and takes one at the edges', async () => {
+      const ahead = producer();
+      await assert.rejects(
+        push(ahead, at(5 * 60_000 + 1)),
+        /df row 0: event time .* is more than 5 minutes ahead of the server's clock/,
+      );
+      assert.equal(ahead.sends.length, 0);
+      // Exactly the lateness old, and exactly 5 minutes ahead: the ingestor applies both.
+      const edges = producer();
+      assert.equal((await push(edges, at(-3_600_000, 5 * 60_000))).rows, 2);
+      assert.equal(edges.sends.flat().length, 2);
+      // On the record clock the ingestors judge the rows by their records' timestamps: stamped with
+      // the time they were judged by here. On the wall clock kafkajs stamps them.
+      assert.deepEqual(
+        edges.sends.flat().map((m) => m.timestamp),
+        clock === 'record' ? [String(now), String(now)] : [undefined, undefined],
+      );
+    });
+
+    it('judges nothing by time on the event clock', async () => {
+      const p = producer();
+      const pusher = new Pusher(p, config, definitions, 'definitions', { now: () => now });
+      assert.equal((await pusher.push(at(-30 * 86_400_000, 60 * 60_000))).rows, 2);
+    });
   });
-});
