@@ -7,6 +7,7 @@ import avro from 'avsc';
 import type { SourceDef } from '../definitions/schema.ts';
 import { TesseraError } from '../errors.ts';
 import { blockProblem, hasCollections } from './avro-blocks.ts';
+import { DecimalType } from './avro-decimal.ts';
 import { int64Value, toInt64BigInt } from './int64.ts';
 import { describe, formatTimestamp, type TimestampUnit } from './timestamp.ts';
 import { type DecodeError, type EncodableRecord, failure } from './types.ts';
@@ -92,6 +93,11 @@ export function compileAvroSchema(text: string, origin: string, source: SourceDe
     type = avro.Type.forSchema(schema as avro.Schema, {
       registry: { long: preciseLong },
       typeHook: longHook,
+      // Read as numbers (avro-decimal.ts). A decimal whose precision or scale is malformed refuses
+      // the schema, rather than falling back to bytes as the spec allows: every event would be
+      // refused then, one by one.
+      logicalTypes: { decimal: DecimalType },
+      assertLogicalTypes: true,
     });
   } catch (cause) {
     throw new TesseraError(
