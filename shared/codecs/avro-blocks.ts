@@ -2,6 +2,7 @@
 // once per declared item before it finds a body too short: a ~30-byte Confluent frame declaring
 // 1e8 items stalled the ingestor's event loop for seconds (a map) or exhausted its heap (an
 // array), and the record came back at every restart. Only schemas with an array or map are walked.
+import { isUtf8 } from 'node:buffer';
 import type avro from 'avsc';
 
 /** Items of zero bytes (nulls, empty records) one body may declare in all: no byte bounds them. */
@@ -51,6 +52,36 @@ interface Walk {
   bytes: Buffer;
   pos: number;
   empty: number;
+  /** Called with each string's bytes (field values and map keys), when given. */
+  onString?: (from: number, to: number) => void;
+}
+
+/**
+ * The first top-level field of a record body (already read by avsc) that holds a string whose bytes
+ * are not UTF-8, or undefined. avsc decodes each bad byte as U+FFFD, merging strings that differ
+ * there; looking for a decoded string's U+FFFD form in the message could be fooled by a real
+ * U+FFFD elsewhere, so the body's own string bytes are checked.
+ */
+export function invalidUtf8Field(type: avro.Type, bytes: Buffer, start: number): string | undefined {
+  const record = type as unknown as AnyType;
+  let bad = false;
+  const walk: Walk = {
+    bytes,
+    pos: start,
+    empty: Number.POSITIVE_INFINITY,
+    onString: (from, to) => {
+      if (!bad && !isUtf8(bytes.subarray(from, to))) bad = true;
+    },
+  };
+  try {
+    for (const field of (record.fields ?? []) as { name?: string; type: AnyType }[]) {
+      skipValue(field.type, walk);
+      if (bad) return field.name;
+    }
+  } catch {
+    // A body avsc read is whole; anything else is left to what avsc made of it.
+  }
+  return undefined;
 }
 
 /** Each type's fewest bytes, worked out once: a compiled schema's types do not change. */
@@ -81,6 +112,13 @@ function varint(walk: Walk): number {
 
 /** The body ends early: avsc's own reading reports that. */
 class Truncated extends Error {}
+
+function skipString(walk: Walk): void {
+  const length = varint(walk);
+  const from = walk.pos;
+  advance(walk, length);
+  walk.onString?.(from, walk.pos);
+}
 
 function advance(walk: Walk, n: number): void {
   if (n < 0 || walk.pos + n > walk.bytes.length) throw new Truncated();
@@ -144,8 +182,10 @@ function skipValue(type: AnyType, walk: Walk): void {
       advance(walk, type.size ?? 0);
       return;
     case 'bytes':
-    case 'string':
       advance(walk, varint(walk));
+      return;
+    case 'string':
+      skipString(walk);
       return;
     case 'record':
     case 'error':
@@ -193,7 +233,7 @@ function skipBlocks(items: AnyType, key: 'key' | null, walk: Walk): void {
         );
     }
     for (let i = 0; i < count; i++) {
-      if (key !== null) advance(walk, varint(walk));
+      if (key !== null) skipString(walk);
       skipValue(items, walk);
     }
   }

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import avro from 'avsc';
 import type { SourceDef } from '../definitions/schema.ts';
 import { TesseraError } from '../errors.ts';
-import { blockProblem, hasCollections } from './avro-blocks.ts';
+import { blockProblem, hasCollections, invalidUtf8Field } from './avro-blocks.ts';
 import { DecimalType } from './avro-decimal.ts';
 import { int64Value, toInt64BigInt } from './int64.ts';
 import { describe, formatTimestamp, type TimestampUnit } from './timestamp.ts';
@@ -190,16 +190,19 @@ function readBody(
     const v = raw[name];
     if (typeof v === 'object' && v !== null) raw[name] = Object.values(v)[0];
   }
-  // avsc decodes invalid UTF-8 as U+FFFD, merging strings that differ there. A string holding it
-  // whose UTF-8 bytes are not in the message was such a replacement (a real U+FFFD is there as is).
+  // avsc decodes invalid UTF-8 as U+FFFD, merging strings that differ there. Only when a field
+  // holds one are the body's string bytes checked (a real U+FFFD is valid UTF-8).
   for (const name in raw) {
     const v = raw[name];
-    if (typeof v === 'string' && v.includes('\uFFFD') && !bytes.includes(Buffer.from(v, 'utf8'), start))
+    if (typeof v !== 'string' || !v.includes('\uFFFD')) continue;
+    const bad = invalidUtf8Field(type, bytes, start);
+    if (bad !== undefined)
       return failure(
         'undecodable',
-        `field ${name}: the string is not valid UTF-8; Avro strings must be UTF-8`,
-        name,
+        `field ${bad}: the string is not valid UTF-8; Avro strings must be UTF-8`,
+        bad,
       );
+    break;
   }
   return { ok: true, raw };
 }

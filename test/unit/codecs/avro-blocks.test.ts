@@ -150,4 +150,33 @@ describe('Avro bodies held to what their bytes can be', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('finds a string that is not UTF-8 by its own bytes, though a real U+FFFD elsewhere has the same decoded form', async () => {
+    // Found by the same audit: the check looked for the decoded string's UTF-8 form anywhere in
+    // the message, so a valid "caf\uFFFD" in another field hid merchant_id's Latin-1 "café".
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-avro-utf8-'));
+    try {
+      const type = withField(['null', 'string']);
+      writeFileSync(join(dir, '11.avsc'), JSON.stringify(type.schema()));
+      const decoder = createDecoder(transactions('avro-confluent'), {
+        definitionsDir: 'definitions',
+        schemaDir: dir,
+      });
+      const frame = (body: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, 0, 11]), body]);
+      const body = type.toBuffer({ ...RECORD, merchant_id: 'caf_', extra: 'caf\uFFFD' });
+      body[body.indexOf('caf_') + 3] = 0xe9;
+      const hidden = await decoder.decode({ key: null, value: frame(body) });
+      assert.ok(!hidden.ok && hidden.reason === 'undecodable', JSON.stringify(hidden));
+      assert.match(hidden.message, /field merchant_id: the string is not valid UTF-8/);
+      // Real U+FFFDs in both are values like any other.
+      const real = await decoder.decode({
+        key: null,
+        value: frame(type.toBuffer({ ...RECORD, merchant_id: 'caf\uFFFD', extra: 'caf\uFFFD' })),
+      });
+      assert.ok(real.ok, JSON.stringify(real));
+      assert.equal(real.record.merchant_id, 'caf\uFFFD');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
