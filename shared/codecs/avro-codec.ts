@@ -1,7 +1,8 @@
 // Avro bodies through avsc: one writer schema -> a codec that reads and writes record bodies.
 // Longs use our own long type: avsc's built-in one goes through floating point for the zigzag
 // step and silently corrupts negative values below -2^52 (found by the property test), and it
-// refuses anything beyond 2^53. Ours works on the 8 bytes and keeps such values as exact strings.
+// refuses anything beyond 2^53. Ours reads the varint's own bytes and keeps such values as exact
+// strings.
 import { readFileSync } from 'node:fs';
 import avro from 'avsc';
 import type { SourceDef } from '../definitions/schema.ts';
@@ -30,28 +31,68 @@ export interface AvroCodec {
 }
 
 // Read as numbers while exact, canonical strings beyond; written from bigint, safe integers or
-// canonical strings. avsc hands over the long as 8 little-endian two's-complement bytes.
-export const preciseLong = avro.types.LongType.__with({
-  fromBuffer: (buf: Buffer) => {
-    // hi * 2^32 is exact; the sum is exact whenever the true value is a safe integer.
-    const v = buf.readInt32LE(4) * 4294967296 + buf.readUInt32LE(0);
-    return Number.isSafeInteger(v) ? v : int64Value(buf.readBigInt64LE(0));
+// canonical strings. avsc hands over each long's zigzag varint as it is in the body (its unpacking
+// kept only the low 64 bits of a varint over 10 bytes: garbage read as another value).
+export const preciseLong = avro.types.LongType.__with(
+  {
+    fromBuffer: readVarintLong,
+    toBuffer: (value: unknown) => {
+      if (typeof value === 'number' && Number.isInteger(value) && Math.abs(value) < 2 ** 50) {
+        // Exact in a double all the way (times in ms, most ids): no BigInt.
+        let u = value >= 0 ? value * 2 : -value * 2 - 1;
+        const bytes: number[] = [];
+        while (u >= 0x80) {
+          bytes.push((u % 0x80) | 0x80);
+          u = Math.floor(u / 0x80);
+        }
+        bytes.push(u);
+        return Buffer.from(bytes);
+      }
+      const v = toInt64BigInt(value) ?? 0n;
+      let u = BigInt.asUintN(64, (v << 1n) ^ (v >> 63n));
+      const bytes: number[] = [];
+      while (u >= 0x80n) {
+        bytes.push(Number(u & 0x7fn) | 0x80);
+        u >>= 7n;
+      }
+      bytes.push(Number(u));
+      return Buffer.from(bytes);
+    },
+    fromJSON: (value: unknown) =>
+      typeof value === 'number' || typeof value === 'string' ? value : String(value),
+    toJSON: (value: unknown) => (typeof value === 'string' ? Number(value) : value),
+    isValid: (value: unknown) => toInt64BigInt(value) !== undefined,
+    compare: (a: unknown, b: unknown) => {
+      const x = toInt64BigInt(a) ?? 0n;
+      const y = toInt64BigInt(b) ?? 0n;
+      return x < y ? -1 : x > y ? 1 : 0;
+    },
   },
-  toBuffer: (value: unknown) => {
-    const buf = Buffer.alloc(8);
-    buf.writeBigInt64LE(toInt64BigInt(value) ?? 0n);
-    return buf;
-  },
-  fromJSON: (value: unknown) =>
-    typeof value === 'number' || typeof value === 'string' ? value : String(value),
-  toJSON: (value: unknown) => (typeof value === 'string' ? Number(value) : value),
-  isValid: (value: unknown) => toInt64BigInt(value) !== undefined,
-  compare: (a: unknown, b: unknown) => {
-    const x = toInt64BigInt(a) ?? 0n;
-    const y = toInt64BigInt(b) ?? 0n;
-    return x < y ? -1 : x > y ? 1 : 0;
-  },
-});
+  true, // no unpacking: fromBuffer gets the varint's own bytes, toBuffer gives them
+);
+
+/**
+ * A long's zigzag varint, exactly: a number while safe, a canonical string beyond. Throws (the body
+ * is then undecodable) for a varint over 64 bits: more than 10 bytes, or a 10th byte above 1.
+ */
+export function readVarintLong(buf: Buffer): number | string {
+  const n = buf.length;
+  if (n <= 7) {
+    // Under 2^49: exact in a double.
+    let u = 0;
+    let scale = 1;
+    for (let i = 0; i < n; i++) {
+      u += (buf[i]! & 0x7f) * scale;
+      scale *= 128;
+    }
+    return u % 2 === 0 ? u / 2 : -(u + 1) / 2;
+  }
+  if (n > 10 || (n === 10 && buf[9]! > 1))
+    throw new Error(`a long written in ${n} varint bytes is wider than 64 bits`);
+  let u = 0n;
+  for (let i = n - 1; i >= 0; i--) u = (u << 7n) | BigInt(buf[i]! & 0x7f);
+  return int64Value((u >> 1n) ^ -(u & 1n));
+}
 
 /**
  * The registry entry above only answers the name "long". A long written as a schema object

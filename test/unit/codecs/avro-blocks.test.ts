@@ -151,6 +151,51 @@ describe('Avro bodies held to what their bytes can be', () => {
     }
   });
 
+  it('reads a long from its own varint bytes: exact to 64 bits, and wider varints undecodable', async () => {
+    // Found by the same audit: avsc kept the low 64 bits of a longer varint, so eleven bytes of
+    // user_id that Avro forbids were read as user 0.
+    const decoder = createDecoder(transactions('avro'), { definitionsDir: 'definitions' });
+    const rest = avro.Type.forSchema({
+      type: 'record',
+      name: 'Rest',
+      fields: FIELDS.slice(1),
+    } as avroTypes.Schema);
+    const decode = (user: Buffer) =>
+      decoder.decode({ key: null, value: Buffer.concat([user, rest.toBuffer(RECORD)]) });
+    const eleven = Buffer.from([...Array(10).fill(0x80), 0x00]);
+    const tenTooWide = Buffer.from([...Array(9).fill(0xff), 0x02]);
+    for (const user of [eleven, tenTooWide]) {
+      const result = await decode(user);
+      assert.ok(!result.ok && result.reason === 'undecodable', JSON.stringify(result));
+      assert.match(result.message, /a long written in (11|10) varint bytes is wider than 64 bits/);
+    }
+    const edges = [
+      0n,
+      1n,
+      -1n,
+      2n ** 48n,
+      -(2n ** 48n) - 1n,
+      2n ** 53n + 1n,
+      -(2n ** 53n) - 1n,
+      2n ** 63n - 1n,
+      -(2n ** 63n),
+    ];
+    let x = 0x9e3779b97f4a7c15n;
+    for (let i = 0; i < 200; i++) {
+      x = BigInt.asUintN(64, x * 6364136223846793005n + 1442695040888963407n);
+      edges.push(BigInt.asIntN(64, x) >> BigInt(i % 64));
+    }
+    for (const v of edges) {
+      const result = await decode(varint(v));
+      assert.ok(result.ok, `${v}: ${JSON.stringify(result)}`);
+      assert.equal(result.key, v.toString());
+      assert.equal(
+        typeof result.record.user_id,
+        Number.isSafeInteger(Number(v)) && BigInt(Number(v)) === v ? 'number' : 'string',
+      );
+    }
+  });
+
   it('finds a string that is not UTF-8 by its own bytes, though a real U+FFFD elsewhere has the same decoded form', async () => {
     // Found by the same audit: the check looked for the decoded string's UTF-8 form anywhere in
     // the message, so a valid "caf\uFFFD" in another field hid merchant_id's Latin-1 "café".
