@@ -12,7 +12,6 @@ import type { FraudEvent } from '../../shared/synth/fraud-events.ts';
 import { seededRng } from '../../shared/synth/random.ts';
 import {
   cleanupRun,
-  createSourceTopic,
   fraudMessages,
   newTestRun,
   readTopic,
@@ -24,6 +23,7 @@ import {
 } from '../support/ingestor-process.ts';
 import { scrapeMetrics } from '../support/ops-endpoint.ts';
 import { stopAfter } from '../support/stop-after.ts';
+import { createReadyTopics } from '../support/topics.ts';
 
 const HOUR = 3_600_000;
 const MIN = 60_000;
@@ -31,7 +31,13 @@ const MIN = 60_000;
 describe('ingestor: the record clock (the default)', { timeout: 180_000 }, () => {
   // Nothing set: the default clock is under test.
   const run = newTestRun({});
-  before(async () => createSourceTopic(run, 1));
+  // Records stamped up to 20 days back: under the broker's default time retention (7 days) the
+  // segments they fill could be deleted by its next retention check before the ingestor reads them.
+  before(async () =>
+    createReadyTopics(run.kafka, [
+      { topic: run.topic, numPartitions: 1, configEntries: [{ name: 'retention.ms', value: '-1' }] },
+    ]),
+  );
   after(async () => cleanupRun(run));
 
   it('applies a backlog older than the lateness, and dead-letters by record time alone', async (t) => {
