@@ -339,6 +339,8 @@ export function runOffline(
   plan: ViewPlan,
   events: readonly FraudEvent[],
   positions?: LogPositions,
+  /** Indexes in `events` of records the ingestor must dead-letter: in the log, never applied. */
+  dropped?: ReadonlySet<number>,
 ): OfflineRun {
   const run: OfflineRun = { states: new Map(), newest: new Map(), unpaired: [] };
   const counts = new Map<string, number>();
@@ -349,16 +351,17 @@ export function runOffline(
   const seen = new Map<string, number>();
   events.forEach((e, i) => {
     const key = String(e.user_id);
-    let state = run.states.get(key);
-    if (!state) {
-      state = emptyState(plan);
-      run.states.set(key, state);
-    }
     const k = seen.get(key) ?? 0;
     seen.set(key, k + 1);
     // An unpaired entity is reported as such; its events still run, in produce order, so its
     // features are compared too.
     const at = !positions ? [e.partition, e.offset] : unpaired.has(key) ? [0, i] : positions.get(key)![k]!;
+    if (dropped?.has(i)) return;
+    let state = run.states.get(key);
+    if (!state) {
+      state = emptyState(plan);
+      run.states.set(key, state);
+    }
     applyEvent(plan, state, fraudEngineEvent(plan, e, at[0], at[1]));
     run.newest.set(key, Math.max(run.newest.get(key) ?? Number.NEGATIVE_INFINITY, e.event_timestamp));
   });
@@ -459,12 +462,14 @@ export async function differencesFromOffline(
   topic = run.topic,
   /** The view compared (default: the definitions' first). */
   viewName?: string,
+  /** Indexes in `events` of records dead-lettered, not applied (runOffline). */
+  dropped?: ReadonlySet<number>,
 ): Promise<{ entities: number; differing: number; differences: string[] }> {
   const views = loadDefinitionsFile(run.config.definitions).views;
   const view = viewName === undefined ? views[0] : views.find((v) => v.name === viewName);
   if (!view) throw new Error(`no view ${viewName} in ${run.config.definitions}`);
   const plan = planView(view);
-  const offline = runOffline(plan, events, await logPositions(run, topic));
+  const offline = runOffline(plan, events, await logPositions(run, topic), dropped);
   const t = events.reduce((m, e) => Math.max(m, e.event_timestamp), 0) + 1;
   const store = new RedisStateStore(run.redis, plan, run.config.redisKeyPrefix);
   const entities = [...offline.states.keys()];
