@@ -13,6 +13,7 @@ import {
   cleanupRun,
   differencesFromOffline,
   fraudMessages,
+  liveStamps,
   newTestRun,
   startIngestor,
   type TestRun,
@@ -31,23 +32,9 @@ for (const clock of ['event', 'record'] as const)
     const run: TestRun = newTestRun({ TESSERA_INGEST_CLOCK: clock });
     const events = generateFraudEvents({ events: EVENTS, seed: 5 });
     const lateness = loadDefinitionsFile(run.config.definitions).views[0]!.allowedLatenessMs;
-    /** The records' timestamps on the record clock, and the indexes of those late by them. */
-    const stamps: number[] = [];
-    const late = new Set<number>();
-    if (clock === 'record') {
-      let newest = Number.NEGATIVE_INFINITY;
-      events.forEach((e, i) => {
-        newest = Math.max(newest, e.event_timestamp);
-        const stamp =
-          i % 500 === 0
-            ? e.event_timestamp + lateness
-            : i % 500 === 250
-              ? e.event_timestamp + lateness + 1
-              : newest + 500;
-        stamps.push(stamp);
-        if (e.event_timestamp < stamp - lateness) late.add(i);
-      });
-    }
+    // On the record clock, records stamped as if produced live, some at the lateness boundary.
+    const { stamps, late } =
+      clock === 'record' ? liveStamps(events, lateness) : { stamps: undefined, late: new Set<number>() };
 
     // Stamped in January 2026: the broker's 7-day time retention must not delete them unread.
     before(async () =>
@@ -63,9 +50,7 @@ for (const clock of ['event', 'record'] as const)
       await Promise.all(ingestors.map((i) => i.ready));
       const producer = run.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
       await producer.connect();
-      const messages = fraudMessages(events).map((m, i) =>
-        clock === 'record' ? { ...m, timestamp: String(stamps[i]) } : m,
-      );
+      const messages = fraudMessages(events, stamps);
       const half = Math.floor(events.length / 2);
       const send = async (from: number, to: number) => {
         for (let i = from; i < to; i += 2000)

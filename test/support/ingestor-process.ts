@@ -240,9 +240,16 @@ export function recentFraudEvents(
   return { events: kept, users: [...new Set(kept.map((e) => e.user_id))].sort((a, b) => a - b) };
 }
 
-/** The generated events as JSON Kafka messages of the reference source, keyed by user_id. */
-export function fraudMessages(events: readonly FraudEvent[]): { key: string; value: string }[] {
-  return events.map((e) => ({
+/**
+ * The generated events as JSON Kafka messages of the reference source, keyed by user_id; with
+ * `stamps` (one per event, liveStamps), each message carries its own Kafka timestamp.
+ */
+export function fraudMessages(
+  events: readonly FraudEvent[],
+  stamps?: readonly number[],
+): { key: string; value: string; timestamp?: string }[] {
+  return events.map((e, i) => ({
+    ...(stamps ? { timestamp: String(stamps[i]) } : {}),
     key: String(e.user_id),
     value: JSON.stringify({
       user_id: e.user_id,
@@ -251,6 +258,33 @@ export function fraudMessages(events: readonly FraudEvent[]): { key: string; val
       merchant_id: e.merchant_id,
     }),
   }));
+}
+
+/**
+ * Kafka timestamps for `events` as if each were produced live (the newest event time so far plus
+ * half a second), except every 500th, stamped exactly `latenessMs` after its event (in time on the
+ * record clock), and every 500th + 250, 1 ms past that (late); and the indexes of the records the
+ * record clock makes late.
+ */
+export function liveStamps(
+  events: readonly FraudEvent[],
+  latenessMs: number,
+): { stamps: number[]; late: Set<number> } {
+  const stamps: number[] = [];
+  const late = new Set<number>();
+  let newest = Number.NEGATIVE_INFINITY;
+  events.forEach((e, i) => {
+    newest = Math.max(newest, e.event_timestamp);
+    const stamp =
+      i % 500 === 0
+        ? e.event_timestamp + latenessMs
+        : i % 500 === 250
+          ? e.event_timestamp + latenessMs + 1
+          : newest + 500;
+    stamps.push(stamp);
+    if (e.event_timestamp < stamp - latenessMs) late.add(i);
+  });
+  return { stamps, late };
 }
 
 /** Where each message of a topic sits: per message key, its [partition, offset]s in log order. */
