@@ -163,7 +163,12 @@ async function readCsvLabels(
       );
     for (let k = 0; k < keyColumns.length; k++) {
       const column = keyColumns[k]!;
-      column.keys.push(toKey(cells[keyAt[k]!]!.trim(), column.keyType, path, row, column.joinKey));
+      // A string key is taken as written (RFC 4180: spaces are part of a field), as the ingestor
+      // stores it: trimmed, " u1 " was answered with the events of "u1". An int64 key may be padded.
+      const cell = cells[keyAt[k]!]!;
+      column.keys.push(
+        toKey(column.keyType === 'string' ? cell : cell.trim(), column.keyType, path, row, column.joinKey),
+      );
     }
     ts.push(parseTime(cells[tsAt]!, path, row));
     for (let k = 0; k < extraAt.length; k++) {

@@ -93,6 +93,17 @@ describe('entity dataframe', () => {
     );
   });
 
+  it('takes a string key as written, spaces and all; pads an int64 key may have are dropped', async () => {
+    // Trimmed, a label for entity " u1 " was answered with the events of "u1" (found by an audit).
+    const path = join(dir, 'spaces.csv');
+    writeFileSync(path, 'merchant,event_timestamp\n" u1 ",2026-01-02T00:00:00Z\nu1,2026-01-02T00:00:00Z\n');
+    const labels = await readLabels(path, [{ joinKey: 'merchant', keyType: 'string' }]);
+    assert.deepEqual(labels.keyColumns[0]!.keys, [' u1 ', 'u1']);
+    writeFileSync(path, 'user_id,event_timestamp\n 5 ,2026-01-02T00:00:00Z\n');
+    const ints = await readLabels(path, [{ joinKey: 'user_id', keyType: 'int64' }]);
+    assert.deepEqual(ints.keyColumns[0]!.keys, [5]);
+  });
+
   it('reads parquet keys and timestamps, keeping other columns as arrow vectors', async () => {
     const path = join(dir, 'l.parquet');
     writeFileSync(
