@@ -10,7 +10,7 @@ export function columnFromValues(spec: ColumnSpec, values: readonly unknown[]): 
   const bad = (i: number, v: unknown): never => {
     throw new TesseraError(
       'INVALID_ARGUMENT',
-      `column ${spec.name} (${spec.type}) row ${i}: ${JSON.stringify(v)} does not fit the column type`,
+      `column ${spec.name} (${spec.type}) row ${i}: ${typeof v === 'bigint' ? v : JSON.stringify(v)} does not fit the column type`,
       { context: { column: spec.name } },
     );
   };
@@ -34,9 +34,13 @@ export function columnFromValues(spec: ColumnSpec, values: readonly unknown[]): 
           const hi = Math.floor(v / 0x1_0000_0000);
           words[2 * i] = lo >>> 0;
           words[2 * i + 1] = hi >>> 0;
-        } else if (typeof v === 'string' && /^-?\d+$/.test(v)) out[i] = BigInt(v);
-        else if (typeof v === 'bigint') out[i] = v;
-        else bad(i, v);
+        } else {
+          // A BigInt64Array keeps the low 64 bits of what it is given: out of range, -1 was
+          // written for 2^64 - 1.
+          const b = int64Of(v);
+          if (b === undefined) bad(i, v);
+          else out[i] = b;
+        }
       }
       return nulls > 0 ? { values: out, valid } : { values: out };
     }
@@ -84,12 +88,12 @@ export function fitsColumn(type: ColumnSpec['type'], v: unknown): boolean {
   if (v === null || v === undefined) return true;
   switch (type) {
     case 'int64':
-    case 'timestamp_ms':
-      return (
-        (typeof v === 'number' && Number.isSafeInteger(v)) ||
-        (typeof v === 'string' && /^-?\d+$/.test(v)) ||
-        typeof v === 'bigint'
-      );
+      return int64Of(v) !== undefined;
+    case 'timestamp_ms': {
+      // Within what a Date holds: the file's stats and CSV write the time as ISO text.
+      const b = int64Of(v);
+      return b !== undefined && b >= -MAX_DATE_MS && b <= MAX_DATE_MS;
+    }
     case 'int32':
     case 'double':
       return typeof v === 'number';
@@ -100,4 +104,20 @@ export function fitsColumn(type: ColumnSpec['type'], v: unknown): boolean {
     case 'binary':
       return v instanceof Uint8Array;
   }
+}
+
+/** The largest |epoch ms| a JavaScript Date holds (±100,000,000 days). */
+export const MAX_DATE_MS = 8_640_000_000_000_000n;
+
+/** `v` (a safe integer, a decimal string or a bigint) as an int64, or undefined outside it. */
+function int64Of(v: unknown): bigint | undefined {
+  const b =
+    typeof v === 'number' && Number.isSafeInteger(v)
+      ? BigInt(v)
+      : typeof v === 'string' && /^-?\d+$/.test(v)
+        ? BigInt(v)
+        : typeof v === 'bigint'
+          ? v
+          : undefined;
+  return b !== undefined && b === BigInt.asIntN(64, b) ? b : undefined;
 }

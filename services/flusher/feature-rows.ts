@@ -11,7 +11,7 @@ import {
   SOURCE_PARTITION,
 } from '../../shared/offline/feature-columns.ts';
 import type { ColumnInput, ColumnSpec } from '../../shared/offline/parquet.ts';
-import { columnFromValues, fitsColumn } from './columns.ts';
+import { columnFromValues, fitsColumn, MAX_DATE_MS } from './columns.ts';
 
 export interface FeatureRow {
   view: string;
@@ -137,7 +137,13 @@ function parseRowArray(line: string, header: RowsHeader): ParsedRow {
   const names = header.features;
   if (!Array.isArray(json) || json.length !== 3 + names.length) return { ok: false, reason: 'bad_row' };
   const [entity, ts, offset] = json as unknown[];
-  if (typeof entity !== 'string' || !Number.isSafeInteger(ts) || !isOffset(offset))
+  // A time past what a Date holds failed the flush's ISO text, and so every retry of it.
+  if (
+    typeof entity !== 'string' ||
+    !Number.isSafeInteger(ts) ||
+    Math.abs(ts as number) > Number(MAX_DATE_MS) ||
+    !isOffset(offset)
+  )
     return { ok: false, reason: 'bad_row' };
   const features: Record<string, FeatureValueJson> = {};
   for (let i = 0; i < names.length; i++) {
@@ -269,9 +275,19 @@ function isFeatureValue(v: unknown): boolean {
  * type) must be skipped and counted, since one such value fails the whole file, and every retry.
  */
 export function misfitFeature(view: ViewDef, row: FeatureRow): string | undefined {
+  // The join key too: one that is no int64 (or beyond it) failed the file, or was written wrapped.
+  if (!fitsColumn(view.entity.keyType, row.entity)) return view.entity.joinKey;
   for (const f of view.features)
-    if (!fitsColumn(featureColumnType(f, view.source), row.features[f.name])) return f.name;
+    if (!fitsColumn(featureColumnType(f, view.source), featureOf(row, f.name))) return f.name;
   return undefined;
+}
+
+/**
+ * A row's value of feature `name`, undefined when the row lacks it: an own property only, or a
+ * feature named `constructor` read Object from the prototype of a row written without it.
+ */
+function featureOf(row: FeatureRow, name: string): FeatureValueJson | undefined {
+  return Object.hasOwn(row.features, name) ? row.features[name] : undefined;
 }
 
 /** Source position order: the same rows always give the same file, whatever order they came in. */
@@ -293,7 +309,7 @@ export function featureColumns(
     else if (spec.name === EVENT_TIMESTAMP) values = rows.map((r) => r.ts);
     else if (spec.name === SOURCE_PARTITION) values = rows.map((r) => r.partition);
     else if (spec.name === SOURCE_OFFSET) values = rows.map((r) => r.offset);
-    else values = rows.map((r) => r.features[spec.name] ?? null);
+    else values = rows.map((r) => featureOf(r, spec.name) ?? null);
     columns[spec.name] = columnFromValues(spec, values);
   }
   return { specs, columns };

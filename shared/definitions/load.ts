@@ -494,8 +494,13 @@ function defaultProblem(
           ? typeof value === 'number'
           : columnType === 'string'
             ? typeof value === 'string'
-            : Number.isSafeInteger(value); // int64, timestamp
-      const answers = columnType === 'timestamp' ? 'timestamp (epoch ms, an integer)' : columnType;
+            : columnType === 'timestamp'
+              ? // A time a Date holds: the offline store writes it as a time (a default beyond
+                // stopped every flush of the view).
+                Number.isSafeInteger(value) && Math.abs(value as number) <= 8.64e15
+              : Number.isSafeInteger(value); // int64
+      const answers =
+        columnType === 'timestamp' ? 'timestamp (epoch ms, an integer within ±8.64e15)' : columnType;
       return fits
         ? undefined
         : `${aggregation} of a ${columnType} column answers a ${answers}: default ${JSON.stringify(value)} is not one`;

@@ -1,10 +1,19 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { columnFromValues } from '../../../services/flusher/columns.ts';
-import { parseRow, parseRows, rowsInRecord } from '../../../services/flusher/feature-rows.ts';
+import { columnFromValues, fitsColumn } from '../../../services/flusher/columns.ts';
+import {
+  type FeatureRow,
+  type FeatureValueJson,
+  featureColumns,
+  misfitFeature,
+  parseRow,
+  parseRows,
+  rowsInRecord,
+} from '../../../services/flusher/feature-rows.ts';
 import { parseVersion, versionName } from '../../../services/flusher/flusher-state.ts';
 import { RecordBuffer } from '../../../services/flusher/record-buffer.ts';
 import { columnStats, toCsv } from '../../../services/flusher/version-files.ts';
+import { parseDefinitions } from '../../../shared/definitions/load.ts';
 import { ROWS_FORMAT } from '../../../shared/offline/feature-columns.ts';
 
 const rec = (offset: number) => ({ offset, key: null, value: Buffer.from(String(offset)) });
@@ -237,6 +246,7 @@ describe('parseRows', () => {
       '[42,1000,10,1,2]', // entity not a string
       '["42","1000",10,1,2]', // time not a number
       '["42",1000.5,10,1,2]', // nor a whole millisecond
+      '["42",8640000000000001,10,1,2]', // nor a time a Date holds (it failed every flush)
       '["42",1000,-1,1,2]', // offset negative
       '["42",1000,10,{},2]', // a value no column holds
       '["42",1000,10,[{}],2]',
@@ -282,6 +292,59 @@ describe('columnFromValues', () => {
   });
   it('refuses a value that does not fit, naming the column', () => {
     assert.throws(() => columnFromValues({ name: 'n', type: 'double' }, ['x']), /column n \(double\) row 0/);
+    // Beyond int64: a BigInt64Array wrapped them (2^64 - 1 was written as -1).
+    for (const v of ['9223372036854775808', '18446744073709551615', '-9223372036854775809', 2n ** 63n])
+      assert.throws(() => columnFromValues({ name: 'k', type: 'int64' }, [7, v]), /column k \(int64\) row 1/);
+  });
+  it('holds int64 to its range and times to what a Date holds, as a row is checked before its file', () => {
+    assert.ok(fitsColumn('int64', '-9223372036854775808') && !fitsColumn('int64', '9223372036854775808'));
+    assert.ok(fitsColumn('timestamp_ms', 8.64e15) && !fitsColumn('timestamp_ms', 8.64e15 + 1));
+    assert.ok(!fitsColumn('timestamp_ms', '-8640000000000001'));
+  });
+});
+
+describe('misfitFeature', () => {
+  const defs = parseDefinitions(`
+version: 1
+project: q
+entities: [{ name: user, join_key: user_id, type: int64 }]
+sources:
+  - { name: tx, topic: tx, format: json, key_field: user_id, timestamp_field: ts,
+      schema: { user_id: int64, ts: timestamp, amount: double } }
+views:
+  - name: v
+    entity: user
+    source: tx
+    features:
+      - { name: constructor, aggregation: count, window: 1h }
+      - { name: total, aggregation: sum, column: amount, window: 1h }
+`);
+  const view = defs.views[0]!;
+  const row = (entity: string, features: Record<string, FeatureValueJson>): FeatureRow => ({
+    view: 'v',
+    entity,
+    ts: 1000,
+    source_topic: 'tx',
+    partition: 0,
+    offset: 1,
+    features,
+    definitions_hash: 'h',
+  });
+  it('skips a row whose join key its column cannot hold, rather than failing the file', () => {
+    for (const entity of ['abc', '1.5', '18446744073709551615'])
+      assert.equal(misfitFeature(view, row(entity, { constructor: 1, total: 2 })), 'user_id', entity);
+    assert.equal(misfitFeature(view, row('-9223372036854775808', { constructor: 1, total: 2 })), undefined);
+  });
+  it('reads a feature the row lacks as missing, also one named constructor', () => {
+    // Read from the row object's prototype, Object itself was the value, and the row was dropped.
+    const lacking = row('7', { total: 2 });
+    assert.equal(misfitFeature(view, lacking), undefined);
+    const { columns } = featureColumns(view, [lacking]);
+    const count = Object.getOwnPropertyDescriptor(columns, 'constructor')?.value as {
+      values: BigInt64Array;
+      valid: Uint8Array;
+    };
+    assert.deepEqual([...count.valid], [0], 'null, not a value');
   });
 });
 
