@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import type avroTypes from 'avsc';
 import { blockProblem, hasCollections, MAX_EMPTY_ITEMS } from '../../../shared/codecs/avro-blocks.ts';
 import { createDecoder } from '../../../shared/codecs/decode.ts';
-import { transactions } from './support.ts';
+import { transactions, avroLong as varint } from './support.ts';
 
 const avro = createRequire(import.meta.url)('avsc') as typeof avroTypes;
 
@@ -28,21 +28,6 @@ const withField = (type: unknown) =>
     fields: [...FIELDS, { name: 'extra', type }],
   } as avroTypes.Schema);
 const RECORD = { user_id: 1042, event_timestamp: 1767270600250, amount: 12.34, merchant_id: 'm_7' };
-
-/** An unsigned varint (LEB128) of `x`: a zigzagged value as Avro writes it. */
-function rawVarint(x: bigint): Buffer {
-  const bytes: number[] = [];
-  do {
-    let b = Number(x & 0x7fn);
-    x >>= 7n;
-    if (x > 0n) b |= 0x80;
-    bytes.push(b);
-  } while (x > 0n);
-  return Buffer.from(bytes);
-}
-
-/** Avro's zigzag varint of a long. */
-const varint = (n: bigint) => rawVarint(n >= 0n ? n * 2n : -n * 2n - 1n);
 
 /** The record with its empty trailing collection replaced by one block declaring `count` items. */
 function declaring(type: avroTypes.Type, empty: unknown, count: bigint): Buffer {

@@ -10,7 +10,7 @@ import { twosComplement, unscaledFrom, unscaledOf } from '../../../shared/codecs
 import { createDecoder } from '../../../shared/codecs/decode.ts';
 import { createEncoder } from '../../../shared/codecs/encode.ts';
 import { isTesseraError } from '../../../shared/errors.ts';
-import { transactions } from './support.ts';
+import { transactions, avroLong as varint } from './support.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tessera-avro-decimal-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -31,19 +31,6 @@ function source(amount: unknown, name = 'decimal.avsc') {
     }),
   );
   return transactions('avro', { avroSchema: name });
-}
-
-/** Avro's zigzag varint of a long. */
-function varint(n: bigint): Buffer {
-  let x = n >= 0n ? n * 2n : -n * 2n - 1n;
-  const bytes: number[] = [];
-  do {
-    let b = Number(x & 0x7fn);
-    x >>= 7n;
-    if (x > 0n) b |= 0x80;
-    bytes.push(b);
-  } while (x > 0n);
-  return Buffer.from(bytes);
 }
 
 const TS = Date.UTC(2026, 0, 1, 12);

@@ -20,6 +20,19 @@ export function transactions(
   return { ...reference, format, avroSchema: 'schemas/transaction.avsc', ...overrides };
 }
 
+/** Avro's zigzag varint of a long, written byte by byte (bodies built without the codec under test). */
+export function avroLong(n: bigint): Buffer {
+  let x = n >= 0n ? n * 2n : -n * 2n - 1n;
+  const bytes: number[] = [];
+  do {
+    let b = Number(x & 0x7fn);
+    x >>= 7n;
+    if (x > 0n) b |= 0x80;
+    bytes.push(b);
+  } while (x > 0n);
+  return Buffer.from(bytes);
+}
+
 /** The record of the golden files. */
 export const KNOWN_RECORD = {
   user_id: 1042,
