@@ -1,5 +1,6 @@
 // Turns loosely typed values (decoded JSON, Avro records) into the typed column inputs the parquet
 // writer takes, one declared type per column; int64 keeps every digit (decimal strings -> BigInt).
+import { MAX_DATE_MS } from '../../shared/codecs/timestamp.ts';
 import { TesseraError } from '../../shared/errors.ts';
 import type { ColumnInput, ColumnSpec } from '../../shared/offline/parquet.ts';
 
@@ -92,7 +93,7 @@ export function fitsColumn(type: ColumnSpec['type'], v: unknown): boolean {
     case 'timestamp_ms': {
       // Within what a Date holds: the file's stats and CSV write the time as ISO text.
       const b = int64Of(v);
-      return b !== undefined && b >= -MAX_DATE_MS && b <= MAX_DATE_MS;
+      return b !== undefined && b >= -MAX_DATE && b <= MAX_DATE;
     }
     case 'int32':
     case 'double':
@@ -106,8 +107,7 @@ export function fitsColumn(type: ColumnSpec['type'], v: unknown): boolean {
   }
 }
 
-/** The largest |epoch ms| a JavaScript Date holds (±100,000,000 days). */
-export const MAX_DATE_MS = 8_640_000_000_000_000n;
+const MAX_DATE = BigInt(MAX_DATE_MS);
 
 /** `v` (a safe integer, a decimal string or a bigint) as an int64, or undefined outside it. */
 function int64Of(v: unknown): bigint | undefined {

@@ -1,6 +1,7 @@
 // The training rows the ingestor publishes on `features.rows` (services/ingestor/ingestor.ts
 // rowRecords): parsed and validated at the boundary, then laid out as the columns of a view's
 // features.parquet (shared/offline/feature-columns.ts) in a deterministic order.
+import { MAX_DATE_MS } from '../../shared/codecs/timestamp.ts';
 import type { ViewDef } from '../../shared/definitions/schema.ts';
 import {
   EVENT_TIMESTAMP,
@@ -11,7 +12,7 @@ import {
   SOURCE_PARTITION,
 } from '../../shared/offline/feature-columns.ts';
 import type { ColumnInput, ColumnSpec } from '../../shared/offline/parquet.ts';
-import { columnFromValues, fitsColumn, MAX_DATE_MS } from './columns.ts';
+import { columnFromValues, fitsColumn } from './columns.ts';
 
 export interface FeatureRow {
   view: string;
@@ -141,7 +142,7 @@ function parseRowArray(line: string, header: RowsHeader): ParsedRow {
   if (
     typeof entity !== 'string' ||
     !Number.isSafeInteger(ts) ||
-    Math.abs(ts as number) > Number(MAX_DATE_MS) ||
+    Math.abs(ts as number) > MAX_DATE_MS ||
     !isOffset(offset)
   )
     return { ok: false, reason: 'bad_row' };

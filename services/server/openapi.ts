@@ -1,5 +1,6 @@
 // The OpenAPI 3.1 document of the online API, served at GET /openapi.json. Feature and service
 // names are filled in from the loaded definitions, so the document lists what this server serves.
+import { MAX_DATE_MS } from '../../shared/codecs/timestamp.ts';
 import type { Definitions } from '../../shared/definitions/schema.ts';
 
 /** Object keys the body parser refuses anywhere (prototype poisoning): app.ts poisonRefusal. */
@@ -8,9 +9,6 @@ const NO_PROTO = { not: { const: '__proto__' } };
 /** The date-times the codecs' parser takes (and RFC 3339 allows). */
 const AS_OF_PATTERN =
   '^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]((0[0-9]|1[0-7]):[0-5][0-9]|18:00))$';
-
-/** Epoch milliseconds a JavaScript Date holds (as_of outside it is refused). */
-const MAX_DATE_MS = 8.64e15;
 
 /**
  * An int64 entity key: a JSON integer while it is exact (|n| < 2^53), else a canonical decimal

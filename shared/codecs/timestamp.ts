@@ -6,8 +6,8 @@ export type TimestampFormat = 'epoch_ms' | 'epoch_s' | 'iso8601';
 /** How an Avro writer schema stores the time; 'format' defers to the source's timestamp_format. */
 export type TimestampUnit = 'millis' | 'micros' | 'nanos' | 'seconds' | 'format';
 
-/** Earliest/latest instants a JavaScript Date can hold. */
-const MAX_MS = 8.64e15;
+/** The largest |epoch ms| a JavaScript Date holds (±100,000,000 days): its earliest/latest instants. */
+export const MAX_DATE_MS = 8.64e15;
 
 const ISO_LOCAL = /^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}([.,]\d+)?)?)?$/;
 const NUMERIC = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
@@ -163,7 +163,7 @@ function parseEpoch(value: number | string | bigint, msPerUnit: number, unitName
   else return bad(`expected ${unitName} since the epoch, got ${JSON.stringify(value)}`);
   if (!Number.isFinite(n)) return bad(`expected ${unitName} since the epoch, got ${String(value)}`);
   const ms = msPerUnit < 1 ? Math.floor(n / (1 / msPerUnit)) : Math.round(n * msPerUnit);
-  if (!Number.isFinite(ms) || Math.abs(ms) > MAX_MS) {
+  if (!Number.isFinite(ms) || Math.abs(ms) > MAX_DATE_MS) {
     return bad(`${String(value)} ${unitName} is outside the representable time range`);
   }
   return { ok: true, ms: ms === 0 ? 0 : ms };
@@ -182,7 +182,7 @@ function parseEpochNanos(value: number | string | bigint): TimestampParse {
   else return bad(`expected nanoseconds since the epoch as an integer, got ${describe(value)}`);
   let ms = ns / 1_000_000n;
   if (ns % 1_000_000n < 0n) ms -= 1n;
-  if (ms > BigInt(MAX_MS) || ms < -BigInt(MAX_MS))
+  if (ms > BigInt(MAX_DATE_MS) || ms < -BigInt(MAX_DATE_MS))
     return bad(`${String(value)} nanoseconds is outside the representable time range`);
   return { ok: true, ms: Number(ms) };
 }

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type Document, isMap, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { ZodIssue } from 'zod';
+import { MAX_DATE_MS } from '../codecs/timestamp.ts';
 import { TesseraError } from '../errors.ts';
 import { RESERVED_COLUMNS } from '../offline/feature-columns.ts';
 import { formatDuration, parseDuration } from './duration.ts';
@@ -497,7 +498,7 @@ function defaultProblem(
             : columnType === 'timestamp'
               ? // A time a Date holds: the offline store writes it as a time (a default beyond
                 // stopped every flush of the view).
-                Number.isSafeInteger(value) && Math.abs(value as number) <= 8.64e15
+                Number.isSafeInteger(value) && Math.abs(value as number) <= MAX_DATE_MS
               : Number.isSafeInteger(value); // int64
       const answers =
         columnType === 'timestamp' ? 'timestamp (epoch ms, an integer within ±8.64e15)' : columnType;

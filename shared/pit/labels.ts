@@ -5,6 +5,7 @@ import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type * as arrow from 'apache-arrow';
+import { MAX_DATE_MS } from '../codecs/timestamp.ts';
 import type { EntityKeyType } from '../definitions/schema.ts';
 import { TesseraError } from '../errors.ts';
 import { EVENT_TIMESTAMP } from '../offline/feature-columns.ts';
@@ -230,9 +231,6 @@ export function parseTime(text: string, path: string, row: number): number {
   const whole3 = Number(fraction.slice(0, 3).padEnd(3, '0'));
   return msWithFraction(ms + whole3, fraction.length > 3 ? Number(`0.${fraction.slice(3)}`) : 0);
 }
-
-/** Date's range: 100,000,000 days either side of 1970. */
-const MAX_DATE_MS = 8.64e15;
 
 /** Epoch seconds of 1990-01-01 and 2100-01-01: where the label times of any real dataset lie. */
 const PLAUSIBLE_FROM_S = 631_152_000;
