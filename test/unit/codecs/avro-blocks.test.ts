@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import type avroTypes from 'avsc';
 import { blockProblem, hasCollections, MAX_EMPTY_ITEMS } from '../../../shared/codecs/avro-blocks.ts';
 import { createDecoder } from '../../../shared/codecs/decode.ts';
@@ -28,6 +28,27 @@ const withField = (type: unknown) =>
     fields: [...FIELDS, { name: 'extra', type }],
   } as avroTypes.Schema);
 const RECORD = { user_id: 1042, event_timestamp: 1767270600250, amount: 12.34, merchant_id: 'm_7' };
+/** The reference record without its user_id: a body is `user_id`'s bytes, then these. */
+const REST = avro.Type.forSchema({
+  type: 'record',
+  name: 'Rest',
+  fields: FIELDS.slice(1),
+} as avroTypes.Schema);
+
+const schemaDir = mkdtempSync(join(tmpdir(), 'tessera-avro-schemas-'));
+after(() => rmSync(schemaDir, { recursive: true, force: true }));
+
+/** A decoder of the reference source in the Confluent format, schema `id` being a record of `fields`. */
+function confluentDecoder(id: number, fields: unknown[]) {
+  writeFileSync(
+    join(schemaDir, `${id}.avsc`),
+    JSON.stringify({ type: 'record', name: 'Transaction', fields }),
+  );
+  return createDecoder(transactions('avro-confluent'), { definitionsDir: 'definitions', schemaDir });
+}
+
+/** A Confluent frame of schema `id` (below 256) around `body`. */
+const framed = (id: number, body: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, 0, id]), body]);
 
 /** The record with its empty trailing collection replaced by one block declaring `count` items. */
 function declaring(type: avroTypes.Type, empty: unknown, count: bigint): Buffer {
@@ -73,66 +94,30 @@ describe('Avro bodies held to what their bytes can be', () => {
   });
 
   it('dead-letters such a Confluent frame as undecodable instead of stalling the decoder', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tessera-avro-blocks-'));
-    try {
-      const schema = { type: 'map', values: 'string' };
-      writeFileSync(
-        join(dir, '7.avsc'),
-        JSON.stringify({
-          type: 'record',
-          name: 'Transaction',
-          fields: [...FIELDS, { name: 'tags', type: schema }],
-        }),
-      );
-      const type = withField(schema);
-      const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, 7]), declaring(type, {}, 100_000_000n)]);
-      const decoder = createDecoder(transactions('avro-confluent'), {
-        definitionsDir: 'definitions',
-        schemaDir: dir,
-      });
-      const result = await decoder.decode({ key: null, value: frame });
-      assert.ok(!result.ok && result.reason === 'undecodable', JSON.stringify(result));
-      assert.match(result.message, /map block declares 100000000 items/);
-      const fine = Buffer.concat([
-        Buffer.from([0, 0, 0, 0, 7]),
-        type.toBuffer({ ...RECORD, extra: { k: 'v' } }),
-      ]);
-      assert.ok((await decoder.decode({ key: null, value: fine })).ok);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const schema = { type: 'map', values: 'string' };
+    const decoder = confluentDecoder(7, [...FIELDS, { name: 'tags', type: schema }]);
+    const type = withField(schema);
+    const result = await decoder.decode({ key: null, value: framed(7, declaring(type, {}, 100_000_000n)) });
+    assert.ok(!result.ok && result.reason === 'undecodable', JSON.stringify(result));
+    assert.match(result.message, /map block declares 100000000 items/);
+    const fine = framed(7, type.toBuffer({ ...RECORD, extra: { k: 'v' } }));
+    assert.ok((await decoder.decode({ key: null, value: fine })).ok);
   });
 
   it("holds an Avro int to 32 bits: a wider varint is undecodable, not another entity's key", async () => {
     // Found by the same audit: avsc read an int field as any varint up to 2^53, so user_id written
     // as -(2^52 + 3) came back as key 2^52 + 2, and 3,000,000,000 was taken as an int.
-    const dir = mkdtempSync(join(tmpdir(), 'tessera-avro-int-'));
-    try {
-      const fields = [{ name: 'user_id', type: 'int' }, ...FIELDS.slice(1)];
-      writeFileSync(join(dir, '10.avsc'), JSON.stringify({ type: 'record', name: 'Transaction', fields }));
-      const decoder = createDecoder(transactions('avro-confluent'), {
-        definitionsDir: 'definitions',
-        schemaDir: dir,
-      });
-      const rest = avro.Type.forSchema({
-        type: 'record',
-        name: 'Rest',
-        fields: FIELDS.slice(1),
-      } as avroTypes.Schema);
-      const frame = (user: bigint) =>
-        Buffer.concat([Buffer.from([0, 0, 0, 0, 10]), varint(user), rest.toBuffer(RECORD)]);
-      for (const user of [-(2n ** 52n + 3n), 3_000_000_000n, 2n ** 31n]) {
-        const result = await decoder.decode({ key: null, value: frame(user) });
-        assert.ok(!result.ok && result.reason === 'undecodable', `${user}: ${JSON.stringify(result)}`);
-        assert.match(result.message, /user_id: -?\d+ does not fit the 32 bits of an Avro int/);
-      }
-      for (const user of [2n ** 31n - 1n, -(2n ** 31n)]) {
-        const result = await decoder.decode({ key: null, value: frame(user) });
-        assert.ok(result.ok, JSON.stringify(result));
-        assert.equal(result.key, String(user));
-      }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+    const decoder = confluentDecoder(10, [{ name: 'user_id', type: 'int' }, ...FIELDS.slice(1)]);
+    const frame = (user: bigint) => framed(10, Buffer.concat([varint(user), REST.toBuffer(RECORD)]));
+    for (const user of [-(2n ** 52n + 3n), 3_000_000_000n, 2n ** 31n]) {
+      const result = await decoder.decode({ key: null, value: frame(user) });
+      assert.ok(!result.ok && result.reason === 'undecodable', `${user}: ${JSON.stringify(result)}`);
+      assert.match(result.message, /user_id: -?\d+ does not fit the 32 bits of an Avro int/);
+    }
+    for (const user of [2n ** 31n - 1n, -(2n ** 31n)]) {
+      const result = await decoder.decode({ key: null, value: frame(user) });
+      assert.ok(result.ok, JSON.stringify(result));
+      assert.equal(result.key, String(user));
     }
   });
 
@@ -140,13 +125,8 @@ describe('Avro bodies held to what their bytes can be', () => {
     // Found by the same audit: avsc kept the low 64 bits of a longer varint, so eleven bytes of
     // user_id that Avro forbids were read as user 0.
     const decoder = createDecoder(transactions('avro'), { definitionsDir: 'definitions' });
-    const rest = avro.Type.forSchema({
-      type: 'record',
-      name: 'Rest',
-      fields: FIELDS.slice(1),
-    } as avroTypes.Schema);
     const decode = (user: Buffer) =>
-      decoder.decode({ key: null, value: Buffer.concat([user, rest.toBuffer(RECORD)]) });
+      decoder.decode({ key: null, value: Buffer.concat([user, REST.toBuffer(RECORD)]) });
     const eleven = Buffer.from([...Array(10).fill(0x80), 0x00]);
     const tenTooWide = Buffer.from([...Array(9).fill(0xff), 0x02]);
     for (const user of [eleven, tenTooWide]) {
@@ -184,29 +164,19 @@ describe('Avro bodies held to what their bytes can be', () => {
   it('finds a string that is not UTF-8 by its own bytes, though a real U+FFFD elsewhere has the same decoded form', async () => {
     // Found by the same audit: the check looked for the decoded string's UTF-8 form anywhere in
     // the message, so a valid "caf\uFFFD" in another field hid merchant_id's Latin-1 "café".
-    const dir = mkdtempSync(join(tmpdir(), 'tessera-avro-utf8-'));
-    try {
-      const type = withField(['null', 'string']);
-      writeFileSync(join(dir, '11.avsc'), JSON.stringify(type.schema()));
-      const decoder = createDecoder(transactions('avro-confluent'), {
-        definitionsDir: 'definitions',
-        schemaDir: dir,
-      });
-      const frame = (body: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, 0, 11]), body]);
-      const body = type.toBuffer({ ...RECORD, merchant_id: 'caf_', extra: 'caf\uFFFD' });
-      body[body.indexOf('caf_') + 3] = 0xe9;
-      const hidden = await decoder.decode({ key: null, value: frame(body) });
-      assert.ok(!hidden.ok && hidden.reason === 'undecodable', JSON.stringify(hidden));
-      assert.match(hidden.message, /field merchant_id: the string is not valid UTF-8/);
-      // Real U+FFFDs in both are values like any other.
-      const real = await decoder.decode({
-        key: null,
-        value: frame(type.toBuffer({ ...RECORD, merchant_id: 'caf\uFFFD', extra: 'caf\uFFFD' })),
-      });
-      assert.ok(real.ok, JSON.stringify(real));
-      assert.equal(real.record.merchant_id, 'caf\uFFFD');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const decoder = confluentDecoder(11, [...FIELDS, { name: 'extra', type: ['null', 'string'] }]);
+    const type = withField(['null', 'string']);
+    const body = type.toBuffer({ ...RECORD, merchant_id: 'caf_', extra: 'caf\uFFFD' });
+    body[body.indexOf('caf_') + 3] = 0xe9;
+    const hidden = await decoder.decode({ key: null, value: framed(11, body) });
+    assert.ok(!hidden.ok && hidden.reason === 'undecodable', JSON.stringify(hidden));
+    assert.match(hidden.message, /field merchant_id: the string is not valid UTF-8/);
+    // Real U+FFFDs in both are values like any other.
+    const real = await decoder.decode({
+      key: null,
+      value: framed(11, type.toBuffer({ ...RECORD, merchant_id: 'caf\uFFFD', extra: 'caf\uFFFD' })),
+    });
+    assert.ok(real.ok, JSON.stringify(real));
+    assert.equal(real.record.merchant_id, 'caf\uFFFD');
   });
 });
