@@ -175,9 +175,9 @@ export function applyEvent(
   if (last !== undefined && event.offset <= last) return DUPLICATE;
   let clock = state.clock ?? event.ts;
   if (now !== undefined && now > clock) clock = now;
-  if (arrival !== undefined && event.ts < arrival - plan.latenessMs && arrival > clock)
-    throw lateEventError(plan, state, event, arrival, arrival);
-  if (event.ts < clock - plan.latenessMs) throw lateEventError(plan, state, event, clock);
+  // The arrival judges the event but, unlike `now`, does not become the state's clock.
+  const judge = arrival !== undefined && arrival > clock ? arrival : clock;
+  if (event.ts < judge - plan.latenessMs) throw lateEventError(plan, state, event, judge, arrival);
   setLastOffset(state, event.partition, event.offset);
 
   // The caller's object is stored as it is (no copy per event). Newer than the clock, so than
