@@ -12,6 +12,7 @@ import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import {
   cleanupRun,
+  createSourceTopic,
   differencesFromOffline,
   fraudMessages,
   groupLag,
@@ -24,7 +25,6 @@ import {
   waitForRecords,
 } from '../support/ingestor-process.ts';
 import { stopAfter } from '../support/stop-after.ts';
-import { createReadyTopics } from '../support/topics.ts';
 
 const EVENTS = Number(process.env.CRASH_TEST_EVENTS ?? 200_000);
 const KILLS = 10;
@@ -42,11 +42,7 @@ describe(`ingestor survives ${KILLS} kill -9 with ${EVENTS} events in flight`, {
   );
 
   // Stamped in January 2026: the broker's 7-day time retention must not delete them unread.
-  before(async () =>
-    createReadyTopics(run.kafka, [
-      { topic: run.topic, numPartitions: 6, configEntries: [{ name: 'retention.ms', value: '-1' }] },
-    ]),
-  );
+  before(async () => createSourceTopic(run, 6, { keepOldRecords: true }));
   after(async () => cleanupRun(run));
 
   it('ends with state identical to the offline engine for every entity', async (t) => {

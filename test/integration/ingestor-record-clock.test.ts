@@ -12,6 +12,7 @@ import type { FraudEvent } from '../../shared/synth/fraud-events.ts';
 import { seededRng } from '../../shared/synth/random.ts';
 import {
   cleanupRun,
+  createSourceTopic,
   fraudMessages,
   newTestRun,
   readTopic,
@@ -23,7 +24,6 @@ import {
 } from '../support/ingestor-process.ts';
 import { scrapeMetrics } from '../support/ops-endpoint.ts';
 import { stopAfter } from '../support/stop-after.ts';
-import { createReadyTopics } from '../support/topics.ts';
 
 const HOUR = 3_600_000;
 const MIN = 60_000;
@@ -33,11 +33,7 @@ describe('ingestor: the record clock (the default)', { timeout: 180_000 }, () =>
   const run = newTestRun({});
   // Records stamped up to 20 days back: under the broker's default time retention (7 days) the
   // segments they fill could be deleted by its next retention check before the ingestor reads them.
-  before(async () =>
-    createReadyTopics(run.kafka, [
-      { topic: run.topic, numPartitions: 1, configEntries: [{ name: 'retention.ms', value: '-1' }] },
-    ]),
-  );
+  before(async () => createSourceTopic(run, 1, { keepOldRecords: true }));
   after(async () => cleanupRun(run));
 
   it('applies a backlog older than the lateness, and dead-letters by record time alone', async (t) => {

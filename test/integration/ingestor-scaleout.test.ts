@@ -11,6 +11,7 @@ import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import {
   cleanupRun,
+  createSourceTopic,
   differencesFromOffline,
   fraudMessages,
   liveStamps,
@@ -21,7 +22,6 @@ import {
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
 import { stopAfter } from '../support/stop-after.ts';
-import { createReadyTopics } from '../support/topics.ts';
 
 const EVENTS = Number(process.env.SCALEOUT_TEST_EVENTS ?? 60_000);
 
@@ -37,11 +37,7 @@ for (const clock of ['event', 'record'] as const)
       clock === 'record' ? liveStamps(events, lateness) : { stamps: undefined, late: new Set<number>() };
 
     // Stamped in January 2026: the broker's 7-day time retention must not delete them unread.
-    before(async () =>
-      createReadyTopics(run.kafka, [
-        { topic: run.topic, numPartitions: 6, configEntries: [{ name: 'retention.ms', value: '-1' }] },
-      ]),
-    );
+    before(async () => createSourceTopic(run, 6, { keepOldRecords: true }));
     after(async () => cleanupRun(run));
 
     it('matches the offline engine for every entity', async (t) => {

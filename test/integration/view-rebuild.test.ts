@@ -20,6 +20,7 @@ import { RedisStateStore } from '../../shared/state-store/redis-state-store.ts';
 import type { FraudEvent } from '../../shared/synth/fraud-events.ts';
 import {
   cleanupRun,
+  createSourceTopic,
   logPositions,
   newTestRun,
   recentFraudEvents,
@@ -31,7 +32,6 @@ import {
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
 import { stopAfter } from '../support/stop-after.ts';
-import { createReadyTopics } from '../support/topics.ts';
 
 const VIEW = 'user_activity';
 
@@ -134,12 +134,8 @@ describe('rebuilding a view after a layout change', { timeout: 300_000 }, () => 
     config: loadConfig({ argv: [], env: { ...process.env, ...envB } }),
   };
 
-  before(async () =>
-    // Old records must outlive the test: time retention would delete 20-day-old ones.
-    createReadyTopics(runA.kafka, [
-      { topic: runA.topic, numPartitions: 3, configEntries: [{ name: 'retention.ms', value: '-1' }] },
-    ]),
-  );
+  // Old records must outlive the test: time retention would delete 20-day-old ones.
+  before(async () => createSourceTopic(runA, 3, { keepOldRecords: true }));
   after(async () => {
     rmSync(dir, { recursive: true, force: true });
     await cleanupRun(runA);

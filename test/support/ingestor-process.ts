@@ -210,8 +210,22 @@ export async function deleteRunKeys(run: TestRun): Promise<void> {
 }
 
 /** Creates this run's source topic and waits until the broker serves all its partitions. */
-export async function createSourceTopic(run: TestRun, partitions: number): Promise<void> {
-  await createReadyTopics(run.kafka, [{ topic: run.topic, numPartitions: partitions }]);
+/**
+ * The run's source topic. `keepOldRecords`: no time retention, for records stamped days back (the
+ * broker's 7-day default deletes segments by their records' timestamps, maybe before they are read).
+ */
+export async function createSourceTopic(
+  run: TestRun,
+  partitions: number,
+  options: { keepOldRecords?: boolean } = {},
+): Promise<void> {
+  await createReadyTopics(run.kafka, [
+    {
+      topic: run.topic,
+      numPartitions: partitions,
+      ...(options.keepOldRecords ? { configEntries: [{ name: 'retention.ms', value: '-1' }] } : {}),
+    },
+  ]);
 }
 
 /**
