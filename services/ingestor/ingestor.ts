@@ -308,10 +308,19 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       else byTopic.set(p.batch.topic, [p]);
     }
     // All settled before failing: a topic still in progress must not overlap with its redelivery.
-    const outcomes = await Promise.allSettled(
-      [...byTopic].map(([topic, list]) => processBatches(topic, list)),
+    const topics = [...byTopic];
+    const outcomes = await Promise.allSettled(topics.map(([topic, list]) => processBatches(topic, list)));
+    const failed = outcomes.flatMap((o, i) =>
+      o.status === 'rejected' ? [{ topic: topics[i]![0], error: o.reason }] : [],
     );
-    for (const o of outcomes) if (o.status === 'rejected') throw o.reason;
+    if (failed.length === 0) return;
+    // kafkajs reports the one error the fetch fails with; the other topics' would go unseen.
+    for (const { topic, error } of failed.slice(1))
+      logger.error(
+        { err: error, topic },
+        "batch failed too (the fetch fails with another topic's error, which kafkajs reports)",
+      );
+    throw failed[0]!.error;
   }
 
   /**
@@ -458,7 +467,10 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       await heartbeat();
       for (const { batch } of payloads) decodedBatches.push(await runtime.decode(batch.messages, heartbeat));
     } catch (error) {
-      if (!countRetriable(error, metrics.registryErrors)) throw error;
+      // Decoders reject only when the schema registry is out of reach (retriable). Anything else
+      // is a fault of its own, counted as the consumer crash it becomes, not as a registry error.
+      if (!isTesseraError(error) || !error.retriable) throw error;
+      metrics.registryErrors.inc();
       // Nothing of the batches was sent or saved yet: left unresolved, they are fetched again.
       if (!stopping) holdUndecoded(topic, payloads, error.message);
       return;
@@ -927,8 +939,8 @@ function isKafkaError(error: unknown): boolean {
 
 /**
  * What crashed the consumer: Kafka itself (kafkajs' own error at the bottom of the chain), or a
- * batch that kept failing past kafkajs' retries for another reason (a schema registry out of
- * reach, an undecodable state; kafkajs wraps it as KafkaJSNonRetriableError).
+ * batch that kept failing past kafkajs' retries for another reason (an undecodable state, a
+ * fault in a decoder; kafkajs wraps it as KafkaJSNonRetriableError).
  */
 export function crashCause(error: Error): 'kafka' | 'batch' {
   let root: Error = error;

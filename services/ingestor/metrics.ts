@@ -59,7 +59,7 @@ export function createIngestorMetrics(options: { processMetrics?: boolean } = {}
     }),
     registryErrors: new Counter({
       name: 'tessera_ingestor_schema_registry_errors_total',
-      help: 'Decode attempts that failed because the schema registry did not answer (the batch is retried in place, nothing is committed).',
+      help: 'Decode attempts that failed because the schema registry did not answer, or a schema file could not be read (the partitions pause and are fetched again, nothing is committed).',
       registers: [registry],
     }),
     kafkaErrors: new Counter({
@@ -69,7 +69,7 @@ export function createIngestorMetrics(options: { processMetrics?: boolean } = {}
     }),
     consumerCrashes: new Counter({
       name: 'tessera_ingestor_consumer_crashes_total',
-      help: "Times the Kafka consumer crashed, by cause: kafka (brokers unreachable past its retries) or batch (a batch failed past kafkajs' retries for another reason: a schema registry out of reach, an undecodable state; Redis outages are retried in place); kafkajs restarts it, /ready says not ready until it has rejoined its group.",
+      help: "Times the Kafka consumer crashed, by cause: kafka (brokers unreachable past its retries) or batch (a batch failed past kafkajs' retries for another reason: an undecodable state, a fault in a decoder; Redis outages are retried in place, schema registry outages pause the partitions); kafkajs restarts it, /ready says not ready until it has rejoined its group.",
       labelNames: ['cause'] as const,
       registers: [registry],
     }),
