@@ -18,12 +18,15 @@ const DELETE_UNCHANGED = readFileSync(new URL('./delete-unchanged.lua', import.m
 /**
  * What one key holds:
  * - `current`: a state the definitions read;
- * - `other-layout`: a state of a defined view written under other definitions (another format
- *   version or plan fingerprint: the ingestor and server refuse it as STATE_CORRUPT);
- * - `corrupt`: the current layout, but the bytes do not decode;
- * - `undefined-view`: a state of a view the definitions no longer have;
+ * - `other-layout`: a state of a defined view written under other definitions (an earlier format
+ *   version, or another plan fingerprint: the ingestor and server refuse it as STATE_CORRUPT);
+ * - `corrupt`: bytes that do not decode: too short for a header, a format version no Tessera up
+ *   to this one wrote (a damaged first byte; or a newer Tessera's), or the current layout's header
+ *   over a body that does not decode;
+ * - `undefined-view`: a state (a hash with a version and a state header) of a view the
+ *   definitions no longer have;
  * - `foreign`: under the prefix but not a Tessera state (no `{view:entity}` tag, or not a hash
- *   with a version): counted, never deleted.
+ *   with a version and a state): counted, never deleted.
  */
 export type KeyStatus = 'current' | 'other-layout' | 'corrupt' | 'undefined-view' | 'foreign';
 
@@ -77,6 +80,10 @@ export function parseStateKey(prefix: string, key: string): { view: string; enti
   return { view: tag.slice(0, colon), entity: tag.slice(colon + 1) };
 }
 
+/** A state format version some Tessera up to this one wrote. */
+const knownVersion = (version: number | undefined) =>
+  version !== undefined && version >= 1 && version <= FORMAT_VERSION;
+
 /** The status of a defined view's state from its stored fields (null `s`: no state). */
 export function classifyState(
   plan: ViewPlan,
@@ -86,7 +93,7 @@ export function classifyState(
 ): KeyStatus {
   if (base === null) return 'foreign';
   const header = stateHeader(base);
-  if (header === null) return 'corrupt';
+  if (header === null || !knownVersion(header.version)) return 'corrupt';
   if (header.version !== FORMAT_VERSION || header.fingerprint !== plan.fingerprint) return 'other-layout';
   try {
     decodeStoredState(plan, key, base, delta);
@@ -163,7 +170,14 @@ export async function takeInventory(options: InventoryOptions): Promise<Inventor
         return;
       }
       const plan = plans.get(view);
-      const status = plan === undefined ? 'undefined-view' : classifyState(plan, key, s, d);
+      // No plan reads an undefined view's states: a state header is all that tells one from a
+      // hash of someone else's that happens to have a `v` field (never deleted).
+      const status =
+        plan !== undefined
+          ? classifyState(plan, key, s, d)
+          : s !== null && knownVersion(stateHeader(s)?.version)
+            ? 'undefined-view'
+            : 'foreign';
       entry.counts[status]++;
       if (chosen(remove, view, status)) doomed.push({ key, view: entry, version: v.toString() });
     });

@@ -18,7 +18,7 @@ const USAGE = `usage: npx tsx services/keys/main.ts [--definitions definitions/f
 Counts the entity states under TESSERA_REDIS_KEY_PREFIX view by view:
   current          states the definitions read
   other layout     states of a defined view written under other definitions (refused as STATE_CORRUPT)
-  corrupt          states of the current layout that do not decode
+  corrupt          states that do not decode (a damaged header, or the current layout's body)
   undefined view   states of a view the definitions no longer have
   foreign          keys under the prefix that are not Tessera states (never deleted)
 

@@ -112,12 +112,18 @@ for (const cluster of [false, true]) {
       await saveStates(redis, current, prefix, range(1, 30));
       await saveStates(redis, changed, prefix, range(31, 45));
       await saveStates(redis, current, other, range(1, 5));
-      // Damaged: a current state cut short after its header.
+      // Damaged: a current state cut short after its header, and one whose first byte (the format
+      // version) is no version Tessera wrote: corrupt, not another layout.
       const plan = planView(current.views[0]!);
       const bytes = Buffer.from(encodeState(plan, stateOf(plan, 46)));
+      const badVersion = Buffer.from(bytes);
+      badVersion[0] = 0x68;
       const replies = await sendAll(redis, [
         ...[46, 47, 48].map((u) => ['hset', key(VIEW, u), 'v', '7', 's', bytes.subarray(0, 7)] as const),
+        ['hset', key(VIEW, 49), 'v', '2', 's', badVersion],
         ...range(1, 10).map((u) => ['hset', key('retired_view', u), 'v', '3', 's', bytes] as const),
+        // A hash with a `v` but no state under a view tag no definitions have: not ours.
+        ['hset', key('retired_view', 'session'), 'v', '1', 'user', 'bob'],
         ['set', key(VIEW, 'not-a-hash'), 'x'],
         ['hset', key(VIEW, 'no-version'), 'x', '1'],
         ['set', `${prefix}:{no-entity}`, 'x'],
@@ -139,12 +145,12 @@ for (const cluster of [false, true]) {
 
     it('counts every kind of key under the prefix, and only those', async () => {
       const r = await report(env);
-      assert.equal(r.seen, 30 + 15 + 3 + 10 + 3);
+      assert.equal(r.seen, 30 + 15 + 4 + 10 + 1 + 3);
       assert.equal(r.untagged, 1);
       assert.deepEqual(viewOf(r, VIEW), {
         view: VIEW,
         defined: true,
-        counts: { current: 30, 'other-layout': 15, corrupt: 3, 'undefined-view': 0, foreign: 2 },
+        counts: { current: 30, 'other-layout': 15, corrupt: 4, 'undefined-view': 0, foreign: 2 },
         deleted: 0,
       });
       assert.deepEqual(viewOf(r, 'retired_view').counts, {
@@ -152,10 +158,28 @@ for (const cluster of [false, true]) {
         'other-layout': 0,
         corrupt: 0,
         'undefined-view': 10,
-        foreign: 0,
+        foreign: 1,
       });
       assert.equal(viewOf(r, 'retired_view').defined, false);
       assert.equal(r.deleted, 0);
+    });
+
+    it('has plan --redis exit 3 for states the definitions would refuse, though the files are the same', async () => {
+      const file = 'definitions/fraud.yaml';
+      const args = ['--import', 'tsx', 'shared/definitions/cli.ts', 'plan', file, file, '--redis'];
+      const options = { env: { ...process.env, ...env } };
+      const failed = await run(process.execPath, [...args, '--json'], options).then(
+        () => assert.fail('plan exited 0 with refused states in Redis'),
+        (error: { code: number; stdout: string }) => error,
+      );
+      assert.equal(failed.code, 3);
+      const json = JSON.parse(failed.stdout) as { rebuildNeeded: boolean; redis: { refused: number } };
+      assert.equal(json.redis.refused, 15 + 4);
+      assert.equal(json.rebuildNeeded, true);
+      const text = await run(process.execPath, args, options).catch((error: { stdout: string }) => error);
+      assert.match(text.stdout, /15 they would refuse \(other layout\), 4 corrupt/);
+      assert.match(text.stdout, /the ingestor exits 1 \(STATE_CORRUPT\) at the first refused state/);
+      assert.match(text.stdout, /rebuild needed \(exit 3\)/);
     });
 
     it('deletes nothing in a dry run, and says what it would delete', async () => {
@@ -166,9 +190,9 @@ for (const cluster of [false, true]) {
         '--delete-undefined-views',
         '--delete-corrupt',
       );
-      assert.equal(r.deleted, 15 + 10 + 3);
+      assert.equal(r.deleted, 15 + 10 + 4);
       const all = [
-        ...range(1, 48).map((u) => key(VIEW, u)),
+        ...range(1, 49).map((u) => key(VIEW, u)),
         ...range(1, 10).map((u) => key('retired_view', u)),
       ];
       assert.equal(await existing(redis, all), all.length);
@@ -181,11 +205,11 @@ for (const cluster of [false, true]) {
         '--delete-undefined-views',
         '--delete-corrupt',
       );
-      assert.match(stdout, /deleted 28 keys; 0 left/);
+      assert.match(stdout, /deleted 29 keys; 0 left/);
       assert.equal(
         await existing(
           redis,
-          range(31, 48).map((u) => key(VIEW, u)),
+          range(31, 49).map((u) => key(VIEW, u)),
         ),
         0,
       );
@@ -197,8 +221,13 @@ for (const cluster of [false, true]) {
         0,
       );
       assert.equal(
-        await existing(redis, [key(VIEW, 'not-a-hash'), key(VIEW, 'no-version'), `${prefix}:{no-entity}`]),
-        3,
+        await existing(redis, [
+          key(VIEW, 'not-a-hash'),
+          key(VIEW, 'no-version'),
+          key('retired_view', 'session'),
+          `${prefix}:{no-entity}`,
+        ]),
+        4,
       );
       assert.equal(
         await existing(
