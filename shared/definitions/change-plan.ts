@@ -9,14 +9,25 @@ import type { Definitions, FeatureDef, ViewDef } from './schema.ts';
 /**
  * - `rebuild`: the state layout changed; the ingestor and the server refuse every state written
  *   before (STATE_CORRUPT) until the view's states are deleted and its source replayed;
- * - `history`: states stay readable, but a window grew past what they hold: its values undercount
- *   until the longer window has passed since the change, unless the view is rebuilt the same way;
+ * - `source`: states stay readable, but hold what the old source gave: another topic's offsets (the
+ *   new topic's records up to them taken for duplicates), event times or entities read from
+ *   another field, values of a column read as another type; rebuilt the same way as `history`;
+ * - `history`: states stay readable, but a window (or the allowed lateness) grew past what they
+ *   hold: its values undercount until the longer span has passed since the change, unless the
+ *   view is rebuilt the same way;
  * - `read-side`: only what reads or expires states changed (defaults, max_age, ttl, ...);
  * - `added`: a new view; it starts empty (fill it with the same replay);
  * - `removed`: its states are no longer read (they expire after their ttl);
  * - `unchanged`.
  */
-export type ViewChangeKind = 'rebuild' | 'history' | 'read-side' | 'added' | 'removed' | 'unchanged';
+export type ViewChangeKind =
+  | 'rebuild'
+  | 'source'
+  | 'history'
+  | 'read-side'
+  | 'added'
+  | 'removed'
+  | 'unchanged';
 
 export interface ViewChange {
   view: string;
@@ -27,7 +38,7 @@ export interface ViewChange {
   /** features.parquet / training row / pushed vector columns as `name type`, before and after. */
   columns: { before: string[]; after: string[]; changed: boolean };
   /**
-   * For `rebuild`, `history` and `added`: how far back the source must be replayed (the engine's
+   * For `rebuild`, `source`, `history` and `added`: how far back the source must be replayed (the engine's
    * longest horizon: longest window, plus its tile, plus the allowed lateness).
    */
   replayMs: number | null;
@@ -69,7 +80,11 @@ function viewChanges(before: ViewDef, after: ViewDef): string[] {
   const out: string[] = [];
   const fields: [string, (v: ViewDef) => unknown][] = [
     ['entity', (v) => `${v.entity.name} (${v.entity.joinKey}: ${v.entity.keyType})`],
-    ['source', (v) => `${v.source.name} (topic ${v.source.topic}, ${v.source.format})`],
+    [
+      'source',
+      ({ source: s }) =>
+        `${s.name} (topic ${s.topic}, ${s.format}${s.avroSchema === undefined ? '' : ` ${s.avroSchema}`}, key ${s.keyField}, time ${s.timestampField} ${s.timestampFormat})`,
+    ],
     [
       'source columns',
       (v) =>
@@ -98,9 +113,36 @@ function viewChanges(before: ViewDef, after: ViewDef): string[] {
 }
 
 /**
+ * Source changes after which the states, though readable, hold what the old source gave. Other
+ * source changes (format, schema file, timestamp format, columns no feature reads) change only how
+ * new records are decoded.
+ */
+function sourceChanges(before: ViewDef, after: ViewDef, plan: ViewPlan): string[] {
+  const out: string[] = [];
+  const b = before.source;
+  const a = after.source;
+  if (b.topic !== a.topic)
+    out.push(
+      `the states hold the offsets of topic ${b.topic}: records of ${a.topic} at or below them would be taken for duplicates`,
+    );
+  if (b.timestampField !== a.timestampField)
+    out.push(`the states hold event times read from ${b.timestampField}, not ${a.timestampField}`);
+  if (b.keyField !== a.keyField)
+    out.push(`the states hold events grouped by ${b.keyField}, not ${a.keyField}`);
+  for (const column of plan.columns)
+    if (b.schema[column] !== undefined && b.schema[column] !== a.schema[column])
+      out.push(
+        `the states hold the values of column ${column} as ${b.schema[column]}, not ${a.schema[column]}`,
+      );
+  return out;
+}
+
+/**
  * Windows that grew past what a state of the old plan holds: the engine keeps raw events (exact
  * features) and tiles (per tile size) only as far back as the longest window that read them, so a
- * longer window reads less than it should. (Same layout means same modes and tile sizes.)
+ * longer window reads less than it should. (Same layout means same modes and tile sizes.) Those
+ * spans start at the clock less the allowed lateness: a longer lateness admits reads (the
+ * training rows of late events) older than the states reach, until it has passed.
  */
 function grownWindows(before: ViewPlan, after: ViewPlan): string[] {
   const out: string[] = [];
@@ -112,8 +154,15 @@ function grownWindows(before: ViewPlan, after: ViewPlan): string[] {
         `feature ${f.def.name}: window ${formatDuration(f.windowMs)}, the states hold ${formatDuration(held)} of history`,
       );
   }
+  if (after.latenessMs > before.latenessMs)
+    out.push(
+      `allowed_lateness grew: the rows of events up to ${formatDuration(after.latenessMs)} late read windows reaching past the ${formatDuration(before.latenessMs)} of lateness the states hold, until ${formatDuration(after.latenessMs)} has passed`,
+    );
   return out;
 }
+
+/** Kinds whose states must be filled by a replay of the source (ViewChange.replayMs). */
+const REPLAYED: ReadonlySet<ViewChangeKind> = new Set(['rebuild', 'source', 'history', 'added']);
 
 export function planChange(before: Definitions, after: Definitions): ChangePlan {
   const names = [...new Set([...after.views.map((v) => v.name), ...before.views.map((v) => v.name)])];
@@ -135,13 +184,17 @@ export function planChange(before: Definitions, after: Definitions): ChangePlan 
     if (!b || !pb) return { ...change, kind: 'added' };
     if (!a || !pa) return { ...change, kind: 'removed', replayMs: null };
     change.changes = viewChanges(b, a);
+    const source = sourceChanges(b, a, pa);
     const grown = grownWindows(pb, pa);
     if (pb.fingerprint !== pa.fingerprint) change.kind = 'rebuild';
-    else if (grown.length > 0) {
+    else if (source.length > 0) {
+      change.kind = 'source';
+      change.changes.push(...source, ...grown);
+    } else if (grown.length > 0) {
       change.kind = 'history';
       change.changes.push(...grown);
     } else change.kind = change.changes.length > 0 ? 'read-side' : 'unchanged';
-    if (change.kind !== 'rebuild' && change.kind !== 'history') change.replayMs = null;
+    if (!REPLAYED.has(change.kind)) change.replayMs = null;
     return change;
   });
   const fsBefore = before.featureServices;
@@ -156,7 +209,7 @@ export function planChange(before: Definitions, after: Definitions): ChangePlan 
         (n) => fsBefore.has(n) && fsBefore.get(n)!.join() !== fsAfter.get(n)!.join(),
       ),
     },
-    rebuildNeeded: views.some((v) => v.kind === 'rebuild' || v.kind === 'history'),
+    rebuildNeeded: views.some((v) => v.kind !== 'added' && REPLAYED.has(v.kind)),
   };
 }
 

@@ -18,14 +18,16 @@ export const PLAN_USAGE = `usage: npx tsx shared/definitions/cli.ts plan <old de
 exit 0 no rebuild needed, 3 a rebuild is needed (docs/ingestor.md, "Rebuilding a view"),
 2 bad input (command line, definitions), 1 a failure (Redis)`;
 
-/** Exit code when some view's states are refused or short of history. */
+/** Exit code when some view's states are refused, stale or short of history. */
 export const REBUILD_NEEDED = 3;
 
 const WHAT: Record<ViewChange['kind'], string> = {
   rebuild:
     'REBUILD: its state layout changed; the ingestor and the server refuse every state written before (STATE_CORRUPT, the ingestor exits 1)',
+  source:
+    'REBUILD (source): its states stay readable, but hold what the old source gave (below), which the new definitions would read wrong',
   history:
-    'REBUILD (history): its states stay readable, but a longer window reads only what they hold, undercounting until the new window has passed',
+    'REBUILD (history): its states stay readable, but a longer window (or lateness) reads only what they hold, undercounting until the new span has passed',
   'read-side': 'no rebuild: only reading or expiry changes; states stay as they are',
   added: 'added: its states start empty (replay its source the same way to fill its windows now)',
   removed:
@@ -67,12 +69,16 @@ export async function planCommand(argv: string[]): Promise<number> {
     const after = loadDefinitionsFile(files[1]!, mode);
     const plan = planChange(before, after);
     const keys = values.redis ? await countStates(after) : null;
+    // States the new definitions would refuse are there whatever the files say (a deployment of
+    // other definitions before the old file, a damaged key): the ingestor exits 1 at the first.
+    const refused = keys ? refusedStates(plan, keys.views) : 0;
+    const checked: ChangePlan = { ...plan, rebuildNeeded: plan.rebuildNeeded || refused > 0 };
     process.stdout.write(
       values.json
-        ? `${JSON.stringify({ ...plan, redis: keys && { prefix: keys.prefix, views: keys.views } })}\n`
-        : report(files, plan, keys),
+        ? `${JSON.stringify({ ...checked, redis: keys && { prefix: keys.prefix, views: keys.views, refused } })}\n`
+        : report(files, checked, keys),
     );
-    return plan.rebuildNeeded ? REBUILD_NEEDED : 0;
+    return checked.rebuildNeeded ? REBUILD_NEEDED : 0;
   } catch (error) {
     process.stderr.write(`${cliErrorLine(error)}\n`);
     return cliExitCode(error);
@@ -112,6 +118,17 @@ async function countStates(after: Parameters<typeof planChange>[1]) {
     clearTimeout(timer);
     redis.disconnect();
   }
+}
+
+/** States of the new definitions' views that they would refuse: other layout or corrupt. */
+function refusedStates(plan: ChangePlan, views: readonly ViewKeys[]): number {
+  let refused = 0;
+  for (const v of plan.views) {
+    if (v.kind === 'removed') continue;
+    const k = views.find((x) => x.view === v.view);
+    refused += (k?.counts['other-layout'] ?? 0) + (k?.counts.corrupt ?? 0);
+  }
+  return refused;
 }
 
 const n = (x: number) => x.toLocaleString('en-US');
@@ -165,6 +182,10 @@ function report(
       lines.push(
         `  redis (${keys.prefix}): ${n(current)} states the new definitions read, ${n(other)} they would refuse (other layout)${corrupt ? `, ${n(corrupt)} corrupt` : ''}`,
       );
+      if (v.kind !== 'rebuild' && other + corrupt > 0)
+        lines.push(
+          `  the ingestor exits 1 (STATE_CORRUPT) at the first refused state: rebuild the view, or delete them (npx tsx services/keys/main.ts --delete-other-layout --delete-corrupt)`,
+        );
     } else if (keys && k)
       lines.push(`  redis (${keys.prefix}): ${n(k.counts['undefined-view'])} states of this view`);
   }

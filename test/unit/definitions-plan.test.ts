@@ -121,6 +121,88 @@ describe('change plan', () => {
     assert.equal(v.replayMs, null);
   });
 
+  it('asks for a source rebuild when the states hold what another topic, field or type gave', () => {
+    const topic = plan(edited(['    topic: transactions\n', '    topic: transactions_v2\n'])).views[0]!;
+    assert.equal(topic.kind, 'source');
+    assert.equal(topic.fingerprint.before, topic.fingerprint.after);
+    assert.ok(
+      topic.changes.includes(
+        'the states hold the offsets of topic transactions: records of transactions_v2 at or below them would be taken for duplicates',
+      ),
+      topic.changes.join('\n'),
+    );
+    assert.equal(topic.replayMs, (30 * 24 + 1) * 3_600_000);
+    const type = plan(edited(['      merchant_id: string\n', '      merchant_id: int64\n']));
+    assert.equal(type.views[0]!.kind, 'source');
+    assert.ok(
+      type.views[0]!.changes.includes(
+        'the states hold the values of column merchant_id as string, not int64',
+      ),
+    );
+    assert.equal(type.rebuildNeeded, true);
+    const key = plan(
+      edited(
+        ['    join_key: user_id\n', '    join_key: account_id\n'],
+        ['    key_field: user_id\n', '    key_field: account_id\n'],
+        ['      amount: double\n', '      amount: double\n      account_id: int64\n'],
+      ),
+    );
+    assert.equal(key.views[0]!.kind, 'source');
+    assert.ok(key.views[0]!.changes.includes('the states hold events grouped by user_id, not account_id'));
+    // Two timestamp columns in both files: only the one read as event time changes.
+    const twoTimes = (field: string) =>
+      edited(
+        ['    timestamp_field: event_timestamp\n', `    timestamp_field: ${field}\n`],
+        ['      amount: double\n', '      amount: double\n      processed_at: timestamp\n'],
+      );
+    const time = planChange(
+      parseDefinitions(twoTimes('event_timestamp'), FILE),
+      parseDefinitions(twoTimes('processed_at'), FILE),
+    );
+    assert.equal(time.views[0]!.kind, 'source');
+    assert.ok(
+      time.views[0]!.changes.includes(
+        'the states hold event times read from event_timestamp, not processed_at',
+      ),
+    );
+  });
+
+  it('needs nothing when only the decoding changes: timestamp format, a column no feature reads', () => {
+    const withCountry = (type: string) =>
+      edited(['      amount: double\n', `      amount: double\n      country: ${type}\n`]);
+    const p = planChange(
+      parseDefinitions(withCountry('string'), FILE),
+      parseDefinitions(
+        withCountry('int64').replace('    timestamp_format: iso8601\n', '    timestamp_format: epoch_ms\n'),
+        FILE,
+      ),
+    );
+    const v = p.views[0]!;
+    assert.equal(v.kind, 'read-side');
+    assert.deepEqual(v.changes, [
+      'source: transactions (topic transactions, json, key user_id, time event_timestamp iso8601) -> transactions (topic transactions, json, key user_id, time event_timestamp epoch_ms)',
+      'source columns: user_id int64, event_timestamp timestamp, amount double, country string, merchant_id string -> user_id int64, event_timestamp timestamp, amount double, country int64, merchant_id string',
+    ]);
+    assert.equal(p.rebuildNeeded, false);
+  });
+
+  it('calls a longer allowed lateness a history rebuild (late rows reach past the states), a shorter one read-side', () => {
+    const longer = plan(edited(['    allowed_lateness: 1h\n', '    allowed_lateness: 3h\n'])).views[0]!;
+    assert.equal(longer.kind, 'history');
+    assert.ok(
+      longer.changes.some((c) =>
+        /allowed_lateness grew: the rows of events up to 3h late .* the 1h of lateness the states hold/.test(
+          c,
+        ),
+      ),
+      longer.changes.join('\n'),
+    );
+    assert.equal(longer.replayMs, (30 * 24 + 3) * 3_600_000);
+    const shorter = plan(edited(['    allowed_lateness: 1h\n', '    allowed_lateness: 30m\n'])).views[0]!;
+    assert.equal(shorter.kind, 'read-side');
+    assert.deepEqual(shorter.changes, ['allowed_lateness: 1h -> 30m', 'ttl: 721h -> 43230m']);
+  });
+
   it('reports added and removed views without asking for a rebuild', () => {
     const renamed = edited(
       ['  - name: user_transaction_features', '  - name: user_tx'],
