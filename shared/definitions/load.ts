@@ -7,7 +7,7 @@ import { type Document, isMap, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { ZodIssue } from 'zod';
 import { MAX_DATE_MS } from '../codecs/timestamp.ts';
 import { TesseraError } from '../errors.ts';
-import { RESERVED_COLUMNS } from '../offline/feature-columns.ts';
+import { RESERVED_COLUMNS, SOURCE_OFFSET, SOURCE_PARTITION } from '../offline/feature-columns.ts';
 import { formatDuration, parseDuration } from './duration.ts';
 import {
   type ColumnType,
@@ -73,7 +73,17 @@ export function parseDefinitions(text: string, file = '<inline>', options: Compi
       { context: { file } },
     );
   }
-  const content = doc.toJS();
+  let content: unknown;
+  try {
+    // yaml's default of 100 alias uses is a guard for untrusted text; a view of a few hundred
+    // features sharing one merge block (`- <<: *counts`) is an ordinary file here.
+    content = doc.toJS({ maxAliasCount: 100_000 });
+  } catch (error) {
+    throw new TesseraError('DEFINITIONS_INVALID', `${file}: not usable YAML: ${(error as Error).message}`, {
+      cause: error,
+      context: { file },
+    });
+  }
   if (content === null || content === undefined) {
     throw new TesseraError(
       'DEFINITIONS_INVALID',
@@ -112,6 +122,17 @@ function issueToProblem(issue: ZodIssue): Problem {
     message = 'must be a whole number';
   return { path: issue.path, message };
 }
+
+/** Aggregations whose empty window is 0: a default can only be 0, and changes nothing. */
+const ALWAYS_ZERO_WHEN_EMPTY: ReadonlySet<string> = new Set([
+  'count',
+  'sum',
+  'count_distinct',
+  'approx_count_distinct',
+]);
+
+/** Feast's placeholder entity of views without one (join key `__dummy_id`). */
+const FEAST_DUMMY_ENTITY = '__dummy';
 
 const TYPE_WORDS: Record<string, string> = {
   object: 'a mapping',
@@ -168,6 +189,19 @@ function compile(
   input.entities.forEach((e, i) => {
     if (entities.has(e.name))
       problems.push({ path: ['entities', i, 'name'], message: `duplicate entity ${e.name}` });
+    // Written beside the join key in features.parquet, the raw log and the snapshots, which pick
+    // their columns by name: a join key of one of these names overwrote it (the event time lost).
+    if (RESERVED_COLUMNS.includes(e.join_key))
+      problems.push({
+        path: ['entities', i, 'join_key'],
+        message: `${e.join_key} names a column the offline tables hold beside the join key (${RESERVED_COLUMNS.join(', ')}); call it otherwise`,
+      });
+    // Feast's placeholder for views without an entity: its SDK drops an entity of these names.
+    if (e.name === FEAST_DUMMY_ENTITY || e.join_key === `${FEAST_DUMMY_ENTITY}_id`)
+      problems.push({
+        path: ['entities', i, e.name === FEAST_DUMMY_ENTITY ? 'name' : 'join_key'],
+        message: `${FEAST_DUMMY_ENTITY} and ${FEAST_DUMMY_ENTITY}_id are Feast's placeholder entity, which its SDK leaves out; call it otherwise`,
+      });
     entities.set(e.name, { name: e.name, joinKey: e.join_key, keyType: e.type });
   });
 
@@ -186,6 +220,13 @@ function compile(
         path: at('topic'),
         message: `source ${sameTopic.name} already reads topic ${s.topic}; one source per topic (key a second set of views by another entity through a topic of its own)`,
       });
+    // The raw event log appends the record's Kafka position under these names.
+    for (const column of [SOURCE_PARTITION, SOURCE_OFFSET])
+      if (columnOf(s.schema, column) !== undefined)
+        problems.push({
+          path: ['sources', i, 'schema', column],
+          message: `${column} names a column the raw event log adds (the record's Kafka position); call it otherwise`,
+        });
     const keyType = columnOf(s.schema, s.key_field);
     if (keyType !== 'int64' && keyType !== 'string') {
       problems.push({
@@ -244,10 +285,12 @@ function compile(
         message: `source ${source.name} is keyed by ${source.keyField}, entity ${entity.name} by ${entity.joinKey}`,
       });
     }
-    if (columnOf(source.schema, source.keyField) !== entity.keyType) {
+    const keyType = columnOf(source.schema, source.keyField);
+    // An unknown key column is reported at the source already.
+    if (keyType !== undefined && keyType !== entity.keyType) {
       problems.push({
         path: at('entity'),
-        message: `entity ${entity.name} has type ${entity.keyType} but ${source.name}.${source.keyField} is ${columnOf(source.schema, source.keyField)}`,
+        message: `entity ${entity.name} has type ${entity.keyType} but ${source.name}.${source.keyField} is ${keyType}`,
       });
     }
     const lateness = parseDuration(v.allowed_lateness) as number;
@@ -295,14 +338,7 @@ function compile(
       if (f.precision !== undefined && f.aggregation !== 'approx_count_distinct') {
         problems.push({ path: fat('precision'), message: 'precision is only for approx_count_distinct' });
       }
-      if (
-        (f.aggregation === 'count' ||
-          f.aggregation === 'sum' ||
-          f.aggregation === 'count_distinct' ||
-          f.aggregation === 'approx_count_distinct') &&
-        f.default !== undefined &&
-        f.default !== 0
-      ) {
+      if (ALWAYS_ZERO_WHEN_EMPTY.has(f.aggregation) && f.default !== undefined && f.default !== 0) {
         problems.push({
           path: fat('default'),
           message: `${f.aggregation} of an empty window is always 0; remove default`,
@@ -326,7 +362,9 @@ function compile(
         windowMs,
         mode,
         tileMs,
-        default: f.default ?? null,
+        // An empty window of these is 0 whatever the default: `default: 0` written out is the same
+        // definitions (and hash) as none.
+        default: ALWAYS_ZERO_WHEN_EMPTY.has(f.aggregation) ? null : (f.default ?? null),
         n: f.n ?? 10,
         precision: f.precision ?? 12,
       });

@@ -39,7 +39,8 @@ const name = z
   .string()
   .regex(NAME_RE, 'must be snake_case: lower-case letters, digits and _')
   .refine((s) => s !== '__proto__', 'must not be __proto__ (a reserved JavaScript key); choose another name');
-const DURATION_HELP = 'must be a duration such as 90s, 5m, 1h, 7d or 2w (one whole number and its unit)';
+const DURATION_HELP =
+  'must be a positive duration such as 90s, 5m, 1h, 7d or 2w (one whole number above 0 and its unit)';
 const duration = z
   .string({ invalid_type_error: DURATION_HELP })
   .refine((s) => parseDuration(s) !== undefined, { message: DURATION_HELP });
@@ -107,12 +108,16 @@ export const definitionsSchema = z
             // Kafka's own rule for topic names: a topic the broker refuses stopped the services at start.
             topic: z
               .string()
-              .regex(/^[a-zA-Z0-9._-]{1,249}$/, 'must be a Kafka topic name: 1-249 of a-z A-Z 0-9 . _ -'),
+              .regex(/^[a-zA-Z0-9._-]{1,249}$/, 'must be a Kafka topic name: 1-249 of a-z A-Z 0-9 . _ -')
+              .refine((t) => t !== '.' && t !== '..', 'must not be . or .. (Kafka refuses them)'),
             format: z.enum(['json', 'avro', 'avro-confluent']),
             key_field: name,
             timestamp_field: name,
             timestamp_format: z.enum(['epoch_ms', 'epoch_s', 'iso8601']).default('iso8601'),
-            /** avro: path of the .avsc file, relative to the definitions file. */
+            /**
+             * avro (required) and avro-confluent (what the producer and /push register when the
+             * registry has no schema): path of the .avsc file, relative to the definitions file.
+             */
             avro_schema: z.string().optional(),
             schema: z.record(name, z.enum(COLUMN_TYPES)),
           })

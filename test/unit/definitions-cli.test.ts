@@ -40,7 +40,7 @@ describe('definitions cli', () => {
     );
     const run = cli(bad);
     assert.equal(run.code, 1);
-    assert.match(run.err, /bad\.yaml:\d+: views\[0\]\.features\[0\]\.window: must be a duration/);
+    assert.match(run.err, /bad\.yaml:\d+: views\[0\]\.features\[0\]\.window: must be a positive duration/);
     const missing = cli(join(dir, 'missing.yaml'));
     assert.equal(missing.code, 1);
     assert.match(missing.err, /cannot read definitions file .*missing\.yaml \(ENOENT\)/);

@@ -278,7 +278,7 @@ describe('cli.ts plan', () => {
     assert.equal(cli(FILE, FILE, '--colour').code, 2);
     const bad = cli(FILE, file('bad.yaml', edited(['        window: 24h\n', '        window: 1 day\n'])));
     assert.equal(bad.code, 2);
-    assert.match(bad.err, /bad\.yaml:\d+: views\[0\]\.features\[1\]\.window: must be a duration/);
+    assert.match(bad.err, /bad\.yaml:\d+: views\[0\]\.features\[1\]\.window: must be a positive duration/);
     const missing = cli(FILE, join(dir, 'none.yaml'));
     assert.equal(missing.code, 2, missing.err);
     assert.match(missing.err, /none\.yaml/);

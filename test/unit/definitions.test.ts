@@ -49,7 +49,7 @@ describe('feature definitions', () => {
         'window: 7d\n        tile: 1h\n        default: 0.0\n      - name: avg',
         'window: 7 days\n        tile: 1h\n        default: 0.0\n      - name: avg',
       ),
-      /features\[2\]\.window: must be a duration such as/,
+      /features\[2\]\.window: must be a positive duration such as/,
     );
     invalid(
       fraud.replace('column: merchant_id', 'column: merchant'),
@@ -209,6 +209,74 @@ describe('feature definitions', () => {
       fraud.replace('topic: transactions', 'topic: "card transactions"'),
       /sources\[0\]\.topic: must be a Kafka topic name/,
     );
+    for (const dots of ['"."', '".."'])
+      invalid(
+        fraud.replace('topic: transactions', `topic: ${dots}`),
+        /sources\[0\]\.topic: must not be \. or \.\./,
+      );
+  });
+
+  it('refuses join keys and source columns named like the columns the offline tables add', () => {
+    // A join key event_timestamp was written into features.parquet where the event time goes.
+    for (const key of [
+      'event_timestamp',
+      'source_offset',
+      'source_partition',
+      'as_of',
+      'state_version',
+      'state',
+    ])
+      invalid(
+        fraud
+          .replaceAll('user_id', key)
+          .replaceAll('event_timestamp: timestamp', 'ts: timestamp')
+          .replace('timestamp_field: event_timestamp', 'timestamp_field: ts'),
+        new RegExp(
+          `entities\\[0\\]\\.join_key: ${key} names a column the offline tables hold beside the join key`,
+        ),
+      );
+    // The raw event log appended the Kafka position under these names over the source's own.
+    for (const column of ['source_offset', 'source_partition'])
+      invalid(
+        fraud.replace('      merchant_id: string\n', `      merchant_id: string\n      ${column}: int64\n`),
+        new RegExp(`sources\\[0\\]\\.schema\\.${column}: ${column} names a column the raw event log adds`),
+      );
+  });
+
+  it("refuses Feast's placeholder entity, which Feast's SDK leaves out", () => {
+    invalid(
+      fraud.replace('  - name: user\n', '  - name: __dummy\n').replace('entity: user', 'entity: __dummy'),
+      /entities\[0\]\.name: __dummy and __dummy_id are Feast's placeholder entity/,
+    );
+    invalid(fraud.replaceAll('user_id', '__dummy_id'), /entities\[0\]\.join_key: __dummy and __dummy_id/);
+  });
+
+  it('names the missing key column once, without a type error about it', () => {
+    assert.throws(
+      () =>
+        parseDefinitions(
+          fraud.replace('key_field: user_id', 'key_field: uid').replace('join_key: user_id', 'join_key: uid'),
+          'fraud.yaml',
+        ),
+      (e: unknown) =>
+        isTesseraError(e, 'DEFINITIONS_INVALID') &&
+        /sources\[0\]\.key_field: uid must be a column of schema/.test(e.message) &&
+        !/is undefined/.test(e.message),
+    );
+  });
+
+  it('reads a view of a few hundred features sharing one merge block (the yaml default allows 100 alias uses)', () => {
+    const many = Array.from(
+      { length: 300 },
+      (_, i) => `      - <<: *counts\n        name: c${i}\n        window: ${i + 1}m\n`,
+    ).join('');
+    const text = fraud
+      .replace(
+        '      - name: transaction_count_1h\n        aggregation: count\n',
+        `      - &counts\n        name: transaction_count_1h\n        aggregation: count\n`,
+      )
+      .replace('\nfeature_services:', `\n${many}\nfeature_services:`);
+    assert.equal(parseDefinitions(text).views[0]!.features.length, 306);
   });
 
   it('reports a duplicate source once, not as unknown columns of its views', () => {
@@ -243,7 +311,11 @@ describe('feature definitions', () => {
     invalid(fraud.replace('version: 1', 'version: "1"'), /version: must be 1 \(the only format version\)/);
     invalid(
       fraud.replace('window: 1h\n', 'window: 3600\n'),
-      /features\[0\]\.window: must be a duration such as 90s/,
+      /features\[0\]\.window: must be a positive duration such as 90s/,
+    );
+    invalid(
+      fraud.replace('allowed_lateness: 1h', 'allowed_lateness: 0s'),
+      /allowed_lateness: must be a positive duration/,
     );
     invalid(fraud.replace('entity: user', 'entity:'), /views\[0\]\.entity: must be a string, not null/);
     invalid(fraud.replace('project: fraud\n', ''), /fraud\.yaml:\d+: project: is required/);
@@ -264,6 +336,11 @@ describe('feature definitions', () => {
         '        window: 1h\n        aggregation: count\n',
       ),
       fraud.replace('max_age: 30d', 'max_age: 30d\n    ttl: 721h'), // the default ttl, written out
+      // A count's empty window is 0 whatever is written: `default: 0` is no default.
+      fraud.replace(
+        '        aggregation: count\n        window: 1h\n',
+        '        aggregation: count\n        window: 1h\n        default: 0\n',
+      ),
     ])
       assert.equal(hash(same), base);
     // Other meaning: each changes it.
