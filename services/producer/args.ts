@@ -38,11 +38,11 @@ export interface ProducerArgs {
 }
 
 export const USAGE = `usage: npx tsx services/producer/main.ts [options]
-  --events N            events to generate (default 200000)
+  --events N            events to generate (default 200000, at most 100000000)
   --rate N              messages per second, 0 = as fast as possible (default 10000)
   --format F            json | avro | avro-confluent (default: the source's format)
   --topic NAME          topic (default: the source's topic; TESSERA_TOPIC_PREFIX applies)
-  --seed N              generator seed (default 1)
+  --seed N              generator seed, 0 to 4294967295 (default 1)
   --partitions N        partitions of a created topic (default 6)
   --create-topic        create the topic first if missing
   --definitions FILE    definitions file (default TESSERA_DEFINITIONS or definitions/fraud.yaml)
@@ -78,12 +78,26 @@ function invalid(flag: string, message: string): TesseraError {
   return new TesseraError('CONFIG_INVALID', `${flag}: ${message}`, { context: { invalid: [flag] } });
 }
 
-function integer(flag: string, text: string, min: number): number {
+function integer(flag: string, text: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const n = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min)
-    throw invalid(flag, `expected an integer >= ${min}, got ${JSON.stringify(text)}`);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min || n > max)
+    throw invalid(
+      flag,
+      `expected an integer >= ${min}${max < Number.MAX_SAFE_INTEGER ? ` and <= ${max}` : ''}, got ${JSON.stringify(text)}`,
+    );
   return n;
 }
+
+/**
+ * The generator holds each event's draft in typed columns (24 bytes an event) before sending:
+ * past this a run needs gigabytes (a trillion failed with a raw RangeError). More: several runs
+ * with other seeds.
+ */
+export const MAX_EVENTS = 100_000_000;
+/** The generator's seed is 32 bits: 1 and 2^32 + 1 gave the same events. */
+const MAX_SEED = 2 ** 32 - 1;
+/** Kafka's rule for topic names (shared/definitions/schema.ts holds sources to it too). */
+const TOPIC_RE = /^[a-zA-Z0-9._-]{1,249}$/;
 
 /**
  * Whether the command line asks for the usage: it wins over whatever else the line holds (a bad
@@ -135,13 +149,19 @@ export function parseProducerArgs(argv: readonly string[]): { args: ProducerArgs
     return v === undefined ? {} : ({ [key]: v } as Record<K, string>);
   };
   const schemaDir = get('--schema-dir');
+  const topic = get('--topic');
+  if (topic !== undefined && (!TOPIC_RE.test(topic) || topic === '.' || topic === '..'))
+    throw invalid(
+      '--topic',
+      `expected a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -, not . or ..), got ${JSON.stringify(topic)}`,
+    );
   return {
     args: {
-      events: integer('--events', get('--events') ?? '200000', 0),
+      events: integer('--events', get('--events') ?? '200000', 0, MAX_EVENTS),
       rate: integer('--rate', get('--rate') ?? '10000', 0),
       ...(format === undefined ? {} : { format: format as ProducerArgs['format'] & string }),
       ...optional('topic', '--topic'),
-      seed: integer('--seed', get('--seed') ?? '1', 0),
+      seed: integer('--seed', get('--seed') ?? '1', 0, MAX_SEED),
       partitions: integer('--partitions', get('--partitions') ?? '6', 1),
       createTopic: flags.has('--create-topic'),
       ...optional('definitions', '--definitions'),

@@ -295,7 +295,8 @@ export async function produceEvents(options: ProduceOptions): Promise<ProduceSum
   const elapsedMs = performance.now() - started;
   options.onProgress?.({
     sent,
-    total: Math.max(total, sent),
+    // The total was an estimate (bad messages are drawn); done, it is what was sent.
+    total: aborted ? Math.max(total, sent) : sent,
     ratePerSec: (sent * 1000) / Math.max(elapsedMs, 1),
     elapsedMs,
   });

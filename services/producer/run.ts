@@ -1,13 +1,18 @@
 // The producer CLI's process (started by main.ts, once kafkajs' fast paths are in place).
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { registerSchema } from '../../shared/codecs/schema-registry.ts';
 import { schemaRegistryEndpoint, topicName } from '../../shared/config/clients.ts';
 import { loadConfig } from '../../shared/config/index.ts';
+import { formatDuration } from '../../shared/definitions/duration.ts';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
 import { isTesseraError, TesseraError } from '../../shared/errors.ts';
 import { parseProducerArgs, USAGE, wantsHelp } from './args.ts';
 import { type ProduceProgress, produceEvents } from './produce.ts';
+
+/** The reference Avro schema, for sources that declare none. */
+const SHIPPED_SCHEMA = fileURLToPath(new URL('../../definitions/schemas/transaction.avsc', import.meta.url));
 
 function line(p: ProduceProgress): string {
   const pct = p.total > 0 ? ` (${((100 * p.sent) / p.total).toFixed(0)}%)` : '';
@@ -34,9 +39,25 @@ async function main(): Promise<void> {
       `--source ${args.source}: no such source; declared: ${definitions.sources.map((s) => s.name).join(', ')}`,
     );
   }
+  // A `late` bad message is an event moved back by --late-by from its neighbours: within a view's
+  // allowed lateness it is applied, an extra transaction, though counted and labelled as late.
+  const lateness = Math.max(
+    0,
+    ...definitions.views.filter((v) => v.source.name === source.name).map((v) => v.allowedLatenessMs),
+  );
+  if (args.badFraction > 0 && args.lateByMs <= lateness)
+    throw new TesseraError(
+      'CONFIG_INVALID',
+      `--late-by ${formatDuration(args.lateByMs)} is within the allowed_lateness (${formatDuration(lateness)}) of source ${source.name}'s views: its 'late' messages would be applied; give more than ${formatDuration(lateness)}`,
+    );
   const format = args.format ?? source.format;
-  // The reference source is JSON; Avro needs a schema: the source's own, else the shipped one.
-  const avroSchema = source.avroSchema ?? (format === 'json' ? undefined : 'schemas/transaction.avsc');
+  if (format !== 'avro-confluent' && (args.schemaId !== undefined || args.schemaDir !== undefined))
+    process.stderr.write(
+      `producer: --schema-id and --schema-dir are for avro-confluent; ignored for ${format}\n`,
+    );
+  // The reference source is JSON; Avro needs a schema: the source's own, else the one shipped in
+  // the repository's definitions/schemas (wherever --definitions is).
+  const avroSchema = source.avroSchema ?? (format === 'json' ? undefined : SHIPPED_SCHEMA);
   const topic = topicName(config, args.topic ?? source.topic);
   // With a schema registry, the frames carry the id it gives the schema (subject <topic>-value,
   // as Confluent's serializers): the id 1 written regardless named another schema, or none, at
@@ -46,7 +67,19 @@ async function main(): Promise<void> {
   const registry = schemaRegistryEndpoint(config);
   if (format === 'avro-confluent' && args.schemaId === undefined && registry !== undefined) {
     const subject = `${topic}-value`;
-    const text = readFileSync(resolve(dirname(definitionsFile), avroSchema as string), 'utf8');
+    const file = resolve(dirname(definitionsFile), avroSchema as string);
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (cause) {
+      throw new TesseraError(
+        'CONFIG_INVALID',
+        `cannot read Avro schema file ${file} (source ${source.name})`,
+        {
+          cause,
+        },
+      );
+    }
     schemaId = await registerSchema(registry, subject, text);
     registered = subject;
   }
