@@ -1,7 +1,10 @@
 // `npx tsx shared/definitions/cli.ts <file> [--mode exact|tiled]`: validates a definitions file
 // and prints what it declares (exit 0), or the errors (exit 1); a wrong command line exits 2.
 // `... cli.ts plan <old> <new>`: what changing the definitions does (plan-command.ts).
+import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
+import { assertCoversSource, loadAvroSchemaFile } from '../codecs/avro-codec.ts';
+import { avroSchemaPath } from '../codecs/decode.ts';
 import { isTesseraError } from '../errors.ts';
 import { formatDuration } from './duration.ts';
 import { loadDefinitionsFile } from './load.ts';
@@ -55,6 +58,13 @@ try {
   }
   for (const [name, refs] of defs.featureServices)
     console.log(`feature service ${name}: ${refs.length} features`);
+  // A missing or short .avsc stopped the services at start, after a clean bill from here.
+  for (const source of defs.sources) {
+    if (source.avroSchema === undefined) continue;
+    const path = avroSchemaPath(source, dirname(file));
+    assertCoversSource(loadAvroSchemaFile(path, source), source);
+    console.log(`source ${source.name}: Avro schema ${path} holds its columns`);
+  }
 } catch (error) {
   console.error(isTesseraError(error) ? error.message : error);
   process.exit(1);

@@ -46,6 +46,26 @@ describe('definitions cli', () => {
     assert.match(missing.err, /cannot read definitions file .*missing\.yaml \(ENOENT\)/);
   });
 
+  it('checks the Avro schema files the sources name, exit 1 for a missing one', () => {
+    const avro = (schema: string) => {
+      const file = join(dir, `avro-${schema.replace(/\W/g, '_')}.yaml`);
+      writeFileSync(
+        file,
+        readFileSync('definitions/fraud.yaml', 'utf8').replace(
+          '    format: json\n',
+          `    format: avro\n    avro_schema: ${schema}\n`,
+        ),
+      );
+      return cli(file);
+    };
+    const good = avro(join(process.cwd(), 'definitions/schemas/transaction.avsc'));
+    assert.equal(good.code, 0, good.err);
+    assert.match(good.out, /source transactions: Avro schema .*transaction\.avsc holds its columns/);
+    const missing = avro('nowhere.avsc');
+    assert.equal(missing.code, 1);
+    assert.match(missing.err, /cannot read Avro schema file .*nowhere\.avsc \(source transactions\)/);
+  });
+
   it('refuses a wrong command line with the usage, exit 2', () => {
     // --mode=fast was ignored (exit 0, the file's own modes); an unknown option was a stack trace.
     for (const [args, pattern] of [
