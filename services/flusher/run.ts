@@ -14,7 +14,7 @@ import { logFastPaths } from '../../shared/kafkajs-fast-paths.ts';
 import { openConfiguredStore } from '../../shared/offline/configured-store.ts';
 // The ops endpoint is the same for every service; it lives with the ingestor that came first.
 import { startOpsServer } from '../../shared/ops-server.ts';
-import { connectRedis } from '../../shared/state-store/redis-client.ts';
+import { connectRedis, STATE_WRITER_OPTIONS } from '../../shared/state-store/redis-client.ts';
 import { createFlusher } from './flusher.ts';
 import { createFlusherMetrics } from './metrics.ts';
 
@@ -53,7 +53,7 @@ async function main(): Promise<void> {
   const definitions = loadDefinitionsFile(config.definitions);
   const store = openConfiguredStore(config);
   const metrics = createFlusherMetrics({ processMetrics: true });
-  const redis = connectRedis(config, { maxRetriesPerRequest: 2 });
+  const redis = connectRedis(config, STATE_WRITER_OPTIONS);
   redis.on('error', (error) =>
     logger.warn({ err: describeRedisError(error, config) }, 'redis connection error'),
   );

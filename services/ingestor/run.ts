@@ -10,7 +10,7 @@ import { isTesseraError } from '../../shared/errors.ts';
 import { stopOnSignals } from '../../shared/graceful-stop.ts';
 import { logFastPaths } from '../../shared/kafkajs-fast-paths.ts';
 import { startOpsServer } from '../../shared/ops-server.ts';
-import { connectRedis } from '../../shared/state-store/redis-client.ts';
+import { connectRedis, STATE_WRITER_OPTIONS } from '../../shared/state-store/redis-client.ts';
 import { createIngestor } from './ingestor.ts';
 import { createIngestorMetrics } from './metrics.ts';
 
@@ -36,7 +36,7 @@ async function main(): Promise<void> {
   );
 
   const metrics = createIngestorMetrics({ processMetrics: true });
-  const redis = connectRedis(config, { maxRetriesPerRequest: 2 });
+  const redis = connectRedis(config, STATE_WRITER_OPTIONS);
   redis.on('error', (error) =>
     logger.warn({ err: describeRedisError(error, config) }, 'redis connection error'),
   );

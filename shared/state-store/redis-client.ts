@@ -18,6 +18,19 @@ type Dispatch = Record<string, (...args: (string | number | Buffer)[]) => unknow
  * connection. A Cluster client always auto-pipelines: the per-key commands of sendAll then leave
  * in one write per node. `enableOfflineQueue` is a cluster-wide option there.
  */
+/**
+ * Options of the state writers' clients (the ingestor, the flusher): a command fails after two
+ * reconnect attempts, or when no answer has come in 5 s. Without the timeout, a Redis that stopped
+ * answering but kept the connection open (paused, swapping, a network black hole) left a batch's
+ * save, and `/ready`'s PING, pending for good: no error, so no retry in place, no heartbeat, no
+ * 503. A save that timed out after running is safe to send again: it meets a newer version (a
+ * conflict), and its events are duplicates on the reload.
+ */
+export const STATE_WRITER_OPTIONS = {
+  maxRetriesPerRequest: 2,
+  commandTimeout: 5000,
+} as const satisfies Partial<RedisOptions>;
+
 export function connectRedis(config: Config, extra: Partial<RedisOptions> = {}): RedisClient {
   const options: RedisOptions = { ...redisOptions(config), ...extra };
   if (!config.redisCluster) return new Redis(options);
