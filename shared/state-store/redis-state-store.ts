@@ -223,6 +223,7 @@ export class RedisStateStore {
   ): Promise<{ conflicts: string[]; versions: Map<string, number> }> {
     const calls: Command[] = [];
     const written: StoredSize[] = [];
+    const modes: ('full' | 'append')[] = [];
     for (let from = 0; from < requests.length; from += this.keysPerCall) {
       const chunk = requests.slice(from, from + this.keysPerCall);
       const keys: string[] = [];
@@ -230,6 +231,7 @@ export class RedisStateStore {
       for (const r of chunk) {
         const { mode, bytes, stored } = this.encode(r);
         written.push(stored);
+        modes.push(mode);
         keys.push(this.key(r.entity));
         args.push(r.version, asBuffer(bytes), 1 + Math.floor(Math.random() * 1e12), mode);
       }
@@ -252,6 +254,9 @@ export class RedisStateStore {
         conflicts.push(r.entity);
       } else {
         versions.set(r.entity, version);
+        // Counted once saved: a save that lost the compare-and-set wrote nothing.
+        if (modes[i] === 'append') this.stats.appended++;
+        else this.stats.full++;
         this.cache.put(r.entity, version, r.state, written[i]!, r.reader);
       }
     });
@@ -263,13 +268,10 @@ export class RedisStateStore {
     const { base, delta, records } = r.stored ?? NOTHING_STORED;
     if (r.version > 0 && base > 0 && records < MAX_DELTA_RECORDS && r.applied && r.applied.length > 0) {
       const bytes = encodeDelta(this.plan, r.applied, r.now);
-      if (delta + bytes.length <= base * DELTA_SHARE) {
-        this.stats.appended++;
+      if (delta + bytes.length <= base * DELTA_SHARE)
         return { mode: 'append', bytes, stored: { base, delta: delta + bytes.length, records: records + 1 } };
-      }
     }
     const bytes = encodeState(this.plan, r.state);
-    this.stats.full++;
     return { mode: 'full', bytes, stored: { base: bytes.length, delta: 0, records: 0 } };
   }
 }

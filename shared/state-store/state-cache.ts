@@ -70,7 +70,7 @@ export class StateCache {
     reader?: BeforeEventReader,
   ): void {
     this.drop(entity);
-    const weight = entryWeight(state, reader);
+    const weight = entryWeight(state, reader, stored);
     if (weight > this.capacity) return;
     this.entries.set(entity, { version, state, stored, reader, weight });
     this.total += weight;
@@ -102,9 +102,18 @@ export class StateCache {
  * reference view (6 exact features): a state costs ~0.4 KB plus ~0.16 KB per event, a reader
  * ~5.9 KB plus ~0.1 KB per event. Counted by events alone, 85,000 small entities (3 events each)
  * weighed 262,000 of the default 1,000,000 and took ~540 MB of heap.
+ *
+ * Strings are not in that count: an entity of 10 events with a 50 KB merchant id each weighed 12
+ * units and held 0.5 MB (found by an audit). Their bytes are in the stored state, which holds every
+ * string it keeps at least once, so an entry weighs at least its stored bytes, in those units: for
+ * numeric states (~10 bytes an event) the count above is the larger by far.
  */
-function entryWeight(state: EntityState, reader: BeforeEventReader | undefined): number {
+function entryWeight(state: EntityState, reader: BeforeEventReader | undefined, stored: StoredSize): number {
   let tiles = 0;
   for (const group of state.tiles) tiles += group.length;
-  return 2 + state.events.length + tiles + (reader === undefined ? 0 : 4 * reader.exactFeatures);
+  const counted = 2 + state.events.length + tiles + (reader === undefined ? 0 : 4 * reader.exactFeatures);
+  return Math.max(counted, Math.ceil((stored.base + stored.delta) / UNIT_BYTES));
 }
+
+/** The bytes a unit of the cache's bound stands for (TESSERA_STATE_CACHE_EVENTS). */
+const UNIT_BYTES = 260;

@@ -178,6 +178,11 @@ describe('redis state store (cas-state.lua)', { timeout: 30_000 }, () => {
       const { conflicts, versions } = await writer.saveMany(requests);
       assert.deepEqual(conflicts, taken);
       assert.equal(versions.size, entities.length - taken.length);
+      // tessera_ingestor_state_writes_total: the saves that lost wrote nothing, and are not counted.
+      assert.deepEqual(
+        { full: writer.stats.full, appended: writer.stats.appended },
+        { full: entities.length - taken.length, appended: 0 },
+      );
       const stored = await new RedisStateStore(redis, plan, prefix).loadMany(entities);
       entities.forEach((entity, i) => {
         const s = stored.get(entity)!;

@@ -79,3 +79,20 @@ test('a zero bound caches nothing', () => {
   cache.put('a', 1, emptyState(plan), NOTHING_STORED);
   assert.equal(cache.size, 0);
 });
+
+test('a state of long strings weighs at least its stored bytes, in units of 260 bytes', () => {
+  // Ten events with a 50 KB merchant id each weighed 12, as ten numeric ones, and held 0.5 MB.
+  const state = emptyState(plan);
+  for (let i = 0; i < 10; i++)
+    applyEvent(plan, state, ev(plan, T0 + i, { amount: i, merchant_id: `${i}`.repeat(50_000) }, i));
+  const cache = new StateCache(1_000_000);
+  cache.put('long', 1, state, { base: 500_120, delta: 0, records: 0 });
+  assert.equal(cache.weight, Math.ceil(500_120 / 260));
+  // A numeric state's bytes are far below its count of events: that count stays its weight.
+  cache.put('small', 1, stateWith(10), { base: 180, delta: 40, records: 1 });
+  assert.equal(cache.weight, Math.ceil(500_120 / 260) + 12);
+  // The bound holds by bytes too: a cache of 1,000 units (~260 KB) does not keep the long one.
+  const bounded = new StateCache(1_000);
+  bounded.put('long', 1, state, { base: 500_120, delta: 0, records: 0 });
+  assert.equal(bounded.size, 0);
+});
