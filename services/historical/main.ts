@@ -72,6 +72,22 @@ async function main(): Promise<number> {
   const shardEvents = args['shard-events'] === undefined ? undefined : Number(args['shard-events']);
   if (shardEvents !== undefined && !(Number.isInteger(shardEvents) && shardEvents > 0))
     throw new TesseraError('INVALID_ARGUMENT', `--shard-events ${args['shard-events']}: a positive integer`);
+  // An empty --features or --view ("", ",": an unset shell variable) ran with every feature of
+  // the view and exit 0, as if the flag were absent.
+  const features = args.features
+    ?.split(',')
+    .map((f) => f.trim())
+    .filter(Boolean);
+  if (features !== undefined && features.length === 0)
+    throw new TesseraError(
+      'INVALID_ARGUMENT',
+      `--features ${JSON.stringify(args.features)} names no feature; pass view:feature[,...], or leave --features out for every feature of the view`,
+    );
+  if (args.view !== undefined && args.view.trim() === '')
+    throw new TesseraError(
+      'INVALID_ARGUMENT',
+      `--view ${JSON.stringify(args.view)} names no view; pass a feature view's name, or leave --view out`,
+    );
   const definitions = loadDefinitionsFile(args.definitions ?? config.definitions, mode ? { mode } : {});
   const store = openObjectStore(args.store ?? offlineStoreUri(config), s3Options(config));
   // Ctrl-C / SIGTERM: the run stops at its next check and removes its spill files and its
@@ -90,19 +106,12 @@ async function main(): Promise<number> {
     definitions,
     entities: args.entities,
     out: args.out,
-    ...(args.view ? { view: args.view } : {}),
+    ...(args.view !== undefined ? { view: args.view } : {}),
     ...(args['feature-service'] !== undefined ? { featureService: args['feature-service'] } : {}),
     ...(args['full-feature-names'] ? { fullFeatureNames: true } : {}),
-    ...(args.features
-      ? {
-          features: args.features
-            .split(',')
-            .map((f) => f.trim())
-            .filter(Boolean),
-        }
-      : {}),
+    ...(features ? { features } : {}),
     ...(shardEvents ? { maxShardEvents: shardEvents } : {}),
-    ...(args['temp-dir'] ? { tempDir: args['temp-dir'] } : {}),
+    ...(args['temp-dir'] !== undefined ? { tempDir: args['temp-dir'] } : {}),
     progress: !args.quiet,
     signal: stopped.signal,
   });

@@ -129,7 +129,12 @@ export class S3ObjectStore implements ObjectStore {
       );
   }
 
-  /** Maps SDK failures to typed errors: a missing key is NOT_FOUND, anything else retriable. */
+  /**
+   * Maps SDK failures to typed errors: a missing key is NOT_FOUND, and so is a missing bucket when
+   * listing (a typo in the store's URI: bad input, it was "check the S3 endpoint"); anything else
+   * is retriable. A missing bucket on get or put stays retriable: the flusher reads a NOT_FOUND
+   * state as "no state yet", and a stack may create its bucket after the services start.
+   */
   private async call<T>(op: string, key: string, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
@@ -137,6 +142,12 @@ export class S3ObjectStore implements ObjectStore {
       const name = (error as { name?: string }).name;
       if (name === 'NoSuchKey' || name === 'NotFound')
         throw new TesseraError('NOT_FOUND', `${this.location}/${key} does not exist`, { cause: error });
+      if (name === 'NoSuchBucket' && op === 'list')
+        throw new TesseraError(
+          'NOT_FOUND',
+          `the S3 bucket ${this.bucket} of the offline store ${this.location} does not exist; check the store's URI (--store, TESSERA_OFFLINE_STORE or TESSERA_S3_BUCKET) and the S3 endpoint (TESSERA_S3_ENDPOINT)`,
+          { cause: error, context: { op, key, bucket: this.bucket } },
+        );
       throw new TesseraError(
         'SERVICE_UNAVAILABLE',
         `S3 ${op} of ${this.location}/${key} failed: ${String(error)}; check the S3 endpoint and credentials (TESSERA_S3_*)`,

@@ -2,9 +2,10 @@
 // one shard, else appended to one file per (shard, column) in a temp directory and read back one
 // shard at a time. This is what bounds a point-in-time run's memory: only one shard's events are
 // ever decoded at once, whatever the size of the raw log.
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { accessSync, appendFileSync, constants, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { TesseraError } from '../errors.ts';
 import { type DeadRunCleanup, processAlive, removeDeadRunEntries } from './dead-runs.ts';
 
 /** One shard's events: `columns[c]` is a Float64Array (numbers, NaN = null) or an Int32Array
@@ -39,6 +40,29 @@ export function removeStaleSpillDirs(
 ): DeadRunCleanup {
   return removeDeadRunEntries(tempRoot, SPILL_DIR, alive);
 }
+
+/**
+ * Refuses a --temp-dir the spill directory cannot be made in, before any work: it failed only once
+ * the labels were read and the raw log listed, as a bare ENOENT from mkdtemp with exit 1.
+ */
+export function checkTempDir(dir: string): void {
+  const refuse = (why: string): never => {
+    throw new TesseraError('INVALID_ARGUMENT', `--temp-dir ${dir}: ${why}`, { context: { path: dir } });
+  };
+  let isDir = false;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch {
+    refuse('does not exist; create it first, or leave --temp-dir out for the OS temp dir');
+  }
+  if (!isDir) refuse('is not a directory');
+  try {
+    accessSync(dir, constants.W_OK | constants.X_OK);
+  } catch {
+    refuse('is not writable; spill files go there');
+  }
+}
+
 type TypedCtor = Float64ArrayConstructor | Int32ArrayConstructor;
 
 /** Rows buffered per shard before a flush (to memory chunks or to the shard's files). */

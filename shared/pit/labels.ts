@@ -75,6 +75,15 @@ async function readParquetLabels(path: string, specs: readonly LabelKey[]): Prom
   }
   const names = table.schema.fields.map((f) => f.name);
   requireColumns(path, names, specs);
+  // Refused as in CSV (retrieve.ts refuseNameClashes): a second join key or event_timestamp column
+  // was dropped without a word, since only the first of a name is read.
+  const twice = names.find((name, i) => names.indexOf(name) !== i);
+  if (twice !== undefined)
+    throw new TesseraError(
+      'INVALID_ARGUMENT',
+      `${path} has more than one column named ${twice}; rename the others (the output has one column per name)`,
+      { context: { path, column: twice } },
+    );
   const n = table.numRows;
   const keyColumns = specs.map(({ joinKey, keyType }): KeyColumn => {
     const keyVector = table.getChild(joinKey)!;
@@ -121,7 +130,7 @@ async function readCsvLabels(
     input.once('error', (e) => reject(notFoundError(path, e)));
   });
   await opened;
-  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
+  const lines = readLines(createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY }), path);
   let header: string[] | null = null;
   let keyAt: number[] = [];
   let tsAt = -1;
@@ -184,6 +193,19 @@ async function readCsvLabels(
       `${path} is empty: it needs a header ${specs.map((k) => k.joinKey).join(',')},${EVENT_TIMESTAMP}`,
     );
   return { n: row, keyColumns, ts: Float64Array.from(ts), extra };
+}
+
+/**
+ * The lines of the file, a read failing after the open (a directory opens, then fails with EISDIR;
+ * an I/O error) as INVALID_ARGUMENT naming --entities: it was a bare system error and exit 1.
+ */
+async function* readLines(lines: AsyncIterable<string>, path: string): AsyncGenerator<string> {
+  try {
+    yield* lines;
+  } catch (error) {
+    if (typeof (error as NodeJS.ErrnoException).syscall === 'string') throw notFoundError(path, error);
+    throw error;
+  }
 }
 
 /**

@@ -33,7 +33,7 @@ import {
   stringColumnIds,
 } from '../offline/raw-log.ts';
 import { answerShard, earliestNeeded } from './as-of.ts';
-import { EventShards, removeStaleSpillDirs } from './event-shards.ts';
+import { checkTempDir, EventShards, removeStaleSpillDirs } from './event-shards.ts';
 import { type EntityKey, type LabelFrame, type LabelKey, readLabels } from './labels.ts';
 import { createProgress } from './progress.ts';
 import {
@@ -147,6 +147,7 @@ const MIN_BYTES_PER_ROW = 8;
 export async function retrieveHistorical(request: HistoricalRequest): Promise<HistoricalSummary> {
   const started = performance.now();
   checkOutputPath(request.out, request.entities);
+  if (request.tempDir !== undefined) checkTempDir(request.tempDir);
   const log = (msg: string) => {
     if (request.progress !== false) process.stderr.write(`${msg}\n`);
   };

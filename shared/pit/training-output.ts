@@ -236,32 +236,65 @@ async function writeParquetOut(
   const columns: Record<string, arrow.Vector> = {};
   for (const k of labels.keyColumns) columns[k.joinKey] = ours.getChild(k.joinKey)!;
   columns[EVENT_TIMESTAMP] = ours.getChild(EVENT_TIMESTAMP)!;
-  for (const p of labels.extra) columns[p.name] = p.kind === 'arrow' ? p.vector : ours.getChild(p.name)!;
+  for (const p of labels.extra)
+    columns[p.name] = p.kind === 'arrow' ? asParquetDate(p.vector) : ours.getChild(p.name)!;
   for (const spec of features.specs) columns[spec.name] = ours.getChild(spec.name)!;
   // Encoded a batch at a time: whole, the encoder's copies of a 3M-row set took ~500 MB.
   await writeParquetByBatch(path, new arrow.Table(columns), signal);
 }
 
-const INTEGER = /^-?\d+$/;
+/**
+ * A date64 column as date32, the parquet DATE that pyarrow writes it as: the encoder wrote date64
+ * as a bare int64, which pandas read back as epoch milliseconds. Other columns as they are.
+ */
+function asParquetDate(vector: arrow.Vector): arrow.Vector {
+  if (!arrow.DataType.isDate(vector.type) || vector.type.unit !== arrow.DateUnit.MILLISECOND) return vector;
+  const days = Array.from({ length: vector.length }, (_, i) => {
+    const ms: unknown = vector.get(i);
+    return ms === null || ms === undefined
+      ? null
+      : new Date(Math.floor(Number(ms) / 86_400_000) * 86_400_000);
+  });
+  return arrow.vectorFromArray(days, new arrow.DateDay());
+}
+
+const INTEGER = /^[+-]?\d+$/;
 const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+/** pandas' infinities: any case, a sign allowed, but not padded (" inf" stays a string). */
+const INFINITY = /^[+-]?inf(inity)?$/i;
+/** pandas' bools: any case, not padded. */
+const BOOL = /^(true|false)$/i;
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
+/** The cells read_csv takes as missing by default (its `na_values`), exactly as written. */
+const PANDAS_NA = new Set([
+  ...['', '#N/A', '#N/A N/A', '#NA', '-1.#IND', '-1.#QNAN', '-NaN', '-nan', '1.#IND', '1.#QNAN'],
+  ...['<NA>', 'N/A', 'NA', 'NULL', 'NaN', 'None', 'n/a', 'nan', 'null'],
+]);
 
 /**
- * Types a text column for parquet as pandas' read_csv would: int64 when every cell is an integer
- * of the int64 range (exact, ids past 2^53 included), double when every cell is a decimal number,
- * bool, else text. Integers past int64 stay text rather than round as doubles, and only decimal
- * literals are numbers (Number() also reads "0x1A", "0b11" and "Infinity").
+ * Types a text column for parquet as pandas' read_csv would (its defaults, pandas 2): pandas'
+ * missing-value cells (`NA`, `null`, `NaN`, ...) are null, then int64 when every other cell is an
+ * integer of the int64 range (a sign and surrounding spaces allowed; exact, ids past 2^53
+ * included), double when every one is a decimal number or an infinity, bool for true/false in any
+ * case, else text; a column of nothing but missing cells is double, as pandas makes it. Integers
+ * past int64 stay text rather than round as doubles, and only decimal literals are numbers
+ * (Number() also reads "0x1A" and "0b11"). An integer column with missing cells stays int64 with
+ * nulls (pandas makes it float64, as it does reading this parquet back): its ids stay exact.
  */
-function typeText(cells: readonly (string | null)[]): {
+function typeText(raw: readonly (string | null)[]): {
   type: ColumnType;
   values: unknown;
   valid?: Uint8Array;
 } {
-  const present = cells.filter((c): c is string => c !== null).map((c) => c.trim());
-  if (present.length > 0 && present.every((c) => INTEGER.test(c))) {
-    if (!present.every((c) => BigInt(c) >= INT64_MIN && BigInt(c) <= INT64_MAX))
-      return { type: 'string', values: [...cells] };
+  const cells = raw.map((c) => (c === null || PANDAS_NA.has(c) ? null : c));
+  const present = cells.filter((c): c is string => c !== null);
+  if (present.length === 0)
+    return cells.length > 0 ? { type: 'double', values: cells } : { type: 'string', values: cells };
+  const trimmed = present.map((c) => c.trim());
+  if (trimmed.every((c) => INTEGER.test(c))) {
+    if (!trimmed.every((c) => BigInt(c) >= INT64_MIN && BigInt(c) <= INT64_MAX))
+      return { type: 'string', values: cells };
     const values = new BigInt64Array(cells.length);
     const valid = new Uint8Array(cells.length);
     cells.forEach((c, i) => {
@@ -271,14 +304,20 @@ function typeText(cells: readonly (string | null)[]): {
     });
     return { type: 'int64', values, valid };
   }
-  if (present.length > 0 && present.every((c) => DECIMAL.test(c)))
-    return { type: 'double', values: cells.map((c) => (c === null ? null : Number(c))) };
-  if (present.length > 0 && present.every((c) => /^(true|false)$/i.test(c.trim())))
+  if (present.every((c) => DECIMAL.test(c.trim()) || INFINITY.test(c)))
     return {
-      type: 'bool',
-      values: cells.map((c) => (c === null ? null : c.trim().toLowerCase() === 'true')),
+      type: 'double',
+      values: cells.map((c) =>
+        c === null
+          ? null
+          : INFINITY.test(c)
+            ? (c.startsWith('-') ? -1 : 1) * Number.POSITIVE_INFINITY
+            : Number(c),
+      ),
     };
-  return { type: 'string', values: [...cells] };
+  if (present.every((c) => BOOL.test(c)))
+    return { type: 'bool', values: cells.map((c) => (c === null ? null : c.toLowerCase() === 'true')) };
+  return { type: 'string', values: cells };
 }
 
 async function writeCsvOut(
@@ -325,7 +364,10 @@ function passCell(p: PassThrough, i: number): string {
   if (p.kind === 'text') return p.cells[i] ?? '';
   const v: unknown = p.vector.get(i);
   if (v === null || v === undefined) return '';
-  if (String(p.vector.type).startsWith('Timestamp')) return new Date(Number(v)).toISOString();
+  const type = String(p.vector.type);
+  if (type.startsWith('Timestamp')) return new Date(Number(v)).toISOString();
+  // A date as pandas writes one (2026-02-09), not the epoch milliseconds arrow reads it as.
+  if (type.startsWith('Date')) return new Date(Number(v)).toISOString().slice(0, 10);
   return String(v);
 }
 

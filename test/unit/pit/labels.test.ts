@@ -1,12 +1,13 @@
 // Reading the entity dataframe: times in every accepted form to the exact millisecond (and below),
 // quoted CSV cells, pass-through columns, and errors that name the row.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import * as arrow from 'apache-arrow';
 import { isTesseraError } from '../../../shared/errors.ts';
-import { writeParquet } from '../../../shared/offline/parquet.ts';
+import { encodeTable, writeParquet } from '../../../shared/offline/parquet.ts';
 import { parseTime, readLabels, splitCsv } from '../../../shared/pit/labels.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tessera-labels-'));
@@ -60,6 +61,66 @@ describe('entity dataframe', () => {
         isTesseraError(e, 'INVALID_ARGUMENT') &&
         e.message.startsWith(`--entities ${path} is not a readable parquet file`),
     );
+  });
+
+  it('names the --entities file that cannot be read once opened (a directory), as for parquet', async () => {
+    // A directory opens, then fails on read: a bare "EISDIR: illegal operation on a directory,
+    // read" naming no file, exit 1.
+    const path = join(dir, 'a-dir.csv');
+    mkdirSync(path);
+    await assert.rejects(
+      readLabels(path, [{ joinKey: 'user_id', keyType: 'int64' }]),
+      (e) =>
+        isTesseraError(e, 'INVALID_ARGUMENT') &&
+        e.message.startsWith(`cannot read --entities ${path}: `) &&
+        /EISDIR/.test(e.message),
+    );
+  });
+
+  it('refuses a parquet column name used twice, a join key or event_timestamp too, as CSV does', async () => {
+    // The second user_id or event_timestamp column was dropped without a word (only the first of
+    // a name is read); CSV refused it.
+    const T = Date.UTC(2026, 0, 2);
+    const write = (name: string, columns: [string, arrow.DataType, unknown[]][]) => {
+      const path = join(dir, name);
+      const schema = new arrow.Schema(columns.map(([n, type]) => new arrow.Field(n, type, true)));
+      const children = columns.map(([, type, values]) => arrow.vectorFromArray(values, type).data[0]!);
+      const data = arrow.makeData({
+        type: new arrow.Struct(schema.fields),
+        length: 1,
+        nullCount: 0,
+        children,
+      });
+      writeFileSync(path, encodeTable(new arrow.Table([new arrow.RecordBatch(schema, data)])));
+      return path;
+    };
+    const ts: [string, arrow.DataType, unknown[]] = [
+      'event_timestamp',
+      new arrow.TimestampMillisecond('UTC'),
+      [T],
+    ];
+    const key: [string, arrow.DataType, unknown[]] = ['user_id', new arrow.Int64(), [7n]];
+    const label: [string, arrow.DataType, unknown[]] = ['label', new arrow.Float64(), [1]];
+    const otherKey: [string, arrow.DataType, unknown[]] = ['user_id', new arrow.Int64(), [8n]];
+    for (const [file, columns, twice] of [
+      ['key-twice.parquet', [key, ts, otherKey], 'user_id'],
+      ['ts-twice.parquet', [key, ts, label, ts], 'event_timestamp'],
+      ['label-twice.parquet', [key, ts, label, label], 'label'],
+    ] as const) {
+      const path = write(file, [...columns]);
+      await assert.rejects(
+        readLabels(path, [{ joinKey: 'user_id', keyType: 'int64' }]),
+        (e) =>
+          isTesseraError(e, 'INVALID_ARGUMENT') &&
+          e.message ===
+            `${path} has more than one column named ${twice}; rename the others (the output has one column per name)`,
+        file,
+      );
+    }
+    const once = await readLabels(write('once.parquet', [key, ts, label]), [
+      { joinKey: 'user_id', keyType: 'int64' },
+    ]);
+    assert.deepEqual(once.keyColumns[0]!.keys, [7]);
   });
 
   it('refuses a quoted cell that goes on to the next line, naming its row and line', async () => {

@@ -2,10 +2,12 @@
 // training rows for labels at event times, never look ahead at arbitrary times, do not depend on
 // the number of shards, count duplicated records once, skip days out of range, and fail clearly.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import * as arrow from 'apache-arrow';
 import { columnFromValues } from '../../../services/flusher/columns.ts';
 import { loadDefinitionsFile, parseDefinitions } from '../../../shared/definitions/load.ts';
 import type { Definitions } from '../../../shared/definitions/schema.ts';
@@ -20,7 +22,7 @@ import {
 } from '../../../shared/engine/index.ts';
 import { isTesseraError } from '../../../shared/errors.ts';
 import { LocalObjectStore } from '../../../shared/offline/object-store.ts';
-import { readParquet, writeParquet } from '../../../shared/offline/parquet.ts';
+import { encodeTable, readParquet, writeParquet } from '../../../shared/offline/parquet.ts';
 import { rawBatchFromRecords, writeRawLog } from '../../../shared/offline/raw-log.ts';
 import { retrieveHistorical } from '../../../shared/pit/retrieve.ts';
 import {
@@ -30,6 +32,15 @@ import {
 } from '../../../shared/synth/fraud-events.ts';
 
 const HOUR = 3_600_000;
+
+/**
+ * A Python with pandas: the stack's venv (TESSERA_PYTHON; the test command always sets it, and the
+ * test then fails if it lacks pandas), else a python3 that has it, else none (the test is skipped,
+ * and says so).
+ */
+const pandasPython =
+  process.env.TESSERA_PYTHON ||
+  (spawnSync('python3', ['-c', 'import pandas, pyarrow']).status === 0 ? 'python3' : undefined);
 
 describe('point-in-time retrieval (local raw log)', () => {
   let dir: string;
@@ -191,6 +202,128 @@ describe('point-in-time retrieval (local raw log)', () => {
     );
     // Past the int64 range: kept as text rather than rounded.
     assert.deepEqual(column('huge').toArray(), ['18446744073709551616', '1', '2']);
+  });
+
+  it("types '+5' as an integer and pandas' missing-value cells (NA, NaN, null, ...) as null, as read_csv does", async () => {
+    // "+5" was not an integer and "NA" stayed a string, so a numeric column became text (object).
+    const NA = ['#N/A', '#N/A N/A', '#NA', '-1.#IND', '-1.#QNAN', '-NaN', '-nan', '1.#IND', '1.#QNAN'];
+    NA.push('<NA>', 'N/A', 'NA', 'NULL', 'NaN', 'None', 'n/a', 'nan', 'null', '');
+    const names = ['plus', 'plus_decimal', 'int_or_na', 'bool', 'all_na', 'text', 'inf', 'padded', 'not_na'];
+    const rows = NA.map((na, i) => {
+      const cells = [`+${i}`, `+${i}.5`, i % 2 ? '+7' : na, i % 2 ? 'TRUE' : 'false', na, i ? na : 'x'];
+      cells.push(i === 1 ? '+inf' : i === 2 ? '-Infinity' : `${i}`, ` +${i} `, i ? `${i}` : ' NA');
+      return `1000,2026-01-05T10:00:00Z,${cells.join(',')}`;
+    });
+    const labels = join(dir, 'pandas-na.csv');
+    writeFileSync(labels, `user_id,event_timestamp,${names.join(',')}\n${rows.join('\n')}\n`);
+    const { table } = await run(labels);
+    assert.deepEqual(Object.fromEntries(names.map((n) => [n, String(table.getChild(n)!.type)])), {
+      plus: 'Int64',
+      plus_decimal: 'Float64',
+      // With missing cells pandas makes it float64 (and so does reading this int64 back): exact ids.
+      int_or_na: 'Int64',
+      bool: 'Bool',
+      all_na: 'Float64', // nothing but missing cells: float64, as pandas makes it
+      text: 'Utf8',
+      inf: 'Float64',
+      padded: 'Int64',
+      not_na: 'Utf8', // " NA" is not one of pandas' tokens: they are matched as written
+    });
+    const column = (name: string) =>
+      Array.from({ length: table.numRows }, (_, i) => table.getChild(name)!.get(i));
+    assert.deepEqual(
+      column('plus').map(Number),
+      NA.map((_, i) => i),
+    );
+    assert.deepEqual(
+      column('int_or_na'),
+      NA.map((_, i) => (i % 2 ? 7n : null)),
+    );
+    assert.deepEqual(
+      column('all_na'),
+      NA.map(() => null),
+    );
+    assert.deepEqual(column('text'), ['x', ...NA.slice(1).map(() => null)]);
+    assert.deepEqual(column('inf').slice(0, 4), [0, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 3]);
+    assert.deepEqual(
+      column('padded').map(Number),
+      NA.map((_, i) => i),
+    );
+  });
+
+  it('gives the pass-through columns the dtypes and values pandas read_csv gives them', {
+    skip: !pandasPython && 'no Python with pandas (eval "$(scripts/stack env)")',
+  }, async () => {
+    const labels = join(dir, 'pandas-dtypes.csv');
+    writeFileSync(
+      labels,
+      'user_id,event_timestamp,a,b,c,d,e,f,g,h,i,j,k,empty\n' +
+        '1000,2026-01-05T10:00:00Z,+5,+1.5,NA,1,true,tRuE,x, 5 , NA,inf,1,\n' +
+        '1001,2026-01-05T10:00:00Z,6,2,1.5,NaN,false,false,NA,6,2,1,,\n' +
+        '1002,2026-01-05T11:30:00Z,-7,-.5,#N/A,null,True,FALSE,None,+007,3,-Infinity,3,NULL\n',
+    );
+    const out = join(dir, 'pandas-dtypes.parquet');
+    await retrieveHistorical({
+      store,
+      definitions,
+      entities: labels,
+      out,
+      progress: false,
+      features: ['transaction_count_1h'],
+    });
+    const compare = `
+import json, sys, pandas as pd
+a = pd.read_csv(sys.argv[1]).drop(columns=["event_timestamp"])
+b = pd.read_parquet(sys.argv[2])[list(a.columns)]
+print(json.dumps({c: [str(a[c].dtype), str(b[c].dtype), a[c].equals(b[c]) or bool(((a[c] == b[c]) | (a[c].isna() & b[c].isna())).all())] for c in a.columns}))
+`;
+    const python = spawnSync(pandasPython!, ['-c', compare, labels, out], { encoding: 'utf8' });
+    assert.equal(python.status, 0, python.stderr);
+    const got = JSON.parse(python.stdout) as Record<string, [string, string, boolean]>;
+    for (const [name, [csv, ours, same]] of Object.entries(got)) {
+      assert.equal(ours, csv, `${name}: read_csv gives ${csv}, the training set ${ours}`);
+      assert.ok(same, `${name}: values differ`);
+    }
+  });
+
+  it('writes date32 and date64 pass-through columns as dates: YYYY-MM-DD in CSV, DATE in parquet', async () => {
+    // CSV had epoch milliseconds (1770595200000), and parquet a date64 as a bare int64 column.
+    const columns: [string, arrow.DataType, unknown[]][] = [
+      ['user_id', new arrow.Int64(), [1000n, 1001n]],
+      [
+        'event_timestamp',
+        new arrow.TimestampMillisecond('UTC'),
+        [Date.UTC(2026, 0, 5), Date.UTC(2026, 0, 5)],
+      ],
+      ['day', new arrow.DateDay(), [new Date(Date.UTC(2026, 1, 9)), null]],
+      [
+        'day_ms',
+        new arrow.DateMillisecond(),
+        [new Date(Date.UTC(1969, 11, 31)), new Date(Date.UTC(2026, 1, 9))],
+      ],
+    ];
+    const schema = new arrow.Schema(columns.map(([n, type]) => new arrow.Field(n, type, true)));
+    const children = columns.map(([, type, values]) => arrow.vectorFromArray(values, type).data[0]!);
+    const data = arrow.makeData({ type: new arrow.Struct(schema.fields), length: 2, nullCount: 0, children });
+    const labels = join(dir, 'dates.parquet');
+    writeFileSync(labels, encodeTable(new arrow.Table([new arrow.RecordBatch(schema, data)])));
+    const features = ['transaction_count_1h'];
+    const csv = join(dir, 'dates-out.csv');
+    await retrieveHistorical({ store, definitions, entities: labels, out: csv, progress: false, features });
+    assert.deepEqual(
+      readFileSync(csv, 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => line.split(',').slice(2, 4).join(',')),
+      ['day,day_ms', '2026-02-09,1969-12-31', ',2026-02-09'],
+    );
+    const { table } = await run(labels, { features });
+    assert.equal(String(table.getChild('day')!.type), 'Date32<DAY>');
+    assert.equal(String(table.getChild('day_ms')!.type), 'Date32<DAY>');
+    assert.deepEqual(
+      [0, 1].map((i) => table.getChild('day_ms')!.get(i)),
+      [Date.UTC(1969, 11, 31), Date.UTC(2026, 1, 9)],
+    );
   });
 
   it('names the row of a bad timestamp, a missing column and an unknown feature', async () => {

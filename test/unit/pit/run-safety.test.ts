@@ -114,6 +114,52 @@ describe('point-in-time run safety', () => {
     assert.equal(readFileSync(labels, 'utf8'), before, 'the labels are untouched');
   });
 
+  it('refuses a --temp-dir that is missing, not a directory or not writable, before reading anything', async () => {
+    // It failed once the labels were read and the raw log listed, as a bare ENOENT from mkdtemp
+    // (exit 1), and only when the run had more than one shard.
+    const readOnly = join(dir, 'read-only');
+    mkdirSync(readOnly, { mode: 0o555 });
+    const cases = [
+      { tempDir: join(dir, 'no-such-temp'), why: /does not exist; create it first/ },
+      { tempDir: labels, why: /is not a directory/ },
+      { tempDir: '', why: /does not exist/ },
+    ];
+    // root may write anywhere: the mode bits are not checked for it.
+    if (process.getuid?.() !== 0) cases.push({ tempDir: readOnly, why: /is not writable/ });
+    for (const { tempDir, why } of cases) {
+      const { store: counted, reads } = watched(store);
+      await assert.rejects(
+        retrieveHistorical({
+          store: counted,
+          definitions,
+          entities: labels,
+          out: join(dir, 'temp-dir.parquet'),
+          tempDir,
+          shards: 4,
+          progress: false,
+        }),
+        (e) =>
+          isTesseraError(e, 'INVALID_ARGUMENT') &&
+          e.message.startsWith(`--temp-dir ${tempDir}: `) &&
+          why.test(e.message),
+      );
+      assert.deepEqual(reads(), { gets: 0, lists: 0 }, `${tempDir}: nothing read`);
+    }
+    const spill = join(dir, 'spill');
+    mkdirSync(spill);
+    const summary = await retrieveHistorical({
+      store,
+      definitions,
+      entities: labels,
+      out: join(dir, 'temp-dir.parquet'),
+      tempDir: spill,
+      shards: 4,
+      progress: false,
+    });
+    assert.equal(summary.shards, 4);
+    assert.deepEqual(readdirSync(spill), [], 'its spill directory removed');
+  });
+
   for (const format of ['csv', 'parquet'] as const)
     it(`stopped (${format}): rejects with the signal's reason, removes its spill files, keeps the previous output`, async () => {
       const out = join(dir, `train.${format}`);
