@@ -1,6 +1,6 @@
 // Graceful shutdown shared by every service process: on the first SIGTERM or SIGINT, log why, run
 // the service's own stop (finish the batch, flush, close), then exit 0; a stop that outlasts its
-// grace period exits 1 so a supervisor is never left waiting. The returned function runs the same
+// grace period, or fails, exits 1 so a supervisor is never left waiting. The returned function runs the same
 // stop for a fatal failure, and exits 1.
 import type { Logger } from 'pino';
 
@@ -31,6 +31,10 @@ export function stopOnSignals(logger: Logger, options: StopOptions): (reason: st
     }, options.graceMs);
     try {
       await options.stop();
+    } catch (error) {
+      // It was an unhandled rejection: a raw stack, no log line, no "stopped".
+      code = 1;
+      logger.error({ err: error }, 'the stop failed: the process exits 1');
     } finally {
       clearTimeout(timer);
     }

@@ -148,12 +148,17 @@ function lookAgain(now: boolean): void {
 function reload(entry: Watched, fingerprint: string): void {
   const paths = Object.values(entry.files).map((f) => f.path);
   let loaded: ReturnType<typeof loadPemSet>;
+  // What is refused is what this load read, not what the look before it saw: a read caught in a
+  // rewrite (the same files written again) marked the good content refused, for good.
+  let read = fingerprint;
   try {
-    loaded = loadPemSet(entry.files);
+    loaded = loadPemSet(entry.files, (f) => {
+      read = f;
+    });
     for (const apply of entry.apply) apply(loaded.pems);
   } catch (error) {
     // Counted and logged once per refused content; a later change is tried again.
-    entry.refused = fingerprint;
+    entry.refused = read;
     running?.metrics.reloads.inc({ use: entry.use, outcome: 'refused' });
     running?.logger.error(
       { use: entry.use, files: paths, err: error instanceof Error ? error.message : String(error) },

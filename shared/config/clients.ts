@@ -174,7 +174,8 @@ function urlRedisOptions(redisUrl: string): RedisOptions {
   }
   const db = url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0;
   return {
-    host: url.hostname,
+    // An IPv6 literal without its brackets: ioredis looked up the name "[::1]".
+    host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
     port: url.port === '' ? 6379 : Number(url.port),
     ...credentials(decodeURIComponent(url.username), decodeURIComponent(url.password)),
     db: Number.isInteger(db) ? db : 0,

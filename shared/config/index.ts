@@ -11,6 +11,7 @@ import {
   LOCAL_OFFLINE_STORE,
   SECRET_KEYS,
 } from './defaults.ts';
+import { REDACTED, redactUrl } from './redact.ts';
 import { type Config, configSchema, type RawConfig } from './schema.ts';
 
 export { CONFIG_KEYS, DEFAULTS, ENV_NAMES, flagName, LOG_LEVELS, type LogLevel } from './defaults.ts';
@@ -40,6 +41,12 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     }
   }
   for (const [key, value] of Object.entries(parseFlags(argv)) as [ConfigKey, string][]) {
+    // As an empty variable: unset (--offline-store= took the S3 guess an empty variable avoids).
+    if (value === '') {
+      delete raw[key];
+      delete source[key];
+      continue;
+    }
     raw[key] = value;
     source[key] = flagName(key);
   }
@@ -102,8 +109,6 @@ export function parseFlags(argv: readonly string[]): RawConfig {
   return out;
 }
 
-const REDACTED = '<redacted>';
-
 /** The config as plain data with secrets replaced and passwords removed from URLs. */
 export function redactConfig(config: Config): Record<ConfigKey, unknown> {
   const out = { ...config } as Record<ConfigKey, unknown>;
@@ -114,6 +119,7 @@ export function redactConfig(config: Config): Record<ConfigKey, unknown> {
   out.s3Endpoint = redactUrl(config.s3Endpoint);
   // A registry that needs basic auth (Confluent Cloud) carries it in the URL: user:pass@.
   out.schemaRegistryUrl = redactUrl(config.schemaRegistryUrl);
+  out.kafkaSaslOauthbearerTokenEndpointUrl = redactUrl(config.kafkaSaslOauthbearerTokenEndpointUrl);
   return out;
 }
 
@@ -164,17 +170,4 @@ export function renderConfig(config: Config): string {
     const v = shown[key];
     return `${ENV_NAMES[key]} = ${Array.isArray(v) ? v.join(',') : String(v)}`;
   }).join('\n');
-}
-
-function redactUrl(value: string): string {
-  try {
-    const url = new URL(value);
-    const inQuery = url.searchParams.has('password');
-    if (url.password === '' && !inQuery) return value;
-    if (url.password !== '') url.password = REDACTED;
-    if (inQuery) url.searchParams.set('password', REDACTED);
-    return url.toString();
-  } catch {
-    return value;
-  }
 }

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { INGEST_CLOCKS } from '../ingest-clock.ts';
 import { type ConfigKey, DEFAULTS, ENV_NAMES, LOG_LEVELS, type LogLevel } from './defaults.ts';
+import { redactUrl } from './redact.ts';
 
 const PORT_MAX = 65535;
 
@@ -13,10 +14,19 @@ const port = z
   .transform(Number)
   .pipe(z.number().max(PORT_MAX, 'expected an integer port 0..65535'));
 
-const hostPort = z.string().refine((s) => {
-  const m = /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):(\d{1,5})$/.exec(s);
-  return m !== null && Number(m[2]) > 0 && Number(m[2]) <= PORT_MAX;
-}, 'expected host:port');
+const hostPort = z.string().superRefine((s, ctx) => {
+  // kafkajs splits a broker at its colons: [::1]:9092 became host "[" (an IPv6 literal cannot work).
+  if (s.startsWith('['))
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      message: `${s}: the Kafka client cannot reach an IPv6 literal; give a host name that resolves to it`,
+    });
+  else {
+    const m = /^([A-Za-z0-9.-]+):(\d{1,5})$/.exec(s);
+    if (m === null || !(Number(m[2]) > 0 && Number(m[2]) <= PORT_MAX))
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'expected host:port' });
+  }
+});
 
 const brokers = z
   .string()
@@ -70,12 +80,23 @@ function redisUrlProblem(value: string): string | undefined {
   } catch {
     return undefined; // not a URL: reported by urlWithProtocol
   }
+  try {
+    decodeURIComponent(url.username);
+    decodeURIComponent(url.password);
+  } catch {
+    // It threw when the client was built, as a bare "URI malformed".
+    return 'the user or password is not valid percent-encoding (write % as %25), or set the password in TESSERA_REDIS_PASSWORD';
+  }
   if (url.protocol === 'unix:') {
     if (url.pathname === '' || url.pathname === '/') return 'expected unix:///path/to/redis.sock[?db=N]';
     const db = url.searchParams.get('db');
     return db === null || /^\d+$/.test(db) ? undefined : `expected db=<number> in the query, not db=${db}`;
   }
   if (url.hostname === '') return 'expected a host: redis://host:port[/db]';
+  // Only the socket form reads a query (it has no path for the database): ?db=2 was ignored here,
+  // and the state written to database 0.
+  if (url.search !== '')
+    return 'expected no query: the database goes after the host (redis://host:port/N), a password in the URL or TESSERA_REDIS_PASSWORD';
   const db = url.pathname.slice(1);
   return db === '' || /^\d+$/.test(db)
     ? undefined
@@ -340,20 +361,15 @@ export const configSchema = z
             path: [key],
             message: 'is for a TLS connection: TESSERA_REDIS_URL must start with rediss://',
           });
-    if (c.httpPort !== 0 && c.httpPort === c.metricsPort) {
-      ctx.addIssue({
-        code: z.ZodIssueCode.custom,
-        path: ['metricsPort'],
-        message: `must differ from the HTTP port (${c.httpPort}): both servers listen at once`,
-      });
-    }
+    // No rule ties the two ports: no process listens on both (the server serves /metrics on its
+    // API port; the ingestor and the flusher open only the metrics port).
     // The local stack's well-known credentials must never be sent to a real S3. Real S3 services
     // are reached over https; the local stack and compose network use plain http.
     if (c.s3Endpoint.startsWith('https:') && c.s3SecretAccessKey === DEFAULTS.s3SecretAccessKey) {
       ctx.addIssue({
         code: z.ZodIssueCode.custom,
         path: ['s3SecretAccessKey'],
-        message: `is the local-stack default but the S3 endpoint ${c.s3Endpoint} is a real (https) one; set real credentials`,
+        message: `is the local-stack default but the S3 endpoint ${redactUrl(c.s3Endpoint)} is a real (https) one; set real credentials`,
       });
     }
   });
@@ -518,7 +534,15 @@ function oauthbearerProblems(
   if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:'))
     out.push({
       path: ['kafkaSaslOauthbearerTokenEndpointUrl'],
-      message: `"${endpoint}" is not an http(s) URL: set the token endpoint, e.g. https://keycloak.example.com/realms/kafka/protocol/openid-connect/token`,
+      message: `"${redactUrl(endpoint)}" is not an http(s) URL: set the token endpoint, e.g. https://keycloak.example.com/realms/kafka/protocol/openid-connect/token`,
+    });
+  else if (url.username !== '' || url.password !== '')
+    // fetch refuses a URL with credentials, at every token request: the client's id and secret
+    // go in their own settings, sent as the token request's basic auth.
+    out.push({
+      path: ['kafkaSaslOauthbearerTokenEndpointUrl'],
+      message:
+        'must not carry user:password@: set them as TESSERA_KAFKA_SASL_OAUTHBEARER_CLIENT_ID and _CLIENT_SECRET',
     });
   else if (url.protocol === 'http:' && !['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname))
     out.push({

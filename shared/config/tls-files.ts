@@ -113,8 +113,13 @@ export function pemFiles(named: { [K in keyof PemFiles]: [ConfigKey, string] }):
  * certificate. `fingerprint` is a digest of the bytes read (unreadable files included), so a
  * later read tells whether anything changed. Throws CONFIG_INVALID naming the variables.
  */
-export function loadPemSet(files: PemFiles): { pems: PemSet; fingerprint: string } {
+export function loadPemSet(
+  files: PemFiles,
+  /** Told the digest of the bytes read, before they are checked (and maybe refused). */
+  onRead?: (fingerprint: string) => void,
+): { pems: PemSet; fingerprint: string } {
   const { fingerprint, read } = readPemFiles(files);
+  onRead?.(fingerprint);
   const pems: PemSet = {};
   for (const role of ['ca', 'cert', 'key'] as const) {
     const file = files[role];

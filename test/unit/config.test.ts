@@ -173,10 +173,77 @@ describe('config', () => {
     assert.deepEqual(e.invalid, ['TESSERA_TOPIC_PREFIX']);
   });
 
-  it('rejects the same port for the HTTP API and metrics', () => {
-    const e = configError(() => load({ TESSERA_HTTP_PORT: '9000', TESSERA_METRICS_PORT: '9000' }));
-    assert.match(e.message, /TESSERA_METRICS_PORT = "9000": must differ from the HTTP port \(9000\)/);
-    assert.equal(load({ TESSERA_HTTP_PORT: '0', TESSERA_METRICS_PORT: '0' }).httpPort, 0);
+  it('takes an empty flag as unset, as an empty variable', () => {
+    // --offline-store= took the S3 guess at the default endpoint that an empty variable avoids.
+    assert.equal(
+      load({ TESSERA_OFFLINE_STORE: '' }).offlineStore,
+      load({}, ['--offline-store=']).offlineStore,
+    );
+  });
+
+  it('takes the same port for the HTTP API and metrics: no process listens on both', () => {
+    // The server serves /metrics on its API port; the ingestor and flusher open only the metrics
+    // port. One configuration for every service (a ConfigMap) may set both to 8080.
+    const c = load({ TESSERA_HTTP_PORT: '8080', TESSERA_METRICS_PORT: '8080' });
+    assert.deepEqual([c.httpPort, c.metricsPort], [8080, 8080]);
+  });
+
+  it('keeps passwords out of what it prints, URLs that do not parse included', () => {
+    const leaks: Record<string, string>[] = [
+      { TESSERA_REDIS_URL: 'redis://:hunter2@redis.example:99999' },
+      { TESSERA_SCHEMA_REGISTRY_URL: 'https://key:hunter2@sr.example:70000' },
+      { TESSERA_S3_ENDPOINT: 'https://AKIA:hunter2@s3.example.com' },
+      {
+        TESSERA_KAFKA_SASL_MECHANISM: 'oauthbearer',
+        TESSERA_KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL: 'ftp://cid:hunter2@idp.example/token',
+        TESSERA_KAFKA_SASL_OAUTHBEARER_CLIENT_ID: 'cid',
+        TESSERA_KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET: 's',
+      },
+    ];
+    for (const env of leaks) {
+      const e = configError(() => load(env));
+      assert.ok(!e.message.includes('hunter2'), e.message);
+      assert.match(e.message, /<redacted>@/);
+    }
+    // A token endpoint with user:pass@ cannot work (fetch refuses it): refused, pointing at the settings.
+    const oauth = configError(() =>
+      load({
+        TESSERA_KAFKA_SASL_MECHANISM: 'oauthbearer',
+        TESSERA_KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL: 'https://cid:hunter2@idp.example/token',
+        TESSERA_KAFKA_SASL_OAUTHBEARER_CLIENT_ID: 'cid',
+        TESSERA_KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET: 's',
+      }),
+    );
+    assert.match(
+      oauth.message,
+      /must not carry user:password@: set them as TESSERA_KAFKA_SASL_OAUTHBEARER_CLIENT_ID/,
+    );
+    assert.ok(!oauth.message.includes('hunter2'), oauth.message);
+  });
+
+  it('refuses Redis URLs it would read otherwise than written: a query, bad percent-encoding', () => {
+    // ?db=2 was ignored (database 0 written); a % not followed by hex threw "URI malformed" later.
+    assert.match(
+      configError(() => load({ TESSERA_REDIS_URL: 'redis://127.0.0.1:6379?db=2' })).message,
+      /expected no query: the database goes after the host/,
+    );
+    assert.match(
+      configError(() => load({ TESSERA_REDIS_URL: 'redis://:p%ss@127.0.0.1:6379' })).message,
+      /not valid percent-encoding \(write % as %25\)/,
+    );
+    assert.equal(
+      load({ TESSERA_REDIS_URL: 'redis://:p%25ss@127.0.0.1:6379/2' }).redisUrl,
+      'redis://:p%25ss@127.0.0.1:6379/2',
+    );
+  });
+
+  it('refuses an IPv6 literal broker, which the Kafka client cannot reach, and unbrackets a Redis one', () => {
+    assert.match(
+      configError(() => load({ TESSERA_KAFKA_BROKERS: '[::1]:9092' })).message,
+      /cannot reach an IPv6 literal/,
+    );
+    const options = redisOptions(load({ TESSERA_REDIS_URL: 'redis://[::1]:6379' }));
+    assert.equal(options.host, '::1');
   });
 
   it('refuses the local-stack S3 secret against an https endpoint, without echoing it', () => {
@@ -219,7 +286,7 @@ describe('config', () => {
     for (const secret of ['sk-123', 'tok-456', 'pw-789'])
       assert.ok(!text.includes(secret), `leaked ${secret}`);
     assert.match(text, /^TESSERA_S3_SECRET_ACCESS_KEY = <redacted>$/m);
-    assert.match(text, /^TESSERA_REDIS_URL = redis:\/\/user:%3Credacted%3E@r:6379$/m);
+    assert.match(text, /^TESSERA_REDIS_URL = redis:\/\/user:<redacted>@r:6379$/m);
     assert.match(text, /^TESSERA_KAFKA_BROKERS = 127\.0\.0\.1:9092$/m);
     assert.equal(text.split('\n').length, CONFIG_KEYS.length);
     assert.equal(redactConfig(load()).authToken, '');
@@ -252,7 +319,7 @@ describe('config', () => {
     assert.doesNotMatch(renderConfig(c), /cret/);
     assert.match(
       renderConfig(c),
-      /^TESSERA_REDIS_URL = unix:\/\/\/run\/redis\/redis%20x\.sock\?db=2&username=u&password=%3Credacted%3E$/m,
+      /^TESSERA_REDIS_URL = unix:\/\/\/run\/redis\/redis%20x\.sock\?db=2&username=u&password=<redacted>$/m,
     );
     const bare = redisOptions(load({ TESSERA_REDIS_URL: 'unix:///tmp/r.sock' }));
     assert.deepEqual([bare.path, bare.db, bare.password], ['/tmp/r.sock', 0, undefined]);

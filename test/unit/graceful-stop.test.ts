@@ -37,3 +37,20 @@ test('a fatal failure during a signal stop exits 1', async () => {
   );
   assert.equal(code, 1, output);
 });
+
+test('a stop that fails is logged and exits 1, not an unhandled rejection', async () => {
+  const { code, output } = await run(`
+import { pino } from 'pino';
+import { stopOnSignals } from './shared/graceful-stop.ts';
+stopOnSignals(pino(), {
+  stopping: 'stopping', graceMs: 10_000, late: 'late',
+  stop: () => Promise.reject(new Error('disconnect refused')),
+});
+setInterval(() => {}, 1000);
+process.kill(process.pid, 'SIGTERM');`);
+  assert.equal(code, 1, output);
+  assert.match(output, /"msg":"the stop failed: the process exits 1"/);
+  assert.match(output, /disconnect refused/);
+  assert.match(output, /"msg":"stopped"/);
+  assert.doesNotMatch(output, /UnhandledPromiseRejection|triggerUncaughtException/);
+});
