@@ -7,6 +7,7 @@
 // do are printed. A snapshot older than what the topic still holds (retention deleted records after
 // its offsets) is refused before anything is written, unless --allow-gap accepts losing those
 // records. Store, Redis, Kafka and prefix: TESSERA_* env.
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { type Admin, Kafka } from 'kafkajs';
 import { kafkaOptions, topicName } from '../../shared/config/clients.ts';
@@ -108,6 +109,8 @@ async function main(): Promise<void> {
   }
 }
 
+const RESTORE_STATE = readFileSync(new URL('./restore-state.lua', import.meta.url), 'utf8');
+
 /** Writes every state of the snapshot file back to Redis; answers how many. */
 async function restoreStates(config: Config, view: ViewDef, dir: string, file: Uint8Array): Promise<number> {
   const table = readParquet(file);
@@ -116,17 +119,22 @@ async function restoreStates(config: Config, view: ViewDef, dir: string, file: U
   if (!entities || !states)
     throw new TesseraError('STATE_CORRUPT', `${dir}/entities.parquet lacks its columns`);
   const redis = connectRedis(config);
+  redis.defineCommand('tesseraRestoreState', { lua: RESTORE_STATE, numberOfKeys: 1 });
   try {
     for (let i = 0; i < table.numRows; i += 1000) {
       const commands: Command[] = [];
       for (let j = i; j < Math.min(table.numRows, i + 1000); j++) {
         const key = stateKey(config.redisKeyPrefix, view.name, String(entities.get(j)));
         const bytes = states.get(j) as Uint8Array;
-        commands.push(
-          ['hset', key, 'v', 1 + Math.floor(Math.random() * 1e12), 's', Buffer.from(bytes)],
-          ['hdel', key, 'd'], // delta records of a state this replaces would replay onto it
-          ['pexpire', key, view.ttlMs],
-        );
+        // One script: written as HSET, HDEL d, PEXPIRE, a reader between them saw the restored
+        // state beside the delta records of the one it replaces, and replayed them onto it.
+        commands.push([
+          'tesseraRestoreState',
+          key,
+          1 + Math.floor(Math.random() * 1e12),
+          Buffer.from(bytes),
+          view.ttlMs,
+        ]);
       }
       // Each command's error is in its reply: a write Redis refused (out of memory, a key of
       // another type) stops the restore instead of being reported as restored.

@@ -220,12 +220,16 @@ describe('flusher writes the offline store layout', { timeout: 150_000 }, () => 
     );
     const keys = await run.redis.keys(`${run.id}:*`);
     await run.redis.del(...keys);
+    // A key the restore replaces: its delta records (and anything else) must not outlive it.
+    const replaced = stateKey(run.config.redisKeyPrefix, run.view.name, String(snap!.columns.user_id![0]));
+    await run.redis.hset(replaced, 'v', '5', 's', 'old', 'd', 'old delta records', 'x', '1');
     const { stdout } = await promisify(execFile)(
       process.execPath,
       ['--import', 'tsx', 'services/flusher/restore.ts', '--view', run.view.name],
       { env: { ...process.env, ...run.env }, timeout: 60_000 },
     );
     assert.match(stdout, new RegExp(`restored ${snap!.rows} entities`));
+    assert.deepEqual((await run.redis.hkeys(replaced)).sort(), ['s', 'v']);
     for (let i = 0; i < snap!.rows; i += 97) {
       const key = stateKey(run.config.redisKeyPrefix, run.view.name, String(snap!.columns.user_id![i]));
       const stored = await run.redis.hgetBuffer(key, 's');
