@@ -51,7 +51,8 @@ async function notServed(
 /**
  * Creates `topics` (one that exists, or that another process creates meanwhile, is left as it is)
  * and waits up to `timeoutMs` until every partition has a leader that answers for it. Returns
- * whether this call created any.
+ * kafkajs' answer: true when it created every topic asked for; false when any of them existed (it
+ * may still have created the others). A topic that exists keeps its partition count.
  *
  * Why not `createTopics({ waitForLeaders: true })`: a KRaft broker answers CreateTopics once the
  * controller has committed the topic, before the broker's own metadata cache has it. kafkajs then
