@@ -1,7 +1,7 @@
 // The producer CLI's process (started by main.ts, once kafkajs' fast paths are in place).
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readAvroSchemaFile } from '../../shared/codecs/avro-codec.ts';
 import { registerSchema } from '../../shared/codecs/schema-registry.ts';
 import { schemaRegistryEndpoint, topicName } from '../../shared/config/clients.ts';
 import { loadConfig } from '../../shared/config/index.ts';
@@ -67,19 +67,7 @@ async function main(): Promise<void> {
   const registry = schemaRegistryEndpoint(config);
   if (format === 'avro-confluent' && args.schemaId === undefined && registry !== undefined) {
     const subject = `${topic}-value`;
-    const file = resolve(dirname(definitionsFile), avroSchema as string);
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (cause) {
-      throw new TesseraError(
-        'CONFIG_INVALID',
-        `cannot read Avro schema file ${file} (source ${source.name})`,
-        {
-          cause,
-        },
-      );
-    }
+    const text = readAvroSchemaFile(resolve(dirname(definitionsFile), avroSchema as string), source);
     schemaId = await registerSchema(registry, subject, text);
     registered = subject;
   }

@@ -107,11 +107,10 @@ function longHook(schema: avro.Schema): avro.Type | undefined {
     : undefined;
 }
 
-/** Reads and compiles an .avsc file; a missing or invalid file is a TesseraError naming it. */
-export function loadAvroSchemaFile(file: string, source: SourceDef): AvroCodec {
-  let text: string;
+/** The text of a source's .avsc file; one that cannot be read is a TesseraError naming it. */
+export function readAvroSchemaFile(file: string, source: SourceDef): string {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (cause) {
     throw new TesseraError(
       'DEFINITIONS_INVALID',
@@ -122,7 +121,11 @@ export function loadAvroSchemaFile(file: string, source: SourceDef): AvroCodec {
       },
     );
   }
-  return compileAvroSchema(text, file, source);
+}
+
+/** Reads and compiles an .avsc file; a missing or invalid file is a TesseraError naming it. */
+export function loadAvroSchemaFile(file: string, source: SourceDef): AvroCodec {
+  return compileAvroSchema(readAvroSchemaFile(file, source), file, source);
 }
 
 /** Compiles schema text (JSON); throws a DEFINITIONS_INVALID TesseraError naming `origin` when invalid. */
