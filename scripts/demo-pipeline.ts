@@ -191,6 +191,8 @@ async function queryServer(users: string[]): Promise<void> {
         if (m) resolve(m[1]!);
       });
       server.once('exit', (code) => reject(new Error(`the server exited (${code}) before listening`)));
+      // A server that neither listens nor exits must not hold the demo for good.
+      setTimeout(() => reject(new Error('the server did not listen within 60 s')), 60_000).unref();
     });
     const body = JSON.stringify({
       feature_service: 'fraud_model_v1',
@@ -198,6 +200,8 @@ async function queryServer(users: string[]): Promise<void> {
     });
     const args = [
       '-sS',
+      '--max-time',
+      '30',
       '-X',
       'POST',
       `${url}/get-online-features`,
@@ -228,8 +232,12 @@ async function queryServer(users: string[]): Promise<void> {
       );
     });
   } finally {
-    server.kill('SIGTERM');
-    await new Promise((r) => server.once('exit', r));
+    // A server that already exited (before listening) has no exit event to come.
+    if (server.exitCode === null && server.signalCode === null) {
+      const exited = new Promise((r) => server.once('exit', r));
+      server.kill('SIGTERM');
+      await exited;
+    }
   }
 }
 

@@ -94,7 +94,8 @@ kafka_format_once() {
 }
 
 kafka_start() {
-  [[ -d "$KAFKA_JARS" ]] || die "kafka jars not installed: run scripts/stack install"
+  # The marker, not the directory: an install stopped half-way left libs/ with some of the jars.
+  [[ -f "$KAFKA_JARS/../.complete" ]] || die "kafka jars not installed (or their install was cut short): run scripts/stack install"
   if kafka_up; then return 0; fi
   local p
   for p in "$TESSERA_KAFKA_PORT" "$TESSERA_KAFKA_CONTROLLER_PORT"; do

@@ -15,7 +15,7 @@ s3_install() {
 s3_up() { pid_alive "$S3_PIDFILE" && port_open "$TESSERA_S3_PORT"; }
 
 s3_start() {
-  [[ -d "$S3_JARS" ]] || die "s3proxy jars not installed: run scripts/stack install"
+  [[ -f "$S3_JARS/../.complete" ]] || die "s3proxy jars not installed (or their install was cut short): run scripts/stack install"
   if s3_up; then return 0; fi
   if ! pid_alive "$S3_PIDFILE" && port_open "$TESSERA_S3_PORT"; then
     fail_service s3 "port $TESSERA_S3_PORT is already taken by a process scripts/stack did not start (set TESSERA_S3_PORT)" "$S3_LOG"
