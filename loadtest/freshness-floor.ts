@@ -79,7 +79,9 @@ const cpuUs = ((cpu() - cpuAtSkip) / latencies.length) * 1e6;
 await consumer.disconnect();
 redis.disconnect();
 const sorted = latencies.sort();
-const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+// Nearest rank, as server-bench.ts.
+const at = (q: number) =>
+  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? Number.NaN;
 const within = (ms: number) => sorted.filter((x) => x <= ms).length / sorted.length;
 process.stdout.write(
   `${JSON.stringify({

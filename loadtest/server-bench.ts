@@ -358,9 +358,10 @@ async function loadData(): Promise<Loaded> {
   };
 }
 
+/** Nearest rank: the smallest value with at least q of the samples at or below it. */
 function quantile(sorted: ArrayLike<number>, q: number): number {
   if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1399,7 +1400,11 @@ try {
     return {
       rps: median(c.figures.map((f) => f.rps)),
       p50: median(c.figures.map((f) => f.p50)),
+      // The median of the rounds' p99s (of two, their mean: a figure no round had), for tables;
+      // a goal is judged on the worst round and the least rate reached.
       p99: median(c.figures.map((f) => f.p99)),
+      worstP99: Math.max(...c.figures.map((f) => f.p99)),
+      leastRps: Math.min(...c.figures.map((f) => f.rps)),
       bad: c.figures.reduce((s, f) => s + f.non2xx + f.errors + f.timeouts, 0),
     };
   };
@@ -1515,9 +1520,15 @@ try {
       ] as const) {
         const t = fig(tessera.name, scenario, r, arrival);
         const f = fig(server, scenario, r, arrival);
+        // A server that did not reach the offered rate left requests unsent (autocannon's closed
+        // loop): its p99 leaves out their wait, so no ratio is drawn from it.
+        const reached = (x: { leastRps: number }) => x.leastRps > r * 0.97;
         if (t && f)
           console.log(
-            `    ${scenario} offered ${fmt(r)}/s (${LOADER_LABEL[arrival]}): p99 Tessera ${ms(t.p99)} ms vs Feast ${ms(f.p99)} ms (Feast / Tessera ${(f.p99 / t.p99).toFixed(1)}x)`,
+            `    ${scenario} offered ${fmt(r)}/s (${LOADER_LABEL[arrival]}): p99 Tessera ${ms(t.p99)} ms vs Feast ${ms(f.p99)} ms ` +
+              (reached(t) && reached(f)
+                ? `(Feast / Tessera ${(f.p99 / t.p99).toFixed(1)}x)`
+                : `(no ratio: ${reached(f) ? 'Tessera' : 'Feast'} reached only ${fmt(reached(f) ? t.leastRps : f.leastRps)}/s)`),
           );
       }
   }
@@ -1547,14 +1558,15 @@ try {
     const goalBatch = fig(tessera.name, 'batch', batchRate, arrival);
     const floorSingle = floors.length > 0 ? fig(REDIS_FLOOR, 'single', rate, arrival) : null;
     // A scenario left out of the run (--scenarios) is "not run", not "NOT met".
+    // Met only if every round was under the goal at the offered rate: a p99 of a rate not reached
+    // is no answer, and a median of two rounds' p99s is their mean.
     const single = goalSingle
-      ? `${ms(goalSingle.p99)} ms (achieved ${fmt(goalSingle.rps)}/s${floorSingle ? `; the Redis floor's p99 ${ms(floorSingle.p99)} ms` : ''}) ` +
-        `${goalSingle.p99 < 2 && goalSingle.rps > rate * 0.97 ? 'met' : 'NOT met'}`
+      ? `worst round ${ms(goalSingle.worstP99)} ms, median ${ms(goalSingle.p99)} ms (achieved ${fmt(goalSingle.rps)}/s${floorSingle ? `; the Redis floor's p99 ${ms(floorSingle.p99)} ms` : ''}) ` +
+        `${goalSingle.worstP99 < 2 && goalSingle.leastRps > rate * 0.97 ? 'met' : 'NOT met'}`
       : 'not run';
-    // Like the single goal, only at the offered rate: a p99 of a rate not reached is no answer.
     const batch = goalBatch
-      ? `${ms(goalBatch.p99)} ms (achieved ${fmt(goalBatch.rps)}/s) ` +
-        `${goalBatch.p99 < 10 && goalBatch.rps > batchRate * 0.97 ? 'met' : 'NOT met'}`
+      ? `worst round ${ms(goalBatch.worstP99)} ms, median ${ms(goalBatch.p99)} ms (achieved ${fmt(goalBatch.rps)}/s) ` +
+        `${goalBatch.worstP99 < 10 && goalBatch.leastRps > batchRate * 0.97 ? 'met' : 'NOT met'}`
       : 'not run';
     console.log(
       `Goals (${LOADER_LABEL[arrival]}): single entity p99 < 2 ms at ${fmt(rate)} QPS: ${single}; ` +
@@ -1600,7 +1612,7 @@ try {
     console.log(
       `${label}: ${sample.length} users x 6 features = ${c.values} values; Tessera vs Feast ${c.tesseraVsFeast ?? '-'} differ, ` +
         `${vsEngine} (counts exact, doubles 1e-9 relative; max relative differences from the engine: ${maxRel}); ` +
-        `not PRESENT: ${c.notPresent}`,
+        `not PRESENT: ${c.notPresent} (Feast's store holds the engine's values: this checks both servers' reads, not who computed them)`,
     );
     for (const d of c.firstDiffs) console.log(`    ${d}`);
   };

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -405,14 +406,15 @@ func summarize(latencies []float64, elapsed float64) *figures {
 	}
 }
 
-// quantile of sorted values, the same rule as server-bench.ts (the value at floor(q * n)); JSON
-// has no NaN, so an empty set gives -1.
+// quantile of sorted values by nearest rank, the same rule as server-bench.ts: the smallest value
+// with at least q of the samples at or below it (at floor(q * n), one rank high, the p99 of 100
+// samples was their maximum). JSON has no NaN, so an empty set gives -1.
 func quantile(sorted []float64, q float64) float64 {
 	if len(sorted) == 0 {
 		return -1
 	}
-	i := int(q * float64(len(sorted)))
-	return sorted[min(i, len(sorted)-1)]
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
 }
 
 // setTimerSlack sets this thread's timer slack to 1 ns (prctl PR_SET_TIMERSLACK): Linux lets a
