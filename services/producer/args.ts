@@ -1,6 +1,7 @@
 // Command-line flags of the producer. Flags it does not know are handed to the shared config
 // loader (--kafka-brokers, --topic-prefix, ...), which rejects unknown ones by name.
 import { parseDuration } from '../../shared/definitions/duration.ts';
+import { isKafkaTopicName } from '../../shared/definitions/schema.ts';
 import { TesseraError } from '../../shared/errors.ts';
 
 export interface ProducerArgs {
@@ -96,8 +97,6 @@ function integer(flag: string, text: string, min: number, max = Number.MAX_SAFE_
 export const MAX_EVENTS = 100_000_000;
 /** The generator's seed is 32 bits: 1 and 2^32 + 1 gave the same events. */
 const MAX_SEED = 2 ** 32 - 1;
-/** Kafka's rule for topic names (shared/definitions/schema.ts holds sources to it too). */
-const TOPIC_RE = /^[a-zA-Z0-9._-]{1,249}$/;
 
 /**
  * Whether the command line asks for the usage: it wins over whatever else the line holds (a bad
@@ -150,7 +149,7 @@ export function parseProducerArgs(argv: readonly string[]): { args: ProducerArgs
   };
   const schemaDir = get('--schema-dir');
   const topic = get('--topic');
-  if (topic !== undefined && (!TOPIC_RE.test(topic) || topic === '.' || topic === '..'))
+  if (topic !== undefined && !isKafkaTopicName(topic))
     throw invalid(
       '--topic',
       `expected a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -, not . or ..), got ${JSON.stringify(topic)}`,

@@ -39,6 +39,12 @@ const name = z
   .string()
   .regex(NAME_RE, 'must be snake_case: lower-case letters, digits and _')
   .refine((s) => s !== '__proto__', 'must not be __proto__ (a reserved JavaScript key); choose another name');
+/** Kafka's rule for a topic name (its Topic.validate): these characters, and not `.` or `..`. */
+const TOPIC_CHARACTERS = /^[a-zA-Z0-9._-]{1,249}$/;
+const DOT_TOPICS: ReadonlySet<string> = new Set(['.', '..']);
+export const isKafkaTopicName = (name: string): boolean =>
+  TOPIC_CHARACTERS.test(name) && !DOT_TOPICS.has(name);
+
 const DURATION_HELP =
   'must be a positive duration such as 90s, 5m, 1h, 7d or 2w (one whole number above 0 and its unit)';
 const duration = z
@@ -108,8 +114,8 @@ export const definitionsSchema = z
             // Kafka's own rule for topic names: a topic the broker refuses stopped the services at start.
             topic: z
               .string()
-              .regex(/^[a-zA-Z0-9._-]{1,249}$/, 'must be a Kafka topic name: 1-249 of a-z A-Z 0-9 . _ -')
-              .refine((t) => t !== '.' && t !== '..', 'must not be . or .. (Kafka refuses them)'),
+              .regex(TOPIC_CHARACTERS, 'must be a Kafka topic name: 1-249 of a-z A-Z 0-9 . _ -')
+              .refine((t) => !DOT_TOPICS.has(t), 'must not be . or .. (Kafka refuses them)'),
             format: z.enum(['json', 'avro', 'avro-confluent']),
             key_field: name,
             timestamp_field: name,
