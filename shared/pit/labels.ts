@@ -78,12 +78,7 @@ async function readParquetLabels(path: string, specs: readonly LabelKey[]): Prom
   // Refused as in CSV (retrieve.ts refuseNameClashes): a second join key or event_timestamp column
   // was dropped without a word, since only the first of a name is read.
   const twice = names.find((name, i) => names.indexOf(name) !== i);
-  if (twice !== undefined)
-    throw new TesseraError(
-      'INVALID_ARGUMENT',
-      `${path} has more than one column named ${twice}; rename the others (the output has one column per name)`,
-      { context: { path, column: twice } },
-    );
+  if (twice !== undefined) throw repeatedColumn(path, twice);
   const n = table.numRows;
   const keyColumns = specs.map(({ joinKey, keyType }): KeyColumn => {
     const keyVector = table.getChild(joinKey)!;
@@ -117,6 +112,15 @@ async function readParquetLabels(path: string, specs: readonly LabelKey[]): Prom
     .filter((name) => !keyNames.has(name) && name !== EVENT_TIMESTAMP)
     .map((name) => ({ kind: 'arrow', name, vector: table.getChild(name)! }));
   return { n, keyColumns, ts, extra };
+}
+
+/** A column name an entity dataframe uses twice (refused: the output has one column per name). */
+export function repeatedColumn(path: string, name: string): TesseraError {
+  return new TesseraError(
+    'INVALID_ARGUMENT',
+    `${path} has more than one column named ${name}; rename the others (the output has one column per name)`,
+    { context: { path, column: name } },
+  );
 }
 
 async function readCsvLabels(

@@ -34,7 +34,7 @@ import {
 } from '../offline/raw-log.ts';
 import { answerShard, earliestNeeded } from './as-of.ts';
 import { checkTempDir, EventShards, removeStaleSpillDirs } from './event-shards.ts';
-import { type EntityKey, type LabelFrame, type LabelKey, readLabels } from './labels.ts';
+import { type EntityKey, type LabelFrame, type LabelKey, readLabels, repeatedColumn } from './labels.ts';
 import { createProgress } from './progress.ts';
 import {
   checkOutputPath,
@@ -426,12 +426,7 @@ function refuseNameClashes(path: string, labels: LabelFrame, outputNames: readon
         `${path} has a column ${name}, the name of a feature the output adds; rename that column (e.g. label_${name}), or leave the feature out with --features`,
         { context: { path, column: name } },
       );
-    if (seen.has(name))
-      throw new TesseraError(
-        'INVALID_ARGUMENT',
-        `${path} has more than one column named ${name}; rename the others (the output has one column per name)`,
-        { context: { path, column: name } },
-      );
+    if (seen.has(name)) throw repeatedColumn(path, name);
     seen.add(name);
   }
 }
