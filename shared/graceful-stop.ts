@@ -1,7 +1,7 @@
 // Graceful shutdown shared by every service process: on the first SIGTERM or SIGINT, log why, run
 // the service's own stop (finish the batch, flush, close), then exit 0; a stop that outlasts its
-// grace period, or fails, exits 1 so a supervisor is never left waiting. The returned function runs the same
-// stop for a fatal failure, and exits 1.
+// grace period, or fails, exits 1 so a supervisor is never left waiting. The returned function
+// runs the same stop for a fatal failure, and exits 1.
 import type { Logger } from 'pino';
 
 export interface StopOptions {
