@@ -18,15 +18,25 @@ ensure_maven() {
   command -v mvn >/dev/null 2>&1 || apt_install maven
 }
 
+# jars_current <key> <dependencies xml>: whether $TESSERA_CACHE/jars/<key> holds a whole jar set
+# resolved from these very dependencies. The key names the versions; the hash kept beside the
+# jars covers the rest of the list, so adding or changing a dependency under the same versions
+# is not answered from the old set.
+jars_current() {
+  local dir="$TESSERA_CACHE/jars/$1"
+  [[ -f "$dir/.complete" && "$(cat "$dir/.deps-sha256" 2>/dev/null)" == "$(printf '%s' "$2" | sha256sum | cut -c1-16)" ]]
+}
+
 # resolve_jars <key> <dependencies xml>: copies the dependencies and all their runtime
 # dependencies into $TESSERA_CACHE/jars/<key>/libs once; later calls return at once.
 resolve_jars() {
   local key="$1" deps="$2"
   local dir="$TESSERA_CACHE/jars/$key"
-  if [[ -f "$dir/.complete" ]]; then
+  if jars_current "$key" "$deps"; then
     log "jars $key: cached ($(find "$dir/libs" -name '*.jar' | wc -l) jars in $dir/libs)"
     return 0
   fi
+  [[ -f "$dir/.complete" ]] && log "jars $key: resolved from another dependency list (or before the list was recorded); resolving again"
   ensure_java
   ensure_maven
   rm -rf "$dir"
@@ -67,6 +77,7 @@ POM
   if grep -qE 'The POM for .* is (missing|invalid)' "$mvnlog"; then
     fail_service "jars $key" "Maven could not read a POM, so the jar set is incomplete (see the WARNING lines)" "$mvnlog"
   fi
+  printf '%s' "$deps" | sha256sum | cut -c1-16 >"$dir/.deps-sha256"
   touch "$dir/.complete"
   log "jars $key: $(find "$dir/libs" -name '*.jar' | wc -l) jars in $dir/libs"
 }

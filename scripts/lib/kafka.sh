@@ -8,16 +8,18 @@ KAFKA_DIR="$TESSERA_STACK_DIR/kafka"
 KAFKA_PIDFILE="$KAFKA_DIR/kafka.pid"
 KAFKA_LOG="$KAFKA_DIR/logs/server.log"
 KAFKA_OUT="$KAFKA_DIR/logs/kafka.out"
-KAFKA_JARS="$TESSERA_CACHE/jars/kafka-$KAFKA_VERSION-log4j-$LOG4J_VERSION/libs"
-
-kafka_install() {
-  ensure_java
-  # kafka-tools is kept for kafka-consumer-perf-test-style baselines (loadtest/).
-  resolve_jars "kafka-$KAFKA_VERSION-log4j-$LOG4J_VERSION" "
+KAFKA_JARS_KEY="kafka-$KAFKA_VERSION-log4j-$LOG4J_VERSION"
+KAFKA_JARS="$TESSERA_CACHE/jars/$KAFKA_JARS_KEY/libs"
+# kafka-tools is kept for kafka-consumer-perf-test-style baselines (loadtest/).
+KAFKA_DEPS="
     <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
     <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$KAFKA_VERSION</version></dependency>
     <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>$LOG4J_VERSION</version></dependency>
     <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>$LOG4J_VERSION</version></dependency>"
+
+kafka_install() {
+  ensure_java
+  resolve_jars "$KAFKA_JARS_KEY" "$KAFKA_DEPS"
 }
 
 kafka_up() { pid_alive "$KAFKA_PIDFILE" && port_open "$TESSERA_KAFKA_PORT"; }
@@ -95,7 +97,7 @@ kafka_format_once() {
 
 kafka_start() {
   # The marker, not the directory: an install stopped half-way left libs/ with some of the jars.
-  [[ -f "$KAFKA_JARS/../.complete" ]] || die "kafka jars not installed (or their install was cut short): run scripts/stack install"
+  jars_current "$KAFKA_JARS_KEY" "$KAFKA_DEPS" || die "kafka jars not installed (or their install was cut short, or their dependency list changed since): run scripts/stack install"
   if kafka_up; then return 0; fi
   local p
   for p in "$TESSERA_KAFKA_PORT" "$TESSERA_KAFKA_CONTROLLER_PORT"; do

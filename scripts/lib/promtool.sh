@@ -11,6 +11,12 @@ PROMTOOL_MODULE_VERSION="v0.316.0" # the Go module version of Prometheus 3.x's t
 PROMTOOL_TAGS="remove_all_sd,enable_kubernetes_sd,enable_dns_sd"
 PROMTOOL_BIN="$TESSERA_CACHE/promtool-$PROMTOOL_MODULE_VERSION/promtool"
 
+# promtool_current: the cached binary runs and was built with these tags (kept beside it), so a
+# change of PROMTOOL_TAGS under the same version builds it again.
+promtool_current() {
+  [[ -x "$PROMTOOL_BIN" && "$(cat "$(dirname "$PROMTOOL_BIN")/.tags" 2>/dev/null)" == "$PROMTOOL_TAGS" ]]
+}
+
 promtool_go() {
   if [[ -n "${TESSERA_GO:-}" ]]; then
     echo "$TESSERA_GO"
@@ -24,7 +30,7 @@ promtool_go() {
 }
 
 promtool_install() {
-  if [[ -x "$PROMTOOL_BIN" ]] && "$PROMTOOL_BIN" --version >/dev/null 2>&1; then
+  if promtool_current && "$PROMTOOL_BIN" --version >/dev/null 2>&1; then
     log "promtool: cached at $PROMTOOL_BIN"
     return 0
   fi
@@ -53,5 +59,6 @@ promtool_install() {
     tail -20 "$TESSERA_CACHE/go/promtool-build.log" >&2
     die "promtool: go install failed (exit $rc) after $(elapsed "$t0")s; whole log: $TESSERA_CACHE/go/promtool-build.log"
   fi
+  printf '%s\n' "$PROMTOOL_TAGS" >"$(dirname "$PROMTOOL_BIN")/.tags"
   log "promtool: built in $(elapsed "$t0")s: $PROMTOOL_BIN"
 }

@@ -4,18 +4,20 @@
 S3_DIR="$TESSERA_STACK_DIR/s3"
 S3_PIDFILE="$S3_DIR/s3proxy.pid"
 S3_LOG="$S3_DIR/s3proxy.log"
-S3_JARS="$TESSERA_CACHE/jars/s3proxy-$S3PROXY_VERSION/libs"
+S3_JARS_KEY="s3proxy-$S3PROXY_VERSION"
+S3_JARS="$TESSERA_CACHE/jars/$S3_JARS_KEY/libs"
+S3_DEPS="
+    <dependency><groupId>org.gaul</groupId><artifactId>s3proxy</artifactId><version>$S3PROXY_VERSION</version></dependency>"
 
 s3_install() {
   ensure_java
-  resolve_jars "s3proxy-$S3PROXY_VERSION" "
-    <dependency><groupId>org.gaul</groupId><artifactId>s3proxy</artifactId><version>$S3PROXY_VERSION</version></dependency>"
+  resolve_jars "$S3_JARS_KEY" "$S3_DEPS"
 }
 
 s3_up() { pid_alive "$S3_PIDFILE" && port_open "$TESSERA_S3_PORT"; }
 
 s3_start() {
-  [[ -f "$S3_JARS/../.complete" ]] || die "s3proxy jars not installed (or their install was cut short): run scripts/stack install"
+  jars_current "$S3_JARS_KEY" "$S3_DEPS" || die "s3proxy jars not installed (or their install was cut short, or their dependency list changed since): run scripts/stack install"
   if s3_up; then return 0; fi
   if ! pid_alive "$S3_PIDFILE" && port_open "$TESSERA_S3_PORT"; then
     fail_service s3 "port $TESSERA_S3_PORT is already taken by a process scripts/stack did not start (set TESSERA_S3_PORT)" "$S3_LOG"
