@@ -256,7 +256,7 @@ async function main(): Promise<void> {
     const pandasRate = Number(pandas.events_per_s);
     const naiveRate = Number(naive[naive.length - 1]?.events_per_s ?? Number.NaN);
     console.log(
-      `\nBaseline 2: pandas groupby().rolling(closed="left"), ${pandas.features} of 6 features: ${fmt(Math.round(pandasRate))} events/s`,
+      `\nBaseline 2: pandas groupby().rolling(closed="left"), ${pandas.features} of 6 features: ${fmt(Math.round(pandasRate))} events/s (median of ${(pandas.seconds_rounds as number[]).length} after a warm-up, as Tessera's; rounds ${(pandas.seconds_rounds as number[]).map((s) => s.toFixed(2)).join(' / ')} s)`,
     );
     console.log(
       `  values vs Tessera exact mode: max relative difference ${worst.toExponential(2)}, ${differing} values beyond 1e-9`,
