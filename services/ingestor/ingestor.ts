@@ -771,8 +771,10 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       }
       sent = kept;
     }
-    if (updates.some((u) => u.value.length * 3 > updatesLimit)) {
-      const bytes = updates.map((u) => Buffer.byteLength(u.value));
+    // The broker holds key and value together to the limit, and the value names the entity too:
+    // a long entity counts twice.
+    if (updates.some((u) => (u.key.length + u.value.length) * 3 > updatesLimit)) {
+      const bytes = updates.map((u) => Buffer.byteLength(u.key) + Buffer.byteLength(u.value));
       const fit = bytes.map((n) => n <= updatesLimit);
       updates.forEach((u, i) => {
         if (fit[i]) return;

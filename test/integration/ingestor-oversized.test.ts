@@ -19,6 +19,7 @@ import {
   waitForCaughtUp,
 } from '../support/ingestor-process.ts';
 import { scrapeMetrics } from '../support/ops-endpoint.ts';
+import { stopAfter } from '../support/stop-after.ts';
 import { createReadyTopics } from '../support/topics.ts';
 
 describe('ingestor: vectors and rows over their topic limit', { timeout: 120_000 }, () => {
@@ -231,5 +232,73 @@ describe('ingestor: rows, vectors and dead letters within small topic limits', {
       ingestor.child.kill('SIGTERM');
       assert.equal(await ingestor.exited, 0, ingestor.output().slice(-2000));
     }
+  });
+});
+
+// The record the broker holds to the updates topic's max.message.bytes is the vector's key (the
+// entity) and value together, and the value names the entity too: a long string entity counts
+// twice. A vector whose value alone was within the limit but whose key took it over was sent, the
+// broker refused it (MESSAGE_TOO_LARGE, not retriable), and the push was retried for ever: every
+// topic's commits stopped behind it.
+describe('ingestor: a vector over its topic limit by its key', { timeout: 120_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-oversized-key-'));
+  const definitions = join(dir, 'fraud-string-keys.yaml');
+  writeFileSync(
+    definitions,
+    readFileSync('definitions/fraud.yaml', 'utf8')
+      .replace('join_key: user_id\n    type: int64', 'join_key: user_id\n    type: string')
+      .replace('user_id: int64', 'user_id: string'),
+  );
+  const run = newTestRun({ TESSERA_DEFINITIONS: definitions, TESSERA_INGEST_CLOCK: 'event' });
+  const UPDATES_LIMIT = 4_096;
+  const t0 = Date.UTC(2026, 0, 1);
+  const event = (user: string, s: number) => ({
+    key: user,
+    value: JSON.stringify({
+      user_id: user,
+      event_timestamp: new Date(t0 + s * 1000).toISOString(),
+      amount: 1,
+      merchant_id: 'm',
+    }),
+  });
+
+  before(async () => {
+    await createSourceTopic(run, 1);
+    await createReadyTopics(run.kafka, [
+      {
+        topic: `${run.id}.features.updates`,
+        numPartitions: 1,
+        configEntries: [{ name: 'max.message.bytes', value: String(UPDATES_LIMIT) }],
+      },
+    ]);
+  });
+  after(async () => {
+    await cleanupRun(run);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('leaves the vector out, counted, and pushes and commits the rest', async (t) => {
+    // Value ~2.6 KB, under the limit less the record overhead (3,072 bytes); key and value ~4.9 KB.
+    const long = 'u'.repeat(2_300);
+    const producer = run.kafka.producer();
+    await producer.connect();
+    await producer.send({ topic: run.topic, messages: [event(long, 1), event('short', 2)] });
+    await producer.disconnect();
+    const ingestor = stopAfter(t, startIngestor(run));
+    await ingestor.ready;
+    await waitForCaughtUp(run, run.topic, 60_000);
+    const updates = await readTopic(run, `${run.id}.features.updates`, 1, 30_000, (m) =>
+      m.key?.toString() === 'short' ? 1 : 0,
+    );
+    assert.deepEqual(
+      updates.map((m) => m.key?.toString()),
+      ['short'],
+      'only the short entity was pushed',
+    );
+    const metrics = await scrapeMetrics(ingestor.output());
+    assert.match(metrics, /tessera_ingestor_oversized_records_total\{topic="[^"]+features\.updates"\} 1\n/);
+    assert.doesNotMatch(metrics, /tessera_ingestor_push_errors_total\{[^}]*\} [1-9]/);
+    ingestor.child.kill('SIGTERM');
+    assert.equal(await ingestor.exited, 0, ingestor.output().slice(-2000));
   });
 });
