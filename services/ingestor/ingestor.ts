@@ -14,7 +14,7 @@ import type { Config } from '../../shared/config/index.ts';
 import { watchConsumerCrashes } from '../../shared/consumer-crashes.ts';
 import type { Definitions, SourceDef } from '../../shared/definitions/schema.ts';
 import { planView } from '../../shared/engine/index.ts';
-import { isTesseraError, type TesseraError } from '../../shared/errors.ts';
+import { isTesseraError, TesseraError } from '../../shared/errors.ts';
 import { arrivalOf } from '../../shared/ingest-clock.ts';
 import { keyHashPartitioner } from '../../shared/kafka-partitioner.ts';
 import {
@@ -195,11 +195,35 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     );
   };
 
+  /**
+   * The broker's topics, once every source topic is among them. A topic created a moment ago may
+   * be missing from a broker's metadata for a little while, so the list is read again for up to
+   * 15 s; a source topic still absent then stops the start with its name. kafkajs' own refusal
+   * of the subscription was a raw "This server does not host this topic-partition" stack.
+   */
+  async function sourceTopicsFound(admin: Admin): Promise<Set<string>> {
+    const deadline = Date.now() + 15_000;
+    for (let warned = false; ; warned = true) {
+      const existing = new Set(await admin.listTopics());
+      const absent = [...sources.keys()].filter((t) => !existing.has(t));
+      if (absent.length === 0) return existing;
+      if (Date.now() > deadline)
+        throw new TesseraError(
+          'NOT_FOUND',
+          `source topic${absent.length > 1 ? 's' : ''} ${absent.join(', ')} not found on ${config.kafkaBrokers.join(',')}: create ${absent.length > 1 ? 'them' : 'it'} before the ingestor starts (the producer's --create-topic does, or kafka-topics.sh --create), or correct the definitions' topic (and TESSERA_TOPIC_PREFIX)`,
+          { context: { topics: absent } },
+        );
+      if (!warned)
+        logger.warn({ topics: absent }, 'source topics not found on the broker yet; waiting up to 15 s');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+
   async function ensureTopics(): Promise<void> {
     const admin = kafka.admin();
     await admin.connect();
     try {
-      const existing = new Set(await admin.listTopics());
+      const existing = await sourceTopicsFound(admin);
       const wanted = [...sources.keys()].flatMap((t) => [`${t}.dlq`]);
       wanted.push(topicName(config, UPDATES_TOPIC), topicName(config, ROWS_TOPIC));
       const missing = wanted.filter((t) => !existing.has(t));

@@ -77,9 +77,10 @@ export function scriptedIngestor() {
     admin: () => ({
       connect: async () => {},
       disconnect: async () => {},
-      // Every topic the ingestor would create exists already.
+      // The source and every topic the ingestor would create exist already.
       describeConfigs: async () => ({ resources: [] }),
       listTopics: async () => [
+        topic,
         `${topic}.dlq`,
         topicName(config, 'features.updates'),
         topicName(config, 'features.rows'),
