@@ -20,8 +20,8 @@ export type AvroRead = { ok: true; raw: Record<string, unknown> } | DecodeError;
 export interface AvroCodec {
   /** Where the schema came from (file path or `schema id 7`), for messages. */
   origin: string;
-  /** How the writer stores the source's event time. */
-  timestampUnit: TimestampUnit;
+  /** How the writer stores each of the source's timestamp columns (the event time among them). */
+  timestampUnits: Readonly<Record<string, TimestampUnit>>;
   /** Decodes one body that must fill `bytes` from `start` to the end exactly. */
   read(bytes: Buffer, start: number): AvroRead;
   /** Encodes a record given in the decoded shape (timestamps in epoch ms). */
@@ -163,7 +163,9 @@ export function compileAvroSchema(text: string, origin: string, source: SourceDe
     );
   }
   const fields = type.fields.map((f) => f.name);
-  const timestampUnit = unitOf(schema, source, origin);
+  const timestampUnits: Record<string, TimestampUnit> = {};
+  for (const [column, columnType] of Object.entries(source.schema))
+    if (columnType === 'timestamp') timestampUnits[column] = unitOf(schema, column, source, origin);
   // Unions avsc cannot tell apart by a JS value's type (["null", "float", "double"]) come as
   // {branch: value}: unwrapped on reading, wrapped on writing, so the validator sees the value.
   const wrapped = type.fields.filter((f) => f.type instanceof avro.types.WrappedUnionType);
@@ -175,7 +177,7 @@ export function compileAvroSchema(text: string, origin: string, source: SourceDe
     .map((f) => f.name);
   return {
     origin,
-    timestampUnit,
+    timestampUnits,
     fields,
     read: collections
       ? (bytes, start) => {
@@ -185,7 +187,7 @@ export function compileAvroSchema(text: string, origin: string, source: SourceDe
             : failure('undecodable', problem);
         }
       : (bytes, start) => readBody(type, wrapped, ints, bytes, start),
-    write: (record) => writeBody(type, wrapped, source, timestampUnit, record),
+    write: (record) => writeBody(type, wrapped, source, timestampUnits, record),
   };
 }
 
@@ -255,13 +257,14 @@ function writeBody(
   type: avro.Type,
   wrapped: readonly AvroField[],
   source: SourceDef,
-  unit: TimestampUnit,
+  units: Readonly<Record<string, TimestampUnit>>,
   record: EncodableRecord,
 ): Buffer {
   const value: Record<string, unknown> = { ...record };
-  const time = record[source.timestampField];
-  if (typeof time === 'number') {
-    value[source.timestampField] =
+  for (const [column, unit] of Object.entries(units)) {
+    const time = record[column];
+    if (typeof time !== 'number') continue;
+    value[column] =
       unit === 'millis'
         ? time
         : unit === 'micros'
@@ -302,14 +305,17 @@ const NOT_INSTANTS = new Set([
   'local-timestamp-nanos',
 ]);
 
-/** How the writer schema stores the event time: its logical type, else the field's Avro type. */
-function unitOf(schema: Json, source: SourceDef, origin: string): TimestampUnit {
+/**
+ * How the writer schema stores a timestamp column (the event time or another): its logical type,
+ * else the field's Avro type.
+ */
+function unitOf(schema: Json, column: string, source: SourceDef, origin: string): TimestampUnit {
   if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) return 'format';
   const fields = schema.fields;
   if (!Array.isArray(fields)) return 'format';
   const field = fields.find(
     (f): f is { [key: string]: Json } =>
-      typeof f === 'object' && f !== null && !Array.isArray(f) && f.name === source.timestampField,
+      typeof f === 'object' && f !== null && !Array.isArray(f) && f.name === column,
   );
   if (field === undefined) return 'format';
   let type = field.type;
@@ -322,7 +328,7 @@ function unitOf(schema: Json, source: SourceDef, origin: string): TimestampUnit 
     // local timestamp names different instants in different zones (as a zone-less ISO time).
     throw new TesseraError(
       'DEFINITIONS_INVALID',
-      `${origin}: field ${source.timestampField} has logicalType ${logical}, which is not an instant; event times must be timestamp-millis, timestamp-micros or timestamp-nanos (UTC)`,
+      `${origin}: field ${column} has logicalType ${logical}, which is not an instant; ${column === source.timestampField ? 'event times' : 'timestamp columns'} must be timestamp-millis, timestamp-micros or timestamp-nanos (UTC)`,
       { context: { origin, source: source.name, logicalType: logical } },
     );
   if (logical === 'timestamp-millis') return 'millis';

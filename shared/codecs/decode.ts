@@ -70,7 +70,7 @@ export function createDecoder(source: SourceDef, options: DecoderOptions): Decod
       if (m.value === null || m.value.length === 0)
         return failure('undecodable', 'message has no value (tombstone or empty)');
       const read = codec.read(m.value, 0);
-      return read.ok ? validate(read.raw, keyOf(m), codec.timestampUnit) : read;
+      return read.ok ? validate(read.raw, keyOf(m), codec.timestampUnits) : read;
     };
     return { source, decode, decodeBatch: async (messages) => messages.map(decode) };
   }
@@ -145,7 +145,7 @@ export function createDecoder(source: SourceDef, options: DecoderOptions): Decod
   const decodeWith = (entry: CachedSchema, m: KafkaMessageLike & { value: Buffer }): DecodeResult => {
     if ('unusable' in entry) return { ...failure('undecodable', entry.unusable), unsettled: true };
     const read = entry.codec.read(m.value, CONFLUENT_HEADER_BYTES);
-    return read.ok ? validate(read.raw, keyOf(m), entry.codec.timestampUnit) : read;
+    return read.ok ? validate(read.raw, keyOf(m), entry.codec.timestampUnits) : read;
   };
 
   const decode = (m: KafkaMessageLike): DecodeResult | Promise<DecodeResult> => {

@@ -14,7 +14,8 @@ type Checked =
 export type RecordValidator = (
   raw: Readonly<Record<string, unknown>>,
   messageKey: string | null,
-  timestampUnit?: TimestampUnit,
+  /** How an Avro writer stores each timestamp column; a column not named here: timestamp_format. */
+  timestampUnits?: Readonly<Record<string, TimestampUnit>>,
 ) => DecodeResult;
 
 interface Column {
@@ -39,7 +40,7 @@ export function createValidator(source: SourceDef): RecordValidator {
   columns.sort((a, b) => rank[a.role] - rank[b.role]);
   const format = source.timestampFormat;
 
-  return (raw, messageKey, timestampUnit = 'format') => {
+  return (raw, messageKey, timestampUnits) => {
     const record: Record<string, ColumnValue> = {};
     let key = '';
     let ts = 0;
@@ -56,7 +57,7 @@ export function createValidator(source: SourceDef): RecordValidator {
         return failure('missing_field', `field ${name}: missing (${column.type} expected)`, name);
       }
       if (column.type === 'timestamp') {
-        const parsed = parseTimestamp(value, format, column.role === 'time' ? timestampUnit : 'format');
+        const parsed = parseTimestamp(value, format, timestampUnits?.[name] ?? 'format');
         if (!parsed.ok) return failure('bad_timestamp', `field ${name}: ${parsed.problem}`, name);
         // The stored state counts time from 1970 (docs/state-format.md): an event time before it
         // is refused here, not written as a state no reader can decode correctly.

@@ -92,8 +92,51 @@ describe('decode failures', () => {
         () => compileAvroSchema(schema(logical, type), 'tx.avsc', source),
         new RegExp(`tx\\.avsc: field event_timestamp has logicalType ${logical}, which is not an instant`),
       );
-    assert.equal(compileAvroSchema(schema('timestamp-micros'), 'tx.avsc', source).timestampUnit, 'micros');
-    assert.equal(compileAvroSchema(schema('timestamp-nanos'), 'tx.avsc', source).timestampUnit, 'nanos');
+    assert.equal(compileAvroSchema(schema('timestamp-micros'), 'tx.avsc', source).timestampUnits.event_timestamp, 'micros');
+    assert.equal(compileAvroSchema(schema('timestamp-nanos'), 'tx.avsc', source).timestampUnits.event_timestamp, 'nanos');
+  });
+
+  it("reads and writes every timestamp column by its own Avro type, not the event time's alone", async () => {
+    const { compileAvroSchema } = await import('../../../shared/codecs/avro-codec.ts');
+    // A second timestamp column, in microseconds; the event time in milliseconds. The second was
+    // parsed by timestamp_format (iso8601 here): every record was refused as bad_timestamp.
+    const schema = (created: unknown) =>
+      JSON.stringify({
+        type: 'record',
+        name: 'tx',
+        fields: [
+          { name: 'user_id', type: 'long' },
+          { name: 'event_timestamp', type: { type: 'long', logicalType: 'timestamp-millis' } },
+          { name: 'amount', type: 'double' },
+          { name: 'merchant_id', type: 'string' },
+          { name: 'created_at', type: created },
+        ],
+      });
+    const source = transactions('avro', {
+      schema: { ...transactions('avro').schema, created_at: 'timestamp' },
+    });
+    const validate = createValidator(source);
+    const created = Date.UTC(2025, 11, 31, 8, 0, 0, 125);
+    for (const [type, stored] of [
+      [{ type: 'long', logicalType: 'timestamp-micros' }, created * 1000],
+      [['null', { type: 'long', logicalType: 'timestamp-nanos' }], `${BigInt(created) * 1_000_000n}`],
+      ['long', created],
+      ['string', new Date(created).toISOString()],
+    ] as const) {
+      const codec = compileAvroSchema(schema(type), 'tx.avsc', source);
+      const bytes = codec.write({ ...KNOWN_RECORD, created_at: created });
+      const read = codec.read(bytes, 0);
+      assert.ok(read.ok, JSON.stringify(read));
+      assert.equal(String(read.raw.created_at), String(stored), `${JSON.stringify(type)} as stored`);
+      const result = validate(read.raw, null, codec.timestampUnits);
+      assert.ok(result.ok, `${JSON.stringify(type)}: ${JSON.stringify(result)}`);
+      assert.equal(result.record.created_at, created, JSON.stringify(type));
+      assert.equal(result.ts, KNOWN_RECORD.event_timestamp);
+    }
+    assert.throws(
+      () => compileAvroSchema(schema({ type: 'int', logicalType: 'date' }), 'tx.avsc', source),
+      /tx\.avsc: field created_at has logicalType date, which is not an instant; timestamp columns must be/,
+    );
   });
 
   it('reads a union avsc wraps, ["null", "float", "double"], as its value, and writes it back', async () => {
