@@ -238,13 +238,14 @@ export class Pusher {
       );
     const columns = Object.entries(df);
     const rows = columns[0]?.[1].length ?? 0;
-    if (rows === 0) throw invalid('df: give at least one row, as {"column": [values...]}', 'df');
+    // Lengths first: an empty first column beside full ones is a length mismatch, not "no rows".
     for (const [column, values] of columns)
       if (values.length !== rows)
         throw invalid(
           `df.${clipName(column)}: has ${values.length} values, the first column has ${rows}`,
           `df.${clipName(column)}`,
         );
+    if (rows === 0) throw invalid('df: give at least one row, as {"column": [values...]}', 'df');
 
     const messages: { key: string; value: Buffer; timestamp?: string }[] = [];
     // The ingestors dead-letter an event too far ahead or later than a view's lateness, judged on

@@ -149,6 +149,22 @@ describe('Pusher', () => {
     assert.equal(p.sends.length, 0, 'no row of a refused push is sent');
   });
 
+  it('calls an empty first column beside full ones a length mismatch, and an empty df no rows', async () => {
+    const pusher = new Pusher(producer(), config, definitions, 'definitions');
+    const { df } = body(1);
+    await assert.rejects(
+      pusher.push({ push_source_name: 'transactions', df: { ...df, user_id: [] } }),
+      (e) =>
+        isTesseraError(e, 'INVALID_ARGUMENT') &&
+        e.context?.field === 'df.event_timestamp' &&
+        e.message === 'df.event_timestamp: has 1 values, the first column has 0',
+    );
+    await assert.rejects(
+      pusher.push({ push_source_name: 'transactions', df: { user_id: [], amount: [] } }),
+      (e) => isTesseraError(e, 'INVALID_ARGUMENT') && /df: give at least one row/.test(e.message),
+    );
+  });
+
   it('assumes the broker default when not allowed to read the limit, and says so', async () => {
     const p = producer();
     const warnings: string[] = [];
