@@ -10,6 +10,7 @@ import { preciseLong } from '../../shared/codecs/avro-codec.ts';
 import { frameConfluent } from '../../shared/codecs/confluent-frame.ts';
 import { type RegistryEndpoint, registerSchema } from '../../shared/codecs/schema-registry.ts';
 import type { FeatureDef, ViewDef } from '../../shared/definitions/schema.ts';
+import { TesseraError } from '../../shared/errors.ts';
 import { featureColumnType } from '../../shared/offline/feature-columns.ts';
 import type { ColumnType } from '../../shared/offline/parquet.ts';
 import type { FeatureUpdate } from './apply-batch.ts';
@@ -43,8 +44,19 @@ function featureType(feature: FeatureDef, view: ViewDef): avro.Schema {
   return { type: 'array', items: avroType(item) };
 }
 
-/** The record schema of one view's pushed vectors. */
+/** Avro's primitive type names, which no named type may take (the spec; avsc refuses them). */
+const AVRO_PRIMITIVES = new Set(['null', 'boolean', 'int', 'long', 'float', 'double', 'bytes', 'string']);
+
+/** The record schema of one view's pushed vectors, named after the view. */
 export function updateSchema(view: ViewDef): avro.Schema {
+  if (AVRO_PRIMITIVES.has(view.name))
+    // avsc's own "cannot rename primitive type" stopped the start with a raw stack. Renaming the
+    // record behind the user's back would give consumers a schema name they never chose.
+    throw new TesseraError(
+      'CONFIG_INVALID',
+      `view ${view.name}: an Avro primitive type's name cannot name the Avro record of its feature updates (TESSERA_UPDATES_FORMAT=avro); rename the view, or push JSON updates`,
+      { context: { view: view.name } },
+    );
   return {
     type: 'record',
     name: view.name,

@@ -13,6 +13,7 @@ import {
 import { createPushEncoder } from '../../../services/ingestor/push-json.ts';
 import { loadDefinitionsFile, parseDefinitions } from '../../../shared/definitions/load.ts';
 import type { FeatureValue } from '../../../shared/engine/index.ts';
+import { isTesseraError } from '../../../shared/errors.ts';
 
 const defs = parseDefinitions(`
 version: 1
@@ -135,5 +136,18 @@ describe('Avro feature updates', () => {
     values[0] = 'many';
     assert.throws(() => encoder.update({ view: 'every_kind', entity: 'u', asOf: 0, version: 1, values }));
     assert.throws(() => createAvroUpdateEncoder([view], new Map(), 'h'), /no schema id for view every_kind/);
+  });
+
+  it("refuses a view named after an Avro primitive type by name, as avsc's raw error did not", () => {
+    const view = loadDefinitionsFile('definitions/fraud.yaml').views[0]!;
+    for (const name of ['string', 'long', 'bytes'])
+      assert.throws(
+        () => updateSchema({ ...view, name }),
+        (e) =>
+          isTesseraError(e, 'CONFIG_INVALID') &&
+          e.message.startsWith(`view ${name}: an Avro primitive type's name cannot name the Avro record`),
+      );
+    // Avro's complex type names are not reserved: a view may be called `record`.
+    avro.Type.forSchema(updateSchema({ ...view, name: 'record' }));
   });
 });
