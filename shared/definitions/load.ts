@@ -374,7 +374,7 @@ function compile(
     if (ttlMs < longest + lateness) {
       problems.push({
         path: at('ttl'),
-        message: `ttl must be at least the longest window plus allowed_lateness (${formatDuration(longest + lateness)})`,
+        message: `ttl must be at least the longest window plus its tile (an exact feature has none) plus allowed_lateness (${formatDuration(longest + lateness)})`,
       });
     }
     for (const f of features)

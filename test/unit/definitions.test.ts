@@ -147,6 +147,20 @@ describe('feature definitions', () => {
     assert.throws(() => parseDefinitions(text, 'fraud.yaml'), new RegExp(`fraud\\.yaml:${line}:`));
   });
 
+  it('refuses a ttl under the longest window plus its tile plus the lateness, and says the tile counts', () => {
+    // Tiled 30d window with 1d tiles and 1h lateness: 31d 1h at least. The message once left the
+    // tile out, so its figure did not add up to what it named.
+    const tiled = fraud.replace('mode: exact', 'mode: tiled');
+    assert.equal(
+      parseDefinitions(tiled.replace('max_age: 30d', 'max_age: 30d\n    ttl: 745h')).views[0]!.ttlMs,
+      745 * 3_600_000,
+    );
+    invalid(
+      tiled.replace('max_age: 30d', 'max_age: 30d\n    ttl: 744h'),
+      /ttl must be at least the longest window plus its tile \(an exact feature has none\) plus allowed_lateness \(745h\)/,
+    );
+  });
+
   it('keeps a max_age above the ttl (docs/definitions.md: live reads then see the key expire first)', () => {
     // Not refused: OUTSIDE_MAX_AGE is still reached by states written long after their events (a
     // restore, a catch-up) and by as_of reads; on live reads of an idle entity NOT_FOUND comes first.
