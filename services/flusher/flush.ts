@@ -29,7 +29,7 @@ import {
 import { OffsetRanges, type Range } from './offset-ranges.ts';
 import { buildRawFiles } from './raw-files.ts';
 import type { RecordBuffer } from './record-buffer.ts';
-import { columnStats, schemaJson, toCsv } from './version-files.ts';
+import { columnStats, schemaFeatures, schemaJson, toCsv } from './version-files.ts';
 
 export const VERSION_FILES = ['features.parquet', 'features.csv', 'schema.json', 'metadata.json'] as const;
 export const LATEST_MARKER = 'latest/_VERSION';
@@ -279,15 +279,7 @@ async function writeVersion(
     join_key: view.entity.joinKey,
     timestamp_field: 'event_timestamp',
     definitions_hash: ctx.definitions.hash,
-    features: view.features.map((f) => ({
-      name: f.name,
-      aggregation: f.aggregation,
-      column: f.column,
-      window_ms: f.windowMs,
-      mode: f.mode,
-      tile_ms: f.tileMs,
-      default: f.default,
-    })),
+    features: schemaFeatures(view),
   });
   const metadata = {
     view: view.name,

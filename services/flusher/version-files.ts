@@ -1,6 +1,7 @@
 // The files of one feature version besides features.parquet: features.csv (the same rows, for
 // people), schema.json (columns, types, definitions hash) and the per-feature figures of
 // metadata.json (null rate, mean, min, max). Pure functions of the typed columns.
+import type { ViewDef } from '../../shared/definitions/schema.ts';
 import type { ColumnInput, ColumnSpec, ColumnType } from '../../shared/offline/parquet.ts';
 
 /** Parquet physical/logical type of each column type, as pyarrow names it (for schema.json). */
@@ -13,6 +14,26 @@ const ARROW_TYPES: Record<ColumnType, string> = {
   bool: 'bool',
   binary: 'binary',
 };
+
+/**
+ * How each feature of a version was defined, for schema.json: what a reader compares across
+ * versions to keep only the values that mean the same as the newest version's. Everything that
+ * changes the values is here: `n` of a last_n and `precision` of an approx_count_distinct too
+ * (without them, lists of 10 and of 5 values mixed in one column without a sign).
+ */
+export function schemaFeatures(view: ViewDef): Record<string, unknown>[] {
+  return view.features.map((f) => ({
+    name: f.name,
+    aggregation: f.aggregation,
+    column: f.column,
+    window_ms: f.windowMs,
+    mode: f.mode,
+    tile_ms: f.tileMs,
+    default: f.default,
+    ...(f.aggregation === 'last_n' ? { n: f.n } : {}),
+    ...(f.aggregation === 'approx_count_distinct' ? { precision: f.precision } : {}),
+  }));
+}
 
 export function schemaJson(
   specs: readonly ColumnSpec[],

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { columnFromValues, fitsColumn } from '../../../services/flusher/columns.ts';
 import {
@@ -12,7 +13,7 @@ import {
 } from '../../../services/flusher/feature-rows.ts';
 import { parseVersion, versionName } from '../../../services/flusher/flusher-state.ts';
 import { RecordBuffer } from '../../../services/flusher/record-buffer.ts';
-import { columnStats, toCsv } from '../../../services/flusher/version-files.ts';
+import { columnStats, schemaFeatures, toCsv } from '../../../services/flusher/version-files.ts';
 import { parseDefinitions } from '../../../shared/definitions/load.ts';
 import { ROWS_FORMAT } from '../../../shared/offline/feature-columns.ts';
 
@@ -374,5 +375,49 @@ describe('features.csv and stats', () => {
       min: 1.5,
       max: 1.5,
     });
+  });
+});
+
+describe('schema.json features', () => {
+  const fraud = readFileSync('definitions/fraud.yaml', 'utf8');
+  const withExtras = (n: number, precision: number) =>
+    parseDefinitions(
+      fraud.replace(
+        '\nfeature_services:',
+        `      - name: last_merchants
+        aggregation: last_n
+        n: ${n}
+        column: merchant_id
+        window: 1h
+      - name: merchants_approx
+        aggregation: approx_count_distinct
+        precision: ${precision}
+        column: merchant_id
+        window: 1h
+
+feature_services:`,
+      ),
+    ).views[0]!;
+  const byName = (n: number, precision: number) =>
+    new Map(schemaFeatures(withExtras(n, precision)).map((f) => [f.name, f]));
+
+  it('tells apart versions whose last_n n or approx precision differ, and nothing else', () => {
+    const a = byName(10, 12);
+    assert.deepEqual(a.get('last_merchants'), {
+      name: 'last_merchants',
+      aggregation: 'last_n',
+      column: 'merchant_id',
+      window_ms: 3_600_000,
+      mode: 'exact',
+      tile_ms: 0,
+      default: null,
+      n: 10,
+    });
+    assert.equal(a.get('merchants_approx')!.precision, 12);
+    assert.ok(!('n' in a.get('transaction_count_1h')!) && !('precision' in a.get('transaction_count_1h')!));
+    const b = byName(5, 14);
+    assert.notDeepEqual(b.get('last_merchants'), a.get('last_merchants'));
+    assert.notDeepEqual(b.get('merchants_approx'), a.get('merchants_approx'));
+    assert.deepEqual(b.get('avg_transaction_amount_7d'), a.get('avg_transaction_amount_7d'));
   });
 });
