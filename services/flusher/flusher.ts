@@ -107,7 +107,10 @@ export function createFlusher(deps: FlusherDeps): Flusher {
   };
 
   if (config.flushSnapshots)
-    for (const view of definitions.views) metrics.snapshotFailures.inc({ view: view.name }, 0);
+    for (const view of definitions.views) {
+      metrics.snapshotFailures.inc({ view: view.name }, 0);
+      metrics.snapshotStatesLeftOut.inc({ view: view.name }, 0);
+    }
   // Redis back: a snapshot that failed on the outage no longer says anything about now. Without
   // new rows no snapshot is taken to clear it, and /ready stayed 503 through a quiet night.
   redis.on('ready', () => {
@@ -126,11 +129,13 @@ export function createFlusher(deps: FlusherDeps): Flusher {
     const ingestorOffsets = await committedOffsets(config.ingestorGroup, view.source.topic);
     const meta = footer({ view: view.name, version, definitions_hash: definitions.hash });
     const snap = await takeSnapshot(redis, view, config.redisKeyPrefix, asOf, meta);
-    if (snap.corrupt.length > 0)
+    if (snap.corrupt.length > 0) {
+      metrics.snapshotStatesLeftOut.inc({ view: view.name }, snap.corrupt.length);
       logger.warn(
         { view: view.name, entities: snap.corrupt.slice(0, 10), count: snap.corrupt.length },
-        'snapshot: undecodable states left out',
+        'snapshot: states that do not decode under these definitions left out (services/keys counts them)',
       );
+    }
     const dir = `${view.name}/snapshots/${version}`;
     await store.put(`${dir}/entities.parquet`, snap.body, 'application/vnd.apache.parquet');
     await store.put(
@@ -141,6 +146,8 @@ export function createFlusher(deps: FlusherDeps): Flusher {
           version,
           as_of: new Date(asOf).toISOString(),
           entities: snap.entities,
+          // States under the prefix that did not decode (another layout, or corrupt): not in it.
+          states_left_out: snap.corrupt.length,
           redis_key_prefix: config.redisKeyPrefix,
           ttl_ms: view.ttlMs,
           // Replaying the source from these offsets after a restore is safe: each state records

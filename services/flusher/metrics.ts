@@ -72,6 +72,12 @@ export function createFlusherMetrics(options: { processMetrics?: boolean } = {})
       labelNames: ['view'] as const,
       registers: [registry],
     }),
+    snapshotStatesLeftOut: new Counter({
+      name: 'tessera_flusher_snapshot_states_left_out_total',
+      help: 'States an entity snapshot left out because they do not decode under the running definitions (another layout, or corrupt: services/keys counts them), per view; a restore from that snapshot does not bring them back.',
+      labelNames: ['view'] as const,
+      registers: [registry],
+    }),
     lastSnapshot: new Gauge({
       name: 'tessera_flusher_last_snapshot_timestamp_seconds',
       help: 'Unix time of the last entity snapshot written, per view (one is taken with each new version: a view without new rows takes none).',

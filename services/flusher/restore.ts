@@ -83,10 +83,15 @@ async function main(): Promise<void> {
   const meta = JSON.parse(Buffer.from(await store.get(`${dir}/metadata.json`)).toString('utf8')) as {
     ingestor_offsets: Record<string, string>;
     definitions_hash: string;
+    states_left_out?: number;
   };
   if (meta.definitions_hash !== definitions.hash)
     console.warn(
       `warning: snapshot made with definitions ${meta.definitions_hash}, current ${definitions.hash}`,
+    );
+  if ((meta.states_left_out ?? 0) > 0)
+    console.warn(
+      `warning: the snapshot left out ${meta.states_left_out} states that did not decode when it was taken (another layout, or corrupt); they are not restored: replay the source to rebuild those entities`,
     );
   // Where the ingestors must restart, checked before anything is written: a snapshot older than
   // what the topic still holds would skip the events retention deleted since.

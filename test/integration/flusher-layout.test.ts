@@ -58,6 +58,15 @@ describe('flusher writes the offline store layout', { timeout: 150_000 }, () => 
     await producer.disconnect();
     await producePlacedEvents(run, events.slice(HALF));
 
+    // A state that does not decode (another layout, or corrupt): every snapshot leaves it out,
+    // and says so in its metadata and a metric, for the restore and the operator.
+    await run.redis.hset(
+      stateKey(run.config.redisKeyPrefix, run.view.name, '999999999'),
+      'v',
+      '1',
+      's',
+      Buffer.from('not a state'),
+    );
     const { flusher, exits } = await drainThroughIngestorAndFlusher(run, 60_000, async (f) => {
       metricsText = await scrapeMetrics(f.output());
     });
@@ -207,6 +216,15 @@ describe('flusher writes the offline store layout', { timeout: 150_000 }, () => 
     const users = new Set(events.map((e) => e.user_id)).size;
     assert.ok(snap.rows > users / 2 && snap.rows <= users, `${snap.rows} of ${users} entities`);
     assert.ok((snap.columns.state![0] as Uint8Array).length > 0);
+    const meta = JSON.parse(
+      Buffer.from(await run.store.get(`${run.view.name}/snapshots/${marker}/metadata.json`)).toString(),
+    ) as { entities: number; states_left_out: number };
+    assert.equal(meta.entities, snap.rows);
+    assert.equal(meta.states_left_out, 1, 'the undecodable state, counted');
+    assert.match(
+      metricsText,
+      new RegExp(`tessera_flusher_snapshot_states_left_out_total\\{view="${run.view.name}"\\} [1-9]`),
+    );
   });
 
   it('rebuilds Redis from the newest snapshot with restore.ts', async () => {
@@ -223,12 +241,13 @@ describe('flusher writes the offline store layout', { timeout: 150_000 }, () => 
     // A key the restore replaces: its delta records (and anything else) must not outlive it.
     const replaced = stateKey(run.config.redisKeyPrefix, run.view.name, String(snap!.columns.user_id![0]));
     await run.redis.hset(replaced, 'v', '5', 's', 'old', 'd', 'old delta records', 'x', '1');
-    const { stdout } = await promisify(execFile)(
+    const { stdout, stderr } = await promisify(execFile)(
       process.execPath,
       ['--import', 'tsx', 'services/flusher/restore.ts', '--view', run.view.name],
       { env: { ...process.env, ...run.env }, timeout: 60_000 },
     );
     assert.match(stdout, new RegExp(`restored ${snap!.rows} entities`));
+    assert.match(stderr, /warning: the snapshot left out 1 states that did not decode/);
     assert.deepEqual((await run.redis.hkeys(replaced)).sort(), ['s', 'v']);
     for (let i = 0; i < snap!.rows; i += 97) {
       const key = stateKey(run.config.redisKeyPrefix, run.view.name, String(snap!.columns.user_id![i]));
