@@ -4,7 +4,7 @@
 import { type Admin, Kafka, logLevel, type Message, type Producer } from 'kafkajs';
 import { pino } from 'pino';
 import { createEncoder, type Encoder } from '../../shared/codecs/index.ts';
-import { kafkaOptions } from '../../shared/config/clients.ts';
+import { kafkaOptions, tlsFailureHint } from '../../shared/config/clients.ts';
 import type { Config } from '../../shared/config/index.ts';
 import { refusedLoginHint } from '../../shared/config/kafka-security.ts';
 import type { SourceDef } from '../../shared/definitions/schema.ts';
@@ -190,10 +190,12 @@ async function reach(config: Config, connect: () => Promise<void>): Promise<void
           refusedLoginHint((cause as Error).message).replace(/^.*?: check/, 'check'),
         { cause, context: { brokers: config.kafkaBrokers } },
       );
+    // An untrusted certificate fails every retry alike; the brokers' address is not what to check.
+    const tls = tlsFailureHint((cause as Error).message);
     throw new TesseraError(
       'SERVICE_UNAVAILABLE',
       `cannot reach Kafka at ${config.kafkaBrokers.join(',')} (${(cause as Error).message}); ` +
-        'check --kafka-brokers (TESSERA_KAFKA_BROKERS) and that the brokers are up',
+        (tls ?? 'check --kafka-brokers (TESSERA_KAFKA_BROKERS) and that the brokers are up'),
       { retriable: true, cause, context: { brokers: config.kafkaBrokers } },
     );
   }

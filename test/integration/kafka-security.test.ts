@@ -191,6 +191,13 @@ describe('Kafka over TLS and SASL', { timeout: 600_000 }, () => {
     const outcome = await readyOrExited(ingestor);
     assert.equal(outcome, 'exited', ingestor.output());
     assert.match(ingestor.output(), /certificate.*"hint":"TLS failed: check TESSERA_KAFKA_TLS_CA_FILE/i);
+    // The producer CLI says the same, not to check the brokers' address.
+    const producer = await producerCli(t, run, ['--events', '10', '--rate', '0']);
+    assert.equal(producer.code, 1, producer.stderr);
+    assert.match(
+      producer.stderr,
+      /cannot reach Kafka at [^\n]*certificate[^\n]*\); TLS failed: check TESSERA_KAFKA_TLS_CA_FILE/i,
+    );
   });
 
   const clientCredentials = (secret = OAUTH.clientSecret) => ({
