@@ -13,7 +13,6 @@
 // graph loads kafkajs while it is linked).
 import { createRequire, Module } from 'node:module';
 import { dirname, join } from 'node:path';
-import { TesseraError } from './errors.ts';
 import { leanRecordDecoder } from './kafkajs-lean-decoding.ts';
 import {
   type EncoderClass,
@@ -120,12 +119,14 @@ function install(): FastPathsStatus {
       turnedOff: true,
       reason: `turned off by ${FAST_PATHS_ENV}=false: kafkajs runs as shipped`,
     };
-  if (setting !== undefined && setting !== '' && setting !== 'true')
-    throw new TesseraError(
-      'CONFIG_INVALID',
-      `${FAST_PATHS_ENV} must be true or false (unset: true), got ${JSON.stringify(setting)}`,
-      { context: { variable: FAST_PATHS_ENV } },
+  if (setting !== undefined && setting !== '' && setting !== 'true') {
+    // Read while main.ts's imports load, before any service can report a configuration error:
+    // stopped here, in the services' own form (a throw printed a stack, even for --help).
+    process.stderr.write(
+      `CONFIG_INVALID: ${FAST_PATHS_ENV} must be true or false (unset: true), got ${JSON.stringify(setting)}\n`,
     );
+    process.exit(1);
+  }
   let root: string;
   let version: string;
   try {

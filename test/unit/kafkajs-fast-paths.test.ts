@@ -300,8 +300,12 @@ describe('kafkajs fast paths', () => {
     const on = run('true');
     assert.equal(JSON.parse(on.stdout.trim()).crc, crc32c.name);
     const bad = run('no');
-    assert.notEqual(bad.status, 0);
-    assert.match(bad.stderr, /TESSERA_KAFKAJS_FAST_PATHS must be true or false/);
+    assert.equal(bad.status, 1);
+    // The services' form of a configuration error, not a stack trace.
+    assert.match(
+      bad.stderr,
+      /^CONFIG_INVALID: TESSERA_KAFKAJS_FAST_PATHS must be true or false \(unset: true\), got "no"\n$/,
+    );
   });
 
   it('are installed by every service that uses kafkajs before anything loads it', () => {
