@@ -144,6 +144,8 @@ export interface ProduceOptions extends MessagePlanOptions {
   createTopic?: boolean;
   /** Partitions of a created topic. Default 6. */
   partitions?: number;
+  /** Told what the run does not do as asked but goes on with (an existing topic's partitions). */
+  warn?: (message: string) => void;
   /** Stops after the batch in flight; what was sent is flushed. */
   signal?: AbortSignal;
   /** Called about every progressIntervalMs and once at the end. */
@@ -226,6 +228,16 @@ export async function produceEvents(options: ProduceOptions): Promise<ProduceSum
           { context: { topic: options.topic } },
         );
       await createServedTopics(admin, [{ topic: options.topic, numPartitions: options.partitions ?? 6 }]);
+    }
+    if (options.createTopic) {
+      // One that existed (or another process made first) keeps its partition count.
+      const want = options.partitions ?? 6;
+      const { topics } = await admin.fetchTopicMetadata({ topics: [options.topic] });
+      const have = topics[0]?.partitions.length ?? 0;
+      if (have !== want)
+        options.warn?.(
+          `topic ${options.topic} exists with ${have} partitions, not the ${want} of --partitions: --create-topic leaves an existing topic as it is`,
+        );
     }
   } finally {
     await admin.disconnect();

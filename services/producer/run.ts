@@ -97,6 +97,7 @@ async function main(): Promise<void> {
     batchSize: args.batchSize,
     createTopic: args.createTopic,
     partitions: args.partitions,
+    warn: (message) => process.stderr.write(`producer: ${message}\n`),
     badFraction: args.badFraction,
     nowBased: args.nowBased,
     lateByMs: args.lateByMs,

@@ -20,6 +20,7 @@ import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import { trackChild } from '../support/process-guard.ts';
 import { startTestRegistry } from '../support/schema-registry.ts';
 import { stopAfter } from '../support/stop-after.ts';
+import { createReadyTopics } from '../support/topics.ts';
 
 const config = loadConfig({ argv: [] });
 const runId = `${Date.now().toString(36)}-${randomUUID().slice(0, 8)}`;
@@ -239,6 +240,27 @@ describe('producer on real Kafka', { timeout: 120_000 }, () => {
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, new RegExp(`producer: topic ${topic} does not exist; pass --create-topic`));
     assert.ok(!(await admin!.listTopics()).includes(topic), 'no topic created');
+  });
+
+  it('--create-topic on a topic that exists with other partitions says so, and writes to it', async (t) => {
+    const base = `tessera-test-${runId}-existing`;
+    const topic = topicName(config, base);
+    created.push(topic);
+    await createReadyTopics(kafka, [{ topic, numPartitions: 2 }]);
+    const r = await cli(t, ['--events', '20', '--rate', '0', '--topic', base, '--create-topic']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `producer: topic ${topic} exists with 2 partitions, not the 6 of --partitions: --create-topic leaves`,
+      ),
+    );
+    const offsets = await admin!.fetchTopicOffsets(topic);
+    assert.equal(offsets.length, 2);
+    assert.equal(
+      offsets.reduce((n, p) => n + Number(p.high), 0),
+      20,
+    );
   });
 
   it('avro-confluent with a schema registry: frames carry the id the registry gave the schema', async (t) => {
