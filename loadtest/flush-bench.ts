@@ -4,16 +4,23 @@
 //   upload  encode + PUT to S3 (one object per file, as the flusher writes them)
 //   flush   rows records (as the ingestor packs them on `features.rows`) -> parse -> columns -> parquet -> S3: the
 //           flusher's whole per-row path for features.parquet
+// Baseline in the same run: pyarrow's write_table of the very same columns (handed over as Arrow
+// IPC) to the same S3 server (loadtest/baselines/pyarrow_write.py, TESSERA_PYTHON), beside `upload`.
 //   eval "$(scripts/stack env)"; npx tsx loadtest/flush-bench.ts [--rows 1000000] [--files 4] [--repeat 3]
 //     [--compression zstd|snappy|none]
 // Figures and the writer comparison: docs/decisions/0002-parquet-writer.md.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { tableToIPC } from 'apache-arrow';
 import { compareRows, type FeatureRow, featureColumns, parseRows } from '../services/flusher/feature-rows.ts';
 import { createPushEncoder } from '../services/ingestor/push-json.ts';
 import { loadConfig } from '../shared/config/index.ts';
 import { loadDefinitionsFile } from '../shared/definitions/load.ts';
 import { openConfiguredStore } from '../shared/offline/configured-store.ts';
-import { writeParquet } from '../shared/offline/parquet.ts';
+import { toArrowTable, writeParquet } from '../shared/offline/parquet.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -29,10 +36,8 @@ const REPEAT = Number(args.repeat);
 const COMPRESSION = args.compression as 'zstd' | 'snappy' | 'none';
 const config = loadConfig({ argv: [] });
 const view = loadDefinitionsFile(config.definitions).views[0]!;
-const store = openConfiguredStore({
-  ...config,
-  offlineStore: `s3://${config.s3Bucket}/bench-flush-${Date.now()}`,
-});
+const PREFIX = `bench-flush-${Date.now()}`;
+const store = openConfiguredStore({ ...config, offlineStore: `s3://${config.s3Bucket}/${PREFIX}` });
 const hash = 'bench';
 /** Rows per `features.rows` record: about what fits the ingestor's 64 KiB records. */
 const ROWS_PER_RECORD = 700;
@@ -137,8 +142,15 @@ async function main(): Promise<void> {
   }
   results.flush = N / (best(flushTimes) / 1000);
 
+  const baseline = pyarrowBaseline(columns, chunks);
   await store.delete((await store.list('')).map((o) => o.key));
   const fmt = (x: number) => `${Math.round(x / 1000)}k rows/s`;
+  if (baseline)
+    console.log(
+      `pyarrow ${baseline.pyarrow} write_table of the same columns to the same S3 server: ${fmt(baseline.rows_per_s)} ` +
+        `(best of ${baseline.seconds_rounds.length}: ${baseline.seconds_rounds.map((x) => x.toFixed(2)).join(' / ')} s); ` +
+        `Tessera encode + PUT / pyarrow: ${(results.upload / baseline.rows_per_s).toFixed(2)}x`,
+    );
   console.log(
     JSON.stringify({
       rows: N,
@@ -148,9 +160,70 @@ async function main(): Promise<void> {
       encode: fmt(results.encode),
       encode_upload: fmt(results.upload),
       json_to_s3: fmt(results.flush),
+      ...(baseline ? { pyarrow_upload: fmt(baseline.rows_per_s) } : {}),
       best_of: REPEAT,
     }),
   );
+}
+
+interface PyarrowBaseline {
+  rows_per_s: number;
+  seconds_rounds: number[];
+  pyarrow: string;
+}
+
+/**
+ * The same columns written by pyarrow (what a Python pipeline would run) to the same S3 server, one
+ * object per file; null, said why, without TESSERA_PYTHON.
+ */
+function pyarrowBaseline(
+  columns: ReturnType<typeof featureColumns>[],
+  chunks: FeatureRow[][],
+): PyarrowBaseline | null {
+  const python = process.env.TESSERA_PYTHON;
+  if (!python) {
+    console.log('no pyarrow baseline: set TESSERA_PYTHON (eval "$(scripts/stack env)")');
+    return null;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'flush-bench-'));
+  try {
+    const files = columns.map((c, f) => {
+      const path = join(dir, `part-${f}.arrow`);
+      writeFileSync(path, tableToIPC(toArrowTable(c.specs, c.columns, chunks[f]!.length), 'stream'));
+      return path;
+    });
+    const run = spawnSync(
+      python,
+      [
+        'loadtest/baselines/pyarrow_write.py',
+        ...files.flatMap((f) => ['--ipc', f]),
+        '--bucket',
+        config.s3Bucket,
+        '--prefix',
+        `${PREFIX}/pyarrow`,
+        '--compression',
+        COMPRESSION,
+        '--repeat',
+        String(REPEAT),
+      ],
+      {
+        encoding: 'utf8',
+        maxBuffer: 1 << 24,
+        env: {
+          ...process.env,
+          TESSERA_S3_ENDPOINT: config.s3Endpoint,
+          TESSERA_S3_ACCESS_KEY_ID: config.s3AccessKeyId,
+          TESSERA_S3_SECRET_ACCESS_KEY: config.s3SecretAccessKey,
+          TESSERA_S3_REGION: config.s3Region,
+        },
+      },
+    );
+    if (run.status !== 0)
+      throw new Error(`loadtest/baselines/pyarrow_write.py failed: ${run.stderr || run.error?.message}`);
+    return JSON.parse(run.stdout.trim().split('\n').pop()!) as PyarrowBaseline;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 main().catch((error: unknown) => {
