@@ -18,6 +18,7 @@ import type { Definitions } from '../../shared/definitions/schema.ts';
 import { isTesseraError, TesseraError } from '../../shared/errors.ts';
 import { allKeyNodes, type RedisClient } from '../../shared/state-store/redis-client.ts';
 import type { Authenticator } from './auth.ts';
+import { quoteBigIntegers } from './big-integers.ts';
 import { OnlineReader } from './lookup.ts';
 import type { LatencyProbe, ServerMetrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
@@ -120,7 +121,12 @@ export function buildApp(options: AppOptions): FastifyInstance {
     const text = body as string; // parseAs: 'string'
     parseJson(request, text, (error, value) => {
       if (error) done(poisonRefusal(text) ?? error, undefined);
-      else done(null, value);
+      else {
+        // Integers beyond 2^53 (Feast's SDK sends int64 ids as bare numbers) as exact strings:
+        // parsed again only for a body that has one, after fastify's checks passed on the text.
+        const exact = quoteBigIntegers(text);
+        done(null, exact === text ? value : JSON.parse(exact));
+      }
     });
   });
 

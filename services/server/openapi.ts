@@ -11,12 +11,18 @@ const AS_OF_PATTERN =
   '^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]((0[0-9]|1[0-7]):[0-5][0-9]|18:00))$';
 
 /**
- * An int64 entity key: a JSON integer while it is exact (|n| < 2^53), else a canonical decimal
- * string (no '+', no leading zeros, within int64), as request.ts canonicalKey takes them.
+ * An int64 entity key: a JSON integer (read exactly, beyond 2^53 too: big-integers.ts), or a
+ * canonical decimal string (no '+', no leading zeros, within int64), as request.ts canonicalKey
+ * takes them. The integer's int64 bounds are in words: written as JSON numbers here they would
+ * round to 2^63.
  */
 const INT64_KEY = {
   oneOf: [
-    { type: 'integer', minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER },
+    {
+      type: 'integer',
+      format: 'int64',
+      description: 'read exactly, also beyond 2^53 (as Feast clients send int64 ids); within int64',
+    },
     {
       type: 'string',
       pattern: `^(0|${decimalsUpTo('9223372036854775807')}|-${decimalsUpTo('9223372036854775808')})$`,

@@ -275,6 +275,43 @@ describe('server app', () => {
     await a.close();
   });
 
+  it("reads int64 ids beyond 2^53 sent as bare JSON numbers (as Feast's SDK sends them) exactly", async () => {
+    const asked: string[] = [];
+    const a = app({
+      async tesseraReadStatesBuffer(count: number, ...keys: string[]) {
+        asked.push(...keys.slice(0, count));
+        return keys.flatMap(() => [null, null]);
+      },
+    } as unknown as Partial<Redis>);
+    const res = await a.inject({
+      method: 'POST',
+      url: '/get-online-features',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      // JSON.parse alone reads 9007199254740993 as 9007199254740992 (and the server refused it).
+      payload: `{"features": ["${definitions.views[0]!.name}:transaction_count_1h"], "entities": {"user_id": [9007199254740993, -9223372036854775808, 7, "9007199254740995"]}, "as_of": "2026-01-01T00:00:00Z"}`,
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    const view = definitions.views[0]!.name;
+    assert.deepEqual(
+      asked,
+      ['9007199254740993', '-9223372036854775808', '7', '9007199254740995'].map((u) =>
+        stateKey('app-test', view, u),
+      ),
+    );
+    // Echoed as the exact numbers they were (the body's text, not a double's).
+    assert.match(res.body, /"values":\[9007199254740993,-9223372036854775808,7,9007199254740995\]/);
+    // An int64 out of range is still refused, not read as some other id.
+    const out = await a.inject({
+      method: 'POST',
+      url: '/get-online-features',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      payload: `{"features": ["${view}:transaction_count_1h"], "entities": {"user_id": [9223372036854775808]}}`,
+    });
+    assert.equal(out.statusCode, 400, out.body);
+    assert.match(out.json().error.message, /entities\.user_id\[0\]: "9223372036854775808" is not an int64/);
+    await a.close();
+  });
+
   it('answers a 500 with a generic message and the request id; the detail goes to the log under it', async () => {
     const { lines, logger } = captureLog();
     const corruptKey = stateKey('app-test', definitions.views[0]!.name, '7');
