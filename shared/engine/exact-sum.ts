@@ -91,9 +91,63 @@ export function addExactSquare(partials: number[], x: number, sign: 1 | -1 = 1):
   return partials;
 }
 
+const BITS = new Float64Array(1);
+const WORD = new BigUint64Array(BITS.buffer);
+
+/** The next double up (`direction` 1) or down (-1) from a non-negative finite `q`. */
+function nextDouble(q: number, direction: 1 | -1): number {
+  if (q === 0) return direction > 0 ? Number.MIN_VALUE : -Number.MIN_VALUE;
+  BITS[0] = q;
+  WORD[0] = WORD[0]! + (direction > 0 ? 1n : -1n);
+  return BITS[0]!;
+}
+
+/** Whether the last bit of `q`'s significand is 0 (the even neighbour of a tie). */
+function evenSignificand(q: number): boolean {
+  BITS[0] = q;
+  return (WORD[0]! & 1n) === 0n;
+}
+
+/** The sign of `numerator` − (q + h)·d, exactly (the partials are left as they are). */
+function remainderSign(numerator: readonly number[], d: number, q: number, h = 0): number {
+  const r = numerator.slice();
+  for (const x of [q, h]) {
+    if (x === 0) continue;
+    const [hi, lo] = twoProduct(x, d);
+    addExact(r, -hi);
+    if (lo !== 0) addExact(r, -lo);
+  }
+  // A sum of doubles is a multiple of the least subnormal: a non-zero one never rounds to 0.
+  return Math.sign(roundExact(r));
+}
+
+/**
+ * The double nearest (ties to even) to the exact sum in `numerator`, which is non-negative,
+ * divided by the positive integer `d` (below 2^53). Rounding the numerator and then dividing
+ * rounds twice, and was 1 ulp off the correctly rounded quotient in some reads.
+ */
+function roundedQuotient(numerator: readonly number[], d: number): number {
+  let q = roundExact(numerator) / d;
+  // Within an ulp or so of the quotient: at most two steps to the nearest double.
+  for (let step = 0; step < 3 && Number.isFinite(q); step++) {
+    const side = remainderSign(numerator, d, q);
+    if (side === 0) return q;
+    const next = nextDouble(q, side > 0 ? 1 : -1);
+    // Where the exact quotient sits against the midpoint of q and next (half their exact
+    // difference on top of q: the midpoint itself is no double).
+    const past = remainderSign(numerator, d, q, (next - q) / 2);
+    if (past === 0) return evenSignificand(q) ? q : next;
+    if (past !== side) return q;
+    q = next;
+  }
+  return q;
+}
+
 /**
  * Sample variance from exact sums: (n * sum(x^2) - (sum x)^2) / (n (n - 1)), with the numerator
- * computed exactly, so there is no cancellation and the result is order-independent.
+ * computed exactly and divided with one rounding, so there is no cancellation, the result is
+ * order-independent, and it is the correctly rounded variance (and Math.sqrt of it the stddev a
+ * reference computing with exact fractions gives).
  */
 export function exactVariance(n: number, sum: readonly number[], sumSquares: readonly number[]): number {
   const numerator: number[] = [];
@@ -109,7 +163,7 @@ export function exactVariance(n: number, sum: readonly number[], sumSquares: rea
       if (lo !== 0) addExact(numerator, -lo);
     }
   }
-  return Math.max(0, roundExact(numerator)) / (n * (n - 1));
+  return Math.max(0, roundedQuotient(numerator, n * (n - 1)));
 }
 
 /**
