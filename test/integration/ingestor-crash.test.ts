@@ -95,7 +95,9 @@ describe(`ingestor survives ${KILLS} kill -9 with ${EVENTS} events in flight`, {
       released = Math.ceil(((k + 1) * events.length) / KILLS);
       const ingestor = stopAfter(t, startIngestor(run));
       await ingestor.ready;
-      await waitForRecords(ingestor, 1, 30_000);
+      // waitForRecords returns on its timeout too: a run that handled nothing would be killed idle.
+      const first = await waitForRecords(ingestor, 1, 30_000);
+      assert.ok(first >= 1, `run ${k} handled no record in 30 s:\n${ingestor.output()}`);
       await waitForRecords(ingestor, 1 + Math.floor(Math.random() * 0.75 * (events.length / KILLS)), 4000);
       const outcomes = await recordOutcomes(ingestor);
       // A scrape is answered once the event loop is free, often right after a batch and before its

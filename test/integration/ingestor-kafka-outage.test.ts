@@ -54,11 +54,14 @@ describe('ingestor during a Kafka broker outage', { timeout: 300_000 }, () => {
     const producer = run.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     let produced = 0;
+    /** Set when the test ends: a failed assertion must not leave the loop below retrying for ever. */
+    let stopped = false;
     const producing = (async () => {
-      for (let i = 0; i < events.length; i += 1000) {
+      for (let i = 0; i < events.length && !stopped; i += 1000) {
         const messages = fraudMessages(events.slice(i, i + 1000));
         // The producer waits out the outage: a send that fails is sent again (idempotent, in order).
         for (;;) {
+          if (stopped) return;
           try {
             await producer.send({ topic: run.topic, messages });
             break;
@@ -70,8 +73,13 @@ describe('ingestor during a Kafka broker outage', { timeout: 300_000 }, () => {
         await new Promise((r) => setTimeout(r, 400));
       }
     })();
+    t.after(async () => {
+      stopped = true;
+      await producer.disconnect(); // a send still waiting for the broker fails now
+      await producing;
+    });
 
-    while (produced < EVENTS / 4 || (await run.redis.keys(`${run.id}:*`)).length === 0)
+    while (!stopped && (produced < EVENTS / 4 || (await run.redis.keys(`${run.id}:*`)).length === 0))
       await new Promise((r) => setTimeout(r, 50));
     broker.kill();
     const producedAtKill = produced;

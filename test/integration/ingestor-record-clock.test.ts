@@ -15,7 +15,7 @@ import {
   createSourceTopic,
   fraudMessages,
   newTestRun,
-  readTopic,
+  readTopicToEnd,
   recentFraudEvents,
   runOffline,
   startIngestor,
@@ -82,7 +82,8 @@ describe('ingestor: the record clock (the default)', { timeout: 180_000 }, () =>
     await ingestor.ready;
     await waitForCaughtUp(run, run.topic, 90_000);
 
-    const dead = await readTopic(run, `${run.topic}.dlq`, expected.size);
+    // The whole topic once the ingestor has caught up: a dead letter too many fails the compare.
+    const dead = await readTopicToEnd(run, `${run.topic}.dlq`);
     // The DLQ topic has partitions of its own: compared by source offset.
     const letters = dead.map((m) => ({
       offset: Number(m.headers?.['tessera-source-offset']?.toString()),

@@ -27,7 +27,9 @@ describe('ingestor: its source topic missing at the start', { timeout: 90_000 },
     assert.equal(await ingestor.exited, 1, ingestor.output().slice(-2000));
     assert.match(
       ingestor.output(),
-      new RegExp(`NOT_FOUND: source topic ${missing.topic.replaceAll('.', '\\.')} not found on .*: create it`),
+      new RegExp(
+        `NOT_FOUND: source topic ${missing.topic.replaceAll('.', '\\.')} not found on .*: create it`,
+      ),
     );
     const admin = missing.kafka.admin();
     await admin.connect();

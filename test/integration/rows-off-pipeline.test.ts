@@ -106,7 +106,11 @@ describe('training rows off: the offline store keeps the raw log, training sets 
       const { user, t } = rows[i]!;
       assert.equal(Number(cells[columns.indexOf('user_id')]), user, 'rows in input order');
       for (const feature of run.view.features) {
-        const got = Number(cells[columns.indexOf(feature.name)]);
+        const column = columns.indexOf(feature.name);
+        assert.ok(column >= 0, `no column ${feature.name} in ${header}`);
+        // An empty cell is a null: Number('') is 0, which equalled an expected 0.
+        const cell = cells[column]!;
+        const got = cell === '' ? null : Number(cell);
         const want = naiveFraudValue(events, user, feature, t);
         if (!sameValue(feature.aggregation, got, want))
           differences.push(

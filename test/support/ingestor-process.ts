@@ -128,7 +128,11 @@ export async function recordOutcomes(ingestor: IngestorProcess): Promise<Record<
   return out;
 }
 
-/** Polls the process's /metrics until it has counted at least `records` source records, or `timeoutMs` passed. */
+/**
+ * Polls the process's /metrics until it has counted at least `records` source records, or
+ * `timeoutMs` passed, and returns the count: on the timeout it is lower, and a caller that needs
+ * the records asserts it.
+ */
 export async function waitForRecords(
   ingestor: IngestorProcess,
   records: number,
@@ -310,6 +314,43 @@ export type LogPositions = Map<string, [partition: number, offset: number][]>;
  * any other record in the topic decide it), so the applied offsets it expects are Kafka's own.
  */
 export async function logPositions(run: TestRun, topic: string, timeoutMs = 120_000): Promise<LogPositions> {
+  const out: LogPositions = new Map();
+  await readToEnds(run, topic, timeoutMs, (partition, m) => {
+    const key = m.key?.toString() ?? '';
+    let list = out.get(key);
+    if (!list) {
+      list = [];
+      out.set(key, list);
+    }
+    list.push([partition, Number(m.offset)]);
+  });
+  return out;
+}
+
+/**
+ * Every message of `topic`, from its beginning up to the ends it has now, in log order per
+ * partition. Unlike readTopic, which stops at the count it is told to wait for, it finds a record
+ * too many (a duplicate) or too few: call it once whatever writes the topic has caught up.
+ */
+export async function readTopicToEnd(
+  run: TestRun,
+  topic: string,
+  timeoutMs = 60_000,
+): Promise<KafkaMessage[]> {
+  const out: KafkaMessage[] = [];
+  await readToEnds(run, topic, timeoutMs, (_partition, m) => {
+    out.push(m);
+  });
+  return out;
+}
+
+/** Calls `each` for every message of `topic` from its beginning up to the ends it has now. */
+async function readToEnds(
+  run: TestRun,
+  topic: string,
+  timeoutMs: number,
+  each: (partition: number, message: KafkaMessage) => void,
+): Promise<void> {
   const admin = run.kafka.admin();
   await admin.connect();
   let ends: { partition: number; high: string; low: string }[];
@@ -318,7 +359,6 @@ export async function logPositions(run: TestRun, topic: string, timeoutMs = 120_
   } finally {
     await admin.disconnect();
   }
-  const out: LogPositions = new Map();
   /** Per partition still to read, the offset of the next message expected (a refetch is skipped). */
   const next = new Map<number, number>();
   const end = new Map<number, number>();
@@ -327,7 +367,7 @@ export async function logPositions(run: TestRun, topic: string, timeoutMs = 120_
       next.set(e.partition, Number(e.low));
       end.set(e.partition, Number(e.high));
     }
-  if (next.size === 0) return out;
+  if (next.size === 0) return;
   const consumer = run.kafka.consumer({ groupId: `${run.id}-positions-${randomUUID().slice(0, 6)}` });
   await consumer.connect();
   try {
@@ -337,7 +377,9 @@ export async function logPositions(run: TestRun, topic: string, timeoutMs = 120_
         () => reject(new Error(`${topic} not read to its end in ${timeoutMs} ms: ${[...next].join(' ')}`)),
         timeoutMs,
       );
+      // No commit: the group is of this call alone, and one without offsets leaves nothing behind.
       void consumer.run({
+        autoCommit: false,
         eachBatch: async ({ batch }) => {
           const p = batch.partition;
           for (const m of batch.messages) {
@@ -345,15 +387,9 @@ export async function logPositions(run: TestRun, topic: string, timeoutMs = 120_
             const want = next.get(p);
             if (want === undefined || offset < want) continue;
             next.set(p, offset + 1);
-            const key = m.key?.toString() ?? '';
-            let list = out.get(key);
-            if (!list) {
-              list = [];
-              out.set(key, list);
-            }
-            list.push([p, offset]);
+            each(p, m);
           }
-          // lastOffset(): also past a trailing record that is no message (none here, but cheap).
+          // lastOffset(): also past a trailing record that is no message (a transaction marker).
           if (next.has(p) && Number(batch.lastOffset()) + 1 >= end.get(p)!) next.delete(p);
           if (next.size === 0) {
             clearTimeout(timer);
@@ -365,7 +401,6 @@ export async function logPositions(run: TestRun, topic: string, timeoutMs = 120_
   } finally {
     await consumer.disconnect();
   }
-  return out;
 }
 
 /** What the engine run offline over the generated events gives: the oracle of the ingestor tests. */
@@ -534,7 +569,11 @@ export async function differencesFromOffline(
   return { entities: entities.length, differing: all.length, differences: all.slice(0, 10) };
 }
 
-/** Reads `topic` from its beginning until `count` items arrived (or fails after `timeoutMs`). */
+/**
+ * Reads `topic` from its beginning until `count` items arrived (or fails after `timeoutMs`). It
+ * stops there: what it returns cannot show a record too many, readTopicToEnd can. An error thrown
+ * by `items` (an assertion on a message) fails the call with that error.
+ */
 export async function readTopic(
   run: TestRun,
   topic: string,
@@ -543,28 +582,45 @@ export async function readTopic(
   /** Items a message holds (a features.rows record packs several rows). */
   items: (m: KafkaMessage) => number = () => 1,
 ): Promise<KafkaMessage[]> {
-  const consumer = run.kafka.consumer({ groupId: `${run.id}-reader-${topic}` });
+  // A group of this call alone, committing nothing: a second call reads from the beginning again
+  // (a group of the run's and the topic's, committing, resumed where the first one stopped).
+  const consumer = run.kafka.consumer({ groupId: `${run.id}-reader-${topic}-${randomUUID().slice(0, 6)}` });
   const got: KafkaMessage[] = [];
   let total = 0;
   await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`only ${total} of ${count} items on ${topic}`)),
-      timeoutMs,
-    );
-    void consumer.run({
-      eachMessage: async ({ message }) => {
-        got.push(message);
-        total += items(message);
-        if (total >= count) {
-          clearTimeout(timer);
-          resolve();
-        }
-      },
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`only ${total} of ${count} items on ${topic}`)),
+        timeoutMs,
+      );
+      void consumer.run({
+        autoCommit: false,
+        eachMessage: async ({ message }) => {
+          got.push(message);
+          let n: number;
+          try {
+            n = items(message);
+          } catch (error) {
+            // Thrown back to kafkajs, it would only be logged and the message fetched again: the
+            // test saw a timeout instead of its failed assertion.
+            clearTimeout(timer);
+            reject(error);
+            return;
+          }
+          total += n;
+          if (total >= count) {
+            clearTimeout(timer);
+            resolve();
+          }
+        },
+      });
     });
-  });
-  await consumer.disconnect();
+  } finally {
+    // Also on a timeout or a failed assertion: a connected consumer kept the test file running.
+    await consumer.disconnect();
+  }
   return got;
 }
 

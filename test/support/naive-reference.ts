@@ -70,8 +70,19 @@ export function naiveValue(events: readonly NaiveEvent[], f: NaiveFeature, t: nu
 }
 
 /** Compares an engine value with the naive one: sums, averages and deviations to 1e-9 relative
- * (the naive loop rounds as it goes; the engine rounds once), everything else exactly. */
+ * (the naive loop rounds as it goes; the engine rounds once), everything else exactly. Exactly is
+ * Object.is, element by element for a list (last_n): JSON would take NaN for null and -0 for 0. */
 export function sameValue(aggregation: string, engine: unknown, naive: unknown): boolean {
+  if (Array.isArray(engine) || Array.isArray(naive)) {
+    return (
+      Array.isArray(engine) &&
+      Array.isArray(naive) &&
+      engine.length === naive.length &&
+      engine.every((x, i) => Object.is(x, naive[i]))
+    );
+  }
+  // Also NaN against NaN and an infinity against itself, which the difference below refuses.
+  if (Object.is(engine, naive)) return true;
   if (
     typeof engine === 'number' &&
     typeof naive === 'number' &&
@@ -79,7 +90,7 @@ export function sameValue(aggregation: string, engine: unknown, naive: unknown):
   ) {
     return Math.abs(engine - naive) <= 1e-9 * Math.max(1, Math.abs(naive));
   }
-  return JSON.stringify(engine) === JSON.stringify(naive);
+  return false;
 }
 
 /** A declared feature of the fraud definitions, as of t, over one user's generated events. */

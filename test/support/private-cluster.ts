@@ -127,6 +127,11 @@ export class PrivateCluster {
       } catch {
         // not listening yet
       }
+      // A node that exited (the port taken, a bad argument) fails the start now, not 10 s on.
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(
+          `private cluster node on port ${port} exited (${child.exitCode ?? child.signalCode}) before it listened`,
+        );
       if (Date.now() > deadline) throw new Error(`private cluster node on port ${port} did not start`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }

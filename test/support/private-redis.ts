@@ -95,6 +95,12 @@ export class PrivateRedis {
         return;
       } catch {
         probe.disconnect();
+        // A server that exited (the port taken, a bad argument) fails the start now, not 10 s on.
+        const child = this.child;
+        if (child && (child.exitCode !== null || child.signalCode !== null))
+          throw new Error(
+            `private redis-server on port ${this.port} exited (${child.exitCode ?? child.signalCode}) before it listened`,
+          );
         if (Date.now() > deadline) throw new Error(`private redis-server on port ${this.port} did not start`);
         await new Promise((r) => setTimeout(r, 100));
       }

@@ -3,6 +3,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { type IngestorProcess, startIngestor, type TestRun } from './ingestor-process.ts';
 import { trackChild } from './process-guard.ts';
+import { stopProcess } from './stop-after.ts';
 
 export interface ServerProcess {
   child: ChildProcess;
@@ -79,9 +80,17 @@ export async function startIngestorAndServer(
   token: string,
 ): Promise<{ ingestor: IngestorProcess; server: ServerProcess; url: string; stop(): Promise<void> }> {
   const ingestor = startIngestor(run);
-  await ingestor.ready;
-  const server = startServer({ ...run.env, TESSERA_AUTH_TOKEN: token });
-  const url = await server.url;
+  let server: ServerProcess | undefined;
+  let url: string;
+  try {
+    await ingestor.ready;
+    server = startServer({ ...run.env, TESSERA_AUTH_TOKEN: token });
+    url = await server.url;
+  } catch (error) {
+    // The caller never gets them to stop: what started is stopped and awaited here.
+    await Promise.all([stopProcess(ingestor), server && stopProcess(server)]);
+    throw error;
+  }
   return {
     ingestor,
     server,

@@ -92,8 +92,14 @@ describe('decode failures', () => {
         () => compileAvroSchema(schema(logical, type), 'tx.avsc', source),
         new RegExp(`tx\\.avsc: field event_timestamp has logicalType ${logical}, which is not an instant`),
       );
-    assert.equal(compileAvroSchema(schema('timestamp-micros'), 'tx.avsc', source).timestampUnits.event_timestamp, 'micros');
-    assert.equal(compileAvroSchema(schema('timestamp-nanos'), 'tx.avsc', source).timestampUnits.event_timestamp, 'nanos');
+    assert.equal(
+      compileAvroSchema(schema('timestamp-micros'), 'tx.avsc', source).timestampUnits.event_timestamp,
+      'micros',
+    );
+    assert.equal(
+      compileAvroSchema(schema('timestamp-nanos'), 'tx.avsc', source).timestampUnits.event_timestamp,
+      'nanos',
+    );
   });
 
   it("reads and writes every timestamp column by its own Avro type, not the event time's alone", async () => {

@@ -18,6 +18,7 @@ import {
   readFloor,
   type ViewPlan,
 } from '../../../shared/engine/index.ts';
+import { isTesseraError } from '../../../shared/errors.ts';
 import { HOUR, planOf, T0 } from '../../support/engine-fixtures.ts';
 import { type NaiveEvent, type NaiveFeature, naiveValue, sameValue } from '../../support/naive-reference.ts';
 
@@ -158,14 +159,18 @@ for (const merchants of MERCHANTS) {
               events.forEach((e, i) => {
                 const now = nows[i % nows.length];
                 const at = now === null || now === undefined ? undefined : e.ts + now;
+                const outcomes: string[] = [];
                 for (const state of [lazy, eager]) {
                   if (state === eager) state.pruneAt = Number.NEGATIVE_INFINITY;
                   try {
-                    applyEvent(p, state, toEngine(e), at);
-                  } catch {
-                    // late against `now`: refused by both
+                    outcomes.push(applyEvent(p, state, toEngine(e), at).outcome);
+                  } catch (error) {
+                    // late against `now`: refused by both; any other error fails the run
+                    if (!isTesseraError(error, 'EVENT_LATE')) throw error;
+                    outcomes.push('late');
                   }
                 }
+                assert.equal(outcomes[0], outcomes[1], `outcome of event ${i}`);
                 assert.deepEqual(encodeState(p, lazy), encodeState(p, eager), `after event ${i}`);
               });
             },
@@ -244,8 +249,10 @@ for (const merchants of MERCHANTS) {
                   const arrival = batch.waited === null ? undefined : e.ts + batch.waited;
                   if (applyEvent(plan, writer, toEngine(e), now, arrival).outcome === 'applied')
                     applied.push(toEngine(e));
-                } catch {
-                  // late against the writer's `now` or the event's arrival: rejected, as the ingestor does
+                } catch (error) {
+                  // late against the writer's `now` or the event's arrival: rejected, as the ingestor does;
+                  // any other error is the engine's and fails the run
+                  if (!isTesseraError(error, 'EVENT_LATE')) throw error;
                 }
               }
               if (batch.full || applied.length === 0) {

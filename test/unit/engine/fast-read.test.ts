@@ -21,6 +21,7 @@ import {
   readFloor,
   type ViewPlan,
 } from '../../../shared/engine/index.ts';
+import { isTesseraError } from '../../../shared/errors.ts';
 import { decodeStoredState } from '../../../shared/state-store/redis-state-store.ts';
 import { DAY, fraudPlan, HOUR, planOf, T0 } from '../../support/engine-fixtures.ts';
 
@@ -130,8 +131,10 @@ function oneEventState(plan: ViewPlan, named: Record<string, number | string | n
 function apply(plan: ViewPlan, state: EntityState, event: EngineEvent, now: number | undefined): boolean {
   try {
     return applyEvent(plan, state, event, now).outcome === 'applied';
-  } catch {
-    return false; // late against an advanced clock
+  } catch (error) {
+    // Late against an advanced clock; any other error is the engine's and fails the run.
+    if (!isTesseraError(error, 'EVENT_LATE')) throw error;
+    return false;
   }
 }
 
