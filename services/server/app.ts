@@ -62,7 +62,12 @@ export function buildApp(options: AppOptions): FastifyInstance {
   const requestTimeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
   const reader = new OnlineReader(options.redis, definitions, options.redisKeyPrefix, probe?.redis ?? null);
   const openapi = JSON.stringify(
-    openApiDocument(definitions, options.maxEntities, options.pusher ? options.pusher.pushable() : null),
+    openApiDocument(
+      definitions,
+      options.maxEntities,
+      options.pusher ? options.pusher.pushable() : null,
+      options.authenticate !== null,
+    ),
   );
   // One bound histogram per view: an observe with a labels object rebuilt the label set and its
   // closure for every entity row (a batch observes 100 ages).

@@ -59,6 +59,8 @@ export function openApiDocument(
   push: readonly string[] | null = definitions.sources
     .filter((s) => s.format !== 'avro-confluent')
     .map((s) => s.name),
+  /** False for a server run with TESSERA_DEV_NO_AUTH: no bearer requirement, no 401. */
+  auth = true,
 ): Record<string, unknown> {
   const pushable = push ?? [];
   const sourceColumns = definitions.sources
@@ -301,7 +303,7 @@ export function openApiDocument(
         },
       },
     },
-    security: [{ bearer: [] }],
+    security: auth ? [{ bearer: [] }] : [],
     paths: {
       '/get-online-features': {
         post: {
@@ -315,7 +317,7 @@ export function openApiDocument(
           responses: {
             200: jsonResponse('Values', { $ref: '#/components/schemas/GetOnlineFeaturesResponse' }),
             400: errorResponse('Bad request: the message names the field'),
-            401: unauthenticated,
+            ...(auth ? { 401: unauthenticated } : {}),
             405: wrongMethod,
             413: errorResponse('Body over the size limit'),
             ...protocolErrors,
@@ -344,7 +346,7 @@ export function openApiDocument(
             400: errorResponse(
               "A row does not fit the source schema, or its record is over the source topic's max.message.bytes (nothing written)",
             ),
-            401: unauthenticated,
+            ...(auth ? { 401: unauthenticated } : {}),
             404: errorResponse('/push is off on this server (TESSERA_SERVER_PUSH=false)'),
             405: wrongMethod,
             413: errorResponse('Body over the size limit'),

@@ -51,6 +51,16 @@ describe('openapi document', () => {
     ]);
   });
 
+  it('asks for no bearer token, and lists no 401, for a server run without auth (TESSERA_DEV_NO_AUTH)', () => {
+    const open = openApiDocument(definitions, 1000, undefined, false) as unknown as Doc & {
+      security: unknown[];
+    };
+    assert.deepEqual(open.security, []);
+    for (const path of ['/get-online-features', '/push'])
+      assert.ok(!('401' in open.paths[path]!.post!.responses), path);
+    assert.deepEqual((doc as unknown as { security: unknown[] }).security, [{ bearer: [] }]);
+  });
+
   it('declares the x-request-id header on every response, and www-authenticate on 401s', () => {
     const all = doc as unknown as {
       paths: Record<
