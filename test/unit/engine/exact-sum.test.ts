@@ -20,33 +20,6 @@ import {
 } from '../../../shared/engine/index.ts';
 import { ev, HOUR, planOf, T0 } from '../../support/engine-fixtures.ts';
 
-/**
- * The exactly rounded (half-even) sum, computed independently with BigInt: every finite double is
- * an integer multiple of 2^-1074, so the sum is one exact integer, rounded once at the end.
- */
-function bigIntSum(xs: readonly number[]): number {
-  const view = new DataView(new ArrayBuffer(8));
-  let total = 0n;
-  for (const x of xs) {
-    view.setFloat64(0, x);
-    const bits = view.getBigUint64(0);
-    const biased = Number((bits >> 52n) & 0x7ffn);
-    const fraction = bits & ((1n << 52n) - 1n);
-    const mantissa = biased === 0 ? fraction : fraction | (1n << 52n);
-    const scaled = mantissa << BigInt(Math.max(biased, 1) - 1); // x * 2^1074
-    total += bits >> 63n ? -scaled : scaled;
-  }
-  const sign = total < 0n ? -1 : 1;
-  const magnitude = total < 0n ? -total : total;
-  const shift = Math.max(0, magnitude.toString(2).length - 53);
-  if (shift === 0) return sign * Number(magnitude) * 2 ** -1074; // exact: 53 bits or fewer
-  let kept = magnitude >> BigInt(shift);
-  const rest = magnitude - (kept << BigInt(shift));
-  const half = 1n << BigInt(shift - 1);
-  if (rest > half || (rest === half && (kept & 1n) === 1n)) kept += 1n;
-  return sign * Number(kept) * 2 ** (shift - 1074);
-}
-
 /** x * 2^1074 as a BigInt: exact for every finite double. */
 function scaled(x: number): bigint {
   const view = new DataView(new ArrayBuffer(8));
@@ -57,6 +30,24 @@ function scaled(x: number): bigint {
   const mantissa = biased === 0 ? fraction : fraction | (1n << 52n);
   const magnitude = mantissa << BigInt(Math.max(biased, 1) - 1);
   return bits >> 63n ? -magnitude : magnitude;
+}
+
+/**
+ * The exactly rounded (half-even) sum, computed independently with BigInt: every finite double is
+ * an integer multiple of 2^-1074, so the sum is one exact integer, rounded once at the end.
+ */
+function bigIntSum(xs: readonly number[]): number {
+  let total = 0n;
+  for (const x of xs) total += scaled(x);
+  const sign = total < 0n ? -1 : 1;
+  const magnitude = total < 0n ? -total : total;
+  const shift = Math.max(0, magnitude.toString(2).length - 53);
+  if (shift === 0) return sign * Number(magnitude) * 2 ** -1074; // exact: 53 bits or fewer
+  let kept = magnitude >> BigInt(shift);
+  const rest = magnitude - (kept << BigInt(shift));
+  const half = 1n << BigInt(shift - 1);
+  if (rest > half || (rest === half && (kept & 1n) === 1n)) kept += 1n;
+  return sign * Number(kept) * 2 ** (shift - 1074);
 }
 
 /** The double nearest (ties to even) to p / d for p >= 0, d > 0, in the normal range. */
@@ -92,6 +83,17 @@ function rationalVariance(xs: readonly number[]): number {
 }
 
 const sum = (xs: number[]): number => roundExact(xs.reduce((p, x) => addExact(p, x), [] as number[]));
+
+/** The engine's sample variance of `xs`, from its exact sums of values and of squares. */
+function variance(xs: readonly number[]): number {
+  const s: number[] = [];
+  const q: number[] = [];
+  for (const x of xs) {
+    addExact(s, x);
+    addExactSquare(q, x);
+  }
+  return exactVariance(xs.length, s, q);
+}
 const finite = fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e15, max: 1e15 });
 
 describe('exact sums', () => {
@@ -166,15 +168,6 @@ describe('exact sums', () => {
   });
 
   it('the variance is the correctly rounded one, as exact fractions give it (one rounding, not two)', () => {
-    const variance = (xs: readonly number[]) => {
-      const s: number[] = [];
-      const q: number[] = [];
-      for (const x of xs) {
-        addExact(s, x);
-        addExactSquare(q, x);
-      }
-      return exactVariance(xs.length, s, q);
-    };
     // Squares below the normal range (|x| < ~1e-154) lose bits in the exact product's split, and
     // the reference rounds in the normal range only: such values are left out.
     const value = fc.oneof(
@@ -197,15 +190,6 @@ describe('exact sums', () => {
   it('the variance stays finite and exact for values up to the largest magnitude the decoders take', () => {
     // At the old bound (1e150), 200 values of 1e149 gave NaN: n * sum(x^2) overflowed the split of
     // the exact product.
-    const variance = (xs: number[]) => {
-      const s: number[] = [];
-      const q: number[] = [];
-      for (const x of xs) {
-        addExact(s, x);
-        addExactSquare(q, x);
-      }
-      return exactVariance(xs.length, s, q);
-    };
     const m = MAX_DOUBLE_MAGNITUDE;
     assert.equal(variance(Array.from({ length: 10_000 }, () => m)), 0);
     assert.equal(variance(Array.from({ length: 10_000 }, () => -m)), 0);
