@@ -108,17 +108,12 @@ function evenSignificand(q: number): boolean {
   return (WORD[0]! & 1n) === 0n;
 }
 
-/** The sign of `numerator` − (q + h)·d, exactly (the partials are left as they are). */
-function remainderSign(numerator: readonly number[], d: number, q: number, h = 0): number {
-  const r = numerator.slice();
-  for (const x of [q, h]) {
-    if (x === 0) continue;
-    const [hi, lo] = twoProduct(x, d);
-    addExact(r, -hi);
-    if (lo !== 0) addExact(r, -lo);
-  }
-  // A sum of doubles is a multiple of the least subnormal: a non-zero one never rounds to 0.
-  return Math.sign(roundExact(r));
+/** Subtracts x·d from the partials in place, exactly (both halves of the product). */
+function subtractProduct(partials: number[], x: number, d: number): number[] {
+  const [hi, lo] = twoProduct(x, d);
+  addExact(partials, -hi);
+  if (lo !== 0) addExact(partials, -lo);
+  return partials;
 }
 
 /**
@@ -130,12 +125,15 @@ function roundedQuotient(numerator: readonly number[], d: number): number {
   let q = roundExact(numerator) / d;
   // Within an ulp or so of the quotient: at most two steps to the nearest double.
   for (let step = 0; step < 3 && Number.isFinite(q); step++) {
-    const side = remainderSign(numerator, d, q);
+    // numerator − q·d, exact. A sum of doubles is a multiple of the least subnormal: a non-zero
+    // one never rounds to 0, so the signs below are exact too.
+    const remainder = subtractProduct(numerator.slice(), q, d);
+    const side = Math.sign(roundExact(remainder));
     if (side === 0) return q;
     const next = nextDouble(q, side > 0 ? 1 : -1);
-    // Where the exact quotient sits against the midpoint of q and next (half their exact
-    // difference on top of q: the midpoint itself is no double).
-    const past = remainderSign(numerator, d, q, (next - q) / 2);
+    // Where the exact quotient sits against the midpoint of q and next: the remainder less half
+    // their exact difference times d (the midpoint itself is no double).
+    const past = Math.sign(roundExact(subtractProduct(remainder, (next - q) / 2, d)));
     if (past === 0) return evenSignificand(q) ? q : next;
     if (past !== side) return q;
     q = next;
@@ -156,13 +154,7 @@ export function exactVariance(n: number, sum: readonly number[], sumSquares: rea
     addExact(numerator, hi);
     if (lo !== 0) addExact(numerator, lo);
   }
-  for (const a of sum) {
-    for (const b of sum) {
-      const [hi, lo] = twoProduct(a, b);
-      addExact(numerator, -hi);
-      if (lo !== 0) addExact(numerator, -lo);
-    }
-  }
+  for (const a of sum) for (const b of sum) subtractProduct(numerator, a, b);
   return Math.max(0, roundedQuotient(numerator, n * (n - 1)));
 }
 
