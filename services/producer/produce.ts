@@ -4,9 +4,9 @@
 import { type Admin, Kafka, logLevel, type Message, type Producer } from 'kafkajs';
 import { pino } from 'pino';
 import { createEncoder, type Encoder } from '../../shared/codecs/index.ts';
-import { kafkaOptions, tlsFailureHint } from '../../shared/config/clients.ts';
+import { kafkaOptions } from '../../shared/config/clients.ts';
 import type { Config } from '../../shared/config/index.ts';
-import { refusedLoginHint } from '../../shared/config/kafka-security.ts';
+import { refusedLoginHint, tlsFailureHint } from '../../shared/config/kafka-security.ts';
 import type { SourceDef } from '../../shared/definitions/schema.ts';
 import { TesseraError } from '../../shared/errors.ts';
 import { keyHashPartitioner } from '../../shared/kafka-partitioner.ts';

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import type { DecoderOptions } from '../codecs/decode.ts';
 import type { RegistryEndpoint } from '../codecs/schema-registry.ts';
 import { watchTlsFiles } from './cert-reload.ts';
-import { kafkaSecurityOptions, refusedLoginHint } from './kafka-security.ts';
+import { kafkaSecurityOptions, refusedLoginHint, tlsFailureHint } from './kafka-security.ts';
 import type { Config } from './schema.ts';
 import { pemFiles, readSecretFile } from './tls-files.ts';
 
@@ -84,16 +84,6 @@ function securityHint(namespace: string, message: string, error: unknown): strin
   if (namespace.startsWith('SaslAuthenticator') || /SASL .*authentication failed/i.test(text))
     return refusedLoginHint(`${namespace} ${text}`);
   return tlsFailureHint(text);
-}
-
-/**
- * What to check when a Kafka connection's TLS handshake failed (for log lines and the producer
- * CLI's error), or undefined when `text` is no such failure.
- */
-export function tlsFailureHint(text: string): string | undefined {
-  if (/certificate|self[- ]signed|unable to verify|wrong version number/i.test(text))
-    return 'TLS failed: check TESSERA_KAFKA_TLS_CA_FILE (the CA that signed the brokers\' certificates; unset: the system CAs) and the client certificate, if the listener requires one; "wrong version number": TESSERA_KAFKA_TLS is on but the listener is plaintext';
-  return undefined;
 }
 
 /**

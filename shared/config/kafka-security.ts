@@ -63,6 +63,16 @@ export function refusedLoginHint(message: string): string {
 }
 
 /**
+ * What to check when a Kafka connection's TLS handshake failed (for log lines and the producer
+ * CLI's error), or undefined when `text` is no such failure.
+ */
+export function tlsFailureHint(text: string): string | undefined {
+  if (/certificate|self[- ]signed|unable to verify|wrong version number/i.test(text))
+    return 'TLS failed: check TESSERA_KAFKA_TLS_CA_FILE (the CA that signed the brokers\' certificates; unset: the system CAs) and the client certificate, if the listener requires one; "wrong version number": TESSERA_KAFKA_TLS is on but the listener is plaintext';
+  return undefined;
+}
+
+/**
  * One object, renewed in place (cert-reload.ts): kafkajs hands its `ssl` object down to every
  * connection and copies it into `tls.connect`'s options at each connect (kafkajs 2,
  * src/network/socketFactory.js), so a connection opened after a renewal (a new broker, a
