@@ -24,8 +24,11 @@ ensure_maven() {
 # is not answered from the old set.
 jars_current() {
   local dir="$TESSERA_CACHE/jars/$1"
-  [[ -f "$dir/.complete" && "$(cat "$dir/.deps-sha256" 2>/dev/null)" == "$(printf '%s' "$2" | sha256sum | cut -c1-16)" ]]
+  [[ -f "$dir/.complete" && "$(cat "$dir/.deps-sha256" 2>/dev/null)" == "$(jar_deps_sha "$2")" ]]
 }
+
+# jar_deps_sha <dependencies xml>: the hash kept in .deps-sha256 beside a jar set.
+jar_deps_sha() { printf '%s' "$1" | sha256sum | cut -c1-16; }
 
 # resolve_jars <key> <dependencies xml>: copies the dependencies and all their runtime
 # dependencies into $TESSERA_CACHE/jars/<key>/libs once; later calls return at once.
@@ -77,7 +80,7 @@ POM
   if grep -qE 'The POM for .* is (missing|invalid)' "$mvnlog"; then
     fail_service "jars $key" "Maven could not read a POM, so the jar set is incomplete (see the WARNING lines)" "$mvnlog"
   fi
-  printf '%s' "$deps" | sha256sum | cut -c1-16 >"$dir/.deps-sha256"
+  jar_deps_sha "$deps" >"$dir/.deps-sha256"
   touch "$dir/.complete"
   log "jars $key: $(find "$dir/libs" -name '*.jar' | wc -l) jars in $dir/libs"
 }

@@ -37,7 +37,7 @@ describe('stack caches', () => {
     writeFileSync(join(dir, '.complete'), '');
     assert.equal(bash(cache, deps + check), 'stale', 'complete, but no record of its list');
     // What resolve_jars writes once Maven is done.
-    bash(cache, `${deps} printf '%s' "$DEPS" | sha256sum | cut -c1-16 >"${dir}/.deps-sha256"`);
+    bash(cache, `${deps} jar_deps_sha "$DEPS" >"${dir}/.deps-sha256"`);
     assert.equal(bash(cache, deps + check), 'current');
     assert.equal(bash(cache, `${deps} DEPS="$DEPS<dependency>b</dependency>"; ${check}`), 'stale');
   });
