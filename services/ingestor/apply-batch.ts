@@ -125,9 +125,11 @@ export interface RowSink {
    * (dead-lettered by the decoder, with its reason, or as late; not `future`, which a later
    * redelivery may apply, nor a schema id that could not be resolved). Sent
    * with the rows so the offline writer can close the gap in the offsets it has written: without
-   * it every dead letter was one more interval in the flusher's state, kept forever.
+   * it every dead letter was one more interval in the flusher's state, kept forever. A late
+   * event's mark carries its event time (`ts`): the flusher files it by day as a late mark, which
+   * point-in-time retrieval uses to leave the event out as online did.
    */
-  noRow(view: string, partition: number, offset: number, reason: string): void;
+  noRow(view: string, partition: number, offset: number, reason: string, ts?: number): void;
   /**
    * Makes the rows added so far durable; awaited before each compare-and-set. Once a state is
    * saved its events are duplicates and yield no row again, so the rows must be durable first
@@ -365,7 +367,7 @@ function applyEntity(
     } catch (error) {
       if (!isTesseraError(error, 'EVENT_LATE')) throw error;
       outcome.late.push({ index: e.index, reason: 'late', message: error.message });
-      rows?.noRow(plan.view.name, e.partition, e.offset, 'late');
+      rows?.noRow(plan.view.name, e.partition, e.offset, 'late', e.ts);
     }
   }
   // As of just after the entity's newest event (from this batch or an earlier one), read with the

@@ -693,8 +693,8 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         }
         packed.row(row, line);
       },
-      noRow(view, partition, offset, reason) {
-        packed.mark(partition, json.noRow(sourceTopic, view, partition, offset, reason));
+      noRow(view, partition, offset, reason, ts) {
+        packed.mark(partition, json.noRow(sourceTopic, view, partition, offset, reason, ts));
       },
       async flush() {
         const sending = packed.take();

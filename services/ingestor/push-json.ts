@@ -22,8 +22,18 @@ export interface PushEncoder {
   row(row: TrainingRow): string;
   /** `{view, entity, as_of, state_version, features, definitions_hash}` */
   update(update: FeatureUpdate): string;
-  /** `{view, source_topic, partition, offset, no_row, definitions_hash}`: an offset without a row. */
-  noRow(sourceTopic: string, view: string, partition: number, offset: number, reason: string): string;
+  /**
+   * `{view, source_topic, partition, offset, no_row, definitions_hash}`: an offset without a row;
+   * with `event_time_ms` (the event's time, epoch ms) when `ts` is given (late events).
+   */
+  noRow(
+    sourceTopic: string,
+    view: string,
+    partition: number,
+    offset: number,
+    reason: string,
+    ts?: number,
+  ): string;
 }
 
 interface ViewParts {
@@ -73,13 +83,14 @@ export function createPushEncoder(
       }
       return `${out}]`;
     },
-    noRow(sourceTopic, view, partition, offset, reason) {
+    noRow(sourceTopic, view, partition, offset, reason, ts) {
       return JSON.stringify({
         view,
         source_topic: sourceTopic,
         partition,
         offset,
         no_row: reason,
+        ...(ts === undefined ? {} : { event_time_ms: ts }),
         definitions_hash: definitionsHash,
       });
     },

@@ -253,7 +253,7 @@ test('a late event gets a no-row mark in the view that rejected it, flushed even
       flushed.push(...sink.noRows.splice(0));
     },
   });
-  assert.deepEqual(flushed, [`${plan.view.name}/0/${late.offset}/late`]);
+  assert.deepEqual(flushed, [`${plan.view.name}/0/${late.offset}/late@${late.ts}`]);
   assert.deepEqual(
     sink.rows.map((r) => [r.view, r.offset]),
     [['lenient', late.offset]],
@@ -404,7 +404,9 @@ function collectRows(): RowSink & { rows: TrainingRow[]; noRows: string[] } {
     rows,
     noRows,
     add: (r) => rows.push({ ...r, values: [...r.values] }),
-    noRow: (view, partition, offset, reason) => noRows.push(`${view}/${partition}/${offset}/${reason}`),
+    // A late event's mark carries its time (the flusher files late marks by day).
+    noRow: (view, partition, offset, reason, ts) =>
+      noRows.push(`${view}/${partition}/${offset}/${reason}${ts === undefined ? '' : `@${ts}`}`),
     async flush() {},
   };
 }
@@ -527,7 +529,7 @@ test('rows and updates equal a naive loop over the events applied before them, r
         sink.noRows.sort(),
         list
           .filter((e) => rejected.has(e.index))
-          .map((e) => `${plan.view.name}/${e.partition}/${e.offset}/late`)
+          .map((e) => `${plan.view.name}/${e.partition}/${e.offset}/late@${e.ts}`)
           .sort(),
         'a no-row mark for every late event, and only for them',
       );

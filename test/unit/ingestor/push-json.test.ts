@@ -92,6 +92,19 @@ test('no-row marks are exactly JSON.stringify of view, source_topic, partition, 
       definitions_hash: hash,
     }),
   );
+  // With the event's time (a late event), between no_row and definitions_hash; a fraction kept.
+  assert.equal(
+    encoder.noRow('it.transactions', 'user_transaction_features', 3, 77, 'late', 1767225600000.5),
+    JSON.stringify({
+      view: 'user_transaction_features',
+      source_topic: 'it.transactions',
+      partition: 3,
+      offset: 77,
+      no_row: 'late',
+      event_time_ms: 1767225600000.5,
+      definitions_hash: hash,
+    }),
+  );
 });
 
 test('feature updates are exactly JSON.stringify of view, entity, as_of, state_version, features, definitions_hash', () => {
