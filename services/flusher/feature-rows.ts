@@ -39,6 +39,8 @@ export interface NoRow {
   partition: number;
   offset: number;
   reason: string;
+  /** The event's time, epoch ms: sent with `late` marks (`event_time_ms`), which the flusher keeps. */
+  ts?: number;
 }
 
 export type ParsedRow =
@@ -53,7 +55,8 @@ export type ParsedRow =
  * - a header object, `{"format":"tessera.rows/2", view, source_topic, partition, definitions_hash,
  *   features: [names]}`: what the rows after it share, until the next header;
  * - a row, `[entity, event time in epoch ms, offset, value...]`, the values in the header's order;
- * - a no-row mark, `{view, source_topic, partition, offset, no_row, definitions_hash}`, self-contained;
+ * - a no-row mark, `{view, source_topic, partition, offset, no_row, definitions_hash}`, self-contained
+ *   (a `late` one also has `event_time_ms`, the event's time);
  * - a row as one object, `{view, entity, event_timestamp, source_topic, partition, offset,
  *   features, definitions_hash}`: what ingestors wrote before the header format, still read so a
  *   topic written by an older ingestor flushes after an upgrade.
@@ -200,7 +203,13 @@ function parseRowText(text: string): ParsedRow {
   if (typeof json !== 'object' || json === null) return { ok: false, reason: 'bad_row' };
   const r = json as Record<string, unknown>;
   if (r.no_row !== undefined) {
-    if (typeof r.no_row !== 'string' || !placed(r)) return { ok: false, reason: 'bad_row' };
+    const ts = r.event_time_ms;
+    if (
+      typeof r.no_row !== 'string' ||
+      !placed(r) ||
+      (ts !== undefined && !(typeof ts === 'number' && Math.abs(ts) <= MAX_DATE_MS))
+    )
+      return { ok: false, reason: 'bad_row' };
     return {
       ok: true,
       noRow: {
@@ -209,6 +218,7 @@ function parseRowText(text: string): ParsedRow {
         partition: r.partition,
         offset: r.offset,
         reason: r.no_row,
+        ...(ts === undefined ? {} : { ts }),
       },
     };
   }

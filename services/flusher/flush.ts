@@ -2,7 +2,8 @@
 // crash at any point harmless (docs/offline-store.md "Exactly once"):
 //   1. the intent (version name + cut) is saved in the flusher state, before any data object;
 //   2. raw event files, each view's version directory (metadata.json last), latest/
-//      (latest/_VERSION last) are written under names that depend only on the intent;
+//      (latest/_VERSION last) and the late marks are written under names that depend only on the
+//      intent;
 //   3. the state records the new positions and written offsets and clears the intent;
 //   4. entity snapshots of the views written, best effort: they need Redis, and a Redis outage
 //      must not stop the raw log, the training rows and the Kafka commit (it once did, every
@@ -13,6 +14,7 @@
 import type { Logger } from 'pino';
 import type { Decoder } from '../../shared/codecs/decode.ts';
 import type { Definitions, SourceDef, ViewDef } from '../../shared/definitions/schema.ts';
+import { type LateMark, lateMarkFiles } from '../../shared/offline/late-marks.ts';
 import type { ObjectStore } from '../../shared/offline/object-store.ts';
 import { writeParquet } from '../../shared/offline/parquet.ts';
 import { newestCompleteSnapshot } from './entity-snapshot.ts';
@@ -59,6 +61,8 @@ export interface FlushReport {
   duplicateRows: Map<string, number>;
   /** Source offsets marked as having no row (dead-lettered), per view: written ranges, no rows. */
   noRows: Map<string, number>;
+  /** Of those, the `late` ones kept as late marks (shared/offline/late-marks.ts), per view. */
+  lateMarks: Map<string, number>;
   invalid: Map<string, number>;
   objects: number;
   /** Views whose entity snapshot of this version was written. */
@@ -81,6 +85,7 @@ export async function runFlush(
     rows: new Map(),
     duplicateRows: new Map(),
     noRows: new Map(),
+    lateMarks: new Map(),
     invalid: new Map(),
     objects: 0,
     snapshots: [],
@@ -101,10 +106,7 @@ export async function runFlush(
       buffer.take(topic, intent.cut),
       rawOptions,
     );
-    await putAll(
-      store,
-      files.map((f) => [f.key, f.body, 'application/vnd.apache.parquet']),
-    );
+    await putParquet(store, files);
     report.objects += files.length;
     report.rawEvents.set(
       source.name,
@@ -115,6 +117,7 @@ export async function runFlush(
 
   // Rows: parse, keep the first copy of each source offset not written before, per view.
   const fresh = new Map<string, FeatureRow[]>();
+  const late = new Map<string, LateMark[]>();
   const seen = new Map<string, OffsetRanges>(); // `${topic}\0${partition}` -> offsets taken in this flush
   const views = new Map(ctx.definitions.views.map((v) => [v.name, v]));
   for (const [, records] of [...buffer.take(ctx.rowsTopic, intent.cut)].sort((a, b) => a[0] - b[0])) {
@@ -153,6 +156,15 @@ export async function runFlush(
         if (!done) {
           taken.add(row.offset);
           report.noRows.set(row.view, (report.noRows.get(row.view) ?? 0) + 1);
+          // Kept for point-in-time retrieval, which reads the raw log (late events included).
+          // A mark without a time (an ingestor older than late marks) cannot be filed by day.
+          const { ts } = parsed.noRow;
+          if (parsed.noRow.reason === 'late' && ts !== undefined) {
+            const mark = { sourceTopic: row.source_topic, partition: row.partition, offset: row.offset, ts };
+            const list = late.get(row.view);
+            if (list) list.push(mark);
+            else late.set(row.view, [mark]);
+          }
         }
         continue;
       }
@@ -178,6 +190,16 @@ export async function runFlush(
     report.objects += VERSION_FILES.length * 2 + 1;
     report.rows.set(name, rows.length);
     versionsWritten.push(view);
+  }
+
+  for (const [name, marks] of late) {
+    const files = lateMarkFiles(name, intent.version, marks, {
+      metadata: fileMeta,
+      compression: COMPRESSION,
+    });
+    await putParquet(store, files);
+    report.objects += files.length;
+    report.lateMarks.set(name, marks.length);
   }
 
   // Success: record what is now in the store, then clear the intent. On a copy, taken over only
@@ -222,6 +244,13 @@ export async function runFlush(
         ),
       );
   return report;
+}
+
+function putParquet(store: ObjectStore, files: readonly { key: string; body: Uint8Array }[]): Promise<void> {
+  return putAll(
+    store,
+    files.map((f) => [f.key, f.body, 'application/vnd.apache.parquet']),
+  );
 }
 
 /** Written offsets are tracked per view and source topic: two views of one source each get a row. */

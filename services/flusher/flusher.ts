@@ -325,6 +325,7 @@ export function createFlusher(deps: FlusherDeps): Flusher {
               rows: Object.fromEntries(report.rows),
               duplicates: Object.fromEntries(report.duplicateRows),
               noRow: Object.fromEntries(report.noRows),
+              ...(report.lateMarks.size > 0 ? { lateMarks: Object.fromEntries(report.lateMarks) } : {}),
               raw: Object.fromEntries(report.rawEvents),
               ...(report.snapshotErrors.size > 0
                 ? { snapshotFailed: [...report.snapshotErrors.keys()] }

@@ -12,7 +12,9 @@ import { loadState, saveState, withinTopics } from '../../../services/flusher/fl
 import { RecordBuffer } from '../../../services/flusher/record-buffer.ts';
 import { createDecoder } from '../../../shared/codecs/decode.ts';
 import { loadDefinitionsFile } from '../../../shared/definitions/load.ts';
+import { type LateSet, readLateMarks } from '../../../shared/offline/late-marks.ts';
 import { LocalObjectStore, type ObjectStore } from '../../../shared/offline/object-store.ts';
+import { readParquet } from '../../../shared/offline/parquet.ts';
 
 const definitions = loadDefinitionsFile('definitions/fraud.yaml');
 const source = definitions.sources[0]!;
@@ -195,6 +197,93 @@ describe('runFlush', () => {
     assert.equal(report.duplicateRows.get(view.name), 1, 'the row after its mark is a duplicate: first wins');
     const saved = await loadState(store);
     assert.deepEqual(saved.written.get(`${view.name}/transactions`)?.get(0)?.toJSON(), [[0, 5]]);
+  });
+
+  it('keeps the late marks, by day of their events, for point-in-time retrieval', async () => {
+    const day1 = Date.UTC(2026, 0, 1, 23, 59, 59, 500) + 0.25;
+    const day2 = Date.UTC(2026, 0, 2, 0, 0, 1);
+    const mark = (offset: number, reason: string, ts?: number, partition = 0) =>
+      JSON.stringify({
+        view: view.name,
+        source_topic: 'transactions',
+        partition,
+        offset,
+        no_row: reason,
+        ...(ts === undefined ? {} : { event_time_ms: ts }),
+        definitions_hash: definitions.hash,
+      });
+    const row = JSON.stringify({
+      view: view.name,
+      entity: '1',
+      event_timestamp: new Date(day1).toISOString(),
+      source_topic: 'transactions',
+      partition: 0,
+      offset: 0,
+      features: Object.fromEntries(view.features.map((f) => [f.name, 1])),
+      definitions_hash: definitions.hash,
+    });
+    const lines = [
+      mark(0, 'late', day1), // its row was flushed before: first wins, not kept
+      mark(1, 'late', day1),
+      mark(2, 'undecodable'), // in no raw log: nothing to leave out
+      mark(3, 'late'), // an older ingestor's mark: no time, no day to file it under
+      mark(4, 'late', day2),
+      mark(1, 'late', day1), // a redelivery: kept once
+      mark(7, 'late', day1, 3), // another source partition
+    ];
+    // Two flushes: the row of offset 0, then the marks.
+    const twoFlushes = async (store: ObjectStore) => {
+      const state = await loadState(store);
+      const buffer = new RecordBuffer(() => state.positions);
+      buffer.append('features.rows', 0, [{ offset: 0, key: null, value: Buffer.from(row) }]);
+      const first = {
+        version: 'v_20260102T000000',
+        cut: { 'features.rows': { '0': 1 } },
+        startedAt: intent.startedAt,
+      };
+      await runFlush(ctx(store), state, buffer, first);
+      buffer.release(first.cut);
+      buffer.append('features.rows', 0, [{ offset: 1, key: null, value: Buffer.from(lines.join('\n')) }]);
+      const second = { ...first, version: 'v_20260102T000100', cut: { 'features.rows': { '0': 2 } } };
+      return runFlush(ctx(store), state, buffer, second);
+    };
+    const store = await newStore();
+    const report = await twoFlushes(store);
+    assert.equal(report.noRows.get(view.name), 5, 'offsets 1, 2, 3, 4 and 7 of partition 3 have no row');
+    assert.equal(report.lateMarks.get(view.name), 3);
+    const keys = (await store.list(`${view.name}/late/`)).map((o) => o.key).sort();
+    assert.deepEqual(keys, [
+      `${view.name}/late/date=2026-01-01/v_20260102T000100.parquet`,
+      `${view.name}/late/date=2026-01-02/v_20260102T000100.parquet`,
+    ]);
+    const rows = readParquet(await store.get(keys[0]!))
+      .toArray()
+      .map((r) => ({ ...r }));
+    const t1 = new Date(Math.floor(day1));
+    assert.deepEqual(
+      rows.map((r) => [
+        r.source_topic,
+        r.source_partition,
+        r.source_offset,
+        new Date(Number(r.event_timestamp)),
+      ]),
+      [
+        ['transactions', 0, 1n, t1],
+        ['transactions', 3, 7n, t1],
+      ],
+    );
+    const sorted = (set: LateSet) => [...set.offsets].map(([p, o]) => [p, [...o].sort()]).sort();
+    assert.deepEqual(sorted(await readLateMarks(store, view.name, () => true)), [
+      [0, [1, 4]],
+      [3, [7]],
+    ]);
+    const secondDay = await readLateMarks(store, view.name, (d) => d === Date.UTC(2026, 0, 2));
+    assert.deepEqual(sorted(secondDay), [[0, [4]]]);
+    assert.equal(secondDay.objects, 1);
+    // The same records flushed again (a redone flush) give the same objects, byte for byte.
+    const again = await newStore();
+    await twoFlushes(again);
+    for (const key of keys) assert.deepEqual(await again.get(key), await store.get(key), key);
   });
 
   it('skips and counts a row whose feature its column cannot hold, and writes the others', async () => {

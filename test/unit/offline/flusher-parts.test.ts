@@ -121,8 +121,29 @@ describe('no-row marks', () => {
       noRow: { view: 'v', source_topic: 'transactions', partition: 2, offset: 9, reason: 'late' },
     });
   });
+  it("reads a late mark's event time", () => {
+    assert.deepEqual(parseRow(Buffer.from(JSON.stringify({ ...mark, event_time_ms: 1767225600000.5 }))), {
+      ok: true,
+      noRow: {
+        view: 'v',
+        source_topic: 'transactions',
+        partition: 2,
+        offset: 9,
+        reason: 'late',
+        ts: 1767225600000.5,
+      },
+    });
+  });
   it('refuses a malformed mark', () => {
-    for (const bad of [{ offset: -1 }, { partition: 'x' }, { no_row: 1 }, { view: null }])
+    for (const bad of [
+      { offset: -1 },
+      { partition: 'x' },
+      { no_row: 1 },
+      { view: null },
+      { event_time_ms: '1767225600000' },
+      { event_time_ms: null },
+      { event_time_ms: 8.64e15 + 1 },
+    ])
       assert.deepEqual(parseRow(Buffer.from(JSON.stringify({ ...mark, ...bad }))), {
         ok: false,
         reason: 'bad_row',

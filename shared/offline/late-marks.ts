@@ -1,0 +1,140 @@
+// The late marks of a view in the offline store: the source records the ingestor refused as `late`
+// for that view, so never applied online. The raw log holds them all the same (the flusher cannot
+// judge lateness: that takes the entity's state at the time), so point-in-time retrieval drops the
+// records named here to answer what online served (docs/offline-retrieval.md).
+//
+// `<view>/late/date=YYYY-MM-DD/<version>.parquet`: one object per flush version and UTC day of the
+// late events' own times (the day of their raw-log folder), so a reader fetches only the days it
+// reads raw events of. Columns: source_topic, source_partition, source_offset, event_timestamp.
+import { TesseraError } from '../errors.ts';
+import { EVENT_TIMESTAMP, SOURCE_OFFSET, SOURCE_PARTITION } from './feature-columns.ts';
+import type { ObjectStore } from './object-store.ts';
+import { type ColumnSpec, readParquet, type WriteOptions, writeParquet } from './parquet.ts';
+import { numericColumn, utcDay } from './raw-log.ts';
+
+const DAY_MS = 86_400_000;
+export const SOURCE_TOPIC = 'source_topic';
+
+export const LATE_MARK_COLUMNS: readonly ColumnSpec[] = [
+  { name: SOURCE_TOPIC, type: 'string' },
+  { name: SOURCE_PARTITION, type: 'int32' },
+  { name: SOURCE_OFFSET, type: 'int64' },
+  { name: EVENT_TIMESTAMP, type: 'timestamp_ms' },
+];
+
+/** One source record a view refused as late. */
+export interface LateMark {
+  sourceTopic: string;
+  partition: number;
+  offset: number;
+  /** The event's own time, epoch ms (a fraction is dropped in the file). */
+  ts: number;
+}
+
+/** `<view>/late/`: every late-mark object of a view is under it. */
+export function lateMarksPrefix(view: string): string {
+  return `${view}/late/`;
+}
+
+/** Object key of the late marks a flush version wrote for one day. */
+export function lateMarksKey(view: string, day: string, version: string): string {
+  return `${lateMarksPrefix(view)}date=${day}/${version}.parquet`;
+}
+
+/**
+ * The objects holding `marks` for a flush version, one per UTC day of their events, rows sorted by
+ * topic, partition and offset: the same marks give the same keys and bytes (a redone flush
+ * rewrites the same objects).
+ */
+export function lateMarkFiles(
+  view: string,
+  version: string,
+  marks: readonly LateMark[],
+  options: WriteOptions = {},
+): { key: string; body: Uint8Array; rows: number }[] {
+  const byDay = new Map<string, LateMark[]>();
+  for (const mark of marks) {
+    const day = utcDay(mark.ts);
+    const list = byDay.get(day);
+    if (list) list.push(mark);
+    else byDay.set(day, [mark]);
+  }
+  return [...byDay]
+    .sort((a, b) => (a[0] < b[0] ? -1 : 1))
+    .map(([day, list]) => {
+      list.sort(
+        (a, b) =>
+          (a.sourceTopic < b.sourceTopic ? -1 : a.sourceTopic > b.sourceTopic ? 1 : 0) ||
+          a.partition - b.partition ||
+          a.offset - b.offset,
+      );
+      const body = writeParquet(
+        LATE_MARK_COLUMNS,
+        {
+          [SOURCE_TOPIC]: { values: list.map((m) => m.sourceTopic) },
+          [SOURCE_PARTITION]: { values: Int32Array.from(list, (m) => m.partition) },
+          [SOURCE_OFFSET]: { values: list.map((m) => m.offset) },
+          [EVENT_TIMESTAMP]: { values: list.map((m) => Math.floor(m.ts)) },
+        },
+        list.length,
+        options,
+      );
+      return { key: lateMarksKey(view, day, version), body, rows: list.length };
+    });
+}
+
+const DAY_FOLDER = /\/late\/date=(\d{4}-\d{2}-\d{2})\/[^/]+\.parquet$/;
+
+/** The source positions a view refused as late, per partition, and how many objects held them. */
+export interface LateSet {
+  offsets: Map<number, Set<number>>;
+  objects: number;
+  marks: number;
+}
+
+/**
+ * Reads the late marks of `view` for the days `needsDay` accepts (given the day's start, epoch ms):
+ * the same test that picks the raw-log objects, so every raw event read can be checked. Objects
+ * outside a `date=` folder are ignored, as in the raw log.
+ */
+export async function readLateMarks(
+  store: ObjectStore,
+  view: string,
+  needsDay: (dayStart: number) => boolean,
+  signal?: AbortSignal,
+): Promise<LateSet> {
+  const set: LateSet = { offsets: new Map(), objects: 0, marks: 0 };
+  for (const object of await store.list(lateMarksPrefix(view))) {
+    const m = DAY_FOLDER.exec(object.key);
+    if (!m) continue;
+    const dayStart = Date.parse(`${m[1]}T00:00:00Z`);
+    if (Number.isNaN(dayStart) || !needsDay(dayStart)) continue;
+    signal?.throwIfAborted();
+    const where = `${store.location}/${object.key}`;
+    const table = readParquet(await store.get(object.key));
+    for (const name of [SOURCE_PARTITION, SOURCE_OFFSET])
+      if (!table.getChild(name))
+        throw new TesseraError(
+          'INVALID_ARGUMENT',
+          `${where} has no column ${name}; late marks need ${SOURCE_PARTITION} and ${SOURCE_OFFSET}`,
+        );
+    const partition = numericColumn(table, SOURCE_PARTITION);
+    const offset = numericColumn(table, SOURCE_OFFSET);
+    for (let i = 0; i < table.numRows; i++) {
+      let offsets = set.offsets.get(partition[i]!);
+      if (!offsets) {
+        offsets = new Set();
+        set.offsets.set(partition[i]!, offsets);
+      }
+      offsets.add(offset[i]!);
+    }
+    set.objects++;
+    set.marks += table.numRows;
+  }
+  return set;
+}
+
+/** Whether a day folder starting at `dayStart` can hold events in [from, to). */
+export function dayOverlaps(dayStart: number, from: number, to: number): boolean {
+  return dayStart + DAY_MS > from && dayStart < to;
+}
