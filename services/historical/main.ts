@@ -4,7 +4,7 @@
 //
 //   npx tsx services/historical/main.ts --entities labels.csv --out train.parquet \
 //     [--store s3://bucket/prefix | /local/dir] [--view name] [--features view:f,...]
-//     [--feature-service name] [--full-feature-names]
+//     [--feature-service name] [--full-feature-names] [--include-late]
 import { parseArgs } from 'node:util';
 import { cliErrorLine, cliExitCode } from '../../shared/cli-exit.ts';
 import { s3Options } from '../../shared/config/clients.ts';
@@ -17,7 +17,7 @@ import { retrieveHistorical } from '../../shared/pit/retrieve.ts';
 
 const USAGE = `usage: npx tsx services/historical/main.ts --entities <file.csv|file.parquet> --out <file.parquet|file.csv>
          [--store s3://bucket/prefix | /local/dir] [--view <name>] [--features view:f,...]
-         [--feature-service <name>] [--full-feature-names]
+         [--feature-service <name>] [--full-feature-names] [--include-late]
          [--definitions definitions/fraud.yaml] [--mode exact|tiled] [--shard-events 4000000]
          [--temp-dir DIR] [--quiet]
 
@@ -37,6 +37,8 @@ const USAGE = `usage: npx tsx services/historical/main.ts --entities <file.csv|f
                   (instead of --features and --view)
   --full-feature-names  name the feature columns view__feature (Feast's full_feature_names);
                   needed when two views have a feature of the same name
+  --include-late  count the raw events the ingestor refused as late (what happened); by default
+                  they are left out, as online left them out (the flusher's late marks)
   --mode          force every feature into one window mode (default: as declared)
   --shard-events  target raw events per in-memory shard: the memory bound (default 4000000)
   --temp-dir      where shard spill files go (default the OS temp dir)
@@ -109,6 +111,7 @@ async function main(): Promise<number> {
     ...(args.view !== undefined ? { view: args.view } : {}),
     ...(args['feature-service'] !== undefined ? { featureService: args['feature-service'] } : {}),
     ...(args['full-feature-names'] ? { fullFeatureNames: true } : {}),
+    ...(args['include-late'] ? { includeLate: true } : {}),
     ...(features ? { features } : {}),
     ...(shardEvents ? { maxShardEvents: shardEvents } : {}),
     ...(args['temp-dir'] !== undefined ? { tempDir: args['temp-dir'] } : {}),
@@ -129,6 +132,7 @@ function parse() {
       features: { type: 'string' },
       'feature-service': { type: 'string' },
       'full-feature-names': { type: 'boolean', default: false },
+      'include-late': { type: 'boolean', default: false },
       definitions: { type: 'string' },
       mode: { type: 'string' },
       'shard-events': { type: 'string' },

@@ -23,6 +23,7 @@ import type { Definitions, FeatureDef, SourceDef, ViewDef } from '../definitions
 import { numericColumns, planView, type Value, type ViewPlan } from '../engine/index.ts';
 import { TesseraError } from '../errors.ts';
 import { EVENT_TIMESTAMP } from '../offline/feature-columns.ts';
+import { dayOverlaps, type LateSet, readLateMarks } from '../offline/late-marks.ts';
 import type { ObjectStore } from '../offline/object-store.ts';
 import {
   listRawLog,
@@ -63,6 +64,11 @@ export interface HistoricalRequest {
   featureService?: string;
   /** Output columns named `view__feature` (Feast's full_feature_names) rather than `feature`. */
   fullFeatureNames?: boolean;
+  /**
+   * Count the raw events the ingestor refused as late (what happened) instead of leaving them out
+   * as online did (the default: the view's late marks, shared/offline/late-marks.ts).
+   */
+  includeLate?: boolean;
   /** Target events per shard (memory bound of pass 2). Default 4,000,000 (~160 MB of columns). */
   maxShardEvents?: number;
   /** Force a number of shards (tests); otherwise derived from the raw log's size. */
@@ -92,6 +98,9 @@ export interface ViewPassSummary {
   eventsRead: number;
   /** Events kept for this view (routed into its shards). */
   eventsUsed: number;
+  /** Events its entities' time ranges would have kept but the ingestor refused as late for this
+   * view, left out (0 with `includeLate`). */
+  eventsLate: number;
   shards: number;
 }
 
@@ -121,6 +130,7 @@ export interface HistoricalSummary {
   eventsRead: number;
   /** Totals over the views (an event kept by two views counts twice: it is held twice). */
   eventsUsed: number;
+  eventsLate: number;
   shards: number;
   /** Per view, in the order of their first feature. */
   views: ViewPassSummary[];
@@ -218,6 +228,7 @@ export async function retrieveHistorical(request: HistoricalRequest): Promise<Hi
         objectsSkipped: 0,
         eventsRead: 0,
         eventsUsed: 0,
+        eventsLate: 0,
         shards: 0,
       });
     for (const [source, members] of bySource)
@@ -244,7 +255,7 @@ export async function retrieveHistorical(request: HistoricalRequest): Promise<Hi
   log(
     `historical: wrote ${labels.n.toLocaleString('en-US')} rows to ${request.out} in ${seconds.toFixed(1)}s`,
   );
-  const sum = (field: 'entities' | 'eventsUsed' | 'shards') =>
+  const sum = (field: 'entities' | 'eventsUsed' | 'eventsLate' | 'shards') =>
     views.reduce((total, v) => total + v[field], 0);
   const read = (field: 'objectsRead' | 'objectsSkipped' | 'eventsRead') =>
     sources.reduce((total, p) => total + p[field], 0);
@@ -256,6 +267,7 @@ export async function retrieveHistorical(request: HistoricalRequest): Promise<Hi
     objectsSkipped: read('objectsSkipped'),
     eventsRead: read('eventsRead'),
     eventsUsed: sum('eventsUsed'),
+    eventsLate: sum('eventsLate'),
     shards: sum('shards'),
     views,
     sources,
@@ -319,12 +331,29 @@ async function answerSource(
     return seconds;
   };
   const source = members[0]!.view.source;
-  const indexed = members.map((m) => {
+  const indexed: (ViewMember & {
+    entities: EntityIndex;
+    needs: (o: RawLogObject) => boolean;
+    objects: RawLogObject[];
+    late: LateSet | null;
+    bytes: number;
+  })[] = [];
+  for (const m of members) {
     const entities = indexEntities(m.plan, m.keys, ts);
-    const needs = (o: RawLogObject) => o.dayStart + 86_400_000 > entities.from && o.dayStart < entities.to;
+    const needsDay = (dayStart: number) => dayOverlaps(dayStart, entities.from, entities.to);
+    const needs = (o: RawLogObject) => needsDay(o.dayStart);
     const objects = all.filter(needs);
-    return { ...m, entities, needs, objects, bytes: objects.reduce((s, o) => s + o.size, 0) };
-  });
+    // The events online refused as late for this view, of the days read: left out as online did.
+    const late = request.includeLate
+      ? null
+      : await readLateMarks(request.store, m.view.name, needsDay, request.signal);
+    if (late && late.marks > 0)
+      out.log(
+        `historical: ${m.view.name}: ${late.marks.toLocaleString('en-US')} late marks (${late.objects} objects): ` +
+          'the raw events the ingestor refused as late are left out, as online left them out; --include-late counts them',
+      );
+    indexed.push({ ...m, entities, needs, objects, late, bytes: objects.reduce((s, o) => s + o.size, 0) });
+  }
   // An object is read when some view needs its day, and its events go to those views only (each
   // sees exactly the objects it would read alone).
   const objects = all
@@ -635,7 +664,7 @@ function indexEntities(plan: ViewPlan, keys: readonly EntityKey[], ts: Float64Ar
  */
 async function routeEvents(
   request: HistoricalRequest,
-  members: readonly { view: ViewDef; plan: ViewPlan; entities: EntityIndex }[],
+  members: readonly { view: ViewDef; plan: ViewPlan; entities: EntityIndex; late: LateSet | null }[],
   objects: readonly { key: string; to: readonly boolean[] }[],
   shards: number,
   out: { source: SourceDef; label: string },
@@ -643,7 +672,7 @@ async function routeEvents(
   views: {
     shards: EventShards;
     dicts: (Value[] | null)[];
-    counts: { objectsRead: number; eventsRead: number; eventsUsed: number };
+    counts: { objectsRead: number; eventsRead: number; eventsUsed: number; eventsLate: number };
   }[];
   counts: { objectsRead: number; eventsRead: number };
 }> {
@@ -651,12 +680,13 @@ async function routeEvents(
     view: ViewDef;
     plan: ViewPlan;
     entities: EntityIndex;
+    late: LateSet | null;
     numeric: boolean[];
     shards: EventShards;
     dicts: (Value[] | null)[];
     codes: Map<Value, number>[];
     row: Float64Array;
-    counts: { objectsRead: number; eventsRead: number; eventsUsed: number };
+    counts: { objectsRead: number; eventsRead: number; eventsUsed: number; eventsLate: number };
   }[] = [];
   const counts = { objectsRead: 0, eventsRead: 0 };
   const keyField = out.source.keyField;
@@ -673,7 +703,7 @@ async function routeEvents(
         dicts: m.plan.columns.map((_, c) => (numeric[c] ? null : [])),
         codes: m.plan.columns.map(() => new Map<Value, number>()),
         row: new Float64Array(m.plan.columns.length),
-        counts: { objectsRead: 0, eventsRead: 0, eventsUsed: 0 },
+        counts: { objectsRead: 0, eventsRead: 0, eventsUsed: 0, eventsLate: 0 },
       });
     }
     const progress = createProgress(out.label, objects.length, {
@@ -714,6 +744,10 @@ async function routeEvents(
           if (e === undefined) continue;
           const t = raw.ts[i]!;
           if (!(t >= entities.lo[e]! && t < entities.hi[e]!)) continue;
+          if (r.late?.offsets.get(raw.partition[i]!)?.has(raw.offset[i]!)) {
+            r.counts.eventsLate++;
+            continue;
+          }
           for (let c = 0; c < row.length; c++) row[c] = cols[c]![i]!;
           store.add(e % shards, e, t, raw.partition[i]!, raw.offset[i]!, row);
           r.counts.eventsUsed++;

@@ -21,6 +21,7 @@ import {
   readFeatures,
 } from '../../../shared/engine/index.ts';
 import { isTesseraError } from '../../../shared/errors.ts';
+import { lateMarkFiles } from '../../../shared/offline/late-marks.ts';
 import { LocalObjectStore } from '../../../shared/offline/object-store.ts';
 import { encodeTable, readParquet, writeParquet } from '../../../shared/offline/parquet.ts';
 import { rawBatchFromRecords, writeRawLog } from '../../../shared/offline/raw-log.ts';
@@ -30,6 +31,7 @@ import {
   fraudEngineEvent,
   generateFraudEvents,
 } from '../../../shared/synth/fraud-events.ts';
+import { naiveFraudValue, sameValue } from '../../support/naive-reference.ts';
 
 const HOUR = 3_600_000;
 
@@ -546,5 +548,88 @@ views:
       );
     });
     assert.ok(sawBoth, 'some window holds both 2^53 and 2^53 + 1');
+  });
+});
+
+describe("point-in-time retrieval and the ingestor's late marks", () => {
+  let dir: string;
+  let store: LocalObjectStore;
+  const definitions = loadDefinitionsFile('definitions/fraud.yaml');
+  const view = definitions.views[0]!;
+  const events = generateFraudEvents({ events: 3000, seed: 11, users: 60 });
+  // Every 25th event was refused as late by the ingestor: the raw log holds it, the marks name it.
+  const late = new Set(events.filter((_, i) => i % 25 === 7));
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tessera-pit-late-'));
+    store = new LocalObjectStore(join(dir, 'store'));
+    const position = (r: FraudEvent) => ({ partition: r.partition, offset: r.offset });
+    await writeRawLog(store, view.source, rawBatchFromRecords(view.source, events, position), 'part-0');
+    const marks = [...late].map((e) => ({
+      sourceTopic: 'transactions',
+      partition: e.partition,
+      offset: e.offset,
+      ts: e.event_timestamp,
+    }));
+    // Split over two flush versions, as a flusher writes them.
+    const half = Math.floor(marks.length / 2);
+    for (const [version, part] of [
+      ['v_20260301T000000', marks.slice(0, half)],
+      ['v_20260301T000100', marks.slice(half)],
+    ] as const)
+      for (const file of lateMarkFiles(view.name, version, part)) await store.put(file.key, file.body);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('leaves out the events refused as late by default, as online did, and counts them with includeLate', async () => {
+    // At the late events' users' transactions (their own times) and 17 minutes after them.
+    const users = new Set([...late].map((e) => e.user_id));
+    const labels = events
+      .filter((e, i) => users.has(e.user_id) && i % 4 === 0)
+      .flatMap((e) => [
+        { user: e.user_id, t: e.event_timestamp },
+        { user: e.user_id, t: e.event_timestamp + 17 * 60_000 },
+      ]);
+    const entities = join(dir, 'labels.csv');
+    writeFileSync(
+      entities,
+      `user_id,event_timestamp\n${labels.map((r) => `${r.user},${new Date(r.t).toISOString()}`).join('\n')}\n`,
+    );
+    const online = events.filter((e) => !late.has(e));
+    let apart = 0;
+    for (const includeLate of [false, true]) {
+      const out = join(dir, `out-${includeLate}.parquet`);
+      const summary = await retrieveHistorical({
+        store,
+        definitions,
+        entities,
+        out,
+        progress: false,
+        shards: 3,
+        ...(includeLate ? { includeLate } : {}),
+      });
+      const table = readParquet(new Uint8Array(readFileSync(out)));
+      const seen = includeLate ? events : online;
+      const differences: string[] = [];
+      labels.forEach(({ user, t }, row) => {
+        for (const f of view.features) {
+          const cell = table.getChild(f.name)!.get(row) as number | bigint | null;
+          const got = typeof cell === 'bigint' ? Number(cell) : cell;
+          const want = naiveFraudValue(seen, user, f, t);
+          if (!sameValue(f.aggregation, got, want))
+            differences.push(`user ${user} at ${new Date(t).toISOString()}: ${f.name} ${got}, naive ${want}`);
+          if (!includeLate && !sameValue(f.aggregation, got, naiveFraudValue(events, user, f, t))) apart++;
+        }
+      });
+      assert.deepEqual(differences.slice(0, 5), [], `includeLate ${includeLate}`);
+      if (includeLate) assert.equal(summary.eventsLate, 0);
+      else
+        assert.ok(
+          summary.eventsLate > 0 && summary.eventsLate <= late.size,
+          `eventsLate ${summary.eventsLate}`,
+        );
+    }
+    // Else the check above could not tell the two answers apart.
+    assert.ok(apart > 50, `only ${apart} values differ with and without the late events`);
   });
 });
