@@ -5,9 +5,9 @@
 // loop over the events minus the late ones); `--include-late` counts them (the loop over all).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { readLateMarks } from '../../shared/offline/late-marks.ts';
@@ -79,6 +79,37 @@ describe("late events: historical retrieval leaves out what online refused, from
     const got = [...marks.offsets].flatMap(([p, offsets]) => [...offsets].map((o) => `${p}/${o}`)).sort();
     assert.deepEqual(got, late.map((e) => `${e.partition}/${e.offset}`).sort());
     assert.ok(late.length >= 40, `${late.length} late events`);
+  });
+
+  it('writes late marks pandas and pyarrow read with their declared dtypes', async () => {
+    const python = process.env.TESSERA_PYTHON;
+    assert.ok(python, 'TESSERA_PYTHON is unset: eval "$(scripts/stack env)"');
+    const local = join(dir, 'late-marks');
+    for (const o of await run.store.list(`${run.view.name}/late/`)) {
+      mkdirSync(dirname(join(local, o.key)), { recursive: true });
+      writeFileSync(join(local, o.key), await run.store.get(o.key));
+    }
+    const { stdout } = await execFileAsync(python, ['test/compat/flusher_dtypes.py', local], {
+      timeout: 60_000,
+    });
+    const files = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { file: string; rows: number; pandas: Record<string, string> });
+    assert.ok(files.length > 0);
+    for (const f of files) {
+      assert.match(f.file, /\/late\/date=\d{4}-\d{2}-\d{2}\/v_\d{8}T\d{6}\.parquet$/);
+      assert.deepEqual(f.pandas, {
+        source_topic: 'object',
+        source_partition: 'int32',
+        source_offset: 'int64',
+        event_timestamp: 'datetime64[ms, UTC]',
+      });
+    }
+    assert.equal(
+      files.reduce((n, f) => n + f.rows, 0),
+      late.length,
+    );
   });
 
   it('answers as online by default and counts the late events with --include-late', async () => {
