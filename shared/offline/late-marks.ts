@@ -84,12 +84,57 @@ export function lateMarkFiles(
 }
 
 const DAY_FOLDER = /\/late\/date=(\d{4}-\d{2}-\d{2})\/[^/]+\.parquet$/;
+/** Late-mark objects fetched at once: S3 latency overlaps, memory stays a few objects. */
+const FETCHES = 8;
 
-/** The source positions a view refused as late, per partition, and how many objects held them. */
-export interface LateSet {
-  offsets: Map<number, Set<number>>;
-  objects: number;
-  marks: number;
+/**
+ * The source records a view refused as late, per partition: offsets sorted, each with its event's
+ * time (whole ms), so a raw event is matched by position AND time. A position alone could name
+ * another event: a source moved to another topic, or a topic deleted and made again, restarts its
+ * offsets. Typed arrays, not Sets: 16 bytes a mark, and no Set's 2^24 entry limit.
+ */
+export class LateSet {
+  private readonly parts = new Map<number, { offsets: Float64Array; ts: Float64Array }>();
+  /** Objects read and marks in them (a mark kept twice counts twice). */
+  objects = 0;
+  marks = 0;
+
+  /** `marks`: per partition, offsets and their events' times (whole ms), in any order. */
+  constructor(marks: Map<number, { offsets: number[]; ts: number[] }> = new Map()) {
+    for (const [partition, { offsets, ts }] of marks) {
+      const order = Uint32Array.from(offsets.keys()).sort(
+        (a, b) => offsets[a]! - offsets[b]! || ts[a]! - ts[b]!,
+      );
+      this.parts.set(partition, {
+        offsets: Float64Array.from(order, (i) => offsets[i]!),
+        ts: Float64Array.from(order, (i) => ts[i]!),
+      });
+    }
+  }
+
+  /** Whether the raw event at (partition, offset) with event time `ts` (epoch ms) was refused as late. */
+  has(partition: number, offset: number, ts: number): boolean {
+    const part = this.parts.get(partition);
+    if (!part) return false;
+    const { offsets } = part;
+    let lo = 0;
+    let hi = offsets.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (offsets[mid]! < offset) lo = mid + 1;
+      else hi = mid;
+    }
+    const whole = Math.floor(ts);
+    for (let i = lo; i < offsets.length && offsets[i] === offset; i++) if (part.ts[i] === whole) return true;
+    return false;
+  }
+
+  /** Every mark as `partition/offset`, sorted (tests, diagnostics). */
+  positions(): string[] {
+    const out: string[] = [];
+    for (const [p, { offsets }] of this.parts) for (const o of offsets) out.push(`${p}/${o}`);
+    return [...new Set(out)].sort();
+  }
 }
 
 /**
@@ -103,37 +148,51 @@ export async function readLateMarks(
   needsDay: (dayStart: number) => boolean,
   signal?: AbortSignal,
 ): Promise<LateSet> {
-  const set: LateSet = { offsets: new Map(), objects: 0, marks: 0 };
+  const keys: string[] = [];
   for (const object of await store.list(lateMarksPrefix(view))) {
     const m = DAY_FOLDER.exec(object.key);
     if (!m) continue;
     const dayStart = Date.parse(`${m[1]}T00:00:00Z`);
-    if (Number.isNaN(dayStart) || !needsDay(dayStart)) continue;
-    signal?.throwIfAborted();
-    const where = `${store.location}/${object.key}`;
-    const table = readParquet(await store.get(object.key));
-    for (const name of [SOURCE_PARTITION, SOURCE_OFFSET])
-      if (!table.getChild(name))
+    if (!Number.isNaN(dayStart) && needsDay(dayStart)) keys.push(object.key);
+  }
+  const byPartition = new Map<number, { offsets: number[]; ts: number[] }>();
+  let marks = 0;
+  const readOne = (key: string, bytes: Uint8Array) => {
+    const where = `${store.location}/${key}`;
+    const table = readParquet(bytes);
+    for (const spec of LATE_MARK_COLUMNS.slice(1))
+      if (!table.getChild(spec.name))
         throw new TesseraError(
           'INVALID_ARGUMENT',
-          `${where} has no column ${name}; late marks need ${SOURCE_PARTITION} and ${SOURCE_OFFSET}`,
+          `${where} has no column ${spec.name}; late marks need ${LATE_MARK_COLUMNS.slice(1)
+            .map((c) => c.name)
+            .join(', ')}`,
         );
     const partition = numericColumn(table, SOURCE_PARTITION);
     const offset = numericColumn(table, SOURCE_OFFSET);
+    const ts = numericColumn(table, EVENT_TIMESTAMP);
     for (let i = 0; i < table.numRows; i++) {
-      let offsets = set.offsets.get(partition[i]!);
-      if (!offsets) {
-        offsets = new Set();
-        set.offsets.set(partition[i]!, offsets);
+      let part = byPartition.get(partition[i]!);
+      if (!part) {
+        part = { offsets: [], ts: [] };
+        byPartition.set(partition[i]!, part);
       }
-      offsets.add(offset[i]!);
+      part.offsets.push(offset[i]!);
+      part.ts.push(Math.floor(ts[i]!));
     }
-    set.objects++;
-    set.marks += table.numRows;
+    marks += table.numRows;
+  };
+  for (let k = 0; k < keys.length; k += FETCHES) {
+    signal?.throwIfAborted();
+    const batch = keys.slice(k, k + FETCHES);
+    const bodies = await Promise.all(batch.map((key) => store.get(key)));
+    batch.forEach((key, i) => readOne(key, bodies[i]!));
   }
+  const set = new LateSet(byPartition);
+  set.objects = keys.length;
+  set.marks = marks;
   return set;
 }
-
 /** Whether a day folder starting at `dayStart` can hold events in [from, to). */
 export function dayOverlaps(dayStart: number, from: number, to: number): boolean {
   return dayStart + DAY_MS > from && dayStart < to;

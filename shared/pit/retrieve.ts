@@ -744,7 +744,7 @@ async function routeEvents(
           if (e === undefined) continue;
           const t = raw.ts[i]!;
           if (!(t >= entities.lo[e]! && t < entities.hi[e]!)) continue;
-          if (r.late?.offsets.get(raw.partition[i]!)?.has(raw.offset[i]!)) {
+          if (r.late?.has(raw.partition[i]!, raw.offset[i]!, t)) {
             r.counts.eventsLate++;
             continue;
           }
