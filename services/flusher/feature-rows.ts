@@ -203,13 +203,12 @@ function parseRowText(text: string): ParsedRow {
   if (typeof json !== 'object' || json === null) return { ok: false, reason: 'bad_row' };
   const r = json as Record<string, unknown>;
   if (r.no_row !== undefined) {
-    const ts = r.event_time_ms;
-    if (
-      typeof r.no_row !== 'string' ||
-      !placed(r) ||
-      (ts !== undefined && !(typeof ts === 'number' && Math.abs(ts) <= MAX_DATE_MS))
-    )
-      return { ok: false, reason: 'bad_row' };
+    if (typeof r.no_row !== 'string' || !placed(r)) return { ok: false, reason: 'bad_row' };
+    // A time that is no time still leaves a valid mark: taken (its offset has no row), not filed.
+    const ts =
+      typeof r.event_time_ms === 'number' && Math.abs(r.event_time_ms) <= MAX_DATE_MS
+        ? r.event_time_ms
+        : undefined;
     return {
       ok: true,
       noRow: {
