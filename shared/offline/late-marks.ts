@@ -186,7 +186,7 @@ export async function readLateMarks(
     signal?.throwIfAborted();
     const batch = keys.slice(k, k + FETCHES);
     const bodies = await Promise.all(batch.map((key) => store.get(key)));
-    batch.forEach((key, i) => readOne(key, bodies[i]!));
+    for (const [i, key] of batch.entries()) readOne(key, bodies[i]!);
   }
   const set = new LateSet(byPartition);
   set.objects = keys.length;
