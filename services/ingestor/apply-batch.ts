@@ -118,6 +118,12 @@ export interface ClockOptions {
  * promoted (their value arrays alone: 13 % of what full collections freed at 10k events/s).
  */
 export interface RowSink {
+  /**
+   * false: the training rows are off (TESSERA_TRAINING_ROWS=false): no rows, no before-event reads
+   * (they, the rows' encoding and produce were about a third of the ingestor's CPU per event), only
+   * the late events' marks, which point-in-time retrieval needs all the more then.
+   */
+  readonly training: boolean;
   /** One row; `row` and its `values` are the caller's again once this returns (copy what you keep). */
   add(row: TrainingRow): void;
   /**
@@ -165,10 +171,7 @@ export async function applyBatch(
   views: readonly ViewRuntime[],
   events: readonly IncomingEvent[],
   clock: ClockOptions,
-  /**
-   * null: no training rows (TESSERA_TRAINING_ROWS=false). The before-event reads are skipped too;
-   * they and the rows' encoding and produce were about a third of the ingestor's CPU per event.
-   */
+  /** null: neither training rows nor late marks (tests); `training: false`: late marks only. */
   rows: RowSink | null = null,
   pause: () => Promise<void> = () => new Promise((resolve) => setImmediate(resolve)),
   deadLetters: RejectionSink = async () => {},
@@ -338,7 +341,7 @@ function applyEntity(
   for (const e of events) {
     const engineEvent: EngineEvent = toEngineEvent(plan, e.record, e.ts, e.partition, e.offset);
     // "Features before this event": only answerable (and only needed) when the event is not late.
-    const before = rows && e.ts >= readFloor(plan, state) ? read(e.ts) : null;
+    const before = rows?.training && e.ts >= readFloor(plan, state) ? read(e.ts) : null;
     try {
       const { outcome: kind, dropped } = applyEvent(
         plan,

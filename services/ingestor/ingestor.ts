@@ -572,12 +572,12 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       metrics.stageSeconds.inc({ stage: 'dlq' }, (performance.now() - sendStarted) / 1000);
     };
     const result = await retryInPlace(topic, heartbeat, metrics.redisErrors, () => {
-      const rows = config.trainingRows ? rowsSink(topic, heartbeat) : null;
+      const rows = rowsSink(topic, heartbeat);
       // The records the decoder refused have no row in any view: marked so (with the dead letter's
       // reason), with the first rows flushed. Not those of a schema id that could not be resolved
       // or compiled: another delivery may decode them (a registry follower catching up), and a
       // mark would then hide their rows.
-      if (rows)
+      if (rows.training)
         for (const { index, reason } of settled) {
           const { message, partition } = messages[index]!;
           for (const v of runtime.views)
@@ -664,7 +664,9 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
     // Within the rows topic's own limit too (as are its requests, sendChunked): a topic set below
     // them refused the rows for good, and the consumer crashed at every restart.
     const packed = new RowRecords(sourceTopic, json, Math.min(ROWS_RECORD_BYTES, rowsLimit));
+    const training = config.trainingRows;
     return {
+      training,
       add(row) {
         const line = json.row(row);
         // UTF-16 length * 3 bounds the UTF-8 bytes: measured only when it could matter. A record
@@ -694,7 +696,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         packed.row(row, line);
       },
       noRow(view, partition, offset, reason, ts) {
-        packed.mark(partition, json.noRow(sourceTopic, view, partition, offset, reason, ts));
+        packed.mark(partition, json.noRow(sourceTopic, view, partition, offset, reason, ts, !training));
       },
       async flush() {
         const sending = packed.take();
@@ -855,7 +857,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
         logger.info({ schemaIds: Object.fromEntries(ids) }, 'feature updates in Avro, schemas registered');
       }
       await producer.connect();
-      if (config.trainingRows) await rowsProducer.connect();
+      await rowsProducer.connect();
       await consumer.connect();
       // A rebalance may hand a partition to another ingestor and back: its entities' cached states
       // may then be stale. The compare-and-set would refuse them, but only after the batch's rows
@@ -918,7 +920,7 @@ export function createIngestor(deps: IngestorDeps): Ingestor {
       }
       await consumer.disconnect();
       await producer.disconnect();
-      if (config.trainingRows) await rowsProducer.disconnect();
+      await rowsProducer.disconnect();
     },
     async readiness() {
       const problems: string[] = [];

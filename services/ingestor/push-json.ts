@@ -24,7 +24,9 @@ export interface PushEncoder {
   update(update: FeatureUpdate): string;
   /**
    * `{view, source_topic, partition, offset, no_row, definitions_hash}`: an offset without a row;
-   * with `event_time_ms` (the event's time, epoch ms) when `ts` is given (late events).
+   * with `event_time_ms` (the event's time, epoch ms) when `ts` is given (late events), and
+   * `rows_off: true` from an ingestor that sends no rows (its marks close no gaps: only the late
+   * ones are sent, for point-in-time retrieval).
    */
   noRow(
     sourceTopic: string,
@@ -33,6 +35,7 @@ export interface PushEncoder {
     offset: number,
     reason: string,
     ts?: number,
+    rowsOff?: boolean,
   ): string;
 }
 
@@ -83,7 +86,7 @@ export function createPushEncoder(
       }
       return `${out}]`;
     },
-    noRow(sourceTopic, view, partition, offset, reason, ts) {
+    noRow(sourceTopic, view, partition, offset, reason, ts, rowsOff) {
       return JSON.stringify({
         view,
         source_topic: sourceTopic,
@@ -91,6 +94,7 @@ export function createPushEncoder(
         offset,
         no_row: reason,
         ...(ts === undefined ? {} : { event_time_ms: ts }),
+        ...(rowsOff ? { rows_off: true } : {}),
         definitions_hash: definitionsHash,
       });
     },

@@ -92,6 +92,7 @@ test('training rows are handed over before any state is written, and a failed ha
   const views: ViewRuntime[] = [{ plan, store }];
   await assert.rejects(
     applyBatch(views, events(), clock, {
+      training: true,
       add() {},
       noRow() {},
       async flush() {
@@ -105,6 +106,7 @@ test('training rows are handed over before any state is written, and a failed ha
   const seen: number[] = [];
   const pending: number[] = [];
   const result = await applyBatch(views, events(), clock, {
+    training: true,
     add: (r) => pending.push(r.offset),
     noRow: () => assert.fail('no event of this batch is late'),
     async flush() {
@@ -128,6 +130,7 @@ test('a redelivered batch after the state was saved changes nothing and yields n
   const saved = new Map([...store.blobs].map(([k, v]) => [k, v.blob.toString('hex')]));
   let rowsAgain = 0;
   const again = await applyBatch(views, events(), clock, {
+    training: true,
     add: () => rowsAgain++,
     noRow: () => rowsAgain++,
     async flush() {},
@@ -232,6 +235,24 @@ test('an event late for one view only is dead-lettered once and counted against 
       ['lenient', 1],
     ],
   );
+});
+
+test('with the training rows off, only the late events get marks (with their time), before any state is saved', async () => {
+  const store = memoryStore();
+  const list = withLate();
+  const late = list[list.length - 1]!;
+  const sink = collectRows(false);
+  const flushed: string[] = [];
+  const result = await applyBatch([{ plan, store }], list, clock, {
+    ...sink,
+    async flush() {
+      if (sink.noRows.length > 0) assert.equal(store.blobs.size, 0, 'marks come before the compare-and-set');
+      flushed.push(...sink.noRows.splice(0));
+    },
+  });
+  assert.equal(result.applied.get(plan.view.name), list.length - 1);
+  assert.deepEqual(sink.rows, [], 'no training rows');
+  assert.deepEqual(flushed, [`${plan.view.name}/0/${late.offset}/late@${late.ts}`]);
 });
 
 test('a late event gets a no-row mark in the view that rejected it, flushed even when it is all the batch holds', async () => {
@@ -397,10 +418,11 @@ test('marks handed to the sink before a batch with nothing to apply are still fl
 });
 
 /** A row sink keeping copies of the rows and the no-row marks it is handed. */
-function collectRows(): RowSink & { rows: TrainingRow[]; noRows: string[] } {
+function collectRows(training = true): RowSink & { rows: TrainingRow[]; noRows: string[] } {
   const rows: TrainingRow[] = [];
   const noRows: string[] = [];
   return {
+    training,
     rows,
     noRows,
     add: (r) => rows.push({ ...r, values: [...r.values] }),

@@ -105,6 +105,20 @@ test('no-row marks are exactly JSON.stringify of view, source_topic, partition, 
       definitions_hash: hash,
     }),
   );
+  // From an ingestor with the training rows off.
+  assert.equal(
+    encoder.noRow('it.transactions', 'user_transaction_features', 3, 77, 'late', 1767225600000, true),
+    JSON.stringify({
+      view: 'user_transaction_features',
+      source_topic: 'it.transactions',
+      partition: 3,
+      offset: 77,
+      no_row: 'late',
+      event_time_ms: 1767225600000,
+      rows_off: true,
+      definitions_hash: hash,
+    }),
+  );
 });
 
 test('feature updates are exactly JSON.stringify of view, entity, as_of, state_version, features, definitions_hash', () => {
