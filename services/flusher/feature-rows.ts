@@ -41,6 +41,11 @@ export interface NoRow {
   reason: string;
   /** The event's time, epoch ms: sent with `late` marks (`event_time_ms`), which the flusher keeps. */
   ts?: number;
+  /**
+   * From an ingestor with the training rows off (`rows_off`): the offset's other views send no
+   * rows either, so the mark closes no gap; it is only filed as a late mark.
+   */
+  rowsOff?: boolean;
 }
 
 export type ParsedRow =
@@ -218,6 +223,7 @@ function parseRowText(text: string): ParsedRow {
         offset: r.offset,
         reason: r.no_row,
         ...(ts === undefined ? {} : { ts }),
+        ...(r.rows_off === true ? { rowsOff: true } : {}),
       },
     };
   }

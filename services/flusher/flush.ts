@@ -18,7 +18,14 @@ import { type LateMark, lateMarkFiles } from '../../shared/offline/late-marks.ts
 import type { ObjectStore } from '../../shared/offline/object-store.ts';
 import { writeParquet } from '../../shared/offline/parquet.ts';
 import { newestCompleteSnapshot } from './entity-snapshot.ts';
-import { compareRows, type FeatureRow, featureColumns, misfitFeature, parseRows } from './feature-rows.ts';
+import {
+  compareRows,
+  type FeatureRow,
+  featureColumns,
+  misfitFeature,
+  type NoRow,
+  parseRows,
+} from './feature-rows.ts';
 import {
   copyState,
   type FlusherState,
@@ -118,6 +125,22 @@ export async function runFlush(
   // Rows: parse, keep the first copy of each source offset not written before, per view.
   const fresh = new Map<string, FeatureRow[]>();
   const late = new Map<string, LateMark[]>();
+  const fileLate = (mark: NoRow) => {
+    // Kept for point-in-time retrieval, which reads the raw log (late events included). A mark
+    // without a time (an ingestor older than late marks) cannot be filed by day.
+    if (mark.reason !== 'late' || mark.ts === undefined) return;
+    const entry = {
+      sourceTopic: mark.source_topic,
+      partition: mark.partition,
+      offset: mark.offset,
+      ts: mark.ts,
+    };
+    const list = late.get(mark.view);
+    if (list) list.push(entry);
+    else late.set(mark.view, [entry]);
+  };
+  // The marks of ingestors with the training rows off, filed in this flush (one per offset).
+  const filedRowsOff = new Set<string>();
   const seen = new Map<string, OffsetRanges>(); // `${topic}\0${partition}` -> offsets taken in this flush
   const views = new Map(ctx.definitions.views.map((v) => [v.name, v]));
   for (const [, records] of [...buffer.take(ctx.rowsTopic, intent.cut)].sort((a, b) => a[0] - b[0])) {
@@ -143,6 +166,20 @@ export async function runFlush(
         continue;
       }
       const id = `${row.view}\0${row.source_topic}\0${row.partition}`;
+      if (parsed.noRow?.rowsOff) {
+        // No rows fill the offsets between such marks, so they stay out of the written offsets
+        // (each would be one more interval, kept forever) and are only filed, unless the offset
+        // already has a row or a mark (an ingestor with the rows on came first).
+        const first =
+          !state.written.get(viewTopic(row.view, row.source_topic))?.get(row.partition)?.has(row.offset) &&
+          !seen.get(id)?.has(row.offset) &&
+          !filedRowsOff.has(`${id}\0${row.offset}`);
+        if (first) {
+          filedRowsOff.add(`${id}\0${row.offset}`);
+          fileLate(parsed.noRow);
+        }
+        continue;
+      }
       let taken = seen.get(id);
       if (!taken) {
         taken = new OffsetRanges();
@@ -156,15 +193,7 @@ export async function runFlush(
         if (!done) {
           taken.add(row.offset);
           report.noRows.set(row.view, (report.noRows.get(row.view) ?? 0) + 1);
-          // Kept for point-in-time retrieval, which reads the raw log (late events included).
-          // A mark without a time (an ingestor older than late marks) cannot be filed by day.
-          const { ts } = parsed.noRow;
-          if (parsed.noRow.reason === 'late' && ts !== undefined) {
-            const mark = { sourceTopic: row.source_topic, partition: row.partition, offset: row.offset, ts };
-            const list = late.get(row.view);
-            if (list) list.push(mark);
-            else late.set(row.view, [mark]);
-          }
+          fileLate(parsed.noRow);
         }
         continue;
       }

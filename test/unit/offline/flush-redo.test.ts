@@ -287,6 +287,43 @@ describe('runFlush', () => {
     for (const key of keys) assert.deepEqual(await again.get(key), await store.get(key), key);
   });
 
+  it('files the late marks of an ingestor with the training rows off, without adding them to the written offsets', async () => {
+    const store = await newStore();
+    const state = await loadState(store);
+    const t = Date.UTC(2026, 0, 5, 12);
+    const mark = (offset: number, reason = 'late') =>
+      JSON.stringify({
+        view: view.name,
+        source_topic: 'transactions',
+        partition: 1,
+        offset,
+        no_row: reason,
+        event_time_ms: t + offset,
+        rows_off: true,
+        definitions_hash: definitions.hash,
+      });
+    const buffer = new RecordBuffer(() => state.positions);
+    buffer.append('features.rows', 0, [
+      {
+        offset: 0,
+        key: null,
+        value: Buffer.from([mark(10), mark(30), mark(10), mark(40, 'undecodable')].join('\n')),
+      },
+    ]);
+    const report = await runFlush(ctx(store), state, buffer, {
+      version: 'v_20260105T120000',
+      cut: { 'features.rows': { '0': 1 } },
+      startedAt: intent.startedAt,
+    });
+    assert.equal(report.lateMarks.get(view.name), 2, 'offsets 10 and 30, each once');
+    assert.equal(report.noRows.size, 0, 'they close no gap');
+    const saved = await loadState(store);
+    assert.equal(saved.written.size, 0, 'no written offsets: one interval per mark would be kept forever');
+    const marks = await readLateMarks(store, view.name, () => true);
+    assert.deepEqual(marks.positions(), ['1/10', '1/30']);
+    assert.equal(marks.marks, 2);
+  });
+
   it('skips and counts a row whose feature its column cannot hold, and writes the others', async () => {
     const store = await newStore();
     const state = await loadState(store);

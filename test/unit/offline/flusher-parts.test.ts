@@ -133,6 +133,19 @@ describe('no-row marks', () => {
         ts: 1767225600000.5,
       },
     });
+    // From an ingestor with the training rows off.
+    assert.deepEqual(parseRow(Buffer.from(JSON.stringify({ ...mark, event_time_ms: 5, rows_off: true }))), {
+      ok: true,
+      noRow: {
+        view: 'v',
+        source_topic: 'transactions',
+        partition: 2,
+        offset: 9,
+        reason: 'late',
+        ts: 5,
+        rowsOff: true,
+      },
+    });
   });
   it('takes a mark whose event time is no time, without the time (it is not filed as a late mark)', () => {
     for (const event_time_ms of ['1767225600000', null, 8.64e15 + 1, true])
