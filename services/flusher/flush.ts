@@ -68,7 +68,8 @@ export interface FlushReport {
   duplicateRows: Map<string, number>;
   /** Source offsets marked as having no row (dead-lettered), per view: written ranges, no rows. */
   noRows: Map<string, number>;
-  /** Of those, the `late` ones kept as late marks (shared/offline/late-marks.ts), per view. */
+  /** Late marks filed (shared/offline/late-marks.ts), per view: the `late` ones of those, and the
+   * marks of ingestors with the training rows off (not in noRows: they close no gap). */
   lateMarks: Map<string, number>;
   invalid: Map<string, number>;
   objects: number;
