@@ -53,6 +53,25 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const SEE_LOG = 'the server log has the details under this request id';
 /** Methods a route may take; fastify adds HEAD to every GET route. */
 const ROUTE_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+/**
+ * Routes of Feast's feature server that Tessera does not have, with what to do instead: a Feast
+ * SDK call to one (`write_to_online_store`, `materialize` into a remote store) got a bare 404.
+ */
+const FEAST_ROUTES_NOT_SERVED: ReadonlyMap<string, string> = new Map([
+  [
+    '/write-to-online-store',
+    "writes feature values computed elsewhere; Tessera computes every feature from events, with one engine online and offline, so it takes events, not values: POST them to /push (Feast's push body) or produce them to the source topic",
+  ],
+  [
+    '/materialize',
+    'the ingestor keeps the online store fresh from Kafka continuously: there is nothing to materialize (a training set comes from the offline store: docs/offline-retrieval.md)',
+  ],
+  [
+    '/materialize-incremental',
+    'the ingestor keeps the online store fresh from Kafka continuously: there is nothing to materialize (a training set comes from the offline store: docs/offline-retrieval.md)',
+  ],
+  ['/retrieve-online-documents', 'Tessera serves aggregate features, not vector search'],
+]);
 /** How long a whole request may take to arrive (headers and body), unless configured. */
 export const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -229,6 +248,17 @@ export function buildApp(options: AppOptions): FastifyInstance {
     const url = request.url;
     const query = url.indexOf('?');
     const path = query < 0 ? url : url.slice(0, query);
+    const feast = FEAST_ROUTES_NOT_SERVED.get(path);
+    if (feast !== undefined)
+      return reply
+        .code(501)
+        .send(
+          errorBody(
+            request,
+            'NOT_IMPLEMENTED',
+            `${path} is a route of Feast's feature server that Tessera does not serve: it ${feast}`,
+          ),
+        );
     const allowed = ROUTE_METHODS.filter((method) => app.hasRoute({ url: path, method }));
     if (allowed.length > 0)
       return reply

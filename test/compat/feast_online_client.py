@@ -4,7 +4,8 @@ A throwaway Feast repo declares the reference feature view with a *remote* onlin
 at our server (bearer token from an env var, Feast's OIDC-client token option), then asks
 `FeatureStore.get_online_features` for the given users. Prints the SDK's `to_dict()` as JSON, plus
 `__types__`: the Python types of each feature's values, so the calling test compares what a Feast
-user would get with the server's own answer, types included.
+user would get with the server's own answer, types included; and `__write__`: what the SDK's
+`write_to_online_store` raised (the server takes events, not feature values).
 
 usage: feast_online_client.py <server-url> <token-env-var> <user_id,...>
 """
@@ -79,6 +80,15 @@ def main() -> None:
         values["__types__"] = {
             name: sorted({type(v).__name__ for v in values[name] if v is not None}) for name in FEATURES
         }
+        # Writing feature values through the SDK: the server refuses it (it computes features from
+        # events), and the SDK's error must carry the server's reason.
+        row = {"user_id": [users[0]], "event_timestamp": [pd.Timestamp.now(tz="UTC")]}
+        row.update({name: [1] for name in FEATURES})
+        try:
+            store.write_to_online_store("user_transaction_features", pd.DataFrame(row))
+            values["__write__"] = "accepted"
+        except Exception as error:  # noqa: BLE001 - the message is what the test checks
+            values["__write__"] = f"{type(error).__name__}: {error}"
         print(json.dumps(values))
 
 

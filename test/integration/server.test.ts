@@ -547,12 +547,16 @@ describe('online server', { timeout: 180_000 }, () => {
       { env: { ...process.env, TESSERA_FEAST_TOKEN: TOKEN }, encoding: 'utf8', timeout: 120_000 },
     );
     const t2 = Date.now();
-    const { __types__: types, ...sdk } = JSON.parse(out.trim().split('\n').pop()!) as Record<
-      string,
-      unknown[]
-    > & {
+    const {
+      __types__: types,
+      __write__: write,
+      ...sdk
+    } = JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown[]> & {
       __types__: Record<string, string[]>;
+      __write__: string;
     };
+    // write_to_online_store: refused with the server's reason and what to do instead.
+    assert.match(write, /Tessera does not serve.*POST them to \/push/s, write);
     assert.deepEqual(sdk.user_id, sample);
     // Float64 features reach Python as floats, Int64 ones as ints, as from Feast's own server.
     for (const f of view.features)

@@ -512,6 +512,26 @@ describe('server app', () => {
     assert.equal(unknown.headers.allow, undefined);
     await a.close();
   });
+  it("answers Feast's routes it does not serve 501, saying what to do instead", async () => {
+    const a = app();
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const cases = [
+      { url: '/write-to-online-store', says: /POST them to \/push/ },
+      { url: '/materialize', says: /nothing to materialize/ },
+      { url: '/materialize-incremental?x=1', says: /nothing to materialize/ },
+      { url: '/retrieve-online-documents', says: /not vector search/ },
+    ];
+    for (const c of cases) {
+      const res = await a.inject({ method: 'POST', url: c.url, headers: auth, payload: {} });
+      assert.equal(res.statusCode, 501, c.url);
+      const json = res.json() as ErrorBody;
+      assertErrorShape(res.headers, json);
+      assert.equal(json.error.code, 'NOT_IMPLEMENTED');
+      assert.match(json.error.message, /a route of Feast's feature server that Tessera does not serve/);
+      assert.match(json.error.message, c.says);
+    }
+    await a.close();
+  });
 
   it('answers an Expect header other than 100-continue with 417 in the error shape, with a request id', async () => {
     const metrics = createServerMetrics();
