@@ -194,7 +194,7 @@ export async function runFlush(
         if (!done) {
           taken.add(row.offset);
           report.noRows.set(row.view, (report.noRows.get(row.view) ?? 0) + 1);
-          fileLate(parsed.noRow);
+          if (!filedRowsOff.has(`${id}\0${row.offset}`)) fileLate(parsed.noRow);
         }
         continue;
       }

@@ -50,7 +50,9 @@ describe('training rows off: the offline store keeps the raw log, training sets 
     for (const o of viewObjects) assert.match(o.key, /^[^/]+\/late\/date=[\d-]+\/v_[\dT]+\.parquet$/);
     const marks = await readLateMarks(run.store, run.view.name, () => true);
     assert.deepEqual(marks.positions(), late.map((e) => `${e.partition}/${e.offset}`).sort());
-    assert.equal(marks.marks, late.length, 'each late event filed once');
+    // Once each, unless a redelivery across a flush filed one again (rows-off marks are not
+    // first-entry-wins: docs/offline-store.md).
+    assert.ok(marks.marks >= late.length, `${marks.marks} marks`);
   });
 
   it('answers point-in-time retrieval over the raw log with the naive loop over the events online applied', async () => {

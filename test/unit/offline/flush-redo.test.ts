@@ -322,6 +322,23 @@ describe('runFlush', () => {
     const marks = await readLateMarks(store, view.name, () => true);
     assert.deepEqual(marks.positions(), ['1/10', '1/30']);
     assert.equal(marks.marks, 2);
+
+    // A rolling change of the setting: the same offset marked by an ingestor with the rows on, in
+    // the same flush, is taken into the written offsets but filed only once.
+    const rowsOn = JSON.parse(mark(50)) as Record<string, unknown>;
+    delete rowsOn.rows_off;
+    buffer.release({ 'features.rows': { '0': 1 } });
+    buffer.append('features.rows', 0, [
+      { offset: 1, key: null, value: Buffer.from(`${mark(50)}\n${JSON.stringify(rowsOn)}`) },
+    ]);
+    const mixed = await runFlush(ctx(store), state, buffer, {
+      version: 'v_20260105T120100',
+      cut: { 'features.rows': { '0': 2 } },
+      startedAt: intent.startedAt,
+    });
+    assert.equal(mixed.lateMarks.get(view.name), 1);
+    assert.equal(mixed.noRows.get(view.name), 1);
+    assert.equal((await readLateMarks(store, view.name, () => true)).marks, 3);
   });
 
   it('skips and counts a row whose feature its column cannot hold, and writes the others', async () => {
