@@ -57,21 +57,22 @@ const ROUTE_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS
  * Routes of Feast's feature server that Tessera does not have, with what to do instead: a Feast
  * SDK call to one (`write_to_online_store`, `materialize` into a remote store) got a bare 404.
  */
-const FEAST_ROUTES_NOT_SERVED: ReadonlyMap<string, string> = new Map([
-  [
-    '/write-to-online-store',
-    "writes feature values computed elsewhere; Tessera computes every feature from events, with one engine online and offline, so it takes events, not values: POST them to /push (Feast's push body) or produce them to the source topic",
-  ],
-  [
-    '/materialize',
-    'the ingestor keeps the online store fresh from Kafka continuously: there is nothing to materialize (a training set comes from the offline store: docs/offline-retrieval.md)',
-  ],
-  [
-    '/materialize-incremental',
-    'the ingestor keeps the online store fresh from Kafka continuously: there is nothing to materialize (a training set comes from the offline store: docs/offline-retrieval.md)',
-  ],
-  ['/retrieve-online-documents', 'Tessera serves aggregate features, not vector search'],
-]);
+function feastRoutesNotServed(push: boolean): ReadonlyMap<string, string> {
+  const events = push
+    ? "POST them to /push (Feast's push body) or produce them to the source topic"
+    : 'produce them to the source topic (this server has /push off: TESSERA_SERVER_PUSH=false)';
+  const fresh =
+    'the ingestor keeps the online store fresh from Kafka continuously: there is nothing to materialize (a training set comes from the offline store: docs/offline-retrieval.md)';
+  return new Map([
+    [
+      '/write-to-online-store',
+      `writes feature values computed elsewhere; Tessera computes every feature from events, with one engine online and offline, so it takes events, not values: ${events}`,
+    ],
+    ['/materialize', fresh],
+    ['/materialize-incremental', fresh],
+    ['/retrieve-online-documents', 'Tessera serves aggregate features, not vector search'],
+  ]);
+}
 /** How long a whole request may take to arrive (headers and body), unless configured. */
 export const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -241,6 +242,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     return reply.code(500).send(errorBody(request, 'INTERNAL', `internal error; ${SEE_LOG}`));
   });
 
+  const feastRoutes = feastRoutesNotServed(options.pusher !== undefined);
   app.setNotFoundHandler((request, reply) => {
     // A route's path asked with another method is a 405 naming those it takes (HTTP requires the
     // Allow header there): a 404 told a client that asked GET /get-online-features that the route
@@ -248,7 +250,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     const url = request.url;
     const query = url.indexOf('?');
     const path = query < 0 ? url : url.slice(0, query);
-    const feast = FEAST_ROUTES_NOT_SERVED.get(path);
+    const feast = feastRoutes.get(path);
     if (feast !== undefined)
       return reply
         .code(501)

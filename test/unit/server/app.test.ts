@@ -513,16 +513,20 @@ describe('server app', () => {
     await a.close();
   });
   it("answers Feast's routes it does not serve 501, saying what to do instead", async () => {
-    const a = app();
+    const config = loadConfig({ argv: [], env: { TESSERA_AUTH_TOKEN: TOKEN } });
+    const producer = { events: {}, on() {} } as unknown as ConstructorParameters<typeof Pusher>[0];
+    const withPush = app({}, undefined, { pusher: new Pusher(producer, config, definitions, 'definitions') });
+    const pushOff = app();
     const auth = { authorization: `Bearer ${TOKEN}` };
     const cases = [
-      { url: '/write-to-online-store', says: /POST them to \/push/ },
-      { url: '/materialize', says: /nothing to materialize/ },
-      { url: '/materialize-incremental?x=1', says: /nothing to materialize/ },
-      { url: '/retrieve-online-documents', says: /not vector search/ },
+      { a: withPush, url: '/write-to-online-store', says: /POST them to \/push/ },
+      { a: pushOff, url: '/write-to-online-store', says: /source topic \(this server has \/push off/ },
+      { a: pushOff, url: '/materialize', says: /nothing to materialize/ },
+      { a: withPush, url: '/materialize-incremental?x=1', says: /nothing to materialize/ },
+      { a: pushOff, url: '/retrieve-online-documents', says: /not vector search/ },
     ];
     for (const c of cases) {
-      const res = await a.inject({ method: 'POST', url: c.url, headers: auth, payload: {} });
+      const res = await c.a.inject({ method: 'POST', url: c.url, headers: auth, payload: {} });
       assert.equal(res.statusCode, 501, c.url);
       const json = res.json() as ErrorBody;
       assertErrorShape(res.headers, json);
@@ -530,7 +534,8 @@ describe('server app', () => {
       assert.match(json.error.message, /a route of Feast's feature server that Tessera does not serve/);
       assert.match(json.error.message, c.says);
     }
-    await a.close();
+    await withPush.close();
+    await pushOff.close();
   });
 
   it('answers an Expect header other than 100-continue with 417 in the error shape, with a request id', async () => {
