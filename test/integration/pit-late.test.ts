@@ -2,7 +2,8 @@
 // counts them, yet the flusher's raw log holds them (it cannot judge lateness). The ingestor's late
 // no-row marks reach the flusher, which files them under `<view>/late/`, and `tessera historical`
 // then leaves those events out, so a training set equals what online served (an independent naive
-// loop over the events minus the late ones); `--include-late` counts them (the loop over all).
+// loop over the events minus the late ones, and the online server's own answers at the same times);
+// `--include-late` counts them (the loop over all).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,10 +16,13 @@ import { generateFraudEvents } from '../../shared/synth/fraud-events.ts';
 import { cleanupStore, newFlusherRun } from '../support/flusher-process.ts';
 import { cleanupRun } from '../support/ingestor-process.ts';
 import { historicalAgainstNaive, throughIngestorAndFlusher, withLateEvents } from '../support/late-events.ts';
+import { sameValue } from '../support/naive-reference.ts';
+import { postJson, startServer } from '../support/server-process.ts';
 
 const PARTITIONS = 3;
 const MIN = 60_000;
 const execFileAsync = promisify(execFile);
+const TOKEN = 'pit-late-token-0123456789abcdef';
 
 describe("late events: historical retrieval leaves out what online refused, from the ingestor's marks", {
   timeout: 180_000,
@@ -106,5 +110,49 @@ describe("late events: historical retrieval leaves out what online refused, from
     }
     // Else the comparisons above could not tell the two answers apart.
     assert.ok(apart > 50, `only ${apart} values differ with and without the late events`);
+  });
+
+  it('equals the online server at the same times: both leave the late events out', async () => {
+    // Each user with a late event, 10 minutes after its newest applied event: within the allowed
+    // lateness of its state's clock, so the server answers exactly as of then.
+    const users = [...new Set(late.map((e) => e.user_id))];
+    const rows = users.map((user) => ({
+      user,
+      t: Math.max(...online.filter((e) => e.user_id === user).map((e) => e.event_timestamp)) + 10 * MIN,
+    }));
+    const offline = await historicalAgainstNaive(run, dir, rows, { kept: online, all: events });
+    assert.deepEqual(offline.differences.slice(0, 5), []);
+    const server = startServer({ ...run.env, TESSERA_AUTH_TOKEN: TOKEN });
+    try {
+      const url = await server.url;
+      const differences: string[] = [];
+      for (const [i, { user, t }] of rows.entries()) {
+        const { status, json } = await postJson<{ results: { values: unknown[]; statuses: string[] }[] }>(
+          url,
+          '/get-online-features',
+          {
+            features: run.view.features.map((f) => f.ref),
+            entities: { user_id: [user] },
+            as_of: new Date(t).toISOString(),
+          },
+          TOKEN,
+        );
+        assert.equal(status, 200, JSON.stringify(json));
+        run.view.features.forEach((f, k) => {
+          const online = json.results[k + 1]!;
+          assert.equal(online.statuses[0], 'PRESENT', `${f.name} of user ${user}`);
+          const historical = offline.cells.get(f.name)![i];
+          if (!sameValue(f.aggregation, online.values[0], historical))
+            differences.push(
+              `user ${user} at ${new Date(t).toISOString()}: ${f.name} server ${online.values[0]}, historical ${historical}`,
+            );
+        });
+      }
+      assert.deepEqual(differences.slice(0, 10), []);
+    } finally {
+      await server.stop();
+    }
+    // With the late events counted these times would differ from the server's answers.
+    assert.ok(offline.apart > 0, 'no value differs with the late events counted');
   });
 });

@@ -72,7 +72,13 @@ export async function historicalAgainstNaive(
   rows: readonly { user: number; t: number }[],
   events: { kept: readonly FraudEvent[]; all: readonly FraudEvent[] },
   extraArgs: readonly string[] = [],
-): Promise<{ summary: { eventsLate: number }; differences: string[]; apart: number }> {
+): Promise<{
+  summary: { eventsLate: number };
+  differences: string[];
+  apart: number;
+  /** Per feature, the value of each row (null for an empty cell). */
+  cells: Map<string, (number | null)[]>;
+}> {
   const name = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
   const entities = join(dir, `labels-${name}.csv`);
   writeFileSync(
@@ -102,16 +108,18 @@ export async function historicalAgainstNaive(
   assert.equal(lines.length, rows.length);
   const differences: string[] = [];
   let apart = 0;
+  const cells = new Map(run.view.features.map((f) => [f.name, [] as (number | null)[]]));
   lines.forEach((line, i) => {
-    const cells = line.split(',');
+    const fields = line.split(',');
     const { user, t } = rows[i]!;
-    assert.equal(Number(cells[columns.indexOf('user_id')]), user, 'rows in input order');
+    assert.equal(Number(fields[columns.indexOf('user_id')]), user, 'rows in input order');
     for (const feature of run.view.features) {
       const column = columns.indexOf(feature.name);
       assert.ok(column >= 0, `no column ${feature.name} in ${header}`);
       // An empty cell is a null: Number('') is 0, which equalled an expected 0.
-      const cell = cells[column]!;
+      const cell = fields[column]!;
       const got = cell === '' ? null : Number(cell);
+      cells.get(feature.name)!.push(got);
       const want = naiveFraudValue(events.kept, user, feature, t);
       if (!sameValue(feature.aggregation, got, want))
         differences.push(
@@ -120,5 +128,5 @@ export async function historicalAgainstNaive(
       if (!sameValue(feature.aggregation, got, naiveFraudValue(events.all, user, feature, t))) apart++;
     }
   });
-  return { summary: JSON.parse(stdout) as { eventsLate: number }, differences, apart };
+  return { summary: JSON.parse(stdout) as { eventsLate: number }, differences, apart, cells };
 }
