@@ -81,44 +81,24 @@ test('header and rows read back by the flusher as the features before each event
 });
 
 test('no-row marks are exactly JSON.stringify of view, source_topic, partition, offset, no_row, definitions_hash', () => {
-  assert.equal(
-    encoder.noRow('it.transactions', 'user_transaction_features', 3, 77, 'late'),
+  // The fields in this order; a late event's time and the rows-off flag between no_row and the hash.
+  const expected = (extra: Record<string, unknown>) =>
     JSON.stringify({
       view: 'user_transaction_features',
       source_topic: 'it.transactions',
       partition: 3,
       offset: 77,
       no_row: 'late',
+      ...extra,
       definitions_hash: hash,
-    }),
-  );
-  // With the event's time (a late event), between no_row and definitions_hash; a fraction kept.
-  assert.equal(
-    encoder.noRow('it.transactions', 'user_transaction_features', 3, 77, 'late', 1767225600000.5),
-    JSON.stringify({
-      view: 'user_transaction_features',
-      source_topic: 'it.transactions',
-      partition: 3,
-      offset: 77,
-      no_row: 'late',
-      event_time_ms: 1767225600000.5,
-      definitions_hash: hash,
-    }),
-  );
+    });
+  const mark = (...rest: [number?, boolean?]) =>
+    encoder.noRow('it.transactions', 'user_transaction_features', 3, 77, 'late', ...rest);
+  assert.equal(mark(), expected({}));
+  // A fraction of a millisecond is kept.
+  assert.equal(mark(1767225600000.5), expected({ event_time_ms: 1767225600000.5 }));
   // From an ingestor with the training rows off.
-  assert.equal(
-    encoder.noRow('it.transactions', 'user_transaction_features', 3, 77, 'late', 1767225600000, true),
-    JSON.stringify({
-      view: 'user_transaction_features',
-      source_topic: 'it.transactions',
-      partition: 3,
-      offset: 77,
-      no_row: 'late',
-      event_time_ms: 1767225600000,
-      rows_off: true,
-      definitions_hash: hash,
-    }),
-  );
+  assert.equal(mark(1767225600000, true), expected({ event_time_ms: 1767225600000, rows_off: true }));
 });
 
 test('feature updates are exactly JSON.stringify of view, entity, as_of, state_version, features, definitions_hash', () => {
