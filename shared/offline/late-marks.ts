@@ -193,6 +193,7 @@ export async function readLateMarks(
   set.marks = marks;
   return set;
 }
+
 /** Whether a day folder starting at `dayStart` can hold events in [from, to). */
 export function dayOverlaps(dayStart: number, from: number, to: number): boolean {
   return dayStart + DAY_MS > from && dayStart < to;
