@@ -83,12 +83,17 @@ function twoProduct(a: number, b: number): [number, number] {
   return [p, al * bl - (p - ah * bh - al * bh - ah * bl)];
 }
 
-/** Adds sign * x^2 exactly (both halves of the product). */
-export function addExactSquare(partials: number[], x: number, sign: 1 | -1 = 1): number[] {
-  const [hi, lo] = twoProduct(x, x);
+/** Adds sign * a * b to the partials in place, exactly (both halves of the product). */
+function addExactProduct(partials: number[], a: number, b: number, sign: 1 | -1): number[] {
+  const [hi, lo] = twoProduct(a, b);
   addExact(partials, sign * hi);
   if (lo !== 0) addExact(partials, sign * lo);
   return partials;
+}
+
+/** Adds sign * x^2 exactly (both halves of the product). */
+export function addExactSquare(partials: number[], x: number, sign: 1 | -1 = 1): number[] {
+  return addExactProduct(partials, x, x, sign);
 }
 
 const BITS = new Float64Array(1);
@@ -108,14 +113,6 @@ function evenSignificand(q: number): boolean {
   return (WORD[0]! & 1n) === 0n;
 }
 
-/** Subtracts x·d from the partials in place, exactly (both halves of the product). */
-function subtractProduct(partials: number[], x: number, d: number): number[] {
-  const [hi, lo] = twoProduct(x, d);
-  addExact(partials, -hi);
-  if (lo !== 0) addExact(partials, -lo);
-  return partials;
-}
-
 /**
  * The double nearest (ties to even) to the exact sum in `numerator`, which is non-negative,
  * divided by the positive integer `d` (below 2^53). Rounding the numerator and then dividing
@@ -127,13 +124,13 @@ function roundedQuotient(numerator: readonly number[], d: number): number {
   for (let step = 0; step < 3 && Number.isFinite(q); step++) {
     // numerator − q·d, exact. A sum of doubles is a multiple of the least subnormal: a non-zero
     // one never rounds to 0, so the signs below are exact too.
-    const remainder = subtractProduct(numerator.slice(), q, d);
+    const remainder = addExactProduct(numerator.slice(), q, d, -1);
     const side = Math.sign(roundExact(remainder));
     if (side === 0) return q;
     const next = nextDouble(q, side > 0 ? 1 : -1);
     // Where the exact quotient sits against the midpoint of q and next: the remainder less half
     // their exact difference times d (the midpoint itself is no double).
-    const past = Math.sign(roundExact(subtractProduct(remainder, (next - q) / 2, d)));
+    const past = Math.sign(roundExact(addExactProduct(remainder, (next - q) / 2, d, -1)));
     if (past === 0) return evenSignificand(q) ? q : next;
     if (past !== side) return q;
     q = next;
@@ -149,12 +146,8 @@ function roundedQuotient(numerator: readonly number[], d: number): number {
  */
 export function exactVariance(n: number, sum: readonly number[], sumSquares: readonly number[]): number {
   const numerator: number[] = [];
-  for (const q of sumSquares) {
-    const [hi, lo] = twoProduct(q, n);
-    addExact(numerator, hi);
-    if (lo !== 0) addExact(numerator, lo);
-  }
-  for (const a of sum) for (const b of sum) subtractProduct(numerator, a, b);
+  for (const q of sumSquares) addExactProduct(numerator, q, n, 1);
+  for (const a of sum) for (const b of sum) addExactProduct(numerator, a, b, -1);
   return Math.max(0, roundedQuotient(numerator, n * (n - 1)));
 }
 
