@@ -10,9 +10,8 @@ import { TesseraError } from '../errors.ts';
 import { EVENT_TIMESTAMP, SOURCE_OFFSET, SOURCE_PARTITION } from './feature-columns.ts';
 import type { ObjectStore } from './object-store.ts';
 import { type ColumnSpec, readParquet, type WriteOptions, writeParquet } from './parquet.ts';
-import { numericColumn, utcDay } from './raw-log.ts';
+import { dayFolder, numericColumn, utcDay } from './raw-log.ts';
 
-const DAY_MS = 86_400_000;
 export const SOURCE_TOPIC = 'source_topic';
 
 export const LATE_MARK_COLUMNS: readonly ColumnSpec[] = [
@@ -83,7 +82,6 @@ export function lateMarkFiles(
     });
 }
 
-const DAY_FOLDER = /\/late\/date=(\d{4}-\d{2}-\d{2})\/[^/]+\.parquet$/;
 /** Late-mark objects fetched at once: S3 latency overlaps, memory stays a few objects. */
 const FETCHES = 8;
 
@@ -150,10 +148,8 @@ export async function readLateMarks(
 ): Promise<LateSet> {
   const keys: string[] = [];
   for (const object of await store.list(lateMarksPrefix(view))) {
-    const m = DAY_FOLDER.exec(object.key);
-    if (!m) continue;
-    const dayStart = Date.parse(`${m[1]}T00:00:00Z`);
-    if (!Number.isNaN(dayStart) && needsDay(dayStart)) keys.push(object.key);
+    const folder = dayFolder(object.key);
+    if (folder && needsDay(folder.dayStart)) keys.push(object.key);
   }
   const byPartition = new Map<number, { offsets: number[]; ts: number[] }>();
   let marks = 0;
@@ -192,9 +188,4 @@ export async function readLateMarks(
   set.objects = keys.length;
   set.marks = marks;
   return set;
-}
-
-/** Whether a day folder starting at `dayStart` can hold events in [from, to). */
-export function dayOverlaps(dayStart: number, from: number, to: number): boolean {
-  return dayStart + DAY_MS > from && dayStart < to;
 }

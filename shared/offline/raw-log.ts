@@ -102,6 +102,22 @@ export interface RawLogObject {
 const DAY_FOLDER = /\/date=(\d{4}-\d{2}-\d{2})\/[^/]+\.parquet$/;
 
 /**
+ * The UTC day of an object filed in a `date=YYYY-MM-DD/<name>.parquet` folder (the raw log, the late
+ * marks) and the epoch ms of its start; null for a key outside such a folder.
+ */
+export function dayFolder(key: string): { day: string; dayStart: number } | null {
+  const m = DAY_FOLDER.exec(key);
+  if (!m) return null;
+  const dayStart = Date.parse(`${m[1]}T00:00:00Z`);
+  return Number.isNaN(dayStart) ? null : { day: m[1]!, dayStart };
+}
+
+/** Whether a day folder starting at `dayStart` can hold events in [from, to). */
+export function dayOverlaps(dayStart: number, from: number, to: number): boolean {
+  return dayStart + DAY_MS > from && dayStart < to;
+}
+
+/**
  * The parquet objects of a source's raw log whose day can hold events in [from, to), sorted by
  * key (so by day). Objects outside a `date=` folder are ignored.
  */
@@ -112,12 +128,9 @@ export async function listRawLog(
 ): Promise<RawLogObject[]> {
   const out: RawLogObject[] = [];
   for (const object of await store.list(rawLogPrefix(source))) {
-    const m = DAY_FOLDER.exec(object.key);
-    if (!m) continue;
-    const dayStart = Date.parse(`${m[1]}T00:00:00Z`);
-    if (Number.isNaN(dayStart)) continue;
-    if (dayStart + DAY_MS <= range.from || dayStart >= range.to) continue;
-    out.push({ key: object.key, size: object.size, day: m[1]!, dayStart });
+    const folder = dayFolder(object.key);
+    if (!folder || !dayOverlaps(folder.dayStart, range.from, range.to)) continue;
+    out.push({ key: object.key, size: object.size, ...folder });
   }
   return out;
 }

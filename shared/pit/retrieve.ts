@@ -23,9 +23,10 @@ import type { Definitions, FeatureDef, SourceDef, ViewDef } from '../definitions
 import { numericColumns, planView, type Value, type ViewPlan } from '../engine/index.ts';
 import { TesseraError } from '../errors.ts';
 import { EVENT_TIMESTAMP } from '../offline/feature-columns.ts';
-import { dayOverlaps, type LateSet, readLateMarks } from '../offline/late-marks.ts';
+import { type LateSet, readLateMarks } from '../offline/late-marks.ts';
 import type { ObjectStore } from '../offline/object-store.ts';
 import {
+  dayOverlaps,
   listRawLog,
   numericColumn,
   type RawLogObject,
