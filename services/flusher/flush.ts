@@ -105,14 +105,14 @@ export async function runFlush(
   }
   logger.info({ version: intent.version, cut: intent.cut }, 'flush writing');
   const fileMeta = footer({ definitions_hash: ctx.definitions.hash, flush: intent.version });
-  const rawOptions = { metadata: fileMeta, compression: COMPRESSION };
+  const fileOptions = { metadata: fileMeta, compression: COMPRESSION };
 
   for (const [topic, { source, decoder }] of ctx.sources) {
     const { files, invalid } = await buildRawFiles(
       source,
       decoder,
       buffer.take(topic, intent.cut),
-      rawOptions,
+      fileOptions,
     );
     await putParquet(store, files);
     report.objects += files.length;
@@ -167,15 +167,15 @@ export async function runFlush(
         continue;
       }
       const id = `${row.view}\0${row.source_topic}\0${row.partition}`;
+      // The first entry of an offset wins, a row or a no-row mark: either is "done" for it.
+      const done =
+        state.written.get(viewTopic(row.view, row.source_topic))?.get(row.partition)?.has(row.offset) ===
+          true || seen.get(id)?.has(row.offset) === true;
       if (parsed.noRow?.rowsOff) {
         // No rows fill the offsets between such marks, so they stay out of the written offsets
         // (each would be one more interval, kept forever) and are only filed, unless the offset
         // already has a row or a mark (an ingestor with the rows on came first).
-        const first =
-          !state.written.get(viewTopic(row.view, row.source_topic))?.get(row.partition)?.has(row.offset) &&
-          !seen.get(id)?.has(row.offset) &&
-          !filedRowsOff.has(`${id}\0${row.offset}`);
-        if (first) {
+        if (!done && !filedRowsOff.has(`${id}\0${row.offset}`)) {
           filedRowsOff.add(`${id}\0${row.offset}`);
           fileLate(parsed.noRow);
         }
@@ -186,10 +186,6 @@ export async function runFlush(
         taken = new OffsetRanges();
         seen.set(id, taken);
       }
-      // The first entry of an offset wins, a row or a no-row mark: either is "done" for it.
-      const done =
-        writtenRanges(state, viewTopic(row.view, row.source_topic), row.partition).has(row.offset) ||
-        taken.has(row.offset);
       if (parsed.noRow !== undefined) {
         if (!done) {
           taken.add(row.offset);
@@ -223,10 +219,7 @@ export async function runFlush(
   }
 
   for (const [name, marks] of late) {
-    const files = lateMarkFiles(name, intent.version, marks, {
-      metadata: fileMeta,
-      compression: COMPRESSION,
-    });
+    const files = lateMarkFiles(name, intent.version, marks, fileOptions);
     await putParquet(store, files);
     report.objects += files.length;
     report.lateMarks.set(name, marks.length);
