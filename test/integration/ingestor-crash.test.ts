@@ -5,7 +5,8 @@
 // clock (the default), with records stamped as if produced live and some at the lateness boundary:
 // a run and the next one after a kill must judge a redelivered record alike. Most kills must
 // leave records to redo (the group behind the log), and the restarts must have seen redeliveries
-// (records applied but not committed before a kill): otherwise the kills proved nothing.
+// (records applied but not committed before a kill): otherwise the kills proved nothing. Every
+// other run commits once a minute, so its kill is sure to leave such records.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { loadDefinitionsFile } from '../../shared/definitions/load.ts';
@@ -19,6 +20,7 @@ import {
   liveStamps,
   newTestRun,
   recordOutcomes,
+  recordsHandled,
   startIngestor,
   type TestRun,
   waitForCaughtUp,
@@ -61,8 +63,9 @@ describe(`ingestor survives ${KILLS} kill -9 with ${EVENTS} events in flight`, {
       chain = done.catch(() => undefined);
       return done;
     };
+    /** Sends the next 2,000 events (fewer at the end, none after it); returns how many. */
     const sendNext = async () => {
-      if (next >= events.length) return;
+      if (next >= events.length) return 0;
       const from = next;
       next = Math.min(events.length, next + 2000);
       await producer.send({
@@ -70,6 +73,7 @@ describe(`ingestor survives ${KILLS} kill -9 with ${EVENTS} events in flight`, {
         messages: fraudMessages(events.slice(from, next), stamps.slice(from, next)),
       });
       produced = next;
+      return next - from;
     };
     const producing = (async () => {
       while (next < events.length) {
@@ -93,7 +97,16 @@ describe(`ingestor survives ${KILLS} kill -9 with ${EVENTS} events in flight`, {
     let redelivered = 0;
     for (let k = 0; k < KILLS; k++) {
       released = Math.ceil(((k + 1) * events.length) / KILLS);
-      const ingestor = stopAfter(t, startIngestor(run));
+      // Every other run commits once a minute (the longest interval allowed), and is killed only once
+      // it has handled as many records as the burst since it was sent: after its first batch of each
+      // partition (committed at once) nothing is committed, so the next run must redo those records
+      // as no-ops. With the default 1 s a drained run commits each burst right after applying it,
+      // and whether a kill lands in between is luck (one CI run of ten kills redelivered nothing).
+      const holdsCommits = k % 2 === 1;
+      const ingestor = stopAfter(
+        t,
+        startIngestor(run, holdsCommits ? { TESSERA_INGEST_COMMIT_INTERVAL_MS: '60000' } : {}),
+      );
       await ingestor.ready;
       // waitForRecords returns on its timeout too: a run that handled nothing would be killed idle.
       const first = await waitForRecords(ingestor, 1, 30_000);
@@ -106,13 +119,15 @@ describe(`ingestor survives ${KILLS} kill -9 with ${EVENTS} events in flight`, {
       redelivered += outcomes.duplicate ?? 0;
       // Nothing else is produced from the burst to the lag: the log's ends then are those at the kill.
       const lag = await serial(async () => {
-        await sendNext();
+        const before = holdsCommits ? recordsHandled(await recordOutcomes(ingestor)) : 0;
+        const sent = await sendNext();
+        if (holdsCommits) await waitForRecords(ingestor, before + sent, 10_000);
         await new Promise((r) => setTimeout(r, Math.random() * 100));
         ingestor.child.kill('SIGKILL');
         await ingestor.exited;
         return groupLag(run, run.topic);
       });
-      kills.push({ produced, handled: Object.values(outcomes).reduce((a, b) => a + b, 0), lag });
+      kills.push({ produced, handled: recordsHandled(outcomes), lag });
     }
     released = events.length;
     await producing;

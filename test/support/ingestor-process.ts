@@ -67,12 +67,13 @@ export interface IngestorProcess {
   output(): string;
 }
 
-export function startIngestor(run: TestRun): IngestorProcess {
+/** Starts the run's ingestor; `env` is added to the run's own (e.g. one run's commit interval). */
+export function startIngestor(run: TestRun, env: Record<string, string> = {}): IngestorProcess {
   // TESSERA_INGESTOR_NODE_ARGS: extra node flags for the child, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof'
   // (node refuses --cpu-prof in NODE_OPTIONS).
   const extra = (process.env.TESSERA_INGESTOR_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child = spawn(process.execPath, [...extra, '--import', 'tsx', 'services/ingestor/main.ts'], {
-    env: { ...process.env, ...run.env },
+    env: { ...process.env, ...run.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   trackChild(child, `ingestor of run ${run.id} (startIngestor)`);
@@ -128,6 +129,10 @@ export async function recordOutcomes(ingestor: IngestorProcess): Promise<Record<
   return out;
 }
 
+/** Source records handled, whatever their outcome. */
+export const recordsHandled = (outcomes: Record<string, number>): number =>
+  Object.values(outcomes).reduce((a, b) => a + b, 0);
+
 /**
  * Polls the process's /metrics until it has counted at least `records` source records, or
  * `timeoutMs` passed, and returns the count: on the timeout it is lower, and a caller that needs
@@ -140,7 +145,7 @@ export async function waitForRecords(
 ): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const handled = Object.values(await recordOutcomes(ingestor)).reduce((a, b) => a + b, 0);
+    const handled = recordsHandled(await recordOutcomes(ingestor));
     if (handled >= records || Date.now() > deadline) return handled;
     await new Promise((r) => setTimeout(r, 20));
   }
