@@ -2,12 +2,10 @@
 // writer takes, one declared type per column; int64 keeps every digit (decimal strings -> BigInt).
 import { MAX_DATE_MS } from '../../shared/codecs/timestamp.ts';
 import { TesseraError } from '../../shared/errors.ts';
-import type { ColumnInput, ColumnSpec } from '../../shared/offline/parquet.ts';
+import { type ColumnInput, type ColumnSpec, isListType, listItemType } from '../../shared/offline/parquet.ts';
 
 export function columnFromValues(spec: ColumnSpec, values: readonly unknown[]): ColumnInput {
   const n = values.length;
-  const valid = new Uint8Array(n);
-  let nulls = 0;
   const bad = (i: number, v: unknown): never => {
     throw new TesseraError(
       'INVALID_ARGUMENT',
@@ -15,6 +13,20 @@ export function columnFromValues(spec: ColumnSpec, values: readonly unknown[]): 
       { context: { column: spec.name } },
     );
   };
+  if (isListType(spec.type)) {
+    // Items as the writer takes them: int64 and timestamps as bigint (every digit kept).
+    const item = listItemType(spec.type)!;
+    const wide = item === 'int64' || item === 'timestamp_ms';
+    return {
+      values: values.map((v, i) => {
+        if (v === null || v === undefined) return null;
+        if (!fitsColumn(spec.type, v)) return bad(i, v);
+        return wide ? (v as unknown[]).map((x) => (x === null ? null : int64Of(x)!)) : (v as unknown[]);
+      }),
+    };
+  }
+  const valid = new Uint8Array(n);
+  let nulls = 0;
   switch (spec.type) {
     case 'int64':
     case 'timestamp_ms': {
@@ -87,6 +99,10 @@ export function columnFromValues(spec: ColumnSpec, values: readonly unknown[]): 
  */
 export function fitsColumn(type: ColumnSpec['type'], v: unknown): boolean {
   if (v === null || v === undefined) return true;
+  if (isListType(type)) {
+    const item = listItemType(type)!;
+    return Array.isArray(v) && v.every((x) => fitsColumn(item, x));
+  }
   switch (type) {
     case 'int64':
       return int64Of(v) !== undefined;

@@ -96,7 +96,7 @@ export async function takeSnapshot(
       versions.push(Number(v.toString()));
       states.push(bytes);
       features.forEach((f, j) => {
-        values[j]!.push(Array.isArray(f) ? JSON.stringify(f) : f);
+        values[j]!.push(f);
       });
     });
   }

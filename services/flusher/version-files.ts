@@ -2,10 +2,20 @@
 // people), schema.json (columns, types, definitions hash) and the per-feature figures of
 // metadata.json (null rate, mean, min, max). Pure functions of the typed columns.
 import type { ViewDef } from '../../shared/definitions/schema.ts';
-import type { ColumnInput, ColumnSpec, ColumnType } from '../../shared/offline/parquet.ts';
+import {
+  type ColumnInput,
+  type ColumnSpec,
+  type ColumnType,
+  isListType,
+  listItemType,
+  type ScalarColumnType,
+} from '../../shared/offline/parquet.ts';
 
 /** Parquet physical/logical type of each column type, as pyarrow names it (for schema.json). */
-const ARROW_TYPES: Record<ColumnType, string> = {
+const arrowTypeName = (type: ColumnType): string =>
+  isListType(type) ? `list<item: ${ARROW_TYPES[listItemType(type)!]}>` : ARROW_TYPES[type];
+
+const ARROW_TYPES: Record<ScalarColumnType, string> = {
   int64: 'int64',
   int32: 'int32',
   double: 'double',
@@ -41,7 +51,7 @@ export function schemaJson(
 ): Record<string, unknown> {
   return {
     ...extra,
-    columns: specs.map((s) => ({ name: s.name, type: s.type, arrow_type: ARROW_TYPES[s.type] })),
+    columns: specs.map((s) => ({ name: s.name, type: s.type, arrow_type: arrowTypeName(s.type) })),
   };
 }
 
@@ -104,6 +114,22 @@ function cellRenderer(spec: ColumnSpec, input: ColumnInput): (i: number) => stri
     return (i) => (valid && !valid[i] ? '' : String(typed[i]));
   }
   const list = values as readonly unknown[];
+  if (isListType(spec.type)) {
+    // A JSON array per cell: bigint items as bare digits, times as ISO 8601 like the time columns.
+    const item = listItemType(spec.type);
+    const json = (x: unknown) =>
+      x === null
+        ? 'null'
+        : item === 'timestamp_ms'
+          ? JSON.stringify(new Date(Number(x)).toISOString())
+          : typeof x === 'bigint'
+            ? String(x)
+            : JSON.stringify(x);
+    return (i) => {
+      const v = list[i] as readonly unknown[] | null | undefined;
+      return v === null || v === undefined ? '' : quote(`[${v.map(json).join(',')}]`);
+    };
+  }
   return (i) => {
     const v = list[i];
     if (v === null || v === undefined) return '';

@@ -9,16 +9,18 @@ import avro from 'avsc';
 import { preciseLong } from '../../shared/codecs/avro-codec.ts';
 import { frameConfluent } from '../../shared/codecs/confluent-frame.ts';
 import { type RegistryEndpoint, registerSchema } from '../../shared/codecs/schema-registry.ts';
-import type { FeatureDef, ViewDef } from '../../shared/definitions/schema.ts';
+import type { ViewDef } from '../../shared/definitions/schema.ts';
 import { TesseraError } from '../../shared/errors.ts';
 import { featureColumnType } from '../../shared/offline/feature-columns.ts';
-import type { ColumnType } from '../../shared/offline/parquet.ts';
+import { type ColumnType, isListType, listItemType } from '../../shared/offline/parquet.ts';
 import type { FeatureUpdate } from './apply-batch.ts';
 
 export const UPDATE_NAMESPACE = 'tessera.updates';
 
 /** The Avro type of a parquet column type (the types features take). */
 function avroType(type: ColumnType): avro.Schema {
+  // A last_n's n latest values of its column, oldest first (never null inside: nulls are skipped).
+  if (isListType(type)) return { type: 'array', items: avroType(listItemType(type)!) };
   switch (type) {
     case 'int64':
       return 'long';
@@ -35,13 +37,6 @@ function avroType(type: ColumnType): avro.Schema {
     case 'binary':
       return 'bytes';
   }
-}
-
-function featureType(feature: FeatureDef, view: ViewDef): avro.Schema {
-  if (feature.aggregation !== 'last_n') return avroType(featureColumnType(feature, view.source));
-  // The n latest values of the column, oldest first (never null inside: nulls are skipped).
-  const item = featureColumnType({ ...feature, aggregation: 'last' }, view.source);
-  return { type: 'array', items: avroType(item) };
 }
 
 /** Avro's primitive type names, which no named type may take (the spec; avsc refuses them). */
@@ -83,7 +78,7 @@ export function updateSchema(view: ViewDef): avro.Schema {
           name: `${view.name}_features`,
           fields: view.features.map((f) => ({
             name: f.name,
-            type: ['null', featureType(f, view)],
+            type: ['null', avroType(featureColumnType(f, view.source))],
             default: null,
           })),
         },

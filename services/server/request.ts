@@ -15,6 +15,7 @@ import {
 import type { Definitions, FeatureDef, ViewDef } from '../../shared/definitions/schema.ts';
 import { TesseraError } from '../../shared/errors.ts';
 import { featureColumnType } from '../../shared/offline/feature-columns.ts';
+import { listItemType } from '../../shared/offline/parquet.ts';
 
 /** The request body's fields, checked by `checkBody`. */
 interface Body {
@@ -56,8 +57,8 @@ export interface RequestedFeature {
 export type NumberFormat = 'double' | 'int64' | 'plain';
 
 function numberFormat(def: FeatureDef, view: ViewDef): NumberFormat {
-  const type =
-    def.aggregation === 'last_n' ? view.source.schema[def.column!] : featureColumnType(def, view.source);
+  const column = featureColumnType(def, view.source);
+  const type = listItemType(column) ?? column;
   return type === 'double' ? 'double' : type === 'int64' ? 'int64' : 'plain';
 }
 

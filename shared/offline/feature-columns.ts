@@ -7,7 +7,7 @@ import type {
   SourceDef,
   ViewDef,
 } from '../definitions/schema.ts';
-import type { ColumnSpec, ColumnType } from './parquet.ts';
+import type { ColumnSpec, ColumnType, ListItemType } from './parquet.ts';
 
 /** Name of the event-time column in every offline table (Feast's default timestamp field). */
 export const EVENT_TIMESTAMP = 'event_timestamp';
@@ -45,8 +45,13 @@ export function featureColumnType(feature: FeatureDef, source: SourceDef): Colum
     case 'stddev':
     case 'variance':
       return 'double';
-    case 'last_n':
-      return 'string'; // a JSON array: parquet lists are not read the same by every tool
+    case 'last_n': {
+      // A list of the column's values: pyarrow list<item: double>, pandas an array per cell, Feast
+      // Array(Float64), the same as the server's JSON array.
+      const column = feature.column ? source.schema[feature.column] : undefined;
+      const item = column ? sourceColumnType(column) : 'double';
+      return `list<${item}>`;
+    }
     default: {
       // min, max, first, last keep the column's own type.
       const column = feature.column ? source.schema[feature.column] : undefined;
@@ -55,7 +60,7 @@ export function featureColumnType(feature: FeatureDef, source: SourceDef): Colum
   }
 }
 
-function sourceColumnType(type: SourceColumnType): ColumnType {
+function sourceColumnType(type: SourceColumnType): ListItemType {
   switch (type) {
     case 'int64':
       // Aggregates of int64 columns are computed as doubles by the engine (avg of ints, etc.);

@@ -5,8 +5,27 @@ import * as arrow from 'apache-arrow';
 import * as wasm from 'parquet-wasm';
 import { TesseraError } from '../errors.ts';
 
-/** Column types of the offline store, each mapped to one parquet logical type. */
-export type ColumnType = 'int64' | 'int32' | 'double' | 'string' | 'timestamp_ms' | 'bool' | 'binary';
+/** Types a list column's items can have (a last_n feature's values: those of its column). */
+export type ListItemType = 'int64' | 'double' | 'string' | 'timestamp_ms' | 'bool';
+
+/**
+ * Column types of the offline store, each mapped to one parquet logical type; a list is parquet's
+ * LIST of its items (pyarrow `list<item: double>`, pandas an array per cell).
+ */
+export type ColumnType = ScalarColumnType | ListColumnType;
+
+export type ScalarColumnType = 'int64' | 'int32' | 'double' | 'string' | 'timestamp_ms' | 'bool' | 'binary';
+
+export type ListColumnType = `list<${ListItemType}>`;
+
+export function isListType(type: ColumnType): type is ListColumnType {
+  return type.startsWith('list<');
+}
+
+/** The item type of a list column type; undefined for the others. */
+export function listItemType(type: ColumnType): ListItemType | undefined {
+  return isListType(type) ? (type.slice(5, -1) as ListItemType) : undefined;
+}
 
 export interface ColumnSpec {
   name: string;
@@ -25,7 +44,9 @@ export type ColumnValues =
   | readonly (number | null)[]
   | readonly (string | null)[]
   | readonly (boolean | null)[]
-  | readonly (Uint8Array | null)[];
+  | readonly (Uint8Array | null)[]
+  /** A list column's cells: int64 and timestamp items as bigint, the others as for their type. */
+  | readonly (readonly unknown[] | null)[];
 
 export interface ColumnInput {
   values: ColumnValues;
@@ -113,6 +134,16 @@ export function readParquet(bytes: Uint8Array): arrow.Table {
 
 function toVector(spec: ColumnSpec, input: ColumnInput, rows: number): arrow.Vector {
   const { values } = input;
+  if (isListType(spec.type)) {
+    const item = listItemType(spec.type)!;
+    if (!Array.isArray(values))
+      throw new TesseraError(
+        'INVALID_ARGUMENT',
+        `parquet column ${spec.name} (${spec.type}) needs a plain array of arrays`,
+      );
+    const type = new arrow.List(new arrow.Field('item', ARROW_ITEM_TYPES[item](), true));
+    return arrow.vectorFromArray(values as unknown[], type as arrow.DataType);
+  }
   switch (spec.type) {
     case 'string':
     case 'bool': {
@@ -143,6 +174,15 @@ function toVector(spec: ColumnSpec, input: ColumnInput, rows: number): arrow.Vec
       return numeric(spec, input, rows, new arrow.TimestampMillisecond('UTC'), BigInt64Array, toBigInt(spec));
   }
 }
+
+/** Arrow's type for each list item type (the same logical types as the scalar columns). */
+const ARROW_ITEM_TYPES: Readonly<Record<ListItemType, () => arrow.DataType>> = {
+  int64: () => new arrow.Int64(),
+  double: () => new arrow.Float64(),
+  string: () => new arrow.Utf8(),
+  timestamp_ms: () => new arrow.TimestampMillisecond('UTC'),
+  bool: () => new arrow.Bool(),
+};
 
 type TypedCtor = Float64ArrayConstructor | Int32ArrayConstructor | BigInt64ArrayConstructor;
 

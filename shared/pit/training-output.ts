@@ -9,7 +9,7 @@ import type { SourceDef } from '../definitions/schema.ts';
 import type { FeatureValue, ViewPlan } from '../engine/index.ts';
 import { TesseraError } from '../errors.ts';
 import { EVENT_TIMESTAMP, featureColumnType } from '../offline/feature-columns.ts';
-import { type ColumnSpec, type ColumnType, toArrowTable } from '../offline/parquet.ts';
+import { type ColumnSpec, type ColumnType, listItemType, toArrowTable } from '../offline/parquet.ts';
 import { writeParquetByBatch } from '../offline/parquet-chunks.ts';
 import { removeDeadRunEntries } from './dead-runs.ts';
 import type { LabelFrame, PassThrough } from './labels.ts';
@@ -89,7 +89,16 @@ export class FeatureTable implements FeatureColumns {
       return { values: nums, valid };
     }
     const values = this.other[f]!;
-    return { values: values.map((v) => (Array.isArray(v) ? JSON.stringify(v) : v)) };
+    const item = listItemType(spec.type);
+    // A list of int64 or timestamps: the writer takes their items as bigint (beyond 2^53, the
+    // engine's exact decimal strings).
+    if (item === 'int64' || item === 'timestamp_ms')
+      return {
+        values: values.map((v) =>
+          Array.isArray(v) ? v.map((x) => (x === null ? null : BigInt(x as number | string))) : v,
+        ),
+      };
+    return { values };
   }
 }
 

@@ -37,7 +37,9 @@ const yamlOf = (files: Record<string, string>) =>
   parseYaml(files[FEAST_CONFIG_FILE]!) as Record<string, unknown>;
 /** `name` -> dtype of every Field line of a rendered module. */
 const fields = (module: string) =>
-  Object.fromEntries([...module.matchAll(/Field\(name="(\w+)", dtype=(\w+)\)/g)].map((m) => [m[1], m[2]]));
+  Object.fromEntries(
+    [...module.matchAll(/Field\(name="(\w+)", dtype=(\w+(?:\(\w+\))?)\)/g)].map((m) => [m[1], m[2]]),
+  );
 
 /** A Python interpreter, if this machine has one: the stack's venv, else python3. */
 const python = [process.env.TESSERA_PYTHON, 'python3'].find(
@@ -132,7 +134,7 @@ describe('feast repo rendering', () => {
     assert.equal(yamlOf(renderFeastRepo(defs, LOCAL)).project, 'shared');
   });
 
-  it('types every column type as Feast reads it: bool, string, timestamp, last_n, a string key', () => {
+  it('types every column type as Feast reads it: bool, string, timestamp, last_n as Array of its column, a string key', () => {
     const defs = parseDefinitions(`
 version: 1
 project: cards
@@ -153,6 +155,10 @@ views:
       - { name: last_shop, aggregation: last, column: shop, window: 1h }
       - { name: last_at, aggregation: last, column: at, window: 1h }
       - { name: recent_present, aggregation: last_n, column: present, window: 1d, n: 3 }
+      - { name: recent_spent, aggregation: last_n, column: amount, window: 1d, n: 3 }
+      - { name: recent_tries, aggregation: last_n, column: pin_tries, window: 1d, n: 3 }
+      - { name: recent_shops, aggregation: last_n, column: shop, window: 1d, n: 3 }
+      - { name: recent_at, aggregation: last_n, column: at, window: 1d, n: 3 }
       - { name: shops_1d, aggregation: approx_count_distinct, column: shop, window: 1d }
 feature_services:
   - { name: card_model, features: [card_features:last_present, card_features:swipes_1h] }
@@ -166,10 +172,16 @@ feature_services:
       last_present: 'Bool',
       last_shop: 'String',
       last_at: 'UnixTimestamp',
-      recent_present: 'String',
+      recent_present: 'Array(Bool)',
+      recent_spent: 'Array(Float64)',
+      recent_tries: 'Array(Int64)',
+      recent_shops: 'Array(String)',
+      recent_at: 'Array(UnixTimestamp)',
       shops_1d: 'Int64',
     });
-    assert.ok(module.includes('from feast.types import Bool, Float64, Int64, String, UnixTimestamp\n'));
+    assert.ok(
+      module.includes('from feast.types import Array, Bool, Float64, Int64, String, UnixTimestamp\n'),
+    );
     assert.ok(module.includes('    value_type=ValueType.STRING,\n'));
     assert.ok(module.includes('        card_features_view[["last_present", "swipes_1h"]],\n'));
   });

@@ -16,6 +16,7 @@ import { RecordBuffer } from '../../../services/flusher/record-buffer.ts';
 import { columnStats, schemaFeatures, toCsv } from '../../../services/flusher/version-files.ts';
 import { parseDefinitions } from '../../../shared/definitions/load.ts';
 import { ROWS_FORMAT } from '../../../shared/offline/feature-columns.ts';
+import { type ColumnType, readParquet, writeParquet } from '../../../shared/offline/parquet.ts';
 
 const rec = (offset: number) => ({ offset, key: null, value: Buffer.from(String(offset)) });
 
@@ -319,6 +320,66 @@ describe('columnFromValues', () => {
     assert.ok(fitsColumn('int64', '-9223372036854775808') && !fitsColumn('int64', '9223372036854775808'));
     assert.ok(fitsColumn('timestamp_ms', 8.64e15) && !fitsColumn('timestamp_ms', 8.64e15 + 1));
     assert.ok(!fitsColumn('timestamp_ms', '-8640000000000001'));
+  });
+});
+
+describe('list columns (last_n)', () => {
+  it('write each item type exactly, empty lists apart from null cells, and read back the same', () => {
+    const cells: Record<string, unknown[]> = {
+      'list<int64>': [[1, '9007199254740993', '-9223372036854775808'], [], null],
+      'list<double>': [[1.5, -0, 2], [], null],
+      'list<string>': [['a', 'é,"q"'], [], null],
+      'list<bool>': [[true, false], [], null],
+      'list<timestamp_ms>': [[0, 1767225600001], [], null],
+    };
+    const specs = Object.keys(cells).map((type, i) => ({ name: `c${i}`, type: type as ColumnType }));
+    const inputs = Object.fromEntries(
+      specs.map((spec) => [spec.name, columnFromValues(spec, cells[spec.type]!)]),
+    );
+    const table = readParquet(writeParquet(specs, inputs, 3));
+    for (const spec of specs) {
+      const child = table.getChild(spec.name)!;
+      assert.equal(String(child.type).split('<')[0], 'List', spec.type);
+      const back = [...child].map((v) => (v === null ? null : [...(v as Iterable<unknown>)]));
+      const want = cells[spec.type]!.map((cell) =>
+        cell === null
+          ? null
+          : (cell as unknown[]).map((x) =>
+              // arrow reads int64 items as bigint, times as epoch milliseconds.
+              spec.type === 'list<int64>' ? BigInt(x as number) : x,
+            ),
+      );
+      assert.deepEqual(back, want, spec.type);
+    }
+  });
+  it('refuses a cell that is not a list of its item type, naming the column', () => {
+    assert.throws(
+      () => columnFromValues({ name: 'r', type: 'list<double>' }, [[1], '[1]']),
+      /column r \(list<double>\) row 1/,
+    );
+    assert.throws(
+      () => columnFromValues({ name: 'r', type: 'list<int64>' }, [[1.5]]),
+      /column r \(list<int64>\) row 0/,
+    );
+    assert.ok(
+      fitsColumn('list<string>', ['a']) && fitsColumn('list<string>', []) && fitsColumn('list<string>', null),
+    );
+    assert.ok(!fitsColumn('list<string>', 'a') && !fitsColumn('list<bool>', [1]));
+    assert.ok(!fitsColumn('list<int64>', ['9223372036854775808']));
+  });
+  it('are JSON arrays in features.csv, quoted when they must be, times as ISO 8601', () => {
+    const specs = [
+      { name: 'ids', type: 'list<int64>' as const },
+      { name: 'at', type: 'list<timestamp_ms>' as const },
+    ];
+    const columns = {
+      ids: columnFromValues(specs[0]!, [['9007199254740993', 2], null]),
+      at: columnFromValues(specs[1]!, [[1000], []]),
+    };
+    assert.equal(
+      toCsv(specs, columns, 2),
+      'ids,at\n"[9007199254740993,2]","[""1970-01-01T00:00:01.000Z""]"\n,[]\n',
+    );
   });
 });
 

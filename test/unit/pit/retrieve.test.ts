@@ -35,6 +35,12 @@ import { naiveFraudValue, sameValue } from '../../support/naive-reference.ts';
 
 const HOUR = 3_600_000;
 
+/** A list column's cell as a plain array (null for a null cell). */
+const listCell = (table: arrow.Table, name: string, row: number): unknown[] | null => {
+  const v = table.getChild(name)!.get(row) as arrow.Vector | null;
+  return v === null ? null : [...v];
+};
+
 /**
  * A Python with pandas: the stack's venv (TESSERA_PYTHON; the test command always sets it, and the
  * test then fails if it lacks pandas), else a python3 that has it, else none (the test is skipped,
@@ -468,13 +474,13 @@ views:
         last: table.getChild('last_present')!.get(row),
         first: table.getChild('first_present')!.get(row),
         kinds: Number(table.getChild('kinds')!.get(row)),
-        recent: table.getChild('recent')!.get(row),
+        recent: listCell(table, 'recent', row),
       };
       const want = {
         last: seen.at(-1) ?? null,
         first: seen[0] ?? null,
         kinds: new Set(seen).size,
-        recent: JSON.stringify(seen.slice(-3)),
+        recent: seen.slice(-3),
       };
       assert.deepEqual(got, want, `row ${row}: user ${a.user} at ${new Date(a.t).toISOString()}`);
     });
@@ -537,12 +543,12 @@ views:
         {
           devices: Number(table.getChild('devices')!.get(row)),
           last: last === null ? null : String(last),
-          recent: table.getChild('recent')!.get(row),
+          recent: listCell(table, 'recent', row)?.map(String),
         },
         {
           devices: new Set(seen).size,
           last: seen.length === 0 ? null : String(seen.at(-1)),
-          recent: JSON.stringify(seen.slice(-3)),
+          recent: seen.slice(-3).map(String),
         },
         `row ${row}: user ${a.user} at ${new Date(a.t).toISOString()}`,
       );
