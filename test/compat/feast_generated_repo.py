@@ -85,6 +85,9 @@ def schema(store: FeatureStore, request: dict) -> dict:
 
 
 def _plain(value):
+    # A list feature's cell is a numpy array: as a Python list of Python scalars.
+    if hasattr(value, "tolist") and getattr(value, "ndim", 0) > 0:
+        return value.tolist()
     return value.item() if hasattr(value, "item") else value
 
 

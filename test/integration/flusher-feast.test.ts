@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { loadState } from '../../services/flusher/flusher-state.ts';
-import { FEAST_TYPES } from '../../shared/definitions/feast-repo-render.ts';
+import { feastType } from '../../shared/definitions/feast-repo-render.ts';
 import type { ViewDef } from '../../shared/definitions/schema.ts';
 import { featureColumnType } from '../../shared/offline/feature-columns.ts';
 import { openObjectStore } from '../../shared/offline/object-store.ts';
@@ -64,7 +64,7 @@ function featureSpecs(view: ViewDef, names = view.features.map((f) => f.name)) {
   return names.map((name) => {
     const f = view.features.find((g) => g.name === name);
     assert.ok(f, `no feature ${name}`);
-    return { name, aggregation: f.aggregation, dtype: FEAST_TYPES[featureColumnType(f, view.source)] };
+    return { name, aggregation: f.aggregation, dtype: feastType(featureColumnType(f, view.source)) };
   });
 }
 

@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, open, writeFile } from 'node:fs/promises';
 import { type AddressInfo, connect, createServer } from 'node:net';
 import { join } from 'node:path';
+import * as arrow from 'apache-arrow';
 import type { Kafka } from 'kafkajs';
 import { createPushEncoder } from '../../services/ingestor/push-json.ts';
 import { DEFAULTS, loadConfig } from '../../shared/config/index.ts';
@@ -257,8 +258,11 @@ export async function readTables(
     if (!match(o.key)) continue;
     const table = readParquet(await store.get(o.key));
     const columns: Record<string, unknown[]> = {};
+    // A list column's cells as plain arrays, not arrow Vectors.
     for (const field of table.schema.fields)
-      columns[field.name] = Array.from(table.getChild(field.name) ?? []);
+      columns[field.name] = Array.from(table.getChild(field.name) ?? [], (v: unknown) =>
+        v instanceof arrow.Vector ? [...v] : v,
+      );
     out.push({ key: o.key, columns, rows: table.numRows });
   }
   return out;
