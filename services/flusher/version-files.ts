@@ -2,6 +2,7 @@
 // people), schema.json (columns, types, definitions hash) and the per-feature figures of
 // metadata.json (null rate, mean, min, max). Pure functions of the typed columns.
 import type { ViewDef } from '../../shared/definitions/schema.ts';
+import { featureCsvText } from '../../shared/offline/feature-columns.ts';
 import {
   type ColumnInput,
   type ColumnSpec,
@@ -114,22 +115,7 @@ function cellRenderer(spec: ColumnSpec, input: ColumnInput): (i: number) => stri
     return (i) => (valid && !valid[i] ? '' : String(typed[i]));
   }
   const list = values as readonly unknown[];
-  if (isListType(spec.type)) {
-    // A JSON array per cell: bigint items as bare digits, times as ISO 8601 like the time columns.
-    const item = listItemType(spec.type);
-    const json = (x: unknown) =>
-      x === null
-        ? 'null'
-        : item === 'timestamp_ms'
-          ? JSON.stringify(new Date(Number(x)).toISOString())
-          : typeof x === 'bigint'
-            ? String(x)
-            : JSON.stringify(x);
-    return (i) => {
-      const v = list[i] as readonly unknown[] | null | undefined;
-      return v === null || v === undefined ? '' : quote(`[${v.map(json).join(',')}]`);
-    };
-  }
+  if (isListType(spec.type)) return (i) => quote(featureCsvText(list[i], spec.type));
   return (i) => {
     const v = list[i];
     if (v === null || v === undefined) return '';

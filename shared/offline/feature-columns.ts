@@ -7,7 +7,7 @@ import type {
   SourceDef,
   ViewDef,
 } from '../definitions/schema.ts';
-import type { ColumnSpec, ColumnType, ListItemType } from './parquet.ts';
+import { type ColumnSpec, type ColumnType, type ListItemType, listItemType } from './parquet.ts';
 
 /** Name of the event-time column in every offline table (Feast's default timestamp field). */
 export const EVENT_TIMESTAMP = 'event_timestamp';
@@ -99,3 +99,18 @@ export function rawEventColumns(source: SourceDef): ColumnSpec[] {
     { name: SOURCE_OFFSET, type: 'int64' },
   ];
 }
+
+/**
+ * A feature value as CSV text, before quoting (features.csv and a CSV training set write the
+ * same): null empty, times in ISO 8601, a last_n list as a JSON array of its items (int64 as bare
+ * digits, exact beyond 2^53; times as ISO 8601 strings).
+ */
+export function featureCsvText(v: unknown, type: ColumnType): string {
+  if (v === null || v === undefined) return '';
+  const item = listItemType(type);
+  if (item !== undefined)
+    return `[${(v as readonly unknown[]).map((x) => (x === null ? 'null' : item === 'timestamp_ms' ? `"${isoTime(x)}"` : item === 'int64' ? String(x) : JSON.stringify(x))).join(',')}]`;
+  return type === 'timestamp_ms' ? isoTime(v) : String(v);
+}
+
+const isoTime = (ms: unknown) => new Date(Number(ms)).toISOString();

@@ -8,7 +8,7 @@ import * as arrow from 'apache-arrow';
 import type { SourceDef } from '../definitions/schema.ts';
 import type { FeatureValue, ViewPlan } from '../engine/index.ts';
 import { TesseraError } from '../errors.ts';
-import { EVENT_TIMESTAMP, featureColumnType } from '../offline/feature-columns.ts';
+import { EVENT_TIMESTAMP, featureColumnType, featureCsvText } from '../offline/feature-columns.ts';
 import { type ColumnSpec, type ColumnType, listItemType, toArrowTable } from '../offline/parquet.ts';
 import { writeParquetByBatch } from '../offline/parquet-chunks.ts';
 import { removeDeadRunEntries } from './dead-runs.ts';
@@ -352,7 +352,8 @@ async function writeCsvOut(
     for (const k of labels.keyColumns) cells.push(String(k.keys[i]));
     cells.push(new Date(Math.floor(labels.ts[i]!)).toISOString());
     for (const p of labels.extra) cells.push(passCell(p, i));
-    for (let f = 0; f < features.specs.length; f++) cells.push(featureCell(features.get(f, i)));
+    for (let f = 0; f < features.specs.length; f++)
+      cells.push(featureCsvText(features.get(f, i), features.specs[f]!.type));
     chunk += `${cells.map(csvCell).join(',')}\n`;
     if (chunk.length > 1 << 16) {
       // Raced with `done`: after a write error (a full disk) no 'drain' comes to wait for.
@@ -378,11 +379,6 @@ function passCell(p: PassThrough, i: number): string {
   // A date as pandas writes one (2026-02-09), not the epoch milliseconds arrow reads it as.
   if (type.startsWith('Date')) return new Date(Number(v)).toISOString().slice(0, 10);
   return String(v);
-}
-
-function featureCell(v: FeatureValue): string {
-  if (v === null) return '';
-  return Array.isArray(v) ? JSON.stringify(v) : String(v);
 }
 
 function csvCell(text: string): string {

@@ -15,7 +15,7 @@ import { parseVersion, versionName } from '../../../services/flusher/flusher-sta
 import { RecordBuffer } from '../../../services/flusher/record-buffer.ts';
 import { columnStats, schemaFeatures, toCsv } from '../../../services/flusher/version-files.ts';
 import { parseDefinitions } from '../../../shared/definitions/load.ts';
-import { ROWS_FORMAT } from '../../../shared/offline/feature-columns.ts';
+import { featureCsvText, ROWS_FORMAT } from '../../../shared/offline/feature-columns.ts';
 import { type ColumnType, readParquet, writeParquet } from '../../../shared/offline/parquet.ts';
 
 const rec = (offset: number) => ({ offset, key: null, value: Buffer.from(String(offset)) });
@@ -380,6 +380,23 @@ describe('list columns (last_n)', () => {
       toCsv(specs, columns, 2),
       'ids,at\n"[9007199254740993,2]","[""1970-01-01T00:00:01.000Z""]"\n,[]\n',
     );
+  });
+});
+
+describe('featureCsvText (features.csv and a CSV training set)', () => {
+  it('writes the engine value, the parquet item and the decimal string of an id alike', () => {
+    // The engine gives an int64 beyond 2^53 as a decimal string, the parquet path as a bigint.
+    for (const ids of [
+      [1, '9007199254740993'],
+      [1, 9007199254740993n],
+    ])
+      assert.equal(featureCsvText(ids, 'list<int64>'), '[1,9007199254740993]');
+    assert.equal(featureCsvText([1000, null], 'list<timestamp_ms>'), '["1970-01-01T00:00:01.000Z",null]');
+    assert.equal(featureCsvText(['a"b', 'c'], 'list<string>'), '["a\\"b","c"]');
+    assert.equal(featureCsvText([], 'list<double>'), '[]');
+    assert.equal(featureCsvText(1000, 'timestamp_ms'), '1970-01-01T00:00:01.000Z');
+    assert.equal(featureCsvText(null, 'list<bool>'), '');
+    assert.equal(featureCsvText(2.5, 'double'), '2.5');
   });
 });
 
