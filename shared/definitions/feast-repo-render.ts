@@ -33,7 +33,7 @@ export interface FeastRepoOptions {
 
 /**
  * The Feast type of a parquet column type (docs/offline-store.md, "Training sets with Feast"): a
- * list is Feast's `Array` of its items, which the SDK reads from a JSON array, an empty one too.
+ * list is Feast's `Array` of its items, as Feast's own type map reads the parquet LIST column.
  */
 export function feastType(type: ColumnType): string {
   return isListType(type) ? `Array(${FEAST_TYPES[listItemType(type)!]})` : FEAST_TYPES[type];

@@ -57,7 +57,9 @@ def main(request_path: str) -> int:
 
 
 def _number(value):
-    # numpy scalars that object columns can still hold.
+    # numpy scalars that object columns can still hold, and a last_n list's ndarray.
+    if getattr(value, "ndim", 0) > 0:
+        return value.tolist()
     return value.item() if hasattr(value, "item") else str(value)
 
 

@@ -46,11 +46,20 @@ def feast_store(
         name="user_transaction_features",
         entities=[user],
         ttl=timedelta(0),  # no TTL: the windows are the features' own business
-        schema=[Field(name=f["name"], dtype=getattr(feast_types, _dtype(f))) for f in features],
+        schema=[Field(name=f["name"], dtype=_feast_type(_dtype(f))) for f in features],
         source=source,
     )
     store.apply([user, view])
     return store
+
+
+def _feast_type(name: str):
+    # "Float64", or "Array(Float64)" for a last_n list.
+    from feast import types as feast_types
+
+    if name.startswith("Array(") and name.endswith(")"):
+        return feast_types.Array(getattr(feast_types, name[len("Array(") : -1]))
+    return getattr(feast_types, name)
 
 
 def _dtype(feature: dict) -> str:
