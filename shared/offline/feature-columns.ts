@@ -108,9 +108,14 @@ export function rawEventColumns(source: SourceDef): ColumnSpec[] {
 export function featureCsvText(v: unknown, type: ColumnType): string {
   if (v === null || v === undefined) return '';
   const item = listItemType(type);
-  if (item !== undefined)
-    return `[${(v as readonly unknown[]).map((x) => (x === null ? 'null' : item === 'timestamp_ms' ? `"${isoTime(x)}"` : item === 'int64' ? String(x) : JSON.stringify(x))).join(',')}]`;
+  if (item !== undefined) return `[${(v as readonly unknown[]).map((x) => itemJson(x, item)).join(',')}]`;
   return type === 'timestamp_ms' ? isoTime(v) : String(v);
+}
+
+function itemJson(x: unknown, item: ListItemType): string {
+  if (x === null) return 'null';
+  if (item === 'timestamp_ms') return JSON.stringify(isoTime(x));
+  return item === 'int64' ? String(x) : JSON.stringify(x);
 }
 
 const isoTime = (ms: unknown) => new Date(Number(ms)).toISOString();
