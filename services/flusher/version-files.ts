@@ -110,9 +110,7 @@ function cellRenderer(spec: ColumnSpec, input: ColumnInput): (i: number) => stri
   const { values, valid } = input;
   if (ArrayBuffer.isView(values)) {
     const typed = values as ArrayLike<number | bigint>;
-    if (spec.type === 'timestamp_ms')
-      return (i) => (valid && !valid[i] ? '' : new Date(Number(typed[i])).toISOString());
-    return (i) => (valid && !valid[i] ? '' : String(typed[i]));
+    return (i) => (valid && !valid[i] ? '' : featureCsvText(typed[i], spec.type));
   }
   const list = values as readonly unknown[];
   if (isListType(spec.type)) return (i) => quote(featureCsvText(list[i], spec.type));

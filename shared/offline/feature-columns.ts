@@ -45,19 +45,20 @@ export function featureColumnType(feature: FeatureDef, source: SourceDef): Colum
     case 'stddev':
     case 'variance':
       return 'double';
-    case 'last_n': {
+    case 'last_n':
       // A list of the column's values: pyarrow list<item: double>, pandas an array per cell, Feast
       // Array(Float64), the same as the server's JSON array.
-      const column = feature.column ? source.schema[feature.column] : undefined;
-      const item = column ? sourceColumnType(column) : 'double';
-      return `list<${item}>`;
-    }
-    default: {
+      return `list<${ownColumnType(feature, source)}>`;
+    default:
       // min, max, first, last keep the column's own type.
-      const column = feature.column ? source.schema[feature.column] : undefined;
-      return column ? sourceColumnType(column) : 'double';
-    }
+      return ownColumnType(feature, source);
   }
+}
+
+/** The offline type of the feature's column's values (double for a feature without a column). */
+function ownColumnType(feature: FeatureDef, source: SourceDef): ListItemType {
+  const column = feature.column ? source.schema[feature.column] : undefined;
+  return column ? sourceColumnType(column) : 'double';
 }
 
 function sourceColumnType(type: SourceColumnType): ListItemType {
@@ -101,8 +102,8 @@ export function rawEventColumns(source: SourceDef): ColumnSpec[] {
 }
 
 /**
- * A feature value as CSV text, before quoting (features.csv and a CSV training set write the
- * same): null empty, times in ISO 8601, a last_n list as a JSON array of its items (int64 as bare
+ * A value of an offline column as CSV text, before quoting (features.csv and a CSV training set
+ * write the same): null empty, times in ISO 8601, a last_n list as a JSON array of its items (int64 as bare
  * digits, exact beyond 2^53; times as ISO 8601 strings).
  */
 export function featureCsvText(v: unknown, type: ColumnType): string {
